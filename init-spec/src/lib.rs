@@ -1,0 +1,219 @@
+//! The contract between the lxcri shim and `lxcri-init`.
+//!
+//! The shim prepares a per-container runtime directory on the host
+//! (`/run/lxcri/<namespace>/<id>/`) and LXC bind-mounts it read-write at
+//! [`RUNTIME_DIR`] inside the container. `lxc.init.cmd` is
+//! `/.lxcri/lxcri-init`, so the init starts as PID 1 of the container and:
+//!
+//! 1. reads [`InitSpec`] from [`INIT_SPEC_FILE`];
+//! 2. prepares the container (masked and read-only paths, read-only rootfs,
+//!    resolves the executable) and connects to [`INIT_SOCKET`];
+//! 3. sends [`InitMessage::Ready`] (or [`InitMessage::Failed`] and exits 1);
+//!    the shim learns the init's host pid from `SO_PEERCRED`;
+//! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
+//!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
+//!    and sends the master with one [`PTY_TAG`] byte;
+//! 5. opens [`EXIT_FILE`]'s directory, detaches the [`RUNTIME_DIR`] mount
+//!    so the OCI process never sees it, and blocks reading one byte from
+//!    the [`START_FIFO`] (opened `O_RDWR`, so it never sees EOF);
+//! 6. on that byte forks the OCI process, forwards signals to it, reaps
+//!    every zombie, and when the OCI process ends writes an [`ExitReport`]
+//!    to [`EXIT_FILE`] (via the directory fd) and exits with the same code.
+//!
+//! Exec processes use the same binary on the host: the shim runs
+//! `lxcri-init exec <spec.json>` with the [`ExecSpec`]; it joins the
+//! container's namespaces and cgroups, forks, runs the process and exits
+//! with its status (re-raising a fatal signal so the shim sees 128+n).
+
+use serde::{Deserialize, Serialize};
+
+/// Where the runtime directory appears inside the container.
+pub const RUNTIME_DIR: &str = "/.lxcri";
+/// The init binary inside [`RUNTIME_DIR`].
+pub const INIT_BINARY: &str = "lxcri-init";
+/// JSON [`InitSpec`] inside [`RUNTIME_DIR`].
+pub const INIT_SPEC_FILE: &str = "init.json";
+/// Unix stream socket the shim listens on, inside [`RUNTIME_DIR`].
+pub const INIT_SOCKET: &str = "init.sock";
+/// FIFO the shim writes one byte to on `start`, inside [`RUNTIME_DIR`].
+pub const START_FIFO: &str = "start";
+/// JSON [`ExitReport`] the init writes when the OCI process has ended.
+pub const EXIT_FILE: &str = "exit";
+/// Data byte sent with the three stdio fds (shim -> init).
+pub const STDIO_TAG: u8 = b'S';
+/// Data byte sent with a pty master fd (init/exec helper -> shim).
+pub const PTY_TAG: u8 = b'T';
+/// Environment variable naming the fd of the console socket the exec helper
+/// sends its pty master on (only when `process.terminal`).
+pub const CONSOLE_FD_ENV: &str = "LXCRI_CONSOLE_FD";
+
+/// Everything the init needs to run the container's OCI process.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct InitSpec {
+    pub process: ProcessSpec,
+    /// Remount `/` read-only before the process runs (OCI `root.readonly`).
+    #[serde(default)]
+    pub rootfs_readonly: bool,
+    /// OCI `linux.maskedPaths`: files get `/dev/null` bound over them,
+    /// directories a read-only empty tmpfs. Missing paths are skipped.
+    #[serde(default)]
+    pub masked_paths: Vec<String>,
+    /// OCI `linux.readonlyPaths`: bind-remounted read-only. Missing paths are skipped.
+    #[serde(default)]
+    pub readonly_paths: Vec<String>,
+}
+
+/// The OCI process, already validated and translated by the shim.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    /// `KEY=VALUE` strings, in order.
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    #[serde(default)]
+    pub umask: Option<u32>,
+    #[serde(default)]
+    pub terminal: bool,
+    /// Initial terminal size (rows, columns).
+    #[serde(default)]
+    pub console_size: Option<ConsoleSize>,
+    pub capabilities: CapabilitySets,
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// Applied with `setrlimit` in the process before exec.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// A seccomp filter compiled by the shim with libseccomp.
+    #[serde(default)]
+    pub seccomp: Option<SeccompProgram>,
+    /// `/proc/self/attr/exec` AppArmor profile to apply at exec, if any.
+    #[serde(default)]
+    pub apparmor_profile: Option<String>,
+    /// `/proc/self/oom_score_adj` for exec processes (the init's own is set by LXC).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleSize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// The five capability sets, as canonical upper-case names (`CAP_CHOWN`).
+/// Every name has been checked by the shim; the init applies them exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilitySets {
+    pub bounding: Vec<String>,
+    pub effective: Vec<String>,
+    pub inheritable: Vec<String>,
+    pub permitted: Vec<String>,
+    pub ambient: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rlimit {
+    /// Canonical name, e.g. `RLIMIT_NOFILE`.
+    pub resource: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A classic BPF program as produced by `seccomp_export_bpf`:
+/// `struct sock_filter` entries (8 bytes each), plus `seccomp(2)` flags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeccompProgram {
+    pub bpf: Vec<u8>,
+    /// `SECCOMP_FILTER_FLAG_*` bits for `seccomp(SECCOMP_SET_MODE_FILTER, ...)`.
+    #[serde(default)]
+    pub flags: u32,
+}
+
+/// What `lxcri-init exec` runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecSpec {
+    /// Host pid of the container's init: namespaces are joined through
+    /// `/proc/<pid>/ns/<name>`.
+    pub init_pid: i32,
+    /// Namespace names under `/proc/<pid>/ns/` to join, in this order
+    /// (`user` first when present, `mnt` last before the fork).
+    pub namespaces: Vec<String>,
+    /// `cgroup.procs` files (host paths) the helper writes its pid into
+    /// before forking, so the process is accounted to the container.
+    pub cgroup_procs: Vec<String>,
+    pub process: ProcessSpec,
+}
+
+/// How the OCI process ended, written by the init to [`EXIT_FILE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExitReport {
+    /// Exit code, or 128 + signal number for a signal death.
+    pub status: u32,
+    /// Unix time in nanoseconds when the init saw the process end.
+    pub exited_at_ns: u64,
+}
+
+/// One message on the init socket (init -> shim), sent as one line of JSON
+/// before any fd is exchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum InitMessage {
+    /// The container is prepared; the OCI process runs on `start`.
+    Ready,
+    /// Preparing the container failed; the init exits after sending this.
+    Failed { message: String },
+}
+
+/// Encode a wait status the way shells and containerd report it.
+pub fn exit_code_from_signal(signal: i32) -> u32 {
+    128 + signal as u32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_message_is_one_json_line() {
+        let line = serde_json::to_string(&InitMessage::Failed {
+            message: "exec: \"nope\": not found\nsecond".into(),
+        })
+        .unwrap();
+        assert!(!line.contains('\n'));
+        assert_eq!(
+            serde_json::from_str::<InitMessage>(&line).unwrap(),
+            InitMessage::Failed {
+                message: "exec: \"nope\": not found\nsecond".into()
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&InitMessage::Ready).unwrap(),
+            r#"{"kind":"ready"}"#
+        );
+    }
+
+    #[test]
+    fn spec_rejects_unknown_fields() {
+        let err = serde_json::from_str::<ExitReport>(r#"{"status":1,"exited_at_ns":2,"x":3}"#)
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown field"));
+    }
+
+    #[test]
+    fn signal_deaths_are_128_plus_n() {
+        assert_eq!(exit_code_from_signal(9), 137);
+        assert_eq!(exit_code_from_signal(15), 143);
+    }
+}

@@ -1,0 +1,24 @@
+//! lxcri: run OCI containers as LXC and Proxmox VE containers.
+//!
+//! The library is synchronous; the shim (`shim/`) calls it from
+//! `spawn_blocking`. Folders are the architecture:
+//!
+//! - [`config`]: `/etc/lxcri/config.toml`, `LXCRI_*` overrides.
+//! - [`spec`]: loading and validating an OCI bundle, lxcri annotations.
+//! - [`lxc`]: the typed LXC config and its one renderer.
+//! - [`security`]: capabilities, seccomp (compiled with libseccomp), rlimits.
+//! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`].
+//! - [`cgroup`]: stats, freezer, resource updates on the container's cgroup.
+//! - [`rootfs`]: mounting containerd's rootfs mounts on the bundle.
+//! - [`runtime`]: the backend trait and the liblxc backend.
+//! - [`state`]: per-container state on disk, found again after restarts.
+
+pub mod cgroup;
+pub mod config;
+pub mod lxc;
+pub mod plan;
+pub mod rootfs;
+pub mod runtime;
+pub mod security;
+pub mod spec;
+pub mod state;

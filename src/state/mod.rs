@@ -1,0 +1,234 @@
+//! Per-container state on disk, so a restarted shim (or `lxcri ps`, or the
+//! shim's `delete` action after a crash) finds containers again.
+//!
+//! Layout: `<runtime_root>/<namespace>/<id>/` is the container's runtime
+//! directory. It holds `state.json` (written atomically: tmp + rename) and
+//! the `run/` directory that is bind-mounted into the container (see
+//! `lxcri-init-spec`), so the state file is never visible inside it.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// File name of the state record inside a container's runtime directory.
+pub const STATE_FILE: &str = "state.json";
+/// Sub-directory bind-mounted at `/.lxcri` inside the container.
+pub const CONTAINER_RUN_DIR: &str = "run";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("reading state {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("writing state {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("state {path} is corrupt: {source}")]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("invalid {what} {value:?}: only [A-Za-z0-9_.-] allowed, not starting with '.'")]
+    InvalidName { what: &'static str, value: String },
+}
+
+pub type Result<T> = std::result::Result<T, StateError>;
+
+/// What a container's state record says about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub namespace: String,
+    pub bundle: PathBuf,
+    /// Backend that runs it (`lxc`, later `pve`).
+    pub backend: String,
+    /// The backend's name for it (LXC container name, or VMID on PVE).
+    pub backend_name: String,
+    /// Host pid of the container's init once it is running.
+    pub pid: Option<i32>,
+    /// `/proc/<pid>/stat` start time of `pid`, to detect pid reuse.
+    pub pid_start_time: Option<u64>,
+    /// Kubernetes sandbox id this container belongs to, if any.
+    pub sandbox_id: Option<String>,
+    /// Kubernetes pod name and namespace, if any.
+    pub pod: Option<String>,
+    pub pod_namespace: Option<String>,
+    /// Whether the shim mounted the rootfs (and must unmount it on delete).
+    pub rootfs_mounted: bool,
+    /// Unix time (ns) of create.
+    pub created_at_ns: u64,
+}
+
+/// Checks a containerd id or namespace before it becomes a path component
+/// or an LXC name.
+pub fn validate_name(what: &'static str, value: &str) -> Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && !value.starts_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StateError::InvalidName {
+            what,
+            value: value.to_string(),
+        })
+    }
+}
+
+/// The runtime directories of all containers under one root.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    root: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The runtime directory of one container.
+    pub fn container_dir(&self, namespace: &str, id: &str) -> Result<PathBuf> {
+        validate_name("namespace", namespace)?;
+        validate_name("container id", id)?;
+        Ok(self.root.join(namespace).join(id))
+    }
+
+    pub fn save(&self, record: &ContainerRecord) -> Result<()> {
+        let dir = self.container_dir(&record.namespace, &record.id)?;
+        let path = dir.join(STATE_FILE);
+        let tmp = dir.join(".state.json.tmp");
+        let body = serde_json::to_vec_pretty(record).expect("record serializes");
+        let write = || -> std::io::Result<()> {
+            fs::create_dir_all(&dir)?;
+            let mut f = fs::File::create(&tmp)?;
+            f.write_all(&body)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)
+        };
+        write().map_err(|source| StateError::Write { path, source })
+    }
+
+    /// Loads one record; `Ok(None)` when the container has no state.
+    pub fn load(&self, namespace: &str, id: &str) -> Result<Option<ContainerRecord>> {
+        let path = self.container_dir(namespace, id)?.join(STATE_FILE);
+        Self::read(&path)
+    }
+
+    fn read(path: &Path) -> Result<Option<ContainerRecord>> {
+        match fs::read(path) {
+            Ok(body) => serde_json::from_slice(&body)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt {
+                    path: path.to_path_buf(),
+                    source,
+                }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StateError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Every record under the root, across namespaces, sorted by namespace and id.
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        let mut out = Vec::new();
+        let namespaces = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(source) => {
+                return Err(StateError::Read {
+                    path: self.root.clone(),
+                    source,
+                })
+            }
+        };
+        for ns in namespaces.flatten() {
+            let Ok(ids) = fs::read_dir(ns.path()) else {
+                continue;
+            };
+            for id in ids.flatten() {
+                if let Some(rec) = Self::read(&id.path().join(STATE_FILE))? {
+                    out.push(rec);
+                }
+            }
+        }
+        out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        Ok(out)
+    }
+
+    /// Removes a container's runtime directory and everything in it.
+    pub fn remove(&self, namespace: &str, id: &str) -> Result<()> {
+        let dir = self.container_dir(namespace, id)?;
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StateError::Write { path: dir, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(ns: &str, id: &str) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            namespace: ns.into(),
+            bundle: "/b".into(),
+            backend: "lxc".into(),
+            backend_name: format!("{ns}_{id}"),
+            pid: Some(42),
+            pid_start_time: Some(7),
+            sandbox_id: None,
+            pod: None,
+            pod_namespace: None,
+            rootfs_mounted: true,
+            created_at_ns: 1,
+        }
+    }
+
+    #[test]
+    fn save_load_list_remove() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path());
+        store.save(&record("k8s.io", "b")).unwrap();
+        store.save(&record("default", "a")).unwrap();
+        assert_eq!(
+            store.load("default", "a").unwrap(),
+            Some(record("default", "a"))
+        );
+        let ids: Vec<_> = store.list().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids, ["a", "b"]);
+        store.remove("default", "a").unwrap();
+        assert_eq!(store.load("default", "a").unwrap(), None);
+        store.remove("default", "a").unwrap();
+    }
+
+    #[test]
+    fn names_cannot_escape_the_root() {
+        let store = StateStore::new("/run/lxcri");
+        for bad in ["..", "../x", "a/b", "", ".hidden", "a\nb"] {
+            assert!(store.container_dir("default", bad).is_err(), "{bad:?}");
+        }
+        assert!(store.container_dir("k8s.io", "abc-1_2.3").is_ok());
+    }
+}
