@@ -1,1 +1,26 @@
-//! cgroup
+//! The container's cgroup: which hierarchy the host uses, stats, freezer,
+//! and resource updates.
+
+use std::path::Path;
+
+/// Which cgroup interface carries the resource controllers on this host.
+///
+/// A hybrid host (v1 controllers, plus an empty v2 hierarchy at
+/// `/sys/fs/cgroup/unified`) is [`CgroupVersion::V1`]: limits must be
+/// written through the v1 files. PVE 9 is v2-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+impl CgroupVersion {
+    /// Detects the layout from a cgroup mount root (normally `/sys/fs/cgroup`).
+    pub fn detect(root: &Path) -> Self {
+        if root.join("cgroup.controllers").exists() {
+            CgroupVersion::V2
+        } else {
+            CgroupVersion::V1
+        }
+    }
+}
