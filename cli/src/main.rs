@@ -1,1 +1,110 @@
-fn main() {}
+//! `lxcri`: the node-side command line (`ps`, `check`).
+//!
+//! Each subcommand lives in its own file and returns typed results; this
+//! file parses flags, loads the configuration and turns errors into exit codes.
+
+mod check;
+mod elf;
+mod ps;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lxcri::config::{Config, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lxcri",
+    version,
+    about = "lxcri: OCI containers on LXC, for containerd"
+)]
+struct Cli {
+    /// Config file (default: $LXCRI_CONFIG, else /etc/lxcri/config.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Overrides `runtime_root` from the file and LXCRI_RUNTIME_ROOT.
+    #[arg(long, global = true, value_name = "PATH")]
+    runtime_root: Option<String>,
+    /// Overrides `lxc.lxcpath` from the file and LXCRI_LXC_LXCPATH.
+    #[arg(long, global = true, value_name = "PATH")]
+    lxcpath: Option<String>,
+    /// Overrides `lxc.init_binary` from the file and LXCRI_LXC_INIT_BINARY.
+    #[arg(long, global = true, value_name = "PATH")]
+    init_binary: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// List the containers lxcri runs on this node.
+    Ps(ps::Args),
+    /// Check that this node can run lxcri containers.
+    Check(check::Args),
+}
+
+impl Cli {
+    /// File < env < these flags.
+    fn load_config(&self) -> Result<Config, ConfigError> {
+        let mut config = Config::load(self.config.as_deref())?;
+        let flags = [
+            ("runtime_root", &self.runtime_root),
+            ("lxc.lxcpath", &self.lxcpath),
+            ("lxc.init_binary", &self.init_binary),
+        ];
+        for (key, value) in flags {
+            if let Some(value) = value {
+                config.set(key, value)?;
+            }
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lxcri: {}", chain(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, skipping a cause whose text the message above
+/// it already contains (lxcri's errors print their source themselves).
+fn chain(e: &anyhow::Error) -> String {
+    let mut msg = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+    }
+    msg
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Ps(args) => {
+            let config = cli.load_config().context("loading configuration")?;
+            let out = ps::run(&config, args).context("listing containers")?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check(args) => {
+            // A broken config is itself a finding: report it with the other
+            // checks (run against the defaults) instead of stopping.
+            let report = check::run(cli.load_config(), args);
+            print!("{}", report.output);
+            Ok(if report.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}

@@ -1,1 +1,40 @@
-fn main() {}
+//! `lxcri-init`: PID 1 of every lxcri container (no arguments), and the
+//! host-side helper that runs exec processes (`lxcri-init exec <spec.json>`).
+//! The protocol with the shim is documented in `lxcri-init-spec`.
+//!
+//! Exit codes (see [`status`]):
+//! * PID 1 mode: 1 when the init itself fails (before or after `Ready`);
+//!   otherwise the OCI process's status (exit code, or 128 + signal).
+//! * exec mode: the process's status; a fatal signal is re-raised so the
+//!   shim's `waitpid` sees the same signal.
+//! * In both modes, when the process cannot be started: 125 = setup failed
+//!   (spec, namespaces, cgroups, rlimits, identity, capabilities, seccomp,
+//!   AppArmor, cwd...), 126 = found but not executable, 127 = not found.
+//!   2 = bad command line.
+
+mod exec;
+mod path_lookup;
+mod pid1;
+mod prepare;
+mod process;
+mod signals;
+mod status;
+mod stdio;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>";
+
+fn main() {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let code = match args.as_slice() {
+        [] => pid1::run(),
+        [cmd, spec] if cmd == "exec" => exec::run(Path::new(spec)),
+        _ => {
+            eprintln!("{USAGE}");
+            status::EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
+}

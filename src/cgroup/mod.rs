@@ -24,3 +24,9 @@ impl CgroupVersion {
         }
     }
 }
+
+mod container;
+mod stats;
+
+pub use container::{CgroupError, ContainerCgroup};
+pub use stats::CgroupStats;

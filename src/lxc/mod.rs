@@ -1,1 +1,40 @@
-//! lxc
+//! The typed LXC configuration of one container and its single renderer.
+//!
+//! [`LxcConfig`] is built by pure functions in [`crate::plan`];
+//! [`LxcConfig::render`] is the only code in lxcri that writes `lxc.*`
+//! lines, and it validates every key and value it writes.
+
+mod config;
+mod render;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{
+    CgroupAuto, CgroupSetting, DeviceKind, DeviceRule, IdKind, IdMap, LxcConfig, MountEntry,
+    Namespace, Namespaces, Network, Prlimit,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LxcConfigError {
+    #[error("LXC config key {key:?} is not valid")]
+    InvalidKey { key: String },
+    #[error("LXC config {key}: value {value:?} {reason}")]
+    InvalidValue {
+        key: String,
+        value: String,
+        reason: String,
+    },
+}
+
+impl LxcConfigError {
+    fn invalid(key: &str, value: &str, reason: &str) -> Self {
+        LxcConfigError::InvalidValue {
+            key: key.to_string(),
+            value: value.to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, LxcConfigError>;

@@ -1,1 +1,264 @@
-//! plan
+//! The pure translation OCI spec -> [`ContainerPlan`]: the typed LXC config
+//! plus the [`InitSpec`] the in-container init runs.
+//!
+//! Nothing here starts, mounts or writes anything; the only host reads are
+//! `stat`s of bind sources and device nodes and the symlink resolution of
+//! mount destinations inside the rootfs. Every OCI field lxcri cannot
+//! honour fails with an error naming it; nothing is silently dropped.
+//!
+//! `linux.cgroupsPath` is deliberately ignored: LXC names and creates the
+//! container's cgroup itself (under its `lxc.payload.<name>` tree), and the
+//! runtime reports that path.
+
+mod devices;
+mod mounts;
+mod namespaces;
+mod process;
+mod resolve;
+mod resources;
+mod sysctl;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+
+use lxcri_init_spec::{InitSpec, INIT_BINARY, RUNTIME_DIR};
+use oci_spec::runtime::{Linux, Spec};
+
+use crate::cgroup::CgroupVersion;
+use crate::lxc::{LxcConfig, LxcConfigError, MountEntry, Prlimit};
+use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
+
+pub use crate::lxc::CgroupSetting;
+pub use process::plan_process;
+pub use resolve::{resolve_in_root, ResolveError};
+pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to_weight};
+
+/// Host-side facts the translation needs besides the spec.
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    /// LXC container name.
+    pub lxc_name: String,
+    /// Host path where the rootfs is mounted (bundle/rootfs); absolute.
+    pub rootfs: PathBuf,
+    /// Host dir bind-mounted read-write at [`RUNTIME_DIR`]; holds the init binary.
+    pub run_dir: PathBuf,
+    /// Which cgroup keys to write (`lxc.cgroup.*` or `lxc.cgroup2.*`).
+    pub cgroup: CgroupVersion,
+}
+
+/// Everything needed to create the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerPlan {
+    pub lxc: LxcConfig,
+    pub init: InitSpec,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{field}: not supported by lxcri: {reason}")]
+    Unsupported { field: String, reason: String },
+    #[error("{field}: {path}: {source}")]
+    Io {
+        field: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Capability(#[from] CapabilityError),
+    #[error(transparent)]
+    Rlimit(#[from] RlimitError),
+    #[error(transparent)]
+    Seccomp(#[from] SeccompError),
+    #[error(transparent)]
+    Lxc(#[from] LxcConfigError),
+}
+
+pub type Result<T> = std::result::Result<T, PlanError>;
+
+pub(crate) fn invalid(field: &str, message: &str) -> PlanError {
+    PlanError::Invalid {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+pub(crate) fn unsupported(field: &str, reason: &str) -> PlanError {
+    PlanError::Unsupported {
+        field: field.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Translates a loaded spec (see [`crate::spec::load_bundle_spec`]).
+pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
+    check_context(ctx)?;
+    unsupported_spec_fields(spec)?;
+    let process = spec
+        .process()
+        .as_ref()
+        .ok_or_else(|| invalid("process", "missing"))?;
+    let root = spec.root().as_ref().ok_or_else(|| invalid("root", "missing"))?;
+    let linux = spec.linux().as_ref().ok_or_else(|| invalid("linux", "missing"))?;
+    unsupported_linux_fields(linux)?;
+
+    let init_process = process::plan_process(process, spec)?;
+    let ns = namespaces::plan_namespaces(spec, linux)?;
+
+    let reserved = Path::new(RUNTIME_DIR);
+    let mut lxc = LxcConfig::new(
+        ctx.rootfs.clone(),
+        format!("{RUNTIME_DIR}/{INIT_BINARY}"),
+        ctx.cgroup,
+    );
+    lxc.uts_name = ns.uts_name.clone();
+    lxc.namespaces = ns.namespaces.clone();
+    lxc.network = ns.network;
+    lxc.idmaps = ns.idmaps.clone();
+
+    // The runtime dir first: the init must be reachable whatever the spec mounts.
+    lxc.mounts.push(MountEntry {
+        source: path_string("run_dir", &ctx.run_dir)?,
+        destination: RUNTIME_DIR.trim_start_matches('/').to_string(),
+        fstype: "none".into(),
+        options: vec!["bind".into(), "create=dir".into()],
+    });
+    let mount_plan = mounts::plan_mounts(
+        spec.mounts().as_deref().unwrap_or_default(),
+        &ctx.rootfs,
+        reserved,
+    )?;
+    lxc.mounts.extend(mount_plan.entries);
+    lxc.mount_auto_cgroup = mount_plan.cgroup;
+    let device_plan =
+        devices::plan_devices(linux.devices().as_deref().unwrap_or_default(), &ctx.rootfs)?;
+    lxc.mounts.extend(device_plan.entries);
+
+    lxc.prlimits = init_process
+        .rlimits
+        .iter()
+        .map(|r| Prlimit {
+            name: rlimits::lxc_name(&r.resource),
+            soft: r.soft,
+            hard: r.hard,
+        })
+        .collect();
+    lxc.oom_score_adj = init_process.oom_score_adj;
+    lxc.sysctls = sysctl::plan_sysctls(linux.sysctl().as_ref(), ns.net, ns.ipc, ns.uts)?;
+    if let Some(res) = linux.resources() {
+        lxc.cgroup_settings = cgroup_settings(res, ctx.cgroup)?;
+    }
+    lxc.device_rules = device_rules(linux.resources().as_ref(), &device_plan.rules)?;
+
+    let init = InitSpec {
+        process: init_process,
+        rootfs_readonly: root.readonly().unwrap_or(false),
+        masked_paths: container_paths("linux.maskedPaths", linux.masked_paths().as_deref())?,
+        readonly_paths: container_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?,
+    };
+    // Fail now, not when the runtime writes the config.
+    lxc.render()?;
+    Ok(ContainerPlan { lxc, init })
+}
+
+fn check_context(ctx: &PlanContext) -> Result<()> {
+    if ctx.lxc_name.is_empty()
+        || ctx.lxc_name.contains('/')
+        || ctx.lxc_name.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(invalid("lxc_name", &format!("{:?} is not a valid LXC name", ctx.lxc_name)));
+    }
+    for (field, p) in [("rootfs", &ctx.rootfs), ("run_dir", &ctx.run_dir)] {
+        if !p.is_absolute() {
+            return Err(invalid(field, &format!("{p:?} must be absolute")));
+        }
+    }
+    Ok(())
+}
+
+fn path_string(field: &str, p: &Path) -> Result<String> {
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| invalid(field, "is not valid UTF-8"))
+}
+
+/// Masked and read-only paths: absolute container paths for the init.
+fn container_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<String>> {
+    let paths = paths.unwrap_or_default();
+    for (i, p) in paths.iter().enumerate() {
+        if !p.starts_with('/') || p.contains('\0') {
+            return Err(invalid(&format!("{field}[{i}]"), &format!("{p:?} must be an absolute path")));
+        }
+    }
+    Ok(paths.to_vec())
+}
+
+fn unsupported_spec_fields(spec: &Spec) -> Result<()> {
+    if let Some(h) = spec.hooks() {
+        let lists = [
+            ("hooks.prestart", h.prestart()),
+            ("hooks.createRuntime", h.create_runtime()),
+            ("hooks.createContainer", h.create_container()),
+            ("hooks.startContainer", h.start_container()),
+            ("hooks.poststart", h.poststart()),
+            ("hooks.poststop", h.poststop()),
+        ];
+        for (field, list) in lists {
+            if list.as_ref().is_some_and(|l| !l.is_empty()) {
+                return Err(unsupported(field, "OCI hooks are not implemented yet"));
+            }
+        }
+    }
+    if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
+        return Err(unsupported("domainname", "LXC cannot set the NIS domain name"));
+    }
+    let other_platforms = [
+        ("solaris", spec.solaris().is_some()),
+        ("windows", spec.windows().is_some()),
+        ("vm", spec.vm().is_some()),
+        ("zos", spec.zos().is_some()),
+    ];
+    for (field, present) in other_platforms {
+        if present {
+            return Err(unsupported(field, "lxcri runs Linux containers only"));
+        }
+    }
+    Ok(())
+}
+
+fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
+    if linux.intel_rdt().is_some() {
+        return Err(unsupported("linux.intelRdt", "Intel RDT is not implemented"));
+    }
+    if linux.personality().is_some() {
+        return Err(unsupported("linux.personality", "execution domains are not implemented"));
+    }
+    if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(unsupported("linux.mountLabel", "SELinux is not implemented"));
+    }
+    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
+        return Err(unsupported("linux.netDevices", "moving host network devices is not implemented"));
+    }
+    if linux.memory_policy().is_some() {
+        return Err(unsupported("linux.memoryPolicy", "NUMA memory policies are not implemented"));
+    }
+    if linux.time_offsets().is_some() {
+        return Err(unsupported("linux.timeOffsets", "time namespace offsets are not implemented"));
+    }
+    // LXC turns the container's mount tree into a slave of the host's, so
+    // only that propagation is honoured.
+    match linux.rootfs_propagation().as_deref() {
+        None | Some("") | Some("slave") | Some("rslave") => {}
+        Some(other) => {
+            return Err(unsupported(
+                "linux.rootfsPropagation",
+                &format!("{other:?} (LXC makes the rootfs rslave)"),
+            ))
+        }
+    }
+    Ok(())
+}

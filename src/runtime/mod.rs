@@ -1,1 +1,14 @@
-//! runtime
+//! Running containers: the liblxc backend (`lxc-*` commands behind
+//! [`command::CommandRunner`]), the rendezvous with `lxcri-init`
+//! ([`init_channel`]) and process handles ([`pidfd`]).
+
+pub mod command;
+pub mod container;
+pub mod init_channel;
+pub mod lxc;
+pub mod pidfd;
+
+pub use command::{CommandRunner, SystemCommands};
+pub use container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
+pub use init_channel::{InitChannelError, InitConnection, InitListener};
+pub use lxc::{LxcBackend, LxcError};

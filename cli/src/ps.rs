@@ -1,0 +1,239 @@
+//! `lxcri ps`: the containers recorded under the runtime root, and whether
+//! their init is still alive.
+//!
+//! The state record cannot tell `created` from `running` (both have a live
+//! init), so a live init is shown as `running` and anything else as `stopped`.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use lxcri::config::Config;
+use lxcri::state::{ContainerRecord, StateError, StateStore};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Lists the containers and renders them as a table or JSON.
+pub fn run(config: &Config, args: &Args) -> Result<String, StateError> {
+    let records = StateStore::new(&config.runtime_root).list()?;
+    let proc_root = Path::new("/proc");
+    let rows: Vec<(&ContainerRecord, &str)> = records
+        .iter()
+        .map(|r| (r, state(proc_root, r.pid, r.pid_start_time)))
+        .collect();
+    Ok(if args.json { json(&rows) } else { table(&rows) })
+}
+
+/// `running` when `pid` is alive and is still the process the record means.
+fn state(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> &'static str {
+    if is_alive(proc_root, pid, start_time) {
+        "running"
+    } else {
+        "stopped"
+    }
+}
+
+/// A pid is the recorded init when `/proc/<pid>/stat` exists, the process is
+/// not a zombie (an exited init waiting to be reaped has stopped), and its
+/// start time matches the record (otherwise the pid was reused).
+fn is_alive(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> bool {
+    let Some(pid) = pid.filter(|p| *p > 0) else {
+        return false;
+    };
+    let Ok(stat) = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) else {
+        return false;
+    };
+    match parse_stat(&stat) {
+        Some((state, started)) => {
+            !matches!(state, 'Z' | 'X' | 'x') && start_time.map_or(true, |t| t == started)
+        }
+        None => false,
+    }
+}
+
+/// The state letter (field 3) and start time (field 22) of a `/proc/<pid>/stat`
+/// line. The command name (field 2) may contain spaces and parentheses, so
+/// fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<(char, u64)> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // `fields` now starts at field 4; start time is field 22.
+    let started = fields.nth(22 - 4)?.parse().ok()?;
+    Some((state, started))
+}
+
+fn pod(r: &ContainerRecord) -> String {
+    match (&r.pod_namespace, &r.pod) {
+        (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
+        (None, Some(pod)) => pod.clone(),
+        _ => "-".to_string(),
+    }
+}
+
+fn table(rows: &[(&ContainerRecord, &str)]) -> String {
+    let header = ["ID", "NAMESPACE", "BACKEND", "NAME", "PID", "STATE", "POD"];
+    let mut lines: Vec<[String; 7]> = vec![header.map(String::from)];
+    for (r, state) in rows {
+        lines.push([
+            r.id.clone(),
+            r.namespace.clone(),
+            r.backend.clone(),
+            r.backend_name.clone(),
+            r.pid.map_or("-".to_string(), |p| p.to_string()),
+            state.to_string(),
+            pod(r),
+        ]);
+    }
+    let mut widths = [0usize; 7];
+    for line in &lines {
+        for (w, cell) in widths.iter_mut().zip(line) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &lines {
+        let mut text = String::new();
+        for (i, cell) in line.iter().enumerate() {
+            let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn json(rows: &[(&ContainerRecord, &str)]) -> String {
+    let list: Vec<_> = rows
+        .iter()
+        .map(|(r, state)| {
+            serde_json::json!({
+                "id": r.id,
+                "namespace": r.namespace,
+                "backend": r.backend,
+                "name": r.backend_name,
+                "pid": r.pid,
+                "state": state,
+                "pod": r.pod,
+                "pod_namespace": r.pod_namespace,
+                "sandbox_id": r.sandbox_id,
+                "bundle": r.bundle,
+                "created_at_ns": r.created_at_ns,
+            })
+        })
+        .collect();
+    let mut out = serde_json::to_string_pretty(&list).expect("JSON values serialize");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A realistic stat line whose comm holds `) (` to exercise the parsing.
+    fn stat_line(state: char, start: u64) -> String {
+        format!(
+            "1234 (we) (ird) {state} 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 {start} 1000 200 18446744073709551615 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
+        )
+    }
+
+    fn fake_proc(pid: i32, stat: &str) -> tempfile::TempDir {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join(pid.to_string());
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join("stat"), stat).unwrap();
+        tmp
+    }
+
+    #[test]
+    fn parses_stat() {
+        assert_eq!(parse_stat(&stat_line('S', 98765)), Some(('S', 98765)));
+        assert_eq!(parse_stat("1 (x) S 1 2"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive() {
+        let stat = fs::read_to_string("/proc/self/stat").unwrap();
+        let (_, started) = parse_stat(&stat).unwrap();
+        let pid = Some(std::process::id() as i32);
+        assert!(is_alive(Path::new("/proc"), pid, Some(started)));
+        assert!(!is_alive(Path::new("/proc"), pid, Some(started + 1)));
+    }
+
+    #[test]
+    fn liveness() {
+        let proc = fake_proc(42, &stat_line('S', 777));
+        assert!(is_alive(proc.path(), Some(42), Some(777)));
+        assert!(is_alive(proc.path(), Some(42), None));
+        assert!(!is_alive(proc.path(), Some(42), Some(778)), "pid reused");
+        assert!(!is_alive(proc.path(), Some(43), Some(777)), "gone");
+        assert!(!is_alive(proc.path(), None, None));
+        let zombie = fake_proc(42, &stat_line('Z', 777));
+        assert!(!is_alive(zombie.path(), Some(42), Some(777)));
+        assert_eq!(state(proc.path(), Some(42), Some(777)), "running");
+    }
+
+    fn record(id: &str, pod: Option<&str>) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            namespace: "k8s.io".into(),
+            bundle: "/b".into(),
+            backend: "lxc".into(),
+            backend_name: format!("k8s.io_{id}"),
+            pid: Some(7),
+            pid_start_time: Some(1),
+            sandbox_id: None,
+            pod: pod.map(String::from),
+            pod_namespace: pod.map(|_| "default".to_string()),
+            rootfs_mounted: true,
+            created_at_ns: 1,
+        }
+    }
+
+    #[test]
+    fn renders_table_and_json() {
+        let a = record("abc", Some("web-0"));
+        let b = record("a-much-longer-id", None);
+        let rows = [(&a, "running"), (&b, "stopped")];
+        let t = table(&rows);
+        let lines: Vec<_> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("ID  "), "{t}");
+        assert!(lines[1].contains("default/web-0"), "{t}");
+        // Columns line up: STATE starts at the same offset on every line.
+        let col = lines[0].find("STATE").unwrap();
+        assert_eq!(&lines[1][col..col + 7], "running");
+        assert_eq!(&lines[2][col..col + 7], "stopped");
+
+        let v: serde_json::Value = serde_json::from_str(&json(&rows)).unwrap();
+        assert_eq!(v[0]["name"], "k8s.io_abc");
+        assert_eq!(v[0]["state"], "running");
+        assert_eq!(v[1]["pod"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn lists_from_the_runtime_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path());
+        let mut rec = record("x", None);
+        rec.pid = None;
+        store.save(&rec).unwrap();
+        let mut config = Config {
+            runtime_root: tmp.path().to_path_buf(),
+            ..Config::default()
+        };
+        let out = run(&config, &Args { json: false }).unwrap();
+        assert!(out.lines().nth(1).unwrap().contains("stopped"), "{out}");
+        let empty = tempfile::tempdir().unwrap();
+        config.runtime_root = empty.path().join("missing");
+        let out = run(&config, &Args { json: true }).unwrap();
+        assert_eq!(out.trim(), "[]");
+    }
+}

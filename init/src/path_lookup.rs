@@ -1,0 +1,189 @@
+//! Resolving `process.args[0]` the way runc does (Go's `exec.LookPath`),
+//! but with the PATH of the container process, not of the init.
+//!
+//! It runs inside the container's mount namespace, so absolute paths and
+//! symlinks resolve within the container's root.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Used when `process.env` has no `PATH` (runc's and Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LookupError {
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotInPath(String),
+    #[error("exec: {name:?}: stat {path}: {reason}")]
+    Missing {
+        name: String,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("exec: {name:?}: permission denied ({path} is not an executable file)")]
+    NotExecutable { name: String, path: PathBuf },
+}
+
+impl LookupError {
+    /// 127 when there is nothing to run, 126 when it cannot be run.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            LookupError::NotExecutable { .. } => crate::status::EXIT_NOT_EXECUTABLE,
+            _ => crate::status::EXIT_NOT_FOUND,
+        }
+    }
+}
+
+/// The first `PATH=` entry of a process environment (what `getenv` returns).
+pub fn path_from_env(env: &[String]) -> Option<&str> {
+    env.iter().find_map(|kv| kv.strip_prefix("PATH="))
+}
+
+/// Resolve `name`: a name with a slash is used as given (relative to `cwd`),
+/// anything else is searched in `path_var` (or [`DEFAULT_PATH`]). Empty and
+/// relative PATH entries are taken relative to `cwd`, like `execvp` does.
+pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf, LookupError> {
+    if name.is_empty() {
+        return Err(LookupError::NotInPath(String::new()));
+    }
+    if name.contains('/') {
+        let path = cwd.join(name);
+        return match fs::metadata(&path) {
+            Ok(meta) if is_executable(&meta) => Ok(path),
+            Ok(_) => Err(LookupError::NotExecutable {
+                name: name.into(),
+                path,
+            }),
+            Err(e) => Err(LookupError::Missing {
+                name: name.into(),
+                path,
+                reason: strip_os_error(&e),
+            }),
+        };
+    }
+    let path_var = path_var.unwrap_or(DEFAULT_PATH);
+    for dir in path_var.split(':') {
+        let candidate = cwd.join(dir).join(name);
+        if fs::metadata(&candidate).is_ok_and(|m| is_executable(&m)) {
+            return Ok(candidate);
+        }
+    }
+    Err(LookupError::NotInPath(name.into()))
+}
+
+/// A regular file (after following symlinks) with an execute bit; root can
+/// exec a file if any x bit is set, so the bits are what matters.
+fn is_executable(meta: &fs::Metadata) -> bool {
+    meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+/// `No such file or directory (os error 2)` -> `no such file or directory`,
+/// matching Go's wording in runc's messages.
+fn strip_os_error(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" (os error").next().unwrap_or(&text);
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn file(dir: &Path, name: &str, mode: u32) -> PathBuf {
+        let path = dir.join(name);
+        fs::write(&path, "#!/bin/sh\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn finds_first_executable_in_path_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        file(&a, "tool", 0o644); // not executable: skipped
+        let want = file(&b, "tool", 0o755);
+        let path_var = format!("{}:{}", a.display(), b.display());
+        assert_eq!(
+            lookup("tool", Some(&path_var), Path::new("/")).unwrap(),
+            want
+        );
+    }
+
+    #[test]
+    fn not_found_has_runc_wording() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = lookup("nope", Some(tmp.path().to_str().unwrap()), Path::new("/")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"exec: "nope": executable file not found in $PATH"#
+        );
+        assert_eq!(err.exit_code(), 127);
+    }
+
+    #[test]
+    fn directories_are_not_executables() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("sh")).unwrap();
+        let err = lookup("sh", Some(tmp.path().to_str().unwrap()), Path::new("/")).unwrap_err();
+        assert!(matches!(err, LookupError::NotInPath(_)));
+    }
+
+    #[test]
+    fn names_with_a_slash_are_relative_to_cwd() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("bin")).unwrap();
+        let want = file(&tmp.path().join("bin"), "app", 0o700);
+        assert_eq!(lookup("bin/app", Some(""), tmp.path()).unwrap(), want);
+        assert_eq!(
+            lookup(want.to_str().unwrap(), None, Path::new("/x")).unwrap(),
+            want
+        );
+
+        let err = lookup("./missing", None, tmp.path()).unwrap_err();
+        assert!(
+            err.to_string().contains("no such file or directory"),
+            "{err}"
+        );
+        assert_eq!(err.exit_code(), 127);
+
+        file(tmp.path(), "data", 0o644);
+        let err = lookup("./data", None, tmp.path()).unwrap_err();
+        assert!(matches!(err, LookupError::NotExecutable { .. }));
+        assert_eq!(err.exit_code(), 126);
+    }
+
+    #[test]
+    fn follows_symlinks_and_relative_path_entries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let target = file(tmp.path(), "busybox", 0o755);
+        fs::create_dir_all(tmp.path().join("bin")).unwrap();
+        symlink(&target, tmp.path().join("bin/sh")).unwrap();
+        // An empty entry means the current directory, "bin" is cwd/bin.
+        assert_eq!(
+            lookup("busybox", Some(":bin"), tmp.path()).unwrap(),
+            tmp.path().join("busybox")
+        );
+        assert_eq!(
+            lookup("sh", Some(":bin"), tmp.path()).unwrap(),
+            tmp.path().join("bin/sh")
+        );
+        // A dangling symlink is not found.
+        symlink("/does/not/exist", tmp.path().join("bin/gone")).unwrap();
+        assert!(lookup("gone", Some("bin"), tmp.path()).is_err());
+    }
+
+    #[test]
+    fn path_comes_from_the_process_env() {
+        let env = vec!["A=1".to_string(), "PATH=/x:/y".into(), "PATH=/z".into()];
+        assert_eq!(path_from_env(&env), Some("/x:/y"));
+        assert_eq!(path_from_env(&["PATHX=1".to_string()]), None);
+    }
+}

@@ -1,0 +1,201 @@
+//! Mode 1: PID 1 of the container (see the numbered protocol in
+//! `lxcri-init-spec`).
+
+use crate::prepare::{self, PrepareError};
+use crate::process::{Command, Stdio};
+use crate::signals::{self, Signals};
+use crate::status::{self, EXIT_INIT_FAILED};
+use crate::stdio::{self, StdioError};
+use lxcri_init_spec::{
+    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_SOCKET, INIT_SPEC_FILE, PTY_TAG,
+    RUNTIME_DIR, START_FIFO, STDIO_TAG,
+};
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, renameat, OFlag};
+use nix::mount::{umount2, MntFlags};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::stat::Mode;
+use nix::unistd::{fork, ForkResult};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+enum Pid1Error {
+    #[error("read {INIT_SPEC_FILE}: {0}")]
+    ReadSpec(#[source] std::io::Error),
+    #[error("parse {INIT_SPEC_FILE}: {0}")]
+    ParseSpec(#[source] serde_json::Error),
+    #[error(transparent)]
+    Prepare(#[from] PrepareError),
+    #[error("process: {0}")]
+    Spec(#[from] crate::process::SpecError),
+    #[error(transparent)]
+    Stdio(#[from] StdioError),
+    #[error("{what}: {source}")]
+    Sys { what: String, source: Errno },
+    #[error("write {EXIT_FILE}: {0}")]
+    ExitFile(#[source] Errno),
+}
+
+type Result<T> = std::result::Result<T, Pid1Error>;
+
+fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> Pid1Error {
+    let what = what.into();
+    move |source| Pid1Error::Sys { what, source }
+}
+
+pub fn run() -> i32 {
+    match run_inner() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("lxcri-init: {e}");
+            EXIT_INIT_FAILED
+        }
+    }
+}
+
+fn run_inner() -> Result<i32> {
+    let runtime = Path::new(RUNTIME_DIR);
+    // Steps 1-2; the outcome is reported on the socket either way.
+    let prepared = load_and_prepare(runtime);
+    let socket_path = runtime.join(INIT_SOCKET);
+    let mut sock = UnixStream::connect(&socket_path).map_err(|e| Pid1Error::Sys {
+        what: format!("connect {}", socket_path.display()),
+        source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+    })?;
+    // Step 3.
+    let (spec, command) = match prepared {
+        Ok(ok) => {
+            stdio::send_message(&mut sock, &InitMessage::Ready)?;
+            ok
+        }
+        Err(e) => {
+            let message = e.to_string();
+            stdio::send_message(&mut sock, &InitMessage::Failed { message })?;
+            return Err(e);
+        }
+    };
+    // Step 4.
+    let child_stdio = if spec.process.terminal {
+        let pty = stdio::open_pty(spec.process.console_size)?;
+        stdio::send_fds(
+            sock.as_fd(),
+            PTY_TAG,
+            &[pty.master.as_raw_fd()],
+            "pty master",
+        )?;
+        // The shim holds the master now; ours would keep the pty open after
+        // the process exits and hide the hangup from the shim.
+        drop(pty.master);
+        Stdio::Terminal(pty.slave)
+    } else {
+        Stdio::Fds(stdio::recv_fds(sock.as_fd(), STDIO_TAG, 3)?)
+    };
+    drop(sock);
+
+    // Step 5. Signals are blocked from here on, so one sent while we wait
+    // for start is seen rather than lost (or fatal to us by default).
+    let signals = Signals::block().map_err(sys("block signals"))?;
+    let dir = open(
+        runtime,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(format!("open {RUNTIME_DIR}")))?;
+    let fifo = open(
+        &runtime.join(START_FIFO),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(format!("open {RUNTIME_DIR}/{START_FIFO}")))?;
+    umount2(runtime, MntFlags::MNT_DETACH).map_err(sys(format!("detach {RUNTIME_DIR}")))?;
+    if let Some(signo) = wait_for_start(&fifo, &signals)? {
+        // Killed while created: end the container like the process would have.
+        let code = lxcri_init_spec::exit_code_from_signal(signo);
+        write_exit(&dir, code)?;
+        return Ok(code as i32);
+    }
+    drop(fifo);
+
+    // Step 6.
+    // SAFETY: this process is single-threaded, so the child may do anything.
+    let child = match unsafe { fork() }.map_err(sys("fork"))? {
+        ForkResult::Child => command.exec(child_stdio, false),
+        ForkResult::Parent { child } => child,
+    };
+    // Close our copies: the process's stdout EOF and the pty hangup must
+    // reach the shim when the process ends.
+    drop(child_stdio);
+    let ws = signals::supervise(&signals, child, true).map_err(sys("wait for the process"))?;
+    let code = status::from_wait(ws).unwrap_or(status::EXIT_SETUP_FAILED as u32);
+    write_exit(&dir, code)?;
+    Ok(code as i32)
+}
+
+fn load_and_prepare(runtime: &Path) -> Result<(InitSpec, Command)> {
+    let text = std::fs::read(runtime.join(INIT_SPEC_FILE)).map_err(Pid1Error::ReadSpec)?;
+    let spec: InitSpec = serde_json::from_slice(&text).map_err(Pid1Error::ParseSpec)?;
+    let exe = prepare::prepare(&spec)?;
+    let command = Command::new(&spec.process, &exe)?;
+    Ok((spec, command))
+}
+
+/// Block until the shim writes the start byte. Returns the signal number
+/// if a signal that would end a process by default arrives first.
+fn wait_for_start(fifo: &OwnedFd, signals: &Signals) -> Result<Option<i32>> {
+    loop {
+        let mut fds = [
+            PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
+            PollFd::new(signals.fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(sys("wait for start")(e)),
+        }
+        let fifo_ready = fds[0].any().unwrap_or(false);
+        let signal_ready = fds[1].any().unwrap_or(false);
+        if signal_ready {
+            let signo = signals.next().map_err(sys("read signal"))?;
+            if signals::default_terminates(signo) {
+                return Ok(Some(signo));
+            }
+        }
+        if fifo_ready {
+            let mut byte = [0u8; 1];
+            match nix::unistd::read(fifo, &mut byte) {
+                Ok(1) => return Ok(None),
+                Ok(_) | Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+                Err(e) => return Err(sys(format!("read {START_FIFO}"))(e)),
+            }
+        }
+    }
+}
+
+/// Write the report atomically (temp file + rename) through the directory
+/// fd: the runtime dir is no longer mounted anywhere we can see.
+fn write_exit(dir: &OwnedFd, code: u32) -> Result<()> {
+    let report = ExitReport {
+        status: code,
+        exited_at_ns: status::now_ns(),
+    };
+    let json = serde_json::to_vec(&report).expect("ExitReport always serializes");
+    let tmp = format!(".{EXIT_FILE}.tmp");
+    let fd = openat(
+        dir,
+        tmp.as_str(),
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o644),
+    )
+    .map_err(Pid1Error::ExitFile)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(&json)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Pid1Error::ExitFile(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))?;
+    drop(file);
+    renameat(dir, tmp.as_str(), dir, EXIT_FILE).map_err(Pid1Error::ExitFile)?;
+    nix::unistd::fsync(dir).map_err(Pid1Error::ExitFile)?;
+    Ok(())
+}

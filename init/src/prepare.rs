@@ -1,0 +1,241 @@
+//! Preparing the container from inside (PID 1, before `Ready`): masked and
+//! read-only paths, /dev symlinks, the cwd, the executable, and finally a
+//! read-only rootfs.
+//!
+//! Doing this inside the container's mount namespace and root means paths
+//! and symlinks resolve within the container and cannot escape it.
+
+use crate::path_lookup::{self, LookupError};
+use lxcri_init_spec::InitSpec;
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+use std::fs;
+use std::io::ErrorKind;
+use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("masked path {path}: {source}")]
+    Mask { path: String, source: Errno },
+    #[error("readonly path {path}: {source}")]
+    Readonly { path: String, source: Errno },
+    #[error("create symlink {link} -> {target}: {source}")]
+    DevSymlink {
+        link: &'static str,
+        target: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cwd {path}: {source}")]
+    Cwd {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cwd {0} is not a directory")]
+    CwdNotDir(String),
+    #[error("cwd {0:?} is not an absolute path")]
+    CwdRelative(String),
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    #[error("remount / read-only: {0}")]
+    RootfsReadonly(#[source] Errno),
+}
+
+pub type Result<T> = std::result::Result<T, PrepareError>;
+
+/// runc's default /dev symlinks, made only where nothing exists yet.
+const DEV_SYMLINKS: [(&str, &str); 5] = [
+    ("/dev/fd", "/proc/self/fd"),
+    ("/dev/stdin", "/proc/self/fd/0"),
+    ("/dev/stdout", "/proc/self/fd/1"),
+    ("/dev/stderr", "/proc/self/fd/2"),
+    // LXC's autodev usually provides /dev/ptmx; without it, the
+    // container's devpts instance must still be reachable.
+    ("/dev/ptmx", "pts/ptmx"),
+];
+
+/// Prepare the container and return the resolved executable.
+pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
+    // runc's order: read-only paths first, then masks.
+    for path in &spec.readonly_paths {
+        readonly_path(path)?;
+    }
+    for path in &spec.masked_paths {
+        mask_path(path)?;
+    }
+    dev_symlinks()?;
+    let cwd = ensure_cwd(&spec.process.cwd)?;
+    let name = spec.process.args.first().map(String::as_str).unwrap_or("");
+    let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;
+    if spec.rootfs_readonly {
+        // Only the mount at "/" changes: /.lxcri, /proc, /dev... are mounts
+        // of their own and stay writable.
+        remount_readonly("/", MsFlags::empty()).map_err(PrepareError::RootfsReadonly)?;
+    }
+    Ok(exe)
+}
+
+/// A file gets /dev/null bound over it, a directory an empty read-only tmpfs.
+fn mask_path(path: &str) -> Result<()> {
+    let err = |source| PrepareError::Mask {
+        path: path.into(),
+        source,
+    };
+    let meta = match fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(io_errno(&e))),
+    };
+    if meta.is_dir() {
+        mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .map_err(err)
+    } else {
+        mount(
+            Some("/dev/null"),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(err)
+    }
+}
+
+/// Bind the path onto itself and make that bind read-only.
+fn readonly_path(path: &str) -> Result<()> {
+    let err = |source| PrepareError::Readonly {
+        path: path.into(),
+        source,
+    };
+    match mount(
+        Some(path),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&str>,
+    ) {
+        Ok(()) => {}
+        Err(Errno::ENOENT) => return Ok(()),
+        Err(e) => return Err(err(e)),
+    }
+    remount_readonly(path, MsFlags::empty()).map_err(err)
+}
+
+/// MS_REMOUNT|MS_BIND|MS_RDONLY, keeping the mount's existing flags: in a
+/// user namespace, flags like nosuid are locked and dropping them is EPERM,
+/// and a read-only path must not silently gain exec or suid either.
+fn remount_readonly(path: &str, extra: MsFlags) -> std::result::Result<(), Errno> {
+    let current = statvfs(path)?.flags();
+    let flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | kept_flags(current) | extra;
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
+}
+
+/// The per-mount flags of `statvfs` that a bind remount must repeat.
+fn kept_flags(current: FsFlags) -> MsFlags {
+    let pairs = [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ];
+    pairs
+        .iter()
+        .filter(|(st, _)| current.contains(*st))
+        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms)
+}
+
+fn dev_symlinks() -> Result<()> {
+    for (link, target) in DEV_SYMLINKS {
+        if fs::symlink_metadata(link).is_ok() {
+            continue;
+        }
+        match symlink(target, link) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(source) => {
+                return Err(PrepareError::DevSymlink {
+                    link,
+                    target,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The cwd must be a directory; a missing one is created (as runc does).
+fn ensure_cwd(cwd: &str) -> Result<PathBuf> {
+    let path = Path::new(cwd);
+    if !path.is_absolute() {
+        return Err(PrepareError::CwdRelative(cwd.into()));
+    }
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => Ok(path.into()),
+        Ok(_) => Err(PrepareError::CwdNotDir(cwd.into())),
+        Err(e) if e.kind() == ErrorKind::NotFound => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+            .map(|()| path.into())
+            .map_err(|source| PrepareError::Cwd {
+                path: cwd.into(),
+                source,
+            }),
+        Err(source) => Err(PrepareError::Cwd {
+            path: cwd.into(),
+            source,
+        }),
+    }
+}
+
+fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remount_keeps_locked_flags() {
+        assert_eq!(kept_flags(FsFlags::empty()), MsFlags::empty());
+        assert_eq!(
+            kept_flags(
+                FsFlags::ST_NOSUID | FsFlags::ST_NODEV | FsFlags::ST_NOEXEC | FsFlags::ST_RDONLY
+            ),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+        );
+        assert_eq!(
+            kept_flags(FsFlags::ST_RELATIME | FsFlags::ST_NOATIME),
+            MsFlags::MS_RELATIME | MsFlags::MS_NOATIME
+        );
+    }
+
+    #[test]
+    fn cwd_is_created_or_rejected() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a/b/c");
+        assert_eq!(ensure_cwd(deep.to_str().unwrap()).unwrap(), deep);
+        assert!(deep.is_dir());
+        fs::write(tmp.path().join("f"), "").unwrap();
+        assert!(matches!(
+            ensure_cwd(tmp.path().join("f").to_str().unwrap()),
+            Err(PrepareError::CwdNotDir(_))
+        ));
+        assert!(matches!(
+            ensure_cwd("rel"),
+            Err(PrepareError::CwdRelative(_))
+        ));
+    }
+}

@@ -1,0 +1,174 @@
+//! Signal forwarding and zombie reaping for both modes.
+//!
+//! Every catchable, asynchronous signal is blocked and read from a
+//! signalfd. Blocking (rather than handlers) is also what lets PID 1 of a
+//! pid namespace receive them at all: the kernel drops signals for which an
+//! init has the default disposition, but never blocked ones.
+
+use nix::errno::Errno;
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use std::os::fd::{AsFd, BorrowedFd};
+
+/// Raised by faults in this very process: blocking them would turn a crash
+/// of the init into an unexplained kill, so they keep their default.
+const SYNCHRONOUS: [Signal; 7] = [
+    Signal::SIGSEGV,
+    Signal::SIGBUS,
+    Signal::SIGFPE,
+    Signal::SIGILL,
+    Signal::SIGTRAP,
+    Signal::SIGSYS,
+    Signal::SIGABRT,
+];
+
+/// Highest signal number on Linux (SIGRTMAX).
+const MAX_SIGNAL: i32 = 64;
+
+pub struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    /// Block the forwardable signals and open a signalfd for them. Call it
+    /// before forking, so nothing arrives between fork and the first read.
+    pub fn block() -> nix::Result<Self> {
+        let mut set = SigSet::all();
+        for sig in SYNCHRONOUS {
+            set.remove(sig);
+        }
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC)?;
+        Ok(Signals { fd })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The next pending signal's number (blocks until there is one).
+    pub fn next(&self) -> nix::Result<i32> {
+        loop {
+            match self.fd.read_signal() {
+                Ok(Some(info)) => return Ok(info.ssi_signo as i32),
+                Ok(None) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// In the forked child, before exec: an empty mask and default dispositions
+/// (Rust's runtime ignores SIGPIPE, and ignored signals survive execve).
+pub fn reset_for_exec() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in 1..=MAX_SIGNAL {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: resetting to SIG_DFL installs no Rust code as a handler.
+            // glibc's internal signals (32, 33) fail with EINVAL; that is fine.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// Does the default action of `signo` end a process? (Used before the OCI
+/// process exists: such a signal then ends the container.)
+pub fn default_terminates(signo: i32) -> bool {
+    !matches!(
+        signo,
+        libc::SIGCHLD
+            | libc::SIGCONT
+            | libc::SIGURG
+            | libc::SIGWINCH
+            | libc::SIGSTOP
+            | libc::SIGTSTP
+            | libc::SIGTTIN
+            | libc::SIGTTOU
+    )
+}
+
+/// Forward signals to `child` until it ends, reaping on every SIGCHLD.
+/// With `reap_all` (PID 1) every zombie is reaped, including orphans the
+/// kernel re-parented to us; otherwise only `child` is waited for.
+pub fn supervise(signals: &Signals, child: Pid, reap_all: bool) -> nix::Result<WaitStatus> {
+    loop {
+        let signo = signals.next()?;
+        if signo == libc::SIGCHLD {
+            if let Some(ws) = reap(child, reap_all) {
+                return Ok(ws);
+            }
+        } else {
+            // SAFETY: plain kill(2); ESRCH (already gone) is not an error here.
+            unsafe { libc::kill(child.as_raw(), signo) };
+        }
+    }
+}
+
+/// Reap what has ended (SIGCHLD coalesces, so loop until nothing is left);
+/// returns `child`'s final status if it was among them.
+fn reap(child: Pid, reap_all: bool) -> Option<WaitStatus> {
+    let target = if reap_all { None } else { Some(child) };
+    let mut found = None;
+    loop {
+        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return found,
+            Ok(ws) => {
+                if ws.pid() == Some(child) && crate::status::from_wait(ws).is_some() {
+                    found = Some(ws);
+                    if !reap_all {
+                        return found;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// End this process the way the child ended: by the same signal, so a
+/// parent's `waitpid` sees "killed by N". Returns 128 + N if the signal did
+/// not end us (it only stops by default), for the caller to exit with.
+pub fn die_like(signo: i32) -> i32 {
+    // The process dumped core already if it was going to; we must not.
+    let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // SAFETY: SIG_DFL installs no handler; the mask change and kill are plain syscalls.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, signo);
+        libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+        libc::kill(libc::getpid(), signo);
+    }
+    lxcri_init_spec::exit_code_from_signal(signo) as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_ends_a_process_by_default() {
+        for sig in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGUSR1,
+            libc::SIGKILL,
+            40,
+        ] {
+            assert!(default_terminates(sig), "{sig}");
+        }
+        for sig in [
+            libc::SIGCHLD,
+            libc::SIGWINCH,
+            libc::SIGCONT,
+            libc::SIGTSTP,
+            libc::SIGURG,
+        ] {
+            assert!(!default_terminates(sig), "{sig}");
+        }
+    }
+}

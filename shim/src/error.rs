@@ -1,0 +1,83 @@
+//! Shim errors and their one mapping to ttrpc status codes.
+
+use containerd_shim_protos::ttrpc::{self, Code};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShimError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("{0}")]
+    Unimplemented(String),
+    /// A create or exec failed: the message names the cause (bad spec
+    /// field, missing binary, LXC's error...).
+    #[error("{0}")]
+    Failed(String),
+}
+
+pub type Result<T> = std::result::Result<T, ShimError>;
+
+impl ShimError {
+    /// Wraps any library error with the operation it broke, keeping the
+    /// whole source chain in the message containerd shows.
+    pub fn failed(op: &str, err: &(dyn std::error::Error + 'static)) -> Self {
+        ShimError::Failed(format!("{op}: {}", chain(err)))
+    }
+}
+
+/// `err: source: source...` without repeating identical texts.
+pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+impl From<ShimError> for ttrpc::Error {
+    fn from(e: ShimError) -> Self {
+        let code = match &e {
+            ShimError::NotFound(_) => Code::NOT_FOUND,
+            ShimError::AlreadyExists(_) => Code::ALREADY_EXISTS,
+            ShimError::FailedPrecondition(_) => Code::FAILED_PRECONDITION,
+            ShimError::InvalidArgument(_) => Code::INVALID_ARGUMENT,
+            ShimError::Unimplemented(_) => Code::UNIMPLEMENTED,
+            ShimError::Failed(_) => Code::UNKNOWN,
+        };
+        ttrpc::Error::RpcStatus(ttrpc::get_status(code, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_once() {
+        let e: ttrpc::Error = ShimError::Unimplemented("checkpoint is not supported".into()).into();
+        match e {
+            ttrpc::Error::RpcStatus(s) => {
+                assert_eq!(s.code(), Code::UNIMPLEMENTED);
+                assert_eq!(s.message(), "checkpoint is not supported");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn chain_skips_repeats() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+        assert_eq!(chain(&io), "gone");
+    }
+}

@@ -1,0 +1,137 @@
+//! Container cgroup stats as containerd's `io.containerd.cgroups.v1/v2.Metrics`
+//! (what `ctr task metrics` and CRI's ContainerStats read).
+
+use containerd_shim_protos::cgroups::metrics as v1;
+use containerd_shim_protos::cgroups_v2::metrics as v2;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use lxcri::cgroup::{CgroupStats, CgroupVersion};
+
+pub fn to_any(s: &CgroupStats) -> Any {
+    let stat = |k: &str| s.memory_stat.get(k).copied().unwrap_or(0);
+    let (type_url, value) = match s.version {
+        Some(CgroupVersion::V2) => {
+            let m = v2::Metrics {
+                pids: MessageField::some(v2::PidsStat {
+                    current: s.pids_current.unwrap_or(0),
+                    limit: s.pids_limit.unwrap_or(0),
+                    ..Default::default()
+                }),
+                cpu: MessageField::some(v2::CPUStat {
+                    usage_usec: s.cpu_usage_ns.unwrap_or(0) / 1000,
+                    user_usec: s.cpu_user_ns.unwrap_or(0) / 1000,
+                    system_usec: s.cpu_system_ns.unwrap_or(0) / 1000,
+                    nr_periods: s.cpu_nr_periods.unwrap_or(0),
+                    nr_throttled: s.cpu_nr_throttled.unwrap_or(0),
+                    throttled_usec: s.cpu_throttled_ns.unwrap_or(0) / 1000,
+                    ..Default::default()
+                }),
+                memory: MessageField::some(v2::MemoryStat {
+                    anon: stat("anon"),
+                    file: stat("file"),
+                    kernel_stack: stat("kernel_stack"),
+                    slab: stat("slab"),
+                    sock: stat("sock"),
+                    shmem: stat("shmem"),
+                    file_mapped: stat("file_mapped"),
+                    file_dirty: stat("file_dirty"),
+                    inactive_anon: stat("inactive_anon"),
+                    active_anon: stat("active_anon"),
+                    inactive_file: stat("inactive_file"),
+                    active_file: stat("active_file"),
+                    unevictable: stat("unevictable"),
+                    pgfault: stat("pgfault"),
+                    pgmajfault: stat("pgmajfault"),
+                    usage: s.memory_usage.unwrap_or(0),
+                    usage_limit: s.memory_limit.unwrap_or(u64::MAX),
+                    max_usage: s.memory_max_usage.unwrap_or(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            ("io.containerd.cgroups.v2.Metrics", m.write_to_bytes())
+        }
+        _ => {
+            let m = v1::Metrics {
+                pids: MessageField::some(v1::PidsStat {
+                    current: s.pids_current.unwrap_or(0),
+                    limit: s.pids_limit.unwrap_or(0),
+                    ..Default::default()
+                }),
+                cpu: MessageField::some(v1::CPUStat {
+                    usage: MessageField::some(v1::CPUUsage {
+                        total: s.cpu_usage_ns.unwrap_or(0),
+                        kernel: s.cpu_system_ns.unwrap_or(0),
+                        user: s.cpu_user_ns.unwrap_or(0),
+                        ..Default::default()
+                    }),
+                    throttling: MessageField::some(v1::Throttle {
+                        periods: s.cpu_nr_periods.unwrap_or(0),
+                        throttled_periods: s.cpu_nr_throttled.unwrap_or(0),
+                        throttled_time: s.cpu_throttled_ns.unwrap_or(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                memory: MessageField::some(v1::MemoryStat {
+                    cache: stat("cache"),
+                    rss: stat("rss"),
+                    rss_huge: stat("rss_huge"),
+                    mapped_file: stat("mapped_file"),
+                    dirty: stat("dirty"),
+                    writeback: stat("writeback"),
+                    pg_pg_in: stat("pgpgin"),
+                    pg_pg_out: stat("pgpgout"),
+                    pg_fault: stat("pgfault"),
+                    pg_maj_fault: stat("pgmajfault"),
+                    inactive_anon: stat("inactive_anon"),
+                    active_anon: stat("active_anon"),
+                    inactive_file: stat("inactive_file"),
+                    active_file: stat("active_file"),
+                    unevictable: stat("unevictable"),
+                    hierarchical_memory_limit: stat("hierarchical_memory_limit"),
+                    total_cache: stat("total_cache"),
+                    total_rss: stat("total_rss"),
+                    total_inactive_file: stat("total_inactive_file"),
+                    usage: MessageField::some(v1::MemoryEntry {
+                        limit: s.memory_limit.unwrap_or(u64::MAX),
+                        usage: s.memory_usage.unwrap_or(0),
+                        max: s.memory_max_usage.unwrap_or(0),
+                        failcnt: s.memory_failcnt.unwrap_or(0),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            ("io.containerd.cgroups.v1.Metrics", m.write_to_bytes())
+        }
+    };
+    Any {
+        type_url: type_url.to_string(),
+        value: value.expect("metrics serialize"),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_metrics_round_trip() {
+        let mut s = CgroupStats {
+            version: Some(CgroupVersion::V1),
+            memory_usage: Some(4096),
+            cpu_usage_ns: Some(7),
+            ..Default::default()
+        };
+        s.memory_stat.insert("rss".into(), 11);
+        let any = to_any(&s);
+        assert_eq!(any.type_url, "io.containerd.cgroups.v1.Metrics");
+        let m = v1::Metrics::parse_from_bytes(&any.value).unwrap();
+        assert_eq!(m.memory.usage.usage, 4096);
+        assert_eq!(m.memory.rss, 11);
+        assert_eq!(m.cpu.usage.total, 7);
+    }
+}

@@ -1,0 +1,104 @@
+//! containerd's runtime options for non-runc shims
+//! (`runtimeoptions.v1.Options{type_url, config_path, config_body}`), from
+//! the `ConfigPath` runtime option in containerd's config.
+
+use std::path::{Path, PathBuf};
+
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::CodedInputStream;
+
+use crate::error::{Result, ShimError};
+
+const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
+/// File in the bundle remembering the config path, for the `delete` action.
+pub const CONFIG_PATH_FILE: &str = "lxcri-config-path";
+
+/// The `config_path` of runtime options, if containerd sent one.
+pub fn config_path(options: Option<&Any>) -> Result<Option<PathBuf>> {
+    let Some(any) = options else { return Ok(None) };
+    let kind = any.type_url.rsplit('/').next().unwrap_or("");
+    if kind != RUNTIME_OPTIONS_TYPE {
+        // runc's options (BinaryName, SystemdCgroup...) mean nothing to lxcri.
+        tracing::debug!(type_url = %any.type_url, "ignoring runtime options");
+        return Ok(None);
+    }
+    let path = decode_config_path(&any.value)
+        .map_err(|e| ShimError::InvalidArgument(format!("runtime options: {e}")))?;
+    Ok(path.filter(|p| !p.is_empty()).map(PathBuf::from))
+}
+
+/// Field 2 (`config_path`, a string) of the options message.
+fn decode_config_path(bytes: &[u8]) -> std::result::Result<Option<String>, String> {
+    let mut input = CodedInputStream::from_bytes(bytes);
+    let mut found = None;
+    while !input.eof().map_err(|e| e.to_string())? {
+        let tag = input.read_raw_varint32().map_err(|e| e.to_string())?;
+        let (field, wire) = (tag >> 3, tag & 7);
+        match (field, wire) {
+            (2, 2) => found = Some(input.read_string().map_err(|e| e.to_string())?),
+            (_, 0) => {
+                input.read_raw_varint64().map_err(|e| e.to_string())?;
+            }
+            (_, 2) => {
+                let len = input.read_raw_varint32().map_err(|e| e.to_string())?;
+                input.skip_raw_bytes(len).map_err(|e| e.to_string())?;
+            }
+            (f, w) => return Err(format!("unexpected field {f} with wire type {w}")),
+        }
+    }
+    Ok(found)
+}
+
+pub fn remember_config_path(bundle: &Path, path: &Path) {
+    if let Err(e) = std::fs::write(bundle.join(CONFIG_PATH_FILE), path.as_os_str().as_encoded_bytes()) {
+        tracing::warn!(error = %e, "remembering the config path in the bundle");
+    }
+}
+
+pub fn remembered_config_path(bundle: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(bundle.join(CONFIG_PATH_FILE))
+        .ok()
+        .map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(config_path: &str) -> Vec<u8> {
+        let mut out = vec![0x0a, 3, b'a', b'b', b'c'];
+        out.push(0x12);
+        out.push(config_path.len() as u8);
+        out.extend_from_slice(config_path.as_bytes());
+        out
+    }
+
+    #[test]
+    fn reads_config_path() {
+        let any = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: options("/etc/lxcri/custom.toml"),
+            ..Default::default()
+        };
+        assert_eq!(
+            config_path(Some(&any)).unwrap(),
+            Some(PathBuf::from("/etc/lxcri/custom.toml"))
+        );
+    }
+
+    #[test]
+    fn other_option_types_are_ignored_and_garbage_is_an_error() {
+        let runc = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: vec![1, 2, 3],
+            ..Default::default()
+        };
+        assert_eq!(config_path(Some(&runc)).unwrap(), None);
+        let bad = Any {
+            type_url: "runtimeoptions.v1.Options".into(),
+            value: vec![0x12, 50, b'x'],
+            ..Default::default()
+        };
+        assert!(config_path(Some(&bad)).is_err());
+    }
+}

@@ -1,0 +1,157 @@
+//! One process of a task (the container's init, or an exec) and its
+//! lifecycle: Created -> Running (<-> Paused) -> Stopped.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use containerd_shim_protos::api::Status;
+use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
+use tokio::sync::watch;
+
+use crate::error::{Result, ShimError};
+use crate::io::{ProcessIo, StdioPaths};
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub status: u32,
+    pub exited_at_ns: u64,
+}
+
+impl ExitInfo {
+    pub fn now(status: u32) -> Self {
+        Self {
+            status,
+            exited_at_ns: now_ns(),
+        }
+    }
+
+    pub fn timestamp(&self) -> Timestamp {
+        timestamp(self.exited_at_ns)
+    }
+}
+
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+pub fn timestamp(ns: u64) -> Timestamp {
+    Timestamp {
+        seconds: (ns / 1_000_000_000) as i64,
+        nanos: (ns % 1_000_000_000) as i32,
+        ..Default::default()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessStatus {
+    Created,
+    Running,
+    Paused,
+    Stopped,
+}
+
+impl ProcessStatus {
+    pub fn to_proto(self) -> Status {
+        match self {
+            ProcessStatus::Created => Status::CREATED,
+            ProcessStatus::Running => Status::RUNNING,
+            ProcessStatus::Paused => Status::PAUSED,
+            ProcessStatus::Stopped => Status::STOPPED,
+        }
+    }
+}
+
+/// A process's state; `exit` is also broadcast for `wait`.
+pub struct Process {
+    pub id: String,
+    pub pid: i32,
+    pub status: ProcessStatus,
+    pub stdio: StdioPaths,
+    pub io: ProcessIo,
+    exit_tx: watch::Sender<Option<ExitInfo>>,
+}
+
+impl Process {
+    pub fn new(id: String, pid: i32, stdio: StdioPaths, io: ProcessIo) -> Self {
+        let (exit_tx, _) = watch::channel(None);
+        Self {
+            id,
+            pid,
+            status: ProcessStatus::Created,
+            stdio,
+            io,
+            exit_tx,
+        }
+    }
+
+    pub fn exit(&self) -> Option<ExitInfo> {
+        *self.exit_tx.borrow()
+    }
+
+    /// Records the exit once; returns false if it was already recorded,
+    /// so TaskExit is published exactly once.
+    pub fn set_exited(&mut self, info: ExitInfo) -> bool {
+        if self.exit().is_some() {
+            return false;
+        }
+        self.status = ProcessStatus::Stopped;
+        self.io.process_exited();
+        self.exit_tx.send_replace(Some(info));
+        true
+    }
+
+    /// A receiver that resolves when the process has exited.
+    pub fn exit_watch(&self) -> watch::Receiver<Option<ExitInfo>> {
+        self.exit_tx.subscribe()
+    }
+
+    pub fn ensure(&self, want: &[ProcessStatus], op: &str) -> Result<()> {
+        if want.contains(&self.status) {
+            Ok(())
+        } else {
+            Err(ShimError::FailedPrecondition(format!(
+                "cannot {op} process {}: it is {:?}",
+                self.id, self.status
+            )))
+        }
+    }
+}
+
+/// Waits on a watch until the exit is known.
+pub async fn wait_exit(mut rx: watch::Receiver<Option<ExitInfo>>) -> ExitInfo {
+    loop {
+        if let Some(info) = *rx.borrow_and_update() {
+            return info;
+        }
+        if rx.changed().await.is_err() {
+            // Sender dropped without an exit: report the kill we must have done.
+            return (*rx.borrow()).unwrap_or_else(|| ExitInfo::now(137));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn exit_is_recorded_once_and_wakes_waiters() {
+        let mut p = Process::new("c".into(), 1, StdioPaths::default(), ProcessIo::default());
+        let rx = p.exit_watch();
+        let waiter = tokio::spawn(wait_exit(rx));
+        assert!(p.set_exited(ExitInfo { status: 3, exited_at_ns: 5 }));
+        assert!(!p.set_exited(ExitInfo { status: 9, exited_at_ns: 6 }));
+        assert_eq!(waiter.await.unwrap().status, 3);
+        assert_eq!(p.status, ProcessStatus::Stopped);
+        assert!(p.ensure(&[ProcessStatus::Running], "kill").is_err());
+    }
+
+    #[test]
+    fn timestamps_split_seconds() {
+        let t = timestamp(1_500_000_000);
+        assert_eq!((t.seconds, t.nanos), (1, 500_000_000));
+    }
+}

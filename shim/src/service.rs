@@ -1,0 +1,603 @@
+//! The task logic, free of ttrpc plumbing: every method takes a plain
+//! request and returns a plain result, so it can be driven from tests.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim::ExitSignal;
+use containerd_shim_protos::api::{
+    CloseIORequest, ConnectRequest, ConnectResponse, CreateTaskRequest, DeleteRequest,
+    DeleteResponse, ExecProcessRequest, KillRequest, PauseRequest, PidsRequest, PidsResponse,
+    ResizePtyRequest, ResumeRequest, ShutdownRequest, StartRequest, StartResponse, StateRequest,
+    StateResponse, StatsRequest, StatsResponse, UpdateTaskRequest, WaitRequest, WaitResponse,
+};
+use containerd_shim_protos::events::task::{
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
+    TaskResumed, TaskStart,
+};
+use containerd_shim_protos::protobuf::MessageField;
+use containerd_shim_protos::types::task::ProcessInfo;
+use lxcri::cgroup::ContainerCgroup;
+use lxcri::config::Config;
+use lxcri::rootfs::RootfsMount;
+use lxcri::runtime::{pidfd, CreateRequest, LxcRuntime};
+use lxcri_init_spec::ProcessSpec;
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Mutex;
+
+use crate::container::Container;
+use crate::error::{chain, Result, ShimError};
+use crate::events::EventSender;
+use crate::exec;
+use crate::io::{open_input, open_output, ProcessIo, StdioPaths};
+use crate::options;
+use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
+
+type Shared = Arc<Mutex<Container>>;
+
+pub struct Service {
+    namespace: String,
+    runtime: Arc<LxcRuntime>,
+    containers: Mutex<HashMap<String, Shared>>,
+    events: EventSender,
+    exit: Arc<ExitSignal>,
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ShimError::Failed(format!("internal task failed: {e}")))
+}
+
+impl Service {
+    pub fn new(namespace: String, runtime: Arc<LxcRuntime>, events: EventSender, exit: Arc<ExitSignal>) -> Self {
+        Self {
+            namespace,
+            runtime,
+            containers: Mutex::new(HashMap::new()),
+            events,
+            exit,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Shared> {
+        self.containers
+            .lock()
+            .await
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ShimError::NotFound(format!("container {id} not found")))
+    }
+
+    pub async fn create(&self, req: CreateTaskRequest) -> Result<u32> {
+        if !req.checkpoint.is_empty() || !req.parent_checkpoint.is_empty() {
+            return Err(ShimError::Unimplemented(
+                "create: restoring from a checkpoint is not supported by lxcri".into(),
+            ));
+        }
+        if self.containers.lock().await.contains_key(&req.id) {
+            return Err(ShimError::AlreadyExists(format!("container {} already exists", req.id)));
+        }
+        let bundle = PathBuf::from(&req.bundle);
+        let runtime = match options::config_path(req.options.as_ref())? {
+            Some(path) => {
+                let config = Config::load(Some(&path)).map_err(|e| ShimError::failed("create", &e))?;
+                options::remember_config_path(&bundle, &path);
+                Arc::new(LxcRuntime::new(config))
+            }
+            None => self.runtime.clone(),
+        };
+        let stdio = StdioPaths {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
+        let create = CreateRequest {
+            namespace: self.namespace.clone(),
+            id: req.id.clone(),
+            bundle: bundle.clone(),
+            rootfs_mounts: req
+                .rootfs
+                .iter()
+                .map(|m| RootfsMount {
+                    kind: m.type_.clone(),
+                    source: m.source.clone(),
+                    options: m.options.clone(),
+                })
+                .collect(),
+        };
+        let rt = runtime.clone();
+        let io_paths = stdio.clone();
+        let created = blocking(move || {
+            let created = rt.create(&create).map_err(|e| ShimError::failed("create", &e))?;
+            let handoff = if created.terminal != io_paths.terminal {
+                Err(ShimError::InvalidArgument(format!(
+                    "create: process.terminal is {} in config.json but the request says terminal={}",
+                    created.terminal, io_paths.terminal
+                )))
+            } else {
+                hand_over_stdio(&created, &io_paths)
+            };
+            match handoff {
+                Ok(io) => Ok((created, io)),
+                Err(e) => {
+                    if let Err(d) = rt.destroy(&create.namespace, &create.id, &create.bundle) {
+                        tracing::warn!(error = %chain(&d), "create: cleaning up after a failed stdio handoff");
+                    }
+                    Err(e)
+                }
+            }
+        })
+        .await??;
+        let (created, io) = created;
+        let pid = created.init.pid();
+        let cgroup = ContainerCgroup::for_pid(pid)
+            .map_err(|e| tracing::warn!(error = %e, "locating the container cgroup"))
+            .ok();
+        let container = Container {
+            id: req.id.clone(),
+            bundle,
+            spec: created.spec,
+            run_dir: created.run_dir.clone(),
+            init: Process::new(req.id.clone(), pid, stdio, io),
+            execs: HashMap::new(),
+            exec_specs: HashMap::new(),
+            cgroup,
+            start_gate: Some(created.start_gate),
+            runtime: runtime.clone(),
+        };
+        let shared = Arc::new(Mutex::new(container));
+        self.containers.lock().await.insert(req.id.clone(), shared.clone());
+        self.events.create(TaskCreate {
+            container_id: req.id.clone(),
+            bundle: req.bundle.clone(),
+            rootfs: req.rootfs.clone(),
+            io: MessageField::some(TaskIO {
+                stdin: req.stdin,
+                stdout: req.stdout,
+                stderr: req.stderr,
+                terminal: req.terminal,
+                ..Default::default()
+            }),
+            pid: pid as u32,
+            ..Default::default()
+        });
+        tokio::spawn(watch_init(shared, pid, created.run_dir, runtime, self.events.clone()));
+        Ok(pid as u32)
+    }
+
+    pub async fn start(&self, req: StartRequest) -> Result<StartResponse> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        if req.exec_id.is_empty() {
+            c.init.ensure(&[ProcessStatus::Created], "start")?;
+            c.release_init()?;
+            c.init.status = ProcessStatus::Running;
+            let pid = c.init.pid as u32;
+            self.events.start(TaskStart {
+                container_id: req.id.clone(),
+                pid,
+                ..Default::default()
+            });
+            return Ok(StartResponse { pid, ..Default::default() });
+        }
+        let init_pid = c.init.pid;
+        c.init.ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        let spec = c
+            .exec_specs
+            .get(&req.exec_id)
+            .cloned()
+            .ok_or_else(|| ShimError::NotFound(format!("exec {} not found", req.exec_id)))?;
+        let stdio = c.process(&req.exec_id)?.stdio.clone();
+        c.process(&req.exec_id)?.ensure(&[ProcessStatus::Created], "start")?;
+        let exec_spec = blocking(move || lxcri::runtime::container::exec_spec(init_pid, spec))
+            .await?
+            .map_err(|e| ShimError::failed("exec", &e))?;
+        let init_binary = c
+            .runtime
+            .config
+            .init_binary()
+            .map_err(|e| ShimError::failed("exec", &e))?;
+        let spec_path = c.run_dir.with_file_name(format!("exec-{}.json", req.exec_id));
+        let spawned = exec::spawn(&init_binary, spec_path, &exec_spec, &stdio).await?;
+        let pid = spawned.child.id().unwrap_or(0);
+        let io = match spawned.console {
+            Some(master) => ProcessIo::console(master, &stdio)?,
+            None => ProcessIo::direct(),
+        };
+        let p = c.process_mut(&req.exec_id)?;
+        p.pid = pid as i32;
+        p.status = ProcessStatus::Running;
+        p.io = io;
+        self.events.exec_started(TaskExecStarted {
+            container_id: req.id.clone(),
+            exec_id: req.exec_id.clone(),
+            pid,
+            ..Default::default()
+        });
+        tokio::spawn(watch_exec(
+            shared.clone(),
+            req.id.clone(),
+            req.exec_id.clone(),
+            spawned.child,
+            self.events.clone(),
+        ));
+        Ok(StartResponse { pid, ..Default::default() })
+    }
+
+    pub async fn exec(&self, req: ExecProcessRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        if req.exec_id.is_empty() || c.execs.contains_key(&req.exec_id) {
+            return Err(ShimError::AlreadyExists(format!(
+                "exec {:?} already exists in {}",
+                req.exec_id, req.id
+            )));
+        }
+        c.init.ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        let any = req
+            .spec
+            .as_ref()
+            .ok_or_else(|| ShimError::InvalidArgument("exec: the request has no process spec".into()))?;
+        let mut process: oci_spec::runtime::Process = serde_json::from_slice(&any.value)
+            .map_err(|e| ShimError::InvalidArgument(format!("exec: process spec: {e}")))?;
+        process.set_terminal(Some(req.terminal));
+        let spec: ProcessSpec = lxcri::plan::plan_process(&process, &c.spec)
+            .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
+        let stdio = StdioPaths {
+            stdin: req.stdin,
+            stdout: req.stdout,
+            stderr: req.stderr,
+            terminal: req.terminal,
+        };
+        c.exec_specs.insert(req.exec_id.clone(), spec);
+        c.execs.insert(
+            req.exec_id.clone(),
+            Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::direct()),
+        );
+        self.events.exec_added(TaskExecAdded {
+            container_id: req.id,
+            exec_id: req.exec_id,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    pub async fn kill(&self, req: KillRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        let signal = Signal::try_from(req.signal as i32)
+            .map_err(|_| ShimError::InvalidArgument(format!("kill: invalid signal {}", req.signal)))?;
+        let p = c.process(&req.exec_id)?;
+        if p.exit().is_some() {
+            return Err(ShimError::NotFound(format!("process {} already finished", p.id)));
+        }
+        if !req.exec_id.is_empty() {
+            if p.status == ProcessStatus::Created {
+                return Err(ShimError::FailedPrecondition(format!("exec {} is not started", p.id)));
+            }
+            return send_signal(p.pid, signal);
+        }
+        if req.all {
+            for pid in c.cgroup()?.procs().map_err(|e| ShimError::failed("kill", &e))? {
+                // Processes may exit while we iterate.
+                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            }
+        } else {
+            let fd = pidfd::pidfd_open(p.pid)
+                .map_err(|e| ShimError::NotFound(format!("process {} already finished: {e}", p.id)))?;
+            pidfd::pidfd_send_signal(&fd, signal as i32)
+                .map_err(|e| ShimError::Failed(format!("kill {}: {e}", p.id)))?;
+        }
+        if c.init.status == ProcessStatus::Paused && signal == Signal::SIGKILL {
+            // A frozen process dies only once thawed.
+            if let Ok(cg) = c.cgroup() {
+                let _ = cg.thaw();
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
+        let shared = self.get(&req.id).await?;
+        if !req.exec_id.is_empty() {
+            let mut c = shared.lock().await;
+            let p = c.process(&req.exec_id)?;
+            p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
+            let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
+            let pid = p.pid as u32;
+            c.execs.remove(&req.exec_id);
+            c.exec_specs.remove(&req.exec_id);
+            let _ = std::fs::remove_file(c.run_dir.with_file_name(format!("exec-{}.json", req.exec_id)));
+            return Ok(DeleteResponse {
+                pid,
+                exit_status: exit.status,
+                exited_at: MessageField::some(exit.timestamp()),
+                ..Default::default()
+            });
+        }
+        let (rx, runtime, bundle, pid) = {
+            let c = shared.lock().await;
+            c.init.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
+            (c.init.exit_watch(), c.runtime.clone(), c.bundle.clone(), c.init.pid)
+        };
+        let ns = self.namespace.clone();
+        let id = req.id.clone();
+        let rt = runtime.clone();
+        let b = bundle.clone();
+        // Stopping kills a never-started init; then its exit is recorded by the watcher.
+        blocking(move || rt.lxc.stop(&LxcName::of(&ns, &id)))
+            .await?
+            .map_err(|e| ShimError::failed("delete", &e))?;
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
+            .await
+            .unwrap_or_else(|_| ExitInfo::now(137));
+        let ns = self.namespace.clone();
+        let id = req.id.clone();
+        blocking(move || runtime.destroy(&ns, &id, &b))
+            .await?
+            .map_err(|e| ShimError::failed("delete", &e))?;
+        self.containers.lock().await.remove(&req.id);
+        self.events.delete(TaskDelete {
+            container_id: req.id.clone(),
+            pid: pid as u32,
+            exit_status: exit.status,
+            exited_at: MessageField::some(exit.timestamp()),
+            id: req.id,
+            ..Default::default()
+        });
+        Ok(DeleteResponse {
+            pid: pid as u32,
+            exit_status: exit.status,
+            exited_at: MessageField::some(exit.timestamp()),
+            ..Default::default()
+        })
+    }
+
+    pub async fn wait(&self, req: WaitRequest) -> Result<WaitResponse> {
+        let rx = {
+            let shared = self.get(&req.id).await?;
+            let c = shared.lock().await;
+            c.process(&req.exec_id)?.exit_watch()
+        };
+        let exit = wait_exit(rx).await;
+        Ok(WaitResponse {
+            exit_status: exit.status,
+            exited_at: MessageField::some(exit.timestamp()),
+            ..Default::default()
+        })
+    }
+
+    pub async fn state(&self, req: StateRequest) -> Result<StateResponse> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        let p = c.process(&req.exec_id)?;
+        let exit = p.exit();
+        Ok(StateResponse {
+            id: if req.exec_id.is_empty() { req.id.clone() } else { req.exec_id.clone() },
+            bundle: c.bundle.to_string_lossy().into_owned(),
+            pid: p.pid.max(0) as u32,
+            status: p.status.to_proto().into(),
+            stdin: p.stdio.stdin.clone(),
+            stdout: p.stdio.stdout.clone(),
+            stderr: p.stdio.stderr.clone(),
+            terminal: p.stdio.terminal,
+            exit_status: exit.map(|e| e.status).unwrap_or(0),
+            exited_at: match exit {
+                Some(e) => MessageField::some(e.timestamp()),
+                None => MessageField::none(),
+            },
+            exec_id: req.exec_id,
+            ..Default::default()
+        })
+    }
+
+    pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        let pids = c.cgroup()?.procs().map_err(|e| ShimError::failed("pids", &e))?;
+        Ok(PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
+        let shared = self.get(&req.id).await?;
+        let cg = shared.lock().await.cgroup()?.clone();
+        let stats = blocking(move || cg.stats()).await?;
+        Ok(StatsResponse {
+            stats: MessageField::some(crate::metrics::to_any(&stats)),
+            ..Default::default()
+        })
+    }
+
+    pub async fn update(&self, req: UpdateTaskRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let cg = shared.lock().await.cgroup()?.clone();
+        let any = req
+            .resources
+            .as_ref()
+            .ok_or_else(|| ShimError::InvalidArgument("update: no resources in the request".into()))?;
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value)
+            .map_err(|e| ShimError::InvalidArgument(format!("update: resources: {e}")))?;
+        let settings = lxcri::plan::cgroup_settings(&res, cg.version())
+            .map_err(|e| ShimError::InvalidArgument(format!("update: {}", chain(&e))))?;
+        blocking(move || cg.apply(settings.iter().map(|s| (s.file.as_str(), s.value.as_str()))))
+            .await?
+            .map_err(|e| ShimError::failed("update", &e))
+    }
+
+    pub async fn pause(&self, req: PauseRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        c.init.ensure(&[ProcessStatus::Running], "pause")?;
+        let cg = c.cgroup()?.clone();
+        blocking(move || cg.freeze()).await?.map_err(|e| ShimError::failed("pause", &e))?;
+        c.init.status = ProcessStatus::Paused;
+        self.events.paused(TaskPaused {
+            container_id: req.id,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    pub async fn resume(&self, req: ResumeRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        c.init.ensure(&[ProcessStatus::Paused], "resume")?;
+        let cg = c.cgroup()?.clone();
+        blocking(move || cg.thaw()).await?.map_err(|e| ShimError::failed("resume", &e))?;
+        c.init.status = ProcessStatus::Running;
+        self.events.resumed(TaskResumed {
+            container_id: req.id,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        c.process(&req.exec_id)?.io.resize(req.width, req.height)
+    }
+
+    pub async fn close_io(&self, req: CloseIORequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        if req.stdin {
+            c.process(&req.exec_id)?.io.close_stdin();
+        }
+        Ok(())
+    }
+
+    pub async fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse> {
+        let task_pid = match self.get(&req.id).await {
+            Ok(shared) => shared.lock().await.init.pid.max(0) as u32,
+            Err(_) => 0,
+        };
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn shutdown(&self, _req: ShutdownRequest) -> Result<()> {
+        if self.containers.lock().await.is_empty() {
+            self.exit.signal();
+        }
+        Ok(())
+    }
+}
+
+/// The lxc backend's container name, in one place for the shim.
+pub struct LxcName;
+
+impl LxcName {
+    pub fn of(namespace: &str, id: &str) -> String {
+        lxcri::runtime::lxc::container_name(namespace, id)
+    }
+}
+
+fn send_signal(pid: i32, signal: Signal) -> Result<()> {
+    nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(|e| match e {
+        nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
+        e => ShimError::Failed(format!("kill {pid}: {e}")),
+    })
+}
+
+/// Gives the init its stdio: the FIFOs themselves, or, for a terminal,
+/// takes the pty master it opened and starts copying.
+fn hand_over_stdio(created: &lxcri::runtime::CreatedContainer, stdio: &StdioPaths) -> Result<ProcessIo> {
+    if stdio.terminal {
+        let master = created
+            .init
+            .recv_pty()
+            .map_err(|e| ShimError::failed("create: terminal", &e))?;
+        return ProcessIo::console(master, stdio);
+    }
+    use std::os::fd::AsRawFd;
+    let stdin = open_input(&stdio.stdin)?;
+    let stdout = open_output(&stdio.stdout)?;
+    let stderr = open_output(&stdio.stderr)?;
+    created
+        .init
+        .send_stdio(stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd())
+        .map_err(|e| ShimError::failed("create: stdio", &e))?;
+    Ok(ProcessIo::direct())
+}
+
+/// Waits for the container's init to end (pidfd), then records the status
+/// it wrote, or 137 if it was killed before it could.
+async fn watch_init(shared: Shared, pid: i32, run_dir: PathBuf, runtime: Arc<LxcRuntime>, events: EventSender) {
+    // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
+    let registered = pidfd::pidfd_open(pid)
+        .and_then(|fd| unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from));
+    match registered {
+        Ok(fd) => {
+            if let Err(e) = fd.readable().await {
+                tracing::warn!(pid, error = %e, "waiting for the container's init");
+            }
+        }
+        Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
+    }
+    let info = read_exit(&runtime, &run_dir);
+    let mut c = shared.lock().await;
+    if c.init.set_exited(info) {
+        events.exit(TaskExit {
+            container_id: c.id.clone(),
+            id: c.id.clone(),
+            pid: pid as u32,
+            exit_status: info.status,
+            exited_at: MessageField::some(info.timestamp()),
+            ..Default::default()
+        });
+    }
+}
+
+fn read_exit(runtime: &LxcRuntime, run_dir: &Path) -> ExitInfo {
+    match runtime.read_exit(run_dir) {
+        Some(r) => ExitInfo {
+            status: r.status,
+            exited_at_ns: r.exited_at_ns,
+        },
+        None => ExitInfo::now(137),
+    }
+}
+
+async fn watch_exec(shared: Shared, id: String, exec_id: String, mut child: tokio::process::Child, events: EventSender) {
+    let status = match child.wait().await {
+        Ok(s) => exec::exit_code(s),
+        Err(e) => {
+            tracing::warn!(%id, %exec_id, error = %e, "waiting for exec");
+            255
+        }
+    };
+    let info = ExitInfo::now(status);
+    let mut c = shared.lock().await;
+    if let Ok(p) = c.process_mut(&exec_id) {
+        let pid = p.pid as u32;
+        if p.set_exited(info) {
+            events.exit(TaskExit {
+                container_id: id,
+                id: exec_id,
+                pid,
+                exit_status: info.status,
+                exited_at: MessageField::some(info.timestamp()),
+                ..Default::default()
+            });
+        }
+    }
+}

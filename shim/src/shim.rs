@@ -1,0 +1,154 @@
+//! containerd's shim lifecycle: `start` (spawn or reuse the pod's shim
+//! process and print its address), `delete` (clean up after a dead shim),
+//! and serving the task API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use containerd_shim::api::DeleteResponse;
+use containerd_shim::publisher::RemotePublisher;
+use containerd_shim::{Config as ShimConfig, ExitSignal, Flags, Shim, StartOpts};
+use containerd_shim_protos::protobuf::MessageField;
+use lxcri::config::Config;
+use lxcri::runtime::LxcRuntime;
+
+use crate::events::EventSender;
+use crate::logging;
+use crate::options;
+use crate::process::{now_ns, timestamp};
+use crate::service::Service;
+use crate::task::TaskService;
+
+/// Annotation CRI puts on every container of a pod.
+const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
+
+pub struct LxcriShim {
+    namespace: String,
+    id: String,
+    bundle: PathBuf,
+    exit: Arc<ExitSignal>,
+    config: Result<Config, String>,
+}
+
+fn other(msg: String) -> containerd_shim::Error {
+    containerd_shim::Error::Other(msg)
+}
+
+#[async_trait]
+impl Shim for LxcriShim {
+    type T = TaskService;
+
+    async fn new(_runtime_id: &str, flags: &Flags, shim_config: &mut ShimConfig) -> Self {
+        // The crate's logger and reaper are replaced: tracing goes to the log
+        // FIFO, and every child we spawn is awaited by tokio itself.
+        shim_config.no_setup_logger = true;
+        shim_config.no_reaper = true;
+        shim_config.no_sub_reaper = true;
+        let bundle = if flags.bundle.is_empty() {
+            std::env::current_dir().unwrap_or_default()
+        } else {
+            PathBuf::from(&flags.bundle)
+        };
+        let config = Config::load(options::remembered_config_path(&bundle).as_deref())
+            .map_err(|e| crate::error::chain(&e));
+        // Only the serving process logs: during `start` containerd reads
+        // everything on stderr as part of the address.
+        if flags.action.is_empty() {
+            let level = config
+                .as_ref()
+                .map(|c| c.shim_log_level(flags.debug))
+                .unwrap_or(lxcri::config::LogLevel::Info);
+            logging::init(level, &flags.namespace, &flags.id);
+        }
+        Self {
+            namespace: flags.namespace.clone(),
+            id: flags.id.clone(),
+            bundle,
+            exit: Arc::new(ExitSignal::default()),
+            config,
+        }
+    }
+
+    async fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
+        let grouping = sandbox_id(&self.bundle).unwrap_or_else(|| opts.id.clone());
+        let address = containerd_shim::spawn(opts, &grouping, Vec::new()).await?;
+        std::fs::write(self.bundle.join("address"), &address)
+            .map_err(|e| other(format!("writing the address file: {e}")))?;
+        Ok(address)
+    }
+
+    async fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
+        let config = self.config.clone().map_err(other)?;
+        let runtime = LxcRuntime::new(config);
+        let pid = runtime
+            .store
+            .load(&self.namespace, &self.id)
+            .ok()
+            .flatten()
+            .and_then(|r| r.pid)
+            .unwrap_or(0);
+        let (ns, id, bundle) = (self.namespace.clone(), self.id.clone(), self.bundle.clone());
+        tokio::task::spawn_blocking(move || runtime.destroy(&ns, &id, &bundle))
+            .await
+            .map_err(|e| other(e.to_string()))?
+            .map_err(|e| other(crate::error::chain(&e)))?;
+        Ok(DeleteResponse {
+            pid: pid.max(0) as u32,
+            exit_status: 137,
+            exited_at: MessageField::some(timestamp(now_ns())),
+            ..Default::default()
+        })
+    }
+
+    async fn wait(&mut self) {
+        self.exit.wait().await;
+    }
+
+    async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
+        let config = match &self.config {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                // The task API reports this on create; fall back to defaults
+                // so the shim can still answer containerd.
+                tracing::error!(error = %e, "loading lxcri configuration");
+                Config::load_with(None, &|_| None).unwrap_or_else(|_| unreachable!("defaults load"))
+            }
+        };
+        let events = EventSender::spawn(publisher, self.namespace.clone());
+        TaskService::new(Service::new(
+            self.namespace.clone(),
+            Arc::new(LxcRuntime::new(config)),
+            events,
+            self.exit.clone(),
+        ))
+    }
+}
+
+/// The pod this container belongs to, from the bundle's config.json.
+fn sandbox_id(bundle: &Path) -> Option<String> {
+    let body = std::fs::read(bundle.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+    v.get("annotations")?
+        .get(SANDBOX_ID_ANNOTATION)?
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_containers_group_by_sandbox_id() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(sandbox_id(tmp.path()), None);
+        std::fs::write(
+            tmp.path().join("config.json"),
+            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"abc"}}"#,
+        )
+        .unwrap();
+        assert_eq!(sandbox_id(tmp.path()).as_deref(), Some("abc"));
+    }
+}

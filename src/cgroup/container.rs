@@ -1,0 +1,272 @@
+//! A container's cgroup(s), located from `/proc/<pid>/cgroup` of its init,
+//! so the same code works whatever LXC (or PVE: `lxc/VMID`) named them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::stats::CgroupStats;
+use super::CgroupVersion;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("reading cgroup membership of pid {pid}: {source}")]
+    Membership {
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pid {0} has no cgroup for the {1} controller")]
+    NoController(i32, String),
+    #[error("{op} {path}: {source}")]
+    File {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cgroup {path} did not freeze within {timeout:?}")]
+    FreezeTimeout { path: PathBuf, timeout: Duration },
+}
+
+pub type Result<T> = std::result::Result<T, CgroupError>;
+
+/// The cgroup directories of one container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerCgroup {
+    version: CgroupVersion,
+    pid: i32,
+    /// v1: controller name -> directory. v2: "" -> the one directory.
+    dirs: BTreeMap<String, PathBuf>,
+}
+
+impl ContainerCgroup {
+    /// Locates the cgroups of `pid` under the host's `/sys/fs/cgroup`.
+    pub fn for_pid(pid: i32) -> Result<Self> {
+        let root = Path::new("/sys/fs/cgroup");
+        let content = fs::read_to_string(format!("/proc/{pid}/cgroup"))
+            .map_err(|source| CgroupError::Membership { pid, source })?;
+        Ok(Self::from_proc_cgroup(pid, &content, root, CgroupVersion::detect(root)))
+    }
+
+    /// Pure part of [`Self::for_pid`]: parses `/proc/<pid>/cgroup` lines
+    /// (`ID:controllers:/path`) against a cgroup mount root.
+    pub fn from_proc_cgroup(pid: i32, content: &str, root: &Path, version: CgroupVersion) -> Self {
+        let mut dirs = BTreeMap::new();
+        for line in content.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let rel = path.trim_start_matches('/');
+            match (version, controllers) {
+                (CgroupVersion::V2, "") => {
+                    dirs.insert(String::new(), root.join(rel));
+                }
+                (CgroupVersion::V1, "") => {
+                    dirs.insert("unified".into(), root.join("unified").join(rel));
+                }
+                (CgroupVersion::V1, list) => {
+                    let mount = list.trim_start_matches("name=");
+                    // Co-mounted controllers (cpu,cpuacct) share one directory;
+                    // hosts mount them either joined or separately.
+                    let joined = root.join(mount);
+                    for c in list.split(',') {
+                        let c = c.trim_start_matches("name=");
+                        let base = if joined.exists() || !root.join(c).exists() {
+                            joined.clone()
+                        } else {
+                            root.join(c)
+                        };
+                        dirs.insert(c.to_string(), base.join(rel));
+                    }
+                }
+                (CgroupVersion::V2, _) => {}
+            }
+        }
+        Self { version, pid, dirs }
+    }
+
+    /// Every directory the container's processes are in (one per v1 hierarchy).
+    pub fn all_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.dirs.values().map(PathBuf::as_path)
+    }
+
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
+    /// The directory that holds `controller`'s files.
+    pub fn dir(&self, controller: &str) -> Result<&Path> {
+        let key = match self.version {
+            CgroupVersion::V2 => "",
+            CgroupVersion::V1 => controller,
+        };
+        self.dirs
+            .get(key)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| CgroupError::NoController(self.pid, controller.to_string()))
+    }
+
+    fn file(&self, name: &str) -> Result<PathBuf> {
+        let controller = name.split('.').next().unwrap_or(name);
+        let controller = match controller {
+            "cgroup" => "pids",
+            c => c,
+        };
+        Ok(self.dir(controller)?.join(name))
+    }
+
+    pub fn read(&self, name: &str) -> Result<String> {
+        let path = self.file(name)?;
+        fs::read_to_string(&path).map_err(|source| CgroupError::File {
+            op: "reading",
+            path,
+            source,
+        })
+    }
+
+    pub fn write(&self, name: &str, value: &str) -> Result<()> {
+        let path = self.file(name)?;
+        fs::write(&path, value).map_err(|source| CgroupError::File {
+            op: "writing",
+            path,
+            source,
+        })
+    }
+
+    /// Every pid in the container's cgroup (including nested ones on v2).
+    pub fn procs(&self) -> Result<Vec<i32>> {
+        let dir = match self.version {
+            CgroupVersion::V2 => self.dir("")?.to_path_buf(),
+            CgroupVersion::V1 => self
+                .dir("pids")
+                .or_else(|_| self.dir("memory"))
+                .or_else(|_| self.dir("freezer"))?
+                .to_path_buf(),
+        };
+        let mut pids = Vec::new();
+        collect_procs(&dir, &mut pids)?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Freezes every process of the container and waits until it is frozen.
+    pub fn freeze(&self) -> Result<()> {
+        let timeout = Duration::from_secs(10);
+        match self.version {
+            CgroupVersion::V2 => {
+                self.write("cgroup.freeze", "1")?;
+                self.wait_for("cgroup.events", "frozen 1", timeout)
+            }
+            CgroupVersion::V1 => {
+                self.write("freezer.state", "FROZEN")?;
+                self.wait_for("freezer.state", "FROZEN", timeout)
+            }
+        }
+    }
+
+    pub fn thaw(&self) -> Result<()> {
+        match self.version {
+            CgroupVersion::V2 => self.write("cgroup.freeze", "0"),
+            CgroupVersion::V1 => self.write("freezer.state", "THAWED"),
+        }
+    }
+
+    fn wait_for(&self, file: &str, want: &str, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if self.read(file)?.lines().any(|l| l.trim() == want) {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(CgroupError::FreezeTimeout {
+                    path: self.file(file)?,
+                    timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Writes resource settings (`memory.max` = `268435456`, ...), as
+    /// produced by `plan::cgroup_settings`, in order.
+    pub fn apply<'a>(&self, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()> {
+        for (file, value) in settings {
+            self.write(file, value)?;
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> CgroupStats {
+        CgroupStats::read(self)
+    }
+}
+
+fn collect_procs(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = dir.join("cgroup.procs");
+    let text = fs::read_to_string(&procs).map_err(|source| CgroupError::File {
+        op: "reading",
+        path: procs,
+        source,
+    })?;
+    out.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_procs(&e.path(), out)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "13:pids:/lxc.payload.c1\n5:memory:/lxc.payload.c1\n4:cpu,cpuacct:/lxc.payload.c1\n3:freezer:/lxc.payload.c1\n1:name=systemd:/lxc.payload.c1\n0::/lxc.payload.c1\n";
+
+    #[test]
+    fn v1_controllers_map_to_their_hierarchies() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::create_dir_all(tmp.path().join("cpu")).unwrap();
+        fs::create_dir_all(tmp.path().join("cpuacct")).unwrap();
+        let cg = ContainerCgroup::from_proc_cgroup(1, HYBRID, tmp.path(), CgroupVersion::V1);
+        assert_eq!(cg.dir("memory").unwrap(), tmp.path().join("memory/lxc.payload.c1"));
+        // separately mounted cpu and cpuacct (as on this machine)
+        assert_eq!(cg.dir("cpuacct").unwrap(), tmp.path().join("cpuacct/lxc.payload.c1"));
+        assert_eq!(cg.dir("systemd").unwrap(), tmp.path().join("systemd/lxc.payload.c1"));
+        assert!(cg.dir("blkio").is_err());
+    }
+
+    #[test]
+    fn v2_has_one_directory_and_reads_procs_recursively() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("lxc/100");
+        fs::create_dir_all(dir.join("ns/init.scope")).unwrap();
+        fs::write(dir.join("cgroup.procs"), "").unwrap();
+        fs::write(dir.join("ns/cgroup.procs"), "12\n").unwrap();
+        fs::write(dir.join("ns/init.scope/cgroup.procs"), "7\n12\n").unwrap();
+        let cg = ContainerCgroup::from_proc_cgroup(7, "0::/lxc/100\n", tmp.path(), CgroupVersion::V2);
+        assert_eq!(cg.procs().unwrap(), vec![7, 12]);
+        cg.apply([("memory.max", "1048576"), ("pids.max", "10")]).unwrap();
+        assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "1048576");
+        assert_eq!(cg.read("pids.max").unwrap(), "10");
+    }
+
+    #[test]
+    fn v1_freeze_waits_for_frozen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("freezer/c");
+        fs::create_dir_all(&dir).unwrap();
+        let cg = ContainerCgroup::from_proc_cgroup(1, "3:freezer:/c\n", tmp.path(), CgroupVersion::V1);
+        // A plain file echoes what was written, like a freezer that froze at once.
+        cg.freeze().unwrap();
+        cg.thaw().unwrap();
+        assert_eq!(fs::read_to_string(dir.join("freezer.state")).unwrap(), "THAWED");
+    }
+}

@@ -1,0 +1,114 @@
+//! Resource usage read from a container's cgroup files, in one
+//! version-neutral shape; the shim turns it into containerd's metrics.
+
+use std::collections::BTreeMap;
+
+use super::container::ContainerCgroup;
+use super::CgroupVersion;
+
+/// Usage counters; `None` where the host does not provide the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CgroupStats {
+    pub version: Option<CgroupVersion>,
+    pub cpu_usage_ns: Option<u64>,
+    pub cpu_user_ns: Option<u64>,
+    pub cpu_system_ns: Option<u64>,
+    pub cpu_nr_periods: Option<u64>,
+    pub cpu_nr_throttled: Option<u64>,
+    pub cpu_throttled_ns: Option<u64>,
+    pub memory_usage: Option<u64>,
+    pub memory_limit: Option<u64>,
+    pub memory_max_usage: Option<u64>,
+    pub memory_failcnt: Option<u64>,
+    /// `memory.stat` key/value pairs as the kernel names them.
+    pub memory_stat: BTreeMap<String, u64>,
+    pub pids_current: Option<u64>,
+    pub pids_limit: Option<u64>,
+}
+
+/// Parses `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
+pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A single number, with `max` meaning unlimited (`None`).
+pub fn parse_single(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+impl CgroupStats {
+    pub fn read(cg: &ContainerCgroup) -> Self {
+        let num = |f: &str| cg.read(f).ok().and_then(|t| parse_single(&t));
+        let keyed = |f: &str| cg.read(f).map(|t| parse_flat_keyed(&t)).unwrap_or_default();
+        let mut s = CgroupStats {
+            version: Some(cg.version()),
+            pids_current: num("pids.current"),
+            pids_limit: num("pids.max"),
+            ..Default::default()
+        };
+        match cg.version() {
+            CgroupVersion::V1 => {
+                // USER_HZ is 100 on every Linux ABI lxcri runs on.
+                const TICK_NS: u64 = 10_000_000;
+                s.cpu_usage_ns = num("cpuacct.usage");
+                let acct = keyed("cpuacct.stat");
+                s.cpu_user_ns = acct.get("user").map(|t| t * TICK_NS);
+                s.cpu_system_ns = acct.get("system").map(|t| t * TICK_NS);
+                let cpu = keyed("cpu.stat");
+                s.cpu_nr_periods = cpu.get("nr_periods").copied();
+                s.cpu_nr_throttled = cpu.get("nr_throttled").copied();
+                s.cpu_throttled_ns = cpu.get("throttled_time").copied();
+                s.memory_usage = num("memory.usage_in_bytes");
+                s.memory_limit = num("memory.limit_in_bytes");
+                s.memory_max_usage = num("memory.max_usage_in_bytes");
+                s.memory_failcnt = num("memory.failcnt");
+            }
+            CgroupVersion::V2 => {
+                let cpu = keyed("cpu.stat");
+                s.cpu_usage_ns = cpu.get("usage_usec").map(|u| u * 1000);
+                s.cpu_user_ns = cpu.get("user_usec").map(|u| u * 1000);
+                s.cpu_system_ns = cpu.get("system_usec").map(|u| u * 1000);
+                s.cpu_nr_periods = cpu.get("nr_periods").copied();
+                s.cpu_nr_throttled = cpu.get("nr_throttled").copied();
+                s.cpu_throttled_ns = cpu.get("throttled_usec").map(|u| u * 1000);
+                s.memory_usage = num("memory.current");
+                s.memory_limit = num("memory.max");
+                s.memory_max_usage = num("memory.peak");
+                s.memory_failcnt = keyed("memory.events").get("max").copied();
+            }
+        }
+        s.memory_stat = keyed("memory.stat");
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn v2_stats_from_files() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("c");
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap();
+        fs::write(d.join("memory.current"), "4096\n").unwrap();
+        fs::write(d.join("memory.max"), "max\n").unwrap();
+        fs::write(d.join("memory.stat"), "anon 100\nfile 200\n").unwrap();
+        fs::write(d.join("pids.current"), "3\n").unwrap();
+        let cg = ContainerCgroup::from_proc_cgroup(1, "0::/c\n", tmp.path(), CgroupVersion::V2);
+        let s = cg.stats();
+        assert_eq!(s.cpu_usage_ns, Some(1_500_000));
+        assert_eq!(s.cpu_system_ns, Some(500_000));
+        assert_eq!(s.memory_usage, Some(4096));
+        assert_eq!(s.memory_limit, None);
+        assert_eq!(s.memory_stat.get("file"), Some(&200));
+        assert_eq!(s.pids_current, Some(3));
+    }
+}

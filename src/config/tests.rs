@@ -1,0 +1,332 @@
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use super::*;
+
+/// A fake environment.
+fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |name| map.get(name).cloned()
+}
+
+/// Loads with a default path inside `dir` (so the host's /etc/lxcri is never read).
+fn load(dir: &Path, explicit: Option<&Path>, env: &[(&str, &str)]) -> Result<Config> {
+    Config::load_from(explicit, &env_of(env), &dir.join("default.toml"))
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, body).unwrap();
+    path
+}
+
+#[test]
+fn defaults_without_any_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = load(tmp.path(), None, &[]).unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.backend, Backend::Lxc);
+    assert_eq!(c.runtime_root, Path::new("/run/lxcri"));
+    assert_eq!(c.log_level, LogLevel::Info);
+    assert_eq!(c.lxc.lxcpath, Path::new("/var/lib/lxcri/lxc"));
+    assert_eq!(c.lxc.init_binary, None);
+    assert_eq!(c.lxc.log_level, LxcLogLevel::Warn);
+    assert_eq!(c.lxc.start_timeout(), Duration::from_secs(30));
+    assert_eq!(c.rootfs.mode, RootfsMode::Overlay);
+    assert_eq!(c.file, None);
+}
+
+#[test]
+fn default_path_file_is_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "default.toml", "log_level = \"debug\"\n");
+    let c = load(tmp.path(), None, &[]).unwrap();
+    assert_eq!(c.log_level, LogLevel::Debug);
+    assert_eq!(c.file, Some(path));
+}
+
+#[test]
+fn parses_every_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        r#"
+backend = "lxc"
+runtime_root = "/run/x/"
+log_level = "trace"
+[lxc]
+lxcpath = "/srv/lxc"
+init_binary = "/opt/lxcri/lxcri-init"
+log_level = "debug"
+start_timeout_secs = 5
+[rootfs]
+mode = "overlay"
+"#,
+    );
+    let c = load(tmp.path(), Some(&path), &[]).unwrap();
+    assert_eq!(c.runtime_root, Path::new("/run/x"), "trailing / normalized");
+    assert_eq!(c.log_level, LogLevel::Trace);
+    assert_eq!(c.lxc.lxcpath, Path::new("/srv/lxc"));
+    assert_eq!(
+        c.lxc.init_binary.as_deref(),
+        Some(Path::new("/opt/lxcri/lxcri-init"))
+    );
+    assert_eq!(c.lxc.log_level, LxcLogLevel::Debug);
+    assert_eq!(c.lxc.start_timeout_secs, 5);
+    assert_eq!(c.file, Some(path));
+}
+
+#[test]
+fn shipped_example_is_valid_and_equals_the_defaults() {
+    let raw: RawFile = toml::from_str(include_str!("../../config/lxcri.toml")).unwrap();
+    let mut c = Config::default();
+    for (field, value) in raw.values() {
+        c.apply(setting(field), &value, Origin::Default).unwrap();
+    }
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_key_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (body, key, line) in [
+        (
+            "backend = \"lxc\"\nruntime_dir = \"/x\"\n",
+            "runtime_dir",
+            "line 2",
+        ),
+        ("[lxc]\nlxc_path = \"/x\"\n", "lxc_path", "line 2"),
+        ("[pve]\nurl = \"https://x\"\n", "pve", "line 1"),
+    ] {
+        let path = write(tmp.path(), "c.toml", body);
+        let err = load(tmp.path(), Some(&path), &[]).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains(key), "{msg}");
+        assert!(msg.contains(line), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+    }
+}
+
+#[test]
+fn wrong_type_is_a_parse_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.toml", "[lxc]\nstart_timeout_secs = \"30\"\n");
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("start_timeout_secs") && msg.contains("line 2"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn env_beats_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        "runtime_root = \"/from/file\"\nlog_level = \"warn\"\n[lxc]\nstart_timeout_secs = 9\n",
+    );
+    let env = [
+        ("LXCRI_RUNTIME_ROOT", "/from/env"),
+        ("LXCRI_LXC_START_TIMEOUT_SECS", "12"),
+        ("LXCRI_ROOTFS_MODE", "overlay"),
+        ("LXCRI_LXC_INIT_BINARY", "/env/lxcri-init"),
+    ];
+    let c = load(tmp.path(), Some(&path), &env).unwrap();
+    assert_eq!(c.runtime_root, Path::new("/from/env"));
+    assert_eq!(c.log_level, LogLevel::Warn, "file value kept");
+    assert_eq!(c.lxc.start_timeout_secs, 12);
+    assert_eq!(
+        c.lxc.init_binary.as_deref(),
+        Some(Path::new("/env/lxcri-init"))
+    );
+}
+
+#[test]
+fn empty_env_value_means_unset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = load(
+        tmp.path(),
+        None,
+        &[("LXCRI_LOG_LEVEL", ""), (CONFIG_ENV, "")],
+    )
+    .unwrap();
+    assert_eq!(c, Config::default());
+}
+
+#[test]
+fn flag_beats_env() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = load(tmp.path(), None, &[("LXCRI_RUNTIME_ROOT", "/from/env")]).unwrap();
+    c.set("runtime_root", "/from/flag").unwrap();
+    assert_eq!(c.runtime_root, Path::new("/from/flag"));
+    let err = c.set("runtime_root", "relative").unwrap_err().to_string();
+    assert!(err.contains("command line"), "{err}");
+    assert!(matches!(
+        c.set("nope", "x"),
+        Err(ConfigError::UnknownKey { .. })
+    ));
+}
+
+#[test]
+fn explicit_missing_path_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    let err = load(tmp.path(), Some(&missing), &[]).unwrap_err();
+    match &err {
+        ConfigError::Read { path, source, .. } => {
+            assert_eq!(path, &missing);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("missing.toml"));
+}
+
+#[test]
+fn lxcri_config_env_names_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "env.toml", "log_level = \"error\"\n");
+    let p = path.to_str().unwrap();
+    let c = load(tmp.path(), None, &[(CONFIG_ENV, p)]).unwrap();
+    assert_eq!(c.log_level, LogLevel::Error);
+    assert_eq!(c.file.as_deref(), Some(path.as_path()));
+
+    // An explicit path wins over LXCRI_CONFIG.
+    let other = write(tmp.path(), "explicit.toml", "log_level = \"trace\"\n");
+    let c = load(tmp.path(), Some(&other), &[(CONFIG_ENV, p)]).unwrap();
+    assert_eq!(c.log_level, LogLevel::Trace);
+
+    // A missing file named by LXCRI_CONFIG is an error too.
+    let err = load(tmp.path(), None, &[(CONFIG_ENV, "/nonexistent/lxcri.toml")]).unwrap_err();
+    assert!(err.to_string().contains(CONFIG_ENV), "{err}");
+}
+
+#[test]
+fn bad_enum_value_names_key_env_and_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.toml", "[lxc]\nlog_level = \"loud\"\n");
+    let err = load(tmp.path(), Some(&path), &[]).unwrap_err();
+    let msg = err.to_string();
+    for needle in [
+        "lxc.log_level",
+        "LXCRI_LXC_LOG_LEVEL",
+        "\"loud\"",
+        "\"notice\"",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+
+    let err = load(tmp.path(), None, &[("LXCRI_ROOTFS_MODE", "zfs")]).unwrap_err();
+    match err {
+        ConfigError::Invalid { key, origin, .. } => {
+            assert_eq!(key, "rootfs.mode");
+            assert_eq!(origin, Origin::Env("LXCRI_ROOTFS_MODE"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn pve_backend_is_not_available_yet() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.toml", "backend = \"pve\"\n");
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("backend") && msg.contains("pve backend is not available"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn bad_values_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (var, value) in [
+        ("LXCRI_RUNTIME_ROOT", "run/lxcri"),
+        ("LXCRI_RUNTIME_ROOT", "/"),
+        ("LXCRI_RUNTIME_ROOT", "/run/lx\ncri"),
+        ("LXCRI_LXC_LXCPATH", "/var/lib/../x"),
+        ("LXCRI_LXC_LXCPATH", "/var/lib/my lxc"),
+        ("LXCRI_LXC_INIT_BINARY", "lxcri-init"),
+        ("LXCRI_LXC_START_TIMEOUT_SECS", "0"),
+        ("LXCRI_LXC_START_TIMEOUT_SECS", "30s"),
+        ("LXCRI_LXC_START_TIMEOUT_SECS", "99999"),
+        ("LXCRI_LOG_LEVEL", "INFO"),
+        ("LXCRI_BACKEND", "docker"),
+    ] {
+        let err = load(tmp.path(), None, &[(var, value)]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(var), "{var}={value:?}: {msg}");
+    }
+    let path = write(tmp.path(), "c.toml", "[lxc]\nstart_timeout_secs = 0\n");
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("lxc.start_timeout_secs") && msg.contains("c.toml"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn shim_log_level_debug_flag() {
+    let mut c = Config::default();
+    assert_eq!(c.shim_log_level(false), LogLevel::Info);
+    assert_eq!(c.shim_log_level(true), LogLevel::Debug);
+    c.log_level = LogLevel::Trace;
+    assert_eq!(c.shim_log_level(true), LogLevel::Trace);
+}
+
+fn make_exe(path: &Path, mode: u32) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, b"#!/bin/sh\n").unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn init_binary_search_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe_dir = tmp.path().join("exe");
+    let local = tmp.path().join("local");
+    let usr = tmp.path().join("usr");
+    fs::create_dir_all(&exe_dir).unwrap();
+    let dirs = [local.as_path(), usr.as_path()];
+
+    let err = find_init_binary(None, Some(&exe_dir), &dirs).unwrap_err();
+    match &err {
+        ConfigError::InitBinaryNotFound { searched } => assert_eq!(searched.len(), 3),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("LXCRI_LXC_INIT_BINARY"), "{err}");
+
+    make_exe(&usr.join("lxcri-init"), 0o755);
+    assert_eq!(
+        find_init_binary(None, Some(&exe_dir), &dirs).unwrap(),
+        usr.join("lxcri-init")
+    );
+    // Not executable: skipped.
+    make_exe(&local.join("lxcri-init"), 0o644);
+    assert_eq!(
+        find_init_binary(None, Some(&exe_dir), &dirs).unwrap(),
+        usr.join("lxcri-init")
+    );
+    make_exe(&exe_dir.join("lxcri-init"), 0o755);
+    assert_eq!(
+        find_init_binary(None, Some(&exe_dir), &dirs).unwrap(),
+        exe_dir.join("lxcri-init")
+    );
+
+    // A configured path is used alone, and must exist.
+    let configured = tmp.path().join("opt/lxcri-init");
+    assert!(find_init_binary(Some(&configured), Some(&exe_dir), &dirs).is_err());
+    make_exe(&configured, 0o700);
+    assert_eq!(
+        find_init_binary(Some(&configured), Some(&exe_dir), &dirs).unwrap(),
+        configured
+    );
+}

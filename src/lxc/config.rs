@@ -1,0 +1,212 @@
+//! The typed LXC container configuration: one field per concern, no
+//! strings keyed by `lxc.*` names (those live only in the renderer).
+
+use std::path::PathBuf;
+
+use crate::cgroup::CgroupVersion;
+
+/// An LXC namespace identifier, as `lxc.namespace.*` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Namespace {
+    Mnt,
+    Pid,
+    Net,
+    Ipc,
+    Uts,
+    User,
+    Cgroup,
+    Time,
+}
+
+impl Namespace {
+    /// The name LXC uses (and `/proc/<pid>/ns/` uses).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Mnt => "mnt",
+            Namespace::Pid => "pid",
+            Namespace::Net => "net",
+            Namespace::Ipc => "ipc",
+            Namespace::Uts => "uts",
+            Namespace::User => "user",
+            Namespace::Cgroup => "cgroup",
+            Namespace::Time => "time",
+        }
+    }
+}
+
+/// Which namespaces the container gets.
+///
+/// Namespaces in neither list are the host's. LXC refuses a config that sets
+/// both `lxc.namespace.clone` and `lxc.namespace.keep` ("Cannot set both"),
+/// and with `clone` set it creates exactly the listed ones, so "keep" is
+/// expressed by leaving a namespace out of `clone`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    /// New namespaces (`lxc.namespace.clone`), in a fixed order.
+    pub clone: Vec<Namespace>,
+    /// Namespaces joined by path (`lxc.namespace.share.<ns>`).
+    pub share: Vec<(Namespace, PathBuf)>,
+}
+
+/// Network setup of a new network namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Loopback only (`lxc.net.0.type = empty`); CNI or the backend adds more.
+    Empty,
+}
+
+/// `u` or `g` in `lxc.idmap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    User,
+    Group,
+}
+
+/// One `lxc.idmap` line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdMap {
+    pub kind: IdKind,
+    pub container_id: u32,
+    pub host_id: u32,
+    pub size: u32,
+}
+
+/// `lxc.mount.auto` cgroup choice (replaces an OCI `cgroup` mount).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupAuto {
+    ReadOnly,
+    ReadWrite,
+}
+
+/// One `lxc.mount.entry` in fstab format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Host path for binds, or the pseudo source (`proc`, `tmpfs`, ...).
+    pub source: String,
+    /// Path relative to the container's rootfs, without a leading `/`.
+    pub destination: String,
+    /// Filesystem type (`none` for binds).
+    pub fstype: String,
+    /// Mount options including LXC's `create=dir|file`; never empty when rendered
+    /// (the renderer writes `defaults` for an empty list).
+    pub options: Vec<String>,
+}
+
+/// One `lxc.prlimit.<name>` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prlimit {
+    /// LXC's name: the lower-case RLIMIT suffix (`nofile`).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// A cgroup interface file and the value to write into it, e.g.
+/// `memory.max` = `1073741824`. Used for `lxc.cgroup[2].<file>` and by
+/// `update`, which writes the same values into the container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupSetting {
+    pub file: String,
+    pub value: String,
+}
+
+impl CgroupSetting {
+    pub fn new(file: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// Device type of a device cgroup rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    All,
+    Char,
+    Block,
+}
+
+/// One device cgroup rule (`lxc.cgroup[2].devices.allow|deny`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRule {
+    pub allow: bool,
+    pub kind: DeviceKind,
+    /// `None` is the `*` wildcard.
+    pub major: Option<u64>,
+    pub minor: Option<u64>,
+    /// Subset of `rwm`.
+    pub access: String,
+}
+
+/// Everything lxcri writes into a container's LXC config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LxcConfig {
+    /// `lxc.uts.name`, only with a new UTS namespace.
+    pub uts_name: Option<String>,
+    /// Host path of the (already mounted) rootfs: `lxc.rootfs.path = dir:<path>`.
+    pub rootfs: PathBuf,
+    /// `lxc.init.cmd`: path of the init inside the container.
+    pub init_cmd: String,
+    pub init_uid: u32,
+    pub init_gid: u32,
+    pub init_cwd: String,
+    /// `lxc.mount.auto`: nothing but (optionally) the cgroup tree.
+    pub mount_auto_cgroup: Option<CgroupAuto>,
+    /// `lxc.autodev`: LXC makes `/dev` a tmpfs with the standard nodes.
+    pub autodev: bool,
+    /// `lxc.pty.max`: LXC mounts a new devpts instance at `/dev/pts`.
+    pub pty_max: u32,
+    /// `lxc.tty.max`.
+    pub tty_max: u32,
+    /// `lxc.console.path`; `None` renders `none` (the init owns stdio).
+    pub console_path: Option<PathBuf>,
+    /// `lxc.apparmor.profile` for the container as a whole.
+    pub apparmor_profile: String,
+    pub namespaces: Namespaces,
+    pub network: Option<Network>,
+    pub idmaps: Vec<IdMap>,
+    /// `lxc.mount.entry` lines in order.
+    pub mounts: Vec<MountEntry>,
+    pub prlimits: Vec<Prlimit>,
+    /// `lxc.proc.oom_score_adj`.
+    pub oom_score_adj: Option<i32>,
+    /// `lxc.sysctl.<key>`, sorted by key.
+    pub sysctls: Vec<(String, String)>,
+    /// Selects `lxc.cgroup.*` (v1) or `lxc.cgroup2.*` (v2) keys.
+    pub cgroup_version: CgroupVersion,
+    pub cgroup_settings: Vec<CgroupSetting>,
+    pub device_rules: Vec<DeviceRule>,
+}
+
+impl LxcConfig {
+    /// A config with lxcri's fixed settings and nothing container-specific.
+    pub fn new(rootfs: PathBuf, init_cmd: String, cgroup_version: CgroupVersion) -> Self {
+        Self {
+            uts_name: None,
+            rootfs,
+            init_cmd,
+            init_uid: 0,
+            init_gid: 0,
+            init_cwd: "/".into(),
+            mount_auto_cgroup: None,
+            autodev: true,
+            pty_max: 1024,
+            tty_max: 0,
+            console_path: None,
+            // This kernel enforces no AppArmor, and the init applies the
+            // OCI process's own profile at exec.
+            apparmor_profile: "unconfined".into(),
+            namespaces: Namespaces::default(),
+            network: None,
+            idmaps: Vec::new(),
+            mounts: Vec::new(),
+            prlimits: Vec::new(),
+            oom_score_adj: None,
+            sysctls: Vec::new(),
+            cgroup_version,
+            cgroup_settings: Vec::new(),
+            device_rules: Vec::new(),
+        }
+    }
+}

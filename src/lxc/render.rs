@@ -1,0 +1,274 @@
+//! The one place that writes `lxc.*` lines.
+//!
+//! LXC's config format is `key = value`, one per line, so a newline in a
+//! value would start a new (attacker-chosen) key. Every key and value is
+//! checked here, whatever checks the callers already did.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::config::{
+    CgroupAuto, DeviceKind, DeviceRule, IdKind, LxcConfig, MountEntry, Network,
+};
+use super::{LxcConfigError, Result};
+use crate::cgroup::CgroupVersion;
+
+/// Collects validated lines.
+struct Lines {
+    out: String,
+}
+
+impl Lines {
+    fn push(&mut self, key: &str, value: &str) -> Result<()> {
+        check_key(key)?;
+        check_value(key, value)?;
+        if value.is_empty() {
+            writeln!(self.out, "{key} =").expect("writing to a String");
+        } else {
+            writeln!(self.out, "{key} = {value}").expect("writing to a String");
+        }
+        Ok(())
+    }
+
+    fn push_path(&mut self, key: &str, prefix: &str, path: &Path) -> Result<()> {
+        let value = path_str(key, path)?;
+        if !value.starts_with('/') {
+            return Err(LxcConfigError::invalid(key, value, "must be an absolute path"));
+        }
+        self.push(key, &format!("{prefix}{value}"))
+    }
+}
+
+fn path_str<'a>(key: &str, path: &'a Path) -> Result<&'a str> {
+    path.to_str()
+        .ok_or_else(|| LxcConfigError::invalid(key, &path.to_string_lossy(), "not valid UTF-8"))
+}
+
+/// Keys are built by the renderer, but parts of them (sysctl names, cgroup
+/// files, rlimit names) come from the spec.
+fn check_key(key: &str) -> Result<()> {
+    let ok = key.starts_with("lxc.")
+        && !key.ends_with('.')
+        && !key.contains("..")
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/'));
+    if ok {
+        Ok(())
+    } else {
+        Err(LxcConfigError::InvalidKey {
+            key: key.to_string(),
+        })
+    }
+}
+
+fn check_value(key: &str, value: &str) -> Result<()> {
+    for (c, name) in [('\n', "a newline"), ('\r', "a carriage return"), ('\0', "a NUL byte")] {
+        if value.contains(c) {
+            return Err(LxcConfigError::invalid(key, value, &format!("contains {name}")));
+        }
+    }
+    // LXC trims whitespace around values and strips one pair of enclosing
+    // quotes; either would silently change what we meant.
+    if value.trim() != value {
+        return Err(LxcConfigError::invalid(
+            key,
+            value,
+            "has leading or trailing whitespace",
+        ));
+    }
+    let b = value.as_bytes();
+    if b.len() > 1 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        return Err(LxcConfigError::invalid(key, value, "is enclosed in quotes"));
+    }
+    Ok(())
+}
+
+/// Escapes one fstab field the way `getmntent(3)` decodes it.
+fn fstab_field(key: &str, what: &str, field: &str) -> Result<String> {
+    if field.is_empty() {
+        return Err(LxcConfigError::invalid(
+            key,
+            field,
+            &format!("mount {what} is empty"),
+        ));
+    }
+    if what == "source" && field.starts_with('#') {
+        // getmntent skips such a line as a comment; there is no escape for '#'.
+        return Err(LxcConfigError::invalid(
+            key,
+            field,
+            "mount source cannot start with '#'",
+        ));
+    }
+    let mut out = String::with_capacity(field.len());
+    for c in field.chars() {
+        match c {
+            ' ' => out.push_str("\\040"),
+            '\t' => out.push_str("\\011"),
+            '\\' => out.push_str("\\134"),
+            '\n' | '\r' | '\0' => {
+                return Err(LxcConfigError::invalid(
+                    key,
+                    field,
+                    &format!("mount {what} contains a control character"),
+                ))
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn mount_line(key: &str, m: &MountEntry) -> Result<String> {
+    if m.destination.starts_with('/') {
+        return Err(LxcConfigError::invalid(
+            key,
+            &m.destination,
+            "mount destination must be relative to the rootfs",
+        ));
+    }
+    for opt in &m.options {
+        if opt.is_empty() || opt.contains(',') || opt.contains(char::is_whitespace) {
+            return Err(LxcConfigError::invalid(
+                key,
+                opt,
+                "mount option is empty or contains ',' or whitespace",
+            ));
+        }
+    }
+    let options = if m.options.is_empty() {
+        "defaults".to_string()
+    } else {
+        m.options.join(",")
+    };
+    Ok(format!(
+        "{} {} {} {} 0 0",
+        fstab_field(key, "source", &m.source)?,
+        fstab_field(key, "destination", &m.destination)?,
+        fstab_field(key, "type", &m.fstype)?,
+        fstab_field(key, "options", &options)?,
+    ))
+}
+
+fn device_rule(rule: &DeviceRule) -> String {
+    let kind = match rule.kind {
+        DeviceKind::All => "a",
+        DeviceKind::Char => "c",
+        DeviceKind::Block => "b",
+    };
+    let num = |n: Option<u64>| n.map_or_else(|| "*".to_string(), |n| n.to_string());
+    if rule.kind == DeviceKind::All
+        && rule.major.is_none()
+        && rule.minor.is_none()
+        && rule.access == "rwm"
+    {
+        return kind.to_string();
+    }
+    format!(
+        "{kind} {}:{} {}",
+        num(rule.major),
+        num(rule.minor),
+        rule.access
+    )
+}
+
+fn limit(v: u64) -> String {
+    // RLIM_INFINITY.
+    if v == u64::MAX {
+        "unlimited".into()
+    } else {
+        v.to_string()
+    }
+}
+
+impl LxcConfig {
+    /// Renders the config as LXC reads it, validating every key and value.
+    pub fn render(&self) -> Result<String> {
+        let mut l = Lines {
+            out: String::from("# Generated by lxcri. Do not edit.\n"),
+        };
+        if let Some(name) = &self.uts_name {
+            l.push("lxc.uts.name", name)?;
+        }
+        l.push_path("lxc.rootfs.path", "dir:", &self.rootfs)?;
+        // The rootfs belongs to containerd's snapshotter; LXC must not delete it.
+        l.push("lxc.rootfs.managed", "0")?;
+        l.push("lxc.init.cmd", &self.init_cmd)?;
+        l.push("lxc.init.uid", &self.init_uid.to_string())?;
+        l.push("lxc.init.gid", &self.init_gid.to_string())?;
+        l.push("lxc.init.cwd", &self.init_cwd)?;
+        match &self.console_path {
+            Some(p) => l.push_path("lxc.console.path", "", p)?,
+            None => l.push("lxc.console.path", "none")?,
+        }
+        l.push("lxc.tty.max", &self.tty_max.to_string())?;
+        l.push("lxc.pty.max", &self.pty_max.to_string())?;
+        l.push("lxc.autodev", if self.autodev { "1" } else { "0" })?;
+        l.push("lxc.apparmor.profile", &self.apparmor_profile)?;
+
+        if !self.namespaces.clone.is_empty() {
+            let names: Vec<_> = self.namespaces.clone.iter().map(|n| n.as_str()).collect();
+            l.push("lxc.namespace.clone", &names.join(" "))?;
+        }
+        for (ns, path) in &self.namespaces.share {
+            l.push_path(&format!("lxc.namespace.share.{}", ns.as_str()), "", path)?;
+        }
+        match self.network {
+            Some(Network::Empty) => l.push("lxc.net.0.type", "empty")?,
+            None => {}
+        }
+        for m in &self.idmaps {
+            let kind = match m.kind {
+                IdKind::User => "u",
+                IdKind::Group => "g",
+            };
+            l.push(
+                "lxc.idmap",
+                &format!("{kind} {} {} {}", m.container_id, m.host_id, m.size),
+            )?;
+        }
+
+        let auto = match self.mount_auto_cgroup {
+            None => "",
+            Some(CgroupAuto::ReadOnly) => "cgroup:ro:force",
+            Some(CgroupAuto::ReadWrite) => "cgroup:rw:force",
+        };
+        l.push("lxc.mount.auto", auto)?;
+        for m in &self.mounts {
+            let line = mount_line("lxc.mount.entry", m)?;
+            l.push("lxc.mount.entry", &line)?;
+        }
+
+        for r in &self.prlimits {
+            l.push(
+                &format!("lxc.prlimit.{}", r.name),
+                &format!("{}:{}", limit(r.soft), limit(r.hard)),
+            )?;
+        }
+        if let Some(adj) = self.oom_score_adj {
+            l.push("lxc.proc.oom_score_adj", &adj.to_string())?;
+        }
+        for (key, value) in &self.sysctls {
+            l.push(&format!("lxc.sysctl.{key}"), value)?;
+        }
+
+        let prefix = match self.cgroup_version {
+            CgroupVersion::V1 => "lxc.cgroup",
+            CgroupVersion::V2 => "lxc.cgroup2",
+        };
+        for s in &self.cgroup_settings {
+            if s.file.contains('/') {
+                return Err(LxcConfigError::InvalidKey {
+                    key: format!("{prefix}.{}", s.file),
+                });
+            }
+            l.push(&format!("{prefix}.{}", s.file), &s.value)?;
+        }
+        for rule in &self.device_rules {
+            let verb = if rule.allow { "allow" } else { "deny" };
+            l.push(&format!("{prefix}.devices.{verb}"), &device_rule(rule))?;
+        }
+        Ok(l.out)
+    }
+}

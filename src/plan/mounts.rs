@@ -1,0 +1,238 @@
+//! OCI `mounts` -> `lxc.mount.entry` lines (and the cgroup choice of
+//! `lxc.mount.auto`).
+//!
+//! LXC provides some of the standard mounts itself: `/dev` is a tmpfs with
+//! the standard nodes (`lxc.autodev = 1`) and `/dev/pts` a new devpts
+//! instance (`lxc.pty.max`), so those OCI mounts are not emitted; a
+//! `cgroup` mount at `/sys/fs/cgroup` becomes `lxc.mount.auto = cgroup:..`.
+
+use std::path::{Component, Path, PathBuf};
+
+use oci_spec::runtime::Mount;
+
+use super::resolve::{resolve_in_root, ResolveError};
+use super::{invalid, unsupported, PlanError, Result};
+use crate::lxc::{CgroupAuto, MountEntry};
+
+/// Filesystem types lxcri mounts through `lxc.mount.entry`, besides binds.
+const FILESYSTEMS: [&str; 5] = ["tmpfs", "proc", "sysfs", "devpts", "mqueue"];
+
+/// Options lxcri cannot honour: runc extensions and mount attributes LXC
+/// does not implement. Passing them on would silently drop them.
+const UNSUPPORTED_OPTIONS: [&str; 19] = [
+    "tmpcopyup",
+    "idmap",
+    "ridmap",
+    "rro",
+    "rrw",
+    "rnosuid",
+    "rsuid",
+    "rnodev",
+    "rdev",
+    "rnoexec",
+    "rexec",
+    "rnoatime",
+    "ratime",
+    "rrelatime",
+    "rnorelatime",
+    "rstrictatime",
+    "rnostrictatime",
+    "rnodiratime",
+    "rdiratime",
+];
+
+pub(super) struct MountPlan {
+    pub entries: Vec<MountEntry>,
+    pub cgroup: Option<CgroupAuto>,
+}
+
+/// The path as written, with `.`, empty and trailing components removed
+/// (`..` kept), to recognise the special destinations.
+fn lexical(dest: &Path) -> PathBuf {
+    dest.components()
+        .filter(|c| !matches!(c, Component::CurDir))
+        .collect()
+}
+
+/// Maps a resolver error to the OCI field it is about.
+pub(super) fn destination_error(field: &str, e: ResolveError) -> PlanError {
+    match e {
+        ResolveError::Io { path, source } => PlanError::Io {
+            field: field.to_string(),
+            path,
+            source,
+        },
+        other => invalid(field, &other.to_string()),
+    }
+}
+
+/// Resolves `dest` inside `rootfs` to the relative path LXC expects.
+pub(super) fn relative_destination(field: &str, rootfs: &Path, dest: &Path) -> Result<String> {
+    let rel = resolve_in_root(rootfs, dest).map_err(|e| destination_error(field, e))?;
+    if rel.as_os_str().is_empty() {
+        return Err(invalid(field, "cannot mount over the container's root"));
+    }
+    rel.into_os_string()
+        .into_string()
+        .map_err(|_| invalid(field, "is not valid UTF-8"))
+}
+
+pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> Result<MountPlan> {
+    let mut plan = MountPlan {
+        entries: Vec::new(),
+        cgroup: None,
+    };
+    for (i, m) in mounts.iter().enumerate() {
+        let field = format!("mounts[{i}]");
+        let dest = m.destination();
+        if !dest.is_absolute() {
+            return Err(invalid(
+                &format!("{field}.destination"),
+                &format!("{dest:?} must be an absolute path"),
+            ));
+        }
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(unsupported(
+                &format!("{field}.uidMappings"),
+                "id-mapped mounts are not implemented",
+            ));
+        }
+        let options = m.options().clone().unwrap_or_default();
+        check_options(&field, &options)?;
+        let typ = m.typ().as_deref().unwrap_or("");
+        let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let clean = lexical(dest);
+        if clean.starts_with(reserved) {
+            return Err(invalid(
+                &format!("{field}.destination"),
+                &format!("{} is reserved for lxcri's runtime directory", reserved.display()),
+            ));
+        }
+
+        if clean == Path::new("/dev") {
+            if typ == "tmpfs" && !is_bind {
+                continue;
+            }
+            return Err(unsupported(
+                &field,
+                "/dev is a tmpfs made by LXC (lxc.autodev); only a tmpfs mount is accepted there",
+            ));
+        }
+        if clean == Path::new("/dev/pts") {
+            if typ == "devpts" && !is_bind {
+                continue;
+            }
+            return Err(unsupported(
+                &field,
+                "/dev/pts is a devpts instance made by LXC; only a devpts mount is accepted there",
+            ));
+        }
+        if !is_bind && (typ == "cgroup" || typ == "cgroup2") {
+            if clean != Path::new("/sys/fs/cgroup") {
+                return Err(unsupported(
+                    &format!("{field}.destination"),
+                    "cgroup filesystems are only mounted at /sys/fs/cgroup",
+                ));
+            }
+            plan.cgroup = Some(if options.iter().any(|o| o == "ro") {
+                CgroupAuto::ReadOnly
+            } else {
+                CgroupAuto::ReadWrite
+            });
+            continue;
+        }
+
+        let destination = relative_destination(&format!("{field}.destination"), rootfs, dest)?;
+        let entry = if is_bind {
+            bind_entry(&field, m, destination, options)?
+        } else {
+            if typ.is_empty() {
+                return Err(invalid(&format!("{field}.type"), "missing"));
+            }
+            if !FILESYSTEMS.contains(&typ) {
+                return Err(unsupported(
+                    &format!("{field}.type"),
+                    &format!("filesystem type {typ:?} (supported: bind, {})", FILESYSTEMS.join(", ")),
+                ));
+            }
+            let source = match m.source() {
+                Some(s) if !s.as_os_str().is_empty() => s
+                    .to_str()
+                    .ok_or_else(|| invalid(&format!("{field}.source"), "is not valid UTF-8"))?
+                    .to_string(),
+                _ => typ.to_string(),
+            };
+            let mut options = options;
+            options.push("create=dir".into());
+            MountEntry {
+                source,
+                destination,
+                fstype: typ.to_string(),
+                options,
+            }
+        };
+        plan.entries.push(entry);
+    }
+    Ok(plan)
+}
+
+fn check_options(field: &str, options: &[String]) -> Result<()> {
+    for (k, opt) in options.iter().enumerate() {
+        let f = format!("{field}.options[{k}]");
+        if opt.is_empty() || opt.contains(',') || opt.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(&f, &format!("{opt:?} is empty or contains ',' or whitespace")));
+        }
+        if UNSUPPORTED_OPTIONS.contains(&opt.as_str()) {
+            return Err(unsupported(&f, &format!("mount option {opt:?}")));
+        }
+        // LXC-specific options would change how LXC treats the entry.
+        if opt.starts_with("create=") || opt == "optional" {
+            return Err(invalid(&f, &format!("{opt:?} is an LXC option, not an OCI one")));
+        }
+    }
+    Ok(())
+}
+
+fn bind_entry(field: &str, m: &Mount, destination: String, options: Vec<String>) -> Result<MountEntry> {
+    let source_field = format!("{field}.source");
+    let source = m
+        .source()
+        .as_ref()
+        .filter(|s| !s.as_os_str().is_empty())
+        .ok_or_else(|| invalid(&source_field, "a bind mount needs a source"))?;
+    if !source.is_absolute() {
+        return Err(invalid(
+            &source_field,
+            &format!("{source:?} must be an absolute host path"),
+        ));
+    }
+    // The one host filesystem read besides destination resolution: LXC must
+    // create a directory or a file as the mount point.
+    let md = std::fs::metadata(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            invalid(&source_field, &format!("{} does not exist", source.display()))
+        } else {
+            PlanError::Io {
+                field: source_field.clone(),
+                path: source.clone(),
+                source: e,
+            }
+        }
+    })?;
+    let mut opts = Vec::with_capacity(options.len() + 2);
+    if !options.iter().any(|o| o == "bind" || o == "rbind") {
+        // `"type": "bind"` alone: LXC needs the flag in the options.
+        opts.push("bind".to_string());
+    }
+    opts.extend(options);
+    opts.push(if md.is_dir() { "create=dir" } else { "create=file" }.to_string());
+    Ok(MountEntry {
+        source: source
+            .to_str()
+            .ok_or_else(|| invalid(&source_field, "is not valid UTF-8"))?
+            .to_string(),
+        destination,
+        fstype: "none".into(),
+        options: opts,
+    })
+}

@@ -1,0 +1,194 @@
+//! OCI `linux.namespaces`, id mappings and `hostname` -> LXC namespaces,
+//! `lxc.idmap` and `lxc.uts.name`.
+
+use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Spec};
+
+use super::{invalid, unsupported, Result};
+use crate::lxc::{IdKind, IdMap, Namespace, Namespaces, Network};
+
+/// What the container gets for one namespace type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Mode {
+    /// Absent from the spec: the host's.
+    Host,
+    New,
+    /// Joined by path (e.g. a pod's network namespace).
+    Joined,
+}
+
+pub(super) struct NamespacePlan {
+    pub namespaces: Namespaces,
+    pub network: Option<Network>,
+    pub idmaps: Vec<IdMap>,
+    pub uts_name: Option<String>,
+    pub net: Mode,
+    pub ipc: Mode,
+    pub uts: Mode,
+}
+
+fn lxc_name(t: LinuxNamespaceType) -> Namespace {
+    match t {
+        LinuxNamespaceType::Mount => Namespace::Mnt,
+        LinuxNamespaceType::Pid => Namespace::Pid,
+        LinuxNamespaceType::Network => Namespace::Net,
+        LinuxNamespaceType::Ipc => Namespace::Ipc,
+        LinuxNamespaceType::Uts => Namespace::Uts,
+        LinuxNamespaceType::User => Namespace::User,
+        LinuxNamespaceType::Cgroup => Namespace::Cgroup,
+        LinuxNamespaceType::Time => Namespace::Time,
+    }
+}
+
+pub(super) fn plan_namespaces(spec: &Spec, linux: &Linux) -> Result<NamespacePlan> {
+    let mut ns = Namespaces::default();
+    let mut seen = Vec::new();
+    for (i, n) in linux.namespaces().iter().flatten().enumerate() {
+        let field = format!("linux.namespaces[{i}]");
+        let name = lxc_name(n.typ());
+        if seen.contains(&name) {
+            return Err(invalid(
+                &format!("{field}.type"),
+                &format!("{} namespace listed twice", name.as_str()),
+            ));
+        }
+        seen.push(name);
+        match n.path() {
+            None => ns.clone.push(name),
+            Some(path) => {
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        &format!("{field}.path"),
+                        &format!("{path:?} must be an absolute path"),
+                    ));
+                }
+                if name == Namespace::Mnt {
+                    return Err(unsupported(
+                        &format!("{field}.path"),
+                        "LXC sets up the rootfs in a new mount namespace and cannot join one",
+                    ));
+                }
+                ns.share.push((name, path.clone()));
+            }
+        }
+    }
+    ns.clone.sort();
+    ns.share.sort();
+    let mode = |name: Namespace| {
+        if ns.clone.contains(&name) {
+            Mode::New
+        } else if ns.share.iter().any(|(n, _)| *n == name) {
+            Mode::Joined
+        } else {
+            Mode::Host
+        }
+    };
+    if mode(Namespace::Mnt) != Mode::New {
+        return Err(unsupported(
+            "linux.namespaces",
+            "a new mount namespace is required (LXC always creates one for the rootfs)",
+        ));
+    }
+
+    let user = mode(Namespace::User);
+    let idmaps = idmaps(linux, user)?;
+    let (net, ipc, uts) = (mode(Namespace::Net), mode(Namespace::Ipc), mode(Namespace::Uts));
+    Ok(NamespacePlan {
+        network: (net == Mode::New).then_some(Network::Empty),
+        uts_name: uts_name(spec.hostname().as_deref(), uts)?,
+        namespaces: ns,
+        idmaps,
+        net,
+        ipc,
+        uts,
+    })
+}
+
+fn idmaps(linux: &Linux, user: Mode) -> Result<Vec<IdMap>> {
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    match user {
+        Mode::New => {
+            if uids.is_empty() || gids.is_empty() {
+                return Err(invalid(
+                    "linux.uidMappings",
+                    "a new user namespace needs both uidMappings and gidMappings",
+                ));
+            }
+        }
+        Mode::Host | Mode::Joined => {
+            if !uids.is_empty() || !gids.is_empty() {
+                return Err(invalid(
+                    "linux.uidMappings",
+                    "id mappings are only valid with a new user namespace",
+                ));
+            }
+            return Ok(Vec::new());
+        }
+    }
+    let mut out = Vec::new();
+    for (field, kind, list) in [
+        ("linux.uidMappings", IdKind::User, uids),
+        ("linux.gidMappings", IdKind::Group, gids),
+    ] {
+        for (i, m) in list.iter().enumerate() {
+            out.push(idmap(&format!("{field}[{i}]"), kind, m)?);
+        }
+    }
+    Ok(out)
+}
+
+fn idmap(field: &str, kind: IdKind, m: &LinuxIdMapping) -> Result<IdMap> {
+    if m.size() == 0 {
+        return Err(invalid(&format!("{field}.size"), "must not be 0"));
+    }
+    for (name, start) in [("containerID", m.container_id()), ("hostID", m.host_id())] {
+        if u64::from(start) + u64::from(m.size()) > 1 << 32 {
+            return Err(invalid(
+                &format!("{field}.{name}"),
+                "range goes beyond the 32-bit id space",
+            ));
+        }
+    }
+    Ok(IdMap {
+        kind,
+        container_id: m.container_id(),
+        host_id: m.host_id(),
+        size: m.size(),
+    })
+}
+
+/// `lxc.uts.name` for a new UTS namespace. A joined one (a pod's) already
+/// has the hostname the sandbox set; the host's cannot be changed (runc
+/// refuses that too).
+fn uts_name(hostname: Option<&str>, uts: Mode) -> Result<Option<String>> {
+    let Some(h) = hostname.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    validate_hostname(h)?;
+    match uts {
+        Mode::New => Ok(Some(h.to_string())),
+        Mode::Joined => Ok(None),
+        Mode::Host => Err(invalid(
+            "hostname",
+            "setting a hostname needs a UTS namespace in linux.namespaces",
+        )),
+    }
+}
+
+/// RFC 1123 labels (underscores tolerated), at most 64 bytes (the kernel's limit).
+pub(super) fn validate_hostname(h: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if h.len() > 64 || !h.split('.').all(label_ok) {
+        return Err(invalid(
+            "hostname",
+            &format!("{h:?} is not a valid hostname (letters, digits, '-', '.', at most 64 bytes)"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! OCI `process` -> the init's [`ProcessSpec`], for the container's own
+//! process and for exec processes alike.
+
+use lxcri_init_spec::{CapabilitySets, ConsoleSize, ProcessSpec, Rlimit};
+use oci_spec::runtime::{LinuxCapabilities, Process, Spec};
+
+use super::{invalid, unsupported, Result};
+use crate::security::{capabilities, compile_seccomp, rlimits};
+
+/// Translates `process` (the spec's, or an exec request's) with the
+/// container-wide settings from `spec` (seccomp).
+pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
+    unsupported_fields(process)?;
+    let args = process.args().clone().unwrap_or_default();
+    if args.is_empty() {
+        return Err(invalid("process.args", "must name the program to run"));
+    }
+    for (i, a) in args.iter().enumerate() {
+        if a.contains('\0') {
+            return Err(invalid(&format!("process.args[{i}]"), "contains a NUL byte"));
+        }
+    }
+    let env = process.env().clone().unwrap_or_default();
+    for (i, e) in env.iter().enumerate() {
+        if e.contains('\0') || !matches!(e.split_once('='), Some((k, _)) if !k.is_empty()) {
+            return Err(invalid(
+                &format!("process.env[{i}]"),
+                &format!("{e:?} is not KEY=VALUE"),
+            ));
+        }
+    }
+    let cwd = process
+        .cwd()
+        .to_str()
+        .filter(|c| c.starts_with('/') && !c.contains('\0'))
+        .ok_or_else(|| invalid("process.cwd", "must be an absolute path"))?
+        .to_string();
+
+    let user = process.user();
+    let console_size = match process.console_size() {
+        Some(b) => {
+            let dim = |v: u64, name: &str| {
+                u16::try_from(v).map_err(|_| {
+                    invalid(&format!("process.consoleSize.{name}"), "does not fit in 16 bits")
+                })
+            };
+            Some(ConsoleSize {
+                rows: dim(b.height(), "height")?,
+                cols: dim(b.width(), "width")?,
+            })
+        }
+        None => None,
+    };
+    if let Some(umask) = user.umask() {
+        if umask > 0o777 {
+            return Err(invalid("process.user.umask", &format!("{umask:#o} is above 0777")));
+        }
+    }
+    if let Some(adj) = process.oom_score_adj() {
+        if !(-1000..=1000).contains(&adj) {
+            return Err(invalid("process.oomScoreAdj", &format!("{adj} is outside -1000..=1000")));
+        }
+    }
+    let apparmor_profile = match process.apparmor_profile().as_deref() {
+        None | Some("") => None,
+        Some(p) if p.chars().all(|c| c.is_ascii_graphic()) => Some(p.to_string()),
+        Some(_) => {
+            return Err(invalid(
+                "process.apparmorProfile",
+                "must be printable ASCII without spaces",
+            ))
+        }
+    };
+    let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
+        Some(s) => Some(compile_seccomp(s)?),
+        None => None,
+    };
+
+    Ok(ProcessSpec {
+        args,
+        env,
+        cwd,
+        uid: user.uid(),
+        gid: user.gid(),
+        additional_gids: user.additional_gids().clone().unwrap_or_default(),
+        umask: user.umask(),
+        terminal: process.terminal().unwrap_or(false),
+        console_size,
+        capabilities: capability_sets(process.capabilities().as_ref())?,
+        no_new_privileges: process.no_new_privileges().unwrap_or(false),
+        rlimits: plan_rlimits(process)?,
+        seccomp,
+        apparmor_profile,
+        oom_score_adj: process.oom_score_adj(),
+    })
+}
+
+fn unsupported_fields(process: &Process) -> Result<()> {
+    if process.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
+        return Err(unsupported("process.selinuxLabel", "SELinux is not implemented"));
+    }
+    if process.io_priority().is_some() {
+        return Err(unsupported("process.ioPriority", "I/O priorities are not implemented"));
+    }
+    if process.scheduler().is_some() {
+        return Err(unsupported("process.scheduler", "scheduler settings are not implemented"));
+    }
+    if process.exec_cpu_affinity().is_some() {
+        return Err(unsupported("process.execCPUAffinity", "CPU affinity is not implemented"));
+    }
+    if process.command_line().is_some() {
+        return Err(unsupported("process.commandLine", "Windows only"));
+    }
+    if process.user().username().is_some() {
+        return Err(unsupported("process.user.username", "Windows only"));
+    }
+    Ok(())
+}
+
+fn capability_sets(caps: Option<&LinuxCapabilities>) -> Result<CapabilitySets> {
+    let Some(caps) = caps else {
+        // No capabilities object: the process gets none at all.
+        return Ok(CapabilitySets::default());
+    };
+    let set = |name: &str, s| capabilities::canonical_set(&format!("process.capabilities.{name}"), s);
+    Ok(CapabilitySets {
+        bounding: set("bounding", caps.bounding().as_ref())?,
+        effective: set("effective", caps.effective().as_ref())?,
+        inheritable: set("inheritable", caps.inheritable().as_ref())?,
+        permitted: set("permitted", caps.permitted().as_ref())?,
+        ambient: set("ambient", caps.ambient().as_ref())?,
+    })
+}
+
+/// Rlimits in spec order with canonical names; each type at most once.
+pub(super) fn plan_rlimits(process: &Process) -> Result<Vec<Rlimit>> {
+    let mut out: Vec<Rlimit> = Vec::new();
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        let field = format!("process.rlimits[{i}]");
+        let resource = rlimits::oci_name(&format!("{field}.type"), r.typ())?;
+        if out.iter().any(|o| o.resource == resource) {
+            return Err(invalid(&format!("{field}.type"), &format!("{resource} listed twice")));
+        }
+        if r.soft() > r.hard() {
+            return Err(invalid(
+                &format!("{field}.soft"),
+                &format!("{} is above the hard limit {}", r.soft(), r.hard()),
+            ));
+        }
+        out.push(Rlimit {
+            resource: resource.to_string(),
+            soft: r.soft(),
+            hard: r.hard(),
+        });
+    }
+    Ok(out)
+}

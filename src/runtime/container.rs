@@ -1,0 +1,358 @@
+//! The node-local container lifecycle on the lxc backend, as one
+//! synchronous sequence with rollback: a create that fails at any step
+//! leaves no LXC container, mount, runtime directory or state behind.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use lxcri_init_spec::{ExecSpec, ProcessSpec, EXIT_FILE, INIT_BINARY, INIT_SOCKET, INIT_SPEC_FILE, START_FIFO};
+use oci_spec::runtime::Spec;
+
+use super::init_channel::{InitConnection, InitListener};
+use super::lxc::LxcBackend;
+use super::pidfd;
+use crate::cgroup::{CgroupVersion, ContainerCgroup};
+use crate::config::Config;
+use crate::plan::{plan_container, PlanContext};
+use crate::rootfs::{self, RootfsMount};
+use crate::spec::{load_bundle_spec, CriAnnotations};
+use crate::state::{ContainerRecord, StateStore, CONTAINER_RUN_DIR};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Spec(#[from] crate::spec::SpecError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error(transparent)]
+    LxcConfig(#[from] crate::lxc::LxcConfigError),
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+    #[error(transparent)]
+    Rootfs(#[from] crate::rootfs::RootfsError),
+    #[error(transparent)]
+    Lxc(#[from] super::lxc::LxcError),
+    #[error(transparent)]
+    Init(#[from] super::init_channel::InitChannelError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error("preparing runtime directory {path}: {source}")]
+    RunDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("container {0} already exists")]
+    Exists(String),
+    #[error("the container's init: {0}")]
+    InitProcess(std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ContainerError>;
+
+/// What `create` needs to know.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub namespace: String,
+    pub id: String,
+    pub bundle: PathBuf,
+    pub rootfs_mounts: Vec<RootfsMount>,
+}
+
+/// A created container: its init is running and waits for `start`.
+#[derive(Debug)]
+pub struct CreatedContainer {
+    pub record: ContainerRecord,
+    pub spec: Spec,
+    pub run_dir: PathBuf,
+    /// The live connection to the init: stdio is handed over next.
+    pub init: InitConnection,
+    /// The start FIFO, opened read-write and kept so the init's open and
+    /// the shim's later write never block or fail.
+    pub start_gate: File,
+    pub terminal: bool,
+}
+
+/// The lxc backend's view of the node: where state and containers live.
+#[derive(Debug, Clone)]
+pub struct LxcRuntime {
+    pub config: Config,
+    pub store: StateStore,
+    pub lxc: LxcBackend,
+}
+
+impl LxcRuntime {
+    pub fn new(config: Config) -> Self {
+        let store = StateStore::new(&config.runtime_root);
+        let lxc = LxcBackend::new(&config.lxc.lxcpath, config.lxc.log_level.lxc_name());
+        Self { config, store, lxc }
+    }
+
+    /// Creates the container and starts its init; on error, undoes every step.
+    pub fn create(&self, req: &CreateRequest) -> Result<CreatedContainer> {
+        let name = super::lxc::container_name(&req.namespace, &req.id);
+        let dir = self.store.container_dir(&req.namespace, &req.id)?;
+        if dir.exists() || self.lxc.container_dir(&name).exists() {
+            return Err(ContainerError::Exists(format!("{}/{}", req.namespace, req.id)));
+        }
+        let mut rollback = Rollback::new(self, req, &name);
+        let result = self.create_steps(req, &name, &dir, &mut rollback);
+        if result.is_ok() {
+            rollback.disarm();
+        }
+        result
+    }
+
+    fn create_steps(
+        &self,
+        req: &CreateRequest,
+        name: &str,
+        dir: &Path,
+        rollback: &mut Rollback<'_>,
+    ) -> Result<CreatedContainer> {
+        let spec = load_bundle_spec(&req.bundle)?;
+        let run_dir = dir.join(CONTAINER_RUN_DIR);
+        rollback.state_dir = true;
+        let init_binary = self.config.init_binary()?;
+        prepare_run_dir(&run_dir, &init_binary)?;
+
+        let rootfs_path = rootfs_path(&req.bundle, &spec);
+        if !req.rootfs_mounts.is_empty() {
+            rootfs::mount_all(&req.rootfs_mounts, &rootfs_path)?;
+            rollback.rootfs = Some(rootfs_path.clone());
+        }
+
+        let plan = plan_container(
+            &spec,
+            &PlanContext {
+                lxc_name: name.to_string(),
+                rootfs: rootfs_path.clone(),
+                run_dir: run_dir.clone(),
+                cgroup: CgroupVersion::detect(Path::new("/sys/fs/cgroup")),
+            },
+        )?;
+        let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
+        write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
+        let rendered = plan.lxc.render()?;
+        rollback.lxc = true;
+        self.lxc.write_config(name, &rendered)?;
+
+        let listener = InitListener::bind(&run_dir.join(INIT_SOCKET))?;
+        let start_gate = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(run_dir.join(START_FIFO))
+            .map_err(|source| ContainerError::RunDir {
+                path: run_dir.join(START_FIFO),
+                source,
+            })?;
+
+        let cri = CriAnnotations::from_spec(&spec)?;
+        let mut record = ContainerRecord {
+            id: req.id.clone(),
+            namespace: req.namespace.clone(),
+            bundle: req.bundle.clone(),
+            backend: "lxc".into(),
+            backend_name: name.to_string(),
+            pid: None,
+            pid_start_time: None,
+            sandbox_id: cri.sandbox_id.clone(),
+            pod: cri.sandbox_name.clone(),
+            pod_namespace: cri.sandbox_namespace.clone(),
+            rootfs_mounted: rollback.rootfs.is_some(),
+            created_at_ns: now_ns(),
+        };
+        // Saved before LXC starts anything, so a crash from here on is
+        // cleaned up by the shim's `delete` action.
+        self.store.save(&record)?;
+
+        self.lxc.start(name)?;
+        let init = listener
+            .accept_ready(self.config.lxc.start_timeout(), &|| self.lxc.is_running(name))
+            .map_err(|e| match e {
+                super::init_channel::InitChannelError::ContainerGone => {
+                    super::lxc::LxcError::Failed {
+                        command: format!("lxc-start -n {name}"),
+                        status: "container stopped".into(),
+                        detail: self.lxc.failure_detail(name, b""),
+                    }
+                    .into()
+                }
+                other => ContainerError::from(other),
+            })?;
+        record.pid = Some(init.pid());
+        record.pid_start_time = pidfd::start_time(init.pid()).ok();
+        self.store.save(&record)?;
+        let terminal = plan.init.process.terminal;
+        Ok(CreatedContainer {
+            record,
+            spec,
+            run_dir,
+            init,
+            start_gate,
+            terminal,
+        })
+    }
+
+    /// Stops and removes everything lxcri made for a container. Safe to
+    /// call repeatedly and on partially created containers.
+    pub fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
+        let name = super::lxc::container_name(namespace, id);
+        let record = self.store.load(namespace, id).ok().flatten();
+        self.lxc.stop(&name)?;
+        self.lxc.remove(&name)?;
+        let mounted = record.as_ref().map(|r| r.rootfs_mounted).unwrap_or(true);
+        let target = bundle.join("rootfs");
+        if mounted && rootfs::is_mountpoint(&target) {
+            rootfs::unmount_all(&target)?;
+        }
+        self.store.remove(namespace, id)?;
+        Ok(())
+    }
+
+    /// The exit status the init wrote, if it wrote one.
+    pub fn read_exit(&self, run_dir: &Path) -> Option<lxcri_init_spec::ExitReport> {
+        let body = fs::read(run_dir.join(EXIT_FILE)).ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+}
+
+/// What `lxcri-init exec` needs to join a running container.
+pub fn exec_spec(init_pid: i32, process: ProcessSpec) -> Result<ExecSpec> {
+    let cgroup = ContainerCgroup::for_pid(init_pid)?;
+    let mut cgroup_procs: Vec<String> = cgroup
+        .all_dirs()
+        .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
+        .collect();
+    cgroup_procs.sort();
+    cgroup_procs.dedup();
+    Ok(ExecSpec {
+        init_pid,
+        namespaces: namespaces_to_join(init_pid),
+        cgroup_procs,
+        process,
+    })
+}
+
+/// The namespaces of `pid` that differ from ours, `user` first and `mnt`
+/// last (joining the mount namespace changes what `/proc` paths mean).
+pub fn namespaces_to_join(pid: i32) -> Vec<String> {
+    const ORDER: [&str; 8] = ["user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt"];
+    ORDER
+        .iter()
+        .filter(|ns| {
+            let theirs = fs::read_link(format!("/proc/{pid}/ns/{ns}"));
+            let ours = fs::read_link(format!("/proc/self/ns/{ns}"));
+            matches!((theirs, ours), (Ok(t), Ok(o)) if t != o)
+        })
+        .map(|s| s.to_string())
+        .collect()
+}
+
+fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    }
+}
+
+fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
+    let err = |source| ContainerError::RunDir {
+        path: run_dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(run_dir).map_err(err)?;
+    fs::set_permissions(run_dir, fs::Permissions::from_mode(0o711)).map_err(err)?;
+    // A copy, not a bind: the container must not pin or see the host binary.
+    let target = run_dir.join(INIT_BINARY);
+    fs::copy(init_binary, &target).map_err(|source| ContainerError::RunDir {
+        path: init_binary.to_path_buf(),
+        source,
+    })?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o555)).map_err(err)?;
+    nix::unistd::mkfifo(
+        &run_dir.join(START_FIFO),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| err(e.into()))?;
+    Ok(())
+}
+
+fn write_file(path: &Path, body: &[u8]) -> Result<()> {
+    fs::write(path, body).map_err(|source| ContainerError::RunDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// Undo list for a create in progress.
+struct Rollback<'a> {
+    rt: &'a LxcRuntime,
+    req: &'a CreateRequest,
+    name: String,
+    armed: bool,
+    state_dir: bool,
+    rootfs: Option<PathBuf>,
+    lxc: bool,
+}
+
+impl<'a> Rollback<'a> {
+    fn new(rt: &'a LxcRuntime, req: &'a CreateRequest, name: &str) -> Self {
+        Self {
+            rt,
+            req,
+            name: name.to_string(),
+            armed: true,
+            state_dir: false,
+            rootfs: None,
+            lxc: false,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.lxc {
+            if let Err(e) = self.rt.lxc.stop(&self.name) {
+                tracing::warn!(error = %e, "rollback: stopping LXC container");
+            }
+            if let Err(e) = self.rt.lxc.remove(&self.name) {
+                tracing::warn!(error = %e, "rollback: removing LXC container");
+            }
+        }
+        if let Some(target) = &self.rootfs {
+            if let Err(e) = rootfs::unmount_all(target) {
+                tracing::warn!(error = %e, "rollback: unmounting rootfs");
+            }
+        }
+        if self.state_dir {
+            if let Err(e) = self.rt.store.remove(&self.req.namespace, &self.req.id) {
+                tracing::warn!(error = %e, "rollback: removing runtime directory");
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! The shim's side of the rendezvous with `lxcri-init` (protocol in
+//! `lxcri_init_spec`): accept the init's connection, read its verdict,
+//! learn its host pid from `SO_PEERCRED`, hand over stdio fds or receive
+//! the pty master.
+
+use std::io::{IoSlice, IoSliceMut, Read};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lxcri_init_spec::{InitMessage, PTY_TAG, STDIO_TAG};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitChannelError {
+    #[error("listening on init socket {path}: {source}")]
+    Bind {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the container's init did not report within {0:?}")]
+    Timeout(Duration),
+    #[error("the container stopped before its init reported")]
+    ContainerGone,
+    #[error("talking to the container's init: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("talking to the container's init: {0}")]
+    Sys(#[from] nix::Error),
+    #[error("the container's init sent a malformed message {line:?}: {source}")]
+    Protocol {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the container's init sent {0} where a pty master was expected")]
+    NoPty(String),
+    /// The init checked the container and refused: the message is the
+    /// user-facing cause (missing executable, bad cwd...).
+    #[error("{0}")]
+    InitFailed(String),
+}
+
+pub type Result<T> = std::result::Result<T, InitChannelError>;
+
+/// The listening socket, bound before the container starts.
+#[derive(Debug)]
+pub struct InitListener {
+    listener: UnixListener,
+}
+
+impl InitListener {
+    pub fn bind(path: &Path) -> Result<Self> {
+        let _ = std::fs::remove_file(path);
+        let listener = UnixListener::bind(path).map_err(|source| InitChannelError::Bind {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Ok(Self { listener })
+    }
+
+    /// Waits for the init to connect and report `Ready`. `still_starting`
+    /// is polled between waits so a container that died is noticed at once
+    /// instead of after the whole timeout.
+    pub fn accept_ready(
+        &self,
+        timeout: Duration,
+        still_starting: &dyn Fn() -> bool,
+    ) -> Result<InitConnection> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(n) if n > 0 => break,
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if Instant::now() >= deadline {
+                return Err(InitChannelError::Timeout(timeout));
+            }
+            if !still_starting() {
+                // One last look: the init may have connected and then exited.
+                let mut fds = [PollFd::new(self.listener.as_fd(), PollFlags::POLLIN)];
+                if poll(&mut fds, PollTimeout::ZERO)? == 0 {
+                    return Err(InitChannelError::ContainerGone);
+                }
+                break;
+            }
+        }
+        let (stream, _) = self.listener.accept()?;
+        stream.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1))))?;
+        let creds = getsockopt(&stream, sockopt::PeerCredentials)?;
+        let mut conn = InitConnection {
+            stream,
+            pid: creds.pid(),
+        };
+        match conn.read_message()? {
+            InitMessage::Ready => Ok(conn),
+            InitMessage::Failed { message } => Err(InitChannelError::InitFailed(message)),
+        }
+    }
+}
+
+/// An accepted connection from a container's init.
+#[derive(Debug)]
+pub struct InitConnection {
+    stream: UnixStream,
+    pid: i32,
+}
+
+impl InitConnection {
+    /// The init's pid in the shim's pid namespace.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// Reads one JSON line byte by byte, so nothing after it is consumed.
+    fn read_message(&mut self) -> Result<InitMessage> {
+        let mut line = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            let n = self.stream.read(&mut byte)?;
+            if n == 0 || byte[0] == b'\n' || line.len() > 64 * 1024 {
+                break;
+            }
+            line.push(byte[0]);
+        }
+        if line.is_empty() {
+            return Err(InitChannelError::ContainerGone);
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        serde_json::from_str(&text).map_err(|source| InitChannelError::Protocol { line: text, source })
+    }
+
+    /// Hands the init the OCI process's stdin, stdout and stderr.
+    pub fn send_stdio(&self, stdin: RawFd, stdout: RawFd, stderr: RawFd) -> Result<()> {
+        let fds = [stdin, stdout, stderr];
+        let iov = [IoSlice::new(&[STDIO_TAG])];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(self.stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)?;
+        Ok(())
+    }
+
+    /// Receives the pty master the init opened for a terminal process.
+    pub fn recv_pty(&self) -> Result<OwnedFd> {
+        recv_pty_from(self.stream.as_raw_fd())
+    }
+}
+
+/// Receives one fd tagged [`PTY_TAG`] on a unix socket (also used for
+/// exec helpers' console sockets).
+pub fn recv_pty_from(sock: RawFd) -> Result<OwnedFd> {
+    let mut tag = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut tag)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = recvmsg::<()>(sock, &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)?;
+    let mut received = None;
+    for c in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            for fd in fds {
+                // SAFETY: the kernel installed these fds for us.
+                let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+                if received.is_none() {
+                    received = Some(owned);
+                }
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    match received {
+        Some(fd) if bytes == 1 && tag[0] == PTY_TAG => Ok(fd),
+        Some(_) => Err(InitChannelError::NoPty(format!("tag {:?}", tag[0] as char))),
+        None if bytes == 0 => Err(InitChannelError::NoPty("end of stream".into())),
+        None => Err(InitChannelError::NoPty("a message without fds".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn ready_then_pty_handoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.sock");
+        let listener = InitListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"kind\":\"ready\"}\n").unwrap();
+            let f = std::fs::File::open("/dev/null").unwrap();
+            let fds = [f.as_raw_fd()];
+            let iov = [IoSlice::new(&[PTY_TAG])];
+            sendmsg::<()>(s.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).unwrap();
+        });
+        let conn = listener
+            .accept_ready(Duration::from_secs(5), &|| true)
+            .unwrap();
+        assert_eq!(conn.pid(), std::process::id() as i32);
+        let pty = conn.recv_pty().unwrap();
+        assert!(pty.as_raw_fd() > 2);
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn failure_message_is_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.sock");
+        let listener = InitListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"kind\":\"failed\",\"message\":\"exec: \\\"nope\\\": executable file not found in $PATH\"}\n")
+                .unwrap();
+        });
+        let err = listener
+            .accept_ready(Duration::from_secs(5), &|| true)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "exec: \"nope\": executable file not found in $PATH"
+        );
+        client.join().unwrap();
+    }
+
+    #[test]
+    fn dead_container_is_noticed_before_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = InitListener::bind(&dir.path().join("s")).unwrap();
+        let start = Instant::now();
+        let err = listener
+            .accept_ready(Duration::from_secs(30), &|| false)
+            .unwrap_err();
+        assert!(matches!(err, InitChannelError::ContainerGone));
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+}

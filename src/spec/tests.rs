@@ -1,0 +1,168 @@
+use std::path::Path;
+
+use super::*;
+
+const MINIMAL: &str = r#"{
+  "ociVersion": "1.1.0",
+  "root": {"path": "rootfs"},
+  "process": {"args": ["sh"], "cwd": "/", "user": {"uid": 0, "gid": 0}}
+}"#;
+
+fn write_bundle(body: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(CONFIG_FILE), body).unwrap();
+    dir
+}
+
+fn err_of(body: &str) -> String {
+    parse_spec(Path::new("/b/config.json"), body.as_bytes())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn loads_a_minimal_bundle() {
+    let dir = write_bundle(MINIMAL);
+    let spec = load_bundle_spec(dir.path()).unwrap();
+    assert_eq!(spec.version(), "1.1.0");
+}
+
+#[test]
+fn missing_config_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = load_bundle_spec(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("config.json"), "{err}");
+}
+
+#[test]
+fn malformed_json_names_file_line_and_column() {
+    let err = parse_spec(Path::new("/b/config.json"), b"{\n  \"ociVersion\": \"1.0.0\",\n  oops\n}")
+        .unwrap_err();
+    match &err {
+        SpecError::Parse { line, column, .. } => assert_eq!((*line, *column), (3, 3)),
+        other => panic!("{other:?}"),
+    }
+    let msg = err.to_string();
+    assert!(msg.starts_with("/b/config.json: "), "{msg}");
+    assert!(msg.contains("line 3"), "{msg}");
+
+    let msg = err_of(&MINIMAL.replace("\"uid\": 0", "\"uid\": \"root\""));
+    assert!(msg.contains("line 4"), "{msg}");
+}
+
+#[test]
+fn process_root_and_version_are_required() {
+    let no_process = r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}}"#;
+    assert_eq!(err_of(no_process), "/b/config.json: process: missing (required by lxcri)");
+    let no_root = r#"{"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
+    assert!(err_of(no_root).contains("root: missing"));
+    assert!(err_of(&MINIMAL.replace("1.1.0", "2.0.0")).contains("ociVersion \"2.0.0\""));
+    assert!(err_of(&MINIMAL.replace("1.1.0", "")).contains("ociVersion: missing"));
+    assert!(parse_spec(Path::new("c"), MINIMAL.replace("1.1.0", "1.0.2-dev").as_bytes()).is_ok());
+}
+
+#[test]
+fn unknown_capability_is_named_with_set_and_index() {
+    let body = MINIMAL.replace(
+        "\"cwd\": \"/\"",
+        r#""cwd": "/", "capabilities": {"bounding": ["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_FOO"]}"#,
+    );
+    assert_eq!(
+        err_of(&body),
+        "/b/config.json: process.capabilities.bounding[3]: unknown capability \"CAP_FOO\" \
+         (expected a canonical CAP_* name)"
+    );
+    // oci-spec would accept these; lxcri wants canonical names.
+    let body = MINIMAL.replace("\"cwd\": \"/\"", r#""cwd": "/", "capabilities": {"ambient": ["sys_admin"]}"#);
+    assert!(err_of(&body).contains("process.capabilities.ambient[0]"));
+}
+
+#[test]
+fn unknown_enum_values_are_named() {
+    let with_linux = |linux: &str| MINIMAL.replace("\"root\"", &format!("\"linux\": {linux}, \"root\""));
+    let cases = [
+        (
+            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}}"#),
+            "linux.seccomp.flags[0]: unknown seccomp flag \"SECCOMP_FILTER_FLAG_BOGUS\"",
+        ),
+        (
+            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_BAD"}]}}"#),
+            "linux.seccomp.syscalls[0].action: unknown seccomp action \"SCMP_ACT_BAD\"",
+        ),
+        (
+            with_linux(r#"{"seccomp": {"defaultAction": "KILL"}}"#),
+            "linux.seccomp.defaultAction: unknown seccomp action \"KILL\"",
+        ),
+        (
+            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_XX"}]}]}}"#),
+            "linux.seccomp.syscalls[0].args[0].op: unknown seccomp operator",
+        ),
+        (
+            with_linux(r#"{"namespaces": [{"type": "pid"}, {"type": "netns"}]}"#),
+            "linux.namespaces[1].type: unknown namespace type \"netns\"",
+        ),
+        (
+            MINIMAL.replace("\"cwd\": \"/\"", r#""cwd": "/", "rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]"#),
+            "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\"",
+        ),
+    ];
+    for (body, want) in cases {
+        let err = err_of(&body);
+        assert!(err.contains(want), "want {want:?}, got {err:?}");
+    }
+}
+
+#[test]
+fn exec_process_gets_the_same_checks() {
+    let ok = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 1, "gid": 1}}"#;
+    assert_eq!(parse_process("exec e1", ok.as_bytes()).unwrap().args().as_ref().unwrap()[0], "ls");
+    let bad = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 1, "gid": 1},
+                  "capabilities": {"effective": ["CAP_NOPE"]}}"#;
+    let err = parse_process("exec e1", bad.as_bytes()).unwrap_err().to_string();
+    assert!(err.starts_with("exec e1: process.capabilities.effective[0]"), "{err}");
+}
+
+#[test]
+fn cri_annotations() {
+    let body = MINIMAL.replace(
+        "\"root\"",
+        r#""annotations": {
+            "io.kubernetes.cri.container-type": "container",
+            "io.kubernetes.cri.sandbox-id": "0123abcd",
+            "io.kubernetes.cri.sandbox-name": "web-0",
+            "io.kubernetes.cri.sandbox-namespace": "default",
+            "io.kubernetes.cri.container-name": "nginx",
+            "other": "x"
+        }, "root""#,
+    );
+    let spec = parse_spec(Path::new("c"), body.as_bytes()).unwrap();
+    let cri = CriAnnotations::from_spec(&spec).unwrap();
+    assert_eq!(
+        cri,
+        CriAnnotations {
+            container_type: Some(CriContainerType::Container),
+            sandbox_id: Some("0123abcd".into()),
+            sandbox_name: Some("web-0".into()),
+            sandbox_namespace: Some("default".into()),
+            sandbox_uid: None,
+            container_name: Some("nginx".into()),
+        }
+    );
+
+    let plain = parse_spec(Path::new("c"), MINIMAL.as_bytes()).unwrap();
+    assert_eq!(CriAnnotations::from_spec(&plain).unwrap(), CriAnnotations::default());
+
+    for (key, value) in [
+        ("io.kubernetes.cri.container-type", "podsandbox"),
+        ("io.kubernetes.cri.sandbox-name", "web\nlxc.x = y"),
+        ("io.kubernetes.cri.sandbox-id", "../x"),
+    ] {
+        let body = MINIMAL.replace(
+            "\"root\"",
+            &format!("\"annotations\": {{{key:?}: {value:?}}}, \"root\""),
+        );
+        let spec = parse_spec(Path::new("c"), body.as_bytes()).unwrap();
+        let err = CriAnnotations::from_spec(&spec).unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

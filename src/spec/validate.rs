@@ -1,0 +1,124 @@
+//! Field checks on the raw JSON, before oci-spec's typed parse, so a bad
+//! enum value is reported by its path instead of as a bare serde error.
+//! Errors are `(field, message)`.
+
+use oci_spec::runtime::{
+    Arch, LinuxDeviceType, LinuxNamespaceType, LinuxSeccompAction, LinuxSeccompFilterFlag,
+    LinuxSeccompOperator,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::security::{capabilities, rlimits};
+
+type Check = std::result::Result<(), (String, String)>;
+
+const CAPABILITY_SETS: [&str; 5] = ["bounding", "effective", "inheritable", "permitted", "ambient"];
+
+pub(super) fn spec(raw: &Value) -> Check {
+    if let Some(process) = raw.get("process") {
+        self::process("process", process)?;
+    }
+    let Some(linux) = raw.get("linux") else {
+        return Ok(());
+    };
+    for (i, ns) in items(linux.get("namespaces")) {
+        enum_value::<LinuxNamespaceType>(
+            &format!("linux.namespaces[{i}].type"),
+            ns.get("type"),
+            "namespace type",
+        )?;
+    }
+    for (i, dev) in items(linux.get("devices")) {
+        enum_value::<LinuxDeviceType>(&format!("linux.devices[{i}].type"), dev.get("type"), "device type")?;
+    }
+    if let Some(res) = linux.get("resources") {
+        for (i, dev) in items(res.get("devices")) {
+            enum_value::<LinuxDeviceType>(
+                &format!("linux.resources.devices[{i}].type"),
+                dev.get("type"),
+                "device type",
+            )?;
+        }
+    }
+    if let Some(seccomp) = linux.get("seccomp") {
+        self::seccomp(seccomp)?;
+    }
+    Ok(())
+}
+
+pub(super) fn process(prefix: &str, process: &Value) -> Check {
+    if let Some(caps) = process.get("capabilities") {
+        for set in CAPABILITY_SETS {
+            for (i, name) in items(caps.get(set)) {
+                let field = format!("{prefix}.capabilities.{set}[{i}]");
+                let name = name
+                    .as_str()
+                    .ok_or_else(|| (field.clone(), "must be a string".to_string()))?;
+                if capabilities::number(name).is_none() {
+                    return Err((
+                        field,
+                        format!("unknown capability {name:?} (expected a canonical CAP_* name)"),
+                    ));
+                }
+            }
+        }
+    }
+    for (i, rlimit) in items(process.get("rlimits")) {
+        let field = format!("{prefix}.rlimits[{i}].type");
+        match rlimit.get("type").and_then(Value::as_str) {
+            Some(name) if rlimits::canonical(name).is_some() => {}
+            Some(name) => return Err((field, format!("unknown rlimit {name:?}"))),
+            None => return Err((field, "missing or not a string".into())),
+        }
+    }
+    Ok(())
+}
+
+fn seccomp(seccomp: &Value) -> Check {
+    enum_value::<LinuxSeccompAction>(
+        "linux.seccomp.defaultAction",
+        seccomp.get("defaultAction"),
+        "seccomp action",
+    )?;
+    for (i, arch) in items(seccomp.get("architectures")) {
+        enum_value::<Arch>(&format!("linux.seccomp.architectures[{i}]"), Some(arch), "seccomp architecture")?;
+    }
+    for (i, flag) in items(seccomp.get("flags")) {
+        enum_value::<LinuxSeccompFilterFlag>(&format!("linux.seccomp.flags[{i}]"), Some(flag), "seccomp flag")?;
+    }
+    for (i, rule) in items(seccomp.get("syscalls")) {
+        enum_value::<LinuxSeccompAction>(
+            &format!("linux.seccomp.syscalls[{i}].action"),
+            rule.get("action"),
+            "seccomp action",
+        )?;
+        for (k, arg) in items(rule.get("args")) {
+            enum_value::<LinuxSeccompOperator>(
+                &format!("linux.seccomp.syscalls[{i}].args[{k}].op"),
+                arg.get("op"),
+                "seccomp operator",
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The elements of an optional JSON array (anything else yields nothing:
+/// the typed parse reports wrong types with line and column).
+fn items(v: Option<&Value>) -> impl Iterator<Item = (usize, &Value)> {
+    v.and_then(Value::as_array).into_iter().flatten().enumerate()
+}
+
+/// Checks that a present string value is a valid `T`; absent values are
+/// left to the typed parse (which knows the defaults).
+fn enum_value<T: DeserializeOwned>(field: &str, v: Option<&Value>, what: &str) -> Check {
+    match v {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) => match serde_json::from_value::<T>(Value::String(s.clone())) {
+            Ok(_) => Ok(()),
+            Err(_) => Err((field.to_string(), format!("unknown {what} {s:?}"))),
+        },
+        Some(_) => Err((field.to_string(), "must be a string".into())),
+    }
+}

@@ -1,0 +1,448 @@
+//! A private containerd 1.6 per test: its own root, state, sockets, config
+//! and a unique namespace, so tests run in parallel with each other and
+//! with any system containerd.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::cmd::{self, Background, CmdOutput, DEFAULT_TIMEOUT};
+use crate::{cleanup, image, unique_name, Runtime, LXCRI_SHIM};
+
+/// A running private containerd. Dropping it removes every task and
+/// container of its namespace, stops it and cleans up after it.
+pub struct Containerd {
+    dir: PathBuf,
+    namespace: String,
+    child: Option<Child>,
+    bin_dir: PathBuf,
+    next_id: AtomicU32,
+    ids: Mutex<Vec<String>>,
+}
+
+/// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
+/// `$CARGO_TARGET_DIR/debug`, else `<workspace>/target/debug`.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("LXCRI_E2E_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|t| {
+            if t.is_absolute() {
+                t
+            } else {
+                image::workspace_root().join(t)
+            }
+        })
+        .unwrap_or_else(|| image::workspace_root().join("target"));
+    target.join("debug")
+}
+
+impl Containerd {
+    /// Starts containerd and waits until `ctr version` answers.
+    pub fn start() -> Self {
+        let namespace = unique_name("e2e");
+        let dir = tempfile::Builder::new()
+            .prefix("lxcri-e2e.")
+            .tempdir()
+            .expect("temp dir for containerd")
+            .keep();
+        let bin_dir = bin_dir();
+        if Runtime::Lxcri.selected() && !bin_dir.join(LXCRI_SHIM).exists() {
+            eprintln!(
+                "warning: {} not found in {} (run `cargo build --workspace` or set \
+                 LXCRI_E2E_BIN_DIR); lxcri runs will fail",
+                LXCRI_SHIM,
+                bin_dir.display()
+            );
+        }
+        let mut ctd = Self {
+            dir,
+            namespace,
+            child: None,
+            bin_dir,
+            next_id: AtomicU32::new(0),
+            ids: Mutex::new(Vec::new()),
+        };
+        fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
+        ctd.spawn();
+        ctd
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// The gRPC socket (`ctr --address`).
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("c.sock")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.join("root")
+    }
+
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    /// The temp dir holding everything of this containerd.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("containerd.log")
+    }
+
+    /// The OCI bundle containerd makes for task `id`.
+    pub fn bundle(&self, id: &str) -> PathBuf {
+        self.state()
+            .join("io.containerd.runtime.v2.task")
+            .join(&self.namespace)
+            .join(id)
+    }
+
+    /// The pid of the containerd process now running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    fn config_toml(&self) -> String {
+        let d = self.dir.display();
+        let level = if std::env::var_os("LXCRI_E2E_DEBUG").is_some() {
+            "debug"
+        } else {
+            "info"
+        };
+        format!(
+            r#"# private containerd of one lxcri e2e test
+version = 2
+root = "{d}/root"
+state = "{d}/state"
+# ctr-only tests: the CRI plugin would want its own dirs and network setup
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = "{d}/c.sock"
+
+[ttrpc]
+  address = "{d}/c.sock.ttrpc"
+
+[debug]
+  address = ""
+  level = "{level}"
+
+[metrics]
+  address = ""
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/opt"
+"#
+        )
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("containerd log file");
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH")
+                .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+        );
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(self.config_path())
+            .arg("--root")
+            .arg(self.root())
+            .arg("--state")
+            .arg(self.state())
+            .arg("--address")
+            .arg(self.socket())
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("start containerd (apt-get install containerd; scripts/install-deps)");
+        self.child = Some(child);
+        let ready = cmd::poll(Duration::from_secs(30), || {
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!(
+                    "containerd exited with {status} before it was ready\n{}",
+                    self.log_tail(40)
+                );
+            }
+            self.ctr_timeout(&["version"], Duration::from_secs(5))
+                .success()
+                .then_some(())
+        });
+        if ready.is_none() {
+            panic!("containerd not ready after 30s\n{}", self.log_tail(40));
+        }
+    }
+
+    /// Stops containerd: SIGTERM, then SIGKILL after 15 s. Shims and their
+    /// containers keep running, as with a real containerd restart.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(None)) {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let exited = cmd::poll(Duration::from_secs(15), || {
+                matches!(child.try_wait(), Ok(Some(_))).then_some(())
+            });
+            if exited.is_none() {
+                let _ = child.kill();
+            }
+        }
+        let _ = child.wait();
+    }
+
+    /// Stops containerd and starts it again on the same dirs and sockets.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// A new container id, unique within this containerd's namespace
+    /// (which is unique on the machine): `<prefix>-<n>`.
+    pub fn new_id(&self, prefix: &str) -> String {
+        let id = format!("{prefix}-{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// A `ctr --address SOCK --namespace NS` command.
+    pub fn ctr_command(&self) -> Command {
+        let mut c = Command::new("ctr");
+        c.arg("--address")
+            .arg(self.socket())
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .arg("--connect-timeout")
+            .arg("10s");
+        c
+    }
+
+    /// Runs `ctr ... args` with the default deadline.
+    pub fn ctr(&self, args: &[&str]) -> CmdOutput {
+        self.ctr_timeout(args, DEFAULT_TIMEOUT)
+    }
+
+    pub fn ctr_timeout(&self, args: &[&str], timeout: Duration) -> CmdOutput {
+        cmd::run(self.ctr_command().args(args), timeout)
+    }
+
+    /// Imports an image archive (`ctr images import`).
+    pub fn import_image(&self, archive: &Path) {
+        let archive = archive.to_str().expect("utf-8 path");
+        self.ctr(&["images", "import", archive]).ok();
+    }
+
+    /// Builds (once per process) and imports the busybox image; returns its
+    /// reference.
+    pub fn import_busybox(&self) -> &'static str {
+        let img = image::busybox();
+        self.import_image(&img.archive);
+        img.reference
+    }
+
+    fn run_args<'a>(
+        rt: Runtime,
+        mode: &'a str,
+        image: &'a str,
+        id: &'a str,
+        args: &[&'a str],
+        flags: &[&'a str],
+    ) -> Vec<&'a str> {
+        let mut all = vec!["run", mode, "--runtime", rt.containerd_name()];
+        all.extend_from_slice(flags);
+        if !image.is_empty() {
+            all.push(image);
+        }
+        all.push(id);
+        all.extend_from_slice(args);
+        all
+    }
+
+    /// `ctr run --rm --runtime R [flags] busybox ID args...`: ctr's exit
+    /// code is the container's.
+    pub fn run(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) -> CmdOutput {
+        self.ctr(&Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags))
+    }
+
+    /// `ctr run --rm --config SPEC --runtime R ID` (the spec names its
+    /// own rootfs, see [`crate::spec`]).
+    pub fn run_config(&self, rt: Runtime, id: &str, spec: &Path) -> CmdOutput {
+        let spec = spec.to_str().expect("utf-8 path");
+        self.ctr(&Self::run_args(rt, "--rm", "", id, &[], &["--config", spec]))
+    }
+
+    /// A foreground `ctr run --rm` left running in the background.
+    pub fn spawn_run(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) -> Background {
+        let argv = Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags);
+        Background::spawn(self.ctr_command().args(argv))
+    }
+
+    /// Like [`Containerd::spawn_run`] with ctr's stdin a pipe the test
+    /// writes and closes ([`Background::write_stdin_and_close`]) once the
+    /// task runs: ctr 1.6 only sends CloseIO when its stdin ends after the
+    /// task exists, so an early EOF would leave the task's stdin open.
+    pub fn spawn_run_stdin(
+        &self,
+        rt: Runtime,
+        id: &str,
+        args: &[&str],
+        flags: &[&str],
+    ) -> Background {
+        let argv = Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags);
+        Background::spawn_piped_stdin(self.ctr_command().args(argv))
+    }
+
+    /// `ctr run -d`: creates and starts the task, then returns; waits until
+    /// the task is RUNNING.
+    pub fn run_detached(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) {
+        self.ctr(&Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, flags))
+            .ok();
+        self.wait_status(id, "RUNNING");
+    }
+
+    /// `(pid, status)` of task `id` from `ctr task ls`, if it exists.
+    pub fn task(&self, id: &str) -> Option<(u32, String)> {
+        let out = self.ctr(&["task", "ls"]).ok();
+        out.stdout.lines().skip(1).find_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            (f.len() >= 3 && f[0] == id).then(|| (f[1].parse().unwrap_or(0), f[2].to_string()))
+        })
+    }
+
+    /// Waits (up to 30 s) until task `id` has `status`; panics otherwise.
+    #[track_caller]
+    pub fn wait_status(&self, id: &str, status: &str) {
+        let got = cmd::poll(Duration::from_secs(30), || {
+            self.task(id).filter(|(_, s)| s == status)
+        });
+        assert!(
+            got.is_some(),
+            "task {id} never reached {status}: {:?}\n{}",
+            self.task(id),
+            self.log_tail(30)
+        );
+    }
+
+    /// `ctr task exec --exec-id EXEC [flags] ID args...`.
+    pub fn exec(&self, id: &str, exec_id: &str, args: &[&str], flags: &[&str]) -> CmdOutput {
+        let mut all = vec!["task", "exec", "--exec-id", exec_id];
+        all.extend_from_slice(flags);
+        all.push(id);
+        all.extend_from_slice(args);
+        self.ctr(&all)
+    }
+
+    /// `ctr task exec --tty`, run under `script` so ctr has a terminal.
+    /// The output has the terminal's `\r\n` line ends.
+    pub fn exec_tty(&self, id: &str, exec_id: &str, args: &[&str]) -> CmdOutput {
+        let ctr = self.ctr_command();
+        let mut argv: Vec<String> = vec![ctr.get_program().to_string_lossy().into_owned()];
+        argv.extend(ctr.get_args().map(|a| a.to_string_lossy().into_owned()));
+        for a in ["task", "exec", "--tty", "--exec-id", exec_id, id] {
+            argv.push(a.to_string());
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
+        // -e: script exits with the child's code; -q: no banner.
+        cmd::run(
+            Command::new("script")
+                .args(["-q", "-e", "-c"])
+                .arg(cmd::shell_quote(&refs))
+                .arg("/dev/null"),
+            DEFAULT_TIMEOUT,
+        )
+    }
+
+    /// `ctr task kill -s SIGNAL ID`.
+    pub fn kill(&self, id: &str, signal: &str) -> CmdOutput {
+        self.ctr(&["task", "kill", "-s", signal, id])
+    }
+
+    /// Kills and deletes task and container `id`, ignoring errors.
+    pub fn remove(&self, id: &str) {
+        let short = Duration::from_secs(30);
+        if self.task(id).is_some_and(|(_, s)| s != "STOPPED") {
+            self.ctr_timeout(&["task", "kill", "-a", "-s", "SIGKILL", id], short);
+            cmd::poll(Duration::from_secs(10), || {
+                self.task(id)
+                    .is_none_or(|(_, s)| s == "STOPPED")
+                    .then_some(())
+            });
+        }
+        self.ctr_timeout(&["task", "rm", "-f", id], short);
+        self.ctr_timeout(&["containers", "rm", id], short);
+    }
+
+    /// Sets the memory limit of a running task via containerd's Tasks.Update
+    /// (ctr 1.6 has no `task update`).
+    pub fn update_memory_limit(&self, id: &str, bytes: u64) -> Result<(), String> {
+        let resources = format!(r#"{{"memory":{{"limit":{bytes}}}}}"#);
+        crate::grpc::update_task(&self.socket(), &self.namespace, id, &resources)
+    }
+
+    /// The last `lines` lines of containerd's log (which includes the shims'
+    /// logs).
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        let start = all.len().saturating_sub(lines);
+        format!(
+            "--- containerd log ({}), last {} lines ---\n{}",
+            self.log_path().display(),
+            all.len() - start,
+            all[start..].join("\n")
+        )
+    }
+
+    /// Every container id handed out by [`Containerd::new_id`].
+    pub fn ids(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.log_tail(60));
+        }
+        let alive = matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
+        if alive {
+            let short = Duration::from_secs(20);
+            let tasks = self.ctr_timeout(&["task", "ls", "-q"], short);
+            for id in tasks.stdout.split_whitespace() {
+                self.remove(id);
+            }
+            let containers = self.ctr_timeout(&["containers", "ls", "-q"], short);
+            for id in containers.stdout.split_whitespace() {
+                self.remove(id);
+            }
+        }
+        self.stop();
+        let ids = self.ids();
+        cleanup::after_containerd(&self.namespace, &self.socket(), &self.dir, &ids);
+    }
+}

@@ -1,0 +1,43 @@
+//! Full OCI specs for `ctr run --config`, for what ctr 1.6 has no flag for
+//! (process user, rlimits, hand-made invalid fields). Based on `ctr oci
+//! spec` (containerd's defaults, as `ctr run` uses them), with the rootfs a
+//! private copy of the busybox image's.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::{cmd, image, Containerd};
+
+/// containerd's default spec for container `id`, running `args` in a copy
+/// of the busybox rootfs (made under the containerd's temp dir).
+pub fn busybox_spec(ctd: &Containerd, id: &str, args: &[&str]) -> Value {
+    let out = ctd.ctr(&["oci", "spec"]).ok();
+    let mut spec: Value = serde_json::from_str(&out.stdout).expect("ctr oci spec prints JSON");
+    let rootfs = ctd.dir().join(format!("rootfs-{id}"));
+    cmd::run(
+        Command::new("cp")
+            .arg("-a")
+            .arg(&image::busybox().rootfs)
+            .arg(&rootfs),
+        Duration::from_secs(60),
+    )
+    .ok();
+    spec["root"] = json!({ "path": rootfs, "readonly": false });
+    spec["process"]["args"] = json!(args);
+    spec["process"]["env"] =
+        json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]);
+    // `ctr oci spec` knows no id: give the container its own cgroup, as
+    // `ctr run IMAGE ID` would.
+    spec["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", ctd.namespace()));
+    spec
+}
+
+/// Writes `spec` next to the containerd's files; returns its path.
+pub fn write(ctd: &Containerd, id: &str, spec: &Value) -> PathBuf {
+    let path = ctd.dir().join(format!("spec-{id}.json"));
+    std::fs::write(&path, serde_json::to_vec_pretty(spec).unwrap()).expect("write spec");
+    path
+}
