@@ -16,5 +16,15 @@ mod task;
 
 #[tokio::main]
 async fn main() {
-    containerd_shim::asynchronous::run::<shim::LxcriShim>("io.containerd.lxcri.v2", None).await;
+    // Set before the crate installs its signal handlers: its SIGCHLD reaper
+    // would race tokio and std for our children (ECHILD), and as a
+    // subreaper we would inherit LXC's daemonized monitors. Tracing goes to
+    // the log FIFO instead of the crate's logger.
+    let config = containerd_shim::Config {
+        no_setup_logger: true,
+        no_reaper: true,
+        no_sub_reaper: true,
+        ..Default::default()
+    };
+    containerd_shim::asynchronous::run::<shim::LxcriShim>("io.containerd.lxcri.v2", Some(config)).await;
 }

@@ -39,12 +39,7 @@ fn other(msg: String) -> containerd_shim::Error {
 impl Shim for LxcriShim {
     type T = TaskService;
 
-    async fn new(_runtime_id: &str, flags: &Flags, shim_config: &mut ShimConfig) -> Self {
-        // The crate's logger and reaper are replaced: tracing goes to the log
-        // FIFO, and every child we spawn is awaited by tokio itself.
-        shim_config.no_setup_logger = true;
-        shim_config.no_reaper = true;
-        shim_config.no_sub_reaper = true;
+    async fn new(_runtime_id: &str, flags: &Flags, _shim_config: &mut ShimConfig) -> Self {
         let bundle = if flags.bundle.is_empty() {
             std::env::current_dir().unwrap_or_default()
         } else {

@@ -1,0 +1,210 @@
+//! Operations on a running task: exec (with and without a TTY), kill,
+//! ps, metrics, pause/resume, update.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
+
+fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
+    let id = ctd.new_id(prefix);
+    ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+    id
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn exec_streams_and_exit_codes() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "exec");
+        let out = ctd.exec(
+            &id,
+            "e1",
+            &["sh", "-c", "echo in-exec; echo exec-err >&2; exit 5"],
+            &[],
+        );
+        assert_eq!(out.code, Some(5), "{rt}: {out}");
+        assert_eq!(out.stdout, "in-exec\n", "{rt}: {out}");
+        assert!(out.stderr.starts_with("exec-err\n"), "{rt}: {out}");
+        // The exec runs in the container: same pid namespace (its init is
+        // there), same root, its own cwd and env.
+        let out = ctd.exec(&id, "e2", &["sh", "-c", "pwd; ls /proc/1/ >/dev/null && echo ns-ok"], &["--cwd", "/tmp"]);
+        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "/tmp\nns-ok\n"), "{rt}: {out}");
+        // Killed by a signal: 128 + n.
+        let out = ctd.exec(&id, "e3", &["sh", "-c", "kill -KILL $$"], &[]);
+        assert_eq!(out.code, Some(137), "{rt}: {out}");
+        // An exec id in use by a running exec is refused; once done it is free.
+        let out = ctd.exec(&id, "e1", &["true"], &[]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        // A missing binary fails the exec, not the container.
+        let out = ctd.exec(&id, "e4", &["/no/such/binary"], &[]);
+        assert_ne!(out.code, Some(0), "{rt}: {out}");
+        assert!(out.all_output().contains("/no/such/binary"), "{rt}: {out}");
+        assert_eq!(ctd.task(&id).map(|t| t.1).as_deref(), Some("RUNNING"), "{rt}");
+        results.push((rt, ()));
+        ctd.remove(&id);
+    }
+    assert_same("exec", &results);
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn exec_with_tty() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "tty");
+        let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "tty; stty size; [ -t 0 ] && echo stdin-tty; exit 4"]);
+        assert_eq!(out.code, Some(4), "{rt}: {out}");
+        let lines: Vec<&str> = out.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
+        assert!(lines.first().is_some_and(|l| l.starts_with("/dev/pts/")), "{rt}: {out}");
+        assert!(lines.contains(&"stdin-tty"), "{rt}: {out}");
+        // Without --tty the same exec has no terminal.
+        let out = ctd.exec(&id, "t2", &["sh", "-c", "tty; true"], &[]);
+        assert_eq!(out.stdout, "not a tty\n", "{rt}: {out}");
+        ctd.remove(&id);
+    }
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn sigterm_to_trapping_shell() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("trap");
+        let script = "trap 'exit 42' TERM; touch /tmp/ready; while true; do sleep 0.1; done";
+        let run = ctd.spawn_run(rt, &id, &["sh", "-c", script], &[]);
+        ctd.wait_status(&id, "RUNNING");
+        // The trap is set once /tmp/ready exists.
+        let ready = lxcri_e2e::cmd::poll(Duration::from_secs(20), || {
+            ctd.exec(&id, "ready", &["test", "-e", "/tmp/ready"], &[])
+                .success()
+                .then_some(())
+        });
+        assert!(ready.is_some(), "{rt}: the shell never got ready");
+        ctd.kill(&id, "SIGTERM").ok();
+        let out = run.wait(Duration::from_secs(60));
+        assert_eq!(out.code, Some(42), "{rt}: {out}");
+        results.push((rt, out.code));
+    }
+    assert_same("exit code of a shell trapping SIGTERM", &results);
+}
+
+/// Pids `ctr task ps` lists.
+fn ps(ctd: &Containerd, id: &str) -> Vec<u32> {
+    let out = ctd.ctr(&["task", "ps", id]).ok();
+    out.stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+fn cmdline(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn ps_and_metrics() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "ps");
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let pids = ps(&ctd, &id);
+        assert!(pids.contains(&pid), "{rt}: task pid {pid} not in ps {pids:?}");
+        assert!(
+            pids.iter().any(|&p| cmdline(p) == "sleep 1000"),
+            "{rt}: the container's process is not in ps {pids:?}"
+        );
+        let out = ctd.ctr(&["task", "metrics", "--format", "json", &id]).ok();
+        let m: serde_json::Value = serde_json::from_str(&out.stdout)
+            .unwrap_or_else(|e| panic!("{rt}: metrics are not JSON ({e}): {out}"));
+        // cgroup v1 and v2 metrics both have these.
+        assert!(m["memory"].is_object(), "{rt}: no memory metrics: {m}");
+        assert!(m["cpu"].is_object(), "{rt}: no cpu metrics: {m}");
+        assert!(m["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{rt}: pids: {m}");
+        // The table form prints the same, one metric per line.
+        let table = ctd.ctr(&["task", "metrics", &id]).ok();
+        assert!(table.stdout.contains("memory."), "{rt}: {table}");
+        ctd.remove(&id);
+    }
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn pause_and_resume() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "pause");
+        ctd.ctr(&["task", "pause", &id]).ok();
+        ctd.wait_status(&id, "PAUSED");
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let state = proc_state(pid);
+        assert!(state.starts_with('D') || state.starts_with('S'), "{rt}: frozen init state {state}");
+        ctd.ctr(&["task", "resume", &id]).ok();
+        ctd.wait_status(&id, "RUNNING");
+        let out = ctd.exec(&id, "after-resume", &["echo", "alive"], &[]);
+        assert_eq!(out.stdout, "alive\n", "{rt}: {out}");
+        ctd.remove(&id);
+    }
+}
+
+fn proc_state(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("State:").map(|s| s.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// The memory limit file of `pid`'s cgroup, seen from the host: cgroup v1
+/// `memory.limit_in_bytes` when the memory controller is on v1, else v2
+/// `memory.max` (under `/sys/fs/cgroup/unified` on a hybrid host).
+fn memory_limit_file(pid: u32) -> PathBuf {
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of pid");
+    for line in cgroups.lines() {
+        let mut f = line.splitn(3, ':');
+        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if controllers.split(',').any(|c| c == "memory") {
+            return PathBuf::from(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        }
+    }
+    let path = cgroups
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .expect("a cgroup v2 line");
+    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+        .iter()
+        .map(|base| PathBuf::from(format!("{base}{path}/memory.max")))
+        .find(|p| p.exists())
+        .expect("memory.max of the task's cgroup")
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn update_memory_limit() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("update");
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &["--memory-limit", "268435456"]);
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let file = memory_limit_file(pid);
+        let read = || std::fs::read_to_string(&file).unwrap_or_default().trim().to_string();
+        assert_eq!(read(), "268435456", "{rt}: {}", file.display());
+        ctd.update_memory_limit(&id, 64 << 20)
+            .unwrap_or_else(|e| panic!("{rt}: update: {e}"));
+        assert_eq!(read(), (64u64 << 20).to_string(), "{rt}: {}", file.display());
+        ctd.remove(&id);
+    }
+}
