@@ -58,6 +58,11 @@ pub fn run() -> i32 {
 
 fn run_inner() -> Result<i32> {
     let runtime = Path::new(RUNTIME_DIR);
+    // Block first: the kernel drops signals that PID 1 neither handles nor
+    // blocks, so a `kill` while the container is being created or waits
+    // for start would otherwise be lost; blocked, it is seen by
+    // wait_for_start (or forwarded once the process runs).
+    let signals = Signals::block().map_err(sys("block signals"))?;
     // Steps 1-2; the outcome is reported on the socket either way.
     let prepared = load_and_prepare(runtime);
     let socket_path = runtime.join(INIT_SOCKET);
@@ -95,9 +100,7 @@ fn run_inner() -> Result<i32> {
     };
     drop(sock);
 
-    // Step 5. Signals are blocked from here on, so one sent while we wait
-    // for start is seen rather than lost (or fatal to us by default).
-    let signals = Signals::block().map_err(sys("block signals"))?;
+    // Step 5.
     let dir = open(
         runtime,
         OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,

@@ -7,9 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::config::{
-    CgroupAuto, DeviceKind, DeviceRule, IdKind, LxcConfig, MountEntry, Network,
-};
+use super::config::{CgroupAuto, DeviceKind, DeviceRule, IdKind, LxcConfig, MountEntry, Network};
 use super::{LxcConfigError, Result};
 use crate::cgroup::CgroupVersion;
 
@@ -33,7 +31,11 @@ impl Lines {
     fn push_path(&mut self, key: &str, prefix: &str, path: &Path) -> Result<()> {
         let value = path_str(key, path)?;
         if !value.starts_with('/') {
-            return Err(LxcConfigError::invalid(key, value, "must be an absolute path"));
+            return Err(LxcConfigError::invalid(
+                key,
+                value,
+                "must be an absolute path",
+            ));
         }
         self.push(key, &format!("{prefix}{value}"))
     }
@@ -63,9 +65,17 @@ fn check_key(key: &str) -> Result<()> {
 }
 
 fn check_value(key: &str, value: &str) -> Result<()> {
-    for (c, name) in [('\n', "a newline"), ('\r', "a carriage return"), ('\0', "a NUL byte")] {
+    for (c, name) in [
+        ('\n', "a newline"),
+        ('\r', "a carriage return"),
+        ('\0', "a NUL byte"),
+    ] {
         if value.contains(c) {
-            return Err(LxcConfigError::invalid(key, value, &format!("contains {name}")));
+            return Err(LxcConfigError::invalid(
+                key,
+                value,
+                &format!("contains {name}"),
+            ));
         }
     }
     // LXC trims whitespace around values and strips one pair of enclosing

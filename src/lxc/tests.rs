@@ -37,7 +37,10 @@ fn newline_in_any_value_is_rejected_with_the_key() {
     let mut c = base();
     c.uts_name = Some("host\nlxc.cap.keep = sys_admin".into());
     let err = c.render().unwrap_err().to_string();
-    assert!(err.contains("lxc.uts.name") && err.contains("newline"), "{err}");
+    assert!(
+        err.contains("lxc.uts.name") && err.contains("newline"),
+        "{err}"
+    );
 
     let mut c = base();
     c.sysctls = vec![("net.ipv4.ip_forward".into(), "1\r".into())];
@@ -47,7 +50,10 @@ fn newline_in_any_value_is_rejected_with_the_key() {
     let mut c = base();
     c.rootfs = PathBuf::from("/b/root\0fs");
     let err = c.render().unwrap_err().to_string();
-    assert!(err.contains("lxc.rootfs.path") && err.contains("NUL"), "{err}");
+    assert!(
+        err.contains("lxc.rootfs.path") && err.contains("NUL"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -39,7 +39,10 @@ pub(super) fn plan_devices(devices: &[LinuxDevice], rootfs: &Path) -> Result<Dev
             LinuxDeviceType::B => (SFlag::S_IFBLK, Some(DeviceKind::Block)),
             LinuxDeviceType::P => (SFlag::S_IFIFO, None),
             LinuxDeviceType::A => {
-                return Err(invalid(&format!("{field}.type"), "\"a\" is not a device node type"))
+                return Err(invalid(
+                    &format!("{field}.type"),
+                    "\"a\" is not a device node type",
+                ))
             }
         };
         let st = stat(path).map_err(|e| {
@@ -49,7 +52,10 @@ pub(super) fn plan_devices(devices: &[LinuxDevice], rootfs: &Path) -> Result<Dev
             )
         })?;
         let mismatch = |what: &str| -> PlanError {
-            invalid(&field, &format!("host device {host} has a different {what} than the spec"))
+            invalid(
+                &field,
+                &format!("host device {host} has a different {what} than the spec"),
+            )
         };
         if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != want {
             return Err(mismatch("type"));
@@ -60,7 +66,9 @@ pub(super) fn plan_devices(devices: &[LinuxDevice], rootfs: &Path) -> Result<Dev
         {
             return Err(mismatch("major:minor"));
         }
-        if d.file_mode().is_some_and(|m| m & 0o7777 != st.st_mode & 0o7777) {
+        if d.file_mode()
+            .is_some_and(|m| m & 0o7777 != st.st_mode & 0o7777)
+        {
             return Err(mismatch("fileMode"));
         }
         if d.uid().is_some_and(|u| u != st.st_uid) {

@@ -102,8 +102,14 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .process()
         .as_ref()
         .ok_or_else(|| invalid("process", "missing"))?;
-    let root = spec.root().as_ref().ok_or_else(|| invalid("root", "missing"))?;
-    let linux = spec.linux().as_ref().ok_or_else(|| invalid("linux", "missing"))?;
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| invalid("root", "missing"))?;
+    let linux = spec
+        .linux()
+        .as_ref()
+        .ok_or_else(|| invalid("linux", "missing"))?;
     unsupported_linux_fields(linux)?;
 
     let init_process = process::plan_process(process, spec)?;
@@ -168,9 +174,15 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
 fn check_context(ctx: &PlanContext) -> Result<()> {
     if ctx.lxc_name.is_empty()
         || ctx.lxc_name.contains('/')
-        || ctx.lxc_name.chars().any(|c| c.is_control() || c.is_whitespace())
+        || ctx
+            .lxc_name
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
     {
-        return Err(invalid("lxc_name", &format!("{:?} is not a valid LXC name", ctx.lxc_name)));
+        return Err(invalid(
+            "lxc_name",
+            &format!("{:?} is not a valid LXC name", ctx.lxc_name),
+        ));
     }
     for (field, p) in [("rootfs", &ctx.rootfs), ("run_dir", &ctx.run_dir)] {
         if !p.is_absolute() {
@@ -191,7 +203,10 @@ fn container_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<String>>
     let paths = paths.unwrap_or_default();
     for (i, p) in paths.iter().enumerate() {
         if !p.starts_with('/') || p.contains('\0') {
-            return Err(invalid(&format!("{field}[{i}]"), &format!("{p:?} must be an absolute path")));
+            return Err(invalid(
+                &format!("{field}[{i}]"),
+                &format!("{p:?} must be an absolute path"),
+            ));
         }
     }
     Ok(paths.to_vec())
@@ -214,7 +229,10 @@ fn unsupported_spec_fields(spec: &Spec) -> Result<()> {
         }
     }
     if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(unsupported("domainname", "LXC cannot set the NIS domain name"));
+        return Err(unsupported(
+            "domainname",
+            "LXC cannot set the NIS domain name",
+        ));
     }
     let other_platforms = [
         ("solaris", spec.solaris().is_some()),
@@ -232,22 +250,44 @@ fn unsupported_spec_fields(spec: &Spec) -> Result<()> {
 
 fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
     if linux.intel_rdt().is_some() {
-        return Err(unsupported("linux.intelRdt", "Intel RDT is not implemented"));
+        return Err(unsupported(
+            "linux.intelRdt",
+            "Intel RDT is not implemented",
+        ));
     }
     if linux.personality().is_some() {
-        return Err(unsupported("linux.personality", "execution domains are not implemented"));
+        return Err(unsupported(
+            "linux.personality",
+            "execution domains are not implemented",
+        ));
     }
-    if linux.mount_label().as_deref().is_some_and(|l| !l.is_empty()) {
-        return Err(unsupported("linux.mountLabel", "SELinux is not implemented"));
+    if linux
+        .mount_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(unsupported(
+            "linux.mountLabel",
+            "SELinux is not implemented",
+        ));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(unsupported("linux.netDevices", "moving host network devices is not implemented"));
+        return Err(unsupported(
+            "linux.netDevices",
+            "moving host network devices is not implemented",
+        ));
     }
     if linux.memory_policy().is_some() {
-        return Err(unsupported("linux.memoryPolicy", "NUMA memory policies are not implemented"));
+        return Err(unsupported(
+            "linux.memoryPolicy",
+            "NUMA memory policies are not implemented",
+        ));
     }
     if linux.time_offsets().is_some() {
-        return Err(unsupported("linux.timeOffsets", "time namespace offsets are not implemented"));
+        return Err(unsupported(
+            "linux.timeOffsets",
+            "time namespace offsets are not implemented",
+        ));
     }
     // LXC turns the container's mount tree into a slave of the host's, so
     // only that propagation is honoured.

@@ -105,7 +105,10 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         if clean.starts_with(reserved) {
             return Err(invalid(
                 &format!("{field}.destination"),
-                &format!("{} is reserved for lxcri's runtime directory", reserved.display()),
+                &format!(
+                    "{} is reserved for lxcri's runtime directory",
+                    reserved.display()
+                ),
             ));
         }
 
@@ -152,7 +155,10 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
             if !FILESYSTEMS.contains(&typ) {
                 return Err(unsupported(
                     &format!("{field}.type"),
-                    &format!("filesystem type {typ:?} (supported: bind, {})", FILESYSTEMS.join(", ")),
+                    &format!(
+                        "filesystem type {typ:?} (supported: bind, {})",
+                        FILESYSTEMS.join(", ")
+                    ),
                 ));
             }
             let source = match m.source() {
@@ -179,21 +185,35 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
 fn check_options(field: &str, options: &[String]) -> Result<()> {
     for (k, opt) in options.iter().enumerate() {
         let f = format!("{field}.options[{k}]");
-        if opt.is_empty() || opt.contains(',') || opt.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid(&f, &format!("{opt:?} is empty or contains ',' or whitespace")));
+        if opt.is_empty()
+            || opt.contains(',')
+            || opt.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                &f,
+                &format!("{opt:?} is empty or contains ',' or whitespace"),
+            ));
         }
         if UNSUPPORTED_OPTIONS.contains(&opt.as_str()) {
             return Err(unsupported(&f, &format!("mount option {opt:?}")));
         }
         // LXC-specific options would change how LXC treats the entry.
         if opt.starts_with("create=") || opt == "optional" {
-            return Err(invalid(&f, &format!("{opt:?} is an LXC option, not an OCI one")));
+            return Err(invalid(
+                &f,
+                &format!("{opt:?} is an LXC option, not an OCI one"),
+            ));
         }
     }
     Ok(())
 }
 
-fn bind_entry(field: &str, m: &Mount, destination: String, options: Vec<String>) -> Result<MountEntry> {
+fn bind_entry(
+    field: &str,
+    m: &Mount,
+    destination: String,
+    options: Vec<String>,
+) -> Result<MountEntry> {
     let source_field = format!("{field}.source");
     let source = m
         .source()
@@ -210,7 +230,10 @@ fn bind_entry(field: &str, m: &Mount, destination: String, options: Vec<String>)
     // create a directory or a file as the mount point.
     let md = std::fs::metadata(source).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            invalid(&source_field, &format!("{} does not exist", source.display()))
+            invalid(
+                &source_field,
+                &format!("{} does not exist", source.display()),
+            )
         } else {
             PlanError::Io {
                 field: source_field.clone(),
@@ -225,7 +248,14 @@ fn bind_entry(field: &str, m: &Mount, destination: String, options: Vec<String>)
         opts.push("bind".to_string());
     }
     opts.extend(options);
-    opts.push(if md.is_dir() { "create=dir" } else { "create=file" }.to_string());
+    opts.push(
+        if md.is_dir() {
+            "create=dir"
+        } else {
+            "create=file"
+        }
+        .to_string(),
+    );
     Ok(MountEntry {
         source: source
             .to_str()

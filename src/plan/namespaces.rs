@@ -91,7 +91,11 @@ pub(super) fn plan_namespaces(spec: &Spec, linux: &Linux) -> Result<NamespacePla
 
     let user = mode(Namespace::User);
     let idmaps = idmaps(linux, user)?;
-    let (net, ipc, uts) = (mode(Namespace::Net), mode(Namespace::Ipc), mode(Namespace::Uts));
+    let (net, ipc, uts) = (
+        mode(Namespace::Net),
+        mode(Namespace::Ipc),
+        mode(Namespace::Uts),
+    );
     Ok(NamespacePlan {
         network: (net == Mode::New).then_some(Network::Empty),
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,
@@ -182,7 +186,8 @@ pub(super) fn validate_hostname(h: &str) -> Result<()> {
             && l.len() <= 63
             && !l.starts_with('-')
             && !l.ends_with('-')
-            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if h.len() > 64 || !h.split('.').all(label_ok) {
         return Err(invalid(

@@ -17,7 +17,10 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
     }
     for (i, a) in args.iter().enumerate() {
         if a.contains('\0') {
-            return Err(invalid(&format!("process.args[{i}]"), "contains a NUL byte"));
+            return Err(invalid(
+                &format!("process.args[{i}]"),
+                "contains a NUL byte",
+            ));
         }
     }
     let env = process.env().clone().unwrap_or_default();
@@ -41,7 +44,10 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
         Some(b) => {
             let dim = |v: u64, name: &str| {
                 u16::try_from(v).map_err(|_| {
-                    invalid(&format!("process.consoleSize.{name}"), "does not fit in 16 bits")
+                    invalid(
+                        &format!("process.consoleSize.{name}"),
+                        "does not fit in 16 bits",
+                    )
                 })
             };
             Some(ConsoleSize {
@@ -53,12 +59,18 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
     };
     if let Some(umask) = user.umask() {
         if umask > 0o777 {
-            return Err(invalid("process.user.umask", &format!("{umask:#o} is above 0777")));
+            return Err(invalid(
+                "process.user.umask",
+                &format!("{umask:#o} is above 0777"),
+            ));
         }
     }
     if let Some(adj) = process.oom_score_adj() {
         if !(-1000..=1000).contains(&adj) {
-            return Err(invalid("process.oomScoreAdj", &format!("{adj} is outside -1000..=1000")));
+            return Err(invalid(
+                "process.oomScoreAdj",
+                &format!("{adj} is outside -1000..=1000"),
+            ));
         }
     }
     let apparmor_profile = match process.apparmor_profile().as_deref() {
@@ -96,17 +108,33 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
 }
 
 fn unsupported_fields(process: &Process) -> Result<()> {
-    if process.selinux_label().as_deref().is_some_and(|l| !l.is_empty()) {
-        return Err(unsupported("process.selinuxLabel", "SELinux is not implemented"));
+    if process
+        .selinux_label()
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
+        return Err(unsupported(
+            "process.selinuxLabel",
+            "SELinux is not implemented",
+        ));
     }
     if process.io_priority().is_some() {
-        return Err(unsupported("process.ioPriority", "I/O priorities are not implemented"));
+        return Err(unsupported(
+            "process.ioPriority",
+            "I/O priorities are not implemented",
+        ));
     }
     if process.scheduler().is_some() {
-        return Err(unsupported("process.scheduler", "scheduler settings are not implemented"));
+        return Err(unsupported(
+            "process.scheduler",
+            "scheduler settings are not implemented",
+        ));
     }
     if process.exec_cpu_affinity().is_some() {
-        return Err(unsupported("process.execCPUAffinity", "CPU affinity is not implemented"));
+        return Err(unsupported(
+            "process.execCPUAffinity",
+            "CPU affinity is not implemented",
+        ));
     }
     if process.command_line().is_some() {
         return Err(unsupported("process.commandLine", "Windows only"));
@@ -122,7 +150,8 @@ fn capability_sets(caps: Option<&LinuxCapabilities>) -> Result<CapabilitySets> {
         // No capabilities object: the process gets none at all.
         return Ok(CapabilitySets::default());
     };
-    let set = |name: &str, s| capabilities::canonical_set(&format!("process.capabilities.{name}"), s);
+    let set =
+        |name: &str, s| capabilities::canonical_set(&format!("process.capabilities.{name}"), s);
     Ok(CapabilitySets {
         bounding: set("bounding", caps.bounding().as_ref())?,
         effective: set("effective", caps.effective().as_ref())?,
@@ -139,7 +168,10 @@ pub(super) fn plan_rlimits(process: &Process) -> Result<Vec<Rlimit>> {
         let field = format!("process.rlimits[{i}]");
         let resource = rlimits::oci_name(&format!("{field}.type"), r.typ())?;
         if out.iter().any(|o| o.resource == resource) {
-            return Err(invalid(&format!("{field}.type"), &format!("{resource} listed twice")));
+            return Err(invalid(
+                &format!("{field}.type"),
+                &format!("{resource} listed twice"),
+            ));
         }
         if r.soft() > r.hard() {
             return Err(invalid(

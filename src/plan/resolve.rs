@@ -148,7 +148,13 @@ mod tests {
     #[test]
     fn escapes_are_rejected() {
         let r = rootfs();
-        for dest in ["/..", "/etc/../../x", "/data/up/etc", "/abs-up", "/new/../../x"] {
+        for dest in [
+            "/..",
+            "/etc/../../x",
+            "/data/up/etc",
+            "/abs-up",
+            "/new/../../x",
+        ] {
             assert!(
                 matches!(
                     resolve_in_root(r.path(), Path::new(dest)),

@@ -40,7 +40,11 @@ pub fn cgroup_settings(res: &LinuxResources, v: CgroupVersion) -> Result<Vec<Cgr
     if let Some(b) = res.block_io() {
         block_io(b, v, &mut out)?;
     }
-    if res.hugepage_limits().as_ref().is_some_and(|l| !l.is_empty()) {
+    if res
+        .hugepage_limits()
+        .as_ref()
+        .is_some_and(|l| !l.is_empty())
+    {
         return Err(unsupported(
             "linux.resources.hugepageLimits",
             "hugetlb limits are not implemented",
@@ -55,7 +59,10 @@ pub fn cgroup_settings(res: &LinuxResources, v: CgroupVersion) -> Result<Vec<Cgr
         }
     }
     if res.rdma().as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(unsupported("linux.resources.rdma", "rdma limits are not implemented"));
+        return Err(unsupported(
+            "linux.resources.rdma",
+            "rdma limits are not implemented",
+        ));
     }
     if let Some(unified) = res.unified().as_ref().filter(|u| !u.is_empty()) {
         if v == CgroupVersion::V1 {
@@ -138,7 +145,10 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
     }
     if let Some(s) = m.swappiness() {
         if s > 100 {
-            return Err(invalid(&format!("{F}.swappiness"), &format!("{s} is above 100")));
+            return Err(invalid(
+                &format!("{F}.swappiness"),
+                &format!("{s} is above 100"),
+            ));
         }
     }
     // checkBeforeUpdate only changes how `update` behaves; it is no setting.
@@ -149,10 +159,16 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
                 out.push(CgroupSetting::new("memory.limit_in_bytes", n.to_string()));
             }
             if let Some(n) = reservation {
-                out.push(CgroupSetting::new("memory.soft_limit_in_bytes", n.to_string()));
+                out.push(CgroupSetting::new(
+                    "memory.soft_limit_in_bytes",
+                    n.to_string(),
+                ));
             }
             if let Some(n) = swap {
-                out.push(CgroupSetting::new("memory.memsw.limit_in_bytes", n.to_string()));
+                out.push(CgroupSetting::new(
+                    "memory.memsw.limit_in_bytes",
+                    n.to_string(),
+                ));
             }
             if let Some(s) = m.swappiness() {
                 out.push(CgroupSetting::new("memory.swappiness", s.to_string()));
@@ -161,7 +177,10 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
                 out.push(CgroupSetting::new("memory.oom_control", "1"));
             }
             if let Some(h) = m.use_hierarchy() {
-                out.push(CgroupSetting::new("memory.use_hierarchy", if h { "1" } else { "0" }));
+                out.push(CgroupSetting::new(
+                    "memory.use_hierarchy",
+                    if h { "1" } else { "0" },
+                ));
             }
         }
         CgroupVersion::V2 => {
@@ -175,7 +194,10 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
                 out.push(CgroupSetting::new("memory.swap.max", swap_v2(s, mem)?));
             }
             if m.swappiness().is_some() {
-                return Err(unsupported(&format!("{F}.swappiness"), "cgroup v2 has no swappiness"));
+                return Err(unsupported(
+                    &format!("{F}.swappiness"),
+                    "cgroup v2 has no swappiness",
+                ));
             }
             if m.disable_oom_killer() == Some(true) {
                 return Err(unsupported(
@@ -230,7 +252,10 @@ fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<(
         let Some(set) = set.as_deref().filter(|s| !s.is_empty()) else {
             continue;
         };
-        if !set.bytes().all(|b| b.is_ascii_digit() || b == b',' || b == b'-') {
+        if !set
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
+        {
             return Err(invalid(
                 &format!("{F}.{name}"),
                 &format!("{set:?} is not a list like 0-3,5"),
@@ -259,12 +284,18 @@ fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<(
                 out.push(CgroupSetting::new("cpu.rt_runtime_us", r.to_string()));
             }
             if c.idle().is_some_and(|i| i != 0) {
-                return Err(unsupported(&format!("{F}.idle"), "cpu.idle needs cgroup v2"));
+                return Err(unsupported(
+                    &format!("{F}.idle"),
+                    "cpu.idle needs cgroup v2",
+                ));
             }
         }
         CgroupVersion::V2 => {
             if let Some(s) = shares {
-                out.push(CgroupSetting::new("cpu.weight", shares_to_weight(s).to_string()));
+                out.push(CgroupSetting::new(
+                    "cpu.weight",
+                    shares_to_weight(s).to_string(),
+                ));
             }
             if quota.is_some() || period.is_some() {
                 let q = quota.map_or_else(|| "max".to_string(), max_or);
@@ -331,7 +362,10 @@ fn block_io(b: &LinuxBlockIo, v: CgroupVersion, out: &mut Vec<CgroupSetting>) ->
         match v {
             CgroupVersion::V1 => out.push(CgroupSetting::new("blkio.leaf_weight", w.to_string())),
             CgroupVersion::V2 => {
-                return Err(unsupported(&format!("{F}.leafWeight"), "cgroup v2 has no leaf weights"))
+                return Err(unsupported(
+                    &format!("{F}.leafWeight"),
+                    "cgroup v2 has no leaf weights",
+                ))
             }
         }
     }
@@ -341,9 +375,10 @@ fn block_io(b: &LinuxBlockIo, v: CgroupVersion, out: &mut Vec<CgroupSetting>) ->
         if let Some(w) = d.weight().filter(|w| *w != 0) {
             check_weight(&format!("{field}.weight"), w)?;
             match v {
-                CgroupVersion::V1 => {
-                    out.push(CgroupSetting::new("blkio.weight_device", format!("{dev} {w}")))
-                }
+                CgroupVersion::V1 => out.push(CgroupSetting::new(
+                    "blkio.weight_device",
+                    format!("{dev} {w}"),
+                )),
                 CgroupVersion::V2 => out.push(CgroupSetting::new(
                     "io.weight",
                     format!("{dev} {}", blkio_to_io_weight(w)),
@@ -367,10 +402,30 @@ fn block_io(b: &LinuxBlockIo, v: CgroupVersion, out: &mut Vec<CgroupSetting>) ->
         }
     }
     let throttles: [(&str, &Option<Vec<LinuxThrottleDevice>>, &str, &str); 4] = [
-        ("throttleReadBpsDevice", b.throttle_read_bps_device(), "blkio.throttle.read_bps_device", "rbps"),
-        ("throttleWriteBpsDevice", b.throttle_write_bps_device(), "blkio.throttle.write_bps_device", "wbps"),
-        ("throttleReadIOPSDevice", b.throttle_read_iops_device(), "blkio.throttle.read_iops_device", "riops"),
-        ("throttleWriteIOPSDevice", b.throttle_write_iops_device(), "blkio.throttle.write_iops_device", "wiops"),
+        (
+            "throttleReadBpsDevice",
+            b.throttle_read_bps_device(),
+            "blkio.throttle.read_bps_device",
+            "rbps",
+        ),
+        (
+            "throttleWriteBpsDevice",
+            b.throttle_write_bps_device(),
+            "blkio.throttle.write_bps_device",
+            "wbps",
+        ),
+        (
+            "throttleReadIOPSDevice",
+            b.throttle_read_iops_device(),
+            "blkio.throttle.read_iops_device",
+            "riops",
+        ),
+        (
+            "throttleWriteIOPSDevice",
+            b.throttle_write_iops_device(),
+            "blkio.throttle.write_iops_device",
+            "wiops",
+        ),
     ];
     for (name, list, v1_file, v2_key) in throttles {
         for (i, t) in list.iter().flatten().enumerate() {
@@ -381,8 +436,15 @@ fn block_io(b: &LinuxBlockIo, v: CgroupVersion, out: &mut Vec<CgroupSetting>) ->
                 }
                 CgroupVersion::V2 => {
                     // io.max: 0 would forbid all IO; in v1 it removes the limit.
-                    let rate = if t.rate() == 0 { "max".to_string() } else { t.rate().to_string() };
-                    out.push(CgroupSetting::new("io.max", format!("{dev} {v2_key}={rate}")));
+                    let rate = if t.rate() == 0 {
+                        "max".to_string()
+                    } else {
+                        t.rate().to_string()
+                    };
+                    out.push(CgroupSetting::new(
+                        "io.max",
+                        format!("{dev} {v2_key}={rate}"),
+                    ));
                 }
             }
         }
@@ -441,7 +503,10 @@ fn device_rule(field: &str, d: &LinuxDeviceCgroup) -> Result<DeviceRule> {
         other => {
             return Err(invalid(
                 &format!("{field}.type"),
-                &format!("{:?} is not a device cgroup type (a, c or b)", other.as_str()),
+                &format!(
+                    "{:?} is not a device cgroup type (a, c or b)",
+                    other.as_str()
+                ),
             ))
         }
     };

@@ -47,7 +47,10 @@ pub(super) fn plan_sysctls(
             return Err(invalid(&field, "not a sysctl name ([A-Za-z0-9_./-])"));
         }
         if value.is_empty() || value.chars().any(char::is_control) {
-            return Err(invalid(&field, "value is empty or contains a control character"));
+            return Err(invalid(
+                &field,
+                "value is empty or contains a control character",
+            ));
         }
         let (ns, mode) = if key.starts_with("net.") {
             ("network", net)

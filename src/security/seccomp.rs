@@ -14,7 +14,9 @@
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 
-use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
+use libseccomp::{
+    ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall,
+};
 use lxcri_init_spec::SeccompProgram;
 use nix::sys::memfd::{memfd_create, MFdFlags};
 use oci_spec::runtime::{
@@ -48,7 +50,9 @@ pub enum SeccompError {
 
 pub type Result<T> = std::result::Result<T, SeccompError>;
 
-fn lib_err(field: impl Into<String>) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
+fn lib_err(
+    field: impl Into<String>,
+) -> impl FnOnce(libseccomp::error::SeccompError) -> SeccompError {
     let field = field.into();
     move |source| SeccompError::Libseccomp { field, source }
 }
@@ -75,7 +79,8 @@ pub fn compile_seccomp(seccomp: &LinuxSeccomp) -> Result<SeccompProgram> {
         seccomp.default_errno_ret(),
     )?;
 
-    let mut ctx = ScmpFilterContext::new_filter(default).map_err(lib_err("linux.seccomp.defaultAction"))?;
+    let mut ctx =
+        ScmpFilterContext::new_filter(default).map_err(lib_err("linux.seccomp.defaultAction"))?;
     // The no_new_privs attribute only matters when libseccomp loads the
     // filter itself; the init decides about no_new_privs from the spec.
     ctx.set_ctl_nnp(false).map_err(lib_err("linux.seccomp"))?;
@@ -114,8 +119,14 @@ pub fn compile_seccomp(seccomp: &LinuxSeccomp) -> Result<SeccompProgram> {
                 tracing::debug!(syscall = %name, "seccomp: syscall unknown on this architecture, skipped");
                 continue;
             };
-            add_rule(&mut ctx, act, syscall, rule.args().as_deref().unwrap_or_default(), &conditions)
-                .map_err(lib_err(format!("{name_field} ({name})")))?;
+            add_rule(
+                &mut ctx,
+                act,
+                syscall,
+                rule.args().as_deref().unwrap_or_default(),
+                &conditions,
+            )
+            .map_err(lib_err(format!("{name_field} ({name})")))?;
         }
     }
 

@@ -70,7 +70,10 @@ impl CriAnnotations {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
                 || id.starts_with('.')
             {
-                return Err(invalid(SANDBOX_ID, "only [A-Za-z0-9_.-] allowed, not starting with '.'"));
+                return Err(invalid(
+                    SANDBOX_ID,
+                    "only [A-Za-z0-9_.-] allowed, not starting with '.'",
+                ));
             }
         }
         Ok(Self {

@@ -36,8 +36,11 @@ fn missing_config_names_the_file() {
 
 #[test]
 fn malformed_json_names_file_line_and_column() {
-    let err = parse_spec(Path::new("/b/config.json"), b"{\n  \"ociVersion\": \"1.0.0\",\n  oops\n}")
-        .unwrap_err();
+    let err = parse_spec(
+        Path::new("/b/config.json"),
+        b"{\n  \"ociVersion\": \"1.0.0\",\n  oops\n}",
+    )
+    .unwrap_err();
     match &err {
         SpecError::Parse { line, column, .. } => assert_eq!((*line, *column), (3, 3)),
         other => panic!("{other:?}"),
@@ -53,12 +56,20 @@ fn malformed_json_names_file_line_and_column() {
 #[test]
 fn process_root_and_version_are_required() {
     let no_process = r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"}}"#;
-    assert_eq!(err_of(no_process), "/b/config.json: process: missing (required by lxcri)");
-    let no_root = r#"{"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
+    assert_eq!(
+        err_of(no_process),
+        "/b/config.json: process: missing (required by lxcri)"
+    );
+    let no_root =
+        r#"{"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}}}"#;
     assert!(err_of(no_root).contains("root: missing"));
     assert!(err_of(&MINIMAL.replace("1.1.0", "2.0.0")).contains("ociVersion \"2.0.0\""));
     assert!(err_of(&MINIMAL.replace("1.1.0", "")).contains("ociVersion: missing"));
-    assert!(parse_spec(Path::new("c"), MINIMAL.replace("1.1.0", "1.0.2-dev").as_bytes()).is_ok());
+    assert!(parse_spec(
+        Path::new("c"),
+        MINIMAL.replace("1.1.0", "1.0.2-dev").as_bytes()
+    )
+    .is_ok());
 }
 
 #[test]
@@ -73,20 +84,28 @@ fn unknown_capability_is_named_with_set_and_index() {
          (expected a canonical CAP_* name)"
     );
     // oci-spec would accept these; lxcri wants canonical names.
-    let body = MINIMAL.replace("\"cwd\": \"/\"", r#""cwd": "/", "capabilities": {"ambient": ["sys_admin"]}"#);
+    let body = MINIMAL.replace(
+        "\"cwd\": \"/\"",
+        r#""cwd": "/", "capabilities": {"ambient": ["sys_admin"]}"#,
+    );
     assert!(err_of(&body).contains("process.capabilities.ambient[0]"));
 }
 
 #[test]
 fn unknown_enum_values_are_named() {
-    let with_linux = |linux: &str| MINIMAL.replace("\"root\"", &format!("\"linux\": {linux}, \"root\""));
+    let with_linux =
+        |linux: &str| MINIMAL.replace("\"root\"", &format!("\"linux\": {linux}, \"root\""));
     let cases = [
         (
-            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}}"#),
+            with_linux(
+                r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}}"#,
+            ),
             "linux.seccomp.flags[0]: unknown seccomp flag \"SECCOMP_FILTER_FLAG_BOGUS\"",
         ),
         (
-            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_BAD"}]}}"#),
+            with_linux(
+                r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_BAD"}]}}"#,
+            ),
             "linux.seccomp.syscalls[0].action: unknown seccomp action \"SCMP_ACT_BAD\"",
         ),
         (
@@ -94,7 +113,9 @@ fn unknown_enum_values_are_named() {
             "linux.seccomp.defaultAction: unknown seccomp action \"KILL\"",
         ),
         (
-            with_linux(r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_XX"}]}]}}"#),
+            with_linux(
+                r#"{"seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["x"], "action": "SCMP_ACT_ALLOW", "args": [{"index": 0, "value": 1, "op": "SCMP_CMP_XX"}]}]}}"#,
+            ),
             "linux.seccomp.syscalls[0].args[0].op: unknown seccomp operator",
         ),
         (
@@ -102,7 +123,10 @@ fn unknown_enum_values_are_named() {
             "linux.namespaces[1].type: unknown namespace type \"netns\"",
         ),
         (
-            MINIMAL.replace("\"cwd\": \"/\"", r#""cwd": "/", "rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]"#),
+            MINIMAL.replace(
+                "\"cwd\": \"/\"",
+                r#""cwd": "/", "rlimits": [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]"#,
+            ),
             "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\"",
         ),
     ];
@@ -115,11 +139,23 @@ fn unknown_enum_values_are_named() {
 #[test]
 fn exec_process_gets_the_same_checks() {
     let ok = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 1, "gid": 1}}"#;
-    assert_eq!(parse_process("exec e1", ok.as_bytes()).unwrap().args().as_ref().unwrap()[0], "ls");
+    assert_eq!(
+        parse_process("exec e1", ok.as_bytes())
+            .unwrap()
+            .args()
+            .as_ref()
+            .unwrap()[0],
+        "ls"
+    );
     let bad = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 1, "gid": 1},
                   "capabilities": {"effective": ["CAP_NOPE"]}}"#;
-    let err = parse_process("exec e1", bad.as_bytes()).unwrap_err().to_string();
-    assert!(err.starts_with("exec e1: process.capabilities.effective[0]"), "{err}");
+    let err = parse_process("exec e1", bad.as_bytes())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("exec e1: process.capabilities.effective[0]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -150,7 +186,10 @@ fn cri_annotations() {
     );
 
     let plain = parse_spec(Path::new("c"), MINIMAL.as_bytes()).unwrap();
-    assert_eq!(CriAnnotations::from_spec(&plain).unwrap(), CriAnnotations::default());
+    assert_eq!(
+        CriAnnotations::from_spec(&plain).unwrap(),
+        CriAnnotations::default()
+    );
 
     for (key, value) in [
         ("io.kubernetes.cri.container-type", "podsandbox"),

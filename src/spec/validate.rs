@@ -13,7 +13,13 @@ use crate::security::{capabilities, rlimits};
 
 type Check = std::result::Result<(), (String, String)>;
 
-const CAPABILITY_SETS: [&str; 5] = ["bounding", "effective", "inheritable", "permitted", "ambient"];
+const CAPABILITY_SETS: [&str; 5] = [
+    "bounding",
+    "effective",
+    "inheritable",
+    "permitted",
+    "ambient",
+];
 
 pub(super) fn spec(raw: &Value) -> Check {
     if let Some(process) = raw.get("process") {
@@ -30,7 +36,11 @@ pub(super) fn spec(raw: &Value) -> Check {
         )?;
     }
     for (i, dev) in items(linux.get("devices")) {
-        enum_value::<LinuxDeviceType>(&format!("linux.devices[{i}].type"), dev.get("type"), "device type")?;
+        enum_value::<LinuxDeviceType>(
+            &format!("linux.devices[{i}].type"),
+            dev.get("type"),
+            "device type",
+        )?;
     }
     if let Some(res) = linux.get("resources") {
         for (i, dev) in items(res.get("devices")) {
@@ -82,10 +92,18 @@ fn seccomp(seccomp: &Value) -> Check {
         "seccomp action",
     )?;
     for (i, arch) in items(seccomp.get("architectures")) {
-        enum_value::<Arch>(&format!("linux.seccomp.architectures[{i}]"), Some(arch), "seccomp architecture")?;
+        enum_value::<Arch>(
+            &format!("linux.seccomp.architectures[{i}]"),
+            Some(arch),
+            "seccomp architecture",
+        )?;
     }
     for (i, flag) in items(seccomp.get("flags")) {
-        enum_value::<LinuxSeccompFilterFlag>(&format!("linux.seccomp.flags[{i}]"), Some(flag), "seccomp flag")?;
+        enum_value::<LinuxSeccompFilterFlag>(
+            &format!("linux.seccomp.flags[{i}]"),
+            Some(flag),
+            "seccomp flag",
+        )?;
     }
     for (i, rule) in items(seccomp.get("syscalls")) {
         enum_value::<LinuxSeccompAction>(
@@ -107,7 +125,10 @@ fn seccomp(seccomp: &Value) -> Check {
 /// The elements of an optional JSON array (anything else yields nothing:
 /// the typed parse reports wrong types with line and column).
 fn items(v: Option<&Value>) -> impl Iterator<Item = (usize, &Value)> {
-    v.and_then(Value::as_array).into_iter().flatten().enumerate()
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
 }
 
 /// Checks that a present string value is a valid `T`; absent values are

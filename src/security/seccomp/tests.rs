@@ -122,7 +122,10 @@ fn notify_and_listener_are_unsupported_and_named() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("linux.seccomp.syscalls[0].action:"), "{err}");
+    assert!(
+        err.starts_with("linux.seccomp.syscalls[0].action:"),
+        "{err}"
+    );
 
     let err = compile_seccomp(&profile(
         r#"{"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock"}"#,
@@ -147,7 +150,10 @@ fn bad_fields_are_named() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("linux.seccomp.syscalls[0].errnoRet:"), "{err}");
+    assert!(
+        err.starts_with("linux.seccomp.syscalls[0].errnoRet:"),
+        "{err}"
+    );
 
     let err = compile_seccomp(&profile(
         r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 70000}"#,
@@ -163,14 +169,19 @@ fn bad_fields_are_named() {
     ))
     .unwrap_err()
     .to_string();
-    assert!(err.starts_with("linux.seccomp.syscalls[0].args[0].index:"), "{err}");
+    assert!(
+        err.starts_with("linux.seccomp.syscalls[0].args[0].index:"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unknown_action_or_flag_fails_to_parse() {
     // oci-spec types these as enums; `spec::load_bundle_spec` reports them
     // by field before the typed parse (see spec tests).
-    assert!(serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction": "SCMP_ACT_BOGUS"}"#).is_err());
+    assert!(
+        serde_json::from_str::<LinuxSeccomp>(r#"{"defaultAction": "SCMP_ACT_BOGUS"}"#).is_err()
+    );
     assert!(serde_json::from_str::<LinuxSeccomp>(
         r#"{"defaultAction": "SCMP_ACT_ALLOW", "flags": ["SECCOMP_FILTER_FLAG_BOGUS"]}"#
     )
@@ -209,6 +220,9 @@ fn exported_bpf_is_loadable_and_enforced() {
         }
         let mut status = 0;
         assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
-        assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "status {status:#x}");
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "status {status:#x}"
+        );
     }
 }

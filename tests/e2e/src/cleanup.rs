@@ -263,8 +263,9 @@ fn unescape_mountinfo(s: &str) -> String {
 }
 
 /// Everything a container `id` of `namespace` may leave behind, as found
-/// now: LXC container, state dir, mounts (bundle, state dir, LXC dir),
-/// cgroups, lxcri shim processes of the namespace. Empty means clean.
+/// now: LXC container, state dirs (lxcri's, runc's), mounts (bundle, state
+/// dir, LXC dir), cgroups, lxcri shim processes of the namespace. Empty
+/// means clean.
 pub fn leftovers(namespace: &str, id: &str, bundle: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let name = format!("{namespace}_{id}");
@@ -278,6 +279,10 @@ pub fn leftovers(namespace: &str, id: &str, bundle: &Path) -> Vec<String> {
     let state = Path::new(LXCRI_RUN_ROOT).join(namespace).join(id);
     if state.exists() {
         found.push(format!("state dir {}", state.display()));
+    }
+    let runc_state = Path::new(RUNC_ROOT).join(namespace).join(id);
+    if runc_state.exists() {
+        found.push(format!("runc state dir {}", runc_state.display()));
     }
     for m in mounts_under(&[bundle.to_path_buf(), state, lxc_dir]) {
         found.push(format!("mount {}", m.display()));

@@ -17,7 +17,6 @@ fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
 fn exec_streams_and_exit_codes() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let mut results = Vec::new();
     for rt in runtimes() {
         let id = running(&ctd, rt, "exec");
         let out = ctd.exec(
@@ -36,7 +35,7 @@ fn exec_streams_and_exit_codes() {
         // Killed by a signal: 128 + n.
         let out = ctd.exec(&id, "e3", &["sh", "-c", "kill -KILL $$"], &[]);
         assert_eq!(out.code, Some(137), "{rt}: {out}");
-        // An exec id in use by a running exec is refused; once done it is free.
+        // An exec id is free again once its process is done.
         let out = ctd.exec(&id, "e1", &["true"], &[]);
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         // A missing binary fails the exec, not the container.
@@ -44,10 +43,8 @@ fn exec_streams_and_exit_codes() {
         assert_ne!(out.code, Some(0), "{rt}: {out}");
         assert!(out.all_output().contains("/no/such/binary"), "{rt}: {out}");
         assert_eq!(ctd.task(&id).map(|t| t.1).as_deref(), Some("RUNNING"), "{rt}");
-        results.push((rt, ()));
         ctd.remove(&id);
     }
-    assert_same("exec", &results);
 }
 
 #[test]
@@ -57,7 +54,7 @@ fn exec_with_tty() {
     ctd.import_busybox();
     for rt in runtimes() {
         let id = running(&ctd, rt, "tty");
-        let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "tty; stty size; [ -t 0 ] && echo stdin-tty; exit 4"]);
+        let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; exit 4"]);
         assert_eq!(out.code, Some(4), "{rt}: {out}");
         let lines: Vec<&str> = out.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
         assert!(lines.first().is_some_and(|l| l.starts_with("/dev/pts/")), "{rt}: {out}");

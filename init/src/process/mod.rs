@@ -6,6 +6,13 @@
 //! runc's init uses (identity and capabilities last, seccomp while
 //! CAP_SYS_ADMIN is still held unless no_new_privs allows loading it last).
 
+mod caps;
+mod seccomp;
+#[cfg(test)]
+mod tests;
+
+use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
+use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::status;
 use lxcri_init_spec::ProcessSpec;
 use nix::errno::Errno;
@@ -16,12 +23,7 @@ use std::ffi::{CString, NulError};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::str::FromStr;
 
-/// The kernel's limit on classic BPF program length (BPF_MAXINSNS).
-const BPF_MAXINSNS: usize = 4096;
-const SECCOMP_SET_MODE_FILTER: libc::c_ulong = 1;
-const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 /// Default umask when the spec has none (runc's).
 const DEFAULT_UMASK: u32 = 0o022;
 
@@ -69,28 +71,9 @@ impl SetupError {
     }
 }
 
-fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
+pub(super) fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
     let what = what.into();
     move |source| SetupError::Sys { what, source }
-}
-
-/// The five capability sets as bitmasks (bit n = capability number n).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct CapMasks {
-    pub bounding: u64,
-    pub effective: u64,
-    pub permitted: u64,
-    pub inheritable: u64,
-    pub ambient: u64,
-}
-
-/// Parse canonical names (`CAP_CHOWN`) into a bitmask.
-pub fn cap_mask(names: &[String]) -> Result<u64, SpecError> {
-    names.iter().try_fold(0u64, |mask, name| {
-        caps::Capability::from_str(name)
-            .map(|cap| mask | cap.bitmask())
-            .map_err(|_| SpecError::Capability(name.clone()))
-    })
 }
 
 /// `RLIMIT_NOFILE` -> the resource.
@@ -114,37 +97,6 @@ pub fn rlimit_resource(name: &str) -> Option<Resource> {
         "RLIMIT_STACK" => Resource::RLIMIT_STACK,
         _ => return None,
     })
-}
-
-/// `seccomp_export_bpf` output (native-endian `struct sock_filter`s) back
-/// into filter entries.
-pub fn bpf_to_filters(bpf: &[u8]) -> Result<Vec<libc::sock_filter>, SpecError> {
-    if bpf.is_empty() || !bpf.len().is_multiple_of(8) {
-        return Err(SpecError::Seccomp(format!(
-            "{} bytes is not a non-empty multiple of 8",
-            bpf.len()
-        )));
-    }
-    if bpf.len() / 8 > BPF_MAXINSNS {
-        return Err(SpecError::Seccomp(format!(
-            "{} instructions, the kernel allows {BPF_MAXINSNS}",
-            bpf.len() / 8
-        )));
-    }
-    Ok(bpf
-        .chunks_exact(8)
-        .map(|c| libc::sock_filter {
-            code: u16::from_ne_bytes([c[0], c[1]]),
-            jt: c[2],
-            jf: c[3],
-            k: u32::from_ne_bytes([c[4], c[5], c[6], c[7]]),
-        })
-        .collect())
-}
-
-struct Seccomp {
-    filters: Vec<libc::sock_filter>,
-    flags: u32,
 }
 
 /// Where the process's stdin/stdout/stderr come from.
@@ -395,122 +347,6 @@ fn cloexec_from(first: u32) -> Result<(), SetupError> {
     Ok(())
 }
 
-fn drop_bounding(keep: u64) -> Result<(), SetupError> {
-    for cap in 0..64u32 {
-        if keep & (1 << cap) != 0 {
-            continue;
-        }
-        // SAFETY: prctl with integer arguments.
-        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
-        if present < 0 {
-            break; // EINVAL: past the kernel's last capability
-        }
-        if present == 1 {
-            // SAFETY: as above.
-            Errno::result(unsafe {
-                libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0)
-            })
-            .map_err(sys(format!("drop capability {cap} from the bounding set")))?;
-        }
-    }
-    Ok(())
-}
-
-#[repr(C)]
-struct CapHeader {
-    version: u32,
-    pid: libc::c_int,
-}
-
-#[repr(C)]
-#[derive(Clone, Copy, Default)]
-struct CapData {
-    effective: u32,
-    permitted: u32,
-    inheritable: u32,
-}
-
-/// Effective, permitted and inheritable in one capset (setting them one by
-/// one can fail in between, e.g. effective larger than permitted), then the
-/// ambient set, which needs the first three in place.
-fn set_caps(caps: &CapMasks) -> Result<(), SetupError> {
-    let mut header = CapHeader {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let split = |m: u64| [m as u32, (m >> 32) as u32];
-    let (e, p, i) = (
-        split(caps.effective),
-        split(caps.permitted),
-        split(caps.inheritable),
-    );
-    let data = [
-        CapData {
-            effective: e[0],
-            permitted: p[0],
-            inheritable: i[0],
-        },
-        CapData {
-            effective: e[1],
-            permitted: p[1],
-            inheritable: i[1],
-        },
-    ];
-    // SAFETY: capset reads a v3 header and two data structs.
-    Errno::result(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
-        .map_err(sys("set capabilities (capset)"))?;
-    // SAFETY: prctl with integer arguments.
-    let cleared = unsafe {
-        libc::prctl(
-            libc::PR_CAP_AMBIENT,
-            libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
-            0,
-            0,
-            0,
-        )
-    };
-    if cleared < 0 && caps.ambient != 0 {
-        return Err(SetupError::Sys {
-            what: "clear ambient capabilities".into(),
-            source: Errno::last(),
-        });
-    }
-    for cap in (0..64u32).filter(|c| caps.ambient & (1 << c) != 0) {
-        // SAFETY: as above.
-        Errno::result(unsafe {
-            libc::prctl(
-                libc::PR_CAP_AMBIENT,
-                libc::PR_CAP_AMBIENT_RAISE as libc::c_ulong,
-                cap as libc::c_ulong,
-                0,
-                0,
-            )
-        })
-        .map_err(sys(format!(
-            "raise ambient capability {cap} (it must be permitted and inheritable)"
-        )))?;
-    }
-    Ok(())
-}
-
-fn load_seccomp(seccomp: &Seccomp) -> Result<(), SetupError> {
-    let prog = libc::sock_fprog {
-        len: seccomp.filters.len() as libc::c_ushort,
-        filter: seccomp.filters.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: the kernel copies the program; `prog` and the filters outlive the call.
-    Errno::result(unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            SECCOMP_SET_MODE_FILTER,
-            seccomp.flags as libc::c_ulong,
-            &prog,
-        )
-    })
-    .map(drop)
-    .map_err(sys("load seccomp filter"))
-}
-
 /// Ask AppArmor to switch to `profile` at the next execve.
 fn apply_apparmor(profile: &str) -> Result<(), SetupError> {
     let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
@@ -533,132 +369,4 @@ fn apply_apparmor(profile: &str) -> Result<(), SetupError> {
         what: format!("apply AppArmor profile {profile:?} via {attr}"),
         source,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use lxcri_init_spec::{CapabilitySets, Rlimit, SeccompProgram};
-
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn capability_names_become_bits() {
-        assert_eq!(cap_mask(&[]).unwrap(), 0);
-        assert_eq!(cap_mask(&names(&["CAP_CHOWN"])).unwrap(), 1);
-        assert_eq!(
-            cap_mask(&names(&["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_KILL"])).unwrap(),
-            (1 << 5) | (1 << 10)
-        );
-        assert_eq!(
-            cap_mask(&names(&["CAP_CHECKPOINT_RESTORE"])).unwrap(),
-            1 << 40
-        );
-        assert_eq!(
-            cap_mask(&names(&["CAP_CHOWN", "chown"])).unwrap_err(),
-            SpecError::Capability("chown".into())
-        );
-    }
-
-    #[test]
-    fn rlimit_names() {
-        assert_eq!(
-            rlimit_resource("RLIMIT_NOFILE"),
-            Some(Resource::RLIMIT_NOFILE)
-        );
-        assert_eq!(
-            rlimit_resource("RLIMIT_RTTIME"),
-            Some(Resource::RLIMIT_RTTIME)
-        );
-        assert_eq!(rlimit_resource("NOFILE"), None);
-    }
-
-    #[test]
-    fn bpf_bytes_become_sock_filters() {
-        // BPF_LD|BPF_W|BPF_ABS k=4 (load arch), then BPF_RET|BPF_K SECCOMP_RET_ALLOW.
-        let mut bpf = Vec::new();
-        for (code, jt, jf, k) in [(0x20u16, 0u8, 0u8, 4u32), (0x06, 1, 2, 0x7fff_0000)] {
-            bpf.extend_from_slice(&code.to_ne_bytes());
-            bpf.extend_from_slice(&[jt, jf]);
-            bpf.extend_from_slice(&k.to_ne_bytes());
-        }
-        let f = bpf_to_filters(&bpf).unwrap();
-        assert_eq!(f.len(), 2);
-        assert_eq!((f[0].code, f[0].jt, f[0].jf, f[0].k), (0x20, 0, 0, 4));
-        assert_eq!(
-            (f[1].code, f[1].jt, f[1].jf, f[1].k),
-            (0x06, 1, 2, 0x7fff_0000)
-        );
-
-        assert!(bpf_to_filters(&[]).is_err());
-        assert!(bpf_to_filters(&bpf[..7]).is_err());
-        assert!(bpf_to_filters(&vec![0u8; 8 * (BPF_MAXINSNS + 1)]).is_err());
-    }
-
-    #[test]
-    fn command_validates_the_spec() {
-        let mut spec = ProcessSpec {
-            args: names(&["sh", "-c", "true"]),
-            env: names(&["PATH=/bin"]),
-            cwd: "/".into(),
-            capabilities: CapabilitySets {
-                bounding: names(&["CAP_KILL"]),
-                ..Default::default()
-            },
-            rlimits: vec![Rlimit {
-                resource: "RLIMIT_NOFILE".into(),
-                soft: 1024,
-                hard: 4096,
-            }],
-            seccomp: Some(SeccompProgram {
-                bpf: vec![6, 0, 0, 0, 0, 0, 0xff, 0x7f],
-                flags: 0,
-            }),
-            ..Default::default()
-        };
-        let cmd = Command::new(&spec, Path::new("/bin/sh")).unwrap();
-        assert_eq!(cmd.caps.bounding, 1 << 5);
-        assert_eq!(cmd.umask, 0o022);
-        assert_eq!(cmd.rlimits, vec![(Resource::RLIMIT_NOFILE, 1024, 4096)]);
-
-        spec.env.push("BAD=\0".into());
-        assert_eq!(
-            Command::new(&spec, Path::new("/bin/sh")).err(),
-            Some(SpecError::Nul {
-                field: "process.env"
-            })
-        );
-        spec.env.pop();
-        spec.rlimits[0].resource = "RLIMIT_BOGUS".into();
-        assert_eq!(
-            Command::new(&spec, Path::new("/bin/sh")).err(),
-            Some(SpecError::Rlimit("RLIMIT_BOGUS".into()))
-        );
-        spec.args.clear();
-        assert_eq!(
-            Command::new(&spec, Path::new("/bin/sh")).err(),
-            Some(SpecError::NoArgs)
-        );
-    }
-
-    #[test]
-    fn setup_errors_map_to_exit_codes() {
-        let e = SetupError::Exec {
-            path: "/x".into(),
-            source: Errno::ENOENT,
-        };
-        assert_eq!(e.exit_code(), 127);
-        let e = SetupError::Exec {
-            path: "/x".into(),
-            source: Errno::EACCES,
-        };
-        assert_eq!(e.exit_code(), 126);
-        assert_eq!(SetupError::AppArmorDisabled("p".into()).exit_code(), 125);
-        assert_eq!(
-            SetupError::AppArmorDisabled("my-profile".into()).to_string(),
-            "AppArmor profile \"my-profile\" requested, but AppArmor is not enabled in this kernel"
-        );
-    }
 }

@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# lxcri vs runc, side by side in one run (see docs/benchmarks.md):
+#  1. latency of `ctr run --rm --runtime R IMG ID true`: N interleaved runs
+#     per runtime (order alternating), after one warm-up run each; median.
+#  2. memory: one `sleep` container per runtime, VmRSS of each shim process.
+# Prints a markdown table with the ratios lxcri/runc.
+#
+#   benches/e2e.sh [N]        (root; N defaults to 15)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+n=${1:-${N:-15}}
+
+scripts/install-deps >/dev/null
+echo "building release binaries..." >&2
+cargo build --release --workspace >&2
+
+# shellcheck source=scripts/lib/private-containerd.sh
+. scripts/lib/private-containerd.sh
+trap ctd_cleanup EXIT
+ctd_start "$repo/target/release" "lxcri-bench-$$-$RANDOM"
+tests/images/build-busybox-image "$CTD_DIR/busybox.tar" >/dev/null
+ctd_ctr images import "$CTD_DIR/busybox.tar" >/dev/null
+image=localhost/lxcri-test/busybox:latest
+
+declare -A runtime=([runc]=io.containerd.runc.v2 [lxcri]=io.containerd.lxcri.v2)
+declare -A shim=([runc]=containerd-shim-runc-v2 [lxcri]=containerd-shim-lxcri-v2)
+declare -A samples=([runc]="" [lxcri]="")
+
+# One `ctr run --rm ... true`; prints its wall time in ms.
+run_once() {
+  local rt=$1 id=$2 t0 t1
+  t0=$(date +%s%N)
+  if ! ctd_ctr run --rm --runtime "${runtime[$rt]}" "$image" "$id" true >/dev/null 2>"$CTD_DIR/err"; then
+    echo "$rt: ctr run failed:" >&2
+    cat "$CTD_DIR/err" >&2
+    return 1
+  fi
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
+
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+echo "warm-up..." >&2
+run_once runc warm-runc >/dev/null
+run_once lxcri warm-lxcri >/dev/null
+
+echo "latency: $n interleaved runs per runtime..." >&2
+for i in $(seq 1 "$n"); do
+  if [ $((i % 2)) -eq 0 ]; then order="runc lxcri"; else order="lxcri runc"; fi
+  for rt in $order; do
+    samples[$rt]+=" $(run_once "$rt" "lat-$rt-$i")"
+  done
+done
+
+echo "memory: one sleep container per runtime..." >&2
+declare -A rss
+for rt in runc lxcri; do
+  id=rss-$rt
+  ctd_ctr run -d --runtime "${runtime[$rt]}" "$image" "$id" sleep 1000 >/dev/null
+  pid=""
+  for f in /proc/[0-9]*/cmdline; do
+    c=$(tr '\0' ' ' < "$f" 2>/dev/null) || continue
+    case "$c" in
+      *"${shim[$rt]}"*"-namespace $CTD_NS "*"-id $id "*) p=${f#/proc/}; pid=${p%/cmdline} ;;
+    esac
+  done
+  [ -n "$pid" ] || { echo "$rt: shim process not found" >&2; exit 1; }
+  rss[$rt]=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+done
+
+lat_runc=$(echo "${samples[runc]}" | median)
+lat_lxcri=$(echo "${samples[lxcri]}" | median)
+cat <<TABLE
+
+Measured $(date -u +%Y-%m-%d) on $(uname -r), $(nproc) CPUs; N=$n; command: benches/e2e.sh $n
+
+| metric | runc | lxcri | lxcri/runc | target |
+|---|---|---|---|---|
+| \`ctr run --rm IMG true\`, median ms | $lat_runc | $lat_lxcri | $(ratio "$lat_lxcri" "$lat_runc") | <= 0.8 |
+| shim VmRSS, KiB (one running container) | ${rss[runc]} | ${rss[lxcri]} | $(ratio "${rss[lxcri]}" "${rss[runc]}") | <= 0.3 |
+
+samples (ms) runc:${samples[runc]}
+samples (ms) lxcri:${samples[lxcri]}
+TABLE

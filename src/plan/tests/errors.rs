@@ -1,0 +1,424 @@
+//! One test per error path (and the cases next to them that must work).
+
+use std::fs;
+
+use oci_spec::runtime::Spec;
+use serde_json::{json, Value};
+
+use super::{base, env, mount, with};
+use crate::plan::plan_process;
+
+#[test]
+fn base_spec_plans() {
+    let env = env();
+    let plan = env.plan(&base()).unwrap();
+    let out = plan.lxc.render().unwrap();
+    assert!(out.contains("lxc.uts.name = box\n"));
+    assert!(
+        out.contains("lxc.namespace.clone = mnt pid net ipc uts\n"),
+        "{out}"
+    );
+    assert!(out.contains("lxc.net.0.type = empty\n"));
+    let entries: Vec<_> = out
+        .lines()
+        .filter(|l| l.starts_with("lxc.mount.entry"))
+        .collect();
+    assert_eq!(
+        entries,
+        [
+            "lxc.mount.entry = /run/lxcri/default/golden/run .lxcri none bind,create=dir 0 0",
+            "lxc.mount.entry = proc proc proc create=dir 0 0",
+        ]
+    );
+    assert_eq!(plan.init.process.args, ["sh"]);
+    assert!(plan.init.process.seccomp.is_none());
+}
+
+#[test]
+fn hostname_errors() {
+    let env = env();
+    let err = env.err(&with(|v| {
+        v["hostname"] = json!("box\nlxc.cap.keep = sys_admin")
+    }));
+    assert!(err.starts_with("hostname:"), "{err}");
+    let err = env.err(&with(|v| {
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
+    }));
+    assert!(err.starts_with("hostname:") && err.contains("UTS"), "{err}");
+    // A joined UTS namespace keeps the hostname its owner set.
+    let plan = env
+        .plan(&with(|v| {
+            v["linux"]["namespaces"] =
+                json!([{"type": "mount"}, {"type": "uts", "path": "/proc/1/ns/uts"}]);
+        }))
+        .unwrap();
+    assert_eq!(plan.lxc.uts_name, None);
+}
+
+#[test]
+fn sysctl_errors() {
+    let env = env();
+    let err = env.err(&with(|v| {
+        v["linux"]["sysctl"] = json!({"net.ipv4.ip_forward": "1\nlxc.x = y"})
+    }));
+    assert!(
+        err.starts_with("linux.sysctl[\"net.ipv4.ip_forward\"]:"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        v["linux"]["sysctl"] = json!({"vm.swappiness": "10"})
+    }));
+    assert!(
+        err.contains("vm.swappiness") && err.contains("not namespaced"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| v["linux"]["sysctl"] = json!({"net.x y": "1"})));
+    assert!(err.contains("not a sysctl name"), "{err}");
+    let err = env.err(&with(|v| {
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "uts"}]);
+        v["linux"]["sysctl"] = json!({"net.core.somaxconn": "1024"});
+    }));
+    assert!(err.contains("network namespace"), "{err}");
+}
+
+#[test]
+fn mount_destination_errors() {
+    let env = env();
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "data", "type": "tmpfs", "source": "tmpfs"}),
+        )
+    }));
+    assert!(
+        err.starts_with("mounts[2].destination:") && err.contains("absolute"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        mount(v, json!({"destination": "/etc/escape/x", "type": "tmpfs"}))
+    }));
+    assert!(
+        err.starts_with("mounts[2].destination:") && err.contains("escapes"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        mount(v, json!({"destination": "/a/../../x", "type": "tmpfs"}))
+    }));
+    assert!(err.starts_with("mounts[2].destination:"), "{err}");
+    let err = env.err(&with(|v| {
+        mount(v, json!({"destination": "/.lxcri/x", "type": "tmpfs"}))
+    }));
+    assert!(
+        err.starts_with("mounts[2].destination:") && err.contains("reserved"),
+        "{err}"
+    );
+}
+
+#[test]
+fn mount_source_and_type_errors() {
+    let env = env();
+    let err = env.err(&with(|v| {
+        mount(v, json!({"destination": "/data", "type": "bind", "source": "/nonexistent/lxcri-test", "options": ["rbind"]}))
+    }));
+    assert!(
+        err.starts_with("mounts[2].source:") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/data", "type": "bind", "source": "rel"}),
+        )
+    }));
+    assert!(err.starts_with("mounts[2].source:"), "{err}");
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/data", "type": "ext4", "source": "/dev/sda1"}),
+        )
+    }));
+    assert!(
+        err.starts_with("mounts[2].type:") && err.contains("\"ext4\""),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/tmp", "type": "tmpfs", "options": ["tmpcopyup"]}),
+        )
+    }));
+    assert!(err.starts_with("mounts[2].options[0]:"), "{err}");
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/tmp", "type": "tmpfs", "options": ["create=file"]}),
+        )
+    }));
+    assert!(err.starts_with("mounts[2].options[0]:"), "{err}");
+    let err =
+        env.err(&with(
+            |v| v["mounts"][1] = json!({"destination": "/dev", "type": "bind", "source": "/dev"}),
+        ));
+    assert!(err.starts_with("mounts[1]:"), "{err}");
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/cg", "type": "cgroup", "source": "cgroup"}),
+        )
+    }));
+    assert!(err.starts_with("mounts[2].destination:"), "{err}");
+}
+
+#[test]
+fn bind_sources_pick_create_dir_or_file_and_newlines_never_reach_the_config() {
+    let env = env();
+    let dir = env.host.join("d");
+    let file = env.host.join("f");
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(&file, "").unwrap();
+    let plan = env
+        .plan(&with(|v| {
+            mount(v, json!({"destination": "/d", "type": "bind", "source": dir, "options": ["rbind", "ro"]}));
+            mount(v, json!({"destination": "/f", "source": file, "options": ["bind"]}));
+        }))
+        .unwrap();
+    let opts: Vec<_> = plan.lxc.mounts[2..]
+        .iter()
+        .map(|m| m.options.join(","))
+        .collect();
+    assert_eq!(opts, ["rbind,ro,create=dir", "bind,create=file"]);
+
+    let evil = env.host.join("x\nlxc.cap.keep = sys_admin");
+    fs::write(&evil, "").unwrap();
+    let err = env.err(&with(|v| {
+        mount(
+            v,
+            json!({"destination": "/x", "type": "bind", "source": evil}),
+        )
+    }));
+    assert!(err.contains("lxc.mount.entry"), "{err}");
+}
+
+#[test]
+fn cgroup_mount_becomes_mount_auto() {
+    let env = env();
+    let plan = env
+        .plan(&with(|v| mount(v, json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["ro"]}))))
+        .unwrap();
+    assert_eq!(
+        plan.lxc.mount_auto_cgroup,
+        Some(crate::lxc::CgroupAuto::ReadOnly)
+    );
+    assert_eq!(plan.lxc.mounts.len(), 2);
+}
+
+#[test]
+fn process_errors() {
+    let env = env();
+    let cases: Vec<(Value, &str)> = vec![
+        (with(|v| v["process"]["args"] = json!([])), "process.args:"),
+        (
+            with(|v| v["process"]["cwd"] = json!("work")),
+            "process.cwd:",
+        ),
+        (
+            with(|v| v["process"]["env"] = json!(["A=1", "NOEQUALS"])),
+            "process.env[1]:",
+        ),
+        (
+            with(|v| v["process"]["apparmorProfile"] = json!("p\nx")),
+            "process.apparmorProfile:",
+        ),
+        (
+            with(|v| v["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")),
+            "process.selinuxLabel:",
+        ),
+        (
+            with(|v| v["process"]["oomScoreAdj"] = json!(1001)),
+            "process.oomScoreAdj:",
+        ),
+        (
+            with(|v| {
+                v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 5}])
+            }),
+            "process.rlimits[0].soft:",
+        ),
+        (
+            with(|v| {
+                v["process"]["rlimits"] = json!([
+                    {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 5},
+                    {"type": "RLIMIT_NOFILE", "soft": 1, "hard": 5}
+                ])
+            }),
+            "process.rlimits[1].type:",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = env.err(&spec);
+        assert!(err.starts_with(want), "want {want}, got {err}");
+    }
+}
+
+#[test]
+fn unsupported_fields_are_named() {
+    let env = env();
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            with(|v| v["hooks"] = json!({"prestart": [{"path": "/bin/true"}]})),
+            "hooks.prestart:",
+        ),
+        (
+            with(|v| v["domainname"] = json!("example.org")),
+            "domainname:",
+        ),
+        (
+            with(|v| v["linux"]["intelRdt"] = json!({"closID": "x"})),
+            "linux.intelRdt:",
+        ),
+        (
+            with(|v| v["linux"]["mountLabel"] = json!("system_u:object_r:x:s0")),
+            "linux.mountLabel:",
+        ),
+        (
+            with(|v| v["linux"]["personality"] = json!({"domain": "LINUX32"})),
+            "linux.personality:",
+        ),
+        (
+            with(|v| v["linux"]["rootfsPropagation"] = json!("rshared")),
+            "linux.rootfsPropagation:",
+        ),
+        (
+            with(|v| v["linux"]["resources"] = json!({"memory": {"kernel": 1024}})),
+            "linux.resources.memory.kernel:",
+        ),
+        (
+            with(|v| v["linux"]["resources"] = json!({"memory": {"kernelTCP": 1024}})),
+            "linux.resources.memory.kernelTCP:",
+        ),
+        (
+            with(|v| {
+                v["linux"]["resources"] =
+                    json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
+            }),
+            "linux.resources.hugepageLimits:",
+        ),
+        (
+            with(|v| v["linux"]["resources"] = json!({"network": {"classID": 1}})),
+            "linux.resources.network:",
+        ),
+        (
+            with(
+                |v| v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}),
+            ),
+            "linux.seccomp.syscalls[0].action:",
+        ),
+        (
+            with(|v| v["linux"]["namespaces"] = json!([{"type": "pid"}])),
+            "linux.namespaces:",
+        ),
+        (
+            with(|v| v["linux"]["namespaces"] = json!([{"type": "user"}, {"type": "mount"}])),
+            "linux.uidMappings:",
+        ),
+        (
+            with(|v| {
+                v["linux"]["namespaces"] =
+                    json!([{"type": "mount"}, {"type": "network", "path": "netns"}])
+            }),
+            "linux.namespaces[1].path:",
+        ),
+    ];
+    for (spec, want) in cases {
+        let err = env.err(&spec);
+        assert!(err.starts_with(want), "want {want}, got {err}");
+    }
+}
+
+#[test]
+fn host_devices_are_bound_and_allowed() {
+    let env = env();
+    let dev_null = json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 3});
+    let plan = env
+        .plan(&with(|v| {
+            v["linux"]["devices"] = json!([dev_null]);
+            v["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
+        }))
+        .unwrap();
+    let last = plan.lxc.mounts.last().unwrap();
+    assert_eq!(
+        (
+            last.source.as_str(),
+            last.destination.as_str(),
+            last.options.join(",")
+        ),
+        ("/dev/null", "dev/null", "bind,create=file".to_string())
+    );
+    let rules = plan.lxc.render().unwrap();
+    assert!(
+        rules.contains("lxc.cgroup2.devices.deny = a\nlxc.cgroup2.devices.allow = c 1:3 rwm\n"),
+        "{rules}"
+    );
+
+    let err =
+        env.err(&with(
+            |v| {
+                v["linux"]["devices"] =
+                    json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 4}])
+            },
+        ));
+    assert!(
+        err.starts_with("linux.devices[0]:") && err.contains("major:minor"),
+        "{err}"
+    );
+    let err =
+        env.err(&with(
+            |v| {
+                v["linux"]["devices"] =
+                    json!([{"path": "/dev/null", "type": "b", "major": 1, "minor": 3}])
+            },
+        ));
+    assert!(
+        err.starts_with("linux.devices[0]:") && err.contains("type"),
+        "{err}"
+    );
+    let err =
+        env.err(&with(
+            |v| {
+                v["linux"]["devices"] =
+                    json!([{"path": "/dev/lxcri-nope", "type": "c", "major": 1, "minor": 3}])
+            },
+        ));
+    assert!(err.starts_with("linux.devices[0]:"), "{err}");
+}
+
+#[test]
+fn exec_process_uses_the_container_seccomp() {
+    let spec: Spec = serde_json::from_value(with(|v| {
+        v["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]});
+    }))
+    .unwrap();
+    let exec: oci_spec::runtime::Process = serde_json::from_value(json!({
+        "args": ["ls", "-l"], "cwd": "/tmp", "terminal": true,
+        "consoleSize": {"height": 24, "width": 80},
+        "user": {"uid": 1000, "gid": 1000, "additionalGids": [4, 27]},
+        "capabilities": {"bounding": ["CAP_KILL"], "effective": ["CAP_KILL"]},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}]
+    }))
+    .unwrap();
+    let p = plan_process(&exec, &spec).unwrap();
+    assert_eq!(p.args, ["ls", "-l"]);
+    assert_eq!(
+        (p.uid, p.gid, p.additional_gids.clone()),
+        (1000, 1000, vec![4, 27])
+    );
+    assert!(p.terminal);
+    assert_eq!(
+        p.console_size,
+        Some(lxcri_init_spec::ConsoleSize { rows: 24, cols: 80 })
+    );
+    assert_eq!(p.capabilities.bounding, ["CAP_KILL"]);
+    assert!(p.capabilities.permitted.is_empty());
+    assert_eq!(p.rlimits[0].resource, "RLIMIT_NOFILE");
+    assert!(p.seccomp.is_some());
+}

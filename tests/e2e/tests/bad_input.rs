@@ -1,0 +1,126 @@
+//! Bad input: create fails with a message naming the cause, and nothing is
+//! left behind (task, container, LXC container, mounts, cgroups, state
+//! dir, shim process). runc fails on most of these too; where it does,
+//! it runs as well (the same checks, as a reference for the harness).
+
+use std::path::Path;
+use std::time::Duration;
+
+use lxcri_e2e::{cleanup, cmd, runtimes, spec, unique_name, CmdOutput, Containerd, Runtime};
+use serde_json::json;
+
+/// Asserts `out` is a failure naming `cause` (ignoring case), then that
+/// nothing of `id` is left once the container record is removed.
+#[track_caller]
+fn assert_failed_clean(ctd: &Containerd, rt: Runtime, id: &str, out: &CmdOutput, cause: &str) {
+    assert!(matches!(out.code, Some(c) if c != 0), "{rt}: should fail: {out}");
+    assert!(
+        out.all_output().to_lowercase().contains(&cause.to_lowercase()),
+        "{rt}: the error does not name {cause:?}: {out}"
+    );
+    // `ctr run --rm` removes the container; make sure, ignoring errors.
+    ctd.ctr(&["containers", "rm", id]);
+    let tasks = ctd.ctr(&["task", "ls", "-q"]).ok();
+    assert!(!tasks.stdout.lines().any(|l| l == id), "{rt}: task {id} still listed");
+    let containers = ctd.ctr(&["containers", "ls", "-q"]).ok();
+    assert!(!containers.stdout.lines().any(|l| l == id), "{rt}: container {id} still listed");
+    // The shim exits shortly after containerd's Shutdown: give it time.
+    let mut left = Vec::new();
+    let clean = cmd::poll(Duration::from_secs(15), || {
+        left = cleanup::leftovers(ctd.namespace(), id, &ctd.bundle(id));
+        left.is_empty().then_some(())
+    });
+    assert!(clean.is_some(), "{rt}: {id} left behind: {left:#?}");
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn bind_mount_of_missing_source() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("nosrc");
+        let missing = format!("/nonexistent-{}", unique_name("src"));
+        let mount = format!("type=bind,src={missing},dst=/x,options=rbind");
+        let out = ctd.run(rt, &id, &["true"], &["--mount", &mount]);
+        assert_failed_clean(&ctd, rt, &id, &out, &missing);
+    }
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn missing_binary() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("nobin");
+        let out = ctd.run(rt, &id, &["/no/such/binary"], &[]);
+        assert_failed_clean(&ctd, rt, &id, &out, "/no/such/binary");
+    }
+}
+
+/// The image has `/escape -> ../../../../../../tmp`: a mount destination
+/// through it resolves outside the rootfs and must be rejected. runc
+/// resolves it inside the rootfs instead (securejoin) and succeeds, so
+/// this one is lxcri only.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn mount_destination_escaping_the_rootfs() {
+    if !lxcri_e2e::require(Runtime::Lxcri, "mount_destination_escaping_the_rootfs") {
+        return;
+    }
+    let rt = Runtime::Lxcri;
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let id = ctd.new_id("escape");
+    let name = unique_name("escaped");
+    let src = ctd.dir().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let mount = format!("type=bind,src={},dst=/escape/{name},options=rbind", src.display());
+    let out = ctd.run(rt, &id, &["true"], &["--mount", &mount]);
+    // What an escape would have made on the host: undo it, then fail.
+    let host = Path::new("/tmp").join(&name);
+    let escaped = host.exists();
+    if escaped {
+        cleanup::unmount_under(&[host.clone()]);
+        let _ = std::fs::remove_dir(&host);
+    }
+    assert!(!escaped, "{rt}: the mount escaped the rootfs to {}", host.display());
+    assert_failed_clean(&ctd, rt, &id, &out, "escape");
+}
+
+/// ctr parses `--config` itself, so broken JSON never reaches a runtime:
+/// this checks that such a run fails and leaves nothing.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn malformed_config_json() {
+    let ctd = Containerd::start();
+    for rt in runtimes() {
+        let id = ctd.new_id("badjson");
+        let path = ctd.dir().join(format!("{id}.json"));
+        std::fs::write(&path, "{\"ociVersion\": \"1.0.2\", \"process\": {").unwrap();
+        let out = ctd.run_config(rt, &id, &path);
+        assert_failed_clean(&ctd, rt, &id, &out, "unexpected end of JSON input");
+    }
+}
+
+/// Valid JSON with values no runtime can honour reaches the shim, whose
+/// create must fail naming the value.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn invalid_spec_fields() {
+    let ctd = Containerd::start();
+    for rt in runtimes() {
+        let id = ctd.new_id("badrlimit");
+        let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+        s["process"]["rlimits"] = json!([{ "type": "RLIMIT_BOGUS", "soft": 1, "hard": 1 }]);
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_failed_clean(&ctd, rt, &id, &out, "RLIMIT_BOGUS");
+
+        let id = ctd.new_id("badcwd");
+        let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+        s["process"]["cwd"] = json!("relative/dir");
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_failed_clean(&ctd, rt, &id, &out, "cwd");
+    }
+}

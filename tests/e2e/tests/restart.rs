@@ -1,0 +1,92 @@
+//! containerd restarts while a container runs: the shim keeps the
+//! container, containerd finds it again (the bundle's `address` file), and
+//! exec, kill and delete still work. And a shim that dies takes its
+//! container with it, containerd's `delete` path cleaning up.
+
+use std::time::Duration;
+
+use lxcri_e2e::{cleanup, cmd, require, runtimes, Containerd, Runtime};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn exec_and_kill_after_containerd_restart() {
+    // lxcri is what this is about; runc runs alongside as the reference
+    // (and alone with LXCRI_E2E_RUNTIMES=runc, to check the harness).
+    require(Runtime::Lxcri, "exec_and_kill_after_containerd_restart");
+    let mut ctd = Containerd::start();
+    ctd.import_busybox();
+    let ids: Vec<(Runtime, String)> = runtimes()
+        .into_iter()
+        .map(|rt| {
+            let id = ctd.new_id("restart");
+            ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+            (rt, id)
+        })
+        .collect();
+    let before: Vec<_> = ids.iter().map(|(_, id)| ctd.task(id)).collect();
+
+    ctd.restart();
+
+    for ((rt, id), before) in ids.iter().zip(before) {
+        assert_eq!(ctd.task(id), before, "{rt}: task after restart");
+        let out = ctd.exec(id, "after", &["sh", "-c", "echo alive; exit 6"], &[]);
+        assert_eq!((out.code, out.stdout.as_str()), (Some(6), "alive\n"), "{rt}: {out}");
+        ctd.kill(id, "SIGKILL").ok();
+        ctd.wait_status(id, "STOPPED");
+        // ctr reports the exit status of the deleted task on stderr.
+        let out = ctd.ctr(&["task", "rm", id]).ok();
+        assert!(out.stderr.contains("exit code 137"), "{rt}: {out}");
+        ctd.ctr(&["containers", "rm", id]).ok();
+    }
+}
+
+/// The shim binary containerd runs for `rt`.
+fn shim_binary(rt: Runtime) -> &'static str {
+    match rt {
+        Runtime::Runc => "containerd-shim-runc-v2",
+        Runtime::Lxcri => lxcri_e2e::LXCRI_SHIM,
+    }
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn shim_killed_then_containerd_cleans_up() {
+    require(Runtime::Lxcri, "shim_killed_then_containerd_cleans_up");
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("shimkill");
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        // The shim(s) of this test's namespace: ours to kill.
+        let shims: Vec<i32> = cleanup::processes()
+            .into_iter()
+            .filter(|(_, c)| c.contains(shim_binary(rt)) && c.contains(ctd.namespace()))
+            .map(|(p, _)| p)
+            .collect();
+        assert!(!shims.is_empty(), "{rt}: no shim process found");
+        for p in shims {
+            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+        }
+        // containerd sees the shim die and runs `<shim> delete` on the
+        // bundle, which must take the container down with it.
+        let gone = cmd::poll(Duration::from_secs(30), || {
+            ctd.task(&id)
+                .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
+                .then_some(())
+        });
+        assert!(gone.is_some(), "{rt}: task after shim kill: {:?}", ctd.task(&id));
+        let dead = cmd::poll(Duration::from_secs(10), || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(dead.is_some(), "{rt}: container init {pid} survived its shim");
+        ctd.ctr(&["task", "rm", "-f", &id]);
+        ctd.ctr(&["containers", "rm", &id]).ok();
+        if rt == Runtime::Lxcri {
+            let left = cleanup::leftovers(ctd.namespace(), &id, &ctd.bundle(&id));
+            assert!(left.is_empty(), "{rt}: left behind: {left:#?}");
+        }
+    }
+}
