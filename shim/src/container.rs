@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use lxcri::cgroup::ContainerCgroup;
-use lxcri::runtime::LxcRuntime;
+use lxcri::runtime::Backend;
 use lxcri_init_spec::ProcessSpec;
 use oci_spec::runtime::Spec;
 
@@ -25,7 +25,7 @@ pub struct Container {
     /// Translated exec processes between `exec` and `start`.
     pub exec_specs: HashMap<String, ProcessSpec>,
     /// The configuration this container was created with.
-    pub runtime: Arc<LxcRuntime>,
+    pub runtime: Arc<dyn Backend>,
     pub cgroup: Option<ContainerCgroup>,
     /// Held open until start; see `CreatedContainer::start_gate`.
     pub start_gate: Option<File>,
@@ -52,17 +52,16 @@ impl Container {
     }
 
     pub fn cgroup(&self) -> Result<&ContainerCgroup> {
-        self.cgroup
-            .as_ref()
-            .ok_or_else(|| ShimError::FailedPrecondition(format!("container {} has no cgroup", self.id)))
+        self.cgroup.as_ref().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("container {} has no cgroup", self.id))
+        })
     }
 
     /// Releases the init: one byte into the start FIFO.
     pub fn release_init(&mut self) -> Result<()> {
-        let mut gate = self
-            .start_gate
-            .take()
-            .ok_or_else(|| ShimError::FailedPrecondition(format!("container {} was already started", self.id)))?;
+        let mut gate = self.start_gate.take().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("container {} was already started", self.id))
+        })?;
         gate.write_all(&[1])
             .map_err(|e| ShimError::Failed(format!("releasing the init of {}: {e}", self.id)))
     }

@@ -81,3 +81,34 @@ impl Event {
         self.topic
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_leave_in_the_order_they_were_queued() {
+        let (tx, mut rx) = EventSender::collecting();
+        tx.create(TaskCreate::default());
+        tx.start(TaskStart::default());
+        tx.exec_added(TaskExecAdded::default());
+        tx.exec_started(TaskExecStarted::default());
+        tx.exit(TaskExit::default());
+        tx.delete(TaskDelete::default());
+        let mut topics = Vec::new();
+        while let Ok(ev) = rx.try_recv() {
+            topics.push(ev.topic());
+        }
+        assert_eq!(
+            topics,
+            [
+                "/tasks/create",
+                "/tasks/start",
+                "/tasks/exec-added",
+                "/tasks/exec-started",
+                "/tasks/exit",
+                "/tasks/delete"
+            ]
+        );
+    }
+}

@@ -23,18 +23,26 @@ pub struct SpawnedExec {
 /// The fd number the console socket gets in the helper.
 const CONSOLE_FD: i32 = 3;
 
-pub async fn spawn(init_binary: &Path, spec_path: PathBuf, spec: &ExecSpec, stdio: &StdioPaths) -> Result<SpawnedExec> {
+pub async fn spawn(
+    init_binary: &Path,
+    spec_path: PathBuf,
+    spec: &ExecSpec,
+    stdio: &StdioPaths,
+) -> Result<SpawnedExec> {
     let body = serde_json::to_vec(spec).expect("exec spec serializes");
-    std::fs::write(&spec_path, body)
-        .map_err(|e| ShimError::Failed(format!("writing exec spec {}: {e}", spec_path.display())))?;
+    std::fs::write(&spec_path, body).map_err(|e| {
+        ShimError::Failed(format!("writing exec spec {}: {e}", spec_path.display()))
+    })?;
     let mut cmd = Command::new(init_binary);
     cmd.arg("exec").arg(&spec_path).kill_on_drop(false);
     let console_pair = if stdio.terminal {
-        let (ours, theirs) = UnixStream::pair()
-            .map_err(|e| ShimError::Failed(format!("console socket: {e}")))?;
+        let (ours, theirs) =
+            UnixStream::pair().map_err(|e| ShimError::Failed(format!("console socket: {e}")))?;
         let raw = theirs.as_raw_fd();
         cmd.env(CONSOLE_FD_ENV, CONSOLE_FD.to_string());
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         // SAFETY: only async-signal-safe dup2 between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
@@ -65,7 +73,9 @@ pub async fn spawn(init_binary: &Path, spec_path: PathBuf, spec: &ExecSpec, stdi
             });
             let master = tokio::time::timeout(std::time::Duration::from_secs(30), recv)
                 .await
-                .map_err(|_| ShimError::Failed("exec: no terminal from the exec helper within 30s".into()))?
+                .map_err(|_| {
+                    ShimError::Failed("exec: no terminal from the exec helper within 30s".into())
+                })?
                 .map_err(|e| ShimError::Failed(format!("exec: {e}")))?
                 .map_err(|e| ShimError::Failed(format!("exec: receiving the terminal: {e}")))?;
             Some(master)

@@ -44,7 +44,10 @@ pub fn open_output(uri: &str) -> Result<File> {
     let path = uri.strip_prefix("fifo://").unwrap_or(uri);
     open_path(
         path,
-        OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC),
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC),
         "stdio fifo",
     )
 }
@@ -76,7 +79,9 @@ fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
 fn set_blocking(f: &File) -> Result<()> {
     // SAFETY: fcntl on an fd we own.
     let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
+    if flags < 0
+        || unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0
+    {
         return Err(ShimError::Failed(format!(
             "fcntl on stdin: {}",
             std::io::Error::last_os_error()
@@ -105,11 +110,23 @@ impl ProcessIo {
         let master = Arc::new(master);
         let stdin_closed = Arc::new(AtomicBool::new(false));
         let out = open_output(&paths.stdout)?;
-        let reader = File::from(master.try_clone().map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?);
+        let reader = File::from(
+            master
+                .try_clone()
+                .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
+        );
         std::thread::spawn(move || copy_until_eof(reader, out));
         if !paths.stdin.is_empty() {
-            let stdin_path = paths.stdin.strip_prefix("fifo://").unwrap_or(&paths.stdin).to_string();
-            let writer = File::from(master.try_clone().map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?);
+            let stdin_path = paths
+                .stdin
+                .strip_prefix("fifo://")
+                .unwrap_or(&paths.stdin)
+                .to_string();
+            let writer = File::from(
+                master
+                    .try_clone()
+                    .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
+            );
             let closed = stdin_closed.clone();
             std::thread::spawn(move || {
                 // Blocking open: waits for containerd's writer, like runc's shim.

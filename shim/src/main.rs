@@ -26,5 +26,6 @@ async fn main() {
         no_sub_reaper: true,
         ..Default::default()
     };
-    containerd_shim::asynchronous::run::<shim::LxcriShim>("io.containerd.lxcri.v2", Some(config)).await;
+    containerd_shim::asynchronous::run::<shim::LxcriShim>("io.containerd.lxcri.v2", Some(config))
+        .await;
 }

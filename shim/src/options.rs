@@ -50,7 +50,10 @@ fn decode_config_path(bytes: &[u8]) -> std::result::Result<Option<String>, Strin
 }
 
 pub fn remember_config_path(bundle: &Path, path: &Path) {
-    if let Err(e) = std::fs::write(bundle.join(CONFIG_PATH_FILE), path.as_os_str().as_encoded_bytes()) {
+    if let Err(e) = std::fs::write(
+        bundle.join(CONFIG_PATH_FILE),
+        path.as_os_str().as_encoded_bytes(),
+    ) {
         tracing::warn!(error = %e, "remembering the config path in the bundle");
     }
 }

@@ -142,8 +142,14 @@ mod tests {
         let mut p = Process::new("c".into(), 1, StdioPaths::default(), ProcessIo::default());
         let rx = p.exit_watch();
         let waiter = tokio::spawn(wait_exit(rx));
-        assert!(p.set_exited(ExitInfo { status: 3, exited_at_ns: 5 }));
-        assert!(!p.set_exited(ExitInfo { status: 9, exited_at_ns: 6 }));
+        assert!(p.set_exited(ExitInfo {
+            status: 3,
+            exited_at_ns: 5
+        }));
+        assert!(!p.set_exited(ExitInfo {
+            status: 9,
+            exited_at_ns: 6
+        }));
         assert_eq!(waiter.await.unwrap().status, 3);
         assert_eq!(p.status, ProcessStatus::Stopped);
         assert!(p.ensure(&[ProcessStatus::Running], "kill").is_err());

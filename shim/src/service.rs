@@ -21,7 +21,7 @@ use containerd_shim_protos::types::task::ProcessInfo;
 use lxcri::cgroup::ContainerCgroup;
 use lxcri::config::Config;
 use lxcri::rootfs::RootfsMount;
-use lxcri::runtime::{pidfd, CreateRequest, LxcRuntime};
+use lxcri::runtime::{backend_for, pidfd, Backend, CreateRequest};
 use lxcri_init_spec::ProcessSpec;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
@@ -40,7 +40,7 @@ type Shared = Arc<Mutex<Container>>;
 
 pub struct Service {
     namespace: String,
-    runtime: Arc<LxcRuntime>,
+    runtime: Arc<dyn Backend>,
     containers: Mutex<HashMap<String, Shared>>,
     events: EventSender,
     exit: Arc<ExitSignal>,
@@ -53,7 +53,12 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 impl Service {
-    pub fn new(namespace: String, runtime: Arc<LxcRuntime>, events: EventSender, exit: Arc<ExitSignal>) -> Self {
+    pub fn new(
+        namespace: String,
+        runtime: Arc<dyn Backend>,
+        events: EventSender,
+        exit: Arc<ExitSignal>,
+    ) -> Self {
         Self {
             namespace,
             runtime,
@@ -79,14 +84,18 @@ impl Service {
             ));
         }
         if self.containers.lock().await.contains_key(&req.id) {
-            return Err(ShimError::AlreadyExists(format!("container {} already exists", req.id)));
+            return Err(ShimError::AlreadyExists(format!(
+                "container {} already exists",
+                req.id
+            )));
         }
         let bundle = PathBuf::from(&req.bundle);
         let runtime = match options::config_path(req.options.as_ref())? {
             Some(path) => {
-                let config = Config::load(Some(&path)).map_err(|e| ShimError::failed("create", &e))?;
+                let config =
+                    Config::load(Some(&path)).map_err(|e| ShimError::failed("create", &e))?;
                 options::remember_config_path(&bundle, &path);
-                Arc::new(LxcRuntime::new(config))
+                backend_for(config)
             }
             None => self.runtime.clone(),
         };
@@ -151,7 +160,10 @@ impl Service {
             runtime: runtime.clone(),
         };
         let shared = Arc::new(Mutex::new(container));
-        self.containers.lock().await.insert(req.id.clone(), shared.clone());
+        self.containers
+            .lock()
+            .await
+            .insert(req.id.clone(), shared.clone());
         self.events.create(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -166,7 +178,13 @@ impl Service {
             pid: pid as u32,
             ..Default::default()
         });
-        tokio::spawn(watch_init(shared, pid, created.run_dir, runtime, self.events.clone()));
+        tokio::spawn(watch_init(
+            shared,
+            pid,
+            created.run_dir,
+            runtime,
+            self.events.clone(),
+        ));
         Ok(pid as u32)
     }
 
@@ -183,26 +201,33 @@ impl Service {
                 pid,
                 ..Default::default()
             });
-            return Ok(StartResponse { pid, ..Default::default() });
+            return Ok(StartResponse {
+                pid,
+                ..Default::default()
+            });
         }
         let init_pid = c.init.pid;
-        c.init.ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        c.init
+            .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
         let spec = c
             .exec_specs
             .get(&req.exec_id)
             .cloned()
             .ok_or_else(|| ShimError::NotFound(format!("exec {} not found", req.exec_id)))?;
         let stdio = c.process(&req.exec_id)?.stdio.clone();
-        c.process(&req.exec_id)?.ensure(&[ProcessStatus::Created], "start")?;
+        c.process(&req.exec_id)?
+            .ensure(&[ProcessStatus::Created], "start")?;
         let exec_spec = blocking(move || lxcri::runtime::container::exec_spec(init_pid, spec))
             .await?
             .map_err(|e| ShimError::failed("exec", &e))?;
         let init_binary = c
             .runtime
-            .config
+            .config()
             .init_binary()
             .map_err(|e| ShimError::failed("exec", &e))?;
-        let spec_path = c.run_dir.with_file_name(format!("exec-{}.json", req.exec_id));
+        let spec_path = c
+            .run_dir
+            .with_file_name(format!("exec-{}.json", req.exec_id));
         let spawned = exec::spawn(&init_binary, spec_path, &exec_spec, &stdio).await?;
         let pid = spawned.child.id().unwrap_or(0);
         let io = match spawned.console {
@@ -226,7 +251,10 @@ impl Service {
             spawned.child,
             self.events.clone(),
         ));
-        Ok(StartResponse { pid, ..Default::default() })
+        Ok(StartResponse {
+            pid,
+            ..Default::default()
+        })
     }
 
     pub async fn exec(&self, req: ExecProcessRequest) -> Result<()> {
@@ -238,13 +266,13 @@ impl Service {
                 req.exec_id, req.id
             )));
         }
-        c.init.ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
-        let any = req
-            .spec
-            .as_ref()
-            .ok_or_else(|| ShimError::InvalidArgument("exec: the request has no process spec".into()))?;
-        let mut process: oci_spec::runtime::Process = serde_json::from_slice(&any.value)
-            .map_err(|e| ShimError::InvalidArgument(format!("exec: process spec: {e}")))?;
+        c.init
+            .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        let any = req.spec.as_ref().ok_or_else(|| {
+            ShimError::InvalidArgument("exec: the request has no process spec".into())
+        })?;
+        let mut process = lxcri::spec::parse_process("exec process spec", &any.value)
+            .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         process.set_terminal(Some(req.terminal));
         let spec: ProcessSpec = lxcri::plan::plan_process(&process, &c.spec)
             .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
@@ -270,26 +298,38 @@ impl Service {
     pub async fn kill(&self, req: KillRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let c = shared.lock().await;
-        let signal = Signal::try_from(req.signal as i32)
-            .map_err(|_| ShimError::InvalidArgument(format!("kill: invalid signal {}", req.signal)))?;
+        let signal = Signal::try_from(req.signal as i32).map_err(|_| {
+            ShimError::InvalidArgument(format!("kill: invalid signal {}", req.signal))
+        })?;
         let p = c.process(&req.exec_id)?;
         if p.exit().is_some() {
-            return Err(ShimError::NotFound(format!("process {} already finished", p.id)));
+            return Err(ShimError::NotFound(format!(
+                "process {} already finished",
+                p.id
+            )));
         }
         if !req.exec_id.is_empty() {
             if p.status == ProcessStatus::Created {
-                return Err(ShimError::FailedPrecondition(format!("exec {} is not started", p.id)));
+                return Err(ShimError::FailedPrecondition(format!(
+                    "exec {} is not started",
+                    p.id
+                )));
             }
             return send_signal(p.pid, signal);
         }
         if req.all {
-            for pid in c.cgroup()?.procs().map_err(|e| ShimError::failed("kill", &e))? {
+            for pid in c
+                .cgroup()?
+                .procs()
+                .map_err(|e| ShimError::failed("kill", &e))?
+            {
                 // Processes may exit while we iterate.
                 let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
             }
         } else {
-            let fd = pidfd::pidfd_open(p.pid)
-                .map_err(|e| ShimError::NotFound(format!("process {} already finished: {e}", p.id)))?;
+            let fd = pidfd::pidfd_open(p.pid).map_err(|e| {
+                ShimError::NotFound(format!("process {} already finished: {e}", p.id))
+            })?;
             pidfd::pidfd_send_signal(&fd, signal as i32)
                 .map_err(|e| ShimError::Failed(format!("kill {}: {e}", p.id)))?;
         }
@@ -312,7 +352,10 @@ impl Service {
             let pid = p.pid as u32;
             c.execs.remove(&req.exec_id);
             c.exec_specs.remove(&req.exec_id);
-            let _ = std::fs::remove_file(c.run_dir.with_file_name(format!("exec-{}.json", req.exec_id)));
+            let _ = std::fs::remove_file(
+                c.run_dir
+                    .with_file_name(format!("exec-{}.json", req.exec_id)),
+            );
             return Ok(DeleteResponse {
                 pid,
                 exit_status: exit.status,
@@ -322,15 +365,21 @@ impl Service {
         }
         let (rx, runtime, bundle, pid) = {
             let c = shared.lock().await;
-            c.init.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
-            (c.init.exit_watch(), c.runtime.clone(), c.bundle.clone(), c.init.pid)
+            c.init
+                .ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
+            (
+                c.init.exit_watch(),
+                c.runtime.clone(),
+                c.bundle.clone(),
+                c.init.pid,
+            )
         };
         let ns = self.namespace.clone();
         let id = req.id.clone();
         let rt = runtime.clone();
         let b = bundle.clone();
         // Stopping kills a never-started init; then its exit is recorded by the watcher.
-        blocking(move || rt.lxc.stop(&LxcName::of(&ns, &id)))
+        blocking(move || rt.stop(&ns, &id))
             .await?
             .map_err(|e| ShimError::failed("delete", &e))?;
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
@@ -378,7 +427,11 @@ impl Service {
         let p = c.process(&req.exec_id)?;
         let exit = p.exit();
         Ok(StateResponse {
-            id: if req.exec_id.is_empty() { req.id.clone() } else { req.exec_id.clone() },
+            id: if req.exec_id.is_empty() {
+                req.id.clone()
+            } else {
+                req.exec_id.clone()
+            },
             bundle: c.bundle.to_string_lossy().into_owned(),
             pid: p.pid.max(0) as u32,
             status: p.status.to_proto().into(),
@@ -399,7 +452,10 @@ impl Service {
     pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
         let shared = self.get(&req.id).await?;
         let c = shared.lock().await;
-        let pids = c.cgroup()?.procs().map_err(|e| ShimError::failed("pids", &e))?;
+        let pids = c
+            .cgroup()?
+            .procs()
+            .map_err(|e| ShimError::failed("pids", &e))?;
         Ok(PidsResponse {
             processes: pids
                 .into_iter()
@@ -425,10 +481,9 @@ impl Service {
     pub async fn update(&self, req: UpdateTaskRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let cg = shared.lock().await.cgroup()?.clone();
-        let any = req
-            .resources
-            .as_ref()
-            .ok_or_else(|| ShimError::InvalidArgument("update: no resources in the request".into()))?;
+        let any = req.resources.as_ref().ok_or_else(|| {
+            ShimError::InvalidArgument("update: no resources in the request".into())
+        })?;
         let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value)
             .map_err(|e| ShimError::InvalidArgument(format!("update: resources: {e}")))?;
         let settings = lxcri::plan::cgroup_settings(&res, cg.version())
@@ -443,7 +498,9 @@ impl Service {
         let mut c = shared.lock().await;
         c.init.ensure(&[ProcessStatus::Running], "pause")?;
         let cg = c.cgroup()?.clone();
-        blocking(move || cg.freeze()).await?.map_err(|e| ShimError::failed("pause", &e))?;
+        blocking(move || cg.freeze())
+            .await?
+            .map_err(|e| ShimError::failed("pause", &e))?;
         c.init.status = ProcessStatus::Paused;
         self.events.paused(TaskPaused {
             container_id: req.id,
@@ -457,7 +514,9 @@ impl Service {
         let mut c = shared.lock().await;
         c.init.ensure(&[ProcessStatus::Paused], "resume")?;
         let cg = c.cgroup()?.clone();
-        blocking(move || cg.thaw()).await?.map_err(|e| ShimError::failed("resume", &e))?;
+        blocking(move || cg.thaw())
+            .await?
+            .map_err(|e| ShimError::failed("resume", &e))?;
         c.init.status = ProcessStatus::Running;
         self.events.resumed(TaskResumed {
             container_id: req.id,
@@ -502,15 +561,6 @@ impl Service {
     }
 }
 
-/// The lxc backend's container name, in one place for the shim.
-pub struct LxcName;
-
-impl LxcName {
-    pub fn of(namespace: &str, id: &str) -> String {
-        lxcri::runtime::lxc::container_name(namespace, id)
-    }
-}
-
 fn send_signal(pid: i32, signal: Signal) -> Result<()> {
     nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(|e| match e {
         nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
@@ -520,7 +570,10 @@ fn send_signal(pid: i32, signal: Signal) -> Result<()> {
 
 /// Gives the init its stdio: the FIFOs themselves, or, for a terminal,
 /// takes the pty master it opened and starts copying.
-fn hand_over_stdio(created: &lxcri::runtime::CreatedContainer, stdio: &StdioPaths) -> Result<ProcessIo> {
+fn hand_over_stdio(
+    created: &lxcri::runtime::CreatedContainer,
+    stdio: &StdioPaths,
+) -> Result<ProcessIo> {
     if stdio.terminal {
         let master = created
             .init
@@ -541,7 +594,13 @@ fn hand_over_stdio(created: &lxcri::runtime::CreatedContainer, stdio: &StdioPath
 
 /// Waits for the container's init to end (pidfd), then records the status
 /// it wrote, or 137 if it was killed before it could.
-async fn watch_init(shared: Shared, pid: i32, run_dir: PathBuf, runtime: Arc<LxcRuntime>, events: EventSender) {
+async fn watch_init(
+    shared: Shared,
+    pid: i32,
+    run_dir: PathBuf,
+    runtime: Arc<dyn Backend>,
+    events: EventSender,
+) {
     // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
     let registered = pidfd::pidfd_open(pid)
         .and_then(|fd| unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from));
@@ -553,7 +612,7 @@ async fn watch_init(shared: Shared, pid: i32, run_dir: PathBuf, runtime: Arc<Lxc
         }
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
-    let info = read_exit(&runtime, &run_dir);
+    let info = read_exit(runtime.as_ref(), &run_dir);
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
         events.exit(TaskExit {
@@ -567,7 +626,7 @@ async fn watch_init(shared: Shared, pid: i32, run_dir: PathBuf, runtime: Arc<Lxc
     }
 }
 
-fn read_exit(runtime: &LxcRuntime, run_dir: &Path) -> ExitInfo {
+fn read_exit(runtime: &dyn Backend, run_dir: &Path) -> ExitInfo {
     match runtime.read_exit(run_dir) {
         Some(r) => ExitInfo {
             status: r.status,
@@ -577,7 +636,13 @@ fn read_exit(runtime: &LxcRuntime, run_dir: &Path) -> ExitInfo {
     }
 }
 
-async fn watch_exec(shared: Shared, id: String, exec_id: String, mut child: tokio::process::Child, events: EventSender) {
+async fn watch_exec(
+    shared: Shared,
+    id: String,
+    exec_id: String,
+    mut child: tokio::process::Child,
+    events: EventSender,
+) {
     let status = match child.wait().await {
         Ok(s) => exec::exit_code(s),
         Err(e) => {

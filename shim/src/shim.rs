@@ -11,7 +11,7 @@ use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config as ShimConfig, ExitSignal, Flags, Shim, StartOpts};
 use containerd_shim_protos::protobuf::MessageField;
 use lxcri::config::Config;
-use lxcri::runtime::LxcRuntime;
+use lxcri::runtime::backend_for;
 
 use crate::events::EventSender;
 use crate::logging;
@@ -75,14 +75,13 @@ impl Shim for LxcriShim {
 
     async fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
         let config = self.config.clone().map_err(other)?;
-        let runtime = LxcRuntime::new(config);
-        let pid = runtime
-            .store
+        let pid = lxcri::state::StateStore::new(&config.runtime_root)
             .load(&self.namespace, &self.id)
             .ok()
             .flatten()
             .and_then(|r| r.pid)
             .unwrap_or(0);
+        let runtime = backend_for(config);
         let (ns, id, bundle) = (self.namespace.clone(), self.id.clone(), self.bundle.clone());
         tokio::task::spawn_blocking(move || runtime.destroy(&ns, &id, &bundle))
             .await
@@ -113,7 +112,7 @@ impl Shim for LxcriShim {
         let events = EventSender::spawn(publisher, self.namespace.clone());
         TaskService::new(Service::new(
             self.namespace.clone(),
-            Arc::new(LxcRuntime::new(config)),
+            backend_for(config),
             events,
             self.exit.clone(),
         ))

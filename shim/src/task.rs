@@ -25,7 +25,11 @@ impl Task for TaskService {
     async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> R<api::StateResponse> {
         Ok(self.service.state(req).await?)
     }
-    async fn create(&self, _: &TtrpcContext, req: api::CreateTaskRequest) -> R<api::CreateTaskResponse> {
+    async fn create(
+        &self,
+        _: &TtrpcContext,
+        req: api::CreateTaskRequest,
+    ) -> R<api::CreateTaskResponse> {
         let id = req.id.clone();
         match self.service.create(req).await {
             Ok(pid) => Ok(api::CreateTaskResponse {

@@ -47,7 +47,12 @@ impl ContainerCgroup {
         let root = Path::new("/sys/fs/cgroup");
         let content = fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .map_err(|source| CgroupError::Membership { pid, source })?;
-        Ok(Self::from_proc_cgroup(pid, &content, root, CgroupVersion::detect(root)))
+        Ok(Self::from_proc_cgroup(
+            pid,
+            &content,
+            root,
+            CgroupVersion::detect(root),
+        ))
     }
 
     /// Pure part of [`Self::for_pid`]: parses `/proc/<pid>/cgroup` lines
@@ -56,7 +61,8 @@ impl ContainerCgroup {
         let mut dirs = BTreeMap::new();
         for line in content.lines() {
             let mut parts = line.splitn(3, ':');
-            let (Some(_id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+            let (Some(_id), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
             else {
                 continue;
             };
@@ -236,10 +242,19 @@ mod tests {
         fs::create_dir_all(tmp.path().join("cpu")).unwrap();
         fs::create_dir_all(tmp.path().join("cpuacct")).unwrap();
         let cg = ContainerCgroup::from_proc_cgroup(1, HYBRID, tmp.path(), CgroupVersion::V1);
-        assert_eq!(cg.dir("memory").unwrap(), tmp.path().join("memory/lxc.payload.c1"));
+        assert_eq!(
+            cg.dir("memory").unwrap(),
+            tmp.path().join("memory/lxc.payload.c1")
+        );
         // separately mounted cpu and cpuacct (as on this machine)
-        assert_eq!(cg.dir("cpuacct").unwrap(), tmp.path().join("cpuacct/lxc.payload.c1"));
-        assert_eq!(cg.dir("systemd").unwrap(), tmp.path().join("systemd/lxc.payload.c1"));
+        assert_eq!(
+            cg.dir("cpuacct").unwrap(),
+            tmp.path().join("cpuacct/lxc.payload.c1")
+        );
+        assert_eq!(
+            cg.dir("systemd").unwrap(),
+            tmp.path().join("systemd/lxc.payload.c1")
+        );
         assert!(cg.dir("blkio").is_err());
     }
 
@@ -251,10 +266,15 @@ mod tests {
         fs::write(dir.join("cgroup.procs"), "").unwrap();
         fs::write(dir.join("ns/cgroup.procs"), "12\n").unwrap();
         fs::write(dir.join("ns/init.scope/cgroup.procs"), "7\n12\n").unwrap();
-        let cg = ContainerCgroup::from_proc_cgroup(7, "0::/lxc/100\n", tmp.path(), CgroupVersion::V2);
+        let cg =
+            ContainerCgroup::from_proc_cgroup(7, "0::/lxc/100\n", tmp.path(), CgroupVersion::V2);
         assert_eq!(cg.procs().unwrap(), vec![7, 12]);
-        cg.apply([("memory.max", "1048576"), ("pids.max", "10")]).unwrap();
-        assert_eq!(fs::read_to_string(dir.join("memory.max")).unwrap(), "1048576");
+        cg.apply([("memory.max", "1048576"), ("pids.max", "10")])
+            .unwrap();
+        assert_eq!(
+            fs::read_to_string(dir.join("memory.max")).unwrap(),
+            "1048576"
+        );
         assert_eq!(cg.read("pids.max").unwrap(), "10");
     }
 
@@ -263,10 +283,14 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("freezer/c");
         fs::create_dir_all(&dir).unwrap();
-        let cg = ContainerCgroup::from_proc_cgroup(1, "3:freezer:/c\n", tmp.path(), CgroupVersion::V1);
+        let cg =
+            ContainerCgroup::from_proc_cgroup(1, "3:freezer:/c\n", tmp.path(), CgroupVersion::V1);
         // A plain file echoes what was written, like a freezer that froze at once.
         cg.freeze().unwrap();
         cg.thaw().unwrap();
-        assert_eq!(fs::read_to_string(dir.join("freezer.state")).unwrap(), "THAWED");
+        assert_eq!(
+            fs::read_to_string(dir.join("freezer.state")).unwrap(),
+            "THAWED"
+        );
     }
 }

@@ -97,7 +97,11 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path().join("c");
         fs::create_dir_all(&d).unwrap();
-        fs::write(d.join("cpu.stat"), "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n").unwrap();
+        fs::write(
+            d.join("cpu.stat"),
+            "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n",
+        )
+        .unwrap();
         fs::write(d.join("memory.current"), "4096\n").unwrap();
         fs::write(d.join("memory.max"), "max\n").unwrap();
         fs::write(d.join("memory.stat"), "anon 100\nfile 200\n").unwrap();

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+mod provider;
+pub use provider::{OverlayRootfs, RootfsProvider};
+
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
     #[error("rootfs mount {index}: unsupported mount type {kind:?} (expected overlay, bind or a block filesystem)")]
@@ -111,7 +114,11 @@ fn mount_one(index: usize, m: &RootfsMount, target: &Path) -> Result<()> {
     };
     // A read-only bind needs a second, remounting call.
     let ro_bind = flags.contains(MsFlags::MS_BIND) && flags.contains(MsFlags::MS_RDONLY);
-    let data_opt = if data.is_empty() { None } else { Some(data.as_str()) };
+    let data_opt = if data.is_empty() {
+        None
+    } else {
+        Some(data.as_str())
+    };
     mount(Some(m.source.as_str()), target, fstype, flags, data_opt).map_err(err)?;
     if ro_bind {
         mount(
@@ -210,7 +217,9 @@ mod tests {
             tmp.path(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("rootfs mount 0: unsupported mount type \"9p\""));
+        assert!(err
+            .to_string()
+            .contains("rootfs mount 0: unsupported mount type \"9p\""));
     }
 
     #[test]

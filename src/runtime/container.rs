@@ -6,16 +6,20 @@ use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lxcri_init_spec::{ExecSpec, ProcessSpec, EXIT_FILE, INIT_BINARY, INIT_SOCKET, INIT_SPEC_FILE, START_FIFO};
+use lxcri_init_spec::{
+    ExecSpec, ProcessSpec, EXIT_FILE, INIT_BINARY, INIT_SOCKET, INIT_SPEC_FILE, START_FIFO,
+};
 use oci_spec::runtime::Spec;
 
+use super::backend::Backend;
 use super::init_channel::{InitConnection, InitListener};
 use super::lxc::LxcBackend;
 use super::pidfd;
 use crate::cgroup::{CgroupVersion, ContainerCgroup};
 use crate::config::Config;
 use crate::plan::{plan_container, PlanContext};
-use crate::rootfs::{self, RootfsMount};
+use crate::config::RootfsMode;
+use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider};
 use crate::spec::{load_bundle_spec, CriAnnotations};
 use crate::state::{ContainerRecord, StateStore, CONTAINER_RUN_DIR};
 
@@ -77,18 +81,27 @@ pub struct CreatedContainer {
 }
 
 /// The lxc backend's view of the node: where state and containers live.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LxcRuntime {
     pub config: Config,
     pub store: StateStore,
     pub lxc: LxcBackend,
+    pub rootfs: Box<dyn RootfsProvider>,
 }
 
 impl LxcRuntime {
     pub fn new(config: Config) -> Self {
         let store = StateStore::new(&config.runtime_root);
         let lxc = LxcBackend::new(&config.lxc.lxcpath, config.lxc.log_level.lxc_name());
-        Self { config, store, lxc }
+        let rootfs: Box<dyn RootfsProvider> = match config.rootfs.mode {
+            RootfsMode::Overlay => Box::new(OverlayRootfs),
+        };
+        Self {
+            config,
+            store,
+            lxc,
+            rootfs,
+        }
     }
 
     /// Creates the container and starts its init; on error, undoes every step.
@@ -96,7 +109,10 @@ impl LxcRuntime {
         let name = super::lxc::container_name(&req.namespace, &req.id);
         let dir = self.store.container_dir(&req.namespace, &req.id)?;
         if dir.exists() || self.lxc.container_dir(&name).exists() {
-            return Err(ContainerError::Exists(format!("{}/{}", req.namespace, req.id)));
+            return Err(ContainerError::Exists(format!(
+                "{}/{}",
+                req.namespace, req.id
+            )));
         }
         let mut rollback = Rollback::new(self, req, &name);
         let result = self.create_steps(req, &name, &dir, &mut rollback);
@@ -120,8 +136,7 @@ impl LxcRuntime {
         prepare_run_dir(&run_dir, &init_binary)?;
 
         let rootfs_path = rootfs_path(&req.bundle, &spec);
-        if !req.rootfs_mounts.is_empty() {
-            rootfs::mount_all(&req.rootfs_mounts, &rootfs_path)?;
+        if self.rootfs.prepare(&req.rootfs_mounts, &rootfs_path)? {
             rollback.rootfs = Some(rootfs_path.clone());
         }
 
@@ -172,7 +187,9 @@ impl LxcRuntime {
 
         self.lxc.start(name)?;
         let init = listener
-            .accept_ready(self.config.lxc.start_timeout(), &|| self.lxc.is_running(name))
+            .accept_ready(self.config.lxc.start_timeout(), &|| {
+                self.lxc.is_running(name)
+            })
             .map_err(|e| match e {
                 super::init_channel::InitChannelError::ContainerGone => {
                     super::lxc::LxcError::Failed {
@@ -198,24 +215,42 @@ impl LxcRuntime {
         })
     }
 
+}
+
+impl Backend for LxcRuntime {
+    fn name(&self) -> &'static str {
+        "lxc"
+    }
+
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn create(&self, req: &CreateRequest) -> Result<CreatedContainer> {
+        LxcRuntime::create(self, req)
+    }
+
+    fn stop(&self, namespace: &str, id: &str) -> Result<()> {
+        Ok(self.lxc.stop(&super::lxc::container_name(namespace, id))?)
+    }
+
     /// Stops and removes everything lxcri made for a container. Safe to
     /// call repeatedly and on partially created containers.
-    pub fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
+    fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
         let name = super::lxc::container_name(namespace, id);
         let record = self.store.load(namespace, id).ok().flatten();
         self.lxc.stop(&name)?;
         self.lxc.remove(&name)?;
         let mounted = record.as_ref().map(|r| r.rootfs_mounted).unwrap_or(true);
-        let target = bundle.join("rootfs");
-        if mounted && rootfs::is_mountpoint(&target) {
-            rootfs::unmount_all(&target)?;
+        if mounted {
+            self.rootfs.release(&bundle.join("rootfs"))?;
         }
         self.store.remove(namespace, id)?;
         Ok(())
     }
 
     /// The exit status the init wrote, if it wrote one.
-    pub fn read_exit(&self, run_dir: &Path) -> Option<lxcri_init_spec::ExitReport> {
+    fn read_exit(&self, run_dir: &Path) -> Option<lxcri_init_spec::ExitReport> {
         let body = fs::read(run_dir.join(EXIT_FILE)).ok()?;
         serde_json::from_slice(&body).ok()
     }
@@ -345,7 +380,7 @@ impl Drop for Rollback<'_> {
             }
         }
         if let Some(target) = &self.rootfs {
-            if let Err(e) = rootfs::unmount_all(target) {
+            if let Err(e) = self.rt.rootfs.release(target) {
                 tracing::warn!(error = %e, "rollback: unmounting rootfs");
             }
         }

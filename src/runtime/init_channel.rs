@@ -92,7 +92,11 @@ impl InitListener {
             }
         }
         let (stream, _) = self.listener.accept()?;
-        stream.set_read_timeout(Some(deadline.saturating_duration_since(Instant::now()).max(Duration::from_secs(1))))?;
+        stream.set_read_timeout(Some(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        ))?;
         let creds = getsockopt(&stream, sockopt::PeerCredentials)?;
         let mut conn = InitConnection {
             stream,
@@ -133,7 +137,8 @@ impl InitConnection {
             return Err(InitChannelError::ContainerGone);
         }
         let text = String::from_utf8_lossy(&line).into_owned();
-        serde_json::from_str(&text).map_err(|source| InitChannelError::Protocol { line: text, source })
+        serde_json::from_str(&text)
+            .map_err(|source| InitChannelError::Protocol { line: text, source })
     }
 
     /// Hands the init the OCI process's stdin, stdout and stderr.
@@ -141,7 +146,13 @@ impl InitConnection {
         let fds = [stdin, stdout, stderr];
         let iov = [IoSlice::new(&[STDIO_TAG])];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(self.stream.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)?;
+        sendmsg::<()>(
+            self.stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )?;
         Ok(())
     }
 
@@ -196,7 +207,14 @@ mod tests {
             let f = std::fs::File::open("/dev/null").unwrap();
             let fds = [f.as_raw_fd()];
             let iov = [IoSlice::new(&[PTY_TAG])];
-            sendmsg::<()>(s.as_raw_fd(), &iov, &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None).unwrap();
+            sendmsg::<()>(
+                s.as_raw_fd(),
+                &iov,
+                &[ControlMessage::ScmRights(&fds)],
+                MsgFlags::empty(),
+                None,
+            )
+            .unwrap();
         });
         let conn = listener
             .accept_ready(Duration::from_secs(5), &|| true)

@@ -64,7 +64,11 @@ impl LxcBackend<SystemCommands> {
 }
 
 impl<R: CommandRunner> LxcBackend<R> {
-    pub fn with_runner(lxcpath: impl Into<PathBuf>, log_level: impl Into<String>, runner: R) -> Self {
+    pub fn with_runner(
+        lxcpath: impl Into<PathBuf>,
+        log_level: impl Into<String>,
+        runner: R,
+    ) -> Self {
         Self {
             lxcpath: lxcpath.into(),
             log_level: log_level.into(),
@@ -138,7 +142,10 @@ impl<R: CommandRunner> LxcBackend<R> {
     }
 
     pub fn is_running(&self, name: &str) -> bool {
-        matches!(self.state(name).as_deref(), Some("RUNNING") | Some("STARTING") | Some("FROZEN"))
+        matches!(
+            self.state(name).as_deref(),
+            Some("RUNNING") | Some("STARTING") | Some("FROZEN")
+        )
     }
 
     /// Kills the container (all its processes) if it runs. Stopping a
@@ -217,7 +224,8 @@ mod tests {
             Ok(Output {
                 status: ExitStatus::from_raw(code << 8),
                 stdout: stdout.into_bytes(),
-                stderr: b"lxc-start: c: tools/lxc_start.c: main: 306 The container failed to start".to_vec(),
+                stderr: b"lxc-start: c: tools/lxc_start.c: main: 306 The container failed to start"
+                    .to_vec(),
             })
         }
     }
@@ -236,7 +244,10 @@ mod tests {
         assert!(err.contains("The container failed to start"), "{err}");
         assert!(err.contains("Failed to mount \"/nope\""), "{err}");
         let calls = b.runner.calls.lock().unwrap();
-        assert!(calls[0].starts_with(&format!("lxc-start -n ns_c1 -P {} -d -o", tmp.path().display())));
+        assert!(calls[0].starts_with(&format!(
+            "lxc-start -n ns_c1 -P {} -d -o",
+            tmp.path().display()
+        )));
     }
 
     #[test]
@@ -247,7 +258,13 @@ mod tests {
         let b = LxcBackend::with_runner(tmp.path(), "warn", rec);
         b.write_config("ns_c2", "x").unwrap();
         b.stop("ns_c2").unwrap();
-        assert!(!b.runner.calls.lock().unwrap().iter().any(|c| c.starts_with("lxc-stop")));
+        assert!(!b
+            .runner
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("lxc-stop")));
         b.remove("ns_c2").unwrap();
         b.remove("ns_c2").unwrap();
         assert!(!b.container_dir("ns_c2").exists());

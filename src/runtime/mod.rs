@@ -2,12 +2,14 @@
 //! [`command::CommandRunner`]), the rendezvous with `lxcri-init`
 //! ([`init_channel`]) and process handles ([`pidfd`]).
 
+pub mod backend;
 pub mod command;
 pub mod container;
 pub mod init_channel;
 pub mod lxc;
 pub mod pidfd;
 
+pub use backend::{backend_for, Backend};
 pub use command::{CommandRunner, SystemCommands};
 pub use container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};

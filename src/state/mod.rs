@@ -133,12 +133,14 @@ impl StateStore {
 
     fn read(path: &Path) -> Result<Option<ContainerRecord>> {
         match fs::read(path) {
-            Ok(body) => serde_json::from_slice(&body)
-                .map(Some)
-                .map_err(|source| StateError::Corrupt {
-                    path: path.to_path_buf(),
-                    source,
-                }),
+            Ok(body) => {
+                serde_json::from_slice(&body)
+                    .map(Some)
+                    .map_err(|source| StateError::Corrupt {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(StateError::Read {
                 path: path.to_path_buf(),

@@ -131,8 +131,7 @@ fn lxc_cleanup(namespace: &str) -> Vec<String> {
     for name in lxc_containers(namespace) {
         cleaned.push(format!("LXC container {name}"));
         cmd::run(
-            Command::new("lxc-stop")
-                .args(["-P", LXCRI_LXC_PATH, "-n", &name, "-k"]),
+            Command::new("lxc-stop").args(["-P", LXCRI_LXC_PATH, "-n", &name, "-k"]),
             Duration::from_secs(30),
         );
         let dir = Path::new(LXCRI_LXC_PATH).join(&name);
@@ -152,7 +151,9 @@ fn cgroup_matches(path: &Path, namespace: &str, id: Option<&str>) -> bool {
         .and_then(|n| n.to_str())
         .unwrap_or("");
     match id {
-        Some(id) => name.contains(&format!("{namespace}_{id}")) || (parent == namespace && name == id),
+        Some(id) => {
+            name.contains(&format!("{namespace}_{id}")) || (parent == namespace && name == id)
+        }
         None => name.contains(namespace),
     }
 }
@@ -250,7 +251,10 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
             let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
             out.push(v);
             i += 4;
@@ -311,15 +315,31 @@ mod tests {
     #[test]
     fn cgroup_names() {
         let ns = "e2e-1-2-abc";
-        assert!(cgroup_matches(Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc/c-0"), ns, Some("c-0")));
+        assert!(cgroup_matches(
+            Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc/c-0"),
+            ns,
+            Some("c-0")
+        ));
         assert!(cgroup_matches(
             Path::new("/sys/fs/cgroup/unified/lxc.payload.e2e-1-2-abc_c-0"),
             ns,
             Some("c-0")
         ));
-        assert!(!cgroup_matches(Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc"), ns, Some("c-0")));
-        assert!(!cgroup_matches(Path::new("/sys/fs/cgroup/memory/other/c-0"), ns, Some("c-0")));
-        assert!(cgroup_matches(Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc"), ns, None));
+        assert!(!cgroup_matches(
+            Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc"),
+            ns,
+            Some("c-0")
+        ));
+        assert!(!cgroup_matches(
+            Path::new("/sys/fs/cgroup/memory/other/c-0"),
+            ns,
+            Some("c-0")
+        ));
+        assert!(cgroup_matches(
+            Path::new("/sys/fs/cgroup/memory/e2e-1-2-abc"),
+            ns,
+            None
+        ));
     }
 
     #[test]

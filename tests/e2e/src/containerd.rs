@@ -162,8 +162,9 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         let path = format!(
             "{}:{}",
             self.bin_dir.display(),
-            std::env::var("PATH")
-                .unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into())
+            std::env::var("PATH").unwrap_or_else(|_| {
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+            })
         );
         let child = Command::new("containerd")
             .arg("--config")
@@ -285,14 +286,28 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// `ctr run --rm --runtime R [flags] busybox ID args...`: ctr's exit
     /// code is the container's.
     pub fn run(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) -> CmdOutput {
-        self.ctr(&Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags))
+        self.ctr(&Self::run_args(
+            rt,
+            "--rm",
+            image::BUSYBOX_REF,
+            id,
+            args,
+            flags,
+        ))
     }
 
     /// `ctr run --rm --config SPEC --runtime R ID` (the spec names its
     /// own rootfs, see [`crate::spec`]).
     pub fn run_config(&self, rt: Runtime, id: &str, spec: &Path) -> CmdOutput {
         let spec = spec.to_str().expect("utf-8 path");
-        self.ctr(&Self::run_args(rt, "--rm", "", id, &[], &["--config", spec]))
+        self.ctr(&Self::run_args(
+            rt,
+            "--rm",
+            "",
+            id,
+            &[],
+            &["--config", spec],
+        ))
     }
 
     /// A foreground `ctr run --rm` left running in the background.
@@ -319,8 +334,15 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// `ctr run -d`: creates and starts the task, then returns; waits until
     /// the task is RUNNING.
     pub fn run_detached(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) {
-        self.ctr(&Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, flags))
-            .ok();
+        self.ctr(&Self::run_args(
+            rt,
+            "-d",
+            image::BUSYBOX_REF,
+            id,
+            args,
+            flags,
+        ))
+        .ok();
         self.wait_status(id, "RUNNING");
     }
 
@@ -367,14 +389,16 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
         }
         argv.extend(args.iter().map(|a| a.to_string()));
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
-        // -e: script exits with the child's code; -q: no banner.
-        cmd::run(
+        // -e: script exits with the child's code; -q: no banner. Its stdin
+        // stays open until the end: at EOF script would type a character
+        // into the terminal, which ctr forwards to the process.
+        Background::spawn_piped_stdin(
             Command::new("script")
                 .args(["-q", "-e", "-c"])
                 .arg(cmd::shell_quote(&refs))
                 .arg("/dev/null"),
-            DEFAULT_TIMEOUT,
         )
+        .wait(DEFAULT_TIMEOUT)
     }
 
     /// `ctr task kill -s SIGNAL ID`.

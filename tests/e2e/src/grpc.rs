@@ -10,7 +10,8 @@ use std::time::Duration;
 use crate::cmd;
 
 /// type_url containerd registers for `specs.LinuxResources` (JSON value).
-const LINUX_RESOURCES_URL: &str = "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
+const LINUX_RESOURCES_URL: &str =
+    "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources";
 
 fn varint(mut n: u64, out: &mut Vec<u8>) {
     loop {
@@ -48,10 +49,21 @@ fn update_request(id: &str, resources_json: &str) -> Vec<u8> {
 
 /// Calls `Tasks.Update` for task `id` with an OCI `LinuxResources` JSON.
 /// Returns the gRPC error message when the status is not OK.
-pub fn update_task(socket: &Path, namespace: &str, id: &str, resources_json: &str) -> Result<(), String> {
+pub fn update_task(
+    socket: &Path,
+    namespace: &str,
+    id: &str,
+    resources_json: &str,
+) -> Result<(), String> {
     let out = cmd::run_with_stdin(
         Command::new("curl")
-            .args(["-sS", "--http2-prior-knowledge", "--max-time", "60", "--unix-socket"])
+            .args([
+                "-sS",
+                "--http2-prior-knowledge",
+                "--max-time",
+                "60",
+                "--unix-socket",
+            ])
             .arg(socket)
             .args([
                 "-H",
@@ -78,7 +90,9 @@ pub fn update_task(socket: &Path, namespace: &str, id: &str, resources_json: &st
     let header = |name: &str| {
         out.stdout.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     };
     match header("grpc-status").as_deref() {
@@ -100,7 +114,10 @@ mod tests {
         let f = update_request("c", "{}");
         // frame header: uncompressed, big-endian length of the rest
         assert_eq!(f[0], 0);
-        assert_eq!(u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize, f.len() - 5);
+        assert_eq!(
+            u32::from_be_bytes([f[1], f[2], f[3], f[4]]) as usize,
+            f.len() - 5
+        );
         // field 1 (container_id) = "c"
         assert_eq!(&f[5..8], &[0x0a, 1, b'c']);
         // field 2 (resources), then Any.type_url

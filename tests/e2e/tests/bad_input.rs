@@ -13,17 +13,28 @@ use serde_json::json;
 /// nothing of `id` is left once the container record is removed.
 #[track_caller]
 fn assert_failed_clean(ctd: &Containerd, rt: Runtime, id: &str, out: &CmdOutput, cause: &str) {
-    assert!(matches!(out.code, Some(c) if c != 0), "{rt}: should fail: {out}");
     assert!(
-        out.all_output().to_lowercase().contains(&cause.to_lowercase()),
+        matches!(out.code, Some(c) if c != 0),
+        "{rt}: should fail: {out}"
+    );
+    assert!(
+        out.all_output()
+            .to_lowercase()
+            .contains(&cause.to_lowercase()),
         "{rt}: the error does not name {cause:?}: {out}"
     );
     // `ctr run --rm` removes the container; make sure, ignoring errors.
     ctd.ctr(&["containers", "rm", id]);
     let tasks = ctd.ctr(&["task", "ls", "-q"]).ok();
-    assert!(!tasks.stdout.lines().any(|l| l == id), "{rt}: task {id} still listed");
+    assert!(
+        !tasks.stdout.lines().any(|l| l == id),
+        "{rt}: task {id} still listed"
+    );
     let containers = ctd.ctr(&["containers", "ls", "-q"]).ok();
-    assert!(!containers.stdout.lines().any(|l| l == id), "{rt}: container {id} still listed");
+    assert!(
+        !containers.stdout.lines().any(|l| l == id),
+        "{rt}: container {id} still listed"
+    );
     // The shim exits shortly after containerd's Shutdown: give it time.
     let mut left = Vec::new();
     let clean = cmd::poll(Duration::from_secs(15), || {
@@ -76,7 +87,10 @@ fn mount_destination_escaping_the_rootfs() {
     let name = unique_name("escaped");
     let src = ctd.dir().join("src");
     std::fs::create_dir_all(&src).unwrap();
-    let mount = format!("type=bind,src={},dst=/escape/{name},options=rbind", src.display());
+    let mount = format!(
+        "type=bind,src={},dst=/escape/{name},options=rbind",
+        src.display()
+    );
     let out = ctd.run(rt, &id, &["true"], &["--mount", &mount]);
     // What an escape would have made on the host: undo it, then fail.
     let host = Path::new("/tmp").join(&name);
@@ -85,7 +99,11 @@ fn mount_destination_escaping_the_rootfs() {
         cleanup::unmount_under(&[host.clone()]);
         let _ = std::fs::remove_dir(&host);
     }
-    assert!(!escaped, "{rt}: the mount escaped the rootfs to {}", host.display());
+    assert!(
+        !escaped,
+        "{rt}: the mount escaped the rootfs to {}",
+        host.display()
+    );
     assert_failed_clean(&ctd, rt, &id, &out, "escape");
 }
 

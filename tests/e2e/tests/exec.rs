@@ -30,8 +30,17 @@ fn exec_streams_and_exit_codes() {
         assert!(out.stderr.starts_with("exec-err\n"), "{rt}: {out}");
         // The exec runs in the container: same pid namespace (its init is
         // there), same root, its own cwd and env.
-        let out = ctd.exec(&id, "e2", &["sh", "-c", "pwd; ls /proc/1/ >/dev/null && echo ns-ok"], &["--cwd", "/tmp"]);
-        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "/tmp\nns-ok\n"), "{rt}: {out}");
+        let out = ctd.exec(
+            &id,
+            "e2",
+            &["sh", "-c", "pwd; ls /proc/1/ >/dev/null && echo ns-ok"],
+            &["--cwd", "/tmp"],
+        );
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), "/tmp\nns-ok\n"),
+            "{rt}: {out}"
+        );
         // Killed by a signal: 128 + n.
         let out = ctd.exec(&id, "e3", &["sh", "-c", "kill -KILL $$"], &[]);
         assert_eq!(out.code, Some(137), "{rt}: {out}");
@@ -42,7 +51,11 @@ fn exec_streams_and_exit_codes() {
         let out = ctd.exec(&id, "e4", &["/no/such/binary"], &[]);
         assert_ne!(out.code, Some(0), "{rt}: {out}");
         assert!(out.all_output().contains("/no/such/binary"), "{rt}: {out}");
-        assert_eq!(ctd.task(&id).map(|t| t.1).as_deref(), Some("RUNNING"), "{rt}");
+        assert_eq!(
+            ctd.task(&id).map(|t| t.1).as_deref(),
+            Some("RUNNING"),
+            "{rt}"
+        );
         ctd.remove(&id);
     }
 }
@@ -54,10 +67,21 @@ fn exec_with_tty() {
     ctd.import_busybox();
     for rt in runtimes() {
         let id = running(&ctd, rt, "tty");
-        let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; exit 4"]);
+        let out = ctd.exec_tty(
+            &id,
+            "t1",
+            &["sh", "-c", "tty; [ -t 0 ] && echo stdin-tty; exit 4"],
+        );
         assert_eq!(out.code, Some(4), "{rt}: {out}");
-        let lines: Vec<&str> = out.stdout.lines().map(|l| l.trim_end_matches('\r')).collect();
-        assert!(lines.first().is_some_and(|l| l.starts_with("/dev/pts/")), "{rt}: {out}");
+        let lines: Vec<&str> = out
+            .stdout
+            .lines()
+            .map(|l| l.trim_end_matches('\r'))
+            .collect();
+        assert!(
+            lines.first().is_some_and(|l| l.starts_with("/dev/pts/")),
+            "{rt}: {out}"
+        );
         assert!(lines.contains(&"stdin-tty"), "{rt}: {out}");
         // Without --tty the same exec has no terminal.
         let out = ctd.exec(&id, "t2", &["sh", "-c", "tty; true"], &[]);
@@ -78,12 +102,16 @@ fn sigterm_to_trapping_shell() {
         let run = ctd.spawn_run(rt, &id, &["sh", "-c", script], &[]);
         ctd.wait_status(&id, "RUNNING");
         // The trap is set once /tmp/ready exists.
+        let mut attempt = 0;
+        let mut last = None;
         let ready = lxcri_e2e::cmd::poll(Duration::from_secs(20), || {
-            ctd.exec(&id, "ready", &["test", "-e", "/tmp/ready"], &[])
-                .success()
-                .then_some(())
+            attempt += 1;
+            let out = ctd.exec(&id, &format!("ready-{attempt}"), &["test", "-e", "/tmp/ready"], &[]);
+            let ok = out.success();
+            last = Some(out);
+            ok.then_some(())
         });
-        assert!(ready.is_some(), "{rt}: the shell never got ready");
+        assert!(ready.is_some(), "{rt}: the shell never got ready: {}", last.unwrap());
         ctd.kill(&id, "SIGTERM").ok();
         let out = run.wait(Duration::from_secs(60));
         assert_eq!(out.code, Some(42), "{rt}: {out}");
@@ -104,7 +132,12 @@ fn ps(ctd: &Containerd, id: &str) -> Vec<u32> {
 
 fn cmdline(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).replace('\0', " ").trim().to_string())
+        .map(|c| {
+            String::from_utf8_lossy(&c)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default()
 }
 
@@ -117,7 +150,10 @@ fn ps_and_metrics() {
         let id = running(&ctd, rt, "ps");
         let (pid, _) = ctd.task(&id).expect("task listed");
         let pids = ps(&ctd, &id);
-        assert!(pids.contains(&pid), "{rt}: task pid {pid} not in ps {pids:?}");
+        assert!(
+            pids.contains(&pid),
+            "{rt}: task pid {pid} not in ps {pids:?}"
+        );
         assert!(
             pids.iter().any(|&p| cmdline(p) == "sleep 1000"),
             "{rt}: the container's process is not in ps {pids:?}"
@@ -128,7 +164,10 @@ fn ps_and_metrics() {
         // cgroup v1 and v2 metrics both have these.
         assert!(m["memory"].is_object(), "{rt}: no memory metrics: {m}");
         assert!(m["cpu"].is_object(), "{rt}: no cpu metrics: {m}");
-        assert!(m["pids"]["current"].as_u64().unwrap_or(0) >= 1, "{rt}: pids: {m}");
+        assert!(
+            m["pids"]["current"].as_u64().unwrap_or(0) >= 1,
+            "{rt}: pids: {m}"
+        );
         // The table form prints the same, one metric per line.
         let table = ctd.ctr(&["task", "metrics", &id]).ok();
         assert!(table.stdout.contains("memory."), "{rt}: {table}");
@@ -147,7 +186,10 @@ fn pause_and_resume() {
         ctd.wait_status(&id, "PAUSED");
         let (pid, _) = ctd.task(&id).expect("task listed");
         let state = proc_state(pid);
-        assert!(state.starts_with('D') || state.starts_with('S'), "{rt}: frozen init state {state}");
+        assert!(
+            state.starts_with('D') || state.starts_with('S'),
+            "{rt}: frozen init state {state}"
+        );
         ctd.ctr(&["task", "resume", &id]).ok();
         ctd.wait_status(&id, "RUNNING");
         let out = ctd.exec(&id, "after-resume", &["echo", "alive"], &[]);
@@ -194,14 +236,29 @@ fn update_memory_limit() {
     ctd.import_busybox();
     for rt in runtimes() {
         let id = ctd.new_id("update");
-        ctd.run_detached(rt, &id, &["sleep", "1000"], &["--memory-limit", "268435456"]);
+        ctd.run_detached(
+            rt,
+            &id,
+            &["sleep", "1000"],
+            &["--memory-limit", "268435456"],
+        );
         let (pid, _) = ctd.task(&id).expect("task listed");
         let file = memory_limit_file(pid);
-        let read = || std::fs::read_to_string(&file).unwrap_or_default().trim().to_string();
+        let read = || {
+            std::fs::read_to_string(&file)
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
         assert_eq!(read(), "268435456", "{rt}: {}", file.display());
         ctd.update_memory_limit(&id, 64 << 20)
             .unwrap_or_else(|e| panic!("{rt}: update: {e}"));
-        assert_eq!(read(), (64u64 << 20).to_string(), "{rt}: {}", file.display());
+        assert_eq!(
+            read(),
+            (64u64 << 20).to_string(),
+            "{rt}: {}",
+            file.display()
+        );
         ctd.remove(&id);
     }
 }

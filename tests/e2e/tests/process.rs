@@ -15,7 +15,12 @@ fn env_is_the_same() {
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("env");
-        let out = ctd.run(rt, &id, &["env"], &["--env", "FOO=bar", "--env", "SPACED=a b"]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["env"],
+            &["--env", "FOO=bar", "--env", "SPACED=a b"],
+        );
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         let mut env: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
         env.sort();
@@ -37,7 +42,11 @@ fn cwd() {
     for rt in runtimes() {
         let id = ctd.new_id("cwd");
         let out = ctd.run(rt, &id, &["pwd"], &["--cwd", "/tmp"]);
-        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "/tmp\n"), "{rt}: {out}");
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), "/tmp\n"),
+            "{rt}: {out}"
+        );
         // A cwd that does not exist in the image is created, as runc does.
         let id = ctd.new_id("cwd");
         let out = ctd.run(rt, &id, &["pwd"], &["--cwd", "/new/dir"]);
@@ -59,7 +68,12 @@ fn read_only_rootfs() {
         assert!(out.stderr.contains("Read-only file system"), "{rt}: {out}");
         // The default mounts (/dev, /run, ...) stay writable.
         let id = ctd.new_id("ro");
-        let out = ctd.run(rt, &id, &["sh", "-c", "touch /dev/shm/x /run/x && echo ok"], &["--read-only"]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["sh", "-c", "touch /dev/shm/x /run/x && echo ok"],
+            &["--read-only"],
+        );
         results.push((rt, (out.code, out.stdout)));
     }
     assert_same("writes to /dev/shm and /run with --read-only", &results);
@@ -78,13 +92,21 @@ fn rlimits() {
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("rlimit");
-        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Su"]);
+        let mut s = spec::busybox_spec(
+            &ctd,
+            &id,
+            &["sh", "-c", "ulimit -Sn; ulimit -Hn; ulimit -Su"],
+        );
         s["process"]["rlimits"] = json!([
             { "type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000 },
             { "type": "RLIMIT_NPROC", "soft": 300, "hard": 400 },
         ]);
         let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
-        assert_eq!((out.code, out.stdout.as_str()), (Some(0), "512\n1000\n300\n"), "{rt}: {out}");
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), "512\n1000\n300\n"),
+            "{rt}: {out}"
+        );
         results.push((rt, out.stdout));
     }
     assert_same("rlimits", &results);
@@ -103,7 +125,8 @@ fn user_and_groups() {
         let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         assert!(
-            out.stdout.starts_with("uid=1000(user) gid=1000(user) groups="),
+            out.stdout
+                .starts_with("uid=1000(user) gid=1000(user) groups="),
             "{rt}: {out}"
         );
         assert!(out.stdout.contains("65534(nogroup)"), "{rt}: {out}");
@@ -145,6 +168,12 @@ fn capabilities_privileged() {
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn capabilities_cap_add_and_drop() {
-    caps_with(&["--cap-add", "CAP_SYS_ADMIN"], "capabilities with --cap-add CAP_SYS_ADMIN");
-    caps_with(&["--cap-drop", "CAP_CHOWN"], "capabilities with --cap-drop CAP_CHOWN");
+    caps_with(
+        &["--cap-add", "CAP_SYS_ADMIN"],
+        "capabilities with --cap-add CAP_SYS_ADMIN",
+    );
+    caps_with(
+        &["--cap-drop", "CAP_CHOWN"],
+        "capabilities with --cap-drop CAP_CHOWN",
+    );
 }

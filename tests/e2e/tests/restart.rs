@@ -32,7 +32,11 @@ fn exec_and_kill_after_containerd_restart() {
     for ((rt, id), before) in ids.iter().zip(before) {
         assert_eq!(ctd.task(id), before, "{rt}: task after restart");
         let out = ctd.exec(id, "after", &["sh", "-c", "echo alive; exit 6"], &[]);
-        assert_eq!((out.code, out.stdout.as_str()), (Some(6), "alive\n"), "{rt}: {out}");
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(6), "alive\n"),
+            "{rt}: {out}"
+        );
         ctd.kill(id, "SIGKILL").ok();
         ctd.wait_status(id, "STOPPED");
         // ctr reports the exit status of the deleted task on stderr.
@@ -77,11 +81,18 @@ fn shim_killed_then_containerd_cleans_up() {
                 .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
                 .then_some(())
         });
-        assert!(gone.is_some(), "{rt}: task after shim kill: {:?}", ctd.task(&id));
+        assert!(
+            gone.is_some(),
+            "{rt}: task after shim kill: {:?}",
+            ctd.task(&id)
+        );
         let dead = cmd::poll(Duration::from_secs(10), || {
             (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
         });
-        assert!(dead.is_some(), "{rt}: container init {pid} survived its shim");
+        assert!(
+            dead.is_some(),
+            "{rt}: container init {pid} survived its shim"
+        );
         ctd.ctr(&["task", "rm", "-f", &id]);
         ctd.ctr(&["containers", "rm", &id]).ok();
         if rt == Runtime::Lxcri {

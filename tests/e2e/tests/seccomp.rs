@@ -26,15 +26,27 @@ fn profile(ctd: &Containerd, name: &str, action: serde_json::Value) -> String {
 fn errno_rule_denies_with_eperm() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let file = profile(&ctd, "eperm", json!({ "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }));
+    let file = profile(
+        &ctd,
+        "eperm",
+        json!({ "action": "SCMP_ACT_ERRNO", "errnoRet": 1 }),
+    );
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("eperm");
         let script = "mkdir /tmp/d; echo mkdir=$?; touch /tmp/f && echo other-syscalls-ok";
-        let out = ctd.run(rt, &id, &["sh", "-c", script], &["--seccomp", "--seccomp-profile", &file]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["sh", "-c", script],
+            &["--seccomp", "--seccomp-profile", &file],
+        );
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         assert_eq!(out.stdout, "mkdir=1\nother-syscalls-ok\n", "{rt}: {out}");
-        assert!(out.stderr.contains("Operation not permitted"), "{rt}: {out}");
+        assert!(
+            out.stderr.contains("Operation not permitted"),
+            "{rt}: {out}"
+        );
         results.push((rt, out.stdout));
     }
     assert_same("errno rule", &results);
@@ -46,11 +58,20 @@ fn errno_ret_is_honoured() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     // 122 = EDQUOT: anything but runc's default EPERM shows errnoRet is used.
-    let file = profile(&ctd, "edquot", json!({ "action": "SCMP_ACT_ERRNO", "errnoRet": 122 }));
+    let file = profile(
+        &ctd,
+        "edquot",
+        json!({ "action": "SCMP_ACT_ERRNO", "errnoRet": 122 }),
+    );
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("edquot");
-        let out = ctd.run(rt, &id, &["mkdir", "/tmp/d"], &["--seccomp", "--seccomp-profile", &file]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["mkdir", "/tmp/d"],
+            &["--seccomp", "--seccomp-profile", &file],
+        );
         assert_eq!(out.code, Some(1), "{rt}: {out}");
         assert!(out.stderr.contains("quota exceeded"), "{rt}: {out}");
         results.push((rt, out.stderr));
@@ -68,7 +89,12 @@ fn kill_rule_kills_the_process() {
     for rt in runtimes() {
         let id = ctd.new_id("kill");
         // mkdir itself is the container's process: the kill ends the task.
-        let out = ctd.run(rt, &id, &["mkdir", "/tmp/d"], &["--seccomp", "--seccomp-profile", &file]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["mkdir", "/tmp/d"],
+            &["--seccomp", "--seccomp-profile", &file],
+        );
         // A signal death (128 + n), not an error exit.
         assert!(matches!(out.code, Some(c) if c > 128), "{rt}: {out}");
         results.push((rt, out.code));

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
 
-
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn stdout_stderr_and_exit_code() {
@@ -14,7 +13,12 @@ fn stdout_stderr_and_exit_code() {
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("streams");
-        let out = ctd.run(rt, &id, &["sh", "-c", "echo out; echo err >&2; exit 3"], &[]);
+        let out = ctd.run(
+            rt,
+            &id,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            &[],
+        );
         // Without -t, ctr copies the task's stdout to its stdout and stderr
         // to its stderr, and exits with the task's exit code.
         assert_eq!(out.code, Some(3), "{rt}: {out}");
@@ -95,7 +99,10 @@ fn large_output_is_complete() {
         let out = ctd.run(rt, &id, &["sh", "-c", script], &[]);
         assert_eq!(out.code, Some(7), "{rt}: exit code {:?}", out.code);
         assert_eq!(out.stdout.len(), 4 << 20, "{rt}: stdout length");
-        assert!(out.stdout.bytes().all(|b| b == b'a'), "{rt}: stdout content");
+        assert!(
+            out.stdout.bytes().all(|b| b == b'a'),
+            "{rt}: stdout content"
+        );
         let b_count = out.stderr.bytes().filter(|&b| b == b'b').count();
         assert_eq!(b_count, 1 << 20, "{rt}: stderr length");
     }

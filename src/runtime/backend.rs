@@ -1,0 +1,41 @@
+//! The seam where backends plug in: `lxc` (liblxc on any Linux host) now,
+//! `pve` (CTs made through the Proxmox VE API) next. The shim only talks
+//! to this trait.
+
+use std::fmt::Debug;
+use std::path::Path;
+use std::sync::Arc;
+
+use lxcri_init_spec::ExitReport;
+
+use super::container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
+use crate::config::{Backend as BackendKind, Config};
+
+/// A way of running containers on this node.
+pub trait Backend: Send + Sync + Debug {
+    /// The backend's name, as in `backend = "..."`.
+    fn name(&self) -> &'static str;
+
+    /// The configuration this backend was built from.
+    fn config(&self) -> &Config;
+
+    /// Creates the container and starts its init, which waits for `start`.
+    /// Fails without leaving anything behind.
+    fn create(&self, req: &CreateRequest) -> Result<CreatedContainer, ContainerError>;
+
+    /// Kills every process of the container; stopping a stopped one is fine.
+    fn stop(&self, namespace: &str, id: &str) -> Result<(), ContainerError>;
+
+    /// Removes everything made for the container (idempotent).
+    fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<(), ContainerError>;
+
+    /// The exit status the container's init wrote, if any.
+    fn read_exit(&self, run_dir: &Path) -> Option<ExitReport>;
+}
+
+/// The backend `config.backend` names.
+pub fn backend_for(config: Config) -> Arc<dyn Backend> {
+    match config.backend {
+        BackendKind::Lxc => Arc::new(LxcRuntime::new(config)),
+    }
+}
