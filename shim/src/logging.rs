@@ -25,7 +25,10 @@ pub fn init(level: LogLevel, namespace: &str, id: &str) {
         .exists()
         .then(|| tracing_journald::layer().ok())
         .flatten()
-        .map(|l| l.with_syslog_identifier("containerd-shim-lxcri-v2".into()).boxed());
+        .map(|l| {
+            l.with_syslog_identifier("containerd-shim-lxcri-v2".into())
+                .boxed()
+        });
     let result = tracing_subscriber::registry()
         .with(EnvFilter::new(level.as_str()))
         .with(fifo)

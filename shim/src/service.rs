@@ -374,14 +374,15 @@ impl Service {
                 c.init.pid,
             )
         };
-        let ns = self.namespace.clone();
-        let id = req.id.clone();
-        let rt = runtime.clone();
         let b = bundle.clone();
-        // Stopping kills a never-started init; then its exit is recorded by the watcher.
-        blocking(move || rt.stop(&ns, &id))
-            .await?
-            .map_err(|e| ShimError::failed("delete", &e))?;
+        if rx.borrow().is_none() {
+            // A never-started init is still waiting: stopping kills it, and
+            // the watcher records its exit.
+            let (ns, id, rt) = (self.namespace.clone(), req.id.clone(), runtime.clone());
+            blocking(move || rt.stop(&ns, &id))
+                .await?
+                .map_err(|e| ShimError::failed("delete", &e))?;
+        }
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
             .await
             .unwrap_or_else(|_| ExitInfo::now(137));

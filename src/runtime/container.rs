@@ -17,8 +17,8 @@ use super::lxc::LxcBackend;
 use super::pidfd;
 use crate::cgroup::{CgroupVersion, ContainerCgroup};
 use crate::config::Config;
-use crate::plan::{plan_container, PlanContext};
 use crate::config::RootfsMode;
+use crate::plan::{plan_container, PlanContext};
 use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider};
 use crate::spec::{load_bundle_spec, CriAnnotations};
 use crate::state::{ContainerRecord, StateStore, CONTAINER_RUN_DIR};
@@ -214,7 +214,6 @@ impl LxcRuntime {
             terminal,
         })
     }
-
 }
 
 impl Backend for LxcRuntime {

@@ -32,17 +32,6 @@ impl CmdOutput {
         self
     }
 
-    /// Panics unless the command exited non-zero (a timeout is no failure
-    /// of the kind a test expects).
-    #[track_caller]
-    pub fn failed(self) -> Self {
-        assert!(
-            matches!(self.code, Some(c) if c != 0),
-            "command should have failed: {self}"
-        );
-        self
-    }
-
     /// stdout and stderr together, for substring checks on error messages.
     pub fn all_output(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
@@ -183,11 +172,6 @@ impl Background {
             stdin: None,
             readers,
         }
-    }
-
-    /// Whether the command is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits for the command, killing it after `timeout`.

@@ -114,11 +114,6 @@ impl Containerd {
             .join(id)
     }
 
-    /// The pid of the containerd process now running.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     fn config_toml(&self) -> String {
         let d = self.dir.display();
         let level = if std::env::var_os("LXCRI_E2E_DEBUG").is_some() {

@@ -96,7 +96,7 @@ fn mount_destination_escaping_the_rootfs() {
     let host = Path::new("/tmp").join(&name);
     let escaped = host.exists();
     if escaped {
-        cleanup::unmount_under(&[host.clone()]);
+        cleanup::unmount_under(std::slice::from_ref(&host));
         let _ = std::fs::remove_dir(&host);
     }
     assert!(

@@ -106,12 +106,21 @@ fn sigterm_to_trapping_shell() {
         let mut last = None;
         let ready = lxcri_e2e::cmd::poll(Duration::from_secs(20), || {
             attempt += 1;
-            let out = ctd.exec(&id, &format!("ready-{attempt}"), &["test", "-e", "/tmp/ready"], &[]);
+            let out = ctd.exec(
+                &id,
+                &format!("ready-{attempt}"),
+                &["test", "-e", "/tmp/ready"],
+                &[],
+            );
             let ok = out.success();
             last = Some(out);
             ok.then_some(())
         });
-        assert!(ready.is_some(), "{rt}: the shell never got ready: {}", last.unwrap());
+        assert!(
+            ready.is_some(),
+            "{rt}: the shell never got ready: {}",
+            last.unwrap()
+        );
         ctd.kill(&id, "SIGTERM").ok();
         let out = run.wait(Duration::from_secs(60));
         assert_eq!(out.code, Some(42), "{rt}: {out}");
