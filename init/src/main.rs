@@ -13,6 +13,7 @@
 //!   2 = bad command line.
 
 mod exec;
+mod passwd;
 mod path_lookup;
 mod pid1;
 mod prepare;

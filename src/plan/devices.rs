@@ -16,6 +16,19 @@ use super::mounts::relative_destination;
 use super::{invalid, PlanError, Result};
 use crate::lxc::{DeviceKind, DeviceRule, MountEntry};
 
+/// Nodes LXC creates in the container's `/dev` itself, with their
+/// standard numbers: (path, major, minor).
+const LXC_PROVIDED: [(&str, i64, i64); 8] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+    ("/dev/console", 5, 1),
+    ("/dev/ptmx", 5, 2),
+];
+
 pub(super) struct DevicePlan {
     pub entries: Vec<MountEntry>,
     /// Allow rules for these devices (used when the spec restricts devices).
@@ -77,12 +90,19 @@ pub(super) fn plan_devices(devices: &[LinuxDevice], rootfs: &Path) -> Result<Dev
         if d.gid().is_some_and(|g| g != st.st_gid) {
             return Err(mismatch("gid"));
         }
-        plan.entries.push(MountEntry {
-            source: host.to_string(),
-            destination: relative_destination(&format!("{field}.path"), rootfs, path)?,
-            fstype: "none".into(),
-            options: vec!["bind".into(), "create=file".into()],
-        });
+        // LXC's /dev already has these nodes (autodev, and ptmx from its
+        // devpts instance); binding the host's over them breaks LXC's setup.
+        let provided = LXC_PROVIDED
+            .iter()
+            .any(|(p, ma, mi)| path == Path::new(p) && d.major() == *ma && d.minor() == *mi);
+        if !provided {
+            plan.entries.push(MountEntry {
+                source: host.to_string(),
+                destination: relative_destination(&format!("{field}.path"), rootfs, path)?,
+                fstype: "none".into(),
+                options: vec!["bind".into(), "create=file".into()],
+            });
+        }
         if let Some(kind) = kind {
             plan.rules.push(DeviceRule {
                 allow: true,

@@ -180,13 +180,12 @@ impl<R: CommandRunner> LxcBackend<R> {
     /// The error lines of the LXC log (the useful part of a failed start).
     pub fn failure_detail(&self, name: &str, stderr: &[u8]) -> String {
         let log = fs::read_to_string(self.container_dir(name).join(LOG_FILE)).unwrap_or_default();
-        let mut lines: Vec<&str> = log
+        // The first errors are the cause; later ones are LXC unwinding.
+        let lines: Vec<&str> = log
             .lines()
-            .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+            .filter(|l| l.contains(" ERROR "))
+            .take(4)
             .collect();
-        if lines.len() > 8 {
-            lines.drain(..lines.len() - 8);
-        }
         let mut detail = String::from_utf8_lossy(stderr).trim().to_string();
         for l in lines {
             // LXC lines: "lxc-start NAME TIMESTAMP ERROR file - file:line:func - message"

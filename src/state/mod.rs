@@ -180,10 +180,14 @@ impl StateStore {
     pub fn remove(&self, namespace: &str, id: &str) -> Result<()> {
         let dir = self.container_dir(namespace, id)?;
         match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(StateError::Write { path: dir, source }),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(StateError::Write { path: dir, source }),
         }
+        // The namespace directory goes with its last container; a
+        // non-empty one (other containers) stays.
+        let _ = fs::remove_dir(self.root.join(namespace));
+        Ok(())
     }
 }
 
@@ -223,6 +227,8 @@ mod tests {
         store.remove("default", "a").unwrap();
         assert_eq!(store.load("default", "a").unwrap(), None);
         store.remove("default", "a").unwrap();
+        assert!(!tmp.path().join("default").exists());
+        assert!(tmp.path().join("k8s.io").exists());
     }
 
     #[test]

@@ -159,7 +159,10 @@ impl Command {
         Ok(Command {
             exe: CString::new(exe.as_os_str().as_bytes()).map_err(nul("process.args[0]"))?,
             argv: strings(&spec.args, "process.args")?,
-            envp: strings(&spec.env, "process.env")?,
+            envp: strings(
+                &crate::passwd::with_home(&spec.env, spec.uid),
+                "process.env",
+            )?,
             cwd: CString::new(spec.cwd.as_str()).map_err(nul("process.cwd"))?,
             uid: Uid::from_raw(spec.uid),
             gid: Gid::from_raw(spec.gid),

@@ -337,6 +337,8 @@ fn unsupported_fields_are_named() {
 #[test]
 fn host_devices_are_bound_and_allowed() {
     let env = env();
+    // /dev/null is one of the nodes LXC's own /dev provides: allowed, not
+    // bound over (binding /dev/ptmx that way breaks LXC's devpts setup).
     let dev_null = json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 3});
     let plan = env
         .plan(&with(|v| {
@@ -344,14 +346,30 @@ fn host_devices_are_bound_and_allowed() {
             v["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
         }))
         .unwrap();
-    let last = plan.lxc.mounts.last().unwrap();
+    assert!(
+        !plan.lxc.mounts.iter().any(|m| m.destination == "dev/null"),
+        "{:?}",
+        plan.lxc.mounts
+    );
+    // Any other host node is bound; use one this host has, with its numbers.
+    use std::os::unix::fs::MetadataExt;
+    let (path, rdev) = ["/dev/fuse", "/dev/kmsg", "/dev/loop-control"]
+        .iter()
+        .find_map(|p| std::fs::metadata(p).ok().map(|m| (*p, m.rdev())))
+        .expect("a host char device");
+    let (maj, min) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let node = json!({"path": path, "type": "c", "major": maj, "minor": min});
+    let bound = env
+        .plan(&with(|v| v["linux"]["devices"] = json!([node])))
+        .unwrap();
+    let last = bound.lxc.mounts.last().unwrap();
     assert_eq!(
         (
             last.source.as_str(),
             last.destination.as_str(),
             last.options.join(",")
         ),
-        ("/dev/null", "dev/null", "bind,create=file".to_string())
+        (path, &path[1..], "bind,create=file".to_string())
     );
     let rules = plan.lxc.render().unwrap();
     assert!(
