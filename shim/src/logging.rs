@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use lxcri::config::LogLevel;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{fmt, EnvFilter, Layer};
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::{fmt, Layer};
 
 const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";
 
@@ -30,7 +31,7 @@ pub fn init(level: LogLevel, namespace: &str, id: &str) {
                 .boxed()
         });
     let result = tracing_subscriber::registry()
-        .with(EnvFilter::new(level.as_str()))
+        .with(LevelFilter::from_level(level.into()))
         .with(fifo)
         .with(journald)
         .try_init();

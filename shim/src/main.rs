@@ -14,7 +14,8 @@ mod service;
 mod shim;
 mod task;
 
-#[tokio::main]
+// One thread: the shim mostly waits; blocking work goes to spawn_blocking.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     // Set before the crate installs its signal handlers: its SIGCHLD reaper
     // would race tokio and std for our children (ECHILD), and as a
