@@ -7,7 +7,7 @@ use crate::process::{Command, SpecError, Stdio};
 use crate::signals::{self, Signals};
 use crate::status::EXIT_SETUP_FAILED;
 use crate::stdio::{self, StdioError};
-use lxcri_init_spec::{ExecSpec, CONSOLE_FD_ENV, PTY_TAG};
+use lxcri_init_spec::{ExecSpec, CONSOLE_FD_ENV};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sched::{setns, CloneFlags};
@@ -131,18 +131,11 @@ fn run_inner(spec_path: &Path) -> Result<WaitStatus, ExecError> {
     )?;
     let command = Command::new(&spec.process, &exe)?;
     let child_stdio = match console {
-        Some(console) => {
-            // Opened after setns(mnt): the pty belongs to the container's devpts.
-            let pty = stdio::open_pty(spec.process.console_size)?;
-            stdio::send_fds(
-                console.as_fd(),
-                PTY_TAG,
-                &[pty.master.as_raw_fd()],
-                "pty master",
-            )?;
-            drop(pty.master);
-            Stdio::Terminal(pty.slave)
-        }
+        // Opened after setns(mnt): the pty belongs to the container's devpts.
+        Some(console) => Stdio::Terminal(stdio::hand_over_new_pty(
+            console.as_fd(),
+            spec.process.console_size,
+        )?),
         None => Stdio::Inherit,
     };
     let signals = Signals::block().map_err(|source| ExecError::Sys {

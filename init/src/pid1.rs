@@ -7,8 +7,8 @@ use crate::signals::{self, Signals};
 use crate::status::{self, EXIT_INIT_FAILED};
 use crate::stdio::{self, StdioError};
 use lxcri_init_spec::{
-    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_SOCKET, INIT_SPEC_FILE, PTY_TAG,
-    RUNTIME_DIR, START_FIFO, STDIO_TAG,
+    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_SOCKET, INIT_SPEC_FILE, RUNTIME_DIR,
+    START_FIFO, STDIO_TAG,
 };
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, OFlag};
@@ -17,7 +17,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
 use nix::unistd::{fork, ForkResult};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -84,17 +84,10 @@ fn run_inner() -> Result<i32> {
     };
     // Step 4.
     let child_stdio = if spec.process.terminal {
-        let pty = stdio::open_pty(spec.process.console_size)?;
-        stdio::send_fds(
+        Stdio::Terminal(stdio::hand_over_new_pty(
             sock.as_fd(),
-            PTY_TAG,
-            &[pty.master.as_raw_fd()],
-            "pty master",
-        )?;
-        // The shim holds the master now; ours would keep the pty open after
-        // the process exits and hide the hangup from the shim.
-        drop(pty.master);
-        Stdio::Terminal(pty.slave)
+            spec.process.console_size,
+        )?)
     } else {
         Stdio::Fds(stdio::recv_fds(sock.as_fd(), STDIO_TAG, 3)?)
     };

@@ -1,7 +1,7 @@
 //! The fd exchange with the shim (`SCM_RIGHTS` with a one-byte tag), the
 //! init's JSON message, and pseudo-terminals.
 
-use lxcri_init_spec::{ConsoleSize, InitMessage};
+use lxcri_init_spec::{ConsoleSize, InitMessage, PTY_TAG};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
@@ -102,6 +102,16 @@ pub fn recv_fds(sock: BorrowedFd<'_>, tag: u8, count: usize) -> Result<Vec<Owned
 pub struct Pty {
     pub master: OwnedFd,
     pub slave: OwnedFd,
+}
+
+/// Opens a pty in the current mount namespace, sends the master to the shim
+/// on `sock` and returns the slave for the process. The master is closed
+/// here: a copy kept by us would hold the pty open after the process exits
+/// and hide the hangup from the shim.
+pub fn hand_over_new_pty(sock: BorrowedFd<'_>, size: Option<ConsoleSize>) -> Result<OwnedFd> {
+    let pty = open_pty(size)?;
+    send_fds(sock, PTY_TAG, &[pty.master.as_raw_fd()], "pty master")?;
+    Ok(pty.slave)
 }
 
 /// Open a pty in the current mount namespace (so the slave belongs to the

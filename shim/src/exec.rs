@@ -46,7 +46,13 @@ pub async fn spawn(
         // SAFETY: only async-signal-safe dup2 between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(raw, CONSOLE_FD) < 0 {
+                // dup2 onto itself would keep FD_CLOEXEC set: clear it instead.
+                let rc = if raw == CONSOLE_FD {
+                    libc::fcntl(raw, libc::F_SETFD, 0)
+                } else {
+                    libc::dup2(raw, CONSOLE_FD)
+                };
+                if rc < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())

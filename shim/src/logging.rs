@@ -7,9 +7,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use lxcri::config::LogLevel;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::{fmt, Layer};
 
 const JOURNALD_SOCKET: &str = "/run/systemd/journal/socket";

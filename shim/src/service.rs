@@ -260,7 +260,9 @@ impl Service {
     pub async fn exec(&self, req: ExecProcessRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let mut c = shared.lock().await;
-        if req.exec_id.is_empty() || c.execs.contains_key(&req.exec_id) {
+        lxcri::state::validate_name("exec id", &req.exec_id)
+            .map_err(|e| ShimError::InvalidArgument(format!("exec: {e}")))?;
+        if c.execs.contains_key(&req.exec_id) {
             return Err(ShimError::AlreadyExists(format!(
                 "exec {:?} already exists in {}",
                 req.exec_id, req.id
@@ -285,7 +287,7 @@ impl Service {
         c.exec_specs.insert(req.exec_id.clone(), spec);
         c.execs.insert(
             req.exec_id.clone(),
-            Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::direct()),
+            Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::default()),
         );
         self.events.exec_added(TaskExecAdded {
             container_id: req.id,

@@ -121,6 +121,11 @@ impl Background {
         bg
     }
 
+    /// The pid of the command (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Writes `data` to the command's stdin and closes it.
     pub fn write_stdin_and_close(&mut self, data: &[u8]) {
         let mut pipe = self.stdin.take().expect("spawned with spawn_piped_stdin");

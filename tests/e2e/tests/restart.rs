@@ -101,3 +101,41 @@ fn shim_killed_then_containerd_cleans_up() {
         }
     }
 }
+
+/// The client reading a task's output (here `ctr` itself; for CRI,
+/// containerd) goes away while the task keeps writing: the task must not
+/// die of SIGPIPE. lxcri hands the FIFOs to the process itself, opened
+/// read-write, so a reader always exists (runc's shim holds one instead).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn output_reader_going_away_does_not_kill_the_task() {
+    require(
+        Runtime::Lxcri,
+        "output_reader_going_away_does_not_kill_the_task",
+    );
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("reader");
+        let client = ctd.spawn_run(
+            rt,
+            &id,
+            &[
+                "sh",
+                "-c",
+                "while true; do echo tick; echo tock >&2; sleep 0.05; done",
+            ],
+            &[],
+        );
+        ctd.wait_status(&id, "RUNNING");
+        kill(Pid::from_raw(client.pid() as i32), Signal::SIGKILL).expect("kill ctr");
+        let _ = client.wait(Duration::from_secs(10));
+        // Long enough for many writes with no reader but the shim's.
+        std::thread::sleep(Duration::from_millis(700));
+        let (_, status) = ctd.task(&id).expect("task listed");
+        assert_eq!(status, "RUNNING", "{rt}: the task died without a reader");
+        ctd.kill(&id, "SIGKILL").ok();
+        ctd.wait_status(&id, "STOPPED");
+        ctd.remove(&id);
+    }
+}
