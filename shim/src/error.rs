@@ -35,8 +35,9 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
     let mut cur = err.source();
     while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
+        let text = e.to_string();
+        let s = text.trim();
+        if !out.contains(s) {
             out.push_str(": ");
             out.push_str(&s);
         }
@@ -75,9 +76,20 @@ mod tests {
         }
     }
 
+    #[derive(Debug, thiserror::Error)]
+    #[error("config file /x: {}", .0.to_string().trim_end())]
+    struct Wrapped(#[source] std::io::Error);
+
     #[test]
     fn chain_skips_repeats() {
         let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
         assert_eq!(chain(&io), "gone");
+        // A source whose text the outer message already holds (modulo a
+        // trailing newline) is not repeated.
+        let inner = std::io::Error::other("line 1\n  |\nunknown field\n");
+        assert_eq!(
+            chain(&Wrapped(inner)),
+            "config file /x: line 1\n  |\nunknown field"
+        );
     }
 }
