@@ -39,7 +39,7 @@ pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
         let s = text.trim();
         if !out.contains(s) {
             out.push_str(": ");
-            out.push_str(&s);
+            out.push_str(s);
         }
         cur = e.source();
     }
