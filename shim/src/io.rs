@@ -201,6 +201,29 @@ fn copy_stdin(mut from: File, mut to: File, closed: &AtomicBool) {
     }
 }
 
+/// Gives the init its stdio: the FIFOs themselves, or, for a terminal,
+/// takes the pty master it opened and starts copying.
+pub fn hand_over_stdio(
+    created: &lxcri::runtime::CreatedContainer,
+    stdio: &StdioPaths,
+) -> Result<ProcessIo> {
+    if stdio.terminal {
+        let master = created
+            .init
+            .recv_pty()
+            .map_err(|e| ShimError::failed("create: terminal", &e))?;
+        return ProcessIo::console(master, stdio);
+    }
+    let stdin = open_input(&stdio.stdin)?;
+    let stdout = open_output(&stdio.stdout)?;
+    let stderr = open_output(&stdio.stderr)?;
+    created
+        .init
+        .send_stdio(stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd())
+        .map_err(|e| ShimError::failed("create: stdio", &e))?;
+    Ok(ProcessIo::direct())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

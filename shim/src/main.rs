@@ -5,6 +5,7 @@ mod container;
 mod error;
 mod events;
 mod exec;
+mod exits;
 mod io;
 mod logging;
 mod metrics;

@@ -2,7 +2,7 @@
 //! request and returns a plain result, so it can be driven from tests.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use containerd_shim::ExitSignal;
@@ -13,8 +13,8 @@ use containerd_shim_protos::api::{
     StateResponse, StatsRequest, StatsResponse, UpdateTaskRequest, WaitRequest, WaitResponse,
 };
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskIO, TaskPaused,
-    TaskResumed, TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskPaused, TaskResumed,
+    TaskStart,
 };
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::types::task::ProcessInfo;
@@ -25,18 +25,16 @@ use lxcri::runtime::{backend_for, pidfd, Backend, CreateRequest};
 use lxcri_init_spec::ProcessSpec;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 
 use crate::container::Container;
 use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
-use crate::io::{open_input, open_output, ProcessIo, StdioPaths};
+use crate::exits::{watch_exec, watch_init, Shared};
+use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
-
-type Shared = Arc<Mutex<Container>>;
 
 pub struct Service {
     namespace: String,
@@ -569,103 +567,4 @@ fn send_signal(pid: i32, signal: Signal) -> Result<()> {
         nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
         e => ShimError::Failed(format!("kill {pid}: {e}")),
     })
-}
-
-/// Gives the init its stdio: the FIFOs themselves, or, for a terminal,
-/// takes the pty master it opened and starts copying.
-fn hand_over_stdio(
-    created: &lxcri::runtime::CreatedContainer,
-    stdio: &StdioPaths,
-) -> Result<ProcessIo> {
-    if stdio.terminal {
-        let master = created
-            .init
-            .recv_pty()
-            .map_err(|e| ShimError::failed("create: terminal", &e))?;
-        return ProcessIo::console(master, stdio);
-    }
-    use std::os::fd::AsRawFd;
-    let stdin = open_input(&stdio.stdin)?;
-    let stdout = open_output(&stdio.stdout)?;
-    let stderr = open_output(&stdio.stderr)?;
-    created
-        .init
-        .send_stdio(stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd())
-        .map_err(|e| ShimError::failed("create: stdio", &e))?;
-    Ok(ProcessIo::direct())
-}
-
-/// Waits for the container's init to end (pidfd), then records the status
-/// it wrote, or 137 if it was killed before it could.
-async fn watch_init(
-    shared: Shared,
-    pid: i32,
-    run_dir: PathBuf,
-    runtime: Arc<dyn Backend>,
-    events: EventSender,
-) {
-    // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
-    let registered = pidfd::pidfd_open(pid)
-        .and_then(|fd| unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from));
-    match registered {
-        Ok(fd) => {
-            if let Err(e) = fd.readable().await {
-                tracing::warn!(pid, error = %e, "waiting for the container's init");
-            }
-        }
-        Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
-    }
-    let info = read_exit(runtime.as_ref(), &run_dir);
-    let mut c = shared.lock().await;
-    if c.init.set_exited(info) {
-        events.exit(TaskExit {
-            container_id: c.id.clone(),
-            id: c.id.clone(),
-            pid: pid as u32,
-            exit_status: info.status,
-            exited_at: MessageField::some(info.timestamp()),
-            ..Default::default()
-        });
-    }
-}
-
-fn read_exit(runtime: &dyn Backend, run_dir: &Path) -> ExitInfo {
-    match runtime.read_exit(run_dir) {
-        Some(r) => ExitInfo {
-            status: r.status,
-            exited_at_ns: r.exited_at_ns,
-        },
-        None => ExitInfo::now(137),
-    }
-}
-
-async fn watch_exec(
-    shared: Shared,
-    id: String,
-    exec_id: String,
-    mut child: tokio::process::Child,
-    events: EventSender,
-) {
-    let status = match child.wait().await {
-        Ok(s) => exec::exit_code(s),
-        Err(e) => {
-            tracing::warn!(%id, %exec_id, error = %e, "waiting for exec");
-            255
-        }
-    };
-    let info = ExitInfo::now(status);
-    let mut c = shared.lock().await;
-    if let Ok(p) = c.process_mut(&exec_id) {
-        let pid = p.pid as u32;
-        if p.set_exited(info) {
-            events.exit(TaskExit {
-                container_id: id,
-                id: exec_id,
-                pid,
-                exit_status: info.status,
-                exited_at: MessageField::some(info.timestamp()),
-                ..Default::default()
-            });
-        }
-    }
 }

@@ -1,0 +1,93 @@
+//! Exit watchers: one task per process that records how it ended and
+//! publishes TaskExit exactly once.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use containerd_shim_protos::events::task::TaskExit;
+use containerd_shim_protos::protobuf::MessageField;
+use lxcri::runtime::{pidfd, Backend};
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Mutex;
+
+use crate::container::Container;
+use crate::events::EventSender;
+use crate::exec;
+use crate::process::ExitInfo;
+
+pub type Shared = Arc<Mutex<Container>>;
+
+/// Waits for the container's init to end (pidfd), then records the status
+/// it wrote, or 137 if it was killed before it could.
+pub async fn watch_init(
+    shared: Shared,
+    pid: i32,
+    run_dir: PathBuf,
+    runtime: Arc<dyn Backend>,
+    events: EventSender,
+) {
+    // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
+    let registered = pidfd::pidfd_open(pid)
+        .and_then(|fd| unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from));
+    match registered {
+        Ok(fd) => {
+            if let Err(e) = fd.readable().await {
+                tracing::warn!(pid, error = %e, "waiting for the container's init");
+            }
+        }
+        Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
+    }
+    let info = read_exit(runtime.as_ref(), &run_dir);
+    let mut c = shared.lock().await;
+    if c.init.set_exited(info) {
+        events.exit(TaskExit {
+            container_id: c.id.clone(),
+            id: c.id.clone(),
+            pid: pid as u32,
+            exit_status: info.status,
+            exited_at: MessageField::some(info.timestamp()),
+            ..Default::default()
+        });
+    }
+}
+
+fn read_exit(runtime: &dyn Backend, run_dir: &Path) -> ExitInfo {
+    match runtime.read_exit(run_dir) {
+        Some(r) => ExitInfo {
+            status: r.status,
+            exited_at_ns: r.exited_at_ns,
+        },
+        None => ExitInfo::now(137),
+    }
+}
+
+pub async fn watch_exec(
+    shared: Shared,
+    id: String,
+    exec_id: String,
+    mut child: tokio::process::Child,
+    events: EventSender,
+) {
+    let status = match child.wait().await {
+        Ok(s) => exec::exit_code(s),
+        Err(e) => {
+            tracing::warn!(%id, %exec_id, error = %e, "waiting for exec");
+            255
+        }
+    };
+    let info = ExitInfo::now(status);
+    let mut c = shared.lock().await;
+    if let Ok(p) = c.process_mut(&exec_id) {
+        let pid = p.pid as u32;
+        if p.set_exited(info) {
+            events.exit(TaskExit {
+                container_id: id,
+                id: exec_id,
+                pid,
+                exit_status: info.status,
+                exited_at: MessageField::some(info.timestamp()),
+                ..Default::default()
+            });
+        }
+    }
+}
