@@ -12,11 +12,13 @@
 //! - [`rootfs`]: mounting containerd's rootfs mounts on the bundle.
 //! - [`runtime`]: the backend trait and the liblxc backend.
 //! - [`state`]: per-container state on disk, found again after restarts.
+//! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
 
 pub mod cgroup;
 pub mod config;
 pub mod lxc;
 pub mod plan;
+pub mod pve;
 pub mod rootfs;
 pub mod runtime;
 pub mod security;

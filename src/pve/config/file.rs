@@ -1,0 +1,527 @@
+//! `/etc/pve/lxc/VMID.conf`: parse, edit a few keys, render back.
+//!
+//! The format (pve-container's `parse_pct_config`): `key: value` lines;
+//! `#` lines are the description (percent-encoded); raw `lxc.*` lines with
+//! `:` or `=`; `[pve:pending]` and `[snapname]` sections follow the main
+//! one. lxcri only edits the main section and keeps every line it does not
+//! touch byte-for-byte, so PVE (and an admin's diff) sees exactly the
+//! change lxcri meant.
+//!
+//! Parsing is strict where PVE's strict mode is: a line PVE cannot parse
+//! or a raw key PVE rejects is an error, because writing back a file PVE
+//! cannot load would break the CT for everyone.
+
+use std::path::{Component, Path};
+
+use super::props::MountPoint;
+use super::schema_keys::{is_known, ApiEndpoint};
+use super::{check_no_control, PveConfigError, Result};
+
+/// Which part of the file a section is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SectionKind {
+    Main,
+    /// `[pve:pending]`: changes PVE applies at the next start.
+    Pending,
+    /// `[snapname]`.
+    Snapshot(String),
+}
+
+/// One line, with its original text for byte-exact rendering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigLine {
+    Blank(String),
+    /// A `#` description line.
+    Comment(String),
+    /// `key: value`.
+    Key {
+        key: String,
+        value: String,
+        raw: String,
+    },
+    /// A raw `lxc.*` line.
+    Raw {
+        key: String,
+        value: String,
+        raw: String,
+    },
+}
+
+impl ConfigLine {
+    /// The line as written (without its newline).
+    pub fn raw(&self) -> &str {
+        match self {
+            ConfigLine::Blank(r) | ConfigLine::Comment(r) => r,
+            ConfigLine::Key { raw, .. } | ConfigLine::Raw { raw, .. } => raw,
+        }
+    }
+
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigLine::Key { key, .. } | ConfigLine::Raw { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub kind: SectionKind,
+    /// The `[...]` line as written; `None` for the main section.
+    pub header: Option<String>,
+    pub lines: Vec<ConfigLine>,
+}
+
+/// A parsed CT config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PveConfigFile {
+    sections: Vec<Section>,
+    trailing_newline: bool,
+}
+
+/// Raw keys pve-container accepts verbatim (`$valid_lxc_conf_keys` plus
+/// the `lxc.init.*` keys PVE 9.1 added with `entrypoint`).
+const VALID_RAW_KEYS: &[&str] = &[
+    "lxc.apparmor.profile",
+    "lxc.apparmor.allow_incomplete",
+    "lxc.apparmor.allow_nesting",
+    "lxc.apparmor.raw",
+    "lxc.selinux.context",
+    "lxc.include",
+    "lxc.arch",
+    "lxc.uts.name",
+    "lxc.init.cmd",
+    "lxc.init.cwd",
+    "lxc.init.uid",
+    "lxc.init.gid",
+    "lxc.init.groups",
+    "lxc.pty.max",
+    "lxc.console.logfile",
+    "lxc.console.path",
+    "lxc.tty.max",
+    "lxc.devtty.dir",
+    "lxc.autodev",
+    "lxc.kmsg",
+    "lxc.mount.fstab",
+    "lxc.mount.entry",
+    "lxc.mount.auto",
+    "lxc.rootfs.mount",
+    "lxc.cap.drop",
+    "lxc.cap.keep",
+    "lxc.seccomp.profile",
+    "lxc.seccomp.notify.proxy",
+    "lxc.seccomp.notify.cookie",
+    "lxc.idmap",
+    "lxc.log.level",
+    "lxc.log.file",
+    "lxc.start.auto",
+    "lxc.start.delay",
+    "lxc.start.order",
+    "lxc.group",
+    "lxc.environment",
+    "lxc.environment.runtime",
+    "lxc.environment.hooks",
+    // IPC sysctls: namespaced by CLONE_NEWIPC.
+    "lxc.sysctl.fs.mqueue",
+    "lxc.sysctl.kernel.msgmax",
+    "lxc.sysctl.kernel.msgmnb",
+    "lxc.sysctl.kernel.msgmni",
+    "lxc.sysctl.kernel.sem",
+    "lxc.sysctl.kernel.shmall",
+    "lxc.sysctl.kernel.shmmax",
+    "lxc.sysctl.kernel.shmmni",
+    "lxc.sysctl.kernel.shm_rmid_forced",
+];
+
+/// Families accepted by prefix.
+const VALID_RAW_PREFIXES: &[&str] = &[
+    "lxc.cgroup2.",
+    "lxc.prlimit.",
+    "lxc.net.",
+    "lxc.hook.",
+    "lxc.signal.",
+];
+
+/// Whether PVE keeps raw key `key` in `VMID.conf`. Keys it rejects
+/// (`lxc.namespace.*`, `lxc.no_new_privs`, `lxc.rootfs.path`, ...) belong
+/// in lxcri's include fragment.
+pub fn check_raw_key(key: &str) -> Result<()> {
+    let reject = |reason: &str| {
+        Err(PveConfigError::RawKeyRejected {
+            key: key.to_string(),
+            reason: reason.to_string(),
+        })
+    };
+    let well_formed = key.starts_with("lxc.")
+        && key.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'.')
+        });
+    if !well_formed {
+        return reject("PVE only parses lxc.[a-z0-9_.-]+ keys");
+    }
+    match key {
+        "lxc.rootfs.path" => return reject("PVE generates it from `rootfs`"),
+        "lxc.rootfs.options" => return reject("PVE takes mount options in `rootfs`"),
+        _ => {}
+    }
+    if key.starts_with("lxc.cgroup.") {
+        return reject("cgroup v1 keys; PVE 9 is cgroup v2 only");
+    }
+    if VALID_RAW_KEYS.contains(&key) || VALID_RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return Ok(());
+    }
+    reject("not in pve-container's list of allowed raw keys; PVE fails to load the config")
+}
+
+/// `[a-z][a-z_]*\d*`, PVE's config key syntax.
+fn is_config_key(k: &str) -> bool {
+    let letters = k.trim_end_matches(|c: char| c.is_ascii_digit());
+    let mut b = letters.bytes();
+    b.next().is_some_and(|c| c.is_ascii_lowercase())
+        && b.all(|c| c.is_ascii_lowercase() || c == b'_')
+}
+
+fn parse_header(line: &str) -> Option<SectionKind> {
+    let inner = line.trim_end().strip_prefix('[')?.strip_suffix(']')?;
+    if inner.eq_ignore_ascii_case("pve:pending") {
+        return Some(SectionKind::Pending);
+    }
+    let b = inner.as_bytes();
+    let ok = b.len() >= 2
+        && b[0].is_ascii_alphabetic()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'));
+    ok.then(|| SectionKind::Snapshot(inner.to_string()))
+}
+
+fn parse_line(n: usize, line: &str) -> Result<ConfigLine> {
+    let err = |message: String| PveConfigError::Parse { line: n, message };
+    if line.trim().is_empty() {
+        return Ok(ConfigLine::Blank(line.into()));
+    }
+    if line.starts_with('#') {
+        return Ok(ConfigLine::Comment(line.into()));
+    }
+    if line.starts_with("lxc.") {
+        let end = line
+            .find(|c: char| c == ':' || c == '=' || c.is_whitespace())
+            .unwrap_or(line.len());
+        let key = &line[..end];
+        let rest = &line[end..];
+        // PVE: `key:` or `key =` (white space only before `=`).
+        let value = rest
+            .strip_prefix(':')
+            .or_else(|| rest.trim_start().strip_prefix('='))
+            .ok_or_else(|| err(format!("raw line without ':' or '=': {line:?}")))?;
+        check_raw_key(key).map_err(|e| err(e.to_string()))?;
+        return Ok(ConfigLine::Raw {
+            key: key.into(),
+            value: value.trim().into(),
+            raw: line.into(),
+        });
+    }
+    if let Some((key, value)) = line.split_once(':') {
+        let value = value.trim();
+        if is_config_key(key) && !value.is_empty() {
+            return Ok(ConfigLine::Key {
+                key: key.into(),
+                value: value.into(),
+                raw: line.into(),
+            });
+        }
+    }
+    Err(err(format!("unable to parse {line:?}")))
+}
+
+/// PVE's `encode_text`: percent-encode everything outside printable ASCII,
+/// and `:`.
+pub(super) fn encode_comment(line: &str) -> String {
+    let mut out = String::from("#");
+    for b in line.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b':' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn decode_comment(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl PveConfigFile {
+    pub fn parse(text: &str) -> Result<Self> {
+        let trailing_newline = text.ends_with('\n');
+        let body = text.strip_suffix('\n').unwrap_or(text);
+        let mut sections = vec![Section {
+            kind: SectionKind::Main,
+            header: None,
+            lines: Vec::new(),
+        }];
+        if !text.is_empty() {
+            for (i, line) in body.split('\n').enumerate() {
+                if let Some(kind) = parse_header(line) {
+                    sections.push(Section {
+                        kind,
+                        header: Some(line.into()),
+                        lines: Vec::new(),
+                    });
+                    continue;
+                }
+                let parsed = parse_line(i + 1, line)?;
+                sections
+                    .last_mut()
+                    .expect("main section")
+                    .lines
+                    .push(parsed);
+            }
+        }
+        Ok(Self {
+            sections,
+            trailing_newline,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut lines: Vec<&str> = Vec::new();
+        for s in &self.sections {
+            lines.extend(s.header.as_deref());
+            lines.extend(s.lines.iter().map(ConfigLine::raw));
+        }
+        let mut out = lines.join("\n");
+        if self.trailing_newline {
+            out.push('\n');
+        }
+        out
+    }
+
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    fn main(&self) -> &Section {
+        &self.sections[0]
+    }
+
+    fn main_mut(&mut self) -> &mut Section {
+        &mut self.sections[0]
+    }
+
+    fn section(&self, kind: &SectionKind) -> Option<&Section> {
+        self.sections.iter().find(|s| &s.kind == kind)
+    }
+
+    /// Value of `key` in the main section.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        get_in(self.main(), key)
+    }
+
+    /// Value of `key` in `[pve:pending]`.
+    pub fn pending(&self, key: &str) -> Option<&str> {
+        self.section(&SectionKind::Pending)
+            .and_then(|s| get_in(s, key))
+    }
+
+    pub fn snapshot_names(&self) -> Vec<&str> {
+        self.sections
+            .iter()
+            .filter_map(|s| match &s.kind {
+                SectionKind::Snapshot(n) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Raw `lxc.*` lines of the main section, in order.
+    pub fn raw_lines(&self) -> Vec<(&str, &str)> {
+        self.main()
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                ConfigLine::Raw { key, value, .. } => Some((key.as_str(), value.as_str())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The main section's description, decoded.
+    pub fn description(&self) -> String {
+        let mut out = String::new();
+        for l in &self.main().lines {
+            if let ConfigLine::Comment(raw) = l {
+                out.push_str(&decode_comment(&raw[1..]));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Replaces the main section's description the way PVE writes it.
+    pub fn set_description(&mut self, text: &str) {
+        let main = self.main_mut();
+        main.lines.retain(|l| !matches!(l, ConfigLine::Comment(_)));
+        let comments = text.lines().map(|l| ConfigLine::Comment(encode_comment(l)));
+        main.lines.splice(0..0, comments);
+    }
+
+    /// Sets `key: value` in the main section (replacing the line in place,
+    /// or adding it after the last key line). For what only root may set:
+    /// `mpN`, `rootfs`, `features`, `devN`, ... Returns whether the file
+    /// changed.
+    pub fn set_key(&mut self, key: &str, value: &str) -> Result<bool> {
+        if !is_known(ApiEndpoint::Update, key) || matches!(key, "delete" | "digest" | "revert") {
+            return Err(PveConfigError::invalid(
+                key,
+                value,
+                "is not a CT config key",
+            ));
+        }
+        check_no_control(key, value)?;
+        if value.is_empty() || value.trim() != value {
+            return Err(PveConfigError::invalid(
+                key,
+                value,
+                "is empty or has surrounding white space",
+            ));
+        }
+        if self.pending(key).is_some() {
+            // PVE would apply the pending value over ours at the next start.
+            return Err(PveConfigError::invalid(
+                key,
+                value,
+                "has a pending change in [pve:pending]; apply or revert it first",
+            ));
+        }
+        let line = ConfigLine::Key {
+            key: key.into(),
+            value: value.into(),
+            raw: format!("{key}: {value}"),
+        };
+        let main = self.main_mut();
+        if let Some(i) = main
+            .lines
+            .iter()
+            .position(|l| matches!(l, ConfigLine::Key { key: k, .. } if k == key))
+        {
+            // Same value: keep the line as written.
+            if get_in(main, key) == Some(value) {
+                return Ok(false);
+            }
+            main.lines[i] = line;
+            return Ok(true);
+        }
+        let at = main
+            .lines
+            .iter()
+            .rposition(|l| matches!(l, ConfigLine::Key { .. } | ConfigLine::Comment(_)))
+            .map_or(0, |i| i + 1);
+        main.lines.insert(at, line);
+        Ok(true)
+    }
+
+    /// Removes `key` from the main section; whether it was there.
+    pub fn remove_key(&mut self, key: &str) -> bool {
+        let main = self.main_mut();
+        let before = main.lines.len();
+        main.lines
+            .retain(|l| !matches!(l, ConfigLine::Key { key: k, .. } if k == key));
+        main.lines.len() != before
+    }
+
+    /// `mpN: <mount point>` for a bind mount (root-only through the API).
+    pub fn set_mount_point(&mut self, index: u32, mp: &MountPoint) -> Result<bool> {
+        let key = format!("mp{index}");
+        let value = mp.render(&key)?;
+        self.set_key(&key, &value)
+    }
+
+    /// Makes `lxc.include: <fragment>` the only `lxc.include` of a file
+    /// under `owned_dir` in the main section. Other raw lines (and includes
+    /// of other files) stay. Returns whether the file changed.
+    pub fn set_include(&mut self, fragment: &Path, owned_dir: &Path) -> Result<bool> {
+        let path = fragment.to_str().ok_or_else(|| {
+            PveConfigError::invalid("lxc.include", &fragment.to_string_lossy(), "is not UTF-8")
+        })?;
+        check_no_control("lxc.include", path)?;
+        // `starts_with` is per component, so `..` must be ruled out too.
+        let climbs = fragment
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::CurDir));
+        if !fragment.is_absolute()
+            || climbs
+            || !fragment.starts_with(owned_dir)
+            || path.trim() != path
+        {
+            return Err(PveConfigError::invalid(
+                "lxc.include",
+                path,
+                format!("must be an absolute path under {}", owned_dir.display()),
+            ));
+        }
+        let ours: Vec<&str> = self
+            .raw_lines()
+            .into_iter()
+            .filter(|(k, v)| *k == "lxc.include" && Path::new(v).starts_with(owned_dir))
+            .map(|(_, v)| v)
+            .collect();
+        if ours == [path] {
+            return Ok(false);
+        }
+        self.remove_include(owned_dir);
+        let main = self.main_mut();
+        // Before the blank line that separates the next section.
+        let at = main
+            .lines
+            .iter()
+            .rposition(|l| !matches!(l, ConfigLine::Blank(_)))
+            .map_or(0, |i| i + 1);
+        main.lines.insert(
+            at,
+            ConfigLine::Raw {
+                key: "lxc.include".into(),
+                value: path.into(),
+                raw: format!("lxc.include: {path}"),
+            },
+        );
+        Ok(true)
+    }
+
+    /// Removes every `lxc.include` of a file under `owned_dir`; whether
+    /// there was one.
+    pub fn remove_include(&mut self, owned_dir: &Path) -> bool {
+        let main = self.main_mut();
+        let before = main.lines.len();
+        main.lines.retain(|l| {
+            !matches!(l, ConfigLine::Raw { key, value, .. }
+                if key == "lxc.include" && Path::new(value).starts_with(owned_dir))
+        });
+        main.lines.len() != before
+    }
+}
+
+fn get_in<'a>(s: &'a Section, key: &str) -> Option<&'a str> {
+    s.lines.iter().find_map(|l| match l {
+        ConfigLine::Key { key: k, value, .. } if k == key => Some(value.as_str()),
+        _ => None,
+    })
+}

@@ -1,0 +1,202 @@
+//! Power state and listing: start, stop, shutdown, status/current, the node's CT list.
+
+use super::ct::{check_lock, load, missing, vmid};
+use super::{ApiError, ApiResult, State};
+use crate::lxc;
+use crate::schema::Params;
+use crate::tasks::{TaskFault, TaskLog};
+use serde_json::{json, Value};
+use std::fs;
+
+/// Renders the LXC config and starts the CT (also used by create with `start=1`).
+pub fn start_now(s: &State, id: u32, log: &TaskLog) -> Result<(), String> {
+    let (cfg, _) = load(s, id).map_err(|e| e.message)?;
+    let props = s
+        .schema
+        .config_properties()
+        .ok_or("schema has no config properties")?;
+    let resolve = |v: &str| s.storage.resolve(v);
+    let config = lxc::render(id, &cfg, props, &s.host, &resolve)?;
+    log.line(format!("starting CT {id}"));
+    s.lxc.start(id, &config)
+}
+
+fn existing(s: &State, p: &Params, privilege: &str) -> Result<u32, ApiError> {
+    let id = vmid(p);
+    s.require(&format!("/vms/{id}"), privilege)?;
+    if s.store.owner(id) != Some("CT") {
+        return Err(missing(s, id));
+    }
+    Ok(id)
+}
+
+pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
+    let id = existing(s, p, "VM.PowerMgmt")?;
+    let (cfg, _) = load(s, id)?;
+    check_lock(&cfg, p.flag("skiplock"))?;
+    if s.lxc.info(id).running {
+        return Err(ApiError::fail(format!("CT {id} already running")));
+    }
+    let state = s.me();
+    let work = move |log: &TaskLog| start_now(&state, id, log);
+    Ok(json!(s.tasks.spawn(
+        "vzstart",
+        &id.to_string(),
+        s.user(),
+        tf,
+        work,
+        |_| {}
+    )))
+}
+
+pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
+    let id = existing(s, p, "VM.PowerMgmt")?;
+    if !s.lxc.info(id).running {
+        return Err(ApiError::fail(format!("CT {id} not running")));
+    }
+    let state = s.me();
+    let work = move |_: &TaskLog| state.lxc.stop(id, None);
+    Ok(json!(s.tasks.spawn(
+        "vzstop",
+        &id.to_string(),
+        s.user(),
+        tf,
+        work,
+        |_| {}
+    )))
+}
+
+pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
+    let id = existing(s, p, "VM.PowerMgmt")?;
+    if !s.lxc.info(id).running {
+        return Err(ApiError::fail(format!("CT {id} not running")));
+    }
+    let timeout = p.int("timeout").unwrap_or(60).max(0) as u64;
+    let force = p.flag("forceStop");
+    let state = s.me();
+    let work = move |log: &TaskLog| match state.lxc.stop(id, Some(timeout)) {
+        Ok(()) => Ok(()),
+        Err(e) if force => {
+            log.line(format!("shutdown failed ({e}), killing CT {id}"));
+            state.lxc.stop(id, None)
+        }
+        Err(e) => Err(e),
+    };
+    Ok(json!(s.tasks.spawn(
+        "vzshutdown",
+        &id.to_string(),
+        s.user(),
+        tf,
+        work,
+        |_| {}
+    )))
+}
+
+/// Memory use of the CT's cgroup (v2 `memory.current` or v1 `memory.usage_in_bytes`).
+fn memory_of(pid: u32) -> u64 {
+    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    for l in cgroups.lines() {
+        let mut parts = l.splitn(3, ':');
+        let (_, ctrl, path) = (
+            parts.next(),
+            parts.next().unwrap_or(""),
+            parts.next().unwrap_or(""),
+        );
+        let file = match ctrl {
+            "" => format!("/sys/fs/cgroup{path}/memory.current"),
+            c if c.split(',').any(|c| c == "memory") => {
+                format!("/sys/fs/cgroup/memory{path}/memory.usage_in_bytes")
+            }
+            _ => continue,
+        };
+        if let Some(v) = fs::read_to_string(file)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return v;
+        }
+    }
+    0
+}
+
+/// Bytes through the CT's interfaces other than lo (`/proc/PID/net/dev` is its netns).
+fn net_of(pid: u32) -> (u64, u64) {
+    let dev = fs::read_to_string(format!("/proc/{pid}/net/dev")).unwrap_or_default();
+    dev.lines().skip(2).fold((0, 0), |(rx, tx), l| {
+        let Some((name, rest)) = l.split_once(':') else {
+            return (rx, tx);
+        };
+        if name.trim() == "lo" {
+            return (rx, tx);
+        }
+        let f: Vec<u64> = rest
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (
+            rx + f.first().copied().unwrap_or(0),
+            tx + f.get(8).copied().unwrap_or(0),
+        )
+    })
+}
+
+fn uptime_of(pid: u32) -> u64 {
+    fs::metadata(format!("/proc/{pid}"))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn summary(s: &State, id: u32) -> Option<Value> {
+    let raw = s.store.read_raw(id)?;
+    let cfg = crate::store::CtConfig::parse(id, &raw, &s.schema).ok()?.0;
+    let opt = |k: &str| cfg.options.get(k);
+    let mib = |k: &str, d: u64| opt(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d) << 20;
+    let info = s.lxc.info(id);
+    let pid = info.pid.filter(|_| info.running);
+    let (netin, netout) = pid.map(net_of).unwrap_or((0, 0));
+    let mut v = json!({
+        "vmid": id,
+        "name": opt("hostname").cloned().unwrap_or(format!("CT{id}")),
+        "status": if info.running { "running" } else { "stopped" },
+        "uptime": pid.map(uptime_of).unwrap_or(0),
+        "cpu": 0, "cpus": opt("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(2),
+        "mem": pid.map(memory_of).unwrap_or(0), "maxmem": mib("memory", 512),
+        "swap": 0, "maxswap": mib("swap", 512),
+        "disk": 0, "maxdisk": 8u64 << 30,
+        "netin": netin, "netout": netout, "diskread": 0, "diskwrite": 0,
+        "template": if opt("template").map(String::as_str) == Some("1") { 1 } else { 0 },
+        "type": "lxc",
+    });
+    if let Some(t) = opt("tags") {
+        v["tags"] = json!(t);
+    }
+    if let Some(l) = opt("lock") {
+        v["lock"] = json!(l);
+    }
+    if let Some(p) = pid {
+        v["pid"] = json!(p);
+    }
+    Some(v)
+}
+
+pub fn ct_summaries(s: &State) -> Vec<Value> {
+    s.store
+        .list()
+        .into_iter()
+        .filter_map(|id| summary(s, id))
+        .collect()
+}
+
+pub fn vmlist(s: &State) -> ApiResult {
+    Ok(Value::Array(ct_summaries(s)))
+}
+
+pub fn current(s: &State, p: &Params) -> ApiResult {
+    let id = existing(s, p, "VM.Audit")?;
+    let mut v = summary(s, id).ok_or_else(|| missing(s, id))?;
+    v["ha"] = json!({"managed": 0});
+    Ok(v)
+}

@@ -1,0 +1,85 @@
+//! Command line of the stand-in.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// A Proxmox VE node stand-in for tests: the PVE API over HTTPS, checked against the real
+/// schema, backed by real LXC containers.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "pve-sim")]
+pub struct Args {
+    /// Address to listen on; port 0 picks a free one (printed on stdout's second line).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Root of the simulated node: etc/pve, run/lock, storage, requests.jsonl live here.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// This node's name (`{node}` in paths).
+    #[arg(long, default_value = "pve-sim")]
+    pub node: String,
+    /// The one accepted API token, `USER@REALM!ID=SECRET`.
+    #[arg(long)]
+    pub token: String,
+    /// PVE API schema (pve-docs apidata as JSON).
+    #[arg(long, default_value_os_t = default_schema())]
+    pub schema: PathBuf,
+    /// LXC path for generated container configs; default DATA_DIR/var/lib/lxc.
+    #[arg(long)]
+    pub lxcpath: Option<PathBuf>,
+    /// Delay before answering 401, like PVE's ~3 s (default 0 to keep tests fast).
+    #[arg(long, default_value_t = 0)]
+    pub auth_fail_delay_ms: u64,
+    /// Privileges the token holds on `/` (comma-separated); default: all that lxcri uses.
+    #[arg(long, value_delimiter = ',', default_values_t = default_privs())]
+    pub privs: Vec<String>,
+    /// Accept from the token what real PVE reserves for root@pam (directory rootfs, bind
+    /// mount points, devN, hookscript, features other than nesting). Off by default: the
+    /// stand-in answers 403 like PVE.
+    #[arg(long)]
+    pub allow_root_only: bool,
+}
+
+impl Args {
+    pub fn lxcpath(&self) -> PathBuf {
+        self.lxcpath
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("var/lib/lxc"))
+    }
+}
+
+/// `shared/pve-api/schema.json` beside the workspace this binary was built from.
+fn default_schema() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/schema.json")
+}
+
+pub fn default_privs() -> Vec<String> {
+    [
+        "Datastore.Allocate",
+        "Datastore.AllocateSpace",
+        "Datastore.AllocateTemplate",
+        "Datastore.Audit",
+        "Pool.Allocate",
+        "Pool.Audit",
+        "SDN.Use",
+        "Sys.Audit",
+        "Sys.Modify",
+        "VM.Allocate",
+        "VM.Audit",
+        "VM.Clone",
+        "VM.Config.CDROM",
+        "VM.Config.CPU",
+        "VM.Config.Cloudinit",
+        "VM.Config.Disk",
+        "VM.Config.HWType",
+        "VM.Config.Memory",
+        "VM.Config.Network",
+        "VM.Config.Options",
+        "VM.Console",
+        "VM.Migrate",
+        "VM.PowerMgmt",
+        "VM.Snapshot",
+    ]
+    .map(String::from)
+    .to_vec()
+}

@@ -1,0 +1,351 @@
+//! CT configs in PVE's file format at `DATA_DIR/etc/pve/lxc/VMID.conf`, guarded by the same
+//! flock PVE takes (`DATA_DIR/run/lock/lxc/pve-config-VMID.lock`), so lxcri's node-local
+//! edits and the API's edits serialise exactly as on a node.
+
+use crate::schema::{validate, Schema};
+use anyhow::{anyhow, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::Value;
+use sha1::{Digest, Sha1};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Raw `lxc.*` keys PVE's parser accepts (facts/pve.md plus the plain LXC keys it lists);
+/// anything else makes PVE fail with "unable to parse config".
+const RAW_EXACT: &[&str] = &[
+    "lxc.apparmor.profile",
+    "lxc.apparmor.allow_nesting",
+    "lxc.apparmor.allow_incomplete",
+    "lxc.apparmor.raw",
+    "lxc.selinux.context",
+    "lxc.init.cmd",
+    "lxc.init.cwd",
+    "lxc.init.uid",
+    "lxc.init.gid",
+    "lxc.init.groups",
+    "lxc.environment",
+    "lxc.environment.runtime",
+    "lxc.mount.entry",
+    "lxc.mount.auto",
+    "lxc.mount.fstab",
+    "lxc.cap.drop",
+    "lxc.cap.keep",
+    "lxc.seccomp.profile",
+    "lxc.idmap",
+    "lxc.console.logfile",
+    "lxc.console.path",
+    "lxc.console.size",
+    "lxc.include",
+    "lxc.arch",
+    "lxc.uts.name",
+    "lxc.tty.max",
+    "lxc.pty.max",
+    "lxc.autodev",
+    "lxc.monitor.unshare",
+    "lxc.log.level",
+    "lxc.log.file",
+];
+const RAW_PREFIXES: &[&str] = &[
+    "lxc.hook.",
+    "lxc.signal.",
+    "lxc.cgroup2.",
+    "lxc.prlimit.",
+    "lxc.net.",
+    "lxc.sysctl.",
+    "lxc.proc.",
+    "lxc.start.",
+];
+const RAW_REJECTED: &[(&str, &str)] = &[
+    (
+        "lxc.rootfs.path",
+        "lxc.rootfs.path is auto generated from rootfs",
+    ),
+    (
+        "lxc.rootfs.options",
+        "lxc.rootfs.options is not supported, please use mount point options in the \"rootfs\" key",
+    ),
+];
+
+/// A parsed CT config: options, description, raw lines, and any snapshot/pending sections
+/// kept verbatim (the stand-in does not implement snapshots).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CtConfig {
+    pub description: Option<String>,
+    pub options: BTreeMap<String, String>,
+    pub lxc: Vec<(String, String)>,
+    pub sections: String,
+}
+
+fn raw_key_check(key: &str) -> Result<Option<String>, String> {
+    if let Some((_, why)) = RAW_REJECTED.iter().find(|(k, _)| *k == key) {
+        return Err(why.to_string());
+    }
+    if RAW_EXACT.contains(&key) || RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return Ok(None);
+    }
+    if key.starts_with("lxc.cgroup.") {
+        return Ok(Some(format!(
+            "{key}: cgroup v1 keys are ignored on a cgroup v2 host"
+        )));
+    }
+    Err(format!("lxc.* config key '{key}' is not supported"))
+}
+
+/// `#` lines hold the description; `%` and control characters are escaped so any text
+/// round-trips through a line-based file.
+fn encode_comment(line: &str) -> String {
+    line.chars()
+        .map(|c| match c {
+            '%' => "%25".to_string(),
+            c if (c as u32) < 0x20 => format!("%{:02X}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+impl CtConfig {
+    /// Parses like `PVE::LXC::Config::parse_pct_config`: bad raw keys are fatal, bad or
+    /// unknown options are dropped with a warning.
+    pub fn parse(
+        vmid: u32,
+        text: &str,
+        schema: &Schema,
+    ) -> Result<(CtConfig, Vec<String>), String> {
+        let props = schema.config_properties();
+        let mut cfg = CtConfig::default();
+        let mut warnings = Vec::new();
+        let mut descr: Vec<String> = Vec::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.starts_with('[') {
+                let rest: Vec<&str> = std::iter::once(line).chain(lines.by_ref()).collect();
+                cfg.sections = rest.join("\n") + "\n";
+                break;
+            }
+            let trimmed = line.trim();
+            if trimmed.is_empty() {
+                continue;
+            }
+            if let Some(c) = line.strip_prefix('#') {
+                descr.push(crate::schema::percent_decode(c));
+                continue;
+            }
+            let (key, value) = match trimmed.split_once(':') {
+                Some((k, v)) if k.starts_with("lxc.") => (k.trim(), v.trim()),
+                _ => match trimmed.split_once(['=', ':']) {
+                    Some((k, v)) => (k.trim(), v.trim()),
+                    None => return Err(format!("vm {vmid} - unable to parse config: {line}")),
+                },
+            };
+            if key.starts_with("lxc.") {
+                match raw_key_check(key) {
+                    Ok(w) => warnings.extend(w),
+                    Err(e) => return Err(format!("vm {vmid} - {e} - unable to parse config")),
+                }
+                cfg.lxc.push((key.to_string(), value.to_string()));
+                continue;
+            }
+            if key == "description" {
+                descr.push(value.to_string());
+                continue;
+            }
+            let Some(prop) = props.and_then(|p| validate::property(p, key)) else {
+                warnings.push(format!("vm {vmid} - unknown option '{key}'"));
+                continue;
+            };
+            match validate::check_value(prop, &Value::String(value.to_string())) {
+                Ok(_) => {
+                    cfg.options.insert(key.to_string(), value.to_string());
+                }
+                Err(e) => warnings.push(format!(
+                    "vm {vmid} - unable to parse value of '{key}' - {e}"
+                )),
+            }
+        }
+        if !descr.is_empty() {
+            cfg.description = Some(descr.join("\n"));
+        }
+        Ok((cfg, warnings))
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if let Some(d) = &self.description {
+            for l in d.split('\n') {
+                out.push('#');
+                out.push_str(&encode_comment(l));
+                out.push('\n');
+            }
+        }
+        for (k, v) in &self.options {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        for (k, v) in &self.lxc {
+            out.push_str(&format!("{k}: {v}\n"));
+        }
+        if !self.sections.is_empty() {
+            out.push('\n');
+            out.push_str(&self.sections);
+        }
+        out
+    }
+}
+
+/// PVE's `digest`: SHA-1 of the file's bytes.
+pub fn digest(text: &str) -> String {
+    Sha1::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The config directories and lock files of the simulated node.
+pub struct Store {
+    root: PathBuf,
+}
+
+pub type ConfigLock = Flock<File>;
+
+impl Store {
+    pub fn new(data_dir: &Path) -> Result<Store> {
+        for d in ["etc/pve/lxc", "etc/pve/qemu-server", "run/lock/lxc"] {
+            fs::create_dir_all(data_dir.join(d)).with_context(|| format!("creating {d}"))?;
+        }
+        Ok(Store {
+            root: data_dir.to_path_buf(),
+        })
+    }
+
+    pub fn conf_path(&self, vmid: u32) -> PathBuf {
+        self.root.join(format!("etc/pve/lxc/{vmid}.conf"))
+    }
+
+    fn lock_path(&self, vmid: u32) -> PathBuf {
+        self.root
+            .join(format!("run/lock/lxc/pve-config-{vmid}.lock"))
+    }
+
+    /// Takes the config lock, waiting up to 10 s like PVE's `lock_config`.
+    pub fn lock(&self, vmid: u32) -> Result<ConfigLock> {
+        let path = self.lock_path(vmid);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("can't open lock file '{}'", path.display()))?;
+        loop {
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => return Ok(l),
+                Err((f, _)) if Instant::now() < deadline => {
+                    file = f;
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(_) => {
+                    return Err(anyhow!(
+                        "can't lock file '{}' - got timeout",
+                        path.display()
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Is `vmid` used by a CT or a VM (a test may drop a fake `qemu-server/N.conf`)?
+    pub fn owner(&self, vmid: u32) -> Option<&'static str> {
+        if self.conf_path(vmid).exists() {
+            Some("CT")
+        } else if self
+            .root
+            .join(format!("etc/pve/qemu-server/{vmid}.conf"))
+            .exists()
+        {
+            Some("VM")
+        } else {
+            None
+        }
+    }
+
+    /// Creates the config only if no file exists: the one atomic step that decides which
+    /// of many concurrent creates of the same VMID wins.
+    pub fn create_exclusive(&self, vmid: u32, cfg: &CtConfig) -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(self.conf_path(vmid))?;
+        f.write_all(cfg.render().as_bytes())
+    }
+
+    pub fn read_raw(&self, vmid: u32) -> Option<String> {
+        fs::read_to_string(self.conf_path(vmid)).ok()
+    }
+
+    /// Writes through a temp file and rename, as pmxcfs makes writes appear atomically.
+    pub fn write(&self, vmid: u32, cfg: &CtConfig) -> Result<()> {
+        let path = self.conf_path(vmid);
+        let tmp = path.with_extension("conf.tmp");
+        fs::write(&tmp, cfg.render()).with_context(|| format!("writing {}", tmp.display()))?;
+        fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
+    }
+
+    pub fn remove(&self, vmid: u32) -> Result<()> {
+        fs::remove_file(self.conf_path(vmid)).context("removing config")
+    }
+
+    pub fn list(&self) -> Vec<u32> {
+        list_ids(&self.root.join("etc/pve/lxc"))
+    }
+
+    pub fn all_ids(&self) -> Vec<u32> {
+        let mut ids = self.list();
+        ids.extend(list_ids(&self.root.join("etc/pve/qemu-server")));
+        ids.sort_unstable();
+        ids
+    }
+}
+
+fn list_ids(dir: &Path) -> Vec<u32> {
+    let mut ids: Vec<u32> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf")?.parse().ok())
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::test_schema;
+
+    #[test]
+    fn round_trip_keeps_description_options_and_raw_lines() {
+        let text = "#container abc\n#pod 100%\narch: amd64\nhostname: web\nmemory: 256\nlxc.include: /run/lxcri/100.conf\nlxc.init.cmd: /.lxcri/init\n";
+        let (cfg, warnings) = CtConfig::parse(100, text, &test_schema()).unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(cfg.description.as_deref(), Some("container abc\npod 100%"));
+        assert_eq!(cfg.lxc.len(), 2);
+        let again = CtConfig::parse(100, &cfg.render(), &test_schema())
+            .unwrap()
+            .0;
+        assert_eq!(again, cfg);
+    }
+
+    #[test]
+    fn raw_keys_follow_pve_rules() {
+        let s = test_schema();
+        assert!(CtConfig::parse(1, "lxc.namespace.share.net: /x\n", &s).is_err());
+        assert!(CtConfig::parse(1, "lxc.rootfs.path: /x\n", &s).is_err());
+        let (_, w) = CtConfig::parse(1, "lxc.cgroup.memory.limit_in_bytes: 1\n", &s).unwrap();
+        assert_eq!(w.len(), 1);
+        let (c, w) = CtConfig::parse(1, "memory: lots\nfoo: 1\n", &s).unwrap();
+        assert!(c.options.is_empty());
+        assert_eq!(w.len(), 2);
+    }
+}

@@ -1,0 +1,251 @@
+//! The stand-in as a black box over HTTPS, without root or LXC: auth, fingerprint pinning,
+//! the request log's verdicts, CT config lifecycle, VMID races and faults.
+
+mod common;
+
+use common::{Sim, TOKEN};
+use serde_json::Value;
+
+fn upid(a: &common::Answer) -> String {
+    assert_eq!(a.status, 200, "{} {:?}", a.reason, a.body);
+    a.body["data"].as_str().expect("UPID").to_string()
+}
+
+#[test]
+fn fingerprint_auth_and_request_log() {
+    let sim = Sim::start(&[]);
+    assert_eq!(sim.fingerprint.len(), 32 * 3 - 1);
+    assert!(sim
+        .fingerprint
+        .chars()
+        .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase() || c == ':'));
+
+    let ok = sim.call("GET", "/version", "");
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.body["data"]["release"], "9.1");
+
+    let wrong = TOKEN.replace("secret", "guess");
+    let a = sim
+        .call_as(Some(&wrong), &sim.fingerprint, "GET", "/version", "")
+        .unwrap();
+    assert_eq!(a.status, 401);
+    let a = sim
+        .call_as(None, &sim.fingerprint, "GET", "/version", "")
+        .unwrap();
+    assert_eq!(a.status, 401);
+
+    // A client pinning another fingerprint must not get through the handshake.
+    let other = sim.fingerprint.replace(
+        &sim.fingerprint[..2],
+        if &sim.fingerprint[..2] == "00" {
+            "11"
+        } else {
+            "00"
+        },
+    );
+    assert!(sim
+        .call_as(Some(TOKEN), &other, "GET", "/version", "")
+        .is_err());
+
+    let bad = sim.call("GET", "/cluster/nextid", "vmid=12&colour=red");
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.reason, "Parameter verification failed.");
+    assert!(bad.body["errors"]["colour"].is_string());
+    assert!(bad.body["errors"]["vmid"]
+        .as_str()
+        .unwrap()
+        .contains("minimum"));
+    assert_eq!(sim.call("GET", "/nodes/simnode/nothing", "").status, 501);
+    assert_eq!(sim.call("PATCH", "/version", "").status, 501);
+
+    let log = sim.requests();
+    assert_eq!(log.len(), 6, "the refused handshake never reaches the API");
+    assert_eq!(log[0]["valid"], true);
+    assert_eq!(log[0]["status"], 200);
+    assert_eq!(log[1]["auth"], "failed");
+    let invalid: Vec<&Value> = log.iter().filter(|l| l["valid"] == false).collect();
+    assert_eq!(invalid.len(), 3);
+    assert!(invalid[0]["reasons"].to_string().contains("colour"));
+    let text = std::fs::read_to_string(sim.dir.path().join("requests.jsonl")).unwrap();
+    assert!(
+        !text.contains("8d7f-secret"),
+        "token secret leaked into the log"
+    );
+}
+
+#[test]
+fn create_config_nextid_and_destroy() {
+    let sim = Sim::start(&[]);
+    let n = &sim.node;
+    assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.zst&hostname=web-1&memory=256&swap=0\
+                &tags=lxcri%3Bdefault&net0=name%3Deth0%2Cbridge%3Dvmbr0%2Cip%3Ddhcp\
+                &description=container%20abc%0Apod%20web&rootfs=local-zfs%3A0";
+    let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
+    assert!(
+        task.starts_with(&format!("UPID:{n}:")) && task.contains(":vzcreate:100:root@pam!lxcri:"),
+        "{task}"
+    );
+    assert_eq!(sim.wait_task(&task), "OK");
+
+    let again = sim.call(
+        "POST",
+        &format!("/nodes/{n}/lxc"),
+        "vmid=100&ostemplate=local%3Avztmpl%2Fx.tar",
+    );
+    assert_eq!(again.status, 500);
+    assert_eq!(again.reason, "CT 100 already exists on node 'simnode'");
+    assert_eq!(sim.call("GET", "/cluster/nextid", "vmid=100").status, 400);
+    assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "101");
+
+    let conf = std::fs::read_to_string(sim.dir.path().join("etc/pve/lxc/100.conf")).unwrap();
+    assert!(conf.starts_with("#container abc\n#pod web\n"), "{conf}");
+    assert!(
+        conf.contains("rootfs: local-zfs:subvol-100-disk-0,size=0G\n"),
+        "{conf}"
+    );
+    assert!(sim
+        .dir
+        .path()
+        .join("storage/local-zfs/subvol-100-disk-0")
+        .is_dir());
+
+    // lxcri's node-local edit: a raw include, written directly to the file.
+    std::fs::write(
+        sim.dir.path().join("etc/pve/lxc/100.conf"),
+        format!("{conf}lxc.include: /run/lxcri/100.conf\n"),
+    )
+    .unwrap();
+    let got = sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "");
+    let data = &got.body["data"];
+    assert_eq!(data["memory"], 256);
+    assert_eq!(data["tags"], "lxcri;default");
+    assert_eq!(data["lxc"][0][0], "lxc.include");
+    let digest = data["digest"].as_str().unwrap().to_string();
+
+    let put = sim.call(
+        "PUT",
+        &format!("/nodes/{n}/lxc/100/config"),
+        &format!("cores=2&delete=swap&digest={digest}"),
+    );
+    assert_eq!(put.status, 200, "{:?}", put.body);
+    assert_eq!(put.body["data"], Value::Null);
+    let stale = sim.call(
+        "PUT",
+        &format!("/nodes/{n}/lxc/100/config"),
+        &format!("cores=1&digest={digest}"),
+    );
+    assert_eq!(stale.status, 500);
+    // Real PVE keeps directory rootfs and bind mounts for root@pam: so does the stand-in.
+    let dir = sim.call(
+        "PUT",
+        &format!("/nodes/{n}/lxc/100/config"),
+        "mp0=%2Fsrv%2Fx%2Cmp%3D%2Fdata",
+    );
+    assert_eq!(dir.status, 403, "{:?}", dir.body);
+    let data = sim
+        .call("GET", &format!("/nodes/{n}/lxc/100/config"), "")
+        .body["data"]
+        .clone();
+    assert_eq!(data["cores"], 2);
+    assert!(data.get("swap").is_none());
+
+    let cur = sim.call("GET", &format!("/nodes/{n}/lxc/100/status/current"), "");
+    assert_eq!(cur.body["data"]["status"], "stopped");
+    let list = sim.call("GET", "/cluster/resources", "type=vm");
+    assert_eq!(list.body["data"][0]["id"], "lxc/100");
+    assert_eq!(
+        sim.call("POST", &format!("/nodes/{n}/lxc/100/status/stop"), "")
+            .status,
+        500
+    );
+
+    let task = upid(&sim.call(
+        "DELETE",
+        &format!("/nodes/{n}/lxc/100"),
+        "purge=1&destroy-unreferenced-disks=1",
+    ));
+    assert_eq!(sim.wait_task(&task), "OK");
+    assert!(!sim.dir.path().join("etc/pve/lxc/100.conf").exists());
+    assert!(!sim
+        .dir
+        .path()
+        .join("storage/local-zfs/subvol-100-disk-0")
+        .exists());
+    assert_eq!(
+        sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "")
+            .status,
+        500
+    );
+    assert!(sim.requests().iter().all(|l| l["valid"] == true));
+}
+
+#[test]
+fn concurrent_creates_of_one_vmid_have_one_winner() {
+    let sim = std::sync::Arc::new(Sim::start(&[]));
+    let handles: Vec<_> = (0..20)
+        .map(|_| {
+            let sim = sim.clone();
+            std::thread::spawn(move || {
+                sim.call(
+                    "POST",
+                    "/nodes/simnode/lxc",
+                    "vmid=150&ostemplate=local%3Avztmpl%2Fx.tar",
+                )
+                .status
+            })
+        })
+        .collect();
+    let codes: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+    assert_eq!(codes.iter().filter(|c| **c == 500).count(), 19, "{codes:?}");
+}
+
+#[test]
+fn faults_answer_fail_tasks_and_drop_connections() {
+    let sim = Sim::start(&[]);
+    let create = "vmid=100&ostemplate=local%3Avztmpl%2Fx.tar";
+    assert_eq!(sim.admin("POST", r#"{"path_regex": "^/nodes/[^/]+/lxc$", "method": "POST", "status": 500, "message": "boom"}"#), 200);
+    let a = sim.call("POST", "/nodes/simnode/lxc", create);
+    assert_eq!((a.status, a.reason.as_str()), (500, "boom"));
+
+    assert_eq!(
+        sim.admin(
+            "POST",
+            r#"{"path_regex": "/lxc$", "task_fail": "unable to create CT 100 - disk full"}"#
+        ),
+        200
+    );
+    let task = upid(&sim.call("POST", "/nodes/simnode/lxc", create));
+    assert_eq!(sim.wait_task(&task), "unable to create CT 100 - disk full");
+    assert!(
+        !sim.dir.path().join("etc/pve/lxc/100.conf").exists(),
+        "a failed create leaves no config"
+    );
+
+    assert_eq!(
+        sim.admin(
+            "POST",
+            r#"{"path_regex": "/version", "drop_connection": true}"#
+        ),
+        200
+    );
+    assert!(sim
+        .call_as(Some(TOKEN), &sim.fingerprint, "GET", "/version", "")
+        .is_err());
+    assert_eq!(
+        sim.call("GET", "/version", "").status,
+        200,
+        "times defaults to 1"
+    );
+
+    assert_eq!(
+        sim.admin("POST", r#"{"path_regex": "x", "nonsense": 1}"#),
+        400
+    );
+    let log = sim.requests();
+    assert!(log
+        .iter()
+        .all(|l| !l["path"].as_str().unwrap().starts_with("/_sim")));
+    assert!(log.iter().any(|l| l["fault"].is_object()));
+}
