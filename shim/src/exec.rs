@@ -65,7 +65,7 @@ pub async fn spawn(
             .stderr(Stdio::from(open_output(&stdio.stderr)?));
         None
     };
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| ShimError::Failed(format!("running {} exec: {e}", init_binary.display())))?;
     let console = match console_pair {
@@ -77,14 +77,23 @@ pub async fn spawn(
                 let _keep = ours;
                 lxcri::runtime::init_channel::recv_pty_from(fd)
             });
-            let master = tokio::time::timeout(std::time::Duration::from_secs(30), recv)
+            let received = tokio::time::timeout(std::time::Duration::from_secs(30), recv)
                 .await
                 .map_err(|_| {
                     ShimError::Failed("exec: no terminal from the exec helper within 30s".into())
-                })?
-                .map_err(|e| ShimError::Failed(format!("exec: {e}")))?
-                .map_err(|e| ShimError::Failed(format!("exec: receiving the terminal: {e}")))?;
-            Some(master)
+                })
+                .and_then(|r| r.map_err(|e| ShimError::Failed(format!("exec: {e}"))))
+                .and_then(|r| {
+                    r.map_err(|e| ShimError::Failed(format!("exec: receiving the terminal: {e}")))
+                });
+            match received {
+                Ok(master) => Some(master),
+                Err(e) => {
+                    // No terminal, no exec: the helper must not run on unseen.
+                    let _ = child.start_kill();
+                    return Err(e);
+                }
+            }
         }
     };
     Ok(SpawnedExec { child, console })

@@ -226,10 +226,16 @@ impl Service {
         let spec_path = c
             .run_dir
             .with_file_name(format!("exec-{}.json", req.exec_id));
-        let spawned = exec::spawn(&init_binary, spec_path, &exec_spec, &stdio).await?;
+        let mut spawned = exec::spawn(&init_binary, spec_path, &exec_spec, &stdio).await?;
         let pid = spawned.child.id().unwrap_or(0);
-        let io = match spawned.console {
-            Some(master) => ProcessIo::console(master, &stdio)?,
+        let io = match spawned.console.take() {
+            Some(master) => match ProcessIo::console(master, &stdio) {
+                Ok(io) => io,
+                Err(e) => {
+                    let _ = spawned.child.start_kill();
+                    return Err(e);
+                }
+            },
             None => ProcessIo::direct(),
         };
         let p = c.process_mut(&req.exec_id)?;
