@@ -14,6 +14,8 @@ use lxcri::config::{Config, ConfigError};
 
 use crate::elf;
 
+mod pve;
+
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Print JSON instead of a table.
@@ -109,7 +111,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
             Config::default(),
         ),
     };
-    vec![
+    let mut findings = vec![
         first,
         kernel(&host.proc),
         cgroup(&host.cgroup),
@@ -122,7 +124,9 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         seccomp(&host.proc),
         apparmor(&host.sys),
         root(&host.proc),
-    ]
+    ];
+    findings.extend(pve::checks(&config.pve));
+    findings
 }
 
 /// pidfd_open, which the shim uses to watch a container's init, is Linux 5.3.

@@ -26,7 +26,9 @@ impl CgroupVersion {
 }
 
 mod container;
+mod host;
 mod stats;
 
 pub use container::{CgroupError, ContainerCgroup};
+pub use host::{HostCgroupError, HostCgroups};
 pub use stats::CgroupStats;

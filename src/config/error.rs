@@ -56,6 +56,22 @@ pub enum ConfigError {
         origin: Origin,
         reason: String,
     },
+    /// Two keys that exclude each other were both set.
+    #[error("{first} (from {first_origin}) and {second} (from {second_origin}) are mutually exclusive: {reason}")]
+    Conflict {
+        first: &'static str,
+        first_origin: Origin,
+        second: &'static str,
+        second_origin: Origin,
+        reason: &'static str,
+    },
+    /// A key another key depends on is not set.
+    #[error("missing {key} (env {env}): required because {because}")]
+    Missing {
+        key: &'static str,
+        env: &'static str,
+        because: String,
+    },
     /// `set` was called with a key that does not exist.
     #[error("unknown config key {key:?}")]
     UnknownKey { key: String },

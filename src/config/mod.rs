@@ -18,6 +18,7 @@
 //! next to the running executable.
 
 mod error;
+mod pve;
 mod values;
 
 #[cfg(test)]
@@ -31,6 +32,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Origin, Result};
+pub use pve::{
+    PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_STORAGE, DEFAULT_VMID_RANGE,
+};
 pub use values::{Backend, LogLevel, LxcLogLevel, RootfsMode};
 
 /// Where the config file is read from when no path is given.
@@ -53,6 +57,8 @@ pub struct Config {
     pub log_level: LogLevel,
     pub lxc: LxcSettings,
     pub rootfs: RootfsSettings,
+    /// The optional `[pve]` section (see [`PveSettings::is_configured`]).
+    pub pve: PveSettings,
     /// The config file that was read; `None` when none was (defaults and env only).
     pub file: Option<PathBuf>,
 }
@@ -96,6 +102,7 @@ impl Default for Config {
             rootfs: RootfsSettings {
                 mode: RootfsMode::Overlay,
             },
+            pve: PveSettings::default(),
             file: None,
         }
     }
@@ -112,6 +119,7 @@ enum Field {
     LxcLogLevel,
     StartTimeoutSecs,
     RootfsMode,
+    Pve(pve::PveField),
 }
 
 /// One configuration key: its dotted name in the file and its environment variable.
@@ -164,6 +172,56 @@ pub const SETTINGS: &[Setting] = &[
         env: "LXCRI_ROOTFS_MODE",
         field: Field::RootfsMode,
     },
+    Setting {
+        key: "pve.url",
+        env: "LXCRI_PVE_URL",
+        field: Field::Pve(pve::PveField::Url),
+    },
+    Setting {
+        key: "pve.node",
+        env: "LXCRI_PVE_NODE",
+        field: Field::Pve(pve::PveField::Node),
+    },
+    Setting {
+        key: "pve.token_id",
+        env: "LXCRI_PVE_TOKEN_ID",
+        field: Field::Pve(pve::PveField::TokenId),
+    },
+    Setting {
+        key: "pve.token_secret_file",
+        env: "LXCRI_PVE_TOKEN_SECRET_FILE",
+        field: Field::Pve(pve::PveField::TokenSecretFile),
+    },
+    Setting {
+        key: "pve.fingerprint",
+        env: "LXCRI_PVE_FINGERPRINT",
+        field: Field::Pve(pve::PveField::Fingerprint),
+    },
+    Setting {
+        key: "pve.ca_file",
+        env: "LXCRI_PVE_CA_FILE",
+        field: Field::Pve(pve::PveField::CaFile),
+    },
+    Setting {
+        key: "pve.vmid_range",
+        env: "LXCRI_PVE_VMID_RANGE",
+        field: Field::Pve(pve::PveField::VmidRange),
+    },
+    Setting {
+        key: "pve.storage",
+        env: "LXCRI_PVE_STORAGE",
+        field: Field::Pve(pve::PveField::Storage),
+    },
+    Setting {
+        key: "pve.bridge",
+        env: "LXCRI_PVE_BRIDGE",
+        field: Field::Pve(pve::PveField::Bridge),
+    },
+    Setting {
+        key: "pve.config_dir",
+        env: "LXCRI_PVE_CONFIG_DIR",
+        field: Field::Pve(pve::PveField::ConfigDir),
+    },
 ];
 
 fn setting(field: Field) -> &'static Setting {
@@ -185,6 +243,8 @@ struct RawFile {
     lxc: RawLxc,
     #[serde(default)]
     rootfs: RawRootfs,
+    #[serde(default)]
+    pve: pve::RawPve,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -218,6 +278,7 @@ impl RawFile {
             (Field::RootfsMode, self.rootfs.mode),
         ]
         .into_iter()
+        .chain(self.pve.values())
         .filter_map(|(field, v)| v.map(|v| (field, v)))
         .collect()
     }
@@ -277,6 +338,7 @@ impl Config {
                 config.apply(s, &value, Origin::Env(s.env))?;
             }
         }
+        config.pve.validate()?;
         Ok(config)
     }
 
@@ -289,7 +351,9 @@ impl Config {
             .ok_or_else(|| ConfigError::UnknownKey {
                 key: key.to_string(),
             })?;
-        self.apply(s, value, Origin::Flag)
+        self.apply(s, value, Origin::Flag)?;
+        // A flag can complete or contradict the [pve] section.
+        self.pve.validate()
     }
 
     fn apply(&mut self, s: &'static Setting, value: &str, origin: Origin) -> Result<()> {
@@ -313,6 +377,10 @@ impl Config {
                 self.lxc.start_timeout_secs = timeout_secs(value).map_err(invalid)?
             }
             Field::RootfsMode => self.rootfs.mode = value.parse().map_err(invalid)?,
+            Field::Pve(field) => self
+                .pve
+                .apply(field, value, origin.clone())
+                .map_err(invalid)?,
         }
         Ok(())
     }

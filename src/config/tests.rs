@@ -101,7 +101,11 @@ fn unknown_keys_are_errors_naming_key_and_line() {
             "line 2",
         ),
         ("[lxc]\nlxc_path = \"/x\"\n", "lxc_path", "line 2"),
-        ("[pve]\nurl = \"https://x\"\n", "pve", "line 1"),
+        (
+            "[pve]\nurl = \"https://x\"\nfingerprints = \"x\"\n",
+            "fingerprints",
+            "line 3",
+        ),
     ] {
         let path = write(tmp.path(), "c.toml", body);
         let err = load(tmp.path(), Some(&path), &[]).unwrap_err();
@@ -329,4 +333,201 @@ fn init_binary_search_order() {
         find_init_binary(Some(&configured), Some(&exe_dir), &dirs).unwrap(),
         configured
     );
+}
+
+const SECRET_FILE: &str = "/etc/lxcri/pve-token";
+const FP: &str = "4B:33:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DC";
+
+fn pve_file(extra: &str) -> String {
+    format!(
+        "[pve]\nurl = \"https://pve1:8006\"\nnode = \"pve1\"\ntoken_id = \"lxcri@pve!shim\"\n\
+         token_secret_file = \"{SECRET_FILE}\"\n{extra}"
+    )
+}
+
+#[test]
+fn pve_section_is_optional_with_documented_defaults() {
+    let tmp = tempfile::tempdir().unwrap();
+    let c = load(tmp.path(), None, &[]).unwrap();
+    assert!(!c.pve.is_configured());
+    assert_eq!(c.pve.vmid_range.to_string(), "10000-19999");
+    assert_eq!(c.pve.storage, DEFAULT_STORAGE);
+    assert_eq!(c.pve.bridge, "vmbr0");
+    assert_eq!(c.pve.config_dir, Path::new("/etc/pve"));
+}
+
+#[test]
+fn pve_parses_every_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "fingerprint = \"{FP}\"\nvmid_range = \"20000-20099\"\nstorage = \"tank\"\n\
+         bridge = \"vmbr1\"\nconfig_dir = \"/srv/pve/\"\n"
+    );
+    let path = write(tmp.path(), "c.toml", &pve_file(&extra));
+    let c = load(tmp.path(), Some(&path), &[]).unwrap();
+    let p = &c.pve;
+    assert!(p.is_configured());
+    assert_eq!(p.url.as_deref(), Some("https://pve1:8006"));
+    assert_eq!(p.node.as_deref(), Some("pve1"));
+    assert_eq!(p.token_id.as_ref().unwrap().as_str(), "lxcri@pve!shim");
+    assert_eq!(p.token_secret_file.as_deref(), Some(Path::new(SECRET_FILE)));
+    assert_eq!(p.fingerprint.unwrap().to_string(), FP);
+    assert_eq!(p.ca_file, None);
+    assert_eq!((p.vmid_range.start(), p.vmid_range.end()), (20000, 20099));
+    assert_eq!((p.storage.as_str(), p.bridge.as_str()), ("tank", "vmbr1"));
+    assert_eq!(p.config_dir, Path::new("/srv/pve"));
+    assert_eq!(p.origin("pve.url"), Some(&Origin::File(path)));
+    // The section does not enable the backend: that is still refused.
+    let path = write(
+        tmp.path(),
+        "b.toml",
+        &format!("backend = \"pve\"\n{}", pve_file("")),
+    );
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(msg.contains("not available in this build"), "{msg}");
+}
+
+#[test]
+fn pve_env_overrides_and_completes_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.toml", &pve_file("bridge = \"vmbr1\"\n"));
+    let env = [
+        ("LXCRI_PVE_URL", "https://10.0.0.2:8006/"),
+        ("LXCRI_PVE_CA_FILE", "/etc/pve/pve-root-ca.pem"),
+        ("LXCRI_PVE_VMID_RANGE", "300-399"),
+    ];
+    let c = load(tmp.path(), Some(&path), &env).unwrap();
+    assert_eq!(c.pve.url.as_deref(), Some("https://10.0.0.2:8006"));
+    assert_eq!(c.pve.origin("pve.url"), Some(&Origin::Env("LXCRI_PVE_URL")));
+    assert_eq!(
+        c.pve.ca_file.as_deref(),
+        Some(Path::new("/etc/pve/pve-root-ca.pem"))
+    );
+    assert_eq!(c.pve.vmid_range.start(), 300);
+    assert_eq!(c.pve.bridge, "vmbr1", "file value kept");
+
+    // The environment alone can configure the section.
+    let env = [
+        ("LXCRI_PVE_URL", "https://pve1:8006"),
+        ("LXCRI_PVE_NODE", "pve1"),
+        ("LXCRI_PVE_TOKEN_ID", "root@pam!lxcri"),
+        ("LXCRI_PVE_TOKEN_SECRET_FILE", SECRET_FILE),
+        ("LXCRI_PVE_STORAGE", "local"),
+    ];
+    let c = load(tmp.path(), None, &env).unwrap();
+    assert!(c.pve.is_configured());
+    assert_eq!(c.pve.storage, "local");
+}
+
+#[test]
+fn pve_fingerprint_and_ca_file_are_mutually_exclusive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        &pve_file(&format!("fingerprint = \"{FP}\"\n")),
+    );
+    let err = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_PVE_CA_FILE", "/etc/pve/pve-root-ca.pem")],
+    )
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Conflict { .. }), "{err:?}");
+    let msg = err.to_string();
+    for needle in [
+        "pve.fingerprint",
+        "pve.ca_file",
+        "LXCRI_PVE_CA_FILE",
+        "c.toml",
+        "mutually exclusive",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in {msg}");
+    }
+}
+
+#[test]
+fn pve_required_keys_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(tmp.path(), "c.toml", "[pve]\nurl = \"https://pve1:8006\"\n");
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("pve.node") && msg.contains("LXCRI_PVE_NODE"),
+        "{msg}"
+    );
+    // An empty table is not "configured".
+    let path = write(tmp.path(), "c.toml", "[pve]\n");
+    assert!(!load(tmp.path(), Some(&path), &[])
+        .unwrap()
+        .pve
+        .is_configured());
+}
+
+#[test]
+fn pve_bad_values_name_key_env_and_origin() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (key, var, value, why) in [
+        ("url", "LXCRI_PVE_URL", "http://pve1:8006", "https"),
+        ("url", "LXCRI_PVE_URL", "pve1:8006", "https"),
+        (
+            "url",
+            "LXCRI_PVE_URL",
+            "https://u:p@pve1:8006",
+            "credentials",
+        ),
+        (
+            "token_id",
+            "LXCRI_PVE_TOKEN_ID",
+            "lxcri@pve",
+            "USER@REALM!TOKENNAME",
+        ),
+        (
+            "token_id",
+            "LXCRI_PVE_TOKEN_ID",
+            "lxcri!shim",
+            "USER@REALM!TOKENNAME",
+        ),
+        (
+            "token_secret_file",
+            "LXCRI_PVE_TOKEN_SECRET_FILE",
+            "pve-token",
+            "absolute",
+        ),
+        ("ca_file", "LXCRI_PVE_CA_FILE", "ca.pem", "absolute"),
+        ("config_dir", "LXCRI_PVE_CONFIG_DIR", "etc/pve", "absolute"),
+        ("fingerprint", "LXCRI_PVE_FINGERPRINT", "AA:BB", "SHA-256"),
+        ("vmid_range", "LXCRI_PVE_VMID_RANGE", "50-60", "100"),
+        ("node", "LXCRI_PVE_NODE", "pve1/../x", "node name"),
+        ("bridge", "LXCRI_PVE_BRIDGE", "vmbr0,tag=5", "bridge name"),
+    ] {
+        let err = load(tmp.path(), None, &[(var, value)]).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("pve.{key}")), "{msg}");
+        assert!(
+            msg.contains(var) && msg.contains(why),
+            "{var}={value:?}: {msg}"
+        );
+        let path = write(tmp.path(), "c.toml", &format!("[pve]\n{key} = {value:?}\n"));
+        let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+        assert!(msg.contains("c.toml") && msg.contains(var), "{msg}");
+    }
+}
+
+#[test]
+fn every_key_and_variable_is_documented() {
+    let docs = include_str!("../../docs/configuration.md");
+    let shipped = include_str!("../../config/lxcri.toml");
+    for s in SETTINGS {
+        assert!(
+            docs.contains(&format!("`{}`", s.key)),
+            "{} not in docs",
+            s.key
+        );
+        assert!(docs.contains(s.env), "{} not in docs", s.env);
+        assert!(
+            shipped.contains(s.env),
+            "{} not in config/lxcri.toml",
+            s.env
+        );
+    }
 }

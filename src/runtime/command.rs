@@ -1,25 +1,91 @@
 //! External commands behind a narrow interface, so backend logic is
 //! testable with a recording fake.
+//!
+//! The real runner never waits forever: a command gets a deadline and is
+//! killed past it, and its output is collected only until the command
+//! itself has exited (plus a short grace), because `lxc-start -d` leaves a
+//! daemonized monitor behind that may still hold the output pipes.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a command may run before it is killed.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long output is still read after the command exited.
+const OUTPUT_GRACE: Duration = Duration::from_millis(300);
 
 /// Runs a program to completion and returns its output.
 pub trait CommandRunner: Send + Sync {
     fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output>;
 }
 
-/// The real thing: `std::process::Command` with stdin from /dev/null.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SystemCommands;
+/// The real thing, with [`COMMAND_TIMEOUT`] and stdin from /dev/null.
+#[derive(Debug, Clone, Copy)]
+pub struct SystemCommands {
+    pub timeout: Duration,
+}
+
+impl Default for SystemCommands {
+    fn default() -> Self {
+        Self {
+            timeout: COMMAND_TIMEOUT,
+        }
+    }
+}
 
 impl CommandRunner for SystemCommands {
     fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output> {
-        Command::new(program)
+        let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let stdout = collect(child.stdout.take());
+        let stderr = collect(child.stderr.take());
+        let deadline = Instant::now() + self.timeout;
+        let mut pause = Duration::from_millis(1);
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "`{}` did not finish within {:?}",
+                        display(program, args),
+                        self.timeout
+                    ),
+                ));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        };
+        Ok(Output {
+            status,
+            stdout: stdout.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
+            stderr: stderr.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),
+        })
     }
+}
+
+/// Reads a pipe to its end on a thread; the receiver gets the bytes.
+fn collect<R: Read + Send + 'static>(pipe: Option<R>) -> mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = pipe.read_to_end(&mut buf);
+            let _ = tx.send(buf);
+        });
+    }
+    rx
 }
 
 /// Renders a command line for error messages.
@@ -30,4 +96,50 @@ pub fn display(program: &str, args: &[OsString]) -> String {
         s.push_str(&a.to_string_lossy());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn output_and_status_are_returned() {
+        let out = SystemCommands::default()
+            .run("sh", &args(&["-c", "echo out; echo err >&2; exit 3"]))
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[test]
+    fn a_command_past_its_deadline_is_killed() {
+        let runner = SystemCommands {
+            timeout: Duration::from_millis(200),
+        };
+        let start = Instant::now();
+        let err = runner.run("sleep", &args(&["30"])).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(err.to_string().contains("sleep 30"), "{err}");
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_daemon_holding_the_pipes_does_not_block() {
+        // The shell exits at once; its background child keeps stdout open.
+        let start = Instant::now();
+        let out = SystemCommands::default()
+            .run("sh", &args(&["-c", "echo started; sleep 5 & exit 0"]))
+            .unwrap();
+        assert!(out.status.success());
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }

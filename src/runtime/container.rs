@@ -15,7 +15,7 @@ use super::backend::Backend;
 use super::init_channel::{InitConnection, InitListener};
 use super::lxc::LxcBackend;
 use super::pidfd;
-use crate::cgroup::{CgroupVersion, ContainerCgroup};
+use crate::cgroup::{CgroupVersion, ContainerCgroup, HostCgroups};
 use crate::config::Config;
 use crate::config::RootfsMode;
 use crate::plan::{plan_container, PlanContext};
@@ -43,6 +43,8 @@ pub enum ContainerError {
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
     Cgroup(#[from] crate::cgroup::CgroupError),
+    #[error(transparent)]
+    HostCgroup(#[from] crate::cgroup::HostCgroupError),
     #[error("preparing runtime directory {path}: {source}")]
     RunDir {
         path: PathBuf,
@@ -140,7 +142,8 @@ impl LxcRuntime {
             rollback.rootfs = Some(rootfs_path.clone());
         }
 
-        let plan = plan_container(
+        let host_cgroups = HostCgroups::detect();
+        let mut plan = plan_container(
             &spec,
             &PlanContext {
                 lxc_name: name.to_string(),
@@ -149,6 +152,7 @@ impl LxcRuntime {
                 cgroup: CgroupVersion::detect(Path::new("/sys/fs/cgroup")),
             },
         )?;
+        host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
         let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
         write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
         let rendered = plan.lxc.render()?;

@@ -59,7 +59,7 @@ pub struct LxcBackend<R: CommandRunner = SystemCommands> {
 
 impl LxcBackend<SystemCommands> {
     pub fn new(lxcpath: impl Into<PathBuf>, log_level: impl Into<String>) -> Self {
-        Self::with_runner(lxcpath, log_level, SystemCommands)
+        Self::with_runner(lxcpath, log_level, SystemCommands::default())
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use super::error::{PveError, Result};
 use super::transport::ApiPath;
-use super::types::{ClusterVm, CtStatus, NodeCt, StorageInfo, Version};
+use super::types::{ClusterVm, CtStatus, NetworkIface, NodeCt, Permissions, StorageInfo, Version};
 use super::upid::Upid;
 use super::PveClient;
 
@@ -207,5 +207,18 @@ impl PveClient {
             .into_iter()
             .filter(|s| s.node.as_deref() == Some(node))
             .collect())
+    }
+
+    /// `GET /access/permissions[?path=]`: the calling token's effective
+    /// privileges, for one ACL path (`/vms`, `/storage/local-zfs`) or, with
+    /// `None`, for every path it has any on.
+    pub fn permissions(&self, path: Option<&str>) -> Result<Permissions> {
+        let params: Params = path.map(|p| param("path", p)).into_iter().collect();
+        self.get(&ApiPath::new("/access/permissions", &[]), &params)
+    }
+
+    /// `GET /nodes/{node}/network`: the node's interfaces (bridges included).
+    pub fn network_list(&self, node: &str) -> Result<Vec<NetworkIface>> {
+        self.get(&ApiPath::new("/nodes/{node}/network", &[node]), &[])
     }
 }

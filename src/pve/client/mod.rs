@@ -45,7 +45,7 @@ pub use error::{PveError, Result};
 pub use stats::{ClientStats, EndpointStats, ErrorClass};
 pub use tasks::{TaskExit, TaskLogLine, TaskStatus};
 pub use transport::tls::{Fingerprint, TlsError, TlsTrust};
-pub use types::{ClusterVm, CtStatus, NodeCt, StorageInfo, Version};
+pub use types::{ClusterVm, CtStatus, NetworkIface, NodeCt, Permissions, StorageInfo, Version};
 pub use upid::{Upid, UpidError};
 
 use transport::Transport;

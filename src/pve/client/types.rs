@@ -1,6 +1,8 @@
 //! Typed answers of the endpoints lxcri uses. Only the fields lxcri reads
 //! are typed; every numeric field is decoded leniently (see `lenient`).
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::lenient;
@@ -188,6 +190,47 @@ impl StorageInfo {
         self.content
             .as_deref()
             .is_some_and(|c| c.split(',').any(|x| x.trim() == "rootdir"))
+    }
+}
+
+/// `GET /access/permissions`: ACL path -> privilege -> propagate flag.
+/// Holding a privilege is the key's presence; the value only says whether
+/// it propagates to sub-paths.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Permissions(pub BTreeMap<String, BTreeMap<String, serde_json::Value>>);
+
+impl Permissions {
+    /// Whether the token holds `privilege` on `path`.
+    pub fn has(&self, path: &str, privilege: &str) -> bool {
+        self.0.get(path).is_some_and(|p| p.contains_key(privilege))
+    }
+
+    /// Those of `wanted` the token lacks on `path`, in `wanted`'s order.
+    pub fn missing<'a>(&self, path: &str, wanted: &[&'a str]) -> Vec<&'a str> {
+        wanted
+            .iter()
+            .copied()
+            .filter(|p| !self.has(path, p))
+            .collect()
+    }
+}
+
+/// One row of `GET /nodes/{node}/network`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NetworkIface {
+    pub iface: String,
+    /// `bridge`, `OVSBridge`, `bond`, `eth`, `vlan`, ...
+    #[serde(rename = "type", default, deserialize_with = "lenient::opt_string")]
+    pub kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_bool")]
+    pub active: Option<bool>,
+}
+
+impl NetworkIface {
+    /// A Linux or Open vSwitch bridge, which a CT NIC can be attached to.
+    pub fn is_bridge(&self) -> bool {
+        matches!(self.kind.as_deref(), Some("bridge" | "OVSBridge"))
     }
 }
 

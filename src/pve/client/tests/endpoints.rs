@@ -60,6 +60,17 @@ fn fake_pve(req: &Request) -> Reply {
             ])),
             _ => Reply::json(400, "Parameter verification failed.", json!({"data": null})),
         },
+        ("GET", "/access/permissions") => match query.first() {
+            Some((k, v)) if k == "path" => {
+                Reply::data(json!({ v.clone(): {"VM.Audit": 1, "VM.Allocate": 0} }))
+            }
+            _ => Reply::data(json!({"/": {"Sys.Audit": 1}, "/vms": {"VM.Audit": 1}})),
+        },
+        ("GET", "/nodes/pve1/network") => Reply::data(json!([
+            {"iface": "vmbr0", "type": "bridge", "active": 1},
+            {"iface": "eno1", "type": "eth", "active": "1"},
+            {"iface": "vmbr1", "type": "OVSBridge"}
+        ])),
         ("GET", "/nodes/pve1/lxc") => Reply::data(json!([
             {"vmid": "105", "status": "running", "name": "web-0", "tags": "lxcri", "maxmem": "536870912"},
             {"vmid": 106, "status": "stopped", "lock": "create"}
@@ -219,6 +230,42 @@ fn listings() {
         .collect();
     assert_eq!(names, ["local-zfs", "local"]);
     assert!(storages[0].allows_rootdir() && !storages[1].allows_rootdir());
+}
+
+#[test]
+fn permissions_of_one_path_or_all() {
+    let (server, client) = pinned(fake_pve);
+    let perms = client.permissions(Some("/vms")).unwrap();
+    // A privilege held without propagation (0) is still held.
+    assert!(perms.has("/vms", "VM.Audit") && perms.has("/vms", "VM.Allocate"));
+    assert_eq!(
+        perms.missing("/vms", &["VM.Allocate", "VM.PowerMgmt", "VM.Audit"]),
+        ["VM.PowerMgmt"]
+    );
+    let all = client.permissions(None).unwrap();
+    assert!(all.has("/", "Sys.Audit") && !all.has("/", "VM.Audit"));
+    assert!(!all.has("/storage", "Datastore.AllocateSpace"));
+    let targets: Vec<_> = server.requests().into_iter().map(|r| r.target).collect();
+    assert_eq!(
+        targets,
+        [
+            "/api2/json/access/permissions?path=%2Fvms",
+            "/api2/json/access/permissions"
+        ]
+    );
+}
+
+#[test]
+fn network_list_marks_bridges() {
+    let (_server, client) = pinned(fake_pve);
+    let ifaces = client.network_list("pve1").unwrap();
+    let bridges: Vec<_> = ifaces
+        .iter()
+        .filter(|i| i.is_bridge())
+        .map(|i| i.iface.as_str())
+        .collect();
+    assert_eq!(bridges, ["vmbr0", "vmbr1"]);
+    assert_eq!(ifaces[1].active, Some(true));
 }
 
 #[test]

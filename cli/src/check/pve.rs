@@ -1,0 +1,361 @@
+//! `lxcri check` for the `[pve]` section: is the PVE API reachable, is its
+//! certificate the one configured, is the token accepted and does it hold
+//! the privileges lxcri needs, do the configured storage and bridge exist on
+//! this node, and does this look like a PVE node at all.
+//!
+//! The API checks go through the [`Api`] trait so tests can feed them any
+//! answer, errors included, without a server. Nothing here prints the token
+//! secret: it is only read into the client.
+
+use std::error::Error;
+use std::path::Path;
+use std::time::Duration;
+
+use lxcri::config::PveSettings;
+use lxcri::pve::client::{
+    ApiToken, ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust,
+    Version,
+};
+
+use super::{finding, Finding, Status};
+
+/// Privileges on `/vms`: create, configure, start/stop and inspect CTs.
+pub const VM_PRIVS: &[&str] = &[
+    "VM.Allocate",
+    "VM.Config.Options",
+    "VM.Config.CPU",
+    "VM.Config.Memory",
+    "VM.Config.Network",
+    "VM.Config.Disk",
+    "VM.PowerMgmt",
+    "VM.Audit",
+];
+/// On `/storage/{storage}`: allocate CT volumes.
+pub const STORAGE_PRIVS: &[&str] = &["Datastore.AllocateSpace"];
+/// On `/nodes/{node}`: node listings (network, storage status).
+pub const NODE_PRIVS: &[&str] = &["Sys.Audit"];
+
+/// The PVE calls the checks make.
+pub trait Api {
+    fn version(&self) -> Result<Version, PveError>;
+    fn permissions(&self, path: &str) -> Result<Permissions, PveError>;
+    fn storage_list(&self, node: &str) -> Result<Vec<StorageInfo>, PveError>;
+    fn network_list(&self, node: &str) -> Result<Vec<NetworkIface>, PveError>;
+}
+
+impl Api for PveClient {
+    fn version(&self) -> Result<Version, PveError> {
+        PveClient::version(self)
+    }
+    fn permissions(&self, path: &str) -> Result<Permissions, PveError> {
+        PveClient::permissions(self, Some(path))
+    }
+    fn storage_list(&self, node: &str) -> Result<Vec<StorageInfo>, PveError> {
+        PveClient::storage_list(self, node)
+    }
+    fn network_list(&self, node: &str) -> Result<Vec<NetworkIface>, PveError> {
+        PveClient::network_list(self, node)
+    }
+}
+
+/// Every PVE check, or none when no `[pve]` section is configured (config
+/// validation guarantees url, node, token id and secret file when it is).
+pub fn checks(settings: &PveSettings) -> Vec<Finding> {
+    if !settings.is_configured() {
+        return Vec::new();
+    }
+    let mut out = match connect(settings) {
+        Ok(client) => api_checks(&client, settings),
+        Err(f) => vec![f],
+    };
+    out.push(config_dir(&settings.config_dir));
+    out
+}
+
+/// Short timeouts and no retries: a preflight should answer quickly and
+/// report the first failure as it is.
+fn options() -> ClientOptions {
+    ClientOptions {
+        connect_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
+        max_retries: 0,
+        ..ClientOptions::default()
+    }
+}
+
+fn trust(settings: &PveSettings) -> TlsTrust {
+    match (&settings.fingerprint, &settings.ca_file) {
+        (Some(fp), _) => TlsTrust::Fingerprint(*fp),
+        (None, Some(ca)) => TlsTrust::CaFile(ca.clone()),
+        (None, None) => TlsTrust::WebPkiRoots,
+    }
+}
+
+/// How the certificate was verified, for the OK line.
+pub fn trust_detail(trust: &TlsTrust) -> String {
+    match trust {
+        TlsTrust::Fingerprint(fp) => format!("certificate matches pve.fingerprint {fp}"),
+        TlsTrust::CaFile(ca) => format!("certificate verified against {}", ca.display()),
+        TlsTrust::WebPkiRoots => "certificate verified against the public web PKI roots".into(),
+    }
+}
+
+/// The error and its sources, each once (some messages embed their source).
+fn chain(e: &dyn Error) -> String {
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !msg.contains(&text) {
+            msg = format!("{msg}: {text}");
+        }
+        cause = c.source();
+    }
+    msg
+}
+
+fn connect(settings: &PveSettings) -> Result<PveClient, Finding> {
+    let (Some(url), Some(token_id), Some(secret_file)) = (
+        settings.url.as_deref(),
+        settings.token_id.as_ref(),
+        settings.token_secret_file.as_deref(),
+    ) else {
+        return Err(finding(
+            "pve-api",
+            Status::Fail,
+            "[pve] needs url, token_id and token_secret_file",
+        ));
+    };
+    let token = ApiToken::from_file(token_id.as_str(), secret_file)
+        .map_err(|e| finding("pve-token", Status::Fail, chain(&e)))?;
+    PveClient::new(url, token, trust(settings), options()).map_err(|e| {
+        let name = match e {
+            PveError::TlsConfig(_) => "pve-tls",
+            _ => "pve-api",
+        };
+        finding(name, Status::Fail, chain(&e))
+    })
+}
+
+/// The checks that talk to the API. When `GET /version` fails, the rest
+/// would fail the same way, so only that failure is reported.
+pub fn api_checks(api: &dyn Api, settings: &PveSettings) -> Vec<Finding> {
+    let url = settings.url.as_deref().unwrap_or("");
+    let token_id = settings.token_id.as_ref().map(|t| t.as_str()).unwrap_or("");
+    let node = settings.node.as_deref().unwrap_or("");
+    let version = match api.version() {
+        Ok(v) => v,
+        Err(e) => return vec![version_failure(&e, url, token_id)],
+    };
+    let release = version
+        .release
+        .as_deref()
+        .map(|r| format!(" (release {r})"))
+        .unwrap_or_default();
+    vec![
+        finding(
+            "pve-api",
+            Status::Ok,
+            format!("{url} reachable: PVE {}{release}", version.version),
+        ),
+        finding("pve-tls", Status::Ok, trust_detail(&trust(settings))),
+        finding("pve-token", Status::Ok, format!("{token_id} accepted")),
+        privileges(api, node, &settings.storage),
+        storage(&settings.storage, node, api.storage_list(node)),
+        bridge(&settings.bridge, node, api.network_list(node)),
+    ]
+}
+
+/// Sorts a failed `GET /version` into the finding that names its cause.
+pub fn version_failure(e: &PveError, url: &str, token_id: &str) -> Finding {
+    match e {
+        PveError::FingerprintMismatch {
+            expected, actual, ..
+        } => finding(
+            "pve-tls",
+            Status::Fail,
+            format!(
+                "certificate fingerprint mismatch: pve.fingerprint is {expected}, \
+                 {url} presents {actual}"
+            ),
+        ),
+        PveError::TlsHandshake { .. } => finding("pve-tls", Status::Fail, chain(e)),
+        PveError::Unauthorized { message, .. } => finding(
+            "pve-token",
+            Status::Fail,
+            format!("token rejected ({token_id}): {message}; check token_id and the secret file"),
+        ),
+        _ => finding(
+            "pve-api",
+            Status::Fail,
+            format!("{url} not usable: {}", chain(e)),
+        ),
+    }
+}
+
+/// ACL paths and the privileges lxcri needs on each.
+pub fn wanted_privileges(node: &str, storage: &str) -> Vec<(String, &'static [&'static str])> {
+    vec![
+        ("/vms".to_string(), VM_PRIVS),
+        (format!("/storage/{storage}"), STORAGE_PRIVS),
+        (format!("/nodes/{node}"), NODE_PRIVS),
+    ]
+}
+
+pub fn privileges(api: &dyn Api, node: &str, storage: &str) -> Finding {
+    let wanted = wanted_privileges(node, storage);
+    let mut missing = Vec::new();
+    for (path, privs) in &wanted {
+        match api.permissions(path) {
+            Ok(perms) => missing.extend(
+                perms
+                    .missing(path, privs)
+                    .into_iter()
+                    .map(|p| format!("{p} on {path}")),
+            ),
+            Err(e) => {
+                return finding(
+                    "pve-privileges",
+                    Status::Fail,
+                    format!("cannot read the token's permissions: {}", chain(&e)),
+                )
+            }
+        }
+    }
+    let total: usize = wanted.iter().map(|(_, p)| p.len()).sum();
+    if missing.is_empty() {
+        finding(
+            "pve-privileges",
+            Status::Ok,
+            format!("token holds all {total} privileges lxcri needs"),
+        )
+    } else {
+        finding(
+            "pve-privileges",
+            Status::Fail,
+            format!("token lacks: {}", missing.join(", ")),
+        )
+    }
+}
+
+pub fn storage(name: &str, node: &str, list: Result<Vec<StorageInfo>, PveError>) -> Finding {
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => {
+            return finding(
+                "pve-storage",
+                Status::Fail,
+                format!("listing storages: {}", chain(&e)),
+            )
+        }
+    };
+    let Some(found) = list.iter().find(|s| s.storage.as_deref() == Some(name)) else {
+        let have: Vec<&str> = list.iter().filter_map(|s| s.storage.as_deref()).collect();
+        return finding(
+            "pve-storage",
+            Status::Fail,
+            format!(
+                "storage {name} not found on node {node} (has: {})",
+                or_none(&have)
+            ),
+        );
+    };
+    let kind = found.plugintype.as_deref().unwrap_or("unknown type");
+    if !found.allows_rootdir() {
+        return finding(
+            "pve-storage",
+            Status::Fail,
+            format!(
+                "storage {name} ({kind}) does not allow content rootdir: CT volumes cannot go there"
+            ),
+        );
+    }
+    match found.status.as_deref() {
+        Some("available") | None => finding(
+            "pve-storage",
+            Status::Ok,
+            format!("storage {name} ({kind}) on node {node}"),
+        ),
+        Some(status) => finding(
+            "pve-storage",
+            Status::Warn,
+            format!("storage {name} ({kind}) on node {node} is {status}"),
+        ),
+    }
+}
+
+pub fn bridge(name: &str, node: &str, list: Result<Vec<NetworkIface>, PveError>) -> Finding {
+    let list = match list {
+        Ok(l) => l,
+        Err(e) => {
+            return finding(
+                "pve-bridge",
+                Status::Fail,
+                format!("listing network interfaces: {}", chain(&e)),
+            )
+        }
+    };
+    match list.iter().find(|i| i.iface == name) {
+        Some(i) if i.is_bridge() => finding(
+            "pve-bridge",
+            Status::Ok,
+            format!("bridge {name} on node {node}"),
+        ),
+        Some(i) => finding(
+            "pve-bridge",
+            Status::Fail,
+            format!(
+                "{name} on node {node} is a {}, not a bridge",
+                i.kind.as_deref().unwrap_or("interface of unknown type")
+            ),
+        ),
+        None => {
+            let bridges: Vec<&str> = list
+                .iter()
+                .filter(|i| i.is_bridge())
+                .map(|i| i.iface.as_str())
+                .collect();
+            finding(
+                "pve-bridge",
+                Status::Fail,
+                format!(
+                    "bridge {name} not found on node {node} (bridges: {})",
+                    or_none(&bridges)
+                ),
+            )
+        }
+    }
+}
+
+fn or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// lxcri writes what the API reserves for root@pam into
+/// `<config_dir>/lxc/VMID.conf`, so that directory must exist on the node.
+pub fn config_dir(dir: &Path) -> Finding {
+    let lxc = dir.join("lxc");
+    if lxc.is_dir() {
+        finding(
+            "pve-config-dir",
+            Status::Ok,
+            format!("{} exists", lxc.display()),
+        )
+    } else {
+        finding(
+            "pve-config-dir",
+            Status::Warn,
+            format!(
+                "{} does not exist: not a PVE node? (lxcri edits CT configs there)",
+                lxc.display()
+            ),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests;

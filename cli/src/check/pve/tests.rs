@@ -1,0 +1,214 @@
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use lxcri::pve::client::TokenId;
+use reqwest::Method;
+use serde_json::json;
+
+use super::*;
+
+/// Canned answers; records the permission paths asked for.
+struct Fake {
+    version: fn() -> Result<Version, PveError>,
+    privs: Vec<&'static str>,
+    storages: serde_json::Value,
+    ifaces: serde_json::Value,
+    asked: RefCell<Vec<String>>,
+}
+
+impl Default for Fake {
+    fn default() -> Self {
+        Fake {
+            version: || {
+                Ok(serde_json::from_value(json!({"version": "9.1.3", "release": "9.1"})).unwrap())
+            },
+            privs: VM_PRIVS
+                .iter()
+                .chain(STORAGE_PRIVS)
+                .chain(NODE_PRIVS)
+                .copied()
+                .collect(),
+            storages: json!([{"id": "storage/pve1/local-zfs", "storage": "local-zfs", "node": "pve1",
+                              "plugintype": "zfspool", "content": "images,rootdir", "status": "available"},
+                             {"id": "storage/pve1/local", "storage": "local", "node": "pve1",
+                              "content": "iso,vztmpl"}]),
+            ifaces: json!([{"iface": "vmbr0", "type": "bridge"}, {"iface": "eno1", "type": "eth"}]),
+            asked: RefCell::default(),
+        }
+    }
+}
+
+impl Api for Fake {
+    fn version(&self) -> Result<Version, PveError> {
+        (self.version)()
+    }
+    fn permissions(&self, path: &str) -> Result<Permissions, PveError> {
+        self.asked.borrow_mut().push(path.to_string());
+        let privs: BTreeMap<String, serde_json::Value> = self
+            .privs
+            .iter()
+            .map(|p| (p.to_string(), json!(1)))
+            .collect();
+        Ok(Permissions(BTreeMap::from([(path.to_string(), privs)])))
+    }
+    fn storage_list(&self, _: &str) -> Result<Vec<StorageInfo>, PveError> {
+        Ok(serde_json::from_value(self.storages.clone()).unwrap())
+    }
+    fn network_list(&self, _: &str) -> Result<Vec<NetworkIface>, PveError> {
+        Ok(serde_json::from_value(self.ifaces.clone()).unwrap())
+    }
+}
+
+fn settings() -> PveSettings {
+    let mut s = PveSettings::default();
+    s.url = Some("https://pve1:8006".into());
+    s.node = Some("pve1".into());
+    s.token_id = Some(TokenId::parse("lxcri@pve!check").unwrap());
+    s
+}
+
+fn by_name<'a>(findings: &'a [Finding], name: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {findings:?}"))
+}
+
+#[test]
+fn all_good() {
+    let fake = Fake::default();
+    let findings = api_checks(&fake, &settings());
+    assert!(
+        findings.iter().all(|f| f.status == Status::Ok),
+        "{findings:?}"
+    );
+    assert!(by_name(&findings, "pve-api").detail.contains("PVE 9.1.3"));
+    assert_eq!(
+        *fake.asked.borrow(),
+        ["/vms", "/storage/local-zfs", "/nodes/pve1"]
+    );
+}
+
+#[test]
+fn missing_privileges_are_listed() {
+    let fake = Fake {
+        privs: vec!["VM.Audit", "VM.PowerMgmt", "Sys.Audit"],
+        ..Fake::default()
+    };
+    let f = privileges(&fake, "pve1", "local-zfs");
+    assert_eq!(f.status, Status::Fail);
+    for p in [
+        "VM.Allocate on /vms",
+        "VM.Config.Disk on /vms",
+        "Datastore.AllocateSpace on /storage/local-zfs",
+    ] {
+        assert!(f.detail.contains(p), "{p} not in {}", f.detail);
+    }
+    assert!(
+        !f.detail.contains("VM.Audit") && !f.detail.contains("Sys.Audit"),
+        "{}",
+        f.detail
+    );
+}
+
+#[test]
+fn version_failures_name_their_cause() {
+    let fake = Fake {
+        version: || {
+            Err(PveError::Unauthorized {
+                method: Method::GET,
+                path: "/version".into(),
+                message: "invalid token value!".into(),
+            })
+        },
+        ..Fake::default()
+    };
+    let findings = api_checks(&fake, &settings());
+    assert_eq!(findings.len(), 1, "nothing else is checked: {findings:?}");
+    assert_eq!(
+        (findings[0].name, findings[0].status),
+        ("pve-token", Status::Fail)
+    );
+    assert!(findings[0]
+        .detail
+        .contains("token rejected (lxcri@pve!check)"));
+
+    let e = PveError::FingerprintMismatch {
+        method: Method::GET,
+        path: "/version".into(),
+        expected: "AA:BB".into(),
+        actual: "CC:DD".into(),
+    };
+    let f = version_failure(&e, "https://pve1:8006", "x@pve!y");
+    assert_eq!((f.name, f.status), ("pve-tls", Status::Fail));
+    assert!(
+        f.detail.contains("AA:BB") && f.detail.contains("CC:DD"),
+        "{}",
+        f.detail
+    );
+
+    let e = PveError::Server {
+        method: Method::GET,
+        path: "/version".into(),
+        message: "boom".into(),
+    };
+    let f = version_failure(&e, "https://pve1:8006", "x@pve!y");
+    assert_eq!((f.name, f.status), ("pve-api", Status::Fail));
+}
+
+#[test]
+fn storage_presence_and_content() {
+    let fake = Fake::default();
+    assert_eq!(
+        storage("local-zfs", "pve1", fake.storage_list("pve1")).status,
+        Status::Ok
+    );
+    let f = storage("local", "pve1", fake.storage_list("pve1"));
+    assert_eq!(f.status, Status::Fail);
+    assert!(f.detail.contains("rootdir"), "{}", f.detail);
+    let f = storage("tank", "pve1", fake.storage_list("pve1"));
+    assert_eq!(f.status, Status::Fail);
+    assert!(
+        f.detail.contains("not found") && f.detail.contains("local-zfs, local"),
+        "{}",
+        f.detail
+    );
+}
+
+#[test]
+fn bridge_presence_and_kind() {
+    let fake = Fake::default();
+    assert_eq!(
+        bridge("vmbr0", "pve1", fake.network_list("pve1")).status,
+        Status::Ok
+    );
+    let f = bridge("eno1", "pve1", fake.network_list("pve1"));
+    assert!(
+        f.status == Status::Fail && f.detail.contains("not a bridge"),
+        "{}",
+        f.detail
+    );
+    let f = bridge("vmbr9", "pve1", fake.network_list("pve1"));
+    assert!(
+        f.status == Status::Fail && f.detail.contains("bridges: vmbr0"),
+        "{}",
+        f.detail
+    );
+    let f = bridge("vmbr0", "pve1", Ok(Vec::new()));
+    assert!(f.detail.contains("bridges: none"), "{}", f.detail);
+}
+
+#[test]
+fn config_dir_warns_off_a_pve_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = config_dir(tmp.path());
+    assert_eq!(f.status, Status::Warn);
+    assert!(f.detail.contains("not a PVE node?"), "{}", f.detail);
+    std::fs::create_dir(tmp.path().join("lxc")).unwrap();
+    assert_eq!(config_dir(tmp.path()).status, Status::Ok);
+}
+
+#[test]
+fn unconfigured_section_adds_nothing() {
+    assert!(checks(&PveSettings::default()).is_empty());
+}
