@@ -12,9 +12,10 @@ use lxcri_init_spec::{ExecSpec, CONSOLE_FD_ENV};
 use tokio::process::{Child, Command};
 
 use crate::error::{Result, ShimError};
-use crate::io::{open_input, open_output, StdioPaths};
+use crate::io::ProcessStdio;
 
-/// A started exec helper, and its pty master if it has a terminal.
+/// A started exec helper, and its pty master if it has a terminal (without
+/// one, its stdio are the relayed pipes given to [`spawn`]).
 pub struct SpawnedExec {
     pub child: Child,
     pub console: Option<OwnedFd>,
@@ -27,7 +28,7 @@ pub async fn spawn(
     init_binary: &Path,
     spec_path: PathBuf,
     spec: &ExecSpec,
-    stdio: &StdioPaths,
+    relayed: Option<ProcessStdio>,
 ) -> Result<SpawnedExec> {
     let body = serde_json::to_vec(spec).expect("exec spec serializes");
     std::fs::write(&spec_path, body).map_err(|e| {
@@ -35,7 +36,14 @@ pub async fn spawn(
     })?;
     let mut cmd = Command::new(init_binary);
     cmd.arg("exec").arg(&spec_path).kill_on_drop(false);
-    let console_pair = if stdio.terminal {
+    let console_pair = if let Some(ends) = relayed {
+        cmd.stdin(Stdio::from(ends.stdin))
+            .stdout(Stdio::from(ends.stdout))
+            .stderr(Stdio::from(ends.stderr));
+        None
+    } else {
+        // A terminal: the helper opens the pty in the container and sends
+        // the master back on this socket.
         let (ours, theirs) =
             UnixStream::pair().map_err(|e| ShimError::Failed(format!("console socket: {e}")))?;
         let raw = theirs.as_raw_fd();
@@ -59,11 +67,6 @@ pub async fn spawn(
             });
         }
         Some((ours, theirs))
-    } else {
-        cmd.stdin(Stdio::from(open_input(&stdio.stdin)?))
-            .stdout(Stdio::from(open_output(&stdio.stdout)?))
-            .stderr(Stdio::from(open_output(&stdio.stderr)?));
-        None
     };
     let mut child = cmd
         .spawn()

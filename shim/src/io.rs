@@ -1,7 +1,10 @@
-//! A process's stdio. Without a terminal the container gets containerd's
-//! FIFOs themselves (no copying, output survives a shim restart); with a
-//! terminal the shim owns the pty master and copies between it and the
-//! FIFOs, like containerd-shim-runc-v2.
+//! A process's stdio, relayed the way containerd-shim-runc-v2 does it: the
+//! process gets pipes (or, with a terminal, a pty whose master the shim
+//! holds), and the shim copies between them and containerd's FIFOs. The
+//! shim owns the FIFO ends and closes an output FIFO only once the
+//! process's side reached EOF, so containerd reads every byte before EOF
+//! whatever the process and its children do (containerd's client relies on
+//! exactly that: the shim's side closes the pipes).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -9,7 +12,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
 
 use crate::error::{Result, ShimError};
 
@@ -52,31 +56,23 @@ pub fn open_output(uri: &str) -> Result<File> {
     )
 }
 
-/// Opens stdin: the FIFO itself, read-only. containerd holds the writer,
-/// so `CloseIO` (containerd closing it) is EOF for the process.
+/// Opens stdin: the FIFO itself, read-only, handed to the process as it
+/// is. containerd holds the writer, so containerd closing it (CloseIO) is
+/// EOF for the process. (Relaying stdin through a pipe, as for outputs, let
+/// the process see EOF before containerd's writer was attached.)
 pub fn open_input(uri: &str) -> Result<File> {
     if uri.is_empty() {
         return open_path("/dev/null", OpenOptions::new().read(true), "stdin");
     }
-    let path = uri.strip_prefix("fifo://").unwrap_or(uri);
+    let path = fifo_path(uri);
     let f = open_path(
-        path,
+        &path,
         OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC),
         "stdin fifo",
     )?;
     // Non-blocking only for the open: the process expects blocking reads.
-    set_blocking(&f)?;
-    Ok(f)
-}
-
-fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
-    opts.open(Path::new(path))
-        .map_err(|e| ShimError::Failed(format!("opening {what} {path}: {e}")))
-}
-
-fn set_blocking(f: &File) -> Result<()> {
     // SAFETY: fcntl on an fd we own.
     let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
     if flags < 0
@@ -87,7 +83,12 @@ fn set_blocking(f: &File) -> Result<()> {
             std::io::Error::last_os_error()
         )));
     }
-    Ok(())
+    Ok(f)
+}
+
+fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
+    opts.open(Path::new(path))
+        .map_err(|e| ShimError::Failed(format!("opening {what} {path}: {e}")))
 }
 
 /// What the shim keeps for a process's IO.
@@ -97,12 +98,70 @@ pub struct ProcessIo {
     console: Option<Arc<OwnedFd>>,
     /// Set by CloseIO: the stdin copier stops forwarding.
     stdin_closed: Arc<AtomicBool>,
+    /// One message per output copier when it has copied everything.
+    drained: Vec<mpsc::Receiver<()>>,
+}
+
+/// The process's ends of its relayed stdio.
+pub struct ProcessStdio {
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ShimError::Failed(format!("creating a stdio pipe: {e}")))
+}
+
+fn dev_null_for_writing() -> Result<OwnedFd> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| ShimError::Failed(format!("opening /dev/null: {e}")))?;
+    Ok(OwnedFd::from(f))
+}
+
+fn fifo_path(uri: &str) -> String {
+    uri.strip_prefix("fifo://").unwrap_or(uri).to_string()
 }
 
 impl ProcessIo {
-    /// Direct FIFO passing: nothing to keep.
-    pub fn direct() -> Self {
-        Self::default()
+    /// Pipes for a process without a terminal, with the copiers running.
+    pub fn relay(paths: &StdioPaths) -> Result<(Self, ProcessStdio)> {
+        let mut io = ProcessIo::default();
+        let stdin = OwnedFd::from(open_input(&paths.stdin)?);
+        let stdout = io.output(&paths.stdout)?;
+        let stderr = io.output(&paths.stderr)?;
+        Ok((
+            io,
+            ProcessStdio {
+                stdin,
+                stdout,
+                stderr,
+            },
+        ))
+    }
+
+    /// A pipe whose read end is copied into `uri` until EOF.
+    fn output(&mut self, uri: &str) -> Result<OwnedFd> {
+        if uri.is_empty() {
+            return dev_null_for_writing();
+        }
+        let target = open_output(uri)?;
+        let (read, write) = pipe()?;
+        let (done, drained) = mpsc::channel();
+        self.drained.push(drained);
+        std::thread::spawn(move || {
+            copy_until_eof(File::from(read), target);
+            let _ = done.send(());
+        });
+        Ok(write)
+    }
+
+    /// Takes the drain notifications, to wait on without holding the process.
+    pub fn take_drained(&mut self) -> Vec<mpsc::Receiver<()>> {
+        std::mem::take(&mut self.drained)
     }
 
     /// Starts copying between a pty master and containerd's FIFOs.
@@ -115,7 +174,11 @@ impl ProcessIo {
                 .try_clone()
                 .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
         );
-        std::thread::spawn(move || copy_until_eof(reader, out));
+        let (done, drained) = mpsc::channel();
+        std::thread::spawn(move || {
+            copy_until_eof(reader, out);
+            let _ = done.send(());
+        });
         if !paths.stdin.is_empty() {
             let stdin_path = paths
                 .stdin
@@ -138,6 +201,7 @@ impl ProcessIo {
         Ok(Self {
             console: Some(master),
             stdin_closed,
+            drained: vec![drained],
         })
     }
 
@@ -201,8 +265,17 @@ fn copy_stdin(mut from: File, mut to: File, closed: &AtomicBool) {
     }
 }
 
-/// Gives the init its stdio: the FIFOs themselves, or, for a terminal,
-/// takes the pty master it opened and starts copying.
+/// Waits (bounded) until the output copiers have copied everything, so
+/// containerd has every byte before the task is deleted.
+pub fn wait_drained(drained: Vec<mpsc::Receiver<()>>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    for rx in drained {
+        let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Gives the init its stdio: the process's ends of relayed pipes, or, for
+/// a terminal, takes the pty master it opened and starts copying.
 pub fn hand_over_stdio(
     created: &lxcri::runtime::CreatedContainer,
     stdio: &StdioPaths,
@@ -214,14 +287,18 @@ pub fn hand_over_stdio(
             .map_err(|e| ShimError::failed("create: terminal", &e))?;
         return ProcessIo::console(master, stdio);
     }
-    let stdin = open_input(&stdio.stdin)?;
-    let stdout = open_output(&stdio.stdout)?;
-    let stderr = open_output(&stdio.stderr)?;
+    let (io, ends) = ProcessIo::relay(stdio)?;
     created
         .init
-        .send_stdio(stdin.as_raw_fd(), stdout.as_raw_fd(), stderr.as_raw_fd())
+        .send_stdio(
+            ends.stdin.as_raw_fd(),
+            ends.stdout.as_raw_fd(),
+            ends.stderr.as_raw_fd(),
+        )
         .map_err(|e| ShimError::failed("create: stdio", &e))?;
-    Ok(ProcessIo::direct())
+    // `ends` closes here: only the process holds its ends now, so EOF
+    // reaches the copiers when it (and its children) are done.
+    Ok(io)
 }
 
 #[cfg(test)]
@@ -229,13 +306,69 @@ mod tests {
     use super::*;
 
     #[test]
-    fn empty_paths_are_dev_null_and_binary_is_unimplemented() {
+    fn empty_output_is_dev_null_and_binary_is_unimplemented() {
         open_output("").unwrap();
-        open_input("").unwrap();
         assert!(matches!(
             open_output("binary:///usr/bin/logger?x=y"),
             Err(ShimError::Unimplemented(_))
         ));
+    }
+
+    fn fifo(dir: &std::path::Path, name: &str) -> String {
+        let path = dir.join(name);
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    fn relayed_output_arrives_whole_before_eof() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = fifo(tmp.path(), "out");
+        // containerd's reader, opened first as containerd does.
+        let mut reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
+        let paths = StdioPaths {
+            stdout: out,
+            ..Default::default()
+        };
+        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let reader_thread = std::thread::spawn(move || {
+            // Blocking from here on: read until every writer is gone.
+            set_blocking(&reader);
+            let mut got = Vec::new();
+            reader.read_to_end(&mut got).unwrap();
+            got
+        });
+        let mut process_out = File::from(ends.stdout);
+        let big = vec![b'x'; 1 << 20];
+        process_out.write_all(&big).unwrap();
+        drop(process_out);
+        drop(ends.stdin);
+        drop(ends.stderr);
+        wait_drained(io.take_drained(), Duration::from_secs(10));
+        assert_eq!(reader_thread.join().unwrap().len(), 1 << 20);
+    }
+
+    #[test]
+    fn stdin_fifo_opens_without_a_writer_and_reads_blocking() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = fifo(tmp.path(), "in");
+        let f = open_input(&input).unwrap();
+        // SAFETY: fcntl on an fd the test owns.
+        let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
+        assert_eq!(flags & libc::O_NONBLOCK, 0);
+        open_input("").unwrap();
+    }
+
+    fn set_blocking(f: &File) {
+        // SAFETY: fcntl on an fd the test owns.
+        unsafe {
+            let flags = libc::fcntl(f.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(f.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
     }
 
     #[test]

@@ -32,9 +32,13 @@ use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
-use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
+use crate::io::{hand_over_stdio, wait_drained, ProcessIo, StdioPaths};
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
+
+/// How long delete waits for a process's output to reach containerd
+/// (containerd-shim-runc-v2 waits 2 s too).
+const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Service {
     namespace: String,
@@ -226,17 +230,29 @@ impl Service {
         let spec_path = c
             .run_dir
             .with_file_name(format!("exec-{}.json", req.exec_id));
-        let mut spawned = exec::spawn(&init_binary, spec_path, &exec_spec, &stdio).await?;
+        let (relayed_io, ends) = if stdio.terminal {
+            (None, None)
+        } else {
+            let (io, ends) = ProcessIo::relay(&stdio)?;
+            (Some(io), Some(ends))
+        };
+        let mut spawned = exec::spawn(&init_binary, spec_path, &exec_spec, ends).await?;
         let pid = spawned.child.id().unwrap_or(0);
-        let io = match spawned.console.take() {
-            Some(master) => match ProcessIo::console(master, &stdio) {
+        let io = match (relayed_io, spawned.console.take()) {
+            (Some(io), _) => io,
+            (None, Some(master)) => match ProcessIo::console(master, &stdio) {
                 Ok(io) => io,
                 Err(e) => {
                     let _ = spawned.child.start_kill();
                     return Err(e);
                 }
             },
-            None => ProcessIo::direct(),
+            (None, None) => {
+                let _ = spawned.child.start_kill();
+                return Err(ShimError::Failed(
+                    "exec: the exec helper sent no terminal".into(),
+                ));
+            }
         };
         let p = c.process_mut(&req.exec_id)?;
         p.pid = pid as i32;
@@ -352,10 +368,12 @@ impl Service {
         let shared = self.get(&req.id).await?;
         if !req.exec_id.is_empty() {
             let mut c = shared.lock().await;
-            let p = c.process(&req.exec_id)?;
+            let p = c.process_mut(&req.exec_id)?;
             p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
             let pid = p.pid as u32;
+            let drained = p.io.take_drained();
+            blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await?;
             c.execs.remove(&req.exec_id);
             c.exec_specs.remove(&req.exec_id);
             let _ = std::fs::remove_file(
@@ -369,8 +387,8 @@ impl Service {
                 ..Default::default()
             });
         }
-        let (rx, runtime, bundle, pid) = {
-            let c = shared.lock().await;
+        let (rx, runtime, bundle, pid, drained) = {
+            let mut c = shared.lock().await;
             c.init
                 .ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             (
@@ -378,6 +396,7 @@ impl Service {
                 c.runtime.clone(),
                 c.bundle.clone(),
                 c.init.pid,
+                c.init.io.take_drained(),
             )
         };
         let b = bundle.clone();
@@ -392,6 +411,9 @@ impl Service {
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
             .await
             .unwrap_or_else(|_| ExitInfo::now(137));
+        // containerd reads the output to EOF before it deletes; make sure
+        // the copiers handed over everything first.
+        blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await?;
         let ns = self.namespace.clone();
         let id = req.id.clone();
         blocking(move || runtime.destroy(&ns, &id, &b))
