@@ -104,8 +104,8 @@ fn shim_killed_then_containerd_cleans_up() {
 
 /// The client reading a task's output (here `ctr` itself; for CRI,
 /// containerd) goes away while the task keeps writing: the task must not
-/// die of SIGPIPE. lxcri hands the FIFOs to the process itself, opened
-/// read-write, so a reader always exists (runc's shim holds one instead).
+/// die of SIGPIPE. The shim's copier opens the output FIFOs read-write, so a
+/// reader always exists (runc's shim holds one instead).
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn output_reader_going_away_does_not_kill_the_task() {
