@@ -5,10 +5,10 @@
 //! init), so a live init is shown as `running` and anything else as `stopped`.
 
 use std::fmt::Write as _;
-use std::fs;
 use std::path::Path;
 
 use lxcri::config::Config;
+use lxcri::runtime::pidfd;
 use lxcri::state::{ContainerRecord, StateError, StateStore};
 
 #[derive(Debug, clap::Args)]
@@ -38,34 +38,10 @@ fn state(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> &'stati
     }
 }
 
-/// A pid is the recorded init when `/proc/<pid>/stat` exists, the process is
-/// not a zombie (an exited init waiting to be reaped has stopped), and its
-/// start time matches the record (otherwise the pid was reused).
+/// A recorded init pid that is alive and still the same process.
 fn is_alive(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> bool {
-    let Some(pid) = pid.filter(|p| *p > 0) else {
-        return false;
-    };
-    let Ok(stat) = fs::read_to_string(proc_root.join(pid.to_string()).join("stat")) else {
-        return false;
-    };
-    match parse_stat(&stat) {
-        Some((state, started)) => {
-            !matches!(state, 'Z' | 'X' | 'x') && start_time.map_or(true, |t| t == started)
-        }
-        None => false,
-    }
-}
-
-/// The state letter (field 3) and start time (field 22) of a `/proc/<pid>/stat`
-/// line. The command name (field 2) may contain spaces and parentheses, so
-/// fields are counted from the last `)`.
-fn parse_stat(stat: &str) -> Option<(char, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    // `fields` now starts at field 4; start time is field 22.
-    let started = fields.nth(22 - 4)?.parse().ok()?;
-    Some((state, started))
+    pid.filter(|p| *p > 0)
+        .is_some_and(|pid| pidfd::is_live_process(proc_root, pid, start_time))
 }
 
 fn pod(r: &ContainerRecord) -> String {
@@ -135,6 +111,7 @@ fn json(rows: &[(&ContainerRecord, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     /// A realistic stat line whose comm holds `) (` to exercise the parsing.
     fn stat_line(state: char, start: u64) -> String {
@@ -152,16 +129,9 @@ mod tests {
     }
 
     #[test]
-    fn parses_stat() {
-        assert_eq!(parse_stat(&stat_line('S', 98765)), Some(('S', 98765)));
-        assert_eq!(parse_stat("1 (x) S 1 2"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
     fn this_process_is_alive() {
         let stat = fs::read_to_string("/proc/self/stat").unwrap();
-        let (_, started) = parse_stat(&stat).unwrap();
+        let (_, started) = pidfd::parse_stat(&stat).unwrap();
         let pid = Some(std::process::id() as i32);
         assert!(is_alive(Path::new("/proc"), pid, Some(started)));
         assert!(!is_alive(Path::new("/proc"), pid, Some(started + 1)));

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use lxcri::cgroup::ContainerCgroup;
 use lxcri::runtime::Backend;
-use lxcri_init_spec::ProcessSpec;
 use oci_spec::runtime::Spec;
 
 use crate::error::{Result, ShimError};
@@ -22,8 +21,6 @@ pub struct Container {
     pub run_dir: PathBuf,
     pub init: Process,
     pub execs: HashMap<String, Process>,
-    /// Translated exec processes between `exec` and `start`.
-    pub exec_specs: HashMap<String, ProcessSpec>,
     /// The configuration this container was created with.
     pub runtime: Arc<dyn Backend>,
     pub cgroup: Option<ContainerCgroup>,

@@ -106,7 +106,7 @@ pub async fn spawn(
 pub fn exit_code(status: std::process::ExitStatus) -> u32 {
     match (status.code(), status.signal()) {
         (Some(code), _) => code as u32,
-        (None, Some(sig)) => 128 + sig as u32,
+        (None, Some(sig)) => lxcri_init_spec::exit_code_from_signal(sig),
         (None, None) => 255,
     }
 }

@@ -1,7 +1,8 @@
 //! One process of a task (the container's init, or an exec) and its
 //! lifecycle: Created -> Running (<-> Paused) -> Stopped.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use lxcri::state::now_ns;
+use lxcri_init_spec::ProcessSpec;
 
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
@@ -28,13 +29,6 @@ impl ExitInfo {
     pub fn timestamp(&self) -> Timestamp {
         timestamp(self.exited_at_ns)
     }
-}
-
-pub fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 pub fn timestamp(ns: u64) -> Timestamp {
@@ -71,6 +65,8 @@ pub struct Process {
     pub status: ProcessStatus,
     pub stdio: StdioPaths,
     pub io: ProcessIo,
+    /// For an exec: what `lxcri-init exec` runs, from `exec` until `start`.
+    pub exec_spec: Option<ProcessSpec>,
     exit_tx: watch::Sender<Option<ExitInfo>>,
 }
 
@@ -83,6 +79,7 @@ impl Process {
             status: ProcessStatus::Created,
             stdio,
             io,
+            exec_spec: None,
             exit_tx,
         }
     }

@@ -156,7 +156,6 @@ impl Service {
             run_dir: created.run_dir.clone(),
             init: Process::new(req.id.clone(), pid, stdio, io),
             execs: HashMap::new(),
-            exec_specs: HashMap::new(),
             cgroup,
             start_gate: Some(created.start_gate),
             runtime: runtime.clone(),
@@ -211,14 +210,12 @@ impl Service {
         let init_pid = c.init.pid;
         c.init
             .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
-        let spec = c
-            .exec_specs
-            .get(&req.exec_id)
-            .cloned()
-            .ok_or_else(|| ShimError::NotFound(format!("exec {} not found", req.exec_id)))?;
-        let stdio = c.process(&req.exec_id)?.stdio.clone();
-        c.process(&req.exec_id)?
-            .ensure(&[ProcessStatus::Created], "start")?;
+        let exec = c.process(&req.exec_id)?;
+        exec.ensure(&[ProcessStatus::Created], "start")?;
+        let stdio = exec.stdio.clone();
+        let spec = exec.exec_spec.clone().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("exec {} has no process spec", req.exec_id))
+        })?;
         let exec_spec = blocking(move || lxcri::runtime::container::exec_spec(init_pid, spec))
             .await?
             .map_err(|e| ShimError::failed("exec", &e))?;
@@ -304,11 +301,9 @@ impl Service {
             stderr: req.stderr,
             terminal: req.terminal,
         };
-        c.exec_specs.insert(req.exec_id.clone(), spec);
-        c.execs.insert(
-            req.exec_id.clone(),
-            Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::default()),
-        );
+        let mut exec = Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::default());
+        exec.exec_spec = Some(spec);
+        c.execs.insert(req.exec_id.clone(), exec);
         self.events.exec_added(TaskExecAdded {
             container_id: req.id,
             exec_id: req.exec_id,
@@ -375,7 +370,6 @@ impl Service {
             let drained = p.io.take_drained();
             blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await?;
             c.execs.remove(&req.exec_id);
-            c.exec_specs.remove(&req.exec_id);
             let _ = std::fs::remove_file(
                 c.run_dir
                     .with_file_name(format!("exec-{}.json", req.exec_id)),

@@ -16,9 +16,10 @@ use lxcri::runtime::backend_for;
 use crate::events::EventSender;
 use crate::logging;
 use crate::options;
-use crate::process::{now_ns, timestamp};
+use crate::process::timestamp;
 use crate::service::Service;
 use crate::task::TaskService;
+use lxcri::state::now_ns;
 
 /// Annotation CRI puts on every container of a pod.
 const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";

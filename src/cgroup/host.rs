@@ -35,6 +35,10 @@ impl HostCgroups {
         }
     }
 
+    pub fn version(&self) -> CgroupVersion {
+        self.version
+    }
+
     pub fn detect() -> Self {
         let root = Path::new("/sys/fs/cgroup");
         Self::new(root, CgroupVersion::detect(root))
@@ -44,6 +48,13 @@ impl HostCgroups {
     /// equivalent (`blkio.weight` on hosts whose scheduler is BFQ is
     /// `blkio.bfq.weight`, as runc does).
     pub fn adapt(&self, settings: &mut [CgroupSetting]) -> Result<(), HostCgroupError> {
+        // v2: interface files exist only below the root; what the root
+        // delegates is what a container cgroup can use.
+        let delegated = match self.version {
+            CgroupVersion::V2 => std::fs::read_to_string(self.root.join("cgroup.subtree_control"))
+                .unwrap_or_default(),
+            CgroupVersion::V1 => String::new(),
+        };
         for s in settings.iter_mut() {
             let controller = s.file.split('.').next().unwrap_or_default().to_string();
             match self.version {
@@ -71,11 +82,6 @@ impl HostCgroups {
                     });
                 }
                 CgroupVersion::V2 => {
-                    // Interface files exist only below the root; what the
-                    // root delegates is what a container cgroup can use.
-                    let delegated =
-                        std::fs::read_to_string(self.root.join("cgroup.subtree_control"))
-                            .unwrap_or_default();
                     let known = controller == "cgroup"
                         || delegated.split_whitespace().any(|c| c == controller);
                     if !known {

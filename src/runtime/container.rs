@@ -15,13 +15,13 @@ use super::backend::Backend;
 use super::init_channel::{InitConnection, InitListener};
 use super::lxc::LxcBackend;
 use super::pidfd;
-use crate::cgroup::{CgroupVersion, ContainerCgroup, HostCgroups};
+use crate::cgroup::{ContainerCgroup, HostCgroups};
 use crate::config::Config;
 use crate::config::RootfsMode;
 use crate::plan::{plan_container, PlanContext};
 use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider};
 use crate::spec::{load_bundle_spec, CriAnnotations};
-use crate::state::{ContainerRecord, StateStore, CONTAINER_RUN_DIR};
+use crate::state::{now_ns, ContainerRecord, StateStore, CONTAINER_RUN_DIR};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -149,7 +149,7 @@ impl LxcRuntime {
                 lxc_name: name.to_string(),
                 rootfs: rootfs_path.clone(),
                 run_dir: run_dir.clone(),
-                cgroup: CgroupVersion::detect(Path::new("/sys/fs/cgroup")),
+                cgroup: host_cgroups.version(),
             },
         )?;
         host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
@@ -331,13 +331,6 @@ fn write_file(path: &Path, body: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// Undo list for a create in progress.

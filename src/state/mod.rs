@@ -69,6 +69,14 @@ pub struct ContainerRecord {
     pub created_at_ns: u64,
 }
 
+/// Unix time in nanoseconds, as state records and exit reports carry it.
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// Checks a containerd id or namespace before it becomes a path component
 /// or an LXC name.
 pub fn validate_name(what: &'static str, value: &str) -> Result<()> {
