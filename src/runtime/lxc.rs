@@ -8,6 +8,7 @@
 use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::command::{display, CommandRunner, SystemCommands};
 
@@ -37,6 +38,8 @@ pub enum LxcError {
         #[source]
         source: std::io::Error,
     },
+    #[error("removing LXC's cgroup {path}: {reason}")]
+    Cgroup { path: PathBuf, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, LxcError>;
@@ -55,7 +58,14 @@ pub struct LxcBackend<R: CommandRunner = SystemCommands> {
     lxcpath: PathBuf,
     log_level: String,
     runner: R,
+    /// Where the host's cgroup hierarchies are mounted (`/sys/fs/cgroup`).
+    cgroup_root: PathBuf,
 }
+
+/// LXC's names for a container's cgroups: its monitor's and its own.
+const LXC_CGROUP_PREFIXES: [&str; 2] = ["lxc.monitor.", "lxc.payload."];
+/// How long `remove` waits for LXC's monitor to leave its cgroup.
+const MONITOR_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl LxcBackend<SystemCommands> {
     pub fn new(lxcpath: impl Into<PathBuf>, log_level: impl Into<String>) -> Self {
@@ -73,6 +83,7 @@ impl<R: CommandRunner> LxcBackend<R> {
             lxcpath: lxcpath.into(),
             log_level: log_level.into(),
             runner,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
         }
     }
 
@@ -168,13 +179,40 @@ impl<R: CommandRunner> LxcBackend<R> {
     }
 
     /// Removes the container's config and log directory.
+    /// Removes the container's config and log directory, and LXC's cgroups
+    /// for it. LXC removes those itself when its monitor exits, but a monitor
+    /// still tearing down while its container directory disappears can
+    /// leave them behind; waiting for it to leave them comes first.
     pub fn remove(&self, name: &str) -> Result<()> {
+        for cgroup in self.lxc_cgroups(name) {
+            remove_cgroup(&cgroup, MONITOR_EXIT_TIMEOUT)?;
+        }
         let dir = self.container_dir(name);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(LxcError::Remove { path: dir, source }),
         }
+    }
+
+    /// `lxc.monitor.NAME` and `lxc.payload.NAME` in every hierarchy that has
+    /// them (one per controller on v1, the single root on v2).
+    fn lxc_cgroups(&self, name: &str) -> Vec<PathBuf> {
+        let mut hierarchies = vec![self.cgroup_root.clone()];
+        if let Ok(entries) = fs::read_dir(&self.cgroup_root) {
+            // Real directories only: `cpu` -> `cpu,cpuacct` links would repeat one.
+            hierarchies.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                    .map(|e| e.path()),
+            );
+        }
+        hierarchies
+            .iter()
+            .flat_map(|h| LXC_CGROUP_PREFIXES.map(|p| h.join(format!("{p}{name}"))))
+            .filter(|p| p.is_dir())
+            .collect()
     }
 
     /// The error lines of the LXC log (the useful part of a failed start).
@@ -196,6 +234,45 @@ impl<R: CommandRunner> LxcBackend<R> {
             detail.push_str(msg.trim());
         }
         detail
+    }
+}
+
+/// Waits until no process is left in `cgroup` (LXC's monitor exiting),
+/// then removes it, nested cgroups first.
+fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
+    let err = |reason: String| LxcError::Cgroup {
+        path: cgroup.to_path_buf(),
+        reason,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match fs::read_to_string(cgroup.join("cgroup.procs")) {
+            Ok(procs) if procs.trim().is_empty() => break,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(procs) => {
+                let pids: Vec<&str> = procs.split_whitespace().collect();
+                return Err(err(format!(
+                    "processes {pids:?} still in it after {timeout:?}"
+                )));
+            }
+            // Gone meanwhile: LXC removed it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(e.to_string())),
+        }
+    }
+    remove_cgroup_tree(cgroup).map_err(|e| err(e.to_string()))
+}
+
+/// cgroupfs directories hold only virtual files: `rmdir` each, deepest first.
+fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        if entry.file_type()?.is_dir() {
+            remove_cgroup_tree(&entry.path())?;
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -247,6 +324,43 @@ mod tests {
             "lxc-start -n ns_c1 -P {} -d -o",
             tmp.path().display()
         )));
+    }
+
+    #[test]
+    fn lxc_cgroups_are_found_per_hierarchy_and_busy_ones_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cgroup");
+        for h in ["memory", "pids", "cpu,cpuacct"] {
+            fs::create_dir_all(root.join(h).join("lxc.monitor.ns_c3")).unwrap();
+        }
+        fs::create_dir_all(root.join("memory/lxc.payload.ns_c3")).unwrap();
+        fs::create_dir_all(root.join("memory/lxc.payload.ns_other")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", root.join("cpu")).unwrap();
+        let mut b = LxcBackend::with_runner(tmp.path(), "warn", Recorder::default());
+        b.cgroup_root = root.clone();
+        let mut found = b.lxc_cgroups("ns_c3");
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                root.join("cpu,cpuacct/lxc.monitor.ns_c3"),
+                root.join("memory/lxc.monitor.ns_c3"),
+                root.join("memory/lxc.payload.ns_c3"),
+                root.join("pids/lxc.monitor.ns_c3"),
+            ]
+        );
+        // A monitor still in its cgroup: remove waits, then names it.
+        let busy = root.join("pids/lxc.monitor.ns_c3");
+        fs::write(busy.join("cgroup.procs"), "4242\n").unwrap();
+        let err = remove_cgroup(&busy, Duration::from_millis(50))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4242") && err.contains("lxc.monitor.ns_c3"),
+            "{err}"
+        );
+        // Gone (as when LXC removed it meanwhile) is fine.
+        remove_cgroup(&root.join("memory/lxc.monitor.none"), Duration::ZERO).unwrap();
     }
 
     #[test]
