@@ -10,7 +10,7 @@
 //! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`].
 //! - [`cgroup`]: stats, freezer, resource updates on the container's cgroup.
 //! - [`rootfs`]: mounting containerd's rootfs mounts on the bundle.
-//! - [`runtime`]: the backend trait and the liblxc backend.
+//! - [`runtime`]: the backend trait, the liblxc backend and the PVE backend.
 //! - [`state`]: per-container state on disk, found again after restarts.
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
 
@@ -24,3 +24,20 @@ pub mod runtime;
 pub mod security;
 pub mod spec;
 pub mod state;
+
+/// `err: source: source...`, each text once (some messages embed their
+/// source's). The one way lxcri turns an error chain into a line.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let text = e.to_string();
+        let s = text.trim();
+        if !out.contains(s) {
+            out.push_str(": ");
+            out.push_str(s);
+        }
+        cur = e.source();
+    }
+    out
+}

@@ -30,21 +30,7 @@ impl ShimError {
     }
 }
 
-/// `err: source: source...` without repeating identical texts.
-pub fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let text = e.to_string();
-        let s = text.trim();
-        if !out.contains(s) {
-            out.push_str(": ");
-            out.push_str(s);
-        }
-        cur = e.source();
-    }
-    out
-}
+pub use lxcri::error_chain as chain;
 
 impl From<ShimError> for ttrpc::Error {
     fn from(e: ShimError) -> Self {

@@ -334,6 +334,14 @@ impl Service {
             }
             return send_signal(p.pid, signal);
         }
+        if signal == Signal::SIGKILL && c.runtime.stops_on_kill() {
+            // PVE's stop endpoint kills the CT's processes (`lxc-stop
+            // --kill`), so the stop is PVE's to see and log.
+            let (ns, id, rt) = (self.namespace.clone(), req.id.clone(), c.runtime.clone());
+            return blocking(move || rt.stop(&ns, &id))
+                .await?
+                .map_err(|e| ShimError::failed("kill", &e));
+        }
         if req.all {
             for pid in c
                 .cgroup()?

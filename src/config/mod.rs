@@ -33,7 +33,8 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, Origin, Result};
 pub use pve::{
-    PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_STORAGE, DEFAULT_VMID_RANGE,
+    PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_LOCK_DIR, DEFAULT_PVE_LXCPATH,
+    DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
 };
 pub use values::{Backend, LogLevel, LxcLogLevel, RootfsMode};
 
@@ -222,6 +223,21 @@ pub const SETTINGS: &[Setting] = &[
         env: "LXCRI_PVE_CONFIG_DIR",
         field: Field::Pve(pve::PveField::ConfigDir),
     },
+    Setting {
+        key: "pve.template",
+        env: "LXCRI_PVE_TEMPLATE",
+        field: Field::Pve(pve::PveField::Template),
+    },
+    Setting {
+        key: "pve.lxcpath",
+        env: "LXCRI_PVE_LXCPATH",
+        field: Field::Pve(pve::PveField::LxcPath),
+    },
+    Setting {
+        key: "pve.lock_dir",
+        env: "LXCRI_PVE_LOCK_DIR",
+        field: Field::Pve(pve::PveField::LockDir),
+    },
 ];
 
 fn setting(field: Field) -> &'static Setting {
@@ -338,7 +354,7 @@ impl Config {
                 config.apply(s, &value, Origin::Env(s.env))?;
             }
         }
-        config.pve.validate()?;
+        config.validate()?;
         Ok(config)
     }
 
@@ -353,7 +369,21 @@ impl Config {
             })?;
         self.apply(s, value, Origin::Flag)?;
         // A flag can complete or contradict the [pve] section.
-        self.pve.validate()
+        self.validate()
+    }
+
+    /// Rules between keys, once every source was applied.
+    fn validate(&self) -> Result<()> {
+        self.pve.validate()?;
+        if self.backend == Backend::Pve && !self.pve.is_configured() {
+            let s = setting(Field::Pve(pve::PveField::Url));
+            return Err(ConfigError::Missing {
+                key: s.key,
+                env: s.env,
+                because: "backend = \"pve\" needs the [pve] section (url, node, token_id, token_secret_file)".into(),
+            });
+        }
+        Ok(())
     }
 
     fn apply(&mut self, s: &'static Setting, value: &str, origin: Origin) -> Result<()> {

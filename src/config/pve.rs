@@ -1,7 +1,7 @@
-//! The optional `[pve]` section: how lxcri reaches the Proxmox VE API of the
-//! node it runs on. The `pve` backend itself is not in this build yet; the
-//! section is read and validated now so `lxcri check` can test a node's PVE
-//! setup before the backend is switched on.
+//! The `[pve]` section: how lxcri reaches the Proxmox VE API of the node it
+//! runs on, and where that node keeps CT configs, locks and LXC containers.
+//! Required by `backend = "pve"`; with the `lxc` backend it is optional and
+//! only used by `lxcri check`.
 //!
 //! Each key is parsed on its own (by [`PveSettings::apply`], called with the
 //! same strings from the file and the environment); rules that involve more
@@ -29,6 +29,13 @@ pub const DEFAULT_STORAGE: &str = "local-zfs";
 pub const DEFAULT_BRIDGE: &str = "vmbr0";
 /// Default `pve.config_dir`: pmxcfs, where `lxc/VMID.conf` lives.
 pub const DEFAULT_CONFIG_DIR: &str = "/etc/pve";
+/// Default `pve.template`: the empty template CTs are created from (the
+/// rootfs is containerd's, so the template only has to exist).
+pub const DEFAULT_TEMPLATE: &str = "local:vztmpl/lxcri-empty.tar.gz";
+/// Default `pve.lxcpath`: where `pct start` writes each CT's LXC config.
+pub const DEFAULT_PVE_LXCPATH: &str = "/var/lib/lxc";
+/// Default `pve.lock_dir`: PVE's per-CT config locks.
+pub const DEFAULT_LOCK_DIR: &str = "/run/lock/lxc";
 
 /// Which `[pve]` key a setting sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +50,9 @@ pub(super) enum PveField {
     Storage,
     Bridge,
     ConfigDir,
+    Template,
+    LxcPath,
+    LockDir,
 }
 
 /// Keys that must be set once the section is used at all.
@@ -74,6 +84,13 @@ pub struct PveSettings {
     pub bridge: String,
     /// pmxcfs mount; CT configs are `<config_dir>/lxc/VMID.conf`.
     pub config_dir: PathBuf,
+    /// `ostemplate` of every create (`STORAGE:vztmpl/NAME`).
+    pub template: String,
+    /// LXC's lxcpath on the node: the CT `VMID` is the LXC container
+    /// `<lxcpath>/VMID`.
+    pub lxcpath: PathBuf,
+    /// Directory of PVE's `pve-config-VMID.lock` files.
+    pub lock_dir: PathBuf,
     /// Where each key that was set came from: decides whether the section
     /// is in use and lets cross-key errors name their sources.
     origins: BTreeMap<&'static str, Origin>,
@@ -93,6 +110,9 @@ impl Default for PveSettings {
             storage: DEFAULT_STORAGE.to_string(),
             bridge: DEFAULT_BRIDGE.to_string(),
             config_dir: PathBuf::from(DEFAULT_CONFIG_DIR),
+            template: DEFAULT_TEMPLATE.to_string(),
+            lxcpath: PathBuf::from(DEFAULT_PVE_LXCPATH),
+            lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
             origins: BTreeMap::new(),
         }
     }
@@ -134,6 +154,9 @@ impl PveSettings {
             PveField::Storage => self.storage = name(value, "storage id")?,
             PveField::Bridge => self.bridge = name(value, "bridge name")?,
             PveField::ConfigDir => self.config_dir = dir_path(value)?,
+            PveField::Template => self.template = template(value)?,
+            PveField::LxcPath => self.lxcpath = dir_path(value)?,
+            PveField::LockDir => self.lock_dir = dir_path(value)?,
         }
         self.origins.insert(key_of(field), origin);
         Ok(())
@@ -186,6 +209,9 @@ pub(super) struct RawPve {
     storage: Option<String>,
     bridge: Option<String>,
     config_dir: Option<String>,
+    template: Option<String>,
+    lxcpath: Option<String>,
+    lock_dir: Option<String>,
 }
 
 impl RawPve {
@@ -201,6 +227,9 @@ impl RawPve {
             (PveField::Storage, self.storage),
             (PveField::Bridge, self.bridge),
             (PveField::ConfigDir, self.config_dir),
+            (PveField::Template, self.template),
+            (PveField::LxcPath, self.lxcpath),
+            (PveField::LockDir, self.lock_dir),
         ]
         .into_iter()
         .map(|(f, v)| (Field::Pve(f), v))
@@ -222,6 +251,28 @@ fn https_url(value: &str) -> Result<String, String> {
         return Err("must not carry credentials (use token_id and token_secret_file)".into());
     }
     Ok(value.trim_end_matches('/').to_string())
+}
+
+/// `STORAGE:vztmpl/NAME.tar.{gz,xz,zst,bz2}`, the form PVE's `ostemplate`
+/// takes for a template volume.
+fn template(value: &str) -> Result<String, String> {
+    let bad = || {
+        "not a template volume like local:vztmpl/lxcri-empty.tar.gz (STORAGE:vztmpl/NAME.tar.gz|xz|zst|bz2)"
+            .to_string()
+    };
+    let (storage, file) = value.split_once(':').ok_or_else(bad)?;
+    name(storage, "storage id")?;
+    let file = file.strip_prefix("vztmpl/").ok_or_else(bad)?;
+    let ok_ext = [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2"]
+        .iter()
+        .any(|e| file.ends_with(e) && file.len() > e.len());
+    let ok_chars = file
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));
+    if !ok_ext || !ok_chars || file.starts_with('.') {
+        return Err(bad());
+    }
+    Ok(value.to_string())
 }
 
 /// A PVE node name, storage id or interface name: these go into API paths

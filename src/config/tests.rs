@@ -239,12 +239,12 @@ fn bad_enum_value_names_key_env_and_file() {
 }
 
 #[test]
-fn pve_backend_is_not_available_yet() {
+fn pve_backend_needs_the_pve_section() {
     let tmp = tempfile::tempdir().unwrap();
     let path = write(tmp.path(), "c.toml", "backend = \"pve\"\n");
     let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
     assert!(
-        msg.contains("backend") && msg.contains("pve backend is not available"),
+        msg.contains("pve.url") && msg.contains("backend = \"pve\" needs the [pve] section"),
         "{msg}"
     );
 }
@@ -377,14 +377,44 @@ fn pve_parses_every_key() {
     assert_eq!((p.storage.as_str(), p.bridge.as_str()), ("tank", "vmbr1"));
     assert_eq!(p.config_dir, Path::new("/srv/pve"));
     assert_eq!(p.origin("pve.url"), Some(&Origin::File(path)));
-    // The section does not enable the backend: that is still refused.
+    assert_eq!(p.template, DEFAULT_TEMPLATE);
+    assert_eq!(p.lxcpath, Path::new(DEFAULT_PVE_LXCPATH));
+    assert_eq!(p.lock_dir, Path::new(DEFAULT_LOCK_DIR));
+    // With the section, the backend can be switched on.
     let path = write(
         tmp.path(),
         "b.toml",
         &format!("backend = \"pve\"\n{}", pve_file("")),
     );
-    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
-    assert!(msg.contains("not available in this build"), "{msg}");
+    let c = load(tmp.path(), Some(&path), &[]).unwrap();
+    assert_eq!(c.backend, Backend::Pve);
+}
+
+#[test]
+fn pve_template_must_be_a_template_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (bad, ok) in [
+        ("local:vztmpl/lxcri-empty.tar.gz", true),
+        ("nfs1:vztmpl/base-1.0.tar.zst", true),
+        ("local:iso/x.iso", false),
+        ("local:vztmpl/x.tar", false),
+        ("local:vztmpl/../x.tar.gz", false),
+        ("local:vztmpl/a\nb.tar.gz", false),
+        ("vztmpl/x.tar.gz", false),
+    ] {
+        let r = load(tmp.path(), None, &[("LXCRI_PVE_TEMPLATE", bad)]);
+        let r = r.map(|_| ()).map_err(|e| e.to_string());
+        if ok {
+            // Only the template was set: the section misses its required keys.
+            assert!(r.unwrap_err().contains("pve.url"), "{bad}");
+        } else {
+            let msg = r.unwrap_err();
+            assert!(
+                msg.contains("pve.template") && msg.contains("not a template volume"),
+                "{bad}: {msg}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -7,6 +7,8 @@
 mod config;
 mod render;
 
+pub use render::render_lines;
+
 #[cfg(test)]
 mod tests;
 

@@ -183,3 +183,48 @@ fn namespaces_idmaps_limits_cgroups_render() {
     }
     assert!(!out.contains("lxc.namespace.keep"));
 }
+
+#[test]
+fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
+    let mut c = base();
+    c.uts_name = Some("box".into());
+    c.network = Some(Network::Empty);
+    c.mounts = vec![MountEntry {
+        source: "/run/lxcri/ns/c1/run".into(),
+        destination: ".lxcri".into(),
+        fstype: "none".into(),
+        options: vec!["bind".into(), "create=dir".into()],
+    }];
+    c.cgroup_settings = vec![CgroupSetting::new("memory.max", "1048576")];
+    let out = c.render_pve_fragment().unwrap();
+    // Resets come first, so PVE's and common.conf's values are gone before ours.
+    let first: Vec<&str> = out.lines().skip(1).take(8).collect();
+    assert_eq!(
+        first,
+        [
+            "lxc.mount.entry =",
+            "lxc.idmap =",
+            "lxc.cap.drop =",
+            "lxc.cap.keep =",
+            "lxc.seccomp.profile =",
+            "lxc.cgroup =",
+            "lxc.cgroup2 =",
+            "lxc.net =",
+        ]
+    );
+    for line in [
+        "lxc.uts.name = box\n",
+        "lxc.mount.entry = /run/lxcri/ns/c1/run .lxcri none bind,create=dir 0 0\n",
+        "lxc.cgroup2.memory.max = 1048576\n",
+        "lxc.net.0.type = empty\n",
+        "lxc.autodev = 1\n",
+    ] {
+        assert!(out.contains(line), "missing {line:?} in\n{out}");
+    }
+    for key in ["lxc.rootfs", "lxc.init.cmd", "lxc.cgroup.dir"] {
+        assert!(!out.contains(key), "{key} is PVE's, in\n{out}");
+    }
+    // Without a network of ours, PVE's NICs stay.
+    let out = base().render_pve_fragment().unwrap();
+    assert!(!out.contains("lxc.net"), "{out}");
+}

@@ -1,6 +1,6 @@
-//! The seam where backends plug in: `lxc` (liblxc on any Linux host) now,
-//! `pve` (CTs made through the Proxmox VE API) next. The shim only talks
-//! to this trait.
+//! The seam where backends plug in: `lxc` (liblxc on any Linux host) and
+//! `pve` (CTs made through the Proxmox VE API). The shim only talks to
+//! this trait.
 
 use std::fmt::Debug;
 use std::path::Path;
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use lxcri_init_spec::ExitReport;
 
 use super::container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
+use super::pve::PveRuntime;
 use crate::config::{Backend as BackendKind, Config};
 
 /// A way of running containers on this node.
@@ -31,11 +32,18 @@ pub trait Backend: Send + Sync + Debug {
 
     /// The exit status the container's init wrote, if any.
     fn read_exit(&self, run_dir: &Path) -> Option<ExitReport>;
+
+    /// Whether SIGKILL to a container's init goes through [`Backend::stop`]
+    /// (PVE's stop endpoint, so PVE logs and sees it) instead of a signal.
+    fn stops_on_kill(&self) -> bool {
+        false
+    }
 }
 
 /// The backend `config.backend` names.
 pub fn backend_for(config: Config) -> Arc<dyn Backend> {
     match config.backend {
         BackendKind::Lxc => Arc::new(LxcRuntime::new(config)),
+        BackendKind::Pve => Arc::new(PveRuntime::new(config)),
     }
 }

@@ -55,6 +55,8 @@ pub enum ContainerError {
     Exists(String),
     #[error("the container's init: {0}")]
     InitProcess(std::io::Error),
+    #[error(transparent)]
+    Pve(Box<super::pve::PveBackendError>),
 }
 
 pub type Result<T> = std::result::Result<T, ContainerError>;
@@ -184,6 +186,8 @@ impl LxcRuntime {
             pod_namespace: cri.sandbox_namespace.clone(),
             rootfs_mounted: rollback.rootfs.is_some(),
             created_at_ns: now_ns(),
+            vmid: None,
+            node: None,
         };
         // Saved before LXC starts anything, so a crash from here on is
         // cleaned up by the shim's `delete` action.
@@ -291,7 +295,7 @@ pub fn namespaces_to_join(pid: i32) -> Vec<String> {
         .collect()
 }
 
-fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
+pub(super) fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     let root = spec
         .root()
         .as_ref()
@@ -304,7 +308,7 @@ fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     }
 }
 
-fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
+pub(super) fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
     let err = |source| ContainerError::RunDir {
         path: run_dir.to_path_buf(),
         source,
@@ -326,7 +330,7 @@ fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_file(path: &Path, body: &[u8]) -> Result<()> {
+pub(super) fn write_file(path: &Path, body: &[u8]) -> Result<()> {
     fs::write(path, body).map_err(|source| ContainerError::RunDir {
         path: path.to_path_buf(),
         source,

@@ -67,6 +67,12 @@ pub struct ContainerRecord {
     pub rootfs_mounted: bool,
     /// Unix time (ns) of create.
     pub created_at_ns: u64,
+    /// The PVE CT (`pve` backend), once created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmid: Option<u32>,
+    /// The PVE node the CT is on (`pve` backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Unix time in nanoseconds, as state records and exit reports carry it.
@@ -217,6 +223,8 @@ mod tests {
             pod_namespace: None,
             rootfs_mounted: true,
             created_at_ns: 1,
+            vmid: None,
+            node: None,
         }
     }
 

@@ -204,6 +204,9 @@ impl Tags {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DescriptionInfo {
     pub container_id: String,
+    /// The containerd namespace: with the id, it names the container's
+    /// state on the node (see [`Description::owner`]).
+    pub containerd_namespace: Option<String>,
     pub namespace: Option<String>,
     pub pod: Option<String>,
     pub container_name: Option<String>,
@@ -229,6 +232,7 @@ impl Description {
             }
         };
         field("container", Some(&info.container_id));
+        field("containerd namespace", info.containerd_namespace.as_deref());
         let pod = match (&info.namespace, &info.pod) {
             (Some(ns), Some(pod)) => Some(format!("{ns}/{pod}")),
             (None, Some(pod)) => Some(pod.clone()),
@@ -259,6 +263,30 @@ impl Description {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The containerd `(namespace, id)` a description written by
+    /// [`Description::for_container`] names, if it names both. Values are
+    /// taken only when they are valid containerd names, so an edited or
+    /// foreign description yields `None`, never a path.
+    pub fn owner(text: &str) -> Option<(String, String)> {
+        let value = |label: &str| {
+            let prefix = format!("- {label}: ");
+            let mut found = text
+                .lines()
+                .filter_map(|l| l.trim_end().strip_prefix(&prefix));
+            let v = found.next()?;
+            // Exactly one line per label, or it is not ours.
+            if found.next().is_some() {
+                return None;
+            }
+            crate::state::validate_name("name", v).ok()?;
+            Some(v.to_string())
+        };
+        if !text.starts_with("Managed by lxcri") {
+            return None;
+        }
+        Some((value("containerd namespace")?, value("container")?))
     }
 }
 

@@ -18,6 +18,7 @@ fn full_config() -> PveConfig {
     c.tags = Tags::for_container(Some("default"), Some("nginx-7d9c"));
     c.description = Some(Description::for_container(&DescriptionInfo {
         container_id: "3f2a9c0d4b1e".into(),
+        containerd_namespace: Some("k8s.io".into()),
         namespace: Some("default".into()),
         pod: Some("nginx-7d9c".into()),
         container_name: Some("nginx".into()),

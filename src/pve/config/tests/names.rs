@@ -84,6 +84,7 @@ fn tag_sanitize_and_parse() {
 fn description_lists_the_container_one_field_per_line() {
     let d = Description::for_container(&DescriptionInfo {
         container_id: "abc123".into(),
+        containerd_namespace: Some("k8s.io".into()),
         namespace: Some("default".into()),
         pod: Some("web".into()),
         container_name: Some("nginx".into()),
@@ -94,9 +95,46 @@ fn description_lists_the_container_one_field_per_line() {
         "Managed by lxcri; changes here are overwritten.\n\
          \n\
          - container: abc123\n\
+         - containerd namespace: k8s.io\n\
          - pod: default/web\n\
          - name: nginx\n\
          - image: nginx:1.27\n"
+    );
+    assert_eq!(
+        Description::owner(d.as_str()),
+        Some(("k8s.io".to_string(), "abc123".to_string()))
+    );
+}
+
+#[test]
+fn description_owner_needs_both_names_once_and_valid() {
+    let ours = "Managed by lxcri; x\n\n- container: c1\n- containerd namespace: default\n";
+    assert_eq!(
+        Description::owner(ours),
+        Some(("default".into(), "c1".into()))
+    );
+    for foreign in [
+        // Not written by lxcri.
+        "my notes\n- container: c1\n- containerd namespace: default\n",
+        // A value that is no containerd name (would be a path).
+        "Managed by lxcri\n- container: ../../etc\n- containerd namespace: default\n",
+        // Two container lines: ambiguous, so not ours.
+        "Managed by lxcri\n- container: c2\n- container: c1\n- containerd namespace: default\n",
+        "Managed by lxcri\n- container: c1\n",
+    ] {
+        assert_eq!(Description::owner(foreign), None, "{foreign:?}");
+    }
+    // A pod name with a newline is escaped onto its own line, so it cannot
+    // add a container line of its own.
+    let d = Description::for_container(&DescriptionInfo {
+        container_id: "c1".into(),
+        containerd_namespace: Some("default".into()),
+        pod: Some("x\n- container: evil".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        Description::owner(d.as_str()),
+        Some(("default".into(), "c1".into()))
     );
 }
 

@@ -7,7 +7,7 @@ fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 const DESCRIPTION: &str = "Managed by lxcri; changes here are overwritten.\n\n\
-    - container: 3f2a9c0d4b1e\n- pod: default/nginx-7d9c\n- name: nginx\n\
+    - container: 3f2a9c0d4b1e\n- containerd namespace: k8s.io\n- pod: default/nginx-7d9c\n- name: nginx\n\
     - image: docker.io/library/nginx:1.27\n";
 
 const NET0: &str = "name=eth0,bridge=vmbr0,firewall=1,gw=10.0.0.1,host-managed=1,\
@@ -192,6 +192,7 @@ fn injection_through_names_and_values_is_impossible() {
     c.tags = Tags::for_container(Some(evil), Some(evil));
     c.description = Some(Description::for_container(&DescriptionInfo {
         container_id: evil.into(),
+        containerd_namespace: Some(evil.into()),
         namespace: Some(evil.into()),
         pod: Some(evil.into()),
         container_name: Some(evil.into()),

@@ -1,0 +1,122 @@
+//! The PVE calls the `pve` backend makes, as one narrow trait: each
+//! task-starting call returns once its task ended, so the backend's logic
+//! reads as a sequence and tests can stand in for PVE.
+
+use std::fmt::Debug;
+use std::time::Duration;
+
+use crate::pve::client::{DeleteOptions, NodeCt, PveClient, PveError};
+use crate::pve::config::PveVersion;
+
+/// How long the tasks of one lifecycle may take on PVE before lxcri stops
+/// waiting (the task itself goes on; its UPID is in the error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskTimeouts {
+    pub create: Duration,
+    pub start: Duration,
+    pub stop: Duration,
+    pub destroy: Duration,
+}
+
+impl Default for TaskTimeouts {
+    fn default() -> Self {
+        Self {
+            create: Duration::from_secs(120),
+            start: Duration::from_secs(60),
+            stop: Duration::from_secs(60),
+            destroy: Duration::from_secs(120),
+        }
+    }
+}
+
+pub trait CtApi: Send + Sync + Debug {
+    /// `GET /version`, as the release that decides which keys the API takes.
+    fn version(&self) -> Result<PveVersion, PveError>;
+    /// `GET /cluster/nextid?vmid=FROM`: `Some(FROM)` if free now, else `None`.
+    fn next_id(&self, from: u32) -> Result<Option<u32>, PveError>;
+    /// `POST /nodes/{node}/lxc`, then its task.
+    fn create(&self, node: &str, params: &[(String, String)]) -> Result<(), PveError>;
+    /// `POST .../status/start`, then its task (the CT is RUNNING after).
+    fn start(&self, node: &str, vmid: u32) -> Result<(), PveError>;
+    /// `POST .../status/stop` (`lxc-stop --kill`), then its task.
+    fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError>;
+    /// `DELETE .../lxc/{vmid}?purge=1&force=1&destroy-unreferenced-disks=1`,
+    /// then its task.
+    fn destroy(&self, node: &str, vmid: u32) -> Result<(), PveError>;
+    /// `GET /nodes/{node}/lxc`.
+    fn list(&self, node: &str) -> Result<Vec<NodeCt>, PveError>;
+}
+
+/// [`CtApi`] over the real client.
+#[derive(Debug)]
+pub struct ClientApi {
+    pub client: PveClient,
+    pub timeouts: TaskTimeouts,
+}
+
+impl CtApi for ClientApi {
+    fn version(&self) -> Result<PveVersion, PveError> {
+        let v = self.client.version()?;
+        PveVersion::parse(&v.version).map_err(|e| PveError::Decode {
+            method: reqwest::Method::GET,
+            path: "/version".into(),
+            message: e.to_string(),
+        })
+    }
+
+    fn next_id(&self, from: u32) -> Result<Option<u32>, PveError> {
+        self.client.next_id(Some(from))
+    }
+
+    fn create(&self, node: &str, params: &[(String, String)]) -> Result<(), PveError> {
+        let upid = self.client.create_lxc(node, params)?;
+        self.client.wait_task(&upid, self.timeouts.create).map(drop)
+    }
+
+    fn start(&self, node: &str, vmid: u32) -> Result<(), PveError> {
+        let upid = self.client.start(node, vmid)?;
+        self.client.wait_task(&upid, self.timeouts.start).map(drop)
+    }
+
+    fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError> {
+        let upid = self.client.stop(node, vmid)?;
+        self.client.wait_task(&upid, self.timeouts.stop).map(drop)
+    }
+
+    fn destroy(&self, node: &str, vmid: u32) -> Result<(), PveError> {
+        let options = DeleteOptions {
+            purge: true,
+            force: true,
+            destroy_unreferenced_disks: true,
+        };
+        let upid = self.client.delete_lxc(node, vmid, &options)?;
+        self.client
+            .wait_task(&upid, self.timeouts.destroy)
+            .map(drop)
+    }
+
+    fn list(&self, node: &str) -> Result<Vec<NodeCt>, PveError> {
+        self.client.node_lxc_list(node)
+    }
+}
+
+/// Whether a PVE error says the CT is gone: "Configuration file
+/// 'nodes/n/lxc/100.conf' does not exist", or a task that failed so.
+pub fn is_missing_ct(e: &PveError) -> bool {
+    let text = match e {
+        PveError::Server { message, .. } => message.as_str(),
+        PveError::TaskFailed { exitstatus, .. } => exitstatus.as_str(),
+        _ => return false,
+    };
+    text.contains("does not exist")
+}
+
+/// Whether a PVE error says the CT is not running (stop of a stopped CT).
+pub fn is_not_running(e: &PveError) -> bool {
+    let text = match e {
+        PveError::Server { message, .. } => message.as_str(),
+        PveError::TaskFailed { exitstatus, .. } => exitstatus.as_str(),
+        _ => return false,
+    };
+    text.contains("not running")
+}

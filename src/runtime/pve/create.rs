@@ -1,0 +1,263 @@
+//! `create` on the `pve` backend, as one sequence with rollback: a failure
+//! at any step leaves no CT (nor its volume), no fragment, no mount and no
+//! state behind.
+//!
+//! The steps, and the PVE calls they make:
+//! 1. bundle, rootfs, plan, CT config: all checked before PVE hears of it;
+//! 2. `GET /version` (once per shim), then `GET /cluster/nextid` +
+//!    `POST /nodes/{node}/lxc` until a VMID of the range is won;
+//! 3. node-local `VMID.conf` edit under PVE's lock (rootfs, include);
+//! 4. `POST .../status/start`; the init reports ready over its socket.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use lxcri_init_spec::{INIT_SOCKET, INIT_SPEC_FILE, START_FIFO};
+
+use super::api::CtApi;
+use super::ct::{attach_node_local, ct_config, CtInputs};
+use super::{api_err, PveBackendError, PveRuntime, FRAGMENT_FILE};
+use crate::cgroup::HostCgroups;
+use crate::lxc::render_lines;
+use crate::plan::{plan_container, PlanContext};
+use crate::pve::client::PveError;
+use crate::pve::config::update_node_config;
+use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
+use crate::runtime::container::{
+    prepare_run_dir, rootfs_path, write_file, ContainerError, CreateRequest, CreatedContainer,
+    Result,
+};
+use crate::runtime::init_channel::{InitChannelError, InitListener};
+use crate::runtime::pidfd;
+use crate::spec::{load_bundle_spec, CriAnnotations};
+use crate::state::{now_ns, ContainerRecord, CONTAINER_RUN_DIR};
+
+pub(super) fn create(rt: &PveRuntime, req: &CreateRequest) -> Result<CreatedContainer> {
+    let dir = rt.store.container_dir(&req.namespace, &req.id)?;
+    if dir.exists() {
+        return Err(ContainerError::Exists(format!(
+            "{}/{}",
+            req.namespace, req.id
+        )));
+    }
+    let mut rollback = Rollback {
+        rt,
+        req,
+        armed: true,
+        state_dir: false,
+        rootfs: None,
+        ct: None,
+    };
+    let result = create_steps(rt, req, &dir, &mut rollback);
+    if result.is_ok() {
+        rollback.armed = false;
+    }
+    result
+}
+
+fn create_steps(
+    rt: &PveRuntime,
+    req: &CreateRequest,
+    dir: &Path,
+    rollback: &mut Rollback<'_>,
+) -> Result<CreatedContainer> {
+    let spec = load_bundle_spec(&req.bundle)?;
+    let cri = CriAnnotations::from_spec(&spec)?;
+    let run_dir = dir.join(CONTAINER_RUN_DIR);
+    rollback.state_dir = true;
+    prepare_run_dir(&run_dir, &rt.config.init_binary()?)?;
+
+    let rootfs = rootfs_path(&req.bundle, &spec);
+    if rt.rootfs.prepare(&req.rootfs_mounts, &rootfs)? {
+        rollback.rootfs = Some(rootfs.clone());
+    }
+    let host_cgroups = HostCgroups::detect();
+    let mut plan = plan_container(
+        &spec,
+        &PlanContext {
+            // Only checked by the plan: the CT's LXC name is its VMID.
+            lxc_name: crate::runtime::lxc::container_name(&req.namespace, &req.id),
+            rootfs: rootfs.clone(),
+            run_dir: run_dir.clone(),
+            cgroup: host_cgroups.version(),
+        },
+    )?;
+    host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
+    let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
+    write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
+
+    let api = rt.api()?;
+    let version = rt.pve_version(api.as_ref())?;
+    let ct = ct_config(&CtInputs {
+        version,
+        namespace: &req.namespace,
+        id: &req.id,
+        spec: &spec,
+        cri: &cri,
+        init_cmd: &plan.lxc.init_cmd,
+        template: &rt.config.pve.template,
+        storage: &rt.config.pve.storage,
+    })
+    .map_err(PveBackendError::CtConfig)?;
+    let params = ct.to_api_params().map_err(PveBackendError::CtConfig)?;
+    let mut fragment = plan.lxc.render_pve_fragment()?;
+    let extra = ct.fragment_lines().map_err(PveBackendError::CtConfig)?;
+    fragment.push_str(&render_lines(&extra)?);
+    let fragment_path = dir.join(FRAGMENT_FILE);
+    write_file(&fragment_path, fragment.as_bytes())?;
+
+    let listener = InitListener::bind(&run_dir.join(INIT_SOCKET))?;
+    let start_gate = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(run_dir.join(START_FIFO))
+        .map_err(|source| ContainerError::RunDir {
+            path: run_dir.join(START_FIFO),
+            source,
+        })?;
+
+    let mut record = ContainerRecord {
+        id: req.id.clone(),
+        namespace: req.namespace.clone(),
+        bundle: req.bundle.clone(),
+        backend: "pve".into(),
+        backend_name: String::new(),
+        pid: None,
+        pid_start_time: None,
+        sandbox_id: cri.sandbox_id.clone(),
+        pod: cri.sandbox_name.clone(),
+        pod_namespace: cri.sandbox_namespace.clone(),
+        rootfs_mounted: rollback.rootfs.is_some(),
+        created_at_ns: now_ns(),
+        vmid: None,
+        node: Some(rt.node.clone()),
+    };
+    // Saved before PVE hears of the CT: from here on a crash is cleaned up
+    // by the shim's `delete` action or, for the CT, by `lxcri gc`.
+    rt.store.save(&record)?;
+
+    let attempts = CreateAttempts {
+        api: api.as_ref(),
+        node: &rt.node,
+        params: &params,
+    };
+    let vmid = match rt.allocator.allocate(&attempts) {
+        Ok(vmid) => vmid,
+        Err(e) => {
+            // A create that failed half-way (or timed out) may have left a
+            // CT with that VMID; rollback removes it if it is ours.
+            if let VmidError::Create { vmid, .. } = &e {
+                rollback.ct = Some(*vmid);
+            }
+            return Err(PveBackendError::Vmid(e).into());
+        }
+    };
+    rollback.ct = Some(vmid);
+    record.vmid = Some(vmid);
+    record.backend_name = PveRuntime::lxc_name(vmid);
+    rt.store.save(&record)?;
+    tracing::info!(vmid, node = %rt.node, "created CT");
+
+    update_node_config(&rt.paths, vmid, |file| {
+        attach_node_local(file, &rootfs, &fragment_path, rt.store.root())
+    })
+    .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+
+    api.start(&rt.node, vmid)
+        .map_err(api_err(format!("starting CT {vmid}")))?;
+    let name = PveRuntime::lxc_name(vmid);
+    let init = listener
+        .accept_ready(rt.config.lxc.start_timeout(), &|| rt.lxc.is_running(&name))
+        .map_err(|e| match e {
+            InitChannelError::ContainerGone => PveBackendError::CtStopped { vmid }.into(),
+            other => ContainerError::from(other),
+        })?;
+    record.pid = Some(init.pid());
+    record.pid_start_time = pidfd::start_time(init.pid()).ok();
+    rt.store.save(&record)?;
+    let terminal = plan.init.process.terminal;
+    Ok(CreatedContainer {
+        record,
+        spec,
+        run_dir,
+        init,
+        start_gate,
+        terminal,
+    })
+}
+
+/// [`VmidApi`] for one create: each attempt is `POST /nodes/{node}/lxc`
+/// with the candidate VMID, awaited to the end of its task.
+struct CreateAttempts<'a> {
+    api: &'a dyn CtApi,
+    node: &'a str,
+    params: &'a [(String, String)],
+}
+
+impl VmidApi for CreateAttempts<'_> {
+    fn next_id_hint(&self, from: u32) -> std::result::Result<Option<u32>, ApiError> {
+        Ok(self.api.next_id(from)?)
+    }
+
+    fn try_create(&self, vmid: u32) -> std::result::Result<CreateOutcome, ApiError> {
+        let mut params = Vec::with_capacity(self.params.len() + 1);
+        params.push(("vmid".to_string(), vmid.to_string()));
+        params.extend_from_slice(self.params);
+        match self.api.create(self.node, &params) {
+            Ok(()) => Ok(CreateOutcome::Created),
+            Err(e) if vmid_taken(&e, vmid) => Ok(CreateOutcome::Exists),
+            Err(e) => Err(Box::new(e)),
+        }
+    }
+}
+
+/// PVE refuses a taken VMID before its task starts (500) or, when two
+/// creates race past that check, in the task.
+fn vmid_taken(e: &PveError, vmid: u32) -> bool {
+    match e {
+        PveError::Server { message, .. } => is_vmid_taken_message(message, vmid),
+        PveError::TaskFailed { exitstatus, .. } => is_vmid_taken_message(exitstatus, vmid),
+        _ => false,
+    }
+}
+
+/// Undo list for a create in progress.
+struct Rollback<'a> {
+    rt: &'a PveRuntime,
+    req: &'a CreateRequest,
+    armed: bool,
+    state_dir: bool,
+    rootfs: Option<PathBuf>,
+    /// A CT that is, or may be, ours.
+    ct: Option<u32>,
+}
+
+impl Drop for Rollback<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Some(vmid) = self.ct {
+            // Ownership is checked by the description: a VMID whose create
+            // lost a race belongs to someone else.
+            if let Err(e) = self
+                .rt
+                .destroy_ct_if_ours(vmid, &self.req.namespace, &self.req.id)
+            {
+                tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
+            }
+        }
+        if let Some(target) = &self.rootfs {
+            if let Err(e) = self.rt.rootfs.release(target) {
+                tracing::warn!(error = %e, "rollback: unmounting rootfs");
+            }
+        }
+        if self.state_dir {
+            if let Err(e) = self.rt.store.remove(&self.req.namespace, &self.req.id) {
+                tracing::warn!(error = %e, "rollback: removing runtime directory");
+            }
+        }
+    }
+}
