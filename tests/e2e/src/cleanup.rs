@@ -186,6 +186,25 @@ pub fn cgroups(namespace: &str, id: Option<&str>) -> Vec<PathBuf> {
     found
 }
 
+/// The cgroups PVE's LXC config gives CT `vmid` (`lxc.cgroup.dir.container
+/// = lxc/VMID`, monitor `lxc.monitor/VMID`) in every hierarchy, v1 and v2.
+pub fn ct_cgroups(vmid: u32) -> Vec<PathBuf> {
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    roots.extend(
+        fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path()),
+    );
+    roots
+        .iter()
+        .flat_map(|r| [r.join(format!("lxc/{vmid}")), r.join(format!("lxc.monitor/{vmid}"))])
+        .filter(|p| p.is_dir())
+        .collect()
+}
+
 fn cgroup_cleanup(namespace: &str) -> Vec<String> {
     let dirs = cgroups(namespace, None);
     let mut cleaned = Vec::new();

@@ -13,6 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::cmd::{self, Background, CmdOutput, DEFAULT_TIMEOUT};
+use crate::pve::{self, BackendKind, PveSim};
 use crate::{cleanup, image, unique_name, Runtime, LXCRI_SHIM};
 
 /// A running private containerd. Dropping it removes every task and
@@ -24,6 +25,8 @@ pub struct Containerd {
     bin_dir: PathBuf,
     next_id: AtomicU32,
     ids: Mutex<Vec<String>>,
+    /// The PVE stand-in lxcri's shims talk to (`LXCRI_E2E_BACKEND=pve`).
+    pve: Option<PveSim>,
 }
 
 /// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
@@ -70,6 +73,7 @@ impl Containerd {
             bin_dir,
             next_id: AtomicU32::new(0),
             ids: Mutex::new(Vec::new()),
+            pve: (pve::backend() == BackendKind::Pve).then(PveSim::start),
         };
         fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
         ctd.spawn();
@@ -78,6 +82,21 @@ impl Containerd {
 
     pub fn namespace(&self) -> &str {
         &self.namespace
+    }
+
+    /// The PVE stand-in, when lxcri runs on the pve backend.
+    pub fn pve(&self) -> Option<&PveSim> {
+        self.pve.as_ref()
+    }
+
+    /// What container `id` left behind: [`cleanup::leftovers`] and, on the
+    /// pve backend, its CT (config, volumes, LXC dir, cgroups).
+    pub fn leftovers(&self, id: &str) -> Vec<String> {
+        let mut found = cleanup::leftovers(&self.namespace, id, &self.bundle(id));
+        if let Some(sim) = &self.pve {
+            found.extend(sim.leftovers_of(&self.namespace, id));
+        }
+        found
     }
 
     /// The gRPC socket (`ctr --address`).
@@ -161,6 +180,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                 "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
             })
         );
+        let pve_env = self.pve.as_ref().map(PveSim::env).unwrap_or_default();
         let child = Command::new("containerd")
             .arg("--config")
             .arg(self.config_path())
@@ -171,6 +191,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             .arg("--address")
             .arg(self.socket())
             .env("PATH", path)
+            .envs(pve_env)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

@@ -15,12 +15,16 @@
 //!   workspace's `target/debug`, honouring `CARGO_TARGET_DIR`).
 //! - `LXCRI_E2E_DEBUG=1`: containerd (and so the shims) log at debug level;
 //!   the log tail is printed when a test fails either way.
+//! - `LXCRI_E2E_BACKEND`: `lxc` (default) or `pve`: lxcri's backend. With
+//!   `pve`, each test's containerd gets its own `pve-sim` ([`pve::PveSim`])
+//!   and every lxcri container is a CT made through its API.
 
 pub mod cleanup;
 pub mod cmd;
 pub mod containerd;
 pub mod grpc;
 pub mod image;
+pub mod pve;
 pub mod spec;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -38,7 +38,7 @@ fn assert_failed_clean(ctd: &Containerd, rt: Runtime, id: &str, out: &CmdOutput,
     // The shim exits shortly after containerd's Shutdown: give it time.
     let mut left = Vec::new();
     let clean = cmd::poll(Duration::from_secs(15), || {
-        left = cleanup::leftovers(ctd.namespace(), id, &ctd.bundle(id));
+        left = ctd.leftovers(id);
         left.is_empty().then_some(())
     });
     assert!(clean.is_some(), "{rt}: {id} left behind: {left:#?}");

@@ -96,7 +96,7 @@ fn shim_killed_then_containerd_cleans_up() {
         ctd.ctr(&["task", "rm", "-f", &id]);
         ctd.ctr(&["containers", "rm", &id]).ok();
         if rt == Runtime::Lxcri {
-            let left = cleanup::leftovers(ctd.namespace(), &id, &ctd.bundle(&id));
+            let left = ctd.leftovers(&id);
             assert!(left.is_empty(), "{rt}: left behind: {left:#?}");
         }
     }

@@ -1,0 +1,383 @@
+//! The `pve` backend under test: a private `pve-sim` (the schema-checked
+//! PVE stand-in, `tests/pve-sim`) per test, and the `LXCRI_*` environment
+//! that points lxcri's shims at it.
+//!
+//! `LXCRI_E2E_BACKEND=pve` makes every [`crate::Containerd`] start one, so
+//! the whole suite runs on the pve backend. Dropping it stops what CTs are
+//! left, stops the stand-in (its own process only) and fails the test if
+//! any request lxcri sent was invalid against PVE's schema.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+use crate::containerd::bin_dir;
+use crate::unique_name;
+
+/// The backend `LXCRI_E2E_BACKEND` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Lxc,
+    Pve,
+}
+
+/// `LXCRI_E2E_BACKEND`: `lxc` (default) or `pve`.
+pub fn backend() -> BackendKind {
+    match std::env::var("LXCRI_E2E_BACKEND").as_deref() {
+        Ok("pve") => BackendKind::Pve,
+        Ok("lxc") | Ok("") | Err(_) => BackendKind::Lxc,
+        Ok(other) => panic!("LXCRI_E2E_BACKEND: unknown backend {other:?} (use lxc, pve)"),
+    }
+}
+
+/// The node name of every stand-in (each is its own one-node cluster).
+pub const NODE: &str = "e2e-node";
+/// The template lxcri creates CTs from, as configured by default.
+pub const TEMPLATE: &str = "lxcri-empty.tar.gz";
+
+/// A running `pve-sim` with its data dir.
+pub struct PveSim {
+    child: Option<Child>,
+    dir: PathBuf,
+    pub url: String,
+    pub fingerprint: String,
+    pub token_id: String,
+    secret: String,
+    /// VMIDs of this stand-in's CTs: disjoint from every other stand-in of
+    /// the test process, as LXC's cgroup `lxc/VMID` is one per host.
+    pub vmid_range: (u32, u32),
+}
+
+/// A VMID range no other stand-in of this process has, and unlikely to
+/// meet one of a concurrent test process (a slot per pid).
+fn private_vmid_range() -> (u32, u32) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) % 64;
+    let slot = (std::process::id() % 4000) * 64 + n;
+    let start = 1_000_000 + slot * 100;
+    (start, start + 99)
+}
+
+impl PveSim {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Starts the stand-in with extra command line options (e.g. `--privs`).
+    pub fn start_with(extra: &[&str]) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("lxcri-e2e-pve.")
+            .tempdir()
+            .expect("temp dir for pve-sim")
+            .keep();
+        let secret = unique_name("secret");
+        let token_id = "lxcri@pve!e2e".to_string();
+        let template_dir = dir.join("storage/local/template/cache");
+        fs::create_dir_all(&template_dir).expect("template dir");
+        let status = Command::new("tar")
+            .arg("-czf")
+            .arg(template_dir.join(TEMPLATE))
+            .args(["-T", "/dev/null"])
+            .status()
+            .expect("tar");
+        assert!(status.success(), "making the empty template");
+        let bin = bin_dir().join("pve-sim");
+        let mut child = Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0", "--node", NODE, "--token"])
+            .arg(format!("{token_id}={secret}"))
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(
+                fs::File::create(dir.join("pve-sim.log"))
+                    .map(Stdio::from)
+                    .unwrap_or_else(|_| Stdio::null()),
+            )
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "start {} ({e}): run `cargo build --workspace` first",
+                    bin.display()
+                )
+            });
+        let mut out = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut fingerprint = String::new();
+        let mut listening = String::new();
+        out.read_line(&mut fingerprint).expect("pve-sim line 1");
+        out.read_line(&mut listening).expect("pve-sim line 2");
+        let url = listening
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("pve-sim said {listening:?}"))
+            .to_string();
+        // Keep draining stdout so the stand-in never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
+                sink.clear();
+            }
+        });
+        fs::write(dir.join("token-secret"), &secret).expect("secret file");
+        Self {
+            child: Some(child),
+            dir,
+            url,
+            fingerprint: fingerprint.trim().to_string(),
+            token_id,
+            secret,
+            vmid_range: private_vmid_range(),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The token secret (tests check it never shows up in a log).
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+
+    pub fn secret_file(&self) -> PathBuf {
+        self.dir.join("token-secret")
+    }
+
+    pub fn lxcpath(&self) -> PathBuf {
+        self.dir.join("var/lib/lxc")
+    }
+
+    pub fn config_file(&self, vmid: u32) -> PathBuf {
+        self.dir.join(format!("etc/pve/lxc/{vmid}.conf"))
+    }
+
+    /// The `LXCRI_*` variables that make a shim use this stand-in.
+    pub fn env(&self) -> Vec<(String, String)> {
+        let d = self.dir.display();
+        [
+            ("LXCRI_BACKEND", "pve".to_string()),
+            ("LXCRI_PVE_URL", self.url.clone()),
+            ("LXCRI_PVE_NODE", NODE.to_string()),
+            ("LXCRI_PVE_TOKEN_ID", self.token_id.clone()),
+            (
+                "LXCRI_PVE_TOKEN_SECRET_FILE",
+                self.secret_file().display().to_string(),
+            ),
+            ("LXCRI_PVE_FINGERPRINT", self.fingerprint.clone()),
+            ("LXCRI_PVE_CONFIG_DIR", format!("{d}/etc/pve")),
+            ("LXCRI_PVE_LXCPATH", format!("{d}/var/lib/lxc")),
+            ("LXCRI_PVE_LOCK_DIR", format!("{d}/run/lock/lxc")),
+            ("LXCRI_PVE_STORAGE", "local-zfs".to_string()),
+            (
+                "LXCRI_PVE_VMID_RANGE",
+                format!("{}-{}", self.vmid_range.0, self.vmid_range.1),
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+
+    /// The VMIDs that have a config now.
+    pub fn vmids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = fs::read_dir(self.dir.join("etc/pve/lxc"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(".conf")?
+                    .parse()
+                    .ok()
+            })
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// The CT config text of the CT whose description names `ns/id`.
+    pub fn ct_of(&self, namespace: &str, id: &str) -> Option<(u32, String)> {
+        self.vmids().into_iter().find_map(|vmid| {
+            let text = fs::read_to_string(self.config_file(vmid)).ok()?;
+            let ours = text.lines().any(|l| l == format!("# - container: {id}"))
+                && text
+                    .lines()
+                    .any(|l| l == format!("# - containerd namespace: {namespace}"));
+            ours.then_some((vmid, text))
+        })
+    }
+
+    /// Every request the stand-in logged, in order.
+    pub fn requests(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Requests that failed the schema check.
+    pub fn invalid_requests(&self) -> Vec<Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.get("valid") != Some(&Value::Bool(true)))
+            .collect()
+    }
+
+    /// Arms a fault (see docs/pve-sim.md): `json` is the fault's body.
+    pub fn fault(&self, json: &str) {
+        // The admin endpoint is outside the PVE API and on loopback; the
+        // certificate is the one whose fingerprint lxcri pins.
+        let out = Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", "Content-Type: application/json", "--data", json])
+            .arg(format!("{}/_sim/faults", self.url))
+            .output()
+            .expect("curl");
+        let code = String::from_utf8_lossy(&out.stdout);
+        assert!(code.starts_with('2'), "arming fault {json}: HTTP {code}");
+    }
+
+    /// Every VMID a create was asked for on behalf of `namespace/id`
+    /// (from the request log: the description names the container).
+    pub fn vmids_of(&self, namespace: &str, id: &str) -> Vec<u32> {
+        let container = format!("- container: {id}\n");
+        let ns = format!("- containerd namespace: {namespace}\n");
+        let mut ids: Vec<u32> = self
+            .requests()
+            .iter()
+            .filter(|r| r["method"] == "POST" && r["template"] == "/nodes/{node}/lxc")
+            .filter(|r| {
+                let d = r["params"]["description"].as_str().unwrap_or("");
+                d.contains(&container) && d.contains(&ns)
+            })
+            .filter_map(|r| {
+                let v = &r["params"]["vmid"];
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .and_then(|n| u32::try_from(n).ok())
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// What is left of CT `vmid`: config, volumes, LXC dir, cgroups.
+    pub fn leftovers_of_ct(&self, vmid: u32) -> Vec<String> {
+        let mut found = Vec::new();
+        if self.config_file(vmid).exists() {
+            found.push(format!("CT config {}", self.config_file(vmid).display()));
+        }
+        let tag = format!("-{vmid}-disk-");
+        for storage in fs::read_dir(self.dir.join("storage"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for v in fs::read_dir(storage.path()).into_iter().flatten().flatten() {
+                if v.file_name().to_string_lossy().contains(&tag) {
+                    found.push(format!("volume {}", v.path().display()));
+                }
+            }
+        }
+        let lxc_dir = self.lxcpath().join(vmid.to_string());
+        if lxc_dir.exists() {
+            found.push(format!("LXC container dir {}", lxc_dir.display()));
+        }
+        for cg in crate::cleanup::ct_cgroups(vmid) {
+            found.push(format!("cgroup {}", cg.display()));
+        }
+        found
+    }
+
+    /// What is left of every CT created for `namespace/id`.
+    pub fn leftovers_of(&self, namespace: &str, id: &str) -> Vec<String> {
+        self.vmids_of(namespace, id)
+            .into_iter()
+            .flat_map(|vmid| self.leftovers_of_ct(vmid))
+            .collect()
+    }
+
+    /// The stand-in's log tail and the LXC configs it generated (with
+    /// lxcri's fragments), for a failed test.
+    fn print_diagnostics(&self) {
+        let log = fs::read_to_string(self.dir.join("pve-sim.log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(30).collect();
+        eprintln!("--- pve-sim log (tail) ---");
+        for l in tail.iter().rev() {
+            eprintln!("{l}");
+        }
+        for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
+            let config = fs::read_to_string(e.path().join("config")).unwrap_or_default();
+            eprintln!("--- {}/config ---\n{config}", e.path().display());
+            for include in config.lines().filter_map(|l| l.strip_prefix("lxc.include = ")) {
+                if include.starts_with("/usr/share") {
+                    continue;
+                }
+                let body = fs::read_to_string(include).unwrap_or_else(|e| format!("({e})"));
+                eprintln!("--- {include} ---\n{body}");
+            }
+        }
+        for l in fs::read_dir(self.dir.join("var/log/lxc")).into_iter().flatten().flatten() {
+            let body = fs::read_to_string(l.path()).unwrap_or_default();
+            let errors: Vec<&str> = body.lines().filter(|l| l.contains("ERROR")).collect();
+            eprintln!("--- {} (errors) ---\n{}", l.path().display(), errors.join("\n"));
+        }
+    }
+
+    /// Stops every CT left (only this stand-in's lxcpath).
+    fn stop_cts(&self) -> Vec<String> {
+        let mut stopped = Vec::new();
+        for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let out = Command::new("lxc-stop")
+                .arg("-P")
+                .arg(self.lxcpath())
+                .args(["-n", &name, "-k"])
+                .output();
+            if out.map(|o| o.status.success()).unwrap_or(false) {
+                stopped.push(format!("CT {name}"));
+            }
+        }
+        stopped
+    }
+}
+
+impl Drop for PveSim {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.print_diagnostics();
+        }
+        let stopped = self.stop_cts();
+        if !stopped.is_empty() {
+            eprintln!("pve-sim cleanup stopped: {}", stopped.join(", "));
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let invalid = self.invalid_requests();
+        let log = fs::read_to_string(self.dir.join("pve-sim.log")).unwrap_or_default();
+        for m in crate::cleanup::unmount_under(&[self.dir.clone()]) {
+            eprintln!("pve-sim cleanup: unmounted {}", m.display());
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        if !invalid.is_empty() && !std::thread::panicking() {
+            panic!(
+                "lxcri sent requests PVE's schema refuses:\n{}\npve-sim log:\n{log}",
+                invalid
+                    .iter()
+                    .map(Value::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+        }
+    }
+}
