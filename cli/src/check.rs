@@ -125,7 +125,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         apparmor(&host.sys),
         root(&host.proc),
     ];
-    findings.extend(pve::checks(&config.pve));
+    findings.extend(pve::checks(&config));
     findings
 }
 

@@ -1,11 +1,13 @@
-//! `lxcri`: the node-side command line (`ps`, `check`).
+//! `lxcri`: the node-side command line (`ps`, `check`, `gc`).
 //!
 //! Each subcommand lives in its own file and returns typed results; this
 //! file parses flags, loads the configuration and turns errors into exit codes.
 
 mod check;
 mod elf;
+mod gc;
 mod ps;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +45,8 @@ enum Command {
     Ps(ps::Args),
     /// Check that this node can run lxcri containers.
     Check(check::Args),
+    /// Find (and with --force remove) PVE CTs lxcri made whose container is gone.
+    Gc(gc::Args),
 }
 
 impl Cli {
@@ -74,17 +78,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The error and its causes, skipping a cause whose text the message above
-/// it already contains (lxcri's errors print their source themselves).
+/// The error and its causes, each text once, as the library prints chains.
 fn chain(e: &anyhow::Error) -> String {
-    let mut msg = e.to_string();
-    for cause in e.chain().skip(1) {
-        let text = cause.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-    }
-    msg
+    lxcri::error_chain(e.as_ref())
 }
 
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
@@ -106,5 +102,33 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Gc(args) => {
+            let config = cli.load_config().context("loading configuration")?;
+            let report = gc::run(config, args)?;
+            print!("{}", report.output);
+            Ok(if report.failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use anyhow::Context as _;
+
+    #[test]
+    fn chain_walks_contexts_and_sources() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = Err::<(), _>(io)
+            .context("reading x")
+            .context("loading configuration")
+            .unwrap_err();
+        assert_eq!(
+            super::chain(&e),
+            "loading configuration: reading x: no such file"
+        );
     }
 }

@@ -4,12 +4,13 @@
 //! The state record cannot tell `created` from `running` (both have a live
 //! init), so a live init is shown as `running` and anything else as `stopped`.
 
-use std::fmt::Write as _;
 use std::path::Path;
 
 use lxcri::config::Config;
 use lxcri::runtime::pidfd;
 use lxcri::state::{ContainerRecord, StateError, StateStore};
+
+use crate::table::or_dash;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -52,36 +53,35 @@ fn pod(r: &ContainerRecord) -> String {
     }
 }
 
+/// One row per container; `-` where a column does not apply (VMID and
+/// NODE on the lxc backend, PID before the init runs).
 fn table(rows: &[(&ContainerRecord, &str)]) -> String {
-    let header = ["ID", "NAMESPACE", "BACKEND", "NAME", "PID", "STATE", "POD"];
-    let mut lines: Vec<[String; 7]> = vec![header.map(String::from)];
+    let header = [
+        "ID",
+        "NAMESPACE",
+        "BACKEND",
+        "NAME",
+        "VMID",
+        "NODE",
+        "PID",
+        "STATE",
+        "POD",
+    ];
+    let mut lines: Vec<Vec<String>> = vec![header.map(String::from).to_vec()];
     for (r, state) in rows {
-        lines.push([
+        lines.push(vec![
             r.id.clone(),
             r.namespace.clone(),
             r.backend.clone(),
             r.backend_name.clone(),
-            r.pid.map_or("-".to_string(), |p| p.to_string()),
+            or_dash(r.vmid),
+            or_dash(r.node.as_deref()),
+            or_dash(r.pid),
             state.to_string(),
             pod(r),
         ]);
     }
-    let mut widths = [0usize; 7];
-    for line in &lines {
-        for (w, cell) in widths.iter_mut().zip(line) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for line in &lines {
-        let mut text = String::new();
-        for (i, cell) in line.iter().enumerate() {
-            let _ = write!(text, "{cell:<width$}  ", width = widths[i]);
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    }
-    out
+    crate::table::render(&lines)
 }
 
 fn json(rows: &[(&ContainerRecord, &str)]) -> String {
@@ -93,6 +93,8 @@ fn json(rows: &[(&ContainerRecord, &str)]) -> String {
                 "namespace": r.namespace,
                 "backend": r.backend,
                 "name": r.backend_name,
+                "vmid": r.vmid,
+                "node": r.node,
                 "pid": r.pid,
                 "state": state,
                 "pod": r.pod,
@@ -164,6 +166,8 @@ mod tests {
             pod_namespace: pod.map(|_| "default".to_string()),
             rootfs_mounted: true,
             created_at_ns: 1,
+            vmid: None,
+            node: None,
         }
     }
 
@@ -182,10 +186,48 @@ mod tests {
         assert_eq!(&lines[1][col..col + 7], "running");
         assert_eq!(&lines[2][col..col + 7], "stopped");
 
+        // The lxc backend has no VMID or node.
+        let vmid = lines[0].find("VMID").unwrap();
+        let node = lines[0].find("NODE").unwrap();
+        assert_eq!(&lines[1][vmid..vmid + 2], "- ", "{t}");
+        assert_eq!(&lines[1][node..node + 2], "- ", "{t}");
+
         let v: serde_json::Value = serde_json::from_str(&json(&rows)).unwrap();
         assert_eq!(v[0]["name"], "k8s.io_abc");
         assert_eq!(v[0]["state"], "running");
         assert_eq!(v[1]["pod"], serde_json::Value::Null);
+        assert_eq!(v[0]["vmid"], serde_json::Value::Null);
+        assert_eq!(v[0]["node"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn pve_rows_show_vmid_and_node() {
+        let mut a = record("abc", None);
+        a.backend = "pve".into();
+        a.backend_name = "10042".into();
+        a.vmid = Some(10042);
+        a.node = Some("pve1".into());
+        let b = record("def", None);
+        let rows = [(&a, "running"), (&b, "stopped")];
+        let t = table(&rows);
+        let lines: Vec<_> = t.lines().collect();
+        assert_eq!(
+            lines[0],
+            "ID   NAMESPACE  BACKEND  NAME        VMID   NODE  PID  STATE    POD"
+        );
+        assert_eq!(
+            lines[1],
+            "abc  k8s.io     pve      10042       10042  pve1  7    running  -"
+        );
+        assert_eq!(
+            lines[2],
+            "def  k8s.io     lxc      k8s.io_def  -      -     7    stopped  -"
+        );
+
+        let v: serde_json::Value = serde_json::from_str(&json(&rows)).unwrap();
+        assert_eq!(v[0]["vmid"], 10042);
+        assert_eq!(v[0]["node"], "pve1");
+        assert_eq!(v[1]["vmid"], serde_json::Value::Null);
     }
 
     #[test]

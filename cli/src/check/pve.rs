@@ -3,19 +3,23 @@
 //! the privileges lxcri needs, do the configured storage and bridge exist on
 //! this node, and does this look like a PVE node at all.
 //!
+//! With `backend = "pve"` also: which template creates use, and whether
+//! the node's LXC lxcpath and PVE's lock directory are where the config
+//! says.
+//!
 //! The API checks go through the [`Api`] trait so tests can feed them any
 //! answer, errors included, without a server. Nothing here prints the token
 //! secret: it is only read into the client.
 
-use std::error::Error;
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri::config::PveSettings;
+use lxcri::config::{Backend, Config, PveSettings};
+use lxcri::error_chain as chain;
 use lxcri::pve::client::{
-    ApiToken, ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust,
-    Version,
+    ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust, Version,
 };
+use lxcri::pve::connect::{self, trust, ConnectError};
 
 use super::{finding, Finding, Status};
 
@@ -60,7 +64,10 @@ impl Api for PveClient {
 
 /// Every PVE check, or none when no `[pve]` section is configured (config
 /// validation guarantees url, node, token id and secret file when it is).
-pub fn checks(settings: &PveSettings) -> Vec<Finding> {
+/// The node-side checks of the `pve` backend only run when it is the
+/// backend.
+pub fn checks(config: &Config) -> Vec<Finding> {
+    let settings = &config.pve;
     if !settings.is_configured() {
         return Vec::new();
     }
@@ -69,7 +76,29 @@ pub fn checks(settings: &PveSettings) -> Vec<Finding> {
         Err(f) => vec![f],
     };
     out.push(config_dir(&settings.config_dir));
+    if config.backend == Backend::Pve {
+        out.extend(backend_checks(settings));
+    }
     out
+}
+
+/// What creates need on the node besides the API.
+pub fn backend_checks(settings: &PveSettings) -> Vec<Finding> {
+    vec![
+        template(&settings.template),
+        node_dir(
+            "pve-lxcpath",
+            &settings.lxcpath,
+            "PVE starts CT VMID as the LXC container <lxcpath>/VMID; is pve.lxcpath right and \
+             is this a PVE node?",
+        ),
+        node_dir(
+            "pve-lock-dir",
+            &settings.lock_dir,
+            "lxcri edits VMID.conf under PVE's pve-config-VMID.lock there; a lock elsewhere \
+             does not exclude PVE's own edits (is pve.lock_dir right, is this a PVE node?)",
+        ),
+    ]
 }
 
 /// Short timeouts and no retries: a preflight should answer quickly and
@@ -83,14 +112,6 @@ fn options() -> ClientOptions {
     }
 }
 
-fn trust(settings: &PveSettings) -> TlsTrust {
-    match (&settings.fingerprint, &settings.ca_file) {
-        (Some(fp), _) => TlsTrust::Fingerprint(*fp),
-        (None, Some(ca)) => TlsTrust::CaFile(ca.clone()),
-        (None, None) => TlsTrust::WebPkiRoots,
-    }
-}
-
 /// How the certificate was verified, for the OK line.
 pub fn trust_detail(trust: &TlsTrust) -> String {
     match trust {
@@ -100,41 +121,19 @@ pub fn trust_detail(trust: &TlsTrust) -> String {
     }
 }
 
-/// The error and its sources, each once (some messages embed their source).
-fn chain(e: &dyn Error) -> String {
-    let mut msg = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !msg.contains(&text) {
-            msg = format!("{msg}: {text}");
-        }
-        cause = c.source();
-    }
-    msg
+/// The client, or the finding that says why there is none.
+fn connect(settings: &PveSettings) -> Result<PveClient, Finding> {
+    connect::connect(settings, options()).map_err(|e| connect_failure(&e))
 }
 
-fn connect(settings: &PveSettings) -> Result<PveClient, Finding> {
-    let (Some(url), Some(token_id), Some(secret_file)) = (
-        settings.url.as_deref(),
-        settings.token_id.as_ref(),
-        settings.token_secret_file.as_deref(),
-    ) else {
-        return Err(finding(
-            "pve-api",
-            Status::Fail,
-            "[pve] needs url, token_id and token_secret_file",
-        ));
+/// Sorts a failure to build the client into the finding that names it.
+pub fn connect_failure(e: &ConnectError) -> Finding {
+    let name = match e {
+        ConnectError::Token(_) => "pve-token",
+        ConnectError::Client(PveError::TlsConfig(_)) => "pve-tls",
+        ConnectError::NotConfigured(_) | ConnectError::Client(_) => "pve-api",
     };
-    let token = ApiToken::from_file(token_id.as_str(), secret_file)
-        .map_err(|e| finding("pve-token", Status::Fail, chain(&e)))?;
-    PveClient::new(url, token, trust(settings), options()).map_err(|e| {
-        let name = match e {
-            PveError::TlsConfig(_) => "pve-tls",
-            _ => "pve-api",
-        };
-        finding(name, Status::Fail, chain(&e))
-    })
+    finding(name, Status::Fail, chain(e))
 }
 
 /// The checks that talk to the API. When `GET /version` fails, the rest
@@ -332,6 +331,36 @@ fn or_none(names: &[&str]) -> String {
         "none".to_string()
     } else {
         names.join(", ")
+    }
+}
+
+/// Creates use `ostemplate = template`. It must exist on its storage (a
+/// create fails otherwise); this check does not look for it, it only names
+/// it, so a failed create can be traced to it.
+pub fn template(template: &str) -> Finding {
+    finding(
+        "pve-template",
+        Status::Ok,
+        format!("CTs are created from {template} (an empty tarball; see docs/operations.md)"),
+    )
+}
+
+/// A directory the `pve` backend uses on the node; missing is a failure.
+pub fn node_dir(name: &'static str, dir: &Path, why: &str) -> Finding {
+    if dir.is_dir() {
+        finding(name, Status::Ok, format!("{} exists", dir.display()))
+    } else if dir.exists() {
+        finding(
+            name,
+            Status::Fail,
+            format!("{} is not a directory: {why}", dir.display()),
+        )
+    } else {
+        finding(
+            name,
+            Status::Fail,
+            format!("{} does not exist: {why}", dir.display()),
+        )
     }
 }
 

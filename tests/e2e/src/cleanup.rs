@@ -200,7 +200,12 @@ pub fn ct_cgroups(vmid: u32) -> Vec<PathBuf> {
     );
     roots
         .iter()
-        .flat_map(|r| [r.join(format!("lxc/{vmid}")), r.join(format!("lxc.monitor/{vmid}"))])
+        .flat_map(|r| {
+            [
+                r.join(format!("lxc/{vmid}")),
+                r.join(format!("lxc.monitor/{vmid}")),
+            ]
+        })
         .filter(|p| p.is_dir())
         .collect()
 }

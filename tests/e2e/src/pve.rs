@@ -38,6 +38,38 @@ pub const NODE: &str = "e2e-node";
 /// The template lxcri creates CTs from, as configured by default.
 pub const TEMPLATE: &str = "lxcri-empty.tar.gz";
 
+/// The description of a CT config: its leading `#` lines, with PVE's
+/// `%XX` escapes (`:` and control characters) decoded.
+pub fn description(config: &str) -> String {
+    let mut out = String::new();
+    for line in config.lines() {
+        let Some(text) = line.strip_prefix('#') else {
+            break;
+        };
+        let b = text.as_bytes();
+        let mut i = 0;
+        let mut bytes = Vec::new();
+        while i < b.len() {
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+                (b'%', Some(v)) => {
+                    bytes.push(v);
+                    i += 3;
+                }
+                (c, _) => {
+                    bytes.push(c);
+                    i += 1;
+                }
+            }
+        }
+        out.push_str(&String::from_utf8_lossy(&bytes));
+        out.push('\n');
+    }
+    out
+}
+
 /// A running `pve-sim` with its data dir.
 pub struct PveSim {
     child: Option<Child>,
@@ -189,13 +221,7 @@ impl PveSim {
             .into_iter()
             .flatten()
             .flatten()
-            .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(".conf")?
-                    .parse()
-                    .ok()
-            })
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".conf")?.parse().ok())
             .collect();
         ids.sort();
         ids
@@ -205,10 +231,9 @@ impl PveSim {
     pub fn ct_of(&self, namespace: &str, id: &str) -> Option<(u32, String)> {
         self.vmids().into_iter().find_map(|vmid| {
             let text = fs::read_to_string(self.config_file(vmid)).ok()?;
-            let ours = text.lines().any(|l| l == format!("# - container: {id}"))
-                && text
-                    .lines()
-                    .any(|l| l == format!("# - containerd namespace: {namespace}"));
+            let description = description(&text);
+            let ours = description.contains(&format!("- container: {id}\n"))
+                && description.contains(&format!("- containerd namespace: {namespace}\n"));
             ours.then_some((vmid, text))
         })
     }
@@ -314,10 +339,26 @@ impl PveSim {
         for l in tail.iter().rev() {
             eprintln!("{l}");
         }
+        eprintln!("--- pve-sim requests (tail) ---");
+        let requests = self.requests();
+        for r in requests.iter().skip(requests.len().saturating_sub(30)) {
+            eprintln!(
+                "{} {} {} {} -> {} in {} ms",
+                r["ts"],
+                r["method"],
+                r["path"],
+                if r["valid"] == true { "" } else { "INVALID" },
+                r["status"],
+                r["duration_ms"]
+            );
+        }
         for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
             let config = fs::read_to_string(e.path().join("config")).unwrap_or_default();
             eprintln!("--- {}/config ---\n{config}", e.path().display());
-            for include in config.lines().filter_map(|l| l.strip_prefix("lxc.include = ")) {
+            for include in config
+                .lines()
+                .filter_map(|l| l.strip_prefix("lxc.include = "))
+            {
                 if include.starts_with("/usr/share") {
                     continue;
                 }
@@ -325,10 +366,18 @@ impl PveSim {
                 eprintln!("--- {include} ---\n{body}");
             }
         }
-        for l in fs::read_dir(self.dir.join("var/log/lxc")).into_iter().flatten().flatten() {
+        for l in fs::read_dir(self.dir.join("var/log/lxc"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let body = fs::read_to_string(l.path()).unwrap_or_default();
             let errors: Vec<&str> = body.lines().filter(|l| l.contains("ERROR")).collect();
-            eprintln!("--- {} (errors) ---\n{}", l.path().display(), errors.join("\n"));
+            eprintln!(
+                "--- {} (errors) ---\n{}",
+                l.path().display(),
+                errors.join("\n")
+            );
         }
     }
 
@@ -365,7 +414,7 @@ impl Drop for PveSim {
         }
         let invalid = self.invalid_requests();
         let log = fs::read_to_string(self.dir.join("pve-sim.log")).unwrap_or_default();
-        for m in crate::cleanup::unmount_under(&[self.dir.clone()]) {
+        for m in crate::cleanup::unmount_under(std::slice::from_ref(&self.dir)) {
             eprintln!("pve-sim cleanup: unmounted {}", m.display());
         }
         let _ = fs::remove_dir_all(&self.dir);

@@ -26,11 +26,21 @@ fn config_path_runtime_option_is_used() {
     let flag = format!("--runtime-config-path={}", config.display());
     ctd.run_detached(Runtime::Lxcri, &id, &["sleep", "1000"], &[&flag]);
     let name = format!("{}_{}", ctd.namespace(), id);
-    assert!(
-        lxcpath.join(&name).join("config").is_file(),
-        "no LXC config under the configured lxcpath {}",
-        lxcpath.display()
-    );
+    // On the pve backend the LXC side is PVE's (LXCRI_PVE_LXCPATH): the
+    // container is a CT of the stand-in instead.
+    let on_pve = ctd.pve().is_some();
+    if let Some(sim) = ctd.pve() {
+        assert!(
+            sim.ct_of(ctd.namespace(), &id).is_some(),
+            "no CT for the container"
+        );
+    } else {
+        assert!(
+            lxcpath.join(&name).join("config").is_file(),
+            "no LXC config under the configured lxcpath {}",
+            lxcpath.display()
+        );
+    }
     assert!(
         root.join(ctd.namespace())
             .join(&id)
@@ -47,6 +57,9 @@ fn config_path_runtime_option_is_used() {
     );
     ctd.remove(&id);
     assert!(!lxcpath.join(&name).exists(), "LXC container left behind");
+    if on_pve {
+        assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
+    }
     assert!(!root.join(ctd.namespace()).exists(), "state left behind");
 
     let bad = ctd.dir().join("bad.toml");

@@ -210,5 +210,91 @@ fn config_dir_warns_off_a_pve_node() {
 
 #[test]
 fn unconfigured_section_adds_nothing() {
-    assert!(checks(&PveSettings::default()).is_empty());
+    assert!(checks(&Config::default()).is_empty());
+}
+
+#[test]
+fn client_failures_name_their_cause() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secret = tmp.path().join("secret");
+    std::fs::write(&secret, "00000000-0000-0000-0000-000000000000\n").unwrap();
+
+    let mut s = settings();
+    s.token_secret_file = Some(tmp.path().join("missing"));
+    let f = connect(&s).unwrap_err();
+    assert_eq!((f.name, f.status), ("pve-token", Status::Fail));
+    assert!(
+        f.detail.contains("reading PVE token secret file") && f.detail.contains("missing: "),
+        "the io error follows: {}",
+        f.detail
+    );
+
+    s.token_secret_file = Some(secret.clone());
+    s.ca_file = Some(tmp.path().join("no-ca.pem"));
+    let f = connect(&s).unwrap_err();
+    assert_eq!(
+        (f.name, f.status),
+        ("pve-tls", Status::Fail),
+        "{}",
+        f.detail
+    );
+    assert!(f.detail.contains("no-ca.pem"), "{}", f.detail);
+
+    s.ca_file = None;
+    s.url = Some("ftp://pve1".into());
+    let f = connect(&s).unwrap_err();
+    assert_eq!(
+        (f.name, f.status),
+        ("pve-api", Status::Fail),
+        "{}",
+        f.detail
+    );
+
+    s.url = None;
+    let f = connect(&s).unwrap_err();
+    assert_eq!((f.name, f.status), ("pve-api", Status::Fail));
+    assert!(f.detail.contains("url"), "{}", f.detail);
+
+    // Built without touching the network.
+    s.url = Some("https://pve1:8006".into());
+    assert!(connect(&s).is_ok());
+}
+
+#[test]
+fn tls_detail_follows_the_library_trust() {
+    let mut s = settings();
+    assert!(trust_detail(&trust(&s)).contains("web PKI"));
+    s.ca_file = Some("/etc/pve/pve-root-ca.pem".into());
+    assert!(trust_detail(&trust(&s)).contains("/etc/pve/pve-root-ca.pem"));
+}
+
+#[test]
+fn backend_node_checks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut s = settings();
+    s.lxcpath = tmp.path().join("var/lib/lxc");
+    s.lock_dir = tmp.path().join("run/lock/lxc");
+    let findings = backend_checks(&s);
+    let t = by_name(&findings, "pve-template");
+    assert_eq!(t.status, Status::Ok);
+    assert!(
+        t.detail.contains("local:vztmpl/lxcri-empty.tar.gz"),
+        "{}",
+        t.detail
+    );
+    for name in ["pve-lxcpath", "pve-lock-dir"] {
+        let f = by_name(&findings, name);
+        assert_eq!(f.status, Status::Fail, "{f:?}");
+        assert!(f.detail.contains("does not exist"), "{}", f.detail);
+    }
+    std::fs::create_dir_all(&s.lxcpath).unwrap();
+    std::fs::create_dir_all(tmp.path().join("run/lock")).unwrap();
+    std::fs::write(&s.lock_dir, "").unwrap();
+    let findings = backend_checks(&s);
+    assert_eq!(by_name(&findings, "pve-lxcpath").status, Status::Ok);
+    let f = by_name(&findings, "pve-lock-dir");
+    assert!(
+        f.status == Status::Fail && f.detail.contains("not a directory"),
+        "{f:?}"
+    );
 }

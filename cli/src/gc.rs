@@ -1,0 +1,229 @@
+//! `lxcri gc`: the CTs lxcri made on this node whose container is gone.
+//!
+//! The verdicts are the library's ([`PveRuntime::gc_scan`]): a CT is an
+//! orphan when it is tagged `lxcri`, its VMID is in `vmid_range` and its
+//! description names a containerd `namespace/id` that has no state on this
+//! node (or whose state names another VMID). Without `--force` nothing is
+//! removed; with it each orphan is re-checked and destroyed
+//! ([`PveRuntime::gc_remove`]). Live and foreign CTs are only reported.
+
+use lxcri::config::Config;
+use lxcri::error_chain;
+use lxcri::runtime::pve::{CtVerdict, GcEntry};
+use lxcri::runtime::{ContainerError, PveRuntime};
+
+use crate::table::or_dash;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Destroy the orphans (default: a dry run that only reports them).
+    #[arg(long)]
+    pub force: bool,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(
+        "lxcri gc needs the [pve] section (url, node, token_id, token_secret_file) \
+         in {config}: it asks the PVE API for the node's CTs"
+    )]
+    NotConfigured { config: String },
+    /// The library's error names the node and the call.
+    #[error(transparent)]
+    Scan(ContainerError),
+}
+
+/// What `main` prints, and whether a removal failed.
+#[derive(Debug)]
+pub struct Report {
+    pub output: String,
+    pub failed: bool,
+}
+
+/// What became of one CT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Live or foreign: never touched.
+    Keep,
+    /// An orphan in a dry run.
+    WouldRemove,
+    Removed,
+    /// It was no orphan any more when `--force` came to it.
+    Skipped,
+    /// Destroying it failed; the error chain.
+    Failed(String),
+}
+
+impl Action {
+    fn as_str(&self) -> &'static str {
+        match self {
+            Action::Keep => "keep",
+            Action::WouldRemove => "would-remove",
+            Action::Removed => "removed",
+            Action::Skipped => "skipped",
+            Action::Failed(_) => "failed",
+        }
+    }
+}
+
+/// The command: needs `[pve]`, then scans (and with `--force` removes)
+/// through the API.
+pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
+    if !config.pve.is_configured() {
+        let config = match &config.file {
+            Some(path) => path.display().to_string(),
+            None => "the configuration (no config file was found)".to_string(),
+        };
+        return Err(GcError::NotConfigured { config });
+    }
+    collect(&PveRuntime::new(config), args)
+}
+
+/// Scans the node, removes the orphans when `args.force`, and renders it.
+pub fn collect(rt: &PveRuntime, args: &Args) -> Result<Report, GcError> {
+    let entries = rt.gc_scan().map_err(GcError::Scan)?;
+    let actions = if args.force {
+        remove(rt, &entries)
+    } else {
+        entries
+            .iter()
+            .map(|e| match e.verdict {
+                CtVerdict::Orphan => Action::WouldRemove,
+                _ => Action::Keep,
+            })
+            .collect()
+    };
+    let failed = actions.iter().any(|a| matches!(a, Action::Failed(_)));
+    let rows: Vec<(&GcEntry, Action)> = entries.iter().zip(actions).collect();
+    let output = if args.json {
+        json(&rt.node, &rows, args.force, failed)
+    } else {
+        text(&rt.node, &rows, args.force)
+    };
+    Ok(Report { output, failed })
+}
+
+/// Destroys each orphan of `entries` (re-checked by the library first);
+/// the rest are kept.
+pub fn remove(rt: &PveRuntime, entries: &[GcEntry]) -> Vec<Action> {
+    entries
+        .iter()
+        .map(|e| {
+            if e.verdict != CtVerdict::Orphan {
+                return Action::Keep;
+            }
+            match rt.gc_remove(e.vmid) {
+                Ok(true) => Action::Removed,
+                Ok(false) => Action::Skipped,
+                Err(err) => Action::Failed(error_chain(&err)),
+            }
+        })
+        .collect()
+}
+
+fn verdict(v: &CtVerdict) -> &'static str {
+    match v {
+        CtVerdict::Live => "live",
+        CtVerdict::Orphan => "orphan",
+        CtVerdict::Foreign => "foreign",
+    }
+}
+
+fn container(e: &GcEntry) -> String {
+    or_dash(e.owner.as_ref().map(|(ns, id)| format!("{ns}/{id}")))
+}
+
+fn text(node: &str, rows: &[(&GcEntry, Action)], force: bool) -> String {
+    if rows.is_empty() {
+        return format!("no CTs tagged lxcri on node {node}\n");
+    }
+    let mut lines = vec![["VMID", "STATUS", "CONTAINER", "VERDICT", "REASON"]
+        .map(String::from)
+        .to_vec()];
+    for (e, _) in rows {
+        lines.push(vec![
+            e.vmid.to_string(),
+            or_dash(Some(e.status.as_str()).filter(|s| !s.is_empty())),
+            container(e),
+            verdict(&e.verdict).to_string(),
+            e.reason.clone(),
+        ]);
+    }
+    let mut out = crate::table::render(&lines);
+    out.push('\n');
+    let (mut would, mut removed, mut skipped, mut failed) = (0, 0, 0, 0);
+    for (e, action) in rows {
+        let ct = format!("CT {} ({})", e.vmid, container(e));
+        let line = match action {
+            Action::Keep => continue,
+            Action::WouldRemove => {
+                would += 1;
+                format!("would remove {ct}")
+            }
+            Action::Removed => {
+                removed += 1;
+                format!("removed {ct}")
+            }
+            Action::Skipped => {
+                skipped += 1;
+                format!("skipped {ct}: no longer an orphan")
+            }
+            Action::Failed(err) => {
+                failed += 1;
+                format!("failed to remove {ct}: {err}")
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let summary = if would + removed + skipped + failed == 0 {
+        "no orphans".to_string()
+    } else if force {
+        format!("removed {removed}, skipped {skipped}, failed {failed}")
+    } else {
+        format!("dry run: nothing removed; `lxcri gc --force` removes the {would} orphan(s)")
+    };
+    out.push_str(&summary);
+    out.push('\n');
+    out
+}
+
+fn json(node: &str, rows: &[(&GcEntry, Action)], force: bool, failed: bool) -> String {
+    let cts: Vec<_> = rows
+        .iter()
+        .map(|(e, action)| {
+            let (namespace, id) = match &e.owner {
+                Some((ns, id)) => (Some(ns), Some(id)),
+                None => (None, None),
+            };
+            let mut v = serde_json::json!({
+                "vmid": e.vmid,
+                "status": e.status,
+                "namespace": namespace,
+                "id": id,
+                "verdict": verdict(&e.verdict),
+                "reason": e.reason,
+                "action": action.as_str(),
+            });
+            if let Action::Failed(err) = action {
+                v["error"] = serde_json::Value::from(err.as_str());
+            }
+            v
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "node": node,
+        "dry_run": !force,
+        "ok": !failed,
+        "cts": cts,
+    });
+    let mut out = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests;

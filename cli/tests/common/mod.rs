@@ -1,0 +1,118 @@
+//! What the tests against the PVE stand-in share: starting `pve-sim` (a
+//! workspace binary, built by `cargo build --workspace` before the tests)
+//! and running `lxcri` with nothing but a given config file.
+
+#![allow(dead_code)] // each test file uses a part
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+
+pub const TOKEN_ID: &str = "lxcri@pve!check";
+pub const SECRET: &str = "5e3c0d2a-check-secret-never-printed";
+pub const NODE: &str = "pve1";
+
+/// `pve-sim` sits next to this package's binaries in the workspace target
+/// dir (`target/debug/deps/<test>` -> `target/debug/pve-sim`);
+/// `CARGO_BIN_EXE_*` only covers this package's own binaries.
+pub fn pve_sim_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = dir.join("pve-sim");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first with `cargo build --workspace` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// The running stand-in; kills exactly the process it started.
+pub struct Sim {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    pub fingerprint: String,
+    pub url: String,
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the stand-in on `data_dir`; `privs` replaces the token's
+/// privileges (default: all lxcri uses).
+pub fn start_sim(data_dir: &Path, privs: Option<&str>) -> Sim {
+    let mut cmd = Command::new(pve_sim_binary());
+    cmd.args(["--listen", "127.0.0.1:0", "--node", NODE]);
+    if let Some(privs) = privs {
+        cmd.args(["--privs", privs]);
+    }
+    let mut child = cmd
+        .arg("--data-dir")
+        .arg(data_dir)
+        .arg("--token")
+        .arg(format!("{TOKEN_ID}={SECRET}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("starting pve-sim");
+    let stdout = child.stdout.take().expect("piped stdout");
+    // Guard first, so a failed read below still kills the child.
+    let mut sim = Sim {
+        child,
+        _stdout: BufReader::new(stdout),
+        fingerprint: String::new(),
+        url: String::new(),
+    };
+    let mut line = String::new();
+    sim._stdout.read_line(&mut line).expect("fingerprint line");
+    sim.fingerprint = line.trim().to_string();
+    line.clear();
+    sim._stdout.read_line(&mut line).expect("listening line");
+    sim.url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected pve-sim line {line:?}"))
+        .to_string();
+    assert_eq!(sim.fingerprint.len(), 95, "{:?}", sim.fingerprint);
+    sim
+}
+
+/// The token's secret file under `dir`.
+pub fn secret_file(dir: &Path) -> PathBuf {
+    let path = dir.join("token");
+    std::fs::write(&path, format!("{SECRET}\n")).unwrap();
+    path
+}
+
+/// `lxcri --config CONFIG ARGS...`, with no `LXCRI_*` variable of the
+/// test's environment: only the file configures the run.
+pub fn lxcri(config: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lxcri"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("LXCRI_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd.arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("running lxcri")
+}
+
+/// Asserts every request the stand-in got matched PVE's schema.
+pub fn assert_requests_valid(data_dir: &Path) {
+    let log = std::fs::read_to_string(data_dir.join("requests.jsonl")).unwrap();
+    for line in log.lines() {
+        let req: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(req["valid"], true, "invalid request: {line}");
+    }
+}
