@@ -108,7 +108,8 @@ pub fn is_missing_ct(e: &PveError) -> bool {
         PveError::TaskFailed { exitstatus, .. } => exitstatus.as_str(),
         _ => return false,
     };
-    text.contains("does not exist")
+    // Only the CT's own config: "storage 'x' does not exist" is a failure.
+    text.contains("Configuration file") && text.contains("does not exist")
 }
 
 /// Whether a PVE error says the CT is not running (stop of a stopped CT).
@@ -119,4 +120,38 @@ pub fn is_not_running(e: &PveError) -> bool {
         _ => return false,
     };
     text.contains("not running")
+}
+
+/// Whether a PVE error says the CT is locked by a task (`CT is locked
+/// (create)`): the task is still running.
+pub fn is_locked(e: &PveError) -> bool {
+    matches!(e, PveError::Server { message, .. } if message.contains("is locked"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(message: &str) -> PveError {
+        PveError::Server {
+            method: reqwest::Method::DELETE,
+            path: "/nodes/n/lxc/100".into(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn pve_answers_are_classified() {
+        let gone = server("Configuration file 'nodes/n/lxc/100.conf' does not exist");
+        assert!(is_missing_ct(&gone) && !is_locked(&gone) && !is_not_running(&gone));
+        assert!(!is_missing_ct(&server("storage 'tank' does not exist")));
+        assert!(is_locked(&server("CT is locked (create)")));
+        assert!(is_not_running(&server("CT 100 not running")));
+        let task = PveError::TaskFailed {
+            upid: "UPID:n:1:2:3:vzstop:100:u:".into(),
+            exitstatus: "CT 100 not running".into(),
+            log: vec![],
+        };
+        assert!(is_not_running(&task) && !is_locked(&task));
+    }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use lxcri_init_spec::{ExitReport, EXIT_FILE};
 
-pub use api::{is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
+pub use api::{is_locked, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use ct::{attach_node_local, ct_config, CtInputs, IMAGE_NAME_ANNOTATION};
 pub use gc::{CtVerdict, GcEntry};
 
@@ -36,6 +36,9 @@ use crate::state::StateStore;
 /// lxcri's LXC fragment of a CT, in the container's runtime directory (so
 /// it goes with it); `VMID.conf` includes it.
 pub const FRAGMENT_FILE: &str = "pve-lxc.conf";
+
+/// How long destroy waits for a CT locked by a task (a create in flight).
+const LOCKED_DESTROY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PveBackendError {
@@ -209,10 +212,19 @@ impl PveRuntime {
             }
         }
         let api = self.api()?;
-        match api.destroy(&self.node, vmid) {
-            Ok(()) => Ok(()),
-            Err(e) if is_missing_ct(&e) => Ok(()),
-            Err(e) => Err(api_err(format!("destroying CT {vmid}"))(e)),
+        // A create whose answer was lost may still be running its task
+        // (the CT is locked `create`): wait for it rather than leak the CT.
+        let deadline = std::time::Instant::now() + LOCKED_DESTROY_WAIT;
+        loop {
+            match api.destroy(&self.node, vmid) {
+                Ok(()) => return Ok(()),
+                Err(e) if is_missing_ct(&e) => return Ok(()),
+                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                    tracing::debug!(vmid, error = %e, "CT locked; retrying destroy");
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                }
+                Err(e) => return Err(api_err(format!("destroying CT {vmid}"))(e)),
+            }
         }
     }
 

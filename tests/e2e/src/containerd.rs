@@ -51,6 +51,17 @@ pub fn bin_dir() -> PathBuf {
 impl Containerd {
     /// Starts containerd and waits until `ctr version` answers.
     pub fn start() -> Self {
+        let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
+        Self::start_with(pve)
+    }
+
+    /// Starts containerd with lxcri on the pve backend against `sim`,
+    /// whatever `LXCRI_E2E_BACKEND` says (for the PVE-side tests).
+    pub fn start_pve(sim: PveSim) -> Self {
+        Self::start_with(Some(sim))
+    }
+
+    fn start_with(pve: Option<PveSim>) -> Self {
         let namespace = unique_name("e2e");
         let dir = tempfile::Builder::new()
             .prefix("lxcri-e2e.")
@@ -73,7 +84,7 @@ impl Containerd {
             bin_dir,
             next_id: AtomicU32::new(0),
             ids: Mutex::new(Vec::new()),
-            pve: (pve::backend() == BackendKind::Pve).then(PveSim::start),
+            pve,
         };
         fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
         ctd.spawn();
@@ -324,6 +335,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             &[],
             &["--config", spec],
         ))
+    }
+
+    /// `ctr run -d --config SPEC --runtime R ID`; returns ctr's output
+    /// (the task runs on when it succeeded).
+    pub fn run_config_detached(&self, rt: Runtime, id: &str, spec: &Path) -> CmdOutput {
+        let spec = spec.to_str().expect("utf-8 path");
+        self.ctr(&Self::run_args(rt, "-d", "", id, &[], &["--config", spec]))
     }
 
     /// A foreground `ctr run --rm` left running in the background.

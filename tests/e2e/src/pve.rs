@@ -81,6 +81,9 @@ pub struct PveSim {
     /// VMIDs of this stand-in's CTs: disjoint from every other stand-in of
     /// the test process, as LXC's cgroup `lxc/VMID` is one per host.
     pub vmid_range: (u32, u32),
+    /// Settings that replace what [`PveSim::env`] gives (a wrong
+    /// fingerprint, a bad token...).
+    pub env_overrides: Vec<(String, String)>,
 }
 
 /// A VMID range no other stand-in of this process has, and unlikely to
@@ -164,6 +167,7 @@ impl PveSim {
             token_id,
             secret,
             vmid_range: private_vmid_range(),
+            env_overrides: Vec::new(),
         }
     }
 
@@ -212,7 +216,16 @@ impl PveSim {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .filter(|(k, _)| !self.env_overrides.iter().any(|(o, _)| o == k))
+        .chain(self.env_overrides.iter().cloned())
         .collect()
+    }
+
+    /// Overrides one `LXCRI_*` variable of [`PveSim::env`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env_overrides.retain(|(k, _)| k != key);
+        self.env_overrides
+            .push((key.to_string(), value.to_string()));
     }
 
     /// The VMIDs that have a config now.
@@ -320,6 +333,49 @@ impl PveSim {
             found.push(format!("cgroup {}", cg.display()));
         }
         found
+    }
+
+    /// What is left of any CT: configs, volumes, LXC dirs, and the cgroups
+    /// of every VMID the log names.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut found: Vec<String> = self
+            .vmids()
+            .into_iter()
+            .chain(self.started_vmids())
+            .flat_map(|vmid| self.leftovers_of_ct(vmid))
+            .collect();
+        for storage in fs::read_dir(self.dir.join("storage"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            for v in fs::read_dir(storage.path()).into_iter().flatten().flatten() {
+                if v.file_name().to_string_lossy().contains("-disk-") {
+                    found.push(format!("volume {}", v.path().display()));
+                }
+            }
+        }
+        for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
+            found.push(format!("LXC container dir {}", e.path().display()));
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Every VMID a request of the log was about.
+    fn started_vmids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .requests()
+            .iter()
+            .filter_map(|r| {
+                let rest = r["path"].as_str()?.split("/lxc/").nth(1)?;
+                rest.split('/').next()?.parse().ok()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
     }
 
     /// What is left of every CT created for `namespace/id`.

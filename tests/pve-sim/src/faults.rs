@@ -7,12 +7,18 @@ use serde_json::{json, Value};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// A fault as posted to `POST /_sim/faults` (JSON).
+/// A fault as posted to `POST /_sim/faults` (JSON). It needs `template` or `path_regex`
+/// (or both, which must then both match).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// The schema's path template the request matched, exactly as the API viewer writes it
+    /// (e.g. `/nodes/{node}/lxc/{vmid}/status/start`).
+    #[serde(default)]
+    pub template: Option<String>,
     /// Regex searched in the API path without `/api2/json` (e.g. `^/nodes/[^/]+/lxc$`).
-    pub path_regex: String,
+    #[serde(default)]
+    pub path_regex: Option<String>,
     /// Only this method (GET, POST, PUT, DELETE); any when absent.
     #[serde(default)]
     pub method: Option<String>,
@@ -49,9 +55,22 @@ fn one() -> u32 {
 
 struct Armed {
     spec: FaultSpec,
-    regex: Regex,
+    regex: Option<Regex>,
     left: Option<u32>,
     hits: u32,
+}
+
+impl Armed {
+    fn matches(&self, method: &str, template: &str, path: &str) -> bool {
+        self.left != Some(0)
+            && self
+                .spec
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && self.spec.template.as_deref().is_none_or(|t| t == template)
+            && self.regex.as_ref().is_none_or(|r| r.is_match(path))
+    }
 }
 
 #[derive(Default)]
@@ -61,7 +80,18 @@ pub struct Faults {
 
 impl Faults {
     pub fn add(&self, spec: FaultSpec) -> Result<(), String> {
-        let regex = Regex::new(&spec.path_regex).map_err(|e| format!("path_regex: {e}"))?;
+        if spec.template.is_none() && spec.path_regex.is_none() {
+            return Err("give `template` or `path_regex`".into());
+        }
+        if let Some(t) = spec.template.as_deref().filter(|t| t.starts_with("/api2/")) {
+            return Err(format!("template {t:?}: leave out /api2/json"));
+        }
+        let regex = spec
+            .path_regex
+            .as_deref()
+            .map(Regex::new)
+            .transpose()
+            .map_err(|e| format!("path_regex: {e}"))?;
         let left = (spec.times != 0).then_some(spec.times);
         self.armed
             .lock()
@@ -84,22 +114,23 @@ impl Faults {
         Value::Array(
             armed
                 .iter()
-                .map(|a| json!({"path_regex": a.spec.path_regex, "method": a.spec.method, "left": a.left, "hits": a.hits}))
+                .map(|a| {
+                    let mut v = a.spec.summary();
+                    v["left"] = json!(a.left);
+                    v["hits"] = json!(a.hits);
+                    v
+                })
                 .collect(),
         )
     }
 
-    /// The first armed fault matching this request, consuming one of its `times`.
-    pub fn take(&self, method: &str, path: &str) -> Option<FaultSpec> {
+    /// The first armed fault (in the order they were posted) matching this request: its
+    /// method, the schema template it matched, and its path. Consumes one of its `times`.
+    pub fn take(&self, method: &str, template: &str, path: &str) -> Option<FaultSpec> {
         let mut armed = self.armed.lock().unwrap_or_else(|p| p.into_inner());
-        let idx = armed.iter().position(|a| {
-            a.left != Some(0)
-                && a.spec
-                    .method
-                    .as_deref()
-                    .is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && a.regex.is_match(path)
-        })?;
+        let idx = armed
+            .iter()
+            .position(|a| a.matches(method, template, path))?;
         let a = &mut armed[idx];
         a.hits += 1;
         if let Some(n) = a.left.as_mut() {
@@ -123,7 +154,9 @@ impl FaultSpec {
 
     pub fn summary(&self) -> Value {
         json!({
-            "path_regex": self.path_regex, "status": self.status, "delay_ms": self.delay_ms,
+            "method": self.method, "template": self.template, "path_regex": self.path_regex,
+            "status": self.status, "message": self.message, "times": self.times,
+            "delay_ms": self.delay_ms,
             "task_fail": self.task_fail, "task_delay_ms": self.task_delay_ms,
             "drop_connection": self.drop_connection, "after": self.after,
         })
@@ -134,22 +167,65 @@ impl FaultSpec {
 mod tests {
     use super::*;
 
+    const CREATE: &str = "/nodes/{node}/lxc";
+    const START: &str = "/nodes/{node}/lxc/{vmid}/status/start";
+
+    fn add(f: &Faults, spec: Value) -> Result<(), String> {
+        f.add(serde_json::from_value(spec).map_err(|e| e.to_string())?)
+    }
+
     #[test]
     fn times_and_method_filter() {
         let f = Faults::default();
-        f.add(
-            serde_json::from_value(
-                json!({"path_regex": "/lxc$", "method": "POST", "status": 500, "times": 2}),
-            )
-            .unwrap(),
+        add(
+            &f,
+            json!({"path_regex": "/lxc$", "method": "POST", "status": 500, "times": 2}),
         )
         .unwrap();
-        assert!(f.take("GET", "/nodes/n/lxc").is_none());
-        assert!(f.take("POST", "/nodes/n/lxc").is_some());
-        assert!(f.take("post", "/nodes/n/lxc").is_some());
-        assert!(f.take("POST", "/nodes/n/lxc").is_none());
-        assert!(
-            serde_json::from_value::<FaultSpec>(json!({"path_regex": "x", "bogus": 1})).is_err()
-        );
+        assert!(f.take("GET", CREATE, "/nodes/n/lxc").is_none());
+        assert!(f.take("POST", CREATE, "/nodes/n/lxc").is_some());
+        assert!(f.take("post", CREATE, "/nodes/n/lxc").is_some());
+        assert!(f.take("POST", CREATE, "/nodes/n/lxc").is_none());
+        assert!(add(&f, json!({"path_regex": "x", "bogus": 1})).is_err());
+    }
+
+    #[test]
+    fn template_matches_the_schema_path_exactly() {
+        let f = Faults::default();
+        add(
+            &f,
+            json!({"method": "POST", "template": START, "task_fail": "boom", "times": 0}),
+        )
+        .unwrap();
+        let stop = "/nodes/{node}/lxc/{vmid}/status/stop";
+        assert!(f
+            .take("POST", stop, "/nodes/n/lxc/100/status/stop")
+            .is_none());
+        assert!(f
+            .take("GET", START, "/nodes/n/lxc/100/status/start")
+            .is_none());
+        for vmid in [100, 101, 102] {
+            let path = format!("/nodes/n/lxc/{vmid}/status/start");
+            assert_eq!(
+                f.take("POST", START, &path).unwrap().task_fail.as_deref(),
+                Some("boom"),
+                "times 0 is every time"
+            );
+        }
+        // Both given: both must match.
+        f.clear();
+        add(
+            &f,
+            json!({"template": START, "path_regex": "/101/", "status": 500}),
+        )
+        .unwrap();
+        assert!(f
+            .take("POST", START, "/nodes/n/lxc/100/status/start")
+            .is_none());
+        assert!(f
+            .take("POST", START, "/nodes/n/lxc/101/status/start")
+            .is_some());
+        assert!(add(&f, json!({"method": "GET"})).is_err(), "needs a path");
+        assert!(add(&f, json!({"template": "/api2/json/cluster/nextid"})).is_err());
     }
 }

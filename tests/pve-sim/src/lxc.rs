@@ -5,11 +5,13 @@
 use crate::schema::property_string;
 use crate::store::CtConfig;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// Facts about the host that change the rendering (cgroup layout, bridges).
@@ -20,6 +22,8 @@ pub struct Host {
     /// The v1 memory controller has swap accounting (`memsw`).
     pub memsw: bool,
     pub bridges: Vec<String>,
+    /// LXC knows `lxc.environment.runtime` (LXC >= 6).
+    pub environment_runtime: bool,
 }
 
 impl Host {
@@ -36,8 +40,26 @@ impl Host {
             cgroup2: v2.split_whitespace().any(|c| c == "memory"),
             memsw: Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
             bridges,
+            environment_runtime: lxc_major() >= 6,
         }
     }
+}
+
+/// The major version `lxc-start --version` prints (0 when unknown).
+fn lxc_major() -> u32 {
+    Command::new("lxc-start")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .split('.')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
 
 /// Sub-schemas of the property-string options (`net[n]`, `mp[n]`, `rootfs`...).
@@ -157,7 +179,13 @@ pub fn render(
     render_mounts(cfg, props, resolve, &mut line)?;
     // Raw lines last: this is how lxcri's `lxc.include` fragment reaches LXC.
     for (k, v) in &cfg.lxc {
-        line(k, v);
+        // PVE 9.1 runs LXC 6, which has `lxc.environment.runtime` (the init's
+        // environment only); LXC 5 here knows just `lxc.environment`.
+        if k == "lxc.environment.runtime" && !host.environment_runtime {
+            line("lxc.environment", v);
+        } else {
+            line(k, v);
+        }
     }
     Ok(c)
 }
@@ -256,10 +284,46 @@ fn render_mounts(
     Ok(())
 }
 
-/// Runs the `lxc-*` tools for one lxcpath.
+/// How long stop, shutdown and destroy wait for `lxc-start` to exit once the CT is told to
+/// stop (PVE's `vm_stop` waits for the monitor's command socket to close).
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One `lxc-start -F` this stand-in started; its reaper thread marks it exited.
+#[derive(Default)]
+struct Monitor {
+    exited: Mutex<bool>,
+    cond: Condvar,
+}
+
+impl Monitor {
+    fn is_exited(&self) -> bool {
+        *self.exited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the reaper saw `lxc-start` exit; false on timeout.
+    fn wait(&self, deadline: Instant) -> bool {
+        let mut exited = self.exited.lock().unwrap_or_else(|p| p.into_inner());
+        while !*exited {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            exited = self
+                .cond
+                .wait_timeout(exited, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+/// Runs the `lxc-*` tools for one lxcpath, and keeps the `lxc-start` processes it started.
 pub struct Lxc {
     pub lxcpath: PathBuf,
     pub logdir: PathBuf,
+    /// `lxc-start` per VMID, from start until it has exited and been reaped.
+    monitors: Mutex<HashMap<u32, Arc<Monitor>>>,
 }
 
 /// What `lxc-info` says about a CT.
@@ -281,7 +345,36 @@ fn run(cmd: &mut Command) -> Result<String, String> {
     }
 }
 
+/// The abstract unix socket LXC's monitor listens on (`lxc_make_abstract_socket_name`):
+/// `LXCPATH/NAME/command`, or `lxc/HASH/command` with the FNV-1a hash of `LXCPATH/NAME`
+/// when that does not fit into `sun_path`.
+pub fn command_socket(lxcpath: &Path, name: &str) -> String {
+    let lxcpath = lxcpath.to_string_lossy();
+    let full = format!("{lxcpath}/{name}/command");
+    // sun_path is 108 bytes, minus the leading and the trailing NUL.
+    if full.len() < 106 {
+        return full;
+    }
+    let hash = fnv1a64(format!("{lxcpath}/{name}").as_bytes());
+    format!("lxc/{hash:016x}/command")
+}
+
+/// LXC's `fnv_64a_buf` from `FNV1A_64_INIT`.
+fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
 impl Lxc {
+    pub fn new(lxcpath: PathBuf, logdir: PathBuf) -> Lxc {
+        Lxc {
+            lxcpath,
+            logdir,
+            monitors: Mutex::new(HashMap::new()),
+        }
+    }
+
     fn tool(&self, name: &str, vmid: u32) -> Command {
         let mut c = Command::new(name);
         c.arg("-n")
@@ -304,9 +397,53 @@ impl Lxc {
         }
     }
 
+    /// PVE's `check_running`: the CT's monitor (`lxc-start`) still listens on its command
+    /// socket. LXC closes it only after it has removed the CT's cgroups; `lxc-start` itself
+    /// exits about half a second later (see `wait_exited`).
+    pub fn running(&self, vmid: u32) -> bool {
+        let want = format!(" @{}", command_socket(&self.lxcpath, &vmid.to_string()));
+        fs::read_to_string("/proc/net/unix")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.ends_with(&want))
+    }
+
+    fn monitor(&self, vmid: u32) -> Option<Arc<Monitor>> {
+        self.monitors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&vmid)
+            .cloned()
+    }
+
+    /// Waits until nothing of a stopping CT runs: its command socket is closed (LXC has
+    /// removed its cgroups by then) and, when this stand-in started it, its `lxc-start`
+    /// has exited and been reaped.
+    pub fn wait_exited(&self, vmid: u32) -> Result<(), String> {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        while self.running(vmid) {
+            if Instant::now() > deadline {
+                return Err("container did not stop".into());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(m) = self.monitor(vmid) {
+            if !m.wait(deadline) {
+                return Err("container did not stop".into());
+            }
+            let mut monitors = self.monitors.lock().unwrap_or_else(|p| p.into_inner());
+            if monitors.get(&vmid).is_some_and(|n| Arc::ptr_eq(n, &m)) {
+                monitors.remove(&vmid);
+            }
+        }
+        Ok(())
+    }
+
     /// Writes the config and starts `lxc-start -F` in its own session with stdout to
     /// /dev/null (as systemd's pve-container@ unit does), then waits for RUNNING.
     pub fn start(&self, vmid: u32, config: &str) -> Result<(), String> {
+        // The previous run's lxc-start may still be finishing.
+        self.wait_exited(vmid)?;
         let dir = self.lxcpath.join(vmid.to_string());
         fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
         fs::write(dir.join("config"), config).map_err(|e| format!("writing LXC config: {e}"))?;
@@ -332,19 +469,29 @@ impl Lxc {
             });
         }
         let mut child = cmd.spawn().map_err(|e| format!("lxc-start: {e}"))?;
+        let monitor = Arc::new(Monitor::default());
+        self.monitors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(vmid, monitor.clone());
+        // The reaper: lxc-start exits when the CT has stopped and LXC has cleaned up.
+        let reaped = monitor.clone();
+        std::thread::spawn(move || {
+            let _ = child.wait();
+            *reaped.exited.lock().unwrap_or_else(|p| p.into_inner()) = true;
+            reaped.cond.notify_all();
+        });
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if self.info(vmid).running {
-                // Reap lxc-start whenever the CT stops, so no zombie is left behind.
-                std::thread::spawn(move || child.wait());
                 return Ok(());
             }
-            let exited = child.try_wait().ok().flatten();
-            if exited.is_some() || Instant::now() > deadline {
-                if exited.is_none() {
+            let exited = monitor.is_exited();
+            if exited || Instant::now() > deadline {
+                if !exited {
                     let _ = run(self.tool("lxc-stop", vmid).arg("-k"));
-                    let _ = child.wait();
                 }
+                self.wait_exited(vmid)?;
                 let tail = fs::read_to_string(&log).unwrap_or_default();
                 let tail: Vec<&str> = tail.lines().filter(|l| l.contains("ERROR")).collect();
                 return Err(format!(
@@ -356,16 +503,25 @@ impl Lxc {
         }
     }
 
+    /// `lxc-stop` (`-k`, or `-t TIMEOUT` for a shutdown), then waits until the CT's
+    /// `lxc-start` is gone, as PVE's `vm_stop` waits for the command socket to close.
     pub fn stop(&self, vmid: u32, timeout: Option<u64>) -> Result<(), String> {
         let mut cmd = self.tool("lxc-stop", vmid);
         match timeout {
             Some(t) => cmd.arg("-t").arg(t.to_string()),
             None => cmd.arg("-k"),
         };
-        run(&mut cmd).map(drop)
+        if let Err(e) = run(&mut cmd) {
+            // It may have stopped by itself meanwhile; only a CT still running is an error.
+            if self.running(vmid) {
+                return Err(e);
+            }
+        }
+        self.wait_exited(vmid)
     }
 
     /// Removes what start wrote (PVE's destroy does the same for /var/lib/lxc/VMID).
+    /// Destroy calls it after `wait_exited`, so no `lxc-start` still uses the directory.
     pub fn remove(&self, vmid: u32) {
         let _ = fs::remove_dir_all(self.lxcpath.join(vmid.to_string()));
     }

@@ -45,10 +45,7 @@ fn main() -> Result<()> {
             store: store::Store::new(&data_dir).expect("config dirs under --data-dir"),
             storage: storage::Storage::new(&data_dir).expect("storage dirs under --data-dir"),
             tasks: tasks::Tasks::new(&args.node),
-            lxc: lxc::Lxc {
-                lxcpath: lxcpath.clone(),
-                logdir: data_dir.join("var/log/lxc"),
-            },
+            lxc: lxc::Lxc::new(lxcpath.clone(), data_dir.join("var/log/lxc")),
             host: lxc::Host::detect(),
             faults: faults::Faults::default(),
             log: log::RequestLog::open(&data_dir.join("requests.jsonl"), secret)

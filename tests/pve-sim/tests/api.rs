@@ -77,8 +77,9 @@ fn fingerprint_auth_and_request_log() {
 fn create_config_nextid_and_destroy() {
     let sim = Sim::start(&[]);
     let n = &sim.node;
+    sim.put_template("local", "none.tar.gz");
     assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
-    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.zst&hostname=web-1&memory=256&swap=0\
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.gz&hostname=web-1&memory=256&swap=0\
                 &tags=lxcri%3Bdefault&net0=name%3Deth0%2Cbridge%3Dvmbr0%2Cip%3Ddhcp\
                 &description=container%20abc%0Apod%20web&rootfs=local-zfs%3A0";
     let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
@@ -100,26 +101,37 @@ fn create_config_nextid_and_destroy() {
 
     let conf = std::fs::read_to_string(sim.dir.path().join("etc/pve/lxc/100.conf")).unwrap();
     assert!(conf.starts_with("#container abc\n#pod web\n"), "{conf}");
+    // PVE prints a size-0 (quota-less) subvolume as 0T.
     assert!(
-        conf.contains("rootfs: local-zfs:subvol-100-disk-0,size=0G\n"),
+        conf.contains("rootfs: local-zfs:subvol-100-disk-0,size=0T\n"),
         "{conf}"
     );
-    assert!(sim
-        .dir
-        .path()
-        .join("storage/local-zfs/subvol-100-disk-0")
-        .is_dir());
+    let subvol = sim.dir.path().join("storage/local-zfs/subvol-100-disk-0");
+    assert!(subvol.is_dir());
 
-    // lxcri's node-local edit: a raw include, written directly to the file.
+    // lxcri's node-local edit: its own directory as rootfs, the created volume kept as
+    // unused0 (so destroy frees it), and a raw include, written directly to the file.
+    let rootdir = sim.dir.path().join("host-rootfs");
+    std::fs::create_dir(&rootdir).unwrap();
+    let edited: String = conf
+        .lines()
+        .filter(|l| !l.starts_with("rootfs:"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     std::fs::write(
         sim.dir.path().join("etc/pve/lxc/100.conf"),
-        format!("{conf}lxc.include: /run/lxcri/100.conf\n"),
+        format!(
+            "{edited}rootfs: {}\nunused0: local-zfs:subvol-100-disk-0\nlxc.include: /run/lxcri/ns/web/pve-lxc.conf\n",
+            rootdir.display()
+        ),
     )
     .unwrap();
     let got = sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "");
     let data = &got.body["data"];
     assert_eq!(data["memory"], 256);
     assert_eq!(data["tags"], "lxcri;default");
+    assert_eq!(data["rootfs"], rootdir.display().to_string());
+    assert_eq!(data["unused0"], "local-zfs:subvol-100-disk-0");
     assert_eq!(data["lxc"][0][0], "lxc.include");
     let digest = data["digest"].as_str().unwrap().to_string();
 
@@ -154,24 +166,17 @@ fn create_config_nextid_and_destroy() {
     assert_eq!(cur.body["data"]["status"], "stopped");
     let list = sim.call("GET", "/cluster/resources", "type=vm");
     assert_eq!(list.body["data"][0]["id"], "lxc/100");
-    assert_eq!(
-        sim.call("POST", &format!("/nodes/{n}/lxc/100/status/stop"), "")
-            .status,
-        500
-    );
 
-    let task = upid(&sim.call(
-        "DELETE",
-        &format!("/nodes/{n}/lxc/100"),
-        "purge=1&destroy-unreferenced-disks=1",
-    ));
+    // Destroy frees unusedN volumes (no destroy-unreferenced-disks needed) and never
+    // touches a directory rootfs.
+    let task = upid(&sim.call("DELETE", &format!("/nodes/{n}/lxc/100"), "purge=1&force=1"));
     assert_eq!(sim.wait_task(&task), "OK");
     assert!(!sim.dir.path().join("etc/pve/lxc/100.conf").exists());
-    assert!(!sim
-        .dir
-        .path()
-        .join("storage/local-zfs/subvol-100-disk-0")
-        .exists());
+    assert!(!subvol.exists(), "unused0 is freed by destroy");
+    assert!(
+        rootdir.is_dir(),
+        "a directory rootfs is not PVE's to delete"
+    );
     assert_eq!(
         sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "")
             .status,
@@ -181,8 +186,81 @@ fn create_config_nextid_and_destroy() {
 }
 
 #[test]
+fn missing_template_fails_before_any_task_and_leaves_nothing() {
+    let sim = Sim::start(&[]);
+    let before = sim.tree();
+    let a = sim.call(
+        "POST",
+        "/nodes/simnode/lxc",
+        "vmid=100&ostemplate=local%3Avztmpl%2Flxcri-empty.tar.gz&rootfs=local-zfs%3A0",
+    );
+    assert_eq!(a.status, 500);
+    assert_eq!(
+        a.reason,
+        "volume 'local:vztmpl/lxcri-empty.tar.gz' does not exist"
+    );
+    assert_eq!(
+        a.body["message"],
+        "volume 'local:vztmpl/lxcri-empty.tar.gz' does not exist\n"
+    );
+    assert_eq!(a.body["data"], Value::Null);
+    assert_eq!(sim.tree(), before, "no config, volume or lock file");
+    let tasks = sim.call("GET", "/nodes/simnode/tasks", "");
+    assert_eq!(tasks.body["data"], serde_json::json!([]), "no task ran");
+    assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
+
+    // The same create works once the template is where PVE keeps it.
+    let volid = sim.put_template("local", "lxcri-empty.tar.gz");
+    assert_eq!(volid, "local:vztmpl/lxcri-empty.tar.gz");
+    assert!(sim
+        .dir
+        .path()
+        .join("storage/local/template/cache/lxcri-empty.tar.gz")
+        .is_file());
+    let task = upid(&sim.call(
+        "POST",
+        "/nodes/simnode/lxc",
+        "vmid=100&ostemplate=local%3Avztmpl%2Flxcri-empty.tar.gz&rootfs=local-zfs%3A0",
+    ));
+    assert_eq!(sim.wait_task(&task), "OK");
+    assert!(sim.requests().iter().all(|l| l["valid"] == true));
+}
+
+#[test]
+fn power_calls_on_a_stopped_ct_fail_at_once() {
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar.gz");
+    let task = upid(&sim.call(
+        "POST",
+        "/nodes/simnode/lxc",
+        "vmid=120&ostemplate=local%3Avztmpl%2Fx.tar.gz",
+    ));
+    assert_eq!(sim.wait_task(&task), "OK");
+    for call in ["stop", "shutdown"] {
+        let a = sim.call("POST", &format!("/nodes/simnode/lxc/120/status/{call}"), "");
+        assert_eq!((a.status, a.reason.as_str()), (500, "CT 120 not running"));
+        assert_eq!(a.body["message"], "CT 120 not running\n");
+    }
+    let tasks = sim.call("GET", "/nodes/simnode/tasks", "").body["data"].clone();
+    assert_eq!(
+        tasks.as_array().unwrap().len(),
+        1,
+        "only the create: {tasks}"
+    );
+    let missing = sim.call("POST", "/nodes/simnode/lxc/121/status/stop", "");
+    assert_eq!(
+        (missing.status, missing.reason.as_str()),
+        (
+            500,
+            "Configuration file 'nodes/simnode/lxc/121.conf' does not exist"
+        )
+    );
+}
+
+#[test]
 fn concurrent_creates_of_one_vmid_have_one_winner() {
     let sim = std::sync::Arc::new(Sim::start(&[]));
+    sim.put_template("local", "x.tar");
     let handles: Vec<_> = (0..20)
         .map(|_| {
             let sim = sim.clone();
@@ -204,6 +282,7 @@ fn concurrent_creates_of_one_vmid_have_one_winner() {
 #[test]
 fn faults_answer_fail_tasks_and_drop_connections() {
     let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar");
     let create = "vmid=100&ostemplate=local%3Avztmpl%2Fx.tar";
     assert_eq!(sim.admin("POST", r#"{"path_regex": "^/nodes/[^/]+/lxc$", "method": "POST", "status": 500, "message": "boom"}"#), 200);
     let a = sim.call("POST", "/nodes/simnode/lxc", create);
@@ -243,9 +322,122 @@ fn faults_answer_fail_tasks_and_drop_connections() {
         sim.admin("POST", r#"{"path_regex": "x", "nonsense": 1}"#),
         400
     );
+    assert_eq!(sim.admin("POST", r#"{"method": "GET"}"#), 400, "no path");
     let log = sim.requests();
     assert!(log
         .iter()
         .all(|l| !l["path"].as_str().unwrap().starts_with("/_sim")));
     assert!(log.iter().any(|l| l["fault"].is_object()));
+}
+
+/// Each step of lxcri's create, failed by method and schema template as lxcri's
+/// integration tests do it.
+#[test]
+fn faults_by_template_fail_each_create_step() {
+    let sim = Sim::start(&[]);
+    let n = &sim.node;
+    sim.put_template("local", "lxcri-empty.tar.gz");
+    let create = "vmid=100&ostemplate=local%3Avztmpl%2Flxcri-empty.tar.gz&rootfs=local-zfs%3A0\
+                  &unprivileged=1&ostype=unmanaged&console=0&tty=0&entrypoint=%2F.lxcri%2Finit\
+                  &env=A%3D1%00B%3D2&tags=lxcri&description=c1&arch=amd64&hostname=c1&memory=64";
+    let arm = |json: &str| assert_eq!(sim.admin("POST", json), 200, "{json}");
+
+    // GET /cluster/nextid fails twice, then works.
+    arm(
+        r#"{"method": "GET", "template": "/cluster/nextid", "status": 500, "message": "nextid down", "times": 2}"#,
+    );
+    for _ in 0..2 {
+        let a = sim.call("GET", "/cluster/nextid", "");
+        assert_eq!((a.status, a.reason.as_str()), (500, "nextid down"));
+    }
+    assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
+
+    // POST /nodes/{node}/lxc: a synchronous 500, then a create task that fails.
+    arm(
+        r#"{"method": "POST", "template": "/nodes/{node}/lxc", "status": 500, "message": "create refused"}"#,
+    );
+    let a = sim.call("POST", &format!("/nodes/{n}/lxc"), create);
+    assert_eq!((a.status, a.reason.as_str()), (500, "create refused"));
+    arm(
+        r#"{"method": "POST", "template": "/nodes/{node}/lxc", "task_fail": "unable to create CT 100 - no space"}"#,
+    );
+    let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), create));
+    assert_eq!(sim.wait_task(&task), "unable to create CT 100 - no space");
+    assert!(!sim.dir.path().join("etc/pve/lxc/100.conf").exists());
+
+    // A dropped connection before the call runs: nothing was created.
+    arm(r#"{"method": "POST", "template": "/nodes/{node}/lxc", "drop_connection": true}"#);
+    assert!(sim
+        .call_as(
+            Some(TOKEN),
+            &sim.fingerprint,
+            "POST",
+            &format!("/nodes/{n}/lxc"),
+            create
+        )
+        .is_err());
+    assert!(!sim.dir.path().join("etc/pve/lxc/100.conf").exists());
+    // ...and after it ran: the CT exists though the client saw no answer.
+    arm(
+        r#"{"method": "POST", "template": "/nodes/{node}/lxc", "drop_connection": true, "after": true}"#,
+    );
+    assert!(sim
+        .call_as(
+            Some(TOKEN),
+            &sim.fingerprint,
+            "POST",
+            &format!("/nodes/{n}/lxc"),
+            create
+        )
+        .is_err());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let cfg = sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "");
+        if cfg.status == 200 && cfg.body["data"].get("lock").is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "create did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    // POST .../status/start: a synchronous 500, then a start task that fails. Neither
+    // touches LXC, so this runs without root.
+    let start = "/nodes/{node}/lxc/{vmid}/status/start";
+    arm(&format!(
+        r#"{{"method": "POST", "template": "{start}", "status": 500, "message": "start refused"}}"#
+    ));
+    let a = sim.call("POST", &format!("/nodes/{n}/lxc/100/status/start"), "");
+    assert_eq!((a.status, a.reason.as_str()), (500, "start refused"));
+    arm(&format!(
+        r#"{{"method": "POST", "template": "{start}", "task_fail": "startup for container '100' failed"}}"#
+    ));
+    let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc/100/status/start"), ""));
+    assert_eq!(sim.wait_task(&task), "startup for container '100' failed");
+
+    // The list shows what is armed; every fault above was used up.
+    arm(&format!(
+        r#"{{"method": "POST", "template": "{start}", "status": 500, "times": 3}}"#
+    ));
+    let list = sim.admin_answer("GET", "").body["data"].clone();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["template"], start);
+    assert_eq!(
+        (list[0]["left"].as_u64(), list[0]["hits"].as_u64()),
+        (Some(3), Some(0))
+    );
+    assert_eq!(sim.admin("DELETE", ""), 200);
+    assert_eq!(
+        sim.admin_answer("GET", "").body["data"],
+        serde_json::json!([])
+    );
+
+    let log = sim.requests();
+    assert!(log.iter().all(|l| l["valid"] == true));
+    let faulted: Vec<&Value> = log.iter().filter(|l| l["fault"].is_object()).collect();
+    assert_eq!(faulted.len(), 8, "{faulted:?}");
+    assert_eq!(faulted[0]["template"], "/cluster/nextid");
+    assert_eq!(faulted[0]["fault"]["template"], "/cluster/nextid");
 }

@@ -166,7 +166,7 @@ fn allocate(
         let size = volume.split_once(':').map(|(_, s)| s).unwrap_or("0");
         let volid = storage.allocate(vmid, volume)?;
         made.push(volid.clone());
-        let mut new = format!("{volid},size={size}G");
+        let mut new = format!("{volid},size={}", Storage::size_text(size));
         if !rest.is_empty() {
             new = format!("{new},{rest}");
         }
@@ -195,6 +195,14 @@ pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
             s.node
         )));
     }
+    // Before the lock and the config: a missing template leaves nothing behind.
+    let template = p.str("ostemplate").unwrap_or("");
+    if template.starts_with('/') && !s.allow_root_only {
+        return Err(ApiError::fail(
+            "only root can access arbitrary filesystem paths",
+        ));
+    }
+    let archive = s.storage.template(template).map_err(ApiError::fail)?;
     let mut cfg = CtConfig::default();
     cfg.options.insert("arch".into(), "amd64".into());
     cfg.options.insert("unprivileged".into(), "1".into());
@@ -218,9 +226,8 @@ pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     }
     let state = s.me();
     let fail_state = Arc::clone(&state);
-    let template = p.str("ostemplate").unwrap_or("").to_string();
     let start = p.flag("start");
-    let work = move |log: &TaskLog| create_task(&state, id, cfg, &template, start, log);
+    let work = move |log: &TaskLog| create_task(&state, id, cfg, &archive, start, log);
     let on_fail = move |_: &TaskLog| {
         let _ = fail_state.store.remove(id);
     };
@@ -238,7 +245,7 @@ fn create_task(
     s: &State,
     id: u32,
     mut cfg: CtConfig,
-    template: &str,
+    archive: &Path,
     start: bool,
     log: &TaskLog,
 ) -> Result<(), String> {
@@ -256,26 +263,19 @@ fn create_task(
             .unwrap_or(&root_vol)
             .to_string();
         let root = s.storage.resolve(&root_vol)?;
-        match s.storage.resolve(template) {
-            Ok(t) if t.is_file() => {
-                log.line(format!("extracting archive '{}'", t.display()));
-                let out = std::process::Command::new("tar")
-                    .arg("-xpf")
-                    .arg(&t)
-                    .arg("-C")
-                    .arg(&root)
-                    .output()
-                    .map_err(|e| format!("tar: {e}"))?;
-                if !out.status.success() {
-                    return Err(format!(
-                        "unable to extract template: {}",
-                        String::from_utf8_lossy(&out.stderr).trim()
-                    ));
-                }
-            }
-            _ => log.line(format!(
-                "pve-sim: template '{template}' not found, leaving rootfs as it is"
-            )),
+        log.line(format!("extracting archive '{}'", archive.display()));
+        let out = std::process::Command::new("tar")
+            .arg("-xpf")
+            .arg(archive)
+            .arg("-C")
+            .arg(&root)
+            .output()
+            .map_err(|e| format!("tar: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "unable to extract template: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         if !cfg.options.contains_key("ostype") {
             cfg.options
@@ -376,16 +376,27 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
     Ok(Value::Null)
 }
 
+/// PVE's answer to destroying a running CT without `force`.
+fn running_error(id: u32) -> String {
+    format!("unable to destroy CT {id} - container is running")
+}
+
+fn check_protection(cfg: &CtConfig, id: u32) -> Result<(), String> {
+    if cfg.options.get("protection").map(String::as_str) == Some("1") {
+        return Err(format!("can't remove CT {id} - protection mode enabled"));
+    }
+    Ok(())
+}
+
 pub fn destroy(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = vmid(p);
     s.require(&format!("/vms/{id}"), "VM.Allocate")?;
     let (cfg, _) = load(s, id)?;
+    check_protection(&cfg, id).map_err(ApiError::fail)?;
     check_lock(&cfg, false)?;
     let force = p.flag("force");
-    if s.lxc.info(id).running && !force {
-        return Err(ApiError::fail(format!(
-            "CT {id} is running - destroy failed"
-        )));
+    if !force && s.lxc.running(id) {
+        return Err(ApiError::fail(running_error(id)));
     }
     let unreferenced = p.flag("destroy-unreferenced-disks");
     let state = s.me();
@@ -409,16 +420,18 @@ fn destroy_task(
 ) -> Result<(), String> {
     let _lock = s.store.lock(id).map_err(|e| e.to_string())?;
     let (cfg, _) = load(s, id).map_err(|e| e.message)?;
-    if cfg.options.get("protection").map(String::as_str) == Some("1") {
-        return Err(format!("can't remove CT {id} - protection mode enabled"));
-    }
-    if s.lxc.info(id).running {
+    check_protection(&cfg, id)?;
+    check_lock(&cfg, false).map_err(|e| e.message)?;
+    if s.lxc.running(id) {
         if !force {
-            return Err(format!("CT {id} is running - destroy failed"));
+            return Err(running_error(id));
         }
         log.line(format!("stopping CT {id} (force)"));
         s.lxc.stop(id, None)?;
     }
+    // A CT that stopped by itself may still have its lxc-start tearing down: wait for it,
+    // so nothing of the CT (cgroups, the LXC directory) outlives the destroy.
+    s.lxc.wait_exited(id)?;
     for (k, v) in &cfg.options {
         if k == "rootfs" || k.starts_with("mp") || k.starts_with("unused") {
             let first = v.split(',').next().unwrap_or("");

@@ -224,10 +224,9 @@ impl State {
             }
         };
         let valid = reasons.is_empty();
-        let fault = if auth.is_ok() && checked.is_ok() {
-            self.faults.take(&req.method, api_path)
-        } else {
-            None
+        let fault = match (&auth, &checked, &matched) {
+            (Ok(()), Ok(_), Ok(m)) => self.faults.take(&req.method, m.template, api_path),
+            _ => None,
         };
         let outcome = match (auth, checked) {
             (Err(msg), _) => {

@@ -34,7 +34,7 @@ pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
     let (cfg, _) = load(s, id)?;
     check_lock(&cfg, p.flag("skiplock"))?;
-    if s.lxc.info(id).running {
+    if s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} already running")));
     }
     let state = s.me();
@@ -51,7 +51,7 @@ pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
 
 pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
-    if !s.lxc.info(id).running {
+    if !s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} not running")));
     }
     let state = s.me();
@@ -68,7 +68,7 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
 
 pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
-    if !s.lxc.info(id).running {
+    if !s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} not running")));
     }
     let timeout = p.int("timeout").unwrap_or(60).max(0) as u64;
@@ -154,13 +154,14 @@ fn summary(s: &State, id: u32) -> Option<Value> {
     let cfg = crate::store::CtConfig::parse(id, &raw, &s.schema).ok()?.0;
     let opt = |k: &str| cfg.options.get(k);
     let mib = |k: &str, d: u64| opt(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d) << 20;
-    let info = s.lxc.info(id);
-    let pid = info.pid.filter(|_| info.running);
+    // PVE's check_running: the CT runs while its lxc-start (the monitor) is there.
+    let running = s.lxc.running(id);
+    let pid = if running { s.lxc.info(id).pid } else { None };
     let (netin, netout) = pid.map(net_of).unwrap_or((0, 0));
     let mut v = json!({
         "vmid": id,
         "name": opt("hostname").cloned().unwrap_or(format!("CT{id}")),
-        "status": if info.running { "running" } else { "stopped" },
+        "status": if running { "running" } else { "stopped" },
         "uptime": pid.map(uptime_of).unwrap_or(0),
         "cpu": 0, "cpus": opt("cores").and_then(|c| c.parse::<u64>().ok()).unwrap_or(2),
         "mem": pid.map(memory_of).unwrap_or(0), "maxmem": mib("memory", 512),

@@ -13,6 +13,7 @@ fn renders_like_pct_start_with_raw_lines_last() {
         cgroup2: true,
         memsw: false,
         bridges: vec![],
+        environment_runtime: false,
     };
     let out = render(100, &c, s.config_properties().unwrap(), &host, &|v| {
         Ok(PathBuf::from(v))
@@ -44,6 +45,7 @@ fn v1_host_and_bridge_and_userns() {
         cgroup2: false,
         memsw: true,
         bridges: vec!["br9".into()],
+        environment_runtime: true,
     };
     let out = render(100, &c, s.config_properties().unwrap(), &host, &|v| {
         Ok(PathBuf::from("/vol").join(v))
@@ -55,4 +57,24 @@ fn v1_host_and_bridge_and_userns() {
     assert!(out.contains("lxc.net.0.veth.pair = veth100i0\nlxc.net.0.link = br9\n"));
     assert!(out.contains("lxc.net.0.ipv4.address = 10.0.0.2/24\n"));
     assert!(out.contains("lxc.rootfs.path = /vol/local:subvol-100-disk-0\n"));
+}
+
+#[test]
+fn command_socket_is_lxcs_abstract_name() {
+    assert_eq!(
+        command_socket(Path::new("/var/lib/lxc"), "100"),
+        "/var/lib/lxc/100/command"
+    );
+    // Too long for sun_path: LXC hashes LXCPATH/NAME with FNV-1a 64.
+    let long = format!("/{}", "x".repeat(120));
+    assert_eq!(
+        command_socket(Path::new(&long), "100"),
+        format!(
+            "lxc/{:016x}/command",
+            fnv1a64(format!("{long}/100").as_bytes())
+        )
+    );
+    // Published FNV-1a 64 test vectors.
+    assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
 }

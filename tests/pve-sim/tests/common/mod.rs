@@ -78,6 +78,47 @@ impl Sim {
         }
     }
 
+    /// Puts an empty gzip'd tarball where `STORAGE:vztmpl/NAME` lives on a PVE dir storage
+    /// (`DIR/storage/STORAGE/template/cache/NAME`), so a create with that `ostemplate`
+    /// finds it. Returns the volume id.
+    pub fn put_template(&self, storage: &str, name: &str) -> String {
+        let cache = self
+            .dir
+            .path()
+            .join("storage")
+            .join(storage)
+            .join("template/cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        let ok = Command::new("tar")
+            .arg("-czf")
+            .arg(cache.join(name))
+            .args(["-T", "/dev/null"])
+            .status()
+            .expect("tar")
+            .success();
+        assert!(ok, "tar -czf {name} failed");
+        format!("{storage}:vztmpl/{name}")
+    }
+
+    /// The files and directories under the data dir, relative to it (to show that a failed
+    /// call left nothing).
+    pub fn tree(&self) -> Vec<String> {
+        fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+                if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                    walk(root, &p, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.dir.path(), self.dir.path(), &mut out);
+        out.retain(|p| p != "requests.jsonl");
+        out.sort();
+        out
+    }
+
     pub fn call(&self, method: &str, path: &str, form: &str) -> Answer {
         self.call_as(Some(TOKEN), &self.fingerprint, method, path, form)
             .expect("request")
@@ -117,13 +158,19 @@ impl Sim {
 
     /// Arms, lists or clears faults (`/_sim/faults` is outside `/api2/json`).
     pub fn admin(&self, method: &str, json: &str) -> u16 {
+        self.admin_answer(method, json).status
+    }
+
+    pub fn admin_answer(&self, method: &str, json: &str) -> Answer {
         let req = format!(
             "{method} /_sim/faults HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
             json.len()
         );
-        self.exchange(&self.fingerprint, &req)
-            .map(|a| a.status)
-            .unwrap_or(0)
+        self.exchange(&self.fingerprint, &req).unwrap_or(Answer {
+            status: 0,
+            reason: String::new(),
+            body: Value::Null,
+        })
     }
 
     fn exchange(&self, pin: &str, req: &str) -> std::io::Result<Answer> {
