@@ -122,10 +122,11 @@ pub fn is_not_running(e: &PveError) -> bool {
     text.contains("not running")
 }
 
-/// Whether a PVE error says the CT is locked by a task (`CT is locked
-/// (create)`): the task is still running.
-pub fn is_locked(e: &PveError) -> bool {
-    matches!(e, PveError::Server { message, .. } if message.contains("is locked"))
+/// Whether a PVE error says the CT is locked by a create still running
+/// (`CT is locked (create)`). Other locks (backup, migrate...) are an
+/// admin's business and are reported, not waited for.
+pub fn is_locked_by_create(e: &PveError) -> bool {
+    matches!(e, PveError::Server { message, .. } if message.contains("is locked (create)"))
 }
 
 #[cfg(test)]
@@ -143,15 +144,16 @@ mod tests {
     #[test]
     fn pve_answers_are_classified() {
         let gone = server("Configuration file 'nodes/n/lxc/100.conf' does not exist");
-        assert!(is_missing_ct(&gone) && !is_locked(&gone) && !is_not_running(&gone));
+        assert!(is_missing_ct(&gone) && !is_locked_by_create(&gone) && !is_not_running(&gone));
         assert!(!is_missing_ct(&server("storage 'tank' does not exist")));
-        assert!(is_locked(&server("CT is locked (create)")));
+        assert!(is_locked_by_create(&server("CT is locked (create)")));
+        assert!(!is_locked_by_create(&server("CT 100 is locked (backup)")));
         assert!(is_not_running(&server("CT 100 not running")));
         let task = PveError::TaskFailed {
             upid: "UPID:n:1:2:3:vzstop:100:u:".into(),
             exitstatus: "CT 100 not running".into(),
             log: vec![],
         };
-        assert!(is_not_running(&task) && !is_locked(&task));
+        assert!(is_not_running(&task) && !is_locked_by_create(&task));
     }
 }

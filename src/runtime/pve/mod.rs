@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 
 use lxcri_init_spec::{ExitReport, EXIT_FILE};
 
-pub use api::{is_locked, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
+pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use ct::{attach_node_local, ct_config, CtInputs, IMAGE_NAME_ANNOTATION};
 pub use gc::{CtVerdict, GcEntry};
 
@@ -219,7 +219,7 @@ impl PveRuntime {
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e) if is_locked(&e) && std::time::Instant::now() < deadline => {
+                Err(e) if is_locked_by_create(&e) && std::time::Instant::now() < deadline => {
                     tracing::debug!(vmid, error = %e, "CT locked; retrying destroy");
                     std::thread::sleep(std::time::Duration::from_millis(500));
                 }
