@@ -2,9 +2,9 @@
 //!
 //! A CT is lxcri's when it carries the `lxcri` tag, its VMID is in
 //! `vmid_range` and its description names a containerd `namespace/id`.
-//! It is live while that container's runtime directory exists on this
-//! node (containerd still knows the task) and names this VMID or none yet
-//! (a create in progress). Everything else tagged `lxcri` is reported, but
+//! It is live while that container's state record exists on this node
+//! (containerd still knows the task; create saves it before PVE hears of
+//! the CT) and names this VMID or none yet (a create in progress). Everything else tagged `lxcri` is reported, but
 //! only orphans are ever removed.
 
 use super::{CtOwner, PveRuntime};
@@ -62,15 +62,30 @@ impl PveRuntime {
             verdict,
             reason,
         };
+        let owner = match self.ct_owner(vmid) {
+            Ok(o) => o,
+            // One unreadable config must not stop the scan of the others.
+            Err(e) => {
+                return Ok(entry(
+                    None,
+                    CtVerdict::Foreign,
+                    format!("config unreadable: {}", crate::error_chain(&e)),
+                ))
+            }
+        };
         let range = self.config.pve.vmid_range;
         if !range.contains(vmid) {
+            let named = match owner {
+                CtOwner::Container { namespace, id } => Some((namespace, id)),
+                _ => None,
+            };
             return Ok(entry(
-                None,
+                named,
                 CtVerdict::Foreign,
                 format!("outside vmid_range {range}"),
             ));
         }
-        let (namespace, id) = match self.ct_owner(vmid)? {
+        let (namespace, id) = match owner {
             CtOwner::Gone => {
                 return Ok(entry(
                     None,
