@@ -30,8 +30,12 @@ pub trait Backend: Send + Sync + Debug {
     /// Removes everything made for the container (idempotent).
     fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<(), ContainerError>;
 
-    /// The exit status the container's init wrote, if any.
-    fn read_exit(&self, run_dir: &Path) -> Option<ExitReport>;
+    /// The exit status the container's init wrote into its runtime
+    /// directory, if any (the same file on every backend).
+    fn read_exit(&self, run_dir: &Path) -> Option<ExitReport> {
+        let body = std::fs::read(run_dir.join(lxcri_init_spec::EXIT_FILE)).ok()?;
+        serde_json::from_slice(&body).ok()
+    }
 
     /// Whether SIGKILL to a container's init goes through [`Backend::stop`]
     /// (PVE's stop endpoint, so PVE logs and sees it) instead of a signal.

@@ -7,7 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use lxcri_init_spec::{
-    ExecSpec, ProcessSpec, EXIT_FILE, INIT_BINARY, INIT_SOCKET, INIT_SPEC_FILE, START_FIFO,
+    ExecSpec, ProcessSpec, INIT_BINARY, INIT_SOCKET, INIT_SPEC_FILE, START_FIFO,
 };
 use oci_spec::runtime::Spec;
 
@@ -161,6 +161,53 @@ impl LxcRuntime {
         rollback.lxc = true;
         self.lxc.write_config(name, &rendered)?;
 
+        let rendezvous = InitRendezvous::prepare(&run_dir)?;
+        let cri = CriAnnotations::from_spec(&spec)?;
+        let record = new_record(
+            req,
+            &cri,
+            "lxc",
+            name.to_string(),
+            rollback.rootfs.is_some(),
+        );
+        // Saved before LXC starts anything, so a crash from here on is
+        // cleaned up by the shim's `delete` action.
+        self.store.save(&record)?;
+
+        if let Err(e) = self.lxc.start(name) {
+            // The init may have said why its container stopped at once.
+            return Err(rendezvous.init_failure().unwrap_or_else(|| e.into()));
+        }
+        rendezvous.finish(
+            &self.store,
+            record,
+            spec,
+            run_dir,
+            plan.init.process.terminal,
+            self.config.lxc.start_timeout(),
+            &|| self.lxc.is_running(name),
+            || {
+                super::lxc::LxcError::Failed {
+                    command: format!("lxc-start -n {name}"),
+                    status: "container stopped".into(),
+                    detail: self.lxc.failure_detail(name, b""),
+                }
+                .into()
+            },
+        )
+    }
+}
+
+/// The init's socket and the start gate, made before the container starts.
+pub(super) struct InitRendezvous {
+    listener: InitListener,
+    /// The start FIFO, opened read-write and kept so the init's open and
+    /// the shim's later write never block or fail.
+    start_gate: File,
+}
+
+impl InitRendezvous {
+    pub(super) fn prepare(run_dir: &Path) -> Result<Self> {
         let listener = InitListener::bind(&run_dir.join(INIT_SOCKET))?;
         let start_gate = OpenOptions::new()
             .read(true)
@@ -171,56 +218,84 @@ impl LxcRuntime {
                 path: run_dir.join(START_FIFO),
                 source,
             })?;
+        Ok(Self {
+            listener,
+            start_gate,
+        })
+    }
 
-        let cri = CriAnnotations::from_spec(&spec)?;
-        let mut record = ContainerRecord {
-            id: req.id.clone(),
-            namespace: req.namespace.clone(),
-            bundle: req.bundle.clone(),
-            backend: "lxc".into(),
-            backend_name: name.to_string(),
-            pid: None,
-            pid_start_time: None,
-            sandbox_id: cri.sandbox_id.clone(),
-            pod: cri.sandbox_name.clone(),
-            pod_namespace: cri.sandbox_namespace.clone(),
-            rootfs_mounted: rollback.rootfs.is_some(),
-            created_at_ns: now_ns(),
-            vmid: None,
-            node: None,
-        };
-        // Saved before LXC starts anything, so a crash from here on is
-        // cleaned up by the shim's `delete` action.
-        self.store.save(&record)?;
+    /// What the init said before its container stopped, when a start failed
+    /// (a missing executable, a bad cwd...): a better cause than "the start
+    /// failed". `None` when it said nothing.
+    pub(super) fn init_failure(&self) -> Option<ContainerError> {
+        match self
+            .listener
+            .accept_ready(std::time::Duration::from_millis(200), &|| false)
+        {
+            Err(e @ super::init_channel::InitChannelError::InitFailed(_)) => Some(e.into()),
+            _ => None,
+        }
+    }
 
-        self.lxc.start(name)?;
-        let init = listener
-            .accept_ready(self.config.lxc.start_timeout(), &|| {
-                self.lxc.is_running(name)
-            })
+    /// Waits for the started container's init to report ready, records its
+    /// pid, and hands back the created container. `gone` is the error when
+    /// the container stopped before its init was ready.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn finish(
+        self,
+        store: &StateStore,
+        mut record: ContainerRecord,
+        spec: Spec,
+        run_dir: PathBuf,
+        terminal: bool,
+        timeout: std::time::Duration,
+        still_starting: &dyn Fn() -> bool,
+        gone: impl FnOnce() -> ContainerError,
+    ) -> Result<CreatedContainer> {
+        let init = self
+            .listener
+            .accept_ready(timeout, still_starting)
             .map_err(|e| match e {
-                super::init_channel::InitChannelError::ContainerGone => {
-                    super::lxc::LxcError::Failed {
-                        command: format!("lxc-start -n {name}"),
-                        status: "container stopped".into(),
-                        detail: self.lxc.failure_detail(name, b""),
-                    }
-                    .into()
-                }
+                super::init_channel::InitChannelError::ContainerGone => gone(),
                 other => ContainerError::from(other),
             })?;
         record.pid = Some(init.pid());
         record.pid_start_time = pidfd::start_time(init.pid()).ok();
-        self.store.save(&record)?;
-        let terminal = plan.init.process.terminal;
+        store.save(&record)?;
         Ok(CreatedContainer {
             record,
             spec,
             run_dir,
             init,
-            start_gate,
+            start_gate: self.start_gate,
             terminal,
         })
+    }
+}
+
+/// A container's state record before its init runs.
+pub(super) fn new_record(
+    req: &CreateRequest,
+    cri: &CriAnnotations,
+    backend: &str,
+    backend_name: String,
+    rootfs_mounted: bool,
+) -> ContainerRecord {
+    ContainerRecord {
+        id: req.id.clone(),
+        namespace: req.namespace.clone(),
+        bundle: req.bundle.clone(),
+        backend: backend.into(),
+        backend_name,
+        pid: None,
+        pid_start_time: None,
+        sandbox_id: cri.sandbox_id.clone(),
+        pod: cri.sandbox_name.clone(),
+        pod_namespace: cri.sandbox_namespace.clone(),
+        rootfs_mounted,
+        created_at_ns: now_ns(),
+        vmid: None,
+        node: None,
     }
 }
 
@@ -254,12 +329,6 @@ impl Backend for LxcRuntime {
         }
         self.store.remove(namespace, id)?;
         Ok(())
-    }
-
-    /// The exit status the init wrote, if it wrote one.
-    fn read_exit(&self, run_dir: &Path) -> Option<lxcri_init_spec::ExitReport> {
-        let body = fs::read(run_dir.join(EXIT_FILE)).ok()?;
-        serde_json::from_slice(&body).ok()
     }
 }
 

@@ -9,11 +9,9 @@
 //! 3. node-local `VMID.conf` edit under PVE's lock (rootfs, include);
 //! 4. `POST .../status/start`; the init reports ready over its socket.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use lxcri_init_spec::{INIT_SOCKET, INIT_SPEC_FILE, START_FIFO};
+use lxcri_init_spec::INIT_SPEC_FILE;
 
 use super::api::CtApi;
 use super::ct::{attach_node_local, ct_config, CtInputs};
@@ -25,13 +23,11 @@ use crate::pve::client::PveError;
 use crate::pve::config::update_node_config;
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
 use crate::runtime::container::{
-    prepare_run_dir, rootfs_path, write_file, ContainerError, CreateRequest, CreatedContainer,
-    Result,
+    new_record, prepare_run_dir, rootfs_path, write_file, ContainerError, CreateRequest,
+    CreatedContainer, InitRendezvous, Result,
 };
-use crate::runtime::init_channel::{InitChannelError, InitListener};
-use crate::runtime::pidfd;
 use crate::spec::{load_bundle_spec, CriAnnotations};
-use crate::state::{now_ns, ContainerRecord, CONTAINER_RUN_DIR};
+use crate::state::CONTAINER_RUN_DIR;
 
 pub(super) fn create(rt: &PveRuntime, req: &CreateRequest) -> Result<CreatedContainer> {
     let dir = rt.store.container_dir(&req.namespace, &req.id)?;
@@ -107,33 +103,9 @@ fn create_steps(
     let fragment_path = dir.join(FRAGMENT_FILE);
     write_file(&fragment_path, fragment.as_bytes())?;
 
-    let listener = InitListener::bind(&run_dir.join(INIT_SOCKET))?;
-    let start_gate = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(run_dir.join(START_FIFO))
-        .map_err(|source| ContainerError::RunDir {
-            path: run_dir.join(START_FIFO),
-            source,
-        })?;
-
-    let mut record = ContainerRecord {
-        id: req.id.clone(),
-        namespace: req.namespace.clone(),
-        bundle: req.bundle.clone(),
-        backend: "pve".into(),
-        backend_name: String::new(),
-        pid: None,
-        pid_start_time: None,
-        sandbox_id: cri.sandbox_id.clone(),
-        pod: cri.sandbox_name.clone(),
-        pod_namespace: cri.sandbox_namespace.clone(),
-        rootfs_mounted: rollback.rootfs.is_some(),
-        created_at_ns: now_ns(),
-        vmid: None,
-        node: Some(rt.node.clone()),
-    };
+    let rendezvous = InitRendezvous::prepare(&run_dir)?;
+    let mut record = new_record(req, &cri, "pve", String::new(), rollback.rootfs.is_some());
+    record.node = Some(rt.node.clone());
     // Saved before PVE hears of the CT: from here on a crash is cleaned up
     // by the shim's `delete` action or, for the CT, by `lxcri gc`.
     rt.store.save(&record)?;
@@ -165,27 +137,24 @@ fn create_steps(
     })
     .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
 
-    api.start(&rt.node, vmid)
-        .map_err(api_err(format!("starting CT {vmid}")))?;
+    if let Err(e) = api.start(&rt.node, vmid) {
+        // A start task fails when the CT stops at once; the init may have
+        // said why (e.g. the process's executable is missing).
+        return Err(rendezvous
+            .init_failure()
+            .unwrap_or_else(|| api_err(format!("starting CT {vmid}"))(e)));
+    }
     let name = PveRuntime::lxc_name(vmid);
-    let init = listener
-        .accept_ready(rt.config.lxc.start_timeout(), &|| rt.lxc.is_running(&name))
-        .map_err(|e| match e {
-            InitChannelError::ContainerGone => PveBackendError::CtStopped { vmid }.into(),
-            other => ContainerError::from(other),
-        })?;
-    record.pid = Some(init.pid());
-    record.pid_start_time = pidfd::start_time(init.pid()).ok();
-    rt.store.save(&record)?;
-    let terminal = plan.init.process.terminal;
-    Ok(CreatedContainer {
+    rendezvous.finish(
+        &rt.store,
         record,
         spec,
         run_dir,
-        init,
-        start_gate,
-        terminal,
-    })
+        plan.init.process.terminal,
+        rt.config.lxc.start_timeout(),
+        &|| rt.lxc.is_running(&name),
+        || PveBackendError::CtStopped { vmid }.into(),
+    )
 }
 
 /// [`VmidApi`] for one create: each attempt is `POST /nodes/{node}/lxc`

@@ -16,8 +16,6 @@ mod gc;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use lxcri_init_spec::{ExitReport, EXIT_FILE};
-
 pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use ct::{attach_node_local, ct_config, CtInputs, IMAGE_NAME_ANNOTATION};
 pub use gc::{CtVerdict, GcEntry};
@@ -282,11 +280,6 @@ impl Backend for PveRuntime {
         }
         self.store.remove(namespace, id)?;
         Ok(())
-    }
-
-    fn read_exit(&self, run_dir: &Path) -> Option<ExitReport> {
-        let body = std::fs::read(run_dir.join(EXIT_FILE)).ok()?;
-        serde_json::from_slice(&body).ok()
     }
 
     fn stops_on_kill(&self) -> bool {

@@ -38,36 +38,11 @@ pub const NODE: &str = "e2e-node";
 /// The template lxcri creates CTs from, as configured by default.
 pub const TEMPLATE: &str = "lxcri-empty.tar.gz";
 
-/// The description of a CT config: its leading `#` lines, with PVE's
-/// `%XX` escapes (`:` and control characters) decoded.
+/// The description (notes) of a CT config, as lxcri itself reads it.
 pub fn description(config: &str) -> String {
-    let mut out = String::new();
-    for line in config.lines() {
-        let Some(text) = line.strip_prefix('#') else {
-            break;
-        };
-        let b = text.as_bytes();
-        let mut i = 0;
-        let mut bytes = Vec::new();
-        while i < b.len() {
-            let hex = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok());
-            match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-                (b'%', Some(v)) => {
-                    bytes.push(v);
-                    i += 3;
-                }
-                (c, _) => {
-                    bytes.push(c);
-                    i += 1;
-                }
-            }
-        }
-        out.push_str(&String::from_utf8_lossy(&bytes));
-        out.push('\n');
-    }
-    out
+    lxcri::pve::config::PveConfigFile::parse(config)
+        .map(|f| f.description())
+        .unwrap_or_default()
 }
 
 /// A running `pve-sim` with its data dir.
