@@ -13,7 +13,7 @@ mod create;
 mod ct;
 mod gc;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
@@ -162,11 +162,6 @@ impl PveRuntime {
     /// The LXC name of a CT on the node.
     pub fn lxc_name(vmid: u32) -> String {
         vmid.to_string()
-    }
-
-    /// Where lxcri's fragment of `namespace/id`'s CT lives.
-    pub fn fragment_path(&self, namespace: &str, id: &str) -> Result<PathBuf> {
-        Ok(self.store.container_dir(namespace, id)?.join(FRAGMENT_FILE))
     }
 
     /// Whose CT `vmid` is, from the description in its node-local config.
