@@ -8,20 +8,13 @@
 #   benches/e2e.sh [N]        (root; N defaults to 15)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-repo=$PWD
 n=${1:-${N:-15}}
 
-scripts/install-deps >/dev/null
-echo "building release binaries..." >&2
-cargo build --release --workspace >&2
-
-# shellcheck source=scripts/lib/private-containerd.sh
-. scripts/lib/private-containerd.sh
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 trap ctd_cleanup EXIT
-ctd_start "$repo/target/release" "lxcri-bench-$$-$RANDOM"
-tests/images/build-busybox-image "$CTD_DIR/busybox.tar" >/dev/null
-ctd_ctr images import "$CTD_DIR/busybox.tar" >/dev/null
-image=localhost/lxcri-test/busybox:latest
+bench_setup lxcri-bench
+image=$BENCH_IMAGE
 
 declare -A runtime=([runc]=io.containerd.runc.v2 [lxcri]=io.containerd.lxcri.v2)
 declare -A shim=([runc]=containerd-shim-runc-v2 [lxcri]=containerd-shim-lxcri-v2)
@@ -40,8 +33,6 @@ run_once() {
   echo $(((t1 - t0) / 1000000))
 }
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
 echo "warm-up..." >&2
 run_once runc warm-runc >/dev/null

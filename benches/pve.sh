@@ -14,12 +14,8 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 n=${1:-${N:-15}}
 
-scripts/install-deps >/dev/null
-echo "building release binaries..." >&2
-cargo build --release --workspace >&2
-
-# shellcheck source=scripts/lib/private-containerd.sh
-. scripts/lib/private-containerd.sh
+# shellcheck source=scripts/lib/bench.sh
+. scripts/lib/bench.sh
 sim_pid="" sim_dir=""
 cleanup() {
   ctd_cleanup
@@ -32,11 +28,8 @@ cleanup() {
   fi
 }
 trap cleanup EXIT
-
-ctd_start "$repo/target/release" "lxcri-bench-pve-$$-$RANDOM"
-tests/images/build-busybox-image "$CTD_DIR/busybox.tar" >/dev/null
-ctd_ctr images import "$CTD_DIR/busybox.tar" >/dev/null
-image=localhost/lxcri-test/busybox:latest
+bench_setup lxcri-bench-pve
+image=$BENCH_IMAGE
 
 # The stand-in, with the empty template lxcri creates CTs from.
 sim_dir=$(mktemp -d "${TMPDIR:-/tmp}/lxcri-bench-pve.XXXXXX")
@@ -83,8 +76,6 @@ run_once() {
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000000))
 }
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 # Requests in the stand-in's log: all, and task-status polls.
 count_requests() { wc -l < "$sim_dir/requests.jsonl"; }
 count_polls() { grep -c '"/nodes/{node}/tasks/{upid}/status"' "$sim_dir/requests.jsonl" || true; }

@@ -18,7 +18,7 @@ use super::pidfd;
 use crate::cgroup::{ContainerCgroup, HostCgroups};
 use crate::config::Config;
 use crate::config::RootfsMode;
-use crate::plan::{plan_container, PlanContext};
+use crate::plan::{plan_container, ContainerPlan, PlanContext};
 use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider};
 use crate::spec::{load_bundle_spec, CriAnnotations};
 use crate::state::{now_ns, ContainerRecord, StateStore, CONTAINER_RUN_DIR};
@@ -133,42 +133,31 @@ impl LxcRuntime {
         dir: &Path,
         rollback: &mut Rollback<'_>,
     ) -> Result<CreatedContainer> {
-        let spec = load_bundle_spec(&req.bundle)?;
-        let run_dir = dir.join(CONTAINER_RUN_DIR);
-        rollback.state_dir = true;
-        let init_binary = self.config.init_binary()?;
-        prepare_run_dir(&run_dir, &init_binary)?;
-
-        let rootfs_path = rootfs_path(&req.bundle, &spec);
-        if self.rootfs.prepare(&req.rootfs_mounts, &rootfs_path)? {
-            rollback.rootfs = Some(rootfs_path.clone());
-        }
-
-        let host_cgroups = HostCgroups::detect();
-        let mut plan = plan_container(
-            &spec,
-            &PlanContext {
-                lxc_name: name.to_string(),
-                rootfs: rootfs_path.clone(),
-                run_dir: run_dir.clone(),
-                cgroup: host_cgroups.version(),
-            },
+        let PreparedBundle {
+            spec,
+            cri,
+            run_dir,
+            plan,
+            ..
+        } = prepare_bundle(
+            &self.config,
+            self.rootfs.as_ref(),
+            req,
+            dir,
+            name,
+            &mut rollback.bundle,
         )?;
-        host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
-        let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
-        write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
         let rendered = plan.lxc.render()?;
         rollback.lxc = true;
         self.lxc.write_config(name, &rendered)?;
 
         let rendezvous = InitRendezvous::prepare(&run_dir)?;
-        let cri = CriAnnotations::from_spec(&spec)?;
         let record = new_record(
             req,
             &cri,
             "lxc",
             name.to_string(),
-            rollback.rootfs.is_some(),
+            rollback.bundle.rootfs.is_some(),
         );
         // Saved before LXC starts anything, so a crash from here on is
         // cleaned up by the shim's `delete` action.
@@ -364,7 +353,7 @@ pub fn namespaces_to_join(pid: i32) -> Vec<String> {
         .collect()
 }
 
-pub(super) fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
+fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     let root = spec
         .root()
         .as_ref()
@@ -377,7 +366,7 @@ pub(super) fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     }
 }
 
-pub(super) fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
+fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
     let err = |source| ContainerError::RunDir {
         path: run_dir.to_path_buf(),
         source,
@@ -412,8 +401,7 @@ struct Rollback<'a> {
     req: &'a CreateRequest,
     name: String,
     armed: bool,
-    state_dir: bool,
-    rootfs: Option<PathBuf>,
+    bundle: BundleUndo,
     lxc: bool,
 }
 
@@ -424,8 +412,7 @@ impl<'a> Rollback<'a> {
             req,
             name: name.to_string(),
             armed: true,
-            state_dir: false,
-            rootfs: None,
+            bundle: BundleUndo::default(),
             lxc: false,
         }
     }
@@ -448,15 +435,88 @@ impl Drop for Rollback<'_> {
                 tracing::warn!(error = %e, "rollback: removing LXC container");
             }
         }
+        self.bundle
+            .undo(self.rt.rootfs.as_ref(), &self.rt.store, self.req);
+    }
+}
+
+/// What both backends undo of a failed create, last: the rootfs mount and
+/// the runtime directory (with all lxcri wrote into it).
+#[derive(Debug, Default)]
+pub(super) struct BundleUndo {
+    pub(super) state_dir: bool,
+    pub(super) rootfs: Option<PathBuf>,
+}
+
+impl BundleUndo {
+    pub(super) fn undo(
+        &self,
+        rootfs: &dyn RootfsProvider,
+        store: &StateStore,
+        req: &CreateRequest,
+    ) {
         if let Some(target) = &self.rootfs {
-            if let Err(e) = self.rt.rootfs.release(target) {
+            if let Err(e) = rootfs.release(target) {
                 tracing::warn!(error = %e, "rollback: unmounting rootfs");
             }
         }
         if self.state_dir {
-            if let Err(e) = self.rt.store.remove(&self.req.namespace, &self.req.id) {
+            if let Err(e) = store.remove(&req.namespace, &req.id) {
                 tracing::warn!(error = %e, "rollback: removing runtime directory");
             }
         }
     }
+}
+
+/// A bundle ready for its container: loaded, planned, the rootfs mounted
+/// and the runtime directory holding the init and its spec.
+pub(super) struct PreparedBundle {
+    pub(super) spec: Spec,
+    pub(super) cri: CriAnnotations,
+    pub(super) run_dir: PathBuf,
+    /// Host path of the container's root filesystem.
+    pub(super) rootfs: PathBuf,
+    pub(super) plan: ContainerPlan,
+}
+
+/// The first steps of every backend's create; `undo` learns what to undo
+/// as each step is done. `lxc_name` is the name the plan checks.
+pub(super) fn prepare_bundle(
+    config: &Config,
+    rootfs: &dyn RootfsProvider,
+    req: &CreateRequest,
+    dir: &Path,
+    lxc_name: &str,
+    undo: &mut BundleUndo,
+) -> Result<PreparedBundle> {
+    let spec = load_bundle_spec(&req.bundle)?;
+    let cri = CriAnnotations::from_spec(&spec)?;
+    let run_dir = dir.join(CONTAINER_RUN_DIR);
+    undo.state_dir = true;
+    prepare_run_dir(&run_dir, &config.init_binary()?)?;
+
+    let rootfs_path = rootfs_path(&req.bundle, &spec);
+    if rootfs.prepare(&req.rootfs_mounts, &rootfs_path)? {
+        undo.rootfs = Some(rootfs_path.clone());
+    }
+    let host_cgroups = HostCgroups::detect();
+    let mut plan = plan_container(
+        &spec,
+        &PlanContext {
+            lxc_name: lxc_name.to_string(),
+            rootfs: rootfs_path.clone(),
+            run_dir: run_dir.clone(),
+            cgroup: host_cgroups.version(),
+        },
+    )?;
+    host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
+    let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
+    write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
+    Ok(PreparedBundle {
+        spec,
+        cri,
+        run_dir,
+        rootfs: rootfs_path,
+        plan,
+    })
 }

@@ -100,33 +100,34 @@ impl CtApi for ClientApi {
     }
 }
 
+/// What PVE said of a failure: a 500's message or a failed task's exit
+/// status (PVE reports the same conditions either way).
+pub fn failure_text(e: &PveError) -> Option<&str> {
+    match e {
+        PveError::Server { message, .. } => Some(message),
+        PveError::TaskFailed { exitstatus, .. } => Some(exitstatus),
+        _ => None,
+    }
+}
+
 /// Whether a PVE error says the CT is gone: "Configuration file
-/// 'nodes/n/lxc/100.conf' does not exist", or a task that failed so.
+/// 'nodes/n/lxc/100.conf' does not exist", or a task that failed so. Only
+/// the CT's own config: "storage 'x' does not exist" is a failure.
 pub fn is_missing_ct(e: &PveError) -> bool {
-    let text = match e {
-        PveError::Server { message, .. } => message.as_str(),
-        PveError::TaskFailed { exitstatus, .. } => exitstatus.as_str(),
-        _ => return false,
-    };
-    // Only the CT's own config: "storage 'x' does not exist" is a failure.
-    text.contains("Configuration file") && text.contains("does not exist")
+    failure_text(e)
+        .is_some_and(|t| t.contains("Configuration file") && t.contains("does not exist"))
 }
 
 /// Whether a PVE error says the CT is not running (stop of a stopped CT).
 pub fn is_not_running(e: &PveError) -> bool {
-    let text = match e {
-        PveError::Server { message, .. } => message.as_str(),
-        PveError::TaskFailed { exitstatus, .. } => exitstatus.as_str(),
-        _ => return false,
-    };
-    text.contains("not running")
+    failure_text(e).is_some_and(|t| t.contains("not running"))
 }
 
 /// Whether a PVE error says the CT is locked by a create still running
 /// (`CT is locked (create)`). Other locks (backup, migrate...) are an
 /// admin's business and are reported, not waited for.
 pub fn is_locked_by_create(e: &PveError) -> bool {
-    matches!(e, PveError::Server { message, .. } if message.contains("is locked (create)"))
+    failure_text(e).is_some_and(|t| t.contains("is locked (create)"))
 }
 
 #[cfg(test)]

@@ -9,25 +9,19 @@
 //! 3. node-local `VMID.conf` edit under PVE's lock (rootfs, include);
 //! 4. `POST .../status/start`; the init reports ready over its socket.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use lxcri_init_spec::INIT_SPEC_FILE;
-
-use super::api::CtApi;
+use super::api::{failure_text, CtApi};
 use super::ct::{attach_node_local, ct_config, CtInputs};
 use super::{api_err, PveBackendError, PveRuntime, FRAGMENT_FILE};
-use crate::cgroup::HostCgroups;
 use crate::lxc::render_lines;
-use crate::plan::{plan_container, PlanContext};
 use crate::pve::client::PveError;
 use crate::pve::config::update_node_config;
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
 use crate::runtime::container::{
-    new_record, prepare_run_dir, rootfs_path, write_file, ContainerError, CreateRequest,
-    CreatedContainer, InitRendezvous, Result,
+    new_record, prepare_bundle, write_file, BundleUndo, ContainerError, CreateRequest,
+    CreatedContainer, InitRendezvous, PreparedBundle, Result,
 };
-use crate::spec::{load_bundle_spec, CriAnnotations};
-use crate::state::CONTAINER_RUN_DIR;
 
 pub(super) fn create(rt: &PveRuntime, req: &CreateRequest) -> Result<CreatedContainer> {
     let dir = rt.store.container_dir(&req.namespace, &req.id)?;
@@ -41,8 +35,7 @@ pub(super) fn create(rt: &PveRuntime, req: &CreateRequest) -> Result<CreatedCont
         rt,
         req,
         armed: true,
-        state_dir: false,
-        rootfs: None,
+        bundle: BundleUndo::default(),
         ct: None,
     };
     let result = create_steps(rt, req, &dir, &mut rollback);
@@ -58,30 +51,22 @@ fn create_steps(
     dir: &Path,
     rollback: &mut Rollback<'_>,
 ) -> Result<CreatedContainer> {
-    let spec = load_bundle_spec(&req.bundle)?;
-    let cri = CriAnnotations::from_spec(&spec)?;
-    let run_dir = dir.join(CONTAINER_RUN_DIR);
-    rollback.state_dir = true;
-    prepare_run_dir(&run_dir, &rt.config.init_binary()?)?;
-
-    let rootfs = rootfs_path(&req.bundle, &spec);
-    if rt.rootfs.prepare(&req.rootfs_mounts, &rootfs)? {
-        rollback.rootfs = Some(rootfs.clone());
-    }
-    let host_cgroups = HostCgroups::detect();
-    let mut plan = plan_container(
-        &spec,
-        &PlanContext {
-            // Only checked by the plan: the CT's LXC name is its VMID.
-            lxc_name: crate::runtime::lxc::container_name(&req.namespace, &req.id),
-            rootfs: rootfs.clone(),
-            run_dir: run_dir.clone(),
-            cgroup: host_cgroups.version(),
-        },
+    // Only checked by the plan: the CT's LXC name is its VMID.
+    let name = crate::runtime::lxc::container_name(&req.namespace, &req.id);
+    let PreparedBundle {
+        spec,
+        cri,
+        run_dir,
+        rootfs,
+        plan,
+    } = prepare_bundle(
+        &rt.config,
+        rt.rootfs.as_ref(),
+        req,
+        dir,
+        &name,
+        &mut rollback.bundle,
     )?;
-    host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
-    let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
-    write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
 
     let api = rt.api()?;
     let version = rt.pve_version(api.as_ref())?;
@@ -104,7 +89,13 @@ fn create_steps(
     write_file(&fragment_path, fragment.as_bytes())?;
 
     let rendezvous = InitRendezvous::prepare(&run_dir)?;
-    let mut record = new_record(req, &cri, "pve", String::new(), rollback.rootfs.is_some());
+    let mut record = new_record(
+        req,
+        &cri,
+        "pve",
+        String::new(),
+        rollback.bundle.rootfs.is_some(),
+    );
     record.node = Some(rt.node.clone());
     // Saved before PVE hears of the CT: from here on a crash is cleaned up
     // by the shim's `delete` action or, for the CT, by `lxcri gc`.
@@ -185,11 +176,7 @@ impl VmidApi for CreateAttempts<'_> {
 /// PVE refuses a taken VMID before its task starts (500) or, when two
 /// creates race past that check, in the task.
 fn vmid_taken(e: &PveError, vmid: u32) -> bool {
-    match e {
-        PveError::Server { message, .. } => is_vmid_taken_message(message, vmid),
-        PveError::TaskFailed { exitstatus, .. } => is_vmid_taken_message(exitstatus, vmid),
-        _ => false,
-    }
+    failure_text(e).is_some_and(|t| is_vmid_taken_message(t, vmid))
 }
 
 /// Undo list for a create in progress.
@@ -197,8 +184,7 @@ struct Rollback<'a> {
     rt: &'a PveRuntime,
     req: &'a CreateRequest,
     armed: bool,
-    state_dir: bool,
-    rootfs: Option<PathBuf>,
+    bundle: BundleUndo,
     /// A CT that is, or may be, ours.
     ct: Option<u32>,
 }
@@ -218,15 +204,7 @@ impl Drop for Rollback<'_> {
                 tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
             }
         }
-        if let Some(target) = &self.rootfs {
-            if let Err(e) = self.rt.rootfs.release(target) {
-                tracing::warn!(error = %e, "rollback: unmounting rootfs");
-            }
-        }
-        if self.state_dir {
-            if let Err(e) = self.rt.store.remove(&self.req.namespace, &self.req.id) {
-                tracing::warn!(error = %e, "rollback: removing runtime directory");
-            }
-        }
+        self.bundle
+            .undo(self.rt.rootfs.as_ref(), &self.rt.store, self.req);
     }
 }

@@ -288,18 +288,7 @@ impl PveSim {
         if self.config_file(vmid).exists() {
             found.push(format!("CT config {}", self.config_file(vmid).display()));
         }
-        let tag = format!("-{vmid}-disk-");
-        for storage in fs::read_dir(self.dir.join("storage"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for v in fs::read_dir(storage.path()).into_iter().flatten().flatten() {
-                if v.file_name().to_string_lossy().contains(&tag) {
-                    found.push(format!("volume {}", v.path().display()));
-                }
-            }
-        }
+        found.extend(self.volumes(&format!("-{vmid}-disk-")));
         let lxc_dir = self.lxcpath().join(vmid.to_string());
         if lxc_dir.exists() {
             found.push(format!("LXC container dir {}", lxc_dir.display()));
@@ -319,23 +308,26 @@ impl PveSim {
             .chain(self.started_vmids())
             .flat_map(|vmid| self.leftovers_of_ct(vmid))
             .collect();
-        for storage in fs::read_dir(self.dir.join("storage"))
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            for v in fs::read_dir(storage.path()).into_iter().flatten().flatten() {
-                if v.file_name().to_string_lossy().contains("-disk-") {
-                    found.push(format!("volume {}", v.path().display()));
-                }
-            }
-        }
+        found.extend(self.volumes("-disk-"));
         for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
             found.push(format!("LXC container dir {}", e.path().display()));
         }
         found.sort();
         found.dedup();
         found
+    }
+
+    /// CT volumes (on any storage) whose name contains `tag`.
+    fn volumes(&self, tag: &str) -> Vec<String> {
+        let storages = fs::read_dir(self.dir.join("storage"))
+            .into_iter()
+            .flatten()
+            .flatten();
+        storages
+            .flat_map(|s| fs::read_dir(s.path()).into_iter().flatten().flatten())
+            .filter(|v| v.file_name().to_string_lossy().contains(tag))
+            .map(|v| format!("volume {}", v.path().display()))
+            .collect()
     }
 
     /// Every VMID a request of the log was about.
