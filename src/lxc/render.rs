@@ -243,7 +243,11 @@ impl LxcConfig {
             }),
         };
         if pve {
+            // `lxc.mount.auto` only clears the groups (proc, sys, cgroup)
+            // its value names, so common.conf's `proc:mixed sys:mixed`
+            // would survive a `cgroup:ro:force` without the reset.
             for key in [
+                "lxc.mount.auto",
                 "lxc.mount.entry",
                 "lxc.idmap",
                 "lxc.cap.drop",

@@ -198,10 +198,11 @@ fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
     c.cgroup_settings = vec![CgroupSetting::new("memory.max", "1048576")];
     let out = c.render_pve_fragment().unwrap();
     // Resets come first, so PVE's and common.conf's values are gone before ours.
-    let first: Vec<&str> = out.lines().skip(1).take(8).collect();
+    let first: Vec<&str> = out.lines().skip(1).take(9).collect();
     assert_eq!(
         first,
         [
+            "lxc.mount.auto =",
             "lxc.mount.entry =",
             "lxc.idmap =",
             "lxc.cap.drop =",
@@ -212,8 +213,11 @@ fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
             "lxc.net =",
         ]
     );
+    c.mount_auto_cgroup = Some(CgroupAuto::ReadOnly);
+    let out = c.render_pve_fragment().unwrap();
     for line in [
         "lxc.uts.name = box\n",
+        "lxc.mount.auto = cgroup:ro:force\n",
         "lxc.mount.entry = /run/lxcri/ns/c1/run .lxcri none bind,create=dir 0 0\n",
         "lxc.cgroup2.memory.max = 1048576\n",
         "lxc.net.0.type = empty\n",

@@ -23,13 +23,36 @@ use sha2::{Digest, Sha256};
 use crate::cmd;
 use crate::{LXCRI_LXC_PATH, LXCRI_RUN_ROOT, LXCRI_SHIM, RUNC_ROOT};
 
+/// What one test's containerd owns, for cleaning up after it.
+#[derive(Debug, Clone, Copy)]
+pub struct Scope<'a> {
+    /// The containerd namespace of its containers.
+    pub namespace: &'a str,
+    /// `None`: everything in `namespace` (unique to the test). `Some`: only
+    /// these containers, for CRI, whose namespace `k8s.io` every test's
+    /// containerd shares.
+    pub ids: Option<&'a [String]>,
+    /// A cgroup directory name only this test uses: its namespace, or the
+    /// pods' cgroup parent under CRI.
+    pub cgroup_mark: &'a str,
+}
+
+impl Scope<'_> {
+    fn owns(&self, id: &str) -> bool {
+        self.ids.is_none_or(|ids| ids.iter().any(|i| i == id))
+    }
+}
+
 /// Everything after containerd has stopped: leftover shims, runc and LXC
 /// containers, cgroups, mounts, state dirs, shim sockets, the temp dir.
-/// Prints what it had to clean (which means something leaked).
-pub fn after_containerd(namespace: &str, socket: &Path, dir: &Path, ids: &[String]) {
+/// Prints what it had to clean (which means something leaked). `ids` are
+/// the container ids whose shim sockets to look for.
+pub fn after_containerd(scope: Scope, socket: &Path, dir: &Path, ids: &[String]) {
+    let namespace = scope.namespace;
     let mut cleaned = Vec::new();
     let own = |cmdline: &str| {
-        cmdline.contains(socket.to_str().unwrap_or("\0")) || cmdline.contains(namespace)
+        cmdline.contains(socket.to_str().unwrap_or("\0"))
+            || (scope.ids.is_none() && cmdline.contains(namespace))
     };
     for (pid, cmdline) in processes() {
         if own(&cmdline) {
@@ -37,16 +60,24 @@ pub fn after_containerd(namespace: &str, socket: &Path, dir: &Path, ids: &[Strin
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
-    cleaned.extend(runc_cleanup(namespace));
-    cleaned.extend(lxc_cleanup(namespace));
-    cleaned.extend(cgroup_cleanup(namespace));
-    let run_dir = Path::new(LXCRI_RUN_ROOT).join(namespace);
-    for m in unmount_under(&[dir.to_path_buf(), run_dir.clone()]) {
+    cleaned.extend(runc_cleanup(scope));
+    cleaned.extend(lxc_cleanup(scope));
+    cleaned.extend(cgroup_cleanup(scope));
+    let ns_run_dir = Path::new(LXCRI_RUN_ROOT).join(namespace);
+    let run_dirs: Vec<PathBuf> = match scope.ids {
+        None => vec![ns_run_dir],
+        Some(ids) => ids.iter().map(|id| ns_run_dir.join(id)).collect(),
+    };
+    let mut mount_roots = vec![dir.to_path_buf()];
+    mount_roots.extend(run_dirs.iter().cloned());
+    for m in unmount_under(&mount_roots) {
         cleaned.push(format!("mount {}", m.display()));
     }
-    if run_dir.exists() {
-        cleaned.push(format!("state dir {}", run_dir.display()));
-        let _ = fs::remove_dir_all(&run_dir);
+    for run_dir in &run_dirs {
+        if run_dir.exists() {
+            cleaned.push(format!("state dir {}", run_dir.display()));
+            let _ = fs::remove_dir_all(run_dir);
+        }
     }
     for id in ids {
         let sock = shim_socket(socket, namespace, id);
@@ -92,14 +123,17 @@ pub fn shim_socket(address: &Path, namespace: &str, id: &str) -> PathBuf {
     Path::new("/run/containerd/s").join(hex::encode(digest))
 }
 
-fn runc_cleanup(namespace: &str) -> Vec<String> {
-    let root = Path::new(RUNC_ROOT).join(namespace);
+fn runc_cleanup(scope: Scope) -> Vec<String> {
+    let root = Path::new(RUNC_ROOT).join(scope.namespace);
     let mut cleaned = Vec::new();
     let Ok(entries) = fs::read_dir(&root) else {
         return cleaned;
     };
     for e in entries.flatten() {
         let id = e.file_name().to_string_lossy().into_owned();
+        if !scope.owns(&id) {
+            continue;
+        }
         cleaned.push(format!("runc container {id}"));
         cmd::run(
             Command::new("runc")
@@ -109,7 +143,9 @@ fn runc_cleanup(namespace: &str) -> Vec<String> {
             Duration::from_secs(20),
         );
     }
-    let _ = fs::remove_dir_all(&root);
+    if scope.ids.is_none() {
+        let _ = fs::remove_dir_all(&root);
+    }
     cleaned
 }
 
@@ -126,9 +162,13 @@ pub fn lxc_containers(namespace: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn lxc_cleanup(namespace: &str) -> Vec<String> {
+fn lxc_cleanup(scope: Scope) -> Vec<String> {
     let mut cleaned = Vec::new();
-    for name in lxc_containers(namespace) {
+    let prefix = format!("{}_", scope.namespace);
+    for name in lxc_containers(scope.namespace) {
+        if !scope.owns(name.strip_prefix(&prefix).unwrap_or(&name)) {
+            continue;
+        }
         cleaned.push(format!("LXC container {name}"));
         cmd::run(
             Command::new("lxc-stop").args(["-P", LXCRI_LXC_PATH, "-n", &name, "-k"]),
@@ -210,8 +250,14 @@ pub fn ct_cgroups(vmid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
-fn cgroup_cleanup(namespace: &str) -> Vec<String> {
-    let dirs = cgroups(namespace, None);
+fn cgroup_cleanup(scope: Scope) -> Vec<String> {
+    let mut dirs = cgroups(scope.cgroup_mark, None);
+    for id in scope.ids.unwrap_or_default() {
+        dirs.extend(cgroups(scope.namespace, Some(id)));
+    }
+    dirs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    dirs.dedup();
+    let mark = scope.cgroup_mark;
     let mut cleaned = Vec::new();
     for dir in &dirs {
         // A frozen cgroup would keep its processes from dying.
@@ -234,12 +280,11 @@ fn cgroup_cleanup(namespace: &str) -> Vec<String> {
             eprintln!("cleanup: cannot remove cgroup {}", dir.display());
         }
     }
-    // runc leaves the empty per-namespace parent (`/<ns>`) by design;
-    // anything deeper is a container's own cgroup, worth naming.
+    // runc leaves the empty parent (`/<ns>`, the pods' cgroup parent) by
+    // design; anything deeper is a container's own cgroup, worth naming.
     cleaned.extend(
         dirs.iter()
-            .filter(|d| d.file_name().is_some_and(|n| n != namespace))
-            .filter(|d| d.ancestors().any(|a| cgroup_matches(a, namespace, None)))
+            .filter(|d| d.file_name().is_some_and(|n| n != mark))
             .map(|d| format!("cgroup {}", d.display())),
     );
     cleaned
@@ -292,9 +337,9 @@ fn unescape_mountinfo(s: &str) -> String {
 
 /// Everything a container `id` of `namespace` may leave behind, as found
 /// now: LXC container, state dirs (lxcri's, runc's), mounts (bundle, state
-/// dir, LXC dir), cgroups, lxcri shim processes of the namespace. Empty
-/// means clean.
-pub fn leftovers(namespace: &str, id: &str, bundle: &Path) -> Vec<String> {
+/// dir, LXC dir), cgroups, lxcri shim processes of the containerd at
+/// `socket`. Empty means clean.
+pub fn leftovers(namespace: &str, id: &str, bundle: &Path, socket: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let name = format!("{namespace}_{id}");
     let lxc_dir = Path::new(LXCRI_LXC_PATH).join(&name);
@@ -319,7 +364,7 @@ pub fn leftovers(namespace: &str, id: &str, bundle: &Path) -> Vec<String> {
         found.push(format!("cgroup {}", cg.display()));
     }
     for (pid, cmdline) in processes() {
-        if cmdline.contains(LXCRI_SHIM) && cmdline.contains(namespace) {
+        if cmdline.contains(LXCRI_SHIM) && cmdline.contains(socket.to_str().unwrap_or("\0")) {
             found.push(format!("shim process {pid}: {cmdline}"));
         }
     }

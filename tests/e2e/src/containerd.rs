@@ -6,13 +6,15 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
+use crate::cleanup::Scope;
 use crate::cmd::{self, Background, CmdOutput, DEFAULT_TIMEOUT};
+use crate::cri::{CriClient, PodNetwork};
 use crate::pve::{self, BackendKind, PveSim};
 use crate::{cleanup, image, unique_name, Runtime, LXCRI_SHIM};
 
@@ -27,6 +29,52 @@ pub struct Containerd {
     ids: Mutex<Vec<String>>,
     /// The PVE stand-in lxcri's shims talk to (`LXCRI_E2E_BACKEND=pve`).
     pve: Option<PveSim>,
+    /// With the CRI plugin on ([`Containerd::start_cri`]).
+    cri: Option<CriNode>,
+}
+
+/// What a containerd with its CRI plugin has besides: the pod network, the
+/// pods' cgroup parent, the client.
+struct CriNode {
+    network: PodNetwork,
+    cgroup_parent: String,
+    client: OnceLock<CriClient>,
+}
+
+/// The containerd namespace of everything CRI makes (fixed in containerd).
+pub const CRI_NAMESPACE: &str = "k8s.io";
+
+/// The CRI plugin's part of a test containerd's config: runtime handlers
+/// `runc` and `lxcri` (with a ConfigPath option, as the shipped snippet
+/// has), the test's CNI network, the streaming server on loopback.
+fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
+    let conf_dir = network.conf_dir.display();
+    let lxcri_config = lxcri_config.display();
+    let pause = image::PAUSE_REF;
+    format!(
+        r#"[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{pause}"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # root here lacks CAP_SYS_RESOURCE: clamp CRI's -998 for sandboxes
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  enable_selinux = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    default_runtime_name = "runc"
+    snapshotter = "overlayfs"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri]
+      runtime_type = "io.containerd.lxcri.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri.options]
+        ConfigPath = "{lxcri_config}"
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{conf_dir}"
+    max_conf_num = 1
+"#
+    )
 }
 
 /// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
@@ -52,22 +100,44 @@ impl Containerd {
     /// Starts containerd and waits until `ctr version` answers.
     pub fn start() -> Self {
         let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
-        Self::start_with(pve)
+        Self::start_with(pve, false)
     }
 
     /// Starts containerd with lxcri on the pve backend against `sim`,
     /// whatever `LXCRI_E2E_BACKEND` says (for the PVE-side tests).
     pub fn start_pve(sim: PveSim) -> Self {
-        Self::start_with(Some(sim))
+        Self::start_with(Some(sim), false)
     }
 
-    fn start_with(pve: Option<PveSim>) -> Self {
-        let namespace = unique_name("e2e");
+    /// Starts containerd with its CRI plugin (namespace `k8s.io`), runtime
+    /// handlers `runc` and `lxcri`, a pod network of its own (bridge CNI,
+    /// host-local IPAM) and the test images imported. lxcri's backend
+    /// follows `LXCRI_E2E_BACKEND`.
+    pub fn start_cri() -> Self {
+        let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
+        let ctd = Self::start_with(pve, true);
+        ctd.import_image(&image::pause().archive);
+        ctd.import_busybox();
+        ctd
+    }
+
+    fn start_with(pve: Option<PveSim>, cri: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("lxcri-e2e.")
             .tempdir()
             .expect("temp dir for containerd")
             .keep();
+        let name = unique_name("e2e");
+        let (namespace, cri) = if cri {
+            let node = CriNode {
+                network: PodNetwork::create(&dir, &name),
+                cgroup_parent: name,
+                client: OnceLock::new(),
+            };
+            (CRI_NAMESPACE.to_string(), Some(node))
+        } else {
+            (name, None)
+        };
         let bin_dir = bin_dir();
         if Runtime::Lxcri.selected() && !bin_dir.join(LXCRI_SHIM).exists() {
             eprintln!(
@@ -85,8 +155,15 @@ impl Containerd {
             next_id: AtomicU32::new(0),
             ids: Mutex::new(Vec::new()),
             pve,
+            cri,
         };
         fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
+        fs::write(
+            ctd.lxcri_config_path(),
+            "# lxcri config of one e2e test (CRI passes it as ConfigPath);\n\
+             # LXCRI_* variables in containerd's environment override it\n",
+        )
+        .expect("write lxcri config");
         ctd.spawn();
         ctd
     }
@@ -103,7 +180,7 @@ impl Containerd {
     /// What container `id` left behind: [`cleanup::leftovers`] and, on the
     /// pve backend, its CT (config, volumes, LXC dir, cgroups).
     pub fn leftovers(&self, id: &str) -> Vec<String> {
-        let mut found = cleanup::leftovers(&self.namespace, id, &self.bundle(id));
+        let mut found = cleanup::leftovers(&self.namespace, id, &self.bundle(id), &self.socket());
         if let Some(sim) = &self.pve {
             found.extend(sim.leftovers_of(&self.namespace, id));
         }
@@ -132,6 +209,105 @@ impl Containerd {
         self.dir.join("config.toml")
     }
 
+    fn lxcri_config_path(&self) -> PathBuf {
+        self.dir.join("lxcri.toml")
+    }
+
+    fn cri_node(&self) -> &CriNode {
+        self.cri
+            .as_ref()
+            .expect("a containerd started with Containerd::start_cri")
+    }
+
+    /// The CRI client (connected on first use).
+    pub fn cri(&self) -> &CriClient {
+        let node = self.cri_node();
+        node.client.get_or_init(|| {
+            CriClient::connect(&self.socket())
+                .unwrap_or_else(|e| panic!("CRI connect: {e}\n{}", self.log_tail(30)))
+        })
+    }
+
+    /// The pod network of a CRI containerd.
+    pub fn pod_network(&self) -> &PodNetwork {
+        &self.cri_node().network
+    }
+
+    /// The cgroup parent to give this test's pods (unique to the test).
+    pub fn pod_cgroup_parent(&self) -> &str {
+        &self.cri_node().cgroup_parent
+    }
+
+    /// Every container id this containerd had, as far as can be told:
+    /// tracked ones, bundles, 64-hex ids its log (with the shims' logs)
+    /// names, and, while it runs, what it lists. CRI picks the ids, and a
+    /// failed RunPodSandbox reports none.
+    pub fn known_ids(&self, running: bool) -> Vec<String> {
+        let mut ids = self.ids();
+        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+        ids.extend(
+            log.split(|c: char| !c.is_ascii_hexdigit())
+                .filter(|w| w.len() == 64)
+                .map(str::to_owned),
+        );
+        let tasks = self
+            .state()
+            .join("io.containerd.runtime.v2.task")
+            .join(&self.namespace);
+        ids.extend(
+            fs::read_dir(tasks)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned)),
+        );
+        if running {
+            let listed = self.ctr_timeout(&["containers", "ls", "-q"], Duration::from_secs(20));
+            ids.extend(listed.stdout.split_whitespace().map(str::to_owned));
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    /// Records a container id made through CRI, so cleanup covers it even
+    /// when containerd is gone by then.
+    pub fn track(&self, id: &str) {
+        let mut ids = self.ids.lock().unwrap();
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+
+    /// Stops and removes every pod through CRI (which tears its network
+    /// down), removing a network namespace CRI left behind.
+    fn remove_pods(&self) {
+        let Some(client) = self.cri.as_ref().and_then(|n| n.client.get()) else {
+            return;
+        };
+        let Ok(pods) = client.list_pod_sandbox() else {
+            return;
+        };
+        for pod in pods {
+            self.track(&pod.id);
+            let netns = client
+                .pod_sandbox_status(&pod.id)
+                .ok()
+                .and_then(|st| crate::cri::netns_path(&st));
+            if let Err(e) = client.stop_pod_sandbox(&pod.id) {
+                eprintln!("cleanup: StopPodSandbox {}: {e}", pod.id);
+            }
+            if let Err(e) = client.remove_pod_sandbox(&pod.id) {
+                eprintln!("cleanup: RemovePodSandbox {}: {e}", pod.id);
+            }
+            if let Some(ns) = netns.filter(|p| p.exists()) {
+                eprintln!("cleanup: removing leftover netns {}", ns.display());
+                let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
+                let _ = fs::remove_file(&ns);
+            }
+        }
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.join("containerd.log")
     }
@@ -151,14 +327,18 @@ impl Containerd {
         } else {
             "info"
         };
+        let plugins = match &self.cri {
+            None => "# ctr-only tests: the CRI plugin would want its own dirs and network setup\n\
+                 disabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n"
+                .to_string(),
+            Some(node) => cri_config(&node.network, &self.lxcri_config_path()),
+        };
         format!(
             r#"# private containerd of one lxcri e2e test
 version = 2
 root = "{d}/root"
 state = "{d}/state"
-# ctr-only tests: the CRI plugin would want its own dirs and network setup
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-
+{plugins}
 [grpc]
   address = "{d}/c.sock"
 
@@ -489,6 +669,7 @@ impl Drop for Containerd {
         }
         let alive = matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
         if alive {
+            self.remove_pods();
             let short = Duration::from_secs(20);
             let tasks = self.ctr_timeout(&["task", "ls", "-q"], short);
             for id in tasks.stdout.split_whitespace() {
@@ -499,8 +680,31 @@ impl Drop for Containerd {
                 self.remove(id);
             }
         }
+        let ids = if self.cri.is_some() {
+            self.known_ids(alive)
+        } else {
+            self.ids()
+        };
         self.stop();
-        let ids = self.ids();
-        cleanup::after_containerd(&self.namespace, &self.socket(), &self.dir, &ids);
+        let ids = if self.cri.is_some() {
+            let mut all = ids;
+            all.extend(self.known_ids(false));
+            all.sort();
+            all.dedup();
+            all
+        } else {
+            ids
+        };
+        let scope = Scope {
+            namespace: &self.namespace,
+            ids: self.cri.is_some().then_some(ids.as_slice()),
+            cgroup_mark: self
+                .cri
+                .as_ref()
+                .map_or(self.namespace.as_str(), |n| n.cgroup_parent.as_str()),
+        };
+        cleanup::after_containerd(scope, &self.socket(), &self.dir, &ids);
+        // The CRI node (bridge) goes after every pod is gone.
+        self.cri.take();
     }
 }

@@ -37,34 +37,66 @@ extern "C" fn remove_image_dir() {
     }
 }
 
-/// Builds the image on first use; later calls return the same one. The
-/// temp dir holding it is removed when the test process exits.
-pub fn busybox() -> &'static Image {
-    static IMAGE: OnceLock<Image> = OnceLock::new();
-    IMAGE.get_or_init(|| {
+/// The temp dir holding the built images, removed when the test process
+/// exits.
+fn image_dir() -> &'static Path {
+    DIR.get_or_init(|| {
         let dir = tempfile::Builder::new()
             .prefix("lxcri-e2e-image.")
             .tempdir()
-            .expect("temp dir for the test image")
+            .expect("temp dir for the test images")
             .keep();
-        DIR.set(dir.clone()).expect("image dir set once");
         // SAFETY: registering a plain extern "C" fn without arguments.
         unsafe { libc::atexit(remove_image_dir) };
-        let archive = dir.join("busybox.tar");
-        let rootfs = dir.join("rootfs");
-        let script = workspace_root().join("tests/images/build-busybox-image");
-        cmd::run(
-            Command::new(&script)
-                .arg(&archive)
-                .arg(&rootfs)
-                .env("IMAGE_REF", BUSYBOX_REF),
-            Duration::from_secs(120),
+        dir
+    })
+}
+
+fn build(name: &str, reference: &'static str, env: &[(&str, &str)]) -> Image {
+    let dir = image_dir();
+    let archive = dir.join(format!("{name}.tar"));
+    let rootfs = dir.join(format!("{name}-rootfs"));
+    let script = workspace_root().join("tests/images/build-busybox-image");
+    cmd::run(
+        Command::new(&script)
+            .arg(&archive)
+            .arg(&rootfs)
+            .env("IMAGE_REF", reference)
+            .envs(env.iter().copied()),
+        Duration::from_secs(120),
+    )
+    .ok();
+    Image {
+        archive,
+        rootfs,
+        reference,
+    }
+}
+
+/// Builds the image on first use; later calls return the same one.
+pub fn busybox() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| build("busybox", BUSYBOX_REF, &[]))
+}
+
+/// Reference of the pod sandbox image the CRI tests configure.
+pub const PAUSE_REF: &str = "localhost/lxcri-test/pause:1";
+
+/// The pod sandbox ("pause") image: the busybox rootfs whose entrypoint
+/// sleeps until SIGTERM/SIGINT, like registry.k8s.io/pause.
+pub fn pause() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        build(
+            "pause",
+            PAUSE_REF,
+            &[
+                (
+                    "IMAGE_ENTRYPOINT",
+                    r#"["/bin/sh","-c","trap 'exit 0' TERM INT; sleep 2147483647 & wait"]"#,
+                ),
+                ("IMAGE_CMD", "null"),
+            ],
         )
-        .ok();
-        Image {
-            archive,
-            rootfs,
-            reference: BUSYBOX_REF,
-        }
     })
 }

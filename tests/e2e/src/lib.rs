@@ -22,6 +22,7 @@
 pub mod cleanup;
 pub mod cmd;
 pub mod containerd;
+pub mod cri;
 pub mod grpc;
 pub mod image;
 pub mod pve;

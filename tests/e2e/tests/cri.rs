@@ -1,0 +1,593 @@
+//! Kubernetes pods through containerd's CRI plugin, driven the way the
+//! kubelet drives it (RunPodSandbox, CreateContainer, StartContainer,
+//! ContainerStatus, ExecSync, Exec, logs, stats, StopContainer,
+//! RemoveContainer, StopPodSandbox, RemovePodSandbox), with runtime
+//! handler `lxcri` and, side by side in the same test, `runc`.
+//!
+//! Every test has its own containerd with the CRI plugin, its own bridge
+//! and subnet (bridge CNI, host-local IPAM) and a cgroup parent of its own.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use lxcri_e2e::cri::api::{self, ContainerState};
+use lxcri_e2e::cri::pod::{
+    base_pod_config, host_fetch, mount, shim_processes, stream_text, volume_dir, Pod,
+};
+use lxcri_e2e::cri::stream::exec_stream;
+use lxcri_e2e::{assert_same, cmd, require, runtimes, Containerd, Runtime};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// What a pod looks like from outside, compared between runtimes.
+#[derive(Debug, PartialEq)]
+struct PodObservations {
+    fetched_in_pod: String,
+    fetched_from_host: String,
+    client_exit: (i32, String),
+    server_stdout: String,
+    server_stderr: String,
+    exec_sync: (i32, String, String),
+    exec_stream: (i32, String, String),
+    hostname: String,
+    resolv_conf: String,
+    hosts_has_pod: bool,
+    shares: String,
+    volumes: (String, bool, bool),
+    partial_lines: (String, Vec<String>),
+    tty_log: String,
+    grace_kill: (i32, String, bool),
+    shims_per_pod: usize,
+}
+
+fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
+    let name = format!("web-{rt}");
+    let mut config = base_pod_config(ctd, &name, false);
+    config.dns_config = Some(api::DnsConfig {
+        servers: vec!["10.199.250.53".into()],
+        searches: vec!["e2e.svc.cluster.local".into()],
+        options: vec!["ndots:5".into()],
+    });
+    let pod = Pod::run(ctd, rt, config)
+        .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+    let ip = pod.ip();
+    assert!(
+        ctd.pod_network().contains(&ip),
+        "{rt}: pod IP {ip:?} not in {}",
+        ctd.pod_network().subnet
+    );
+
+    // The server: HTTP on 8080 inside the pod, one line on each stream,
+    // volumes as kubelet mounts them.
+    let ro = volume_dir(ctd, &format!("{name}-ro"));
+    let rw = volume_dir(ctd, &format!("{name}-rw"));
+    fs::write(ro.join("config"), "from-the-host\n").unwrap();
+    let mut server = pod.container(
+        "server",
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello-from-pod > /www/index.html && \
+             cat /data-ro/config > /data-rw/copied && \
+             (touch /data-ro/x 2>/dev/null && echo ro-writable || echo ro-readonly) && \
+             echo serving && echo server-err >&2 && exec httpd -f -p 8080 -h /www",
+        ],
+    );
+    // The kubelet writes the pod's /etc/hosts itself and mounts it.
+    let hosts = volume_dir(ctd, &format!("{name}-etc"));
+    fs::write(
+        hosts.join("hosts"),
+        format!("127.0.0.1\tlocalhost\n{ip}\t{name}\n"),
+    )
+    .unwrap();
+    server.mounts = vec![
+        mount(&ro, "/data-ro", true),
+        mount(&rw, "/data-rw", false),
+        mount(&hosts.join("hosts"), "/etc/hosts", false),
+    ];
+    let server_id = pod.start(server);
+    pod.wait_state(&server_id, ContainerState::ContainerRunning, LONG);
+    let log = pod.wait_log("server", "stderr", "server-err");
+    let server_stdout = stream_text(&log, "stdout");
+    let server_stderr = stream_text(&log, "stderr");
+    let volumes = (
+        fs::read_to_string(rw.join("copied")).unwrap_or_default(),
+        server_stdout.contains("ro-readonly"),
+        !ro.join("x").exists(),
+    );
+
+    // The client fetches over localhost, prints it and exits 7.
+    let client = pod.container(
+        "client",
+        &[
+            "sh",
+            "-c",
+            "for i in $(seq 100); do wget -q -O - http://127.0.0.1:8080/ && exit 7; \
+             sleep 0.1; done; echo no-server >&2; exit 1",
+        ],
+    );
+    let client_id = pod.start(client);
+    let status = pod.wait_state(&client_id, ContainerState::ContainerExited, LONG);
+    let client_exit = (status.exit_code, status.reason.clone());
+    let fetched_in_pod = stream_text(&pod.wait_log("client", "stdout", "hello"), "stdout");
+
+    let fetched_from_host = host_fetch(&format!("http://{ip}:8080/")).stdout;
+
+    if rt == Runtime::Lxcri {
+        check_pve_cts(ctd, &pod, &name, &server_id);
+    }
+
+    // One shim process serves the whole pod (sandbox, server, client).
+    let shims_per_pod = shim_processes(ctd, rt).len();
+
+    // ExecSync: both streams, exit code, and what the pod looks like from
+    // inside: hostname, resolv.conf, /etc/hosts, shared namespaces.
+    let cri = ctd.cri();
+    let r = cri
+        .exec_sync(
+            &server_id,
+            &["sh", "-c", "echo out; echo err >&2; exit 3"],
+            30,
+        )
+        .unwrap_or_else(|e| panic!("{rt}: ExecSync: {e}"));
+    let exec_sync = (
+        r.exit_code,
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    );
+    let sh = |cmd: &str| -> String {
+        let r = cri
+            .exec_sync(&server_id, &["sh", "-c", cmd], 30)
+            .unwrap_or_else(|e| panic!("{rt}: ExecSync {cmd}: {e}"));
+        assert_eq!(r.exit_code, 0, "{rt}: {cmd}: {r:?}");
+        String::from_utf8_lossy(&r.stdout).into_owned()
+    };
+    let hostname = sh("hostname").trim().to_string();
+    let resolv_conf = sh("cat /etc/resolv.conf");
+    let hosts_has_pod = sh("cat /etc/hosts").contains(&format!("{ip}\t{name}\n"));
+    // The server shares the sandbox's net, ipc and uts namespaces and has
+    // its own pid and mount namespace: compare with the sandbox's init.
+    let sandbox_pid = sandbox_pid(ctd, &pod.id);
+    let server_ns =
+        sh("for n in net ipc uts pid mnt; do echo $n $(readlink /proc/self/ns/$n); done");
+    let shares = server_ns
+        .lines()
+        .map(|l| {
+            let (n, link) = l.split_once(' ').unwrap_or((l, ""));
+            let sandbox = fs::read_link(format!("/proc/{sandbox_pid}/ns/{n}"))
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            format!("{n}={}", if link == sandbox { "shared" } else { "own" })
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+
+    // Streaming Exec through containerd's streaming server.
+    let url = cri
+        .exec(api::ExecRequest {
+            container_id: server_id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "echo streamed; echo stream-err >&2; exit 5".into(),
+            ],
+            stdout: true,
+            stderr: true,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{rt}: Exec: {e}"));
+    let s = exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: exec stream: {e}"));
+    let exec_stream = (
+        s.exit_code,
+        String::from_utf8_lossy(&s.stdout).into_owned(),
+        String::from_utf8_lossy(&s.stderr).into_owned(),
+    );
+
+    // Stats of a running container: CPU and memory.
+    let stats = cri
+        .container_stats(&server_id)
+        .unwrap_or_else(|e| panic!("{rt}: ContainerStats: {e}"));
+    let cpu = stats
+        .cpu
+        .and_then(|c| c.usage_core_nano_seconds)
+        .map(|v| v.value);
+    let mem = stats
+        .memory
+        .and_then(|m| m.working_set_bytes)
+        .map(|v| v.value);
+    assert!(cpu.is_some_and(|v| v > 0), "{rt}: cpu {cpu:?}");
+    assert!(mem.is_some_and(|v| v > 0), "{rt}: memory {mem:?}");
+    let listed = cri
+        .list_container_stats()
+        .unwrap_or_else(|e| panic!("{rt}: ListContainerStats: {e}"));
+    assert!(
+        listed
+            .iter()
+            .any(|s| s.attributes.as_ref().is_some_and(|a| a.id == server_id)),
+        "{rt}: ListContainerStats lacks the server: {listed:?}"
+    );
+
+    // A line longer than containerd's 16 KiB log line limit, then a last
+    // line without a newline.
+    let partial = pod.start(pod.container(
+        "partial",
+        &[
+            "sh",
+            "-c",
+            "head -c 40000 /dev/zero | tr '\\0' a; echo; printf tail-no-newline",
+        ],
+    ));
+    pod.wait_state(&partial, ContainerState::ContainerExited, LONG);
+    let plog = pod.wait_log("partial", "stdout", "tail-no-newline");
+    let partial_lines = (
+        stream_text(&plog, "stdout"),
+        plog.iter()
+            .map(|l| format!("{} {} {}", l.stream, l.tag, l.content.len()))
+            .collect(),
+    );
+    assert!(
+        partial_lines
+            .0
+            .starts_with(&format!("{}\ntail-no-newline", "a".repeat(40000))),
+        "{rt}: partial lines reassembled: {:?}",
+        partial_lines.1
+    );
+
+    // A TTY container: both streams arrive on the terminal, as stdout.
+    let mut tty = pod.container("tty", &["sh", "-c", "echo tty-out; echo tty-err >&2"]);
+    tty.tty = true;
+    let tty_id = pod.start(tty);
+    pod.wait_state(&tty_id, ContainerState::ContainerExited, LONG);
+    let tlog = pod.wait_log("tty", "stdout", "tty-err");
+    let tty_log = tlog
+        .iter()
+        .map(|l| format!("{} {}", l.stream, l.content.trim_end_matches('\r')))
+        .collect::<Vec<_>>()
+        .join("\n");
+
+    // StopContainer honours the grace period, then kills.
+    let stubborn = pod.start(pod.container(
+        "stubborn",
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while true; do sleep 1; done",
+        ],
+    ));
+    pod.wait_log("stubborn", "stdout", "ready");
+    let started = Instant::now();
+    cri.stop_container(&stubborn, 2)
+        .unwrap_or_else(|e| panic!("{rt}: StopContainer: {e}"));
+    let waited = started.elapsed();
+    let st = pod.wait_state(&stubborn, ContainerState::ContainerExited, LONG);
+    let grace_kill = (
+        st.exit_code,
+        st.reason.clone(),
+        waited >= Duration::from_secs(2),
+    );
+
+    // Tear down as the kubelet does; nothing may be left.
+    let ids: Vec<String> = cri
+        .list_containers()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.pod_sandbox_id == pod.id)
+        .map(|c| c.id)
+        .collect();
+    let pod_id = pod.id.clone();
+    let netns = pod.netns();
+    pod.remove()
+        .unwrap_or_else(|e| panic!("{rt}: removing the pod: {e}\n{}", ctd.log_tail(40)));
+    assert_clean(ctd, rt, &pod_id, &ids, netns);
+
+    PodObservations {
+        fetched_in_pod,
+        fetched_from_host,
+        client_exit,
+        server_stdout,
+        server_stderr,
+        exec_sync,
+        exec_stream,
+        hostname,
+        resolv_conf,
+        hosts_has_pod,
+        shares,
+        volumes,
+        partial_lines,
+        tty_log,
+        grace_kill,
+        shims_per_pod,
+    }
+}
+
+/// On the pve backend: the sandbox and the server are CTs tagged with the
+/// pod's namespace and name, and they join the pod's namespaces through
+/// lxcri's `lxc.include` fragment (the sandbox the CNI netns, the server
+/// the sandbox's net, ipc and uts).
+fn check_pve_cts(ctd: &Containerd, pod: &Pod, name: &str, server_id: &str) {
+    let Some(sim) = ctd.pve() else {
+        return;
+    };
+    let sandbox_pid = sandbox_pid(ctd, &pod.id);
+    let netns = pod.netns().expect("the pod has a netns");
+    for (id, shares) in [
+        (
+            pod.id.as_str(),
+            vec![format!("lxc.namespace.share.net = {}", netns.display())],
+        ),
+        (
+            server_id,
+            ["net", "ipc", "uts"]
+                .iter()
+                .map(|n| format!("lxc.namespace.share.{n} = /proc/{sandbox_pid}/ns/{n}"))
+                .collect(),
+        ),
+    ] {
+        let (vmid, text) = sim
+            .ct_of(ctd.namespace(), id)
+            .unwrap_or_else(|| panic!("no CT for {id}"));
+        let tags = format!("tags: lxcri;ns-e2e;pod-{name}");
+        assert!(
+            text.lines().any(|l| l == tags),
+            "CT {vmid}: {tags:?} in\n{text}"
+        );
+        let fragment_path = format!("/run/lxcri/{}/{id}/pve-lxc.conf", ctd.namespace());
+        let include = format!("lxc.include: {fragment_path}");
+        assert!(text.lines().any(|l| l == include), "CT {vmid}: {include:?}");
+        let fragment = fs::read_to_string(&fragment_path).unwrap_or_default();
+        for line in shares {
+            assert!(
+                fragment.lines().any(|l| l == line),
+                "CT {vmid}: {line:?} in {fragment_path}:\n{fragment}"
+            );
+        }
+    }
+}
+
+/// The host pid of the pod's sandbox process, from its verbose status.
+fn sandbox_pid(ctd: &Containerd, pod_id: &str) -> u32 {
+    let st = ctd.cri().pod_sandbox_status(pod_id).unwrap();
+    let info: serde_json::Value =
+        serde_json::from_str(st.info.get("info").map(String::as_str).unwrap_or("{}")).unwrap();
+    info["pid"].as_u64().unwrap_or(0) as u32
+}
+
+/// After RemovePodSandbox: no container of the pod known to CRI or
+/// containerd, nothing of any of them on the host, no veth on the bridge,
+/// no netns, no shim.
+#[track_caller]
+fn assert_clean(
+    ctd: &Containerd,
+    rt: Runtime,
+    pod_id: &str,
+    ids: &[String],
+    netns: Option<std::path::PathBuf>,
+) {
+    let cri = ctd.cri();
+    assert!(
+        !cri.list_pod_sandbox()
+            .unwrap()
+            .iter()
+            .any(|p| p.id == pod_id),
+        "{rt}: pod still listed"
+    );
+    let mut all: Vec<String> = ids.to_vec();
+    all.push(pod_id.to_string());
+    let mut left = Vec::new();
+    let clean = cmd::poll(Duration::from_secs(20), || {
+        left = all.iter().flat_map(|id| ctd.leftovers(id)).collect();
+        left.extend(
+            ctd.pod_network()
+                .ports()
+                .into_iter()
+                .map(|p| format!("veth {p}")),
+        );
+        if let Some(ns) = netns.as_ref().filter(|p| p.exists()) {
+            left.push(format!("netns {}", ns.display()));
+        }
+        left.extend(
+            shim_processes(ctd, rt)
+                .into_iter()
+                .map(|p| format!("shim process {p}")),
+        );
+        left.is_empty().then_some(())
+    });
+    assert!(clean.is_some(), "{rt}: left behind: {left:#?}");
+}
+
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn pod_with_two_containers_like_the_kubelet() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let o = observe_pod(&ctd, rt);
+        assert_eq!(o.fetched_in_pod, "hello-from-pod\n", "{rt}: {o:#?}");
+        assert_eq!(o.fetched_from_host, "hello-from-pod\n", "{rt}: {o:#?}");
+        assert_eq!(o.client_exit, (7, "Error".to_string()), "{rt}");
+        assert!(o.server_stdout.contains("serving\n"), "{rt}: {o:#?}");
+        assert_eq!(o.server_stderr, "server-err\n", "{rt}");
+        assert_eq!(o.exec_sync, (3, "out\n".into(), "err\n".into()), "{rt}");
+        assert_eq!(
+            o.exec_stream,
+            (5, "streamed\n".into(), "stream-err\n".into()),
+            "{rt}"
+        );
+        assert_eq!(o.hostname, format!("web-{rt}"), "{rt}");
+        assert!(
+            o.resolv_conf.contains("nameserver 10.199.250.53"),
+            "{rt}: {o:#?}"
+        );
+        assert!(
+            o.resolv_conf.contains("search e2e.svc.cluster.local"),
+            "{rt}: {o:#?}"
+        );
+        assert!(o.hosts_has_pod, "{rt}: /etc/hosts lacks the pod");
+        assert_eq!(
+            o.shares, "net=shared,ipc=shared,uts=shared,pid=own,mnt=own",
+            "{rt}"
+        );
+        assert_eq!(
+            o.volumes,
+            ("from-the-host\n".to_string(), true, true),
+            "{rt}: volumes"
+        );
+        assert!(
+            o.partial_lines.1.iter().any(|l| l.starts_with("stdout P ")),
+            "{rt}: no partial entry for a 40000-byte line: {:?}",
+            o.partial_lines.1
+        );
+        assert_eq!(o.tty_log, "stdout tty-out\nstdout tty-err", "{rt}");
+        assert_eq!(o.grace_kill, (137, "Error".to_string(), true), "{rt}");
+        assert_eq!(o.shims_per_pod, 1, "{rt}: one shim per pod");
+        results.push((rt, o));
+    }
+    // Identical apart from what names the runtime.
+    let normalized: Vec<(Runtime, PodObservations)> = results
+        .into_iter()
+        .map(|(rt, mut o)| {
+            o.hostname = o.hostname.replace(rt.short(), "RT");
+            (rt, o)
+        })
+        .collect();
+    assert_same("pod observations", &normalized);
+}
+
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn host_network_pod_uses_the_host_netns() {
+    let ctd = Containerd::start_cri();
+    let host_net = fs::read_link("/proc/self/ns/net")
+        .unwrap()
+        .display()
+        .to_string();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = Pod::run(
+            &ctd,
+            rt,
+            base_pod_config(&ctd, &format!("hostnet-{rt}"), true),
+        )
+        .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+        assert_eq!(pod.netns(), None, "{rt}");
+        let id = pod.start(pod.container("c", &["sleep", "1000"]));
+        pod.wait_state(&id, ContainerState::ContainerRunning, LONG);
+        let r = ctd
+            .cri()
+            .exec_sync(&id, &["readlink", "/proc/self/ns/net"], 30)
+            .unwrap_or_else(|e| panic!("{rt}: ExecSync: {e}"));
+        let netns = String::from_utf8_lossy(&r.stdout).trim().to_string();
+        assert_eq!(netns, host_net, "{rt}: container netns");
+        let pod_id = pod.id.clone();
+        pod.remove().unwrap();
+        assert_clean(&ctd, rt, &pod_id, &[id], None);
+        results.push((rt, netns));
+    }
+    assert_same("hostNetwork netns", &results);
+}
+
+/// Bad input through CRI fails with an error naming the cause and leaves
+/// nothing behind.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn bad_pods_fail_cleanly() {
+    if !require(Runtime::Lxcri, "bad_pods_fail_cleanly") {
+        return;
+    }
+    let ctd = Containerd::start_cri();
+    let cri = ctd.cri();
+
+    // A pod name with a newline (the kubelet would not send one; a CRI
+    // client can): lxcri refuses the annotation carrying it. On the host
+    // network, as the CNI bridge plugin refuses such a name first.
+    let bad = base_pod_config(&ctd, "evil\nlxc.cap.keep = sys_admin", true);
+    let err = match Pod::run(&ctd, Runtime::Lxcri, bad) {
+        Ok(pod) => panic!(
+            "RunPodSandbox with a newline in the name succeeded: {}",
+            pod.id
+        ),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("io.kubernetes.cri.sandbox-name") && err.contains("control character"),
+        "{err}"
+    );
+    assert_eq!(cri.list_pod_sandbox().unwrap().len(), 0, "a pod is listed");
+    assert_nothing_left(&ctd);
+
+    // A missing image: CreateContainer fails, the pod stays usable.
+    let pod = Pod::run(
+        &ctd,
+        Runtime::Lxcri,
+        base_pod_config(&ctd, "noimage", false),
+    )
+    .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+    let mut missing = pod.container("missing", &["true"]);
+    missing.image = Some(api::ImageSpec {
+        image: "localhost/lxcri-test/no-such-image:1".into(),
+        ..Default::default()
+    });
+    let err = pod
+        .create(missing)
+        .expect_err("CreateContainer of a missing image")
+        .to_string();
+    assert!(err.contains("no-such-image"), "{err}");
+
+    // An unknown capability: StartContainer fails naming it.
+    let mut caps = pod.container("caps", &["true"]);
+    if let Some(sc) = caps
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+    {
+        sc.capabilities = Some(api::Capability {
+            add_capabilities: vec!["BOGUS_CAP".into()],
+            ..Default::default()
+        });
+    }
+    let id = pod
+        .create(caps)
+        .expect("CreateContainer (the task comes at start)");
+    let err = cri
+        .start_container(&id)
+        .expect_err("StartContainer with CAP_BOGUS_CAP")
+        .to_string();
+    assert!(err.contains("CAP_BOGUS_CAP"), "{err}");
+    cri.remove_container(&id).unwrap();
+    let c = pod.start(pod.container("ok", &["sh", "-c", "echo still-fine"]));
+    pod.wait_state(&c, ContainerState::ContainerExited, LONG);
+    pod.wait_log("ok", "stdout", "still-fine");
+    let pod_id = pod.id.clone();
+    let netns = pod.netns();
+    pod.remove().unwrap();
+    assert_clean(&ctd, Runtime::Lxcri, &pod_id, &[id, c], netns);
+    assert_nothing_left(&ctd);
+}
+
+/// Nothing of any container this containerd ever had, and no pod veth.
+#[track_caller]
+fn assert_nothing_left(ctd: &Containerd) {
+    let mut left = Vec::new();
+    let clean = cmd::poll(Duration::from_secs(20), || {
+        left = ctd
+            .known_ids(true)
+            .iter()
+            .flat_map(|id| ctd.leftovers(id))
+            .collect();
+        let tasks = ctd.ctr(&["task", "ls", "-q"]).ok().stdout;
+        left.extend(tasks.lines().map(|t| format!("task {t}")));
+        left.extend(
+            ctd.pod_network()
+                .ports()
+                .into_iter()
+                .map(|p| format!("veth {p}")),
+        );
+        left.extend(
+            shim_processes(ctd, Runtime::Lxcri)
+                .into_iter()
+                .map(|p| format!("shim process {p}")),
+        );
+        left.is_empty().then_some(())
+    });
+    assert!(clean.is_some(), "left behind: {left:#?}");
+}
