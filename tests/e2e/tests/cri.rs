@@ -38,6 +38,7 @@ struct PodObservations {
     tty_log: String,
     grace_kill: (i32, String, bool),
     shims_per_pod: usize,
+    sandbox_runs_pause: bool,
 }
 
 fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
@@ -119,6 +120,7 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
 
     // One shim process serves the whole pod (sandbox, server, client).
     let shims_per_pod = shim_processes(ctd, rt).len();
+    let sandbox_runs_pause = runs_in_pid_ns_of(sandbox_pid(ctd, &pod.id), "sleep 2147483647");
 
     // ExecSync: both streams, exit code, and what the pod looks like from
     // inside: hostname, resolv.conf, /etc/hosts, shared namespaces.
@@ -297,7 +299,18 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
         tty_log,
         grace_kill,
         shims_per_pod,
+        sandbox_runs_pause,
     }
+}
+
+/// Whether a process running `cmdline` shares `pid`'s pid namespace.
+fn runs_in_pid_ns_of(pid: u32, cmdline: &str) -> bool {
+    let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/pid")) else {
+        return false;
+    };
+    lxcri_e2e::cleanup::processes().into_iter().any(|(p, c)| {
+        c.contains(cmdline) && fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == ns)
+    })
 }
 
 /// On the pve backend: the sandbox and the server are CTs tagged with the
@@ -440,6 +453,7 @@ fn pod_with_two_containers_like_the_kubelet() {
         assert_eq!(o.tty_log, "stdout tty-out\nstdout tty-err", "{rt}");
         assert_eq!(o.grace_kill, (137, "Error".to_string(), true), "{rt}");
         assert_eq!(o.shims_per_pod, 1, "{rt}: one shim per pod");
+        assert!(o.sandbox_runs_pause, "{rt}: the sandbox does not run");
         results.push((rt, o));
     }
     // Identical apart from what names the runtime.
