@@ -14,7 +14,7 @@ use lxcri_e2e::cri::api::{self, ContainerState};
 use lxcri_e2e::cri::pod::{
     base_pod_config, host_fetch, mount, shim_processes, stream_text, volume_dir, Pod,
 };
-use lxcri_e2e::cri::stream::exec_stream;
+use lxcri_e2e::cri::stream;
 use lxcri_e2e::{assert_same, cmd, require, runtimes, Containerd, Runtime};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -29,6 +29,7 @@ struct PodObservations {
     server_stderr: String,
     exec_sync: (i32, String, String),
     exec_stream: (i32, String, String),
+    exec_stream_tty: (i32, String),
     hostname: String,
     resolv_conf: String,
     hosts_has_pod: bool,
@@ -178,12 +179,35 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
             ..Default::default()
         })
         .unwrap_or_else(|e| panic!("{rt}: Exec: {e}"));
-    let s = exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: exec stream: {e}"));
+    let s =
+        stream::exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: exec stream: {e}"));
     let exec_stream = (
         s.exit_code,
         String::from_utf8_lossy(&s.stdout).into_owned(),
         String::from_utf8_lossy(&s.stderr).into_owned(),
     );
+
+    // The same with a terminal (`kubectl exec -it`): one stream, the
+    // terminal's line ends. With stdin, as kubectl sends it: containerd
+    // 1.6 ends a TTY session when stdin ends, and its WebSocket streams
+    // give an unrequested stdin at once EOF, which would cut the output.
+    let url = cri
+        .exec(api::ExecRequest {
+            container_id: server_id.clone(),
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "tty >/dev/null && echo on-tty; echo tty-err >&2; exit 4".into(),
+            ],
+            tty: true,
+            stdin: true,
+            stdout: true,
+            ..Default::default()
+        })
+        .unwrap_or_else(|e| panic!("{rt}: Exec with tty: {e}"));
+    let s =
+        stream::exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: tty stream: {e}"));
+    let exec_stream_tty = (s.exit_code, String::from_utf8_lossy(&s.stdout).into_owned());
 
     // Stats of a running container: CPU and memory.
     let stats = cri
@@ -290,6 +314,7 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
         server_stderr,
         exec_sync,
         exec_stream,
+        exec_stream_tty,
         hostname,
         resolv_conf,
         hosts_has_pod,
@@ -424,6 +449,11 @@ fn pod_with_two_containers_like_the_kubelet() {
         assert_eq!(
             o.exec_stream,
             (5, "streamed\n".into(), "stream-err\n".into()),
+            "{rt}"
+        );
+        assert_eq!(
+            o.exec_stream_tty,
+            (4, "on-tty\r\ntty-err\r\n".into()),
             "{rt}"
         );
         assert_eq!(o.hostname, format!("web-{rt}"), "{rt}");

@@ -22,7 +22,11 @@ fn pod_start(ctd: &Containerd, rt: Runtime, round: usize) -> Duration {
     let started = Instant::now();
     let pod = Pod::run(ctd, rt, config).unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
     let id = pod.start(pod.container("app", &["sleep", "1000"]));
-    pod.wait_state(&id, ContainerState::ContainerRunning, Duration::from_secs(60));
+    pod.wait_state(
+        &id,
+        ContainerState::ContainerRunning,
+        Duration::from_secs(60),
+    );
     let elapsed = started.elapsed();
     pod.remove()
         .unwrap_or_else(|e| panic!("{rt}: removing the pod: {e}"));

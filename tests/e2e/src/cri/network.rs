@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::cmd;
 
 /// Serialises choosing a subnet between test processes.
-const LOCK_FILE: &str = "/run/lxcri-e2e-cni.lock";
+const LOCK_FILE: &str = "/run/lock/lxcri-e2e-cni.lock";
 
 pub struct PodNetwork {
     /// The bridge (`lxe2e` + 6 hex digits: unique, at most 15 bytes).
