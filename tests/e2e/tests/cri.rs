@@ -166,48 +166,23 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
         .join(",");
 
     // Streaming Exec through containerd's streaming server.
-    let url = cri
-        .exec(api::ExecRequest {
-            container_id: server_id.clone(),
-            cmd: vec![
-                "sh".into(),
-                "-c".into(),
-                "echo streamed; echo stream-err >&2; exit 5".into(),
-            ],
-            stdout: true,
-            stderr: true,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{rt}: Exec: {e}"));
-    let s =
-        stream::exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: exec stream: {e}"));
-    let exec_stream = (
-        s.exit_code,
-        String::from_utf8_lossy(&s.stdout).into_owned(),
-        String::from_utf8_lossy(&s.stderr).into_owned(),
+    let exec_stream = exec_streamed(
+        ctd,
+        rt,
+        &server_id,
+        "echo streamed; echo stream-err >&2; exit 5",
+        false,
     );
-
     // The same with a terminal (`kubectl exec -it`): one stream, the
-    // terminal's line ends. With stdin, as kubectl sends it: containerd
-    // 1.6 ends a TTY session when stdin ends, and its WebSocket streams
-    // give an unrequested stdin at once EOF, which would cut the output.
-    let url = cri
-        .exec(api::ExecRequest {
-            container_id: server_id.clone(),
-            cmd: vec![
-                "sh".into(),
-                "-c".into(),
-                "tty >/dev/null && echo on-tty; echo tty-err >&2; exit 4".into(),
-            ],
-            tty: true,
-            stdin: true,
-            stdout: true,
-            ..Default::default()
-        })
-        .unwrap_or_else(|e| panic!("{rt}: Exec with tty: {e}"));
-    let s =
-        stream::exec_stream(&url, None, LONG).unwrap_or_else(|e| panic!("{rt}: tty stream: {e}"));
-    let exec_stream_tty = (s.exit_code, String::from_utf8_lossy(&s.stdout).into_owned());
+    // terminal's line ends.
+    let (code, out, _) = exec_streamed(
+        ctd,
+        rt,
+        &server_id,
+        "tty >/dev/null && echo on-tty; echo tty-err >&2; exit 4",
+        true,
+    );
+    let exec_stream_tty = (code, out);
 
     // Stats of a running container: CPU and memory.
     let stats = cri
@@ -380,6 +355,38 @@ fn check_pve_cts(ctd: &Containerd, pod: &Pod, name: &str, server_id: &str) {
             );
         }
     }
+}
+
+/// Exec (streaming) of `sh -c script` in container `id`: exit code, stdout,
+/// stderr. With `tty` it asks for stdin too, as `kubectl exec -it` does:
+/// containerd 1.6 ends a TTY session when stdin ends, and its WebSocket
+/// streams give an unrequested stdin that is at EOF at once, which would
+/// cut the output short.
+fn exec_streamed(
+    ctd: &Containerd,
+    rt: Runtime,
+    id: &str,
+    script: &str,
+    tty: bool,
+) -> (i32, String, String) {
+    let url = ctd
+        .cri()
+        .exec(api::ExecRequest {
+            container_id: id.to_string(),
+            cmd: vec!["sh".into(), "-c".into(), script.into()],
+            tty,
+            stdin: tty,
+            stdout: true,
+            stderr: !tty,
+        })
+        .unwrap_or_else(|e| panic!("{rt}: Exec {script}: {e}"));
+    let s = stream::exec_stream(&url, None, LONG)
+        .unwrap_or_else(|e| panic!("{rt}: exec stream {script}: {e}"));
+    (
+        s.exit_code,
+        String::from_utf8_lossy(&s.stdout).into_owned(),
+        String::from_utf8_lossy(&s.stderr).into_owned(),
+    )
 }
 
 /// The host pid of the pod's sandbox process, from its verbose status.

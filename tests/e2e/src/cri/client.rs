@@ -591,25 +591,6 @@ mod tests {
         assert_eq!(c.log_path, "c/0.log");
     }
 
-    /// Against a running containerd with CRI:
-    /// `LXCRI_E2E_CRI_SOCKET=/path/to/containerd.sock cargo test -p lxcri-e2e
-    /// --lib cri::client::tests::smoke -- --ignored`.
-    #[test]
-    #[ignore = "needs a containerd with CRI (LXCRI_E2E_CRI_SOCKET)"]
-    fn smoke() {
-        let socket = std::env::var_os("LXCRI_E2E_CRI_SOCKET").expect("LXCRI_E2E_CRI_SOCKET");
-        let cri = CriClient::connect(Path::new(&socket)).unwrap();
-        let v = cri.version().unwrap();
-        assert_eq!(v.runtime_name, "containerd");
-        assert_eq!(v.runtime_api_version, "v1");
-        eprintln!("{v:?}");
-        eprintln!("images: {:?}", cri.list_images().unwrap());
-        assert_eq!(cri.image_status("localhost/no/such:image").unwrap(), None);
-        let err = cri.container_status("no-such-container").unwrap_err();
-        assert!(err.is_not_found(), "{err}");
-        eprintln!("{err}");
-    }
-
     #[test]
     fn client_is_shareable() {
         fn send_sync<T: Send + Sync>() {}
