@@ -5,7 +5,11 @@
 //! [`RUNTIME_DIR`] inside the container. `lxc.init.cmd` is
 //! `/.lxcri/lxcri-init`, so the init starts as PID 1 of the container and:
 //!
-//! 1. reads [`InitSpec`] from [`INIT_SPEC_FILE`];
+//! 1. opens [`EXIT_FILE`]'s directory and the [`START_FIFO`] (`O_RDWR`, so
+//!    it never sees EOF) before anything is reported: the shim may write
+//!    the start byte and close its end as soon as it has seen `Ready`, and
+//!    a FIFO nobody holds open drops what was written to it; reads
+//!    [`InitSpec`] from [`INIT_SPEC_FILE`];
 //! 2. prepares the container (masked and read-only paths, read-only rootfs,
 //!    resolves the executable) and connects to [`INIT_SOCKET`];
 //! 3. sends [`InitMessage::Ready`] (or [`InitMessage::Failed`] and exits 1);
@@ -13,9 +17,8 @@
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;
-//! 5. opens [`EXIT_FILE`]'s directory, detaches the [`RUNTIME_DIR`] mount
-//!    so the OCI process never sees it, and blocks reading one byte from
-//!    the [`START_FIFO`] (opened `O_RDWR`, so it never sees EOF);
+//! 5. detaches the [`RUNTIME_DIR`] mount so the OCI process never sees it,
+//!    and blocks reading one byte from the [`START_FIFO`];
 //! 6. on that byte forks the OCI process, forwards signals to it, reaps
 //!    every zombie, and when the OCI process ends writes an [`ExitReport`]
 //!    to [`EXIT_FILE`] (via the directory fd) and exits with the same code.

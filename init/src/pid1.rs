@@ -63,15 +63,19 @@ fn run_inner() -> Result<i32> {
     // for start would otherwise be lost; blocked, it is seen by
     // wait_for_start (or forwarded once the process runs).
     let signals = Signals::block().map_err(sys("block signals"))?;
+    // The start gate is opened before Ready is reported: the shim may
+    // write the start byte and close its end as soon as it has seen Ready,
+    // and a FIFO nobody holds open drops what was written to it.
+    let gate = open_gate(runtime);
     // Steps 1-2; the outcome is reported on the socket either way.
-    let prepared = load_and_prepare(runtime);
+    let prepared = gate.and_then(|gate| load_and_prepare(runtime).map(|p| (gate, p)));
     let socket_path = runtime.join(INIT_SOCKET);
     let mut sock = UnixStream::connect(&socket_path).map_err(|e| Pid1Error::Sys {
         what: format!("connect {}", socket_path.display()),
         source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
     // Step 3.
-    let (spec, command) = match prepared {
+    let ((dir, fifo), (spec, command)) = match prepared {
         Ok(ok) => {
             stdio::send_message(&mut sock, &InitMessage::Ready)?;
             ok
@@ -94,18 +98,6 @@ fn run_inner() -> Result<i32> {
     drop(sock);
 
     // Step 5.
-    let dir = open(
-        runtime,
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(sys(format!("open {RUNTIME_DIR}")))?;
-    let fifo = open(
-        &runtime.join(START_FIFO),
-        OFlag::O_RDWR | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(sys(format!("open {RUNTIME_DIR}/{START_FIFO}")))?;
     umount2(runtime, MntFlags::MNT_DETACH).map_err(sys(format!("detach {RUNTIME_DIR}")))?;
     if let Some(signo) = wait_for_start(&fifo, &signals)? {
         // Killed while created: end the container like the process would have.
@@ -128,6 +120,24 @@ fn run_inner() -> Result<i32> {
     let code = status::from_wait(ws).unwrap_or(status::EXIT_SETUP_FAILED as u32);
     write_exit(&dir, code)?;
     Ok(code as i32)
+}
+
+/// The runtime dir (for the exit report, once it is unmounted) and the
+/// start FIFO.
+fn open_gate(runtime: &Path) -> Result<(OwnedFd, OwnedFd)> {
+    let dir = open(
+        runtime,
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(format!("open {RUNTIME_DIR}")))?;
+    let fifo = open(
+        &runtime.join(START_FIFO),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(sys(format!("open {RUNTIME_DIR}/{START_FIFO}")))?;
+    Ok((dir, fifo))
 }
 
 fn load_and_prepare(runtime: &Path) -> Result<(InitSpec, Command)> {

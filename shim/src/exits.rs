@@ -13,6 +13,7 @@ use tokio::sync::Mutex;
 use crate::container::Container;
 use crate::events::EventSender;
 use crate::exec;
+use crate::io::{wait_drained, DRAIN_TIMEOUT};
 use crate::process::ExitInfo;
 
 pub type Shared = Arc<Mutex<Container>>;
@@ -38,6 +39,10 @@ pub async fn watch_init(
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
     let info = read_exit(runtime.as_ref(), &run_dir);
+    // The output first, then the exit: containerd may close its side of
+    // the FIFOs when it handles the exit.
+    let drained = shared.lock().await.init.io.take_drained();
+    let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
         events.exit(TaskExit {

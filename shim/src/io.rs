@@ -236,18 +236,44 @@ impl ProcessIo {
     }
 }
 
-fn copy_until_eof(mut from: File, mut to: File) {
+/// How long output may wait to reach containerd once the process is done
+/// (containerd-shim-runc-v2 waits 2 s too).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn copy_until_eof(mut from: File, to: File) {
     let mut buf = [0u8; 32 * 1024];
+    let mut out = &to;
     loop {
         match from.read(&mut buf) {
             // EIO: every slave fd is closed, the terminal is done.
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
+                if out.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
         }
+    }
+    wait_read_by_containerd(&to, DRAIN_TIMEOUT);
+}
+
+/// Waits (bounded) until containerd has read what is buffered in an output
+/// FIFO. The shim holds FIFOs read-write, so FIONREAD sees what is unread.
+/// A process that exits at once must not have its exit reported while its
+/// output still sits in the FIFO: containerd's CRI plugin, handling the
+/// exit, may close its reader before it read anything, and the output
+/// would be lost. Other targets (files, /dev/null) answer FIONREAD with an
+/// error or 0 and return at once.
+fn wait_read_by_containerd(fifo: &File, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let mut unread: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one c_int through a valid pointer.
+        let rc = unsafe { libc::ioctl(fifo.as_raw_fd(), libc::FIONREAD, &mut unread) };
+        if rc < 0 || unread == 0 || Instant::now() >= deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -312,6 +338,34 @@ mod tests {
             open_output("binary:///usr/bin/logger?x=y"),
             Err(ShimError::Unimplemented(_))
         ));
+    }
+
+    #[test]
+    fn output_waits_until_the_fifo_is_read_or_the_timeout() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = fifo(tmp.path(), "out");
+        let out = open_output(&path).unwrap();
+        (&out).write_all(b"hello").unwrap();
+        // Nobody reads: the wait ends at its timeout.
+        let started = Instant::now();
+        wait_read_by_containerd(&out, Duration::from_millis(100));
+        assert!(started.elapsed() >= Duration::from_millis(100));
+        // A reader takes the bytes: the wait ends then.
+        let reader_path = path.clone();
+        let reader = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut f = File::open(&reader_path).unwrap();
+            let mut buf = [0u8; 5];
+            f.read_exact(&mut buf).unwrap();
+            buf
+        });
+        wait_read_by_containerd(&out, Duration::from_secs(10));
+        assert_eq!(&reader.join().unwrap(), b"hello");
+        // A regular file has nothing to wait for.
+        let file = File::create(tmp.path().join("f")).unwrap();
+        let started = Instant::now();
+        wait_read_by_containerd(&file, Duration::from_secs(10));
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     fn fifo(dir: &std::path::Path, name: &str) -> String {

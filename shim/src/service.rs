@@ -32,13 +32,9 @@ use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
-use crate::io::{hand_over_stdio, wait_drained, ProcessIo, StdioPaths};
+use crate::io::{hand_over_stdio, wait_drained, ProcessIo, StdioPaths, DRAIN_TIMEOUT};
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
-
-/// How long delete waits for a process's output to reach containerd
-/// (containerd-shim-runc-v2 waits 2 s too).
-const DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct Service {
     namespace: String,

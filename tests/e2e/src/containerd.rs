@@ -666,6 +666,18 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         if std::thread::panicking() {
             eprintln!("{}", self.log_tail(60));
+            if let Some(keep) = std::env::var_os("LXCRI_E2E_KEEP_LOGS") {
+                let to = Path::new(&keep).join(format!(
+                    "{}-{}.log",
+                    self.namespace,
+                    self.dir.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                let _ = fs::create_dir_all(&keep);
+                match fs::copy(self.log_path(), &to) {
+                    Ok(_) => eprintln!("containerd log kept as {}", to.display()),
+                    Err(e) => eprintln!("keeping the containerd log: {e}"),
+                }
+            }
         }
         let alive = matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)));
         if alive {

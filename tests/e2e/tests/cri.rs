@@ -40,6 +40,10 @@ struct PodObservations {
     grace_kill: (i32, String, bool),
     shims_per_pod: usize,
     sandbox_runs_pause: bool,
+    /// Not compared: what runs in the sandbox's pid namespace, for the
+    /// failure message.
+    #[allow(dead_code)]
+    sandbox_processes: Vec<String>,
 }
 
 fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
@@ -121,7 +125,18 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
 
     // One shim process serves the whole pod (sandbox, server, client).
     let shims_per_pod = shim_processes(ctd, rt).len();
-    let sandbox_runs_pause = runs_in_pid_ns_of(sandbox_pid(ctd, &pod.id), "sleep 2147483647");
+    let sandbox_pid = sandbox_pid(ctd, &pod.id);
+    // Polled: on a loaded machine the pause process may still be on its
+    // way from the init's fork to its exec.
+    let mut sandbox_processes = Vec::new();
+    let sandbox_runs_pause = cmd::poll(Duration::from_secs(10), || {
+        sandbox_processes = in_pid_ns_of(sandbox_pid);
+        sandbox_processes
+            .iter()
+            .any(|c| c.contains("sleep 2147483647"))
+            .then_some(())
+    })
+    .is_some();
 
     // ExecSync: both streams, exit code, and what the pod looks like from
     // inside: hostname, resolv.conf, /etc/hosts, shared namespaces.
@@ -150,7 +165,6 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
     let hosts_has_pod = sh("cat /etc/hosts").contains(&format!("{ip}\t{name}\n"));
     // The server shares the sandbox's net, ipc and uts namespaces and has
     // its own pid and mount namespace: compare with the sandbox's init.
-    let sandbox_pid = sandbox_pid(ctd, &pod.id);
     let server_ns =
         sh("for n in net ipc uts pid mnt; do echo $n $(readlink /proc/self/ns/$n); done");
     let shares = server_ns
@@ -300,17 +314,37 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
         grace_kill,
         shims_per_pod,
         sandbox_runs_pause,
+        sandbox_processes,
     }
 }
 
-/// Whether a process running `cmdline` shares `pid`'s pid namespace.
-fn runs_in_pid_ns_of(pid: u32, cmdline: &str) -> bool {
+/// `pid: cmdline` of the processes in `pid`'s pid namespace.
+fn in_pid_ns_of(pid: u32) -> Vec<String> {
     let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/pid")) else {
-        return false;
+        return vec![format!("no process {pid}")];
     };
-    lxcri_e2e::cleanup::processes().into_iter().any(|(p, c)| {
-        c.contains(cmdline) && fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == ns)
-    })
+    lxcri_e2e::cleanup::processes()
+        .into_iter()
+        .filter(|(p, _)| fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == ns))
+        .map(|(p, c)| {
+            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .split_whitespace()
+                .next();
+            let wchan = fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
+            let syscall = fs::read_to_string(format!("/proc/{p}/syscall")).unwrap_or_default();
+            let stack = fs::read_to_string(format!("/proc/{p}/stack")).unwrap_or_default();
+            format!(
+                "{p} {} {wchan} syscall [{}] stack [{}]: {c}",
+                state.unwrap_or("?"),
+                syscall.trim(),
+                stack.lines().take(6).collect::<Vec<_>>().join(" | ")
+            )
+        })
+        .collect()
 }
 
 /// On the pve backend: the sandbox and the server are CTs tagged with the
@@ -490,7 +524,11 @@ fn pod_with_two_containers_like_the_kubelet() {
         assert_eq!(o.tty_log, "stdout tty-out\nstdout tty-err", "{rt}");
         assert_eq!(o.grace_kill, (137, "Error".to_string(), true), "{rt}");
         assert_eq!(o.shims_per_pod, 1, "{rt}: one shim per pod");
-        assert!(o.sandbox_runs_pause, "{rt}: the sandbox does not run");
+        assert!(
+            o.sandbox_runs_pause,
+            "{rt}: the sandbox does not run: {:?}",
+            o.sandbox_processes
+        );
         results.push((rt, o));
     }
     // Identical apart from what names the runtime.
@@ -498,6 +536,7 @@ fn pod_with_two_containers_like_the_kubelet() {
         .into_iter()
         .map(|(rt, mut o)| {
             o.hostname = o.hostname.replace(rt.short(), "RT");
+            o.sandbox_processes.clear();
             (rt, o)
         })
         .collect();

@@ -193,10 +193,35 @@ impl<'a> Pod<'a> {
         });
         found.unwrap_or_else(|| {
             panic!(
-                "log of {name} never had {text:?} on {stream}: {:?}",
-                self.log(name)
+                "log of {name} never had {text:?} on {stream}: {:?}\n{}",
+                self.log(name),
+                self.describe(name)
             )
         })
+    }
+
+    /// Container `name`'s CRI status and, on lxcri's lxc backend, the tail
+    /// of its LXC log: for failure messages.
+    pub fn describe(&self, name: &str) -> String {
+        let cri = self.ctd.cri();
+        let Some(c) = cri.list_containers().ok().and_then(|cs| {
+            cs.into_iter().find(|c| {
+                c.pod_sandbox_id == self.id && c.metadata.as_ref().is_some_and(|m| m.name == name)
+            })
+        }) else {
+            return format!("no container {name} in the pod");
+        };
+        let status = cri.container_status(&c.id);
+        let lxc_log = std::path::Path::new(crate::LXCRI_LXC_PATH)
+            .join(format!("{}_{}", self.ctd.namespace(), c.id))
+            .join("lxc.log");
+        let log = fs::read_to_string(&lxc_log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        format!(
+            "status: {status:?}\n{}:\n{}",
+            lxc_log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        )
     }
 
     /// The pod's IP as CRI reports it ("" for hostNetwork pods).
