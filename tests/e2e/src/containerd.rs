@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -14,67 +14,23 @@ use nix::unistd::Pid;
 
 use crate::cleanup::Scope;
 use crate::cmd::{self, Background, CmdOutput, DEFAULT_TIMEOUT};
-use crate::cri::{CriClient, PodNetwork};
+use crate::cri::node::{cri_config, CriNode, CRI_NAMESPACE};
 use crate::pve::{self, BackendKind, PveSim};
 use crate::{cleanup, image, unique_name, Runtime, LXCRI_SHIM};
 
 /// A running private containerd. Dropping it removes every task and
 /// container of its namespace, stops it and cleans up after it.
 pub struct Containerd {
-    dir: PathBuf,
-    namespace: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) namespace: String,
     child: Option<Child>,
     bin_dir: PathBuf,
     next_id: AtomicU32,
-    ids: Mutex<Vec<String>>,
+    pub(crate) ids: Mutex<Vec<String>>,
     /// The PVE stand-in lxcri's shims talk to (`LXCRI_E2E_BACKEND=pve`).
     pve: Option<PveSim>,
     /// With the CRI plugin on ([`Containerd::start_cri`]).
-    cri: Option<CriNode>,
-}
-
-/// What a containerd with its CRI plugin has besides: the pod network, the
-/// pods' cgroup parent, the client.
-struct CriNode {
-    network: PodNetwork,
-    cgroup_parent: String,
-    client: OnceLock<CriClient>,
-}
-
-/// The containerd namespace of everything CRI makes (fixed in containerd).
-pub const CRI_NAMESPACE: &str = "k8s.io";
-
-/// The CRI plugin's part of a test containerd's config: runtime handlers
-/// `runc` and `lxcri` (with a ConfigPath option, as the shipped snippet
-/// has), the test's CNI network, the streaming server on loopback.
-fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
-    let conf_dir = network.conf_dir.display();
-    let lxcri_config = lxcri_config.display();
-    let pause = image::PAUSE_REF;
-    format!(
-        r#"[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{pause}"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  # root here lacks CAP_SYS_RESOURCE: clamp CRI's -998 for sandboxes
-  restrict_oom_score_adj = true
-  disable_apparmor = true
-  enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    snapshotter = "overlayfs"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri]
-      runtime_type = "io.containerd.lxcri.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri.options]
-        ConfigPath = "{lxcri_config}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{conf_dir}"
-    max_conf_num = 1
-"#
-    )
+    pub(crate) cri: Option<CriNode>,
 }
 
 /// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
@@ -129,11 +85,7 @@ impl Containerd {
             .keep();
         let name = unique_name("e2e");
         let (namespace, cri) = if cri {
-            let node = CriNode {
-                network: PodNetwork::create(&dir, &name),
-                cgroup_parent: name,
-                client: OnceLock::new(),
-            };
+            let node = CriNode::new(&dir, name);
             (CRI_NAMESPACE.to_string(), Some(node))
         } else {
             (name, None)
@@ -209,106 +161,11 @@ impl Containerd {
         self.dir.join("config.toml")
     }
 
-    fn lxcri_config_path(&self) -> PathBuf {
+    pub(crate) fn lxcri_config_path(&self) -> PathBuf {
         self.dir.join("lxcri.toml")
     }
 
-    fn cri_node(&self) -> &CriNode {
-        self.cri
-            .as_ref()
-            .expect("a containerd started with Containerd::start_cri")
-    }
-
-    /// The CRI client (connected on first use).
-    pub fn cri(&self) -> &CriClient {
-        let node = self.cri_node();
-        node.client.get_or_init(|| {
-            CriClient::connect(&self.socket())
-                .unwrap_or_else(|e| panic!("CRI connect: {e}\n{}", self.log_tail(30)))
-        })
-    }
-
-    /// The pod network of a CRI containerd.
-    pub fn pod_network(&self) -> &PodNetwork {
-        &self.cri_node().network
-    }
-
-    /// The cgroup parent to give this test's pods (unique to the test).
-    pub fn pod_cgroup_parent(&self) -> &str {
-        &self.cri_node().cgroup_parent
-    }
-
-    /// Every container id this containerd had, as far as can be told:
-    /// tracked ones, bundles, 64-hex ids its log (with the shims' logs)
-    /// names, and, while it runs, what it lists. CRI picks the ids, and a
-    /// failed RunPodSandbox reports none.
-    pub fn known_ids(&self, running: bool) -> Vec<String> {
-        let mut ids = self.ids();
-        let log = fs::read_to_string(self.log_path()).unwrap_or_default();
-        ids.extend(
-            log.split(|c: char| !c.is_ascii_hexdigit())
-                .filter(|w| w.len() == 64)
-                .map(str::to_owned),
-        );
-        let tasks = self
-            .state()
-            .join("io.containerd.runtime.v2.task")
-            .join(&self.namespace);
-        ids.extend(
-            fs::read_dir(tasks)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned)),
-        );
-        if running {
-            let listed = self.ctr_timeout(&["containers", "ls", "-q"], Duration::from_secs(20));
-            ids.extend(listed.stdout.split_whitespace().map(str::to_owned));
-        }
-        ids.sort();
-        ids.dedup();
-        ids
-    }
-
-    /// Records a container id made through CRI, so cleanup covers it even
-    /// when containerd is gone by then.
-    pub fn track(&self, id: &str) {
-        let mut ids = self.ids.lock().unwrap();
-        if !ids.iter().any(|i| i == id) {
-            ids.push(id.to_string());
-        }
-    }
-
-    /// Stops and removes every pod through CRI (which tears its network
-    /// down), removing a network namespace CRI left behind.
-    fn remove_pods(&self) {
-        let Some(client) = self.cri.as_ref().and_then(|n| n.client.get()) else {
-            return;
-        };
-        let Ok(pods) = client.list_pod_sandbox() else {
-            return;
-        };
-        for pod in pods {
-            self.track(&pod.id);
-            let netns = client
-                .pod_sandbox_status(&pod.id)
-                .ok()
-                .and_then(|st| crate::cri::netns_path(&st));
-            if let Err(e) = client.stop_pod_sandbox(&pod.id) {
-                eprintln!("cleanup: StopPodSandbox {}: {e}", pod.id);
-            }
-            if let Err(e) = client.remove_pod_sandbox(&pod.id) {
-                eprintln!("cleanup: RemovePodSandbox {}: {e}", pod.id);
-            }
-            if let Some(ns) = netns.filter(|p| p.exists()) {
-                eprintln!("cleanup: removing leftover netns {}", ns.display());
-                let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
-                let _ = fs::remove_file(&ns);
-            }
-        }
-    }
-
-    fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.join("containerd.log")
     }
 

@@ -11,11 +11,12 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use lxcri_e2e::cri::api::{self, ContainerState};
+use lxcri_e2e::cri::inspect::{assert_pod_gone, in_pid_ns_of, sandbox_pid};
 use lxcri_e2e::cri::pod::{
     base_pod_config, host_fetch, mount, shim_processes, stream_text, volume_dir, Pod,
 };
 use lxcri_e2e::cri::stream;
-use lxcri_e2e::{assert_same, cmd, require, runtimes, Containerd, Runtime};
+use lxcri_e2e::{assert_same, cmd, runtimes, Containerd, Runtime};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -293,7 +294,7 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
     let netns = pod.netns();
     pod.remove()
         .unwrap_or_else(|e| panic!("{rt}: removing the pod: {e}\n{}", ctd.log_tail(40)));
-    assert_clean(ctd, rt, &pod_id, &ids, netns);
+    assert_pod_gone(ctd, rt, &pod_id, &ids, netns);
 
     PodObservations {
         fetched_in_pod,
@@ -316,35 +317,6 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
         sandbox_runs_pause,
         sandbox_processes,
     }
-}
-
-/// `pid: cmdline` of the processes in `pid`'s pid namespace.
-fn in_pid_ns_of(pid: u32) -> Vec<String> {
-    let Ok(ns) = fs::read_link(format!("/proc/{pid}/ns/pid")) else {
-        return vec![format!("no process {pid}")];
-    };
-    lxcri_e2e::cleanup::processes()
-        .into_iter()
-        .filter(|(p, _)| fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == ns))
-        .map(|(p, c)| {
-            let stat = fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
-            let state = stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .split_whitespace()
-                .next();
-            let wchan = fs::read_to_string(format!("/proc/{p}/wchan")).unwrap_or_default();
-            let syscall = fs::read_to_string(format!("/proc/{p}/syscall")).unwrap_or_default();
-            let stack = fs::read_to_string(format!("/proc/{p}/stack")).unwrap_or_default();
-            format!(
-                "{p} {} {wchan} syscall [{}] stack [{}]: {c}",
-                state.unwrap_or("?"),
-                syscall.trim(),
-                stack.lines().take(6).collect::<Vec<_>>().join(" | ")
-            )
-        })
-        .collect()
 }
 
 /// On the pve backend: the sandbox and the server are CTs tagged with the
@@ -421,57 +393,6 @@ fn exec_streamed(
         String::from_utf8_lossy(&s.stdout).into_owned(),
         String::from_utf8_lossy(&s.stderr).into_owned(),
     )
-}
-
-/// The host pid of the pod's sandbox process, from its verbose status.
-fn sandbox_pid(ctd: &Containerd, pod_id: &str) -> u32 {
-    let st = ctd.cri().pod_sandbox_status(pod_id).unwrap();
-    let info: serde_json::Value =
-        serde_json::from_str(st.info.get("info").map(String::as_str).unwrap_or("{}")).unwrap();
-    info["pid"].as_u64().unwrap_or(0) as u32
-}
-
-/// After RemovePodSandbox: no container of the pod known to CRI or
-/// containerd, nothing of any of them on the host, no veth on the bridge,
-/// no netns, no shim.
-#[track_caller]
-fn assert_clean(
-    ctd: &Containerd,
-    rt: Runtime,
-    pod_id: &str,
-    ids: &[String],
-    netns: Option<std::path::PathBuf>,
-) {
-    let cri = ctd.cri();
-    assert!(
-        !cri.list_pod_sandbox()
-            .unwrap()
-            .iter()
-            .any(|p| p.id == pod_id),
-        "{rt}: pod still listed"
-    );
-    let mut all: Vec<String> = ids.to_vec();
-    all.push(pod_id.to_string());
-    let mut left = Vec::new();
-    let clean = cmd::poll(Duration::from_secs(20), || {
-        left = all.iter().flat_map(|id| ctd.leftovers(id)).collect();
-        left.extend(
-            ctd.pod_network()
-                .ports()
-                .into_iter()
-                .map(|p| format!("veth {p}")),
-        );
-        if let Some(ns) = netns.as_ref().filter(|p| p.exists()) {
-            left.push(format!("netns {}", ns.display()));
-        }
-        left.extend(
-            shim_processes(ctd, rt)
-                .into_iter()
-                .map(|p| format!("shim process {p}")),
-        );
-        left.is_empty().then_some(())
-    });
-    assert!(clean.is_some(), "{rt}: left behind: {left:#?}");
 }
 
 #[test]
@@ -570,114 +491,8 @@ fn host_network_pod_uses_the_host_netns() {
         assert_eq!(netns, host_net, "{rt}: container netns");
         let pod_id = pod.id.clone();
         pod.remove().unwrap();
-        assert_clean(&ctd, rt, &pod_id, &[id], None);
+        assert_pod_gone(&ctd, rt, &pod_id, &[id], None);
         results.push((rt, netns));
     }
     assert_same("hostNetwork netns", &results);
-}
-
-/// Bad input through CRI fails with an error naming the cause and leaves
-/// nothing behind.
-#[test]
-#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
-fn bad_pods_fail_cleanly() {
-    if !require(Runtime::Lxcri, "bad_pods_fail_cleanly") {
-        return;
-    }
-    let ctd = Containerd::start_cri();
-    let cri = ctd.cri();
-
-    // A pod name with a newline (the kubelet would not send one; a CRI
-    // client can): lxcri refuses the annotation carrying it. On the host
-    // network, as the CNI bridge plugin refuses such a name first.
-    let bad = base_pod_config(&ctd, "evil\nlxc.cap.keep = sys_admin", true);
-    let err = match Pod::run(&ctd, Runtime::Lxcri, bad) {
-        Ok(pod) => panic!(
-            "RunPodSandbox with a newline in the name succeeded: {}",
-            pod.id
-        ),
-        Err(e) => e.to_string(),
-    };
-    assert!(
-        err.contains("io.kubernetes.cri.sandbox-name") && err.contains("control character"),
-        "{err}"
-    );
-    assert_eq!(cri.list_pod_sandbox().unwrap().len(), 0, "a pod is listed");
-    assert_nothing_left(&ctd);
-
-    // A missing image: CreateContainer fails, the pod stays usable.
-    let pod = Pod::run(
-        &ctd,
-        Runtime::Lxcri,
-        base_pod_config(&ctd, "noimage", false),
-    )
-    .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
-    let mut missing = pod.container("missing", &["true"]);
-    missing.image = Some(api::ImageSpec {
-        image: "localhost/lxcri-test/no-such-image:1".into(),
-        ..Default::default()
-    });
-    let err = pod
-        .create(missing)
-        .expect_err("CreateContainer of a missing image")
-        .to_string();
-    assert!(err.contains("no-such-image"), "{err}");
-
-    // An unknown capability: StartContainer fails naming it.
-    let mut caps = pod.container("caps", &["true"]);
-    if let Some(sc) = caps
-        .linux
-        .as_mut()
-        .and_then(|l| l.security_context.as_mut())
-    {
-        sc.capabilities = Some(api::Capability {
-            add_capabilities: vec!["BOGUS_CAP".into()],
-            ..Default::default()
-        });
-    }
-    let id = pod
-        .create(caps)
-        .expect("CreateContainer (the task comes at start)");
-    let err = cri
-        .start_container(&id)
-        .expect_err("StartContainer with CAP_BOGUS_CAP")
-        .to_string();
-    assert!(err.contains("CAP_BOGUS_CAP"), "{err}");
-    cri.remove_container(&id).unwrap();
-    let c = pod.start(pod.container("ok", &["sh", "-c", "echo still-fine"]));
-    pod.wait_state(&c, ContainerState::ContainerExited, LONG);
-    pod.wait_log("ok", "stdout", "still-fine");
-    let pod_id = pod.id.clone();
-    let netns = pod.netns();
-    pod.remove().unwrap();
-    assert_clean(&ctd, Runtime::Lxcri, &pod_id, &[id, c], netns);
-    assert_nothing_left(&ctd);
-}
-
-/// Nothing of any container this containerd ever had, and no pod veth.
-#[track_caller]
-fn assert_nothing_left(ctd: &Containerd) {
-    let mut left = Vec::new();
-    let clean = cmd::poll(Duration::from_secs(20), || {
-        left = ctd
-            .known_ids(true)
-            .iter()
-            .flat_map(|id| ctd.leftovers(id))
-            .collect();
-        let tasks = ctd.ctr(&["task", "ls", "-q"]).ok().stdout;
-        left.extend(tasks.lines().map(|t| format!("task {t}")));
-        left.extend(
-            ctd.pod_network()
-                .ports()
-                .into_iter()
-                .map(|p| format!("veth {p}")),
-        );
-        left.extend(
-            shim_processes(ctd, Runtime::Lxcri)
-                .into_iter()
-                .map(|p| format!("shim process {p}")),
-        );
-        left.is_empty().then_some(())
-    });
-    assert!(clean.is_some(), "left behind: {left:#?}");
 }
