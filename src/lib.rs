@@ -13,6 +13,8 @@
 //! - [`runtime`]: the backend trait, the liblxc backend and the PVE backend.
 //! - [`state`]: per-container state on disk, found again after restarts.
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
+//! - [`zfs`]: ZFS through the `zfs` command (validated names, classified
+//!   failures), for the rootfs on ZFS clones.
 
 pub mod cgroup;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod runtime;
 pub mod security;
 pub mod spec;
 pub mod state;
+pub mod zfs;
 
 /// `err: source: source...`, each text once (some messages embed their
 /// source's). The one way lxcri turns an error chain into a line.
