@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+mod image_key;
 mod provider;
+pub use image_key::{ImageKey, ImageKeyError};
 pub use provider::{OverlayRootfs, RootfsProvider};
 
 #[derive(Debug, thiserror::Error)]
