@@ -39,10 +39,8 @@ pub async fn watch_init(
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
     let info = read_exit(runtime.as_ref(), &run_dir);
-    // The output first, then the exit: containerd may close its side of
-    // the FIFOs when it handles the exit.
     let drained = shared.lock().await.init.io.take_drained();
-    let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
+    hand_over_output(drained).await;
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
         events.exit(TaskExit {
@@ -54,6 +52,14 @@ pub async fn watch_init(
             ..Default::default()
         });
     }
+}
+
+/// The output first, then the exit: waits (bounded) until the process's
+/// output was copied and containerd read it. containerd may close its side
+/// of the FIFOs as soon as it handles the exit, and `delete` (which follows
+/// the exit) relies on the output being complete.
+async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
+    let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
 }
 
 fn read_exit(runtime: &dyn Backend, run_dir: &Path) -> ExitInfo {
@@ -81,6 +87,13 @@ pub async fn watch_exec(
         }
     };
     let info = ExitInfo::now(status);
+    let drained = shared
+        .lock()
+        .await
+        .process_mut(&exec_id)
+        .map(|p| p.io.take_drained())
+        .unwrap_or_default();
+    hand_over_output(drained).await;
     let mut c = shared.lock().await;
     if let Ok(p) = c.process_mut(&exec_id) {
         let pid = p.pid as u32;

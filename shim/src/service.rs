@@ -32,7 +32,7 @@ use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
-use crate::io::{hand_over_stdio, wait_drained, ProcessIo, StdioPaths, DRAIN_TIMEOUT};
+use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
 
@@ -371,8 +371,6 @@ impl Service {
             p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
             let pid = p.pid as u32;
-            let drained = p.io.take_drained();
-            blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await?;
             c.execs.remove(&req.exec_id);
             let _ = std::fs::remove_file(
                 c.run_dir
@@ -385,8 +383,8 @@ impl Service {
                 ..Default::default()
             });
         }
-        let (rx, runtime, bundle, pid, drained) = {
-            let mut c = shared.lock().await;
+        let (rx, runtime, bundle, pid) = {
+            let c = shared.lock().await;
             c.init
                 .ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             (
@@ -394,7 +392,6 @@ impl Service {
                 c.runtime.clone(),
                 c.bundle.clone(),
                 c.init.pid,
-                c.init.io.take_drained(),
             )
         };
         let b = bundle.clone();
@@ -406,12 +403,11 @@ impl Service {
                 .await?
                 .map_err(|e| ShimError::failed("delete", &e))?;
         }
+        // The exit is recorded only once the output was handed over
+        // (see exits.rs), so containerd has it all by now.
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
             .await
             .unwrap_or_else(|_| ExitInfo::now(137));
-        // containerd reads the output to EOF before it deletes; make sure
-        // the copiers handed over everything first.
-        blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await?;
         let ns = self.namespace.clone();
         let id = req.id.clone();
         blocking(move || runtime.destroy(&ns, &id, &b))

@@ -549,20 +549,12 @@ impl Drop for Containerd {
                 self.remove(id);
             }
         }
+        self.stop();
+        // CRI's ids: every one is in containerd's log or a bundle dir.
         let ids = if self.cri.is_some() {
-            self.known_ids(alive)
+            self.known_ids(false)
         } else {
             self.ids()
-        };
-        self.stop();
-        let ids = if self.cri.is_some() {
-            let mut all = ids;
-            all.extend(self.known_ids(false));
-            all.sort();
-            all.dedup();
-            all
-        } else {
-            ids
         };
         let scope = Scope {
             namespace: &self.namespace,

@@ -117,19 +117,25 @@ pub fn require(runtime: Runtime, test: &str) -> bool {
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut rand = [0u8; 3];
+    let hex = format!("{:06x}", random_u32() & 0xff_ffff);
+    format!("{prefix}-{}-{n}-{hex}", std::process::id())
+}
+
+/// Random bits from /dev/urandom (the clock's nanoseconds if it cannot be
+/// read): for names that must not collide between test processes.
+pub fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
     if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut rand))
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
         .is_err()
     {
-        let nanos = std::time::SystemTime::now()
+        b = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        rand.copy_from_slice(&nanos.to_le_bytes()[..3]);
+            .unwrap_or(0)
+            .to_le_bytes();
     }
-    let hex: String = rand.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}-{}-{n}-{hex}", std::process::id())
+    u32::from_le_bytes(b)
 }
 
 /// Asserts that every runtime in `results` gave the same value, naming

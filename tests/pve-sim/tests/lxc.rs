@@ -218,6 +218,25 @@ fn assert_nothing_left(ct: &Ct, when: &str, task_done: bool) {
     }
 }
 
+/// lxcri's delete (`DELETE` with purge, force, destroy-unreferenced-disks),
+/// then nothing of the CT is left: config, LXC dir, unused0, cgroups,
+/// monitor.
+fn destroy_like_lxcri(sim: &Sim, ct: &Ct) {
+    let (n, vmid) = (&sim.node, ct.vmid);
+    ok_task(
+        sim,
+        &sim.call(
+            "DELETE",
+            &format!("/nodes/{n}/lxc/{vmid}"),
+            "purge=1&force=1&destroy-unreferenced-disks=1",
+        ),
+    );
+    assert_nothing_left(ct, "after destroy", true);
+    assert!(!ct.conf.exists());
+    assert!(!ct.lxcpath.join(vmid.to_string()).exists());
+    assert!(!ct.subvol.exists(), "unused0 is freed");
+}
+
 #[test]
 #[ignore = "needs root and LXC: run by scripts/test"]
 fn lxcri_ct_starts_stops_and_is_destroyed() {
@@ -298,18 +317,7 @@ fn lxcri_ct_starts_stops_and_is_destroyed() {
         &sim.call("POST", &format!("/nodes/{n}/lxc/{vmid}/status/start"), ""),
     );
     assert_eq!(lxc_state(vmid, &ct.lxcpath), "RUNNING");
-    ok_task(
-        &sim,
-        &sim.call(
-            "DELETE",
-            &format!("/nodes/{n}/lxc/{vmid}"),
-            "purge=1&force=1&destroy-unreferenced-disks=1",
-        ),
-    );
-    assert_nothing_left(&ct, "after destroy", true);
-    assert!(!ct.conf.exists());
-    assert!(!ct.lxcpath.join(vmid.to_string()).exists());
-    assert!(!ct.subvol.exists(), "unused0 is freed");
+    destroy_like_lxcri(&sim, &ct);
     assert!(
         ct.rootfs.join("bin/busybox").exists(),
         "a directory rootfs is not PVE's to delete"
@@ -367,16 +375,5 @@ fn destroy_right_after_init_exit_waits_for_lxc_start() {
     while lxc_state(vmid, &ct.lxcpath) != "STOPPED" {
         assert!(Instant::now() < deadline, "the CT did not stop by itself");
     }
-    ok_task(
-        &sim,
-        &sim.call(
-            "DELETE",
-            &format!("/nodes/{n}/lxc/{vmid}"),
-            "purge=1&force=1&destroy-unreferenced-disks=1",
-        ),
-    );
-    assert_nothing_left(&ct, "after destroy", true);
-    assert!(!ct.conf.exists());
-    assert!(!ct.lxcpath.join(vmid.to_string()).exists());
-    assert!(!ct.subvol.exists());
+    destroy_like_lxcri(&sim, &ct);
 }

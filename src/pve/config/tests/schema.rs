@@ -43,6 +43,16 @@ fn schema_key(key: &str) -> String {
     }
 }
 
+/// The values of a schema property's `enum`.
+fn schema_enum(prop: &Value) -> BTreeSet<&str> {
+    prop["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
 fn num(v: &Value) -> Option<f64> {
     v.as_f64()
         .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
@@ -285,15 +295,9 @@ fn limits_and_enums_in_code_match_the_schema() {
         Arch::Riscv32,
         Arch::Riscv64,
     ];
-    let schema_arch: BTreeSet<_> = p["arch"]["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
     assert_eq!(
         all_arch.iter().map(|a| a.as_str()).collect::<BTreeSet<_>>(),
-        schema_arch
+        schema_enum(&p["arch"])
     );
     let all_os = [
         OsType::Debian,
@@ -308,15 +312,9 @@ fn limits_and_enums_in_code_match_the_schema() {
         OsType::Nixos,
         OsType::Unmanaged,
     ];
-    let schema_os: BTreeSet<_> = p["ostype"]["enum"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
     assert_eq!(
         all_os.iter().map(|o| o.as_str()).collect::<BTreeSet<_>>(),
-        schema_os
+        schema_enum(&p["ostype"])
     );
     let opts = p["rootfs"]["format"]["mountoptions"]["pattern"]
         .as_str()

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cmd;
+use crate::{cmd, random_u32};
 
 /// Serialises choosing a subnet between test processes.
 const LOCK_FILE: &str = "/run/lock/lxcri-e2e-cni.lock";
@@ -58,12 +58,12 @@ impl PodNetwork {
             "flock {LOCK_FILE}"
         );
         let used = used_octets();
-        let seed = std::process::id() as usize + name.len() * 31 + rand_byte() as usize;
+        let seed = random_u32() as usize;
         let octet = (0..250)
             .map(|i| ((seed + i) % 250 + 1) as u8)
             .find(|o| !used.contains(o))
             .expect("a free 10.199.N.0/24 for the test's pod network");
-        let bridge = format!("lxe2e{:06x}", rand_u32() & 0xff_ffff);
+        let bridge = format!("lxe2e{:06x}", random_u32() & 0xff_ffff);
         let gateway = format!("10.199.{octet}.1");
         let subnet = format!("10.199.{octet}.0/24");
         ip(&["link", "add", "name", &bridge, "type", "bridge"]).ok();
@@ -104,7 +104,9 @@ impl PodNetwork {
 
     /// Whether `addr` is in this network's subnet.
     pub fn contains(&self, addr: &str) -> bool {
-        let prefix = self.gateway.trim_end_matches(".1");
+        let Some((prefix, _)) = self.gateway.rsplit_once('.') else {
+            return false;
+        };
         addr.strip_prefix(prefix)
             .and_then(|r| r.strip_prefix('.'))
             .and_then(|h| h.parse::<u8>().ok())
@@ -146,25 +148,6 @@ pub fn netns_path(status: &super::api::PodSandboxStatusResponse) -> Option<PathB
         .map(PathBuf::from)
 }
 
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    if fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
-        .is_err()
-    {
-        b = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-            .to_le_bytes();
-    }
-    u32::from_le_bytes(b)
-}
-
-fn rand_byte() -> u8 {
-    rand_u32() as u8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +164,14 @@ mod tests {
         assert!(!n.contains("10.199.70.23"));
         assert!(!n.contains("10.199.7.300"));
         std::mem::forget(n); // no bridge to delete
+        let one = PodNetwork {
+            bridge: "x".into(),
+            subnet: "10.199.1.0/24".into(),
+            gateway: "10.199.1.1".into(),
+            conf_dir: PathBuf::new(),
+        };
+        assert!(one.contains("10.199.1.9"));
+        assert!(!one.contains("10.199.19"));
+        std::mem::forget(one); // no bridge to delete
     }
 }

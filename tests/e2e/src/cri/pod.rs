@@ -11,12 +11,10 @@ use crate::cmd;
 use crate::containerd::Containerd;
 use crate::Runtime;
 
-/// The CRI runtime handler of a runtime (the runtimes table's key).
+/// The CRI runtime handler of a runtime: the test config names its
+/// runtimes tables after the runtimes' short names.
 pub fn handler(rt: Runtime) -> &'static str {
-    match rt {
-        Runtime::Runc => "runc",
-        Runtime::Lxcri => "lxcri",
-    }
+    rt.short()
 }
 
 /// A running pod sandbox of a test.
