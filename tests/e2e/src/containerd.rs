@@ -463,13 +463,15 @@ state = "{d}/state"
         // -e: script exits with the child's code; -q: no banner. Its stdin
         // stays open until the end: at EOF script would type a character
         // into the terminal, which ctr forwards to the process.
-        Background::spawn_piped_stdin(
+        let mut out = Background::spawn_piped_stdin(
             Command::new("script")
                 .args(["-q", "-e", "-c"])
                 .arg(cmd::shell_quote(&refs))
                 .arg("/dev/null"),
         )
-        .wait(DEFAULT_TIMEOUT)
+        .wait(DEFAULT_TIMEOUT);
+        out.stdout = without_ctr_resize_error(&out.stdout);
+        out
     }
 
     /// `ctr task kill -s SIGNAL ID`.
@@ -567,5 +569,31 @@ impl Drop for Containerd {
         cleanup::after_containerd(scope, &self.socket(), &self.dir, &ids);
         // The CRI node (bridge) goes after every pod is gone.
         self.cri.take();
+    }
+}
+
+/// Drops ctr's own "resize pty" error line from a terminal transcript. ctr
+/// resizes the exec's pty right after starting it; when the process has
+/// already exited, the runtime (runc and lxcri alike) refuses and ctr logs
+/// the refusal to its stderr, which `script` merges into the terminal output.
+fn without_ctr_resize_error(transcript: &str) -> String {
+    transcript
+        .split_inclusive('\n')
+        .filter(|line| !(line.contains("ERRO") && line.contains("resize pty")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_ctr_resize_error;
+
+    #[test]
+    fn ctr_resize_error_is_dropped_and_the_rest_kept() {
+        let raw = "\u{1b}[31mERRO\u{1b}[0m[0000] resize pty    \u{1b}[31merror\u{1b}[0m=\"cannot resize a stopped container: unknown\"\r\n/dev/pts/0\r\r\nstdin-tty\r\r\n";
+        assert_eq!(
+            without_ctr_resize_error(raw),
+            "/dev/pts/0\r\r\nstdin-tty\r\r\n"
+        );
+        assert_eq!(without_ctr_resize_error("a\nb"), "a\nb");
     }
 }
