@@ -1,4 +1,6 @@
-//! `lxcri gc`: the CTs lxcri made on this node whose container is gone.
+//! `lxcri gc`: the CTs lxcri made on this node whose container is gone
+//! (with `[pve]`), and unused ZFS image datasets (with `zfs.pool`, see
+//! [`crate::image_gc`]).
 //!
 //! The verdicts are the library's ([`PveRuntime::gc_scan`]): a CT is an
 //! orphan when it is tagged `lxcri`, its VMID is in `vmid_range` and its
@@ -9,9 +11,11 @@
 
 use lxcri::config::Config;
 use lxcri::error_chain;
+use lxcri::rootfs::zfs::ZfsRootfs;
 use lxcri::runtime::pve::{CtVerdict, GcEntry};
 use lxcri::runtime::{ContainerError, PveRuntime};
 
+use crate::image_gc::ImageReport;
 use crate::table::or_dash;
 
 #[derive(Debug, clap::Args)]
@@ -28,9 +32,12 @@ pub struct Args {
 pub enum GcError {
     #[error(
         "lxcri gc needs the [pve] section (url, node, token_id, token_secret_file) \
-         in {config}: it asks the PVE API for the node's CTs"
+         or zfs.pool in {config}: it collects the node's orphaned CTs and unused \
+         ZFS image datasets"
     )]
     NotConfigured { config: String },
+    #[error(transparent)]
+    Images(crate::image_gc::ImageScanError),
     /// The library's error names the node and the call.
     #[error(transparent)]
     Scan(ContainerError),
@@ -69,17 +76,55 @@ impl Action {
     }
 }
 
-/// The command: needs `[pve]`, then scans (and with `--force` removes)
-/// through the API.
+/// The command: CTs through the API when `[pve]` is set, image datasets
+/// when `zfs.pool` is; at least one of them.
 pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
-    if !config.pve.is_configured() {
+    let zfs = ZfsRootfs::from_settings(&config.zfs, &config.runtime_root);
+    if !config.pve.is_configured() && zfs.is_none() {
         let config = match &config.file {
             Some(path) => path.display().to_string(),
             None => "the configuration (no config file was found)".to_string(),
         };
         return Err(GcError::NotConfigured { config });
     }
-    collect(&PveRuntime::new(config), args)
+    let ttl = config.zfs.image_ttl();
+    let cts = if config.pve.is_configured() {
+        Some(collect(&PveRuntime::new(config), args)?)
+    } else {
+        None
+    };
+    let images = match &zfs {
+        Some(zfs) => Some(crate::image_gc::collect(zfs, ttl, args.force).map_err(GcError::Images)?),
+        None => None,
+    };
+    Ok(combine(cts, images, args))
+}
+
+/// One report of the CT part, the image part, or both.
+fn combine(cts: Option<Report>, images: Option<ImageReport>, args: &Args) -> Report {
+    let failed =
+        cts.as_ref().is_some_and(|r| r.failed) || images.as_ref().is_some_and(|r| r.failed);
+    let output = if args.json {
+        let mut doc = match &cts {
+            Some(r) => serde_json::from_str(&r.output).expect("our own JSON parses"),
+            None => serde_json::json!({ "dry_run": !args.force }),
+        };
+        if let Some(images) = &images {
+            doc["images"] = images.json.clone();
+        }
+        doc["ok"] = serde_json::Value::from(!failed);
+        let mut out = serde_json::to_string_pretty(&doc).expect("JSON values serialize");
+        out.push('\n');
+        out
+    } else {
+        let parts: Vec<String> = cts
+            .map(|r| r.output)
+            .into_iter()
+            .chain(images.map(|r| r.text))
+            .collect();
+        parts.join("\n")
+    };
+    Report { output, failed }
 }
 
 /// Scans the node, removes the orphans when `args.force`, and renders it.

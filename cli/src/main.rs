@@ -6,6 +6,7 @@
 mod check;
 mod elf;
 mod gc;
+mod image_gc;
 mod ps;
 mod table;
 
@@ -45,7 +46,8 @@ enum Command {
     Ps(ps::Args),
     /// Check that this node can run lxcri containers.
     Check(check::Args),
-    /// Find (and with --force remove) PVE CTs lxcri made whose container is gone.
+    /// Find (and with --force remove) PVE CTs lxcri made whose container is
+    /// gone, and ZFS image datasets no container uses any more.
     Gc(gc::Args),
 }
 

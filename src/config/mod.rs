@@ -20,6 +20,7 @@
 mod error;
 mod pve;
 mod values;
+mod zfs;
 
 #[cfg(test)]
 mod tests;
@@ -37,6 +38,10 @@ pub use pve::{
     DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
 };
 pub use values::{Backend, LogLevel, LxcLogLevel, RootfsMode};
+pub use zfs::{
+    ZfsSettings, DEFAULT_IMAGES_CHILD, DEFAULT_IMAGE_TTL_SECS, DEFAULT_SIZE as DEFAULT_ZFS_SIZE,
+    MIN_IMAGE_TTL_SECS,
+};
 
 /// Where the config file is read from when no path is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/lxcri/config.toml";
@@ -60,6 +65,8 @@ pub struct Config {
     pub rootfs: RootfsSettings,
     /// The optional `[pve]` section (see [`PveSettings::is_configured`]).
     pub pve: PveSettings,
+    /// The `[zfs]` section (used by `rootfs.mode = "zfs"`).
+    pub zfs: ZfsSettings,
     /// The config file that was read; `None` when none was (defaults and env only).
     pub file: Option<PathBuf>,
 }
@@ -104,6 +111,7 @@ impl Default for Config {
                 mode: RootfsMode::Overlay,
             },
             pve: PveSettings::default(),
+            zfs: ZfsSettings::default(),
             file: None,
         }
     }
@@ -121,6 +129,7 @@ enum Field {
     StartTimeoutSecs,
     RootfsMode,
     Pve(pve::PveField),
+    Zfs(zfs::ZfsField),
 }
 
 /// One configuration key: its dotted name in the file and its environment variable.
@@ -238,6 +247,31 @@ pub const SETTINGS: &[Setting] = &[
         env: "LXCRI_PVE_LOCK_DIR",
         field: Field::Pve(pve::PveField::LockDir),
     },
+    Setting {
+        key: "zfs.pool",
+        env: "LXCRI_ZFS_POOL",
+        field: Field::Zfs(zfs::ZfsField::Pool),
+    },
+    Setting {
+        key: "zfs.images",
+        env: "LXCRI_ZFS_IMAGES",
+        field: Field::Zfs(zfs::ZfsField::Images),
+    },
+    Setting {
+        key: "zfs.size",
+        env: "LXCRI_ZFS_SIZE",
+        field: Field::Zfs(zfs::ZfsField::Size),
+    },
+    Setting {
+        key: "zfs.image_ttl_secs",
+        env: "LXCRI_ZFS_IMAGE_TTL_SECS",
+        field: Field::Zfs(zfs::ZfsField::ImageTtlSecs),
+    },
+    Setting {
+        key: "zfs.command",
+        env: "LXCRI_ZFS_COMMAND",
+        field: Field::Zfs(zfs::ZfsField::Command),
+    },
 ];
 
 fn setting(field: Field) -> &'static Setting {
@@ -261,6 +295,8 @@ struct RawFile {
     rootfs: RawRootfs,
     #[serde(default)]
     pve: pve::RawPve,
+    #[serde(default)]
+    zfs: zfs::RawZfs,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -295,6 +331,7 @@ impl RawFile {
         ]
         .into_iter()
         .chain(self.pve.values())
+        .chain(self.zfs.values())
         .filter_map(|(field, v)| v.map(|v| (field, v)))
         .collect()
     }
@@ -375,6 +412,7 @@ impl Config {
     /// Rules between keys, once every source was applied.
     fn validate(&self) -> Result<()> {
         self.pve.validate()?;
+        self.zfs.validate(self.rootfs.mode == RootfsMode::Zfs)?;
         if self.backend == Backend::Pve && !self.pve.is_configured() {
             let s = setting(Field::Pve(pve::PveField::Url));
             return Err(ConfigError::Missing {
@@ -409,6 +447,10 @@ impl Config {
             Field::RootfsMode => self.rootfs.mode = value.parse().map_err(invalid)?,
             Field::Pve(field) => self
                 .pve
+                .apply(field, value, origin.clone())
+                .map_err(invalid)?,
+            Field::Zfs(field) => self
+                .zfs
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
         }

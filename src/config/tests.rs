@@ -228,7 +228,7 @@ fn bad_enum_value_names_key_env_and_file() {
     }
     assert!(msg.contains(&path.display().to_string()), "{msg}");
 
-    let err = load(tmp.path(), None, &[("LXCRI_ROOTFS_MODE", "zfs")]).unwrap_err();
+    let err = load(tmp.path(), None, &[("LXCRI_ROOTFS_MODE", "btrfs")]).unwrap_err();
     match err {
         ConfigError::Invalid { key, origin, .. } => {
             assert_eq!(key, "rootfs.mode");
@@ -558,6 +558,63 @@ fn every_key_and_variable_is_documented() {
             shipped.contains(s.env),
             "{} not in config/lxcri.toml",
             s.env
+        );
+    }
+}
+
+#[test]
+fn zfs_mode_needs_a_pool_and_images_in_its_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = load(tmp.path(), None, &[("LXCRI_ROOTFS_MODE", "zfs")]).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ConfigError::Missing {
+                key: "zfs.pool",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let c = load(
+        tmp.path(),
+        None,
+        &[
+            ("LXCRI_ROOTFS_MODE", "zfs"),
+            ("LXCRI_ZFS_POOL", "rpool/data"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.rootfs.mode, RootfsMode::Zfs);
+    assert_eq!(c.zfs.images().unwrap().as_str(), "rpool/data/lxcri-images");
+    assert_eq!(c.zfs.size.to_string(), "8G");
+    assert_eq!(c.zfs.image_ttl_secs, 86400);
+
+    let path = write(
+        tmp.path(),
+        "z.toml",
+        "[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"rpool/data\"\nimages = \"tank/imgs\"\n",
+    );
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("zfs.images") && msg.contains("same pool"),
+        "{msg}"
+    );
+    for (var, value, needle) in [
+        ("LXCRI_ZFS_POOL", "rpool/da ta", "zfs.pool"),
+        ("LXCRI_ZFS_POOL", "rpool/data\nx = 1", "zfs.pool"),
+        ("LXCRI_ZFS_POOL", "rpool/data@snap", "snapshot"),
+        ("LXCRI_ZFS_SIZE", "8", "zfs.size"),
+        ("LXCRI_ZFS_SIZE", "1.5G", "zfs.size"),
+        ("LXCRI_ZFS_IMAGE_TTL_SECS", "5", "at least 60"),
+        ("LXCRI_ZFS_COMMAND", "zfs; rm -rf /", "zfs.command"),
+    ] {
+        let msg = load(tmp.path(), None, &[(var, value)])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains(needle) && msg.contains(var),
+            "{var}={value:?}: {msg}"
         );
     }
 }

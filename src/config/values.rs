@@ -153,12 +153,15 @@ pub enum RootfsMode {
     /// containerd's snapshot mounts (normally overlay), mounted as they are.
     #[default]
     Overlay,
+    /// A `zfs clone` per container of one dataset per image (`[zfs]`).
+    Zfs,
 }
 
 impl RootfsMode {
     pub fn as_str(self) -> &'static str {
         match self {
             RootfsMode::Overlay => "overlay",
+            RootfsMode::Zfs => "zfs",
         }
     }
 }
@@ -166,7 +169,10 @@ impl RootfsMode {
 impl FromStr for RootfsMode {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        pick(s, &[("overlay", RootfsMode::Overlay)])
+        pick(
+            s,
+            &[("overlay", RootfsMode::Overlay), ("zfs", RootfsMode::Zfs)],
+        )
     }
 }
 
@@ -197,7 +203,7 @@ mod tests {
         round_trip::<Backend>(&["lxc", "pve"]);
         round_trip::<LogLevel>(&["error", "warn", "info", "debug", "trace"]);
         round_trip::<LxcLogLevel>(&["trace", "debug", "info", "notice", "warn", "error"]);
-        round_trip::<RootfsMode>(&["overlay"]);
+        round_trip::<RootfsMode>(&["overlay", "zfs"]);
     }
 
     #[test]

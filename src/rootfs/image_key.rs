@@ -7,6 +7,8 @@
 //! gets new snapshot directories, hence a new key (and the old image
 //! dataset becomes unused).
 
+use std::path::PathBuf;
+
 use sha2::{Digest, Sha256};
 
 use super::RootfsMount;
@@ -21,7 +23,18 @@ pub enum ImageKeyError {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ImageKey(String);
 
-impl ImageKey {
+/// The image's layers and the container's own upper layer, as containerd's
+/// overlay mount names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageLayers {
+    pub key: ImageKey,
+    /// Topmost layer first, as `lowerdir=` lists them.
+    pub lowerdirs: Vec<PathBuf>,
+    /// The container's writable layer (empty until the container writes).
+    pub upperdir: Option<PathBuf>,
+}
+
+impl ImageLayers {
     /// From `CreateTaskRequest.rootfs`: one `overlay` mount whose
     /// `lowerdir=` names the image's layers (the `upperdir` is the
     /// container's own and is not part of the image).
@@ -36,10 +49,8 @@ impl ImageKey {
         if m.kind != "overlay" {
             return Err(ImageKeyError::NoLayers(describe()));
         }
-        let lower = m
-            .options
-            .iter()
-            .find_map(|o| o.strip_prefix("lowerdir="))
+        let option = |name: &str| m.options.iter().find_map(|o| o.strip_prefix(name));
+        let lower = option("lowerdir=")
             .filter(|l| !l.is_empty())
             .ok_or_else(|| ImageKeyError::NoLayers(describe()))?;
         let mut h = Sha256::new();
@@ -47,7 +58,25 @@ impl ImageKey {
             h.update(layer.as_bytes());
             h.update([0u8]);
         }
-        Ok(Self(hex::encode(&h.finalize()[..16])))
+        Ok(Self {
+            key: ImageKey(hex::encode(&h.finalize()[..16])),
+            lowerdirs: lower.split(':').map(PathBuf::from).collect(),
+            upperdir: option("upperdir=").map(PathBuf::from),
+        })
+    }
+}
+
+impl ImageKey {
+    pub fn from_mounts(mounts: &[RootfsMount]) -> Result<Self, ImageKeyError> {
+        ImageLayers::from_mounts(mounts).map(|l| l.key)
+    }
+
+    /// A key read back from a dataset name or property: 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32
+            && s.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+        .then(|| Self(s.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -110,5 +139,18 @@ mod tests {
         no_lower.options.retain(|o| !o.starts_with("lowerdir="));
         assert!(ImageKey::from_mounts(&[no_lower]).is_err());
         assert!(ImageKey::from_mounts(&[overlay("/a", "/u"), overlay("/b", "/u")]).is_err());
+    }
+
+    #[test]
+    fn layers_and_upper_are_read_back() {
+        let l = ImageLayers::from_mounts(&[overlay("/s/2/fs:/s/1/fs", "/s/7/fs")]).unwrap();
+        assert_eq!(
+            l.lowerdirs,
+            vec![PathBuf::from("/s/2/fs"), PathBuf::from("/s/1/fs")]
+        );
+        assert_eq!(l.upperdir, Some(PathBuf::from("/s/7/fs")));
+        assert_eq!(ImageKey::parse(l.key.as_str()), Some(l.key.clone()));
+        assert_eq!(ImageKey::parse("ABC"), None);
+        assert_eq!(ImageKey::parse(&"g".repeat(32)), None);
     }
 }

@@ -8,8 +8,9 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 mod image_key;
 mod provider;
-pub use image_key::{ImageKey, ImageKeyError};
-pub use provider::{OverlayRootfs, RootfsProvider};
+pub mod zfs;
+pub use image_key::{ImageKey, ImageKeyError, ImageLayers};
+pub use provider::{OverlayRootfs, RootfsProvider, RootfsRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -32,9 +33,17 @@ pub enum RootfsError {
     },
     #[error("rootfs mount option {0:?} contains a NUL byte")]
     BadOption(String),
+    #[error(transparent)]
+    Zfs(Box<zfs::ZfsRootfsError>),
 }
 
 pub type Result<T> = std::result::Result<T, RootfsError>;
+
+impl From<zfs::ZfsRootfsError> for RootfsError {
+    fn from(e: zfs::ZfsRootfsError) -> Self {
+        RootfsError::Zfs(Box::new(e))
+    }
+}
 
 /// One mount from containerd (`containerd.types.Mount`).
 #[derive(Debug, Clone, PartialEq, Eq)]

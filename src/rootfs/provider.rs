@@ -1,19 +1,41 @@
-//! Where a container's root filesystem comes from. `overlay` uses
-//! containerd's snapshot mounts as they are; `zfs` (clones of one dataset
-//! per image) plugs in here later.
+//! Where a container's root filesystem comes from: `overlay` uses
+//! containerd's snapshot mounts as they are; `zfs` clones one dataset per
+//! image ([`super::zfs::ZfsRootfs`]).
 
 use std::fmt::Debug;
 use std::path::Path;
 
+use super::zfs::ZfsRootfs;
 use super::{is_mountpoint, mount_all, unmount_all, Result, RootfsMount};
 
-pub trait RootfsProvider: Send + Sync + Debug {
-    /// Makes the rootfs appear at `target`; returns whether anything was
-    /// mounted there (and must be released).
-    fn prepare(&self, mounts: &[RootfsMount], target: &Path) -> Result<bool>;
+/// What a create asks of the rootfs.
+#[derive(Debug, Clone, Copy)]
+pub struct RootfsRequest<'a> {
+    /// containerd's snapshot mounts (`CreateTaskRequest.rootfs`).
+    pub mounts: &'a [RootfsMount],
+    /// The bundle's rootfs directory.
+    pub target: &'a Path,
+    /// `namespace/id`, the owner mark of a container's own volume.
+    pub owner: &'a str,
+    /// The container's own volume (`subvol-<X>-disk-0`) when it can be
+    /// named now; on pve it is named after the VMID, made later.
+    pub volume: Option<&'a str>,
+}
 
-    /// Undoes [`RootfsProvider::prepare`]; releasing twice is fine.
-    fn release(&self, target: &Path) -> Result<()>;
+pub trait RootfsProvider: Send + Sync + Debug {
+    /// Makes the rootfs appear at `req.target`; returns whether anything
+    /// was mounted there (and must be released).
+    fn prepare(&self, req: &RootfsRequest<'_>) -> Result<bool>;
+
+    /// Undoes [`RootfsProvider::prepare`]: unmounts `target` when given
+    /// (what prepare mounted) and removes the container's volume. Releasing
+    /// twice is fine.
+    fn release(&self, target: Option<&Path>, owner: &str, volume: Option<&str>) -> Result<()>;
+
+    /// The ZFS clones behind this provider, if that is what it is.
+    fn zfs(&self) -> Option<&ZfsRootfs> {
+        None
+    }
 }
 
 /// containerd's snapshot mounts, mounted as they are (no copy).
@@ -21,19 +43,35 @@ pub trait RootfsProvider: Send + Sync + Debug {
 pub struct OverlayRootfs;
 
 impl RootfsProvider for OverlayRootfs {
-    fn prepare(&self, mounts: &[RootfsMount], target: &Path) -> Result<bool> {
-        if mounts.is_empty() {
+    fn prepare(&self, req: &RootfsRequest<'_>) -> Result<bool> {
+        if req.mounts.is_empty() {
             // `ctr run --rootfs DIR`: the bundle's root.path is used as it is.
             return Ok(false);
         }
-        mount_all(mounts, target)?;
+        mount_all(req.mounts, req.target)?;
         Ok(true)
     }
 
-    fn release(&self, target: &Path) -> Result<()> {
-        if is_mountpoint(target) {
+    fn release(&self, target: Option<&Path>, _owner: &str, _volume: Option<&str>) -> Result<()> {
+        if let Some(target) = target.filter(|t| is_mountpoint(t)) {
             unmount_all(target)?;
         }
         Ok(())
+    }
+}
+
+impl RootfsProvider for ZfsRootfs {
+    fn prepare(&self, req: &RootfsRequest<'_>) -> Result<bool> {
+        Ok(ZfsRootfs::prepare(
+            self, req.mounts, req.target, req.owner, req.volume,
+        )?)
+    }
+
+    fn release(&self, target: Option<&Path>, owner: &str, volume: Option<&str>) -> Result<()> {
+        Ok(ZfsRootfs::release(self, target, owner, volume)?)
+    }
+
+    fn zfs(&self) -> Option<&ZfsRootfs> {
+        Some(self)
     }
 }

@@ -19,7 +19,8 @@ use crate::cgroup::{ContainerCgroup, HostCgroups};
 use crate::config::Config;
 use crate::config::RootfsMode;
 use crate::plan::{plan_container, ContainerPlan, PlanContext};
-use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider};
+use crate::rootfs::zfs::{volume_leaf, ZfsRootfs};
+use crate::rootfs::{OverlayRootfs, RootfsMount, RootfsProvider, RootfsRequest};
 use crate::spec::{load_bundle_spec, CriAnnotations};
 use crate::state::{now_ns, ContainerRecord, StateStore, CONTAINER_RUN_DIR};
 
@@ -97,9 +98,7 @@ impl LxcRuntime {
     pub fn new(config: Config) -> Self {
         let store = StateStore::new(&config.runtime_root);
         let lxc = LxcBackend::new(&config.lxc.lxcpath, config.lxc.log_level.lxc_name());
-        let rootfs: Box<dyn RootfsProvider> = match config.rootfs.mode {
-            RootfsMode::Overlay => Box::new(OverlayRootfs),
-        };
+        let rootfs = rootfs_provider(&config);
         Self {
             config,
             store,
@@ -145,6 +144,7 @@ impl LxcRuntime {
             req,
             dir,
             name,
+            Some(&volume_leaf(name)),
             &mut rollback.bundle,
         )?;
         let rendered = plan.lxc.render()?;
@@ -313,12 +313,31 @@ impl Backend for LxcRuntime {
         self.lxc.stop(&name)?;
         self.lxc.remove(&name)?;
         let mounted = record.as_ref().map(|r| r.rootfs_mounted).unwrap_or(true);
-        if mounted {
-            self.rootfs.release(&bundle.join("rootfs"))?;
-        }
+        let target = bundle.join("rootfs");
+        self.rootfs.release(
+            mounted.then_some(target.as_path()),
+            &owner(namespace, id),
+            Some(&volume_leaf(&name)),
+        )?;
         self.store.remove(namespace, id)?;
         Ok(())
     }
+}
+
+/// The rootfs provider `rootfs.mode` names.
+pub(super) fn rootfs_provider(config: &Config) -> Box<dyn RootfsProvider> {
+    match config.rootfs.mode {
+        RootfsMode::Overlay => Box::new(OverlayRootfs),
+        RootfsMode::Zfs => Box::new(
+            ZfsRootfs::from_settings(&config.zfs, &config.runtime_root)
+                .expect("a loaded config with rootfs.mode = zfs has zfs.pool"),
+        ),
+    }
+}
+
+/// A container's owner mark on what lxcri makes for it.
+pub(super) fn owner(namespace: &str, id: &str) -> String {
+    format!("{namespace}/{id}")
 }
 
 /// What `lxcri-init exec` needs to join a running container.
@@ -440,12 +459,15 @@ impl Drop for Rollback<'_> {
     }
 }
 
-/// What both backends undo of a failed create, last: the rootfs mount and
-/// the runtime directory (with all lxcri wrote into it).
+/// What both backends undo of a failed create, last: the rootfs (mount
+/// and volume) and the runtime directory (with all lxcri wrote into it).
 #[derive(Debug, Default)]
 pub(super) struct BundleUndo {
     pub(super) state_dir: bool,
+    /// The mounted rootfs target.
     pub(super) rootfs: Option<PathBuf>,
+    /// The container's volume, when the rootfs provider may have made one.
+    pub(super) volume: Option<String>,
 }
 
 impl BundleUndo {
@@ -455,9 +477,10 @@ impl BundleUndo {
         store: &StateStore,
         req: &CreateRequest,
     ) {
-        if let Some(target) = &self.rootfs {
-            if let Err(e) = rootfs.release(target) {
-                tracing::warn!(error = %e, "rollback: unmounting rootfs");
+        if self.rootfs.is_some() || self.volume.is_some() {
+            let owner = owner(&req.namespace, &req.id);
+            if let Err(e) = rootfs.release(self.rootfs.as_deref(), &owner, self.volume.as_deref()) {
+                tracing::warn!(error = %crate::error_chain(&e), "rollback: releasing rootfs");
             }
         }
         if self.state_dir {
@@ -480,13 +503,15 @@ pub(super) struct PreparedBundle {
 }
 
 /// The first steps of every backend's create; `undo` learns what to undo
-/// as each step is done. `lxc_name` is the name the plan checks.
+/// as each step is done. `lxc_name` is the name the plan checks; `volume`
+/// names the container's own rootfs volume when it can be made now.
 pub(super) fn prepare_bundle(
     config: &Config,
     rootfs: &dyn RootfsProvider,
     req: &CreateRequest,
     dir: &Path,
     lxc_name: &str,
+    volume: Option<&str>,
     undo: &mut BundleUndo,
 ) -> Result<PreparedBundle> {
     let spec = load_bundle_spec(&req.bundle)?;
@@ -496,7 +521,14 @@ pub(super) fn prepare_bundle(
     prepare_run_dir(&run_dir, &config.init_binary()?)?;
 
     let rootfs_path = rootfs_path(&req.bundle, &spec);
-    if rootfs.prepare(&req.rootfs_mounts, &rootfs_path)? {
+    undo.volume = volume.map(str::to_string);
+    let mounted = rootfs.prepare(&RootfsRequest {
+        mounts: &req.rootfs_mounts,
+        target: &rootfs_path,
+        owner: &owner(&req.namespace, &req.id),
+        volume,
+    })?;
+    if mounted {
         undo.rootfs = Some(rootfs_path.clone());
     }
     let host_cgroups = HostCgroups::detect();

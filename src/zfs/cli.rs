@@ -10,6 +10,12 @@ pub trait ZfsCommand: Send + Sync + std::fmt::Debug {
     fn run(&self, args: &[String]) -> Result<String>;
 }
 
+impl<T: ZfsCommand + ?Sized> ZfsCommand for Box<T> {
+    fn run(&self, args: &[String]) -> Result<String> {
+        (**self).run(args)
+    }
+}
+
 /// The real `zfs` binary (a path, or a name looked up in `$PATH`).
 #[derive(Debug, Clone)]
 pub struct ZfsCli {
@@ -67,6 +73,9 @@ pub(super) fn classify(args: &[String], code: i32, stderr: &str) -> ZfsError {
     if text.contains("has dependent clones") {
         return ZfsError::DependentClones { name: name() };
     }
+    if text.contains("is busy") {
+        return ZfsError::Busy { name: name() };
+    }
     if text.contains("out of space") || text.contains("quota exceeded") {
         return ZfsError::OutOfSpace { name: name() };
     }
@@ -107,6 +116,10 @@ mod tests {
         assert!(matches!(
             classify(&a, 1, "cannot create 'tank/x': out of space\n"),
             ZfsError::OutOfSpace { name } if name == "tank/x"
+        ));
+        assert!(matches!(
+            classify(&a, 1, "cannot destroy 'tank/c1': dataset is busy\n"),
+            ZfsError::Busy { name } if name == "tank/c1"
         ));
         let other = classify(&a, 2, "invalid option 'p'\nusage: ...\n");
         assert!(matches!(other, ZfsError::Failed { code: 2, .. }));

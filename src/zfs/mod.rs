@@ -12,10 +12,12 @@
 mod cli;
 mod name;
 mod ops;
+mod size;
 
 pub use cli::{ZfsCli, ZfsCommand};
 pub use name::DatasetName;
 pub use ops::{Property, Zfs};
+pub use size::DiskSize;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ZfsError {
@@ -41,6 +43,8 @@ pub enum ZfsError {
     MissingDataset { name: String },
     #[error("zfs: {name:?} has dependent clones")]
     DependentClones { name: String },
+    #[error("zfs: {name:?} is busy (mounted and in use)")]
+    Busy { name: String },
     #[error("zfs: {name:?} is out of space (quota reached)")]
     OutOfSpace { name: String },
     #[error("zfs {args}: exit {code}: {stderr}")]

@@ -41,6 +41,10 @@ impl Property {
     }
 }
 
+/// How often, and how far apart, a busy dataset is tried again.
+const BUSY_RETRIES: u32 = 20;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// ZFS operations; every name and property is validated before it is an
 /// argument.
 #[derive(Debug)]
@@ -101,16 +105,50 @@ impl<C: ZfsCommand> Zfs<C> {
     }
 
     /// Destroys `name` (with `recursive`, its snapshots and children too);
-    /// a missing one is already destroyed.
+    /// a missing one is already destroyed. A mount that is still being let
+    /// go of (busy) is retried for a few seconds, as PVE's storage does.
     pub fn destroy(&self, name: &DatasetName, recursive: bool) -> Result<()> {
         let mut args = vec!["destroy"];
         if recursive {
             args.push("-r");
         }
         args.push(name.as_str());
-        match self.run(&args) {
-            Ok(_) | Err(ZfsError::MissingDataset { .. }) => Ok(()),
-            Err(e) => Err(e),
+        let mut attempts = 0;
+        loop {
+            match self.run(&args) {
+                Ok(_) | Err(ZfsError::MissingDataset { .. }) => return Ok(()),
+                Err(ZfsError::Busy { .. }) if attempts < BUSY_RETRIES => {
+                    attempts += 1;
+                    std::thread::sleep(BUSY_PAUSE);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Mounts `name` at its `mountpoint` unless it is mounted already.
+    pub fn mount(&self, name: &DatasetName) -> Result<()> {
+        if self.get(name, "mounted")?.as_deref() == Some("yes") {
+            return Ok(());
+        }
+        self.run(&["mount", name.as_str()]).map(drop)
+    }
+
+    /// Unmounts `name`; not mounted is fine.
+    pub fn unmount(&self, name: &DatasetName) -> Result<()> {
+        if self.get(name, "mounted")?.as_deref() != Some("yes") {
+            return Ok(());
+        }
+        let mut attempts = 0;
+        loop {
+            match self.run(&["umount", name.as_str()]) {
+                Ok(_) => return Ok(()),
+                Err(ZfsError::Busy { .. }) if attempts < BUSY_RETRIES => {
+                    attempts += 1;
+                    std::thread::sleep(BUSY_PAUSE);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 

@@ -449,6 +449,9 @@ fn a_failed_listing_is_an_error() {
 fn needs_the_pve_section() {
     let err = run(Config::default(), &args(false, false)).unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("needs the [pve] section"), "{text}");
+    assert!(
+        text.contains("needs the [pve] section") && text.contains("zfs.pool"),
+        "{text}"
+    );
     assert!(matches!(err, GcError::NotConfigured { .. }));
 }

@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use super::{check_no_control, PveConfigError, Result};
+use crate::zfs::DiskSize;
 
 /// `key=value` pairs of one property string.
 struct Props {
@@ -125,9 +126,12 @@ pub(super) fn check_storage_id(field: &str, value: &str) -> Result<()> {
 pub enum Volume {
     /// An existing volume: `local-zfs:subvol-100-disk-0`.
     Existing { storage: String, name: String },
-    /// `STORAGE:SIZE_IN_GiB`: PVE allocates a new volume (`0` = a
-    /// directory-backed subvolume without quota on ZFS/dir storages).
-    Allocate { storage: String, size_gib: u32 },
+    /// `STORAGE:SIZE_IN_GiB`: PVE allocates a new volume (`None` is `0`:
+    /// a subvolume without quota on ZFS/dir storages).
+    Allocate {
+        storage: String,
+        size: Option<DiskSize>,
+    },
     /// A host path: a bind mount (or a directory rootfs, or a device).
     /// Root-only through the API.
     HostPath(PathBuf),
@@ -144,9 +148,10 @@ impl Volume {
                 }
                 Ok(format!("{storage}:{name}"))
             }
-            Volume::Allocate { storage, size_gib } => {
+            Volume::Allocate { storage, size } => {
                 check_storage_id(field, storage)?;
-                Ok(format!("{storage}:{size_gib}"))
+                let gib = size.map_or("0".to_string(), DiskSize::gib_decimal);
+                Ok(format!("{storage}:{gib}"))
             }
             Volume::HostPath(p) => {
                 let s = p.to_str().ok_or_else(|| {

@@ -6,20 +6,23 @@
 //! 1. bundle, rootfs, plan, CT config: all checked before PVE hears of it;
 //! 2. `GET /version` (once per shim), then `GET /cluster/nextid` +
 //!    `POST /nodes/{node}/lxc` until a VMID of the range is won;
-//! 3. node-local `VMID.conf` edit under PVE's lock (rootfs, include);
+//! 3. node-local `VMID.conf` edit under PVE's lock: the rootfs (overlay:
+//!    the bundle's directory; zfs: PVE's new volume swapped for the
+//!    container's clone of its image) and the include;
 //! 4. `POST .../status/start`; the init reports ready over its socket.
 
 use std::path::Path;
 
 use super::api::{failure_text, CtApi};
-use super::ct::{attach_node_local, ct_config, CtInputs};
+use super::ct::{allocated_rootfs_volume, attach_include, attach_node_local, ct_config, CtInputs};
 use super::{api_err, PveBackendError, PveRuntime, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::pve::client::PveError;
 use crate::pve::config::update_node_config;
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
+use crate::rootfs::zfs::volume_leaf;
 use crate::runtime::container::{
-    new_record, prepare_bundle, write_file, BundleUndo, ContainerError, CreateRequest,
+    new_record, owner, prepare_bundle, write_file, BundleUndo, ContainerError, CreateRequest,
     CreatedContainer, InitRendezvous, PreparedBundle, Result,
 };
 
@@ -65,11 +68,16 @@ fn create_steps(
         req,
         dir,
         &name,
+        // On pve the volume is named after the VMID: made once PVE gave one.
+        None,
         &mut rollback.bundle,
     )?;
 
     let api = rt.api()?;
     let version = rt.pve_version(api.as_ref())?;
+    // `ctr run --rootfs DIR` has no image to clone: its directory is used.
+    let zfs = rt.rootfs.zfs().filter(|_| !req.rootfs_mounts.is_empty());
+    let zfs_clone = zfs.is_some();
     let ct = ct_config(&CtInputs {
         version,
         namespace: &req.namespace,
@@ -79,6 +87,7 @@ fn create_steps(
         init_cmd: &plan.lxc.init_cmd,
         template: &rt.config.pve.template,
         storage: &rt.config.pve.storage,
+        rootfs_size: zfs_clone.then_some(rt.config.zfs.size),
     })
     .map_err(PveBackendError::CtConfig)?;
     let params = ct.to_api_params().map_err(PveBackendError::CtConfig)?;
@@ -123,10 +132,27 @@ fn create_steps(
     rt.store.save(&record)?;
     tracing::info!(vmid, node = %rt.node, "created CT");
 
-    update_node_config(&rt.paths, vmid, |file| {
-        attach_node_local(file, &rootfs, &fragment_path, rt.store.root())
+    let mut clone_failed = None;
+    update_node_config(&rt.paths, vmid, |file| match zfs {
+        None => attach_node_local(file, &rootfs, &fragment_path, rt.store.root()),
+        Some(zfs) => {
+            let leaf = allocated_rootfs_volume(file, vmid, &rt.config.pve.storage)?;
+            if leaf != volume_leaf(&vmid.to_string()) {
+                tracing::warn!(vmid, volume = %leaf, "PVE allocated an unexpected volume name");
+            }
+            rollback.bundle.volume = Some(leaf.clone());
+            let owner = owner(&req.namespace, &req.id);
+            if let Err(e) = zfs.replace_volume(&req.rootfs_mounts, &leaf, &owner) {
+                clone_failed = Some(e);
+                return Ok(false);
+            }
+            attach_include(file, &fragment_path, rt.store.root())
+        }
     })
     .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+    if let Some(e) = clone_failed {
+        return Err(crate::rootfs::RootfsError::from(e).into());
+    }
 
     if let Err(e) = api.start(&rt.node, vmid) {
         // A start task fails when the CT stops at once; the init may have

@@ -11,6 +11,7 @@ use crate::pve::config::{
     PveConfigError, PveConfigFile, PveVersion, RootFs, Tags, Volume,
 };
 use crate::spec::CriAnnotations;
+use crate::zfs::DiskSize;
 
 /// The CRI annotation naming the image (set by containerd's CRI plugin).
 pub const IMAGE_NAME_ANNOTATION: &str = "io.kubernetes.cri.image-name";
@@ -27,14 +28,19 @@ pub struct CtInputs<'a> {
     pub init_cmd: &'a str,
     /// `[pve] template`.
     pub template: &'a str,
-    /// `[pve] storage`: where PVE allocates the CT's (unused) root volume.
+    /// `[pve] storage`: where PVE allocates the CT's root volume.
     pub storage: &'a str,
+    /// `rootfs.mode = "zfs"`: the volume's size (`zfs.size`); the volume
+    /// becomes the container's clone. `None`: a quota-less volume PVE
+    /// insists on allocating, unused (the rootfs is containerd's).
+    pub rootfs_size: Option<DiskSize>,
 }
 
-/// The CT of a container, as PVE's API takes it. The rootfs here is a
-/// quota-less volume PVE insists on allocating; the container's real rootfs
-/// (containerd's, a host directory) is root-only and set node-locally by
-/// [`attach_node_local`].
+/// The CT of a container, as PVE's API takes it. In overlay mode the rootfs
+/// here is a quota-less volume PVE insists on allocating; the container's
+/// real rootfs (containerd's, a host directory) is root-only and set
+/// node-locally by [`attach_node_local`]. In zfs mode it is the volume the
+/// container's clone replaces ([`allocated_rootfs_volume`]).
 pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig, PveConfigError> {
     let name = i
         .spec
@@ -76,7 +82,7 @@ pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig, PveConfigError> {
     ct.rootfs = Some(RootFs {
         volume: Volume::Allocate {
             storage: i.storage.to_string(),
-            size_gib: 0,
+            size: i.rootfs_size,
         },
         options: Default::default(),
     });
@@ -143,6 +149,46 @@ pub fn attach_node_local(
     changed |= file.set_key("rootfs", &root.render()?)?;
     changed |= file.set_include(fragment, owned_dir)?;
     Ok(changed)
+}
+
+/// The name of the rootfs volume PVE allocated for CT `vmid` on `storage`
+/// (`subvol-VMID-disk-N`), which the container's ZFS clone replaces.
+pub fn allocated_rootfs_volume(
+    file: &PveConfigFile,
+    vmid: u32,
+    storage: &str,
+) -> Result<String, PveConfigError> {
+    let value = file.get("rootfs").unwrap_or_default();
+    let first = value.split(',').next().unwrap_or("");
+    let volume = first.strip_prefix("volume=").unwrap_or(first);
+    let bad = |reason: String| PveConfigError::InvalidValue {
+        field: "rootfs".into(),
+        value: value.to_string(),
+        reason,
+    };
+    let (st, name) = volume
+        .split_once(':')
+        .ok_or_else(|| bad("is not a storage volume".into()))?;
+    if st != storage {
+        return Err(bad(format!("is not on storage {storage} (pve.storage)")));
+    }
+    let prefix = format!("subvol-{vmid}-disk-");
+    let n = name
+        .strip_prefix(&prefix)
+        .ok_or_else(|| bad(format!("is not a {prefix}N volume: pve.storage must be a ZFS pool storage for rootfs.mode = \"zfs\"")))?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad(format!("is not a {prefix}N volume")));
+    }
+    Ok(name.to_string())
+}
+
+/// Adds only lxcri's `lxc.include` (zfs mode: the rootfs is PVE's volume).
+pub fn attach_include(
+    file: &mut PveConfigFile,
+    fragment: &Path,
+    owned_dir: &Path,
+) -> Result<bool, PveConfigError> {
+    file.set_include(fragment, owned_dir)
 }
 
 #[cfg(test)]

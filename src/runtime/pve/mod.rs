@@ -23,12 +23,14 @@ pub use gc::{CtVerdict, GcEntry};
 use super::backend::Backend;
 use super::container::{ContainerError, CreateRequest, CreatedContainer, Result};
 use super::lxc::LxcBackend;
-use crate::config::{Config, RootfsMode};
+use crate::config::Config;
 use crate::pve::client::PveError;
 use crate::pve::config::{Description, NodePaths, PveConfigError, PveConfigFile, PveVersion};
 use crate::pve::connect::{connect, shim_options, ConnectError};
 use crate::pve::vmid::{VmidAllocator, VmidError};
-use crate::rootfs::{OverlayRootfs, RootfsProvider};
+use crate::rootfs::zfs::volume_leaf;
+use crate::rootfs::RootfsProvider;
+use crate::runtime::container::{owner, rootfs_provider};
 use crate::state::StateStore;
 
 /// lxcri's LXC fragment of a CT, in the container's runtime directory (so
@@ -117,9 +119,7 @@ impl PveRuntime {
             config_dir: pve.config_dir.clone(),
             lock_dir: pve.lock_dir.clone(),
         };
-        let rootfs: Box<dyn RootfsProvider> = match config.rootfs.mode {
-            RootfsMode::Overlay => Box::new(OverlayRootfs),
-        };
+        let rootfs = rootfs_provider(&config);
         Self {
             store: StateStore::new(&config.runtime_root),
             lxc: LxcBackend::new(&pve.lxcpath, config.lxc.log_level.lxc_name()),
@@ -261,17 +261,32 @@ impl Backend for PveRuntime {
         }
     }
 
-    /// Destroys the CT (purging it from PVE's jobs, with the volume PVE
-    /// allocated), releases the rootfs and removes the runtime directory
-    /// (with the fragment). Idempotent.
+    /// Destroys the CT (purging it from PVE's jobs, with its volume: in zfs
+    /// mode the container's clone), releases the rootfs (and the clone, if
+    /// PVE left it) and removes the runtime directory (with the fragment).
+    /// Idempotent.
     fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
         let record = self.store.load(namespace, id).ok().flatten();
-        if let Some(vmid) = record.as_ref().and_then(|r| r.vmid) {
+        let vmid = record.as_ref().and_then(|r| r.vmid);
+        let volume = vmid.map(|v| volume_leaf(&v.to_string()));
+        let owner = owner(namespace, id);
+        // Read before PVE destroys the clone: the image's idle time starts now.
+        let image = match (self.rootfs.zfs(), &volume) {
+            (Some(zfs), Some(leaf)) => zfs.origin_image(leaf, &owner),
+            _ => None,
+        };
+        if let Some(vmid) = vmid {
             self.destroy_ct_if_ours(vmid, namespace, id)?;
         }
         let mounted = record.as_ref().map(|r| r.rootfs_mounted).unwrap_or(true);
-        if mounted {
-            self.rootfs.release(&bundle.join("rootfs"))?;
+        let target = bundle.join("rootfs");
+        self.rootfs.release(
+            mounted.then_some(target.as_path()),
+            &owner,
+            volume.as_deref(),
+        )?;
+        if let (Some(zfs), Some(image)) = (self.rootfs.zfs(), image) {
+            zfs.mark_used(&image);
         }
         self.store.remove(namespace, id)?;
         Ok(())

@@ -364,7 +364,12 @@ pub fn leftovers(namespace: &str, id: &str, bundle: &Path, socket: &Path) -> Vec
         found.push(format!("cgroup {}", cg.display()));
     }
     for (pid, cmdline) in processes() {
-        if cmdline.contains(LXCRI_SHIM) && cmdline.contains(socket.to_str().unwrap_or("\0")) {
+        // The shim of this container: one containerd runs the shims of
+        // several containers, so its address alone is not enough.
+        if cmdline.contains(LXCRI_SHIM)
+            && cmdline.contains(socket.to_str().unwrap_or("\0"))
+            && cmdline.contains(&format!(" -id {id} "))
+        {
             found.push(format!("shim process {pid}: {cmdline}"));
         }
     }

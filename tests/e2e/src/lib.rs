@@ -27,6 +27,7 @@ pub mod grpc;
 pub mod image;
 pub mod pve;
 pub mod spec;
+pub mod zfs;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -38,6 +38,10 @@ pub struct Args {
     /// stand-in answers 403 like PVE.
     #[arg(long)]
     pub allow_root_only: bool,
+    /// A real ZFS pool storage `ID` (type zfspool) whose volumes are datasets
+    /// `DATASET/subvol-VMID-disk-N`, made with `zfs`; repeatable. DATASET must exist.
+    #[arg(long, value_name = "ID=DATASET", value_parser = crate::zfs_storage::parse_arg)]
+    pub zfs_storage: Vec<crate::zfs_storage::ZfsStorageArg>,
 }
 
 impl Args {

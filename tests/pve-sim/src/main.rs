@@ -11,6 +11,7 @@ mod storage;
 mod store;
 mod tasks;
 mod tls;
+mod zfs_storage;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -32,6 +33,8 @@ fn main() -> Result<()> {
     let identity = tls::self_signed(&args.node)?;
     let lxcpath = args.lxcpath();
     std::fs::create_dir_all(&lxcpath).context("creating lxcpath")?;
+    let storage =
+        storage::Storage::new(&data_dir, &args.zfs_storage).map_err(anyhow::Error::msg)?;
     let state = Arc::new_cyclic(|this| -> api::State {
         api::State {
             this: this.clone(),
@@ -43,7 +46,7 @@ fn main() -> Result<()> {
             auth_fail_delay: Duration::from_millis(args.auth_fail_delay_ms),
             schema,
             store: store::Store::new(&data_dir).expect("config dirs under --data-dir"),
-            storage: storage::Storage::new(&data_dir).expect("storage dirs under --data-dir"),
+            storage,
             tasks: tasks::Tasks::new(&args.node),
             lxc: lxc::Lxc::new(lxcpath.clone(), data_dir.join("var/log/lxc")),
             host: lxc::Host::detect(),

@@ -2,8 +2,12 @@
 //! volumes are subdirectories named like ZFS subvols (`subvol-VMID-disk-N`), so volume ids
 //! look like the real ones (`local-zfs:subvol-100-disk-0`) without needing ZFS. Templates
 //! live where a PVE dir storage keeps them: `ID:vztmpl/NAME` is `ID/template/cache/NAME`.
+//! A `--zfs-storage ID=DATASET` is a real ZFS pool storage instead (see `zfs_storage`); it
+//! has no directory here.
 
+use crate::zfs_storage::{ZfsPool, ZfsStorageArg};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,24 +19,55 @@ const BUILTIN: &[(&str, &str, &str)] = &[
 
 pub struct Storage {
     root: PathBuf,
+    /// The `--zfs-storage` storages by id; a built-in of the same id is replaced.
+    zfs: BTreeMap<String, ZfsPool>,
 }
 
 impl Storage {
-    pub fn new(data_dir: &Path) -> std::io::Result<Storage> {
+    /// Makes the directories of the built-in storages and opens the ZFS storages (each
+    /// dataset must exist). A ZFS storage's id must not be a directory storage too: an
+    /// empty `DATA_DIR/storage/ID` (a built-in of an earlier run) is removed, any other
+    /// is an error.
+    pub fn new(data_dir: &Path, zfs_args: &[ZfsStorageArg]) -> Result<Storage, String> {
         let root = data_dir.join("storage");
-        for (id, _, _) in BUILTIN {
-            fs::create_dir_all(root.join(id))?;
+        for (i, arg) in zfs_args.iter().enumerate() {
+            if zfs_args[..i].iter().any(|a| a.id == arg.id) {
+                return Err(format!("--zfs-storage: storage '{}' given twice", arg.id));
+            }
+            let dir = root.join(&arg.id);
+            if dir.exists() && fs::remove_dir(&dir).is_err() {
+                return Err(format!(
+                    "--zfs-storage {}={}: {} is a dir storage of that id; remove it or \
+                     pick another id",
+                    arg.id,
+                    arg.dataset,
+                    dir.display()
+                ));
+            }
         }
-        Ok(Storage { root })
+        let mut zfs = BTreeMap::new();
+        for arg in zfs_args {
+            zfs.insert(arg.id.clone(), ZfsPool::open(arg)?);
+        }
+        for (id, _, _) in BUILTIN {
+            if !zfs.contains_key(*id) {
+                let dir = root.join(id);
+                fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            }
+        }
+        Ok(Storage { root, zfs })
     }
 
     fn exists(&self, id: &str) -> bool {
-        self.root.join(id).is_dir()
+        self.zfs.contains_key(id) || self.root.join(id).is_dir()
     }
 
     /// The storage's type and content types (dir storages other than the built-ins hold
     /// `rootdir,images,vztmpl`).
-    fn kind(id: &str) -> (&'static str, &'static str) {
+    fn kind(&self, id: &str) -> (&'static str, &'static str) {
+        if self.zfs.contains_key(id) {
+            return ("zfspool", "rootdir,images");
+        }
         BUILTIN
             .iter()
             .find(|(b, _, _)| *b == id)
@@ -46,10 +81,20 @@ impl Storage {
             let Ok(id) = e.file_name().into_string() else {
                 continue;
             };
-            let (ty, content) = Self::kind(&id);
+            if self.zfs.contains_key(&id) {
+                continue;
+            }
+            let (ty, content) = self.kind(&id);
             out.push(json!({
                 "storage": id, "type": ty, "content": content, "active": 1, "enabled": 1,
                 "shared": 0, "total": 100u64 << 30, "used": 0, "avail": 100u64 << 30,
+            }));
+        }
+        for (id, pool) in &self.zfs {
+            let (used, avail) = pool.space().unwrap_or((0, 100u64 << 30));
+            out.push(json!({
+                "storage": id, "type": "zfspool", "content": "rootdir,images", "active": 1,
+                "enabled": 1, "shared": 0, "total": used + avail, "used": used, "avail": avail,
             }));
         }
         out.sort_by(|a, b| a["storage"].as_str().cmp(&b["storage"].as_str()));
@@ -64,6 +109,9 @@ impl Storage {
         let (id, name) = volume
             .split_once(':')
             .ok_or_else(|| format!("unable to parse volume ID '{volume}'"))?;
+        if let Some(pool) = self.zfs.get(id) {
+            return pool.resolve(name);
+        }
         if !self.exists(id) {
             return Err(format!("storage '{id}' does not exist"));
         }
@@ -89,7 +137,7 @@ impl Storage {
             let file = name.strip_prefix("vztmpl/").ok_or_else(|| {
                 format!("pve-sim: ostemplate '{volume}' is not a STORAGE:vztmpl/NAME volume")
             })?;
-            if Self::kind(id).0 == "zfspool" {
+            if self.kind(id).0 == "zfspool" {
                 // PVE's zfspool plugin cannot parse a template volume name.
                 return Err(format!("unable to parse zfs volume name '{name}'"));
             }
@@ -132,7 +180,10 @@ impl Storage {
 
     /// Allocates `STORAGE:SIZE` for `vmid` and returns the new volume id.
     pub fn allocate(&self, vmid: u32, volume: &str) -> Result<String, String> {
-        let (id, _) = volume.split_once(':').unwrap_or((volume, ""));
+        let (id, size) = volume.split_once(':').unwrap_or((volume, ""));
+        if let Some(pool) = self.zfs.get(id) {
+            return pool.allocate(vmid, size);
+        }
         if !self.exists(id) {
             return Err(format!("storage '{id}' does not exist"));
         }
@@ -153,6 +204,14 @@ impl Storage {
         if volume.starts_with('/') || !volume.contains(&format!("-{vmid}-disk-")) {
             return;
         }
+        if let Some((id, name)) = volume.split_once(':') {
+            if let Some(pool) = self.zfs.get(id) {
+                if let Err(e) = pool.free(name) {
+                    eprintln!("pve-sim: freeing {volume}: {e}");
+                }
+                return;
+            }
+        }
         if let Ok(p) = self.resolve(volume) {
             let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
         }
@@ -164,12 +223,18 @@ impl Storage {
         let mut out = Vec::new();
         for s in fs::read_dir(&self.root).into_iter().flatten().flatten() {
             let id = s.file_name().to_string_lossy().into_owned();
+            if self.zfs.contains_key(&id) {
+                continue;
+            }
             for v in fs::read_dir(s.path()).into_iter().flatten().flatten() {
                 let name = v.file_name().to_string_lossy().into_owned();
                 if name.contains(&tag) {
                     out.push(format!("{id}:{name}"));
                 }
             }
+        }
+        for pool in self.zfs.values() {
+            out.extend(pool.owned_by(vmid));
         }
         out
     }
@@ -182,7 +247,7 @@ mod tests {
     #[test]
     fn templates_live_in_template_cache_of_a_dir_storage() {
         let tmp = tempfile::tempdir().unwrap();
-        let st = Storage::new(tmp.path()).unwrap();
+        let st = Storage::new(tmp.path(), &[]).unwrap();
         let cache = tmp.path().join("storage/local/template/cache");
         fs::create_dir_all(&cache).unwrap();
         fs::write(cache.join("lxcri-empty.tar.gz"), b"").unwrap();
@@ -204,6 +269,35 @@ mod tests {
         );
         assert!(st.template("local:vztmpl/../x.tar.gz").is_err());
         assert!(st.template("local:iso/x.iso").is_err());
+    }
+
+    fn zfs_arg(id: &str, dataset: &str) -> ZfsStorageArg {
+        ZfsStorageArg {
+            id: id.into(),
+            dataset: dataset.into(),
+        }
+    }
+
+    #[test]
+    fn a_zfs_storage_is_not_a_dir_storage_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let twice = [zfs_arg("z", "p/a"), zfs_arg("z", "p/b")];
+        let err = Storage::new(tmp.path(), &twice).err().unwrap();
+        assert!(err.contains("'z' given twice"), "{err}");
+        let vols = tmp.path().join("storage/z/subvol-100-disk-0");
+        fs::create_dir_all(&vols).unwrap();
+        let err = Storage::new(tmp.path(), &[zfs_arg("z", "p/a")])
+            .err()
+            .unwrap();
+        assert!(err.contains("is a dir storage of that id"), "{err}");
+        assert!(vols.is_dir());
+        // An empty directory (a built-in of an earlier run) is removed; then the dataset
+        // is checked, and one that is not there stops the start.
+        fs::remove_dir(&vols).unwrap();
+        let missing = zfs_arg("local-zfs", "pvesimnosuchpool/data");
+        let err = Storage::new(tmp.path(), &[missing]).err().unwrap();
+        assert!(err.contains("the dataset is missing"), "{err}");
+        assert!(err.contains("local-zfs=pvesimnosuchpool/data"), "{err}");
     }
 
     #[test]

@@ -43,7 +43,7 @@ fn full_config() -> PveConfig {
     c.rootfs = Some(RootFs {
         volume: Volume::Allocate {
             storage: "local-zfs".into(),
-            size_gib: 0,
+            size: None,
         },
         options: MountPointOptions {
             mountoptions: vec![MountOption::Noatime, MountOption::Nodev],

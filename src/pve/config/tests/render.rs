@@ -140,7 +140,7 @@ fn keys_the_schema_does_not_know_are_rejected() {
     c.mounts.insert(256, bind_mount("/a", "/b"));
     c.mounts.get_mut(&256).unwrap().volume = Volume::Allocate {
         storage: "local-zfs".into(),
-        size_gib: 1,
+        size: Some("1G".parse().unwrap()),
     };
     assert!(matches!(
         c.to_api_params().unwrap_err(),

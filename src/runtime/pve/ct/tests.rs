@@ -19,6 +19,7 @@ fn inputs<'a>(spec: &'a Spec, cri: &'a CriAnnotations, version: PveVersion) -> C
         init_cmd: "/.lxcri/lxcri-init",
         template: "local:vztmpl/lxcri-empty.tar.gz",
         storage: "local-zfs",
+        rootfs_size: None,
     }
 }
 

@@ -150,12 +150,14 @@ fn allocate(
     cfg: &mut CtConfig,
     made: &mut Vec<String>,
 ) -> Result<(), String> {
-    let keys: Vec<String> = cfg
+    let mut keys: Vec<String> = cfg
         .options
         .keys()
         .filter(|k| *k == "rootfs" || k.starts_with("mp"))
         .cloned()
         .collect();
+    // PVE allocates in its volume order: rootfs (disk-0), then mp0, mp1, ..., mp10.
+    keys.sort_by_key(|k| (k != "rootfs", k[2..].parse::<u32>().unwrap_or(u32::MAX)));
     for k in keys {
         let value = cfg.options[&k].clone();
         let (first, rest) = value.split_once(',').unwrap_or((&value, ""));

@@ -1,0 +1,260 @@
+//! One dataset per image, filled once under a per-image lock.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+use super::{
+    now_secs, op, prop, unique_suffix, CopyError, Result, ZfsRootfs, ZfsRootfsError, IMAGE_KEY,
+    IMAGE_PREFIX, LAST_USED, PARTIAL_PREFIX, ROLE, ROLE_IMAGE, ROLE_IMAGES, SNAPSHOT,
+};
+use crate::rootfs::{ImageKey, ImageLayers};
+use crate::zfs::DatasetName;
+
+/// A complete image: its dataset, the snapshot clones come from, and where
+/// the dataset is mounted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    pub dataset: DatasetName,
+    pub snapshot: DatasetName,
+    pub path: PathBuf,
+}
+
+/// An image's lock, held until dropped: whoever holds it may fill,
+/// destroy or judge the image's datasets.
+#[derive(Debug)]
+pub(super) struct ImageLock {
+    _lock: Flock<File>,
+}
+
+impl ImageLock {
+    fn path(dir: &Path, key: &ImageKey) -> PathBuf {
+        dir.join(format!("image-{}.lock", key.as_str()))
+    }
+
+    fn open(dir: &Path, key: &ImageKey) -> Result<(File, PathBuf)> {
+        let path = Self::path(dir, key);
+        let err = |source| ZfsRootfsError::Lock {
+            path: path.clone(),
+            source,
+        };
+        fs::create_dir_all(dir).map_err(err)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
+        Ok((file, path))
+    }
+
+    /// Waits for the lock (a fill by another shim can take a while).
+    pub(super) fn acquire(dir: &Path, key: &ImageKey) -> Result<Self> {
+        let (file, path) = Self::open(dir, key)?;
+        Flock::lock(file, FlockArg::LockExclusive)
+            .map(|l| Self { _lock: l })
+            .map_err(|(_, errno)| ZfsRootfsError::Lock {
+                path,
+                source: errno.into(),
+            })
+    }
+
+    /// The lock if nobody holds it (gc passes over busy images).
+    pub(super) fn try_acquire(dir: &Path, key: &ImageKey) -> Result<Option<Self>> {
+        let (file, path) = Self::open(dir, key)?;
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => Ok(Some(Self { _lock: l })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, errno)) => Err(ZfsRootfsError::Lock {
+                path,
+                source: errno.into(),
+            }),
+        }
+    }
+}
+
+impl ZfsRootfs {
+    pub(super) fn image_dataset(&self, key: &ImageKey) -> Result<DatasetName> {
+        self.images
+            .child(&format!("{IMAGE_PREFIX}{}", key.as_str()))
+            .map_err(ZfsRootfsError::InvalidName)
+    }
+
+    /// The complete image for `layers`, filling it first if there is none.
+    pub fn ensure_image(&self, layers: &ImageLayers) -> Result<ImageRef> {
+        if let Some(upper) = &layers.upperdir {
+            let has_changes = fs::read_dir(upper)
+                .map(|mut d| d.next().is_some())
+                .unwrap_or(false);
+            if has_changes {
+                return Err(ZfsRootfsError::UpperNotEmpty(upper.clone()));
+            }
+        }
+        let _lock = ImageLock::acquire(&self.lock_dir, &layers.key)?;
+        let dataset = self.image_dataset(&layers.key)?;
+        let snapshot = dataset
+            .snapshot(SNAPSHOT)
+            .map_err(ZfsRootfsError::InvalidName)?;
+        let complete = self
+            .zfs
+            .exists(&snapshot)
+            .map_err(op("looking for image", &snapshot))?;
+        if !complete {
+            if self
+                .zfs
+                .exists(&dataset)
+                .map_err(op("looking for image", &dataset))?
+            {
+                // Without its snapshot nothing was cloned from it; it can
+                // only be an image of lxcri's that lost its snapshot.
+                self.check_role(&dataset, ROLE_IMAGE)?;
+                self.zfs
+                    .destroy(&dataset, true)
+                    .map_err(op("destroying incomplete image", &dataset))?;
+            }
+            self.fill(layers, &dataset)?;
+        }
+        self.touch(&dataset);
+        self.zfs
+            .mount(&dataset)
+            .map_err(op("mounting image", &dataset))?;
+        let path = self.mountpoint(&dataset)?;
+        Ok(ImageRef {
+            dataset,
+            snapshot,
+            path,
+        })
+    }
+
+    /// Fills a partial dataset, snapshots it and renames it to `dataset`;
+    /// on any failure the partial dataset is destroyed.
+    fn fill(&self, layers: &ImageLayers, dataset: &DatasetName) -> Result<()> {
+        self.ensure_images_parent()?;
+        let partial = self
+            .images
+            .child(&format!(
+                "{PARTIAL_PREFIX}{}-{}",
+                layers.key.as_str(),
+                unique_suffix()
+            ))
+            .map_err(ZfsRootfsError::InvalidName)?;
+        let mut props = self.pve_props()?;
+        props.push(prop(ROLE, ROLE_IMAGE)?);
+        props.push(prop(IMAGE_KEY, layers.key.as_str())?);
+        self.zfs
+            .create(&partial, &props)
+            .map_err(op("creating image dataset", &partial))?;
+        let result = self.fill_partial(layers, &partial, dataset);
+        if result.is_err() {
+            if let Err(e) = self.zfs.destroy(&partial, true) {
+                tracing::warn!(dataset = %partial, error = %crate::error_chain(&e), "destroying a partial image");
+            }
+        }
+        result
+    }
+
+    fn fill_partial(
+        &self,
+        layers: &ImageLayers,
+        partial: &DatasetName,
+        dataset: &DatasetName,
+    ) -> Result<()> {
+        self.zfs
+            .mount(partial)
+            .map_err(op("mounting image dataset", partial))?;
+        let path = self.mountpoint(partial)?;
+        tracing::info!(image = %dataset, layers = layers.lowerdirs.len(), "filling ZFS image dataset");
+        self.copier
+            .copy(&layers.lowerdirs, &path)
+            .map_err(|e| match e {
+                CopyError::OutOfSpace(detail) => ZfsRootfsError::ImageTooLarge {
+                    layers: layers.lowerdirs.len(),
+                    size: self.size,
+                    dataset: partial.to_string(),
+                    detail,
+                },
+                CopyError::Failed(detail) => ZfsRootfsError::Fill {
+                    dataset: partial.to_string(),
+                    detail,
+                },
+            })?;
+        // Unmounted first: renaming a mounted dataset can find it busy.
+        self.zfs
+            .unmount(partial)
+            .map_err(op("unmounting image dataset", partial))?;
+        let snap = partial
+            .snapshot(SNAPSHOT)
+            .map_err(ZfsRootfsError::InvalidName)?;
+        self.zfs
+            .snapshot(&snap)
+            .map_err(op("snapshotting image", &snap))?;
+        // The rename makes the image visible under its final name, all at once.
+        self.zfs
+            .rename(partial, dataset)
+            .map_err(op("renaming image into place", partial))
+    }
+
+    /// The images dataset, created (and marked) if missing.
+    fn ensure_images_parent(&self) -> Result<()> {
+        if self
+            .zfs
+            .exists(&self.images)
+            .map_err(op("looking for the images dataset", &self.images))?
+        {
+            return Ok(());
+        }
+        self.zfs
+            .create(&self.images, &[prop(ROLE, ROLE_IMAGES)?])
+            .map_err(op("creating the images dataset", &self.images))
+    }
+
+    /// Records that the image was just used (for `lxcri gc`'s TTL). Best
+    /// effort: a failure only makes gc see the image as older.
+    pub(super) fn touch(&self, image: &DatasetName) {
+        let now = now_secs().to_string();
+        let result = prop(LAST_USED, &now).and_then(|p| {
+            self.zfs
+                .set(image, &p)
+                .map_err(op("marking image used", image))
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %crate::error_chain(&e), "image last-used mark");
+        }
+    }
+
+    pub(super) fn mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf> {
+        let mp = self
+            .zfs
+            .get(dataset, "mountpoint")
+            .map_err(op("reading the mountpoint of", dataset))?;
+        match mp {
+            Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
+            other => Err(ZfsRootfsError::Foreign {
+                dataset: dataset.to_string(),
+                reason: format!(
+                    "mountpoint is {:?}; lxcri needs datasets under zfs.pool mounted",
+                    other.unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Fails unless `dataset` carries `lxcri:role=<role>`.
+    pub(super) fn check_role(&self, dataset: &DatasetName, role: &str) -> Result<()> {
+        let found = self
+            .zfs
+            .get(dataset, ROLE)
+            .map_err(op("reading lxcri:role of", dataset))?;
+        if found.as_deref() == Some(role) {
+            Ok(())
+        } else {
+            Err(ZfsRootfsError::Foreign {
+                dataset: dataset.to_string(),
+                reason: format!("lxcri:role is {found:?}, not {role:?}"),
+            })
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! `rootfs.mode = "zfs"` on real ZFS (zfs-fuse, a file-backed pool per
+//! test): one image dataset per image, one clone per container, named and
+//! sized like PVE's CT volumes; isolation of writes; cleanup on delete;
+//! `lxcri gc` for unused images; clear errors that leave nothing behind.
+//! On the pve backend (`LXCRI_E2E_BACKEND=pve`) the stand-in has a real
+//! ZFS pool storage on the test's pool, and the clone is the CT's volume.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use lxcri_e2e::containerd::bin_dir;
+use lxcri_e2e::pve::{backend, BackendKind, PveSim};
+use lxcri_e2e::zfs::ZfsPool;
+use lxcri_e2e::{require, Containerd, Runtime};
+
+/// The PVE storage the stand-in serves from the test's pool.
+const STORAGE: &str = "lxcri-zfs";
+
+/// Fields drop in order: containerd (and every container) before the pool.
+struct ZfsNode {
+    ctd: Containerd,
+    pool: ZfsPool,
+    config: PathBuf,
+}
+
+impl ZfsNode {
+    /// A pool with `<pool>/data` for the volumes, containerd with lxcri on
+    /// the selected backend, and an lxcri config with `extra` lines under
+    /// `[zfs]` (after `pool` and `size`).
+    fn start(extra: &str) -> Self {
+        let pool = ZfsPool::create();
+        pool.create("data", &[]);
+        let ctd = if backend() == BackendKind::Pve {
+            let storage = format!("{STORAGE}={}", pool.dataset("data"));
+            let mut sim = PveSim::start_with(&["--zfs-storage", &storage]);
+            sim.set_env("LXCRI_PVE_STORAGE", STORAGE);
+            Containerd::start_pve(sim)
+        } else {
+            Containerd::start()
+        };
+        ctd.import_busybox();
+        let config = ctd.dir().join("lxcri-zfs.toml");
+        Self::write_config(&config, &pool, extra);
+        Self { ctd, pool, config }
+    }
+
+    fn write_config(path: &std::path::Path, pool: &ZfsPool, extra: &str) {
+        std::fs::write(
+            path,
+            format!(
+                "[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"{}\"\nsize = \"256M\"\n{extra}\n",
+                pool.dataset("data")
+            ),
+        )
+        .unwrap();
+    }
+
+    fn flag(&self) -> String {
+        format!("--runtime-config-path={}", self.config.display())
+    }
+
+    fn run(&self, id: &str) {
+        self.ctd
+            .run_detached(Runtime::Lxcri, id, &["sleep", "1000"], &[&self.flag()]);
+    }
+
+    fn data(&self) -> String {
+        self.pool.dataset("data")
+    }
+
+    fn images(&self) -> String {
+        format!("{}/lxcri-images", self.data())
+    }
+
+    /// The container's volume, and on pve the CT's config text.
+    fn volume(&self, id: &str) -> (String, Option<String>) {
+        match self.ctd.pve() {
+            Some(sim) => {
+                let (vmid, text) = sim
+                    .ct_of(self.ctd.namespace(), id)
+                    .unwrap_or_else(|| panic!("no CT for {id}"));
+                (format!("{}/subvol-{vmid}-disk-0", self.data()), Some(text))
+            }
+            None => (
+                format!(
+                    "{}/subvol-{}_{id}-disk-0",
+                    self.data(),
+                    self.ctd.namespace()
+                ),
+                None,
+            ),
+        }
+    }
+
+    /// Datasets below the images dataset (not itself).
+    fn image_datasets(&self) -> Vec<String> {
+        let prefix = format!("{}/", self.images());
+        self.pool
+            .datasets()
+            .into_iter()
+            .filter(|d| d.starts_with(&prefix))
+            .collect()
+    }
+
+    /// Container volumes in the pool.
+    fn volumes(&self) -> Vec<String> {
+        let prefix = format!("{}/subvol-", self.data());
+        self.pool
+            .datasets()
+            .into_iter()
+            .filter(|d| d.starts_with(&prefix))
+            .collect()
+    }
+
+    fn sh(&self, id: &str, exec_id: &str, script: &str) -> String {
+        let out = self.ctd.exec(id, exec_id, &["sh", "-c", script], &[]);
+        assert!(out.success(), "{out}");
+        out.stdout
+    }
+
+    /// `lxcri gc` with this node's config (and the shim's environment).
+    fn gc(&self, force: bool) -> String {
+        let mut cmd = Command::new(bin_dir().join("lxcri"));
+        cmd.arg("--config").arg(&self.config).arg("gc");
+        if force {
+            cmd.arg("--force");
+        }
+        if let Some(sim) = self.ctd.pve() {
+            cmd.envs(sim.env());
+        }
+        let out = cmd.output().expect("run lxcri gc");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "lxcri gc: {text}");
+        text
+    }
+}
+
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn clones_of_one_image_dataset_isolate_writes_and_go_with_their_containers() {
+    if !require(Runtime::Lxcri, "zfs clones") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    let (a, b) = (node.ctd.new_id("za"), node.ctd.new_id("zb"));
+    node.run(&a);
+    node.run(&b);
+
+    // One image, complete (snapshot), whatever the number of containers.
+    let images = node.image_datasets();
+    assert_eq!(images.len(), 2, "one dataset and its snapshot: {images:?}");
+    let image = images.iter().find(|d| !d.contains('@')).unwrap().clone();
+    assert!(image.contains("/lxcri-images/img-"), "{image}");
+    assert!(images.contains(&format!("{image}@lxcri")), "{images:?}");
+    assert_eq!(
+        node.pool.prop(&image, "lxcri:role").as_deref(),
+        Some("image")
+    );
+
+    for id in [&a, &b] {
+        let (volume, ct) = node.volume(id);
+        assert_eq!(
+            node.pool.prop(&volume, "origin"),
+            Some(format!("{image}@lxcri")),
+            "{volume} is a clone of the image"
+        );
+        assert_eq!(node.pool.prop(&volume, "refquota").as_deref(), Some("256M"));
+        assert_eq!(
+            node.pool.prop(&volume, "lxcri:role").as_deref(),
+            Some("rootfs")
+        );
+        assert_eq!(
+            node.pool.prop(&volume, "lxcri:owner"),
+            Some(format!("{}/{id}", node.ctd.namespace()))
+        );
+        if let Some(text) = ct {
+            let leaf = volume.rsplit('/').next().unwrap();
+            assert!(
+                text.contains(&format!("rootfs: {STORAGE}:{leaf},size=256M\n")),
+                "the CT's rootfs is its clone, a volume of the storage:\n{text}"
+            );
+        }
+        // The container runs from its clone.
+        assert_eq!(node.sh(id, "busybox", "ls /bin/busybox"), "/bin/busybox\n");
+    }
+
+    // Writes stay in the writer's clone.
+    node.sh(&a, "w", "echo from-a > /etc/zfs-marker");
+    assert_eq!(node.sh(&a, "r1", "cat /etc/zfs-marker"), "from-a\n");
+    assert_eq!(
+        node.sh(&b, "r2", "cat /etc/zfs-marker 2>/dev/null || echo absent"),
+        "absent\n"
+    );
+    let image_mnt = node.pool.prop(&image, "mountpoint").unwrap();
+    assert!(
+        !std::path::Path::new(&image_mnt)
+            .join("etc/zfs-marker")
+            .exists(),
+        "the write reached the image"
+    );
+
+    // Delete destroys each clone; the image stays for the next container.
+    let (vol_a, _) = node.volume(&a);
+    node.ctd.remove(&a);
+    if node.pool.datasets().contains(&vol_a) {
+        let leaf = vol_a.rsplit('/').next().unwrap().to_string();
+        let holders: Vec<String> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                let pid = e.file_name().to_string_lossy().into_owned();
+                let mi = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).ok()?;
+                mi.contains(&leaf).then(|| {
+                    let cmd =
+                        std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    format!("{pid}: {}", cmd.replace('\0', " "))
+                })
+            })
+            .collect();
+        panic!(
+            "{vol_a} left behind; mounted in: {holders:#?}\n{}",
+            node.ctd.log_tail(30)
+        );
+    }
+    assert!(
+        node.ctd.leftovers(&a).is_empty(),
+        "{:?}",
+        node.ctd.leftovers(&a)
+    );
+    node.ctd.remove(&b);
+    assert!(node.volumes().is_empty(), "{:?}", node.volumes());
+    assert_eq!(node.image_datasets().len(), 2);
+
+    // gc: recently used, so kept...
+    let out = node.gc(true);
+    assert!(out.contains("keep"), "{out}");
+    assert_eq!(node.image_datasets().len(), 2, "{out}");
+    // ...until unused for longer than the ttl (last use moved back a day),
+    // and never a dataset without lxcri's mark.
+    node.pool.create("data/lxcri-images/not-lxcris", &[]);
+    let zfs = node.pool.zfs(&["set", "lxcri:last-used=1", image.as_str()]);
+    assert!(zfs.success(), "{zfs}");
+    let dry = node.gc(false);
+    assert!(dry.contains("would-remove"), "{dry}");
+    assert_eq!(node.image_datasets().len(), 3, "a dry run removes nothing");
+    let out = node.gc(true);
+    assert!(out.contains("removed 1 image dataset"), "{out}");
+    assert_eq!(
+        node.image_datasets(),
+        vec![format!("{}/not-lxcris", node.images())],
+        "{out}"
+    );
+}
+
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn containers_of_a_new_image_started_at_once_fill_it_once() {
+    if !require(Runtime::Lxcri, "zfs concurrent first use") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    let ids: Vec<String> = (0..3).map(|i| node.ctd.new_id(&format!("zc{i}"))).collect();
+    let flag = node.flag();
+    let runs: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            node.ctd.spawn_run(
+                Runtime::Lxcri,
+                id,
+                &["sh", "-c", "cat /etc/hostname >/dev/null; echo ok"],
+                &[&flag],
+            )
+        })
+        .collect();
+    for run in runs {
+        let out = run.wait(std::time::Duration::from_secs(120));
+        assert!(out.success() && out.stdout == "ok\n", "{out}");
+    }
+    let images = node.image_datasets();
+    assert_eq!(
+        images.len(),
+        2,
+        "one image dataset and its snapshot: {images:?}"
+    );
+    assert!(
+        !images.iter().any(|d| d.contains("/partial-")),
+        "{images:?}"
+    );
+    for id in &ids {
+        node.ctd.remove(id);
+    }
+    assert!(node.volumes().is_empty(), "{:?}", node.volumes());
+}
+
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn a_crashed_fill_is_not_used_and_gc_removes_it() {
+    if !require(Runtime::Lxcri, "zfs crashed fill") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    // What a shim killed while filling leaves: a partial dataset, marked,
+    // with part of an image in it.
+    let key = "0123456789abcdef0123456789abcdef";
+    node.pool
+        .create("data/lxcri-images", &[("lxcri:role", "images")]);
+    let partial = format!("data/lxcri-images/partial-{key}-dead");
+    node.pool.create(
+        &partial,
+        &[("lxcri:role", "image"), ("lxcri:image-key", key)],
+    );
+    let id = node.ctd.new_id("zp");
+    node.run(&id);
+    assert_eq!(node.sh(&id, "ok", "echo up"), "up\n");
+    node.ctd.remove(&id);
+    let out = node.gc(true);
+    assert!(out.contains("partial image"), "{out}");
+    let left = node.image_datasets();
+    assert!(
+        !left.iter().any(|d| d.contains("/partial-")),
+        "{left:?}\n{out}"
+    );
+    assert_eq!(left.len(), 2, "the complete image stays: {left:?}");
+}
+
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn missing_pool_full_quota_and_missing_command_fail_cleanly() {
+    if !require(Runtime::Lxcri, "zfs bad input") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    let data = node.data();
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            "[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"lxnopool9/data\"\n".to_string(),
+            "zfs.pool \"lxnopool9\" does not exist",
+            "missing pool",
+        ),
+        (
+            // busybox does not fit 1M: the quota fills while copying.
+            format!("[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"{data}\"\nsize = \"1M\"\n"),
+            "quota reached while filling",
+            "full quota",
+        ),
+        (
+            format!(
+                "[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"{data}\"\ncommand = \"/nonexistent/zfs\"\n"
+            ),
+            "/nonexistent/zfs",
+            "no zfs command",
+        ),
+    ];
+    for (i, (config, expected, what)) in cases.iter().enumerate() {
+        let path = node.ctd.dir().join(format!("bad-{i}.toml"));
+        std::fs::write(&path, config).unwrap();
+        let id = node.ctd.new_id("zbad");
+        let flag = format!("--runtime-config-path={}", path.display());
+        let out = node.ctd.run(Runtime::Lxcri, &id, &["true"], &[&flag]);
+        assert!(!out.success(), "{what}: {out}");
+        assert!(
+            out.stderr.contains(expected),
+            "{what}: the error should say {expected:?}: {out}"
+        );
+        node.ctd.remove(&id);
+        assert!(
+            node.ctd.leftovers(&id).is_empty(),
+            "{what}: {:?}",
+            node.ctd.leftovers(&id)
+        );
+        assert!(node.volumes().is_empty(), "{what}: {:?}", node.volumes());
+        assert!(
+            !node
+                .image_datasets()
+                .iter()
+                .any(|d| d.contains("/partial-") || d.contains("/img-")),
+            "{what}: {:?}",
+            node.image_datasets()
+        );
+        if let Some(sim) = node.ctd.pve() {
+            assert!(
+                sim.vmids_of(node.ctd.namespace(), &id).is_empty(),
+                "{what}: CT left"
+            );
+        }
+    }
+}
