@@ -1,5 +1,7 @@
 //! The ZFS operations lxcri needs, over a [`ZfsCommand`].
 
+use std::time::Duration;
+
 use super::{DatasetName, Result, ZfsCommand, ZfsError};
 
 /// One `-o key=value`: a native property (`refquota`, `acltype`...) or a
@@ -41,15 +43,35 @@ impl Property {
     }
 }
 
-/// How often, and how far apart, a busy dataset is tried again.
-const BUSY_RETRIES: u32 = 20;
-const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// How a busy dataset is tried again: right after a mount or unmount a
+/// dataset is often busy for some milliseconds, now and then for seconds.
+/// Pauses start short and double up to [`BUSY_PAUSE_MAX`], for about
+/// [`BUSY_BUDGET`] in all.
+const BUSY_PAUSE_MIN: Duration = Duration::from_millis(10);
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(250);
+const BUSY_BUDGET: Duration = Duration::from_secs(5);
+
+/// The pauses between attempts on a busy dataset.
+fn busy_pauses(budget: Duration) -> impl Iterator<Item = Duration> {
+    let mut next = BUSY_PAUSE_MIN;
+    let mut total = Duration::ZERO;
+    std::iter::from_fn(move || {
+        if total >= budget {
+            return None;
+        }
+        let pause = next;
+        total += pause;
+        next = (next * 2).min(BUSY_PAUSE_MAX);
+        Some(pause)
+    })
+}
 
 /// ZFS operations; every name and property is validated before it is an
 /// argument.
 #[derive(Debug)]
 pub struct Zfs<C: ZfsCommand> {
     cmd: C,
+    busy_budget: Duration,
 }
 
 fn with_props(verb: &str, props: &[Property]) -> Vec<String> {
@@ -63,7 +85,17 @@ fn with_props(verb: &str, props: &[Property]) -> Vec<String> {
 
 impl<C: ZfsCommand> Zfs<C> {
     pub fn new(cmd: C) -> Self {
-        Self { cmd }
+        Self {
+            cmd,
+            busy_budget: BUSY_BUDGET,
+        }
+    }
+
+    /// How long a busy dataset is tried again before its error is returned.
+    #[cfg(test)]
+    fn with_busy_budget(mut self, budget: Duration) -> Self {
+        self.busy_budget = budget;
+        self
     }
 
     /// Whether `name` (dataset or snapshot) exists.
@@ -113,14 +145,14 @@ impl<C: ZfsCommand> Zfs<C> {
             args.push("-r");
         }
         args.push(name.as_str());
-        let mut attempts = 0;
+        let mut pauses = busy_pauses(self.busy_budget);
         loop {
             match self.run(&args) {
                 Ok(_) | Err(ZfsError::MissingDataset { .. }) => return Ok(()),
-                Err(ZfsError::Busy { .. }) if attempts < BUSY_RETRIES => {
-                    attempts += 1;
-                    std::thread::sleep(BUSY_PAUSE);
-                }
+                Err(e @ ZfsError::Busy { .. }) => match pauses.next() {
+                    Some(pause) => std::thread::sleep(pause),
+                    None => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
@@ -139,17 +171,33 @@ impl<C: ZfsCommand> Zfs<C> {
         if self.get(name, "mounted")?.as_deref() != Some("yes") {
             return Ok(());
         }
-        let mut attempts = 0;
+        let mut pauses = busy_pauses(self.busy_budget);
         loop {
             match self.run(&["umount", name.as_str()]) {
                 Ok(_) => return Ok(()),
-                Err(ZfsError::Busy { .. }) if attempts < BUSY_RETRIES => {
-                    attempts += 1;
-                    std::thread::sleep(BUSY_PAUSE);
-                }
+                Err(e @ ZfsError::Busy { .. }) => match pauses.next() {
+                    Some(pause) => std::thread::sleep(pause),
+                    None => return Err(e),
+                },
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Several properties of `name` in one call, in the order of `keys`;
+    /// `None` for each unset (`-`).
+    pub fn get_many(&self, name: &DatasetName, keys: &[&str]) -> Result<Vec<Option<String>>> {
+        for key in keys {
+            Property::new(key, "x")?;
+        }
+        let list = keys.join(",");
+        let out = self.run(&["get", "-H", "-o", "property,value", &list, name.as_str()])?;
+        let found: std::collections::HashMap<&str, &str> =
+            out.lines().filter_map(|l| l.split_once('\t')).collect();
+        Ok(keys
+            .iter()
+            .map(|k| found.get(k).filter(|v| **v != "-").map(|v| v.to_string()))
+            .collect())
     }
 
     /// A property's value; `None` when unset (`-`).
@@ -289,15 +337,59 @@ mod tests {
     }
 
     #[test]
+    fn busy_pauses_start_short_and_stop_after_the_budget() {
+        let pauses: Vec<Duration> = busy_pauses(BUSY_BUDGET).collect();
+        assert_eq!(pauses[0], BUSY_PAUSE_MIN);
+        assert!(pauses.windows(2).all(|w| w[1] >= w[0]));
+        assert!(pauses.iter().all(|p| *p <= BUSY_PAUSE_MAX));
+        let total: Duration = pauses.iter().sum();
+        assert!(total >= BUSY_BUDGET && total < BUSY_BUDGET + BUSY_PAUSE_MAX);
+    }
+
+    #[test]
+    fn a_busy_destroy_is_tried_again_and_its_last_error_kept() {
+        let busy = || ZfsError::Busy {
+            name: "tank/x".into(),
+        };
+        let x = name("tank/x");
+        let zfs = Zfs::new(Fake::answering(vec![
+            Err(busy()),
+            Err(busy()),
+            Ok(String::new()),
+        ]));
+        zfs.destroy(&x, false).unwrap();
+        assert_eq!(zfs.cmd.calls.lock().unwrap().len(), 3);
+
+        let budget = Duration::from_millis(50);
+        let always = busy_pauses(budget).count() + 1;
+        let zfs = Zfs::new(Fake::answering(
+            (0..always + 5).map(|_| Err(busy())).collect(),
+        ))
+        .with_busy_budget(budget);
+        assert!(matches!(zfs.destroy(&x, false), Err(ZfsError::Busy { .. })));
+        assert_eq!(zfs.cmd.calls.lock().unwrap().len(), always);
+    }
+
+    #[test]
     fn get_and_list_parse_the_output() {
         let zfs = Zfs::new(Fake::answering(vec![
             Ok("8G\n".into()),
             Ok("-\n".into()),
+            Ok("lxcri:owner\tns/a\norigin\t-\nmounted\tyes\n".into()),
             Ok("tank/i\t-\tabc\ntank/i@lxcri\t-\tabc\ntank/c\ttank/i@lxcri\t-\n".into()),
         ]));
         let i = name("tank/i");
         assert_eq!(zfs.get(&i, "refquota").unwrap().as_deref(), Some("8G"));
         assert_eq!(zfs.get(&i, "lxcri:image").unwrap(), None);
+        assert_eq!(
+            zfs.get_many(&i, &["mounted", "origin", "lxcri:owner"])
+                .unwrap(),
+            [Some("yes".into()), None, Some("ns/a".into())]
+        );
+        assert_eq!(
+            zfs.cmd.calls.lock().unwrap()[2],
+            "get -H -o property,value mounted,origin,lxcri:owner tank/i"
+        );
         let rows = zfs
             .list(&name("tank"), &["name", "origin", "lxcri:image"])
             .unwrap();

@@ -317,6 +317,13 @@ impl State {
                 Ok(String::new())
             }
             ["get", "-H", "-o", "value", key, name] => self.get(name, key).map(|v| v + "\n"),
+            ["get", "-H", "-o", "property,value", keys, name] => {
+                let mut out = String::new();
+                for key in keys.split(',') {
+                    out += &format!("{key}\t{}\n", self.get(name, key)?);
+                }
+                Ok(out)
+            }
             ["set", kv, name] => {
                 let (k, v) = kv.split_once('=').expect("k=v");
                 let node = self.nodes.get_mut(*name).ok_or_else(|| missing(name))?;

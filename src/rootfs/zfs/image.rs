@@ -118,10 +118,7 @@ impl ZfsRootfs {
             self.fill(layers, &dataset)?;
         }
         self.touch(&dataset);
-        self.zfs
-            .mount(&dataset)
-            .map_err(op("mounting image", &dataset))?;
-        let path = self.mountpoint(&dataset)?;
+        let path = self.mounted_path(&dataset, "mounting image")?;
         Ok(ImageRef {
             dataset,
             snapshot,
@@ -162,10 +159,7 @@ impl ZfsRootfs {
         partial: &DatasetName,
         dataset: &DatasetName,
     ) -> Result<()> {
-        self.zfs
-            .mount(partial)
-            .map_err(op("mounting image dataset", partial))?;
-        let path = self.mountpoint(partial)?;
+        let path = self.mounted_path(partial, "mounting image dataset")?;
         tracing::info!(image = %dataset, layers = layers.lowerdirs.len(), "filling ZFS image dataset");
         self.copier
             .copy(&layers.lowerdirs, &path)
@@ -225,12 +219,22 @@ impl ZfsRootfs {
         }
     }
 
-    pub(super) fn mountpoint(&self, dataset: &DatasetName) -> Result<PathBuf> {
-        let mp = self
+    /// Mounts `dataset` unless it is mounted (one `zfs get` when it is:
+    /// every call costs a round trip to ZFS) and returns where.
+    pub(super) fn mounted_path(
+        &self,
+        dataset: &DatasetName,
+        doing: &'static str,
+    ) -> Result<PathBuf> {
+        let props = self
             .zfs
-            .get(dataset, "mountpoint")
+            .get_many(dataset, &["mounted", "mountpoint"])
             .map_err(op("reading the mountpoint of", dataset))?;
-        match mp {
+        let [mounted, mountpoint] = <[Option<String>; 2]>::try_from(props).unwrap_or_default();
+        if mounted.as_deref() != Some("yes") {
+            self.zfs.mount(dataset).map_err(op(doing, dataset))?;
+        }
+        match mountpoint {
             Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
             other => Err(ZfsRootfsError::Foreign {
                 dataset: dataset.to_string(),

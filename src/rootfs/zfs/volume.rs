@@ -31,12 +31,8 @@ impl ZfsRootfs {
         self.zfs
             .clone_snapshot(&image.snapshot, volume, &props)
             .map_err(op("cloning the image as", volume))?;
-        self.touch(&image.dataset);
-        let mounted = self
-            .zfs
-            .mount(volume)
-            .map_err(op("mounting volume", volume))
-            .and_then(|()| self.mountpoint(volume));
+        // (ensure_image has just marked the image used.)
+        let mounted = self.mounted_path(volume, "mounting volume");
         if mounted.is_err() {
             let _ = self.zfs.destroy(volume, true);
         }
@@ -46,24 +42,24 @@ impl ZfsRootfs {
     /// Destroys `volume` if it is `owner`'s (gone already is fine), and
     /// marks its image used now: the image's idle time starts here.
     pub fn destroy_volume(&self, volume: &DatasetName, owner: &str) -> Result<()> {
-        match self.zfs.exists(volume) {
-            Ok(true) => {}
+        let origin = match self.owned(volume, owner, "origin") {
+            Ok(origin) => origin,
             // Without the command or the pool, no volume can exist: a
             // create that failed for that reason has nothing to undo.
-            Ok(false) | Err(ZfsError::NotInstalled { .. } | ZfsError::NoSuchPool { .. }) => {
-                return Ok(())
+            Err(
+                ZfsRootfsError::NoPool { .. }
+                | ZfsRootfsError::Zfs {
+                    source: ZfsError::MissingDataset { .. } | ZfsError::NotInstalled { .. },
+                    ..
+                },
+            ) => return Ok(()),
+            Err(e @ ZfsRootfsError::Foreign { .. }) => {
+                // A VMID is reused once freed: that volume is someone else's now.
+                tracing::warn!(error = %e, "not destroying a volume that is not this container's");
+                return Ok(());
             }
-            Err(e) => return Err(op("looking for volume", volume)(e)),
-        }
-        if let Err(e) = self.check_owner(volume, owner) {
-            // A VMID is reused once freed: that volume is someone else's now.
-            tracing::warn!(error = %e, "not destroying a volume that is not this container's");
-            return Ok(());
-        }
-        let origin = self
-            .zfs
-            .get(volume, "origin")
-            .map_err(op("reading the origin of", volume))?;
+            Err(e) => return Err(e),
+        };
         self.zfs
             .destroy(volume, true)
             .map_err(op("destroying volume", volume))?;
@@ -80,8 +76,7 @@ impl ZfsRootfs {
     /// The image `leaf`'s volume was cloned from, if the volume is `owner`'s.
     pub fn origin_image(&self, leaf: &str, owner: &str) -> Option<DatasetName> {
         let volume = self.volume(leaf).ok()?;
-        self.check_owner(&volume, owner).ok()?;
-        let origin = self.zfs.get(&volume, "origin").ok()??;
+        let origin = self.owned(&volume, owner, "origin").ok()??;
         DatasetName::parse(origin.split_once('@')?.0).ok()
     }
 
@@ -91,16 +86,19 @@ impl ZfsRootfs {
     }
 
     fn check_owner(&self, volume: &DatasetName, owner: &str) -> Result<()> {
-        let role = self
+        self.owned(volume, owner, ROLE).map(drop)
+    }
+
+    /// Property `key` of `volume` if the volume is `owner`'s (one `zfs get`
+    /// for the marks and the property), else [`ZfsRootfsError::Foreign`].
+    fn owned(&self, volume: &DatasetName, owner: &str, key: &str) -> Result<Option<String>> {
+        let props = self
             .zfs
-            .get(volume, ROLE)
-            .map_err(op("reading lxcri:role of", volume))?;
-        let found = self
-            .zfs
-            .get(volume, OWNER)
-            .map_err(op("reading lxcri:owner of", volume))?;
+            .get_many(volume, &[ROLE, OWNER, key])
+            .map_err(op("reading the lxcri marks of", volume))?;
+        let [role, found, value] = <[Option<String>; 3]>::try_from(props).unwrap_or_default();
         if role.as_deref() == Some(ROLE_VOLUME) && found.as_deref() == Some(owner) {
-            return Ok(());
+            return Ok(value);
         }
         Err(ZfsRootfsError::Foreign {
             dataset: volume.to_string(),
