@@ -21,18 +21,7 @@ declare -A shim=([runc]=containerd-shim-runc-v2 [lxcri]=containerd-shim-lxcri-v2
 declare -A samples=([runc]="" [lxcri]="")
 
 # One `ctr run --rm ... true`; prints its wall time in ms.
-run_once() {
-  local rt=$1 id=$2 t0 t1
-  t0=$(date +%s%N)
-  if ! ctd_ctr run --rm --runtime "${runtime[$rt]}" "$image" "$id" true >/dev/null 2>"$CTD_DIR/err"; then
-    echo "$rt: ctr run failed:" >&2
-    cat "$CTD_DIR/err" >&2
-    return 1
-  fi
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
-}
-
+run_once() { timed_run "$image" "$2" --runtime "${runtime[$1]}"; }
 
 echo "warm-up..." >&2
 run_once runc warm-runc >/dev/null

@@ -61,20 +61,13 @@ echo 'backend = "lxc"' > "$sim_dir/lxcri-lxc.toml"
 
 declare -A samples=([runc]="" [lxcri-lxc]="" [lxcri-pve]="")
 run_once() {
-  local rt=$1 id=$2 t0 t1 args
+  local rt=$1 id=$2 args
   case $rt in
     runc) args=(--runtime io.containerd.runc.v2) ;;
     lxcri-lxc) args=(--runtime io.containerd.lxcri.v2 --runtime-config-path "$sim_dir/lxcri-lxc.toml") ;;
     lxcri-pve) args=(--runtime io.containerd.lxcri.v2 --runtime-config-path "$sim_dir/lxcri-pve.toml") ;;
   esac
-  t0=$(date +%s%N)
-  if ! ctd_ctr run --rm "${args[@]}" "$image" "$id" true >/dev/null 2>"$CTD_DIR/err"; then
-    echo "$rt: ctr run failed:" >&2
-    cat "$CTD_DIR/err" >&2
-    return 1
-  fi
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
+  timed_run "$image" "$id" "${args[@]}"
 }
 # Requests in the stand-in's log: all, and task-status polls.
 count_requests() { wc -l < "$sim_dir/requests.jsonl"; }

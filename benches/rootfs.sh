@@ -126,7 +126,7 @@ forget_images() {
 
 # run_once MODE IMAGE ID: one `ctr run --rm ... true`; prints its wall time in ms.
 run_once() {
-  local mode=$1 img=$2 id=$3 t0 t1 args
+  local mode=$1 img=$2 id=$3 args
   case "$mode" in
     runc) args=(--runtime io.containerd.runc.v2) ;;
     overlay) args=(--runtime io.containerd.lxcri.v2 "--runtime-config-path=$CTD_DIR/overlay.toml") ;;
@@ -135,14 +135,7 @@ run_once() {
       forget_images
       args=(--runtime io.containerd.lxcri.v2 "--runtime-config-path=$CTD_DIR/zfs.toml") ;;
   esac
-  t0=$(date +%s%N)
-  if ! ctd_ctr run --rm "${args[@]}" "$img" "$id" true >/dev/null 2>"$CTD_DIR/err"; then
-    echo "$mode: ctr run failed:" >&2
-    cat "$CTD_DIR/err" >&2
-    return 1
-  fi
-  t1=$(date +%s%N)
-  echo $(((t1 - t0) / 1000000))
+  timed_run "$img" "$id" "${args[@]}"
 }
 
 declare -A samples med
