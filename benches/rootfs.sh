@@ -42,9 +42,16 @@ trap cleanup EXIT
 bench_setup lxcri-rootfs
 
 # --- ZFS pool -----------------------------------------------------------
+zfs_pidfile=/run/lxcri-bench-zfs-fuse.pid
 if ! zpool list >/dev/null 2>&1; then
+  # zfs-fuse refuses to start while its pid file exists: drop one whose
+  # daemon is gone (left on disk when the machine is reused).
+  if [ -f "$zfs_pidfile" ] &&
+    [ "$(cat "/proc/$(cat "$zfs_pidfile")/comm" 2>/dev/null)" != zfs-fuse ]; then
+    rm -f "$zfs_pidfile"
+  fi
   echo "starting zfs-fuse..." >&2
-  zfs-fuse --pidfile /run/lxcri-bench-zfs-fuse.pid
+  zfs-fuse --pidfile "$zfs_pidfile"
   for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 pool_dir=$(mktemp -d "${TMPDIR:-/tmp}/lxcri-bench-zfs.XXXXXX")

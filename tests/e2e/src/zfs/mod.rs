@@ -9,27 +9,20 @@
 //! file in a temporary directory, destroyed with it when the [`ZfsPool`] is
 //! dropped (also after a panic).
 
+mod daemon;
+
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+pub use daemon::ensure_daemon;
 
 use crate::{cmd, random_u32};
 
-/// Serialises starting the daemon between test threads and processes.
-const LOCK_FILE: &str = "/run/lock/lxcri-e2e-zfs-fuse.lock";
 /// Serialises the tests' pools ([`pool_turn`]).
 const POOL_LOCK_FILE: &str = "/run/lock/lxcri-e2e-zfs-pool.lock";
-/// The pid file of a daemon this harness started.
-const PID_FILE: &str = "/run/lxcri-e2e-zfs-fuse.pid";
-/// Where the output of starting a daemon goes (shown when it fails).
-const LOG_FILE: &str = "/run/lxcri-e2e-zfs-fuse.log";
-/// Where Debian installs the daemon (`/sbin` on older releases).
-const DAEMON_PATHS: [&str; 2] = ["/usr/sbin/zfs-fuse", "/sbin/zfs-fuse"];
-/// How long the daemon may take to answer after being started.
-const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline for one `zfs`/`zpool` call.
 const CMD_TIMEOUT: Duration = Duration::from_secs(60);
 /// Size of each test pool's (sparse) file vdev.
@@ -49,123 +42,6 @@ fn zfs(args: &[&str]) -> cmd::CmdOutput {
         Command::new("zfs").args(args).env("LC_ALL", "C"),
         CMD_TIMEOUT,
     )
-}
-
-/// Whether a zfs-fuse daemon answers (`zpool list` succeeds).
-fn daemon_up() -> bool {
-    zpool(&["list"]).success()
-}
-
-/// Makes sure the machine's zfs-fuse daemon runs, starting
-/// `zfs-fuse --pidfile /run/lxcri-e2e-zfs-fuse.pid` if it does not.
-///
-/// The daemon is left running when the tests end: zfs-fuse allows only one
-/// per machine, so it is a machine service (like the system containerd)
-/// that other tests, and other users, may share. Panics when it cannot be
-/// started (zfs-fuse missing: `apt-get install zfs-fuse`, or
-/// `scripts/install-deps`).
-pub fn ensure_daemon() {
-    if daemon_up() {
-        return;
-    }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(LOCK_FILE)
-        .unwrap_or_else(|e| panic!("open the zfs-fuse test lock file {LOCK_FILE}: {e}"));
-    // SAFETY: flock on an fd this function owns; released when `lock` is
-    // dropped.
-    assert_eq!(
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
-        0,
-        "flock {LOCK_FILE}"
-    );
-    // Another thread or process may have started it while we waited.
-    if daemon_up() {
-        return;
-    }
-    let Some(daemon) = daemon_path() else {
-        panic!(
-            "zfs-fuse is not installed (none of {DAEMON_PATHS:?}) and no ZFS daemon \
-             answers `zpool list`: install it with `apt-get install zfs-fuse` \
-             (or scripts/install-deps)"
-        );
-    };
-    start_daemon(&daemon);
-    let up = cmd::poll(START_TIMEOUT, || daemon_up().then_some(()));
-    if up.is_none() {
-        panic!(
-            "started `{} --pidfile {PID_FILE}` but `zpool list` still fails after {:?}:\n\
-             {}\n  daemon output ({LOG_FILE}): {:?}",
-            daemon.display(),
-            START_TIMEOUT,
-            zpool(&["list"]),
-            read_log()
-        );
-    }
-    drop(lock);
-}
-
-/// The daemon binary: `which zfs-fuse`, else the usual places.
-fn daemon_path() -> Option<PathBuf> {
-    let which = cmd::run(Command::new("which").arg("zfs-fuse"), CMD_TIMEOUT);
-    let found = which.stdout.trim();
-    if which.success() && !found.is_empty() {
-        return Some(PathBuf::from(found));
-    }
-    DAEMON_PATHS.iter().map(PathBuf::from).find(|p| p.is_file())
-}
-
-/// Runs the daemon, which forks into the background itself. Its output
-/// goes to a file, not a pipe, so the daemon cannot hold a pipe open.
-fn start_daemon(daemon: &Path) {
-    let log = File::create(LOG_FILE)
-        .unwrap_or_else(|e| panic!("create the zfs-fuse log {LOG_FILE}: {e}"));
-    let err = log
-        .try_clone()
-        .unwrap_or_else(|e| panic!("dup the zfs-fuse log fd: {e}"));
-    let mut child = Command::new(daemon)
-        .args(["--pidfile", PID_FILE])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run `{} --pidfile {PID_FILE}`: {e}",
-                daemon.display()
-            )
-        });
-    // The parent exits once the daemon has forked; do not leave a zombie.
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => {
-                if !status.success() {
-                    panic!(
-                        "`{} --pidfile {PID_FILE}` failed ({status}): {:?}",
-                        daemon.display(),
-                        read_log()
-                    );
-                }
-                return;
-            }
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            // Still running (it did not daemonize?): leave it; the caller
-            // checks whether it answers.
-            _ => return,
-        }
-    }
-}
-
-fn read_log() -> String {
-    let mut s = String::new();
-    if let Ok(mut f) = File::open(LOG_FILE) {
-        let _ = f.read_to_string(&mut s);
-    }
-    s
 }
 
 /// A ZFS pool of its own for one test: a sparse file vdev in a temporary
