@@ -90,13 +90,32 @@ fn stdin_is_forwarded_and_closed() {
 fn large_output_is_complete() {
     let ctd = Containerd::start();
     ctd.import_busybox();
+    // 4 MiB on stdout, 1 MiB on stderr, then exit: nothing may be lost
+    // when the process ends right after writing.
+    let script = "head -c 4194304 /dev/zero | tr '\\0' a; \
+                  head -c 1048576 /dev/zero | tr '\\0' b >&2; exit 7";
+    let complete = |out: &lxcri_e2e::cmd::CmdOutput| {
+        out.stdout.len() == 4 << 20 && out.stderr.bytes().filter(|&b| b == b'b').count() == 1 << 20
+    };
     for rt in runtimes() {
-        let id = ctd.new_id("bulk");
-        // 4 MiB on stdout, 1 MiB on stderr, then exit: nothing may be lost
-        // when the process ends right after writing.
-        let script = "head -c 4194304 /dev/zero | tr '\\0' a; \
-                      head -c 1048576 /dev/zero | tr '\\0' b >&2; exit 7";
-        let out = ctd.run(rt, &id, &["sh", "-c", script], &[]);
+        // runc is the reference here, not the subject: CI once saw its
+        // path (containerd 1.6's runc shim and ctr) deliver 64 KiB less
+        // stderr, not reproduced in 80 runs since. It gets two more tries;
+        // lxcri gets one.
+        let tries = if rt == Runtime::Runc { 3 } else { 1 };
+        let mut out = ctd.run(rt, &ctd.new_id("bulk"), &["sh", "-c", script], &[]);
+        for _ in 1..tries {
+            if complete(&out) {
+                break;
+            }
+            eprintln!(
+                "{rt}: short output (stdout {} bytes, stderr {} bytes, {:?} besides), running again",
+                out.stdout.len(),
+                out.stderr.len(),
+                not_b(&out.stderr)
+            );
+            out = ctd.run(rt, &ctd.new_id("bulk"), &["sh", "-c", script], &[]);
+        }
         assert_eq!(out.code, Some(7), "{rt}: exit code {:?}", out.code);
         assert_eq!(out.stdout.len(), 4 << 20, "{rt}: stdout length");
         assert!(
@@ -104,6 +123,17 @@ fn large_output_is_complete() {
             "{rt}: stdout content"
         );
         let b_count = out.stderr.bytes().filter(|&b| b == b'b').count();
-        assert_eq!(b_count, 1 << 20, "{rt}: stderr length");
+        assert_eq!(
+            b_count,
+            1 << 20,
+            "{rt}: stderr length ({:?} besides)",
+            not_b(&out.stderr)
+        );
     }
+}
+
+/// What stderr held besides the `b`s (an error message from `tr`?), at
+/// most 200 characters of it.
+fn not_b(stderr: &str) -> String {
+    stderr.chars().filter(|&c| c != 'b').take(200).collect()
 }
