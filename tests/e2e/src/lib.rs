@@ -122,6 +122,27 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{n}-{hex}", std::process::id())
 }
 
+/// Takes the machine-wide lock `path` (an exclusive `flock`, waiting for
+/// other test threads and processes) and returns the open file: the lock is
+/// held until it is dropped. Panics naming `what` when it cannot be taken.
+pub fn machine_lock(path: &str, what: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open the {what} lock file {path}: {e}"));
+    // SAFETY: flock on an fd this function owns; released when the file is
+    // closed.
+    assert_eq!(
+        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
+        0,
+        "flock {path}"
+    );
+    lock
+}
+
 /// Random bits from /dev/urandom (the clock's nanoseconds if it cannot be
 /// read): for names that must not collide between test processes.
 pub fn random_u32() -> u32 {

@@ -5,12 +5,11 @@
 //! nothing is routed or masqueraded beyond the bridge.
 
 use std::fs;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::{cmd, random_u32};
+use crate::{cmd, machine_lock, random_u32};
 
 /// Serialises choosing a subnet between test processes.
 const LOCK_FILE: &str = "/run/lock/lxcri-e2e-cni.lock";
@@ -44,19 +43,7 @@ impl PodNetwork {
     /// Creates the bridge with a free subnet and writes the CNI config
     /// (`name`: the CNI network name) under `dir`.
     pub fn create(dir: &Path, name: &str) -> Self {
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(LOCK_FILE)
-            .expect("open the CNI test lock file");
-        // SAFETY: flock on an fd this function owns; released when `lock`
-        // is dropped.
-        assert_eq!(
-            unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
-            0,
-            "flock {LOCK_FILE}"
-        );
+        let lock = machine_lock(LOCK_FILE, "CNI test");
         let used = used_octets();
         let seed = random_u32() as usize;
         let octet = (0..250)

@@ -8,16 +8,16 @@
 //! after the daemon has gone, since `/run` here is not a tmpfs: such a file
 //! is removed first, and a failed start names the lock holder.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Read;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::{zpool, CMD_TIMEOUT};
-use crate::cmd;
+use crate::cleanup::processes;
+use crate::{cmd, machine_lock};
 
 /// Serialises starting the daemon between test threads and processes.
 const LOCK_FILE: &str = "/run/lock/lxcri-e2e-zfs-fuse.lock";
@@ -50,19 +50,7 @@ pub fn ensure_daemon() {
     if daemon_up() {
         return;
     }
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(LOCK_FILE)
-        .unwrap_or_else(|e| panic!("open the zfs-fuse test lock file {LOCK_FILE}: {e}"));
-    // SAFETY: flock on an fd this function owns; released when `lock` is
-    // dropped.
-    assert_eq!(
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
-        0,
-        "flock {LOCK_FILE}"
-    );
+    let lock = machine_lock(LOCK_FILE, "zfs-fuse test");
     // Another thread or process may have started it while we waited.
     if daemon_up() {
         return;
@@ -78,10 +66,15 @@ pub fn ensure_daemon() {
     // A daemon that runs but does not answer may be starting or stopping:
     // give it time to settle either way before starting another.
     if daemon_lock_holder().is_some() {
-        let settled = cmd::poll(START_TIMEOUT, || {
-            (daemon_up() || daemon_lock_holder().is_none()).then_some(())
+        // Some(true): it answers; Some(false): it is gone.
+        let answered = cmd::poll(START_TIMEOUT, || {
+            if daemon_up() {
+                Some(true)
+            } else {
+                daemon_lock_holder().is_none().then_some(false)
+            }
         });
-        if settled.is_some() && daemon_up() {
+        if answered == Some(true) {
             return;
         }
     }
@@ -181,14 +174,15 @@ fn why_not_running() -> String {
         ));
     }
     if let Some(pid) = daemon_lock_holder() {
-        let cmdline = fs::read(format!("/proc/{pid}/cmdline"))
-            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        let cmdline = processes()
+            .into_iter()
+            .find_map(|(p, cmdline)| (p as u32 == pid).then_some(cmdline))
             .unwrap_or_default();
         why.push(format!(
             "process {pid} ({}) holds {DAEMON_LOCK}: a zfs-fuse daemon runs but does \
              not answer (stop it if it is a stuck test daemon, then `umount -l` its \
              stale fuse mounts)",
-            cmdline.trim()
+            cmdline
         ));
     }
     if why.is_empty() {

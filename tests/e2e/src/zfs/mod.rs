@@ -11,15 +11,14 @@
 
 mod daemon;
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::fs::{self, File};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 pub use daemon::ensure_daemon;
 
-use crate::{cmd, random_u32};
+use crate::{cmd, machine_lock, random_u32};
 
 /// Serialises the tests' pools ([`pool_turn`]).
 const POOL_LOCK_FILE: &str = "/run/lock/lxcri-e2e-zfs-pool.lock";
@@ -258,19 +257,7 @@ impl Drop for ZfsPool {
 /// mount hanging) after test runs; fewer concurrent pools give it less
 /// to race on. The tests in one pool still run their containers at once.
 fn pool_turn() -> File {
-    let lock = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(POOL_LOCK_FILE)
-        .unwrap_or_else(|e| panic!("open the test pool lock file {POOL_LOCK_FILE}: {e}"));
-    // SAFETY: flock on an fd we own; released when the file is closed.
-    assert_eq!(
-        unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) },
-        0,
-        "flock {POOL_LOCK_FILE}"
-    );
-    lock
+    machine_lock(POOL_LOCK_FILE, "test pool")
 }
 
 /// A pool name: must start with a letter.
