@@ -4,19 +4,22 @@
 //! `spawn_blocking`. Folders are the architecture:
 //!
 //! - [`config`]: `/etc/lxcri/config.toml`, `LXCRI_*` overrides.
+//! - [`command`]: external commands (`lxc-*`, `zfs`) with deadlines.
 //! - [`spec`]: loading and validating an OCI bundle, lxcri annotations.
-//! - [`lxc`]: the typed LXC config and its one renderer.
+//! - [`lxc`]: the typed LXC config, its one renderer, the `lxc-*` tools.
 //! - [`security`]: capabilities, seccomp (compiled with libseccomp), rlimits.
-//! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`].
+//! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`] (LXC)
+//!   and [`plan::pve`] (the PVE CT).
 //! - [`cgroup`]: stats, freezer, resource updates on the container's cgroup.
 //! - [`rootfs`]: mounting containerd's rootfs mounts on the bundle.
-//! - [`runtime`]: the backend trait, the liblxc backend and the PVE backend.
+//! - [`runtime`]: one container lifecycle over a backend: `lxc` or `pve`.
 //! - [`state`]: per-container state on disk, found again after restarts.
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
 //! - [`zfs`]: ZFS through the `zfs` command (validated names, classified
 //!   failures), for the rootfs on ZFS clones.
 
 pub mod cgroup;
+pub mod command;
 pub mod config;
 pub mod lxc;
 pub mod plan;

@@ -2,18 +2,18 @@
 //! (with `[pve]`), and unused ZFS image datasets (with `zfs.pool`, see
 //! [`crate::image_gc`]).
 //!
-//! The verdicts are the library's ([`PveRuntime::gc_scan`]): a CT is an
+//! The verdicts are the library's ([`PveBackend::gc_scan`]): a CT is an
 //! orphan when it is tagged `lxcri`, its VMID is in `vmid_range` and its
 //! description names a containerd `namespace/id` that has no state on this
 //! node (or whose state names another VMID). Without `--force` nothing is
 //! removed; with it each orphan is re-checked and destroyed
-//! ([`PveRuntime::gc_remove`]). Live and foreign CTs are only reported.
+//! ([`PveBackend::gc_remove`]). Live and foreign CTs are only reported.
 
 use lxcri::config::Config;
 use lxcri::error_chain;
 use lxcri::rootfs::zfs::ZfsRootfs;
 use lxcri::runtime::pve::{CtVerdict, GcEntry};
-use lxcri::runtime::{ContainerError, PveRuntime};
+use lxcri::runtime::{PveBackend, RuntimeError};
 
 use crate::image_gc::ImageReport;
 use crate::table::or_dash;
@@ -40,7 +40,7 @@ pub enum GcError {
     Images(crate::image_gc::ImageScanError),
     /// The library's error names the node and the call.
     #[error(transparent)]
-    Scan(ContainerError),
+    Scan(RuntimeError),
 }
 
 /// What `main` prints, and whether a removal failed.
@@ -89,7 +89,10 @@ pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
     }
     let ttl = config.zfs.image_ttl();
     let cts = if config.pve.is_configured() {
-        Some(collect(&PveRuntime::new(config), args)?)
+        {
+            let rootfs = lxcri::rootfs::provider_for(&config);
+            Some(collect(&PveBackend::new(config, rootfs), args)?)
+        }
     } else {
         None
     };
@@ -128,7 +131,7 @@ fn combine(cts: Option<Report>, images: Option<ImageReport>, args: &Args) -> Rep
 }
 
 /// Scans the node, removes the orphans when `args.force`, and renders it.
-pub fn collect(rt: &PveRuntime, args: &Args) -> Result<Report, GcError> {
+pub fn collect(rt: &PveBackend, args: &Args) -> Result<Report, GcError> {
     let entries = rt.gc_scan().map_err(GcError::Scan)?;
     let actions = if args.force {
         remove(rt, &entries)
@@ -144,16 +147,16 @@ pub fn collect(rt: &PveRuntime, args: &Args) -> Result<Report, GcError> {
     let failed = actions.iter().any(|a| matches!(a, Action::Failed(_)));
     let rows: Vec<(&GcEntry, Action)> = entries.iter().zip(actions).collect();
     let output = if args.json {
-        json(&rt.node, &rows, args.force, failed)
+        json(rt.node(), &rows, args.force, failed)
     } else {
-        text(&rt.node, &rows, args.force)
+        text(rt.node(), &rows, args.force)
     };
     Ok(Report { output, failed })
 }
 
 /// Destroys each orphan of `entries` (re-checked by the library first);
 /// the rest are kept.
-pub fn remove(rt: &PveRuntime, entries: &[GcEntry]) -> Vec<Action> {
+pub fn remove(rt: &PveBackend, entries: &[GcEntry]) -> Vec<Action> {
     entries
         .iter()
         .map(|e| {

@@ -165,6 +165,7 @@ mod tests {
             pod: pod.map(String::from),
             pod_namespace: pod.map(|_| "default".to_string()),
             rootfs_mounted: true,
+            rootfs: None,
             created_at_ns: 1,
             vmid: None,
             node: None,

@@ -44,6 +44,7 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
         pod: None,
         pod_namespace: None,
         rootfs_mounted: false,
+        rootfs: None,
         created_at_ns: 1,
         vmid: Some(vmid),
         node: Some(NODE.into()),

@@ -6,17 +6,17 @@ use std::sync::Arc;
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::MessageField;
-use lxcri::runtime::{pidfd, Backend};
+use lxcri::runtime::{pidfd, Runtime};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 
-use crate::container::Container;
 use crate::events::EventSender;
 use crate::exec;
 use crate::io::{wait_drained, DRAIN_TIMEOUT};
 use crate::process::ExitInfo;
+use crate::task::Task;
 
-pub type Shared = Arc<Mutex<Container>>;
+pub type Shared = Arc<Mutex<Task>>;
 
 /// Waits for the container's init to end (pidfd), then records the status
 /// it wrote, or 137 if it was killed before it could.
@@ -24,7 +24,7 @@ pub async fn watch_init(
     shared: Shared,
     pid: i32,
     run_dir: PathBuf,
-    runtime: Arc<dyn Backend>,
+    runtime: Arc<Runtime>,
     events: EventSender,
 ) {
     // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
@@ -38,14 +38,14 @@ pub async fn watch_init(
         }
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
-    let info = read_exit(runtime.as_ref(), &run_dir);
+    let info = read_exit(&runtime, &run_dir);
     let drained = shared.lock().await.init.io.take_drained();
     hand_over_output(drained).await;
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
         events.exit(TaskExit {
-            container_id: c.id.clone(),
-            id: c.id.clone(),
+            container_id: c.id().to_string(),
+            id: c.id().to_string(),
             pid: pid as u32,
             exit_status: info.status,
             exited_at: MessageField::some(info.timestamp()),
@@ -62,7 +62,7 @@ async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
     let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
 }
 
-fn read_exit(runtime: &dyn Backend, run_dir: &Path) -> ExitInfo {
+fn read_exit(runtime: &Runtime, run_dir: &Path) -> ExitInfo {
     match runtime.read_exit(run_dir) {
         Some(r) => ExitInfo {
             status: r.status,

@@ -1,7 +1,6 @@
 //! `containerd-shim-lxcri-v2`: containerd runtime v2 shim for lxcri
 //! (`runtime_type = "io.containerd.lxcri.v2"`).
 
-mod container;
 mod error;
 mod events;
 mod exec;
@@ -14,6 +13,7 @@ mod process;
 mod service;
 mod shim;
 mod task;
+mod task_service;
 
 // One thread: the shim mostly waits; blocking work goes to spawn_blocking.
 #[tokio::main(flavor = "current_thread")]

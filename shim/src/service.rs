@@ -18,16 +18,14 @@ use containerd_shim_protos::events::task::{
 };
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::types::task::ProcessInfo;
-use lxcri::cgroup::ContainerCgroup;
 use lxcri::config::Config;
 use lxcri::rootfs::RootfsMount;
-use lxcri::runtime::{backend_for, pidfd, Backend, CreateRequest};
+use lxcri::runtime::{Container, CreateRequest, Runtime, RuntimeError};
 use lxcri_init_spec::ProcessSpec;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use tokio::sync::Mutex;
 
-use crate::container::Container;
 use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
@@ -35,11 +33,12 @@ use crate::exits::{watch_exec, watch_init, Shared};
 use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
+use crate::task::Task;
 
 pub struct Service {
     namespace: String,
-    runtime: Arc<dyn Backend>,
-    containers: Mutex<HashMap<String, Shared>>,
+    runtime: Arc<Runtime>,
+    tasks: Mutex<HashMap<String, Shared>>,
     events: EventSender,
     exit: Arc<ExitSignal>,
 }
@@ -50,29 +49,46 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| ShimError::Failed(format!("internal task failed: {e}")))
 }
 
+/// A runtime failure as containerd should see it.
+fn runtime_error(op: &str, e: RuntimeError) -> ShimError {
+    match e {
+        RuntimeError::ProcessGone { .. } => ShimError::NotFound(format!("{op}: {}", chain(&e))),
+        e if e.is_invalid_input() => ShimError::InvalidArgument(format!("{op}: {}", chain(&e))),
+        e => ShimError::failed(op, &e),
+    }
+}
+
 impl Service {
     pub fn new(
         namespace: String,
-        runtime: Arc<dyn Backend>,
+        runtime: Arc<Runtime>,
         events: EventSender,
         exit: Arc<ExitSignal>,
     ) -> Self {
         Self {
             namespace,
             runtime,
-            containers: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(HashMap::new()),
             events,
             exit,
         }
     }
 
     async fn get(&self, id: &str) -> Result<Shared> {
-        self.containers
+        self.tasks
             .lock()
             .await
             .get(id)
             .cloned()
             .ok_or_else(|| ShimError::NotFound(format!("container {id} not found")))
+    }
+
+    /// The runtime of a task and its container, for a call made outside
+    /// the task's lock.
+    async fn runtime_of(&self, id: &str) -> Result<(Arc<Runtime>, Arc<Container>)> {
+        let shared = self.get(id).await?;
+        let c = shared.lock().await;
+        Ok((c.runtime.clone(), c.container.clone()))
     }
 
     pub async fn create(&self, req: CreateTaskRequest) -> Result<u32> {
@@ -81,7 +97,7 @@ impl Service {
                 "create: restoring from a checkpoint is not supported by lxcri".into(),
             ));
         }
-        if self.containers.lock().await.contains_key(&req.id) {
+        if self.tasks.lock().await.contains_key(&req.id) {
             return Err(ShimError::AlreadyExists(format!(
                 "container {} already exists",
                 req.id
@@ -93,7 +109,7 @@ impl Service {
                 let config =
                     Config::load(Some(&path)).map_err(|e| ShimError::failed("create", &e))?;
                 options::remember_config_path(&bundle, &path);
-                backend_for(config)
+                Arc::new(Runtime::new(config))
             }
             None => self.runtime.clone(),
         };
@@ -142,22 +158,16 @@ impl Service {
         .await??;
         let (created, io) = created;
         let pid = created.init.pid();
-        let cgroup = ContainerCgroup::for_pid(pid)
-            .map_err(|e| tracing::warn!(error = %e, "locating the container cgroup"))
-            .ok();
-        let container = Container {
-            id: req.id.clone(),
-            bundle,
-            spec: created.spec,
-            run_dir: created.run_dir.clone(),
+        let run_dir = created.container.run_dir.clone();
+        let task = Task {
+            container: Arc::new(created.container),
             init: Process::new(req.id.clone(), pid, stdio, io),
             execs: HashMap::new(),
-            cgroup,
             start_gate: Some(created.start_gate),
             runtime: runtime.clone(),
         };
-        let shared = Arc::new(Mutex::new(container));
-        self.containers
+        let shared = Arc::new(Mutex::new(task));
+        self.tasks
             .lock()
             .await
             .insert(req.id.clone(), shared.clone());
@@ -178,7 +188,7 @@ impl Service {
         tokio::spawn(watch_init(
             shared,
             pid,
-            created.run_dir,
+            run_dir,
             runtime,
             self.events.clone(),
         ));
@@ -203,7 +213,6 @@ impl Service {
                 ..Default::default()
             });
         }
-        let init_pid = c.init.pid;
         c.init
             .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
         let exec = c.process(&req.exec_id)?;
@@ -212,15 +221,17 @@ impl Service {
         let spec = exec.exec_spec.clone().ok_or_else(|| {
             ShimError::FailedPrecondition(format!("exec {} has no process spec", req.exec_id))
         })?;
-        let exec_spec = blocking(move || lxcri::runtime::container::exec_spec(init_pid, spec))
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        let exec_spec = blocking(move || rt.exec_spec(&container, spec))
             .await?
-            .map_err(|e| ShimError::failed("exec", &e))?;
+            .map_err(|e| runtime_error("exec", e))?;
         let init_binary = c
             .runtime
             .config()
             .init_binary()
             .map_err(|e| ShimError::failed("exec", &e))?;
         let spec_path = c
+            .container
             .run_dir
             .with_file_name(format!("exec-{}.json", req.exec_id));
         let (relayed_io, ends) = if stdio.terminal {
@@ -289,7 +300,7 @@ impl Service {
         let mut process = lxcri::spec::parse_process("exec process spec", &any.value)
             .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         process.set_terminal(Some(req.terminal));
-        let spec: ProcessSpec = lxcri::plan::plan_process(&process, &c.spec)
+        let spec: ProcessSpec = lxcri::plan::plan_process(&process, &c.container.spec)
             .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         let stdio = StdioPaths {
             stdin: req.stdin,
@@ -330,37 +341,19 @@ impl Service {
             }
             return send_signal(p.pid, signal);
         }
-        if signal == Signal::SIGKILL && c.runtime.stops_on_kill() {
-            // PVE's stop endpoint kills the CT's processes (`lxc-stop
-            // --kill`), so the stop is PVE's to see and log.
-            let (ns, id, rt) = (self.namespace.clone(), req.id.clone(), c.runtime.clone());
-            return blocking(move || rt.stop(&ns, &id))
-                .await?
-                .map_err(|e| ShimError::failed("kill", &e));
-        }
-        if req.all {
-            for pid in c
-                .cgroup()?
-                .procs()
-                .map_err(|e| ShimError::failed("kill", &e))?
-            {
-                // Processes may exit while we iterate.
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+        let paused = c.init.status == ProcessStatus::Paused;
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        drop(c);
+        blocking(move || {
+            rt.kill(&container, signal, req.all)?;
+            if paused && signal == Signal::SIGKILL {
+                // A frozen process dies only once thawed.
+                let _ = rt.resume(&container);
             }
-        } else {
-            let fd = pidfd::pidfd_open(p.pid).map_err(|e| {
-                ShimError::NotFound(format!("process {} already finished: {e}", p.id))
-            })?;
-            pidfd::pidfd_send_signal(&fd, signal as i32)
-                .map_err(|e| ShimError::Failed(format!("kill {}: {e}", p.id)))?;
-        }
-        if c.init.status == ProcessStatus::Paused && signal == Signal::SIGKILL {
-            // A frozen process dies only once thawed.
-            if let Ok(cg) = c.cgroup() {
-                let _ = cg.thaw();
-            }
-        }
-        Ok(())
+            Ok(())
+        })
+        .await?
+        .map_err(|e| runtime_error("kill", e))
     }
 
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
@@ -373,7 +366,8 @@ impl Service {
             let pid = p.pid as u32;
             c.execs.remove(&req.exec_id);
             let _ = std::fs::remove_file(
-                c.run_dir
+                c.container
+                    .run_dir
                     .with_file_name(format!("exec-{}.json", req.exec_id)),
             );
             return Ok(DeleteResponse {
@@ -390,7 +384,7 @@ impl Service {
             (
                 c.init.exit_watch(),
                 c.runtime.clone(),
-                c.bundle.clone(),
+                c.container.bundle().to_path_buf(),
                 c.init.pid,
             )
         };
@@ -413,7 +407,7 @@ impl Service {
         blocking(move || runtime.destroy(&ns, &id, &b))
             .await?
             .map_err(|e| ShimError::failed("delete", &e))?;
-        self.containers.lock().await.remove(&req.id);
+        self.tasks.lock().await.remove(&req.id);
         self.events.delete(TaskDelete {
             container_id: req.id.clone(),
             pid: pid as u32,
@@ -455,7 +449,7 @@ impl Service {
             } else {
                 req.exec_id.clone()
             },
-            bundle: c.bundle.to_string_lossy().into_owned(),
+            bundle: c.container.bundle().to_string_lossy().into_owned(),
             pid: p.pid.max(0) as u32,
             status: p.status.to_proto().into(),
             stdin: p.stdio.stdin.clone(),
@@ -473,12 +467,10 @@ impl Service {
     }
 
     pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
-        let shared = self.get(&req.id).await?;
-        let c = shared.lock().await;
-        let pids = c
-            .cgroup()?
-            .procs()
-            .map_err(|e| ShimError::failed("pids", &e))?;
+        let (rt, container) = self.runtime_of(&req.id).await?;
+        let pids = blocking(move || rt.processes(&container))
+            .await?
+            .map_err(|e| runtime_error("pids", e))?;
         Ok(PidsResponse {
             processes: pids
                 .into_iter()
@@ -492,9 +484,10 @@ impl Service {
     }
 
     pub async fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
-        let shared = self.get(&req.id).await?;
-        let cg = shared.lock().await.cgroup()?.clone();
-        let stats = blocking(move || cg.stats()).await?;
+        let (rt, container) = self.runtime_of(&req.id).await?;
+        let stats = blocking(move || rt.stats(&container))
+            .await?
+            .map_err(|e| runtime_error("stats", e))?;
         Ok(StatsResponse {
             stats: MessageField::some(crate::metrics::to_any(&stats)),
             ..Default::default()
@@ -502,28 +495,25 @@ impl Service {
     }
 
     pub async fn update(&self, req: UpdateTaskRequest) -> Result<()> {
-        let shared = self.get(&req.id).await?;
-        let cg = shared.lock().await.cgroup()?.clone();
+        let (rt, container) = self.runtime_of(&req.id).await?;
         let any = req.resources.as_ref().ok_or_else(|| {
             ShimError::InvalidArgument("update: no resources in the request".into())
         })?;
         let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value)
             .map_err(|e| ShimError::InvalidArgument(format!("update: resources: {e}")))?;
-        let settings = lxcri::plan::cgroup_settings(&res, cg.version())
-            .map_err(|e| ShimError::InvalidArgument(format!("update: {}", chain(&e))))?;
-        blocking(move || cg.apply(settings.iter().map(|s| (s.file.as_str(), s.value.as_str()))))
+        blocking(move || rt.update(&container, &res))
             .await?
-            .map_err(|e| ShimError::failed("update", &e))
+            .map_err(|e| runtime_error("update", e))
     }
 
     pub async fn pause(&self, req: PauseRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let mut c = shared.lock().await;
         c.init.ensure(&[ProcessStatus::Running], "pause")?;
-        let cg = c.cgroup()?.clone();
-        blocking(move || cg.freeze())
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        blocking(move || rt.pause(&container))
             .await?
-            .map_err(|e| ShimError::failed("pause", &e))?;
+            .map_err(|e| runtime_error("pause", e))?;
         c.init.status = ProcessStatus::Paused;
         self.events.paused(TaskPaused {
             container_id: req.id,
@@ -536,10 +526,10 @@ impl Service {
         let shared = self.get(&req.id).await?;
         let mut c = shared.lock().await;
         c.init.ensure(&[ProcessStatus::Paused], "resume")?;
-        let cg = c.cgroup()?.clone();
-        blocking(move || cg.thaw())
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        blocking(move || rt.resume(&container))
             .await?
-            .map_err(|e| ShimError::failed("resume", &e))?;
+            .map_err(|e| runtime_error("resume", e))?;
         c.init.status = ProcessStatus::Running;
         self.events.resumed(TaskResumed {
             container_id: req.id,
@@ -577,7 +567,7 @@ impl Service {
     }
 
     pub async fn shutdown(&self, _req: ShutdownRequest) -> Result<()> {
-        if self.containers.lock().await.is_empty() {
+        if self.tasks.lock().await.is_empty() {
             self.exit.signal();
         }
         Ok(())

@@ -2,7 +2,7 @@
 //! process and print its address), `delete` (clean up after a dead shim),
 //! and serving the task API.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -11,18 +11,15 @@ use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config as ShimConfig, ExitSignal, Flags, Shim, StartOpts};
 use containerd_shim_protos::protobuf::MessageField;
 use lxcri::config::Config;
-use lxcri::runtime::backend_for;
+use lxcri::runtime::Runtime;
 
 use crate::events::EventSender;
 use crate::logging;
 use crate::options;
 use crate::process::timestamp;
 use crate::service::Service;
-use crate::task::TaskService;
+use crate::task_service::TaskService;
 use lxcri::state::now_ns;
-
-/// Annotation CRI puts on every container of a pod.
-const SANDBOX_ID_ANNOTATION: &str = "io.kubernetes.cri.sandbox-id";
 
 pub struct LxcriShim {
     namespace: String,
@@ -67,7 +64,8 @@ impl Shim for LxcriShim {
     }
 
     async fn start_shim(&mut self, opts: StartOpts) -> containerd_shim::Result<String> {
-        let grouping = sandbox_id(&self.bundle).unwrap_or_else(|| opts.id.clone());
+        let grouping =
+            lxcri::spec::bundle_sandbox_id(&self.bundle).unwrap_or_else(|| opts.id.clone());
         let address = containerd_shim::spawn(opts, &grouping, Vec::new()).await?;
         std::fs::write(self.bundle.join("address"), &address)
             .map_err(|e| other(format!("writing the address file: {e}")))?;
@@ -82,7 +80,7 @@ impl Shim for LxcriShim {
             .flatten()
             .and_then(|r| r.pid)
             .unwrap_or(0);
-        let runtime = backend_for(config);
+        let runtime = Runtime::new(config);
         let (ns, id, bundle) = (self.namespace.clone(), self.id.clone(), self.bundle.clone());
         tokio::task::spawn_blocking(move || runtime.destroy(&ns, &id, &bundle))
             .await
@@ -113,37 +111,9 @@ impl Shim for LxcriShim {
         let events = EventSender::spawn(publisher, self.namespace.clone());
         TaskService::new(Service::new(
             self.namespace.clone(),
-            backend_for(config),
+            Arc::new(Runtime::new(config)),
             events,
             self.exit.clone(),
         ))
-    }
-}
-
-/// The pod this container belongs to, from the bundle's config.json.
-fn sandbox_id(bundle: &Path) -> Option<String> {
-    let body = std::fs::read(bundle.join("config.json")).ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
-    v.get("annotations")?
-        .get(SANDBOX_ID_ANNOTATION)?
-        .as_str()
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pod_containers_group_by_sandbox_id() {
-        let tmp = tempfile::tempdir().unwrap();
-        assert_eq!(sandbox_id(tmp.path()), None);
-        std::fs::write(
-            tmp.path().join("config.json"),
-            r#"{"annotations":{"io.kubernetes.cri.sandbox-id":"abc"}}"#,
-        )
-        .unwrap();
-        assert_eq!(sandbox_id(tmp.path()).as_deref(), Some("abc"));
     }
 }

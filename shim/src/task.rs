@@ -1,98 +1,57 @@
-//! The ttrpc `Task` service: a thin adapter from protocol to [`Service`].
+//! A task: the container's init process plus its exec processes, and the
+//! runtime that made the container.
 
-use async_trait::async_trait;
-use containerd_shim::api::{self as api, Empty};
-use containerd_shim::{Task, TtrpcContext};
-use containerd_shim_protos::ttrpc;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::sync::Arc;
 
-use crate::error::ShimError;
-use crate::service::Service;
+use lxcri::runtime::{Container, Runtime};
 
-pub struct TaskService {
-    service: Service,
+use crate::error::{Result, ShimError};
+use crate::process::Process;
+
+pub struct Task {
+    pub container: Arc<Container>,
+    pub init: Process,
+    pub execs: HashMap<String, Process>,
+    /// The runtime (and configuration) this container was created with.
+    pub runtime: Arc<Runtime>,
+    /// Held open until start; see `CreatedContainer::start_gate`.
+    pub start_gate: Option<File>,
 }
 
-impl TaskService {
-    pub fn new(service: Service) -> Self {
-        Self { service }
+impl Task {
+    pub fn id(&self) -> &str {
+        self.container.id()
     }
-}
 
-type R<T> = ttrpc::Result<T>;
-
-#[async_trait]
-impl Task for TaskService {
-    async fn state(&self, _: &TtrpcContext, req: api::StateRequest) -> R<api::StateResponse> {
-        Ok(self.service.state(req).await?)
-    }
-    async fn create(
-        &self,
-        _: &TtrpcContext,
-        req: api::CreateTaskRequest,
-    ) -> R<api::CreateTaskResponse> {
-        let id = req.id.clone();
-        match self.service.create(req).await {
-            Ok(pid) => Ok(api::CreateTaskResponse {
-                pid,
-                ..Default::default()
-            }),
-            Err(e) => {
-                tracing::error!(%id, error = %e, "create failed");
-                Err(e.into())
-            }
+    pub fn process(&self, exec_id: &str) -> Result<&Process> {
+        if exec_id.is_empty() {
+            return Ok(&self.init);
         }
+        self.execs.get(exec_id).ok_or_else(|| {
+            ShimError::NotFound(format!("exec {exec_id} not found in {}", self.id()))
+        })
     }
-    async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
-        Ok(self.service.start(req).await?)
+
+    pub fn process_mut(&mut self, exec_id: &str) -> Result<&mut Process> {
+        if exec_id.is_empty() {
+            return Ok(&mut self.init);
+        }
+        let id = self.id().to_string();
+        self.execs
+            .get_mut(exec_id)
+            .ok_or_else(|| ShimError::NotFound(format!("exec {exec_id} not found in {id}")))
     }
-    async fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> R<api::DeleteResponse> {
-        Ok(self.service.delete(req).await?)
-    }
-    async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
-        Ok(self.service.pids(req).await?)
-    }
-    async fn pause(&self, _: &TtrpcContext, req: api::PauseRequest) -> R<Empty> {
-        self.service.pause(req).await?;
-        Ok(Empty::new())
-    }
-    async fn resume(&self, _: &TtrpcContext, req: api::ResumeRequest) -> R<Empty> {
-        self.service.resume(req).await?;
-        Ok(Empty::new())
-    }
-    async fn checkpoint(&self, _: &TtrpcContext, _: api::CheckpointTaskRequest) -> R<Empty> {
-        Err(ShimError::Unimplemented("checkpoint is not supported by lxcri".into()).into())
-    }
-    async fn kill(&self, _: &TtrpcContext, req: api::KillRequest) -> R<Empty> {
-        self.service.kill(req).await?;
-        Ok(Empty::new())
-    }
-    async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {
-        self.service.exec(req).await?;
-        Ok(Empty::new())
-    }
-    async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> R<Empty> {
-        self.service.resize_pty(req).await?;
-        Ok(Empty::new())
-    }
-    async fn close_io(&self, _: &TtrpcContext, req: api::CloseIORequest) -> R<Empty> {
-        self.service.close_io(req).await?;
-        Ok(Empty::new())
-    }
-    async fn update(&self, _: &TtrpcContext, req: api::UpdateTaskRequest) -> R<Empty> {
-        self.service.update(req).await?;
-        Ok(Empty::new())
-    }
-    async fn wait(&self, _: &TtrpcContext, req: api::WaitRequest) -> R<api::WaitResponse> {
-        Ok(self.service.wait(req).await?)
-    }
-    async fn stats(&self, _: &TtrpcContext, req: api::StatsRequest) -> R<api::StatsResponse> {
-        Ok(self.service.stats(req).await?)
-    }
-    async fn connect(&self, _: &TtrpcContext, req: api::ConnectRequest) -> R<api::ConnectResponse> {
-        Ok(self.service.connect(req).await?)
-    }
-    async fn shutdown(&self, _: &TtrpcContext, req: api::ShutdownRequest) -> R<Empty> {
-        self.service.shutdown(req).await?;
-        Ok(Empty::new())
+
+    /// Releases the init: one byte into the start FIFO.
+    pub fn release_init(&mut self) -> Result<()> {
+        let id = self.id().to_string();
+        let mut gate = self.start_gate.take().ok_or_else(|| {
+            ShimError::FailedPrecondition(format!("container {id} was already started"))
+        })?;
+        gate.write_all(&[1])
+            .map_err(|e| ShimError::Failed(format!("releasing the init of {id}: {e}")))
     }
 }

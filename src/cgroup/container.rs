@@ -6,7 +6,6 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::stats::CgroupStats;
 use super::CgroupVersion;
 
 #[derive(Debug, thiserror::Error)]
@@ -205,10 +204,6 @@ impl ContainerCgroup {
             self.write(file, value)?;
         }
         Ok(())
-    }
-
-    pub fn stats(&self) -> CgroupStats {
-        CgroupStats::read(self)
     }
 }
 

@@ -5,8 +5,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::CgroupSetting;
 use super::CgroupVersion;
-use crate::lxc::CgroupSetting;
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostCgroupError {

@@ -25,6 +25,24 @@ impl CgroupVersion {
     }
 }
 
+/// A cgroup interface file and the value to write into it, e.g.
+/// `memory.max` = `1073741824`. Used for `lxc.cgroup[2].<file>` and by
+/// `update`, which writes the same values into the container's cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupSetting {
+    pub file: String,
+    pub value: String,
+}
+
+impl CgroupSetting {
+    pub fn new(file: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            file: file.into(),
+            value: value.into(),
+        }
+    }
+}
+
 mod container;
 mod host;
 mod stats;

@@ -107,7 +107,7 @@ mod tests {
         fs::write(d.join("memory.stat"), "anon 100\nfile 200\n").unwrap();
         fs::write(d.join("pids.current"), "3\n").unwrap();
         let cg = ContainerCgroup::from_proc_cgroup(1, "0::/c\n", tmp.path(), CgroupVersion::V2);
-        let s = cg.stats();
+        let s = CgroupStats::read(&cg);
         assert_eq!(s.cpu_usage_ns, Some(1_500_000));
         assert_eq!(s.cpu_system_ns, Some(500_000));
         assert_eq!(s.memory_usage, Some(4096));

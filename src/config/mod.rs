@@ -19,6 +19,7 @@
 
 mod error;
 mod pve;
+mod pve_client;
 mod values;
 mod zfs;
 
@@ -37,7 +38,8 @@ pub use pve::{
     PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_LOCK_DIR, DEFAULT_PVE_LXCPATH,
     DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
 };
-pub use values::{Backend, LogLevel, LxcLogLevel, RootfsMode};
+pub use pve_client::ConnectError;
+pub use values::{BackendKind, LogLevel, LxcLogLevel, RootfsMode};
 pub use zfs::{
     ZfsSettings, DEFAULT_IMAGES_CHILD, DEFAULT_IMAGE_TTL_SECS, DEFAULT_SIZE as DEFAULT_ZFS_SIZE,
     MIN_IMAGE_TTL_SECS,
@@ -56,7 +58,7 @@ pub const MAX_START_TIMEOUT_SECS: u64 = 3600;
 /// The effective configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub backend: Backend,
+    pub backend: BackendKind,
     /// Per-container runtime directories and state records.
     pub runtime_root: PathBuf,
     /// The shim's log level.
@@ -98,7 +100,7 @@ pub struct RootfsSettings {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            backend: Backend::Lxc,
+            backend: BackendKind::Lxc,
             runtime_root: PathBuf::from("/run/lxcri"),
             log_level: LogLevel::Info,
             lxc: LxcSettings {
@@ -413,7 +415,7 @@ impl Config {
     fn validate(&self) -> Result<()> {
         self.pve.validate()?;
         self.zfs.validate(self.rootfs.mode == RootfsMode::Zfs)?;
-        if self.backend == Backend::Pve && !self.pve.is_configured() {
+        if self.backend == BackendKind::Pve && !self.pve.is_configured() {
             let s = setting(Field::Pve(pve::PveField::Url));
             return Err(ConfigError::Missing {
                 key: s.key,

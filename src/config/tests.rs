@@ -29,7 +29,7 @@ fn defaults_without_any_file() {
     let tmp = tempfile::tempdir().unwrap();
     let c = load(tmp.path(), None, &[]).unwrap();
     assert_eq!(c, Config::default());
-    assert_eq!(c.backend, Backend::Lxc);
+    assert_eq!(c.backend, BackendKind::Lxc);
     assert_eq!(c.runtime_root, Path::new("/run/lxcri"));
     assert_eq!(c.log_level, LogLevel::Info);
     assert_eq!(c.lxc.lxcpath, Path::new("/var/lib/lxcri/lxc"));
@@ -387,7 +387,7 @@ fn pve_parses_every_key() {
         &format!("backend = \"pve\"\n{}", pve_file("")),
     );
     let c = load(tmp.path(), Some(&path), &[]).unwrap();
-    assert_eq!(c.backend, Backend::Pve);
+    assert_eq!(c.backend, BackendKind::Pve);
 }
 
 #[test]

@@ -18,7 +18,7 @@ fn pick<T: Copy>(s: &str, table: &[(&str, T)]) -> Result<T, String> {
 
 /// Which backend runs the containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Backend {
+pub enum BackendKind {
     /// liblxc / the `lxc-*` tools on any Linux host.
     #[default]
     Lxc,
@@ -26,19 +26,19 @@ pub enum Backend {
     Pve,
 }
 
-impl Backend {
+impl BackendKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Backend::Lxc => "lxc",
-            Backend::Pve => "pve",
+            BackendKind::Lxc => "lxc",
+            BackendKind::Pve => "pve",
         }
     }
 }
 
-impl FromStr for Backend {
+impl FromStr for BackendKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        pick(s, &[("lxc", Backend::Lxc), ("pve", Backend::Pve)])
+        pick(s, &[("lxc", BackendKind::Lxc), ("pve", BackendKind::Pve)])
     }
 }
 
@@ -185,7 +185,7 @@ macro_rules! display_as_str {
         }
     )*};
 }
-display_as_str!(Backend, LogLevel, LxcLogLevel, RootfsMode);
+display_as_str!(BackendKind, LogLevel, LxcLogLevel, RootfsMode);
 
 #[cfg(test)]
 mod tests {
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn every_choice_round_trips() {
-        round_trip::<Backend>(&["lxc", "pve"]);
+        round_trip::<BackendKind>(&["lxc", "pve"]);
         round_trip::<LogLevel>(&["error", "warn", "info", "debug", "trace"]);
         round_trip::<LxcLogLevel>(&["trace", "debug", "info", "notice", "warn", "error"]);
         round_trip::<RootfsMode>(&["overlay", "zfs"]);
@@ -211,7 +211,7 @@ mod tests {
         let e = "loud".parse::<LogLevel>().unwrap_err();
         assert!(e.contains("\"trace\""), "{e}");
         assert!("INFO".parse::<LogLevel>().is_err(), "case matters");
-        let e = "proxmox".parse::<Backend>().unwrap_err();
+        let e = "proxmox".parse::<BackendKind>().unwrap_err();
         assert!(e.contains("\"lxc\", \"pve\""), "{e}");
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::cgroup::CgroupVersion;
+use crate::cgroup::{CgroupSetting, CgroupVersion};
 
 /// An LXC namespace identifier, as `lxc.namespace.*` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -99,24 +99,6 @@ pub struct Prlimit {
     pub name: String,
     pub soft: u64,
     pub hard: u64,
-}
-
-/// A cgroup interface file and the value to write into it, e.g.
-/// `memory.max` = `1073741824`. Used for `lxc.cgroup[2].<file>` and by
-/// `update`, which writes the same values into the container's cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CgroupSetting {
-    pub file: String,
-    pub value: String,
-}
-
-impl CgroupSetting {
-    pub fn new(file: impl Into<String>, value: impl Into<String>) -> Self {
-        Self {
-            file: file.into(),
-            value: value.into(),
-        }
-    }
 }
 
 /// Device type of a device cgroup rule.

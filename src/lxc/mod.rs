@@ -1,11 +1,16 @@
-//! The typed LXC configuration of one container and its single renderer.
+//! LXC: the typed configuration of one container, its single renderer, and
+//! the `lxc-*` tools that run it.
 //!
 //! [`LxcConfig`] is built by pure functions in [`crate::plan`];
 //! [`LxcConfig::render`] is the only code in lxcri that writes `lxc.*`
-//! lines, and it validates every key and value it writes.
+//! lines, and it validates every key and value it writes. [`LxcTools`]
+//! starts, stops and removes containers with the `lxc-*` commands.
 
 mod config;
 mod render;
+mod tools;
+
+pub use tools::{LxcTools, LxcToolsError, LOG_FILE};
 
 pub use render::render_lines;
 
@@ -13,8 +18,8 @@ pub use render::render_lines;
 mod tests;
 
 pub use config::{
-    CgroupAuto, CgroupSetting, DeviceKind, DeviceRule, IdKind, IdMap, LxcConfig, MountEntry,
-    Namespace, Namespaces, Network, Prlimit,
+    CgroupAuto, DeviceKind, DeviceRule, IdKind, IdMap, LxcConfig, MountEntry, Namespace,
+    Namespaces, Network, Prlimit,
 };
 
 #[derive(Debug, thiserror::Error)]

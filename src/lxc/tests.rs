@@ -1,6 +1,7 @@
 use std::path::PathBuf;
 
 use super::*;
+use crate::cgroup::CgroupSetting;
 use crate::cgroup::CgroupVersion;
 
 fn base() -> LxcConfig {

@@ -1,5 +1,7 @@
 //! The pure translation OCI spec -> [`ContainerPlan`]: the typed LXC config
-//! plus the [`InitSpec`] the in-container init runs.
+//! plus the [`InitSpec`] the in-container init runs, and ([`pve`]) the CT a
+//! PVE node gets for it. Both backends' translations read one checked
+//! [`Limits`], so a value is validated in one place.
 //!
 //! Nothing here starts, mounts or writes anything; the only host reads are
 //! `stat`s of bind sources and device nodes and the symlink resolution of
@@ -11,9 +13,11 @@
 //! runtime reports that path.
 
 mod devices;
+mod limits;
 mod mounts;
 mod namespaces;
 mod process;
+pub mod pve;
 mod resolve;
 mod resources;
 mod sysctl;
@@ -30,7 +34,8 @@ use crate::cgroup::CgroupVersion;
 use crate::lxc::{LxcConfig, LxcConfigError, MountEntry, Prlimit};
 use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
 
-pub use crate::lxc::CgroupSetting;
+pub use crate::cgroup::CgroupSetting;
+pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
 pub use process::plan_process;
 pub use resolve::{resolve_in_root, ResolveError};
 pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to_weight};
@@ -38,8 +43,6 @@ pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to
 /// Host-side facts the translation needs besides the spec.
 #[derive(Debug, Clone)]
 pub struct PlanContext {
-    /// LXC container name.
-    pub lxc_name: String,
     /// Host path where the rootfs is mounted (bundle/rootfs); absolute.
     pub rootfs: PathBuf,
     /// Host dir bind-mounted read-write at [`RUNTIME_DIR`]; holds the init binary.
@@ -53,6 +56,8 @@ pub struct PlanContext {
 pub struct ContainerPlan {
     pub lxc: LxcConfig,
     pub init: InitSpec,
+    /// The memory and CPU limits, checked; the pve backend's CT keys.
+    pub limits: Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +81,8 @@ pub enum PlanError {
     Seccomp(#[from] SeccompError),
     #[error(transparent)]
     Lxc(#[from] LxcConfigError),
+    #[error(transparent)]
+    PveConfig(#[from] crate::pve::config::PveConfigError),
 }
 
 pub type Result<T> = std::result::Result<T, PlanError>;
@@ -155,8 +162,10 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .collect();
     lxc.oom_score_adj = init_process.oom_score_adj;
     lxc.sysctls = sysctl::plan_sysctls(linux.sysctl().as_ref(), ns.net, ns.ipc, ns.uts)?;
+    let mut limits = Limits::default();
     if let Some(res) = linux.resources() {
-        lxc.cgroup_settings = cgroup_settings(res, ctx.cgroup)?;
+        limits = Limits::from_oci(res)?;
+        lxc.cgroup_settings = resources::cgroup_settings_within(res, &limits, ctx.cgroup)?;
     }
     lxc.device_rules = device_rules(linux.resources().as_ref(), &device_plan.rules)?;
 
@@ -168,22 +177,10 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;
-    Ok(ContainerPlan { lxc, init })
+    Ok(ContainerPlan { lxc, init, limits })
 }
 
 fn check_context(ctx: &PlanContext) -> Result<()> {
-    if ctx.lxc_name.is_empty()
-        || ctx.lxc_name.contains('/')
-        || ctx
-            .lxc_name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-    {
-        return Err(invalid(
-            "lxc_name",
-            &format!("{:?} is not a valid LXC name", ctx.lxc_name),
-        ));
-    }
     for (field, p) in [("rootfs", &ctx.rootfs), ("run_dir", &ctx.run_dir)] {
         if !p.is_absolute() {
             return Err(invalid(field, &format!("{p:?} must be absolute")));

@@ -9,9 +9,11 @@ use oci_spec::runtime::{
     LinuxThrottleDevice,
 };
 
+use super::limits::{CpuLimits, Limit, Limits, MemoryLimits};
 use super::{invalid, unsupported, Result};
+use crate::cgroup::CgroupSetting;
 use crate::cgroup::CgroupVersion;
-use crate::lxc::{CgroupSetting, DeviceKind, DeviceRule};
+use crate::lxc::{DeviceKind, DeviceRule};
 
 /// CFS period the kernel uses when only a quota is given.
 const DEFAULT_CPU_PERIOD: u64 = 100_000;
@@ -22,12 +24,21 @@ const DEFAULT_CPU_PERIOD: u64 = 100_000;
 /// (see [`device_rules`]). `linux.resources.unified` entries come last, so
 /// they override a mapped value for the same file, as in runc.
 pub fn cgroup_settings(res: &LinuxResources, v: CgroupVersion) -> Result<Vec<CgroupSetting>> {
+    cgroup_settings_within(res, &Limits::from_oci(res)?, v)
+}
+
+/// [`cgroup_settings`] with `res`'s memory and CPU limits already checked.
+pub(super) fn cgroup_settings_within(
+    res: &LinuxResources,
+    limits: &Limits,
+    v: CgroupVersion,
+) -> Result<Vec<CgroupSetting>> {
     let mut out = Vec::new();
     if let Some(m) = res.memory() {
-        memory(m, v, &mut out)?;
+        memory(m, &limits.memory, v, &mut out)?;
     }
     if let Some(c) = res.cpu() {
-        cpu(c, v, &mut out)?;
+        cpu(c, &limits.cpu, v, &mut out)?;
     }
     if let Some(p) = res.pids() {
         let value = if p.limit() > 0 {
@@ -101,74 +112,30 @@ fn check_unified(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
-/// A limit that is positive or -1 (unlimited); `None` for unset (0).
-fn limit(field: &str, v: Option<i64>) -> Result<Option<i64>> {
-    match v {
-        None | Some(0) => Ok(None),
-        Some(n) if n > 0 || n == -1 => Ok(Some(n)),
-        Some(n) => Err(invalid(field, &format!("{n} is neither positive nor -1"))),
-    }
-}
-
-fn max_or(n: i64) -> String {
-    if n == -1 {
-        "max".into()
-    } else {
-        n.to_string()
-    }
-}
-
-fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<()> {
+fn memory(
+    m: &LinuxMemory,
+    limits: &MemoryLimits,
+    v: CgroupVersion,
+    out: &mut Vec<CgroupSetting>,
+) -> Result<()> {
     const F: &str = "linux.resources.memory";
-    let mem = limit(&format!("{F}.limit"), m.limit())?;
-    let reservation = limit(&format!("{F}.reservation"), m.reservation())?;
-    let swap = limit(&format!("{F}.swap"), m.swap())?;
-    if m.kernel().is_some_and(|k| k != 0) {
-        return Err(unsupported(
-            &format!("{F}.kernel"),
-            "kernel memory limits are deprecated and not implemented",
-        ));
-    }
-    if m.kernel_tcp().is_some_and(|k| k != 0) {
-        return Err(unsupported(
-            &format!("{F}.kernelTCP"),
-            "kernel TCP memory limits are not implemented",
-        ));
-    }
-    if let (Some(mem), Some(swap)) = (mem, swap) {
-        if mem > 0 && swap > 0 && swap < mem {
-            return Err(invalid(
-                &format!("{F}.swap"),
-                &format!("memory+swap limit {swap} is below the memory limit {mem}"),
-            ));
-        }
-    }
-    if let Some(s) = m.swappiness() {
-        if s > 100 {
-            return Err(invalid(
-                &format!("{F}.swappiness"),
-                &format!("{s} is above 100"),
-            ));
-        }
-    }
+    let MemoryLimits {
+        limit: mem,
+        reservation,
+        swap,
+    } = *limits;
     // checkBeforeUpdate only changes how `update` behaves; it is no setting.
     match v {
         CgroupVersion::V1 => {
             // The memory limit first: memsw must never be below it.
             if let Some(n) = mem {
-                out.push(CgroupSetting::new("memory.limit_in_bytes", n.to_string()));
+                out.push(CgroupSetting::new("memory.limit_in_bytes", n.v1()));
             }
             if let Some(n) = reservation {
-                out.push(CgroupSetting::new(
-                    "memory.soft_limit_in_bytes",
-                    n.to_string(),
-                ));
+                out.push(CgroupSetting::new("memory.soft_limit_in_bytes", n.v1()));
             }
             if let Some(n) = swap {
-                out.push(CgroupSetting::new(
-                    "memory.memsw.limit_in_bytes",
-                    n.to_string(),
-                ));
+                out.push(CgroupSetting::new("memory.memsw.limit_in_bytes", n.v1()));
             }
             if let Some(s) = m.swappiness() {
                 out.push(CgroupSetting::new("memory.swappiness", s.to_string()));
@@ -185,10 +152,10 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
         }
         CgroupVersion::V2 => {
             if let Some(n) = mem {
-                out.push(CgroupSetting::new("memory.max", max_or(n)));
+                out.push(CgroupSetting::new("memory.max", n.v2()));
             }
             if let Some(n) = reservation {
-                out.push(CgroupSetting::new("memory.low", max_or(n)));
+                out.push(CgroupSetting::new("memory.low", n.v2()));
             }
             if let Some(s) = swap {
                 out.push(CgroupSetting::new("memory.swap.max", swap_v2(s, mem)?));
@@ -217,13 +184,13 @@ fn memory(m: &LinuxMemory, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Re
 }
 
 /// OCI `swap` is memory+swap; v2's `memory.swap.max` is swap alone.
-fn swap_v2(swap: i64, mem: Option<i64>) -> Result<String> {
-    if swap == -1 {
+fn swap_v2(swap: Limit, mem: Option<Limit>) -> Result<String> {
+    let Some(swap) = swap.value() else {
         return Ok("max".into());
-    }
-    match mem {
-        Some(mem) if mem > 0 => Ok((swap - mem).to_string()),
-        _ => Err(invalid(
+    };
+    match mem.and_then(Limit::value) {
+        Some(mem) => Ok((swap - mem).to_string()),
+        None => Err(invalid(
             "linux.resources.memory.swap",
             "a swap limit needs a memory limit on cgroup v2",
         )),
@@ -242,26 +209,21 @@ pub fn blkio_to_io_weight(weight: u16) -> u64 {
     1 + ((w - 10) * 9999) / 990
 }
 
-fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<()> {
+fn cpu(
+    c: &LinuxCpu,
+    limits: &CpuLimits,
+    v: CgroupVersion,
+    out: &mut Vec<CgroupSetting>,
+) -> Result<()> {
     const F: &str = "linux.resources.cpu";
-    let quota = limit(&format!("{F}.quota"), c.quota())?;
-    let period = c.period().filter(|p| *p != 0);
-    let shares = c.shares().filter(|s| *s != 0);
+    let CpuLimits {
+        quota,
+        period,
+        shares,
+        ref cpus,
+        ref mems,
+    } = *limits;
     let burst = c.burst();
-    for (name, set) in [("cpus", c.cpus()), ("mems", c.mems())] {
-        let Some(set) = set.as_deref().filter(|s| !s.is_empty()) else {
-            continue;
-        };
-        if !set
-            .bytes()
-            .all(|b| b.is_ascii_digit() || b == b',' || b == b'-')
-        {
-            return Err(invalid(
-                &format!("{F}.{name}"),
-                &format!("{set:?} is not a list like 0-3,5"),
-            ));
-        }
-    }
     match v {
         CgroupVersion::V1 => {
             if let Some(s) = shares {
@@ -272,7 +234,7 @@ fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<(
                 out.push(CgroupSetting::new("cpu.cfs_period_us", p.to_string()));
             }
             if let Some(q) = quota {
-                out.push(CgroupSetting::new("cpu.cfs_quota_us", q.to_string()));
+                out.push(CgroupSetting::new("cpu.cfs_quota_us", q.v1()));
             }
             if let Some(b) = burst {
                 out.push(CgroupSetting::new("cpu.cfs_burst_us", b.to_string()));
@@ -298,7 +260,7 @@ fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<(
                 ));
             }
             if quota.is_some() || period.is_some() {
-                let q = quota.map_or_else(|| "max".to_string(), max_or);
+                let q = quota.map_or_else(|| "max".to_string(), Limit::v2);
                 let p = period.unwrap_or(DEFAULT_CPU_PERIOD);
                 out.push(CgroupSetting::new("cpu.max", format!("{q} {p}")));
             }
@@ -322,11 +284,11 @@ fn cpu(c: &LinuxCpu, v: CgroupVersion, out: &mut Vec<CgroupSetting>) -> Result<(
             }
         }
     }
-    if let Some(cpus) = c.cpus().as_deref().filter(|s| !s.is_empty()) {
-        out.push(CgroupSetting::new("cpuset.cpus", cpus));
+    if let Some(cpus) = cpus {
+        out.push(CgroupSetting::new("cpuset.cpus", cpus.as_str()));
     }
-    if let Some(mems) = c.mems().as_deref().filter(|s| !s.is_empty()) {
-        out.push(CgroupSetting::new("cpuset.mems", mems));
+    if let Some(mems) = mems {
+        out.push(CgroupSetting::new("cpuset.mems", mems.as_str()));
     }
     Ok(())
 }

@@ -3,5 +3,4 @@
 
 pub mod client;
 pub mod config;
-pub mod connect;
 pub mod vmid;

@@ -162,14 +162,13 @@ pub fn is_vmid_taken_message(message: &str, vmid: u32) -> bool {
 #[derive(Debug)]
 pub struct VmidAllocator {
     range: VmidRange,
-    max_attempts: u32,
     rng: AtomicU64,
 }
 
 impl VmidAllocator {
     /// At most this many create calls per allocation, unless the range is
     /// smaller (then every id is tried once).
-    pub const DEFAULT_MAX_ATTEMPTS: u32 = 32;
+    pub const MAX_ATTEMPTS: u32 = 32;
 
     pub fn new(range: VmidRange) -> Self {
         // Per-process random keys of std's hasher: different shims start
@@ -183,14 +182,8 @@ impl VmidAllocator {
     pub fn with_seed(range: VmidRange, seed: u64) -> Self {
         Self {
             range,
-            max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
             rng: AtomicU64::new(seed),
         }
-    }
-
-    pub fn with_max_attempts(mut self, n: u32) -> Self {
-        self.max_attempts = n.max(1);
-        self
     }
 
     pub fn range(&self) -> VmidRange {
@@ -221,7 +214,7 @@ impl VmidAllocator {
 
     /// Creates a CT with a free VMID of the range and returns the VMID.
     pub fn allocate(&self, api: &dyn VmidApi) -> Result<u32> {
-        let attempts = self.max_attempts.max(1).min(self.range.len());
+        let attempts = Self::MAX_ATTEMPTS.min(self.range.len());
         let mut tried = HashSet::new();
         for _ in 0..attempts {
             let Some(from) = self.random_untried(&tried) else {

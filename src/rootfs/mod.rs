@@ -10,7 +10,7 @@ mod image_key;
 mod provider;
 pub mod zfs;
 pub use image_key::{ImageKey, ImageKeyError, ImageLayers};
-pub use provider::{OverlayRootfs, RootfsProvider, RootfsRequest};
+pub use provider::{provider_for, OverlayRootfs, RootfsProvider, RootfsRequest};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

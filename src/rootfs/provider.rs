@@ -4,9 +4,11 @@
 
 use std::fmt::Debug;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::zfs::ZfsRootfs;
 use super::{is_mountpoint, mount_all, unmount_all, Result, RootfsMount};
+use crate::config::{Config, RootfsMode};
 
 /// What a create asks of the rootfs.
 #[derive(Debug, Clone, Copy)]
@@ -35,6 +37,17 @@ pub trait RootfsProvider: Send + Sync + Debug {
     /// The ZFS clones behind this provider, if that is what it is.
     fn zfs(&self) -> Option<&ZfsRootfs> {
         None
+    }
+}
+
+/// The rootfs provider `rootfs.mode` names.
+pub fn provider_for(config: &Config) -> Arc<dyn RootfsProvider> {
+    match config.rootfs.mode {
+        RootfsMode::Overlay => Arc::new(OverlayRootfs),
+        RootfsMode::Zfs => Arc::new(
+            ZfsRootfs::from_settings(&config.zfs, &config.runtime_root)
+                .expect("a loaded config with rootfs.mode = zfs has zfs.pool"),
+        ),
     }
 }
 

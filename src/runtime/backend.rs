@@ -1,53 +1,104 @@
-//! The seam where backends plug in: `lxc` (liblxc on any Linux host) and
-//! `pve` (CTs made through the Proxmox VE API). The shim only talks to
-//! this trait.
+//! The seam where backends plug in: `lxc` (the `lxc-*` tools on any Linux
+//! host) and `pve` (CTs made through the Proxmox VE API). A backend is a
+//! small set of steps; the lifecycle around them (the bundle, the init
+//! rendezvous, the order of rollback and teardown) is
+//! [`super::Runtime`]'s and written once.
 
 use std::fmt::Debug;
-use std::path::Path;
-use std::sync::Arc;
 
-use lxcri_init_spec::ExitReport;
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
 
-use super::container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
-use super::pve::PveRuntime;
-use crate::config::{Backend as BackendKind, Config};
+use super::bundle::{BundleUndo, PreparedBundle};
+use super::container::{Container, CreateRequest};
+use super::control;
+use super::error::{Result, RuntimeError};
+use crate::cgroup::CgroupStats;
+use crate::config::BackendKind;
+use crate::state::ContainerRecord;
 
 /// A way of running containers on this node.
 pub trait Backend: Send + Sync + Debug {
-    /// The backend's name, as in `backend = "..."`.
-    fn name(&self) -> &'static str;
+    fn kind(&self) -> BackendKind;
 
-    /// The configuration this backend was built from.
-    fn config(&self) -> &Config;
+    /// Begins a create: fails if the backend already has this container.
+    fn begin_create<'a>(&'a self, req: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>>;
 
-    /// Creates the container and starts its init, which waits for `start`.
-    /// Fails without leaving anything behind.
-    fn create(&self, req: &CreateRequest) -> Result<CreatedContainer, ContainerError>;
+    /// The container's own rootfs volume, by the name the backend gave it
+    /// (`record` is `None` when the container has no state left).
+    fn volume(&self, namespace: &str, id: &str, record: Option<&ContainerRecord>)
+        -> Option<String>;
 
-    /// Kills every process of the container; stopping a stopped one is fine.
-    fn stop(&self, namespace: &str, id: &str) -> Result<(), ContainerError>;
+    /// Kills every process of the container; a stopped (or never made)
+    /// one is fine.
+    fn stop(&self, namespace: &str, id: &str, record: Option<&ContainerRecord>) -> Result<()>;
 
-    /// Removes everything made for the container (idempotent).
-    fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<(), ContainerError>;
+    /// Stops the container and removes what the backend made for it (the
+    /// LXC container, the CT), before the rootfs and state go. Idempotent.
+    fn teardown(&self, namespace: &str, id: &str, record: Option<&ContainerRecord>) -> Result<()>;
 
-    /// The exit status the container's init wrote into its runtime
-    /// directory, if any (the same file on every backend).
-    fn read_exit(&self, run_dir: &Path) -> Option<ExitReport> {
-        let body = std::fs::read(run_dir.join(lxcri_init_spec::EXIT_FILE)).ok()?;
-        serde_json::from_slice(&body).ok()
+    /// Sends `signal` to the container's init, or with `all` to every
+    /// process in its cgroup.
+    fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
+        control::signal(c, signal, all)
     }
 
-    /// Whether SIGKILL to a container's init goes through [`Backend::stop`]
-    /// (PVE's stop endpoint, so PVE logs and sees it) instead of a signal.
-    fn stops_on_kill(&self) -> bool {
-        false
+    /// Applies new resource limits to the running container.
+    fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
+        control::update_cgroup(c, resources)
+    }
+
+    /// Freezes every process of the container.
+    fn pause(&self, c: &Container) -> Result<()> {
+        Ok(c.cgroup()?.freeze()?)
+    }
+
+    fn resume(&self, c: &Container) -> Result<()> {
+        Ok(c.cgroup()?.thaw()?)
+    }
+
+    /// Resource usage from the container's cgroup.
+    fn stats(&self, c: &Container) -> Result<CgroupStats> {
+        Ok(CgroupStats::read(c.cgroup()?))
+    }
+
+    /// Every process of the container.
+    fn processes(&self, c: &Container) -> Result<Vec<i32>> {
+        Ok(c.cgroup()?.procs()?)
     }
 }
 
-/// The backend `config.backend` names.
-pub fn backend_for(config: Config) -> Arc<dyn Backend> {
-    match config.backend {
-        BackendKind::Lxc => Arc::new(LxcRuntime::new(config)),
-        BackendKind::Pve => Arc::new(PveRuntime::new(config)),
-    }
+/// The backend's part of one create, in the order [`super::Runtime`]
+/// runs it. Each step remembers what it made, so [`CreateSteps::rollback`]
+/// undoes exactly that; the bundle is undone after it.
+pub trait CreateSteps {
+    /// The container's own rootfs volume, when it can be named before
+    /// anything is made (the pve backend names it after the VMID).
+    fn volume(&self) -> Option<String>;
+
+    /// Translates and checks everything this backend will write, from the
+    /// planned bundle; makes nothing outside the runtime directory, so bad
+    /// input never reaches LXC or PVE.
+    fn configure(&mut self, bundle: &PreparedBundle) -> Result<()>;
+
+    /// Reserves the backend's name for the container (LXC: its name; PVE: a
+    /// VMID, won by creating the CT) and records it.
+    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()>;
+
+    /// Writes the backend's config of the container (LXC: its config file;
+    /// PVE: the node-local part of `VMID.conf`). A rootfs volume made here
+    /// goes into `undo`.
+    fn write_config(&mut self, bundle: &PreparedBundle, undo: &mut BundleUndo) -> Result<()>;
+
+    /// Starts the container; its init then connects.
+    fn start(&mut self) -> Result<()>;
+
+    /// Whether the container still runs, while its init is awaited.
+    fn is_running(&self) -> bool;
+
+    /// The error when the container stopped before its init was ready.
+    fn stopped_early(&self) -> RuntimeError;
+
+    /// Undoes what `reserve`, `write_config` and `start` made.
+    fn rollback(&mut self);
 }

@@ -1,18 +1,38 @@
-//! Running containers: the liblxc backend, the Proxmox VE backend ([`pve`]) (`lxc-*` commands behind
-//! [`command::CommandRunner`]), the rendezvous with `lxcri-init`
-//! ([`init_channel`]) and process handles ([`pidfd`]).
+//! Running containers: one lifecycle ([`Runtime`]) over a backend
+//! ([`Backend`]): `lxc` ([`LxcBackend`], the `lxc-*` tools) or `pve`
+//! ([`PveBackend`], CTs made through the Proxmox VE API).
+//!
+//! - `create.rs`: the one create sequence and its rollback; `bundle.rs` its
+//!   first part (spec, plan, state, runtime directory, rootfs) and
+//!   `rendezvous.rs` its last (the init reports ready).
+//! - `lifecycle.rs`: [`Runtime`]: destroy and the calls on a running
+//!   container, delegated to the backend; `control.rs`: what both backends
+//!   do through the kernel (signals, cgroup limits, joining for exec).
+//! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
+//!   things a backend implements.
+//! - [`init_channel`], [`pidfd`]: the socket to `lxcri-init`, process handles.
 
-pub mod backend;
-pub mod command;
-pub mod container;
+mod backend;
+mod bundle;
+mod container;
+mod control;
+mod create;
+mod error;
 pub mod init_channel;
-pub mod lxc;
+mod lifecycle;
+mod lxc;
 pub mod pidfd;
 pub mod pve;
+mod rendezvous;
 
-pub use backend::{backend_for, Backend};
-pub use command::{CommandRunner, SystemCommands};
-pub use container::{ContainerError, CreateRequest, CreatedContainer, LxcRuntime};
+#[cfg(test)]
+mod tests;
+
+pub use backend::{Backend, CreateSteps};
+pub use bundle::{BundleUndo, PreparedBundle};
+pub use container::{owner, Container, CreateRequest, CreatedContainer};
+pub use error::{PveBackendError, Result, RuntimeError};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};
-pub use lxc::{LxcBackend, LxcError};
-pub use pve::{PveBackendError, PveRuntime};
+pub use lifecycle::Runtime;
+pub use lxc::{container_name, LxcBackend};
+pub use pve::PveBackend;

@@ -66,20 +66,6 @@ pub fn number(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == name).map(|i| i as u32)
 }
 
-/// Checks a list of names as written in a spec; `field` is the list's
-/// path (`process.capabilities.bounding`), used with the index in errors.
-pub fn validate_names(field: &str, names: &[String]) -> Result<()> {
-    for (i, name) in names.iter().enumerate() {
-        if number(name).is_none() {
-            return Err(CapabilityError::Unknown {
-                field: format!("{field}[{i}]"),
-                name: name.clone(),
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Canonical names of a parsed OCI set, sorted by capability number so the
 /// result does not depend on the set's hash order.
 pub fn canonical_set(field: &str, caps: Option<&Capabilities>) -> Result<Vec<String>> {
@@ -117,17 +103,6 @@ mod tests {
         assert_eq!(number("CAP_CHECKPOINT_RESTORE"), Some(40));
         assert_eq!(number("cap_chown"), None);
         assert_eq!(number("CHOWN"), None);
-    }
-
-    #[test]
-    fn unknown_name_is_named_with_its_set_and_index() {
-        let names = vec!["CAP_CHOWN".to_string(), "CAP_FOO".to_string()];
-        let err = validate_names("process.capabilities.bounding", &names).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "process.capabilities.bounding[1]: unknown capability \"CAP_FOO\" \
-             (expected a canonical CAP_* name)"
-        );
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! The annotations containerd's CRI plugin puts on every spec
 //! (`io.kubernetes.cri.*`): whether this is a pod sandbox or a container,
-//! and which pod it belongs to. The shim groups containers by sandbox id,
-//! and the PVE backend writes pod and container names into tags and notes,
-//! so the values are checked here (no control characters).
+//! which pod it belongs to, its image. The shim groups containers by
+//! sandbox id, and the PVE backend writes pod, container and image names
+//! into tags and notes, so the values are checked here (no control
+//! characters). Every annotation name lxcri reads is defined here.
+
+use std::collections::HashMap;
+use std::path::Path;
 
 use oci_spec::runtime::Spec;
 
-use super::{Result, SpecError};
+use super::{Result, SpecError, CONFIG_FILE};
 
 pub const CONTAINER_TYPE: &str = "io.kubernetes.cri.container-type";
 pub const SANDBOX_ID: &str = "io.kubernetes.cri.sandbox-id";
@@ -14,6 +18,7 @@ pub const SANDBOX_NAME: &str = "io.kubernetes.cri.sandbox-name";
 pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
+pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
 
 /// `io.kubernetes.cri.container-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +39,7 @@ pub struct CriAnnotations {
     pub sandbox_namespace: Option<String>,
     pub sandbox_uid: Option<String>,
     pub container_name: Option<String>,
+    pub image_name: Option<String>,
 }
 
 impl CriAnnotations {
@@ -64,17 +70,7 @@ impl CriAnnotations {
         };
         let sandbox_id = get(SANDBOX_ID)?;
         if let Some(id) = &sandbox_id {
-            // It becomes a path component and a grouping key.
-            if !id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-                || id.starts_with('.')
-            {
-                return Err(invalid(
-                    SANDBOX_ID,
-                    "only [A-Za-z0-9_.-] allowed, not starting with '.'",
-                ));
-            }
+            check_sandbox_id(id)?;
         }
         Ok(Self {
             container_type,
@@ -83,8 +79,46 @@ impl CriAnnotations {
             sandbox_namespace: get(SANDBOX_NAMESPACE)?,
             sandbox_uid: get(SANDBOX_UID)?,
             container_name: get(CONTAINER_NAME)?,
+            // containerd leaves it empty where no image name is known.
+            image_name: get(IMAGE_NAME).or_else(|e| match ann.get(IMAGE_NAME) {
+                Some(v) if v.is_empty() => Ok(None),
+                _ => Err(e),
+            })?,
         })
     }
+}
+
+/// It becomes a path component and a grouping key.
+fn check_sandbox_id(id: &str) -> Result<()> {
+    if id.is_empty()
+        || id.starts_with('.')
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err(invalid(
+            SANDBOX_ID,
+            "only [A-Za-z0-9_.-] allowed, not starting with '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// The pod a bundle's container belongs to, from the annotations of its
+/// `config.json` alone. The shim's `start` groups a pod's containers into
+/// one shim process by it; a config.json broken elsewhere still reaches
+/// `create`, which reports what is wrong with it.
+pub fn bundle_sandbox_id(bundle: &Path) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Annotated {
+        #[serde(default)]
+        annotations: HashMap<String, String>,
+    }
+    let body = std::fs::read(bundle.join(CONFIG_FILE)).ok()?;
+    let spec: Annotated = serde_json::from_slice(&body).ok()?;
+    let id = spec.annotations.get(SANDBOX_ID)?;
+    check_sandbox_id(id).ok()?;
+    Some(id.clone())
 }
 
 fn invalid(key: &str, message: &str) -> SpecError {

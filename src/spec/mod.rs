@@ -6,7 +6,7 @@
 //! name is reported by its path (`process.capabilities.bounding[3]`); only
 //! then is it parsed into [`oci_spec::runtime::Spec`].
 
-mod annotations;
+pub mod annotations;
 mod validate;
 
 #[cfg(test)]
@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::{Process, Spec};
 use serde::de::DeserializeOwned;
 
-pub use annotations::{CriAnnotations, CriContainerType};
+pub use annotations::{bundle_sandbox_id, CriAnnotations, CriContainerType};
 
 /// The bundle file containerd writes.
 pub const CONFIG_FILE: &str = "config.json";

@@ -65,6 +65,10 @@ pub struct ContainerRecord {
     pub pod_namespace: Option<String>,
     /// Whether the shim mounted the rootfs (and must unmount it on delete).
     pub rootfs_mounted: bool,
+    /// Host path of the container's root filesystem (`root.path` of the
+    /// bundle); records written before lxcri kept it lack it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rootfs: Option<PathBuf>,
     /// Unix time (ns) of create.
     pub created_at_ns: u64,
     /// The PVE CT (`pve` backend), once created.
@@ -222,6 +226,7 @@ mod tests {
             pod: None,
             pod_namespace: None,
             rootfs_mounted: true,
+            rootfs: Some("/b/rootfs".into()),
             created_at_ns: 1,
             vmid: None,
             node: None,

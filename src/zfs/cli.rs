@@ -1,9 +1,10 @@
 //! The one place lxcri runs the `zfs` binary, and how its failures read.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
-use std::process::Command;
 
 use super::{Result, ZfsError};
+use crate::command::{display, CommandRunner, SystemCommands};
 
 /// Runs `zfs ARGS...`; returns stdout, or the failure classified.
 pub trait ZfsCommand: Send + Sync + std::fmt::Debug {
@@ -16,29 +17,41 @@ impl<T: ZfsCommand + ?Sized> ZfsCommand for Box<T> {
     }
 }
 
-/// The real `zfs` binary (a path, or a name looked up in `$PATH`).
+/// The real `zfs` binary (a path, or a name looked up in `$PATH`), run
+/// with a deadline: a hung pool (or zfs-fuse daemon) fails the operation
+/// instead of blocking a shim forever.
 #[derive(Debug, Clone)]
 pub struct ZfsCli {
-    pub binary: PathBuf,
+    binary: PathBuf,
+    runner: SystemCommands,
 }
 
-impl Default for ZfsCli {
-    fn default() -> Self {
+impl ZfsCli {
+    pub fn new(binary: impl Into<PathBuf>) -> Self {
         Self {
-            binary: PathBuf::from("zfs"),
+            binary: binary.into(),
+            runner: SystemCommands::default(),
         }
     }
 }
 
 impl ZfsCommand for ZfsCli {
     fn run(&self, args: &[String]) -> Result<String> {
-        let out = Command::new(&self.binary)
-            .args(args)
-            .env("LC_ALL", "C")
-            .output()
-            .map_err(|source| ZfsError::NotInstalled {
-                binary: self.binary.display().to_string(),
-                source,
+        // A config value from TOML: always UTF-8.
+        let program = self.binary.to_string_lossy();
+        let argv: Vec<OsString> = args.iter().map(OsString::from).collect();
+        let out = self
+            .runner
+            .run(&program, &argv)
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::TimedOut => ZfsError::TimedOut {
+                    command: display(&program, &argv),
+                    source,
+                },
+                _ => ZfsError::NotInstalled {
+                    binary: program.to_string(),
+                    source,
+                },
             })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
@@ -128,11 +141,23 @@ mod tests {
 
     #[test]
     fn a_missing_binary_says_so() {
-        let cli = ZfsCli {
-            binary: PathBuf::from("/nonexistent/zfs"),
-        };
+        let cli = ZfsCli::new("/nonexistent/zfs");
         let err = cli.run(&args(&["list"])).unwrap_err();
         assert!(matches!(err, ZfsError::NotInstalled { .. }), "{err}");
         assert!(err.to_string().contains("/nonexistent/zfs"), "{err}");
+    }
+
+    #[test]
+    fn a_hung_zfs_is_killed_at_its_deadline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fake = tmp.path().join("zfs");
+        std::fs::write(&fake, "#!/bin/sh\nsleep 30\n").unwrap();
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+        std::fs::set_permissions(&fake, mode).unwrap();
+        let mut cli = ZfsCli::new(&fake);
+        cli.runner.timeout = std::time::Duration::from_millis(200);
+        let err = cli.run(&args(&["list"])).unwrap_err();
+        assert!(matches!(err, ZfsError::TimedOut { .. }), "{err}");
+        assert!(err.to_string().contains("list"), "{err}");
     }
 }

@@ -47,6 +47,12 @@ pub enum ZfsError {
     Busy { name: String },
     #[error("zfs: {name:?} is out of space (quota reached)")]
     OutOfSpace { name: String },
+    #[error("zfs: `{command}` did not finish in time")]
+    TimedOut {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("zfs {args}: exit {code}: {stderr}")]
     Failed {
         args: String,

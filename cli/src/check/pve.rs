@@ -14,12 +14,11 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri::config::{Backend, Config, PveSettings};
+use lxcri::config::{BackendKind, Config, ConnectError, PveSettings};
 use lxcri::error_chain as chain;
 use lxcri::pve::client::{
     ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust, Version,
 };
-use lxcri::pve::connect::{self, trust, ConnectError};
 
 use super::{finding, Finding, Status};
 
@@ -76,7 +75,7 @@ pub fn checks(config: &Config) -> Vec<Finding> {
         Err(f) => vec![f],
     };
     out.push(config_dir(&settings.config_dir));
-    if config.backend == Backend::Pve {
+    if config.backend == BackendKind::Pve {
         out.extend(backend_checks(settings));
     }
     out
@@ -123,7 +122,7 @@ pub fn trust_detail(trust: &TlsTrust) -> String {
 
 /// The client, or the finding that says why there is none.
 fn connect(settings: &PveSettings) -> Result<PveClient, Finding> {
-    connect::connect(settings, options()).map_err(|e| connect_failure(&e))
+    settings.connect(options()).map_err(|e| connect_failure(&e))
 }
 
 /// Sorts a failure to build the client into the finding that names it.
@@ -157,7 +156,7 @@ pub fn api_checks(api: &dyn Api, settings: &PveSettings) -> Vec<Finding> {
             Status::Ok,
             format!("{url} reachable: PVE {}{release}", version.version),
         ),
-        finding("pve-tls", Status::Ok, trust_detail(&trust(settings))),
+        finding("pve-tls", Status::Ok, trust_detail(&settings.trust())),
         finding("pve-token", Status::Ok, format!("{token_id} accepted")),
         privileges(api, node, &settings.storage),
         storage(&settings.storage, node, api.storage_list(node)),

@@ -8,7 +8,7 @@ use lxcri::config::Config;
 use lxcri::pve::client::{NodeCt, PveError};
 use lxcri::pve::config::{Description, DescriptionInfo, PveConfigFile, PveVersion};
 use lxcri::runtime::pve::CtApi;
-use lxcri::runtime::PveRuntime;
+use lxcri::runtime::PveBackend;
 use lxcri::state::{ContainerRecord, StateStore};
 
 use super::*;
@@ -51,6 +51,15 @@ impl CtApi for FakeApi {
     }
     fn create(&self, node: &str, _params: &[(String, String)]) -> Result<(), PveError> {
         self.record(format!("POST {node}/lxc"));
+        Ok(())
+    }
+    fn update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        _params: &[(String, String)],
+    ) -> Result<(), PveError> {
+        self.record(format!("PUT {node}/{vmid}/config"));
         Ok(())
     }
     fn start(&self, node: &str, vmid: u32) -> Result<(), PveError> {
@@ -153,6 +162,7 @@ impl Node {
             pod: None,
             pod_namespace: None,
             rootfs_mounted: false,
+            rootfs: None,
             created_at_ns: 1,
             vmid,
             node: Some(NODE.into()),
@@ -162,9 +172,10 @@ impl Node {
             .unwrap();
     }
 
-    fn runtime(&self, api: &Arc<FakeApi>) -> PveRuntime {
+    fn runtime(&self, api: &Arc<FakeApi>) -> PveBackend {
         let api: Arc<dyn CtApi> = Arc::clone(api) as Arc<dyn CtApi>;
-        PveRuntime::with_api(self.config.clone(), api)
+        let rootfs = lxcri::rootfs::provider_for(&self.config);
+        PveBackend::with_api(self.config.clone(), rootfs, api)
     }
 }
 

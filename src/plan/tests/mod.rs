@@ -3,6 +3,7 @@
 
 mod errors;
 mod golden;
+mod pve;
 mod resources;
 
 use std::fs;
@@ -50,7 +51,6 @@ pub(super) fn env() -> Env {
 impl Env {
     pub(super) fn ctx(&self, cgroup: CgroupVersion) -> PlanContext {
         PlanContext {
-            lxc_name: "golden".into(),
             rootfs: self.rootfs.clone(),
             run_dir: RUN_DIR.into(),
             cgroup,

@@ -6,11 +6,11 @@
 //! `pve::config`, which also rejects newlines and unknown keys.
 
 use reqwest::Method;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::error::{PveError, Result};
 use super::transport::ApiPath;
-use super::types::{ClusterVm, CtStatus, NetworkIface, NodeCt, Permissions, StorageInfo, Version};
+use super::types::{NetworkIface, NodeCt, Permissions, StorageInfo, Version};
 use super::upid::Upid;
 use super::PveClient;
 
@@ -101,16 +101,6 @@ impl PveClient {
         )
     }
 
-    /// `GET /nodes/{node}/lxc/{vmid}/config`: the raw map, including
-    /// `digest` (for optimistic updates) and `lxc` (raw `lxc.*` pairs).
-    pub fn lxc_config(&self, node: &str, vmid: u32) -> Result<Map<String, Value>> {
-        let vmid = vmid.to_string();
-        self.get(
-            &ApiPath::new("/nodes/{node}/lxc/{vmid}/config", &[node, &vmid]),
-            &[],
-        )
-    }
-
     /// `PUT /nodes/{node}/lxc/{vmid}/config` (synchronous; returns null).
     /// Pass `digest` in `params` to fail if the config changed meanwhile.
     pub fn update_lxc_config(
@@ -139,34 +129,6 @@ impl PveClient {
         self.upid_call(Method::POST, &path, &[])
     }
 
-    /// `POST .../status/shutdown`: asks init to stop; after `timeout_secs`
-    /// PVE kills it if `force_stop`, else the task fails.
-    pub fn shutdown(
-        &self,
-        node: &str,
-        vmid: u32,
-        timeout_secs: Option<u32>,
-        force_stop: bool,
-    ) -> Result<Upid> {
-        let vmid = vmid.to_string();
-        let path = ApiPath::new("/nodes/{node}/lxc/{vmid}/status/shutdown", &[node, &vmid]);
-        let mut params: Params = timeout_secs
-            .map(|t| param("timeout", t))
-            .into_iter()
-            .collect();
-        flag(&mut params, "forceStop", force_stop);
-        self.upid_call(Method::POST, &path, &params)
-    }
-
-    /// `GET .../status/current`.
-    pub fn status_current(&self, node: &str, vmid: u32) -> Result<CtStatus> {
-        let vmid = vmid.to_string();
-        self.get(
-            &ApiPath::new("/nodes/{node}/lxc/{vmid}/status/current", &[node, &vmid]),
-            &[],
-        )
-    }
-
     /// `DELETE /nodes/{node}/lxc/{vmid}`.
     pub fn delete_lxc(&self, node: &str, vmid: u32, options: &DeleteOptions) -> Result<Upid> {
         let vmid = vmid.to_string();
@@ -180,15 +142,6 @@ impl PveClient {
             options.destroy_unreferenced_disks,
         );
         self.upid_call(Method::DELETE, &path, &params)
-    }
-
-    /// `GET /cluster/resources?type=vm`: every guest in the cluster, QEMU
-    /// included (filter with [`ClusterVm::is_lxc`]).
-    pub fn cluster_resources_vms(&self) -> Result<Vec<ClusterVm>> {
-        self.get(
-            &ApiPath::new("/cluster/resources", &[]),
-            &[param("type", "vm")],
-        )
     }
 
     /// `GET /nodes/{node}/lxc`: the CTs of one node.

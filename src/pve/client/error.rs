@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde::Deserialize;
 
 use super::auth::AuthError;
-use super::transport::tls::TlsError;
+use super::tls::TlsError;
 use super::upid::UpidError;
 
 /// A local `Result` for the client.
@@ -156,14 +156,6 @@ impl PveError {
             PveError::Timeout { .. } | PveError::Connect { .. } => true,
             PveError::Http { status, .. } => matches!(status, 502..=504),
             _ => false,
-        }
-    }
-
-    /// For 500 answers: PVE's message, to recognise e.g. `already exists`.
-    pub fn server_message(&self) -> Option<&str> {
-        match self {
-            PveError::Server { message, .. } => Some(message),
-            _ => None,
         }
     }
 }
@@ -365,6 +357,14 @@ mod tests {
         );
     }
 
+    /// PVE's message of a 500 answer.
+    fn server_message(e: &PveError) -> Option<&str> {
+        match e {
+            PveError::Server { message, .. } => Some(message),
+            _ => None,
+        }
+    }
+
     #[test]
     fn server_error_prefers_body_message_then_reason() {
         let err = from_response(
@@ -374,9 +374,9 @@ mod tests {
             Some("CT 100 already running"),
             br#"{"data":null,"message":"CT 100 already running\n"}"#,
         );
-        assert_eq!(err.server_message(), Some("CT 100 already running"));
+        assert_eq!(server_message(&err), Some("CT 100 already running"));
         let err = from_response(&Method::GET, "/x", 500, Some("lock timeout"), b"");
-        assert_eq!(err.server_message(), Some("lock timeout"));
+        assert_eq!(server_message(&err), Some("lock timeout"));
         let err = from_response(&Method::GET, "/x", 502, None, b"<html>");
         assert_eq!(err.to_string(), "GET /x: HTTP 502: Bad Gateway");
         assert!(err.is_transient());

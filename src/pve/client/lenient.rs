@@ -26,23 +26,8 @@ fn to_u64(v: &Value) -> Option<u64> {
     }
 }
 
-fn to_f64(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    }
-}
-
 pub(crate) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Ok(Option::<Value>::deserialize(d)?.as_ref().and_then(to_u64))
-}
-
-pub(crate) fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?
-        .as_ref()
-        .and_then(to_u64)
-        .and_then(|n| u32::try_from(n).ok()))
 }
 
 /// A required VMID-like integer; an unparsable value is an error here,
@@ -52,10 +37,6 @@ pub(crate) fn u32_req<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> 
     to_u64(&v)
         .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| serde::de::Error::custom(format!("expected an id, got {v}")))
-}
-
-pub(crate) fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
-    Ok(Option::<Value>::deserialize(d)?.as_ref().and_then(to_f64))
 }
 
 /// PVE booleans: `1`/`0`, `"1"`/`"0"`, `true`/`false`, `""` (false).
@@ -101,8 +82,6 @@ mod tests {
     struct Probe {
         #[serde(default, deserialize_with = "opt_u64")]
         a: Option<u64>,
-        #[serde(default, deserialize_with = "opt_f64")]
-        b: Option<f64>,
         #[serde(default, deserialize_with = "opt_bool")]
         c: Option<bool>,
         #[serde(default, deserialize_with = "opt_string")]
@@ -113,19 +92,18 @@ mod tests {
 
     #[test]
     fn numbers_as_strings_and_back() {
-        let p: Probe =
-            serde_json::from_str(r#"{"a":"123","b":"0.25","c":"1","d":123,"id":"100"}"#).unwrap();
+        let p: Probe = serde_json::from_str(r#"{"a":"123","c":"1","d":123,"id":"100"}"#).unwrap();
         assert_eq!(
-            (p.a, p.b, p.c, p.d.as_deref(), p.id),
-            (Some(123), Some(0.25), Some(true), Some("123"), 100)
+            (p.a, p.c, p.d.as_deref(), p.id),
+            (Some(123), Some(true), Some("123"), 100)
         );
-        let p: Probe = serde_json::from_str(r#"{"a":12.0,"b":3,"c":0,"d":"x","id":101}"#).unwrap();
+        let p: Probe = serde_json::from_str(r#"{"a":12.0,"c":0,"d":"x","id":101}"#).unwrap();
         assert_eq!(
-            (p.a, p.b, p.c, p.d.as_deref(), p.id),
-            (Some(12), Some(3.0), Some(false), Some("x"), 101)
+            (p.a, p.c, p.d.as_deref(), p.id),
+            (Some(12), Some(false), Some("x"), 101)
         );
-        let p: Probe = serde_json::from_str(r#"{"a":null,"b":"n/a","id":102}"#).unwrap();
-        assert_eq!((p.a, p.b, p.c, p.d), (None, None, None, None));
+        let p: Probe = serde_json::from_str(r#"{"a":null,"id":102}"#).unwrap();
+        assert_eq!((p.a, p.c, p.d), (None, None, None));
         assert!(serde_json::from_str::<Probe>(r#"{"id":"abc"}"#).is_err());
     }
 }

@@ -29,6 +29,7 @@ pub mod error;
 mod lenient;
 pub mod stats;
 pub mod tasks;
+pub mod tls;
 pub mod transport;
 pub mod types;
 pub mod upid;
@@ -44,8 +45,8 @@ pub use auth::{ApiToken, AuthError, Secret, TokenId};
 pub use error::{PveError, Result};
 pub use stats::{ClientStats, EndpointStats, ErrorClass};
 pub use tasks::{TaskExit, TaskLogLine, TaskStatus};
-pub use transport::tls::{Fingerprint, TlsError, TlsTrust};
-pub use types::{ClusterVm, CtStatus, NetworkIface, NodeCt, Permissions, StorageInfo, Version};
+pub use tls::{Fingerprint, TlsError, TlsTrust};
+pub use types::{NetworkIface, NodeCt, Permissions, StorageInfo, Version};
 pub use upid::{Upid, UpidError};
 
 use transport::Transport;

@@ -20,115 +20,6 @@ pub struct Version {
     pub repoid: Option<String>,
 }
 
-impl Version {
-    /// `(major, minor)` of [`Version::version`], e.g. to decide whether the
-    /// `entrypoint`/`env` keys (PVE >= 9.1) exist.
-    pub fn major_minor(&self) -> Option<(u32, u32)> {
-        let mut parts = self.version.split(|c: char| !c.is_ascii_digit());
-        let major = parts.next()?.parse().ok()?;
-        let minor = parts.next().and_then(|m| m.parse().ok()).unwrap_or(0);
-        Some((major, minor))
-    }
-
-    pub fn at_least(&self, major: u32, minor: u32) -> bool {
-        self.major_minor().is_some_and(|v| v >= (major, minor))
-    }
-}
-
-/// `GET /nodes/{node}/lxc/{vmid}/status/current`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct CtStatus {
-    /// `running` or `stopped`.
-    #[serde(deserialize_with = "lenient::string_req")]
-    pub status: String,
-    /// Host pid of the CT's init, when running.
-    #[serde(default, deserialize_with = "lenient::opt_u32")]
-    pub pid: Option<u32>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub name: Option<String>,
-    /// CPU usage as a fraction of `cpus`.
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
-    pub cpu: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_f64")]
-    pub cpus: Option<f64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub mem: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub maxmem: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub swap: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub maxswap: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub disk: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub maxdisk: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub netin: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub netout: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub diskread: Option<u64>,
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub diskwrite: Option<u64>,
-    /// Seconds since start.
-    #[serde(default, deserialize_with = "lenient::opt_u64")]
-    pub uptime: Option<u64>,
-    /// `;`-separated tags as PVE stores them.
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub tags: Option<String>,
-    /// The config lock held (e.g. `create`, `destroyed`, `mounted`).
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub lock: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_bool")]
-    pub template: Option<bool>,
-}
-
-impl CtStatus {
-    pub fn is_running(&self) -> bool {
-        self.status == "running"
-    }
-
-    pub fn tag_list(&self) -> Vec<&str> {
-        split_tags(self.tags.as_deref())
-    }
-}
-
-/// One row of `GET /cluster/resources?type=vm` (QEMU VMs included: check
-/// [`ClusterVm::kind`]).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct ClusterVm {
-    /// `lxc/123` or `qemu/123`.
-    pub id: String,
-    /// `lxc` or `qemu`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    #[serde(default, deserialize_with = "lenient::opt_u32")]
-    pub vmid: Option<u32>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub node: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub status: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub tags: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub name: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_string")]
-    pub lock: Option<String>,
-    #[serde(default, deserialize_with = "lenient::opt_bool")]
-    pub template: Option<bool>,
-}
-
-impl ClusterVm {
-    pub fn is_lxc(&self) -> bool {
-        self.kind == "lxc"
-    }
-
-    pub fn tag_list(&self) -> Vec<&str> {
-        split_tags(self.tags.as_deref())
-    }
-}
-
 /// One row of `GET /nodes/{node}/lxc`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct NodeCt {
@@ -247,32 +138,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn version_compare() {
+    fn version_fields() {
         let v: Version =
             serde_json::from_str(r#"{"version":"9.1.2","release":9.1,"repoid":"abc"}"#).unwrap();
-        assert_eq!(v.major_minor(), Some((9, 1)));
+        assert_eq!(v.version, "9.1.2");
         assert_eq!(v.release.as_deref(), Some("9.1"));
-        assert!(v.at_least(9, 1) && v.at_least(8, 4) && !v.at_least(9, 2));
-    }
-
-    #[test]
-    fn status_with_string_numbers() {
-        let s: CtStatus = serde_json::from_str(
-            r#"{"status":"running","pid":"4242","cpu":"0.5","mem":"1048576","maxmem":2097152,
-                "netin":"10","netout":20,"diskread":"30","diskwrite":40,"uptime":"7",
-                "tags":"lxcri;ns-default","lock":"","vmid":"105"}"#,
-        )
-        .unwrap();
-        assert!(s.is_running());
-        assert_eq!(s.pid, Some(4242));
-        assert_eq!(s.cpu, Some(0.5));
-        assert_eq!((s.mem, s.maxmem), (Some(1 << 20), Some(2 << 20)));
-        assert_eq!(
-            (s.netin, s.netout, s.diskread, s.diskwrite),
-            (Some(10), Some(20), Some(30), Some(40))
-        );
-        assert_eq!(s.uptime, Some(7));
-        assert_eq!(s.tag_list(), vec!["lxcri", "ns-default"]);
     }
 
     #[test]

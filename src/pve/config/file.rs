@@ -13,7 +13,6 @@
 
 use std::path::{Component, Path};
 
-use super::props::MountPoint;
 use super::schema_keys::{is_known, ApiEndpoint};
 use super::{check_no_control, PveConfigError, Result};
 
@@ -342,16 +341,6 @@ impl PveConfigFile {
             .and_then(|s| get_in(s, key))
     }
 
-    pub fn snapshot_names(&self) -> Vec<&str> {
-        self.sections
-            .iter()
-            .filter_map(|s| match &s.kind {
-                SectionKind::Snapshot(n) => Some(n.as_str()),
-                _ => None,
-            })
-            .collect()
-    }
-
     /// Raw `lxc.*` lines of the main section, in order.
     pub fn raw_lines(&self) -> Vec<(&str, &str)> {
         self.main()
@@ -437,22 +426,6 @@ impl PveConfigFile {
             .map_or(0, |i| i + 1);
         main.lines.insert(at, line);
         Ok(true)
-    }
-
-    /// Removes `key` from the main section; whether it was there.
-    pub fn remove_key(&mut self, key: &str) -> bool {
-        let main = self.main_mut();
-        let before = main.lines.len();
-        main.lines
-            .retain(|l| !matches!(l, ConfigLine::Key { key: k, .. } if k == key));
-        main.lines.len() != before
-    }
-
-    /// `mpN: <mount point>` for a bind mount (root-only through the API).
-    pub fn set_mount_point(&mut self, index: u32, mp: &MountPoint) -> Result<bool> {
-        let key = format!("mp{index}");
-        let value = mp.render(&key)?;
-        self.set_key(&key, &value)
     }
 
     /// Makes `lxc.include: <fragment>` the only `lxc.include` of a file

@@ -17,8 +17,8 @@
 //!
 //! Names and annotations become a [`Hostname`], [`Tags`] and a
 //! [`Description`] through sanitising constructors, so a pod name can never
-//! add a key or a property. OCI resources become [`PveResources`] through
-//! the pure [`resources_from_oci`].
+//! add a key or a property. The OCI spec becomes a [`PveConfig`] in
+//! `crate::plan::pve`.
 
 mod file;
 mod kinds;
@@ -43,8 +43,8 @@ pub use props::{
     Features, IpConfig4, IpConfig6, MacAddr, MountOption, MountPoint, MountPointOptions, NetConfig,
     RootFs, Volume,
 };
-pub use render::{Entrypoint, PveConfig};
-pub use resources::{resources_from_oci, shares_to_cpuunits, CpuLimit, PveResources};
+pub use render::{CreateParams, Entrypoint, PveConfig};
+pub use resources::{CpuLimit, PveResources, MAX_CPUS, MIN_MEMORY_MIB};
 pub use schema_keys::ApiEndpoint;
 
 #[derive(Debug, thiserror::Error)]

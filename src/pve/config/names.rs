@@ -184,16 +184,6 @@ impl Tags {
         self.0.is_empty()
     }
 
-    /// Splits a tag list as PVE returns it (`;`, `,` or spaces between
-    /// tags); an error names the first invalid tag.
-    pub fn parse_list(raw: &str) -> Result<Self> {
-        let mut tags = Self::default();
-        for t in raw.split([';', ',', ' ']).filter(|t| !t.is_empty()) {
-            tags.push(Tag::parse(&t.to_ascii_lowercase())?);
-        }
-        Ok(tags)
-    }
-
     pub fn render(&self) -> String {
         let parts: Vec<_> = self.0.iter().map(Tag::as_str).collect();
         parts.join(";")

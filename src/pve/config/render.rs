@@ -112,49 +112,10 @@ impl PveConfig {
         }
     }
 
-    /// Parameters for `POST /nodes/{node}/lxc`, without `vmid`.
-    pub fn to_api_params(&self) -> Result<Vec<(String, String)>> {
-        self.render(ApiEndpoint::Create)
-    }
-
-    /// Parameters for `POST /nodes/{node}/lxc` creating CT `vmid`.
-    pub fn to_create_params(&self, vmid: u32) -> Result<Vec<(String, String)>> {
-        if !(crate::pve::vmid::MIN_VMID..=crate::pve::vmid::MAX_VMID).contains(&vmid) {
-            return Err(PveConfigError::invalid(
-                "vmid",
-                &vmid.to_string(),
-                "is outside 100..=999999999",
-            ));
-        }
-        let mut params = vec![("vmid".to_string(), vmid.to_string())];
-        params.extend(self.render(ApiEndpoint::Create)?);
-        Ok(params)
-    }
-
-    /// Parameters for `PUT /nodes/{node}/lxc/{vmid}/config`: the same keys
-    /// minus the create-only ones (`ostemplate`) and `unprivileged`, which
-    /// PVE refuses to modify.
-    pub fn to_update_params(&self) -> Result<Vec<(String, String)>> {
-        self.render(ApiEndpoint::Update)
-    }
-
-    /// What the API reserves for `root@pam`, as `(key, value)` for
-    /// [`super::PveConfigFile::set_key`]: a host-path rootfs, bind mount
-    /// points, and `features` other than `nesting`. The API parameters
-    /// leave these out.
-    pub fn node_local_params(&self) -> Result<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        if let Some(r) = self.rootfs.as_ref().filter(|r| r.volume.is_host_path()) {
-            out.push(("rootfs".to_string(), r.render()?));
-        }
-        for (i, mp) in self.mounts.iter().filter(|(_, m)| m.volume.is_host_path()) {
-            let key = format!("mp{i}");
-            out.push((key.clone(), mp.render(&key)?));
-        }
-        if !self.features.api_settable() {
-            out.push(("features".to_string(), self.features.render()?));
-        }
-        Ok(out)
+    /// The checked parameters of `POST /nodes/{node}/lxc`, all but `vmid`
+    /// (each create attempt adds the VMID it tries).
+    pub fn to_create_params(&self) -> Result<CreateParams> {
+        self.render(ApiEndpoint::Create).map(CreateParams)
     }
 
     /// LXC config lines (`key`, `value`) for lxcri's own include fragment
@@ -207,7 +168,7 @@ impl PveConfig {
         if endpoint == ApiEndpoint::Create {
             p.push("unprivileged", bool01(self.unprivileged))?;
         }
-        self.push_resources(&mut p)?;
+        self.resources.push(&mut p)?;
         if let Some(c) = self.console {
             p.push("console", bool01(c))?;
         }
@@ -217,15 +178,27 @@ impl PveConfig {
             }
             p.push("tty", &t.to_string())?;
         }
-        if !self.features.is_empty() && self.features.api_settable() {
-            p.push("features", &self.features.render()?)?;
+        if !self.features.is_empty() {
+            let value = self.features.render()?;
+            if !self.features.api_settable() {
+                return Err(root_only("features", "only nesting is settable by a token"));
+            }
+            p.push("features", &value)?;
         }
-        if let Some(r) = self.rootfs.as_ref().filter(|r| !r.volume.is_host_path()) {
-            p.push("rootfs", &r.render()?)?;
+        if let Some(r) = &self.rootfs {
+            let value = r.render()?;
+            if r.volume.is_host_path() {
+                return Err(root_only("rootfs", "a host directory is root@pam's"));
+            }
+            p.push("rootfs", &value)?;
         }
-        for (i, mp) in self.mounts.iter().filter(|(_, m)| !m.volume.is_host_path()) {
+        for (i, mp) in &self.mounts {
             let key = format!("mp{i}");
-            p.push(&key, &mp.render(&key)?)?;
+            let value = mp.render(&key)?;
+            if mp.volume.is_host_path() {
+                return Err(root_only(&key, "a bind mount is root@pam's"));
+            }
+            p.push(&key, &value)?;
         }
         for (i, net) in &self.nets {
             let key = format!("net{i}");
@@ -253,9 +226,22 @@ impl PveConfig {
         }
         Ok(p.out)
     }
+}
 
-    fn push_resources(&self, p: &mut Params) -> Result<()> {
-        let r = &self.resources;
+impl PveResources {
+    /// Parameters for `PUT /nodes/{node}/lxc/{vmid}/config` changing only
+    /// these resource keys (what an OCI `update` changes).
+    pub fn to_update_params(&self) -> Result<Vec<(String, String)>> {
+        let mut p = Params {
+            endpoint: ApiEndpoint::Update,
+            out: Vec::new(),
+        };
+        self.push(&mut p)?;
+        Ok(p.out)
+    }
+
+    fn push(&self, p: &mut Params) -> Result<()> {
+        let r = self;
         if let Some(m) = r.memory_mib {
             if m < MIN_MEMORY_MIB {
                 return Err(PveConfigError::invalid(
@@ -293,6 +279,34 @@ impl PveConfig {
             p.push("cpuunits", &u.to_string())?;
         }
         Ok(())
+    }
+}
+
+/// Checked parameters of `POST /nodes/{node}/lxc` without `vmid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateParams(Vec<(String, String)>);
+
+impl CreateParams {
+    /// The parameters creating CT `vmid` (`vmid` first).
+    pub fn with_vmid(&self, vmid: u32) -> Result<Vec<(String, String)>> {
+        if !(crate::pve::vmid::MIN_VMID..=crate::pve::vmid::MAX_VMID).contains(&vmid) {
+            return Err(PveConfigError::invalid(
+                "vmid",
+                &vmid.to_string(),
+                "is outside 100..=999999999",
+            ));
+        }
+        let mut params = Vec::with_capacity(self.0.len() + 1);
+        params.push(("vmid".to_string(), vmid.to_string()));
+        params.extend_from_slice(&self.0);
+        Ok(params)
+    }
+}
+
+fn root_only(field: &str, reason: &str) -> PveConfigError {
+    PveConfigError::RootOnly {
+        field: field.to_string(),
+        reason: reason.to_string(),
     }
 }
 

@@ -112,15 +112,15 @@ fn attempts_are_bounded() {
     let cluster = FakeCluster::default();
     cluster.taken.lock().unwrap().extend(100..=999);
     let err = VmidAllocator::with_seed(range, 1)
-        .with_max_attempts(5)
         .allocate(&cluster)
         .unwrap_err();
+    let max = VmidAllocator::MAX_ATTEMPTS;
     assert!(
-        matches!(err, VmidError::TooManyAttempts { attempts: 5, .. }),
+        matches!(err, VmidError::TooManyAttempts { attempts, .. } if attempts == max),
         "{err}"
     );
     assert!(err.to_string().contains("100-999"), "{err}");
-    assert_eq!(*cluster.creates.lock().unwrap(), 5);
+    assert_eq!(*cluster.creates.lock().unwrap(), max);
 }
 
 #[test]

@@ -157,9 +157,7 @@ impl ZfsRootfs {
         let images = settings.images()?;
         let work = runtime_root.join("zfs");
         Some(Self::new(
-            Box::new(ZfsCli {
-                binary: settings.command.clone(),
-            }),
+            Box::new(ZfsCli::new(&settings.command)),
             pool,
             images,
             settings.size,

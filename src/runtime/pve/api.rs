@@ -36,6 +36,14 @@ pub trait CtApi: Send + Sync + Debug {
     fn next_id(&self, from: u32) -> Result<Option<u32>, PveError>;
     /// `POST /nodes/{node}/lxc`, then its task.
     fn create(&self, node: &str, params: &[(String, String)]) -> Result<(), PveError>;
+    /// `PUT .../config` (synchronous): changes keys of the CT; on a running
+    /// CT PVE applies what it can hot-plug at once.
+    fn update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &[(String, String)],
+    ) -> Result<(), PveError>;
     /// `POST .../status/start`, then its task (the CT is RUNNING after).
     fn start(&self, node: &str, vmid: u32) -> Result<(), PveError>;
     /// `POST .../status/stop` (`lxc-stop --kill`), then its task.
@@ -71,6 +79,15 @@ impl CtApi for ClientApi {
     fn create(&self, node: &str, params: &[(String, String)]) -> Result<(), PveError> {
         let upid = self.client.create_lxc(node, params)?;
         self.client.wait_task(&upid, self.timeouts.create).map(drop)
+    }
+
+    fn update_config(
+        &self,
+        node: &str,
+        vmid: u32,
+        params: &[(String, String)],
+    ) -> Result<(), PveError> {
+        self.client.update_lxc_config(node, vmid, params)
     }
 
     fn start(&self, node: &str, vmid: u32) -> Result<(), PveError> {

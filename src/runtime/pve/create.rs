@@ -1,177 +1,189 @@
-//! `create` on the `pve` backend, as one sequence with rollback: a failure
-//! at any step leaves no CT (nor its volume), no fragment, no mount and no
-//! state behind.
+//! The pve backend's steps of a create, and the PVE calls they make:
 //!
-//! The steps, and the PVE calls they make:
-//! 1. bundle, rootfs, plan, CT config: all checked before PVE hears of it;
-//! 2. `GET /version` (once per shim), then `GET /cluster/nextid` +
-//!    `POST /nodes/{node}/lxc` until a VMID of the range is won;
-//! 3. node-local `VMID.conf` edit under PVE's lock: the rootfs (overlay:
-//!    the bundle's directory; zfs: PVE's new volume swapped for the
-//!    container's clone of its image) and the include;
-//! 4. `POST .../status/start`; the init reports ready over its socket.
+//! - configure: the CT's API parameters and lxcri's LXC fragment, checked
+//!   (and `GET /version` once per shim) before PVE hears of the CT;
+//! - reserve: `GET /cluster/nextid` + `POST /nodes/{node}/lxc` until a
+//!   VMID of the range is won;
+//! - write_config: the node-local `VMID.conf` edit under PVE's lock: the
+//!   rootfs (overlay: the bundle's directory; zfs: PVE's new volume swapped
+//!   for the container's clone of its image) and the include;
+//! - start: `POST .../status/start`.
 
-use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::api::{failure_text, CtApi};
-use super::ct::{allocated_rootfs_volume, attach_include, attach_node_local, ct_config, CtInputs};
-use super::{api_err, PveBackendError, PveRuntime, FRAGMENT_FILE};
+use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
+use super::{api_err, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
+use crate::plan::pve::{ct_config, CtInputs};
 use crate::pve::client::PveError;
-use crate::pve::config::update_node_config;
+use crate::pve::config::{update_node_config, CreateParams};
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
-use crate::rootfs::zfs::volume_leaf;
-use crate::runtime::container::{
-    new_record, owner, prepare_bundle, write_file, BundleUndo, ContainerError, CreateRequest,
-    CreatedContainer, InitRendezvous, PreparedBundle, Result,
-};
+use crate::rootfs::zfs::{volume_leaf, ZfsRootfs};
+use crate::runtime::backend::CreateSteps;
+use crate::runtime::bundle::{write_file, BundleUndo, PreparedBundle};
+use crate::runtime::container::CreateRequest;
+use crate::runtime::error::{PveBackendError, Result, RuntimeError};
+use crate::state::ContainerRecord;
 
-pub(super) fn create(rt: &PveRuntime, req: &CreateRequest) -> Result<CreatedContainer> {
-    let dir = rt.store.container_dir(&req.namespace, &req.id)?;
-    if dir.exists() {
-        return Err(ContainerError::Exists(format!(
-            "{}/{}",
-            req.namespace, req.id
-        )));
-    }
-    let mut rollback = Rollback {
-        rt,
-        req,
-        armed: true,
-        bundle: BundleUndo::default(),
-        ct: None,
-    };
-    let result = create_steps(rt, req, &dir, &mut rollback);
-    if result.is_ok() {
-        rollback.armed = false;
-    }
-    result
+/// One create on the pve backend.
+pub(super) struct PveCreate<'a> {
+    pve: &'a PveBackend,
+    req: &'a CreateRequest,
+    /// From `configure`: the API, the checked create parameters and the
+    /// fragment `VMID.conf` will include.
+    api: Option<Arc<dyn CtApi>>,
+    params: Option<CreateParams>,
+    fragment: PathBuf,
+    /// A CT that is, or may be, this container's.
+    vmid: Option<u32>,
 }
 
-fn create_steps(
-    rt: &PveRuntime,
-    req: &CreateRequest,
-    dir: &Path,
-    rollback: &mut Rollback<'_>,
-) -> Result<CreatedContainer> {
-    // Only checked by the plan: the CT's LXC name is its VMID.
-    let name = crate::runtime::lxc::container_name(&req.namespace, &req.id);
-    let PreparedBundle {
-        spec,
-        cri,
-        run_dir,
-        rootfs,
-        plan,
-    } = prepare_bundle(
-        &rt.config,
-        rt.rootfs.as_ref(),
-        req,
-        dir,
-        &name,
-        // On pve the volume is named after the VMID: made once PVE gave one.
-        None,
-        &mut rollback.bundle,
-    )?;
-
-    let api = rt.api()?;
-    let version = rt.pve_version(api.as_ref())?;
-    // `ctr run --rootfs DIR` has no image to clone: its directory is used.
-    let zfs = rt.rootfs.zfs().filter(|_| !req.rootfs_mounts.is_empty());
-    let zfs_clone = zfs.is_some();
-    let ct = ct_config(&CtInputs {
-        version,
-        namespace: &req.namespace,
-        id: &req.id,
-        spec: &spec,
-        cri: &cri,
-        init_cmd: &plan.lxc.init_cmd,
-        template: &rt.config.pve.template,
-        storage: &rt.config.pve.storage,
-        rootfs_size: zfs_clone.then_some(rt.config.zfs.size),
-    })
-    .map_err(PveBackendError::CtConfig)?;
-    let params = ct.to_api_params().map_err(PveBackendError::CtConfig)?;
-    let mut fragment = plan.lxc.render_pve_fragment()?;
-    let extra = ct.fragment_lines().map_err(PveBackendError::CtConfig)?;
-    fragment.push_str(&render_lines(&extra)?);
-    let fragment_path = dir.join(FRAGMENT_FILE);
-    write_file(&fragment_path, fragment.as_bytes())?;
-
-    let rendezvous = InitRendezvous::prepare(&run_dir)?;
-    let mut record = new_record(
-        req,
-        &cri,
-        "pve",
-        String::new(),
-        rollback.bundle.rootfs.is_some(),
-    );
-    record.node = Some(rt.node.clone());
-    // Saved before PVE hears of the CT: from here on a crash is cleaned up
-    // by the shim's `delete` action or, for the CT, by `lxcri gc`.
-    rt.store.save(&record)?;
-
-    let attempts = CreateAttempts {
-        api: api.as_ref(),
-        node: &rt.node,
-        params: &params,
-    };
-    let vmid = match rt.allocator.allocate(&attempts) {
-        Ok(vmid) => vmid,
-        Err(e) => {
-            // A create that failed half-way (or timed out) may have left a
-            // CT with that VMID; rollback removes it if it is ours.
-            if let VmidError::Create { vmid, .. } = &e {
-                rollback.ct = Some(*vmid);
-            }
-            return Err(PveBackendError::Vmid(e).into());
+impl<'a> PveCreate<'a> {
+    pub(super) fn new(pve: &'a PveBackend, req: &'a CreateRequest) -> Self {
+        Self {
+            pve,
+            req,
+            api: None,
+            params: None,
+            fragment: PathBuf::new(),
+            vmid: None,
         }
-    };
-    rollback.ct = Some(vmid);
-    record.vmid = Some(vmid);
-    record.backend_name = PveRuntime::lxc_name(vmid);
-    rt.store.save(&record)?;
-    tracing::info!(vmid, node = %rt.node, "created CT");
-
-    let mut clone_failed = None;
-    update_node_config(&rt.paths, vmid, |file| match zfs {
-        None => attach_node_local(file, &rootfs, &fragment_path, rt.store.root()),
-        Some(zfs) => {
-            let leaf = allocated_rootfs_volume(file, vmid, &rt.config.pve.storage)?;
-            if leaf != volume_leaf(&vmid.to_string()) {
-                tracing::warn!(vmid, volume = %leaf, "PVE allocated an unexpected volume name");
-            }
-            rollback.bundle.volume = Some(leaf.clone());
-            let owner = owner(&req.namespace, &req.id);
-            if let Err(e) = zfs.replace_volume(&req.rootfs_mounts, &leaf, &owner) {
-                clone_failed = Some(e);
-                return Ok(false);
-            }
-            attach_include(file, &fragment_path, rt.store.root())
-        }
-    })
-    .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
-    if let Some(e) = clone_failed {
-        return Err(crate::rootfs::RootfsError::from(e).into());
     }
 
-    if let Err(e) = api.start(&rt.node, vmid) {
-        // A start task fails when the CT stops at once; the init may have
-        // said why (e.g. the process's executable is missing).
-        return Err(rendezvous
-            .init_failure()
-            .unwrap_or_else(|| api_err(format!("starting CT {vmid}"))(e)));
+    /// The image's dataset to clone, in zfs mode. `ctr run --rootfs DIR`
+    /// has no image: its directory is used as it is.
+    fn zfs(&self) -> Option<&'a ZfsRootfs> {
+        let pve: &'a PveBackend = self.pve;
+        pve.rootfs
+            .zfs()
+            .filter(|_| !self.req.rootfs_mounts.is_empty())
     }
-    let name = PveRuntime::lxc_name(vmid);
-    rendezvous.finish(
-        &rt.store,
-        record,
-        spec,
-        run_dir,
-        plan.init.process.terminal,
-        rt.config.lxc.start_timeout(),
-        &|| rt.lxc.is_running(&name),
-        || PveBackendError::CtStopped { vmid }.into(),
-    )
+
+    fn api(&self) -> &dyn CtApi {
+        self.api.as_deref().expect("configure runs first")
+    }
+
+    fn vmid(&self) -> u32 {
+        self.vmid.expect("reserve runs first")
+    }
+}
+
+impl CreateSteps for PveCreate<'_> {
+    /// On pve the volume is named after the VMID: made once PVE gave one.
+    fn volume(&self) -> Option<String> {
+        None
+    }
+
+    fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
+        let pve = self.pve;
+        let api = pve.api()?;
+        let ct = ct_config(&CtInputs {
+            version: pve.pve_version(api.as_ref())?,
+            namespace: &self.req.namespace,
+            id: &self.req.id,
+            spec: &bundle.spec,
+            cri: &bundle.cri,
+            limits: &bundle.plan.limits,
+            init_cmd: &bundle.plan.lxc.init_cmd,
+            template: &pve.config.pve.template,
+            storage: &pve.config.pve.storage,
+            rootfs_size: self.zfs().map(|_| pve.config.zfs.size),
+        })?;
+        self.params = Some(ct.to_create_params().map_err(PveBackendError::CtConfig)?);
+        let mut fragment = bundle.plan.lxc.render_pve_fragment()?;
+        let extra = ct.fragment_lines().map_err(PveBackendError::CtConfig)?;
+        fragment.push_str(&render_lines(&extra)?);
+        self.fragment = pve
+            .store
+            .container_dir(&self.req.namespace, &self.req.id)?
+            .join(FRAGMENT_FILE);
+        write_file(&self.fragment, fragment.as_bytes())?;
+        self.api = Some(api);
+        Ok(())
+    }
+
+    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()> {
+        let attempts = CreateAttempts {
+            api: self.api(),
+            node: &self.pve.node,
+            params: self.params.as_ref().expect("configure runs first"),
+        };
+        let vmid = match self.pve.allocator.allocate(&attempts) {
+            Ok(vmid) => vmid,
+            Err(e) => {
+                // A create that failed half-way (or timed out) may have left
+                // a CT with that VMID; rollback removes it if it is ours.
+                if let VmidError::Create { vmid, .. } = &e {
+                    self.vmid = Some(*vmid);
+                }
+                return Err(PveBackendError::Vmid(e).into());
+            }
+        };
+        self.vmid = Some(vmid);
+        record.vmid = Some(vmid);
+        record.backend_name = PveBackend::lxc_name(vmid);
+        record.node = Some(self.pve.node.clone());
+        tracing::info!(vmid, node = %self.pve.node, "created CT");
+        Ok(())
+    }
+
+    fn write_config(&mut self, bundle: &PreparedBundle, undo: &mut BundleUndo) -> Result<()> {
+        let vmid = self.vmid();
+        let pve = self.pve;
+        let zfs = self.zfs();
+        let mut clone_failed = None;
+        update_node_config(&pve.paths, vmid, |file| match zfs {
+            None => attach_node_local(file, &bundle.rootfs, &self.fragment, pve.store.root()),
+            Some(zfs) => {
+                let leaf = allocated_rootfs_volume(file, vmid, &pve.config.pve.storage)?;
+                if leaf != volume_leaf(&vmid.to_string()) {
+                    tracing::warn!(vmid, volume = %leaf, "PVE allocated an unexpected volume name");
+                }
+                undo.volume = Some(leaf.clone());
+                if let Err(e) =
+                    zfs.replace_volume(&self.req.rootfs_mounts, &leaf, &self.req.owner())
+                {
+                    clone_failed = Some(e);
+                    return Ok(false);
+                }
+                attach_include(file, &self.fragment, pve.store.root())
+            }
+        })
+        .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+        match clone_failed {
+            Some(e) => Err(crate::rootfs::RootfsError::from(e).into()),
+            None => Ok(()),
+        }
+    }
+
+    fn start(&mut self) -> Result<()> {
+        let vmid = self.vmid();
+        self.api()
+            .start(&self.pve.node, vmid)
+            .map_err(api_err(format!("starting CT {vmid}")))
+    }
+
+    fn is_running(&self) -> bool {
+        self.pve.lxc.is_running(&PveBackend::lxc_name(self.vmid()))
+    }
+
+    fn stopped_early(&self) -> RuntimeError {
+        PveBackendError::CtStopped { vmid: self.vmid() }.into()
+    }
+
+    /// Destroys the CT if its notes still name this container: a VMID
+    /// whose create lost a race belongs to someone else.
+    fn rollback(&mut self) {
+        let Some(vmid) = self.vmid else {
+            return;
+        };
+        let (ns, id) = (&self.req.namespace, &self.req.id);
+        if let Err(e) = self.pve.destroy_ct_if_ours(vmid, ns, id) {
+            tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
+        }
+    }
 }
 
 /// [`VmidApi`] for one create: each attempt is `POST /nodes/{node}/lxc`
@@ -179,7 +191,7 @@ fn create_steps(
 struct CreateAttempts<'a> {
     api: &'a dyn CtApi,
     node: &'a str,
-    params: &'a [(String, String)],
+    params: &'a CreateParams,
 }
 
 impl VmidApi for CreateAttempts<'_> {
@@ -188,9 +200,7 @@ impl VmidApi for CreateAttempts<'_> {
     }
 
     fn try_create(&self, vmid: u32) -> std::result::Result<CreateOutcome, ApiError> {
-        let mut params = Vec::with_capacity(self.params.len() + 1);
-        params.push(("vmid".to_string(), vmid.to_string()));
-        params.extend_from_slice(self.params);
+        let params = self.params.with_vmid(vmid)?;
         match self.api.create(self.node, &params) {
             Ok(()) => Ok(CreateOutcome::Created),
             Err(e) if vmid_taken(&e, vmid) => Ok(CreateOutcome::Exists),
@@ -203,34 +213,4 @@ impl VmidApi for CreateAttempts<'_> {
 /// creates race past that check, in the task.
 fn vmid_taken(e: &PveError, vmid: u32) -> bool {
     failure_text(e).is_some_and(|t| is_vmid_taken_message(t, vmid))
-}
-
-/// Undo list for a create in progress.
-struct Rollback<'a> {
-    rt: &'a PveRuntime,
-    req: &'a CreateRequest,
-    armed: bool,
-    bundle: BundleUndo,
-    /// A CT that is, or may be, ours.
-    ct: Option<u32>,
-}
-
-impl Drop for Rollback<'_> {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Some(vmid) = self.ct {
-            // Ownership is checked by the description: a VMID whose create
-            // lost a race belongs to someone else.
-            if let Err(e) = self
-                .rt
-                .destroy_ct_if_ours(vmid, &self.req.namespace, &self.req.id)
-            {
-                tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
-            }
-        }
-        self.bundle
-            .undo(self.rt.rootfs.as_ref(), &self.rt.store, self.req);
-    }
 }

@@ -7,9 +7,9 @@
 //! the CT) and names this VMID or none yet (a create in progress). Everything else tagged `lxcri` is reported, but
 //! only orphans are ever removed.
 
-use super::{CtOwner, PveRuntime};
+use super::{CtOwner, PveBackend};
 use crate::pve::config::Tag;
-use crate::runtime::container::Result;
+use crate::runtime::error::Result;
 
 /// What `gc` concluded about one CT of the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub struct GcEntry {
     pub reason: String,
 }
 
-impl PveRuntime {
+impl PveBackend {
     /// Every `lxcri`-tagged CT on this node, with its verdict.
     pub fn gc_scan(&self) -> Result<Vec<GcEntry>> {
         let api = self.api()?;
@@ -141,7 +141,7 @@ impl PveRuntime {
         })
     }
 
-    /// Destroys an orphan found by [`PveRuntime::gc_scan`], re-checking
+    /// Destroys an orphan found by [`PveBackend::gc_scan`], re-checking
     /// first that it still is one.
     pub fn gc_remove(&self, vmid: u32) -> Result<bool> {
         let status = String::new();

@@ -1,37 +1,41 @@
 //! The `pve` backend: each container is a Proxmox VE CT.
 //!
 //! The CT is made and driven through the PVE API (create, start, stop,
-//! delete), so PVE knows it, shows it and accounts for it. What the API
-//! keeps for `root@pam` (the container's rootfs, a host directory, and one
-//! `lxc.include` of lxcri's LXC fragment) lxcri writes into the node-local
-//! `VMID.conf` under PVE's config lock. On the node the CT is the LXC
-//! container `VMID`; stdio, exec, the init's pid and cgroup stats work on
-//! it exactly as on the lxc backend, because `lxcri-init` is its init.
+//! update, delete), so PVE knows it, shows it and accounts for it. What the
+//! API keeps for `root@pam` (the container's rootfs, a host directory, and
+//! one `lxc.include` of lxcri's LXC fragment) lxcri writes into the
+//! node-local `VMID.conf` under PVE's config lock. On the node the CT is the
+//! LXC container `VMID`; stdio, exec, the init's pid and cgroup stats work
+//! on it exactly as on the lxc backend, because `lxcri-init` is its init.
 
 mod api;
 mod create;
-mod ct;
 mod gc;
+mod node_config;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
-pub use ct::{attach_node_local, ct_config, CtInputs, IMAGE_NAME_ANNOTATION};
-pub use gc::{CtVerdict, GcEntry};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
 
-use super::backend::Backend;
-use super::container::{ContainerError, CreateRequest, CreatedContainer, Result};
-use super::lxc::LxcBackend;
-use crate::config::Config;
-use crate::pve::client::PveError;
+pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
+pub use gc::{CtVerdict, GcEntry};
+pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
+
+use super::backend::{Backend, CreateSteps};
+use super::container::{Container, CreateRequest};
+use super::control::{self, CgroupUpdate};
+use super::error::{PveBackendError, Result, RuntimeError};
+use crate::config::{BackendKind, Config};
+use crate::lxc::LxcTools;
+use crate::plan::pve::pve_resources;
+use crate::plan::Limits;
+use crate::pve::client::{ClientOptions, PveError};
 use crate::pve::config::{Description, NodePaths, PveConfigError, PveConfigFile, PveVersion};
-use crate::pve::connect::{connect, shim_options, ConnectError};
-use crate::pve::vmid::{VmidAllocator, VmidError};
+use crate::pve::vmid::VmidAllocator;
 use crate::rootfs::zfs::volume_leaf;
 use crate::rootfs::RootfsProvider;
-use crate::runtime::container::{owner, rootfs_provider};
-use crate::state::StateStore;
+use crate::state::{ContainerRecord, StateStore};
 
 /// lxcri's LXC fragment of a CT, in the container's runtime directory (so
 /// it goes with it); `VMID.conf` includes it.
@@ -40,37 +44,7 @@ pub const FRAGMENT_FILE: &str = "pve-lxc.conf";
 /// How long destroy waits for a CT locked by a task (a create in flight).
 const LOCKED_DESTROY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-#[derive(Debug, thiserror::Error)]
-pub enum PveBackendError {
-    #[error("connecting to the PVE API")]
-    Connect(#[source] ConnectError),
-    #[error("PVE API: {action}")]
-    Api {
-        action: String,
-        #[source]
-        source: PveError,
-    },
-    #[error("allocating a VMID and creating the CT")]
-    Vmid(#[source] VmidError),
-    #[error("the CT's PVE config")]
-    CtConfig(#[source] PveConfigError),
-    #[error("CT {vmid}: editing the node-local config")]
-    NodeConfig {
-        vmid: u32,
-        #[source]
-        source: PveConfigError,
-    },
-    #[error("CT {vmid} stopped before its init was ready (see the PVE task log and `lxc-start` log of CT {vmid})")]
-    CtStopped { vmid: u32 },
-}
-
-impl From<PveBackendError> for ContainerError {
-    fn from(e: PveBackendError) -> Self {
-        ContainerError::Pve(Box::new(e))
-    }
-}
-
-fn api_err(action: impl Into<String>) -> impl FnOnce(PveError) -> ContainerError {
+fn api_err(action: impl Into<String>) -> impl FnOnce(PveError) -> RuntimeError {
     let action = action.into();
     move |source| PveBackendError::Api { action, source }.into()
 }
@@ -88,14 +62,14 @@ pub enum CtOwner {
 
 /// The `pve` backend of one node.
 #[derive(Debug)]
-pub struct PveRuntime {
-    pub config: Config,
-    pub store: StateStore,
+pub struct PveBackend {
+    config: Config,
+    store: StateStore,
     /// The node's LXC, where CT `VMID` is the container `VMID`.
-    pub lxc: LxcBackend,
-    pub rootfs: Box<dyn RootfsProvider>,
-    pub node: String,
-    pub paths: NodePaths,
+    lxc: LxcTools,
+    rootfs: Arc<dyn RootfsProvider>,
+    node: String,
+    paths: NodePaths,
     allocator: VmidAllocator,
     /// Connected on first use: a shim that only answers containerd's
     /// `delete` for a container that never reached PVE needs no API.
@@ -103,26 +77,25 @@ pub struct PveRuntime {
     version: Mutex<Option<PveVersion>>,
 }
 
-impl PveRuntime {
-    pub fn new(config: Config) -> Self {
-        Self::build(config, None)
+impl PveBackend {
+    pub fn new(config: Config, rootfs: Arc<dyn RootfsProvider>) -> Self {
+        Self::build(config, rootfs, None)
     }
 
-    /// A runtime that talks to `api` instead of connecting (tests, tools).
-    pub fn with_api(config: Config, api: Arc<dyn CtApi>) -> Self {
-        Self::build(config, Some(api))
+    /// A backend that talks to `api` instead of connecting (tests, tools).
+    pub fn with_api(config: Config, rootfs: Arc<dyn RootfsProvider>, api: Arc<dyn CtApi>) -> Self {
+        Self::build(config, rootfs, Some(api))
     }
 
-    fn build(config: Config, api: Option<Arc<dyn CtApi>>) -> Self {
+    fn build(config: Config, rootfs: Arc<dyn RootfsProvider>, api: Option<Arc<dyn CtApi>>) -> Self {
         let pve = &config.pve;
         let paths = NodePaths {
             config_dir: pve.config_dir.clone(),
             lock_dir: pve.lock_dir.clone(),
         };
-        let rootfs = rootfs_provider(&config);
         Self {
             store: StateStore::new(&config.runtime_root),
-            lxc: LxcBackend::new(&pve.lxcpath, config.lxc.log_level.lxc_name()),
+            lxc: LxcTools::new(&pve.lxcpath, config.lxc.log_level.lxc_name()),
             rootfs,
             node: pve.node.clone().unwrap_or_default(),
             paths,
@@ -134,12 +107,16 @@ impl PveRuntime {
     }
 
     /// The API, connecting on first use.
-    pub fn api(&self) -> Result<Arc<dyn CtApi>> {
+    fn api(&self) -> Result<Arc<dyn CtApi>> {
         let mut slot = self.api.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(api) = slot.as_ref() {
             return Ok(Arc::clone(api));
         }
-        let client = connect(&self.config.pve, shim_options()).map_err(PveBackendError::Connect)?;
+        let client = self
+            .config
+            .pve
+            .connect(ClientOptions::default())
+            .map_err(PveBackendError::Connect)?;
         let api: Arc<dyn CtApi> = Arc::new(ClientApi {
             client,
             timeouts: TaskTimeouts::default(),
@@ -159,8 +136,13 @@ impl PveRuntime {
         Ok(v)
     }
 
+    /// The PVE node this backend runs CTs on.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
     /// The LXC name of a CT on the node.
-    pub fn lxc_name(vmid: u32) -> String {
+    fn lxc_name(vmid: u32) -> String {
         vmid.to_string()
     }
 
@@ -220,32 +202,27 @@ impl PveRuntime {
             }
         }
     }
-
-    fn record_vmid(&self, namespace: &str, id: &str) -> Option<u32> {
-        self.store
-            .load(namespace, id)
-            .ok()
-            .flatten()
-            .and_then(|r| r.vmid)
-    }
 }
 
-impl Backend for PveRuntime {
-    fn name(&self) -> &'static str {
-        "pve"
+impl Backend for PveBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Pve
     }
 
-    fn config(&self) -> &Config {
-        &self.config
+    fn begin_create<'a>(&'a self, req: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>> {
+        Ok(Box::new(create::PveCreate::new(self, req)))
     }
 
-    fn create(&self, req: &CreateRequest) -> Result<CreatedContainer> {
-        create::create(self, req)
+    /// `subvol-VMID-disk-0`, once the container has a VMID.
+    fn volume(&self, _: &str, _: &str, record: Option<&ContainerRecord>) -> Option<String> {
+        record
+            .and_then(|r| r.vmid)
+            .map(|v| volume_leaf(&v.to_string()))
     }
 
     /// `POST .../status/stop` when the CT runs; a stopped CT is fine.
-    fn stop(&self, namespace: &str, id: &str) -> Result<()> {
-        let Some(vmid) = self.record_vmid(namespace, id) else {
+    fn stop(&self, _: &str, _: &str, record: Option<&ContainerRecord>) -> Result<()> {
+        let Some(vmid) = record.and_then(|r| r.vmid) else {
             return Ok(());
         };
         let name = Self::lxc_name(vmid);
@@ -262,37 +239,48 @@ impl Backend for PveRuntime {
     }
 
     /// Destroys the CT (purging it from PVE's jobs, with its volume: in zfs
-    /// mode the container's clone), releases the rootfs (and the clone, if
-    /// PVE left it) and removes the runtime directory (with the fragment).
-    /// Idempotent.
-    fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
-        let record = self.store.load(namespace, id).ok().flatten();
-        let vmid = record.as_ref().and_then(|r| r.vmid);
-        let volume = vmid.map(|v| volume_leaf(&v.to_string()));
-        let owner = owner(namespace, id);
-        // Read before PVE destroys the clone: the image's idle time starts now.
-        let image = match (self.rootfs.zfs(), &volume) {
-            (Some(zfs), Some(leaf)) => zfs.origin_image(leaf, &owner),
-            _ => None,
+    /// mode the container's clone, whose image's idle time starts now).
+    fn teardown(&self, namespace: &str, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
+        let Some(vmid) = record.and_then(|r| r.vmid) else {
+            return Ok(());
         };
-        if let Some(vmid) = vmid {
-            self.destroy_ct_if_ours(vmid, namespace, id)?;
-        }
-        let mounted = record.as_ref().map(|r| r.rootfs_mounted).unwrap_or(true);
-        let target = bundle.join("rootfs");
-        self.rootfs.release(
-            mounted.then_some(target.as_path()),
-            &owner,
-            volume.as_deref(),
-        )?;
+        // Read before PVE destroys the clone.
+        let leaf = volume_leaf(&vmid.to_string());
+        let owner = super::container::owner(namespace, id);
+        let image = self
+            .rootfs
+            .zfs()
+            .and_then(|z| z.origin_image(&leaf, &owner));
+        self.destroy_ct_if_ours(vmid, namespace, id)?;
         if let (Some(zfs), Some(image)) = (self.rootfs.zfs(), image) {
             zfs.mark_used(&image);
         }
-        self.store.remove(namespace, id)?;
         Ok(())
     }
 
-    fn stops_on_kill(&self) -> bool {
-        true
+    /// SIGKILL to the init goes through `POST .../status/stop` (`lxc-stop
+    /// --kill`), so the stop is PVE's to see and log.
+    fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
+        if signal == Signal::SIGKILL {
+            return self.stop(c.namespace(), c.id(), Some(&c.record));
+        }
+        control::signal(c, signal, all)
+    }
+
+    /// Keeps PVE's view true: the CT's `memory`, `swap`, `cores`,
+    /// `cpulimit` and `cpuunits` change through the API, then the cgroup
+    /// gets the exact OCI values (PVE counts whole MiB and its own CPU
+    /// units), as on the lxc backend.
+    fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
+        // Everything checked before PVE hears of it.
+        let cgroup = CgroupUpdate::check(c, resources)?;
+        let ct = pve_resources(&Limits::from_oci(resources)?)?;
+        let params = ct.to_update_params().map_err(PveBackendError::CtConfig)?;
+        if let (Some(vmid), false) = (c.record.vmid, params.is_empty()) {
+            self.api()?
+                .update_config(&self.node, vmid, &params)
+                .map_err(api_err(format!("updating the resources of CT {vmid}")))?;
+        }
+        cgroup.apply()
     }
 }

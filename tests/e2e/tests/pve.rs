@@ -128,6 +128,56 @@ fn ct_config_has_the_keys_tags_and_notes_and_delete_removes_it() {
     );
 }
 
+/// An OCI update keeps PVE's view true: the CT's `memory` changes through
+/// the API (PVE counts MiB), and the cgroup gets the exact value, as on the
+/// lxc backend.
+#[test]
+#[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
+fn an_update_changes_the_ct_and_the_cgroup() {
+    if !require(Runtime::Lxcri, "update") {
+        return;
+    }
+    let ctd = started(PveSim::start());
+    let id = ctd.new_id("update");
+    ctd.run_detached(
+        Runtime::Lxcri,
+        &id,
+        &["sleep", "1000"],
+        &["--memory-limit", "268435456"],
+    );
+    let (vmid, text) = sim(&ctd).ct_of(ctd.namespace(), &id).expect("CT");
+    assert!(text.lines().any(|l| l == "memory: 256"), "{text}");
+    ctd.update_memory_limit(&id, (64 << 20) + 4096)
+        .unwrap_or_else(|e| panic!("update: {e}"));
+    let text = std::fs::read_to_string(sim(&ctd).config_file(vmid)).unwrap();
+    assert!(
+        text.lines().any(|l| l == "memory: 65"),
+        "MiB, rounded up:\n{text}"
+    );
+    let (pid, _) = ctd.task(&id).expect("task");
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let limit = cgroup
+        .lines()
+        .filter_map(|l| l.rsplit(':').next())
+        .flat_map(|p| {
+            [
+                format!("/sys/fs/cgroup{p}/memory.max"),
+                format!("/sys/fs/cgroup/unified{p}/memory.max"),
+                format!("/sys/fs/cgroup/memory{p}/memory.limit_in_bytes"),
+            ]
+        })
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .expect("the CT's memory limit file");
+    assert_eq!(limit.trim(), ((64u64 << 20) + 4096).to_string());
+    let calls = api_calls(&sim(&ctd).requests());
+    assert!(
+        calls.contains(&"PUT /nodes/{node}/lxc/{vmid}/config".to_string()),
+        "{calls:#?}"
+    );
+    ctd.remove(&id);
+    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
+}
+
 #[test]
 #[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
 fn twenty_concurrent_creates_get_distinct_vmids() {

@@ -441,3 +441,50 @@ fn faults_by_template_fail_each_create_step() {
     assert_eq!(faulted[0]["template"], "/cluster/nextid");
     assert_eq!(faulted[0]["fault"]["template"], "/cluster/nextid");
 }
+
+/// pve-container's `check_ct_modify_config_perm`: each key needs its own
+/// VM.Config privilege, and the call needs one of them at all.
+#[test]
+fn config_updates_need_the_privilege_of_each_key() {
+    let privs = "--privs=VM.Allocate,VM.Audit,VM.PowerMgmt,VM.Config.Memory,Datastore.AllocateSpace,Datastore.AllocateTemplate,Datastore.Audit,Sys.Audit";
+    let sim = Sim::start(&[privs]);
+    let n = &sim.node;
+    sim.put_template("local", "none.tar.gz");
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.gz&rootfs=local-zfs%3A0";
+    let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
+    assert_eq!(sim.wait_task(&task), "OK");
+    let put = |form: &str| sim.call("PUT", &format!("/nodes/{n}/lxc/100/config"), form);
+    assert_eq!(put("memory=512&swap=0").status, 200);
+    for (form, privilege) in [
+        ("cpulimit=0.5", "VM.Config.CPU"),
+        ("memory=256&cores=2", "VM.Config.CPU"),
+        ("delete=cpuunits", "VM.Config.CPU"),
+        ("hostname=web", "VM.Config.Network"),
+        ("onboot=1", "VM.Config.Options"),
+    ] {
+        let answer = put(form);
+        assert_eq!(answer.status, 403, "{form}: {:?}", answer.body);
+        assert!(
+            answer.reason.contains(privilege),
+            "{form}: {}",
+            answer.reason
+        );
+    }
+    let data = sim
+        .call("GET", &format!("/nodes/{n}/lxc/100/config"), "")
+        .body["data"]
+        .clone();
+    assert_eq!(data["memory"], 512, "a refused update changes nothing");
+    let none = Sim::start(&["--privs=VM.Allocate,VM.Audit,Datastore.AllocateSpace"]);
+    let answer = none.call(
+        "PUT",
+        &format!("/nodes/{}/lxc/100/config", none.node),
+        "memory=64",
+    );
+    assert_eq!(answer.status, 403);
+    assert!(
+        answer.reason.contains("VM.Config.Memory|VM.Config.Network"),
+        "{}",
+        answer.reason
+    );
+}

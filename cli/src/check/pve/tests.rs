@@ -263,9 +263,9 @@ fn client_failures_name_their_cause() {
 #[test]
 fn tls_detail_follows_the_library_trust() {
     let mut s = settings();
-    assert!(trust_detail(&trust(&s)).contains("web PKI"));
+    assert!(trust_detail(&s.trust()).contains("web PKI"));
     s.ca_file = Some("/etc/pve/pve-root-ca.pem".into());
-    assert!(trust_detail(&trust(&s)).contains("/etc/pve/pve-root-ca.pem"));
+    assert!(trust_detail(&s.trust()).contains("/etc/pve/pve-root-ca.pem"));
 }
 
 #[test]

@@ -110,18 +110,18 @@ fn server_error_and_not_implemented_carry_pve_message() {
         } else {
             Reply::json(
                 501,
-                "Method 'GET /nodes/pve1/lxc/105/status/current' not implemented",
+                "Method 'GET /nodes/pve1/lxc' not implemented",
                 json!({"data": null}),
             )
         }
     });
     let err = client.start("pve1", 105).unwrap_err();
-    assert_eq!(err.server_message(), Some("CT 105 already running"));
+    assert_eq!(server_message(&err), Some("CT 105 already running"));
     assert_eq!(
         err.to_string(),
         "POST /nodes/pve1/lxc/105/status/start: PVE error: CT 105 already running"
     );
-    let err = client.status_current("pve1", 105).unwrap_err();
+    let err = client.node_lxc_list("pve1").unwrap_err();
     assert!(matches!(err, PveError::NotImplemented { .. }), "{err:?}");
     assert_eq!(err.status(), Some(501));
 }
@@ -132,6 +132,14 @@ fn unexpected_body_is_a_decode_error() {
     let err = client.start("pve1", 105).unwrap_err();
     assert!(matches!(err, PveError::Upid(_)), "{err:?}");
     let (_server, client) = pinned(|_| Reply::json(200, "OK", json!({"data": "CT 105 status"})));
-    let err = client.status_current("pve1", 105).unwrap_err();
+    let err = client.node_lxc_list("pve1").unwrap_err();
     assert!(matches!(err, PveError::Decode { .. }), "{err:?}");
+}
+
+/// PVE's message of a 500 answer.
+fn server_message(e: &PveError) -> Option<&str> {
+    match e {
+        PveError::Server { message, .. } => Some(message),
+        _ => None,
+    }
 }

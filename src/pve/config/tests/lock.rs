@@ -30,7 +30,8 @@ fn update_writes_atomically_under_the_lock() {
             Path::new("/var/lib/lxcri/pve/101.conf"),
             Path::new("/var/lib/lxcri/pve"),
         )?;
-        let b = f.set_mount_point(0, &bind_mount("/srv/shop/uploads", "/var/www/uploads"))?;
+        let mp = bind_mount("/srv/shop/uploads", "/var/www/uploads");
+        let b = f.set_key("mp0", &mp.render("mp0")?)?;
         Ok(a | b)
     };
     assert!(update_node_config(&paths, 101, edit).unwrap());

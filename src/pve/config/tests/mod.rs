@@ -10,6 +10,14 @@ use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use super::*;
+use crate::pve::vmid::MIN_VMID;
+
+/// The create parameters without `vmid`.
+fn api_params(c: &PveConfig) -> Result<Vec<(String, String)>> {
+    let mut p = c.to_create_params()?.with_vmid(MIN_VMID)?;
+    p.remove(0);
+    Ok(p)
+}
 
 /// A CT as lxcri would create it for a pod container on PVE 9.1.
 fn full_config() -> PveConfig {

@@ -15,7 +15,10 @@ const NET0: &str = "name=eth0,bridge=vmbr0,firewall=1,gw=10.0.0.1,host-managed=1
 
 #[test]
 fn golden_create_params_pve_9_1() {
-    let got = full_config().to_create_params(12345).unwrap();
+    let got = full_config()
+        .to_create_params()
+        .and_then(|p| p.with_vmid(12345))
+        .unwrap();
     let want = pairs(&[
         ("vmid", "12345"),
         ("ostemplate", "local:vztmpl/lxcri-empty.tar.zst"),
@@ -46,22 +49,36 @@ fn golden_create_params_pve_9_1() {
         ),
     ]);
     assert_eq!(got, want);
-    assert_eq!(full_config().to_api_params().unwrap(), want[1..]);
+    assert_eq!(api_params(&full_config()).unwrap(), want[1..]);
     assert!(full_config().fragment_lines().unwrap().is_empty());
 }
 
 #[test]
-fn update_params_leave_out_create_only_and_read_only_keys() {
-    let got = full_config().to_update_params().unwrap();
-    let keys: Vec<_> = got.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(!keys.contains(&"ostemplate") && !keys.contains(&"unprivileged"));
-    assert!(!keys.contains(&"vmid"));
-    assert_eq!(keys[0], "hostname");
-    // Update needs no template.
+fn update_params_carry_only_the_resource_keys() {
+    let got = full_config().resources.to_update_params().unwrap();
+    assert_eq!(
+        got,
+        pairs(&[
+            ("memory", "256"),
+            ("swap", "0"),
+            ("cores", "2"),
+            ("cpulimit", "0.5"),
+            ("cpuunits", "25"),
+        ])
+    );
+    assert!(PveResources::default()
+        .to_update_params()
+        .unwrap()
+        .is_empty());
+    let below = PveResources {
+        memory_mib: Some(8),
+        ..Default::default()
+    };
+    assert!(below.to_update_params().is_err());
+    // Create needs a template.
     let mut c = full_config();
     c.ostemplate = None;
-    c.to_update_params().unwrap();
-    let err = c.to_api_params().unwrap_err();
+    let err = api_params(&c).unwrap_err();
     assert!(
         matches!(
             err,
@@ -79,7 +96,7 @@ fn pve_8_gets_init_and_env_as_fragment_lines() {
     let mut c = full_config();
     c.version = PveVersion::new(8, 4);
     c.nets.get_mut(&0).unwrap().host_managed = None;
-    let params = c.to_api_params().unwrap();
+    let params = api_params(&c).unwrap();
     assert!(params.iter().all(|(k, _)| k != "entrypoint" && k != "env"));
     assert_eq!(
         c.fragment_lines().unwrap(),
@@ -95,7 +112,7 @@ fn pve_8_gets_init_and_env_as_fragment_lines() {
     // host-managed does not exist before 9.1.
     let mut c = full_config();
     c.version = PveVersion::new(8, 4);
-    let err = c.to_api_params().unwrap_err().to_string();
+    let err = api_params(&c).unwrap_err().to_string();
     assert!(
         err.contains("net0.host-managed") && err.contains("9.1"),
         "{err}"
@@ -103,27 +120,40 @@ fn pve_8_gets_init_and_env_as_fragment_lines() {
 }
 
 #[test]
-fn root_only_items_go_to_the_node_local_file_not_the_api() {
+fn root_only_items_are_refused_by_the_api_render() {
     let mut c = full_config();
     c.rootfs = Some(RootFs {
         volume: Volume::HostPath("/var/lib/lxcri/rootfs/abc".into()),
         options: MountPointOptions::default(),
     });
-    c.mounts.insert(0, bind_mount("/srv/data", "/data"));
-    c.features.keyctl = Some(true);
-    let api = c.to_api_params().unwrap();
-    let keys: Vec<_> = api.iter().map(|(k, _)| k.as_str()).collect();
-    assert!(!keys.contains(&"rootfs") && !keys.contains(&"mp0") && !keys.contains(&"features"));
-    assert!(keys.contains(&"mp1"), "volume mount points stay in the API");
-    assert_eq!(
-        c.node_local_params().unwrap(),
-        pairs(&[
-            ("rootfs", "/var/lib/lxcri/rootfs/abc"),
-            ("mp0", "/srv/data,mp=/data,backup=0"),
-            ("features", "keyctl=1,nesting=1"),
-        ])
+    let err = api_params(&c).unwrap_err();
+    assert!(
+        matches!(&err, PveConfigError::RootOnly { field, .. } if field == "rootfs"),
+        "{err}"
     );
-    assert!(full_config().node_local_params().unwrap().is_empty());
+    let mut c = full_config();
+    c.mounts.insert(0, bind_mount("/srv/data", "/data"));
+    let err = api_params(&c).unwrap_err();
+    assert!(
+        matches!(&err, PveConfigError::RootOnly { field, .. } if field == "mp0"),
+        "{err}"
+    );
+    let mut c = full_config();
+    c.features.keyctl = Some(true);
+    let err = api_params(&c).unwrap_err();
+    assert!(
+        matches!(&err, PveConfigError::RootOnly { field, .. } if field == "features"),
+        "{err}"
+    );
+    let keys: Vec<_> = api_params(&full_config())
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        keys.contains(&"mp1".to_string()),
+        "volume mount points stay in the API"
+    );
 }
 
 #[test]
@@ -131,7 +161,7 @@ fn keys_the_schema_does_not_know_are_rejected() {
     let mut c = full_config();
     let net = c.nets[&0].clone();
     c.nets.insert(32, net);
-    let err = c.to_api_params().unwrap_err();
+    let err = api_params(&c).unwrap_err();
     assert!(
         matches!(&err, PveConfigError::UnknownKey { key, .. } if key == "net32"),
         "{err}"
@@ -143,7 +173,7 @@ fn keys_the_schema_does_not_know_are_rejected() {
         size: Some("1G".parse().unwrap()),
     };
     assert!(matches!(
-        c.to_api_params().unwrap_err(),
+        api_params(&c).unwrap_err(),
         PveConfigError::UnknownKey { .. }
     ));
 }
@@ -152,32 +182,23 @@ fn keys_the_schema_does_not_know_are_rejected() {
 fn out_of_range_values_are_rejected() {
     let mut c = full_config();
     c.resources.memory_mib = Some(8);
-    assert!(c
-        .to_api_params()
-        .unwrap_err()
-        .to_string()
-        .contains("memory"));
+    assert!(api_params(&c).unwrap_err().to_string().contains("memory"));
     let mut c = full_config();
     c.resources.cores = Some(0);
-    assert!(c.to_api_params().unwrap_err().to_string().contains("cores"));
+    assert!(api_params(&c).unwrap_err().to_string().contains("cores"));
     let mut c = full_config();
     c.tty = Some(7);
-    assert!(c.to_api_params().unwrap_err().to_string().contains("tty"));
+    assert!(api_params(&c).unwrap_err().to_string().contains("tty"));
     let mut c = full_config();
     c.nets.get_mut(&0).unwrap().tag = Some(4095);
-    assert!(c
-        .to_api_params()
-        .unwrap_err()
-        .to_string()
-        .contains("net0.tag"));
+    assert!(api_params(&c).unwrap_err().to_string().contains("net0.tag"));
     let mut c = full_config();
     c.nets.get_mut(&0).unwrap().mtu = Some(63);
-    assert!(c
-        .to_api_params()
-        .unwrap_err()
-        .to_string()
-        .contains("net0.mtu"));
-    assert!(full_config().to_create_params(99).is_err());
+    assert!(api_params(&c).unwrap_err().to_string().contains("net0.mtu"));
+    assert!(full_config()
+        .to_create_params()
+        .and_then(|p| p.with_vmid(99))
+        .is_err());
     assert!(MacAddr::parse("01:00:5e:00:00:01").is_err(), "multicast");
     assert!(MacAddr::parse("bc:24:11:00:30").is_err());
 }
@@ -198,7 +219,7 @@ fn injection_through_names_and_values_is_impossible() {
         container_name: Some(evil.into()),
         image: Some(evil.into()),
     }));
-    let params = c.to_api_params().unwrap();
+    let params = api_params(&c).unwrap();
     let keys: Vec<_> = params.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys.iter().filter(|k| **k == "rootfs").count(), 1);
     for (k, v) in &params {
@@ -273,11 +294,7 @@ fn injection_through_names_and_values_is_impossible() {
     for (c, field) in cases {
         let mut c = c;
         c.mounts.retain(|_, m| !m.volume.is_host_path());
-        let err = c
-            .to_api_params()
-            .and_then(|_| c.node_local_params())
-            .unwrap_err()
-            .to_string();
+        let err = api_params(&c).unwrap_err().to_string();
         assert!(err.contains(field), "{field}: {err}");
     }
     for bad in [

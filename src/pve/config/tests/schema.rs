@@ -212,31 +212,46 @@ fn golden_params_validate_against_the_schema() {
     let s = schema();
     check_all(
         &create_props(&s),
-        &full_config().to_create_params(12345).unwrap(),
+        &full_config()
+            .to_create_params()
+            .and_then(|p| p.with_vmid(12345))
+            .unwrap(),
     );
     check_all(
         &update_props(&s),
-        &full_config().to_update_params().unwrap(),
+        &full_config().resources.to_update_params().unwrap(),
     );
-    // Other shapes: a PVE 8 config, bind mounts (checked as node-local
-    // values against the same formats), static IPv6, no resources.
+    // Other shapes: a PVE 8 config, static IPv6, no resources.
     let mut c = full_config();
     c.version = PveVersion::new(8, 4);
     c.nets.get_mut(&0).unwrap().host_managed = None;
     c.nets.get_mut(&0).unwrap().ip6 = Some(IpConfig6::Cidr("fd00::5".parse().unwrap(), 64));
     c.nets.get_mut(&0).unwrap().gw6 = Some("fd00::1".parse().unwrap());
-    c.mounts.insert(0, bind_mount("/srv/data", "/data"));
-    c.rootfs.as_mut().unwrap().volume = Volume::HostPath("/var/lib/lxcri/r/abc".into());
-    c.features = Features {
+    c.resources = PveResources::default();
+    check_all(&create_props(&s), &api_params(&c).unwrap());
+    // What only root@pam sets (node-locally) still renders to the schema's formats.
+    let features = Features {
         keyctl: Some(true),
         fuse: Some(false),
         mount: vec!["nfs".into(), "cifs".into()],
         nesting: Some(true),
         ..Default::default()
     };
-    c.resources = PveResources::default();
-    check_all(&create_props(&s), &c.to_api_params().unwrap());
-    check_all(&update_props(&s), &c.node_local_params().unwrap());
+    let rootfs = RootFs {
+        volume: Volume::HostPath("/var/lib/lxcri/r/abc".into()),
+        options: MountPointOptions::default(),
+    };
+    check_all(
+        &update_props(&s),
+        &[
+            ("features".into(), features.render().unwrap()),
+            ("rootfs".into(), rootfs.render().unwrap()),
+            (
+                "mp0".into(),
+                bind_mount("/srv/data", "/data").render("mp0").unwrap(),
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -338,7 +353,7 @@ fn the_schema_lets_line_breaks_through_where_lxcri_does_not() {
     check("env", &p["env"], "A=1\nlxc.cap.keep: sys_admin").unwrap();
     let mut c = full_config();
     c.env = vec![("A".into(), "1\nlxc.cap.keep: sys_admin".into())];
-    assert!(c.to_api_params().is_err());
+    assert!(api_params(&c).is_err());
     assert!(Entrypoint::new(vec!["/init\nlxc.cap.keep: sys_admin".into()]).is_err());
 }
 

@@ -333,9 +333,50 @@ pub fn get_config(s: &State, p: &Params) -> ApiResult {
     Ok(Value::Object(out))
 }
 
+/// The privileges of `PUT /nodes/{node}/lxc/{vmid}/config`, as PVE checks
+/// them: any one of the VM.Config privileges to call it at all
+/// (pve-container src/PVE/API2/LXC/Config.pm, `update_vm`'s `permissions`,
+/// `$vm_config_perm_list`; the refusal reads as pve-access-control's
+/// `check_any` words it, src/PVE/RPCEnvironment.pm), then one per key set
+/// or deleted (src/PVE/LXC.pm, `check_ct_modify_config_perm`).
+fn check_config_perms(s: &State, id: u32, p: &Params) -> Result<(), ApiError> {
+    let path = format!("/vms/{id}");
+    const ANY: [&str; 5] = [
+        "VM.Config.Disk",
+        "VM.Config.CPU",
+        "VM.Config.Memory",
+        "VM.Config.Network",
+        "VM.Config.Options",
+    ];
+    if !ANY
+        .iter()
+        .any(|privilege| s.privs.iter().any(|h| h == privilege))
+    {
+        return Err(ApiError::forbidden(format!("{path}, {}", ANY.join("|"))));
+    }
+    let deleted = p.str("delete").map(formats::split_list).unwrap_or_default();
+    let set =
+        p.0.keys()
+            .map(String::as_str)
+            .filter(|k| !["node", "vmid", "delete", "digest", "revert"].contains(k));
+    for key in set.chain(deleted.iter().copied()) {
+        let privilege = match key {
+            "cores" | "cpuunits" | "cpulimit" => "VM.Config.CPU",
+            "memory" | "swap" => "VM.Config.Memory",
+            "rootfs" => "VM.Config.Disk",
+            "nameserver" | "searchdomain" | "hostname" => "VM.Config.Network",
+            k if k.starts_with("mp") && k[2..].parse::<u32>().is_ok() => "VM.Config.Disk",
+            k if k.starts_with("net") && k[3..].parse::<u32>().is_ok() => "VM.Config.Network",
+            _ => "VM.Config.Options",
+        };
+        s.require(&path, privilege)?;
+    }
+    Ok(())
+}
+
 pub fn put_config(s: &State, p: &Params) -> ApiResult {
     let id = vmid(p);
-    s.require(&format!("/vms/{id}"), "VM.Config.Options")?;
+    check_config_perms(s, id, p)?;
     root_only(s, p)?;
     let _lock = s
         .store

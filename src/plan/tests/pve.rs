@@ -1,21 +1,37 @@
-use std::path::Path;
+//! OCI spec -> the CT of a container on PVE.
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec};
 
-use super::*;
-use crate::pve::config::PveConfigFile;
+use crate::plan::pve::{ct_config, pve_resources, shares_to_cpuunits, CtInputs};
+use crate::plan::{Limits, PlanError};
+use crate::pve::config::{CpuLimit, PveConfigFile, PveResources, PveVersion};
+use crate::spec::CriAnnotations;
 
 fn spec(json: &str) -> Spec {
     serde_json::from_str(json).unwrap()
 }
 
-fn inputs<'a>(spec: &'a Spec, cri: &'a CriAnnotations, version: PveVersion) -> CtInputs<'a> {
+fn limits(spec: &Spec) -> Limits {
+    spec.linux()
+        .as_ref()
+        .and_then(|l| l.resources().as_ref())
+        .map(|r| Limits::from_oci(r).unwrap())
+        .unwrap_or_default()
+}
+
+fn inputs<'a>(
+    spec: &'a Spec,
+    cri: &'a CriAnnotations,
+    limits: &'a Limits,
+    version: PveVersion,
+) -> CtInputs<'a> {
     CtInputs {
         version,
         namespace: "k8s.io",
         id: "c0ffee",
         spec,
         cri,
+        limits,
         init_cmd: "/.lxcri/lxcri-init",
         template: "local:vztmpl/lxcri-empty.tar.gz",
         storage: "local-zfs",
@@ -51,8 +67,8 @@ fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
 fn ct_keys_tags_description_and_resources_come_from_the_spec() {
     let s = spec(POD_SPEC);
     let cri = CriAnnotations::from_spec(&s).unwrap();
-    let ct = ct_config(&inputs(&s, &cri, PveVersion::new(9, 1))).unwrap();
-    let p = ct.to_create_params(10001).unwrap();
+    let ct = ct_config(&inputs(&s, &cri, &limits(&s), PveVersion::new(9, 1))).unwrap();
+    let p = ct.to_create_params().unwrap().with_vmid(10001).unwrap();
     assert_eq!(param(&p, "vmid"), Some("10001"));
     assert_eq!(param(&p, "hostname"), Some("web-0"));
     assert_eq!(param(&p, "tags"), Some("lxcri;ns-shop;pod-web-0"));
@@ -81,8 +97,8 @@ fn ct_keys_tags_description_and_resources_come_from_the_spec() {
         assert!(d.contains(line), "{line:?} missing in {d}");
     }
     // Before 9.1 the init command and env are lxcri's fragment's.
-    let ct = ct_config(&inputs(&s, &cri, PveVersion::new(8, 4))).unwrap();
-    let p = ct.to_create_params(10001).unwrap();
+    let ct = ct_config(&inputs(&s, &cri, &limits(&s), PveVersion::new(8, 4))).unwrap();
+    let p = ct.to_create_params().unwrap().with_vmid(10001).unwrap();
     assert_eq!(param(&p, "entrypoint"), None);
     assert_eq!(param(&p, "env"), None);
     let lines = ct.fragment_lines().unwrap();
@@ -99,8 +115,8 @@ fn a_plain_container_is_privileged_and_named_by_its_id() {
         r#"{"ociVersion": "1.0.2", "process": {"cwd": "/", "user": {"uid": 0, "gid": 0}, "args": ["true"]}, "root": {"path": "rootfs"}}"#,
     );
     let cri = CriAnnotations::default();
-    let ct = ct_config(&inputs(&s, &cri, PveVersion::new(9, 1))).unwrap();
-    let p = ct.to_create_params(100).unwrap();
+    let ct = ct_config(&inputs(&s, &cri, &limits(&s), PveVersion::new(9, 1))).unwrap();
+    let p = ct.to_create_params().unwrap().with_vmid(100).unwrap();
     assert_eq!(param(&p, "unprivileged"), Some("0"));
     assert_eq!(param(&p, "hostname"), Some("c0ffee"));
     assert_eq!(param(&p, "tags"), Some("lxcri"));
@@ -128,8 +144,8 @@ fn pod_names_with_newlines_or_colons_cannot_inject_keys() {
             assert!(evil.chars().any(char::is_control), "{evil:?}");
             continue;
         };
-        let ct = ct_config(&inputs(&s, &cri, PveVersion::new(9, 1))).unwrap();
-        let p = ct.to_create_params(10001).unwrap();
+        let ct = ct_config(&inputs(&s, &cri, &limits(&s), PveVersion::new(9, 1))).unwrap();
+        let p = ct.to_create_params().unwrap().with_vmid(10001).unwrap();
         let mut file = PveConfigFile::parse("arch: amd64\n").unwrap();
         for (k, v) in &p {
             match k.as_str() {
@@ -171,49 +187,127 @@ fn pod_names_with_newlines_or_colons_cannot_inject_keys() {
     }
 }
 
+const MIB: i64 = 1024 * 1024;
+
+fn mem(limit: Option<i64>, swap: Option<i64>) -> Result<PveResources, PlanError> {
+    let mut m = LinuxMemoryBuilder::default();
+    if let Some(l) = limit {
+        m = m.limit(l);
+    }
+    if let Some(s) = swap {
+        m = m.swap(s);
+    }
+    let res = LinuxResourcesBuilder::default()
+        .memory(m.build().unwrap())
+        .build()
+        .unwrap();
+    pve_resources(&Limits::from_oci(&res)?)
+}
+
+fn cpu(
+    quota: Option<i64>,
+    period: Option<u64>,
+    shares: Option<u64>,
+    cpus: Option<&str>,
+) -> Result<PveResources, PlanError> {
+    let mut c = LinuxCpuBuilder::default();
+    if let Some(q) = quota {
+        c = c.quota(q);
+    }
+    if let Some(p) = period {
+        c = c.period(p);
+    }
+    if let Some(s) = shares {
+        c = c.shares(s);
+    }
+    if let Some(s) = cpus {
+        c = c.cpus(s);
+    }
+    let res = LinuxResourcesBuilder::default()
+        .cpu(c.build().unwrap())
+        .build()
+        .unwrap();
+    pve_resources(&Limits::from_oci(&res)?)
+}
+
 #[test]
-fn node_local_edit_sets_the_rootfs_keeps_the_volume_and_includes_the_fragment() {
-    let text = "# Managed by lxcri\narch: amd64\nhostname: web\nrootfs: local-zfs:subvol-10001-disk-0,size=0T\n";
-    let mut f = PveConfigFile::parse(text).unwrap();
-    let changed = attach_node_local(
-        &mut f,
-        Path::new("/run/containerd/b/rootfs"),
-        Path::new("/run/lxcri/k8s.io/c0ffee/pve-lxc.conf"),
-        Path::new("/run/lxcri"),
-    )
-    .unwrap();
-    assert!(changed);
-    assert_eq!(f.get("rootfs"), Some("/run/containerd/b/rootfs"));
-    assert_eq!(f.get("unused0"), Some("local-zfs:subvol-10001-disk-0"));
+fn memory_is_mib_rounded_up_with_pves_minimum() {
+    assert_eq!(mem(Some(1024 * MIB), None).unwrap().memory_mib, Some(1024));
     assert_eq!(
-        f.raw_lines(),
-        [("lxc.include", "/run/lxcri/k8s.io/c0ffee/pve-lxc.conf")]
+        mem(Some(100 * MIB + 1), None).unwrap().memory_mib,
+        Some(101)
     );
-    // Again: nothing changes, no second unused volume.
-    let again = attach_node_local(
-        &mut f,
-        Path::new("/run/containerd/b/rootfs"),
-        Path::new("/run/lxcri/k8s.io/c0ffee/pve-lxc.conf"),
-        Path::new("/run/lxcri"),
-    )
-    .unwrap();
-    assert!(!again);
-    assert_eq!(f.get("unused1"), None);
-    // A fragment outside lxcri's directory, or a rootfs with a newline, is refused.
-    let err = attach_node_local(
-        &mut f,
-        Path::new("/b/rootfs"),
-        Path::new("/etc/evil.conf"),
-        Path::new("/run/lxcri"),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("lxc.include"), "{err}");
-    let err = attach_node_local(
-        &mut f,
-        Path::new("/b/root\nfs"),
-        Path::new("/run/lxcri/a/b/pve-lxc.conf"),
-        Path::new("/run/lxcri"),
-    )
-    .unwrap_err();
-    assert!(err.to_string().contains("rootfs"), "{err}");
+    assert_eq!(mem(Some(1), None).unwrap().memory_mib, Some(16));
+    assert_eq!(mem(Some(-1), None).unwrap(), PveResources::default());
+    assert_eq!(mem(Some(0), None).unwrap(), PveResources::default());
+    assert!(mem(Some(-5), None).is_err());
+}
+
+#[test]
+fn swap_is_the_part_above_the_memory_limit() {
+    let r = mem(Some(256 * MIB), Some(512 * MIB)).unwrap();
+    assert_eq!((r.memory_mib, r.swap_mib), (Some(256), Some(256)));
+    // k8s "no swap": swap == limit.
+    assert_eq!(
+        mem(Some(256 * MIB), Some(256 * MIB)).unwrap().swap_mib,
+        Some(0)
+    );
+    assert_eq!(
+        mem(Some(256 * MIB), Some(256 * MIB + 1)).unwrap().swap_mib,
+        Some(1)
+    );
+    assert_eq!(mem(Some(256 * MIB), Some(-1)).unwrap().swap_mib, None);
+    let err = mem(None, Some(512 * MIB)).unwrap_err().to_string();
+    assert!(err.contains("linux.resources.memory.swap"), "{err}");
+    assert!(mem(Some(512 * MIB), Some(256 * MIB)).is_err());
+}
+
+#[test]
+fn cpulimit_is_quota_over_period() {
+    let limit = |q, p| {
+        cpu(Some(q), p, None, None)
+            .unwrap()
+            .cpulimit
+            .map(CpuLimit::render)
+    };
+    assert_eq!(limit(50_000, Some(100_000)).as_deref(), Some("0.5"));
+    assert_eq!(limit(50_000, None).as_deref(), Some("0.5"));
+    assert_eq!(limit(150_000, Some(100_000)).as_deref(), Some("1.5"));
+    assert_eq!(limit(20_000, Some(10_000)).as_deref(), Some("2"));
+    assert_eq!(limit(33_333, Some(100_000)).as_deref(), Some("0.33333"));
+    // Rounded up to PVE's resolution, never to 0 (= unlimited).
+    assert_eq!(limit(1, Some(1_000_000)).as_deref(), Some("0.00001"));
+    assert_eq!(limit(1 << 40, Some(1_000)).as_deref(), Some("8192"));
+    assert_eq!(cpu(Some(-1), None, None, None).unwrap().cpulimit, None);
+    assert!(cpu(Some(-2), None, None, None).is_err());
+}
+
+#[test]
+fn shares_map_linearly_with_1024_at_pves_default_100() {
+    for (shares, units) in [
+        (1024, 100),
+        (2, 1),
+        (102, 10),
+        (256, 25),
+        (2048, 200),
+        (102_400, 10_000),
+        (262_144, 10_000),
+    ] {
+        assert_eq!(shares_to_cpuunits(shares), units, "{shares}");
+    }
+    assert_eq!(cpu(None, None, Some(512), None).unwrap().cpuunits, Some(50));
+    assert_eq!(cpu(None, None, Some(0), None).unwrap().cpuunits, None);
+}
+
+#[test]
+fn cores_count_the_cpuset() {
+    let cores = |s| cpu(None, None, None, Some(s)).map(|r| r.cores);
+    assert_eq!(cores("0-3,6").unwrap(), Some(5));
+    assert_eq!(cores("0,0-1").unwrap(), Some(2));
+    assert_eq!(cores("7").unwrap(), Some(1));
+    assert_eq!(cores("").unwrap(), None);
+    for bad in ["x", "3-1", "1,,2", "0-"] {
+        let err = cores(bad).unwrap_err().to_string();
+        assert!(err.contains("linux.resources.cpu.cpus"), "{bad}: {err}");
+    }
 }

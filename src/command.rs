@@ -1,5 +1,5 @@
-//! External commands behind a narrow interface, so backend logic is
-//! testable with a recording fake.
+//! External commands (`lxc-*`, `zfs`) behind one narrow interface, so the
+//! logic above them is testable with a recording fake.
 //!
 //! The real runner never waits forever: a command gets a deadline and is
 //! killed past it, and its output is collected only until the command
@@ -22,7 +22,8 @@ pub trait CommandRunner: Send + Sync {
     fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output>;
 }
 
-/// The real thing, with [`COMMAND_TIMEOUT`] and stdin from /dev/null.
+/// The real thing, with [`COMMAND_TIMEOUT`], stdin from /dev/null and the
+/// C locale (lxcri reads the commands' error messages).
 #[derive(Debug, Clone, Copy)]
 pub struct SystemCommands {
     pub timeout: Duration,
@@ -40,6 +41,7 @@ impl CommandRunner for SystemCommands {
     fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output> {
         let mut child = Command::new(program)
             .args(args)
+            .env("LC_ALL", "C")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

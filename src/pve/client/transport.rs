@@ -5,8 +5,6 @@
 //! because a POST/PUT/DELETE that timed out may still have been executed by
 //! PVE; repeating a create or delete would be worse than reporting it.
 
-pub mod tls;
-
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -18,8 +16,8 @@ use serde::Deserialize;
 use super::auth::ApiToken;
 use super::error::{self, PveError, Result};
 use super::stats::{ClientStats, ErrorClass};
+use super::tls::{self, TlsTrust};
 use super::ClientOptions;
-use tls::TlsTrust;
 
 /// A concrete API path together with its template, which keys the stats.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,380 @@
+//! The `lxc-*` tools, as lxcri drives them (PVE itself runs containers
+//! with `lxc-start`, so the same mechanics work on a PVE node): start,
+//! state, stop, and removing what LXC leaves of a container.
+//!
+//! Each container is `<lxcpath>/<name>/config` plus its `lxc.log`; the
+//! rootfs is not managed by LXC (`lxc.rootfs.managed = 0`), so removing a
+//! container is removing that directory (and LXC's cgroups for it). Every
+//! command runs through [`CommandRunner`], with a deadline.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::command::{display, CommandRunner, SystemCommands};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LxcToolsError {
+    #[error("writing LXC config {path}: {source}")]
+    WriteConfig {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("running `{command}`: {source}")]
+    Spawn {
+        command: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed ({status}): {detail}")]
+    Failed {
+        command: String,
+        status: String,
+        detail: String,
+    },
+    #[error("removing LXC container directory {path}: {source}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing LXC's cgroup {path}: {reason}")]
+    Cgroup { path: PathBuf, reason: String },
+}
+
+pub type Result<T> = std::result::Result<T, LxcToolsError>;
+
+/// LXC log file name inside the container directory.
+pub const LOG_FILE: &str = "lxc.log";
+
+#[derive(Debug, Clone)]
+pub struct LxcTools<R: CommandRunner = SystemCommands> {
+    lxcpath: PathBuf,
+    log_level: String,
+    runner: R,
+    /// Where the host's cgroup hierarchies are mounted (`/sys/fs/cgroup`).
+    cgroup_root: PathBuf,
+}
+
+/// LXC's names for a container's cgroups: its monitor's and its own.
+const LXC_CGROUP_PREFIXES: [&str; 2] = ["lxc.monitor.", "lxc.payload."];
+/// How long `remove` waits for LXC's monitor to leave its cgroup.
+const MONITOR_EXIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl LxcTools<SystemCommands> {
+    pub fn new(lxcpath: impl Into<PathBuf>, log_level: impl Into<String>) -> Self {
+        Self::with_runner(lxcpath, log_level, SystemCommands::default())
+    }
+}
+
+impl<R: CommandRunner> LxcTools<R> {
+    pub fn with_runner(
+        lxcpath: impl Into<PathBuf>,
+        log_level: impl Into<String>,
+        runner: R,
+    ) -> Self {
+        Self {
+            lxcpath: lxcpath.into(),
+            log_level: log_level.into(),
+            runner,
+            cgroup_root: PathBuf::from("/sys/fs/cgroup"),
+        }
+    }
+
+    pub fn lxcpath(&self) -> &Path {
+        &self.lxcpath
+    }
+
+    pub fn container_dir(&self, name: &str) -> PathBuf {
+        self.lxcpath.join(name)
+    }
+
+    pub fn write_config(&self, name: &str, rendered: &str) -> Result<()> {
+        let dir = self.container_dir(name);
+        let path = dir.join("config");
+        fs::create_dir_all(&dir)
+            .and_then(|_| fs::write(&path, rendered))
+            .map_err(|source| LxcToolsError::WriteConfig { path, source })
+    }
+
+    fn base_args(&self, name: &str) -> Vec<OsString> {
+        vec![
+            "-n".into(),
+            name.into(),
+            "-P".into(),
+            self.lxcpath.clone().into_os_string(),
+        ]
+    }
+
+    fn run(&self, program: &str, args: Vec<OsString>) -> Result<std::process::Output> {
+        let command = display(program, &args);
+        self.runner
+            .run(program, &args)
+            .map_err(|source| LxcToolsError::Spawn { command, source })
+    }
+
+    /// Starts the container daemonized; returns once LXC has started its
+    /// init (which then waits for the shim), or fails with LXC's own words.
+    pub fn start(&self, name: &str) -> Result<()> {
+        let mut args = self.base_args(name);
+        args.extend([
+            "-d".into(),
+            "-o".into(),
+            self.container_dir(name).join(LOG_FILE).into_os_string(),
+            "-l".into(),
+            self.log_level.clone().into(),
+        ]);
+        let out = self.run("lxc-start", args.clone())?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(LxcToolsError::Failed {
+            command: display("lxc-start", &args),
+            status: out.status.to_string(),
+            detail: self.failure_detail(name, &out.stderr),
+        })
+    }
+
+    /// `RUNNING`, `STOPPED`, ... or `None` if LXC does not know it.
+    pub fn state(&self, name: &str) -> Option<String> {
+        let mut args = self.base_args(name);
+        args.extend(["-s".into(), "-H".into()]);
+        let out = self.run("lxc-info", args).ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn is_running(&self, name: &str) -> bool {
+        matches!(
+            self.state(name).as_deref(),
+            Some("RUNNING") | Some("STARTING") | Some("FROZEN")
+        )
+    }
+
+    /// Kills the container (all its processes) if it runs. Stopping a
+    /// stopped or unknown container is not an error.
+    pub fn stop(&self, name: &str) -> Result<()> {
+        if !self.container_dir(name).join("config").exists() || !self.is_running(name) {
+            return Ok(());
+        }
+        let mut args = self.base_args(name);
+        args.push("-k".into());
+        let out = self.run("lxc-stop", args.clone())?;
+        if out.status.success() || !self.is_running(name) {
+            return Ok(());
+        }
+        Err(LxcToolsError::Failed {
+            command: display("lxc-stop", &args),
+            status: out.status.to_string(),
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+
+    /// Removes the container's config and log directory, and LXC's cgroups
+    /// for it. LXC removes those itself when its monitor exits, but a monitor
+    /// still tearing down while its container directory disappears can
+    /// leave them behind; waiting for it to leave them comes first.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        for cgroup in self.lxc_cgroups(name) {
+            remove_cgroup(&cgroup, MONITOR_EXIT_TIMEOUT)?;
+        }
+        let dir = self.container_dir(name);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(LxcToolsError::Remove { path: dir, source }),
+        }
+    }
+
+    /// `lxc.monitor.NAME` and `lxc.payload.NAME` in every hierarchy that has
+    /// them (one per controller on v1, the single root on v2).
+    fn lxc_cgroups(&self, name: &str) -> Vec<PathBuf> {
+        let mut hierarchies = vec![self.cgroup_root.clone()];
+        if let Ok(entries) = fs::read_dir(&self.cgroup_root) {
+            // Real directories only: `cpu` -> `cpu,cpuacct` links would repeat one.
+            hierarchies.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
+                    .map(|e| e.path()),
+            );
+        }
+        hierarchies
+            .iter()
+            .flat_map(|h| LXC_CGROUP_PREFIXES.map(|p| h.join(format!("{p}{name}"))))
+            .filter(|p| p.is_dir())
+            .collect()
+    }
+
+    /// The error lines of the LXC log (the useful part of a failed start).
+    pub fn failure_detail(&self, name: &str, stderr: &[u8]) -> String {
+        let log = fs::read_to_string(self.container_dir(name).join(LOG_FILE)).unwrap_or_default();
+        // The first errors are the cause; later ones are LXC unwinding.
+        let lines: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains(" ERROR "))
+            .take(4)
+            .collect();
+        let mut detail = String::from_utf8_lossy(stderr).trim().to_string();
+        for l in lines {
+            // LXC lines: "lxc-start NAME TIMESTAMP ERROR file - file:line:func - message"
+            let msg = l.rsplit(" - ").next().unwrap_or(l);
+            if !detail.is_empty() {
+                detail.push_str("; ");
+            }
+            detail.push_str(msg.trim());
+        }
+        detail
+    }
+}
+
+/// Waits until no process is left in `cgroup` (LXC's monitor exiting),
+/// then removes it, nested cgroups first.
+fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
+    let err = |reason: String| LxcToolsError::Cgroup {
+        path: cgroup.to_path_buf(),
+        reason,
+    };
+    let deadline = Instant::now() + timeout;
+    loop {
+        match fs::read_to_string(cgroup.join("cgroup.procs")) {
+            Ok(procs) if procs.trim().is_empty() => break,
+            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(procs) => {
+                let pids: Vec<&str> = procs.split_whitespace().collect();
+                return Err(err(format!(
+                    "processes {pids:?} still in it after {timeout:?}"
+                )));
+            }
+            // Gone meanwhile: LXC removed it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(err(e.to_string())),
+        }
+    }
+    remove_cgroup_tree(cgroup).map_err(|e| err(e.to_string()))
+}
+
+/// cgroupfs directories hold only virtual files: `rmdir` each, deepest first.
+fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
+    for entry in fs::read_dir(dir)?.flatten() {
+        if entry.file_type()?.is_dir() {
+            remove_cgroup_tree(&entry.path())?;
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{ExitStatus, Output};
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Recorder {
+        calls: Mutex<Vec<String>>,
+        state: Mutex<&'static str>,
+    }
+
+    impl CommandRunner for Recorder {
+        fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output> {
+            self.calls.lock().unwrap().push(display(program, args));
+            let (code, stdout) = match program {
+                "lxc-info" => (0, format!("{}\n", self.state.lock().unwrap())),
+                "lxc-start" => (1, String::new()),
+                _ => (0, String::new()),
+            };
+            Ok(Output {
+                status: ExitStatus::from_raw(code << 8),
+                stdout: stdout.into_bytes(),
+                stderr: b"lxc-start: c: tools/lxc_start.c: main: 306 The container failed to start"
+                    .to_vec(),
+            })
+        }
+    }
+
+    #[test]
+    fn failed_start_reports_lxc_log_errors() {
+        let tmp = tempfile::tempdir().unwrap();
+        let b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());
+        b.write_config("ns_c1", "lxc.uts.name = c1\n").unwrap();
+        fs::write(
+            b.container_dir("ns_c1").join(LOG_FILE),
+            "lxc-start ns_c1 20261122 ERROR conf - ../src/lxc/conf.c:2024:mount_entry - No such file or directory - Failed to mount \"/nope\"\n",
+        )
+        .unwrap();
+        let err = b.start("ns_c1").unwrap_err().to_string();
+        assert!(err.contains("The container failed to start"), "{err}");
+        assert!(err.contains("Failed to mount \"/nope\""), "{err}");
+        let calls = b.runner.calls.lock().unwrap();
+        assert!(calls[0].starts_with(&format!(
+            "lxc-start -n ns_c1 -P {} -d -o",
+            tmp.path().display()
+        )));
+    }
+
+    #[test]
+    fn lxc_cgroups_are_found_per_hierarchy_and_busy_ones_wait() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("cgroup");
+        for h in ["memory", "pids", "cpu,cpuacct"] {
+            fs::create_dir_all(root.join(h).join("lxc.monitor.ns_c3")).unwrap();
+        }
+        fs::create_dir_all(root.join("memory/lxc.payload.ns_c3")).unwrap();
+        fs::create_dir_all(root.join("memory/lxc.payload.ns_other")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", root.join("cpu")).unwrap();
+        let mut b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());
+        b.cgroup_root = root.clone();
+        let mut found = b.lxc_cgroups("ns_c3");
+        found.sort();
+        assert_eq!(
+            found,
+            [
+                root.join("cpu,cpuacct/lxc.monitor.ns_c3"),
+                root.join("memory/lxc.monitor.ns_c3"),
+                root.join("memory/lxc.payload.ns_c3"),
+                root.join("pids/lxc.monitor.ns_c3"),
+            ]
+        );
+        // A monitor still in its cgroup: remove waits, then names it.
+        let busy = root.join("pids/lxc.monitor.ns_c3");
+        fs::write(busy.join("cgroup.procs"), "4242\n").unwrap();
+        let err = remove_cgroup(&busy, Duration::from_millis(50))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4242") && err.contains("lxc.monitor.ns_c3"),
+            "{err}"
+        );
+        // Gone (as when LXC removed it meanwhile) is fine.
+        remove_cgroup(&root.join("memory/lxc.monitor.none"), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn stop_is_a_noop_when_not_running_and_remove_is_idempotent() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::default();
+        *rec.state.lock().unwrap() = "STOPPED";
+        let b = LxcTools::with_runner(tmp.path(), "warn", rec);
+        b.write_config("ns_c2", "x").unwrap();
+        b.stop("ns_c2").unwrap();
+        assert!(!b
+            .runner
+            .calls
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|c| c.starts_with("lxc-stop")));
+        b.remove("ns_c2").unwrap();
+        b.remove("ns_c2").unwrap();
+        assert!(!b.container_dir("ns_c2").exists());
+    }
+}

@@ -1,0 +1,188 @@
+//! The first part of every create, whatever the backend: the bundle loaded
+//! and planned, the container's state record saved, its runtime directory
+//! holding the init and its spec, the rootfs in place; and its undo.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use lxcri_init_spec::{INIT_BINARY, INIT_SPEC_FILE, START_FIFO};
+use oci_spec::runtime::Spec;
+
+use super::container::CreateRequest;
+use super::error::{Result, RuntimeError};
+use crate::cgroup::HostCgroups;
+use crate::config::{BackendKind, Config};
+use crate::plan::{plan_container, ContainerPlan, PlanContext};
+use crate::rootfs::{RootfsProvider, RootfsRequest};
+use crate::spec::{load_bundle_spec, CriAnnotations};
+use crate::state::{now_ns, ContainerRecord, StateStore, CONTAINER_RUN_DIR};
+
+/// A bundle ready for its container: loaded, planned, the rootfs in place
+/// and the runtime directory holding the init and its spec.
+#[derive(Debug)]
+pub struct PreparedBundle {
+    pub spec: Spec,
+    pub cri: CriAnnotations,
+    /// The directory bind-mounted at `/.lxcri` in the container.
+    pub run_dir: PathBuf,
+    /// Host path of the container's root filesystem.
+    pub rootfs: PathBuf,
+    pub plan: ContainerPlan,
+}
+
+/// What the bundle step made, undone last when a create fails: the rootfs
+/// (mount and volume) and the runtime directory (with everything lxcri
+/// wrote into it, the state record included).
+#[derive(Debug, Default)]
+pub struct BundleUndo {
+    state_dir: bool,
+    /// The mounted rootfs target.
+    rootfs: Option<PathBuf>,
+    /// The container's volume, when the rootfs provider may have made one.
+    pub volume: Option<String>,
+}
+
+impl BundleUndo {
+    pub fn undo(&self, rootfs: &dyn RootfsProvider, store: &StateStore, req: &CreateRequest) {
+        if self.rootfs.is_some() || self.volume.is_some() {
+            let release =
+                rootfs.release(self.rootfs.as_deref(), &req.owner(), self.volume.as_deref());
+            if let Err(e) = release {
+                tracing::warn!(error = %crate::error_chain(&e), "rollback: releasing rootfs");
+            }
+        }
+        if self.state_dir {
+            if let Err(e) = store.remove(&req.namespace, &req.id) {
+                tracing::warn!(error = %e, "rollback: removing runtime directory");
+            }
+        }
+    }
+}
+
+/// What [`prepare_bundle`] works with.
+pub struct BundleInputs<'a> {
+    pub config: &'a Config,
+    pub store: &'a StateStore,
+    pub rootfs: &'a dyn RootfsProvider,
+    pub backend: BackendKind,
+    /// The container's own rootfs volume when it can be named now (the
+    /// pve backend names it after the VMID, made later).
+    pub volume: Option<String>,
+}
+
+/// Loads and plans the bundle, saves the container's first state record
+/// (before anything is mounted, so a crash from here on is cleaned up by
+/// the shim's `delete` action), and puts the rootfs in place. `undo`
+/// learns what to undo as each step is done.
+pub fn prepare_bundle(
+    i: &BundleInputs<'_>,
+    req: &CreateRequest,
+    undo: &mut BundleUndo,
+) -> Result<(PreparedBundle, ContainerRecord)> {
+    let dir = i.store.container_dir(&req.namespace, &req.id)?;
+    if dir.exists() {
+        return Err(RuntimeError::Exists(req.owner()));
+    }
+    let spec = load_bundle_spec(&req.bundle)?;
+    let cri = CriAnnotations::from_spec(&spec)?;
+    let rootfs_path = rootfs_path(&req.bundle, &spec);
+    let record = ContainerRecord {
+        id: req.id.clone(),
+        namespace: req.namespace.clone(),
+        bundle: req.bundle.clone(),
+        backend: i.backend.as_str().into(),
+        backend_name: String::new(),
+        pid: None,
+        pid_start_time: None,
+        sandbox_id: cri.sandbox_id.clone(),
+        pod: cri.sandbox_name.clone(),
+        pod_namespace: cri.sandbox_namespace.clone(),
+        // `ctr run --rootfs DIR` brings its own: nothing is mounted on it.
+        rootfs_mounted: !req.rootfs_mounts.is_empty(),
+        rootfs: Some(rootfs_path.clone()),
+        created_at_ns: now_ns(),
+        vmid: None,
+        node: None,
+    };
+    undo.state_dir = true;
+    i.store.save(&record)?;
+    let run_dir = dir.join(CONTAINER_RUN_DIR);
+    prepare_run_dir(&run_dir, &i.config.init_binary()?)?;
+
+    undo.volume = i.volume.clone();
+    let mounted = i.rootfs.prepare(&RootfsRequest {
+        mounts: &req.rootfs_mounts,
+        target: &rootfs_path,
+        owner: &req.owner(),
+        volume: i.volume.as_deref(),
+    })?;
+    if mounted {
+        undo.rootfs = Some(rootfs_path.clone());
+    }
+    let host_cgroups = HostCgroups::detect();
+    let mut plan = plan_container(
+        &spec,
+        &PlanContext {
+            rootfs: rootfs_path.clone(),
+            run_dir: run_dir.clone(),
+            cgroup: host_cgroups.version(),
+        },
+    )?;
+    host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
+    let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
+    write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
+    let bundle = PreparedBundle {
+        spec,
+        cri,
+        run_dir,
+        rootfs: rootfs_path,
+        plan,
+    };
+    Ok((bundle, record))
+}
+
+/// The host path of the container's rootfs: `root.path`, relative to the
+/// bundle unless absolute.
+pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
+    let root = spec
+        .root()
+        .as_ref()
+        .map(|r| r.path().clone())
+        .unwrap_or_else(|| PathBuf::from("rootfs"));
+    if root.is_absolute() {
+        root
+    } else {
+        bundle.join(root)
+    }
+}
+
+fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
+    let err = |source| RuntimeError::RunDir {
+        path: run_dir.to_path_buf(),
+        source,
+    };
+    fs::create_dir_all(run_dir).map_err(err)?;
+    fs::set_permissions(run_dir, fs::Permissions::from_mode(0o711)).map_err(err)?;
+    // A copy, not a bind: the container must not pin or see the host binary.
+    let target = run_dir.join(INIT_BINARY);
+    fs::copy(init_binary, &target).map_err(|source| RuntimeError::RunDir {
+        path: init_binary.to_path_buf(),
+        source,
+    })?;
+    fs::set_permissions(&target, fs::Permissions::from_mode(0o555)).map_err(err)?;
+    nix::unistd::mkfifo(
+        &run_dir.join(START_FIFO),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| err(e.into()))?;
+    Ok(())
+}
+
+/// Writes a file lxcri made for the container (its init spec, a fragment).
+pub fn write_file(path: &Path, body: &[u8]) -> Result<()> {
+    fs::write(path, body).map_err(|source| RuntimeError::RunDir {
+        path: path.to_path_buf(),
+        source,
+    })
+}

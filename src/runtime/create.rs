@@ -1,0 +1,92 @@
+//! `create`, once for both backends: one sequence of steps with rollback.
+//! A create that fails at any step leaves nothing behind: no LXC container
+//! or CT, no mount, volume, runtime directory or state record.
+//!
+//! 1. the backend checks it has no such container
+//!    ([`Backend::begin_create`](super::Backend::begin_create));
+//! 2. the bundle: spec loaded and planned, state record saved, runtime
+//!    directory with the init, rootfs in place ([`prepare_bundle`]);
+//! 3. [`CreateSteps::configure`]: everything the backend writes, checked;
+//! 4. the init's socket and start gate ([`InitRendezvous::prepare`]);
+//! 5. [`CreateSteps::reserve`] (the name, or a VMID), recorded;
+//! 6. [`CreateSteps::write_config`], [`CreateSteps::start`];
+//! 7. the init reports ready; its pid is recorded.
+//!
+//! Rollback runs in reverse: [`CreateSteps::rollback`], then the bundle.
+
+use super::backend::CreateSteps;
+use super::bundle::{prepare_bundle, BundleInputs, BundleUndo};
+use super::container::{CreateRequest, CreatedContainer};
+use super::error::Result;
+use super::lifecycle::Runtime;
+use super::rendezvous::InitRendezvous;
+
+impl Runtime {
+    /// Creates the container and starts its init, which waits for `start`.
+    /// Fails without leaving anything behind.
+    pub fn create(&self, req: &CreateRequest) -> Result<CreatedContainer> {
+        let steps = self.backend.begin_create(req)?;
+        let mut create = Create {
+            rt: self,
+            req,
+            steps,
+            bundle: BundleUndo::default(),
+            done: false,
+        };
+        let created = create.run();
+        create.done = created.is_ok();
+        created
+    }
+}
+
+/// One create in progress; undoes what it made unless it finished.
+struct Create<'a> {
+    rt: &'a Runtime,
+    req: &'a CreateRequest,
+    steps: Box<dyn CreateSteps + 'a>,
+    bundle: BundleUndo,
+    done: bool,
+}
+
+impl Create<'_> {
+    fn run(&mut self) -> Result<CreatedContainer> {
+        let rt = self.rt;
+        let inputs = BundleInputs {
+            config: &rt.config,
+            store: &rt.store,
+            rootfs: rt.rootfs.as_ref(),
+            backend: rt.backend.kind(),
+            volume: self.steps.volume(),
+        };
+        let (bundle, mut record) = prepare_bundle(&inputs, self.req, &mut self.bundle)?;
+        self.steps.configure(&bundle)?;
+        let rendezvous = InitRendezvous::prepare(&bundle.run_dir)?;
+        self.steps.reserve(&mut record)?;
+        rt.store.save(&record)?;
+        self.steps.write_config(&bundle, &mut self.bundle)?;
+        if let Err(e) = self.steps.start() {
+            // The init may have said why its container stopped at once.
+            return Err(rendezvous.init_failure().unwrap_or(e));
+        }
+        let steps = &self.steps;
+        rendezvous.finish(
+            &rt.store,
+            record,
+            bundle,
+            rt.config.lxc.start_timeout(),
+            &|| steps.is_running(),
+            || steps.stopped_early(),
+        )
+    }
+}
+
+impl Drop for Create<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.steps.rollback();
+        self.bundle
+            .undo(self.rt.rootfs.as_ref(), &self.rt.store, self.req);
+    }
+}

@@ -1,0 +1,130 @@
+//! [`Runtime`]: one container lifecycle over whichever backend the config
+//! names. Create is in `create.rs`; here are the factory, destroy and the
+//! calls on a running container, each once for both backends.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use lxcri_init_spec::{ExecSpec, ExitReport, ProcessSpec};
+use nix::sys::signal::Signal;
+use oci_spec::runtime::LinuxResources;
+
+use super::backend::Backend;
+use super::container::{owner, Container};
+use super::control;
+use super::error::Result;
+use super::lxc::LxcBackend;
+use super::pve::PveBackend;
+use crate::cgroup::CgroupStats;
+use crate::config::{BackendKind, Config};
+use crate::rootfs::{self, RootfsProvider};
+use crate::state::StateStore;
+
+/// Containers on this node, run by one backend.
+#[derive(Debug)]
+pub struct Runtime {
+    pub(super) config: Config,
+    pub(super) store: StateStore,
+    pub(super) rootfs: Arc<dyn RootfsProvider>,
+    pub(super) backend: Box<dyn Backend>,
+}
+
+impl Runtime {
+    /// The runtime `config.backend` names.
+    pub fn new(config: Config) -> Self {
+        let rootfs = rootfs::provider_for(&config);
+        let backend: Box<dyn Backend> = match config.backend {
+            BackendKind::Lxc => Box::new(LxcBackend::new(&config)),
+            BackendKind::Pve => Box::new(PveBackend::new(config.clone(), rootfs.clone())),
+        };
+        Self::with_backend(config, rootfs, backend)
+    }
+
+    /// A runtime over a given backend and rootfs provider (tests, tools).
+    pub fn with_backend(
+        config: Config,
+        rootfs: Arc<dyn RootfsProvider>,
+        backend: Box<dyn Backend>,
+    ) -> Self {
+        Self {
+            store: StateStore::new(&config.runtime_root),
+            config,
+            rootfs,
+            backend,
+        }
+    }
+
+    /// The configuration this runtime was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn backend(&self) -> &dyn Backend {
+        self.backend.as_ref()
+    }
+
+    /// Kills every process of the container (one whose init never started
+    /// included); a stopped one is fine.
+    pub fn stop(&self, namespace: &str, id: &str) -> Result<()> {
+        let record = self.store.load(namespace, id).ok().flatten();
+        self.backend.stop(namespace, id, record.as_ref())
+    }
+
+    /// Removes everything made for the container: the backend's container
+    /// (stopped first), the rootfs, the runtime directory and state.
+    /// Idempotent, and works from the state on disk alone (the shim's
+    /// `delete` action after a crash) or from none.
+    pub fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
+        let record = self.store.load(namespace, id).ok().flatten();
+        let record = record.as_ref();
+        self.backend.teardown(namespace, id, record)?;
+        let mounted = record.map(|r| r.rootfs_mounted).unwrap_or(true);
+        // Records from before lxcri kept the path: containerd's default.
+        let target = record
+            .and_then(|r| r.rootfs.clone())
+            .unwrap_or_else(|| bundle.join("rootfs"));
+        self.rootfs.release(
+            mounted.then_some(target.as_path()),
+            &owner(namespace, id),
+            self.backend.volume(namespace, id, record).as_deref(),
+        )?;
+        self.store.remove(namespace, id)?;
+        Ok(())
+    }
+
+    pub fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
+        self.backend.kill(c, signal, all)
+    }
+
+    pub fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
+        self.backend.update(c, resources)
+    }
+
+    pub fn pause(&self, c: &Container) -> Result<()> {
+        self.backend.pause(c)
+    }
+
+    pub fn resume(&self, c: &Container) -> Result<()> {
+        self.backend.resume(c)
+    }
+
+    pub fn stats(&self, c: &Container) -> Result<CgroupStats> {
+        self.backend.stats(c)
+    }
+
+    pub fn processes(&self, c: &Container) -> Result<Vec<i32>> {
+        self.backend.processes(c)
+    }
+
+    /// What `lxcri-init exec` needs to run `process` in the container.
+    pub fn exec_spec(&self, c: &Container, process: ProcessSpec) -> Result<ExecSpec> {
+        control::exec_spec(c, process)
+    }
+
+    /// The exit status the container's init wrote into its runtime
+    /// directory, if any (the same file on every backend).
+    pub fn read_exit(&self, run_dir: &Path) -> Option<ExitReport> {
+        let body = std::fs::read(run_dir.join(lxcri_init_spec::EXIT_FILE)).ok()?;
+        serde_json::from_slice(&body).ok()
+    }
+}

@@ -1,0 +1,334 @@
+//! The one create pipeline and destroy, driven through a recording backend
+//! and rootfs provider: the order of the steps, and that a failure at any
+//! step undoes exactly what was made, in reverse.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use lxcri_init_spec::{InitMessage, INIT_SOCKET};
+
+use super::*;
+use crate::config::{BackendKind, Config};
+use crate::rootfs::{RootfsProvider, RootfsRequest};
+use crate::state::{ContainerRecord, StateStore};
+
+type Events = Arc<Mutex<Vec<String>>>;
+
+/// Which step fails, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    Nothing,
+    Configure,
+    Reserve,
+    WriteConfig,
+    /// The start fails and the init said why.
+    StartWithInitReport,
+    /// The container stops before its init reports.
+    StoppedEarly,
+}
+
+#[derive(Debug)]
+struct FakeBackend {
+    events: Events,
+    fail: Fail,
+}
+
+struct FakeCreate<'a> {
+    backend: &'a FakeBackend,
+    run_dir: PathBuf,
+    /// The fake init's connection, held like a running init holds it.
+    init: Option<UnixStream>,
+}
+
+impl FakeBackend {
+    fn log(&self, e: impl Into<String>) {
+        self.events.lock().unwrap().push(e.into());
+    }
+
+    fn step(&self, name: &str, fail_at: Fail) -> Result<()> {
+        self.log(name);
+        if self.fail == fail_at {
+            return Err(RuntimeError::Exists(format!("{name} failed")));
+        }
+        Ok(())
+    }
+}
+
+impl Backend for FakeBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Lxc
+    }
+
+    fn begin_create<'a>(&'a self, _: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>> {
+        self.log("begin");
+        Ok(Box::new(FakeCreate {
+            backend: self,
+            run_dir: PathBuf::new(),
+            init: None,
+        }))
+    }
+
+    fn volume(&self, _: &str, id: &str, _: Option<&ContainerRecord>) -> Option<String> {
+        Some(format!("vol-{id}"))
+    }
+
+    fn stop(&self, _: &str, _: &str, _: Option<&ContainerRecord>) -> Result<()> {
+        self.log("stop");
+        Ok(())
+    }
+
+    fn teardown(&self, _: &str, _: &str, record: Option<&ContainerRecord>) -> Result<()> {
+        let name = record.map(|r| r.backend_name.clone()).unwrap_or_default();
+        self.log(format!("teardown {name}"));
+        Ok(())
+    }
+}
+
+impl CreateSteps for FakeCreate<'_> {
+    fn volume(&self) -> Option<String> {
+        Some("vol-now".into())
+    }
+
+    fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
+        self.run_dir = bundle.run_dir.clone();
+        self.backend.step("configure", Fail::Configure)
+    }
+
+    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()> {
+        record.backend_name = "fake-1".into();
+        self.backend.step("reserve", Fail::Reserve)
+    }
+
+    fn write_config(&mut self, _: &PreparedBundle, _: &mut BundleUndo) -> Result<()> {
+        self.backend.step("write_config", Fail::WriteConfig)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        self.backend.log("start");
+        let message = match self.backend.fail {
+            Fail::StoppedEarly => return Ok(()),
+            Fail::StartWithInitReport => InitMessage::Failed {
+                message: "exec: /nope: not found".into(),
+            },
+            _ => InitMessage::Ready,
+        };
+        let mut init = UnixStream::connect(self.run_dir.join(INIT_SOCKET)).unwrap();
+        let line = serde_json::to_string(&message).unwrap() + "\n";
+        init.write_all(line.as_bytes()).unwrap();
+        self.init = Some(init);
+        if self.backend.fail == Fail::StartWithInitReport {
+            return Err(RuntimeError::Exists("start failed".into()));
+        }
+        Ok(())
+    }
+
+    fn is_running(&self) -> bool {
+        self.backend.fail != Fail::StoppedEarly
+    }
+
+    fn stopped_early(&self) -> RuntimeError {
+        RuntimeError::Exists("stopped early".into())
+    }
+
+    fn rollback(&mut self) {
+        self.backend.log("rollback");
+    }
+}
+
+/// Records what the pipeline asks of the rootfs.
+#[derive(Debug)]
+struct FakeRootfs(Events);
+
+impl RootfsProvider for FakeRootfs {
+    fn prepare(&self, req: &RootfsRequest<'_>) -> crate::rootfs::Result<bool> {
+        self.0.lock().unwrap().push(format!(
+            "rootfs prepare {} {}",
+            req.owner,
+            req.volume.unwrap_or("-")
+        ));
+        Ok(true)
+    }
+
+    fn release(
+        &self,
+        target: Option<&Path>,
+        owner: &str,
+        volume: Option<&str>,
+    ) -> crate::rootfs::Result<()> {
+        let target = target.map(|t| t.display().to_string()).unwrap_or_default();
+        self.0.lock().unwrap().push(format!(
+            "rootfs release {} {owner} {}",
+            target.rsplit('/').next().unwrap_or_default(),
+            volume.unwrap_or("-")
+        ));
+        Ok(())
+    }
+}
+
+struct Node {
+    tmp: tempfile::TempDir,
+    events: Events,
+    runtime: Runtime,
+}
+
+impl Node {
+    fn new(fail: Fail) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let init = tmp.path().join("lxcri-init");
+        std::fs::write(&init, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let root = tmp.path().join("run");
+        let env = |name: &str| match name {
+            "LXCRI_RUNTIME_ROOT" => Some(root.display().to_string()),
+            "LXCRI_LXC_INIT_BINARY" => Some(init.display().to_string()),
+            "LXCRI_LXC_START_TIMEOUT_SECS" => Some("2".into()),
+            _ => None,
+        };
+        let file = tmp.path().join("config.toml");
+        std::fs::write(&file, "").unwrap();
+        let config = Config::load_with(Some(&file), &env).unwrap();
+        let events = Events::default();
+        let runtime = Runtime::with_backend(
+            config,
+            Arc::new(FakeRootfs(events.clone())),
+            Box::new(FakeBackend {
+                events: events.clone(),
+                fail,
+            }),
+        );
+        Node {
+            tmp,
+            events,
+            runtime,
+        }
+    }
+
+    fn bundle(&self, config_json: &str) -> PathBuf {
+        let bundle = self.tmp.path().join("bundle");
+        std::fs::create_dir_all(bundle.join("root")).unwrap();
+        std::fs::write(bundle.join("config.json"), config_json).unwrap();
+        bundle
+    }
+
+    fn request(&self, bundle: PathBuf) -> CreateRequest {
+        CreateRequest {
+            namespace: "ns".into(),
+            id: "c1".into(),
+            bundle,
+            rootfs_mounts: vec![crate::rootfs::RootfsMount {
+                kind: "overlay".into(),
+                source: "overlay".into(),
+                options: vec![],
+            }],
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.tmp.path().join("run/ns/c1")
+    }
+}
+
+const SPEC: &str = r#"{
+  "ociVersion": "1.1.0",
+  "process": {"args": ["true"], "cwd": "/", "user": {"uid": 0, "gid": 0}},
+  "root": {"path": "root"},
+  "linux": {"namespaces": [{"type": "mount"}, {"type": "pid"}]}
+}"#;
+
+#[test]
+fn create_runs_the_steps_in_order_and_destroy_undoes_them() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(SPEC);
+    let created = node.runtime.create(&node.request(bundle.clone())).unwrap();
+    assert_eq!(
+        node.events(),
+        [
+            "begin",
+            "rootfs prepare ns/c1 vol-now",
+            "configure",
+            "reserve",
+            "write_config",
+            "start"
+        ]
+    );
+    let record = &created.container.record;
+    assert_eq!(record.backend_name, "fake-1");
+    assert_eq!(record.pid, Some(std::process::id() as i32));
+    assert_eq!(
+        record.rootfs.as_deref(),
+        Some(bundle.join("root").as_path())
+    );
+    let saved = StateStore::new(node.tmp.path().join("run"))
+        .load("ns", "c1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&saved, record);
+
+    // The rootfs is released where root.path put it, with the backend's volume.
+    node.runtime.destroy("ns", "c1", &bundle).unwrap();
+    assert_eq!(
+        node.events(),
+        ["teardown fake-1", "rootfs release root ns/c1 vol-c1"]
+    );
+    assert!(!node.state_dir().exists());
+    // Again: nothing left, nothing fails.
+    node.runtime.destroy("ns", "c1", &bundle).unwrap();
+    assert!(!node.state_dir().exists());
+}
+
+#[test]
+fn a_failure_at_any_step_undoes_the_backend_then_the_bundle() {
+    let cases = [
+        (Fail::Configure, "configure failed", "configure"),
+        (Fail::Reserve, "reserve failed", "reserve"),
+        (Fail::WriteConfig, "write_config failed", "write_config"),
+        (Fail::StartWithInitReport, "exec: /nope: not found", "start"),
+        (Fail::StoppedEarly, "stopped early", "start"),
+    ];
+    for (fail, message, last) in cases {
+        let node = Node::new(fail);
+        let bundle = node.bundle(SPEC);
+        let err = node.runtime.create(&node.request(bundle)).unwrap_err();
+        assert!(err.to_string().contains(message), "{fail:?}: {err}");
+        let events = node.events();
+        let at = events.iter().position(|e| e == last).unwrap();
+        assert_eq!(
+            events[at + 1..],
+            ["rollback", "rootfs release root ns/c1 vol-now"],
+            "{fail:?}: {events:?}"
+        );
+        assert!(!node.state_dir().exists(), "{fail:?}: state left");
+    }
+}
+
+#[test]
+fn a_broken_bundle_makes_nothing() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(r#"{"ociVersion": "1.1.0", "process": 7}"#);
+    let err = node.runtime.create(&node.request(bundle)).unwrap_err();
+    assert!(err.to_string().contains("config.json"), "{err}");
+    assert_eq!(node.events(), ["begin", "rollback"]);
+    assert!(!node.state_dir().exists());
+}
+
+#[test]
+fn a_second_create_of_the_same_container_is_refused_and_keeps_the_first() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(SPEC);
+    let _first = node.runtime.create(&node.request(bundle.clone())).unwrap();
+    node.events();
+    let err = node.runtime.create(&node.request(bundle)).unwrap_err();
+    assert!(
+        matches!(err, RuntimeError::Exists(ref s) if s == "ns/c1"),
+        "{err}"
+    );
+    assert_eq!(node.events(), ["begin", "rollback"]);
+    assert!(node.state_dir().join("state.json").exists());
+}
