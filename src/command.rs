@@ -1,16 +1,20 @@
 //! External commands (`lxc-*`, `zfs`) behind one narrow interface, so the
 //! logic above them is testable with a recording fake.
 //!
-//! The real runner never waits forever: a command gets a deadline and is
-//! killed past it, and its output is collected only until the command
+//! The real runner never waits forever: a command gets a deadline (waited
+//! for on a pidfd, so a fast command costs no polling delay) and is killed
+//! past it, and its output is collected only until the command
 //! itself has exited (plus a short grace), because `lxc-start -d` leaves a
 //! daemonized monitor behind that may still hold the output pipes.
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// How long a command may run before it is killed.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
@@ -48,27 +52,33 @@ impl CommandRunner for SystemCommands {
             .spawn()?;
         let stdout = collect(child.stdout.take());
         let stderr = collect(child.stderr.take());
+        // Our child stays unreaped until `wait`, so its pid cannot be reused
+        // while the pidfd is made; the pidfd turns readable when it exits.
+        let exited = crate::pidfd::pidfd_open(child.id() as i32)?;
         let deadline = Instant::now() + self.timeout;
-        let mut pause = Duration::from_millis(1);
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(exited.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(n) if n > 0 => break,
+                Ok(_) | Err(nix::Error::EINTR) if !left.is_zero() => continue,
+                Ok(_) | Err(nix::Error::EINTR) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!(
+                            "`{}` did not finish within {:?}",
+                            display(program, args),
+                            self.timeout
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
             }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!(
-                        "`{}` did not finish within {:?}",
-                        display(program, args),
-                        self.timeout
-                    ),
-                ));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        };
+        }
+        let status = child.wait()?;
         Ok(Output {
             status,
             stdout: stdout.recv_timeout(OUTPUT_GRACE).unwrap_or_default(),

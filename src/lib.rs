@@ -7,6 +7,7 @@
 //! - [`command`]: external commands (`lxc-*`, `zfs`) with deadlines.
 //! - [`spec`]: loading and validating an OCI bundle, lxcri annotations.
 //! - [`lxc`]: the typed LXC config, its one renderer, the `lxc-*` tools.
+//! - [`pidfd`]: process handles that survive pid reuse.
 //! - [`security`]: capabilities, seccomp (compiled with libseccomp), rlimits.
 //! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`] (LXC)
 //!   and [`plan::pve`] (the PVE CT).
@@ -22,6 +23,7 @@ pub mod cgroup;
 pub mod command;
 pub mod config;
 pub mod lxc;
+pub mod pidfd;
 pub mod plan;
 pub mod pve;
 pub mod rootfs;

@@ -7,9 +7,9 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use lxcri::cgroup::CgroupVersion;
+use lxcri::command::{CommandRunner, SystemCommands};
 use lxcri::config::{Config, ConfigError};
 
 use crate::elf;
@@ -271,7 +271,8 @@ pub fn lxc_start(path_env: Option<&std::ffi::OsStr>) -> Finding {
             "not found in PATH (install the lxc package)",
         );
     };
-    let out = match Command::new(&bin).arg("--version").output() {
+    let runner = SystemCommands::default();
+    let out = match runner.run(&bin.to_string_lossy(), &["--version".into()]) {
         Ok(out) if out.status.success() => out,
         Ok(out) => {
             let err = String::from_utf8_lossy(&out.stderr);

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use lxcri::config::Config;
-use lxcri::runtime::pidfd;
+use lxcri::pidfd;
 use lxcri::state::{ContainerRecord, StateError, StateStore};
 
 use crate::table::or_dash;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::MessageField;
-use lxcri::runtime::{pidfd, Runtime};
+use lxcri::pidfd;
+use lxcri::runtime::Runtime;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 

@@ -10,8 +10,8 @@ use oci_spec::runtime::LinuxResources;
 
 use super::container::Container;
 use super::error::{Result, RuntimeError};
-use super::pidfd;
 use crate::cgroup::{CgroupSetting, ContainerCgroup, HostCgroups};
+use crate::pidfd;
 use crate::plan::cgroup_settings;
 
 /// `signal` to the init (through a pidfd, so a reused pid is never hit),

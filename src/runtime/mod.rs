@@ -10,7 +10,7 @@
 //!   do through the kernel (signals, cgroup limits, joining for exec).
 //! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
 //!   things a backend implements.
-//! - [`init_channel`], [`pidfd`]: the socket to `lxcri-init`, process handles.
+//! - [`init_channel`]: the socket to `lxcri-init`.
 
 mod backend;
 mod bundle;
@@ -21,7 +21,6 @@ mod error;
 pub mod init_channel;
 mod lifecycle;
 mod lxc;
-pub mod pidfd;
 pub mod pve;
 mod rendezvous;
 

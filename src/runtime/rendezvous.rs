@@ -13,8 +13,8 @@ use super::bundle::PreparedBundle;
 use super::container::{Container, CreatedContainer};
 use super::error::{Result, RuntimeError};
 use super::init_channel::{InitChannelError, InitListener};
-use super::pidfd;
 use crate::cgroup::ContainerCgroup;
+use crate::pidfd;
 use crate::state::{ContainerRecord, StateStore};
 
 /// The init's socket and the start gate, made before the container starts.

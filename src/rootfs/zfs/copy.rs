@@ -1,10 +1,13 @@
 //! Filling an image dataset: the image's layers, merged as the container
 //! would see them, copied into the dataset's mountpoint.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+
+use crate::command::{CommandRunner, SystemCommands};
 
 /// Why a copy failed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -81,16 +84,24 @@ fn tempfile_dir(parent: &Path) -> std::io::Result<PathBuf> {
     Err(std::io::Error::other("no free scratch directory name"))
 }
 
+/// How long one image's copy may take: generous for a multi-GiB image on a
+/// slow pool, but a hung filesystem fails the create instead of the shim.
+const COPY_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// `cp -a SRC/. DEST/`: the contents and the root directory's own owner
 /// and mode.
 fn cp_all(src: &Path, dest: &Path) -> Result<(), CopyError> {
-    let out = Command::new("cp")
-        .arg("-a")
-        .arg("--")
-        .arg(src.join("."))
-        .arg(dest.join(""))
-        .env("LC_ALL", "C")
-        .output()
+    let args: Vec<OsString> = vec![
+        "-a".into(),
+        "--".into(),
+        src.join(".").into(),
+        dest.join("").into(),
+    ];
+    let runner = SystemCommands {
+        timeout: COPY_TIMEOUT,
+    };
+    let out = runner
+        .run("cp", &args)
         .map_err(|e| CopyError::Failed(format!("running cp: {e}")))?;
     if out.status.success() {
         return Ok(());
