@@ -343,8 +343,10 @@ impl Service {
         }
         let paused = c.init.status == ProcessStatus::Paused;
         let (rt, container) = (c.runtime.clone(), c.container.clone());
-        drop(c);
-        blocking(move || {
+        // Held until the kill is done: the exit watcher reports the exit
+        // only after that, so on pve containerd's delete never races PVE's
+        // stop task.
+        let result = blocking(move || {
             rt.kill(&container, signal, req.all)?;
             if paused && signal == Signal::SIGKILL {
                 // A frozen process dies only once thawed.
@@ -353,7 +355,9 @@ impl Service {
             Ok(())
         })
         .await?
-        .map_err(|e| runtime_error("kill", e))
+        .map_err(|e| runtime_error("kill", e));
+        drop(c);
+        result
     }
 
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {

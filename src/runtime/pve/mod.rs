@@ -189,13 +189,18 @@ impl PveBackend {
         let api = self.api()?;
         // A create whose answer was lost may still be running its task
         // (the CT is locked `create`): wait for it rather than leak the CT.
+        // A destroy whose forced stop found the CT stopping under it (the
+        // task fails with lxc-stop's "not running") finds it stopped next.
         let deadline = std::time::Instant::now() + LOCKED_DESTROY_WAIT;
         loop {
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e) if is_locked_by_create(&e) && std::time::Instant::now() < deadline => {
-                    tracing::debug!(vmid, error = %e, "CT locked; retrying destroy");
+                Err(e)
+                    if (is_locked_by_create(&e) || is_not_running(&e))
+                        && std::time::Instant::now() < deadline =>
+                {
+                    tracing::debug!(vmid, error = %e, "CT busy; retrying destroy");
                     std::thread::sleep(std::time::Duration::from_millis(500));
                 }
                 Err(e) => return Err(api_err(format!("destroying CT {vmid}"))(e)),
