@@ -1,6 +1,6 @@
-//! The library's shape, checked: sibling modules never import each other in
-//! a circle, and no production file grows past the size where it should be
-//! split. Reads `src/` as text (no compiler): `use` trees and inline
+//! The workspace's shape, checked: sibling modules never import each other
+//! in a circle, and no production file grows past the size where it should
+//! be split. Reads `src/` as text (no compiler): `use` trees and inline
 //! `crate::`/`super::`/`self::` paths, with re-exports followed to the
 //! module that defines the item.
 //!
@@ -36,7 +36,7 @@ fn module_path(src: &Path, file: &Path) -> ModPath {
         .collect();
     let last = parts.pop().unwrap();
     let stem = last.trim_end_matches(".rs");
-    if stem != "mod" && stem != "lib" {
+    if !["mod", "lib", "main"].contains(&stem) {
         parts.push(stem.to_string());
     }
     parts
