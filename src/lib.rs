@@ -8,6 +8,7 @@
 //! - [`spec`]: loading and validating an OCI bundle, lxcri annotations.
 //! - [`lxc`]: the typed LXC config, its one renderer, the `lxc-*` tools.
 //! - [`pidfd`]: process handles that survive pid reuse.
+//! - [`proc_events`]: exit statuses of any process (a container's PID 1).
 //! - [`security`]: capabilities, seccomp (compiled with libseccomp), rlimits.
 //! - [`plan`]: pure translation OCI spec -> [`plan::ContainerPlan`] (LXC)
 //!   and [`plan::pve`] (the PVE CT).
@@ -25,6 +26,7 @@ pub mod config;
 pub mod lxc;
 pub mod pidfd;
 pub mod plan;
+pub mod proc_events;
 pub mod pve;
 pub mod rootfs;
 pub mod runtime;

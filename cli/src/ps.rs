@@ -238,10 +238,8 @@ mod tests {
         let mut rec = record("x", None);
         rec.pid = None;
         store.save(&rec).unwrap();
-        let mut config = Config {
-            runtime_root: tmp.path().to_path_buf(),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.runtime_root = tmp.path().to_path_buf();
         let out = run(&config, &Args { json: false }).unwrap();
         assert!(out.lines().nth(1).unwrap().contains("stopped"), "{out}");
         let empty = tempfile::tempdir().unwrap();

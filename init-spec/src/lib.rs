@@ -18,10 +18,13 @@
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;
 //! 5. detaches the [`RUNTIME_DIR`] mount so the OCI process never sees it,
-//!    and blocks reading one byte from the [`START_FIFO`];
-//! 6. on that byte forks the OCI process, forwards signals to it, reaps
-//!    every zombie, and when the OCI process ends writes an [`ExitReport`]
-//!    to [`EXIT_FILE`] (via the directory fd) and exits with the same code.
+//!    and blocks reading one byte from the [`START_FIFO`]; a signal that
+//!    would end a process ends the init here, and it writes an
+//!    [`ExitReport`] (128 + the signal) to [`EXIT_FILE`] via the directory
+//!    fd and exits with that code;
+//! 6. on that byte becomes the OCI process (`execve`): the process is PID 1
+//!    of its container, as on runc, and its exit status is observed by the
+//!    shim from the host (the kernel's process-events connector).
 //!
 //! Exec processes use the same binary on the host: the shim runs
 //! `lxcri-init exec <spec.json>` with the [`ExecSpec`]; it joins the

@@ -152,7 +152,7 @@ fn run_inner(spec_path: &Path) -> Result<WaitStatus, ExecError> {
         ForkResult::Parent { child } => child,
     };
     drop(child_stdio);
-    signals::supervise(&signals, child, false).map_err(|source| ExecError::Sys {
+    signals::supervise(&signals, child).map_err(|source| ExecError::Sys {
         what: "wait for the process",
         source,
     })

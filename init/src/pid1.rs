@@ -1,5 +1,5 @@
-//! Mode 1: PID 1 of the container (see the numbered protocol in
-//! `lxcri-init-spec`).
+//! Mode 1: PID 1 of the container until `start`, then the OCI process
+//! itself (see the numbered protocol in `lxcri-init-spec`).
 
 use crate::prepare::{self, PrepareError};
 use crate::process::{Command, Stdio};
@@ -15,7 +15,6 @@ use nix::fcntl::{open, openat, renameat, OFlag};
 use nix::mount::{umount2, MntFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::stat::Mode;
-use nix::unistd::{fork, ForkResult};
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -107,19 +106,10 @@ fn run_inner() -> Result<i32> {
     }
     drop(fifo);
 
-    // Step 6.
-    // SAFETY: this process is single-threaded, so the child may do anything.
-    let child = match unsafe { fork() }.map_err(sys("fork"))? {
-        ForkResult::Child => command.exec(child_stdio, false),
-        ForkResult::Parent { child } => child,
-    };
-    // Close our copies: the process's stdout EOF and the pty hangup must
-    // reach the shim when the process ends.
-    drop(child_stdio);
-    let ws = signals::supervise(&signals, child, true).map_err(sys("wait for the process"))?;
-    let code = status::from_wait(ws).unwrap_or(status::EXIT_SETUP_FAILED as u32);
-    write_exit(&dir, code)?;
-    Ok(code as i32)
+    // Step 6: become the OCI process, as runc's init does. Our signalfd
+    // is close-on-exec and the mask is reset before execve.
+    drop(signals);
+    command.exec(child_stdio, false)
 }
 
 /// The runtime dir (for the exit report, once it is unmounted) and the

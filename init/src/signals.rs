@@ -1,4 +1,5 @@
-//! Signal forwarding and zombie reaping for both modes.
+//! Signals: blocked (and read from a signalfd) while the init waits for
+//! `start`, forwarded by the exec helper to its process.
 //!
 //! Every catchable, asynchronous signal is blocked and read from a
 //! signalfd. Blocking (rather than handlers) is also what lets PID 1 of a
@@ -90,14 +91,13 @@ pub fn default_terminates(signo: i32) -> bool {
     )
 }
 
-/// Forward signals to `child` until it ends, reaping on every SIGCHLD.
-/// With `reap_all` (PID 1) every zombie is reaped, including orphans the
-/// kernel re-parented to us; otherwise only `child` is waited for.
-pub fn supervise(signals: &Signals, child: Pid, reap_all: bool) -> nix::Result<WaitStatus> {
+/// Forward signals to `child` until it ends (the exec helper: the process
+/// is its only child).
+pub fn supervise(signals: &Signals, child: Pid) -> nix::Result<WaitStatus> {
     loop {
         let signo = signals.next()?;
         if signo == libc::SIGCHLD {
-            if let Some(ws) = reap(child, reap_all) {
+            if let Some(ws) = reap(child) {
                 return Ok(ws);
             }
         } else {
@@ -107,22 +107,13 @@ pub fn supervise(signals: &Signals, child: Pid, reap_all: bool) -> nix::Result<W
     }
 }
 
-/// Reap what has ended (SIGCHLD coalesces, so loop until nothing is left);
-/// returns `child`'s final status if it was among them.
-fn reap(child: Pid, reap_all: bool) -> Option<WaitStatus> {
-    let target = if reap_all { None } else { Some(child) };
-    let mut found = None;
+/// `child`'s final status if it ended (stops and continues are not ends).
+fn reap(child: Pid) -> Option<WaitStatus> {
     loop {
-        match waitpid(target, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) | Err(_) => return found,
-            Ok(ws) => {
-                if ws.pid() == Some(child) && crate::status::from_wait(ws).is_some() {
-                    found = Some(ws);
-                    if !reap_all {
-                        return found;
-                    }
-                }
-            }
+        match waitpid(Some(child), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) | Err(_) => return None,
+            Ok(ws) if crate::status::from_wait(ws).is_some() => return Some(ws),
+            Ok(_) => continue,
         }
     }
 }

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::MessageField;
 use lxcri::pidfd;
+use lxcri::proc_events::ExitMonitor;
 use lxcri::runtime::Runtime;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::Mutex;
 
+use crate::error::chain;
 use crate::events::EventSender;
 use crate::exec;
 use crate::io::{wait_drained, DRAIN_TIMEOUT};
@@ -19,13 +21,17 @@ use crate::task::Task;
 
 pub type Shared = Arc<Mutex<Task>>;
 
-/// Waits for the container's init to end (pidfd), then records the status
-/// it wrote, or 137 if it was killed before it could.
+/// Waits for the container's PID 1 to end (pidfd), then records how: the
+/// status the init wrote if it ended before `start` (a signal while
+/// created), else the exit the kernel reported for the OCI process.
+/// Processes of a container that did not own its PID namespace are killed
+/// then, as containerd's runc shim does: none outlives its container or
+/// keeps its output open.
 pub async fn watch_init(
     shared: Shared,
     pid: i32,
     run_dir: PathBuf,
-    runtime: Arc<Runtime>,
+    exits: Arc<ExitMonitor>,
     events: EventSender,
 ) {
     // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
@@ -39,7 +45,19 @@ pub async fn watch_init(
         }
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
-    let info = read_exit(&runtime, &run_dir);
+    let (runtime, container) = {
+        let c = shared.lock().await;
+        (c.runtime.clone(), c.container.clone())
+    };
+    let info = exit_info(&runtime, &exits, pid, &run_dir);
+    if !container.owns_pid_namespace() {
+        let rt = runtime.clone();
+        let c = container.clone();
+        let killed = tokio::task::spawn_blocking(move || rt.kill_remaining(&c)).await;
+        if let Ok(Err(e)) = killed {
+            tracing::warn!(pid, error = %chain(&e), "killing the container's remaining processes");
+        }
+    }
     let drained = shared.lock().await.init.io.take_drained();
     hand_over_output(drained).await;
     let mut c = shared.lock().await;
@@ -63,15 +81,29 @@ async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
     let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
 }
 
-fn read_exit(runtime: &Runtime, run_dir: &Path) -> ExitInfo {
-    match runtime.read_exit(run_dir) {
-        Some(r) => ExitInfo {
+fn exit_info(runtime: &Runtime, exits: &ExitMonitor, pid: i32, run_dir: &Path) -> ExitInfo {
+    let seen = exits.take_exit(pid);
+    if let Some(r) = runtime.read_exit(run_dir) {
+        return ExitInfo {
             status: r.status,
             exited_at_ns: r.exited_at_ns,
-        },
-        None => ExitInfo::now(137),
+        };
+    }
+    match seen {
+        Ok(Some(exit)) => ExitInfo::now(exit.exit_status()),
+        Ok(None) => {
+            tracing::error!(pid, "the kernel reported no exit for the container's PID 1");
+            ExitInfo::now(UNKNOWN_EXIT)
+        }
+        Err(e) => {
+            tracing::error!(pid, error = %e, "reading process exits");
+            ExitInfo::now(UNKNOWN_EXIT)
+        }
     }
 }
+
+/// What containerd reports when a status is not known (as its own shims).
+const UNKNOWN_EXIT: u32 = 255;
 
 pub async fn watch_exec(
     shared: Shared,

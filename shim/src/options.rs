@@ -1,17 +1,21 @@
 //! containerd's runtime options for non-runc shims
 //! (`runtimeoptions.v1.Options{type_url, config_path, config_body}`), from
-//! the `ConfigPath` runtime option in containerd's config.
+//! the `ConfigPath` runtime option in containerd's config; and the
+//! configuration a container was created with, kept in its bundle.
 
 use std::path::{Path, PathBuf};
 
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::CodedInputStream;
 
+use lxcri::config::Config;
+
 use crate::error::{Result, ShimError};
 
 const RUNTIME_OPTIONS_TYPE: &str = "runtimeoptions.v1.Options";
-/// File in the bundle remembering the config path, for the `delete` action.
-pub const CONFIG_PATH_FILE: &str = "lxcri-config-path";
+/// File in the bundle holding the configuration its container was created
+/// with ([`Config::snapshot`]).
+pub const CONFIG_SNAPSHOT_FILE: &str = "lxcri-config.json";
 
 /// The `config_path` of runtime options, if containerd sent one.
 pub fn config_path(options: Option<&Any>) -> Result<Option<PathBuf>> {
@@ -49,19 +53,24 @@ fn decode_config_path(bytes: &[u8]) -> std::result::Result<Option<String>, Strin
     Ok(found)
 }
 
-pub fn remember_config_path(bundle: &Path, path: &Path) {
-    if let Err(e) = std::fs::write(
-        bundle.join(CONFIG_PATH_FILE),
-        path.as_os_str().as_encoded_bytes(),
-    ) {
-        tracing::warn!(error = %e, "remembering the config path in the bundle");
-    }
+/// Keeps `config` in the bundle: the shim's `delete` action cleans the
+/// container up with it, whatever the config file says by then.
+pub fn save_config_snapshot(bundle: &Path, config: &Config) -> Result<()> {
+    let path = bundle.join(CONFIG_SNAPSHOT_FILE);
+    std::fs::write(&path, config.snapshot()).map_err(|e| {
+        ShimError::Failed(format!(
+            "create: keeping the configuration in {}: {e}",
+            path.display()
+        ))
+    })
 }
 
-pub fn remembered_config_path(bundle: &Path) -> Option<PathBuf> {
-    std::fs::read_to_string(bundle.join(CONFIG_PATH_FILE))
-        .ok()
-        .map(PathBuf::from)
+/// The configuration the bundle's container was created with; `None` when
+/// it has none (nothing of it was made: the snapshot comes first).
+pub fn config_snapshot(bundle: &Path) -> Option<lxcri::config::Result<Config>> {
+    let path = bundle.join(CONFIG_SNAPSHOT_FILE);
+    let text = std::fs::read_to_string(&path).ok()?;
+    Some(Config::from_snapshot(&path, &text))
 }
 
 #[cfg(test)]

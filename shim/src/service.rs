@@ -19,6 +19,7 @@ use containerd_shim_protos::events::task::{
 use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::types::task::ProcessInfo;
 use lxcri::config::Config;
+use lxcri::proc_events::ExitMonitor;
 use lxcri::rootfs::RootfsMount;
 use lxcri::runtime::{Container, CreateRequest, Runtime, RuntimeError};
 use lxcri_init_spec::ProcessSpec;
@@ -37,7 +38,11 @@ use crate::task::Task;
 
 pub struct Service {
     namespace: String,
-    runtime: Arc<Runtime>,
+    /// The runtime of the node's configuration, or why it did not load.
+    runtime: std::result::Result<Arc<Runtime>, String>,
+    /// How each container's PID 1 ended (the kernel's process events);
+    /// why not, when this kernel cannot tell.
+    exits: std::result::Result<Arc<ExitMonitor>, String>,
     tasks: Mutex<HashMap<String, Shared>>,
     events: EventSender,
     exit: Arc<ExitSignal>,
@@ -61,13 +66,17 @@ fn runtime_error(op: &str, e: RuntimeError) -> ShimError {
 impl Service {
     pub fn new(
         namespace: String,
-        runtime: Arc<Runtime>,
+        runtime: std::result::Result<Arc<Runtime>, String>,
         events: EventSender,
         exit: Arc<ExitSignal>,
     ) -> Self {
+        let exits = ExitMonitor::open().map(Arc::new).map_err(|e| {
+            format!("the kernel's process-events connector is unavailable ({e}): lxcri cannot learn how a container's PID 1 ends")
+        });
         Self {
             namespace,
             runtime,
+            exits,
             tasks: Mutex::new(HashMap::new()),
             events,
             exit,
@@ -103,16 +112,26 @@ impl Service {
                 req.id
             )));
         }
+        let exits = self
+            .exits
+            .clone()
+            .map_err(|e| ShimError::Failed(format!("create: {e}")))?;
         let bundle = PathBuf::from(&req.bundle);
         let runtime = match options::config_path(req.options.as_ref())? {
             Some(path) => {
                 let config =
                     Config::load(Some(&path)).map_err(|e| ShimError::failed("create", &e))?;
-                options::remember_config_path(&bundle, &path);
                 Arc::new(Runtime::new(config))
             }
-            None => self.runtime.clone(),
+            // A config file that does not load fails the create: never the
+            // defaults in its place.
+            None => self.runtime.clone().map_err(|e| {
+                ShimError::Failed(format!("create: loading the lxcri configuration: {e}"))
+            })?,
         };
+        // Before anything is made: containerd's cleanup of this container
+        // uses what it was created with.
+        options::save_config_snapshot(&bundle, runtime.config())?;
         let stdio = StdioPaths {
             stdin: req.stdin.clone(),
             stdout: req.stdout.clone(),
@@ -135,9 +154,16 @@ impl Service {
         };
         let rt = runtime.clone();
         let io_paths = stdio.clone();
+        let watch = exits.clone();
         let created = blocking(move || {
             let created = rt.create(&create).map_err(|e| ShimError::failed("create", &e))?;
-            let handoff = if created.terminal != io_paths.terminal {
+            // Before start, so the OCI process's exit cannot be missed.
+            let watched = watch
+                .watch(created.init.pid())
+                .map_err(|e| ShimError::Failed(format!("create: watching the init's exit: {e}")));
+            let handoff = if let Err(e) = watched {
+                Err(e)
+            } else if created.terminal != io_paths.terminal {
                 Err(ShimError::InvalidArgument(format!(
                     "create: process.terminal is {} in config.json but the request says terminal={}",
                     created.terminal, io_paths.terminal
@@ -185,13 +211,7 @@ impl Service {
             pid: pid as u32,
             ..Default::default()
         });
-        tokio::spawn(watch_init(
-            shared,
-            pid,
-            run_dir,
-            runtime,
-            self.events.clone(),
-        ));
+        tokio::spawn(watch_init(shared, pid, run_dir, exits, self.events.clone()));
         Ok(pid as u32)
     }
 

@@ -43,7 +43,10 @@ impl Shim for LxcriShim {
         } else {
             PathBuf::from(&flags.bundle)
         };
-        let config = Config::load(options::remembered_config_path(&bundle).as_deref())
+        // The container's own configuration once it was created (the
+        // `delete` action), else the node's.
+        let config = options::config_snapshot(&bundle)
+            .unwrap_or_else(|| Config::load(None))
             .map_err(|e| crate::error::chain(&e));
         // Only the serving process logs: during `start` containerd reads
         // everything on stderr as part of the address.
@@ -72,8 +75,22 @@ impl Shim for LxcriShim {
         Ok(address)
     }
 
+    /// Cleans up after a dead shim from the state on disk, with the
+    /// configuration the container was created with, whatever the config
+    /// file says now. Idempotent.
     async fn delete_shim(&mut self) -> containerd_shim::Result<DeleteResponse> {
-        let config = self.config.clone().map_err(other)?;
+        let response = |pid: i32| DeleteResponse {
+            pid: pid.max(0) as u32,
+            exit_status: 137,
+            exited_at: MessageField::some(timestamp(now_ns())),
+            ..Default::default()
+        };
+        let Some(config) = options::config_snapshot(&self.bundle) else {
+            // Create keeps its configuration before it makes anything:
+            // without one, nothing of this container was made.
+            return Ok(response(0));
+        };
+        let config = config.map_err(|e| other(crate::error::chain(&e)))?;
         let pid = lxcri::state::StateStore::new(&config.runtime_root)
             .load(&self.namespace, &self.id)
             .ok()
@@ -86,12 +103,7 @@ impl Shim for LxcriShim {
             .await
             .map_err(|e| other(e.to_string()))?
             .map_err(|e| other(crate::error::chain(&e)))?;
-        Ok(DeleteResponse {
-            pid: pid.max(0) as u32,
-            exit_status: 137,
-            exited_at: MessageField::some(timestamp(now_ns())),
-            ..Default::default()
-        })
+        Ok(response(pid))
     }
 
     async fn wait(&mut self) {
@@ -99,19 +111,15 @@ impl Shim for LxcriShim {
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
-        let config = match &self.config {
-            Ok(c) => c.clone(),
-            Err(e) => {
-                // The task API reports this on create; fall back to defaults
-                // so the shim can still answer containerd.
-                tracing::error!(error = %e, "loading lxcri configuration");
-                Config::load_with(None, &|_| None).unwrap_or_else(|_| unreachable!("defaults load"))
-            }
-        };
+        if let Err(e) = &self.config {
+            // Every create reports it; the shim still answers containerd.
+            tracing::error!(error = %e, "loading the lxcri configuration");
+        }
+        let runtime = self.config.clone().map(|c| Arc::new(Runtime::new(c)));
         let events = EventSender::spawn(publisher, self.namespace.clone());
         TaskService::new(Service::new(
             self.namespace.clone(),
-            Arc::new(Runtime::new(config)),
+            runtime,
             events,
             self.exit.clone(),
         ))

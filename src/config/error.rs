@@ -72,6 +72,9 @@ pub enum ConfigError {
         env: &'static str,
         because: String,
     },
+    /// A container's configuration snapshot that is not one lxcri wrote.
+    #[error("configuration snapshot {path}: {message}")]
+    Snapshot { path: PathBuf, message: String },
     /// `set` was called with a key that does not exist.
     #[error("unknown config key {key:?}")]
     UnknownKey { key: String },

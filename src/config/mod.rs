@@ -26,6 +26,7 @@ mod zfs;
 #[cfg(test)]
 mod tests;
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
@@ -71,6 +72,9 @@ pub struct Config {
     pub zfs: ZfsSettings,
     /// The config file that was read; `None` when none was (defaults and env only).
     pub file: Option<PathBuf>,
+    /// The value of every key that was set (file, environment or flag), as
+    /// the file spells it: what [`Config::snapshot`] keeps.
+    applied: BTreeMap<&'static str, String>,
 }
 
 /// The `[lxc]` section.
@@ -115,6 +119,7 @@ impl Default for Config {
             pve: PveSettings::default(),
             zfs: ZfsSettings::default(),
             file: None,
+            applied: BTreeMap::new(),
         }
     }
 }
@@ -456,7 +461,36 @@ impl Config {
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
         }
+        self.applied.insert(s.key, value.to_string());
         Ok(())
+    }
+
+    /// The effective configuration as text, for [`Config::from_snapshot`]:
+    /// a container is cleaned up with the configuration it was created
+    /// with, whatever the file or the environment say by then.
+    pub fn snapshot(&self) -> String {
+        serde_json::to_string_pretty(&self.applied).expect("strings serialize")
+    }
+
+    /// The configuration a [`Config::snapshot`] at `path` describes.
+    pub fn from_snapshot(path: &Path, text: &str) -> Result<Config> {
+        let bad = |message: String| ConfigError::Snapshot {
+            path: path.to_path_buf(),
+            message,
+        };
+        let values: BTreeMap<String, String> =
+            serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut config = Config::default();
+        for (key, value) in &values {
+            let s = SETTINGS
+                .iter()
+                .find(|s| s.key == key)
+                .ok_or_else(|| bad(format!("unknown key {key:?}")))?;
+            config.apply(s, value, Origin::File(path.to_path_buf()))?;
+        }
+        config.file = Some(path.to_path_buf());
+        config.validate()?;
+        Ok(config)
     }
 
     /// The shim's effective log level: containerd passes `-debug` to shims

@@ -618,3 +618,40 @@ fn zfs_mode_needs_a_pool_and_images_in_its_pool() {
         );
     }
 }
+
+#[test]
+fn a_snapshot_gives_back_the_effective_configuration() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        &format!(
+            "backend = \"pve\"\nruntime_root = \"/run/x\"\n[lxc]\nstart_timeout_secs = 9\n{}",
+            pve_file("")
+        ),
+    );
+    let c = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_ROOTFS_MODE", "overlay"), ("LXCRI_PVE_NODE", "pve2")],
+    )
+    .unwrap();
+    let snap = write(tmp.path(), "snap.json", &c.snapshot());
+    let again = Config::from_snapshot(&snap, &c.snapshot()).unwrap();
+    assert_eq!(again.backend, BackendKind::Pve);
+    assert_eq!(again.runtime_root, Path::new("/run/x"));
+    assert_eq!(again.lxc, c.lxc);
+    assert_eq!(
+        again.pve.node.as_deref(),
+        Some("pve2"),
+        "the environment's value"
+    );
+    assert_eq!(again.pve.url, c.pve.url);
+    assert_eq!(again.snapshot(), c.snapshot());
+    assert_eq!(again.file.as_deref(), Some(snap.as_path()));
+    // Not one lxcri wrote: an error naming the snapshot.
+    for bad in ["{", r#"{"no.such": "x"}"#, r#"{"backend": "proxmox"}"#] {
+        let err = Config::from_snapshot(&snap, bad).unwrap_err().to_string();
+        assert!(err.contains("snap.json"), "{bad}: {err}");
+    }
+}

@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::error::{Result, RuntimeError};
 use super::init_channel::InitConnection;
@@ -64,6 +64,20 @@ impl Container {
     /// The init's host pid.
     pub fn init_pid(&self) -> i32 {
         self.record.pid.unwrap_or(0)
+    }
+
+    /// Whether the container made a PID namespace of its own: when its init
+    /// ends, the kernel ends every other process in it. One that joined
+    /// another's (a pod's) or the host's has processes that outlive it.
+    pub fn owns_pid_namespace(&self) -> bool {
+        self.spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|nss| {
+                nss.iter()
+                    .any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none())
+            })
     }
 
     pub fn cgroup(&self) -> Result<&ContainerCgroup> {

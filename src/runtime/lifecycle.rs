@@ -96,6 +96,13 @@ impl Runtime {
         self.backend.kill(c, signal, all)
     }
 
+    /// SIGKILL to every process left in the container's cgroup, for a
+    /// container whose init ended and that did not own its PID namespace
+    /// (as containerd's runc shim does): nothing outlives its container.
+    pub fn kill_remaining(&self, c: &Container) -> Result<()> {
+        control::signal(c, Signal::SIGKILL, true)
+    }
+
     pub fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
         self.backend.update(c, resources)
     }

@@ -117,10 +117,8 @@ struct Node {
 impl Node {
     fn new() -> Self {
         let tmp = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            runtime_root: tmp.path().join("run/lxcri"),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.runtime_root = tmp.path().join("run/lxcri");
         config.pve.node = Some(NODE.into());
         config.pve.config_dir = tmp.path().join("etc/pve");
         config.pve.lock_dir = tmp.path().join("run/lock/lxc");

@@ -213,8 +213,13 @@ impl Command {
     fn setup(&self, stdio: Stdio, die_with_parent: bool) -> Result<(), SetupError> {
         let parent = nix::unistd::getppid();
         crate::signals::reset_for_exec();
-        // A session of its own: job control and the tty belong to it.
-        nix::unistd::setsid().map_err(sys("setsid"))?;
+        // A session of its own: job control and the tty belong to it. The
+        // container's PID 1 may lead one already (EPERM then).
+        match nix::unistd::setsid() {
+            Ok(_) => {}
+            Err(Errno::EPERM) if nix::unistd::getsid(None) == Ok(nix::unistd::getpid()) => {}
+            Err(e) => return Err(sys("setsid")(e)),
+        }
         setup_stdio(stdio)?;
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
         // While still root with every capability (raising a hard limit

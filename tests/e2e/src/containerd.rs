@@ -31,6 +31,8 @@ pub struct Containerd {
     pve: Option<PveSim>,
     /// With the CRI plugin on ([`Containerd::start_cri`]).
     pub(crate) cri: Option<CriNode>,
+    /// Added to containerd's environment ([`Containerd::start_with_env`]).
+    env: Vec<(String, String)>,
 }
 
 /// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
@@ -59,6 +61,19 @@ impl Containerd {
         Self::start_with(pve, false)
     }
 
+    /// Starts containerd with `env` added to its environment (so to every
+    /// shim's), e.g. `LXCRI_CONFIG`.
+    pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
+        let mut ctd = Self::build(pve, false);
+        ctd.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ctd.spawn();
+        ctd
+    }
+
     /// Starts containerd with lxcri on the pve backend against `sim`,
     /// whatever `LXCRI_E2E_BACKEND` says (for the PVE-side tests).
     pub fn start_pve(sim: PveSim) -> Self {
@@ -78,6 +93,13 @@ impl Containerd {
     }
 
     fn start_with(pve: Option<PveSim>, cri: bool) -> Self {
+        let mut ctd = Self::build(pve, cri);
+        ctd.spawn();
+        ctd
+    }
+
+    /// Everything but the running containerd.
+    fn build(pve: Option<PveSim>, cri: bool) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("lxcri-e2e.")
             .tempdir()
@@ -99,7 +121,7 @@ impl Containerd {
                 bin_dir.display()
             );
         }
-        let mut ctd = Self {
+        let ctd = Self {
             dir,
             namespace,
             child: None,
@@ -108,6 +130,7 @@ impl Containerd {
             ids: Mutex::new(Vec::new()),
             pve,
             cri,
+            env: Vec::new(),
         };
         fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
         fs::write(
@@ -116,7 +139,6 @@ impl Containerd {
              # LXCRI_* variables in containerd's environment override it\n",
         )
         .expect("write lxcri config");
-        ctd.spawn();
         ctd
     }
 
@@ -240,6 +262,7 @@ state = "{d}/state"
             .arg(self.socket())
             .env("PATH", path)
             .envs(pve_env)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

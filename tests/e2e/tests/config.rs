@@ -1,8 +1,13 @@
 //! containerd's per-runtime `ConfigPath` option (`ctr run
 //! --runtime-config-path`) reaches the shim: its settings are used, and a
-//! broken file fails create with the key named.
+//! broken file fails create with the key named; a node config that breaks
+//! fails creates, never cleanups.
 
-use lxcri_e2e::{require, Containerd, Runtime};
+use std::time::Duration;
+
+use lxcri_e2e::{cleanup, cmd, require, Containerd, Runtime};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
@@ -76,4 +81,57 @@ fn config_path_runtime_option_is_used() {
         "a broken config file must fail create naming the key: {out}"
     );
     ctd.ctr(&["containers", "rm", &id]);
+}
+
+/// The node's config file breaks while containers run: a new create fails
+/// naming the cause (never the defaults in its place) and leaves nothing,
+/// and containerd's cleanup of a running container whose shim died still
+/// works, with the configuration that container was created with.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_broken_node_config_fails_create_and_cleanup_still_works() {
+    if !require(Runtime::Lxcri, "a_broken_node_config") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node_config = dir.path().join("lxcri.toml");
+    std::fs::write(&node_config, "# the node's config\n").unwrap();
+    let ctd = Containerd::start_with_env(&[("LXCRI_CONFIG", node_config.to_str().unwrap())]);
+    ctd.import_busybox();
+    let running = ctd.new_id("before");
+    ctd.run_detached(Runtime::Lxcri, &running, &["sleep", "1000"], &[]);
+
+    std::fs::write(&node_config, "backend = \"lxc\"\nbogus_key = 1\n").unwrap();
+    let id = ctd.new_id("broken");
+    let out = ctd.run(Runtime::Lxcri, &id, &["true"], &[]);
+    assert!(
+        out.code != Some(0) && out.all_output().contains("bogus_key"),
+        "a broken config file must fail create naming the key: {out}"
+    );
+    ctd.ctr(&["containers", "rm", &id]);
+    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
+
+    // The running container's shim dies: containerd's `<shim> delete`
+    // cleans up with the configuration it was created with.
+    let (pid, _) = ctd.task(&running).expect("task listed");
+    for (p, _) in cleanup::processes()
+        .into_iter()
+        .filter(|(_, c)| c.contains(lxcri_e2e::LXCRI_SHIM) && c.contains(ctd.namespace()))
+    {
+        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+    }
+    let dead = cmd::poll(Duration::from_secs(30), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(dead.is_some(), "the container's process {pid} survived");
+    ctd.ctr(&["task", "rm", "-f", &running]);
+    ctd.ctr(&["containers", "rm", &running]);
+    let clean = cmd::poll(Duration::from_secs(30), || {
+        ctd.leftovers(&running).is_empty().then_some(())
+    });
+    assert!(
+        clean.is_some(),
+        "left behind: {:#?}",
+        ctd.leftovers(&running)
+    );
 }

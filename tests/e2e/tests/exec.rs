@@ -90,6 +90,27 @@ fn exec_with_tty() {
     }
 }
 
+/// What a process writes to its terminal reaches ctr byte for byte as on
+/// runc (no stray byte before it).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn tty_exec_output_is_byte_identical() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "ttybytes");
+        let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "test -t 0 && echo tty"]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        // Two terminals (the container's, and script's for ctr) each turn
+        // "\n" into "\r\n".
+        assert_eq!(out.stdout, "tty\r\r\n", "{rt}: {:?}", out.stdout);
+        results.push((rt, out.stdout));
+        ctd.remove(&id);
+    }
+    assert_same("terminal output", &results);
+}
+
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn sigterm_to_trapping_shell() {
