@@ -111,6 +111,46 @@ fn tty_exec_output_is_byte_identical() {
     assert_same("terminal output", &results);
 }
 
+/// Processes of the container whose command line is `cmdline`.
+fn processes_named(ctd: &Containerd, id: &str, cmdline: &str) -> Vec<u32> {
+    ps(ctd, id)
+        .into_iter()
+        .filter(|&p| self::cmdline(p) == cmdline)
+        .collect()
+}
+
+/// Killing an exec process (what CRI does when an ExecSync times out)
+/// ends that process, as on runc.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn killing_an_exec_kills_its_process() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "execkill");
+        let out = ctd.exec(&id, "long", &["sleep", "1234"], &["--detach"]);
+        assert!(out.success(), "{rt}: {out}");
+        let started = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+            (!processes_named(&ctd, &id, "sleep 1234").is_empty()).then_some(())
+        });
+        assert!(started.is_some(), "{rt}: the exec never ran");
+        let out = ctd.ctr(&["task", "kill", "--exec-id", "long", "-s", "SIGKILL", &id]);
+        assert!(out.success(), "{rt}: {out}");
+        let gone = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+            processes_named(&ctd, &id, "sleep 1234").is_empty().then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "{rt}: the exec's process outlived its kill: {:?}",
+            processes_named(&ctd, &id, "sleep 1234")
+        );
+        results.push((rt, gone.is_some()));
+        ctd.remove(&id);
+    }
+    assert_same("an exec's process after its kill", &results);
+}
+
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn sigterm_to_trapping_shell() {
