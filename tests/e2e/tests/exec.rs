@@ -138,7 +138,9 @@ fn killing_an_exec_kills_its_process() {
         let out = ctd.ctr(&["task", "kill", "--exec-id", "long", "-s", "SIGKILL", &id]);
         assert!(out.success(), "{rt}: {out}");
         let gone = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
-            processes_named(&ctd, &id, "sleep 1234").is_empty().then_some(())
+            processes_named(&ctd, &id, "sleep 1234")
+                .is_empty()
+                .then_some(())
         });
         assert!(
             gone.is_some(),

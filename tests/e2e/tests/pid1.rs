@@ -1,0 +1,71 @@
+//! The OCI process is PID 1 of its container, as on runc: `/proc/1` is the
+//! app, an init that insists on being PID 1 boots, and PID 1's signal
+//! semantics hold (a signal without a handler does not end it, SIGKILL
+//! does).
+
+use std::time::Duration;
+
+use lxcri_e2e::{assert_same, runtimes, Containerd};
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_oci_process_is_pid_1() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("pid1");
+        // A pipeline, so the shell stays (busybox execs a lone last command).
+        let script = "echo $$; cat /proc/1/cmdline | tr '\\0' ' '";
+        let out = ctd.run(rt, &id, &["sh", "-c", script], &[]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        assert_eq!(out.stdout, format!("1\nsh -c {script} "), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_same("PID 1 as the container sees it", &results);
+}
+
+/// Like systemd, an init that refuses to run unless it is PID 1.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_init_that_insists_on_pid_1_boots() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("initlike");
+        let script = "[ \"$$\" = 1 ] || { echo 'not PID 1' >&2; exit 1; }; echo booted";
+        let out = ctd.run(rt, &id, &["sh", "-c", script], &[]);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), "booted\n"),
+            "{rt}: {out}"
+        );
+        results.push((rt, out.stdout));
+    }
+    assert_same("an init that needs PID 1", &results);
+}
+
+/// An app without a SIGTERM handler is PID 1: containerd's SIGTERM does not
+/// end it (Kubernetes then waits out the grace period and sends SIGKILL).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn sigterm_without_a_handler_leaves_pid_1_running() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("noterm");
+        let run = ctd.spawn_run(rt, &id, &["sleep", "1000"], &[]);
+        ctd.wait_status(&id, "RUNNING");
+        ctd.kill(&id, "SIGTERM").ok();
+        std::thread::sleep(Duration::from_millis(1500));
+        let after_term = ctd.task(&id).map(|(_, s)| s);
+        assert_eq!(after_term.as_deref(), Some("RUNNING"), "{rt}");
+        ctd.kill(&id, "SIGKILL").ok();
+        let out = run.wait(Duration::from_secs(60));
+        assert_eq!(out.code, Some(137), "{rt}: {out}");
+        results.push((rt, (after_term, out.code)));
+    }
+    assert_same("PID 1 without a SIGTERM handler", &results);
+}
