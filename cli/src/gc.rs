@@ -1,6 +1,8 @@
-//! `lxcri gc`: the CTs lxcri made on this node whose container is gone
-//! (with `[pve]`), and unused ZFS image datasets (with `zfs.pool`, see
-//! [`crate::image_gc`]).
+//! `lxcri gc`: containers containerd no longer has whose state, LXC
+//! container or volume lxcri still holds on this node (see
+//! [`crate::container_gc`]), the CTs lxcri made on this node whose
+//! container is gone (with `[pve]`), and unused ZFS image datasets (with
+//! `zfs.pool`, see [`crate::image_gc`]).
 //!
 //! The verdicts are the library's ([`PveBackend::gc_scan`]): a CT is an
 //! orphan when it is tagged `lxcri`, its VMID is in `vmid_range` and its
@@ -13,8 +15,9 @@ use lxcri::config::Config;
 use lxcri::error_chain;
 use lxcri::rootfs::zfs::ZfsRootfs;
 use lxcri::runtime::pve::{CtVerdict, GcEntry};
-use lxcri::runtime::{PveBackend, RuntimeError};
+use lxcri::runtime::{PveBackend, Runtime, RuntimeError};
 
+use crate::container_gc::ContainerReport;
 use crate::image_gc::ImageReport;
 use crate::table::or_dash;
 
@@ -30,12 +33,8 @@ pub struct Args {
 
 #[derive(Debug, thiserror::Error)]
 pub enum GcError {
-    #[error(
-        "lxcri gc needs the [pve] section (url, node, token_id, token_secret_file) \
-         or zfs.pool in {config}: it collects the node's orphaned CTs and unused \
-         ZFS image datasets"
-    )]
-    NotConfigured { config: String },
+    #[error(transparent)]
+    Containers(crate::container_gc::ContainerScanError),
     #[error(transparent)]
     Images(crate::image_gc::ImageScanError),
     /// The library's error names the node and the call.
@@ -76,23 +75,16 @@ impl Action {
     }
 }
 
-/// The command: CTs through the API when `[pve]` is set, image datasets
-/// when `zfs.pool` is; at least one of them.
+/// The command: containers always, CTs through the API when `[pve]` is
+/// set, image datasets when `zfs.pool` is.
 pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
     let zfs = ZfsRootfs::from_settings(&config.zfs, &config.runtime_root);
-    if !config.pve.is_configured() && zfs.is_none() {
-        let config = match &config.file {
-            Some(path) => path.display().to_string(),
-            None => "the configuration (no config file was found)".to_string(),
-        };
-        return Err(GcError::NotConfigured { config });
-    }
+    let containers = crate::container_gc::collect(&Runtime::new(config.clone()), args.force)
+        .map_err(GcError::Containers)?;
     let ttl = config.zfs.image_ttl();
     let cts = if config.pve.is_configured() {
-        {
-            let rootfs = lxcri::rootfs::provider_for(&config);
-            Some(collect(&PveBackend::new(config, rootfs), args)?)
-        }
+        let rootfs = lxcri::rootfs::provider_for(&config);
+        Some(collect(&PveBackend::new(config, rootfs), args)?)
     } else {
         None
     };
@@ -100,18 +92,25 @@ pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
         Some(zfs) => Some(crate::image_gc::collect(zfs, ttl, args.force).map_err(GcError::Images)?),
         None => None,
     };
-    Ok(combine(cts, images, args))
+    Ok(combine(containers, cts, images, args))
 }
 
-/// One report of the CT part, the image part, or both.
-fn combine(cts: Option<Report>, images: Option<ImageReport>, args: &Args) -> Report {
-    let failed =
-        cts.as_ref().is_some_and(|r| r.failed) || images.as_ref().is_some_and(|r| r.failed);
+/// One report of the container part and the CT and image parts there are.
+fn combine(
+    containers: ContainerReport,
+    cts: Option<Report>,
+    images: Option<ImageReport>,
+    args: &Args,
+) -> Report {
+    let failed = containers.failed
+        || cts.as_ref().is_some_and(|r| r.failed)
+        || images.as_ref().is_some_and(|r| r.failed);
     let output = if args.json {
         let mut doc = match &cts {
             Some(r) => serde_json::from_str(&r.output).expect("our own JSON parses"),
             None => serde_json::json!({ "dry_run": !args.force }),
         };
+        doc["containers"] = containers.json.clone();
         if let Some(images) = &images {
             doc["images"] = images.json.clone();
         }
@@ -120,9 +119,8 @@ fn combine(cts: Option<Report>, images: Option<ImageReport>, args: &Args) -> Rep
         out.push('\n');
         out
     } else {
-        let parts: Vec<String> = cts
-            .map(|r| r.output)
-            .into_iter()
+        let parts: Vec<String> = std::iter::once(containers.text)
+            .chain(cts.map(|r| r.output))
             .chain(images.map(|r| r.text))
             .collect();
         parts.join("\n")

@@ -4,6 +4,7 @@
 //! file parses flags, loads the configuration and turns errors into exit codes.
 
 mod check;
+mod container_gc;
 mod elf;
 mod gc;
 mod image_gc;

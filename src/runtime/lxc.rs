@@ -17,6 +17,14 @@ pub fn container_name(namespace: &str, id: &str) -> String {
     format!("{namespace}_{id}")
 }
 
+/// The containerd namespace and id of an LXC container lxcri named, if the
+/// name is one ([`container_name`]).
+pub fn split_container_name(name: &str) -> Option<(&str, &str)> {
+    let (namespace, id) = name.split_once('_')?;
+    let valid = |what, v| crate::state::validate_name(what, v).is_ok();
+    (valid("namespace", namespace) && valid("container id", id)).then_some((namespace, id))
+}
+
 /// Containers as plain LXC containers under `lxc.lxcpath`.
 #[derive(Debug)]
 pub struct LxcBackend {

@@ -8,6 +8,8 @@
 //! - `lifecycle.rs`: [`Runtime`]: destroy and the calls on a running
 //!   container, delegated to the backend; `control.rs`: what both backends
 //!   do through the kernel (signals, cgroup limits, joining for exec).
+//! - `leftovers.rs`: what containers nobody cleaned up after left behind
+//!   (`lxcri gc`).
 //! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
 //!   things a backend implements.
 //! - [`init_channel`]: the socket to `lxcri-init`.
@@ -19,6 +21,7 @@ mod control;
 mod create;
 mod error;
 pub mod init_channel;
+mod leftovers;
 mod lifecycle;
 mod lxc;
 pub mod pve;
@@ -32,6 +35,7 @@ pub use bundle::{BundleUndo, PreparedBundle};
 pub use container::{owner, Container, CreateRequest, CreatedContainer};
 pub use error::{PveBackendError, Result, RuntimeError};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};
+pub use leftovers::{Leftover, LeftoverKind};
 pub use lifecycle::Runtime;
 pub use lxc::{container_name, LxcBackend};
 pub use pve::PveBackend;

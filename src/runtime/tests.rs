@@ -13,6 +13,7 @@ use lxcri_init_spec::{InitMessage, INIT_SOCKET};
 use super::*;
 use crate::config::{BackendKind, Config};
 use crate::rootfs::{RootfsProvider, RootfsRequest};
+use crate::runtime::LeftoverKind;
 use crate::state::{ContainerRecord, StateStore};
 
 type Events = Arc<Mutex<Vec<String>>>;
@@ -181,8 +182,10 @@ impl Node {
         std::fs::write(&init, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
         let root = tmp.path().join("run");
+        let lxcpath = tmp.path().join("lxc");
         let env = |name: &str| match name {
             "LXCRI_RUNTIME_ROOT" => Some(root.display().to_string()),
+            "LXCRI_LXC_LXCPATH" => Some(lxcpath.display().to_string()),
             "LXCRI_LXC_INIT_BINARY" => Some(init.display().to_string()),
             "LXCRI_LXC_START_TIMEOUT_SECS" => Some("2".into()),
             _ => None,
@@ -331,4 +334,66 @@ fn a_second_create_of_the_same_container_is_refused_and_keeps_the_first() {
     );
     assert_eq!(node.events(), ["begin", "rollback"]);
     assert!(node.state_dir().join("state.json").exists());
+}
+
+#[test]
+fn a_container_containerd_forgot_is_an_orphan_and_gc_removes_it() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(SPEC);
+    let created = node.runtime.create(&node.request(bundle.clone())).unwrap();
+    drop(created);
+    node.events();
+    // An LXC container directory with no state is found too.
+    let lxcpath = node.runtime.config().lxc.lxcpath.clone();
+    std::fs::create_dir_all(lxcpath.join("ns_stray")).unwrap();
+    std::fs::create_dir_all(lxcpath.join("not-ours")).unwrap();
+
+    let found = node.runtime.scan_leftovers().unwrap();
+    let state = found.iter().find(|l| l.id == "c1").unwrap();
+    // The bundle exists: containerd still has it.
+    assert!(!state.orphan, "{state:?}");
+    let stray = found.iter().find(|l| l.id == "stray").unwrap().clone();
+    assert!(
+        stray.orphan && stray.what == LeftoverKind::LxcContainer,
+        "{stray:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+
+    std::fs::remove_dir_all(&bundle).unwrap();
+    let found = node.runtime.scan_leftovers().unwrap();
+    let state = found.iter().find(|l| l.id == "c1").unwrap().clone();
+    // Its "init" is this test process: alive, so still kept.
+    assert!(!state.orphan, "{state:?}");
+    let mut record = StateStore::new(node.tmp.path().join("run"))
+        .load("ns", "c1")
+        .unwrap()
+        .unwrap();
+    record.pid_start_time = record.pid_start_time.map(|t| t + 1);
+    StateStore::new(node.tmp.path().join("run"))
+        .save(&record)
+        .unwrap();
+    let state = node
+        .runtime
+        .scan_leftovers()
+        .unwrap()
+        .into_iter()
+        .find(|l| l.id == "c1")
+        .unwrap();
+    assert!(state.orphan, "a reused pid is not its init: {state:?}");
+    assert!(node.runtime.remove_leftover(&state).unwrap());
+    assert_eq!(
+        node.events(),
+        ["teardown fake-1", "rootfs release root ns/c1 vol-c1"]
+    );
+    assert!(!node.state_dir().exists());
+    assert!(
+        !node.runtime.remove_leftover(&state).unwrap(),
+        "gone already"
+    );
+    assert!(node.runtime.remove_leftover(&stray).unwrap());
+    assert!(!lxcpath.join("ns_stray").exists());
+    assert!(
+        lxcpath.join("not-ours").exists(),
+        "not an lxcri name: left alone"
+    );
 }

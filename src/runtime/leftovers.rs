@@ -1,0 +1,164 @@
+//! What containers leave on the node when nobody cleans up after them (a
+//! shim killed and containerd's `<shim> delete` never run, or failed): the
+//! state record and runtime directory, the LXC container and its cgroups,
+//! the rootfs volume. `lxcri gc` finds them here and removes them.
+//!
+//! A container is an orphan when containerd has forgotten it (its bundle
+//! directory is gone: containerd removes it on delete, after unmounting the
+//! rootfs) and its init no longer runs. An LXC container in lxcri's lxcpath
+//! with no state record is an orphan when LXC does not run it.
+
+use std::path::Path;
+
+use super::container::owner;
+use super::error::Result;
+use super::lifecycle::Runtime;
+use super::lxc::split_container_name;
+use crate::config::BackendKind;
+use crate::lxc::LxcTools;
+use crate::pidfd::is_live_process;
+use crate::state::ContainerRecord;
+
+/// One container lxcri holds something of on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub namespace: String,
+    pub id: String,
+    /// `lxc` or `pve`, as recorded (`lxc` for an LXC container alone).
+    pub backend: String,
+    pub what: LeftoverKind,
+    pub orphan: bool,
+    /// Why, in words.
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftoverKind {
+    /// A state record (and what it names).
+    State,
+    /// An LXC container directory with no state record.
+    LxcContainer,
+}
+
+impl Runtime {
+    /// Every container with state on this node, and every LXC container in
+    /// `lxc.lxcpath` without state, with its verdict.
+    pub fn scan_leftovers(&self) -> Result<Vec<Leftover>> {
+        let records = self.store.list()?;
+        let mut out: Vec<Leftover> = records.iter().map(judge_record).collect();
+        for name in self.lxc_container_names() {
+            let Some((namespace, id)) = split_container_name(&name) else {
+                continue;
+            };
+            if records
+                .iter()
+                .any(|r| r.namespace == namespace && r.id == id)
+            {
+                continue;
+            }
+            let running = self.lxc_tools().is_running(&name);
+            out.push(Leftover {
+                namespace: namespace.to_string(),
+                id: id.to_string(),
+                backend: BackendKind::Lxc.as_str().into(),
+                what: LeftoverKind::LxcContainer,
+                orphan: !running,
+                reason: if running {
+                    format!("LXC container {name} runs")
+                } else {
+                    format!("LXC container {name} has no state")
+                },
+            });
+        }
+        out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        Ok(out)
+    }
+
+    /// Removes an orphan found by [`Runtime::scan_leftovers`], checking
+    /// again first that it still is one. `Ok(false)`: it was not.
+    pub fn remove_leftover(&self, l: &Leftover) -> Result<bool> {
+        match l.what {
+            LeftoverKind::State => {
+                let Some(record) = self.store.load(&l.namespace, &l.id)? else {
+                    return Ok(false);
+                };
+                if !judge_record(&record).orphan {
+                    return Ok(false);
+                }
+                // With the backend that made it, whatever the config says now.
+                let mut config = self.config.clone();
+                config.backend = match record.backend.as_str() {
+                    "pve" => BackendKind::Pve,
+                    _ => BackendKind::Lxc,
+                };
+                let runtime = if config.backend == self.config.backend {
+                    None
+                } else {
+                    Some(Runtime::new(config))
+                };
+                let runtime = runtime.as_ref().unwrap_or(self);
+                runtime.destroy(&l.namespace, &l.id, &record.bundle)?;
+                Ok(true)
+            }
+            LeftoverKind::LxcContainer => {
+                let name = super::lxc::container_name(&l.namespace, &l.id);
+                let lxc = self.lxc_tools();
+                if self.store.load(&l.namespace, &l.id)?.is_some() || lxc.is_running(&name) {
+                    return Ok(false);
+                }
+                lxc.remove(&name)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn lxc_tools(&self) -> LxcTools {
+        LxcTools::new(
+            &self.config.lxc.lxcpath,
+            self.config.lxc.log_level.lxc_name(),
+        )
+    }
+
+    /// Names of the container directories in `lxc.lxcpath`.
+    fn lxc_container_names(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.config.lxc.lxcpath) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
+    }
+}
+
+fn judge_record(r: &ContainerRecord) -> Leftover {
+    let leftover = |orphan, reason: String| Leftover {
+        namespace: r.namespace.clone(),
+        id: r.id.clone(),
+        backend: r.backend.clone(),
+        what: LeftoverKind::State,
+        orphan,
+        reason,
+    };
+    let container = owner(&r.namespace, &r.id);
+    let init_runs = r
+        .pid
+        .is_some_and(|pid| is_live_process(Path::new("/proc"), pid, r.pid_start_time));
+    if r.bundle.exists() {
+        return leftover(
+            false,
+            format!("containerd has {container} (its bundle exists)"),
+        );
+    }
+    if init_runs {
+        return leftover(
+            false,
+            format!("the init of {container} runs (pid {})", r.pid.unwrap_or(0)),
+        );
+    }
+    leftover(
+        true,
+        format!("containerd no longer has {container} (its bundle is gone)"),
+    )
+}
