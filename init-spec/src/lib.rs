@@ -68,6 +68,79 @@ pub struct InitSpec {
     /// OCI `linux.readonlyPaths`: bind-remounted read-only. Missing paths are skipped.
     #[serde(default)]
     pub readonly_paths: Vec<String>,
+    /// Mount propagation of the whole tree (OCI `linux.rootfsPropagation`,
+    /// `rslave` when unset, as on runc), applied once LXC has mounted
+    /// everything; then each mount's own, in order.
+    #[serde(default)]
+    pub rootfs_propagation: Option<Propagation>,
+    #[serde(default)]
+    pub mount_propagation: Vec<MountPropagation>,
+}
+
+/// A mount propagation type (`mount --make-[r]private` ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Propagation {
+    pub kind: PropagationKind,
+    /// The `r` forms: the mount and every mount below it.
+    pub recursive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PropagationKind {
+    Private,
+    Slave,
+    Shared,
+    Unbindable,
+}
+
+impl Propagation {
+    /// The OCI and mount(8) spelling: `rslave`, `private`, ...
+    pub fn parse(s: &str) -> Option<Self> {
+        let (recursive, name) = match s.strip_prefix('r') {
+            Some(rest) if rest != "o" && rest != "w" => (true, rest),
+            _ => (false, s),
+        };
+        let kind = match name {
+            "private" => PropagationKind::Private,
+            "slave" => PropagationKind::Slave,
+            "shared" => PropagationKind::Shared,
+            "unbindable" => PropagationKind::Unbindable,
+            _ => return None,
+        };
+        Some(Self { kind, recursive })
+    }
+}
+
+/// The propagation of one mount, by its path in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountPropagation {
+    pub destination: String,
+    pub propagation: Propagation,
+}
+
+/// What `lxcri-init share` does on the host for a created container: bind
+/// each host source into the container's mount namespace as a peer of the
+/// host's mount (OCI `rshared` binds, Kubernetes' `Bidirectional`), which
+/// LXC cannot (it turns every mount it copies into a slave).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareSpec {
+    /// Host pid of the container's init: its mount namespace is joined.
+    pub init_pid: i32,
+    pub mounts: Vec<SharedMount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedMount {
+    /// Host path (a directory or a file).
+    pub source: String,
+    /// Absolute path in the container, already resolved inside its root.
+    pub destination: String,
+    pub readonly: bool,
 }
 
 /// The OCI process, already validated and translated by the shim.
@@ -190,6 +263,26 @@ pub fn exit_code_from_signal(signal: i32) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn propagation_spellings() {
+        let p = |s| Propagation::parse(s);
+        assert_eq!(
+            p("rslave"),
+            Some(Propagation {
+                kind: PropagationKind::Slave,
+                recursive: true
+            })
+        );
+        assert_eq!(p("shared").map(|p| p.recursive), Some(false));
+        assert_eq!(
+            p("runbindable").map(|p| p.kind),
+            Some(PropagationKind::Unbindable)
+        );
+        for not in ["ro", "rw", "rbind", "bind", "", "rshare"] {
+            assert_eq!(p(not), None, "{not}");
+        }
+    }
 
     #[test]
     fn init_message_is_one_json_line() {

@@ -1,5 +1,7 @@
-//! `lxcri-init`: PID 1 of every lxcri container (no arguments), and the
-//! host-side helper that runs exec processes (`lxcri-init exec <spec.json>`).
+//! `lxcri-init`: PID 1 of every lxcri container until it becomes the OCI
+//! process (no arguments), the host-side helper that runs exec processes
+//! (`lxcri-init exec <spec.json>`), and the host-side helper that binds
+//! shared volumes into a created container (`lxcri-init share <spec.json>`).
 //! The protocol with the shim is documented in `lxcri-init-spec`.
 //!
 //! Exit codes (see [`status`]):
@@ -18,6 +20,7 @@ mod path_lookup;
 mod pid1;
 mod prepare;
 mod process;
+mod share;
 mod signals;
 mod status;
 mod stdio;
@@ -25,13 +28,14 @@ mod stdio;
 use std::ffi::OsString;
 use std::path::Path;
 
-const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>";
+const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>\n       lxcri-init share <spec.json>";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let code = match args.as_slice() {
         [] => pid1::run(),
         [cmd, spec] if cmd == "exec" => exec::run(Path::new(spec)),
+        [cmd, spec] if cmd == "share" => share::run(Path::new(spec)),
         _ => {
             eprintln!("{USAGE}");
             status::EXIT_USAGE

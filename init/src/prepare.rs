@@ -1,12 +1,12 @@
-//! Preparing the container from inside (PID 1, before `Ready`): masked and
-//! read-only paths, /dev symlinks, the cwd, the executable, and finally a
-//! read-only rootfs.
+//! Preparing the container from inside (PID 1, before `Ready`): mount
+//! propagation, masked and read-only paths, /dev symlinks, the cwd, the
+//! executable, and finally a read-only rootfs.
 //!
 //! Doing this inside the container's mount namespace and root means paths
 //! and symlinks resolve within the container and cannot escape it.
 
 use crate::path_lookup::{self, LookupError};
-use lxcri_init_spec::InitSpec;
+use lxcri_init_spec::{InitSpec, Propagation, PropagationKind};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
@@ -40,6 +40,8 @@ pub enum PrepareError {
     Lookup(#[from] LookupError),
     #[error("remount / read-only: {0}")]
     RootfsReadonly(#[source] Errno),
+    #[error("mount propagation of {path}: {source}")]
+    Propagation { path: String, source: Errno },
 }
 
 pub type Result<T> = std::result::Result<T, PrepareError>;
@@ -57,6 +59,14 @@ const DEV_SYMLINKS: [(&str, &str); 5] = [
 
 /// Prepare the container and return the resolved executable.
 pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
+    // LXC leaves the whole tree shared (a peer group of its own); runc's
+    // order is the tree's propagation first, then each mount's.
+    if let Some(p) = spec.rootfs_propagation {
+        propagate("/", p)?;
+    }
+    for m in &spec.mount_propagation {
+        propagate(&m.destination, m.propagation)?;
+    }
     // runc's order: read-only paths first, then masks.
     for path in &spec.readonly_paths {
         readonly_path(path)?;
@@ -74,6 +84,24 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
         remount_readonly("/", MsFlags::empty()).map_err(PrepareError::RootfsReadonly)?;
     }
     Ok(exe)
+}
+
+fn propagate(path: &str, p: Propagation) -> Result<()> {
+    let mut flags = match p.kind {
+        PropagationKind::Private => MsFlags::MS_PRIVATE,
+        PropagationKind::Slave => MsFlags::MS_SLAVE,
+        PropagationKind::Shared => MsFlags::MS_SHARED,
+        PropagationKind::Unbindable => MsFlags::MS_UNBINDABLE,
+    };
+    if p.recursive {
+        flags |= MsFlags::MS_REC;
+    }
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(|source| {
+        PrepareError::Propagation {
+            path: path.to_string(),
+            source,
+        }
+    })
 }
 
 /// A file gets /dev/null bound over it, a directory an empty read-only tmpfs.

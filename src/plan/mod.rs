@@ -27,7 +27,9 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-use lxcri_init_spec::{InitSpec, INIT_BINARY, RUNTIME_DIR};
+use lxcri_init_spec::{
+    InitSpec, Propagation, PropagationKind, SharedMount, INIT_BINARY, RUNTIME_DIR,
+};
 use oci_spec::runtime::{Linux, Spec};
 
 use crate::cgroup::CgroupVersion;
@@ -56,6 +58,9 @@ pub struct PlanContext {
 pub struct ContainerPlan {
     pub lxc: LxcConfig,
     pub init: InitSpec,
+    /// Binds to make from the host once the init is ready (see
+    /// [`lxcri_init_spec::ShareSpec`]).
+    pub shared_mounts: Vec<SharedMount>,
     /// The memory and CPU limits, checked; the pve backend's CT keys.
     pub limits: Limits,
 }
@@ -147,6 +152,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     )?;
     lxc.mounts.extend(mount_plan.entries);
     lxc.mount_auto_cgroup = mount_plan.cgroup;
+    let rootfs_propagation = rootfs_propagation(linux)?;
     let device_plan =
         devices::plan_devices(linux.devices().as_deref().unwrap_or_default(), &ctx.rootfs)?;
     lxc.mounts.extend(device_plan.entries);
@@ -174,10 +180,35 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         rootfs_readonly: root.readonly().unwrap_or(false),
         masked_paths: container_paths("linux.maskedPaths", linux.masked_paths().as_deref())?,
         readonly_paths: container_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?,
+        rootfs_propagation: Some(rootfs_propagation),
+        mount_propagation: mount_plan.propagation,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;
-    Ok(ContainerPlan { lxc, init, limits })
+    Ok(ContainerPlan {
+        lxc,
+        init,
+        shared_mounts: mount_plan.shared,
+        limits,
+    })
+}
+
+/// `linux.rootfsPropagation`; unset is runc's default, `rslave`.
+fn rootfs_propagation(linux: &Linux) -> Result<Propagation> {
+    match linux.rootfs_propagation().as_deref() {
+        None | Some("") => Ok(Propagation {
+            kind: PropagationKind::Slave,
+            recursive: true,
+        }),
+        Some(p) => Propagation::parse(p).ok_or_else(|| {
+            invalid(
+                "linux.rootfsPropagation",
+                &format!(
+                    "{p:?} is not one of private, slave, shared, unbindable (or their r- forms)"
+                ),
+            )
+        }),
+    }
 }
 
 fn check_context(ctx: &PlanContext) -> Result<()> {
@@ -285,17 +316,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
             "linux.timeOffsets",
             "time namespace offsets are not implemented",
         ));
-    }
-    // LXC turns the container's mount tree into a slave of the host's, so
-    // only that propagation is honoured.
-    match linux.rootfs_propagation().as_deref() {
-        None | Some("") | Some("slave") | Some("rslave") => {}
-        Some(other) => {
-            return Err(unsupported(
-                "linux.rootfsPropagation",
-                &format!("{other:?} (LXC makes the rootfs rslave)"),
-            ))
-        }
     }
     Ok(())
 }

@@ -10,6 +10,8 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Mount;
 
+use lxcri_init_spec::{MountPropagation, Propagation, PropagationKind, SharedMount};
+
 use super::resolve::{resolve_in_root, ResolveError};
 use super::{invalid, unsupported, PlanError, Result};
 use crate::lxc::{CgroupAuto, MountEntry};
@@ -44,6 +46,12 @@ const UNSUPPORTED_OPTIONS: [&str; 19] = [
 pub(super) struct MountPlan {
     pub entries: Vec<MountEntry>,
     pub cgroup: Option<CgroupAuto>,
+    /// Each mount's own propagation, re-applied by the init after LXC's
+    /// (which makes the whole tree shared) and the rootfs propagation.
+    pub propagation: Vec<MountPropagation>,
+    /// `rshared`/`shared` binds: peers of the host's mount, which only a
+    /// bind made from the host can be ([`SharedMount`]).
+    pub shared: Vec<SharedMount>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -81,6 +89,8 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
     let mut plan = MountPlan {
         entries: Vec::new(),
         cgroup: None,
+        propagation: Vec::new(),
+        shared: Vec::new(),
     };
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
@@ -146,6 +156,29 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         }
 
         let destination = relative_destination(&format!("{field}.destination"), rootfs, dest)?;
+        // The last propagation option wins, as in runc.
+        let propagation = options.iter().rev().find_map(|o| Propagation::parse(o));
+        if let Some(propagation) = propagation {
+            plan.propagation.push(MountPropagation {
+                destination: format!("/{destination}"),
+                propagation,
+            });
+            if is_bind && propagation.kind == PropagationKind::Shared {
+                let source = m
+                    .source()
+                    .as_ref()
+                    .and_then(|s| s.to_str())
+                    .ok_or_else(|| {
+                        invalid(&format!("{field}.source"), "is missing or not valid UTF-8")
+                    })?;
+                plan.shared.push(SharedMount {
+                    source: source.to_string(),
+                    destination: format!("/{destination}"),
+                    readonly: options.iter().rev().find(|o| *o == "ro" || *o == "rw")
+                        == Some(&"ro".to_string()),
+                });
+            }
+        }
         let entry = if is_bind {
             bind_entry(&field, m, destination, options)?
         } else {

@@ -10,7 +10,8 @@
 //! 4. the init's socket and start gate ([`InitRendezvous::prepare`]);
 //! 5. [`CreateSteps::reserve`] (the name, or a VMID), recorded;
 //! 6. [`CreateSteps::write_config`], [`CreateSteps::start`];
-//! 7. the init reports ready; its pid is recorded.
+//! 7. the init reports ready; its pid is recorded;
+//! 8. `rshared` binds are made from the host ([`bind_shared_mounts`]).
 //!
 //! Rollback runs in reverse: [`CreateSteps::rollback`], then the bundle.
 
@@ -20,6 +21,7 @@ use super::container::{CreateRequest, CreatedContainer};
 use super::error::Result;
 use super::lifecycle::Runtime;
 use super::rendezvous::InitRendezvous;
+use super::shared_mounts::bind_shared_mounts;
 
 impl Runtime {
     /// Creates the container and starts its init, which waits for `start`.
@@ -68,15 +70,22 @@ impl Create<'_> {
             // The init may have said why its container stopped at once.
             return Err(rendezvous.init_failure().unwrap_or(e));
         }
+        let shared = bundle.plan.shared_mounts.clone();
+        let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
         let steps = &self.steps;
-        rendezvous.finish(
+        let created = rendezvous.finish(
             &rt.store,
             record,
             bundle,
             rt.config.lxc.start_timeout(),
             &|| steps.is_running(),
             || steps.stopped_early(),
-        )
+        )?;
+        if !shared.is_empty() {
+            let init_binary = rt.config.init_binary()?;
+            bind_shared_mounts(&init_binary, &dir, created.init.pid(), &shared)?;
+        }
+        Ok(created)
     }
 }
 

@@ -52,6 +52,8 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("binding the shared (Bidirectional) mounts into the container: {detail}")]
+    SharedMounts { detail: String },
     #[error(transparent)]
     Pve(Box<PveBackendError>),
 }

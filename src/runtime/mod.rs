@@ -26,6 +26,7 @@ mod lifecycle;
 mod lxc;
 pub mod pve;
 mod rendezvous;
+mod shared_mounts;
 
 #[cfg(test)]
 mod tests;

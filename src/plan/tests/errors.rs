@@ -284,7 +284,7 @@ fn unsupported_fields_are_named() {
             "linux.personality:",
         ),
         (
-            with(|v| v["linux"]["rootfsPropagation"] = json!("rshared")),
+            with(|v| v["linux"]["rootfsPropagation"] = json!("rshare")),
             "linux.rootfsPropagation:",
         ),
         (
