@@ -117,6 +117,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         cgroup(&host.cgroup),
         namespaces(&host.proc),
         lxc_start(host.path_env.as_deref()),
+        proc_events(lxcri::proc_events::ExitMonitor::open().map(drop)),
         init_binary(config.init_binary()),
         writable_dir("runtime_root", &config.runtime_root),
         writable_dir("lxcpath", &config.lxc.lxcpath),
@@ -127,6 +128,26 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
     ];
     findings.extend(pve::checks(&config));
     findings
+}
+
+/// The kernel's process-events connector tells the shim how a container's
+/// PID 1 ended; without it creates fail.
+pub fn proc_events(opened: std::io::Result<()>) -> Finding {
+    match opened {
+        Ok(()) => finding(
+            "proc-events",
+            Status::Ok,
+            "process-events connector listens",
+        ),
+        Err(e) => finding(
+            "proc-events",
+            Status::Fail,
+            format!(
+                "the kernel's process-events connector ({e}): needs root in the initial \
+                 namespaces and CONFIG_PROC_EVENTS; without it no exit status is known"
+            ),
+        ),
+    }
 }
 
 /// pidfd_open, which the shim uses to watch a container's init, is Linux 5.3.

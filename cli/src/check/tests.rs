@@ -240,6 +240,20 @@ fn bad_config_is_a_failed_check_and_defaults_are_used() {
 }
 
 #[test]
+fn proc_events_are_needed() {
+    assert_eq!(proc_events(Ok(())).status, Status::Ok);
+    let denied = proc_events(Err(std::io::Error::from(
+        std::io::ErrorKind::PermissionDenied,
+    )));
+    assert_eq!(denied.status, Status::Fail);
+    assert!(
+        denied.detail.contains("CONFIG_PROC_EVENTS"),
+        "{}",
+        denied.detail
+    );
+}
+
+#[test]
 fn renders_table_and_json() {
     let findings = [
         finding("config", Status::Ok, "defaults"),
