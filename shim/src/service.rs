@@ -177,6 +177,8 @@ impl Service {
                     if let Err(d) = rt.destroy(&create.namespace, &create.id, &create.bundle) {
                         tracing::warn!(error = %chain(&d), "create: cleaning up after a failed stdio handoff");
                     }
+                    // No longer ours to watch.
+                    let _ = watch.take_exit(created.init.pid());
                     Err(e)
                 }
             }
