@@ -1,0 +1,125 @@
+//! The calls on a task that neither make nor end a process: its
+//! processes, stats, resource updates, pause and resume, terminal size,
+//! stdin, and the shim's own connect and shutdown.
+
+use containerd_shim_protos::api::{
+    CloseIORequest, ConnectRequest, ConnectResponse, PauseRequest, PidsRequest, PidsResponse,
+    ResizePtyRequest, ResumeRequest, ShutdownRequest, StatsRequest, StatsResponse,
+    UpdateTaskRequest,
+};
+use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
+use containerd_shim_protos::protobuf::MessageField;
+use containerd_shim_protos::types::task::ProcessInfo;
+
+use super::{blocking, runtime_error, Service};
+use crate::error::{Result, ShimError};
+use crate::process::ProcessStatus;
+
+impl Service {
+    pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
+        let (rt, container) = self.runtime_of(&req.id).await?;
+        let pids = blocking(move || rt.processes(&container))
+            .await?
+            .map_err(|e| runtime_error("pids", e))?;
+        Ok(PidsResponse {
+            processes: pids
+                .into_iter()
+                .map(|pid| ProcessInfo {
+                    pid: pid as u32,
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn stats(&self, req: StatsRequest) -> Result<StatsResponse> {
+        let (rt, container) = self.runtime_of(&req.id).await?;
+        let stats = blocking(move || rt.stats(&container))
+            .await?
+            .map_err(|e| runtime_error("stats", e))?;
+        Ok(StatsResponse {
+            stats: MessageField::some(crate::metrics::to_any(&stats)),
+            ..Default::default()
+        })
+    }
+
+    pub async fn update(&self, req: UpdateTaskRequest) -> Result<()> {
+        let (rt, container) = self.runtime_of(&req.id).await?;
+        let any = req.resources.as_ref().ok_or_else(|| {
+            ShimError::InvalidArgument("update: no resources in the request".into())
+        })?;
+        let res: oci_spec::runtime::LinuxResources = serde_json::from_slice(&any.value)
+            .map_err(|e| ShimError::InvalidArgument(format!("update: resources: {e}")))?;
+        blocking(move || rt.update(&container, &res))
+            .await?
+            .map_err(|e| runtime_error("update", e))
+    }
+
+    pub async fn pause(&self, req: PauseRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        c.init.ensure(&[ProcessStatus::Running], "pause")?;
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        blocking(move || rt.pause(&container))
+            .await?
+            .map_err(|e| runtime_error("pause", e))?;
+        c.init.status = ProcessStatus::Paused;
+        self.events.paused(TaskPaused {
+            container_id: req.id,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    pub async fn resume(&self, req: ResumeRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let mut c = shared.lock().await;
+        c.init.ensure(&[ProcessStatus::Paused], "resume")?;
+        let (rt, container) = (c.runtime.clone(), c.container.clone());
+        blocking(move || rt.resume(&container))
+            .await?
+            .map_err(|e| runtime_error("resume", e))?;
+        c.init.status = ProcessStatus::Running;
+        self.events.resumed(TaskResumed {
+            container_id: req.id,
+            ..Default::default()
+        });
+        Ok(())
+    }
+
+    pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        c.process(&req.exec_id)?.io.resize(req.width, req.height)
+    }
+
+    pub async fn close_io(&self, req: CloseIORequest) -> Result<()> {
+        let shared = self.get(&req.id).await?;
+        let c = shared.lock().await;
+        if req.stdin {
+            c.process(&req.exec_id)?.io.close_stdin();
+        }
+        Ok(())
+    }
+
+    pub async fn connect(&self, req: ConnectRequest) -> Result<ConnectResponse> {
+        let task_pid = match self.get(&req.id).await {
+            Ok(shared) => shared.lock().await.init.pid.max(0) as u32,
+            Err(_) => 0,
+        };
+        Ok(ConnectResponse {
+            shim_pid: std::process::id(),
+            task_pid,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            ..Default::default()
+        })
+    }
+
+    pub async fn shutdown(&self, _req: ShutdownRequest) -> Result<()> {
+        if self.tasks.lock().await.is_empty() {
+            self.exit.signal();
+        }
+        Ok(())
+    }
+}
