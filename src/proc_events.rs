@@ -6,14 +6,18 @@
 //! (or of `pve-container@VMID.service`'s `lxc-start`), never of the shim;
 //! `lxc-start` does not pass the status on. So the shim listens here, with
 //! a socket filter that lets through only the exits of the pids it watches
-//! (the kernel queues the event before the process's pidfd turns readable,
-//! so draining the socket after that readiness always finds it).
+//! (the kernel sends the event in the same exit path that makes the
+//! process's pidfd readable, just after it: after that readiness the event
+//! is there, or on its way).
 
 use std::collections::BTreeMap;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 /// `NETLINK_CONNECTOR` multicast group and id of the process connector.
 const CN_IDX_PROC: u32 = 1;
@@ -206,14 +210,30 @@ impl ExitMonitor {
         self.set_filter(&watched.keys().copied().collect::<Vec<_>>())
     }
 
-    /// The wait status of `pid` if its exit was seen (drains the socket
-    /// first), and stops watching it.
-    pub fn take_exit(&self, pid: i32) -> io::Result<Option<ExitEvent>> {
-        self.drain()?;
+    /// The exit of `pid`, waiting up to `wait` for its event (call it once
+    /// the process is gone: the kernel sends the event just after the
+    /// pidfd turns readable), and stops watching it. `None` when no event
+    /// came.
+    pub fn take_exit(&self, pid: i32, wait: Duration) -> io::Result<Option<ExitEvent>> {
+        let deadline = Instant::now() + wait;
+        let seen = loop {
+            self.drain()?;
+            let seen = self.lock().get(&pid).copied().flatten();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if seen.is_some() || left.is_zero() {
+                break seen;
+            }
+            let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(ms)) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        };
         let mut watched = self.lock();
-        let exit = watched.remove(&pid).flatten();
+        watched.remove(&pid);
         self.set_filter(&watched.keys().copied().collect::<Vec<_>>())?;
-        Ok(exit)
+        Ok(seen)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Option<ExitEvent>>> {

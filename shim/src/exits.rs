@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use containerd_shim_protos::events::task::TaskExit;
 use containerd_shim_protos::protobuf::MessageField;
@@ -49,7 +50,10 @@ pub async fn watch_init(
         let c = shared.lock().await;
         (c.runtime.clone(), c.container.clone())
     };
-    let info = exit_info(&runtime, &exits, pid, &run_dir);
+    let rt = runtime.clone();
+    let info = tokio::task::spawn_blocking(move || exit_info(&rt, &exits, pid, &run_dir))
+        .await
+        .unwrap_or_else(|_| ExitInfo::now(UNKNOWN_EXIT));
     if !container.owns_pid_namespace() {
         let rt = runtime.clone();
         let c = container.clone();
@@ -81,15 +85,19 @@ async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
     let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
 }
 
+/// How long the kernel's exit event may trail the pidfd's readiness.
+const EXIT_EVENT_WAIT: Duration = Duration::from_secs(5);
+
 fn exit_info(runtime: &Runtime, exits: &ExitMonitor, pid: i32, run_dir: &Path) -> ExitInfo {
-    let seen = exits.take_exit(pid);
     if let Some(r) = runtime.read_exit(run_dir) {
+        // The init ended before `start` and said how; no need to wait.
+        let _ = exits.take_exit(pid, Duration::ZERO);
         return ExitInfo {
             status: r.status,
             exited_at_ns: r.exited_at_ns,
         };
     }
-    match seen {
+    match exits.take_exit(pid, EXIT_EVENT_WAIT) {
         Ok(Some(exit)) => ExitInfo::now(exit.exit_status()),
         Ok(None) => {
             tracing::error!(pid, "the kernel reported no exit for the container's PID 1");

@@ -176,7 +176,7 @@ impl Service {
                         tracing::warn!(error = %chain(&d), "create: cleaning up after a failed stdio handoff");
                     }
                     // No longer ours to watch.
-                    let _ = watch.take_exit(created.init.pid());
+                    let _ = watch.take_exit(created.init.pid(), std::time::Duration::ZERO);
                     Err(e)
                 }
             }
