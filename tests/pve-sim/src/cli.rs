@@ -30,9 +30,6 @@ pub struct Args {
     /// Delay before answering 401, like PVE's ~3 s (default 0 to keep tests fast).
     #[arg(long, default_value_t = 0)]
     pub auth_fail_delay_ms: u64,
-    /// Privileges the token holds on `/` (comma-separated); default: all that lxcri uses.
-    #[arg(long, value_delimiter = ',', default_values_t = default_privs())]
-    pub privs: Vec<String>,
     /// Accept from the token what real PVE reserves for root@pam (directory rootfs, bind
     /// mount points, devN, hookscript, features other than nesting). Off by default: the
     /// stand-in answers 403 like PVE.
@@ -42,6 +39,15 @@ pub struct Args {
     /// `DATASET/subvol-VMID-disk-N`, made with `zfs`; repeatable. DATASET must exist.
     #[arg(long, value_name = "ID=DATASET", value_parser = crate::zfs_storage::parse_arg)]
     pub zfs_storage: Vec<crate::zfs_storage::ZfsStorageArg>,
+    /// The LXC version whose config loader a start models, `MAJOR[.MINOR]`; default what
+    /// `lxc-start --version` says. From 7 on, a config LXC 7 cannot load (cgroup v1 keys,
+    /// see `--lxc-build`) fails the start as it would there, without running lxc-start.
+    #[arg(long, value_name = "MAJOR[.MINOR]", value_parser = crate::lxc::parse_version)]
+    pub lxc_version: Option<(u32, u32)>,
+    /// Which LXC 7: `pve` (Proxmox's lxc-pve: v1 settings ignored, v1 resets refused) or
+    /// `upstream` (every `lxc.cgroup.*` key refused).
+    #[arg(long, value_enum, default_value = "pve")]
+    pub lxc_build: crate::lxc::Build,
 }
 
 impl Args {
@@ -55,35 +61,4 @@ impl Args {
 /// `shared/pve-api/schema.json` beside the workspace this binary was built from.
 fn default_schema() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/schema.json")
-}
-
-pub fn default_privs() -> Vec<String> {
-    [
-        "Datastore.Allocate",
-        "Datastore.AllocateSpace",
-        "Datastore.AllocateTemplate",
-        "Datastore.Audit",
-        "Pool.Allocate",
-        "Pool.Audit",
-        "SDN.Use",
-        "Sys.Audit",
-        "Sys.Modify",
-        "VM.Allocate",
-        "VM.Audit",
-        "VM.Clone",
-        "VM.Config.CDROM",
-        "VM.Config.CPU",
-        "VM.Config.Cloudinit",
-        "VM.Config.Disk",
-        "VM.Config.HWType",
-        "VM.Config.Memory",
-        "VM.Config.Network",
-        "VM.Config.Options",
-        "VM.Console",
-        "VM.Migrate",
-        "VM.PowerMgmt",
-        "VM.Snapshot",
-    ]
-    .map(String::from)
-    .to_vec()
 }

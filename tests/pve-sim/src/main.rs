@@ -1,13 +1,16 @@
 //! `pve-sim`: a Proxmox VE node stand-in for lxcri's tests (not shipped). See docs/pve-sim.md.
 
+mod acl;
 mod api;
 mod cli;
+mod datacenter;
 mod faults;
 mod log;
 mod lxc;
 mod schema;
 mod server;
 mod storage;
+mod storage_cfg;
 mod store;
 mod tasks;
 mod tls;
@@ -20,12 +23,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 fn main() -> Result<()> {
+    // `pve-sim hook ...`: run by LXC as PVE's hooks (see lxc/hooks.rs).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
+        std::process::exit(lxc::hook_main(std::env::args_os().skip(1)));
+    }
     let args = cli::Args::parse();
     let Some((token_id, secret)) = args.token.rsplit_once('=') else {
         bail!("--token must be USER@REALM!ID=SECRET");
     };
-    if !token_id.contains('@') || !token_id.contains('!') {
-        bail!("--token must be USER@REALM!ID=SECRET");
+    // A token id as pve-access-control's `pve_verify_tokenid` accepts it (ID: a letter,
+    // then at least one of [A-Za-z0-9._-]).
+    if acl::names::split_tokenid(token_id).is_none() {
+        bail!("--token must be USER@REALM!ID=SECRET, a valid PVE token id");
     }
     std::fs::create_dir_all(&args.data_dir).context("creating --data-dir")?;
     let data_dir = args.data_dir.canonicalize()?;
@@ -35,20 +44,35 @@ fn main() -> Result<()> {
     std::fs::create_dir_all(&lxcpath).context("creating lxcpath")?;
     let storage =
         storage::Storage::new(&data_dir, &args.zfs_storage).map_err(anyhow::Error::msg)?;
+    let etc_pve = data_dir.join("etc/pve");
+    std::fs::create_dir_all(&etc_pve).context("creating etc/pve")?;
+    storage
+        .write_cfg(&etc_pve.join("storage.cfg"))
+        .context("writing etc/pve/storage.cfg")?;
+    let exe = std::env::current_exe().context("locating pve-sim")?;
     let state = Arc::new_cyclic(|this| -> api::State {
         api::State {
             this: this.clone(),
             node: args.node.clone(),
             token_id: token_id.to_string(),
             secret: secret.to_string(),
-            privs: args.privs.clone(),
+            access: acl::Access::new(&etc_pve, token_id),
+            etc_pve: etc_pve.clone(),
             allow_root_only: args.allow_root_only,
             auth_fail_delay: Duration::from_millis(args.auth_fail_delay_ms),
             schema,
             store: store::Store::new(&data_dir).expect("config dirs under --data-dir"),
             storage,
             tasks: tasks::Tasks::new(&args.node),
-            lxc: lxc::Lxc::new(lxcpath.clone(), data_dir.join("var/log/lxc")),
+            lxc: lxc::Lxc::new(lxc::Options {
+                lxcpath: lxcpath.canonicalize().unwrap_or(lxcpath.clone()),
+                data_dir: data_dir.clone(),
+                schema: args.schema.canonicalize().unwrap_or(args.schema.clone()),
+                zfs_storage: args.zfs_storage.clone(),
+                lxc_version: args.lxc_version.unwrap_or_else(lxc::installed_version),
+                lxc_build: args.lxc_build,
+                exe: exe.clone(),
+            }),
             host: lxc::Host::detect(),
             faults: faults::Faults::default(),
             log: log::RequestLog::open(&data_dir.join("requests.jsonl"), secret)

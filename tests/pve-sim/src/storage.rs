@@ -5,6 +5,7 @@
 //! A `--zfs-storage ID=DATASET` is a real ZFS pool storage instead (see `zfs_storage`); it
 //! has no directory here.
 
+use crate::storage_cfg::{self, Section};
 use crate::zfs_storage::{ZfsPool, ZfsStorageArg};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -58,13 +59,13 @@ impl Storage {
         Ok(Storage { root, zfs })
     }
 
-    fn exists(&self, id: &str) -> bool {
+    pub fn exists(&self, id: &str) -> bool {
         self.zfs.contains_key(id) || self.root.join(id).is_dir()
     }
 
     /// The storage's type and content types (dir storages other than the built-ins hold
     /// `rootdir,images,vztmpl`).
-    fn kind(&self, id: &str) -> (&'static str, &'static str) {
+    pub fn kind(&self, id: &str) -> (&'static str, &'static str) {
         if self.zfs.contains_key(id) {
             return ("zfspool", "rootdir,images");
         }
@@ -99,6 +100,44 @@ impl Storage {
         }
         out.sort_by(|a, b| a["storage"].as_str().cmp(&b["storage"].as_str()));
         out
+    }
+
+    /// The storages as storage.cfg sections. The built-in `local-zfs` is described as
+    /// the PVE installer's `pool rpool/data`, although its volumes are directories under
+    /// `DATA_DIR/storage/local-zfs` (no ZFS behind it).
+    pub fn cfg_sections(&self) -> Vec<Section> {
+        let mut out = Vec::new();
+        for st in self.list() {
+            let id = st["storage"].as_str().unwrap_or("").to_string();
+            let content = st["content"].as_str().unwrap_or("").to_string();
+            out.push(match (self.zfs.get(&id), self.kind(&id).0) {
+                (Some(pool), _) => Section::ZfsPool {
+                    id,
+                    pool: pool.dataset().to_string(),
+                    content,
+                    mountpoint: pool.custom_mountpoint(),
+                },
+                (None, "zfspool") => Section::ZfsPool {
+                    id,
+                    pool: "rpool/data".into(),
+                    content,
+                    mountpoint: None,
+                },
+                _ => Section::Dir {
+                    path: self.root.join(&id).display().to_string(),
+                    id,
+                    content,
+                },
+            });
+        }
+        out
+    }
+
+    /// Writes `path` (DATA_DIR/etc/pve/storage.cfg) from `cfg_sections`.
+    pub fn write_cfg(&self, path: &Path) -> std::io::Result<()> {
+        let tmp = path.with_extension(format!("cfg.tmp.{}", std::process::id()));
+        fs::write(&tmp, storage_cfg::render(&self.cfg_sections()))?;
+        fs::rename(&tmp, path)
     }
 
     /// Maps a volume (an absolute path or `STORAGE:VOLNAME`) to a host path.

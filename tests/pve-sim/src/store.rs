@@ -86,9 +86,10 @@ fn raw_key_check(key: &str) -> Result<Option<String>, String> {
     if RAW_EXACT.contains(&key) || RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
         return Ok(None);
     }
+    // pve-container Config.pm is_valid_lxc_conf_key: kept, with a warning.
     if key.starts_with("lxc.cgroup.") {
         return Ok(Some(format!(
-            "{key}: cgroup v1 keys are ignored on a cgroup v2 host"
+            "{key} is deprecated, this will be a hard error in the future!"
         )));
     }
     Err(format!("lxc.* config key '{key}' is not supported"))
@@ -142,7 +143,7 @@ impl CtConfig {
             };
             if key.starts_with("lxc.") {
                 match raw_key_check(key) {
-                    Ok(w) => warnings.extend(w),
+                    Ok(w) => warnings.extend(w.map(|w| format!("vm {vmid} - {w}"))),
                     Err(e) => return Err(format!("vm {vmid} - {e} - unable to parse config")),
                 }
                 cfg.lxc.push((key.to_string(), value.to_string()));

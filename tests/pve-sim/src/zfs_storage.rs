@@ -159,6 +159,18 @@ impl ZfsPool {
         })
     }
 
+    pub fn dataset(&self) -> &str {
+        &self.dataset
+    }
+
+    /// The dataset's `mountpoint` when it is not PVE's assumed `/DATASET` (for
+    /// storage.cfg's `mountpoint` option); `None` also when `zfs get` fails.
+    pub fn custom_mountpoint(&self) -> Option<String> {
+        let out = zfs(&["get", "-H", "-o", "value", "mountpoint", &self.dataset]).ok()?;
+        let m = out.trim();
+        (m.starts_with('/') && m != format!("/{}", self.dataset)).then(|| m.to_string())
+    }
+
     fn full(&self, name: &str) -> String {
         format!("{}/{name}", self.dataset)
     }

@@ -257,6 +257,36 @@ fn power_calls_on_a_stopped_ct_fail_at_once() {
     );
 }
 
+/// pve-guest-common src/PVE/AbstractConfig.pm `check_lock`: a locked CT (here by a
+/// backup) is neither started nor destroyed; the API says which lock.
+#[test]
+fn a_locked_ct_is_not_started_or_destroyed() {
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar.gz");
+    let task = upid(&sim.call(
+        "POST",
+        "/nodes/simnode/lxc",
+        "vmid=130&ostemplate=local%3Avztmpl%2Fx.tar.gz",
+    ));
+    assert_eq!(sim.wait_task(&task), "OK");
+    let path = sim.dir.path().join("etc/pve/lxc/130.conf");
+    let conf = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("lock: backup\n{conf}")).unwrap();
+    let start = sim.call("POST", "/nodes/simnode/lxc/130/status/start", "");
+    assert_eq!(
+        (start.status, start.reason.as_str()),
+        (500, "CT is locked (backup)")
+    );
+    let destroy = sim.call("DELETE", "/nodes/simnode/lxc/130", "purge=1&force=1");
+    assert_eq!(
+        (destroy.status, destroy.reason.as_str()),
+        (500, "CT is locked (backup)")
+    );
+    std::fs::write(&path, &conf).unwrap();
+    let task = upid(&sim.call("DELETE", "/nodes/simnode/lxc/130", "purge=1"));
+    assert_eq!(sim.wait_task(&task), "OK");
+}
+
 #[test]
 fn concurrent_creates_of_one_vmid_have_one_winner() {
     let sim = std::sync::Arc::new(Sim::start(&[]));
@@ -443,16 +473,29 @@ fn faults_by_template_fail_each_create_step() {
 }
 
 /// pve-container's `check_ct_modify_config_perm`: each key needs its own
-/// VM.Config privilege, and the call needs one of them at all.
+/// VM.Config privilege, and the call needs one of them at all. The CT is made
+/// with everything allowed; then user.cfg (read again when it changes) takes
+/// privileges away.
 #[test]
 fn config_updates_need_the_privilege_of_each_key() {
-    let privs = "--privs=VM.Allocate,VM.Audit,VM.PowerMgmt,VM.Config.Memory,Datastore.AllocateSpace,Datastore.AllocateTemplate,Datastore.Audit,Sys.Audit";
-    let sim = Sim::start(&[privs]);
+    let sim = Sim::start(&[]);
     let n = &sim.node;
     sim.put_template("local", "none.tar.gz");
     let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.gz&rootfs=local-zfs%3A0";
     let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
     assert_eq!(sim.wait_task(&task), "OK");
+    // The test's token is root@pam's, which holds everything whatever the ACLs say;
+    // a privilege-separated token holds only what its own ACLs give it.
+    let users = |privs: &str| {
+        format!(
+            "user:root@pam:1:0::::::\ntoken:root@pam!lxcri:0:1::\nrole:Some:{privs}:\n\
+             acl:1:/:root@pam!lxcri:Some:\n"
+        )
+    };
+    sim.write_etc(
+        "user.cfg",
+        &users("VM.Allocate,VM.Audit,VM.PowerMgmt,VM.Config.Memory,Datastore.AllocateSpace,Datastore.AllocateTemplate,Datastore.Audit,Sys.Audit"),
+    );
     let put = |form: &str| sim.call("PUT", &format!("/nodes/{n}/lxc/100/config"), form);
     assert_eq!(put("memory=512&swap=0").status, 200);
     for (form, privilege) in [
@@ -464,10 +507,10 @@ fn config_updates_need_the_privilege_of_each_key() {
     ] {
         let answer = put(form);
         assert_eq!(answer.status, 403, "{form}: {:?}", answer.body);
-        assert!(
-            answer.reason.contains(privilege),
-            "{form}: {}",
-            answer.reason
+        assert_eq!(
+            answer.reason,
+            format!("Permission check failed (/vms/100, {privilege})"),
+            "{form}"
         );
     }
     let data = sim
@@ -475,16 +518,17 @@ fn config_updates_need_the_privilege_of_each_key() {
         .body["data"]
         .clone();
     assert_eq!(data["memory"], 512, "a refused update changes nothing");
-    let none = Sim::start(&["--privs=VM.Allocate,VM.Audit,Datastore.AllocateSpace"]);
-    let answer = none.call(
-        "PUT",
-        &format!("/nodes/{}/lxc/100/config", none.node),
-        "memory=64",
+    sim.write_etc(
+        "user.cfg",
+        &users("VM.Allocate,VM.Audit,Datastore.AllocateSpace"),
     );
+    let answer = put("memory=64");
     assert_eq!(answer.status, 403);
-    assert!(
-        answer.reason.contains("VM.Config.Memory|VM.Config.Network"),
-        "{}",
-        answer.reason
+    assert_eq!(
+        answer.reason,
+        "Permission check failed (/vms/100, VM.Config.Disk|VM.Config.CPU|VM.Config.Memory|VM.Config.Network|VM.Config.Options)"
     );
+    std::fs::remove_file(sim.dir.path().join("etc/pve/user.cfg")).unwrap();
+    let task = upid(&sim.call("DELETE", &format!("/nodes/{n}/lxc/100"), ""));
+    assert_eq!(sim.wait_task(&task), "OK");
 }

@@ -1,31 +1,14 @@
-//! CT lifecycle endpoints that change configs: create, config read/update, destroy.
+//! CT lifecycle endpoints that change configs: config read/update, destroy, and the
+//! helpers create (`super::create`) shares.
 
+use super::ct_perms::Change;
 use super::{ApiError, ApiResult, State};
 use crate::schema::{formats, validate, Params};
 use crate::storage::Storage;
 use crate::store::{self, CtConfig};
 use crate::tasks::{TaskFault, TaskLog};
 use serde_json::{json, Value};
-use std::path::Path;
-use std::sync::Arc;
-
-/// Create parameters that steer the create task and are not stored in the config.
-const CREATE_ONLY: &[&str] = &[
-    "node",
-    "vmid",
-    "ostemplate",
-    "storage",
-    "password",
-    "ssh-public-keys",
-    "start",
-    "restore",
-    "force",
-    "unique",
-    "pool",
-    "ha-managed",
-    "ignore-unpack-errors",
-    "bwlimit",
-];
+use std::collections::BTreeMap;
 
 pub fn vmid(p: &Params) -> u32 {
     p.int("vmid").unwrap_or(0) as u32
@@ -55,40 +38,7 @@ pub fn check_lock(cfg: &CtConfig, skiplock: bool) -> Result<(), ApiError> {
     }
 }
 
-/// What PVE reserves for root@pam even when root's own token asks.
-fn root_only(s: &State, p: &Params) -> Result<(), ApiError> {
-    if s.allow_root_only {
-        return Ok(());
-    }
-    let deny = |why: String| Err(ApiError::forbidden(why));
-    for (k, v) in &p.0 {
-        let v = v.as_str().unwrap_or("");
-        let first = v.split(',').next().unwrap_or("");
-        let volume = first.strip_prefix("volume=").unwrap_or(first);
-        if (k == "rootfs" || k.starts_with("mp")) && volume.starts_with('/') {
-            return deny(format!(
-                "/, {k}: directory or bind mount points are only allowed for root@pam"
-            ));
-        }
-        if k.starts_with("dev") {
-            return deny(format!("/, {k}: only root@pam can pass through devices"));
-        }
-        if k == "hookscript" {
-            return deny("/, hookscript: only root@pam can set a hookscript".into());
-        }
-        if k == "features"
-            && v.split(',')
-                .any(|f| !f.is_empty() && !f.starts_with("nesting="))
-        {
-            return deny(
-                "/, changing feature flags (except nesting) is only allowed for root@pam".into(),
-            );
-        }
-    }
-    Ok(())
-}
-
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Number(n) => match n.as_f64() {
@@ -119,7 +69,7 @@ fn normalise_net(value: &str) -> String {
 
 /// Writes API parameters into a config: `description` into the comment, `env` into
 /// `lxc.environment.runtime` lines (as PVE 9.1 stores it), the rest as options.
-fn apply(cfg: &mut CtConfig, p: &Params, skip: &[&str]) {
+pub(super) fn apply(cfg: &mut CtConfig, p: &Params, skip: &[&str]) {
     for (k, v) in &p.0 {
         if skip.contains(&k.as_str()) {
             continue;
@@ -144,7 +94,7 @@ fn apply(cfg: &mut CtConfig, p: &Params, skip: &[&str]) {
 }
 
 /// Replaces `STORAGE:SIZE` in rootfs/mpN by a freshly allocated volume.
-fn allocate(
+pub(super) fn allocate(
     storage: &Storage,
     vmid: u32,
     cfg: &mut CtConfig,
@@ -177,134 +127,9 @@ fn allocate(
     Ok(())
 }
 
-fn detect_ostype(root: &Path) -> &'static str {
-    if root.join("etc/alpine-release").exists() {
-        "alpine"
-    } else if root.join("etc/debian_version").exists() {
-        "debian"
-    } else {
-        "unmanaged"
-    }
-}
-
-pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
-    let id = vmid(p);
-    s.require(&format!("/vms/{id}"), "VM.Allocate")?;
-    root_only(s, p)?;
-    if let Some(kind) = s.store.owner(id) {
-        return Err(ApiError::fail(format!(
-            "{kind} {id} already exists on node '{}'",
-            s.node
-        )));
-    }
-    // Before the lock and the config: a missing template leaves nothing behind.
-    let template = p.str("ostemplate").unwrap_or("");
-    if template.starts_with('/') && !s.allow_root_only {
-        return Err(ApiError::fail(
-            "only root can access arbitrary filesystem paths",
-        ));
-    }
-    let archive = s.storage.template(template).map_err(ApiError::fail)?;
-    let mut cfg = CtConfig::default();
-    cfg.options.insert("arch".into(), "amd64".into());
-    cfg.options.insert("unprivileged".into(), "1".into());
-    let storage = p.str("storage").unwrap_or("local").to_string();
-    cfg.options.insert("rootfs".into(), format!("{storage}:8"));
-    apply(&mut cfg, p, CREATE_ONLY);
-    cfg.options.insert("lock".into(), "create".into());
-    {
-        let _lock = s
-            .store
-            .lock(id)
-            .map_err(|e| ApiError::fail(e.to_string()))?;
-        s.store
-            .create_exclusive(id, &cfg)
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::AlreadyExists => {
-                    ApiError::fail(format!("CT {id} already exists on node '{}'", s.node))
-                }
-                _ => ApiError::fail(format!("unable to create CT {id} - {e}")),
-            })?;
-    }
-    let state = s.me();
-    let fail_state = Arc::clone(&state);
-    let start = p.flag("start");
-    let work = move |log: &TaskLog| create_task(&state, id, cfg, &archive, start, log);
-    let on_fail = move |_: &TaskLog| {
-        let _ = fail_state.store.remove(id);
-    };
-    Ok(json!(s.tasks.spawn(
-        "vzcreate",
-        &id.to_string(),
-        s.user(),
-        tf,
-        work,
-        on_fail
-    )))
-}
-
-fn create_task(
-    s: &State,
-    id: u32,
-    mut cfg: CtConfig,
-    archive: &Path,
-    start: bool,
-    log: &TaskLog,
-) -> Result<(), String> {
-    let mut made = Vec::new();
-    let result = (|| {
-        allocate(&s.storage, id, &mut cfg, &mut made)?;
-        let root_vol = cfg
-            .options
-            .get("rootfs")
-            .and_then(|r| r.split(',').next())
-            .unwrap_or("")
-            .to_string();
-        let root_vol = root_vol
-            .strip_prefix("volume=")
-            .unwrap_or(&root_vol)
-            .to_string();
-        let root = s.storage.resolve(&root_vol)?;
-        log.line(format!("extracting archive '{}'", archive.display()));
-        let out = std::process::Command::new("tar")
-            .arg("-xpf")
-            .arg(archive)
-            .arg("-C")
-            .arg(&root)
-            .output()
-            .map_err(|e| format!("tar: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "unable to extract template: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        if !cfg.options.contains_key("ostype") {
-            cfg.options
-                .insert("ostype".into(), detect_ostype(&root).into());
-        }
-        cfg.options.remove("lock");
-        let _lock = s.store.lock(id).map_err(|e| e.to_string())?;
-        s.store.write(id, &cfg).map_err(|e| e.to_string())
-    })();
-    if let Err(e) = result {
-        // PVE's create worker destroys what it made when any step fails.
-        for v in &made {
-            s.storage.free_owned(id, v);
-        }
-        let _ = s.store.remove(id);
-        return Err(format!("unable to create CT {id} - {e}"));
-    }
-    log.line(format!("CT {id} created"));
-    if start {
-        super::power::start_now(s, id, log)?;
-    }
-    Ok(())
-}
-
+/// `VM.Audit` on `/vms/{vmid}` is checked from the schema's `permissions`.
 pub fn get_config(s: &State, p: &Params) -> ApiResult {
     let id = vmid(p);
-    s.require(&format!("/vms/{id}"), "VM.Audit")?;
     let (cfg, raw) = load(s, id)?;
     let props = s.schema.config_properties();
     let mut out = serde_json::Map::new();
@@ -333,51 +158,24 @@ pub fn get_config(s: &State, p: &Params) -> ApiResult {
     Ok(Value::Object(out))
 }
 
-/// The privileges of `PUT /nodes/{node}/lxc/{vmid}/config`, as PVE checks
-/// them: any one of the VM.Config privileges to call it at all
-/// (pve-container src/PVE/API2/LXC/Config.pm, `update_vm`'s `permissions`,
-/// `$vm_config_perm_list`; the refusal reads as pve-access-control's
-/// `check_any` words it, src/PVE/RPCEnvironment.pm), then one per key set
-/// or deleted (src/PVE/LXC.pm, `check_ct_modify_config_perm`).
-fn check_config_perms(s: &State, id: u32, p: &Params) -> Result<(), ApiError> {
-    let path = format!("/vms/{id}");
-    const ANY: [&str; 5] = [
-        "VM.Config.Disk",
-        "VM.Config.CPU",
-        "VM.Config.Memory",
-        "VM.Config.Network",
-        "VM.Config.Options",
-    ];
-    if !ANY
-        .iter()
-        .any(|privilege| s.privs.iter().any(|h| h == privilege))
-    {
-        return Err(ApiError::forbidden(format!("{path}, {}", ANY.join("|"))));
-    }
-    let deleted = p.str("delete").map(formats::split_list).unwrap_or_default();
-    let set =
-        p.0.keys()
-            .map(String::as_str)
-            .filter(|k| !["node", "vmid", "delete", "digest", "revert"].contains(k));
-    for key in set.chain(deleted.iter().copied()) {
-        let privilege = match key {
-            "cores" | "cpuunits" | "cpulimit" => "VM.Config.CPU",
-            "memory" | "swap" => "VM.Config.Memory",
-            "rootfs" => "VM.Config.Disk",
-            "nameserver" | "searchdomain" | "hostname" => "VM.Config.Network",
-            k if k.starts_with("mp") && k[2..].parse::<u32>().is_ok() => "VM.Config.Disk",
-            k if k.starts_with("net") && k[3..].parse::<u32>().is_ok() => "VM.Config.Network",
-            _ => "VM.Config.Options",
-        };
-        s.require(&path, privilege)?;
-    }
-    Ok(())
-}
+/// Parameters of a config update that are not config keys.
+const NOT_KEYS: &[&str] = &["node", "vmid", "delete", "digest", "revert"];
 
+/// `PUT /nodes/{node}/lxc/{vmid}/config`, as pve-container src/PVE/API2/LXC/Config.pm
+/// `update_vm` does it. One of the VM.Config privileges on `/vms/{vmid}` is checked from
+/// the schema's `permissions` (`check_any`). Then, with the config loaded under its lock,
+/// every key deleted, reverted and set goes through `check_ct_modify_config_perm` with
+/// no pool (a pool member's privileges reach it through `/vms/{vmid}`) and the CT's
+/// `unprivileged`; tags are checked against the old ones.
 pub fn put_config(s: &State, p: &Params) -> ApiResult {
     let id = vmid(p);
-    check_config_perms(s, id, p)?;
-    root_only(s, p)?;
+    if !p
+        .0
+        .keys()
+        .any(|k| !["node", "vmid", "digest"].contains(&k.as_str()))
+    {
+        return Err(ApiError::fail("no options specified"));
+    }
     let _lock = s
         .store
         .lock(id)
@@ -392,6 +190,23 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
     }
     if p.str("lock").is_none() {
         check_lock(&cfg, false)?;
+    }
+    {
+        let change = Change {
+            vmid: id,
+            pool: None,
+            old: Some(&cfg),
+            unprivileged: cfg.options.get("unprivileged").is_some_and(|v| v == "1"),
+        };
+        let list = |k: &str| p.str(k).map(formats::split_list).unwrap_or_default();
+        change.check(s, &BTreeMap::new(), &list("delete"))?;
+        change.check(s, &BTreeMap::new(), &list("revert"))?;
+        let set: BTreeMap<String, String> =
+            p.0.iter()
+                .filter(|(k, _)| !NOT_KEYS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), text(v)))
+                .collect();
+        change.check(s, &set, &[])?;
     }
     if let Some(list) = p.str("delete") {
         for key in formats::split_list(list) {
@@ -411,7 +226,7 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
         }
     }
     let mut made = Vec::new();
-    apply(&mut cfg, p, &["node", "vmid", "delete", "digest", "revert"]);
+    apply(&mut cfg, p, NOT_KEYS);
     allocate(&s.storage, id, &mut cfg, &mut made).map_err(ApiError::fail)?;
     s.store
         .write(id, &cfg)
@@ -431,9 +246,9 @@ fn check_protection(cfg: &CtConfig, id: u32) -> Result<(), String> {
     Ok(())
 }
 
+/// `VM.Allocate` on `/vms/{vmid}` is checked from the schema's `permissions`.
 pub fn destroy(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = vmid(p);
-    s.require(&format!("/vms/{id}"), "VM.Allocate")?;
     let (cfg, _) = load(s, id)?;
     check_protection(&cfg, id).map_err(ApiError::fail)?;
     check_lock(&cfg, false)?;
@@ -489,6 +304,11 @@ fn destroy_task(
             s.storage.free_owned(id, &vol);
         }
     }
+    // pve-access-control src/PVE/AccessControl.pm `remove_vm_access`, with or without
+    // `purge`: the CT's ACLs and its pool membership go before the config does.
+    s.access
+        .update(|c| c.remove_vm_access(id))
+        .map_err(|e| format!("access permissions cleanup for VM {id} failed: {e}"))?;
     s.store.remove(id).map_err(|e| e.to_string())?;
     s.lxc.remove(id);
     Ok(())

@@ -1,8 +1,11 @@
 //! One API request from bytes to answer: parameters, auth, schema verdict, faults, the
 //! endpoint's work, and the line in requests.jsonl.
 
+mod create;
 mod ct;
+mod ct_perms;
 mod node;
+mod perms;
 mod power;
 
 use crate::faults::{FaultSpec, Faults};
@@ -22,7 +25,10 @@ pub struct State {
     pub node: String,
     pub token_id: String,
     pub secret: String,
-    pub privs: Vec<String>,
+    /// Users, tokens, roles, ACLs and pools: `DATA/etc/pve/user.cfg`.
+    pub access: crate::acl::Access,
+    /// `DATA/etc/pve` (user.cfg, datacenter.cfg, storage.cfg, lxc/).
+    pub etc_pve: std::path::PathBuf,
     pub allow_root_only: bool,
     pub auth_fail_delay: Duration,
     pub schema: Schema,
@@ -138,24 +144,27 @@ fn params_of(req: &Request) -> Result<Vec<(String, Value)>, String> {
 }
 
 impl State {
-    /// `PVEAPIToken=USER@REALM!ID=SECRET`, split on the last `=`.
-    fn authenticate(&self, header: Option<&str>) -> Result<(), &'static str> {
+    /// `PVEAPIToken=USER@REALM!ID=SECRET`, split on the last `=`. The token's user and
+    /// the token must be in user.cfg, enabled and not expired
+    /// (pve-access-control `verify_token`), before the secret is compared.
+    fn authenticate(&self, header: Option<&str>) -> Result<(), String> {
         let value = header.ok_or("No ticket")?;
         let token = value.strip_prefix("PVEAPIToken=").ok_or("No ticket")?;
         let (id, secret) = token.rsplit_once('=').ok_or("invalid token value!")?;
+        if id == self.token_id {
+            self.access.verify_token(id)?;
+        }
         if id == self.token_id && secret == self.secret {
             Ok(())
         } else {
-            Err("invalid token value!")
+            Err("invalid token value!".into())
         }
     }
 
+    /// `check`: `privilege` on `path` (user.cfg's ACLs), else 403
+    /// `Permission check failed (PATH, PRIV)`.
     pub fn require(&self, path: &str, privilege: &str) -> Result<(), ApiError> {
-        if self.privs.iter().any(|p| p == privilege) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!("{path}, {privilege}")))
-        }
+        self.require_all(path, &[privilege])
     }
 
     pub fn check_node(&self, p: &Params) -> Result<(), ApiError> {
@@ -228,6 +237,7 @@ impl State {
             (Ok(()), Ok(_), Ok(m)) => self.faults.take(&req.method, m.template, api_path),
             _ => None,
         };
+        let auth_ok = auth.is_ok();
         let outcome = match (auth, checked) {
             (Err(msg), _) => {
                 std::thread::sleep(self.auth_fail_delay);
@@ -236,7 +246,11 @@ impl State {
             (Ok(()), Err(e)) => Outcome::Reply(e.reply()),
             (Ok(()), Ok(params)) => {
                 let template = matched.as_ref().map(|m| m.template).unwrap_or_default();
-                self.run_with_fault(&req.method, template, &params, fault.as_ref())
+                let perms = matched
+                    .as_ref()
+                    .ok()
+                    .and_then(|m| m.definition.get("permissions"));
+                self.run_with_fault(&req.method, template, perms, &params, fault.as_ref())
             }
         };
         let status = match &outcome {
@@ -249,7 +263,7 @@ impl State {
             template: matched.as_ref().ok().map(|m| m.template),
             schema: matched.as_ref().ok().map(|m| m.origin.as_str()),
             params: &params_for_log,
-            auth: if auth.is_ok() { "ok" } else { "failed" },
+            auth: if auth_ok { "ok" } else { "failed" },
             status,
             valid,
             reasons,
@@ -263,6 +277,7 @@ impl State {
         &self,
         method: &str,
         template: &str,
+        perms: Option<&Value>,
         p: &Params,
         fault: Option<&FaultSpec>,
     ) -> Outcome {
@@ -280,7 +295,8 @@ impl State {
             }
         }
         let task_fault = fault.map(FaultSpec::task_fault).unwrap_or_default();
-        let result = self.dispatch(method, template, p, task_fault);
+        let result = perms::check_api2(self, perms, p)
+            .and_then(|()| self.dispatch(method, template, p, task_fault));
         if fault.is_some_and(|f| f.drop_connection) {
             return Outcome::Drop;
         }
@@ -317,8 +333,8 @@ impl State {
             ("GET", "/tasks") => node::task_list(self),
             ("GET", "/tasks/{upid}/status") => node::task_status(self, p),
             ("GET", "/tasks/{upid}/log") => node::task_log(self, p),
-            ("GET", "/lxc") => power::vmlist(self),
-            ("POST", "/lxc") => ct::create(self, p, tf),
+            ("GET", "/lxc") => node::vmlist(self),
+            ("POST", "/lxc") => create::create(self, p, tf),
             ("DELETE", "/lxc/{vmid}") => ct::destroy(self, p, tf),
             ("GET", "/lxc/{vmid}/config") => ct::get_config(self, p),
             ("PUT", "/lxc/{vmid}/config") => ct::put_config(self, p),

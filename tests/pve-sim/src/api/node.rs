@@ -25,13 +25,45 @@ pub fn nextid(s: &State, p: &Params) -> ApiResult {
     Ok(json!(free.to_string()))
 }
 
+/// `GET /nodes/{node}/lxc`: pve-container src/PVE/API2/LXC.pm `vmlist` lists only the
+/// CTs the token may `VM.Audit` on `/vms/VMID`.
+pub fn vmlist(s: &State) -> ApiResult {
+    let Value::Array(all) = super::power::vmlist(s)? else {
+        return Ok(Value::Array(Vec::new()));
+    };
+    let visible = all
+        .into_iter()
+        .filter(|ct| s.has(&format!("/vms/{}", ct["vmid"]), "VM.Audit"));
+    Ok(Value::Array(visible.collect()))
+}
+
+/// pve-manager PVE/API2/Cluster.pm `resources`: pools the token may `Pool.Audit` (only
+/// without `type`), guests it may `VM.Audit` (with their `pool` when it may audit that
+/// pool), storages it may `Datastore.Audit`, and the node.
 pub fn resources(s: &State, p: &Params) -> ApiResult {
     let ty = p.str("type");
+    let users = s.access.config();
     let mut out = Vec::new();
+    if ty.is_none() {
+        for pool in users.pools.keys() {
+            if s.has(&format!("/pool/{pool}"), "Pool.Audit") {
+                out.push(json!({"id": format!("/pool/{pool}"), "pool": pool, "type": "pool"}));
+            }
+        }
+    }
     if ty.is_none() || ty == Some("vm") {
         for ct in super::power::ct_summaries(s) {
             let mut r = ct;
-            r["id"] = json!(format!("lxc/{}", r["vmid"]));
+            let vmid = r["vmid"].as_u64().unwrap_or(0) as u32;
+            if !s.has(&format!("/vms/{vmid}"), "VM.Audit") {
+                continue;
+            }
+            if let Some(pool) = users.vms.get(&vmid) {
+                if s.has(&format!("/pool/{pool}"), "Pool.Audit") {
+                    r["pool"] = json!(pool);
+                }
+            }
+            r["id"] = json!(format!("lxc/{vmid}"));
             r["type"] = json!("lxc");
             r["node"] = json!(s.node);
             out.push(r);
@@ -39,8 +71,12 @@ pub fn resources(s: &State, p: &Params) -> ApiResult {
     }
     if ty.is_none() || ty == Some("storage") {
         for st in s.storage.list() {
+            let id = st["storage"].as_str().unwrap_or("");
+            if !s.has(&format!("/storage/{id}"), "Datastore.Audit") {
+                continue;
+            }
             out.push(json!({
-                "id": format!("storage/{}/{}", s.node, st["storage"].as_str().unwrap_or("")),
+                "id": format!("storage/{}/{id}", s.node),
                 "type": "storage", "node": s.node, "storage": st["storage"],
                 "plugintype": st["type"], "content": st["content"], "status": "available",
                 "disk": st["used"], "maxdisk": st["total"], "shared": 0,
@@ -59,37 +95,92 @@ pub fn nodes(s: &State) -> ApiResult {
     )
 }
 
-/// The token's privileges; the stand-in grants them on every path alike.
+/// pve-access-control src/PVE/API2/AccessControl.pm `permissions`: with `path`, the
+/// privileges on that path (`{PATH: {PRIV: propagate}}`, possibly empty); without, every
+/// path of `get_effective_permissions`. Another user's or token's (not the caller's own
+/// token) needs `Sys.Audit` on `/access`.
 pub fn permissions(s: &State, p: &Params) -> ApiResult {
-    let privs: serde_json::Map<String, Value> =
-        s.privs.iter().map(|p| (p.clone(), json!(1))).collect();
-    let paths: Vec<String> = match p.str("path") {
-        Some(path) => vec![path.to_string()],
-        None => vec![
-            "/".into(),
-            "/vms".into(),
-            "/storage".into(),
-            format!("/nodes/{}", s.node),
-        ],
+    let me = s.user();
+    let who = p.str("userid").unwrap_or(me);
+    let owner = crate::acl::names::split_tokenid(who).map(|(u, _)| u);
+    if who != me && owner != Some(me) {
+        s.require_all("/access", &["Sys.Audit"])?;
+    }
+    let cfg = s.access.config();
+    let show = |privs: crate::acl::Privs| -> Value {
+        Value::Object(
+            privs
+                .into_iter()
+                .map(|(k, v)| (k, json!(u8::from(v))))
+                .collect(),
+        )
     };
-    Ok(Value::Object(
-        paths
+    let map: serde_json::Map<String, Value> = match p.str("path") {
+        Some(path) => [(
+            path.to_string(),
+            show(crate::acl::perms::permissions(&cfg, who, path)),
+        )]
+        .into_iter()
+        .collect(),
+        None => crate::acl::perms::effective(&cfg, who)
             .into_iter()
-            .map(|path| (path, Value::Object(privs.clone())))
+            .map(|(path, privs)| (path, show(privs)))
             .collect(),
-    ))
+    };
+    Ok(Value::Object(map))
 }
 
+/// pve-storage src/PVE/API2/Storage/Status.pm `index`: the storages the token may
+/// `Datastore.Audit` or `Datastore.AllocateSpace`; a `storage` that is not there (after
+/// the `content` filter) is 400 `No such storage.`.
 pub fn storage(s: &State, p: &Params) -> ApiResult {
-    let list = s.storage.list().into_iter().filter(|st| {
-        let content_ok = p.str("content").is_none_or(|want| {
-            let have = st["content"].as_str().unwrap_or("");
-            want.split(',').all(|w| have.split(',').any(|h| h == w))
-        });
-        let id_ok = p.str("storage").is_none_or(|id| st["storage"] == id);
-        content_ok && id_ok
+    let list: Vec<Value> = s
+        .storage
+        .list()
+        .into_iter()
+        .filter(|st| {
+            p.str("content").is_none_or(|want| {
+                let have = st["content"].as_str().unwrap_or("");
+                want.split(',').all(|w| have.split(',').any(|h| h == w))
+            })
+        })
+        .collect();
+    if let Some(id) = p.str("storage") {
+        if !list.iter().any(|st| st["storage"] == id) {
+            return Err(ApiError::param("storage", "No such storage."));
+        }
+    }
+    let visible = list.into_iter().filter(|st| {
+        let id = st["storage"].as_str().unwrap_or("");
+        let id_ok = p.str("storage").is_none_or(|want| want == id);
+        id_ok
+            && s.require_any(
+                &format!("/storage/{id}"),
+                &["Datastore.Audit", "Datastore.AllocateSpace"],
+            )
+            .is_ok()
     });
-    Ok(Value::Array(list.collect()))
+    Ok(Value::Array(visible.collect()))
+}
+
+/// pve-access-control src/PVE/RPCEnvironment.pm `check_sdn_bridge` for the zone
+/// `localnetwork`: `SDN.Audit` or `SDN.Use` on the bridge, or on one of its VLANs that
+/// has an ACL.
+fn may_see_bridge(s: &State, bridge: &str) -> bool {
+    let privs = ["SDN.Audit", "SDN.Use"];
+    let path = format!("/sdn/zones/localnetwork/{bridge}");
+    if s.require_any(&path, &privs).is_ok() {
+        return true;
+    }
+    let cfg = s.access.config();
+    let vlans = ["sdn", "zones", "localnetwork", bridge]
+        .iter()
+        .try_fold(&cfg.acl, |n, part| n.children.get(*part))
+        .map(|n| n.children.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default();
+    vlans
+        .iter()
+        .any(|v| s.require_any(&format!("{path}/{v}"), &privs).is_ok())
 }
 
 pub fn network(s: &State, p: &Params) -> ApiResult {
@@ -101,6 +192,7 @@ pub fn network(s: &State, p: &Params) -> ApiResult {
         s.host
             .bridges
             .iter()
+            .filter(|b| may_see_bridge(s, b))
             .map(|b| json!({"iface": b, "type": "bridge", "active": 1, "autostart": 1}))
             .collect()
     } else {

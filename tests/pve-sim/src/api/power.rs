@@ -2,7 +2,6 @@
 
 use super::ct::{check_lock, load, missing, vmid};
 use super::{ApiError, ApiResult, State};
-use crate::lxc;
 use crate::schema::Params;
 use crate::tasks::{TaskFault, TaskLog};
 use serde_json::{json, Value};
@@ -10,20 +9,33 @@ use std::fs;
 
 /// Renders the LXC config and starts the CT (also used by create with `start=1`).
 pub fn start_now(s: &State, id: u32, log: &TaskLog) -> Result<(), String> {
+    start_with(s, id, log, false)
+}
+
+/// The start worker of pve-container src/PVE/API2/LXC/Status.pm `vm_start`: under the
+/// config lock, `PVE::LXC::vm_start` (see lxc/start.rs); `debug` is the API's `debug`.
+pub fn start_with(s: &State, id: u32, log: &TaskLog, debug: bool) -> Result<(), String> {
+    let _lock = s.store.lock(id).map_err(|e| e.to_string())?;
     let (cfg, _) = load(s, id).map_err(|e| e.message)?;
     let props = s
         .schema
         .config_properties()
         .ok_or("schema has no config properties")?;
-    let resolve = |v: &str| s.storage.resolve(v);
-    let config = lxc::render(id, &cfg, props, &s.host, &resolve)?;
-    log.line(format!("starting CT {id}"));
-    s.lxc.start(id, &config)
+    let host = s.host.at_start();
+    s.lxc.start(id, &cfg, props, &host, debug, &|l| log.line(l))
 }
 
 fn existing(s: &State, p: &Params, privilege: &str) -> Result<u32, ApiError> {
     let id = vmid(p);
     s.require(&format!("/vms/{id}"), privilege)?;
+    // pve-container src/PVE/API2/LXC/Status.pm, vm_start/vm_stop/vm_shutdown:
+    // skiplock is root@pam's, and the stand-in's token is never root@pam.
+    if p.flag("skiplock") {
+        return Err(ApiError::param(
+            "skiplock",
+            "Only root may use this option.",
+        ));
+    }
     if s.store.owner(id) != Some("CT") {
         return Err(missing(s, id));
     }
@@ -33,12 +45,13 @@ fn existing(s: &State, p: &Params, privilege: &str) -> Result<u32, ApiError> {
 pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
     let (cfg, _) = load(s, id)?;
-    check_lock(&cfg, p.flag("skiplock"))?;
+    check_lock(&cfg, false)?;
     if s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} already running")));
     }
     let state = s.me();
-    let work = move |log: &TaskLog| start_now(&state, id, log);
+    let debug = p.flag("debug");
+    let work = move |log: &TaskLog| start_with(&state, id, log, debug);
     Ok(json!(s.tasks.spawn(
         "vzstart",
         &id.to_string(),
@@ -55,7 +68,10 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
         return Err(ApiError::fail(format!("CT {id} not running")));
     }
     let state = s.me();
-    let work = move |_: &TaskLog| state.lxc.stop(id, None);
+    let work = move |_: &TaskLog| {
+        let _lock = locked_for_stop(&state, id)?;
+        state.lxc.stop(id, None)
+    };
     Ok(json!(s.tasks.spawn(
         "vzstop",
         &id.to_string(),
@@ -66,6 +82,19 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     )))
 }
 
+/// The stop and shutdown workers take the config lock and refuse a CT
+/// locked by anything but `mounted` (pve-container
+/// src/PVE/API2/LXC/Status.pm, vm_stop/vm_shutdown: `check_lock` unless
+/// `has_lock($conf, 'mounted')`); a backup's lock holds a stop back.
+fn locked_for_stop(s: &State, id: u32) -> Result<impl Drop, String> {
+    let lock = s.store.lock(id).map_err(|e| e.to_string())?;
+    let (cfg, _) = load(s, id).map_err(|e| e.message)?;
+    if cfg.options.get("lock").map(String::as_str) != Some("mounted") {
+        check_lock(&cfg, false).map_err(|e| e.message)?;
+    }
+    Ok(lock)
+}
+
 pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
     if !s.lxc.running(id) {
@@ -74,13 +103,16 @@ pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let timeout = p.int("timeout").unwrap_or(60).max(0) as u64;
     let force = p.flag("forceStop");
     let state = s.me();
-    let work = move |log: &TaskLog| match state.lxc.stop(id, Some(timeout)) {
-        Ok(()) => Ok(()),
-        Err(e) if force => {
-            log.line(format!("shutdown failed ({e}), killing CT {id}"));
-            state.lxc.stop(id, None)
+    let work = move |log: &TaskLog| {
+        let _lock = locked_for_stop(&state, id)?;
+        match state.lxc.stop(id, Some(timeout)) {
+            Ok(()) => Ok(()),
+            Err(e) if force => {
+                log.line(format!("shutdown failed ({e}), killing CT {id}"));
+                state.lxc.stop(id, None)
+            }
+            Err(e) => Err(e),
         }
-        Err(e) => Err(e),
     };
     Ok(json!(s.tasks.spawn(
         "vzshutdown",

@@ -1,63 +1,5 @@
+use super::start::stderr_log_lines;
 use super::*;
-use crate::schema::test_schema;
-
-fn cfg(text: &str) -> CtConfig {
-    CtConfig::parse(100, text, &test_schema()).unwrap().0
-}
-
-#[test]
-fn renders_like_pct_start_with_raw_lines_last() {
-    let s = test_schema();
-    let c = cfg("hostname: web\nmemory: 256\nswap: 0\ncpulimit: 1.5\nostype: unmanaged\nunprivileged: 0\nrootfs: /srv/rootfs\nentrypoint: /sbin/init2\nnet0: name=eth0,bridge=vmbr0,ip=dhcp\nmp0: /srv/data,mp=/data,ro=1\nlxc.include: /run/lxcri/100.conf\n");
-    let host = Host {
-        cgroup2: true,
-        memsw: false,
-        bridges: vec![],
-        environment_runtime: false,
-    };
-    let out = render(100, &c, s.config_properties().unwrap(), &host, &|v| {
-        Ok(PathBuf::from(v))
-    })
-    .unwrap();
-    for want in [
-        "lxc.cgroup.dir.container = lxc/100\n",
-        "lxc.uts.name = web\n",
-        "lxc.cgroup2.memory.max = 268435456\n",
-        "lxc.cgroup2.memory.swap.max = 0\n",
-        "lxc.cgroup2.cpu.max = 150000 100000\n",
-        "lxc.rootfs.path = /srv/rootfs\n",
-        "lxc.init.cmd = /sbin/init2\n",
-        "lxc.net.0.type = empty\n",
-        "lxc.mount.entry = /srv/data data none rbind,create=file,ro 0 0\n",
-        "lxc.apparmor.profile = unconfined\n",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in\n{out}");
-    }
-    assert!(out.ends_with("lxc.include = /run/lxcri/100.conf\n"));
-    assert!(!out.contains("lxc.idmap"));
-}
-
-#[test]
-fn v1_host_and_bridge_and_userns() {
-    let s = test_schema();
-    let c = cfg("memory: 64\nunprivileged: 1\nrootfs: local:subvol-100-disk-0\nnet0: name=eth0,bridge=br9,hwaddr=BC:24:11:00:00:01,ip=10.0.0.2/24,gw=10.0.0.1,host-managed=1\n");
-    let host = Host {
-        cgroup2: false,
-        memsw: true,
-        bridges: vec!["br9".into()],
-        environment_runtime: true,
-    };
-    let out = render(100, &c, s.config_properties().unwrap(), &host, &|v| {
-        Ok(PathBuf::from("/vol").join(v))
-    })
-    .unwrap();
-    assert!(out.contains("lxc.cgroup.memory.limit_in_bytes = 67108864\n"));
-    assert!(out.contains("lxc.cgroup.memory.memsw.limit_in_bytes = 603979776\n"));
-    assert!(out.contains("lxc.idmap = u 0 100000 65536\n"));
-    assert!(out.contains("lxc.net.0.veth.pair = veth100i0\nlxc.net.0.link = br9\n"));
-    assert!(out.contains("lxc.net.0.ipv4.address = 10.0.0.2/24\n"));
-    assert!(out.contains("lxc.rootfs.path = /vol/local:subvol-100-disk-0\n"));
-}
 
 #[test]
 fn command_socket_is_lxcs_abstract_name() {
@@ -77,4 +19,29 @@ fn command_socket_is_lxcs_abstract_name() {
     // Published FNV-1a 64 test vectors.
     assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
     assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+}
+
+#[test]
+fn lxc_version_is_major_dot_minor() {
+    assert_eq!(parse_version("7"), Ok((7, 0)));
+    assert_eq!(parse_version("5.0.2"), Ok((5, 0)));
+    assert_eq!(parse_version("6.1"), Ok((6, 1)));
+    assert!(parse_version("x").is_err());
+    assert!(parse_version("7.y").is_err());
+}
+
+/// pve-container LXC.pm print_ct_stderr_log: LXC's prefix goes, other lines stay.
+#[test]
+fn stderr_lines_lose_lxcs_prefix_like_pve_prints_them() {
+    let text = "lxc-start: 104: ../src/lxc/conf.c: run_buffer: 571 Script exited with status 255\n\
+                lxc-start: 104: ../src/lxc/start.c: lxc_init: 845 Failed to run lxc.hook.pre-start for container \"104\"  \n\
+                Failed to load config for 104\n";
+    assert_eq!(
+        stderr_log_lines(text, 104),
+        [
+            "run_buffer: 571 Script exited with status 255",
+            "lxc_init: 845 Failed to run lxc.hook.pre-start for container \"104\"",
+            "Failed to load config for 104",
+        ]
+    );
 }

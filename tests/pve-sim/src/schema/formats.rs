@@ -54,7 +54,13 @@ pub fn check(format: &str, value: &str) -> Result<(), String> {
             value,
             "value does not look like a valid unicast MAC address",
         ),
-        "pve-poolid" => matches(r"^[A-Za-z0-9_\-]+$", value, "invalid pool ID"),
+        // pve-access-control src/PVE/AccessControl.pm verify_poolname:
+        // up to three levels separated by '/'.
+        "pve-poolid" => matches(
+            r"^[A-Za-z0-9.\-_]+(?:/[A-Za-z0-9.\-_]+){0,2}$",
+            value,
+            "invalid pool ID",
+        ),
         "pve-ct-timezone" => matches(
             r"^(host|[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*)$",
             value,

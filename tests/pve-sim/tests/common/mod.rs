@@ -18,6 +18,8 @@ pub const TOKEN: &str = "root@pam!lxcri=8d7f-secret-0b1c";
 
 pub struct Sim {
     child: Child,
+    /// `USER@REALM!ID=SECRET`, the `--token` this stand-in accepts.
+    pub token: String,
     pub fingerprint: String,
     pub port: u16,
     pub node: String,
@@ -40,6 +42,11 @@ pub struct Answer {
 
 impl Sim {
     pub fn start(extra: &[&str]) -> Sim {
+        Sim::start_as(TOKEN, extra)
+    }
+
+    /// Starts the stand-in accepting `token` (`USER@REALM!ID=SECRET`).
+    pub fn start_as(token: &str, extra: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let node = "simnode".to_string();
         let mut child = Command::new(env!("CARGO_BIN_EXE_pve-sim"))
@@ -49,7 +56,7 @@ impl Sim {
                 "--node",
                 &node,
                 "--token",
-                TOKEN,
+                token,
                 "--data-dir",
             ])
             .arg(dir.path())
@@ -71,6 +78,7 @@ impl Sim {
             .unwrap_or_else(|| panic!("bad second line {listening:?}"));
         Sim {
             child,
+            token: token.to_string(),
             fingerprint: fingerprint.trim().to_string(),
             port,
             node,
@@ -120,8 +128,22 @@ impl Sim {
     }
 
     pub fn call(&self, method: &str, path: &str, form: &str) -> Answer {
-        self.call_as(Some(TOKEN), &self.fingerprint, method, path, form)
+        self.call_as(Some(&self.token), &self.fingerprint, method, path, form)
             .expect("request")
+    }
+
+    /// Replaces `DIR/etc/pve/NAME` (user.cfg, datacenter.cfg) as pmxcfs does: a new
+    /// file renamed over the old one, so the stand-in never reads half of it.
+    pub fn write_etc(&self, name: &str, text: &str) {
+        let etc = self.dir.path().join("etc/pve");
+        std::fs::create_dir_all(&etc).unwrap();
+        let tmp = etc.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, etc.join(name)).unwrap();
+    }
+
+    pub fn read_etc(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("etc/pve").join(name)).unwrap_or_default()
     }
 
     /// One request on a fresh connection; `Err` when TLS or the connection fails.
