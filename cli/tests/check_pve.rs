@@ -9,9 +9,18 @@ use serde_json::Value;
 
 use common::{lxcri, secret_file, start_sim, NODE, SECRET, TOKEN_ID};
 
-/// Every privilege lxcri asks for except VM.Allocate.
-const PRIVS: &str = "VM.Config.Options,VM.Config.CPU,VM.Config.Memory,VM.Config.Network,\
-VM.Config.Disk,VM.PowerMgmt,VM.Audit,Datastore.AllocateSpace,Sys.Audit";
+/// user.cfg for the token `lxcri@pve!check`: a role with every privilege
+/// lxcri asks for except VM.Allocate, on `/`. It also holds two that lxcri's
+/// check does not ask for but its calls need on a real node:
+/// `Datastore.Audit` (`/cluster/resources` lists only storages the token may
+/// audit, pve-manager PVE/API2/Cluster.pm `resources`) and `SDN.Use`
+/// (`/nodes/{node}/network` lists only bridges the token may use or audit,
+/// pve-manager PVE/API2/Network.pm `index`).
+const USER_CFG: &str = "user:lxcri@pve:1:0::::::\n\
+token:lxcri@pve!check:0:0::\n\
+role:LxcriNoAllocate:VM.Config.Options,VM.Config.CPU,VM.Config.Memory,VM.Config.Network,\
+VM.Config.Disk,VM.PowerMgmt,VM.Audit,Datastore.AllocateSpace,Datastore.Audit,SDN.Use,Sys.Audit:\n\
+acl:1:/:lxcri@pve:LxcriNoAllocate:\n";
 
 /// Writes the config and runs `lxcri --config F check --json`; returns the
 /// parsed JSON and the raw stdout + stderr.
@@ -57,7 +66,7 @@ fn check_reports_pve_reachability_privileges_storage_and_bridge() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sim");
     std::fs::create_dir(&data).unwrap();
-    let sim = start_sim(&data, Some(PRIVS));
+    let sim = start_sim(&data, Some(USER_CFG));
 
     let (report, raw) = check(tmp.path(), &sim.url, &sim.fingerprint);
     let get = |name| find(&report, name).unwrap_or_else(|| panic!("no {name} in {raw}"));
@@ -94,7 +103,7 @@ fn wrong_fingerprint_fails_naming_both() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sim");
     std::fs::create_dir(&data).unwrap();
-    let sim = start_sim(&data, Some(PRIVS));
+    let sim = start_sim(&data, Some(USER_CFG));
     let wrong = vec!["00"; 32].join(":");
 
     let (report, raw) = check(tmp.path(), &sim.url, &wrong);

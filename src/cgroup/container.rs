@@ -1,5 +1,12 @@
 //! A container's cgroup(s), located from `/proc/<pid>/cgroup` of its init,
 //! so the same code works whatever LXC (or PVE: `lxc/VMID`) named them.
+//!
+//! A container may keep its processes one level below its own cgroup: PVE
+//! starts CTs with `lxc.cgroup.dir.container.inner = ns` (pve-container
+//! src/PVE/LXC.pm, `update_lxc_config`), so the init lives in `lxc/VMID/ns`
+//! while PVE's limits, and pvestatd's cpuset, are on `lxc/VMID`. Limits,
+//! stats, the freezer and the process list then use `lxc/VMID` (the whole
+//! container); only processes joining it (exec) go into `ns`.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -36,7 +43,12 @@ pub type Result<T> = std::result::Result<T, CgroupError>;
 pub struct ContainerCgroup {
     version: CgroupVersion,
     pid: i32,
-    /// v1: controller name -> directory. v2: "" -> the one directory.
+    /// Where the init's processes are. v1: controller name -> directory.
+    /// v2: "" -> the one directory.
+    process_dirs: BTreeMap<String, PathBuf>,
+    /// The container's own cgroup, keyed as `process_dirs`: the same
+    /// directories, or their parents when the processes are in an inner
+    /// cgroup (see [`ContainerCgroup::with_inner`]).
     dirs: BTreeMap<String, PathBuf>,
 }
 
@@ -91,12 +103,32 @@ impl ContainerCgroup {
                 (CgroupVersion::V2, _) => {}
             }
         }
-        Self { version, pid, dirs }
+        Self {
+            version,
+            pid,
+            process_dirs: dirs.clone(),
+            dirs,
+        }
     }
 
-    /// Every directory the container's processes are in (one per v1 hierarchy).
-    pub fn all_dirs(&self) -> impl Iterator<Item = &Path> {
-        self.dirs.values().map(PathBuf::as_path)
+    /// The container's cgroup is the parent of each directory named
+    /// `inner` the init is in (a directory named otherwise is the
+    /// container's own). For PVE's `lxc/VMID/ns` layout.
+    pub fn with_inner(mut self, inner: &str) -> Self {
+        for (key, dir) in &self.process_dirs {
+            if let (Some(name), Some(parent)) = (dir.file_name(), dir.parent()) {
+                if name == inner {
+                    self.dirs.insert(key.clone(), parent.to_path_buf());
+                }
+            }
+        }
+        self
+    }
+
+    /// Every directory the container's processes are in (one per v1
+    /// hierarchy): where a process joining the container goes.
+    pub fn process_dirs(&self) -> impl Iterator<Item = &Path> {
+        self.process_dirs.values().map(PathBuf::as_path)
     }
 
     pub fn version(&self) -> CgroupVersion {
@@ -142,7 +174,7 @@ impl ContainerCgroup {
         })
     }
 
-    /// Every pid in the container's cgroup (including nested ones on v2).
+    /// Every pid in the container's cgroup, nested cgroups included.
     pub fn procs(&self) -> Result<Vec<i32>> {
         let dir = match self.version {
             CgroupVersion::V2 => self.dir("")?.to_path_buf(),
@@ -201,9 +233,55 @@ impl ContainerCgroup {
     /// produced by `plan::cgroup_settings`, in order.
     pub fn apply<'a>(&self, settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<()> {
         for (file, value) in settings {
-            self.write(file, value)?;
+            match self.inner_cpuset_dir(file) {
+                Some(inner) => self.write_nested_cpuset(file, value, &inner)?,
+                None => self.write(file, value)?,
+            }
         }
         Ok(())
+    }
+
+    /// The processes' own cpuset cgroup below the container's, when
+    /// `file` is a cpuset list and there is one.
+    fn inner_cpuset_dir(&self, file: &str) -> Option<PathBuf> {
+        if file != "cpuset.cpus" && file != "cpuset.mems" {
+            return None;
+        }
+        let key = match self.version {
+            CgroupVersion::V2 => "",
+            CgroupVersion::V1 => "cpuset",
+        };
+        let inner = self.process_dirs.get(key)?;
+        (Some(inner) != self.dirs.get(key)).then(|| inner.clone())
+    }
+
+    /// A v1 cpuset must stay within its parent's, so the container's set
+    /// cannot move away from what its inner cgroup holds in one write:
+    /// widen the container's to its parent's, set the inner one, then the
+    /// container's (as pvestatd moves a CT's cpuset: pve-manager
+    /// PVE/Service/pvestatd.pm, `rebalance_lxc_containers`).
+    fn write_nested_cpuset(&self, file: &str, value: &str, inner: &Path) -> Result<()> {
+        let outer = self.file(file)?;
+        let parent = outer
+            .parent()
+            .and_then(Path::parent)
+            .map(|p| p.join(file))
+            .unwrap_or_else(|| outer.clone());
+        let write = |path: &Path, value: &str| {
+            fs::write(path, value).map_err(|source| CgroupError::File {
+                op: "writing",
+                path: path.to_path_buf(),
+                source,
+            })
+        };
+        let widest = fs::read_to_string(&parent).map_err(|source| CgroupError::File {
+            op: "reading",
+            path: parent.clone(),
+            source,
+        })?;
+        write(&outer, widest.trim())?;
+        write(&inner.join(file), value)?;
+        write(&outer, value)
     }
 }
 
@@ -271,6 +349,69 @@ mod tests {
             "1048576"
         );
         assert_eq!(cg.read("pids.max").unwrap(), "10");
+    }
+
+    #[test]
+    fn pve_inner_dir_keeps_limits_on_the_container_and_exec_in_ns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("lxc/100");
+        fs::create_dir_all(dir.join("ns")).unwrap();
+        fs::write(dir.join("cgroup.procs"), "").unwrap();
+        fs::write(dir.join("ns/cgroup.procs"), "7\n9\n").unwrap();
+        let cg =
+            ContainerCgroup::from_proc_cgroup(7, "0::/lxc/100/ns\n", tmp.path(), CgroupVersion::V2)
+                .with_inner("ns");
+        assert_eq!(cg.dir("memory").unwrap(), dir);
+        assert_eq!(cg.process_dirs().collect::<Vec<_>>(), vec![dir.join("ns")]);
+        assert_eq!(cg.procs().unwrap(), vec![7, 9]);
+        cg.apply([("memory.max", "1048576")]).unwrap();
+        assert!(dir.join("memory.max").exists());
+        assert!(!dir.join("ns/memory.max").exists());
+    }
+
+    #[test]
+    fn a_cpuset_moves_through_the_parents_set_when_processes_are_nested() {
+        let tmp = tempfile::tempdir().unwrap();
+        let lxc = tmp.path().join("cpuset/lxc");
+        fs::create_dir_all(lxc.join("100/ns")).unwrap();
+        fs::write(lxc.join("cpuset.cpus"), "0-3\n").unwrap();
+        fs::write(lxc.join("100/cpuset.cpus"), "0").unwrap();
+        fs::write(lxc.join("100/ns/cpuset.cpus"), "0").unwrap();
+        let cg = ContainerCgroup::from_proc_cgroup(
+            1,
+            "4:cpuset:/lxc/100/ns\n",
+            tmp.path(),
+            CgroupVersion::V1,
+        )
+        .with_inner("ns");
+        cg.apply([("cpuset.cpus", "2")]).unwrap();
+        assert_eq!(
+            fs::read_to_string(lxc.join("100/cpuset.cpus")).unwrap(),
+            "2"
+        );
+        assert_eq!(
+            fs::read_to_string(lxc.join("100/ns/cpuset.cpus")).unwrap(),
+            "2"
+        );
+    }
+
+    #[test]
+    fn inner_dir_applies_per_hierarchy_and_only_where_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let proc = "5:memory:/lxc/100/ns\n3:freezer:/lxc/100/ns\n1:name=systemd:/system.slice/x\n";
+        let cg = ContainerCgroup::from_proc_cgroup(1, proc, tmp.path(), CgroupVersion::V1)
+            .with_inner("ns");
+        assert_eq!(cg.dir("memory").unwrap(), tmp.path().join("memory/lxc/100"));
+        assert_eq!(
+            cg.dir("freezer").unwrap(),
+            tmp.path().join("freezer/lxc/100")
+        );
+        assert_eq!(
+            cg.dir("systemd").unwrap(),
+            tmp.path().join("systemd/system.slice/x")
+        );
+        let lxc = ContainerCgroup::from_proc_cgroup(1, HYBRID, tmp.path(), CgroupVersion::V1);
+        assert_eq!(lxc.clone().with_inner("ns"), lxc);
     }
 
     #[test]

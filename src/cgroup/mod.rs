@@ -44,9 +44,11 @@ impl CgroupSetting {
 }
 
 mod container;
+mod cpuset;
 mod host;
 mod stats;
 
 pub use container::{CgroupError, ContainerCgroup};
+pub use cpuset::{CpuSet, CpuSetError};
 pub use host::{HostCgroupError, HostCgroups};
 pub use stats::CgroupStats;

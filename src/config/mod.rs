@@ -36,8 +36,8 @@ use serde::Deserialize;
 
 pub use error::{ConfigError, Origin, Result};
 pub use pve::{
-    PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_LOCK_DIR, DEFAULT_PVE_LXCPATH,
-    DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
+    PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_LOCK_DIR, DEFAULT_LOCK_WAIT_SECS,
+    DEFAULT_PVE_LXCPATH, DEFAULT_RUN_DIR, DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
 };
 pub use pve_client::ConnectError;
 pub use values::{BackendKind, LogLevel, LxcLogLevel, RootfsMode};
@@ -253,6 +253,21 @@ pub const SETTINGS: &[Setting] = &[
         key: "pve.lock_dir",
         env: "LXCRI_PVE_LOCK_DIR",
         field: Field::Pve(pve::PveField::LockDir),
+    },
+    Setting {
+        key: "pve.run_dir",
+        env: "LXCRI_PVE_RUN_DIR",
+        field: Field::Pve(pve::PveField::RunDir),
+    },
+    Setting {
+        key: "pve.pool",
+        env: "LXCRI_PVE_POOL",
+        field: Field::Pve(pve::PveField::Pool),
+    },
+    Setting {
+        key: "pve.lock_wait_secs",
+        env: "LXCRI_PVE_LOCK_WAIT_SECS",
+        field: Field::Pve(pve::PveField::LockWaitSecs),
     },
     Setting {
         key: "zfs.pool",
@@ -570,7 +585,7 @@ fn dir_path(value: &str) -> std::result::Result<PathBuf, String> {
     Ok(path)
 }
 
-fn timeout_secs(value: &str) -> std::result::Result<u64, String> {
+pub(super) fn timeout_secs(value: &str) -> std::result::Result<u64, String> {
     let n: u64 = value
         .parse()
         .map_err(|_| "must be a whole number of seconds".to_string())?;

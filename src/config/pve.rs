@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use super::error::{ConfigError, Origin};
-use super::{abs_path, dir_path, setting, Field};
+use super::{abs_path, dir_path, setting, timeout_secs, Field};
 use crate::pve::client::{Fingerprint, TlsError, TokenId};
+use crate::pve::config::PoolId;
 use crate::pve::vmid::VmidRange;
 
 /// Default `pve.vmid_range`: clear of the ids PVE hands out first (100 up)
@@ -36,6 +37,13 @@ pub const DEFAULT_TEMPLATE: &str = "local:vztmpl/lxcri-empty.tar.gz";
 pub const DEFAULT_PVE_LXCPATH: &str = "/var/lib/lxc";
 /// Default `pve.lock_dir`: PVE's per-CT config locks.
 pub const DEFAULT_LOCK_DIR: &str = "/run/lock/lxc";
+/// Default `pve.run_dir`: where `pve-container@VMID.service` sends each
+/// CT's `lxc-start` stderr (`ct-VMID.stderr`, pve-container
+/// src/pve-container@.service).
+pub const DEFAULT_RUN_DIR: &str = "/run/pve";
+/// Default `pve.lock_wait_secs`: below kubelet's 2 minute runtime request
+/// timeout, so a delete's error reaches it.
+pub const DEFAULT_LOCK_WAIT_SECS: u64 = 60;
 
 /// Which `[pve]` key a setting sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +61,9 @@ pub(super) enum PveField {
     Template,
     LxcPath,
     LockDir,
+    RunDir,
+    Pool,
+    LockWaitSecs,
 }
 
 /// Keys that must be set once the section is used at all.
@@ -91,6 +102,14 @@ pub struct PveSettings {
     pub lxcpath: PathBuf,
     /// Directory of PVE's `pve-config-VMID.lock` files.
     pub lock_dir: PathBuf,
+    /// Where PVE keeps each CT's `ct-VMID.stderr` (its `lxc-start` errors).
+    pub run_dir: PathBuf,
+    /// The PVE resource pool lxcri's CTs are created in, so backup jobs and
+    /// permissions can target or exclude them.
+    pub pool: Option<PoolId>,
+    /// How long deleting a CT waits while PVE holds it locked (a backup,
+    /// snapshot, mount or migration) before it fails.
+    pub lock_wait_secs: u64,
     /// Where each key that was set came from: decides whether the section
     /// is in use and lets cross-key errors name their sources.
     origins: BTreeMap<&'static str, Origin>,
@@ -113,12 +132,19 @@ impl Default for PveSettings {
             template: DEFAULT_TEMPLATE.to_string(),
             lxcpath: PathBuf::from(DEFAULT_PVE_LXCPATH),
             lock_dir: PathBuf::from(DEFAULT_LOCK_DIR),
+            run_dir: PathBuf::from(DEFAULT_RUN_DIR),
+            pool: None,
+            lock_wait_secs: DEFAULT_LOCK_WAIT_SECS,
             origins: BTreeMap::new(),
         }
     }
 }
 
 impl PveSettings {
+    pub fn lock_wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.lock_wait_secs)
+    }
+
     /// Whether any `[pve]` key was set (file or environment). When it is,
     /// `url`, `node`, `token_id` and `token_secret_file` are all set.
     pub fn is_configured(&self) -> bool {
@@ -157,6 +183,9 @@ impl PveSettings {
             PveField::Template => self.template = template(value)?,
             PveField::LxcPath => self.lxcpath = dir_path(value)?,
             PveField::LockDir => self.lock_dir = dir_path(value)?,
+            PveField::RunDir => self.run_dir = dir_path(value)?,
+            PveField::Pool => self.pool = Some(PoolId::parse(value).map_err(|e| e.to_string())?),
+            PveField::LockWaitSecs => self.lock_wait_secs = timeout_secs(value)?,
         }
         self.origins.insert(key_of(field), origin);
         Ok(())
@@ -212,6 +241,9 @@ pub(super) struct RawPve {
     template: Option<String>,
     lxcpath: Option<String>,
     lock_dir: Option<String>,
+    run_dir: Option<String>,
+    pool: Option<String>,
+    lock_wait_secs: Option<u64>,
 }
 
 impl RawPve {
@@ -230,6 +262,12 @@ impl RawPve {
             (PveField::Template, self.template),
             (PveField::LxcPath, self.lxcpath),
             (PveField::LockDir, self.lock_dir),
+            (PveField::RunDir, self.run_dir),
+            (PveField::Pool, self.pool),
+            (
+                PveField::LockWaitSecs,
+                self.lock_wait_secs.map(|n| n.to_string()),
+            ),
         ]
         .into_iter()
         .map(|(f, v)| (Field::Pve(f), v))

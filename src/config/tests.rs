@@ -382,6 +382,9 @@ fn pve_parses_every_key() {
     assert_eq!(p.template, DEFAULT_TEMPLATE);
     assert_eq!(p.lxcpath, Path::new(DEFAULT_PVE_LXCPATH));
     assert_eq!(p.lock_dir, Path::new(DEFAULT_LOCK_DIR));
+    assert_eq!(p.run_dir, Path::new(DEFAULT_RUN_DIR));
+    assert_eq!(p.pool, None);
+    assert_eq!(p.lock_wait_secs, DEFAULT_LOCK_WAIT_SECS);
     // With the section, the backend can be switched on.
     let path = write(
         tmp.path(),
@@ -390,6 +393,35 @@ fn pve_parses_every_key() {
     );
     let c = load(tmp.path(), Some(&path), &[]).unwrap();
     assert_eq!(c.backend, BackendKind::Pve);
+}
+
+#[test]
+fn pve_pool_and_run_dir() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        &pve_file("pool = \"team/lxcri\"\nrun_dir = \"/srv/run/pve\"\nlock_wait_secs = 5\n"),
+    );
+    let c = load(tmp.path(), Some(&path), &[]).unwrap();
+    assert_eq!(c.pve.pool.as_ref().unwrap().as_str(), "team/lxcri");
+    assert_eq!(c.pve.run_dir, Path::new("/srv/run/pve"));
+    assert_eq!(c.pve.lock_wait(), std::time::Duration::from_secs(5));
+    let err = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_PVE_LOCK_WAIT_SECS", "0")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("pve.lock_wait_secs"), "{err}");
+    let err = load(tmp.path(), Some(&path), &[("LXCRI_PVE_POOL", "a b")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("pve.pool") && err.contains("LXCRI_PVE_POOL"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -228,7 +228,10 @@ impl LxcConfig {
     /// and profiles `common.conf` and `userns.conf` fill (mount entries,
     /// id maps, dropped capabilities, LXC's own seccomp profile, cgroup
     /// settings incl. device rules, networks), so the container gets
-    /// exactly what the OCI spec says, as on the lxc backend.
+    /// exactly what the OCI spec says, as on the lxc backend. Only keys of
+    /// the host's cgroup version are written or reset: LXC 7 refuses the
+    /// v1 ones. The cpuset PVE would append after every include unless
+    /// `VMID.conf` has its own is the pve backend's to write there.
     pub fn render_pve_fragment(&self) -> Result<String> {
         self.render_as(Target::PveFragment)
     }
@@ -253,10 +256,15 @@ impl LxcConfig {
                 "lxc.cap.drop",
                 "lxc.cap.keep",
                 "lxc.seccomp.profile",
-                "lxc.cgroup",
                 "lxc.cgroup2",
             ] {
                 l.push(key, "")?;
+            }
+            // LXC 7 removed the v1 key `lxc.cgroup` (lxc commit f29c3a3): a
+            // config naming it does not load. Only a v1 host (never PVE 9)
+            // has v1 settings to clear.
+            if self.cgroup_version == CgroupVersion::V1 {
+                l.push("lxc.cgroup", "")?;
             }
             if self.network.is_some()
                 || self

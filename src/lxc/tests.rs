@@ -199,7 +199,7 @@ fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
     c.cgroup_settings = vec![CgroupSetting::new("memory.max", "1048576")];
     let out = c.render_pve_fragment().unwrap();
     // Resets come first, so PVE's and common.conf's values are gone before ours.
-    let first: Vec<&str> = out.lines().skip(1).take(9).collect();
+    let first: Vec<&str> = out.lines().skip(1).take(8).collect();
     assert_eq!(
         first,
         [
@@ -209,10 +209,15 @@ fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
             "lxc.cap.drop =",
             "lxc.cap.keep =",
             "lxc.seccomp.profile =",
-            "lxc.cgroup =",
             "lxc.cgroup2 =",
             "lxc.net =",
         ]
+    );
+    // LXC 7 refuses every v1 `lxc.cgroup` key, the reset included.
+    assert!(
+        !out.lines()
+            .any(|l| l.starts_with("lxc.cgroup ") || l.starts_with("lxc.cgroup.")),
+        "{out}"
     );
     c.mount_auto_cgroup = Some(CgroupAuto::ReadOnly);
     let out = c.render_pve_fragment().unwrap();
@@ -232,4 +237,17 @@ fn pve_fragment_resets_what_pve_sets_and_leaves_rootfs_and_init_to_pve() {
     // Without a network of ours, PVE's NICs stay.
     let out = base().render_pve_fragment().unwrap();
     assert!(!out.contains("lxc.net"), "{out}");
+}
+
+#[test]
+fn pve_fragment_on_a_v1_host_also_resets_the_v1_cgroup_settings() {
+    let mut c = base();
+    c.cgroup_version = CgroupVersion::V1;
+    c.cgroup_settings = vec![CgroupSetting::new("memory.limit_in_bytes", "1048576")];
+    let out = c.render_pve_fragment().unwrap();
+    let reset = out.find("lxc.cgroup =\n").expect("v1 reset");
+    let set = out
+        .find("lxc.cgroup.memory.limit_in_bytes = 1048576\n")
+        .expect("v1 setting");
+    assert!(reset < set, "{out}");
 }

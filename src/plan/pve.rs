@@ -17,16 +17,24 @@
 //! - cpulimit: quota / period in CPUs (50000/100000 -> 0.5), rounded up to
 //!   PVE's 1/100000 resolution.
 //! - cpuunits: see [`shares_to_cpuunits`].
-//! - cores: the number of CPUs in `cpus` (`0-3,6` -> 5). PVE picks which
-//!   cores itself, so the exact set is not kept.
+//! - cores: the number of CPUs in `cpus` (`0-3,6` -> 5), on a cgroup v2
+//!   host. The set itself goes into `VMID.conf` as a raw
+//!   `lxc.cgroup2.cpuset.cpus` line, which keeps PVE from appending a cpuset
+//!   of its own choice after every include (pve-container src/PVE/LXC.pm,
+//!   `update_lxc_config`) and pvestatd from rebalancing it (pve-manager
+//!   PVE/Service/pvestatd.pm, `rebalance_lxc_containers`). On a v1 cpuset
+//!   controller PVE appends its `lxc.cgroup.cpuset.cpus` whenever `cores`
+//!   is set (its test looks only for the v2 key), so there `cores` stays
+//!   unset.
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::limits::{CpuLimits, Limit, Limits, MemoryLimits};
 use super::{invalid, Result};
+use crate::cgroup::CgroupVersion;
 use crate::pve::config::{
-    Arch, CpuLimit, Description, DescriptionInfo, Entrypoint, Hostname, PveConfig, PveResources,
-    PveVersion, RootFs, Tags, Volume, MAX_CPUS, MIN_MEMORY_MIB,
+    Arch, CpuLimit, Description, DescriptionInfo, Entrypoint, Hostname, PoolId, PveConfig,
+    PveResources, PveVersion, RootFs, Tags, Volume, MAX_CPUS, MIN_MEMORY_MIB,
 };
 use crate::spec::CriAnnotations;
 use crate::zfs::DiskSize;
@@ -46,12 +54,16 @@ pub struct CtInputs<'a> {
     pub cri: &'a CriAnnotations,
     /// The checked limits of the plan ([`super::ContainerPlan::limits`]).
     pub limits: &'a Limits,
+    /// The host's cgroup version (see [`pve_resources`]).
+    pub cgroup: CgroupVersion,
     /// The init's path inside the container (`/.lxcri/lxcri-init`).
     pub init_cmd: &'a str,
     /// `[pve] template`.
     pub template: &'a str,
     /// `[pve] storage`: where PVE allocates the CT's root volume.
     pub storage: &'a str,
+    /// `[pve] pool`: the resource pool the CT joins.
+    pub pool: Option<&'a PoolId>,
     /// `rootfs.mode = "zfs"`: the volume's size (`zfs.size`); the volume
     /// becomes the container's clone. `None`: a quota-less volume PVE
     /// insists on allocating, unused (the rootfs is containerd's).
@@ -85,7 +97,7 @@ pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig> {
         container_name: i.cri.container_name.clone(),
         image: i.cri.image_name.clone(),
     }));
-    ct.resources = pve_resources(i.limits)?;
+    ct.resources = pve_resources(i.limits, i.cgroup)?;
     ct.entrypoint = Some(Entrypoint::new(vec![i.init_cmd.to_string()])?);
     ct.env = pve_env(i.spec);
     ct.unprivileged = i
@@ -95,6 +107,7 @@ pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig> {
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|nss| nss.iter().any(|n| n.typ() == LinuxNamespaceType::User));
     ct.ostemplate = Some(i.template.to_string());
+    ct.pool = i.pool.cloned();
     ct.rootfs = Some(RootFs {
         volume: Volume::Allocate {
             storage: i.storage.to_string(),
@@ -133,10 +146,10 @@ fn pve_env(spec: &Spec) -> Vec<(String, String)> {
 /// The CT's `memory`, `swap`, `cores`, `cpulimit` and `cpuunits` for
 /// checked limits (see the module docs). Fails only where PVE cannot say
 /// what the spec does.
-pub fn pve_resources(limits: &Limits) -> Result<PveResources> {
+pub fn pve_resources(limits: &Limits, cgroup: CgroupVersion) -> Result<PveResources> {
     let mut out = PveResources::default();
     memory(&limits.memory, &mut out)?;
-    cpu(&limits.cpu, &mut out);
+    cpu(&limits.cpu, cgroup, &mut out);
     Ok(out)
 }
 
@@ -163,7 +176,7 @@ fn memory(m: &MemoryLimits, out: &mut PveResources) -> Result<()> {
     Ok(())
 }
 
-fn cpu(c: &CpuLimits, out: &mut PveResources) {
+fn cpu(c: &CpuLimits, cgroup: CgroupVersion, out: &mut PveResources) {
     if let Some(q) = c.quota.and_then(Limit::value) {
         let period = c.period.unwrap_or(DEFAULT_OCI_PERIOD);
         let units = (u128::from(q) * PVE_CPU_PERIOD).div_ceil(u128::from(period));
@@ -174,7 +187,7 @@ fn cpu(c: &CpuLimits, out: &mut PveResources) {
     if let Some(s) = c.shares {
         out.cpuunits = Some(shares_to_cpuunits(s));
     }
-    if let Some(set) = &c.cpus {
+    if let (Some(set), CgroupVersion::V2) = (&c.cpus, cgroup) {
         out.cores = Some(set.count().clamp(1, MAX_CPUS as usize) as u32);
     }
 }

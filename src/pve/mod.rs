@@ -3,4 +3,6 @@
 
 pub mod client;
 pub mod config;
+pub mod storage_cfg;
+pub mod storage_check;
 pub mod vmid;

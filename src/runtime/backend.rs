@@ -99,6 +99,13 @@ pub trait CreateSteps {
     /// The error when the container stopped before its init was ready.
     fn stopped_early(&self) -> RuntimeError;
 
+    /// The name of the cgroup one level below the container's own that
+    /// holds its processes, when the backend starts it that way (see
+    /// [`crate::cgroup::ContainerCgroup::with_inner`]).
+    fn cgroup_inner_dir(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Undoes what `reserve`, `write_config` and `start` made.
     fn rollback(&mut self);
 }

@@ -67,7 +67,7 @@ pub fn exec_spec(c: &Container, process: ProcessSpec) -> Result<ExecSpec> {
         None => ContainerCgroup::for_pid(init_pid)?,
     };
     let mut cgroup_procs: Vec<String> = cgroup
-        .all_dirs()
+        .process_dirs()
         .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
         .collect();
     cgroup_procs.sort();

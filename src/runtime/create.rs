@@ -73,7 +73,7 @@ impl Create<'_> {
         let shared = bundle.plan.shared_mounts.clone();
         let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
         let steps = &self.steps;
-        let created = rendezvous.finish(
+        let mut created = rendezvous.finish(
             &rt.store,
             record,
             bundle,
@@ -81,6 +81,10 @@ impl Create<'_> {
             &|| steps.is_running(),
             || steps.stopped_early(),
         )?;
+        if let Some(inner) = steps.cgroup_inner_dir() {
+            let cgroup = created.container.cgroup.take();
+            created.container.cgroup = cgroup.map(|cg| cg.with_inner(inner));
+        }
         if !shared.is_empty() {
             let init_binary = rt.config.init_binary()?;
             bind_shared_mounts(&init_binary, &dir, created.init.pid(), &shared)?;

@@ -90,8 +90,51 @@ pub enum PveBackendError {
         #[source]
         source: PveConfigError,
     },
-    #[error("CT {vmid} stopped before its init was ready (see the PVE task log and `lxc-start` log of CT {vmid})")]
-    CtStopped { vmid: u32 },
+    #[error("CT {vmid} stopped before its init was ready{lxc_start_said}")]
+    CtStopped { vmid: u32, lxc_start_said: String },
+    #[error("PVE API: starting CT {vmid}{lxc_start_said}")]
+    Start {
+        vmid: u32,
+        /// The end of `/run/pve/ct-VMID.stderr`, as ` (PATH: TEXT)`.
+        lxc_start_said: String,
+        #[source]
+        source: PveError,
+    },
+    #[error("the node's storage.cfg")]
+    StorageCfg(#[source] crate::pve::storage_cfg::StorageCfgError),
+    #[error("pve.storage and zfs.pool disagree")]
+    Storage(#[source] crate::pve::storage_check::StorageMismatch),
+    /// The CT kept a lock of PVE's through destroy's whole wait.
+    #[error(
+        "CT {vmid} is locked ({lock}) by PVE (a create, backup, snapshot, mount or migration holds it) and stayed locked for {}s; it is left as it is: delete again once the lock is gone, or, if containerd no longer knows the container, `lxcri gc --force` removes the CT then. Backup jobs should exclude lxcri's CTs (see `pve.pool`)",
+        waited.as_secs()
+    )]
+    CtLocked {
+        vmid: u32,
+        lock: String,
+        waited: std::time::Duration,
+    },
+    /// PVE creates a privileged CT only for a token with `Sys.Modify` on
+    /// `/` (pve-container src/PVE/API2/LXC.pm, `create_vm`).
+    #[error(
+        "the container has no user namespace, so its CT is privileged (unprivileged=0), and PVE creates privileged CTs only for a token with Sys.Modify on /; {token} lacks it. Either grant it (`pveum role add LxcriPrivileged --privs Sys.Modify` and `pveum acl modify / --users {user} --roles LxcriPrivileged --propagate 0`, and with --tokens '{token}' too for a privilege-separated token), or run the container unprivileged in a user namespace (Kubernetes: `hostUsers: false`)"
+    )]
+    PrivilegedNeedsSysModify {
+        token: String,
+        user: String,
+        #[source]
+        source: PveError,
+    },
+    /// PVE's bare 403 of `create_vm` (`raise_perm_exc()` without a path).
+    #[error(
+        "PVE refused to create CT {vmid}: the token needs VM.Allocate on /vms/{vmid}{pool_hint}"
+    )]
+    CreateForbidden {
+        vmid: u32,
+        pool_hint: String,
+        #[source]
+        source: PveError,
+    },
 }
 
 impl From<PveBackendError> for RuntimeError {

@@ -14,29 +14,20 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri::config::{BackendKind, Config, ConnectError, PveSettings};
+use lxcri::config::{BackendKind, Config, ConnectError, PveSettings, RootfsMode};
 use lxcri::error_chain as chain;
 use lxcri::pve::client::{
     ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust, Version,
 };
+use lxcri::pve::storage_cfg::StorageCfg;
+use lxcri::pve::storage_check::{check_zfs_storage, OurPool};
+use lxcri::rootfs::zfs::ZfsRootfs;
 
 use super::{finding, Finding, Status};
 
-/// Privileges on `/vms`: create, configure, start/stop and inspect CTs.
-pub const VM_PRIVS: &[&str] = &[
-    "VM.Allocate",
-    "VM.Config.Options",
-    "VM.Config.CPU",
-    "VM.Config.Memory",
-    "VM.Config.Network",
-    "VM.Config.Disk",
-    "VM.PowerMgmt",
-    "VM.Audit",
-];
-/// On `/storage/{storage}`: allocate CT volumes.
-pub const STORAGE_PRIVS: &[&str] = &["Datastore.AllocateSpace"];
-/// On `/nodes/{node}`: node listings (network, storage status).
-pub const NODE_PRIVS: &[&str] = &["Sys.Audit"];
+mod privileges;
+
+use privileges::{privileged_cts, privileges};
 
 /// The PVE calls the checks make.
 pub trait Api {
@@ -77,8 +68,50 @@ pub fn checks(config: &Config) -> Vec<Finding> {
     out.push(config_dir(&settings.config_dir));
     if config.backend == BackendKind::Pve {
         out.extend(backend_checks(settings));
+        if config.rootfs.mode == RootfsMode::Zfs {
+            out.push(zfs_storage(config));
+        }
     }
     out
+}
+
+/// In zfs mode `pve.storage` must be `zfs.pool` as the node's storage.cfg
+/// describes it: PVE finds and destroys the CT's volume there.
+pub fn zfs_storage(config: &Config) -> Finding {
+    let Some(zfs) = ZfsRootfs::from_settings(&config.zfs, &config.runtime_root) else {
+        return finding(
+            "pve-zfs-storage",
+            Status::Fail,
+            "rootfs.mode = \"zfs\" without zfs.pool",
+        );
+    };
+    let path = config.pve.config_dir.join("storage.cfg");
+    let cfg = match StorageCfg::read(&path) {
+        Ok(cfg) => cfg,
+        Err(e) => return finding("pve-zfs-storage", Status::Fail, chain(&e)),
+    };
+    let mountpoint = match zfs.pool_mountpoint() {
+        Ok(m) => m,
+        Err(e) => return finding("pve-zfs-storage", Status::Fail, chain(&e)),
+    };
+    let ours = OurPool {
+        pool: zfs.pool().as_str(),
+        mountpoint: mountpoint.as_deref(),
+    };
+    let node = config.pve.node.as_deref().unwrap_or("");
+    match check_zfs_storage(&cfg, &path, &config.pve.storage, node, ours) {
+        Ok(()) => finding(
+            "pve-zfs-storage",
+            Status::Ok,
+            format!(
+                "storage {} is zfs.pool {} in {}",
+                config.pve.storage,
+                ours.pool,
+                path.display()
+            ),
+        ),
+        Err(e) => finding("pve-zfs-storage", Status::Fail, e.to_string()),
+    }
 }
 
 /// What creates need on the node besides the API.
@@ -158,7 +191,8 @@ pub fn api_checks(api: &dyn Api, settings: &PveSettings) -> Vec<Finding> {
         ),
         finding("pve-tls", Status::Ok, trust_detail(&settings.trust())),
         finding("pve-token", Status::Ok, format!("{token_id} accepted")),
-        privileges(api, node, &settings.storage),
+        privileges(api, settings),
+        privileged_cts(api),
         storage(&settings.storage, node, api.storage_list(node)),
         bridge(&settings.bridge, node, api.network_list(node)),
     ]
@@ -188,51 +222,6 @@ pub fn version_failure(e: &PveError, url: &str, token_id: &str) -> Finding {
             Status::Fail,
             format!("{url} not usable: {}", chain(e)),
         ),
-    }
-}
-
-/// ACL paths and the privileges lxcri needs on each.
-pub fn wanted_privileges(node: &str, storage: &str) -> Vec<(String, &'static [&'static str])> {
-    vec![
-        ("/vms".to_string(), VM_PRIVS),
-        (format!("/storage/{storage}"), STORAGE_PRIVS),
-        (format!("/nodes/{node}"), NODE_PRIVS),
-    ]
-}
-
-pub fn privileges(api: &dyn Api, node: &str, storage: &str) -> Finding {
-    let wanted = wanted_privileges(node, storage);
-    let mut missing = Vec::new();
-    for (path, privs) in &wanted {
-        match api.permissions(path) {
-            Ok(perms) => missing.extend(
-                perms
-                    .missing(path, privs)
-                    .into_iter()
-                    .map(|p| format!("{p} on {path}")),
-            ),
-            Err(e) => {
-                return finding(
-                    "pve-privileges",
-                    Status::Fail,
-                    format!("cannot read the token's permissions: {}", chain(&e)),
-                )
-            }
-        }
-    }
-    let total: usize = wanted.iter().map(|(_, p)| p.len()).sum();
-    if missing.is_empty() {
-        finding(
-            "pve-privileges",
-            Status::Ok,
-            format!("token holds all {total} privileges lxcri needs"),
-        )
-    } else {
-        finding(
-            "pve-privileges",
-            Status::Fail,
-            format!("token lacks: {}", missing.join(", ")),
-        )
     }
 }
 

@@ -330,8 +330,8 @@ fn a_failed_removal_is_reported_and_fails_the_command() {
         .lines()
         .find(|l| l.starts_with("failed to remove CT 10000 (k8s.io/gone): "))
         .unwrap_or_else(|| panic!("{out}"));
-    assert!(line.contains("destroying CT 10000"), "{line}");
     assert!(line.contains("CT 10000 is locked (backup)"), "{line}");
+    assert!(line.contains("lxcri gc --force"), "{line}");
     assert!(out.contains("removed CT 10004"), "{out}");
     assert!(out.ends_with("removed 1, skipped 0, failed 1\n"), "{out}");
 }

@@ -45,14 +45,17 @@ impl Drop for Sim {
     }
 }
 
-/// Starts the stand-in on `data_dir`; `privs` replaces the token's
-/// privileges (default: all lxcri uses).
-pub fn start_sim(data_dir: &Path, privs: Option<&str>) -> Sim {
+/// Starts the stand-in on `data_dir`. `user_cfg` becomes its
+/// `etc/pve/user.cfg` (PVE's users, tokens, roles and ACLs); without one the
+/// token may do everything (Administrator on `/`).
+pub fn start_sim(data_dir: &Path, user_cfg: Option<&str>) -> Sim {
+    if let Some(text) = user_cfg {
+        let etc = data_dir.join("etc/pve");
+        std::fs::create_dir_all(&etc).unwrap();
+        std::fs::write(etc.join("user.cfg"), text).unwrap();
+    }
     let mut cmd = Command::new(pve_sim_binary());
     cmd.args(["--listen", "127.0.0.1:0", "--node", NODE]);
-    if let Some(privs) = privs {
-        cmd.args(["--privs", privs]);
-    }
     let mut child = cmd
         .arg("--data-dir")
         .arg(data_dir)

@@ -2,6 +2,7 @@
 
 use oci_spec::runtime::{LinuxCpuBuilder, LinuxMemoryBuilder, LinuxResourcesBuilder, Spec};
 
+use crate::cgroup::CgroupVersion;
 use crate::plan::pve::{ct_config, pve_resources, shares_to_cpuunits, CtInputs};
 use crate::plan::{Limits, PlanError};
 use crate::pve::config::{CpuLimit, PveConfigFile, PveResources, PveVersion};
@@ -32,9 +33,11 @@ fn inputs<'a>(
         spec,
         cri,
         limits,
+        cgroup: CgroupVersion::V2,
         init_cmd: "/.lxcri/lxcri-init",
         template: "local:vztmpl/lxcri-empty.tar.gz",
         storage: "local-zfs",
+        pool: None,
         rootfs_size: None,
     }
 }
@@ -201,7 +204,7 @@ fn mem(limit: Option<i64>, swap: Option<i64>) -> Result<PveResources, PlanError>
         .memory(m.build().unwrap())
         .build()
         .unwrap();
-    pve_resources(&Limits::from_oci(&res)?)
+    pve_resources(&Limits::from_oci(&res)?, CgroupVersion::V2)
 }
 
 fn cpu(
@@ -227,7 +230,7 @@ fn cpu(
         .cpu(c.build().unwrap())
         .build()
         .unwrap();
-    pve_resources(&Limits::from_oci(&res)?)
+    pve_resources(&Limits::from_oci(&res)?, CgroupVersion::V2)
 }
 
 #[test]
@@ -297,6 +300,23 @@ fn shares_map_linearly_with_1024_at_pves_default_100() {
     }
     assert_eq!(cpu(None, None, Some(512), None).unwrap().cpuunits, Some(50));
     assert_eq!(cpu(None, None, Some(0), None).unwrap().cpuunits, None);
+}
+
+#[test]
+fn no_cores_on_a_v1_cpuset_controller_where_pve_would_override_the_set() {
+    let res = LinuxResourcesBuilder::default()
+        .cpu(LinuxCpuBuilder::default().cpus("0-1").build().unwrap())
+        .build()
+        .unwrap();
+    let limits = Limits::from_oci(&res).unwrap();
+    assert_eq!(
+        pve_resources(&limits, CgroupVersion::V1).unwrap().cores,
+        None
+    );
+    assert_eq!(
+        pve_resources(&limits, CgroupVersion::V2).unwrap().cores,
+        Some(2)
+    );
 }
 
 #[test]

@@ -109,9 +109,13 @@ impl fmt::Display for TokenId {
     }
 }
 
+/// A realm or token name: a letter, then at least one of
+/// `[A-Za-z0-9._-]` (pve-access-control src/PVE/Auth/Plugin.pm
+/// `$realm_regex`, src/PVE/AccessControl.pm `$token_name_regex`).
 fn ident_ok(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+    s.len() >= 2
+        && matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
@@ -155,7 +159,12 @@ mod tests {
 
     #[test]
     fn token_id_validation() {
-        for ok in ["root@pam!lxcri", "lxcri@pve!shim-1", "a.b@ldap-x!t_2"] {
+        for ok in [
+            "root@pam!lxcri",
+            "lxcri@pve!shim-1",
+            "a.b@ldap-x!t_2",
+            "u@pve!t1",
+        ] {
             TokenId::parse(ok).unwrap();
         }
         for bad in [
@@ -167,10 +176,12 @@ mod tests {
             "root@1pam!x",
             "ro ot@pam!x",
             "root@pam!x y",
+            "root@pam!x",
+            "root@p!xy",
         ] {
             assert!(TokenId::parse(bad).is_err(), "{bad} accepted");
         }
-        assert_eq!(TokenId::parse("u@pve!t").unwrap().userid(), "u@pve");
+        assert_eq!(TokenId::parse("u@pve!t1").unwrap().userid(), "u@pve");
     }
 
     #[test]

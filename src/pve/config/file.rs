@@ -15,6 +15,7 @@ use std::path::{Component, Path};
 
 use super::schema_keys::{is_known, ApiEndpoint};
 use super::{check_no_control, PveConfigError, Result};
+use crate::cgroup::{CgroupVersion, CpuSet};
 
 /// Which part of the file a section is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,8 +133,12 @@ const VALID_RAW_KEYS: &[&str] = &[
     "lxc.sysctl.kernel.shm_rmid_forced",
 ];
 
-/// Families accepted by prefix.
+/// Families accepted by prefix. The v1 `lxc.cgroup.` keys only with a
+/// deprecation warning (pve-container src/PVE/LXC/Config.pm,
+/// `is_valid_lxc_conf_key`); lxcri writes one only on a cgroup v1 host
+/// ([`PveConfigFile::set_raw_cpuset`]).
 const VALID_RAW_PREFIXES: &[&str] = &[
+    "lxc.cgroup.",
     "lxc.cgroup2.",
     "lxc.prlimit.",
     "lxc.net.",
@@ -162,9 +167,6 @@ pub fn check_raw_key(key: &str) -> Result<()> {
         "lxc.rootfs.path" => return reject("PVE generates it from `rootfs`"),
         "lxc.rootfs.options" => return reject("PVE takes mount options in `rootfs`"),
         _ => {}
-    }
-    if key.starts_with("lxc.cgroup.") {
-        return reject("cgroup v1 keys; PVE 9 is cgroup v2 only");
     }
     if VALID_RAW_KEYS.contains(&key) || VALID_RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
         return Ok(());
@@ -476,6 +478,45 @@ impl PveConfigFile {
                 raw: format!("lxc.include: {path}"),
             },
         );
+        Ok(true)
+    }
+
+    /// Makes `cpus` the CT's raw cpuset line, `lxc.cgroup2.cpuset.cpus`
+    /// (`lxc.cgroup.cpuset.cpus` where the cpuset controller is v1): in
+    /// place, or after the last line of the main section. With it in
+    /// `VMID.conf` PVE appends no cpuset of its own after the includes
+    /// (pve-container src/PVE/LXC.pm, `update_lxc_config`) and pvestatd
+    /// leaves the CT's cpuset alone (pve-manager PVE/Service/pvestatd.pm,
+    /// `rebalance_lxc_containers`). Returns whether the file changed.
+    pub fn set_raw_cpuset(&mut self, version: CgroupVersion, cpus: &CpuSet) -> Result<bool> {
+        let key = match version {
+            CgroupVersion::V1 => "lxc.cgroup.cpuset.cpus",
+            CgroupVersion::V2 => "lxc.cgroup2.cpuset.cpus",
+        };
+        let value = cpus.as_str();
+        let line = ConfigLine::Raw {
+            key: key.into(),
+            value: value.into(),
+            raw: format!("{key}: {value}"),
+        };
+        let main = self.main_mut();
+        let existing = main
+            .lines
+            .iter()
+            .position(|l| matches!(l, ConfigLine::Raw { key: k, .. } if k == key));
+        if let Some(i) = existing {
+            if matches!(&main.lines[i], ConfigLine::Raw { value: v, .. } if v == value) {
+                return Ok(false);
+            }
+            main.lines[i] = line;
+            return Ok(true);
+        }
+        let at = main
+            .lines
+            .iter()
+            .rposition(|l| !matches!(l, ConfigLine::Blank(_)))
+            .map_or(0, |i| i + 1);
+        main.lines.insert(at, line);
         Ok(true)
     }
 

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 pub use file::{check_raw_key, ConfigLine, PveConfigFile, Section, SectionKind};
 pub use kinds::{Arch, OsType};
 pub use lock::{update_node_config, ConfigLock, NodePaths};
-pub use names::{Description, DescriptionInfo, Hostname, Tag, Tags};
+pub use names::{Description, DescriptionInfo, Hostname, PoolId, Tag, Tags};
 pub use props::{
     Features, IpConfig4, IpConfig6, MacAddr, MountOption, MountPoint, MountPointOptions, NetConfig,
     RootFs, Volume,

@@ -19,6 +19,43 @@ const MAX_NAME: usize = 253;
 /// The schema's `maxLength` of `description`.
 pub(super) const MAX_DESCRIPTION: usize = 8192;
 
+/// A PVE resource pool (`pve-poolid`: up to three `/`-separated levels of
+/// `[A-Za-z0-9.-_]`, pve-access-control src/PVE/AccessControl.pm,
+/// `verify_poolname`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PoolId(String);
+
+impl PoolId {
+    pub fn parse(raw: &str) -> Result<Self> {
+        let bad = |reason: &str| PveConfigError::invalid("pool", raw, reason);
+        let levels: Vec<&str> = raw.split('/').collect();
+        if levels.len() > 3 {
+            return Err(bad("is nested too deeply (at most 3 levels)"));
+        }
+        let ok = |l: &&str| {
+            !l.is_empty()
+                && l.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        };
+        if !levels.iter().all(ok) {
+            return Err(bad(
+                "may only contain letters, digits, '.', '-', '_' and up to two '/' between them",
+            ));
+        }
+        Ok(Self(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PoolId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A CT hostname (`dns-name` format: dot-separated labels of
 /// `[A-Za-z0-9-]`, not starting or ending with `-`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -16,7 +16,9 @@ use super::names::MAX_DESCRIPTION;
 use super::props::{check_storage_id, Features, MountPoint, NetConfig, RootFs};
 use super::resources::{PveResources, MAX_CPUS, MIN_MEMORY_MIB};
 use super::schema_keys::{is_known, ApiEndpoint};
-use super::{check_no_control, Description, Hostname, PveConfigError, PveVersion, Result, Tags};
+use super::{
+    check_no_control, Description, Hostname, PoolId, PveConfigError, PveVersion, Result, Tags,
+};
 
 /// The init command of the CT (`entrypoint` on PVE >= 9.1, `lxc.init.cmd`
 /// before). PVE and LXC split it at spaces, so no argument may contain
@@ -64,6 +66,8 @@ pub struct PveConfig {
     pub version: PveVersion,
     /// Template volume for create (`local:vztmpl/x.tar.zst`); create only.
     pub ostemplate: Option<String>,
+    /// The resource pool PVE adds the CT to; create only.
+    pub pool: Option<PoolId>,
     pub hostname: Hostname,
     pub tags: Tags,
     pub description: Option<Description>,
@@ -94,6 +98,7 @@ impl PveConfig {
         Self {
             version,
             ostemplate: None,
+            pool: None,
             hostname,
             tags: Tags::for_container(None, None),
             description: None,
@@ -151,6 +156,9 @@ impl PveConfig {
             })?;
             check_volume_id("ostemplate", t)?;
             p.push("ostemplate", t)?;
+            if let Some(pool) = &self.pool {
+                p.push("pool", pool.as_str())?;
+            }
         }
         p.push("hostname", self.hostname.as_str())?;
         if !self.tags.is_empty() {

@@ -63,6 +63,8 @@ pub enum ZfsRootfsError {
     UpperNotEmpty(PathBuf),
     #[error("zfs.pool {pool:?} does not exist (zpool list shows the pools of this node)")]
     NoPool { pool: String },
+    #[error("zfs.pool {dataset:?} does not exist (zfs list shows the datasets of this node)")]
+    NoPoolDataset { dataset: String },
     #[error("{action} {dataset}")]
     Zfs {
         action: &'static str,
@@ -193,6 +195,22 @@ impl ZfsRootfs {
 
     pub fn pool(&self) -> &DatasetName {
         &self.pool
+    }
+
+    /// Where `zfs.pool` says it is mounted (`zfs get mountpoint`): the
+    /// directory PVE's ZFS storage must name, as volumes inherit it.
+    pub fn pool_mountpoint(&self) -> Result<Option<PathBuf>> {
+        // `zfs get` says "dataset does not exist" for a missing pool too.
+        let value = self
+            .zfs
+            .get(&self.pool, "mountpoint")
+            .map_err(|e| match e {
+                ZfsError::MissingDataset { .. } => ZfsRootfsError::NoPoolDataset {
+                    dataset: self.pool.to_string(),
+                },
+                e => op("reading the mountpoint of", &self.pool)(e),
+            })?;
+        Ok(value.filter(|p| p.starts_with('/')).map(PathBuf::from))
     }
 
     /// `<pool>/<leaf>` for a container volume.

@@ -226,6 +226,24 @@ fn a_missing_pool_is_said_plainly_and_nothing_is_made() {
 }
 
 #[test]
+fn the_mountpoint_of_a_missing_pool_dataset_names_zfs_pool() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rootfs = ZfsRootfs::new(
+        Box::new(FakeZfs::with_pool("tank")),
+        DatasetName::parse("tank/nodata").unwrap(),
+        DatasetName::parse("tank/nodata/lxcri-images").unwrap(),
+        "1G".parse().unwrap(),
+        tmp.path().join("locks"),
+        Box::new(FakeCopier::default()),
+    );
+    let err = rootfs.pool_mountpoint().unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "zfs.pool \"tank/nodata\" does not exist (zfs list shows the datasets of this node)"
+    );
+}
+
+#[test]
 fn a_changed_upper_layer_is_refused() {
     let s = setup();
     let mounts = s.mounts("/l/1");

@@ -140,11 +140,16 @@ pub fn is_not_running(e: &PveError) -> bool {
     failure_text(e).is_some_and(|t| t.contains("not running"))
 }
 
-/// Whether a PVE error says the CT is locked by a create still running
-/// (`CT is locked (create)`). Other locks (backup, migrate...) are an
-/// admin's business and are reported, not waited for.
-pub fn is_locked_by_create(e: &PveError) -> bool {
-    failure_text(e).is_some_and(|t| t.contains("is locked (create)"))
+/// The lock a PVE error says the CT holds: `CT is locked (backup)` ->
+/// `backup` (pve-guest-common src/PVE/AbstractConfig.pm, `check_lock`).
+/// PVE's locks: `create` (a create task still running), `backup`
+/// (vzdump), `snapshot`, `snapshot-delete`, `rollback`, `mounted`
+/// (`pct mount`), `migrate`, `clone`, `disk`, `fstrim`.
+pub fn ct_lock(e: &PveError) -> Option<&str> {
+    let text = failure_text(e)?;
+    let start = text.find("is locked (")? + "is locked (".len();
+    let len = text[start..].find(')')?;
+    Some(&text[start..start + len]).filter(|l| !l.is_empty())
 }
 
 #[cfg(test)]
@@ -162,16 +167,17 @@ mod tests {
     #[test]
     fn pve_answers_are_classified() {
         let gone = server("Configuration file 'nodes/n/lxc/100.conf' does not exist");
-        assert!(is_missing_ct(&gone) && !is_locked_by_create(&gone) && !is_not_running(&gone));
+        assert!(is_missing_ct(&gone) && ct_lock(&gone).is_none() && !is_not_running(&gone));
         assert!(!is_missing_ct(&server("storage 'tank' does not exist")));
-        assert!(is_locked_by_create(&server("CT is locked (create)")));
-        assert!(!is_locked_by_create(&server("CT 100 is locked (backup)")));
+        assert_eq!(ct_lock(&server("CT is locked (create)")), Some("create"));
+        assert_eq!(ct_lock(&server("CT is locked (backup)\n")), Some("backup"));
+        assert_eq!(ct_lock(&server("CT is locked ()")), None);
         assert!(is_not_running(&server("CT 100 not running")));
         let task = PveError::TaskFailed {
             upid: "UPID:n:1:2:3:vzstop:100:u:".into(),
             exitstatus: "CT 100 not running".into(),
             log: vec![],
         };
-        assert!(is_not_running(&task) && !is_locked_by_create(&task));
+        assert!(is_not_running(&task) && ct_lock(&task).is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! The pve backend's steps of a create, and the PVE calls they make:
 //!
+//! - new: in zfs mode, `pve.storage` checked against `zfs.pool`;
 //! - configure: the CT's API parameters and lxcri's LXC fragment, checked
 //!   (and `GET /version` once per shim) before PVE hears of the CT;
 //! - reserve: `GET /cluster/nextid` + `POST /nodes/{node}/lxc` until a
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use super::api::{failure_text, CtApi};
 use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
-use super::{api_err, PveBackend, FRAGMENT_FILE};
+use super::{stderr_file, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::plan::pve::{ct_config, CtInputs};
 use crate::pve::client::PveError;
@@ -27,6 +28,9 @@ use crate::runtime::container::CreateRequest;
 use crate::runtime::error::{PveBackendError, Result, RuntimeError};
 use crate::state::ContainerRecord;
 
+/// The inner cgroup PVE puts a CT's processes in.
+const PVE_CGROUP_INNER_DIR: &str = "ns";
+
 /// One create on the pve backend.
 pub(super) struct PveCreate<'a> {
     pve: &'a PveBackend,
@@ -35,21 +39,31 @@ pub(super) struct PveCreate<'a> {
     /// fragment `VMID.conf` will include.
     api: Option<Arc<dyn CtApi>>,
     params: Option<CreateParams>,
+    /// The CT is privileged (`unprivileged=0`): no user namespace.
+    privileged: bool,
     fragment: PathBuf,
     /// A CT that is, or may be, this container's.
     vmid: Option<u32>,
 }
 
 impl<'a> PveCreate<'a> {
-    pub(super) fn new(pve: &'a PveBackend, req: &'a CreateRequest) -> Self {
-        Self {
+    /// Starts a create. In zfs mode `pve.storage` must be `zfs.pool` (see
+    /// [`PveBackend::check_zfs_storage`]); that is checked first, before
+    /// the image is filled into the pool or PVE hears of the CT.
+    pub(super) fn new(pve: &'a PveBackend, req: &'a CreateRequest) -> Result<Self> {
+        let create = Self {
             pve,
             req,
             api: None,
             params: None,
+            privileged: false,
             fragment: PathBuf::new(),
             vmid: None,
+        };
+        if let Some(zfs) = create.zfs() {
+            pve.check_zfs_storage(zfs)?;
         }
+        Ok(create)
     }
 
     /// The image's dataset to clone, in zfs mode. `ctr run --rootfs DIR`
@@ -86,12 +100,15 @@ impl CreateSteps for PveCreate<'_> {
             spec: &bundle.spec,
             cri: &bundle.cri,
             limits: &bundle.plan.limits,
+            cgroup: bundle.plan.lxc.cgroup_version,
             init_cmd: &bundle.plan.lxc.init_cmd,
             template: &pve.config.pve.template,
             storage: &pve.config.pve.storage,
+            pool: pve.config.pve.pool.as_ref(),
             rootfs_size: self.zfs().map(|_| pve.config.zfs.size),
         })?;
         self.params = Some(ct.to_create_params().map_err(PveBackendError::CtConfig)?);
+        self.privileged = !ct.unprivileged;
         let mut fragment = bundle.plan.lxc.render_pve_fragment()?;
         let extra = ct.fragment_lines().map_err(PveBackendError::CtConfig)?;
         fragment.push_str(&render_lines(&extra)?);
@@ -112,14 +129,13 @@ impl CreateSteps for PveCreate<'_> {
         };
         let vmid = match self.pve.allocator.allocate(&attempts) {
             Ok(vmid) => vmid,
-            Err(e) => {
+            Err(VmidError::Create { vmid, source }) => {
                 // A create that failed half-way (or timed out) may have left
                 // a CT with that VMID; rollback removes it if it is ours.
-                if let VmidError::Create { vmid, .. } = &e {
-                    self.vmid = Some(*vmid);
-                }
-                return Err(PveBackendError::Vmid(e).into());
+                self.vmid = Some(vmid);
+                return Err(self.create_refused(vmid, source).into());
             }
+            Err(e) => return Err(PveBackendError::Vmid(e).into()),
         };
         self.vmid = Some(vmid);
         record.vmid = Some(vmid);
@@ -134,22 +150,30 @@ impl CreateSteps for PveCreate<'_> {
         let pve = self.pve;
         let zfs = self.zfs();
         let mut clone_failed = None;
-        update_node_config(&pve.paths, vmid, |file| match zfs {
-            None => attach_node_local(file, &bundle.rootfs, &self.fragment, pve.store.root()),
-            Some(zfs) => {
-                let leaf = allocated_rootfs_volume(file, vmid, &pve.config.pve.storage)?;
-                if leaf != volume_leaf(&vmid.to_string()) {
-                    tracing::warn!(vmid, volume = %leaf, "PVE allocated an unexpected volume name");
+        update_node_config(&pve.paths, vmid, |file| {
+            let mut changed = match zfs {
+                None => {
+                    attach_node_local(file, &bundle.rootfs, &self.fragment, pve.store.root())?
                 }
-                undo.volume = Some(leaf.clone());
-                if let Err(e) =
-                    zfs.replace_volume(&self.req.rootfs_mounts, &leaf, &self.req.owner())
-                {
-                    clone_failed = Some(e);
-                    return Ok(false);
+                Some(zfs) => {
+                    let leaf = allocated_rootfs_volume(file, vmid, &pve.config.pve.storage)?;
+                    if leaf != volume_leaf(&vmid.to_string()) {
+                        tracing::warn!(vmid, volume = %leaf, "PVE allocated an unexpected volume name");
+                    }
+                    undo.volume = Some(leaf.clone());
+                    if let Err(e) =
+                        zfs.replace_volume(&self.req.rootfs_mounts, &leaf, &self.req.owner())
+                    {
+                        clone_failed = Some(e);
+                        return Ok(false);
+                    }
+                    attach_include(file, &self.fragment, pve.store.root())?
                 }
-                attach_include(file, &self.fragment, pve.store.root())
+            };
+            if let Some(cpus) = &bundle.plan.limits.cpu.cpus {
+                changed |= file.set_raw_cpuset(bundle.plan.lxc.cgroup_version, cpus)?;
             }
+            Ok(changed)
         })
         .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
         match clone_failed {
@@ -160,9 +184,14 @@ impl CreateSteps for PveCreate<'_> {
 
     fn start(&mut self) -> Result<()> {
         let vmid = self.vmid();
-        self.api()
-            .start(&self.pve.node, vmid)
-            .map_err(api_err(format!("starting CT {vmid}")))
+        self.api().start(&self.pve.node, vmid).map_err(|source| {
+            PveBackendError::Start {
+                vmid,
+                lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
+                source,
+            }
+            .into()
+        })
     }
 
     fn is_running(&self) -> bool {
@@ -170,7 +199,19 @@ impl CreateSteps for PveCreate<'_> {
     }
 
     fn stopped_early(&self) -> RuntimeError {
-        PveBackendError::CtStopped { vmid: self.vmid() }.into()
+        let vmid = self.vmid();
+        PveBackendError::CtStopped {
+            vmid,
+            lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
+        }
+        .into()
+    }
+
+    /// PVE starts a CT with `lxc.cgroup.dir.container.inner = ns`: its
+    /// processes are in `lxc/VMID/ns`, PVE's limits on `lxc/VMID`
+    /// (pve-container src/PVE/LXC.pm, `update_lxc_config`).
+    fn cgroup_inner_dir(&self) -> Option<&'static str> {
+        Some(PVE_CGROUP_INNER_DIR)
     }
 
     /// Destroys the CT if its notes still name this container: a VMID
@@ -180,8 +221,52 @@ impl CreateSteps for PveCreate<'_> {
             return;
         };
         let (ns, id) = (&self.req.namespace, &self.req.id);
-        if let Err(e) = self.pve.destroy_ct_if_ours(vmid, ns, id) {
+        let wait = self.pve.config.pve.lock_wait();
+        if let Err(e) = self.pve.destroy_ct_if_ours(vmid, ns, id, wait) {
             tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
+        }
+    }
+}
+
+impl PveCreate<'_> {
+    /// A failed `POST /nodes/{node}/lxc`, with what PVE's 403s leave
+    /// unsaid: which privilege, and what to do.
+    fn create_refused(&self, vmid: u32, source: ApiError) -> PveBackendError {
+        let e = match source.downcast::<PveError>() {
+            Ok(e) => *e,
+            Err(source) => return PveBackendError::Vmid(VmidError::Create { vmid, source }),
+        };
+        match &e {
+            PveError::Forbidden {
+                acl_path: Some(p),
+                privilege: Some(v),
+                ..
+            } if self.privileged && p == "/" && v == "Sys.Modify" => {
+                let (token, user) = self.pve.token_and_user();
+                PveBackendError::PrivilegedNeedsSysModify {
+                    token,
+                    user,
+                    source: e,
+                }
+            }
+            PveError::Forbidden {
+                acl_path: None,
+                message,
+                ..
+            } if message.trim_end() == "Permission check failed" => {
+                PveBackendError::CreateForbidden {
+                    vmid,
+                    pool_hint: match &self.pve.config.pve.pool {
+                        Some(pool) => format!(" or on /pool/{pool}"),
+                        None => String::new(),
+                    },
+                    source: e,
+                }
+            }
+            _ => PveBackendError::Vmid(VmidError::Create {
+                vmid,
+                source: Box::new(e),
+            }),
         }
     }
 }

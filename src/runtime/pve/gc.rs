@@ -142,14 +142,15 @@ impl PveBackend {
     }
 
     /// Destroys an orphan found by [`PveBackend::gc_scan`], re-checking
-    /// first that it still is one.
+    /// first that it still is one. One that PVE holds locked (a backup)
+    /// is reported at once, not waited for: the next `gc` gets it.
     pub fn gc_remove(&self, vmid: u32) -> Result<bool> {
         let status = String::new();
         let again = self.judge(vmid, status)?;
         let (CtVerdict::Orphan, Some((namespace, id))) = (&again.verdict, &again.owner) else {
             return Ok(false);
         };
-        self.destroy_ct_if_ours(vmid, namespace, id)?;
+        self.destroy_ct_if_ours(vmid, namespace, id, std::time::Duration::ZERO)?;
         Ok(true)
     }
 }

@@ -12,13 +12,14 @@ mod api;
 mod create;
 mod gc;
 mod node_config;
+mod stderr_file;
 
 use std::sync::{Arc, Mutex};
 
 use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
-pub use api::{is_locked_by_create, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
+pub use api::{ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
 
@@ -31,9 +32,13 @@ use crate::lxc::LxcTools;
 use crate::plan::pve::pve_resources;
 use crate::plan::Limits;
 use crate::pve::client::{ClientOptions, PveError};
-use crate::pve::config::{Description, NodePaths, PveConfigError, PveConfigFile, PveVersion};
+use crate::pve::config::{
+    update_node_config, Description, NodePaths, PveConfigError, PveConfigFile, PveVersion,
+};
+use crate::pve::storage_cfg::StorageCfg;
+use crate::pve::storage_check::{check_zfs_storage, OurPool};
 use crate::pve::vmid::VmidAllocator;
-use crate::rootfs::zfs::volume_leaf;
+use crate::rootfs::zfs::{volume_leaf, ZfsRootfs};
 use crate::rootfs::RootfsProvider;
 use crate::state::{ContainerRecord, StateStore};
 
@@ -41,12 +46,14 @@ use crate::state::{ContainerRecord, StateStore};
 /// it goes with it); `VMID.conf` includes it.
 pub const FRAGMENT_FILE: &str = "pve-lxc.conf";
 
-/// How long destroy waits for a CT locked by a task (a create in flight).
-const LOCKED_DESTROY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 fn api_err(action: impl Into<String>) -> impl FnOnce(PveError) -> RuntimeError {
     let action = action.into();
     move |source| PveBackendError::Api { action, source }.into()
+}
+
+/// Whether a backend error is PVE refusing a call because the CT is locked.
+fn is_lock_error(e: &PveBackendError) -> bool {
+    matches!(e, PveBackendError::Api { source, .. } if ct_lock(source).is_some())
 }
 
 /// Whose a CT is, by the description lxcri wrote into it.
@@ -136,6 +143,35 @@ impl PveBackend {
         Ok(v)
     }
 
+    /// The API token lxcri uses and its user, for messages.
+    fn token_and_user(&self) -> (String, String) {
+        match &self.config.pve.token_id {
+            Some(t) => (t.to_string(), t.userid().to_string()),
+            None => ("the token".into(), "USER@REALM".into()),
+        }
+    }
+
+    /// Checks that `pve.storage` is `zfs.pool` as storage.cfg describes
+    /// it (see [`check_zfs_storage`]).
+    pub fn check_zfs_storage(&self, zfs: &ZfsRootfs) -> Result<()> {
+        let path = self.paths.config_dir.join("storage.cfg");
+        let cfg = StorageCfg::read(&path).map_err(PveBackendError::StorageCfg)?;
+        let mountpoint = zfs
+            .pool_mountpoint()
+            .map_err(crate::rootfs::RootfsError::from)?;
+        check_zfs_storage(
+            &cfg,
+            &path,
+            &self.config.pve.storage,
+            &self.node,
+            OurPool {
+                pool: zfs.pool().as_str(),
+                mountpoint: mountpoint.as_deref(),
+            },
+        )
+        .map_err(|e| PveBackendError::Storage(e).into())
+    }
+
     /// The PVE node this backend runs CTs on.
     pub fn node(&self) -> &str {
         &self.node
@@ -169,8 +205,15 @@ impl PveBackend {
     }
 
     /// Destroys CT `vmid` if it (still) belongs to `namespace/id`: a VMID
-    /// is reused once freed, and someone else's CT must never go.
-    pub fn destroy_ct_if_ours(&self, vmid: u32, namespace: &str, id: &str) -> Result<()> {
+    /// is reused once freed, and someone else's CT must never go. A CT
+    /// PVE holds locked is tried again for up to `lock_wait`.
+    pub fn destroy_ct_if_ours(
+        &self,
+        vmid: u32,
+        namespace: &str,
+        id: &str,
+        lock_wait: std::time::Duration,
+    ) -> Result<()> {
         match self.ct_owner(vmid)? {
             CtOwner::Gone => return Ok(()),
             CtOwner::Container {
@@ -188,18 +231,28 @@ impl PveBackend {
         }
         let api = self.api()?;
         // A create whose answer was lost may still be running its task
-        // (the CT is locked `create`): wait for it rather than leak the CT.
+        // (the CT is locked `create`), a backup job or an admin's snapshot
+        // may hold the CT: wait for the lock to go rather than leak the CT.
         // A destroy whose forced stop found the CT stopping under it (the
         // task fails with lxc-stop's "not running") finds it stopped next.
-        let deadline = std::time::Instant::now() + LOCKED_DESTROY_WAIT;
+        let started = std::time::Instant::now();
         loop {
+            let waited = started.elapsed();
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e)
-                    if (is_locked_by_create(&e) || is_not_running(&e))
-                        && std::time::Instant::now() < deadline =>
-                {
+                Err(e) if ct_lock(&e).is_some() || is_not_running(&e) => {
+                    if waited >= lock_wait {
+                        return Err(match ct_lock(&e) {
+                            Some(lock) => PveBackendError::CtLocked {
+                                vmid,
+                                lock: lock.to_string(),
+                                waited,
+                            }
+                            .into(),
+                            None => api_err(format!("destroying CT {vmid}"))(e),
+                        });
+                    }
                     tracing::debug!(vmid, error = %e, "CT busy; retrying destroy");
                     std::thread::sleep(std::time::Duration::from_millis(500));
                 }
@@ -215,7 +268,7 @@ impl Backend for PveBackend {
     }
 
     fn begin_create<'a>(&'a self, req: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>> {
-        Ok(Box::new(create::PveCreate::new(self, req)))
+        Ok(Box::new(create::PveCreate::new(self, req)?))
     }
 
     /// `subvol-VMID-disk-0`, once the container has a VMID.
@@ -256,7 +309,7 @@ impl Backend for PveBackend {
             .rootfs
             .zfs()
             .and_then(|z| z.origin_image(&leaf, &owner));
-        self.destroy_ct_if_ours(vmid, namespace, id)?;
+        self.destroy_ct_if_ours(vmid, namespace, id, self.config.pve.lock_wait())?;
         if let (Some(zfs), Some(image)) = (self.rootfs.zfs(), image) {
             zfs.mark_used(&image);
         }
@@ -267,7 +320,15 @@ impl Backend for PveBackend {
     /// --kill`), so the stop is PVE's to see and log.
     fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
         if signal == Signal::SIGKILL {
-            return self.stop(c.namespace(), c.id(), Some(&c.record));
+            return match self.stop(c.namespace(), c.id(), Some(&c.record)) {
+                // PVE refuses to stop a CT a backup or snapshot holds
+                // (`skiplock` is root@pam's); a SIGKILL still kills.
+                Err(RuntimeError::Pve(e)) if is_lock_error(&e) => {
+                    tracing::warn!(vmid = ?c.record.vmid, error = %e, "CT locked; killing its processes directly");
+                    control::signal(c, signal, all)
+                }
+                other => other,
+            };
         }
         control::signal(c, signal, all)
     }
@@ -279,12 +340,21 @@ impl Backend for PveBackend {
     fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
         // Everything checked before PVE hears of it.
         let cgroup = CgroupUpdate::check(c, resources)?;
-        let ct = pve_resources(&Limits::from_oci(resources)?)?;
+        let version = c.cgroup()?.version();
+        let limits = Limits::from_oci(resources)?;
+        let ct = pve_resources(&limits, version)?;
         let params = ct.to_update_params().map_err(PveBackendError::CtConfig)?;
-        if let (Some(vmid), false) = (c.record.vmid, params.is_empty()) {
-            self.api()?
-                .update_config(&self.node, vmid, &params)
-                .map_err(api_err(format!("updating the resources of CT {vmid}")))?;
+        if let Some(vmid) = c.record.vmid {
+            if !params.is_empty() {
+                self.api()?
+                    .update_config(&self.node, vmid, &params)
+                    .map_err(api_err(format!("updating the resources of CT {vmid}")))?;
+            }
+            // The raw line keeps PVE and pvestatd off the new set too.
+            if let Some(cpus) = &limits.cpu.cpus {
+                update_node_config(&self.paths, vmid, |file| file.set_raw_cpuset(version, cpus))
+                    .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+            }
         }
         cgroup.apply()
     }

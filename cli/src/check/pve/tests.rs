@@ -5,12 +5,15 @@ use lxcri::pve::client::TokenId;
 use reqwest::Method;
 use serde_json::json;
 
+use super::privileges::{NODE_PRIVS, PRIVILEGED_PRIVS, STORAGE_PRIVS, VM_PRIVS};
 use super::*;
 
 /// Canned answers; records the permission paths asked for.
 struct Fake {
     version: fn() -> Result<Version, PveError>,
+    /// Held on every path not in `per_path`.
     privs: Vec<&'static str>,
+    per_path: BTreeMap<&'static str, Vec<&'static str>>,
     storages: serde_json::Value,
     ifaces: serde_json::Value,
     asked: RefCell<Vec<String>>,
@@ -26,8 +29,10 @@ impl Default for Fake {
                 .iter()
                 .chain(STORAGE_PRIVS)
                 .chain(NODE_PRIVS)
+                .chain(PRIVILEGED_PRIVS)
                 .copied()
                 .collect(),
+            per_path: BTreeMap::new(),
             storages: json!([{"id": "storage/pve1/local-zfs", "storage": "local-zfs", "node": "pve1",
                               "plugintype": "zfspool", "content": "images,rootdir", "status": "available"},
                              {"id": "storage/pve1/local", "storage": "local", "node": "pve1",
@@ -45,7 +50,9 @@ impl Api for Fake {
     fn permissions(&self, path: &str) -> Result<Permissions, PveError> {
         self.asked.borrow_mut().push(path.to_string());
         let privs: BTreeMap<String, serde_json::Value> = self
-            .privs
+            .per_path
+            .get(path)
+            .unwrap_or(&self.privs)
             .iter()
             .map(|p| (p.to_string(), json!(1)))
             .collect();
@@ -85,7 +92,13 @@ fn all_good() {
     assert!(by_name(&findings, "pve-api").detail.contains("PVE 9.1.3"));
     assert_eq!(
         *fake.asked.borrow(),
-        ["/vms", "/storage/local-zfs", "/nodes/pve1"]
+        [
+            "/vms",
+            "/storage/local-zfs",
+            "/storage/local",
+            "/nodes/pve1",
+            "/"
+        ]
     );
 }
 
@@ -95,17 +108,56 @@ fn missing_privileges_are_listed() {
         privs: vec!["VM.Audit", "VM.PowerMgmt", "Sys.Audit"],
         ..Fake::default()
     };
-    let f = privileges(&fake, "pve1", "local-zfs");
+    let f = privileges(&fake, &settings());
     assert_eq!(f.status, Status::Fail);
     for p in [
         "VM.Allocate on /vms",
         "VM.Config.Disk on /vms",
         "Datastore.AllocateSpace on /storage/local-zfs",
+        "Datastore.AllocateSpace or Datastore.Audit on /storage/local",
     ] {
         assert!(f.detail.contains(p), "{p} not in {}", f.detail);
     }
     assert!(
         !f.detail.contains("VM.Audit") && !f.detail.contains("Sys.Audit"),
+        "{}",
+        f.detail
+    );
+}
+
+#[test]
+fn reading_the_template_storage_is_enough_for_the_template() {
+    let all: Vec<&str> = VM_PRIVS
+        .iter()
+        .chain(STORAGE_PRIVS)
+        .chain(NODE_PRIVS)
+        .copied()
+        .collect();
+    let fake = Fake {
+        privs: all,
+        per_path: BTreeMap::from([("/storage/local", vec!["Datastore.Audit"])]),
+        ..Fake::default()
+    };
+    assert_eq!(privileges(&fake, &settings()).status, Status::Ok);
+    let none = Fake {
+        per_path: BTreeMap::from([("/storage/local", vec![])]),
+        ..Fake::default()
+    };
+    let f = privileges(&none, &settings());
+    assert!(f.detail.contains("on /storage/local"), "{}", f.detail);
+}
+
+#[test]
+fn no_sys_modify_on_root_warns_about_privileged_cts() {
+    assert_eq!(privileged_cts(&Fake::default()).status, Status::Ok);
+    let fake = Fake {
+        per_path: BTreeMap::from([("/", vec!["Sys.Audit"])]),
+        ..Fake::default()
+    };
+    let f = privileged_cts(&fake);
+    assert_eq!(f.status, Status::Warn);
+    assert!(
+        f.detail.contains("Sys.Modify on /") && f.detail.contains("hostUsers: false"),
         "{}",
         f.detail
     );

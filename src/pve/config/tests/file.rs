@@ -175,7 +175,6 @@ fn parse_rejects_what_pve_rejects() {
         ),
         ("lxc.no_new_privs: 1", "lxc.no_new_privs"),
         ("lxc.rootfs.path: dir:/x", "generates it"),
-        ("lxc.cgroup.memory.limit_in_bytes: 1", "cgroup v1"),
         ("lxc.include /x", "without"),
         ("hello world", "unable to parse"),
         ("Memory: 1", "unable to parse"),
@@ -204,6 +203,8 @@ fn raw_keys_pve_accepts() {
         "lxc.sysctl.kernel.shmmax",
         "lxc.idmap",
         "lxc.mount.entry",
+        // Deprecated, yet PVE 9 still loads them.
+        "lxc.cgroup.cpuset.cpus",
     ] {
         check_raw_key(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
     }
@@ -221,4 +222,38 @@ fn raw_keys_pve_accepts() {
     ] {
         assert!(check_raw_key(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn raw_cpuset_goes_into_the_main_section_once() {
+    use crate::cgroup::{CgroupVersion, CpuSet};
+    let text = fixture("101-snapshots-pending.conf");
+    let mut f = PveConfigFile::parse(&text).unwrap();
+    let set = |s: &str| CpuSet::parse(s).unwrap().unwrap();
+    assert!(f.set_raw_cpuset(CgroupVersion::V2, &set("0-1")).unwrap());
+    assert!(!f.set_raw_cpuset(CgroupVersion::V2, &set("0-1")).unwrap());
+    assert!(f.set_raw_cpuset(CgroupVersion::V2, &set("1")).unwrap());
+    let cpusets = |f: &PveConfigFile| -> Vec<(String, String)> {
+        f.raw_lines()
+            .into_iter()
+            .filter(|(k, _)| k.contains("cpuset"))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    assert_eq!(
+        cpusets(&f),
+        [("lxc.cgroup2.cpuset.cpus".to_string(), "1".to_string())]
+    );
+    // In the main section, not in a snapshot or [pve:pending].
+    let again = PveConfigFile::parse(&f.render()).unwrap();
+    assert_eq!(cpusets(&again), cpusets(&f));
+    assert!(f.sections()[1..]
+        .iter()
+        .all(|s| s.lines.iter().all(|l| !l.raw().contains("cpuset"))));
+    let mut v1 = PveConfigFile::parse(&text).unwrap();
+    v1.set_raw_cpuset(CgroupVersion::V1, &set("0")).unwrap();
+    assert_eq!(
+        cpusets(&v1),
+        [("lxc.cgroup.cpuset.cpus".to_string(), "0".to_string())]
+    );
 }

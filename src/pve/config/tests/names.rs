@@ -169,3 +169,14 @@ fn description_parse_allows_newlines_only() {
     });
     assert!(long.as_str().len() <= 8192);
 }
+
+#[test]
+fn pool_ids_are_pves_pool_names() {
+    for ok in ["lxcri", "k8s.pods", "a-b_c", "team/lxcri", "a/b/c"] {
+        assert_eq!(PoolId::parse(ok).unwrap().as_str(), ok);
+    }
+    for bad in ["", "a b", "a/b/c/d", "a//b", "/a", "a/", "a;b", "pool\n"] {
+        let err = PoolId::parse(bad).unwrap_err().to_string();
+        assert!(err.starts_with("PVE config pool:"), "{bad:?}: {err}");
+    }
+}

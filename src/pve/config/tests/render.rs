@@ -319,3 +319,18 @@ fn version_parsing() {
     assert!(PveVersion::new(10, 0).has_entrypoint());
     assert!(!PveVersion::new(9, 0).has_entrypoint());
 }
+
+#[test]
+fn pool_goes_with_the_create_only() {
+    let mut c = full_config();
+    c.pool = Some(PoolId::parse("lxcri").unwrap());
+    let create = c.to_create_params().and_then(|p| p.with_vmid(100)).unwrap();
+    let at = create.iter().position(|(k, _)| k == "ostemplate").unwrap();
+    assert_eq!(create[at + 1], ("pool".to_string(), "lxcri".to_string()));
+    assert!(!c
+        .resources
+        .to_update_params()
+        .unwrap()
+        .iter()
+        .any(|(k, _)| k == "pool"));
+}
