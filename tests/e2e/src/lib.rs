@@ -26,6 +26,7 @@ pub mod cri;
 pub mod grpc;
 pub mod image;
 pub mod pve;
+pub mod pve_acl;
 pub mod spec;
 pub mod zfs;
 

@@ -35,6 +35,8 @@ pub fn backend() -> BackendKind {
 
 /// The node name of every stand-in (each is its own one-node cluster).
 pub const NODE: &str = "e2e-node";
+/// The API token of every stand-in.
+pub const TOKEN_ID: &str = "lxcri@pve!e2e";
 /// The template lxcri creates CTs from, as configured by default.
 pub const TEMPLATE: &str = "lxcri-empty.tar.gz";
 
@@ -73,19 +75,30 @@ fn private_vmid_range() -> (u32, u32) {
 }
 
 impl PveSim {
+    /// A stand-in whose token holds exactly the role docs/operations.md
+    /// documents.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
 
-    /// Starts the stand-in with extra command line options (e.g. `--privs`).
+    /// The documented role, and extra command line options (e.g.
+    /// `--lxc-version 7`).
     pub fn start_with(extra: &[&str]) -> Self {
+        Self::start_with_user_cfg(&crate::pve_acl::documented_user_cfg(TOKEN_ID), extra)
+    }
+
+    /// A stand-in whose `etc/pve/user.cfg` is `user_cfg` (the token is
+    /// [`TOKEN_ID`]).
+    pub fn start_with_user_cfg(user_cfg: &str, extra: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("lxcri-e2e-pve.")
             .tempdir()
             .expect("temp dir for pve-sim")
             .keep();
         let secret = unique_name("secret");
-        let token_id = "lxcri@pve!e2e".to_string();
+        let token_id = TOKEN_ID.to_string();
+        fs::create_dir_all(dir.join("etc/pve")).expect("etc/pve");
+        fs::write(dir.join("etc/pve/user.cfg"), user_cfg).expect("user.cfg");
         let template_dir = dir.join("storage/local/template/cache");
         fs::create_dir_all(&template_dir).expect("template dir");
         let status = Command::new("tar")
@@ -183,6 +196,7 @@ impl PveSim {
             ("LXCRI_PVE_CONFIG_DIR", format!("{d}/etc/pve")),
             ("LXCRI_PVE_LXCPATH", format!("{d}/var/lib/lxc")),
             ("LXCRI_PVE_LOCK_DIR", format!("{d}/run/lock/lxc")),
+            ("LXCRI_PVE_RUN_DIR", format!("{d}/run/pve")),
             ("LXCRI_PVE_STORAGE", "local-zfs".to_string()),
             (
                 "LXCRI_PVE_VMID_RANGE",
@@ -203,6 +217,41 @@ impl PveSim {
             .push((key.to_string(), value.to_string()));
     }
 
+    /// The stand-in's `etc/pve/user.cfg`.
+    pub fn user_cfg(&self) -> String {
+        fs::read_to_string(self.dir.join("etc/pve/user.cfg")).unwrap_or_default()
+    }
+
+    /// Replaces `etc/pve/user.cfg` (atomically: the stand-in re-reads it).
+    pub fn set_user_cfg(&self, text: &str) {
+        let tmp = self.dir.join("etc/pve/user.cfg.tmp");
+        fs::write(&tmp, text).expect("user.cfg.tmp");
+        fs::rename(&tmp, self.dir.join("etc/pve/user.cfg")).expect("user.cfg");
+    }
+
+    /// Sets (`Some`) or clears PVE's `lock` of CT `vmid`, as vzdump or
+    /// `pct snapshot` do: the `lock:` line of its config.
+    pub fn set_lock(&self, vmid: u32, lock: Option<&str>) {
+        let path = self.config_file(vmid);
+        let text = fs::read_to_string(&path).expect("CT config");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with("lock:"))
+            .map(str::to_string)
+            .collect();
+        if let Some(l) = lock {
+            // Keys are sorted in PVE's file; `lock` goes before the next key.
+            let at = lines
+                .iter()
+                .position(|k| !k.starts_with('#') && k.as_str() > "lock:")
+                .unwrap_or(lines.len());
+            lines.insert(at, format!("lock: {l}"));
+        }
+        let tmp = path.with_extension("conf.tmp");
+        fs::write(&tmp, lines.join("\n") + "\n").expect("CT config tmp");
+        fs::rename(&tmp, &path).expect("CT config");
+    }
+
     /// The VMIDs that have a config now.
     pub fn vmids(&self) -> Vec<u32> {
         let mut ids: Vec<u32> = fs::read_dir(self.dir.join("etc/pve/lxc"))
@@ -220,8 +269,9 @@ impl PveSim {
         self.vmids().into_iter().find_map(|vmid| {
             let text = fs::read_to_string(self.config_file(vmid)).ok()?;
             let description = description(&text);
-            let ours = description.contains(&format!("- container: {id}\n"))
-                && description.contains(&format!("- containerd namespace: {namespace}\n"));
+            let has = |line: String| description.lines().any(|l| l == line);
+            let ours = has(format!("- container: {id}"))
+                && has(format!("- containerd namespace: {namespace}"));
             ours.then_some((vmid, text))
         })
     }
@@ -310,7 +360,10 @@ impl PveSim {
             .collect();
         found.extend(self.volumes("-disk-"));
         for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
-            found.push(format!("LXC container dir {}", e.path().display()));
+            // PVE's pre-start hook keeps its staging directory for mounts.
+            if e.file_name() != ".pve-staged-mounts" {
+                found.push(format!("LXC container dir {}", e.path().display()));
+            }
         }
         found.sort();
         found.dedup();
@@ -376,6 +429,9 @@ impl PveSim {
             );
         }
         for e in fs::read_dir(self.lxcpath()).into_iter().flatten().flatten() {
+            if e.file_name() == ".pve-staged-mounts" {
+                continue;
+            }
             let config = fs::read_to_string(e.path().join("config")).unwrap_or_default();
             eprintln!("--- {}/config ---\n{config}", e.path().display());
             for include in config

@@ -278,27 +278,58 @@ fn proc_state(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// The memory limit file of `pid`'s cgroup, seen from the host: cgroup v1
-/// `memory.limit_in_bytes` when the memory controller is on v1, else v2
-/// `memory.max` (under `/sys/fs/cgroup/unified` on a hybrid host).
-fn memory_limit_file(pid: u32) -> PathBuf {
+/// The memory limit files that bind `pid`, seen from the host: its cgroup's
+/// and each ancestor's (cgroup v1 `memory.limit_in_bytes` when the memory
+/// controller is on v1, else v2 `memory.max`, under `/sys/fs/cgroup/unified`
+/// on a hybrid host). runc limits the task's own cgroup; PVE limits
+/// `lxc/VMID` and runs the task in `lxc/VMID/ns`, so the limit a process
+/// lives under is the lowest of the chain.
+fn memory_limit_files(pid: u32) -> Vec<PathBuf> {
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of pid");
-    for line in cgroups.lines() {
+    let v1 = cgroups.lines().find_map(|line| {
         let mut f = line.splitn(3, ':');
         let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
-        if controllers.split(',').any(|c| c == "memory") {
-            return PathBuf::from(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
-        }
+        controllers.split(',').any(|c| c == "memory").then(|| {
+            (
+                PathBuf::from("/sys/fs/cgroup/memory"),
+                path.to_string(),
+                "memory.limit_in_bytes",
+            )
+        })
+    });
+    let (base, path, file) = v1.unwrap_or_else(|| {
+        let path = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))
+            .expect("a cgroup v2 line");
+        let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|b| {
+                b.join(path.trim_start_matches('/'))
+                    .join("memory.max")
+                    .exists()
+            })
+            .expect("memory.max of the task's cgroup");
+        (base, path.to_string(), "memory.max")
+    });
+    let mut dir = base.join(path.trim_start_matches('/'));
+    let mut files = Vec::new();
+    while dir != base {
+        files.push(dir.join(file));
+        dir.pop();
     }
-    let path = cgroups
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .expect("a cgroup v2 line");
-    ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+    files
+}
+
+/// The lowest limit among `files` (`max` is no limit).
+fn effective_limit(files: &[PathBuf]) -> u64 {
+    files
         .iter()
-        .map(|base| PathBuf::from(format!("{base}{path}/memory.max")))
-        .find(|p| p.exists())
-        .expect("memory.max of the task's cgroup")
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .map(|s| s.trim().parse::<u64>().unwrap_or(u64::MAX))
+        .min()
+        .unwrap_or(u64::MAX)
 }
 
 #[test]
@@ -315,22 +346,11 @@ fn update_memory_limit() {
             &["--memory-limit", "268435456"],
         );
         let (pid, _) = ctd.task(&id).expect("task listed");
-        let file = memory_limit_file(pid);
-        let read = || {
-            std::fs::read_to_string(&file)
-                .unwrap_or_default()
-                .trim()
-                .to_string()
-        };
-        assert_eq!(read(), "268435456", "{rt}: {}", file.display());
+        let files = memory_limit_files(pid);
+        assert_eq!(effective_limit(&files), 268435456, "{rt}: {files:?}");
         ctd.update_memory_limit(&id, 64 << 20)
             .unwrap_or_else(|e| panic!("{rt}: update: {e}"));
-        assert_eq!(
-            read(),
-            (64u64 << 20).to_string(),
-            "{rt}: {}",
-            file.display()
-        );
+        assert_eq!(effective_limit(&files), 64 << 20, "{rt}: {files:?}");
         ctd.remove(&id);
     }
 }

@@ -70,7 +70,6 @@ fn ct_config_has_the_keys_tags_and_notes_and_delete_removes_it() {
         "memory: 256",
         "cpulimit: 0.5",
         "ostype: unmanaged",
-        "unprivileged: 0",
         "console: 0",
         "tty: 0",
         "entrypoint: /.lxcri/lxcri-init",
@@ -80,6 +79,8 @@ fn ct_config_has_the_keys_tags_and_notes_and_delete_removes_it() {
             "{line:?} missing in\n{text}"
         );
     }
+    // A privileged CT: PVE stores `unprivileged` only when it is 1.
+    assert!(!text.contains("unprivileged:"), "{text}");
     let root = format!("rootfs: {}", ctd.bundle(&id).join("rootfs").display());
     assert!(
         text.lines().any(|l| l == root) || text.contains("rootfs: /"),
@@ -156,9 +157,11 @@ fn an_update_changes_the_ct_and_the_cgroup() {
     );
     let (pid, _) = ctd.task(&id).expect("task");
     let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    // PVE's processes are in lxc/VMID/ns, its limits on lxc/VMID.
     let limit = cgroup
         .lines()
         .filter_map(|l| l.rsplit(':').next())
+        .map(|p| p.strip_suffix("/ns").unwrap_or(p))
         .flat_map(|p| {
             [
                 format!("/sys/fs/cgroup{p}/memory.max"),

@@ -335,7 +335,10 @@ fn missing_pool_full_quota_and_missing_command_fail_cleanly() {
     let cases: Vec<(String, &str, &str)> = vec![
         (
             "[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"lxnopool9/data\"\n".to_string(),
-            "zfs.pool \"lxnopool9\" does not exist",
+            // lxc: "zfs.pool \"lxnopool9\" does not exist" (zfs create);
+            // pve: "zfs.pool \"lxnopool9/data\" does not exist" (the
+            // storage check's `zfs get`, which runs first).
+            "zfs.pool \"lxnopool9",
             "missing pool",
         ),
         (
@@ -384,5 +387,47 @@ fn missing_pool_full_quota_and_missing_command_fail_cleanly() {
                 "{what}: CT left"
             );
         }
+    }
+    if let Some(sim) = node.ctd.pve() {
+        // A pool the PVE storage is not on: PVE would bind and destroy
+        // another dataset, so lxcri refuses before it asks PVE for a CT.
+        node.pool.create("other", &[]);
+        let other = node.pool.dataset("other");
+        let path = node.ctd.dir().join("other-pool.toml");
+        std::fs::write(
+            &path,
+            format!("[rootfs]\nmode = \"zfs\"\n[zfs]\npool = \"{other}\"\nsize = \"256M\"\n"),
+        )
+        .unwrap();
+        let id = node.ctd.new_id("zother");
+        let flag = format!("--runtime-config-path={}", path.display());
+        let out = node.ctd.run(Runtime::Lxcri, &id, &["true"], &[&flag]);
+        assert!(!out.success(), "other pool: {out}");
+        let expected = format!("is pool \"{data}\"");
+        assert!(
+            out.stderr.contains(&expected)
+                && out.stderr.contains(&format!("zfs.pool is \"{other}\"")),
+            "other pool: the error should name both pools: {out}"
+        );
+        node.ctd.remove(&id);
+        assert!(
+            !sim.requests()
+                .iter()
+                .any(|r| r["method"] == "POST" && r["template"] == "/nodes/{node}/lxc"),
+            "other pool: no CT may be asked for: {:?}",
+            sim.requests()
+        );
+        assert!(
+            node.ctd.leftovers(&id).is_empty(),
+            "{:?}",
+            node.ctd.leftovers(&id)
+        );
+        let below_other: Vec<_> = node
+            .pool
+            .datasets()
+            .into_iter()
+            .filter(|d| d.starts_with(&format!("{other}/")))
+            .collect();
+        assert!(below_other.is_empty(), "other pool: {below_other:?}");
     }
 }
