@@ -16,6 +16,7 @@
 //! - [`rootfs`]: mounting containerd's rootfs mounts on the bundle.
 //! - [`runtime`]: one container lifecycle over a backend: `lxc` or `pve`.
 //! - [`state`]: per-container state on disk, found again after restarts.
+//! - [`network`]: NICs on Linux bridges and Open vSwitch (netlink, OVSDB).
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
 //! - [`zfs`]: ZFS through the `zfs` command (validated names, classified
 //!   failures), for the rootfs on ZFS clones.
@@ -24,6 +25,7 @@ pub mod cgroup;
 pub mod command;
 pub mod config;
 pub mod lxc;
+pub mod network;
 pub mod pidfd;
 pub mod plan;
 pub mod proc_events;

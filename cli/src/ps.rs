@@ -45,6 +45,19 @@ fn is_alive(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> bool
         .is_some_and(|pid| pidfd::is_live_process(proc_root, pid, start_time))
 }
 
+/// The NICs lxcri plugged: `eth1=lx1a2b3c4di1@vmbr1` (inside = host end
+/// @ bridge), comma-separated.
+fn ports(r: &ContainerRecord) -> String {
+    if r.nics.is_empty() {
+        return "-".to_string();
+    }
+    let port = |n: &lxcri::network::plug::PluggedNic| match &n.bridge {
+        Some(b) => format!("{}={}@{b}", n.name, n.host),
+        None => format!("{}={}", n.name, n.host),
+    };
+    r.nics.iter().map(port).collect::<Vec<_>>().join(",")
+}
+
 fn pod(r: &ContainerRecord) -> String {
     match (&r.pod_namespace, &r.pod) {
         (Some(ns), Some(pod)) => format!("{ns}/{pod}"),
@@ -66,6 +79,7 @@ fn table(rows: &[(&ContainerRecord, &str)]) -> String {
         "PID",
         "STATE",
         "POD",
+        "PORTS",
     ];
     let mut lines: Vec<Vec<String>> = vec![header.map(String::from).to_vec()];
     for (r, state) in rows {
@@ -79,6 +93,7 @@ fn table(rows: &[(&ContainerRecord, &str)]) -> String {
             or_dash(r.pid),
             state.to_string(),
             pod(r),
+            ports(r),
         ]);
     }
     crate::table::render(&lines)
@@ -102,6 +117,7 @@ fn json(rows: &[(&ContainerRecord, &str)]) -> String {
                 "sandbox_id": r.sandbox_id,
                 "bundle": r.bundle,
                 "created_at_ns": r.created_at_ns,
+                "nics": r.nics,
             })
         })
         .collect();
@@ -169,6 +185,7 @@ mod tests {
             created_at_ns: 1,
             vmid: None,
             node: None,
+            nics: Vec::new(),
         }
     }
 
@@ -214,21 +231,47 @@ mod tests {
         let lines: Vec<_> = t.lines().collect();
         assert_eq!(
             lines[0],
-            "ID   NAMESPACE  BACKEND  NAME        VMID   NODE  PID  STATE    POD"
+            "ID   NAMESPACE  BACKEND  NAME        VMID   NODE  PID  STATE    POD  PORTS"
         );
         assert_eq!(
             lines[1],
-            "abc  k8s.io     pve      10042       10042  pve1  7    running  -"
+            "abc  k8s.io     pve      10042       10042  pve1  7    running  -    -"
         );
         assert_eq!(
             lines[2],
-            "def  k8s.io     lxc      k8s.io_def  -      -     7    stopped  -"
+            "def  k8s.io     lxc      k8s.io_def  -      -     7    stopped  -    -"
         );
 
         let v: serde_json::Value = serde_json::from_str(&json(&rows)).unwrap();
         assert_eq!(v[0]["vmid"], 10042);
         assert_eq!(v[0]["node"], "pve1");
         assert_eq!(v[1]["vmid"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn ports_show_each_nic_with_its_host_end_and_bridge() {
+        let mut a = record("abc", None);
+        let nic = |name: &str, host: &str, bridge: Option<&str>| lxcri::network::plug::PluggedNic {
+            host: host.into(),
+            name: name.into(),
+            bridge: bridge.map(String::from),
+            ovs: false,
+        };
+        a.nics = vec![
+            nic("eth1", "lx01020304i0", Some("vmbr1")),
+            nic("eth2", "lx01020304i1", None),
+        ];
+        let t = table(&[(&a, "running")]);
+        assert!(
+            t.lines()
+                .nth(1)
+                .unwrap()
+                .ends_with("eth1=lx01020304i0@vmbr1,eth2=lx01020304i1"),
+            "{t}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&json(&[(&a, "running")])).unwrap();
+        assert_eq!(v[0]["nics"][0]["host"], "lx01020304i0");
+        assert_eq!(v[0]["nics"][0]["bridge"], "vmbr1");
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
         created_at_ns: 1,
         vmid: Some(vmid),
         node: Some(NODE.into()),
+        nics: Vec::new(),
     };
     StateStore::new(runtime_root).save(&record).unwrap();
 }

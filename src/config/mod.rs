@@ -18,8 +18,10 @@
 //! next to the running executable.
 
 mod error;
+mod network;
 mod pve;
 mod pve_client;
+mod settings;
 mod values;
 mod zfs;
 
@@ -35,11 +37,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::{ConfigError, Origin, Result};
+pub use network::{NetworkSettings, DEFAULT_OVSDB};
 pub use pve::{
     PveSettings, DEFAULT_BRIDGE, DEFAULT_CONFIG_DIR, DEFAULT_LOCK_DIR, DEFAULT_LOCK_WAIT_SECS,
     DEFAULT_PVE_LXCPATH, DEFAULT_RUN_DIR, DEFAULT_STORAGE, DEFAULT_TEMPLATE, DEFAULT_VMID_RANGE,
 };
 pub use pve_client::ConnectError;
+pub use settings::{Setting, SETTINGS};
 pub use values::{BackendKind, LogLevel, LxcLogLevel, RootfsMode};
 pub use zfs::{
     ZfsSettings, DEFAULT_IMAGES_CHILD, DEFAULT_IMAGE_TTL_SECS, DEFAULT_SIZE as DEFAULT_ZFS_SIZE,
@@ -70,6 +74,8 @@ pub struct Config {
     pub pve: PveSettings,
     /// The `[zfs]` section (used by `rootfs.mode = "zfs"`).
     pub zfs: ZfsSettings,
+    /// The `[network]` section.
+    pub network: NetworkSettings,
     /// The config file that was read; `None` when none was (defaults and env only).
     pub file: Option<PathBuf>,
     /// The value of every key that was set (file, environment or flag), as
@@ -118,6 +124,7 @@ impl Default for Config {
             },
             pve: PveSettings::default(),
             zfs: ZfsSettings::default(),
+            network: NetworkSettings::default(),
             file: None,
             applied: BTreeMap::new(),
         }
@@ -137,164 +144,8 @@ enum Field {
     RootfsMode,
     Pve(pve::PveField),
     Zfs(zfs::ZfsField),
+    Network(network::NetworkField),
 }
-
-/// One configuration key: its dotted name in the file and its environment variable.
-#[derive(Debug)]
-pub struct Setting {
-    pub key: &'static str,
-    pub env: &'static str,
-    field: Field,
-}
-
-/// Every key, in the order the environment is applied and the docs list them.
-pub const SETTINGS: &[Setting] = &[
-    Setting {
-        key: "backend",
-        env: "LXCRI_BACKEND",
-        field: Field::Backend,
-    },
-    Setting {
-        key: "runtime_root",
-        env: "LXCRI_RUNTIME_ROOT",
-        field: Field::RuntimeRoot,
-    },
-    Setting {
-        key: "log_level",
-        env: "LXCRI_LOG_LEVEL",
-        field: Field::LogLevel,
-    },
-    Setting {
-        key: "lxc.lxcpath",
-        env: "LXCRI_LXC_LXCPATH",
-        field: Field::LxcPath,
-    },
-    Setting {
-        key: "lxc.init_binary",
-        env: "LXCRI_LXC_INIT_BINARY",
-        field: Field::InitBinary,
-    },
-    Setting {
-        key: "lxc.log_level",
-        env: "LXCRI_LXC_LOG_LEVEL",
-        field: Field::LxcLogLevel,
-    },
-    Setting {
-        key: "lxc.start_timeout_secs",
-        env: "LXCRI_LXC_START_TIMEOUT_SECS",
-        field: Field::StartTimeoutSecs,
-    },
-    Setting {
-        key: "rootfs.mode",
-        env: "LXCRI_ROOTFS_MODE",
-        field: Field::RootfsMode,
-    },
-    Setting {
-        key: "pve.url",
-        env: "LXCRI_PVE_URL",
-        field: Field::Pve(pve::PveField::Url),
-    },
-    Setting {
-        key: "pve.node",
-        env: "LXCRI_PVE_NODE",
-        field: Field::Pve(pve::PveField::Node),
-    },
-    Setting {
-        key: "pve.token_id",
-        env: "LXCRI_PVE_TOKEN_ID",
-        field: Field::Pve(pve::PveField::TokenId),
-    },
-    Setting {
-        key: "pve.token_secret_file",
-        env: "LXCRI_PVE_TOKEN_SECRET_FILE",
-        field: Field::Pve(pve::PveField::TokenSecretFile),
-    },
-    Setting {
-        key: "pve.fingerprint",
-        env: "LXCRI_PVE_FINGERPRINT",
-        field: Field::Pve(pve::PveField::Fingerprint),
-    },
-    Setting {
-        key: "pve.ca_file",
-        env: "LXCRI_PVE_CA_FILE",
-        field: Field::Pve(pve::PveField::CaFile),
-    },
-    Setting {
-        key: "pve.vmid_range",
-        env: "LXCRI_PVE_VMID_RANGE",
-        field: Field::Pve(pve::PveField::VmidRange),
-    },
-    Setting {
-        key: "pve.storage",
-        env: "LXCRI_PVE_STORAGE",
-        field: Field::Pve(pve::PveField::Storage),
-    },
-    Setting {
-        key: "pve.bridge",
-        env: "LXCRI_PVE_BRIDGE",
-        field: Field::Pve(pve::PveField::Bridge),
-    },
-    Setting {
-        key: "pve.config_dir",
-        env: "LXCRI_PVE_CONFIG_DIR",
-        field: Field::Pve(pve::PveField::ConfigDir),
-    },
-    Setting {
-        key: "pve.template",
-        env: "LXCRI_PVE_TEMPLATE",
-        field: Field::Pve(pve::PveField::Template),
-    },
-    Setting {
-        key: "pve.lxcpath",
-        env: "LXCRI_PVE_LXCPATH",
-        field: Field::Pve(pve::PveField::LxcPath),
-    },
-    Setting {
-        key: "pve.lock_dir",
-        env: "LXCRI_PVE_LOCK_DIR",
-        field: Field::Pve(pve::PveField::LockDir),
-    },
-    Setting {
-        key: "pve.run_dir",
-        env: "LXCRI_PVE_RUN_DIR",
-        field: Field::Pve(pve::PveField::RunDir),
-    },
-    Setting {
-        key: "pve.pool",
-        env: "LXCRI_PVE_POOL",
-        field: Field::Pve(pve::PveField::Pool),
-    },
-    Setting {
-        key: "pve.lock_wait_secs",
-        env: "LXCRI_PVE_LOCK_WAIT_SECS",
-        field: Field::Pve(pve::PveField::LockWaitSecs),
-    },
-    Setting {
-        key: "zfs.pool",
-        env: "LXCRI_ZFS_POOL",
-        field: Field::Zfs(zfs::ZfsField::Pool),
-    },
-    Setting {
-        key: "zfs.images",
-        env: "LXCRI_ZFS_IMAGES",
-        field: Field::Zfs(zfs::ZfsField::Images),
-    },
-    Setting {
-        key: "zfs.size",
-        env: "LXCRI_ZFS_SIZE",
-        field: Field::Zfs(zfs::ZfsField::Size),
-    },
-    Setting {
-        key: "zfs.image_ttl_secs",
-        env: "LXCRI_ZFS_IMAGE_TTL_SECS",
-        field: Field::Zfs(zfs::ZfsField::ImageTtlSecs),
-    },
-    Setting {
-        key: "zfs.command",
-        env: "LXCRI_ZFS_COMMAND",
-        field: Field::Zfs(zfs::ZfsField::Command),
-    },
-];
 
 fn setting(field: Field) -> &'static Setting {
     SETTINGS
@@ -319,6 +170,8 @@ struct RawFile {
     pve: pve::RawPve,
     #[serde(default)]
     zfs: zfs::RawZfs,
+    #[serde(default)]
+    network: network::RawNetwork,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -354,6 +207,7 @@ impl RawFile {
         .into_iter()
         .chain(self.pve.values())
         .chain(self.zfs.values())
+        .chain(self.network.values())
         .filter_map(|(field, v)| v.map(|v| (field, v)))
         .collect()
     }
@@ -475,6 +329,7 @@ impl Config {
                 .zfs
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
+            Field::Network(field) => self.network.apply(field, s.key, value).map_err(invalid)?,
         }
         self.applied.insert(s.key, value.to_string());
         Ok(())

@@ -689,3 +689,51 @@ fn a_snapshot_gives_back_the_effective_configuration() {
         assert!(err.contains("snap.json"), "{bad}: {err}");
     }
 }
+
+#[test]
+fn default_nics_are_checked_nics_by_index() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        "[network]\nnet0 = \"name=eth0,bridge=vmbr0,tag=30\"\nnet2 = \"name=eth2,bridge=ovs0\"\novsdb = \"unix:/run/ovs/db.sock\"\n",
+    );
+    let c = load(tmp.path(), Some(&path), &[]).unwrap();
+    let names: Vec<String> = c.network.nics().map(|n| n.name.to_string()).collect();
+    assert_eq!(names, ["eth0", "eth2"]);
+    assert_eq!(c.network.ovsdb.to_string(), "unix:/run/ovs/db.sock");
+    let c = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_NETWORK_NET0", "name=env0,bridge=vmbr9")],
+    )
+    .unwrap();
+    let names: Vec<String> = c.network.nics().map(|n| n.name.to_string()).collect();
+    assert_eq!(
+        names,
+        ["env0", "eth2"],
+        "the environment wins over the file"
+    );
+}
+
+#[test]
+fn a_bad_default_nic_names_the_key_and_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        "[network]\nnet3 = \"name=eth3,bridge=br0,tag=9999\"\n",
+    );
+    let msg = load(tmp.path(), Some(&path), &[]).unwrap_err().to_string();
+    assert!(
+        msg.contains("network.net3") && msg.contains("tag") && msg.contains("not a VLAN id"),
+        "{msg}"
+    );
+    let msg = load(tmp.path(), None, &[("LXCRI_NETWORK_OVSDB", "db.sock")])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("network.ovsdb") && msg.contains("LXCRI_NETWORK_OVSDB"),
+        "{msg}"
+    );
+}

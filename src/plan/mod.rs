@@ -16,6 +16,7 @@ mod devices;
 mod limits;
 mod mounts;
 mod namespaces;
+mod network;
 mod process;
 pub mod pve;
 mod resolve;
@@ -34,10 +35,13 @@ use oci_spec::runtime::{Linux, Spec};
 
 use crate::cgroup::CgroupVersion;
 use crate::lxc::{LxcConfig, LxcConfigError, MountEntry, Prlimit};
+use crate::network::nic::NicSpec;
 use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
+use crate::spec::CriContainerType;
 
 pub use crate::cgroup::CgroupSetting;
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
+pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
 pub use resolve::{resolve_in_root, ResolveError};
 pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to_weight};
@@ -51,6 +55,10 @@ pub struct PlanContext {
     pub run_dir: PathBuf,
     /// Which cgroup keys to write (`lxc.cgroup.*` or `lxc.cgroup2.*`).
     pub cgroup: CgroupVersion,
+    /// `io.kubernetes.cri.container-type`; `None` for a `ctr` container.
+    pub cri: Option<CriContainerType>,
+    /// `network.netN`: NICs of a `ctr` container whose spec names none.
+    pub default_nics: Vec<NicSpec>,
 }
 
 /// Everything needed to create the container.
@@ -63,6 +71,8 @@ pub struct ContainerPlan {
     pub shared_mounts: Vec<SharedMount>,
     /// The memory and CPU limits, checked; the pve backend's CT keys.
     pub limits: Limits,
+    /// NICs lxcri plugs once the container's network namespace exists.
+    pub network: Option<NetworkPlan>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +136,18 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
 
     let init_process = process::plan_process(process, spec)?;
     let ns = namespaces::plan_namespaces(spec, linux)?;
+    let network = network::plan_network(&network::NetworkInputs {
+        spec,
+        cri: ctx.cri,
+        defaults: &ctx.default_nics,
+        net: ns.net,
+        net_path: ns
+            .namespaces
+            .share
+            .iter()
+            .find(|(n, _)| *n == crate::lxc::Namespace::Net)
+            .map(|(_, p)| p.clone()),
+    })?;
 
     let reserved = Path::new(RUNTIME_DIR);
     let mut lxc = LxcConfig::new(
@@ -190,6 +212,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         init,
         shared_mounts: mount_plan.shared,
         limits,
+        network,
     })
 }
 

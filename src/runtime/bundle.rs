@@ -104,6 +104,7 @@ pub fn prepare_bundle(
         created_at_ns: now_ns(),
         vmid: None,
         node: None,
+        nics: Vec::new(),
     };
     undo.state_dir = true;
     i.store.save(&record)?;
@@ -127,6 +128,8 @@ pub fn prepare_bundle(
             rootfs: rootfs_path.clone(),
             run_dir: run_dir.clone(),
             cgroup: host_cgroups.version(),
+            cri: cri.container_type,
+            default_nics: i.config.network.nics().cloned().collect(),
         },
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;

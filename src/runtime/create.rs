@@ -11,17 +11,22 @@
 //! 5. [`CreateSteps::reserve`] (the name, or a VMID), recorded;
 //! 6. [`CreateSteps::write_config`], [`CreateSteps::start`];
 //! 7. the init reports ready; its pid is recorded;
-//! 8. `rshared` binds are made from the host ([`bind_shared_mounts`]).
+//! 8. the NICs lxcri plugs are plugged into the container's (or pod's)
+//!    network namespace, and recorded ([`plug`]);
+//! 9. `rshared` binds are made from the host ([`bind_shared_mounts`]).
 //!
-//! Rollback runs in reverse: [`CreateSteps::rollback`], then the bundle.
+//! Rollback runs in reverse: the NICs, [`CreateSteps::rollback`], then the
+//! bundle.
 
 use super::backend::CreateSteps;
 use super::bundle::{prepare_bundle, BundleInputs, BundleUndo};
 use super::container::{CreateRequest, CreatedContainer};
 use super::error::Result;
 use super::lifecycle::Runtime;
+use super::nics::{plug, unplug_nics};
 use super::rendezvous::InitRendezvous;
 use super::shared_mounts::bind_shared_mounts;
+use crate::network::plug::PluggedNic;
 
 impl Runtime {
     /// Creates the container and starts its init, which waits for `start`.
@@ -33,6 +38,7 @@ impl Runtime {
             req,
             steps,
             bundle: BundleUndo::default(),
+            plugged: Vec::new(),
             done: false,
         };
         let created = create.run();
@@ -47,6 +53,8 @@ struct Create<'a> {
     req: &'a CreateRequest,
     steps: Box<dyn CreateSteps + 'a>,
     bundle: BundleUndo,
+    /// NICs lxcri plugged, unplugged if a later step fails.
+    plugged: Vec<PluggedNic>,
     done: bool,
 }
 
@@ -71,6 +79,7 @@ impl Create<'_> {
             return Err(rendezvous.init_failure().unwrap_or(e));
         }
         let shared = bundle.plan.shared_mounts.clone();
+        let network = bundle.plan.network.clone();
         let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
         let steps = &self.steps;
         let mut created = rendezvous.finish(
@@ -81,6 +90,12 @@ impl Create<'_> {
             &|| steps.is_running(),
             || steps.stopped_early(),
         )?;
+        if let Some(network) = network {
+            let plugged = plug(&rt.config, &network, created.init.pid(), &self.req.owner())?;
+            self.plugged.clone_from(&plugged);
+            created.container.record.nics = plugged;
+            rt.store.save(&created.container.record)?;
+        }
         if let Some(inner) = steps.cgroup_inner_dir() {
             let cgroup = created.container.cgroup.take();
             created.container.cgroup = cgroup.map(|cg| cg.with_inner(inner));
@@ -97,6 +112,9 @@ impl Drop for Create<'_> {
     fn drop(&mut self) {
         if self.done {
             return;
+        }
+        if let Err(e) = unplug_nics(&self.rt.config, &self.plugged) {
+            tracing::warn!(error = %e, "rollback: removing the container's NICs");
         }
         self.steps.rollback();
         self.bundle

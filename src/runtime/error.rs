@@ -56,6 +56,22 @@ pub enum RuntimeError {
     SharedMounts { detail: String },
     #[error(transparent)]
     Pve(Box<PveBackendError>),
+    #[error("opening the network namespace {path}: {source}")]
+    Netns {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the node's network: {0}")]
+    HostNetwork(#[source] Box<crate::network::host::HostError>),
+    #[error(transparent)]
+    Plug(Box<crate::network::plug::PlugError>),
+}
+
+impl From<crate::network::plug::PlugError> for RuntimeError {
+    fn from(e: crate::network::plug::PlugError) -> Self {
+        Self::Plug(Box::new(e))
+    }
 }
 
 impl RuntimeError {

@@ -14,6 +14,7 @@ use super::container::{owner, Container};
 use super::control;
 use super::error::Result;
 use super::lxc::LxcBackend;
+use super::nics::unplug_nics;
 use super::pve::PveBackend;
 use crate::cgroup::CgroupStats;
 use crate::config::{BackendKind, Config};
@@ -78,6 +79,9 @@ impl Runtime {
         let record = self.store.load(namespace, id).ok().flatten();
         let record = record.as_ref();
         self.backend.teardown(namespace, id, record)?;
+        if let Some(r) = record {
+            unplug_nics(&self.config, &r.nics)?;
+        }
         let mounted = record.map(|r| r.rootfs_mounted).unwrap_or(true);
         // Records from before lxcri kept the path: containerd's default.
         let target = record

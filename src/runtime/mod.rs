@@ -12,6 +12,7 @@
 //!   (`lxcri gc`).
 //! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
 //!   things a backend implements.
+//! - `nics.rs`: the NICs lxcri plugs itself, in and out.
 //! - [`init_channel`]: the socket to `lxcri-init`.
 
 mod backend;
@@ -24,6 +25,7 @@ pub mod init_channel;
 mod leftovers;
 mod lifecycle;
 mod lxc;
+mod nics;
 pub mod pve;
 mod rendezvous;
 mod shared_mounts;

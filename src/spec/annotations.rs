@@ -19,6 +19,10 @@ pub const SANDBOX_NAMESPACE: &str = "io.kubernetes.cri.sandbox-namespace";
 pub const SANDBOX_UID: &str = "io.kubernetes.cri.sandbox-uid";
 pub const CONTAINER_NAME: &str = "io.kubernetes.cri.container-name";
 pub const IMAGE_NAME: &str = "io.kubernetes.cri.image-name";
+/// lxcri's own annotations; only [`NIC_PREFIX`]`0` to `9` exist.
+pub const LXCRI_PREFIX: &str = "io.lxcri.";
+/// `io.lxcri.net0` ... `io.lxcri.net9`: a NIC in PVE's `netN` syntax.
+pub const NIC_PREFIX: &str = "io.lxcri.net";
 
 /// `io.kubernetes.cri.container-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +90,31 @@ impl CriAnnotations {
             })?,
         })
     }
+}
+
+/// The `io.lxcri.netN` annotations as (N, annotation, value), by N. Any
+/// other `io.lxcri.*` name is refused: a misspelled NIC must not be
+/// silently left out.
+pub fn nic_annotations(spec: &Spec) -> Result<Vec<(u8, String, String)>> {
+    let Some(ann) = spec.annotations() else {
+        return Ok(Vec::new());
+    };
+    let mut nics = Vec::new();
+    for (key, value) in ann.iter().filter(|(k, _)| k.starts_with(LXCRI_PREFIX)) {
+        let index = key
+            .strip_prefix(NIC_PREFIX)
+            .filter(|n| n.len() == 1)
+            .and_then(|n| n.parse::<u8>().ok());
+        let Some(index) = index else {
+            return Err(invalid(
+                key,
+                &format!("unknown lxcri annotation (lxcri reads {NIC_PREFIX}0 to {NIC_PREFIX}9)"),
+            ));
+        };
+        nics.push((index, key.clone(), value.clone()));
+    }
+    nics.sort();
+    Ok(nics)
 }
 
 /// It becomes a path component and a grouping key.

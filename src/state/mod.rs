@@ -77,6 +77,9 @@ pub struct ContainerRecord {
     /// The PVE node the CT is on (`pve` backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// NICs lxcri plugged for it (removed on delete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nics: Vec<crate::network::plug::PluggedNic>,
 }
 
 /// Unix time in nanoseconds, as state records and exit reports carry it.
@@ -230,6 +233,7 @@ mod tests {
             created_at_ns: 1,
             vmid: None,
             node: None,
+            nics: Vec::new(),
         }
     }
 

@@ -164,6 +164,7 @@ impl Node {
             created_at_ns: 1,
             vmid,
             node: Some(NODE.into()),
+            nics: Vec::new(),
         };
         StateStore::new(&self.config.runtime_root)
             .save(&record)

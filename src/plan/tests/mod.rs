@@ -3,6 +3,7 @@
 
 mod errors;
 mod golden;
+mod network;
 mod pve;
 mod resources;
 
@@ -54,6 +55,8 @@ impl Env {
             rootfs: self.rootfs.clone(),
             run_dir: RUN_DIR.into(),
             cgroup,
+            cri: None,
+            default_nics: Vec::new(),
         }
     }
 

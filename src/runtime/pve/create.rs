@@ -18,6 +18,7 @@ use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_lo
 use super::{stderr_file, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::plan::pve::{ct_config, CtInputs};
+use crate::plan::NetnsTarget;
 use crate::pve::client::PveError;
 use crate::pve::config::{update_node_config, CreateParams};
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
@@ -92,6 +93,21 @@ impl CreateSteps for PveCreate<'_> {
 
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
         let pve = self.pve;
+        if let Some(nic) = bundle
+            .plan
+            .network
+            .as_ref()
+            .filter(|n| n.netns == NetnsTarget::Own)
+            .and_then(|n| n.nics.first())
+        {
+            // PVE must plug a CT's own NICs (netN); that path is not built
+            // yet, and plugging behind PVE's back would hide them from it.
+            return Err(crate::plan::PlanError::Unsupported {
+                field: nic.source.clone(),
+                reason: "NICs of a container with its own network namespace on the pve backend (PVE netN) are not implemented yet; pod NICs are".into(),
+            }
+            .into());
+        }
         let api = pve.api()?;
         let ct = ct_config(&CtInputs {
             version: pve.pve_version(api.as_ref())?,

@@ -183,7 +183,9 @@ impl Containerd {
         self.dir.join("config.toml")
     }
 
-    pub(crate) fn lxcri_config_path(&self) -> PathBuf {
+    /// The lxcri config file the CRI runtime handler passes as `ConfigPath`
+    /// (a test may write settings into it before it runs pods).
+    pub fn lxcri_config_path(&self) -> PathBuf {
         self.dir.join("lxcri.toml")
     }
 

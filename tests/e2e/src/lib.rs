@@ -25,6 +25,7 @@ pub mod containerd;
 pub mod cri;
 pub mod grpc;
 pub mod image;
+pub mod ovs;
 pub mod pve;
 pub mod pve_acl;
 pub mod spec;

@@ -37,6 +37,8 @@ pub(crate) fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
       runtime_type = "io.containerd.runc.v2"
     [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri]
       runtime_type = "io.containerd.lxcri.v2"
+      # Pod annotations lxcri reads (its NICs) reach the spec.
+      pod_annotations = ["io.lxcri.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri.options]
         ConfigPath = "{lxcri_config}"
   [plugins."io.containerd.grpc.v1.cri".cni]

@@ -1,0 +1,96 @@
+//! The `[network]` section: the Open vSwitch database lxcri plugs OVS
+//! ports through, and the NICs a container with its own network namespace
+//! gets when its spec names none (`net0` ... `net9`, PVE's `netN` syntax;
+//! see [`crate::network::nic`]).
+
+use serde::Deserialize;
+
+use super::Field;
+use crate::network::nic::{NicIndex, NicSpec, MAX_NICS};
+
+use crate::network::ovsdb::OvsdbTarget;
+
+/// Where Debian's `openvswitch-switch` serves its database.
+pub const DEFAULT_OVSDB: &str = "unix:/var/run/openvswitch/db.sock";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NetworkField {
+    Ovsdb,
+    Nic(u8),
+}
+
+/// The `[network]` section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSettings {
+    pub ovsdb: OvsdbTarget,
+    /// Default NICs, by index.
+    nics: [Option<NicSpec>; MAX_NICS as usize],
+}
+
+impl Default for NetworkSettings {
+    fn default() -> Self {
+        Self {
+            ovsdb: DEFAULT_OVSDB
+                .parse()
+                .expect("the default OVSDB target parses"),
+            nics: Default::default(),
+        }
+    }
+}
+
+impl NetworkSettings {
+    /// The default NICs, in index order.
+    pub fn nics(&self) -> impl Iterator<Item = &NicSpec> {
+        self.nics.iter().flatten()
+    }
+
+    pub(super) fn apply(
+        &mut self,
+        field: NetworkField,
+        key: &str,
+        value: &str,
+    ) -> Result<(), String> {
+        match field {
+            NetworkField::Ovsdb => self.ovsdb = value.parse().map_err(|e| format!("{e}"))?,
+            NetworkField::Nic(n) => {
+                let index = NicIndex::new(n).expect("net0-net9 only");
+                let nic = NicSpec::parse(index, value, key).map_err(|e| e.to_string())?;
+                self.nics[usize::from(n)] = Some(nic);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The section as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNetwork {
+    ovsdb: Option<String>,
+    net0: Option<String>,
+    net1: Option<String>,
+    net2: Option<String>,
+    net3: Option<String>,
+    net4: Option<String>,
+    net5: Option<String>,
+    net6: Option<String>,
+    net7: Option<String>,
+    net8: Option<String>,
+    net9: Option<String>,
+}
+
+impl RawNetwork {
+    pub(super) fn values(self) -> Vec<(Field, Option<String>)> {
+        let nics = [
+            self.net0, self.net1, self.net2, self.net3, self.net4, self.net5, self.net6, self.net7,
+            self.net8, self.net9,
+        ];
+        std::iter::once((Field::Network(NetworkField::Ovsdb), self.ovsdb))
+            .chain(
+                (0u8..)
+                    .zip(nics)
+                    .map(|(n, v)| (Field::Network(NetworkField::Nic(n)), v)),
+            )
+            .collect()
+    }
+}

@@ -1,0 +1,114 @@
+//! IP addresses on links and routes via a gateway.
+
+use std::net::IpAddr;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::route::{
+    RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{Netlink, NetlinkError, Result};
+
+fn family(addr: &IpAddr) -> AddressFamily {
+    match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    }
+}
+
+fn check_prefix(addr: &IpAddr, prefix_len: u8) -> std::result::Result<(), String> {
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    if prefix_len > max {
+        return Err(format!("prefix length {prefix_len} is over {max}"));
+    }
+    Ok(())
+}
+
+/// `RTM_NEWADDR` of `addr/prefix_len` on the link with index `index`. An
+/// IPv4 address is both `IFA_LOCAL` and `IFA_ADDRESS`, as `ip addr add`
+/// sends it (the peer address of a point-to-point link, else the same).
+pub(super) fn address_message(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = family(&addr);
+    msg.header.prefix_len = prefix_len;
+    msg.header.index = index;
+    if addr.is_ipv4() {
+        msg.attributes.push(AddressAttribute::Local(addr));
+    }
+    msg.attributes.push(AddressAttribute::Address(addr));
+    msg
+}
+
+/// `RTM_NEWROUTE` in the main table: to `dest` (None: the default route)
+/// via `gateway`; the caller adds the link (`RTA_OIF`).
+pub(super) fn route_message(
+    dest: Option<(IpAddr, u8)>,
+    gateway: IpAddr,
+) -> std::result::Result<RouteMessage, String> {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(&gateway);
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    // What `ip route add` marks its routes with: set by an administrator.
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.scope = RouteScope::Universe;
+    msg.header.kind = RouteType::Unicast;
+    if let Some((addr, len)) = dest {
+        if addr.is_ipv4() != gateway.is_ipv4() {
+            return Err(format!(
+                "destination {addr} and gateway {gateway} differ in family"
+            ));
+        }
+        check_prefix(&addr, len)?;
+        msg.header.destination_prefix_length = len;
+        msg.attributes
+            .push(RouteAttribute::Destination(addr.into()));
+    }
+    msg.attributes.push(RouteAttribute::Gateway(gateway.into()));
+    Ok(msg)
+}
+
+impl Netlink {
+    pub fn add_address(&mut self, name: &str, addr: IpAddr, prefix_len: u8) -> Result<()> {
+        let op = format!("adding address {addr}/{prefix_len} to {name}");
+        check_prefix(&addr, prefix_len).map_err(|reason| NetlinkError::Invalid {
+            op: op.clone(),
+            reason,
+        })?;
+        let index = self.index_of(&op, name)?;
+        let msg = address_message(index, addr, prefix_len);
+        self.request(
+            &op,
+            RouteNetlinkMessage::NewAddress(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+
+    /// A route via `gateway` on `dev`; `dest` None is the default route.
+    pub fn add_route(
+        &mut self,
+        dest: Option<(IpAddr, u8)>,
+        gateway: IpAddr,
+        dev: &str,
+    ) -> Result<()> {
+        let to = match dest {
+            Some((addr, len)) => format!("{addr}/{len}"),
+            None => "default".to_owned(),
+        };
+        let op = format!("adding route {to} via {gateway} dev {dev}");
+        let mut msg = route_message(dest, gateway).map_err(|reason| NetlinkError::Invalid {
+            op: op.clone(),
+            reason,
+        })?;
+        let index = self.index_of(&op, dev)?;
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            &op,
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+mod nic;
+mod plug;

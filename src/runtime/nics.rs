@@ -1,0 +1,49 @@
+//! The NICs lxcri plugs itself (see [`crate::network::plug`]): into the
+//! container's new network namespace once its init runs, or into the
+//! pod's. Unplugged on delete and when a create fails after plugging.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+
+use super::error::{Result, RuntimeError};
+use crate::config::Config;
+use crate::network::host::KernelNetwork;
+use crate::network::plug::{plug_all, unplug, PluggedNic};
+use crate::plan::{NetnsTarget, NetworkPlan};
+
+/// Plugs the plan's NICs into the namespace of the container whose init
+/// is `init_pid` (or the pod's).
+pub(super) fn plug(
+    config: &Config,
+    plan: &NetworkPlan,
+    init_pid: i32,
+    owner: &str,
+) -> Result<Vec<PluggedNic>> {
+    let path = match &plan.netns {
+        NetnsTarget::Own => format!("/proc/{init_pid}/ns/net").into(),
+        NetnsTarget::Pod(p) => p.clone(),
+    };
+    let netns = File::open(&path).map_err(|source| RuntimeError::Netns {
+        path: path.clone(),
+        source,
+    })?;
+    let mut host = KernelNetwork::open(&config.network.ovsdb)
+        .map_err(|e| RuntimeError::HostNetwork(Box::new(e)))?;
+    Ok(plug_all(
+        &mut host,
+        &plan.nics,
+        owner,
+        netns.as_fd(),
+        &config.network.ovsdb.to_string(),
+    )?)
+}
+
+/// Removes NICs lxcri plugged; nothing to do for none.
+pub(super) fn unplug_nics(config: &Config, nics: &[PluggedNic]) -> Result<()> {
+    if nics.is_empty() {
+        return Ok(());
+    }
+    let mut host = KernelNetwork::open(&config.network.ovsdb)
+        .map_err(|e| RuntimeError::HostNetwork(Box::new(e)))?;
+    Ok(unplug(&mut host, nics)?)
+}
