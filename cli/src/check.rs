@@ -14,6 +14,7 @@ use lxcri::config::{Config, ConfigError};
 
 use crate::elf;
 
+mod network;
 mod pve;
 
 #[derive(Debug, clap::Args)]
@@ -126,6 +127,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         apparmor(&host.sys),
         root(&host.proc),
     ];
+    findings.extend(network::checks(&config));
     findings.extend(pve::checks(&config));
     findings
 }

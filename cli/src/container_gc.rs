@@ -21,9 +21,9 @@ pub struct ContainerReport {
 #[error("listing lxcri's containers: {0}")]
 pub struct ContainerScanError(String);
 
-/// What became of one container.
+/// What became of one container (or NIC, [`crate::nic_gc`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Outcome {
+pub(crate) enum Outcome {
     Keep,
     WouldRemove,
     Removed,
@@ -32,7 +32,7 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             Outcome::Keep => "keep",
             Outcome::WouldRemove => "would-remove",

@@ -1,8 +1,9 @@
 //! `lxcri gc`: containers containerd no longer has whose state, LXC
 //! container or volume lxcri still holds on this node (see
-//! [`crate::container_gc`]), the CTs lxcri made on this node whose
-//! container is gone (with `[pve]`), and unused ZFS image datasets (with
-//! `zfs.pool`, see [`crate::image_gc`]).
+//! [`crate::container_gc`]), the host ends and Open vSwitch ports lxcri
+//! plugged for them (see [`crate::nic_gc`]), the CTs lxcri made on this
+//! node whose container is gone (with `[pve]`), and unused ZFS image
+//! datasets (with `zfs.pool`, see [`crate::image_gc`]).
 //!
 //! The verdicts are the library's ([`PveBackend::gc_scan`]): a CT is an
 //! orphan when it is tagged `lxcri`, its VMID is in `vmid_range` and its
@@ -19,6 +20,7 @@ use lxcri::runtime::{PveBackend, Runtime, RuntimeError};
 
 use crate::container_gc::ContainerReport;
 use crate::image_gc::ImageReport;
+use crate::nic_gc::NicReport;
 use crate::table::or_dash;
 
 #[derive(Debug, clap::Args)]
@@ -35,6 +37,8 @@ pub struct Args {
 pub enum GcError {
     #[error(transparent)]
     Containers(crate::container_gc::ContainerScanError),
+    #[error(transparent)]
+    Nics(crate::nic_gc::NicScanError),
     #[error(transparent)]
     Images(crate::image_gc::ImageScanError),
     /// The library's error names the node and the call.
@@ -75,12 +79,17 @@ impl Action {
     }
 }
 
-/// The command: containers always, CTs through the API when `[pve]` is
-/// set, image datasets when `zfs.pool` is.
+/// The command: containers and NICs always, CTs through the API when
+/// `[pve]` is set, image datasets when `zfs.pool` is.
 pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
     let zfs = ZfsRootfs::from_settings(&config.zfs, &config.runtime_root);
-    let containers = crate::container_gc::collect(&Runtime::new(config.clone()), args.force)
-        .map_err(GcError::Containers)?;
+    let runtime = Runtime::new(config.clone());
+    // NICs before containers: removing an orphaned container removes the
+    // NICs its state names as well, and the report should say that gc
+    // removed them rather than that they were gone when it came to them.
+    let nics = crate::nic_gc::run(&runtime, &config, args.force).map_err(GcError::Nics)?;
+    let containers =
+        crate::container_gc::collect(&runtime, args.force).map_err(GcError::Containers)?;
     let ttl = config.zfs.image_ttl();
     let cts = if config.pve.is_configured() {
         let rootfs = lxcri::rootfs::provider_for(&config);
@@ -92,17 +101,20 @@ pub fn run(config: Config, args: &Args) -> Result<Report, GcError> {
         Some(zfs) => Some(crate::image_gc::collect(zfs, ttl, args.force).map_err(GcError::Images)?),
         None => None,
     };
-    Ok(combine(containers, cts, images, args))
+    Ok(combine(containers, nics, cts, images, args))
 }
 
-/// One report of the container part and the CT and image parts there are.
+/// One report of the container and NIC parts and the CT and image parts
+/// there are.
 fn combine(
     containers: ContainerReport,
+    nics: NicReport,
     cts: Option<Report>,
     images: Option<ImageReport>,
     args: &Args,
 ) -> Report {
     let failed = containers.failed
+        || nics.failed
         || cts.as_ref().is_some_and(|r| r.failed)
         || images.as_ref().is_some_and(|r| r.failed);
     let output = if args.json {
@@ -111,6 +123,8 @@ fn combine(
             None => serde_json::json!({ "dry_run": !args.force }),
         };
         doc["containers"] = containers.json.clone();
+        doc["nics"] = nics.json["nics"].clone();
+        doc["ovs"] = nics.json["ovs"].clone();
         if let Some(images) = &images {
             doc["images"] = images.json.clone();
         }
@@ -119,7 +133,8 @@ fn combine(
         out.push('\n');
         out
     } else {
-        let parts: Vec<String> = std::iter::once(containers.text)
+        let parts: Vec<String> = [containers.text, nics.text]
+            .into_iter()
             .chain(cts.map(|r| r.output))
             .chain(images.map(|r| r.text))
             .collect();

@@ -8,6 +8,7 @@ mod container_gc;
 mod elf;
 mod gc;
 mod image_gc;
+mod nic_gc;
 mod ps;
 mod table;
 
@@ -47,8 +48,9 @@ enum Command {
     Ps(ps::Args),
     /// Check that this node can run lxcri containers.
     Check(check::Args),
-    /// Find (and with --force remove) PVE CTs lxcri made whose container is
-    /// gone, and ZFS image datasets no container uses any more.
+    /// Find (and with --force remove) what containers containerd no longer
+    /// has left on this node (state, LXC containers, NICs, PVE CTs), and
+    /// ZFS image datasets no container uses any more.
     Gc(gc::Args),
 }
 

@@ -58,6 +58,10 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
 
 #[test]
 fn gc_dry_run_then_force() {
+    common::in_own_netns(dry_run_then_force);
+}
+
+fn dry_run_then_force() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("sim");
     let config_dir = data.join("etc/pve");
@@ -80,12 +84,14 @@ fn gc_dry_run_then_force() {
         &config,
         format!(
             "runtime_root = {:?}\n[pve]\nurl = {:?}\nnode = {NODE:?}\ntoken_id = {TOKEN_ID:?}\n\
-             token_secret_file = {:?}\nfingerprint = {:?}\nconfig_dir = {:?}\n",
+             token_secret_file = {:?}\nfingerprint = {:?}\nconfig_dir = {:?}\n\
+             [network]\novsdb = {:?}\n",
             runtime_root.display().to_string(),
             sim.url,
             secret_file.display().to_string(),
             sim.fingerprint,
             config_dir.display().to_string(),
+            no_ovs(tmp.path()),
         ),
     )
     .unwrap();
@@ -141,24 +147,39 @@ fn gc_dry_run_then_force() {
 }
 
 #[test]
-fn gc_without_the_pve_section_collects_containers_only() {
+fn gc_without_the_pve_section_collects_containers_and_nics_only() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("lxcri.toml");
     std::fs::write(
         &config,
         format!(
-            "runtime_root = {:?}\n[lxc]\nlxcpath = {:?}\n",
+            "runtime_root = {:?}\n[lxc]\nlxcpath = {:?}\n[network]\novsdb = {:?}\n",
             tmp.path().join("run").display().to_string(),
-            tmp.path().join("lxc").display().to_string()
+            tmp.path().join("lxc").display().to_string(),
+            no_ovs(tmp.path()),
         ),
     )
     .unwrap();
-    let out = lxcri(&config, &["gc"]);
+    let out = common::in_own_netns(|| lxcri(&config, &["gc"]));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(stdout, "no containers with state on this node\n");
+    assert!(
+        stdout.starts_with("no containers with state on this node\n\n"),
+        "{stdout}"
+    );
+    let unchecked = format!(
+        "did not check Open vSwitch ports: ovsdb: cannot connect to {}: ",
+        no_ovs(tmp.path())
+    );
+    assert!(stdout.contains(&unchecked), "{stdout}");
+}
+
+/// `network.ovsdb` where no ovsdb-server listens: gc leaves this
+/// machine's Open vSwitch alone.
+fn no_ovs(dir: &Path) -> String {
+    format!("unix:{}", dir.join("no-ovs.sock").display())
 }

@@ -8,7 +8,7 @@ use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
 use super::netlink::{disable_tx_checksum, in_netns, Netlink, NetlinkError};
-use super::ovsdb::{Ovsdb, OvsdbError, OvsdbTarget, PortVlan};
+use super::ovsdb::{OvsPort, Ovsdb, OvsdbError, OvsdbTarget, PortVlan};
 
 /// How long one netlink or OVSDB exchange may take.
 pub const DEADLINE: Duration = Duration::from_secs(5);
@@ -89,6 +89,12 @@ pub trait HostNetwork {
     /// Removes the host end (its peer goes with it) and, for an OVS port,
     /// the port's row; either may already be gone.
     fn remove(&mut self, host: &str, ovs: bool) -> Result<(), HostError>;
+    /// The links whose alias starts with `prefix`, as (name, alias): how
+    /// lxcri finds the host ends it made.
+    fn links_with_alias_prefix(&mut self, prefix: &str)
+        -> Result<Vec<(String, String)>, HostError>;
+    /// The Open vSwitch ports whose `external_ids` has `key`.
+    fn ports_with_external_id(&mut self, key: &str) -> Result<Vec<OvsPort>, HostError>;
 }
 
 /// The kernel (netlink) and Open vSwitch (its database at `ovsdb`,
@@ -229,5 +235,16 @@ impl HostNetwork for KernelNetwork {
         }
         self.netlink.delete_link(host)?;
         Ok(())
+    }
+
+    fn links_with_alias_prefix(
+        &mut self,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>, HostError> {
+        Ok(self.netlink.links_with_alias_prefix(prefix)?)
+    }
+
+    fn ports_with_external_id(&mut self, key: &str) -> Result<Vec<OvsPort>, HostError> {
+        Ok(self.ovsdb()?.ports_with_external_id(key, None)?)
     }
 }

@@ -53,7 +53,7 @@ pub enum NicError {
 
 /// A veth NIC: its name in the container, the bridge its host end goes
 /// on, and how it is set up. Values are checked; the pve backend writes
-/// them back as `netN` with [`NicSpec::to_pve_value`].
+/// them as the CT's `netN` (see `plan::pve_nics`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NicSpec {
     pub index: NicIndex,
@@ -179,34 +179,6 @@ impl NicSpec {
             return Err(invalid("gw6= needs a static ip6=ADDR/LEN on the NIC"));
         }
         Ok(())
-    }
-
-    /// The `netN` value from the checked fields, in a fixed key order.
-    pub fn to_pve_value(&self) -> String {
-        let mut parts = vec![format!("name={}", self.name)];
-        let mut push = |key: &str, value: Option<String>| {
-            if let Some(v) = value {
-                parts.push(format!("{key}={v}"));
-            }
-        };
-        push("bridge", self.bridge.as_ref().map(IfName::to_string));
-        push("hwaddr", self.hwaddr.map(|m| m.to_string()));
-        push("mtu", self.mtu.map(|m| m.to_string()));
-        push("ip", self.ip.map(|i| i.to_string()));
-        push("gw", self.gw.map(|g| g.to_string()));
-        push("ip6", self.ip6.map(|i| i.to_string()));
-        push("gw6", self.gw6.map(|g| g.to_string()));
-        push("firewall", self.firewall.then(|| "1".to_string()));
-        push("tag", self.tag.map(|t| t.to_string()));
-        push(
-            "trunks",
-            (!self.trunks.is_empty()).then(|| self.trunks.to_string()),
-        );
-        push("rate", self.rate.map(|r| r.to_string()));
-        push("link_down", self.link_down.then(|| "1".to_string()));
-        push("host-managed", self.host_managed.then(|| "1".to_string()));
-        push("type", Some("veth".to_string()));
-        parts.join(",")
     }
 }
 

@@ -122,11 +122,6 @@ fn check(
             "rate=: traffic shaping is done by PVE for NICs it plugs (a `ctr` container on the pve backend); lxcri plugs this one itself and does not shape".into(),
         ));
     }
-    if nic.ip == Some(Ipv4Config::Dhcp) || nic.ip6 == Some(Ipv6Config::Dhcp) {
-        return Err(refuse(
-            "ip=dhcp / ip6=dhcp: lxcri sets addresses itself and has no DHCP client; give a static ADDR/LEN, or `manual` and run a client in the container".into(),
-        ));
-    }
     let name = host_name(owner, nic.index);
     let exists = host.link_exists(&name).map_err(|error| PlugError::Host {
         source_key: nic.source.clone(),

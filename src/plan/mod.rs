@@ -19,6 +19,7 @@ mod namespaces;
 mod network;
 mod process;
 pub mod pve;
+mod pve_nics;
 mod resolve;
 mod resources;
 mod sysctl;

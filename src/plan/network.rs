@@ -19,6 +19,7 @@ use oci_spec::runtime::Spec;
 use super::namespaces::Mode;
 use super::{invalid, unsupported, Result};
 use crate::network::nic::{NicIndex, NicSpec};
+use crate::network::values::{Ipv4Config, Ipv6Config};
 use crate::spec::annotations::nic_annotations;
 use crate::spec::CriContainerType;
 
@@ -86,6 +87,14 @@ pub(super) fn plan_network(i: &NetworkInputs<'_>) -> Result<Option<NetworkPlan>>
         return Ok(None);
     }
     for (k, nic) in nics.iter().enumerate() {
+        // Nobody would run the client: lxcri's containers run no network
+        // setup of their own, on either backend.
+        if nic.ip == Some(Ipv4Config::Dhcp) || nic.ip6 == Some(Ipv6Config::Dhcp) {
+            return Err(unsupported(
+                &nic.source,
+                "ip=dhcp / ip6=dhcp: lxcri sets addresses itself and runs no DHCP client; give a static ADDR/LEN, or `manual` and run a client in the container",
+            ));
+        }
         if let Some(other) = nics[..k].iter().find(|o| o.name == nic.name) {
             return Err(invalid(
                 &nic.source,

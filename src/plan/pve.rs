@@ -30,7 +30,8 @@
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::limits::{CpuLimits, Limit, Limits, MemoryLimits};
-use super::{invalid, Result};
+use super::pve_nics::pve_nets;
+use super::{invalid, NetworkPlan, Result};
 use crate::cgroup::CgroupVersion;
 use crate::pve::config::{
     Arch, CpuLimit, Description, DescriptionInfo, Entrypoint, Hostname, PoolId, PveConfig,
@@ -68,6 +69,8 @@ pub struct CtInputs<'a> {
     /// becomes the container's clone. `None`: a quota-less volume PVE
     /// insists on allocating, unused (the rootfs is containerd's).
     pub rootfs_size: Option<DiskSize>,
+    /// The container's NICs ([`super::ContainerPlan::network`]).
+    pub network: Option<&'a NetworkPlan>,
 }
 
 /// The CT of a container, as PVE's API takes it. In overlay mode the rootfs
@@ -115,6 +118,7 @@ pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig> {
         },
         options: Default::default(),
     });
+    ct.nets = pve_nets(i.network, i.version)?;
     ct.arch = Arch::host();
     // lxcri-init owns stdio; PVE's consoles would be gettys nobody runs.
     ct.console = Some(false);

@@ -15,6 +15,7 @@ use super::control;
 use super::error::{Result, RuntimeError};
 use crate::cgroup::CgroupStats;
 use crate::config::BackendKind;
+use crate::plan::NetworkPlan;
 use crate::state::ContainerRecord;
 
 /// A way of running containers on this node.
@@ -92,6 +93,13 @@ pub trait CreateSteps {
 
     /// Starts the container; its init then connects.
     fn start(&mut self) -> Result<()>;
+
+    /// Whether the backend plugs these NICs itself when it starts the
+    /// container (PVE, a CT's `netN`); otherwise lxcri plugs them once the
+    /// init is ready.
+    fn backend_plugs(&self, _network: &NetworkPlan) -> bool {
+        false
+    }
 
     /// Whether the container still runs, while its init is awaited.
     fn is_running(&self) -> bool;

@@ -90,7 +90,7 @@ impl Create<'_> {
             &|| steps.is_running(),
             || steps.stopped_early(),
         )?;
-        if let Some(network) = network {
+        if let Some(network) = network.filter(|n| !steps.backend_plugs(n)) {
             let plugged = plug(&rt.config, &network, created.init.pid(), &self.req.owner())?;
             self.plugged.clone_from(&plugged);
             created.container.record.nics = plugged;

@@ -1,7 +1,8 @@
 //! What containers leave on the node when nobody cleans up after them (a
 //! shim killed and containerd's `<shim> delete` never run, or failed): the
 //! state record and runtime directory, the LXC container and its cgroups,
-//! the rootfs volume. `lxcri gc` finds them here and removes them.
+//! the rootfs volume. `lxcri gc` finds them here and removes them (their
+//! NICs: `nic_leftovers.rs`, by the verdicts made here).
 //!
 //! A container is an orphan when containerd has forgotten it (its bundle
 //! directory is gone: containerd removes it on delete, after unmounting the
@@ -32,6 +33,13 @@ pub struct Leftover {
     pub reason: String,
 }
 
+/// Whether a container is gone, and why (or why not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub orphan: bool,
+    pub reason: String,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LeftoverKind {
     /// A state record (and what it names).
@@ -56,18 +64,14 @@ impl Runtime {
             {
                 continue;
             }
-            let running = self.lxc_tools().is_running(&name);
+            let verdict = self.judge_lxc_container(&name);
             out.push(Leftover {
                 namespace: namespace.to_string(),
                 id: id.to_string(),
                 backend: BackendKind::Lxc.as_str().into(),
                 what: LeftoverKind::LxcContainer,
-                orphan: !running,
-                reason: if running {
-                    format!("LXC container {name} runs")
-                } else {
-                    format!("LXC container {name} has no state")
-                },
+                orphan: verdict.orphan,
+                reason: verdict.reason,
             });
         }
         out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
@@ -109,6 +113,41 @@ impl Runtime {
                 lxc.remove(&name)?;
                 Ok(true)
             }
+        }
+    }
+
+    /// The verdict on containerd's `namespace/id` by the rules above, for
+    /// what lxcri made for it outside its state and LXC container (its
+    /// NICs): its state record's, else its LXC container's, else none is
+    /// left and it is an orphan.
+    pub(super) fn judge_owner(&self, namespace: &str, id: &str) -> Result<Verdict> {
+        if let Some(record) = self.store.load(namespace, id)? {
+            let l = judge_record(&record);
+            return Ok(Verdict {
+                orphan: l.orphan,
+                reason: l.reason,
+            });
+        }
+        let name = super::lxc::container_name(namespace, id);
+        if self.config.lxc.lxcpath.join(&name).is_dir() {
+            return Ok(self.judge_lxc_container(&name));
+        }
+        Ok(Verdict {
+            orphan: true,
+            reason: format!("{} has no state and no LXC container", owner(namespace, id)),
+        })
+    }
+
+    /// An LXC container without state is an orphan unless LXC runs it.
+    fn judge_lxc_container(&self, name: &str) -> Verdict {
+        let running = self.lxc_tools().is_running(name);
+        Verdict {
+            orphan: !running,
+            reason: if running {
+                format!("LXC container {name} runs")
+            } else {
+                format!("LXC container {name} has no state")
+            },
         }
     }
 

@@ -9,7 +9,7 @@
 //!   container, delegated to the backend; `control.rs`: what both backends
 //!   do through the kernel (signals, cgroup limits, joining for exec).
 //! - `leftovers.rs`: what containers nobody cleaned up after left behind
-//!   (`lxcri gc`).
+//!   (`lxcri gc`); `nic_leftovers.rs` the same for their NICs.
 //! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
 //!   things a backend implements.
 //! - `nics.rs`: the NICs lxcri plugs itself, in and out.
@@ -25,6 +25,7 @@ pub mod init_channel;
 mod leftovers;
 mod lifecycle;
 mod lxc;
+pub mod nic_leftovers;
 mod nics;
 pub mod pve;
 mod rendezvous;

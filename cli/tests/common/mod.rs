@@ -119,3 +119,25 @@ pub fn assert_requests_valid(data_dir: &Path) {
         assert_eq!(req["valid"], true, "invalid request: {line}");
     }
 }
+
+/// Runs `f` on a thread of its own in a new network namespace with its
+/// loopback up; what `f` starts (the stand-in, `lxcri`) runs there too.
+/// `lxcri gc` judges every NIC marked as lxcri's in its namespace against
+/// the test's runtime root: here it finds none of this machine's, which it
+/// would take for orphans. Without the privilege for a namespace (not
+/// root) `f` runs where the test does, where gc could not remove a link.
+pub fn in_own_netns<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let joined = std::thread::scope(|s| {
+        s.spawn(|| {
+            // SAFETY: unshare(2) with CLONE_NEWNET moves only this thread.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } == 0 {
+                lxcri::network::netlink::Netlink::open()
+                    .and_then(|mut nl| nl.set_up("lo"))
+                    .expect("loopback up in the test's network namespace");
+            }
+            f()
+        })
+        .join()
+    });
+    joined.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}

@@ -225,23 +225,28 @@ impl Netlink {
         self.set_link(&op, name, msg)
     }
 
-    /// Links whose alias starts with `prefix`, as (name, alias).
-    pub fn links_with_alias_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
-        let op = format!("listing links with alias prefix {prefix:?}");
+    /// Every link of the namespace.
+    pub fn links(&mut self) -> Result<Vec<LinkInfo>> {
+        let op = "listing links";
         let mut msg = LinkMessage::default();
         msg.attributes
             .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
         let mut found = Vec::new();
-        for reply in self.dump(&op, RouteNetlinkMessage::GetLink(msg))? {
-            let RouteNetlinkMessage::NewLink(m) = reply else {
-                continue;
-            };
-            let link = LinkInfo::from_message(&op, &m)?;
-            if let Some(alias) = link.alias.filter(|a| a.starts_with(prefix)) {
-                found.push((link.name, alias));
+        for reply in self.dump(op, RouteNetlinkMessage::GetLink(msg))? {
+            if let RouteNetlinkMessage::NewLink(m) = reply {
+                found.push(LinkInfo::from_message(op, &m)?);
             }
         }
         Ok(found)
+    }
+
+    /// Links whose alias starts with `prefix`, as (name, alias).
+    pub fn links_with_alias_prefix(&mut self, prefix: &str) -> Result<Vec<(String, String)>> {
+        Ok(self
+            .links()?
+            .into_iter()
+            .filter_map(|l| Some((l.name, l.alias.filter(|a| a.starts_with(prefix))?)))
+            .collect())
     }
 
     /// `RTM_SETLINK` of `msg`, which names the link `name`.

@@ -39,6 +39,7 @@ fn inputs<'a>(
         storage: "local-zfs",
         pool: None,
         rootfs_size: None,
+        network: None,
     }
 }
 
@@ -329,5 +330,101 @@ fn cores_count_the_cpuset() {
     for bad in ["x", "3-1", "1,,2", "0-"] {
         let err = cores(bad).unwrap_err().to_string();
         assert!(err.contains("linux.resources.cpu.cpus"), "{bad}: {err}");
+    }
+}
+
+mod nics {
+    use super::*;
+    use crate::network::nic::{NicIndex, NicSpec};
+    use crate::plan::{NetnsTarget, NetworkPlan};
+
+    fn plan(netns: NetnsTarget, nics: &[&str]) -> NetworkPlan {
+        NetworkPlan {
+            nics: nics
+                .iter()
+                .enumerate()
+                .map(|(n, t)| {
+                    NicSpec::parse(
+                        NicIndex::new(n as u8).unwrap(),
+                        t,
+                        &format!("io.lxcri.net{n}"),
+                    )
+                    .unwrap()
+                })
+                .collect(),
+            netns,
+        }
+    }
+
+    fn nets(network: &NetworkPlan, version: PveVersion) -> Result<Vec<(String, String)>, String> {
+        let spec: Spec = serde_json::from_str(POD_SPEC).unwrap();
+        let cri = CriAnnotations::default();
+        let limits = Limits::default();
+        let mut i = inputs(&spec, &cri, &limits, version);
+        i.network = Some(network);
+        let ct = ct_config(&i).map_err(|e| e.to_string())?;
+        let params = ct
+            .to_create_params()
+            .and_then(|p| p.with_vmid(100))
+            .map_err(|e| e.to_string())?;
+        Ok(params
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("net"))
+            .collect())
+    }
+
+    #[test]
+    fn a_containers_own_nics_are_pves_to_plug_with_host_managed_addresses() {
+        let p = plan(
+            NetnsTarget::Own,
+            &["name=eth1,bridge=vmbr1,tag=30,trunks=40;50,ip=10.30.0.5/24,gw=10.30.0.1,hwaddr=02:00:00:00:00:05,mtu=1400,firewall=1,rate=12.5", "name=eth2,bridge=vmbr2,ip=manual"],
+        );
+        assert_eq!(
+            nets(&p, PveVersion::new(9, 1)).unwrap(),
+            [
+                ("net0".to_string(), "name=eth1,bridge=vmbr1,firewall=1,gw=10.30.0.1,host-managed=1,hwaddr=02:00:00:00:00:05,ip=10.30.0.5/24,mtu=1400,rate=12.5,tag=30,trunks=40;50,type=veth".to_string()),
+                ("net1".to_string(), "name=eth2,bridge=vmbr2,ip=manual,type=veth".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn host_managed_needs_pve_9_1_and_no_slaac() {
+        let p = plan(
+            NetnsTarget::Own,
+            &["name=eth1,bridge=vmbr1,ip=10.30.0.5/24"],
+        );
+        let e = nets(&p, PveVersion::new(8, 4)).unwrap_err();
+        assert!(
+            e.starts_with("io.lxcri.net0: ") && e.contains("PVE 9.1") && e.contains("8.4"),
+            "{e}"
+        );
+        let p = plan(
+            NetnsTarget::Own,
+            &["name=eth1,bridge=vmbr1,ip=10.30.0.5/24,ip6=auto"],
+        );
+        let e = nets(&p, PveVersion::new(9, 1)).unwrap_err();
+        assert!(e.contains("ip6=auto"), "{e}");
+        // Without static addresses, nothing needs host-managed.
+        let p = plan(NetnsTarget::Own, &["name=eth1,bridge=vmbr1,ip6=auto"]);
+        assert_eq!(
+            nets(&p, PveVersion::new(8, 4)).unwrap()[0].1,
+            "name=eth1,bridge=vmbr1,ip6=auto,type=veth"
+        );
+    }
+
+    #[test]
+    fn a_pods_nics_are_shown_as_written_for_lxcri_to_plug() {
+        let p = plan(
+            NetnsTarget::Pod("/run/netns/cni-1".into()),
+            &["name=net1,bridge=ovs0,tag=30,ip=10.79.0.1/24"],
+        );
+        assert_eq!(
+            nets(&p, PveVersion::new(8, 4)).unwrap(),
+            [(
+                "net0".to_string(),
+                "name=net1,bridge=ovs0,ip=10.79.0.1/24,tag=30,type=veth".to_string()
+            )]
+        );
     }
 }

@@ -394,7 +394,7 @@ pub struct NetConfig {
     /// 64..=65535.
     pub mtu: Option<u16>,
     /// Rate limit in MB/s.
-    pub rate: Option<u32>,
+    pub rate: Option<crate::network::values::Rate>,
     /// VLAN tag 1..=4094.
     pub tag: Option<u16>,
     /// VLAN ids passed through.

@@ -18,7 +18,7 @@ use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_lo
 use super::{stderr_file, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::plan::pve::{ct_config, CtInputs};
-use crate::plan::NetnsTarget;
+use crate::plan::{NetnsTarget, NetworkPlan};
 use crate::pve::client::PveError;
 use crate::pve::config::{update_node_config, CreateParams};
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
@@ -91,23 +91,13 @@ impl CreateSteps for PveCreate<'_> {
         None
     }
 
+    /// PVE plugs a CT's own NICs (its `netN`); a pod's are lxcri's.
+    fn backend_plugs(&self, network: &NetworkPlan) -> bool {
+        network.netns == NetnsTarget::Own
+    }
+
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
         let pve = self.pve;
-        if let Some(nic) = bundle
-            .plan
-            .network
-            .as_ref()
-            .filter(|n| n.netns == NetnsTarget::Own)
-            .and_then(|n| n.nics.first())
-        {
-            // PVE must plug a CT's own NICs (netN); that path is not built
-            // yet, and plugging behind PVE's back would hide them from it.
-            return Err(crate::plan::PlanError::Unsupported {
-                field: nic.source.clone(),
-                reason: "NICs of a container with its own network namespace on the pve backend (PVE netN) are not implemented yet; pod NICs are".into(),
-            }
-            .into());
-        }
         let api = pve.api()?;
         let ct = ct_config(&CtInputs {
             version: pve.pve_version(api.as_ref())?,
@@ -122,10 +112,22 @@ impl CreateSteps for PveCreate<'_> {
             storage: &pve.config.pve.storage,
             pool: pve.config.pve.pool.as_ref(),
             rootfs_size: self.zfs().map(|_| pve.config.zfs.size),
+            network: bundle.plan.network.as_ref(),
         })?;
         self.params = Some(ct.to_create_params().map_err(PveBackendError::CtConfig)?);
         self.privileged = !ct.unprivileged;
-        let mut fragment = bundle.plan.lxc.render_pve_fragment()?;
+        let mut lxc = bundle.plan.lxc.clone();
+        if bundle
+            .plan
+            .network
+            .as_ref()
+            .is_some_and(|n| self.backend_plugs(n))
+        {
+            // PVE's `lxc.net.N` lines for the CT's netN come before the
+            // include: an empty network there would replace them.
+            lxc.network = None;
+        }
+        let mut fragment = lxc.render_pve_fragment()?;
         let extra = ct.fragment_lines().map_err(PveBackendError::CtConfig)?;
         fragment.push_str(&render_lines(&extra)?);
         self.fragment = pve

@@ -48,7 +48,14 @@ pub struct Args {
     /// `upstream` (every `lxc.cgroup.*` key refused).
     #[arg(long, value_enum, default_value = "pve")]
     pub lxc_build: crate::lxc::Build,
+    /// The Open vSwitch database PVE's `ovs-vsctl` calls use (`--db=`): where a NIC's
+    /// bridge is looked up when it is no Linux bridge, and its port is added and removed.
+    #[arg(long, value_name = "unix:PATH", default_value = DEFAULT_OVSDB)]
+    pub ovsdb: String,
 }
+
+/// Open vSwitch's own default database socket, which `ovs-vsctl` uses on a node.
+pub const DEFAULT_OVSDB: &str = "unix:/var/run/openvswitch/db.sock";
 
 impl Args {
     pub fn lxcpath(&self) -> PathBuf {

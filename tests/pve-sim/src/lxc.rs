@@ -9,6 +9,9 @@ mod host;
 mod lxc7;
 mod monitor;
 mod mounts;
+mod netaddbr;
+mod nets;
+mod ovs;
 mod render;
 mod start;
 
@@ -38,6 +41,8 @@ pub struct Options {
     pub lxc_version: (u32, u32),
     /// `--lxc-build`: which LXC 7.
     pub lxc_build: Build,
+    /// `--ovsdb`, handed to the hooks.
+    pub ovsdb: String,
     /// This binary (the hooks run it).
     pub exe: PathBuf,
 }

@@ -71,6 +71,7 @@ fn main() -> Result<()> {
                 zfs_storage: args.zfs_storage.clone(),
                 lxc_version: args.lxc_version.unwrap_or_else(lxc::installed_version),
                 lxc_build: args.lxc_build,
+                ovsdb: args.ovsdb.clone(),
                 exe: exe.clone(),
             }),
             host: lxc::Host::detect(),

@@ -157,7 +157,7 @@ impl CtConfig {
                 warnings.push(format!("vm {vmid} - unknown option '{key}'"));
                 continue;
             };
-            match validate::check_value(prop, &Value::String(value.to_string())) {
+            match validate::check_value(prop, &Value::String(value.to_string()), key) {
                 Ok(_) => {
                     cfg.options.insert(key.to_string(), value.to_string());
                 }

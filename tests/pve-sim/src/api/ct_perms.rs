@@ -133,30 +133,37 @@ pub fn check_volume_access(
 }
 
 /// pve-container src/PVE/LXC.pm `check_bridge_access` and pve-guest-common
-/// `check_vnet_access`: `SDN.Use` on the bridge in the zone `localnetwork` (the stand-in
-/// has no SDN), or on each VLAN given by `tag` or `trunks`.
+/// src/PVE/GuestHelpers.pm `check_vnet_access`: `SDN.Use` on
+/// `/sdn/zones/localnetwork/BRIDGE/TAG` for a `tag`, on `.../BRIDGE/VID` for each VLAN of
+/// `trunks` (`get_tags_from_trunk`, in Perl's string order), and on `.../BRIDGE` only when
+/// there is neither. The zone is always `localnetwork`: the stand-in has no SDN VNets.
+/// A NIC without `bridge` needs nothing here.
 pub fn check_bridge_access(s: &State, net: &str) -> Result<(), ApiError> {
     let kv: BTreeMap<&str, &str> = net.split(',').filter_map(|p| p.split_once('=')).collect();
     let Some(bridge) = kv.get("bridge") else {
         return Ok(());
     };
     let base = format!("/sdn/zones/localnetwork/{bridge}");
-    let tag = kv.get("tag").filter(|t| !t.is_empty() && **t != "0");
+    // Perl truth: a tag or trunks of "0" or "" count as none.
+    let set = |k: &str| kv.get(k).copied().filter(|v| !v.is_empty() && *v != "0");
+    let (tag, trunks) = (set("tag"), set("trunks"));
     if let Some(tag) = tag {
         s.require_all(&format!("{base}/{tag}"), &["SDN.Use"])?;
     }
-    let trunks = kv.get("trunks").filter(|t| !t.is_empty());
-    for t in trunks.into_iter().flat_map(|t| t.split(';')) {
-        let (a, b) = t.split_once('-').unwrap_or((t, ""));
-        let (a, b) = (a.parse::<u32>().unwrap_or(0), b.parse::<u32>().unwrap_or(0));
-        for vlan in a..=b.max(a) {
-            s.require_all(&format!("{base}/{vlan}"), &["SDN.Use"])?;
-        }
+    for vlan in trunks.map(trunk_tags).unwrap_or_default() {
+        s.require_all(&format!("{base}/{vlan}"), &["SDN.Use"])?;
     }
     if tag.is_none() && trunks.is_none() {
         s.require_all(&base, &["SDN.Use"])?;
     }
     Ok(())
+}
+
+/// GuestHelpers.pm `get_tags_from_trunk`: the VLANs of `a;b;c` as a set, so sorted as
+/// strings (`sort keys`) and without repeats. (It also expands `a-b` ranges, which a CT's
+/// `trunks` pattern, `\d+(?:;\d+)*`, never lets through.)
+fn trunk_tags(trunks: &str) -> BTreeSet<&str> {
+    trunks.split(';').filter(|t| !t.is_empty()).collect()
 }
 
 /// pve-container's `parse_features`, normalised: booleans as 1/0.
@@ -221,6 +228,9 @@ impl Change<'_> {
             "memory" | "swap" => vm("VM.Config.Memory"),
             _ if indexed("net") => {
                 vm("VM.Config.Network")?;
+                // PVE's check_bridge_access leaves a NIC without bridge with `next`, which
+                // in Perl ends this key's whole check: an old value without bridge skips the
+                // new value's check there. The stand-in checks the new value all the same.
                 if let Some(old) = self.old(opt) {
                     check_bridge_access(s, old)?;
                 }

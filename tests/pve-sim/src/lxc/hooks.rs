@@ -1,6 +1,7 @@
 //! PVE's LXC hooks, run by LXC as `pve-sim hook ...`: the stand-in's copy of
 //! pve-container's src/lxc-pve.conf (installed as `common.conf.d/01-pve.conf`) names this
-//! binary for `lxc.hook.pre-start` and `lxc.hook.post-stop`, and LXC runs it through
+//! binary for `lxc.hook.pre-start` and `lxc.hook.post-stop` (and each NIC's
+//! `lxc.net.N.script.up` names it with `--lxcnetaddbr`, see `netaddbr`), and LXC runs it through
 //! `/bin/sh -c "exec HOOK NAME lxc TYPE"` (lxc src/lxc/conf.c `run_script_argv`,
 //! utils.c `lxc_popen`), with LXC_ROOTFS_PATH, LXC_ROOTFS_MOUNT, LXC_CONFIG_FILE... set
 //! (start.c `lxc_init`). Its stdout and stderr go to LXC's log at DEBUG (`run_buffer`); a
@@ -9,6 +10,9 @@
 use super::mounts::{
     bindmount, errstr, move_mount, open_tree_clone, umount_recursive, walk_tree_nofollow_fd,
 };
+use super::netaddbr::veth_delete;
+use super::nets::nets;
+use super::ovs::Ovs;
 use super::render::{numbered, sub_format, truthy};
 use crate::schema::{property_string, Schema};
 use crate::store::CtConfig;
@@ -37,6 +41,12 @@ pub struct HookArgs {
     /// The server's `--zfs-storage` storages.
     #[arg(long, value_parser = crate::zfs_storage::parse_arg)]
     pub zfs_storage: Vec<ZfsStorageArg>,
+    /// The server's `--ovsdb`, for PVE's `ovs-vsctl` calls.
+    #[arg(long, default_value = crate::cli::DEFAULT_OVSDB)]
+    pub ovsdb: String,
+    /// Run as pve-container's src/lxcnetaddbr (a NIC's `script.up`), not as a hook.
+    #[arg(long)]
+    pub lxcnetaddbr: bool,
     /// What LXC appends with `lxc.hook.version = 0`: NAME SECTION TYPE.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub lxc_args: Vec<String>,
@@ -59,13 +69,15 @@ pub fn command(
     schema: &Path,
     lxcpath: &Path,
     zfs: &[ZfsStorageArg],
+    ovsdb: &str,
 ) -> String {
     let mut c = format!(
-        "{} hook --data-dir {} --schema {} --lxcpath {}",
+        "{} hook --data-dir {} --schema {} --lxcpath {} --ovsdb {}",
         sh_quote(&exe.display().to_string()),
         sh_quote(&data_dir.display().to_string()),
         sh_quote(&schema.display().to_string()),
         sh_quote(&lxcpath.display().to_string()),
+        sh_quote(ovsdb),
     );
     for z in zfs {
         c.push_str(&format!(
@@ -96,7 +108,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
             return 2;
         }
     };
-    match run(&args) {
+    let result = if args.lxcnetaddbr {
+        super::netaddbr::main(&args.data_dir, &args.schema, &args.ovsdb, &args.lxc_args)
+    } else {
+        run(&args)
+    };
+    match result {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
@@ -145,7 +162,7 @@ fn run(args: &HookArgs) -> Result<(), String> {
         .ok_or("schema has no config properties")?;
     match ty.as_str() {
         "pre-start" => pre_start(args, vmid, &cfg, props, &rootfs_path),
-        "post-stop" => post_stop(args, vmid, &cfg, props, &rootfs_path),
+        "post-stop" => post_stop(args, vmid, &cfg, &rootfs_path),
         _ => Ok(()),
     }
 }
@@ -216,15 +233,9 @@ fn pre_start(
 }
 
 /// pve-container src/lxc-pve-poststop-hook: unmount the rootfs and the staged mounts, and
-/// delete the veths LXC may have missed. Not modelled: deactivating volumes, pending
-/// changes, reboot, hookscripts.
-fn post_stop(
-    args: &HookArgs,
-    vmid: u32,
-    cfg: &CtConfig,
-    props: &serde_json::Map<String, serde_json::Value>,
-    rootdir: &Path,
-) -> Result<(), String> {
+/// delete the veths LXC may have missed and their OVS ports. Not modelled: deactivating
+/// volumes, pending changes, reboot, hookscripts.
+fn post_stop(args: &HookArgs, vmid: u32, cfg: &CtConfig, rootdir: &Path) -> Result<(), String> {
     umount_recursive(rootdir, false)?;
     let staging = args.lxcpath.join(".pve-staged-mounts");
     for e in std::fs::read_dir(&staging).into_iter().flatten().flatten() {
@@ -236,21 +247,10 @@ fn post_stop(
             );
         }
     }
-    let format = sub_format(props, "net0").ok_or("schema has no net format")?;
-    for (key, value) in cfg.options.iter().filter(|(k, _)| k.starts_with("net")) {
-        let Ok(net) = property_string::parse(format, value) else {
-            continue;
-        };
-        if net.get("type").map(String::as_str).unwrap_or("veth") != "veth" {
-            continue;
-        }
-        // PVE::Network::veth_delete tests for /sys/class/net/NAME first.
-        let veth = format!("veth{vmid}i{}", &key[3..]);
-        if Path::new("/sys/class/net").join(&veth).exists() {
-            let _ = Command::new("ip")
-                .args(["link", "delete", "dev", &veth])
-                .status();
-        }
+    // "netlink is not a reliable protocol": LXC may have missed deleting a veth.
+    let ovs = Ovs { db: &args.ovsdb };
+    for (ind, _) in nets(cfg) {
+        veth_delete(&format!("veth{vmid}i{ind}"), &ovs)?;
     }
     Ok(())
 }

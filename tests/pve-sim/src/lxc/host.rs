@@ -2,6 +2,7 @@
 //! them (pve-common src/PVE/CGroup.pm, src/PVE/CpuSet.pm), so tests can render for a
 //! cgroup-v2 PVE 9 node and for this hybrid machine alike.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,11 @@ pub struct Host {
     pub unified: bool,
     /// The v1 memory controller has swap accounting (`memory.memsw.*`).
     pub memsw: bool,
+    /// The Linux bridges, for the node's network list.
     pub bridges: Vec<String>,
+    /// Every link's MTU (/sys/class/net/LINK/mtu), read again at each start: what
+    /// pve-common Network.pm `read_bridge_mtu` reads for a NIC's bridge, Linux or OVS.
+    pub mtus: BTreeMap<String, u32>,
     /// The installed LXC knows `lxc.environment.runtime` (LXC >= 6, lxc-pve 6.0.5-3).
     pub environment_runtime: bool,
     /// The files in /usr/share/lxc/config (`<ostype>.common.conf` exists or not).
@@ -42,6 +47,7 @@ impl std::fmt::Debug for Host {
             .field("unified", &self.unified)
             .field("memsw", &self.memsw)
             .field("bridges", &self.bridges)
+            .field("mtus", &self.mtus)
             .field("environment_runtime", &self.environment_runtime)
             .field("cpuset", &self.cpuset)
             .finish_non_exhaustive()
@@ -87,6 +93,20 @@ pub fn detect_cgroups() -> (Vec<String>, Option<Vec<String>>, bool) {
     (v1, v2, unified)
 }
 
+/// The MTU of every link in /sys/class/net.
+fn read_mtus() -> BTreeMap<String, u32> {
+    let links = fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .flatten();
+    links
+        .filter_map(|e| {
+            let mtu = fs::read_to_string(e.path().join("mtu")).ok()?;
+            Some((e.file_name().into_string().ok()?, mtu.trim().parse().ok()?))
+        })
+        .collect()
+}
+
 impl Host {
     /// Reads the facts as PVE does at `pct start`.
     pub fn detect() -> Host {
@@ -110,6 +130,7 @@ impl Host {
             unified,
             memsw: Path::new("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists(),
             bridges,
+            mtus: read_mtus(),
             environment_runtime: super::lxc_major() >= 6,
             lxc_config_files,
             common_seccomp: fs::read_to_string(Path::new(LXC_CONFIG_DIR).join("common.seccomp"))
@@ -120,10 +141,11 @@ impl Host {
         host
     }
 
-    /// A copy with the cpuset read again (PVE reads it at every start).
+    /// A copy with the cpuset and the MTUs read again (PVE reads them at every start).
     pub fn at_start(&self) -> Host {
         let mut h = self.clone();
         h.cpuset = h.read_cpuset();
+        h.mtus = read_mtus();
         h
     }
 

@@ -32,6 +32,8 @@ pub struct Paths<'a> {
     pub lxcpath: &'a Path,
     /// The stand-in's copy of pve-container's `common.conf.d/01-pve.conf` (the hooks).
     pub pve_include: &'a Path,
+    /// The NICs' `script.up`: the stand-in's `/usr/share/lxc/lxcnetaddbr`.
+    pub script_up: &'a str,
 }
 
 /// What `update_lxc_config` writes: the config and, for most unprivileged CTs, the
@@ -171,7 +173,7 @@ pub fn render(
     if let Some(cmd) = opt("entrypoint") {
         line("lxc.init.cmd", cmd);
     }
-    render_nets(vmid, cfg, props, host, &mut line)?;
+    super::nets::render(vmid, cfg, props, &host.mtus, paths.script_up, &mut line)?;
     // Config.pm parse_pct_config keeps `lxc.environment.runtime` lines as `env`, and
     // update_lxc_config writes them before the other raw lines. LXC 5 (this machine)
     // only knows `lxc.environment`, which sets the same variables for the init.
@@ -483,60 +485,6 @@ pub fn numbered<'a>(cfg: &'a CtConfig, prefix: &str) -> Vec<(&'a String, &'a Str
         .collect();
     out.sort_by_key(|(n, _)| *n);
     out.into_iter().map(|(_, kv)| kv).collect()
-}
-
-/// update_lxc_config's `netN` lines. PVE adds the veth to its bridge with its
-/// `lxc.net.N.script.up = /usr/share/lxc/lxcnetaddbr`; the stand-in uses `link` instead,
-/// and an empty network namespace when the bridge does not exist here.
-fn render_nets(
-    vmid: u32,
-    cfg: &CtConfig,
-    props: Formats<'_>,
-    host: &Host,
-    line: &mut dyn FnMut(&str, &str),
-) -> Result<(), String> {
-    let format = sub_format(props, "net0").ok_or("schema has no net format")?;
-    for (key, value) in cfg.options.iter().filter(|(k, _)| k.starts_with("net")) {
-        let idx = &key[3..];
-        let net = property_string::parse(format, value)?;
-        let p = format!("lxc.net.{idx}");
-        match net.get("bridge") {
-            Some(b) if host.bridges.contains(b) => {
-                line(&format!("{p}.type"), "veth");
-                line(&format!("{p}.veth.pair"), &format!("veth{vmid}i{idx}"));
-                line(&format!("{p}.link"), b);
-                line(&format!("{p}.flags"), "up");
-            }
-            _ => {
-                line(&format!("{p}.type"), "empty");
-                continue;
-            }
-        }
-        if let Some(n) = net.get("name") {
-            line(&format!("{p}.name"), n);
-        }
-        if let Some(h) = net.get("hwaddr") {
-            line(&format!("{p}.hwaddr"), h);
-        }
-        if let Some(m) = net.get("mtu") {
-            line(&format!("{p}.mtu"), m);
-        }
-        if truthy(net.get("host-managed")) && !truthy(net.get("link_down")) {
-            if let Some(ip) = net.get("ip").filter(|ip| ip.contains('/')) {
-                line(&format!("{p}.ipv4.address"), ip);
-            }
-            if let Some(gw) = net.get("gw") {
-                line(&format!("{p}.ipv4.gateway"), gw);
-            }
-            if let Some(ip) = net.get("ip6").filter(|ip| ip.contains('/')) {
-                line(&format!("{p}.ipv6.address"), ip);
-            }
-            if let Some(gw) = net.get("gw6") {
-                line(&format!("{p}.ipv6.gateway"), gw);
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

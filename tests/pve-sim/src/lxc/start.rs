@@ -64,9 +64,15 @@ impl Lxc {
             .join("usr/share/lxc/config/common.conf.d/01-pve.conf")
     }
 
-    fn write_include(&self) -> Result<(), String> {
+    /// The command line of PVE's hook scripts (`pve-sim hook ...`).
+    fn hook_command(&self) -> String {
         let o = &self.opts;
-        let hook = hooks::command(&o.exe, &o.data_dir, &o.schema, &o.lxcpath, &o.zfs_storage);
+        let (exe, zfs) = (&o.exe, &o.zfs_storage);
+        hooks::command(exe, &o.data_dir, &o.schema, &o.lxcpath, zfs, &o.ovsdb)
+    }
+
+    fn write_include(&self) -> Result<(), String> {
+        let hook = self.hook_command();
         let path = self.pve_include();
         if let Some(dir) = path.parent() {
             fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
@@ -97,9 +103,11 @@ impl Lxc {
         // The previous run's lxc-start may still be finishing.
         self.wait_exited(vmid)?;
         let include = self.pve_include();
+        let script_up = format!("{} --lxcnetaddbr", self.hook_command());
         let paths = Paths {
             lxcpath: &self.lxcpath,
             pve_include: &include,
+            script_up: &script_up,
         };
         let rendered = render::render(vmid, cfg, props, host, &paths, &mut random_below)?;
         let dir = self.lxcpath.join(vmid.to_string());

@@ -176,11 +176,15 @@ fn ip_config(value: &str, v6: bool) -> Result<(), String> {
     let family = if v6 { "ipv6" } else { "ipv4" };
     let err = || format!("value does not look like a valid {family} network configuration");
     let (addr, mask) = value.split_once('/').ok_or_else(err)?;
-    let mask: u8 = mask.parse().map_err(|_| err())?;
+    let mask: u32 = match mask.bytes().all(|b| b.is_ascii_digit()) {
+        true => mask.parse().map_err(|_| err())?,
+        false => return Err(err()),
+    };
+    // pve-common JSONSchema.pm pve_verify_cidrv4/cidrv6: a prefix of 8 up to 32 (128).
     let ok = if v6 {
-        addr.parse::<Ipv6Addr>().is_ok() && mask <= 128
+        addr.parse::<Ipv6Addr>().is_ok() && (8..=128).contains(&mask)
     } else {
-        addr.parse::<Ipv4Addr>().is_ok() && mask <= 32
+        addr.parse::<Ipv4Addr>().is_ok() && (8..=32).contains(&mask)
     };
     ok.then_some(()).ok_or_else(err)
 }
@@ -230,6 +234,11 @@ mod tests {
         assert!(check("dns-name", "pod_1").is_err());
         assert!(check("pve-ipv4-config", "10.0.0.2/24").is_ok());
         assert!(check("pve-ipv4-config", "10.0.0.2").is_err());
+        assert!(check("pve-ipv4-config", "10.0.0.2/7").is_err());
+        assert!(check("pve-ipv4-config", "10.0.0.2/33").is_err());
+        assert!(check("pve-ipv4-config", "10.0.0.2/+24").is_err());
+        assert!(check("pve-ipv6-config", "fd00::2/7").is_err());
+        assert!(check("pve-ipv6-config", "fd00::2/64").is_ok());
         assert!(check("pve-ipv6-config", "auto").is_ok());
         assert!(check("mac-addr", "BC:24:11:00:00:01").is_ok());
         assert!(check("mac-addr", "01:24:11:00:00:01").is_err());

@@ -35,8 +35,11 @@ pub fn parse(format: &Map<String, Value>, s: &str) -> Result<BTreeMap<String, St
         .map(|(k, _)| k.clone());
     let mut out = BTreeMap::new();
     for part in split_parts(s)? {
+        // pve-common JSONSchema.pm parse_property_string: `^([^=]+)=(.+)$`, so an empty
+        // key or value is no `key=value`; a part with no `=` is the default key's value.
         let (key, value) = match part.split_once('=') {
-            Some((k, v)) => (k.to_string(), v.to_string()),
+            Some((k, v)) if !k.is_empty() && !v.is_empty() => (k.to_string(), v.to_string()),
+            Some(_) => return Err("missing key in comma-separated list property".into()),
             None => match &default_key {
                 Some(dk) => (dk.clone(), part.clone()),
                 None => {
@@ -60,20 +63,28 @@ pub fn parse(format: &Map<String, Value>, s: &str) -> Result<BTreeMap<String, St
     Ok(out)
 }
 
-/// Parses and checks every value against its sub-property; the message lists each problem.
-pub fn check(format: &Map<String, Value>, s: &str) -> Result<BTreeMap<String, String>, String> {
+/// Parses and checks every value against its sub-property. The message is PVE's for the
+/// parameter `path` (JSONSchema.pm `check_prop`, `parse_property_string`): `invalid format
+/// - ` and the parser's error, or `format error` and one `PATH.KEY: message` line per
+/// problem (PVE also ends each line with `\n`, and lists them in hash order).
+pub fn check(
+    format: &Map<String, Value>,
+    s: &str,
+    path: &str,
+) -> Result<BTreeMap<String, String>, String> {
     let map = parse(format, s).map_err(|e| format!("invalid format - {e}"))?;
     let mut errors = Vec::new();
     for (key, prop) in format {
+        let sub = format!("{path}.{key}");
         match map.get(key) {
             Some(v) => {
                 let v = normalise_bool(prop, v);
-                if let Err(e) = check_value(prop, &Value::String(v)) {
-                    errors.push(format!("{key}: {e}"));
+                if let Err(e) = check_value(prop, &Value::String(v), &sub) {
+                    errors.push(format!("{sub}: {e}"));
                 }
             }
             None if !prop.get("optional").is_some_and(truthy) => {
-                errors.push(format!("{key}: property is missing and it is not optional"));
+                errors.push(format!("{sub}: property is missing and it is not optional"));
             }
             None => {}
         }
@@ -81,7 +92,10 @@ pub fn check(format: &Map<String, Value>, s: &str) -> Result<BTreeMap<String, St
     if errors.is_empty() {
         Ok(map)
     } else {
-        Err(format!("invalid format - {}", errors.join("; ")))
+        Err(format!(
+            "invalid format - format error\n{}",
+            errors.join("\n")
+        ))
     }
 }
 
@@ -124,23 +138,32 @@ mod tests {
     #[test]
     fn net_property_string() {
         let f = net_format();
-        let m = check(&f, "name=eth0,bridge=vmbr0,ip=dhcp,firewall=1,tag=5").unwrap();
+        let check = |s: &str| check(&f, s, "net0");
+        let m = check("name=eth0,bridge=vmbr0,ip=dhcp,firewall=1,tag=5").unwrap();
         assert_eq!(m["bridge"], "vmbr0");
-        assert!(check(&f, "bridge=vmbr0")
+        assert_eq!(
+            check("bridge=vmbr0").unwrap_err(),
+            "invalid format - format error\nnet0.name: property is missing and it is not optional"
+        );
+        assert!(check("name=eth0,ip=10.1.1.1")
             .unwrap_err()
-            .contains("name: property is missing"));
-        assert!(check(&f, "name=eth0,ip=10.1.1.1")
-            .unwrap_err()
-            .contains("ip:"));
-        assert!(check(&f, "name=eth0,tag=5000")
-            .unwrap_err()
-            .contains("tag:"));
-        assert!(check(&f, "name=eth0,colour=red")
-            .unwrap_err()
-            .contains("colour"));
-        assert!(check(&f, "name=eth0,name=eth1")
+            .contains("\nnet0.ip: value does not look like a valid ipv4 network configuration"));
+        assert_eq!(
+            check("name=eth0,tag=5000").unwrap_err(),
+            "invalid format - format error\nnet0.tag: value must have a maximum value of 4094"
+        );
+        assert_eq!(
+            check("name=eth0,colour=red").unwrap_err(),
+            "invalid format - invalid key in comma-separated list property: colour"
+        );
+        assert!(check("name=eth0,name=eth1")
             .unwrap_err()
             .contains("duplicate"));
+        // PVE's `^([^=]+)=(.+)$`: an empty value is no key=value at all.
+        assert_eq!(
+            check("name=eth0,tag=").unwrap_err(),
+            "invalid format - missing key in comma-separated list property"
+        );
     }
 
     #[test]
@@ -150,14 +173,15 @@ mod tests {
             .as_object()
             .unwrap()
             .clone();
-        let m = check(&f, "/srv/data,mp=/data,ro=1").unwrap();
+        let check = |s: &str| check(&f, s, "mp0");
+        let m = check("/srv/data,mp=/data,ro=1").unwrap();
         assert_eq!(m["volume"], "/srv/data");
-        let m = check(&f, "volume=\"/srv/a,b\",mp=/data").unwrap();
+        let m = check("volume=\"/srv/a,b\",mp=/data").unwrap();
         assert_eq!(m["volume"], "/srv/a,b");
-        assert!(check(&f, "/srv/data")
+        assert!(check("/srv/data")
             .unwrap_err()
-            .contains("mp: property is missing"));
-        assert!(check(&f, "/srv/data,/other,mp=/x")
+            .contains("mp0.mp: property is missing"));
+        assert!(check("/srv/data,/other,mp=/x")
             .unwrap_err()
             .contains("duplicate"));
     }

@@ -68,7 +68,7 @@ pub fn validate(definition: &Value, input: &[(String, Value)]) -> Result<Params,
     let mut out = Params::default();
     for (name, value) in input {
         match property(props, name) {
-            Some(prop) => match check_value(prop, value) {
+            Some(prop) => match check_value(prop, value, name) {
                 Ok(v) => {
                     out.0.insert(name.clone(), v);
                 }
@@ -138,8 +138,10 @@ fn bound(prop: &Value, key: &str) -> Option<f64> {
     }
 }
 
-/// Checks one value against one property schema and returns it normalised.
-pub fn check_value(prop: &Value, value: &Value) -> Result<Value, String> {
+/// Checks one value against one property schema and returns it normalised. `path` names
+/// it in the errors of a property string inside (`net0.tag`), as pve-common's
+/// JSONSchema.pm `check_object` builds it.
+pub fn check_value(prop: &Value, value: &Value, path: &str) -> Result<Value, String> {
     let ty = prop.get("type").and_then(Value::as_str).unwrap_or("string");
     let got = || scalar_text(value).unwrap_or_else(|| value.to_string());
     let type_err = || format!("type check ('{ty}') failed - got '{}'", got());
@@ -191,7 +193,7 @@ pub fn check_value(prop: &Value, value: &Value) -> Result<Value, String> {
                 Value::Number(n) => n.to_string(),
                 _ => return Err(type_err()),
             };
-            check_string(prop, &s)?;
+            check_string(prop, &s, path)?;
             Value::String(s)
         }
     };
@@ -212,7 +214,7 @@ fn check_range(prop: &Value, n: f64) -> Result<(), String> {
     Ok(())
 }
 
-fn check_string(prop: &Value, s: &str) -> Result<(), String> {
+fn check_string(prop: &Value, s: &str, path: &str) -> Result<(), String> {
     let chars = s.chars().count() as f64;
     if let Some(max) = bound(prop, "maxLength") {
         if chars > max {
@@ -242,7 +244,7 @@ fn check_string(prop: &Value, s: &str) -> Result<(), String> {
     match prop.get("format") {
         Some(Value::String(name)) => formats::check(name, s)?,
         Some(Value::Object(sub)) => {
-            property_string::check(sub, s)?;
+            property_string::check(sub, s, path)?;
         }
         _ => {}
     }

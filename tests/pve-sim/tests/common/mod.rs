@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod ct;
+pub mod net;
+
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};

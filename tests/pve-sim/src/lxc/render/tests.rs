@@ -19,6 +19,7 @@ fn v2_host() -> Host {
         unified: true,
         memsw: false,
         bridges: vec![],
+        mtus: Default::default(),
         environment_runtime: true,
         lxc_config_files: ["common.conf", "userns.conf", "common.seccomp"]
             .map(String::from)
@@ -69,6 +70,7 @@ fn render_with(
     let paths = Paths {
         lxcpath: Path::new("/var/lib/lxc"),
         pve_include: Path::new("/sim/usr/share/lxc/config/common.conf.d/01-pve.conf"),
+        script_up: "/usr/share/lxc/lxcnetaddbr",
     };
     render(
         vmid,
@@ -332,6 +334,7 @@ fn required_keys_fail_like_pve() {
     let paths = Paths {
         lxcpath: Path::new("/var/lib/lxc"),
         pve_include: Path::new("/i"),
+        script_up: "/usr/share/lxc/lxcnetaddbr",
     };
     let props = s.config_properties().unwrap();
     for (text, err) in [
@@ -357,17 +360,18 @@ fn required_keys_fail_like_pve() {
 fn nets_devices_and_numbered_order() {
     let text = "arch: amd64\nostype: unmanaged\nrootfs: /r\n\
                 net0: name=eth0,bridge=br9,hwaddr=BC:24:11:00:00:01,ip=10.0.0.2/24,gw=10.0.0.1,host-managed=1\n\
-                net1: name=eth1,bridge=vmbr0\ndev0: /dev/null,deny-write=1\n\
+                dev0: /dev/null,deny-write=1\n\
                 mp10: /a,mp=/a\nmp2: /b,mp=/b\n";
     let host = Host {
-        bridges: vec!["br9".into()],
+        mtus: [("br9".to_string(), 1500)].into(),
         ..v2_host()
     };
     let out = render_with(100, text, &host, &mut |_| 0).config;
     for want in [
-        "lxc.net.0.type = veth\nlxc.net.0.veth.pair = veth100i0\nlxc.net.0.link = br9\n",
+        // After the rootfs, as update_lxc_config writes them.
+        "lxc.rootfs.path = /var/lib/lxc/100/rootfs\nlxc.net.0.type = veth\n",
+        "lxc.net.0.script.up = /usr/share/lxc/lxcnetaddbr\n",
         "lxc.net.0.ipv4.address = 10.0.0.2/24\nlxc.net.0.ipv4.gateway = 10.0.0.1\n",
-        "lxc.net.1.type = empty\n",
         "lxc.cgroup2.devices.allow = c 1:3 r\nlxc.cgroup2.devices.deny = c 1:3 w\n\
          lxc.mount.entry = /dev/null dev/null none bind,optional,create=file 0 0\n\
          lxc.monitor.unshare = 1\n",
