@@ -162,6 +162,18 @@ pub struct LxcConfig {
 }
 
 impl LxcConfig {
+    /// The host uid and gid the container's root (id 0) runs as under
+    /// its user namespace; `None` without one (or without a map of 0).
+    pub fn root_host_ids(&self) -> Option<(u32, u32)> {
+        let host_of_0 = |kind: IdKind| {
+            self.idmaps
+                .iter()
+                .find(|m| m.kind == kind && m.container_id == 0 && m.size > 0)
+                .map(|m| m.host_id)
+        };
+        Some((host_of_0(IdKind::User)?, host_of_0(IdKind::Group)?))
+    }
+
     /// A config with lxcri's fixed settings and nothing container-specific.
     pub fn new(rootfs: PathBuf, init_cmd: String, cgroup_version: CgroupVersion) -> Self {
         Self {

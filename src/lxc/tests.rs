@@ -251,3 +251,37 @@ fn pve_fragment_on_a_v1_host_also_resets_the_v1_cgroup_settings() {
         .expect("v1 setting");
     assert!(reset < set, "{out}");
 }
+
+#[test]
+fn the_container_root_runs_as_the_host_ids_mapped_to_0() {
+    use crate::lxc::{IdKind, IdMap};
+    let mut c = LxcConfig::new(
+        "/r".into(),
+        "/init".into(),
+        crate::cgroup::CgroupVersion::V2,
+    );
+    assert_eq!(c.root_host_ids(), None);
+    c.idmaps = vec![
+        IdMap {
+            kind: IdKind::User,
+            container_id: 1000,
+            host_id: 5000,
+            size: 10,
+        },
+        IdMap {
+            kind: IdKind::User,
+            container_id: 0,
+            host_id: 100000,
+            size: 1000,
+        },
+        IdMap {
+            kind: IdKind::Group,
+            container_id: 0,
+            host_id: 200000,
+            size: 65536,
+        },
+    ];
+    assert_eq!(c.root_host_ids(), Some((100000, 200000)));
+    c.idmaps.pop();
+    assert_eq!(c.root_host_ids(), None, "no group map of 0");
+}

@@ -135,6 +135,17 @@ pub fn prepare_bundle(
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
     write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
+    if let Some(ids) = plan.lxc.root_host_ids() {
+        // The init runs as the mapped root: it must reach its spec and the
+        // start gate, and write its exit report.
+        for path in [
+            run_dir.clone(),
+            run_dir.join(INIT_SPEC_FILE),
+            run_dir.join(START_FIFO),
+        ] {
+            hand_to_container_root(&path, ids)?;
+        }
+    }
     let bundle = PreparedBundle {
         spec,
         cri,
@@ -180,6 +191,15 @@ fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
     )
     .map_err(|e| err(e.into()))?;
     Ok(())
+}
+
+/// Gives `path` to the host ids the container's root runs as under its
+/// user namespace (see [`crate::lxc::LxcConfig::root_host_ids`]).
+pub fn hand_to_container_root(path: &Path, (uid, gid): (u32, u32)) -> Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(|source| RuntimeError::RunDir {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Writes a file lxcri made for the container (its init spec, a fragment).

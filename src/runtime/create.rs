@@ -19,7 +19,7 @@
 //! bundle.
 
 use super::backend::CreateSteps;
-use super::bundle::{prepare_bundle, BundleInputs, BundleUndo};
+use super::bundle::{hand_to_container_root, prepare_bundle, BundleInputs, BundleUndo};
 use super::container::{CreateRequest, CreatedContainer};
 use super::error::Result;
 use super::lifecycle::Runtime;
@@ -27,6 +27,7 @@ use super::nics::{plug, unplug_nics};
 use super::rendezvous::InitRendezvous;
 use super::shared_mounts::bind_shared_mounts;
 use crate::network::plug::PluggedNic;
+use lxcri_init_spec::INIT_SOCKET;
 
 impl Runtime {
     /// Creates the container and starts its init, which waits for `start`.
@@ -71,6 +72,9 @@ impl Create<'_> {
         let (bundle, mut record) = prepare_bundle(&inputs, self.req, &mut self.bundle)?;
         self.steps.configure(&bundle)?;
         let rendezvous = InitRendezvous::prepare(&bundle.run_dir)?;
+        if let Some(ids) = bundle.plan.lxc.root_host_ids() {
+            hand_to_container_root(&bundle.run_dir.join(INIT_SOCKET), ids)?;
+        }
         self.steps.reserve(&mut record)?;
         rt.store.save(&record)?;
         self.steps.write_config(&bundle, &mut self.bundle)?;
