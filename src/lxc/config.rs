@@ -71,6 +71,20 @@ pub struct IdMap {
     pub size: u32,
 }
 
+impl IdMap {
+    /// The value of an `lxc.idmap` line: `u 0 100000 65536`.
+    pub fn lxc_value(&self) -> String {
+        let kind = match self.kind {
+            IdKind::User => "u",
+            IdKind::Group => "g",
+        };
+        format!(
+            "{kind} {} {} {}",
+            self.container_id, self.host_id, self.size
+        )
+    }
+}
+
 /// `lxc.mount.auto` cgroup choice (replaces an OCI `cgroup` mount).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupAuto {

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::config::{CgroupAuto, DeviceKind, DeviceRule, IdKind, LxcConfig, MountEntry, Network};
+use super::config::{CgroupAuto, DeviceKind, DeviceRule, LxcConfig, MountEntry, Network};
 use super::{LxcConfigError, Result};
 use crate::cgroup::CgroupVersion;
 
@@ -252,7 +252,6 @@ impl LxcConfig {
             for key in [
                 "lxc.mount.auto",
                 "lxc.mount.entry",
-                "lxc.idmap",
                 "lxc.cap.drop",
                 "lxc.cap.keep",
                 "lxc.seccomp.profile",
@@ -308,15 +307,14 @@ impl LxcConfig {
             Some(Network::Empty) => l.push("lxc.net.0.type", "empty")?,
             None => {}
         }
-        for m in &self.idmaps {
-            let kind = match m.kind {
-                IdKind::User => "u",
-                IdKind::Group => "g",
-            };
-            l.push(
-                "lxc.idmap",
-                &format!("{kind} {} {} {}", m.container_id, m.host_id, m.size),
-            )?;
+        // On PVE the mapping is the CT's (`unprivileged`, or raw `lxc.idmap`
+        // keys in VMID.conf): an include that clears and sets it again
+        // leaves LXC 5.0's root mapping pointers stale (fixed upstream in
+        // lxc commit cc6819c, after 5.0.2), and the CT fails to start.
+        if !pve {
+            for m in &self.idmaps {
+                l.push("lxc.idmap", &m.lxc_value())?;
+            }
         }
 
         let auto = match self.mount_auto_cgroup {

@@ -16,6 +16,7 @@ use std::path::{Component, Path};
 use super::schema_keys::{is_known, ApiEndpoint};
 use super::{check_no_control, PveConfigError, Result};
 use crate::cgroup::{CgroupVersion, CpuSet};
+use crate::lxc::{IdKind, IdMap};
 
 /// Which part of the file a section is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,6 +482,55 @@ impl PveConfigFile {
         Ok(true)
     }
 
+    /// The CT's user namespace mapping as raw `lxc.idmap` keys, replacing
+    /// any there: PVE then writes them instead of its fixed
+    /// `0 100000 65536` (pve-container src/PVE/LXC.pm, update_lxc_config:
+    /// `$custom_idmap`). Nothing is written for PVE's own mapping, which
+    /// `unprivileged: 1` gives. Returns whether the file changed.
+    pub fn set_raw_idmaps(&mut self, maps: &[IdMap]) -> Result<bool> {
+        const KEY: &str = "lxc.idmap";
+        let pve_default = maps.len() == 2
+            && [IdKind::User, IdKind::Group].iter().all(|k| {
+                maps.iter().any(|m| {
+                    m.kind == *k && (m.container_id, m.host_id, m.size) == (0, 100_000, 65_536)
+                })
+            });
+        let wanted: Vec<String> = if pve_default {
+            Vec::new()
+        } else {
+            maps.iter().map(IdMap::lxc_value).collect()
+        };
+        let main = self.main_mut();
+        let current: Vec<String> = main
+            .lines
+            .iter()
+            .filter_map(|l| match l {
+                ConfigLine::Raw { key, value, .. } if key == KEY => Some(value.clone()),
+                _ => None,
+            })
+            .collect();
+        if current == wanted {
+            return Ok(false);
+        }
+        main.lines
+            .retain(|l| !matches!(l, ConfigLine::Raw { key, .. } if key == KEY));
+        let at = main
+            .lines
+            .iter()
+            .rposition(|l| !matches!(l, ConfigLine::Blank(_)))
+            .map_or(0, |i| i + 1);
+        for (n, value) in wanted.into_iter().enumerate() {
+            main.lines.insert(
+                at + n,
+                ConfigLine::Raw {
+                    key: KEY.into(),
+                    raw: format!("{KEY}: {value}"),
+                    value,
+                },
+            );
+        }
+        Ok(true)
+    }
     /// Makes `cpus` the CT's raw cpuset line, `lxc.cgroup2.cpuset.cpus`
     /// (`lxc.cgroup.cpuset.cpus` where the cpuset controller is v1): in
     /// place, or after the last line of the main section. With it in

@@ -191,6 +191,7 @@ impl CreateSteps for PveCreate<'_> {
             if let Some(cpus) = &bundle.plan.limits.cpu.cpus {
                 changed |= file.set_raw_cpuset(bundle.plan.lxc.cgroup_version, cpus)?;
             }
+            changed |= file.set_raw_idmaps(&bundle.plan.lxc.idmaps)?;
             Ok(changed)
         })
         .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;

@@ -257,3 +257,43 @@ fn raw_cpuset_goes_into_the_main_section_once() {
         [("lxc.cgroup.cpuset.cpus".to_string(), "0".to_string())]
     );
 }
+
+#[test]
+fn a_custom_idmap_becomes_raw_lines_and_pves_own_none() {
+    use crate::lxc::{IdKind, IdMap};
+    let map = |kind, c, h, n| IdMap {
+        kind,
+        container_id: c,
+        host_id: h,
+        size: n,
+    };
+    let text = fixture("101-snapshots-pending.conf");
+    let mut f = PveConfigFile::parse(&text).unwrap();
+    let idmaps = |f: &PveConfigFile| -> Vec<String> {
+        f.raw_lines()
+            .into_iter()
+            .filter(|(k, _)| *k == "lxc.idmap")
+            .map(|(_, v)| v.to_string())
+            .collect()
+    };
+    let pve_own = [
+        map(IdKind::User, 0, 100_000, 65_536),
+        map(IdKind::Group, 0, 100_000, 65_536),
+    ];
+    assert!(
+        !f.set_raw_idmaps(&pve_own).unwrap(),
+        "unprivileged: 1 gives that one"
+    );
+    assert!(idmaps(&f).is_empty());
+    let custom = [
+        map(IdKind::User, 0, 200_000, 65_536),
+        map(IdKind::Group, 0, 200_000, 65_536),
+    ];
+    assert!(f.set_raw_idmaps(&custom).unwrap());
+    assert!(!f.set_raw_idmaps(&custom).unwrap());
+    assert_eq!(idmaps(&f), ["u 0 200000 65536", "g 0 200000 65536"]);
+    let reparsed = PveConfigFile::parse(&f.render()).unwrap();
+    assert_eq!(idmaps(&reparsed), ["u 0 200000 65536", "g 0 200000 65536"]);
+    assert!(f.set_raw_idmaps(&pve_own).unwrap());
+    assert!(idmaps(&f).is_empty());
+}
