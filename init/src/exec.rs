@@ -117,7 +117,22 @@ fn run_inner(spec_path: &Path) -> Result<WaitStatus, ExecError> {
             source,
         })?;
     }
+    let joined_user = namespaces.iter().any(|(name, _)| name.as_str() == "user");
     drop(namespaces);
+    if joined_user {
+        // Joining a user namespace keeps the host ids, which it does not
+        // map: become its root, as runc's nsexec does, so what the exec
+        // makes (its pty first) belongs to the container's root, not to
+        // the overflow id.
+        nix::unistd::setresgid(0.into(), 0.into(), 0.into()).map_err(|source| ExecError::Sys {
+            what: "setresgid(0) in the container's user namespace",
+            source,
+        })?;
+        nix::unistd::setresuid(0.into(), 0.into(), 0.into()).map_err(|source| ExecError::Sys {
+            what: "setresuid(0) in the container's user namespace",
+            source,
+        })?;
+    }
     // setns(mnt) moved root and cwd to the namespace's root; make sure of it.
     nix::unistd::chdir("/").map_err(|source| ExecError::Sys {
         what: "chdir /",

@@ -2,7 +2,7 @@
 //! remaps the snapshot and puts the mappings in the spec), side by side
 //! with runc: the same uid_map and gid_map inside, root inside, a writable
 //! rootfs whose new files belong to the mapped root on the host, and exec
-//! in the same namespace. On the pve backend the CT is unprivileged; a
+//! (with and without a TTY) in the same namespace. On the pve backend the CT is unprivileged; a
 //! mapping other than PVE's own `0 100000 65536` is raw `lxc.idmap` keys
 //! in VMID.conf.
 
@@ -32,6 +32,19 @@ fn a_uidmap_container_sees_what_runc_gives() {
                 &[],
             );
             assert!(out.success(), "{rt} {uidmap}: {out}");
+            // A TTY exec: its pty belongs to the mapped root too.
+            let tty = ctd.exec_tty(
+                &id,
+                "tty",
+                &["sh", "-c", "tty >/dev/null && id -u && stat -c %u $(tty)"],
+            );
+            assert!(tty.success(), "{rt} {uidmap}: {tty}");
+            let tty_lines: Vec<String> = tty
+                .stdout
+                .lines()
+                .map(|l| l.trim().to_string())
+                .filter(|l| !l.is_empty())
+                .collect();
             // What the host sees of the file the container's root wrote.
             let (pid, _) = ctd.task(&id).expect("task listed");
             let host_view = std::fs::metadata(format!("/proc/{pid}/root/new"))
@@ -50,10 +63,11 @@ fn a_uidmap_container_sees_what_runc_gives() {
                 );
                 assert!(conf.contains("unprivileged: 1"), "{conf}");
             }
-            seen.push((rt, (out.stdout, owner)));
+            seen.push((rt, (out.stdout, owner, tty_lines)));
             ctd.remove(&id);
         }
-        for (rt, (inside, owner)) in &seen {
+        for (rt, (inside, owner, tty)) in &seen {
+            assert_eq!(tty, &["0", "0"], "{rt}: root, on a pty it owns");
             assert!(
                 inside.contains(&format!("0 {host:>10}      65536")),
                 "{rt}: {inside}"
