@@ -13,6 +13,8 @@
 //! 2. prepares the container (masked and read-only paths, read-only rootfs,
 //!    resolves the executable) and connects to [`INIT_SOCKET`];
 //! 3. sends [`InitMessage::Ready`] (or [`InitMessage::Failed`] and exits 1);
+//!    an init that fails before it could connect writes the cause to
+//!    [`INIT_ERROR_FILE`] instead;
 //!    the shim learns the init's host pid from `SO_PEERCRED`;
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
@@ -45,6 +47,10 @@ pub const INIT_SOCKET: &str = "init.sock";
 pub const START_FIFO: &str = "start";
 /// JSON [`ExitReport`] the init writes when the OCI process has ended.
 pub const EXIT_FILE: &str = "exit";
+/// Where the init writes why it failed when it cannot say so on
+/// [`INIT_SOCKET`] (it could not connect): its stderr is `/dev/null` under
+/// `lxc-start -d`. Made empty by the shim, owned by the container's root.
+pub const INIT_ERROR_FILE: &str = "init.err";
 /// Data byte sent with the three stdio fds (shim -> init).
 pub const STDIO_TAG: u8 = b'S';
 /// Data byte sent with a pty master fd (init/exec helper -> shim).
@@ -174,6 +180,9 @@ pub struct ProcessSpec {
     /// `/proc/self/attr/exec` AppArmor profile to apply at exec, if any.
     #[serde(default)]
     pub apparmor_profile: Option<String>,
+    /// SELinux label written to `/proc/self/attr/exec` right before exec, if any.
+    #[serde(default)]
+    pub selinux_label: Option<String>,
     /// `/proc/self/oom_score_adj` for exec processes (the init's own is set by LXC).
     #[serde(default)]
     pub oom_score_adj: Option<i32>,

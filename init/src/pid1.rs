@@ -7,8 +7,8 @@ use crate::signals::{self, Signals};
 use crate::status::{self, EXIT_INIT_FAILED};
 use crate::stdio::{self, StdioError};
 use lxcri_init_spec::{
-    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_SOCKET, INIT_SPEC_FILE, RUNTIME_DIR,
-    START_FIFO, STDIO_TAG,
+    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_ERROR_FILE, INIT_SOCKET, INIT_SPEC_FILE,
+    RUNTIME_DIR, START_FIFO, STDIO_TAG,
 };
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, OFlag};
@@ -49,9 +49,21 @@ pub fn run() -> i32 {
     match run_inner() {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("lxcri-init: {e}");
+            let msg = format!("lxcri-init: {e}\n");
+            eprint!("{msg}");
+            leave_last_words(&msg);
             EXIT_INIT_FAILED
         }
+    }
+}
+
+/// Appends `msg` to [`INIT_ERROR_FILE`], for the shim to quote when the
+/// container stops without the init having reported on its socket. Best
+/// effort: when even this fails there is nowhere left to say it.
+fn leave_last_words(msg: &str) {
+    let path = Path::new(RUNTIME_DIR).join(INIT_ERROR_FILE);
+    if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(path) {
+        let _ = f.write_all(msg.as_bytes());
     }
 }
 

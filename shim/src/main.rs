@@ -5,6 +5,7 @@ mod error;
 mod events;
 mod exec;
 mod exits;
+mod info;
 mod io;
 mod logging;
 mod metrics;
@@ -18,6 +19,15 @@ mod task_service;
 // One thread: the shim mostly waits; blocking work goes to spawn_blocking.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    // containerd 2.x introspection; the shim library would need
+    // TTRPC_ADDRESS and a `runc` binary for it.
+    if info::requested(std::env::args_os()) {
+        if let Err(e) = info::run() {
+            eprintln!("containerd-shim-lxcri-v2 -info: {}", error::chain(&e));
+            std::process::exit(1);
+        }
+        return;
+    }
     // Set before the crate installs its signal handlers: its SIGCHLD reaper
     // would race tokio and std for our children (ECHILD), and as a
     // subreaper we would inherit LXC's daemonized monitors. Tracing goes to
@@ -28,6 +38,5 @@ async fn main() {
         no_sub_reaper: true,
         ..Default::default()
     };
-    containerd_shim::asynchronous::run::<shim::LxcriShim>("io.containerd.lxcri.v2", Some(config))
-        .await;
+    containerd_shim::asynchronous::run::<shim::LxcriShim>(info::RUNTIME_NAME, Some(config)).await;
 }

@@ -320,8 +320,12 @@ impl Service {
         let mut process = lxcri::spec::parse_process("exec process spec", &any.value)
             .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         process.set_terminal(Some(req.terminal));
-        let spec: ProcessSpec = lxcri::plan::plan_process(&process, &c.container.spec)
-            .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
+        let spec: ProcessSpec = lxcri::plan::plan_process(
+            &process,
+            &c.container.spec,
+            &lxcri::security::lsm::HostLsm::host(),
+        )
+        .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         let stdio = StdioPaths {
             stdin: req.stdin,
             stdout: req.stdout,

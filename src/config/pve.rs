@@ -16,6 +16,7 @@ use serde::Deserialize;
 
 use super::error::{ConfigError, Origin};
 use super::{abs_path, dir_path, setting, timeout_secs, Field};
+use crate::lxc::LxcAppArmor;
 use crate::pve::client::{Fingerprint, TlsError, TokenId};
 use crate::pve::config::PoolId;
 use crate::pve::vmid::VmidRange;
@@ -64,6 +65,7 @@ pub(super) enum PveField {
     RunDir,
     Pool,
     LockWaitSecs,
+    AppArmor,
 }
 
 /// Keys that must be set once the section is used at all.
@@ -110,6 +112,9 @@ pub struct PveSettings {
     /// How long deleting a CT waits while PVE holds it locked (a backup,
     /// snapshot, mount or migration) before it fails.
     pub lock_wait_secs: u64,
+    /// The AppArmor profile of CTs whose spec names none: `unconfined` as
+    /// runc, or PVE's own `generated`.
+    pub apparmor: LxcAppArmor,
     /// Where each key that was set came from: decides whether the section
     /// is in use and lets cross-key errors name their sources.
     origins: BTreeMap<&'static str, Origin>,
@@ -135,6 +140,7 @@ impl Default for PveSettings {
             run_dir: PathBuf::from(DEFAULT_RUN_DIR),
             pool: None,
             lock_wait_secs: DEFAULT_LOCK_WAIT_SECS,
+            apparmor: LxcAppArmor::Unconfined,
             origins: BTreeMap::new(),
         }
     }
@@ -186,6 +192,7 @@ impl PveSettings {
             PveField::RunDir => self.run_dir = dir_path(value)?,
             PveField::Pool => self.pool = Some(PoolId::parse(value).map_err(|e| e.to_string())?),
             PveField::LockWaitSecs => self.lock_wait_secs = timeout_secs(value)?,
+            PveField::AppArmor => self.apparmor = apparmor(value)?,
         }
         self.origins.insert(key_of(field), origin);
         Ok(())
@@ -244,6 +251,7 @@ pub(super) struct RawPve {
     run_dir: Option<String>,
     pool: Option<String>,
     lock_wait_secs: Option<u64>,
+    apparmor: Option<String>,
 }
 
 impl RawPve {
@@ -268,6 +276,7 @@ impl RawPve {
                 PveField::LockWaitSecs,
                 self.lock_wait_secs.map(|n| n.to_string()),
             ),
+            (PveField::AppArmor, self.apparmor),
         ]
         .into_iter()
         .map(|(f, v)| (Field::Pve(f), v))
@@ -326,4 +335,13 @@ fn name(value: &str, what: &str) -> Result<String, String> {
         ));
     }
     Ok(value.to_string())
+}
+
+/// `unconfined` or `generated`: the two profiles a PVE admin chooses
+/// between for CTs whose spec names none.
+fn apparmor(value: &str) -> Result<LxcAppArmor, String> {
+    [LxcAppArmor::Unconfined, LxcAppArmor::Generated]
+        .into_iter()
+        .find(|p| p.as_str() == value)
+        .ok_or_else(|| "must be `unconfined` (as runc) or `generated` (PVE's own profile)".into())
 }

@@ -134,6 +134,11 @@ pub const SETTINGS: &[Setting] = &[
         field: Field::Pve(pve::PveField::LockWaitSecs),
     },
     Setting {
+        key: "pve.apparmor",
+        env: "LXCRI_PVE_APPARMOR",
+        field: Field::Pve(pve::PveField::AppArmor),
+    },
+    Setting {
         key: "zfs.pool",
         env: "LXCRI_ZFS_POOL",
         field: Field::Zfs(zfs::ZfsField::Pool),

@@ -356,6 +356,7 @@ fn pve_section_is_optional_with_documented_defaults() {
     assert_eq!(c.pve.storage, DEFAULT_STORAGE);
     assert_eq!(c.pve.bridge, "vmbr0");
     assert_eq!(c.pve.config_dir, Path::new("/etc/pve"));
+    assert_eq!(c.pve.apparmor, crate::lxc::LxcAppArmor::Unconfined);
 }
 
 #[test]
@@ -363,7 +364,7 @@ fn pve_parses_every_key() {
     let tmp = tempfile::tempdir().unwrap();
     let extra = format!(
         "fingerprint = \"{FP}\"\nvmid_range = \"20000-20099\"\nstorage = \"tank\"\n\
-         bridge = \"vmbr1\"\nconfig_dir = \"/srv/pve/\"\n"
+         bridge = \"vmbr1\"\nconfig_dir = \"/srv/pve/\"\napparmor = \"generated\"\n"
     );
     let path = write(tmp.path(), "c.toml", &pve_file(&extra));
     let c = load(tmp.path(), Some(&path), &[]).unwrap();
@@ -378,6 +379,7 @@ fn pve_parses_every_key() {
     assert_eq!((p.vmid_range.start(), p.vmid_range.end()), (20000, 20099));
     assert_eq!((p.storage.as_str(), p.bridge.as_str()), ("tank", "vmbr1"));
     assert_eq!(p.config_dir, Path::new("/srv/pve"));
+    assert_eq!(p.apparmor, crate::lxc::LxcAppArmor::Generated);
     assert_eq!(p.origin("pve.url"), Some(&Origin::File(path)));
     assert_eq!(p.template, DEFAULT_TEMPLATE);
     assert_eq!(p.lxcpath, Path::new(DEFAULT_PVE_LXCPATH));
@@ -563,6 +565,12 @@ fn pve_bad_values_name_key_env_and_origin() {
         ("vmid_range", "LXCRI_PVE_VMID_RANGE", "50-60", "100"),
         ("node", "LXCRI_PVE_NODE", "pve1/../x", "node name"),
         ("bridge", "LXCRI_PVE_BRIDGE", "vmbr0,tag=5", "bridge name"),
+        (
+            "apparmor",
+            "LXCRI_PVE_APPARMOR",
+            "lxc-default",
+            "`generated`",
+        ),
     ] {
         let err = load(tmp.path(), None, &[(var, value)]).unwrap_err();
         let msg = err.to_string();

@@ -62,6 +62,29 @@ pub enum IdKind {
     Group,
 }
 
+/// The AppArmor profile LXC puts the whole container in. The OCI process's
+/// own profile is applied by the init at exec (as runc does), so that lxcri's
+/// setup is not confined by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LxcAppArmor {
+    /// As runc, whose containers run in the runtime's (unconfined) profile
+    /// unless the spec names one. Without it LXC would pick its own default.
+    #[default]
+    Unconfined,
+    /// LXC's `generated` profile, the one PVE gives every CT (pve-container
+    /// src/PVE/LXC.pm `make_apparmor_config`).
+    Generated,
+}
+
+impl LxcAppArmor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LxcAppArmor::Unconfined => "unconfined",
+            LxcAppArmor::Generated => "generated",
+        }
+    }
+}
+
 /// One `lxc.idmap` line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdMap {
@@ -158,7 +181,7 @@ pub struct LxcConfig {
     /// `lxc.console.path`; `None` renders `none` (the init owns stdio).
     pub console_path: Option<PathBuf>,
     /// `lxc.apparmor.profile` for the container as a whole.
-    pub apparmor_profile: String,
+    pub apparmor: LxcAppArmor,
     pub namespaces: Namespaces,
     pub network: Option<Network>,
     pub idmaps: Vec<IdMap>,
@@ -202,9 +225,7 @@ impl LxcConfig {
             pty_max: 1024,
             tty_max: 0,
             console_path: None,
-            // This kernel enforces no AppArmor, and the init applies the
-            // OCI process's own profile at exec.
-            apparmor_profile: "unconfined".into(),
+            apparmor: LxcAppArmor::Unconfined,
             namespaces: Namespaces::default(),
             network: None,
             idmaps: Vec::new(),

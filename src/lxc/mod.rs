@@ -18,8 +18,8 @@ pub use render::render_lines;
 mod tests;
 
 pub use config::{
-    CgroupAuto, DeviceKind, DeviceRule, IdKind, IdMap, LxcConfig, MountEntry, Namespace,
-    Namespaces, Network, Prlimit,
+    CgroupAuto, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig, MountEntry,
+    Namespace, Namespaces, Network, Prlimit,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -130,6 +130,16 @@ fn fstab_field(key: &str, what: &str, field: &str) -> Result<String> {
     Ok(out)
 }
 
+/// `KEY="VALUE"` with no quote inside VALUE: an SELinux `context=` whose MCS
+/// level has commas. LXC splits options at commas but joins the parts it
+/// does not know back into the mount data in order (lxc 5.0.2
+/// src/lxc/conf.c `parse_mntopt`), and the kernel honours the quotes.
+fn quoted_value(opt: &str) -> bool {
+    opt.split_once("=\"")
+        .and_then(|(k, v)| v.strip_suffix('"').map(|v| (k, v)))
+        .is_some_and(|(k, v)| !k.is_empty() && !k.contains('"') && !v.contains('"'))
+}
+
 fn mount_line(key: &str, m: &MountEntry) -> Result<String> {
     if m.destination.starts_with('/') {
         return Err(LxcConfigError::invalid(
@@ -139,7 +149,10 @@ fn mount_line(key: &str, m: &MountEntry) -> Result<String> {
         ));
     }
     for opt in &m.options {
-        if opt.is_empty() || opt.contains(',') || opt.contains(char::is_whitespace) {
+        if opt.is_empty()
+            || (opt.contains(',') && !quoted_value(opt))
+            || opt.contains(char::is_whitespace)
+        {
             return Err(LxcConfigError::invalid(
                 key,
                 opt,
@@ -294,7 +307,7 @@ impl LxcConfig {
         l.push("lxc.tty.max", &self.tty_max.to_string())?;
         l.push("lxc.pty.max", &self.pty_max.to_string())?;
         l.push("lxc.autodev", if self.autodev { "1" } else { "0" })?;
-        l.push("lxc.apparmor.profile", &self.apparmor_profile)?;
+        l.push("lxc.apparmor.profile", self.apparmor.as_str())?;
 
         if !self.namespaces.clone.is_empty() {
             let names: Vec<_> = self.namespaces.clone.iter().map(|n| n.as_str()).collect();

@@ -108,6 +108,21 @@ fn mount_entries_are_fstab_escaped() {
 }
 
 #[test]
+fn a_quoted_option_value_keeps_its_commas() {
+    let mut c = base();
+    c.mounts = vec![MountEntry {
+        source: "tmpfs".into(),
+        destination: "tmp".into(),
+        fstype: "tmpfs".into(),
+        options: vec!["nosuid".into(), "context=\"u:r:t:s0:c1,c2\"".into()],
+    }];
+    assert!(c
+        .render()
+        .unwrap()
+        .contains("lxc.mount.entry = tmpfs tmp tmpfs nosuid,context=\"u:r:t:s0:c1,c2\" 0 0\n"));
+}
+
+#[test]
 fn bad_mount_entries_are_rejected() {
     let entry = |source: &str, dest: &str, opt: &str| MountEntry {
         source: source.into(),
@@ -122,6 +137,10 @@ fn bad_mount_entries_are_rejected() {
         entry("/a", "x", "bind,ro"),
         entry("/a", "x", "a b"),
         entry("", "x", "bind"),
+        // Only a whole quoted value may hold commas.
+        entry("/a", "x", "context=\"a,b"),
+        entry("/a", "x", "context=\"a\",ro\""),
+        entry("/a", "x", "=\"a,b\""),
     ] {
         let mut c = base();
         c.mounts = vec![m.clone()];

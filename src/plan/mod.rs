@@ -13,6 +13,7 @@
 //! runtime reports that path.
 
 mod devices;
+mod features;
 mod limits;
 mod mounts;
 mod namespaces;
@@ -35,12 +36,14 @@ use lxcri_init_spec::{
 use oci_spec::runtime::{Linux, Spec};
 
 use crate::cgroup::CgroupVersion;
-use crate::lxc::{LxcConfig, LxcConfigError, MountEntry, Prlimit};
+use crate::lxc::{LxcAppArmor, LxcConfig, LxcConfigError, MountEntry, Prlimit};
 use crate::network::nic::NicSpec;
+use crate::security::lsm::HostLsm;
 use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
 use crate::spec::CriContainerType;
 
 pub use crate::cgroup::CgroupSetting;
+pub use features::runtime_features;
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
 pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
@@ -60,6 +63,11 @@ pub struct PlanContext {
     pub cri: Option<CriContainerType>,
     /// `network.netN`: NICs of a `ctr` container whose spec names none.
     pub default_nics: Vec<NicSpec>,
+    /// The host's AppArmor and SELinux, which the spec's profile and labels
+    /// are checked against.
+    pub lsm: HostLsm,
+    /// The container's AppArmor profile when its spec names none.
+    pub apparmor: LxcAppArmor,
 }
 
 /// Everything needed to create the container.
@@ -135,7 +143,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .ok_or_else(|| invalid("linux", "missing"))?;
     unsupported_linux_fields(linux)?;
 
-    let init_process = process::plan_process(process, spec)?;
+    let init_process = process::plan_process(process, spec, &ctx.lsm)?;
     let ns = namespaces::plan_namespaces(spec, linux)?;
     let network = network::plan_network(&network::NetworkInputs {
         spec,
@@ -160,6 +168,9 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     lxc.namespaces = ns.namespaces.clone();
     lxc.network = ns.network;
     lxc.idmaps = ns.idmaps.clone();
+    if init_process.apparmor_profile.is_none() {
+        lxc.apparmor = ctx.apparmor;
+    }
 
     // The runtime dir first: the init must be reachable whatever the spec mounts.
     lxc.mounts.push(MountEntry {
@@ -173,7 +184,11 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         &ctx.rootfs,
         reserved,
     )?;
-    lxc.mounts.extend(mount_plan.entries);
+    lxc.mounts.extend(mounts::label_tmpfs_mounts(
+        mount_plan.entries,
+        linux.mount_label().as_deref(),
+        &ctx.lsm,
+    )?);
     lxc.mount_auto_cgroup = mount_plan.cgroup;
     let rootfs_propagation = rootfs_propagation(linux)?;
     let device_plan =
@@ -311,16 +326,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
         return Err(unsupported(
             "linux.personality",
             "execution domains are not implemented",
-        ));
-    }
-    if linux
-        .mount_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(unsupported(
-            "linux.mountLabel",
-            "SELinux is not implemented",
         ));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {

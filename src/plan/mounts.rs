@@ -12,9 +12,11 @@ use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{MountPropagation, Propagation, PropagationKind, SharedMount};
 
+use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
 use super::{invalid, unsupported, PlanError, Result};
 use crate::lxc::{CgroupAuto, MountEntry};
+use crate::security::lsm::HostLsm;
 
 /// Filesystem types lxcri mounts through `lxc.mount.entry`, besides binds.
 const FILESYSTEMS: [&str; 5] = ["tmpfs", "proc", "sysfs", "devpts", "mqueue"];
@@ -298,4 +300,24 @@ fn bind_entry(
         fstype: "none".into(),
         options: opts,
     })
+}
+
+/// `linux.mountLabel` as runc applies it: the `context=` of every tmpfs the
+/// spec mounts. LXC splits mount options at commas and joins the ones it
+/// does not know back into the data, so an MCS level (`s0:c1,c2`) survives.
+pub(super) fn label_tmpfs_mounts(
+    mut entries: Vec<MountEntry>,
+    label: Option<&str>,
+    lsm: &HostLsm,
+) -> Result<Vec<MountEntry>> {
+    const FIELD: &str = "linux.mountLabel";
+    let Some(label) = label.filter(|l| !l.is_empty()) else {
+        return Ok(entries);
+    };
+    check_selinux_label(FIELD, label)?;
+    lsm.check_selinux().map_err(|e| lsm_error(FIELD, e))?;
+    for e in entries.iter_mut().filter(|e| e.fstype == "tmpfs") {
+        e.options.push(format!("context=\"{label}\""));
+    }
+    Ok(entries)
 }

@@ -4,12 +4,14 @@
 use lxcri_init_spec::{CapabilitySets, ConsoleSize, ProcessSpec, Rlimit};
 use oci_spec::runtime::{LinuxCapabilities, Process, Spec};
 
-use super::{invalid, unsupported, Result};
+use super::{invalid, unsupported, PlanError, Result};
+use crate::security::lsm::{HostLsm, LsmError};
 use crate::security::{capabilities, compile_seccomp, rlimits};
 
 /// Translates `process` (the spec's, or an exec request's) with the
-/// container-wide settings from `spec` (seccomp).
-pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
+/// container-wide settings from `spec` (seccomp), checking its AppArmor
+/// profile and SELinux label against what `lsm` can apply.
+pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<ProcessSpec> {
     unsupported_fields(process)?;
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
@@ -73,16 +75,8 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
             ));
         }
     }
-    let apparmor_profile = match process.apparmor_profile().as_deref() {
-        None | Some("") => None,
-        Some(p) if p.chars().all(|c| c.is_ascii_graphic()) => Some(p.to_string()),
-        Some(_) => {
-            return Err(invalid(
-                "process.apparmorProfile",
-                "must be printable ASCII without spaces",
-            ))
-        }
-    };
+    let apparmor_profile = apparmor_profile(process, lsm)?;
+    let selinux_label = selinux_label(process, lsm)?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(compile_seccomp(s)?),
         None => None,
@@ -103,21 +97,62 @@ pub fn plan_process(process: &Process, spec: &Spec) -> Result<ProcessSpec> {
         rlimits: plan_rlimits(process)?,
         seccomp,
         apparmor_profile,
+        selinux_label,
         oom_score_adj: process.oom_score_adj(),
     })
 }
 
-fn unsupported_fields(process: &Process) -> Result<()> {
-    if process
-        .selinux_label()
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(unsupported(
-            "process.selinuxLabel",
-            "SELinux is not implemented",
+/// As runc: empty means the process keeps the container's profile (lxcri
+/// runs containers `unconfined` unless the node chose otherwise); a name
+/// must be loaded on this host.
+fn apparmor_profile(process: &Process, lsm: &HostLsm) -> Result<Option<String>> {
+    const FIELD: &str = "process.apparmorProfile";
+    let profile = match process.apparmor_profile().as_deref() {
+        None | Some("") => return Ok(None),
+        Some(p) => p,
+    };
+    if !profile.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(invalid(FIELD, "must be printable ASCII without spaces"));
+    }
+    lsm.check_apparmor_profile(profile)
+        .map_err(|e| lsm_error(FIELD, e))?;
+    Ok(Some(profile.to_string()))
+}
+
+/// As runc: the init writes the label to `/proc/self/attr/exec` right
+/// before exec, so lxcri's own setup runs in the runtime's domain.
+fn selinux_label(process: &Process, lsm: &HostLsm) -> Result<Option<String>> {
+    const FIELD: &str = "process.selinuxLabel";
+    let label = match process.selinux_label().as_deref() {
+        None | Some("") => return Ok(None),
+        Some(l) => l,
+    };
+    check_selinux_label(FIELD, label)?;
+    lsm.check_selinux().map_err(|e| lsm_error(FIELD, e))?;
+    Ok(Some(label.to_string()))
+}
+
+/// `user:role:type[:level]`, printable ASCII without spaces or quotes.
+pub(super) fn check_selinux_label(field: &str, label: &str) -> Result<()> {
+    let printable = label
+        .chars()
+        .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+    if !printable || label.splitn(4, ':').count() < 3 || label.split(':').any(str::is_empty) {
+        return Err(invalid(
+            field,
+            &format!("{label:?} is not an SELinux context like system_u:system_r:container_t:s0"),
         ));
     }
+    Ok(())
+}
+
+/// A check of the host's security modules as an error naming the field.
+/// The node, not lxcri, lacks what was asked for.
+pub(super) fn lsm_error(field: &str, e: LsmError) -> PlanError {
+    invalid(field, &e.to_string())
+}
+
+fn unsupported_fields(process: &Process) -> Result<()> {
     if process.io_priority().is_some() {
         return Err(unsupported(
             "process.ioPriority",

@@ -3,18 +3,20 @@
 //! holding the init and its spec, the rootfs in place; and its undo.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lxcri_init_spec::{INIT_BINARY, INIT_SPEC_FILE, START_FIFO};
+use lxcri_init_spec::{INIT_BINARY, INIT_ERROR_FILE, INIT_SPEC_FILE, START_FIFO};
 use oci_spec::runtime::Spec;
 
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
 use crate::cgroup::HostCgroups;
 use crate::config::{BackendKind, Config};
+use crate::lxc::LxcAppArmor;
 use crate::plan::{plan_container, ContainerPlan, PlanContext};
 use crate::rootfs::{RootfsProvider, RootfsRequest};
+use crate::security::lsm::HostLsm;
 use crate::spec::{load_bundle_spec, CriAnnotations};
 use crate::state::{now_ns, ContainerRecord, StateStore, CONTAINER_RUN_DIR};
 
@@ -130,6 +132,11 @@ pub fn prepare_bundle(
             cgroup: host_cgroups.version(),
             cri: cri.container_type,
             default_nics: i.config.network.nics().cloned().collect(),
+            lsm: HostLsm::host(),
+            apparmor: match i.backend {
+                BackendKind::Pve => i.config.pve.apparmor,
+                BackendKind::Lxc => LxcAppArmor::Unconfined,
+            },
         },
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
@@ -142,6 +149,7 @@ pub fn prepare_bundle(
             run_dir.clone(),
             run_dir.join(INIT_SPEC_FILE),
             run_dir.join(START_FIFO),
+            run_dir.join(INIT_ERROR_FILE),
         ] {
             hand_to_container_root(&path, ids)?;
         }
@@ -190,6 +198,12 @@ fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .map_err(|e| err(e.into()))?;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(run_dir.join(INIT_ERROR_FILE))
+        .map_err(err)?;
     Ok(())
 }
 

@@ -4,10 +4,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use lxcri_init_spec::{INIT_SOCKET, START_FIFO};
+use lxcri_init_spec::{INIT_ERROR_FILE, INIT_SOCKET, START_FIFO};
 
 use super::bundle::PreparedBundle;
 use super::container::{Container, CreatedContainer};
@@ -20,6 +20,8 @@ use crate::state::{ContainerRecord, StateStore};
 /// The init's socket and the start gate, made before the container starts.
 pub struct InitRendezvous {
     listener: InitListener,
+    /// The init's [`INIT_ERROR_FILE`], for when it could not use the socket.
+    error_file: PathBuf,
     /// The start FIFO, opened read-write and kept so the init's open and
     /// the shim's later write never block or fail.
     start_gate: File,
@@ -42,6 +44,7 @@ impl InitRendezvous {
             })?;
         Ok(Self {
             listener,
+            error_file: run_dir.join(INIT_ERROR_FILE),
             start_gate,
         })
     }
@@ -52,8 +55,16 @@ impl InitRendezvous {
     pub fn init_failure(&self) -> Option<RuntimeError> {
         match self.listener.accept_ready(FAILURE_REPORT_WAIT, &|| false) {
             Err(e @ InitChannelError::InitFailed(_)) => Some(e.into()),
-            _ => None,
+            _ => self.last_words(),
         }
+    }
+
+    /// What the init wrote to [`INIT_ERROR_FILE`] before it exited without
+    /// connecting; `None` when it wrote nothing.
+    fn last_words(&self) -> Option<RuntimeError> {
+        let text = std::fs::read_to_string(&self.error_file).ok()?;
+        let text = text.trim();
+        (!text.is_empty()).then(|| InitChannelError::InitFailed(text.to_string()).into())
     }
 
     /// Waits for the started container's init to report ready, records its
@@ -73,7 +84,7 @@ impl InitRendezvous {
             .listener
             .accept_ready(timeout, still_starting)
             .map_err(|e| match e {
-                InitChannelError::ContainerGone => gone(),
+                InitChannelError::ContainerGone => self.last_words().unwrap_or_else(gone),
                 other => RuntimeError::from(other),
             })?;
         let pid = init.pid();

@@ -29,6 +29,10 @@ enum Fail {
     StartWithInitReport,
     /// The container stops before its init reports.
     StoppedEarly,
+    /// The init could not connect and wrote why to its error file.
+    StoppedEarlyWithLastWords,
+    /// The start fails and the init could not connect: it wrote why.
+    StartWithLastWords,
 }
 
 #[derive(Debug)]
@@ -109,8 +113,23 @@ impl CreateSteps for FakeCreate<'_> {
 
     fn start(&mut self) -> Result<()> {
         self.backend.log("start");
+        let last_words = |dir: &Path| {
+            let file = dir.join(lxcri_init_spec::INIT_ERROR_FILE);
+            // The init only appends: the shim must have made the file.
+            let mut f = std::fs::OpenOptions::new().append(true).open(file).unwrap();
+            f.write_all(b"lxcri-init: connect /.lxcri/init.sock: Permission denied\n")
+                .unwrap();
+        };
         let message = match self.backend.fail {
             Fail::StoppedEarly => return Ok(()),
+            Fail::StoppedEarlyWithLastWords => {
+                last_words(&self.run_dir);
+                return Ok(());
+            }
+            Fail::StartWithLastWords => {
+                last_words(&self.run_dir);
+                return Err(RuntimeError::Exists("start failed".into()));
+            }
             Fail::StartWithInitReport => InitMessage::Failed {
                 message: "exec: /nope: not found".into(),
             },
@@ -127,7 +146,10 @@ impl CreateSteps for FakeCreate<'_> {
     }
 
     fn is_running(&self) -> bool {
-        self.backend.fail != Fail::StoppedEarly
+        !matches!(
+            self.backend.fail,
+            Fail::StoppedEarly | Fail::StoppedEarlyWithLastWords
+        )
     }
 
     fn stopped_early(&self) -> RuntimeError {
@@ -294,6 +316,16 @@ fn a_failure_at_any_step_undoes_the_backend_then_the_bundle() {
         (Fail::WriteConfig, "write_config failed", "write_config"),
         (Fail::StartWithInitReport, "exec: /nope: not found", "start"),
         (Fail::StoppedEarly, "stopped early", "start"),
+        (
+            Fail::StoppedEarlyWithLastWords,
+            "lxcri-init: connect /.lxcri/init.sock: Permission denied",
+            "start",
+        ),
+        (
+            Fail::StartWithLastWords,
+            "lxcri-init: connect /.lxcri/init.sock: Permission denied",
+            "start",
+        ),
     ];
     for (fail, message, last) in cases {
         let node = Node::new(fail);

@@ -61,6 +61,11 @@ pub enum CapabilityError {
 
 pub type Result<T> = std::result::Result<T, CapabilityError>;
 
+/// Every canonical name, by number.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    NAMES.iter().copied()
+}
+
 /// The kernel's number for a canonical capability name.
 pub fn number(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == name).map(|i| i as u32)

@@ -3,6 +3,7 @@
 //! filters (compiled to BPF with libseccomp), rlimit names.
 
 pub mod capabilities;
+pub mod lsm;
 pub mod rlimits;
 pub mod seccomp;
 

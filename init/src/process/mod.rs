@@ -124,6 +124,7 @@ pub struct Command {
     no_new_privileges: bool,
     seccomp: Option<Seccomp>,
     apparmor_profile: Option<String>,
+    selinux_label: Option<String>,
     oom_score_adj: Option<i32>,
 }
 
@@ -179,6 +180,7 @@ impl Command {
             no_new_privileges: spec.no_new_privileges,
             seccomp,
             apparmor_profile: spec.apparmor_profile.clone(),
+            selinux_label: spec.selinux_label.clone(),
             oom_score_adj: spec.oom_score_adj,
         })
     }
@@ -237,6 +239,13 @@ impl Command {
         }
         if let Some(profile) = &self.apparmor_profile {
             apply_apparmor(profile)?;
+        }
+        if let Some(label) = &self.selinux_label {
+            // SELinux reads the legacy, LSM-neutral attribute.
+            std::fs::write("/proc/self/attr/exec", label).map_err(|source| SetupError::Io {
+                what: format!("apply SELinux label {label:?} via /proc/self/attr/exec"),
+                source,
+            })?;
         }
         if self.no_new_privileges {
             nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;

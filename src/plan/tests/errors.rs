@@ -230,8 +230,16 @@ fn process_errors() {
             "process.apparmorProfile:",
         ),
         (
+            with(|v| v["process"]["apparmorProfile"] = json!("not-loaded")),
+            "process.apparmorProfile: AppArmor profile \"not-loaded\" is not loaded",
+        ),
+        (
             with(|v| v["process"]["selinuxLabel"] = json!("system_u:system_r:container_t:s0")),
-            "process.selinuxLabel:",
+            "process.selinuxLabel: an SELinux label is set, but SELinux is not enabled",
+        ),
+        (
+            with(|v| v["process"]["selinuxLabel"] = json!("container_t")),
+            "process.selinuxLabel: \"container_t\" is not an SELinux context",
         ),
         (
             with(|v| v["process"]["oomScoreAdj"] = json!(1001)),
@@ -277,7 +285,7 @@ fn unsupported_fields_are_named() {
         ),
         (
             with(|v| v["linux"]["mountLabel"] = json!("system_u:object_r:x:s0")),
-            "linux.mountLabel:",
+            "linux.mountLabel: an SELinux label is set, but SELinux is not enabled",
         ),
         (
             with(|v| v["linux"]["personality"] = json!({"domain": "LINUX32"})),
@@ -424,7 +432,12 @@ fn exec_process_uses_the_container_seccomp() {
         "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096}]
     }))
     .unwrap();
-    let p = plan_process(&exec, &spec).unwrap();
+    let p = plan_process(
+        &exec,
+        &spec,
+        &crate::security::lsm::HostLsm::at(std::path::Path::new("/nonexistent")),
+    )
+    .unwrap();
     assert_eq!(p.args, ["ls", "-l"]);
     assert_eq!(
         (p.uid, p.gid, p.additional_gids.clone()),

@@ -3,6 +3,7 @@
 
 mod errors;
 mod golden;
+mod lsm;
 mod network;
 mod pve;
 mod resources;
@@ -42,6 +43,17 @@ pub(super) fn env() -> Env {
     std::os::unix::fs::symlink("../run", rootfs.join("var/run")).unwrap();
     std::os::unix::fs::symlink("../../../..", rootfs.join("etc/escape")).unwrap();
     fs::create_dir_all(&host).unwrap();
+    // An AppArmor host with the profiles the fixtures name loaded.
+    let aa = tmp.path().join("lsm/sys/kernel/security/apparmor");
+    fs::create_dir_all(&aa).unwrap();
+    fs::write(
+        aa.join("profiles"),
+        "cri-containerd.apparmor.d (enforce)\nlxcri-default (enforce)\n",
+    )
+    .unwrap();
+    let module = tmp.path().join("lsm/sys/module/apparmor/parameters");
+    fs::create_dir_all(&module).unwrap();
+    fs::write(module.join("enabled"), "Y\n").unwrap();
     Env {
         _tmp: tmp,
         rootfs,
@@ -57,6 +69,8 @@ impl Env {
             cgroup,
             cri: None,
             default_nics: Vec::new(),
+            lsm: crate::security::lsm::HostLsm::at(&self._tmp.path().join("lsm")),
+            apparmor: crate::lxc::LxcAppArmor::Unconfined,
         }
     }
 

@@ -2,11 +2,15 @@
 //! remaps the snapshot and puts the mappings in the spec), side by side
 //! with runc: the same uid_map and gid_map inside, root inside, a writable
 //! rootfs whose new files belong to the mapped root on the host, and exec
-//! (with and without a TTY) in the same namespace. On the pve backend the CT is unprivileged; a
+//! (with and without a TTY) in the same namespace, volumes writable where
+//! the mapped root owns them and not where the host's root does. On the
+//! pve backend the CT is unprivileged; a
 //! mapping other than PVE's own `0 100000 65536` is raw `lxc.idmap` keys
 //! in VMID.conf.
 
-use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
+use std::os::unix::fs::MetadataExt;
+
+use lxcri_e2e::{assert_same, runtimes, unique_name, Containerd, Runtime};
 
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
@@ -16,11 +20,43 @@ fn a_uidmap_container_sees_what_runc_gives() {
     // PVE's own mapping, and another one.
     for host in [100_000u32, 200_000] {
         let uidmap = format!("0:{host}:65536");
-        let flags = ["--uidmap", &uidmap, "--gidmap", &uidmap];
         let mut seen = Vec::new();
         for rt in runtimes() {
             let id = ctd.new_id("userns");
+            // A volume the mapped root owns, and one the host's root owns.
+            let mapped_vol = ctd.dir().join(unique_name("vol-mapped"));
+            let host_vol = ctd.dir().join(unique_name("vol-host"));
+            for d in [&mapped_vol, &host_vol] {
+                std::fs::create_dir(d).unwrap();
+            }
+            std::os::unix::fs::chown(&mapped_vol, Some(host), Some(host)).unwrap();
+            let mounts = [&mapped_vol, &host_vol].map(|d| {
+                let dst = if *d == mapped_vol {
+                    "/mapped"
+                } else {
+                    "/hostroot"
+                };
+                format!("type=bind,src={},dst={dst},options=rbind:rw", d.display())
+            });
+            let flags = [
+                "--uidmap", &uidmap, "--gidmap", &uidmap, "--mount", &mounts[0], "--mount",
+                &mounts[1],
+            ];
             ctd.run_detached(rt, &id, &["sleep", "1000"], &flags);
+            let vols = ctd.exec(
+                &id,
+                "vols",
+                &[
+                    "sh",
+                    "-c",
+                    "touch /mapped/f && echo mapped-writable; \
+                     touch /hostroot/f 2>/dev/null || echo hostroot-denied; \
+                     stat -c '%u:%g' /hostroot",
+                ],
+                &[],
+            );
+            assert!(vols.success(), "{rt} {uidmap}: {vols}");
+            let vol_owner = std::fs::metadata(mapped_vol.join("f")).unwrap();
             let out = ctd.exec(
                 &id,
                 "maps",
@@ -49,10 +85,7 @@ fn a_uidmap_container_sees_what_runc_gives() {
             let (pid, _) = ctd.task(&id).expect("task listed");
             let host_view = std::fs::metadata(format!("/proc/{pid}/root/new"))
                 .expect("the new file from the host");
-            let owner = {
-                use std::os::unix::fs::MetadataExt;
-                format!("{}:{}", host_view.uid(), host_view.gid())
-            };
+            let owner = format!("{}:{}", host_view.uid(), host_view.gid());
             if let Some(sim) = ctd.pve().filter(|_| rt == Runtime::Lxcri) {
                 let (_, conf) = sim.ct_of(ctd.namespace(), &id).expect("the CT");
                 let raw = conf.contains(&format!("lxc.idmap: u 0 {host} 65536"));
@@ -63,10 +96,23 @@ fn a_uidmap_container_sees_what_runc_gives() {
                 );
                 assert!(conf.contains("unprivileged: 1"), "{conf}");
             }
-            seen.push((rt, (out.stdout, owner, tty_lines)));
+            let vols = format!(
+                "{}host owner of the new file: {}:{}",
+                vols.stdout,
+                vol_owner.uid(),
+                vol_owner.gid()
+            );
+            seen.push((rt, (out.stdout, owner, tty_lines, vols)));
             ctd.remove(&id);
         }
-        for (rt, (inside, owner, tty)) in &seen {
+        for (rt, (inside, owner, tty, vols)) in &seen {
+            assert_eq!(
+                vols,
+                &format!(
+                    "mapped-writable\nhostroot-denied\n65534:65534\nhost owner of the new file: {host}:{host}"
+                ),
+                "{rt}"
+            );
             assert_eq!(tty, &["0", "0"], "{rt}: root, on a pty it owns");
             assert!(
                 inside.contains(&format!("0 {host:>10}      65536")),

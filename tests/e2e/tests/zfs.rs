@@ -28,15 +28,36 @@ impl ZfsNode {
     /// the selected backend, and an lxcri config with `extra` lines under
     /// `[zfs]` (after `pool` and `size`).
     fn start(extra: &str) -> Self {
+        Self::start_inner(extra, false)
+    }
+
+    /// As [`ZfsNode::start`], with the zfs settings also in every shim's
+    /// environment: `ctr run --uidmap` sends runc's task options (the IO
+    /// owner), which replace the runtime options holding the config path.
+    fn start_with_env() -> Self {
+        Self::start_inner("", true)
+    }
+
+    fn start_inner(extra: &str, env: bool) -> Self {
         let pool = ZfsPool::create();
         pool.create("data", &[]);
+        let data = pool.dataset("data");
+        let settings = [
+            ("LXCRI_ROOTFS_MODE", "zfs"),
+            ("LXCRI_ZFS_POOL", data.as_str()),
+            ("LXCRI_ZFS_SIZE", "256M"),
+        ];
+        let settings = if env { &settings[..] } else { &[] };
         let ctd = if backend() == BackendKind::Pve {
-            let storage = format!("{STORAGE}={}", pool.dataset("data"));
+            let storage = format!("{STORAGE}={data}");
             let mut sim = PveSim::start_with(&["--zfs-storage", &storage]);
             sim.set_env("LXCRI_PVE_STORAGE", STORAGE);
+            for (k, v) in settings {
+                sim.set_env(k, v);
+            }
             Containerd::start_pve(sim)
         } else {
-            Containerd::start()
+            Containerd::start_with_env(settings)
         };
         ctd.import_busybox();
         let config = ctd.dir().join("lxcri-zfs.toml");
@@ -430,4 +451,53 @@ fn missing_pool_full_quota_and_missing_command_fail_cleanly() {
             .collect();
         assert!(below_other.is_empty(), "other pool: {below_other:?}");
     }
+}
+
+/// A `--uidmap` container on a ZFS clone: containerd remaps the snapshot it
+/// hands over, so the image dataset is one per (image, mapping) and the
+/// container's root owns its clone's files as on overlay (the side by side
+/// with runc is in userns.rs).
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn a_uidmap_container_runs_on_a_clone_of_its_own_mapping() {
+    if !require(Runtime::Lxcri, "zfs clones under a user namespace") {
+        return;
+    }
+    let node = ZfsNode::start_with_env();
+    let (plain, mapped) = (node.ctd.new_id("zplain"), node.ctd.new_id("zmapped"));
+    node.run(&plain);
+    let flag = node.flag();
+    let map = "0:200000:65536";
+    node.ctd.run_detached(
+        Runtime::Lxcri,
+        &mapped,
+        &["sleep", "1000"],
+        &[&flag, "--uidmap", map, "--gidmap", map],
+    );
+    let images: Vec<String> = node
+        .image_datasets()
+        .into_iter()
+        .filter(|d| !d.contains('@'))
+        .collect();
+    assert_eq!(images.len(), 2, "one image dataset per mapping: {images:?}");
+
+    let inside = node.sh(
+        &mapped,
+        "maps",
+        "cat /proc/self/uid_map; id -u; touch /new && stat -c '%u:%g' /new /bin/busybox",
+    );
+    assert!(inside.contains("0     200000      65536"), "{inside}");
+    assert!(inside.contains("\n0\n0:0\n0:0\n"), "{inside}");
+    // On the host, the clone's files belong to the mapped root.
+    let (volume, _) = node.volume(&mapped);
+    let mnt = node.pool.prop(&volume, "mountpoint").unwrap();
+    for f in ["new", "bin/busybox"] {
+        let meta = std::fs::metadata(std::path::Path::new(&mnt).join(f)).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((meta.uid(), meta.gid()), (200_000, 200_000), "{f}");
+    }
+    for id in [&plain, &mapped] {
+        node.ctd.remove(id);
+    }
+    assert!(node.volumes().is_empty(), "{:?}", node.volumes());
 }
