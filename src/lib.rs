@@ -18,6 +18,7 @@
 //! - [`state`]: per-container state on disk, found again after restarts.
 //! - [`network`]: NICs on Linux bridges and Open vSwitch (netlink, OVSDB).
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
+//! - [`userns`]: per-container host id ranges for node-chosen user namespaces.
 //! - [`zfs`]: ZFS through the `zfs` command (validated names, classified
 //!   failures), for the rootfs on ZFS clones.
 
@@ -35,6 +36,7 @@ pub mod runtime;
 pub mod security;
 pub mod spec;
 pub mod state;
+pub mod userns;
 pub mod zfs;
 
 /// `err: source: source...`, each text once (some messages embed their

@@ -71,6 +71,7 @@ fn kind(l: &Leftover) -> &'static str {
     match l.what {
         LeftoverKind::State => "state",
         LeftoverKind::LxcContainer => "lxc-container",
+        LeftoverKind::UsernsSlot(_) => "userns-slot",
     }
 }
 

@@ -186,6 +186,7 @@ mod tests {
             vmid: None,
             node: None,
             nics: Vec::new(),
+            userns_slot: None,
         }
     }
 

@@ -52,6 +52,7 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
         vmid: Some(vmid),
         node: Some(NODE.into()),
         nics: Vec::new(),
+        userns_slot: None,
     };
     StateStore::new(runtime_root).save(&record).unwrap();
 }

@@ -22,6 +22,7 @@ mod network;
 mod pve;
 mod pve_client;
 mod settings;
+mod userns;
 mod values;
 mod zfs;
 
@@ -44,6 +45,7 @@ pub use pve::{
 };
 pub use pve_client::ConnectError;
 pub use settings::{Setting, SETTINGS};
+pub use userns::{UsernsSettings, DEFAULT_POOL as DEFAULT_USERNS_POOL};
 pub use values::{BackendKind, LogLevel, LxcLogLevel, RootfsMode};
 pub use zfs::{
     ZfsSettings, DEFAULT_IMAGES_CHILD, DEFAULT_IMAGE_TTL_SECS, DEFAULT_SIZE as DEFAULT_ZFS_SIZE,
@@ -76,6 +78,8 @@ pub struct Config {
     pub zfs: ZfsSettings,
     /// The `[network]` section.
     pub network: NetworkSettings,
+    /// The `[userns]` section.
+    pub userns: UsernsSettings,
     /// The config file that was read; `None` when none was (defaults and env only).
     pub file: Option<PathBuf>,
     /// The value of every key that was set (file, environment or flag), as
@@ -125,6 +129,7 @@ impl Default for Config {
             pve: PveSettings::default(),
             zfs: ZfsSettings::default(),
             network: NetworkSettings::default(),
+            userns: UsernsSettings::default(),
             file: None,
             applied: BTreeMap::new(),
         }
@@ -145,6 +150,7 @@ enum Field {
     Pve(pve::PveField),
     Zfs(zfs::ZfsField),
     Network(network::NetworkField),
+    Userns(userns::UsernsField),
 }
 
 fn setting(field: Field) -> &'static Setting {
@@ -172,6 +178,8 @@ struct RawFile {
     zfs: zfs::RawZfs,
     #[serde(default)]
     network: network::RawNetwork,
+    #[serde(default)]
+    userns: userns::RawUserns,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -208,6 +216,7 @@ impl RawFile {
         .chain(self.pve.values())
         .chain(self.zfs.values())
         .chain(self.network.values())
+        .chain(self.userns.values())
         .filter_map(|(field, v)| v.map(|v| (field, v)))
         .collect()
     }
@@ -330,6 +339,7 @@ impl Config {
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
             Field::Network(field) => self.network.apply(field, s.key, value).map_err(invalid)?,
+            Field::Userns(field) => self.userns.apply(field, value).map_err(invalid)?,
         }
         self.applied.insert(s.key, value.to_string());
         Ok(())

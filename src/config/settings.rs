@@ -1,7 +1,7 @@
 //! Every configuration key: its dotted name in the file, its `LXCRI_*`
 //! environment variable, and the field it sets.
 
-use super::{network, pve, zfs, Field};
+use super::{network, pve, userns, zfs, Field};
 
 /// One configuration key: its dotted name in the file and its environment variable.
 #[derive(Debug)]
@@ -162,6 +162,21 @@ pub const SETTINGS: &[Setting] = &[
         key: "zfs.command",
         env: "LXCRI_ZFS_COMMAND",
         field: Field::Zfs(zfs::ZfsField::Command),
+    },
+    Setting {
+        key: "userns.unprivileged",
+        env: "LXCRI_USERNS_UNPRIVILEGED",
+        field: Field::Userns(userns::UsernsField::Unprivileged),
+    },
+    Setting {
+        key: "userns.size",
+        env: "LXCRI_USERNS_SIZE",
+        field: Field::Userns(userns::UsernsField::Size),
+    },
+    Setting {
+        key: "userns.pool",
+        env: "LXCRI_USERNS_POOL",
+        field: Field::Userns(userns::UsernsField::Pool),
     },
     Setting {
         key: "network.ovsdb",

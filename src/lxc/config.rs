@@ -48,6 +48,13 @@ pub struct Namespaces {
     pub share: Vec<(Namespace, PathBuf)>,
 }
 
+impl Namespaces {
+    /// Whether the container has its own `ns`, new or joined.
+    pub fn has(&self, ns: Namespace) -> bool {
+        self.clone.contains(&ns) || self.share.iter().any(|(n, _)| *n == ns)
+    }
+}
+
 /// Network setup of a new network namespace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {

@@ -342,7 +342,7 @@ mod tests {
             let linux: Linux = serde_json::from_value(linux).unwrap();
             let mut spec = Spec::default();
             spec.set_hostname(None);
-            if let Err(e) = plan_namespaces(&spec, &linux) {
+            if let Err(e) = plan_namespaces(&spec, &linux, None) {
                 panic!("{ns:?} is listed but refused: {e}");
             }
         }

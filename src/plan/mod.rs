@@ -68,6 +68,9 @@ pub struct PlanContext {
     pub lsm: HostLsm,
     /// The container's AppArmor profile when its spec names none.
     pub apparmor: LxcAppArmor,
+    /// The ids of the user namespace the node gives a container whose spec
+    /// asks for none (`userns.unprivileged`).
+    pub userns: Option<crate::userns::IdRange>,
 }
 
 /// Everything needed to create the container.
@@ -144,7 +147,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     unsupported_linux_fields(linux)?;
 
     let init_process = process::plan_process(process, spec, &ctx.lsm)?;
-    let ns = namespaces::plan_namespaces(spec, linux)?;
+    let ns = namespaces::plan_namespaces(spec, linux, ctx.userns)?;
     let network = network::plan_network(&network::NetworkInputs {
         spec,
         cri: ctx.cri,

@@ -5,6 +5,7 @@ use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use super::{invalid, unsupported, Result};
 use crate::lxc::{IdKind, IdMap, Namespace, Namespaces, Network};
+use crate::userns::IdRange;
 
 /// What the container gets for one namespace type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,11 @@ fn lxc_name(t: LinuxNamespaceType) -> Namespace {
     }
 }
 
-pub(super) fn plan_namespaces(spec: &Spec, linux: &Linux) -> Result<NamespacePlan> {
+pub(super) fn plan_namespaces(
+    spec: &Spec,
+    linux: &Linux,
+    node_userns: Option<IdRange>,
+) -> Result<NamespacePlan> {
     let mut ns = Namespaces::default();
     let mut seen = Vec::new();
     for (i, n) in linux.namespaces().iter().flatten().enumerate() {
@@ -90,12 +95,27 @@ pub(super) fn plan_namespaces(spec: &Spec, linux: &Linux) -> Result<NamespacePla
     }
 
     let user = mode(Namespace::User);
-    let idmaps = idmaps(linux, user)?;
     let (net, ipc, uts) = (
         mode(Namespace::Net),
         mode(Namespace::Ipc),
         mode(Namespace::Uts),
     );
+    let idmaps = match (user, node_userns) {
+        // The node's choice for a spec that asks for no user namespace.
+        (Mode::Host, Some(range)) => {
+            ns.clone.push(Namespace::User);
+            ns.clone.sort();
+            [IdKind::User, IdKind::Group]
+                .map(|kind| IdMap {
+                    kind,
+                    container_id: 0,
+                    host_id: range.host_start,
+                    size: range.len,
+                })
+                .to_vec()
+        }
+        _ => idmaps(linux, user)?,
+    };
     Ok(NamespacePlan {
         network: (net == Mode::New).then_some(Network::Empty),
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,

@@ -27,7 +27,7 @@
 //!   is set (its test looks only for the v2 key), so there `cores` stays
 //!   unset.
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::Spec;
 
 use super::limits::{CpuLimits, Limit, Limits, MemoryLimits};
 use super::pve_nics::pve_nets;
@@ -71,6 +71,9 @@ pub struct CtInputs<'a> {
     pub rootfs_size: Option<DiskSize>,
     /// The container's NICs ([`super::ContainerPlan::network`]).
     pub network: Option<&'a NetworkPlan>,
+    /// The container runs in a user namespace (the spec's, or the one
+    /// `userns.unprivileged` gives it): an unprivileged CT.
+    pub user_namespace: bool,
 }
 
 /// The CT of a container, as PVE's API takes it. In overlay mode the rootfs
@@ -103,12 +106,7 @@ pub fn ct_config(i: &CtInputs<'_>) -> Result<PveConfig> {
     ct.resources = pve_resources(i.limits, i.cgroup)?;
     ct.entrypoint = Some(Entrypoint::new(vec![i.init_cmd.to_string()])?);
     ct.env = pve_env(i.spec);
-    ct.unprivileged = i
-        .spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|nss| nss.iter().any(|n| n.typ() == LinuxNamespaceType::User));
+    ct.unprivileged = i.user_namespace;
     ct.ostemplate = Some(i.template.to_string());
     ct.pool = i.pool.cloned();
     ct.rootfs = Some(RootFs {

@@ -71,6 +71,15 @@ impl ImageKey {
         ImageLayers::from_mounts(mounts).map(|l| l.key)
     }
 
+    /// The key of this image with its owners shifted into `range`: a
+    /// dataset of its own, cloned from this one.
+    pub fn shifted(&self, range: crate::userns::IdRange) -> Self {
+        let mut h = Sha256::new();
+        h.update(self.0.as_bytes());
+        h.update(format!("/shifted/{}/{}", range.host_start, range.len).as_bytes());
+        Self(hex::encode(&h.finalize()[..16]))
+    }
+
     /// A key read back from a dataset name or property: 32 lowercase hex digits.
     pub fn parse(s: &str) -> Option<Self> {
         (s.len() == 32

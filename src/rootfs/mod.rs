@@ -6,8 +6,10 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
+mod idmap;
 mod image_key;
 mod provider;
+pub mod shift;
 pub mod zfs;
 pub use image_key::{ImageKey, ImageKeyError, ImageLayers};
 pub use provider::{provider_for, OverlayRootfs, RootfsProvider, RootfsRequest};
@@ -35,6 +37,14 @@ pub enum RootfsError {
     BadOption(String),
     #[error(transparent)]
     Zfs(Box<zfs::ZfsRootfsError>),
+    #[error("shifting the rootfs into the container's id range: {what}: {errno}")]
+    Idmap {
+        what: String,
+        #[source]
+        errno: nix::Error,
+    },
+    #[error("userns.unprivileged: lxcri shifts a rootfs into the container's id range only from containerd's overlay snapshot (one overlay mount with an upper layer), not from {kinds:?} (`ctr run --rootfs DIR` included)")]
+    UnshiftedRootfs { kinds: Vec<String> },
 }
 
 pub type Result<T> = std::result::Result<T, RootfsError>;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::zfs::ZfsRootfs;
 use super::{is_mountpoint, mount_all, unmount_all, Result, RootfsMount};
 use crate::config::{Config, RootfsMode};
+use crate::userns::IdRange;
 
 /// What a create asks of the rootfs.
 #[derive(Debug, Clone, Copy)]
@@ -22,6 +23,9 @@ pub struct RootfsRequest<'a> {
     /// The container's own volume (`subvol-<X>-disk-0`) when it can be
     /// named now; on pve it is named after the VMID, made later.
     pub volume: Option<&'a str>,
+    /// The host ids the rootfs must belong to (`userns.unprivileged`):
+    /// the image is shifted into them, not copied.
+    pub idmap: Option<IdRange>,
 }
 
 pub trait RootfsProvider: Send + Sync + Debug {
@@ -57,6 +61,11 @@ pub struct OverlayRootfs;
 
 impl RootfsProvider for OverlayRootfs {
     fn prepare(&self, req: &RootfsRequest<'_>) -> Result<bool> {
+        if let Some(range) = req.idmap {
+            let staging = req.target.with_file_name(".lxcri-layers");
+            super::idmap::mount_shifted(req.mounts, req.target, range, &staging)?;
+            return Ok(true);
+        }
         if req.mounts.is_empty() {
             // `ctr run --rootfs DIR`: the bundle's root.path is used as it is.
             return Ok(false);
@@ -75,8 +84,11 @@ impl RootfsProvider for OverlayRootfs {
 
 impl RootfsProvider for ZfsRootfs {
     fn prepare(&self, req: &RootfsRequest<'_>) -> Result<bool> {
+        if req.idmap.is_some() && req.mounts.is_empty() {
+            return Err(super::RootfsError::UnshiftedRootfs { kinds: Vec::new() });
+        }
         Ok(ZfsRootfs::prepare(
-            self, req.mounts, req.target, req.owner, req.volume,
+            self, req.mounts, req.target, req.owner, req.volume, req.idmap,
         )?)
     }
 

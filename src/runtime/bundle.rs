@@ -11,6 +11,7 @@ use oci_spec::runtime::Spec;
 
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
+use super::node_userns;
 use crate::cgroup::HostCgroups;
 use crate::config::{BackendKind, Config};
 use crate::lxc::LxcAppArmor;
@@ -31,6 +32,8 @@ pub struct PreparedBundle {
     /// Host path of the container's root filesystem.
     pub rootfs: PathBuf,
     pub plan: ContainerPlan,
+    /// The ids `userns.unprivileged` chose for the container.
+    pub userns: Option<crate::userns::IdRange>,
 }
 
 /// What the bundle step made, undone last when a create fails: the rootfs
@@ -43,6 +46,8 @@ pub struct BundleUndo {
     rootfs: Option<PathBuf>,
     /// The container's volume, when the rootfs provider may have made one.
     pub volume: Option<String>,
+    /// The slot of `userns.pool` taken for the container.
+    pub userns_slot: Option<u32>,
 }
 
 impl BundleUndo {
@@ -52,6 +57,11 @@ impl BundleUndo {
                 rootfs.release(self.rootfs.as_deref(), &req.owner(), self.volume.as_deref());
             if let Err(e) = release {
                 tracing::warn!(error = %crate::error_chain(&e), "rollback: releasing rootfs");
+            }
+        }
+        if let Some(slot) = self.userns_slot {
+            if let Err(e) = node_userns::release(store, &req.namespace, &req.id, slot) {
+                tracing::warn!(error = %e, "rollback: freeing the container's id range");
             }
         }
         if self.state_dir {
@@ -89,7 +99,7 @@ pub fn prepare_bundle(
     let spec = load_bundle_spec(&req.bundle)?;
     let cri = CriAnnotations::from_spec(&spec)?;
     let rootfs_path = rootfs_path(&req.bundle, &spec);
-    let record = ContainerRecord {
+    let mut record = ContainerRecord {
         id: req.id.clone(),
         namespace: req.namespace.clone(),
         bundle: req.bundle.clone(),
@@ -107,11 +117,19 @@ pub fn prepare_bundle(
         vmid: None,
         node: None,
         nics: Vec::new(),
+        userns_slot: None,
     };
     undo.state_dir = true;
     i.store.save(&record)?;
     let run_dir = dir.join(CONTAINER_RUN_DIR);
     prepare_run_dir(&run_dir, &i.config.init_binary()?)?;
+    let userns = if node_userns::applies(i.config, &spec) {
+        let slot = node_userns::take(i.config, i.store, &cri, &mut record)?;
+        undo.userns_slot = Some(slot.slot);
+        Some(slot.range)
+    } else {
+        None
+    };
 
     undo.volume = i.volume.clone();
     let mounted = i.rootfs.prepare(&RootfsRequest {
@@ -119,6 +137,7 @@ pub fn prepare_bundle(
         target: &rootfs_path,
         owner: &req.owner(),
         volume: i.volume.as_deref(),
+        idmap: userns,
     })?;
     if mounted {
         undo.rootfs = Some(rootfs_path.clone());
@@ -132,6 +151,7 @@ pub fn prepare_bundle(
             cgroup: host_cgroups.version(),
             cri: cri.container_type,
             default_nics: i.config.network.nics().cloned().collect(),
+            userns,
             lsm: HostLsm::host(),
             apparmor: match i.backend {
                 BackendKind::Pve => i.config.pve.apparmor,
@@ -160,6 +180,7 @@ pub fn prepare_bundle(
         run_dir,
         rootfs: rootfs_path,
         plan,
+        userns,
     };
     Ok((bundle, record))
 }

@@ -66,6 +66,10 @@ pub enum RuntimeError {
     HostNetwork(#[source] Box<crate::network::host::HostError>),
     #[error(transparent)]
     Plug(Box<crate::network::plug::PlugError>),
+    #[error(transparent)]
+    UsernsSlot(#[from] crate::userns::SlotError),
+    #[error("userns.unprivileged does not cover Kubernetes pods yet: their containers would have to join the sandbox's user namespace before the pod's network namespace, which LXC cannot do; set userns.unprivileged = false on nodes that run pods")]
+    UsernsPod,
 }
 
 impl From<crate::network::plug::PlugError> for RuntimeError {

@@ -19,6 +19,7 @@ use crate::config::BackendKind;
 use crate::lxc::LxcTools;
 use crate::pidfd::is_live_process;
 use crate::state::ContainerRecord;
+use crate::userns::IdSlots;
 
 /// One container lxcri holds something of on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub enum LeftoverKind {
     State,
     /// An LXC container directory with no state record.
     LxcContainer,
+    /// A slot of `userns.pool` held for a container with no state record
+    /// (a create killed between taking it and recording it).
+    UsernsSlot(u32),
 }
 
 impl Runtime {
@@ -72,6 +76,25 @@ impl Runtime {
                 what: LeftoverKind::LxcContainer,
                 orphan: verdict.orphan,
                 reason: verdict.reason,
+            });
+        }
+        for (slot, holder) in IdSlots::new(&self.store.userns_slots_dir()).taken()? {
+            let Some((namespace, id)) = holder.split_once('/') else {
+                continue;
+            };
+            if records
+                .iter()
+                .any(|r| r.namespace == namespace && r.id == id)
+            {
+                continue;
+            }
+            out.push(Leftover {
+                namespace: namespace.to_string(),
+                id: id.to_string(),
+                backend: self.config.backend.as_str().into(),
+                what: LeftoverKind::UsernsSlot(slot),
+                orphan: true,
+                reason: format!("holds id range slot {slot} of userns.pool without state"),
             });
         }
         out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
@@ -102,6 +125,13 @@ impl Runtime {
                 };
                 let runtime = runtime.as_ref().unwrap_or(self);
                 runtime.destroy(&l.namespace, &l.id, &record.bundle)?;
+                Ok(true)
+            }
+            LeftoverKind::UsernsSlot(slot) => {
+                if self.store.load(&l.namespace, &l.id)?.is_some() {
+                    return Ok(false);
+                }
+                super::node_userns::release(&self.store, &l.namespace, &l.id, slot)?;
                 Ok(true)
             }
             LeftoverKind::LxcContainer => {

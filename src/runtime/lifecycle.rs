@@ -15,6 +15,7 @@ use super::control;
 use super::error::Result;
 use super::lxc::LxcBackend;
 use super::nics::unplug_nics;
+use super::node_userns;
 use super::pve::PveBackend;
 use crate::cgroup::CgroupStats;
 use crate::config::{BackendKind, Config};
@@ -92,6 +93,9 @@ impl Runtime {
             &owner(namespace, id),
             self.backend.volume(namespace, id, record).as_deref(),
         )?;
+        if let Some(s) = record.and_then(|r| r.userns_slot) {
+            node_userns::release(&self.store, namespace, id, s.slot)?;
+        }
         self.store.remove(namespace, id)?;
         Ok(())
     }

@@ -27,6 +27,7 @@ mod lifecycle;
 mod lxc;
 pub mod nic_leftovers;
 mod nics;
+mod node_userns;
 pub mod pve;
 mod rendezvous;
 mod shared_mounts;

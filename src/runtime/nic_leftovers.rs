@@ -377,6 +377,7 @@ mod tests {
                         ovs: true,
                     })
                     .collect(),
+                userns_slot: None,
             };
             StateStore::new(self.tmp.path().join("run"))
                 .save(&record)

@@ -80,6 +80,17 @@ pub struct ContainerRecord {
     /// NICs lxcri plugged for it (removed on delete).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nics: Vec<crate::network::plug::PluggedNic>,
+    /// The slot of `userns.pool` lxcri chose the container's ids from
+    /// (`userns.unprivileged`), freed on delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_slot: Option<UsernsSlot>,
+}
+
+/// A slot of the id pool and the ids it stood for when taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsernsSlot {
+    pub slot: u32,
+    pub range: crate::userns::IdRange,
 }
 
 /// Unix time in nanoseconds, as state records and exit reports carry it.
@@ -118,6 +129,12 @@ pub struct StateStore {
 impl StateStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
+    }
+
+    /// Where the taken slots of `userns.pool` are kept (a dot name, so
+    /// no containerd namespace can be called that).
+    pub fn userns_slots_dir(&self) -> PathBuf {
+        self.root.join(".userns-slots")
     }
 
     pub fn root(&self) -> &Path {
@@ -183,7 +200,11 @@ impl StateStore {
                 })
             }
         };
-        for ns in namespaces.flatten() {
+        // Dot names are never containerd namespaces: lxcri's own files.
+        let namespaces = namespaces
+            .flatten()
+            .filter(|ns| !ns.file_name().to_string_lossy().starts_with('.'));
+        for ns in namespaces {
             let Ok(ids) = fs::read_dir(ns.path()) else {
                 continue;
             };
@@ -234,6 +255,7 @@ mod tests {
             vmid: None,
             node: None,
             nics: Vec::new(),
+            userns_slot: None,
         }
     }
 

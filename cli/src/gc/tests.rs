@@ -165,6 +165,7 @@ impl Node {
             vmid,
             node: Some(NODE.into()),
             nics: Vec::new(),
+            userns_slot: None,
         };
         StateStore::new(&self.config.runtime_root)
             .save(&record)

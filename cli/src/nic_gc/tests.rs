@@ -131,6 +131,7 @@ fn node(ovs: bool) -> (tempfile::TempDir, Runtime) {
         vmid: None,
         node: None,
         nics,
+        userns_slot: None,
     };
     StateStore::new(&config.runtime_root).save(&record).unwrap();
     (tmp, Runtime::new(config))

@@ -71,6 +71,7 @@ impl Env {
             default_nics: Vec::new(),
             lsm: crate::security::lsm::HostLsm::at(&self._tmp.path().join("lsm")),
             apparmor: crate::lxc::LxcAppArmor::Unconfined,
+            userns: None,
         }
     }
 

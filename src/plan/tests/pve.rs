@@ -40,6 +40,14 @@ fn inputs<'a>(
         pool: None,
         rootfs_size: None,
         network: None,
+        user_namespace: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.namespaces().as_ref())
+            .is_some_and(|nss| {
+                nss.iter()
+                    .any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::User)
+            }),
     }
 }
 

@@ -18,6 +18,7 @@
 mod copy;
 mod gc;
 mod image;
+mod shifted;
 mod volume;
 
 #[cfg(test)]
@@ -25,6 +26,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+use crate::userns::IdRange;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -242,13 +244,13 @@ impl ZfsRootfs {
         target: &Path,
         owner: &str,
         volume: Option<&str>,
+        idmap: Option<IdRange>,
     ) -> Result<bool> {
         if mounts.is_empty() {
             // `ctr run --rootfs DIR`: the directory is used as it is.
             return Ok(false);
         }
-        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
-        let image = self.ensure_image(&layers)?;
+        let image = self.image_for(mounts, idmap)?;
         match volume {
             Some(leaf) => {
                 let volume = self.volume(leaf)?;
@@ -261,6 +263,16 @@ impl ZfsRootfs {
             None => bind(&image.path, target, true, &image.dataset)?,
         }
         Ok(true)
+    }
+
+    /// The image of `mounts`, shifted into `idmap` when given.
+    fn image_for(&self, mounts: &[RootfsMount], idmap: Option<IdRange>) -> Result<ImageRef> {
+        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
+        let image = self.ensure_image(&layers)?;
+        match idmap {
+            Some(range) => self.ensure_shifted(&image, &layers.key, range),
+            None => Ok(image),
+        }
     }
 
     /// Undoes [`ZfsRootfs::prepare`]: unmounts `target` and destroys the
@@ -282,9 +294,14 @@ impl ZfsRootfs {
     /// Replaces the freshly allocated volume `leaf` (PVE's, empty) with a
     /// clone of the container's image under the same name, so the CT's
     /// `rootfs` keeps pointing at it. The caller holds the CT's config lock.
-    pub fn replace_volume(&self, mounts: &[RootfsMount], leaf: &str, owner: &str) -> Result<()> {
-        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
-        let image = self.ensure_image(&layers)?;
+    pub fn replace_volume(
+        &self,
+        mounts: &[RootfsMount],
+        leaf: &str,
+        owner: &str,
+        idmap: Option<IdRange>,
+    ) -> Result<()> {
+        let image = self.image_for(mounts, idmap)?;
         let volume = self.volume(leaf)?;
         if self
             .zfs

@@ -315,7 +315,7 @@ fn pve_allocated_volume_is_swapped_for_a_clone() {
     s.zfs
         .add("tank/data/subvol-10001-disk-0", &[("refquota", "1G")]);
     s.rootfs
-        .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/abc")
+        .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/abc", None)
         .unwrap();
     let v = "tank/data/subvol-10001-disk-0";
     assert_eq!(s.zfs.prop(v, OWNER).as_deref(), Some("k8s.io/abc"));
@@ -327,7 +327,7 @@ fn pve_allocated_volume_is_swapped_for_a_clone() {
     // Someone else's marked volume under that name stays.
     let err = s
         .rootfs
-        .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/other")
+        .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/other", None)
         .unwrap_err();
     assert!(matches!(err, ZfsRootfsError::Foreign { .. }), "{err}");
 }

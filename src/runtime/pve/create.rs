@@ -113,6 +113,7 @@ impl CreateSteps for PveCreate<'_> {
             pool: pve.config.pve.pool.as_ref(),
             rootfs_size: self.zfs().map(|_| pve.config.zfs.size),
             network: bundle.plan.network.as_ref(),
+            user_namespace: bundle.plan.lxc.namespaces.has(crate::lxc::Namespace::User),
         })?;
         self.params = Some(ct.to_create_params().map_err(PveBackendError::CtConfig)?);
         self.privileged = !ct.unprivileged;
@@ -180,7 +181,12 @@ impl CreateSteps for PveCreate<'_> {
                     }
                     undo.volume = Some(leaf.clone());
                     if let Err(e) =
-                        zfs.replace_volume(&self.req.rootfs_mounts, &leaf, &self.req.owner())
+                        zfs.replace_volume(
+                        &self.req.rootfs_mounts,
+                        &leaf,
+                        &self.req.owner(),
+                        bundle.userns,
+                    )
                     {
                         clone_failed = Some(e);
                         return Ok(false);

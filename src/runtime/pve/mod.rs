@@ -33,7 +33,8 @@ use crate::plan::pve::pve_resources;
 use crate::plan::Limits;
 use crate::pve::client::{ClientOptions, PveError};
 use crate::pve::config::{
-    update_node_config, Description, NodePaths, PveConfigError, PveConfigFile, PveVersion,
+    update_node_config, ConfigLock, Description, NodePaths, PveConfigError, PveConfigFile,
+    PveVersion,
 };
 use crate::pve::storage_cfg::StorageCfg;
 use crate::pve::storage_check::{check_zfs_storage, OurPool};
@@ -230,6 +231,33 @@ impl PveBackend {
             }
         }
         let api = self.api()?;
+        self.destroy_ct(&api, vmid, lock_wait)?;
+        self.remove_stale_lxc_dir(vmid);
+        Ok(())
+    }
+
+    /// PVE's destroy leaves an unprivileged CT's `rules.seccomp` and so its
+    /// LXC directory (pve-container src/PVE/LXC.pm `destroy_lxc_container`
+    /// only `rmdir`s it). Removed under the CT's config lock once its config
+    /// is gone, so a new CT that won the VMID keeps its own.
+    fn remove_stale_lxc_dir(&self, vmid: u32) {
+        let Ok(_lock) = ConfigLock::acquire(&self.paths, vmid, ConfigLock::DEFAULT_TIMEOUT) else {
+            return;
+        };
+        if self.paths.config_file(vmid).exists() {
+            return;
+        }
+        let dir = self.config.pve.lxcpath.join(vmid.to_string());
+        let _ = std::fs::remove_file(dir.join("rules.seccomp"));
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    fn destroy_ct(
+        &self,
+        api: &Arc<dyn CtApi>,
+        vmid: u32,
+        lock_wait: std::time::Duration,
+    ) -> Result<()> {
         // A create whose answer was lost may still be running its task
         // (the CT is locked `create`), a backup job or an admin's snapshot
         // may hold the CT: wait for the lock to go rather than leak the CT.

@@ -28,17 +28,17 @@ impl ZfsNode {
     /// the selected backend, and an lxcri config with `extra` lines under
     /// `[zfs]` (after `pool` and `size`).
     fn start(extra: &str) -> Self {
-        Self::start_inner(extra, false)
+        Self::start_inner(extra, None)
     }
 
     /// As [`ZfsNode::start`], with the zfs settings also in every shim's
     /// environment: `ctr run --uidmap` sends runc's task options (the IO
     /// owner), which replace the runtime options holding the config path.
-    fn start_with_env() -> Self {
-        Self::start_inner("", true)
+    fn start_with_env(more: &[(&str, &str)]) -> Self {
+        Self::start_inner("", Some(more))
     }
 
-    fn start_inner(extra: &str, env: bool) -> Self {
+    fn start_inner(extra: &str, env: Option<&[(&str, &str)]>) -> Self {
         let pool = ZfsPool::create();
         pool.create("data", &[]);
         let data = pool.dataset("data");
@@ -47,17 +47,20 @@ impl ZfsNode {
             ("LXCRI_ZFS_POOL", data.as_str()),
             ("LXCRI_ZFS_SIZE", "256M"),
         ];
-        let settings = if env { &settings[..] } else { &[] };
+        let settings: Vec<(&str, &str)> = match env {
+            Some(more) => settings.iter().chain(more).copied().collect(),
+            None => Vec::new(),
+        };
         let ctd = if backend() == BackendKind::Pve {
             let storage = format!("{STORAGE}={data}");
             let mut sim = PveSim::start_with(&["--zfs-storage", &storage]);
             sim.set_env("LXCRI_PVE_STORAGE", STORAGE);
-            for (k, v) in settings {
+            for (k, v) in &settings {
                 sim.set_env(k, v);
             }
             Containerd::start_pve(sim)
         } else {
-            Containerd::start_with_env(settings)
+            Containerd::start_with_env(&settings)
         };
         ctd.import_busybox();
         let config = ctd.dir().join("lxcri-zfs.toml");
@@ -463,7 +466,7 @@ fn a_uidmap_container_runs_on_a_clone_of_its_own_mapping() {
     if !require(Runtime::Lxcri, "zfs clones under a user namespace") {
         return;
     }
-    let node = ZfsNode::start_with_env();
+    let node = ZfsNode::start_with_env(&[]);
     let (plain, mapped) = (node.ctd.new_id("zplain"), node.ctd.new_id("zmapped"));
     node.run(&plain);
     let flag = node.flag();
@@ -497,6 +500,67 @@ fn a_uidmap_container_runs_on_a_clone_of_its_own_mapping() {
         assert_eq!((meta.uid(), meta.gid()), (200_000, 200_000), "{f}");
     }
     for id in [&plain, &mapped] {
+        node.ctd.remove(id);
+    }
+    assert!(node.volumes().is_empty(), "{:?}", node.volumes());
+}
+
+/// `userns.unprivileged` on ZFS: each container's range gets an image of its
+/// own, a clone of the image with its owners shifted (no copy of the data),
+/// and the container's volume is a clone of that.
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn node_chosen_ranges_get_shifted_clones_of_the_image() {
+    if !require(Runtime::Lxcri, "zfs clones under node-chosen user namespaces") {
+        return;
+    }
+    let node = ZfsNode::start_with_env(&[("LXCRI_USERNS_UNPRIVILEGED", "true")]);
+    let ids = [node.ctd.new_id("zn-a"), node.ctd.new_id("zn-b")];
+    for id in &ids {
+        node.run(id);
+    }
+    let images: Vec<String> = node
+        .image_datasets()
+        .into_iter()
+        .filter(|d| !d.contains('@'))
+        .collect();
+    assert_eq!(images.len(), 3, "the image and one per range: {images:?}");
+    let origins: Vec<Option<String>> = images.iter().map(|i| node.pool.prop(i, "origin")).collect();
+    let base = images
+        .iter()
+        .zip(&origins)
+        .find(|(_, o)| o.as_deref().is_none_or(|o| o == "-"))
+        .map(|(i, _)| i.clone())
+        .expect("the unshifted image");
+    let mut starts = Vec::new();
+    for id in &ids {
+        let inside = node.sh(
+            id,
+            "probe",
+            "head -1 /proc/self/uid_map; id -u; stat -c '%u:%g' /bin/busybox; touch /new && echo wrote",
+        );
+        let start: u32 = inside.split_whitespace().nth(1).unwrap().parse().unwrap();
+        assert!(inside.ends_with("\n0\n0:0\nwrote\n"), "{inside}");
+        let (volume, _) = node.volume(id);
+        // The volume is a clone of its range's image, itself a clone of the image.
+        let origin = node.pool.prop(&volume, "origin").unwrap();
+        let shifted = origin.strip_suffix("@lxcri").unwrap().to_string();
+        assert_ne!(shifted, base, "{id} runs on the unshifted image");
+        assert_eq!(
+            node.pool.prop(&shifted, "origin"),
+            Some(format!("{base}@lxcri")),
+            "{shifted} is a clone of {base}"
+        );
+        let mnt = node.pool.prop(&volume, "mountpoint").unwrap();
+        for f in ["bin/busybox", "new"] {
+            use std::os::unix::fs::MetadataExt;
+            let m = std::fs::metadata(std::path::Path::new(&mnt).join(f)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (start, start), "{id}: {f}");
+        }
+        starts.push(start);
+    }
+    assert_ne!(starts[0], starts[1], "{starts:?}");
+    for id in &ids {
         node.ctd.remove(id);
     }
     assert!(node.volumes().is_empty(), "{:?}", node.volumes());

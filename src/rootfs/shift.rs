@@ -1,0 +1,179 @@
+//! Shifting the owners of a tree into a container's id range, in place:
+//! how a ZFS image dataset for one id range is made from a clone of the
+//! image (only metadata changes; the data blocks stay shared).
+//!
+//! Each inode is shifted once (hard links are seen several times), symlinks
+//! are not followed, and what `chown` clears is put back: the set-id mode
+//! bits and file capabilities (`security.capability`), as a copy with
+//! `cp -a` into the range would keep them. Ids at or above the range's
+//! length have no place in it and become the range's overflow id
+//! (65534 inside), as the kernel shows unmapped ids.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::userns::IdRange;
+
+/// What nobody maps to inside a user namespace (`/proc/sys/kernel/overflowuid`).
+const OVERFLOW_ID: u32 = 65534;
+const CAPABILITY_XATTR: &std::ffi::CStr = c"security.capability";
+
+#[derive(Debug, thiserror::Error)]
+#[error("shifting owners of {path} into {start}..: {source}")]
+pub struct ShiftError {
+    pub path: PathBuf,
+    pub start: u32,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The host id a container id becomes under `range`.
+pub fn shifted(id: u32, range: IdRange) -> u32 {
+    let inside = if id < range.len { id } else { OVERFLOW_ID };
+    range.host_start + inside
+}
+
+/// Shifts every owner under `root` (itself included); returns how many
+/// inodes changed.
+pub fn shift_tree(root: &Path, range: IdRange) -> Result<u64, ShiftError> {
+    let mut seen = HashSet::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut count = 0;
+    while let Some(path) = stack.pop() {
+        let err = |source| ShiftError {
+            path: path.clone(),
+            start: range.host_start,
+            source,
+        };
+        let meta = std::fs::symlink_metadata(&path).map_err(err)?;
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path).map_err(err)? {
+                stack.push(entry.map_err(err)?.path());
+            }
+        }
+        if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
+            continue;
+        }
+        shift_one(&path, &meta, range).map_err(err)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+fn shift_one(path: &Path, meta: &std::fs::Metadata, range: IdRange) -> std::io::Result<()> {
+    let symlink = meta.file_type().is_symlink();
+    let caps = if symlink { None } else { capability(path)? };
+    std::os::unix::fs::lchown(
+        path,
+        Some(shifted(meta.uid(), range)),
+        Some(shifted(meta.gid(), range)),
+    )?;
+    if symlink {
+        return Ok(());
+    }
+    // chown clears set-id bits (for root too, since Linux 2.2.13).
+    if meta.mode() & 0o6000 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+    }
+    if let Some(caps) = caps {
+        set_capability(path, &caps)?;
+    }
+    Ok(())
+}
+
+fn c_path(path: &Path) -> std::io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
+/// The file's `security.capability`, if it has one.
+fn capability(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    let p = c_path(path)?;
+    let mut buf = vec![0u8; 64];
+    // SAFETY: buf outlives the call and its length is passed.
+    let n = unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            CAPABILITY_XATTR.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        let e = std::io::Error::last_os_error();
+        return match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    buf.truncate(n as usize);
+    Ok(Some(buf))
+}
+
+fn set_capability(path: &Path, value: &[u8]) -> std::io::Result<()> {
+    let p = c_path(path)?;
+    // SAFETY: value outlives the call and its length is passed.
+    let rc = unsafe {
+        libc::lsetxattr(
+            p.as_ptr(),
+            CAPABILITY_XATTR.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            0,
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RANGE: IdRange = IdRange {
+        host_start: 1_000_000,
+        len: 65536,
+    };
+
+    #[test]
+    fn ids_move_into_the_range_and_strangers_become_nobody() {
+        assert_eq!(shifted(0, RANGE), 1_000_000);
+        assert_eq!(shifted(1000, RANGE), 1_001_000);
+        assert_eq!(shifted(65535, RANGE), 1_065_535);
+        assert_eq!(shifted(65536, RANGE), 1_065_534);
+        assert_eq!(shifted(u32::MAX - 1, RANGE), 1_065_534);
+    }
+
+    /// Needs root (chown to other ids); as another user it checks that the
+    /// walk reports the failure with the path instead.
+    #[test]
+    fn a_tree_is_shifted_once_per_inode_keeping_set_id_bits() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("img");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let tool = root.join("bin/tool");
+        std::fs::write(&tool, "x").unwrap();
+        std::fs::hard_link(&tool, root.join("bin/tool-link")).unwrap();
+        std::os::unix::fs::symlink("tool", root.join("bin/sym")).unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let result = shift_tree(&root, RANGE);
+        if !nix::unistd::geteuid().is_root() {
+            let e = result.unwrap_err();
+            assert!(e.path.starts_with(&root), "{e}");
+            return;
+        }
+        // 4 inodes: img, bin, tool (linked twice), sym.
+        assert_eq!(result.unwrap(), 4);
+        for p in ["", "bin", "bin/tool", "bin/tool-link", "bin/sym"] {
+            let m = std::fs::symlink_metadata(root.join(p)).unwrap();
+            assert_eq!((m.uid(), m.gid()), (1_000_000, 1_000_000), "{p}");
+        }
+        let mode = std::fs::metadata(&tool).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o4755, "the setuid bit survives the chown");
+    }
+}

@@ -1,0 +1,10 @@
+//! Node-chosen user namespaces (`userns.unprivileged`): every container
+//! whose spec asks for no user namespace gets one, with a range of host ids
+//! of its own from a configured pool ([`IdPool`]), never shared with
+//! another running container and freed when it is deleted ([`IdSlots`]).
+
+mod pool;
+mod slots;
+
+pub use pool::{IdPool, IdPoolError, IdRange};
+pub use slots::{IdSlots, SlotError};
