@@ -199,6 +199,11 @@ struct Node {
 
 impl Node {
     fn new(fail: Fail) -> Self {
+        Self::with_env(fail, &[])
+    }
+
+    /// With more `LXCRI_*` settings.
+    fn with_env(fail: Fail, more: &[(&str, &str)]) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let init = tmp.path().join("lxcri-init");
         std::fs::write(&init, "#!/bin/sh\n").unwrap();
@@ -210,7 +215,10 @@ impl Node {
             "LXCRI_LXC_LXCPATH" => Some(lxcpath.display().to_string()),
             "LXCRI_LXC_INIT_BINARY" => Some(init.display().to_string()),
             "LXCRI_LXC_START_TIMEOUT_SECS" => Some("2".into()),
-            _ => None,
+            other => more
+                .iter()
+                .find(|(k, _)| *k == other)
+                .map(|(_, v)| v.to_string()),
         };
         let file = tmp.path().join("config.toml");
         std::fs::write(&file, "").unwrap();
@@ -428,4 +436,49 @@ fn a_container_containerd_forgot_is_an_orphan_and_gc_removes_it() {
         lxcpath.join("not-ours").exists(),
         "not an lxcri name: left alone"
     );
+}
+
+#[test]
+fn node_chosen_user_namespaces_refuse_pods_and_free_the_range() {
+    let node = Node::with_env(Fail::Nothing, &[("LXCRI_USERNS_UNPRIVILEGED", "true")]);
+    let pod = SPEC.replace(
+        r#""root": {"path": "root"},"#,
+        r#""root": {"path": "root"},
+  "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "s1"},"#,
+    );
+    let bundle = node.bundle(&pod);
+    let err = node.runtime.create(&node.request(bundle)).unwrap_err();
+    assert!(matches!(err, RuntimeError::UsernsPod), "{err}");
+    assert!(err.to_string().contains("userns.unprivileged"), "{err}");
+    assert!(!node.state_dir().exists(), "state left");
+    let slots = node.tmp.path().join("run/.userns-slots");
+    let taken: Vec<_> = std::fs::read_dir(&slots)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .collect();
+    assert!(taken.is_empty(), "{taken:?}");
+}
+
+#[test]
+fn a_failed_create_frees_the_range_it_took() {
+    let node = Node::with_env(Fail::Configure, &[("LXCRI_USERNS_UNPRIVILEGED", "true")]);
+    let bundle = node.bundle(SPEC);
+    node.runtime.create(&node.request(bundle)).unwrap_err();
+    let events = node.events();
+    // Without root the bundle cannot be given to the range's root: the
+    // create fails earlier, and must free the range all the same.
+    if nix::unistd::geteuid().is_root() {
+        assert!(events.iter().any(|e| e == "configure"), "{events:?}");
+    }
+    let slots = node.tmp.path().join("run/.userns-slots");
+    let taken: Vec<String> = std::fs::read_dir(&slots)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.parse::<u32>().is_ok())
+        .collect();
+    assert!(taken.is_empty(), "{taken:?}");
+    assert!(!node.state_dir().exists());
 }

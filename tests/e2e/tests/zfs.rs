@@ -511,7 +511,10 @@ fn a_uidmap_container_runs_on_a_clone_of_its_own_mapping() {
 #[test]
 #[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
 fn node_chosen_ranges_get_shifted_clones_of_the_image() {
-    if !require(Runtime::Lxcri, "zfs clones under node-chosen user namespaces") {
+    if !require(
+        Runtime::Lxcri,
+        "zfs clones under node-chosen user namespaces",
+    ) {
         return;
     }
     let node = ZfsNode::start_with_env(&[("LXCRI_USERNS_UNPRIVILEGED", "true")]);
