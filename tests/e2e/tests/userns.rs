@@ -2,7 +2,8 @@
 //! remaps the snapshot and puts the mappings in the spec), side by side
 //! with runc: the same uid_map and gid_map inside, root inside, a writable
 //! rootfs whose new files belong to the mapped root on the host, and exec
-//! (with and without a TTY) in the same namespace, volumes writable where
+//! (with and without a TTY) in the same namespace, the same capabilities,
+//! `/proc`, `/sys`, `/dev` mounts and devices, volumes writable where
 //! the mapped root owns them and not where the host's root does. On the
 //! pve backend the CT is unprivileged; a
 //! mapping other than PVE's own `0 100000 65536` is raw `lxc.idmap` keys
@@ -63,7 +64,13 @@ fn a_uidmap_container_sees_what_runc_gives() {
                 &[
                     "sh",
                     "-c",
-                    "cat /proc/self/uid_map /proc/self/gid_map; id; touch /new && stat -c '%u:%g' /new",
+                    "cat /proc/self/uid_map /proc/self/gid_map; id; touch /new && stat -c '%u:%g' /new; \
+                     grep Cap /proc/self/status; \
+                     for m in /proc /sys /dev /dev/pts /dev/shm /dev/mqueue; do \
+                       awk -v m=$m '$2 == m { split($4, o, \",\"); print m, $3, o[1] }' /proc/mounts; \
+                     done; \
+                     echo x > /dev/null && head -c 4 /dev/zero /dev/urandom /dev/random /dev/full | wc -c; \
+                     test -c /dev/tty && test -c /dev/ptmx && echo devices",
                 ],
                 &[],
             );
