@@ -25,39 +25,17 @@ count=${2:-${COUNT:-20}}
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
-pool="" pool_dir=""
 cleanup() {
   ctd_cleanup
-  if [ -n "$pool" ]; then
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      zpool destroy -f "$pool" 2>/dev/null && break
-      zpool list "$pool" >/dev/null 2>&1 || break
-      sleep 0.5
-    done
-  fi
-  [ -z "$pool_dir" ] || rm -rf "$pool_dir"
+  bench_zfs_cleanup
 }
 trap cleanup EXIT
 
 bench_setup lxcri-rootfs
 
 # --- ZFS pool -----------------------------------------------------------
-zfs_pidfile=/run/lxcri-bench-zfs-fuse.pid
-if ! zpool list >/dev/null 2>&1; then
-  # zfs-fuse refuses to start while its pid file exists: drop one whose
-  # daemon is gone (left on disk when the machine is reused).
-  if [ -f "$zfs_pidfile" ] &&
-    [ "$(cat "/proc/$(cat "$zfs_pidfile")/comm" 2>/dev/null)" != zfs-fuse ]; then
-    rm -f "$zfs_pidfile"
-  fi
-  echo "starting zfs-fuse..." >&2
-  zfs-fuse --pidfile "$zfs_pidfile"
-  for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
-fi
-pool_dir=$(mktemp -d "${TMPDIR:-/tmp}/lxcri-bench-zfs.XXXXXX")
-pool=lxbench$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
-truncate -s 24G "$pool_dir/vdev"
-zpool create -o cachefile=none -m "$pool_dir/mnt" "$pool" "$pool_dir/vdev" 2>/dev/null
+bench_zfs_pool 24G
+pool=$BENCH_POOL
 images=$pool/lxcri-images
 
 cat > "$CTD_DIR/overlay.toml" <<TOML
@@ -203,7 +181,7 @@ stop_many zfs
 pool0=$(settled zfs_used "$pool")
 for i in $(seq 1 "$count"); do
   zfs create "$pool/copy-$i"
-  cp -a "$CTD_DIR/rootfs-500/." "$pool_dir/mnt/copy-$i/"
+  cp -a "$CTD_DIR/rootfs-500/." "$BENCH_POOL_DIR/mnt/copy-$i/"
 done
 sync
 copy_added=$(($(settled zfs_used "$pool") - pool0))

@@ -23,17 +23,9 @@ n=${1:-${N:-7}}
 # shellcheck source=scripts/lib/bench.sh
 . scripts/lib/bench.sh
 
-pool="" pool_dir=""
 cleanup() {
   ctd_cleanup
-  if [ -n "$pool" ]; then
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-      zpool destroy -f "$pool" 2>/dev/null && break
-      zpool list "$pool" >/dev/null 2>&1 || break
-      sleep 0.5
-    done
-  fi
-  [ -z "$pool_dir" ] || rm -rf "$pool_dir"
+  bench_zfs_cleanup
 }
 trap cleanup EXIT
 bench_setup lxcri-bench-userns
@@ -42,20 +34,8 @@ image=$BENCH_IMAGE
 # state dir (mktemp makes it 0700).
 chmod 0711 "$CTD_DIR"
 
-zfs_pidfile=/run/lxcri-bench-zfs-fuse.pid
-if ! zpool list >/dev/null 2>&1; then
-  if [ -f "$zfs_pidfile" ] &&
-    [ "$(cat "/proc/$(cat "$zfs_pidfile")/comm" 2>/dev/null)" != zfs-fuse ]; then
-    rm -f "$zfs_pidfile"
-  fi
-  echo "starting zfs-fuse..." >&2
-  zfs-fuse --pidfile "$zfs_pidfile"
-  for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
-fi
-pool_dir=$(mktemp -d "${TMPDIR:-/tmp}/lxcri-bench-userns.XXXXXX")
-pool=lxbench$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
-truncate -s 4G "$pool_dir/vdev"
-zpool create -o cachefile=none -m "$pool_dir/mnt" "$pool" "$pool_dir/vdev" 2>/dev/null
+bench_zfs_pool 4G
+pool=$BENCH_POOL
 images=$pool/lxcri-images
 
 printf '[rootfs]\nmode = "overlay"\n' > "$CTD_DIR/overlay.toml"

@@ -5,6 +5,8 @@
 #   median < "n1 n2 ..."           # the median of whitespace-separated numbers
 #   ratio A B                      # A / B with two decimals
 #   timed_run IMAGE ID CTR_ARGS... # `ctr run --rm CTR_ARGS IMAGE ID true`; prints its wall time in ms
+#   bench_zfs_pool SIZE            # zfs-fuse running, a sparse-file pool of SIZE: sets BENCH_POOL
+#   bench_zfs_cleanup              # destroys that pool (call from the EXIT trap)
 
 # shellcheck source=scripts/lib/private-containerd.sh
 . "$(dirname "${BASH_SOURCE[0]}")/private-containerd.sh"
@@ -34,4 +36,36 @@ timed_run() {
   fi
   t1=$(date +%s%N)
   echo $(((t1 - t0) / 1000000))
+}
+
+BENCH_POOL="" BENCH_POOL_DIR=""
+
+# zfs-fuse is started when no daemon answers and left running, like the e2e
+# tests; a pid file whose daemon is gone (a reused machine) is dropped first.
+bench_zfs_pool() {
+  local pidfile=/run/lxcri-bench-zfs-fuse.pid
+  if ! zpool list >/dev/null 2>&1; then
+    if [ -f "$pidfile" ] &&
+      [ "$(cat "/proc/$(cat "$pidfile")/comm" 2>/dev/null)" != zfs-fuse ]; then
+      rm -f "$pidfile"
+    fi
+    echo "starting zfs-fuse..." >&2
+    zfs-fuse --pidfile "$pidfile"
+    for _ in $(seq 1 50); do zpool list >/dev/null 2>&1 && break; sleep 0.2; done
+  fi
+  BENCH_POOL_DIR=$(mktemp -d "${TMPDIR:-/tmp}/lxcri-bench-zfs.XXXXXX")
+  BENCH_POOL=lxbench$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')
+  truncate -s "$1" "$BENCH_POOL_DIR/vdev"
+  zpool create -o cachefile=none -m "$BENCH_POOL_DIR/mnt" "$BENCH_POOL" "$BENCH_POOL_DIR/vdev" 2>/dev/null
+}
+
+bench_zfs_cleanup() {
+  if [ -n "$BENCH_POOL" ]; then
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      zpool destroy -f "$BENCH_POOL" 2>/dev/null && break
+      zpool list "$BENCH_POOL" >/dev/null 2>&1 || break
+      sleep 0.5
+    done
+  fi
+  [ -z "$BENCH_POOL_DIR" ] || rm -rf "$BENCH_POOL_DIR"
 }

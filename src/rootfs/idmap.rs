@@ -11,10 +11,8 @@
 //! process unshares one, its `uid_map`/`gid_map` are written, and its
 //! `ns/user` fd is kept for `mount_setattr`.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -40,11 +38,6 @@ struct MountAttr {
 fn err(what: impl Into<String>) -> impl FnOnce(Errno) -> RootfsError {
     let what = what.into();
     move |errno| RootfsError::Idmap { what, errno }
-}
-
-fn c_path(p: &Path) -> Result<CString, RootfsError> {
-    CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| RootfsError::BadOption(p.display().to_string()))
 }
 
 /// A user namespace whose only purpose is its mapping.
@@ -103,8 +96,9 @@ impl MappingNamespace {
 /// Mounts `source` at `target` (an existing directory) shifted by the
 /// namespace's mapping.
 fn idmapped_bind(source: &Path, target: &Path, ns: &MappingNamespace) -> Result<(), RootfsError> {
-    let src = c_path(source)?;
-    let dst = c_path(target)?;
+    let bad = |p: &Path| RootfsError::BadOption(p.display().to_string());
+    let src = super::c_path(source).map_err(|_| bad(source))?;
+    let dst = super::c_path(target).map_err(|_| bad(target))?;
     let what = |op: &str| format!("{op} {}", source.display());
     // SAFETY: plain syscalls with NUL-terminated paths and a live fd.
     let tree = unsafe {

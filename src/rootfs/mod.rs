@@ -154,6 +154,13 @@ fn mount_one(index: usize, m: &RootfsMount, target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// `path` for a syscall; a path with a NUL byte cannot be one.
+pub(crate) fn c_path(path: &Path) -> std::io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+}
+
 /// Unmounts everything on `target` (stacked mounts included). Not mounted
 /// is not an error.
 pub fn unmount_all(target: &Path) -> Result<()> {

@@ -10,8 +10,6 @@
 //! (65534 inside), as the kernel shows unmapped ids.
 
 use std::collections::HashSet;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -84,14 +82,9 @@ fn shift_one(path: &Path, meta: &std::fs::Metadata, range: IdRange) -> std::io::
     Ok(())
 }
 
-fn c_path(path: &Path) -> std::io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-}
-
 /// The file's `security.capability`, if it has one.
 fn capability(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let p = c_path(path)?;
+    let p = super::c_path(path)?;
     let mut buf = vec![0u8; 64];
     // SAFETY: buf outlives the call and its length is passed.
     let n = unsafe {
@@ -114,7 +107,7 @@ fn capability(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 }
 
 fn set_capability(path: &Path, value: &[u8]) -> std::io::Result<()> {
-    let p = c_path(path)?;
+    let p = super::c_path(path)?;
     // SAFETY: value outlives the call and its length is passed.
     let rc = unsafe {
         libc::lsetxattr(

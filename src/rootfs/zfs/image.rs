@@ -11,7 +11,7 @@ use super::{
     IMAGE_PREFIX, LAST_USED, PARTIAL_PREFIX, ROLE, ROLE_IMAGE, ROLE_IMAGES, SNAPSHOT,
 };
 use crate::rootfs::{ImageKey, ImageLayers};
-use crate::zfs::DatasetName;
+use crate::zfs::{DatasetName, Property};
 
 /// A complete image: its dataset, the snapshot clones come from, and where
 /// the dataset is mounted.
@@ -93,8 +93,50 @@ impl ZfsRootfs {
                 return Err(ZfsRootfsError::UpperNotEmpty(upper.clone()));
             }
         }
-        let _lock = ImageLock::acquire(&self.lock_dir, &layers.key)?;
-        let dataset = self.image_dataset(&layers.key)?;
+        self.ensure_keyed(
+            &layers.key,
+            |partial, props| {
+                self.ensure_images_parent()?;
+                let mut all = self.pve_props()?;
+                all.extend(props);
+                self.zfs
+                    .create(partial, &all)
+                    .map_err(op("creating image dataset", partial))
+            },
+            |partial, path| {
+                tracing::info!(image = %partial, layers = layers.lowerdirs.len(), "filling ZFS image dataset");
+                self.copier
+                    .copy(&layers.lowerdirs, path)
+                    .map_err(|e| match e {
+                        CopyError::OutOfSpace(detail) => ZfsRootfsError::ImageTooLarge {
+                            layers: layers.lowerdirs.len(),
+                            size: self.size,
+                            dataset: partial.to_string(),
+                            detail,
+                        },
+                        CopyError::Failed(detail) => ZfsRootfsError::Fill {
+                            dataset: partial.to_string(),
+                            detail,
+                        },
+                    })
+            },
+        )
+    }
+
+    /// The complete image `key`, under its lock. When there is none (or
+    /// one that lost its snapshot), `create` makes a partial dataset with
+    /// the given marks, `fill` fills it where it is mounted, and it is
+    /// snapshotted and renamed into place; on any failure the partial
+    /// dataset is destroyed. Shared by the images of layers and their
+    /// shifted clones (`shifted.rs`).
+    pub(super) fn ensure_keyed(
+        &self,
+        key: &ImageKey,
+        create: impl FnOnce(&DatasetName, Vec<Property>) -> Result<()>,
+        fill: impl FnOnce(&DatasetName, &Path) -> Result<()>,
+    ) -> Result<ImageRef> {
+        let _lock = ImageLock::acquire(&self.lock_dir, key)?;
+        let dataset = self.image_dataset(key)?;
         let snapshot = dataset
             .snapshot(SNAPSHOT)
             .map_err(ZfsRootfsError::InvalidName)?;
@@ -115,7 +157,25 @@ impl ZfsRootfs {
                     .destroy(&dataset, true)
                     .map_err(op("destroying incomplete image", &dataset))?;
             }
-            self.fill(layers, &dataset)?;
+            let partial = self
+                .images
+                .child(&format!(
+                    "{PARTIAL_PREFIX}{}-{}",
+                    key.as_str(),
+                    unique_suffix()
+                ))
+                .map_err(ZfsRootfsError::InvalidName)?;
+            create(
+                &partial,
+                vec![prop(ROLE, ROLE_IMAGE)?, prop(IMAGE_KEY, key.as_str())?],
+            )?;
+            let result = self.complete_partial(&partial, &dataset, fill);
+            if result.is_err() {
+                if let Err(e) = self.zfs.destroy(&partial, true) {
+                    tracing::warn!(dataset = %partial, error = %crate::error_chain(&e), "destroying a partial image");
+                }
+            }
+            result?;
         }
         self.touch(&dataset);
         let path = self.mounted_path(&dataset, "mounting image")?;
@@ -126,55 +186,14 @@ impl ZfsRootfs {
         })
     }
 
-    /// Fills a partial dataset, snapshots it and renames it to `dataset`;
-    /// on any failure the partial dataset is destroyed.
-    fn fill(&self, layers: &ImageLayers, dataset: &DatasetName) -> Result<()> {
-        self.ensure_images_parent()?;
-        let partial = self
-            .images
-            .child(&format!(
-                "{PARTIAL_PREFIX}{}-{}",
-                layers.key.as_str(),
-                unique_suffix()
-            ))
-            .map_err(ZfsRootfsError::InvalidName)?;
-        let mut props = self.pve_props()?;
-        props.push(prop(ROLE, ROLE_IMAGE)?);
-        props.push(prop(IMAGE_KEY, layers.key.as_str())?);
-        self.zfs
-            .create(&partial, &props)
-            .map_err(op("creating image dataset", &partial))?;
-        let result = self.fill_partial(layers, &partial, dataset);
-        if result.is_err() {
-            if let Err(e) = self.zfs.destroy(&partial, true) {
-                tracing::warn!(dataset = %partial, error = %crate::error_chain(&e), "destroying a partial image");
-            }
-        }
-        result
-    }
-
-    fn fill_partial(
+    fn complete_partial(
         &self,
-        layers: &ImageLayers,
         partial: &DatasetName,
         dataset: &DatasetName,
+        fill: impl FnOnce(&DatasetName, &Path) -> Result<()>,
     ) -> Result<()> {
         let path = self.mounted_path(partial, "mounting image dataset")?;
-        tracing::info!(image = %dataset, layers = layers.lowerdirs.len(), "filling ZFS image dataset");
-        self.copier
-            .copy(&layers.lowerdirs, &path)
-            .map_err(|e| match e {
-                CopyError::OutOfSpace(detail) => ZfsRootfsError::ImageTooLarge {
-                    layers: layers.lowerdirs.len(),
-                    size: self.size,
-                    dataset: partial.to_string(),
-                    detail,
-                },
-                CopyError::Failed(detail) => ZfsRootfsError::Fill {
-                    dataset: partial.to_string(),
-                    detail,
-                },
-            })?;
+        fill(partial, &path)?;
         // Unmounted first: renaming a mounted dataset can find it busy.
         self.zfs
             .unmount(partial)
