@@ -46,12 +46,21 @@ pub struct Namespaces {
     pub clone: Vec<Namespace>,
     /// Namespaces joined by path (`lxc.namespace.share.<ns>`).
     pub share: Vec<(Namespace, PathBuf)>,
+    /// A network namespace `lxc-start` is run in, which the container
+    /// keeps (it is in neither list). LXC joins shared namespaces user
+    /// first (lxc 5.0.2 src/lxc/start.c `do_share_ns`, `ns_info` order),
+    /// and a process inside a user namespace may no longer join a network
+    /// namespace the node's root owns: a pod container that joins its
+    /// sandbox's user namespace gets the pod's network namespace this way.
+    pub inherit_net: Option<PathBuf>,
 }
 
 impl Namespaces {
     /// Whether the container has its own `ns`, new or joined.
     pub fn has(&self, ns: Namespace) -> bool {
-        self.clone.contains(&ns) || self.share.iter().any(|(n, _)| *n == ns)
+        self.clone.contains(&ns)
+            || self.share.iter().any(|(n, _)| *n == ns)
+            || (ns == Namespace::Net && self.inherit_net.is_some())
     }
 }
 

@@ -6,9 +6,17 @@
 //! rootfs is not managed by LXC (`lxc.rootfs.managed = 0`), so removing a
 //! container is removing that directory (and LXC's cgroups for it). Every
 //! command runs through [`CommandRunner`], with a deadline.
+//!
+//! A container started inside another network namespace
+//! ([`super::Namespaces::inherit_net`]) has its monitor there, and LXC's
+//! command socket is an abstract unix socket (lxc 5.0.2 src/lxc/commands.c
+//! `lxc_cmd_connect`), reachable from that namespace only: the namespace's
+//! path is kept next to the config ([`NETNS_FILE`]) and every `lxc-*` tool
+//! for the container runs there, through `nsenter`.
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,6 +56,9 @@ pub type Result<T> = std::result::Result<T, LxcToolsError>;
 
 /// LXC log file name inside the container directory.
 pub const LOG_FILE: &str = "lxc.log";
+/// The network namespace the container's monitor runs in, if not the
+/// node's: a path, in the container directory.
+pub const NETNS_FILE: &str = "lxcri.netns";
 
 #[derive(Debug, Clone)]
 pub struct LxcTools<R: CommandRunner = SystemCommands> {
@@ -91,12 +102,39 @@ impl<R: CommandRunner> LxcTools<R> {
         self.lxcpath.join(name)
     }
 
-    pub fn write_config(&self, name: &str, rendered: &str) -> Result<()> {
+    /// Writes the container's config; `netns`: the network namespace it is
+    /// to be started in (see the module's notes).
+    pub fn write_config(&self, name: &str, rendered: &str, netns: Option<&Path>) -> Result<()> {
         let dir = self.container_dir(name);
-        let path = dir.join("config");
-        fs::create_dir_all(&dir)
-            .and_then(|_| fs::write(&path, rendered))
-            .map_err(|source| LxcToolsError::WriteConfig { path, source })
+        let write = |path: PathBuf, body: &[u8]| {
+            fs::write(&path, body).map_err(|source| LxcToolsError::WriteConfig { path, source })
+        };
+        fs::create_dir_all(&dir).map_err(|source| LxcToolsError::WriteConfig {
+            path: dir.clone(),
+            source,
+        })?;
+        if let Some(netns) = netns {
+            write(dir.join(NETNS_FILE), netns.as_os_str().as_encoded_bytes())?;
+        }
+        write(dir.join("config"), rendered.as_bytes())
+    }
+
+    /// The program and arguments that run `program` for container `name`:
+    /// inside its monitor's network namespace when that is not the node's.
+    fn command_for(
+        &self,
+        name: &str,
+        program: &str,
+        args: Vec<OsString>,
+    ) -> (String, Vec<OsString>) {
+        let Ok(netns) = fs::read(self.container_dir(name).join(NETNS_FILE)) else {
+            return (program.to_string(), args);
+        };
+        let mut net = OsString::from("--net=");
+        net.push(std::ffi::OsStr::from_bytes(&netns));
+        let mut wrapped = vec![net, "--".into(), program.into()];
+        wrapped.extend(args);
+        ("nsenter".to_string(), wrapped)
     }
 
     fn base_args(&self, name: &str) -> Vec<OsString> {
@@ -108,11 +146,20 @@ impl<R: CommandRunner> LxcTools<R> {
         ]
     }
 
-    fn run(&self, program: &str, args: Vec<OsString>) -> Result<std::process::Output> {
-        let command = display(program, &args);
-        self.runner
-            .run(program, &args)
-            .map_err(|source| LxcToolsError::Spawn { command, source })
+    /// Runs `program` for container `name`; returns its output and how it
+    /// was run (for errors).
+    fn run(
+        &self,
+        name: &str,
+        program: &str,
+        args: Vec<OsString>,
+    ) -> Result<(std::process::Output, String)> {
+        let (program, args) = self.command_for(name, program, args);
+        let command = display(&program, &args);
+        match self.runner.run(&program, &args) {
+            Ok(out) => Ok((out, command)),
+            Err(source) => Err(LxcToolsError::Spawn { command, source }),
+        }
     }
 
     /// Starts the container daemonized; returns once LXC has started its
@@ -126,12 +173,12 @@ impl<R: CommandRunner> LxcTools<R> {
             "-l".into(),
             self.log_level.clone().into(),
         ]);
-        let out = self.run("lxc-start", args.clone())?;
+        let (out, command) = self.run(name, "lxc-start", args)?;
         if out.status.success() {
             return Ok(());
         }
         Err(LxcToolsError::Failed {
-            command: display("lxc-start", &args),
+            command,
             status: out.status.to_string(),
             detail: self.failure_detail(name, &out.stderr),
         })
@@ -141,7 +188,7 @@ impl<R: CommandRunner> LxcTools<R> {
     pub fn state(&self, name: &str) -> Option<String> {
         let mut args = self.base_args(name);
         args.extend(["-s".into(), "-H".into()]);
-        let out = self.run("lxc-info", args).ok()?;
+        let (out, _) = self.run(name, "lxc-info", args).ok()?;
         if !out.status.success() {
             return None;
         }
@@ -163,12 +210,12 @@ impl<R: CommandRunner> LxcTools<R> {
         }
         let mut args = self.base_args(name);
         args.push("-k".into());
-        let out = self.run("lxc-stop", args.clone())?;
+        let (out, command) = self.run(name, "lxc-stop", args)?;
         if out.status.success() || !self.is_running(name) {
             return Ok(());
         }
         Err(LxcToolsError::Failed {
-            command: display("lxc-stop", &args),
+            command,
             status: out.status.to_string(),
             detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         })
@@ -287,6 +334,11 @@ mod tests {
     impl CommandRunner for Recorder {
         fn run(&self, program: &str, args: &[OsString]) -> std::io::Result<Output> {
             self.calls.lock().unwrap().push(display(program, args));
+            // `nsenter ... -- PROGRAM ARGS`: what it runs.
+            let program = match args.iter().position(|a| a == "--") {
+                Some(i) if program == "nsenter" => args[i + 1].to_str().unwrap(),
+                _ => program,
+            };
             let (code, stdout) = match program {
                 "lxc-info" => (0, format!("{}\n", self.state.lock().unwrap())),
                 "lxc-start" => (1, String::new()),
@@ -305,7 +357,8 @@ mod tests {
     fn failed_start_reports_lxc_log_errors() {
         let tmp = tempfile::tempdir().unwrap();
         let b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());
-        b.write_config("ns_c1", "lxc.uts.name = c1\n").unwrap();
+        b.write_config("ns_c1", "lxc.uts.name = c1\n", None)
+            .unwrap();
         fs::write(
             b.container_dir("ns_c1").join(LOG_FILE),
             "lxc-start ns_c1 20261122 ERROR conf - ../src/lxc/conf.c:2024:mount_entry - No such file or directory - Failed to mount \"/nope\"\n",
@@ -319,6 +372,34 @@ mod tests {
             "lxc-start -n ns_c1 -P {} -d -o",
             tmp.path().display()
         )));
+    }
+
+    #[test]
+    fn a_container_started_in_a_pod_network_is_driven_from_there() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rec = Recorder::default();
+        *rec.state.lock().unwrap() = "RUNNING";
+        let b = LxcTools::with_runner(tmp.path(), "warn", rec);
+        let netns = Path::new("/var/run/netns/cni-1");
+        b.write_config("ns_c4", "x", Some(netns)).unwrap();
+        let _ = b.start("ns_c4");
+        assert!(b.is_running("ns_c4"));
+        b.stop("ns_c4").unwrap();
+        let calls = b.runner.calls.lock().unwrap();
+        let programs: Vec<&str> = calls
+            .iter()
+            .map(|c| c.split(" -n ").next().unwrap())
+            .collect();
+        assert_eq!(
+            programs,
+            [
+                "nsenter --net=/var/run/netns/cni-1 -- lxc-start",
+                "nsenter --net=/var/run/netns/cni-1 -- lxc-info",
+                "nsenter --net=/var/run/netns/cni-1 -- lxc-info",
+                "nsenter --net=/var/run/netns/cni-1 -- lxc-stop",
+            ],
+            "{calls:?}"
+        );
     }
 
     #[test]
@@ -364,7 +445,7 @@ mod tests {
         let rec = Recorder::default();
         *rec.state.lock().unwrap() = "STOPPED";
         let b = LxcTools::with_runner(tmp.path(), "warn", rec);
-        b.write_config("ns_c2", "x").unwrap();
+        b.write_config("ns_c2", "x", None).unwrap();
         b.stop("ns_c2").unwrap();
         assert!(!b
             .runner

@@ -14,6 +14,7 @@
 
 mod devices;
 mod features;
+mod host_netns;
 mod limits;
 mod mounts;
 mod namespaces;
@@ -44,7 +45,9 @@ use crate::spec::CriContainerType;
 
 pub use crate::cgroup::CgroupSetting;
 pub use features::runtime_features;
+pub use host_netns::{HostNetnsSetup, HostSysfs, SysfsFlags};
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
+pub use namespaces::NodeUserns;
 pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
 pub use resolve::{resolve_in_root, ResolveError};
@@ -68,9 +71,9 @@ pub struct PlanContext {
     pub lsm: HostLsm,
     /// The container's AppArmor profile when its spec names none.
     pub apparmor: LxcAppArmor,
-    /// The ids of the user namespace the node gives a container whose spec
-    /// asks for none (`userns.unprivileged`).
-    pub userns: Option<crate::userns::IdRange>,
+    /// The user namespace the node gives a container whose spec asks for
+    /// none (`userns.unprivileged`).
+    pub userns: Option<NodeUserns>,
 }
 
 /// Everything needed to create the container.
@@ -85,6 +88,9 @@ pub struct ContainerPlan {
     pub limits: Limits,
     /// NICs lxcri plugs once the container's network namespace exists.
     pub network: Option<NetworkPlan>,
+    /// What the node's root sets up in a network namespace the container's
+    /// user namespace does not own.
+    pub host_netns: Option<HostNetnsSetup>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,7 +153,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     unsupported_linux_fields(linux)?;
 
     let init_process = process::plan_process(process, spec, &ctx.lsm)?;
-    let ns = namespaces::plan_namespaces(spec, linux, ctx.userns)?;
+    let ns = namespaces::plan_namespaces(spec, linux, ctx.userns.as_ref())?;
     let network = network::plan_network(&network::NetworkInputs {
         spec,
         cri: ctx.cri,
@@ -158,7 +164,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
             .share
             .iter()
             .find(|(n, _)| *n == crate::lxc::Namespace::Net)
-            .map(|(_, p)| p.clone()),
+            .map(|(_, p)| p.clone())
+            .or_else(|| ns.namespaces.inherit_net.clone()),
     })?;
 
     let reserved = Path::new(RUNTIME_DIR);
@@ -215,6 +222,11 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         lxc.cgroup_settings = resources::cgroup_settings_within(res, &limits, ctx.cgroup)?;
     }
     lxc.device_rules = device_rules(linux.resources().as_ref(), &device_plan.rules)?;
+    let host_netns = ns
+        .foreign_netns
+        .clone()
+        .map(|netns| host_netns::take_from(&mut lxc, netns))
+        .transpose()?;
 
     let init = InitSpec {
         process: init_process,
@@ -232,6 +244,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         shared_mounts: mount_plan.shared,
         limits,
         network,
+        host_netns,
     })
 }
 

@@ -1,6 +1,8 @@
 //! OCI `linux.namespaces`, id mappings and `hostname` -> LXC namespaces,
 //! `lxc.idmap` and `lxc.uts.name`.
 
+use std::path::PathBuf;
+
 use oci_spec::runtime::{Linux, LinuxIdMapping, LinuxNamespaceType, Spec};
 
 use super::{invalid, unsupported, Result};
@@ -17,8 +19,22 @@ pub(super) enum Mode {
     Joined,
 }
 
+/// The user namespace the node gives a container whose spec asks for none
+/// (`userns.unprivileged`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeUserns {
+    /// Host ids 0.. inside map to.
+    pub range: IdRange,
+    /// A pod container's: its sandbox's namespace, joined by path (the
+    /// sandbox's range). `None`: a new one.
+    pub join: Option<PathBuf>,
+}
+
 pub(super) struct NamespacePlan {
     pub namespaces: Namespaces,
+    /// A joined network namespace the container's user namespace does not
+    /// own (the node's: a pod's under [`NodeUserns`]).
+    pub foreign_netns: Option<PathBuf>,
     pub network: Option<Network>,
     pub idmaps: Vec<IdMap>,
     pub uts_name: Option<String>,
@@ -43,7 +59,7 @@ fn lxc_name(t: LinuxNamespaceType) -> Namespace {
 pub(super) fn plan_namespaces(
     spec: &Spec,
     linux: &Linux,
-    node_userns: Option<IdRange>,
+    node_userns: Option<&NodeUserns>,
 ) -> Result<NamespacePlan> {
     let mut ns = Namespaces::default();
     let mut seen = Vec::new();
@@ -100,11 +116,28 @@ pub(super) fn plan_namespaces(
         mode(Namespace::Ipc),
         mode(Namespace::Uts),
     );
+    let mut foreign_netns = None;
     let idmaps = match (user, node_userns) {
         // The node's choice for a spec that asks for no user namespace.
-        (Mode::Host, Some(range)) => {
-            ns.clone.push(Namespace::User);
-            ns.clone.sort();
+        (Mode::Host, Some(node)) => {
+            // A pod's network namespace is the node's (CNI made it first).
+            let net_path = ns.share.iter().find(|(n, _)| *n == Namespace::Net);
+            foreign_netns = net_path.map(|(_, p)| p.clone());
+            match &node.join {
+                None => {
+                    ns.clone.push(Namespace::User);
+                    ns.clone.sort();
+                }
+                Some(path) => {
+                    ns.share.push((Namespace::User, path.clone()));
+                    ns.share.sort();
+                    if let Some(netns) = &foreign_netns {
+                        ns.share.retain(|(n, _)| *n != Namespace::Net);
+                        ns.inherit_net = Some(netns.clone());
+                    }
+                }
+            }
+            let range = node.range;
             [IdKind::User, IdKind::Group]
                 .map(|kind| IdMap {
                     kind,
@@ -117,6 +150,7 @@ pub(super) fn plan_namespaces(
         _ => idmaps(linux, user)?,
     };
     Ok(NamespacePlan {
+        foreign_netns,
         network: (net == Mode::New).then_some(Network::Empty),
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,
         namespaces: ns,

@@ -11,7 +11,7 @@ use oci_spec::runtime::Spec;
 
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
-use super::node_userns;
+use super::{host_netns, node_userns, staged_binds};
 use crate::cgroup::HostCgroups;
 use crate::config::{BackendKind, Config};
 use crate::lxc::LxcAppArmor;
@@ -48,6 +48,8 @@ pub struct BundleUndo {
     pub volume: Option<String>,
     /// The slot of `userns.pool` taken for the container.
     pub userns_slot: Option<u32>,
+    /// Whether bind sources may have been staged ([`staged_binds`]).
+    staged_binds: bool,
 }
 
 impl BundleUndo {
@@ -62,6 +64,15 @@ impl BundleUndo {
         if let Some(slot) = self.userns_slot {
             if let Err(e) = node_userns::release(store, &req.namespace, &req.id, slot) {
                 tracing::warn!(error = %e, "rollback: freeing the container's id range");
+            }
+        }
+        if self.staged_binds {
+            let unstaged = match store.container_dir(&req.namespace, &req.id) {
+                Ok(dir) => staged_binds::unstage(&dir).map_err(RuntimeError::from),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = unstaged {
+                tracing::warn!(error = %e, "rollback: unmounting staged bind sources");
             }
         }
         if self.state_dir {
@@ -123,13 +134,10 @@ pub fn prepare_bundle(
     i.store.save(&record)?;
     let run_dir = dir.join(CONTAINER_RUN_DIR);
     prepare_run_dir(&run_dir, &i.config.init_binary()?)?;
-    let userns = if node_userns::applies(i.config, &spec) {
-        let slot = node_userns::take(i.config, i.store, &cri, &mut record)?;
-        undo.userns_slot = Some(slot.slot);
-        Some(slot.range)
-    } else {
-        None
-    };
+    let chosen = node_userns::choose(i.config, i.store, i.backend, &spec, &cri, &mut record)?;
+    undo.userns_slot = chosen.as_ref().and_then(|c| c.slot);
+    let node_userns = chosen.map(|c| c.userns);
+    let userns = node_userns.as_ref().map(|u| u.range);
 
     undo.volume = i.volume.clone();
     let mounted = i.rootfs.prepare(&RootfsRequest {
@@ -151,7 +159,7 @@ pub fn prepare_bundle(
             cgroup: host_cgroups.version(),
             cri: cri.container_type,
             default_nics: i.config.network.nics().cloned().collect(),
-            userns,
+            userns: node_userns,
             lsm: HostLsm::host(),
             apparmor: match i.backend {
                 BackendKind::Pve => i.config.pve.apparmor,
@@ -160,6 +168,14 @@ pub fn prepare_bundle(
         },
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
+    if let Some(setup) = &plan.host_netns {
+        // On the rootfs mounted above: the rootfs's undo unmounts it too.
+        host_netns::apply(setup, &rootfs_path)?;
+    }
+    if plan.lxc.root_host_ids().is_some() {
+        undo.staged_binds = true;
+        staged_binds::stage(&mut plan.lxc.mounts, &dir)?;
+    }
     let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
     write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;
     if let Some(ids) = plan.lxc.root_host_ids() {

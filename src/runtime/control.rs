@@ -80,10 +80,12 @@ pub fn exec_spec(c: &Container, process: ProcessSpec) -> Result<ExecSpec> {
     })
 }
 
-/// The namespaces of `pid` that differ from ours, `user` first and `mnt`
-/// last (joining the mount namespace changes what `/proc` paths mean).
+/// The namespaces of `pid` that differ from ours, `user` next to last: the
+/// node's root may join any namespace, but inside a user namespace no
+/// longer one the node owns (a pod's network under `userns.unprivileged`).
+/// `mnt` last: joining it changes what `/proc` paths mean.
 pub fn namespaces_to_join(pid: i32) -> Vec<String> {
-    const ORDER: [&str; 8] = ["user", "cgroup", "ipc", "uts", "net", "pid", "time", "mnt"];
+    const ORDER: [&str; 8] = ["cgroup", "ipc", "uts", "net", "pid", "time", "user", "mnt"];
     ORDER
         .iter()
         .filter(|ns| {

@@ -62,14 +62,32 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    StagedBind(Box<super::staged_binds::StagedBindError>),
+    #[error(transparent)]
+    HostNetns(Box<super::host_netns::HostNetnsError>),
     #[error("the node's network: {0}")]
     HostNetwork(#[source] Box<crate::network::host::HostError>),
     #[error(transparent)]
     Plug(Box<crate::network::plug::PlugError>),
     #[error(transparent)]
     UsernsSlot(#[from] crate::userns::SlotError),
-    #[error("userns.unprivileged does not cover Kubernetes pods yet: their containers would have to join the sandbox's user namespace before the pod's network namespace, which LXC cannot do; set userns.unprivileged = false on nodes that run pods")]
-    UsernsPod,
+    #[error("userns.unprivileged does not cover Kubernetes pods on the pve backend: PVE starts a CT's lxc-start itself, in the node's network namespace, and LXC joins the sandbox's user namespace before the pod's network namespace (lxc 5.0.2 start.c do_share_ns), which a process inside a user namespace may no longer join; run pods on the lxc backend or set userns.unprivileged = false")]
+    UsernsPodOnPve,
+    #[error("pod sandbox {sandbox}: {reason} (under userns.unprivileged a pod's containers join their sandbox's user namespace)")]
+    UsernsSandbox { sandbox: String, reason: String },
+}
+
+impl From<super::host_netns::HostNetnsError> for RuntimeError {
+    fn from(e: super::host_netns::HostNetnsError) -> Self {
+        Self::HostNetns(Box::new(e))
+    }
+}
+
+impl From<super::staged_binds::StagedBindError> for RuntimeError {
+    fn from(e: super::staged_binds::StagedBindError) -> Self {
+        Self::StagedBind(Box::new(e))
+    }
 }
 
 impl From<crate::network::plug::PlugError> for RuntimeError {

@@ -17,6 +17,7 @@ use super::lxc::LxcBackend;
 use super::nics::unplug_nics;
 use super::node_userns;
 use super::pve::PveBackend;
+use super::staged_binds;
 use crate::cgroup::CgroupStats;
 use crate::config::{BackendKind, Config};
 use crate::rootfs::{self, RootfsProvider};
@@ -96,6 +97,7 @@ impl Runtime {
         if let Some(s) = record.and_then(|r| r.userns_slot) {
             node_userns::release(&self.store, namespace, id, s.slot)?;
         }
+        staged_binds::unstage(&self.store.container_dir(namespace, id)?)?;
         self.store.remove(namespace, id)?;
         Ok(())
     }

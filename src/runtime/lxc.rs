@@ -53,6 +53,7 @@ impl Backend for LxcBackend {
             lxc: &self.lxc,
             name,
             config: None,
+            netns: None,
             written: false,
         }))
     }
@@ -79,6 +80,8 @@ struct LxcCreate<'a> {
     name: String,
     /// The rendered LXC config, from `configure`.
     config: Option<String>,
+    /// The network namespace to start it in, from `configure`.
+    netns: Option<std::path::PathBuf>,
     /// Whether anything of the LXC container may exist.
     written: bool,
 }
@@ -90,6 +93,7 @@ impl CreateSteps for LxcCreate<'_> {
 
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
         self.config = Some(bundle.plan.lxc.render()?);
+        self.netns = bundle.plan.lxc.namespaces.inherit_net.clone();
         Ok(())
     }
 
@@ -101,7 +105,9 @@ impl CreateSteps for LxcCreate<'_> {
     fn write_config(&mut self, _: &PreparedBundle, _: &mut BundleUndo) -> Result<()> {
         let config = self.config.as_deref().expect("configure runs first");
         self.written = true;
-        Ok(self.lxc.write_config(&self.name, config)?)
+        Ok(self
+            .lxc
+            .write_config(&self.name, config, self.netns.as_deref())?)
     }
 
     fn start(&mut self) -> Result<()> {

@@ -21,6 +21,7 @@ mod container;
 mod control;
 mod create;
 mod error;
+mod host_netns;
 pub mod init_channel;
 mod leftovers;
 mod lifecycle;
@@ -31,6 +32,7 @@ mod node_userns;
 pub mod pve;
 mod rendezvous;
 mod shared_mounts;
+mod staged_binds;
 
 #[cfg(test)]
 mod tests;

@@ -2,51 +2,107 @@
 //! gets one, with ids from a slot of `userns.pool` taken at create
 //! (recorded before anything else is made) and freed on delete.
 //!
-//! Kubernetes pods are refused: a pod's containers would have to join the
-//! sandbox's user namespace, and LXC joins the user namespace before the
-//! pod's network namespace (lxc 5.0.2 src/lxc/start.c `do_share_ns`,
-//! namespaces in `ns_info` order), which the node's root owns and a
-//! process inside the user namespace may no longer join.
+//! A Kubernetes pod is one user namespace, as containerd 2 makes it for
+//! `hostUsers: false`: the sandbox takes the slot, its containers join its
+//! namespace and use its ids. The pod's network namespace is the node's
+//! (CNI made it before the sandbox), which only the lxc backend can give a
+//! container that joins the sandbox's user namespace
+//! ([`crate::lxc::Namespaces::inherit_net`]); on pve PVE starts the CT, so
+//! pods are refused there.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::error::{Result, RuntimeError};
-use crate::config::Config;
-use crate::spec::CriAnnotations;
+use crate::config::{BackendKind, Config};
+use crate::pidfd::is_live_process;
+use crate::plan::NodeUserns;
+use crate::spec::{CriAnnotations, CriContainerType};
 use crate::state::{ContainerRecord, StateStore, UsernsSlot};
 use crate::userns::IdSlots;
 
-/// Whether the node chooses this container's user namespace.
-pub(super) fn applies(config: &Config, spec: &Spec) -> bool {
+/// The node's choice for one container.
+#[derive(Debug)]
+pub(super) struct Chosen {
+    pub userns: NodeUserns,
+    /// The slot taken for it; `None` for a pod container (its sandbox's).
+    pub slot: Option<u32>,
+}
+
+/// Chooses the container's user namespace if the node does (records a
+/// slot taken in `record`, saved), or `None` when the spec brings its own,
+/// the option is off, or the container's sandbox got none.
+pub(super) fn choose(
+    config: &Config,
+    store: &StateStore,
+    backend: BackendKind,
+    spec: &Spec,
+    cri: &CriAnnotations,
+    record: &mut ContainerRecord,
+) -> Result<Option<Chosen>> {
     let own = spec
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    config.userns.unprivileged && !own
-}
-
-/// Takes a slot for the container and records it in `record` (saved).
-pub(super) fn take(
-    config: &Config,
-    store: &StateStore,
-    cri: &CriAnnotations,
-    record: &mut ContainerRecord,
-) -> Result<UsernsSlot> {
-    if cri.container_type.is_some() {
-        return Err(RuntimeError::UsernsPod);
+    if !config.userns.unprivileged || own {
+        return Ok(None);
+    }
+    if cri.container_type.is_some() && backend == BackendKind::Pve {
+        return Err(RuntimeError::UsernsPodOnPve);
+    }
+    if cri.container_type == Some(CriContainerType::Container) {
+        let Some(userns) = sandbox_userns(store, &record.namespace, cri)? else {
+            return Ok(None);
+        };
+        open_bundle_to(&record.bundle, userns.range.host_start)?;
+        return Ok(Some(Chosen { userns, slot: None }));
     }
     let owner = format!("{}/{}", record.namespace, record.id);
     let (slot, range) =
         IdSlots::new(&store.userns_slots_dir()).take(&config.userns.pool(), &owner)?;
-    let taken = UsernsSlot { slot, range };
-    record.userns_slot = Some(taken);
+    record.userns_slot = Some(UsernsSlot { slot, range });
     store.save(record)?;
     open_bundle_to(&record.bundle, range.host_start)?;
-    Ok(taken)
+    Ok(Some(Chosen {
+        userns: NodeUserns { range, join: None },
+        slot: Some(slot),
+    }))
+}
+
+/// The user namespace of the pod container's sandbox, if the node gave it
+/// one: joined through its init, which must run.
+fn sandbox_userns(
+    store: &StateStore,
+    namespace: &str,
+    cri: &CriAnnotations,
+) -> Result<Option<NodeUserns>> {
+    let sandbox = cri.sandbox_id.clone().unwrap_or_default();
+    let failed = |reason: &str| RuntimeError::UsernsSandbox {
+        sandbox: sandbox.clone(),
+        reason: reason.to_string(),
+    };
+    if sandbox.is_empty() {
+        return Err(failed(
+            "the container names no sandbox (io.kubernetes.cri.sandbox-id)",
+        ));
+    }
+    let record = store
+        .load(namespace, &sandbox)?
+        .ok_or_else(|| failed("lxcri has no state for it"))?;
+    let Some(taken) = record.userns_slot else {
+        return Ok(None);
+    };
+    let pid = record
+        .pid
+        .filter(|&pid| is_live_process(Path::new("/proc"), pid, record.pid_start_time))
+        .ok_or_else(|| failed("its init does not run"))?;
+    Ok(Some(NodeUserns {
+        range: taken.range,
+        join: Some(PathBuf::from(format!("/proc/{pid}/ns/user"))),
+    }))
 }
 
 /// LXC mounts the rootfs from inside the container's user namespace, so
@@ -67,4 +123,118 @@ fn open_bundle_to(bundle: &Path, gid: u32) -> Result<()> {
 pub(super) fn release(store: &StateStore, namespace: &str, id: &str, slot: u32) -> Result<()> {
     let owner = format!("{namespace}/{id}");
     Ok(IdSlots::new(&store.userns_slots_dir()).release(slot, &owner)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::CriAnnotations;
+    use crate::userns::IdRange;
+
+    fn config(tmp: &Path) -> Config {
+        let root = tmp.join("run");
+        let env = |name: &str| match name {
+            "LXCRI_RUNTIME_ROOT" => Some(root.display().to_string()),
+            "LXCRI_USERNS_UNPRIVILEGED" => Some("true".to_string()),
+            _ => None,
+        };
+        let file = tmp.join("config.toml");
+        std::fs::write(&file, "").unwrap();
+        Config::load_with(Some(&file), &env).unwrap()
+    }
+
+    fn record(id: &str, pid: Option<i32>, slot: Option<UsernsSlot>) -> ContainerRecord {
+        ContainerRecord {
+            id: id.into(),
+            namespace: "k8s.io".into(),
+            bundle: "/nonexistent/bundle".into(),
+            backend: "lxc".into(),
+            backend_name: format!("k8s.io_{id}"),
+            pid,
+            pid_start_time: pid.and_then(|p| crate::pidfd::start_time(p).ok()),
+            sandbox_id: None,
+            pod: None,
+            pod_namespace: None,
+            rootfs_mounted: true,
+            rootfs: None,
+            created_at_ns: 1,
+            vmid: None,
+            node: None,
+            nics: Vec::new(),
+            userns_slot: slot,
+        }
+    }
+
+    fn pod(kind: CriContainerType) -> CriAnnotations {
+        CriAnnotations {
+            container_type: Some(kind),
+            sandbox_id: Some("sb".into()),
+            ..CriAnnotations::default()
+        }
+    }
+
+    const SPEC: &str = r#"{"ociVersion": "1.0.2", "root": {"path": "rootfs"},
+        "linux": {"namespaces": [{"type": "mount"}]}}"#;
+
+    #[test]
+    fn pods_on_pve_are_refused_before_a_range_is_taken() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let store = StateStore::new(tmp.path().join("run"));
+        let spec: Spec = serde_json::from_str(SPEC).unwrap();
+        for kind in [CriContainerType::Sandbox, CriContainerType::Container] {
+            let mut rec = record("sb", None, None);
+            let err = choose(
+                &config,
+                &store,
+                BackendKind::Pve,
+                &spec,
+                &pod(kind),
+                &mut rec,
+            )
+            .unwrap_err();
+            assert!(matches!(err, RuntimeError::UsernsPodOnPve), "{err}");
+            assert!(err.to_string().contains("lxc backend"), "{err}");
+            assert_eq!(rec.userns_slot, None);
+        }
+        let taken = IdSlots::new(&store.userns_slots_dir()).taken().unwrap();
+        assert!(taken.is_empty(), "{taken:?}");
+    }
+
+    #[test]
+    fn a_pod_container_joins_its_sandbox_namespace_and_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path().join("run"));
+        let cri = pod(CriContainerType::Container);
+        let err = sandbox_userns(&store, "k8s.io", &cri).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("pod sandbox sb: lxcri has no state"),
+            "{err}"
+        );
+
+        // A sandbox made before the node chose namespaces: its containers neither.
+        store.save(&record("sb", Some(1), None)).unwrap();
+        assert_eq!(sandbox_userns(&store, "k8s.io", &cri).unwrap(), None);
+
+        let range = IdRange {
+            host_start: 1_065_536,
+            len: 65536,
+        };
+        let slot = Some(UsernsSlot { slot: 1, range });
+        let me = std::process::id() as i32;
+        store.save(&record("sb", Some(me), slot)).unwrap();
+        let joined = sandbox_userns(&store, "k8s.io", &cri).unwrap().unwrap();
+        assert_eq!(joined.range, range);
+        assert_eq!(
+            joined.join,
+            Some(PathBuf::from(format!("/proc/{me}/ns/user")))
+        );
+
+        let mut stopped = record("sb", Some(me), slot);
+        stopped.pid_start_time = Some(1);
+        store.save(&stopped).unwrap();
+        let err = sandbox_userns(&store, "k8s.io", &cri).unwrap_err();
+        assert!(err.to_string().contains("its init does not run"), "{err}");
+    }
 }

@@ -439,17 +439,22 @@ fn a_container_containerd_forgot_is_an_orphan_and_gc_removes_it() {
 }
 
 #[test]
-fn node_chosen_user_namespaces_refuse_pods_and_free_the_range() {
+fn a_pod_container_without_its_sandbox_is_refused_and_leaves_nothing() {
     let node = Node::with_env(Fail::Nothing, &[("LXCRI_USERNS_UNPRIVILEGED", "true")]);
     let pod = SPEC.replace(
         r#""root": {"path": "root"},"#,
         r#""root": {"path": "root"},
-  "annotations": {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": "s1"},"#,
+  "annotations": {"io.kubernetes.cri.container-type": "container", "io.kubernetes.cri.sandbox-id": "s1"},"#,
     );
     let bundle = node.bundle(&pod);
     let err = node.runtime.create(&node.request(bundle)).unwrap_err();
-    assert!(matches!(err, RuntimeError::UsernsPod), "{err}");
-    assert!(err.to_string().contains("userns.unprivileged"), "{err}");
+    assert!(matches!(err, RuntimeError::UsernsSandbox { .. }), "{err}");
+    assert!(err.to_string().contains("pod sandbox s1"), "{err}");
+    assert_eq!(
+        node.events(),
+        ["begin", "rollback"],
+        "no rootfs, no backend step"
+    );
     assert!(!node.state_dir().exists(), "state left");
     let slots = node.tmp.path().join("run/.userns-slots");
     let taken: Vec<_> = std::fs::read_dir(&slots)

@@ -5,6 +5,7 @@ mod errors;
 mod golden;
 mod lsm;
 mod network;
+mod node_userns;
 mod pve;
 mod resources;
 

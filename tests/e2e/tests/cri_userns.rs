@@ -1,0 +1,189 @@
+//! Kubernetes pods under `userns.unprivileged`: one user namespace per pod,
+//! as containerd 2 gives a `hostUsers: false` pod. The sandbox takes a range
+//! of `userns.pool`; its containers join its user namespace; the pod's
+//! network namespace, made by CNI as the node's root, is still theirs: its
+//! interfaces and IP, its sysfs, its sysctls. Everything but the id mapping
+//! is what the same pod shows on runc. On pve such pods are refused.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use lxcri_e2e::cri::api::{self, ContainerState};
+use lxcri_e2e::cri::inspect::{assert_pod_gone, sandbox_pid};
+use lxcri_e2e::cri::network::netns_path;
+use lxcri_e2e::cri::pod::{base_pod_config, Pod};
+use lxcri_e2e::{assert_same, require, Containerd, Runtime, LXCRI_RUN_ROOT};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// What each container of the pod reports; `uid_map` apart, the same on
+/// both runtimes.
+const PROBE: &str = "ls /sys/class/net | sort | tr '\\n' ' '; echo; \
+                     cat /proc/sys/net/ipv4/ip_unprivileged_port_start; \
+                     ip -o -4 addr show eth0 | awk '{print $4}'; \
+                     for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done 2>/dev/null \
+                       | grep -c '^sleep 2147483647' ; \
+                     id -u; touch /written && stat -c '%u' /written";
+
+fn slots_taken() -> Vec<String> {
+    let dir = Path::new(LXCRI_RUN_ROOT).join(".userns-slots");
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| fs::read_to_string(e.path()).ok())
+        .filter(|owner| owner.starts_with("k8s.io/"))
+        .collect()
+}
+
+fn enable_node_userns(ctd: &Containerd) {
+    let mut f = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(ctd.lxcri_config_path())
+        .unwrap();
+    writeln!(f, "\n[userns]\nunprivileged = true").unwrap();
+}
+
+/// Runs the pod on `rt` with two containers; returns each container's probe
+/// output and uid_map (first line), the sandbox's uid_map, and the pod.
+fn probe_pod<'a>(ctd: &'a Containerd, rt: Runtime) -> (Vec<String>, Vec<String>, String, Pod<'a>) {
+    let mut config = base_pod_config(ctd, &lxcri_e2e::unique_name("userns-pod"), false);
+    config
+        .linux
+        .as_mut()
+        .unwrap()
+        .sysctls
+        .insert("net.ipv4.ip_unprivileged_port_start".into(), "1000".into());
+    // The containers see the sandbox's processes (its pause among them).
+    config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut())
+        .expect("namespace options")
+        .pid = api::NamespaceMode::Pod as i32;
+    let pod = Pod::run(ctd, rt, config)
+        .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+    let sandbox_map = fs::read_to_string(format!("/proc/{}/uid_map", sandbox_pid(ctd, &pod.id)))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut probes = Vec::new();
+    let mut maps = Vec::new();
+    for name in ["one", "two"] {
+        let id = pod.start(pod.container(name, &["sleep", "1000"]));
+        pod.wait_state(&id, ContainerState::ContainerRunning, LONG);
+        let r = ctd
+            .cri()
+            .exec_sync(&id, &["sh", "-c", PROBE], 30)
+            .unwrap_or_else(|e| panic!("{rt}: ExecSync: {e}"));
+        let out = String::from_utf8_lossy(&r.stdout).into_owned();
+        assert_eq!(
+            r.exit_code,
+            0,
+            "{rt} {name}: {out}{}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let map = ctd
+            .cri()
+            .exec_sync(&id, &["cat", "/proc/self/uid_map"], 30)
+            .unwrap();
+        maps.push(
+            String::from_utf8_lossy(&map.stdout)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        probes.push(out.replace(&pod.ip(), "POD_IP"));
+    }
+    eprintln!("{rt}: uid_map {maps:?}, probes {probes:?}");
+    (probes, maps, sandbox_map, pod)
+}
+
+#[test]
+#[ignore = "needs root, containerd (CRI) and LXC: run by scripts/test"]
+fn a_pod_is_one_user_namespace_in_its_own_network() {
+    if !require(Runtime::Lxcri, "pods under userns.unprivileged") {
+        return;
+    }
+    let ctd = Containerd::start_cri();
+    enable_node_userns(&ctd);
+
+    if ctd.pve().is_some() {
+        let config = base_pod_config(&ctd, &lxcri_e2e::unique_name("userns-pve"), false);
+        let err = Pod::run(&ctd, Runtime::Lxcri, config)
+            .err()
+            .expect("pods under userns.unprivileged are refused on pve");
+        assert!(err.to_string().contains("lxc backend"), "{err}");
+        assert!(slots_taken().is_empty(), "{:?}", slots_taken());
+        lxcri_e2e::cri::inspect::assert_nothing_left(&ctd);
+        return;
+    }
+
+    let (probes, maps, sandbox_map, pod) = probe_pod(&ctd, Runtime::Lxcri);
+    let owners = slots_taken();
+    assert_eq!(
+        owners,
+        [format!("k8s.io/{}", pod.id)],
+        "one range, the sandbox's"
+    );
+    let fields: Vec<&str> = sandbox_map.split(' ').collect();
+    assert_eq!((fields[0], fields[2]), ("0", "65536"), "{sandbox_map}");
+    let start: u32 = fields[1].parse().unwrap();
+    assert!(start >= 1_000_000, "from the pool: {sandbox_map}");
+    assert_eq!(
+        maps,
+        [sandbox_map.clone(), sandbox_map.clone()],
+        "containers join the sandbox's"
+    );
+    // Each container's writes belong to the pod's range on the host.
+    for line in probes.iter().map(|p| p.lines().last().unwrap_or("")) {
+        assert_eq!(line, "0", "root inside: {probes:?}");
+    }
+    let netns = netns_path(&ctd.cri().pod_sandbox_status(&pod.id).unwrap());
+    let ids: Vec<String> = ctd
+        .cri()
+        .list_containers()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.pod_sandbox_id == pod.id)
+        .map(|c| c.id)
+        .collect();
+    for id in &ids {
+        let (pid, _) = ctd.task(id).expect("task");
+        let m = fs::metadata(format!("/proc/{pid}/root/written")).unwrap();
+        assert_eq!(m.uid(), start, "{id}");
+    }
+
+    let runc = require(Runtime::Runc, "pods under userns.unprivileged, runc side")
+        .then(|| probe_pod(&ctd, Runtime::Runc));
+    if let Some((runc_probes, runc_maps, _, runc_pod)) = runc {
+        assert_eq!(
+            runc_maps[0], "0 0 4294967295",
+            "runc's pod has no user namespace"
+        );
+        assert_same(
+            "a pod's network, sysfs, sysctl, pid namespace and root under the node's user namespace vs runc",
+            &[
+                (Runtime::Lxcri, probes.join("--\n")),
+                (Runtime::Runc, runc_probes.join("--\n")),
+            ],
+        );
+        runc_pod.remove().unwrap();
+    }
+
+    let pod_id = pod.id.clone();
+    pod.remove().unwrap();
+    assert_pod_gone(&ctd, Runtime::Lxcri, &pod_id, &ids, netns);
+    assert!(
+        slots_taken().is_empty(),
+        "range not freed: {:?}",
+        slots_taken()
+    );
+}
