@@ -1,5 +1,5 @@
 //! Typed endpoint methods: only what lxcri needs, and only endpoints that
-//! exist in the PVE 9.1 schema (`shared/pve-api/schema.json`).
+//! exist in the PVE 9.1 schema (`tests/data/pve-api/schema.json`).
 //!
 //! Create and update take parameters as already-validated `(key, value)`
 //! pairs: rendering a typed CT config into PVE keys is the job of

@@ -1,6 +1,6 @@
 //! The parameter names the PVE 9.1 schema lists for the two endpoints that
 //! take a CT config. A test compares these lists with
-//! `../shared/pve-api/schema.json`, so a schema update shows up as a test
+//! `tests/data/pve-api/schema.json`, so a schema update shows up as a test
 //! failure rather than as a 400 from a real node.
 
 use std::fmt;

@@ -21,9 +21,10 @@ pub struct Args {
     /// The one accepted API token, `USER@REALM!ID=SECRET`.
     #[arg(long)]
     pub token: String,
-    /// PVE API schema (pve-docs apidata as JSON).
-    #[arg(long, default_value_os_t = default_schema())]
-    pub schema: PathBuf,
+    /// PVE API schema (pve-docs apidata as JSON); default: the PVE 9.1
+    /// schema built in (tests/data/pve-api).
+    #[arg(long)]
+    pub schema: Option<PathBuf>,
     /// LXC path for generated container configs; default DATA_DIR/var/lib/lxc.
     #[arg(long)]
     pub lxcpath: Option<PathBuf>,
@@ -63,9 +64,4 @@ impl Args {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("var/lib/lxc"))
     }
-}
-
-/// `shared/pve-api/schema.json` beside the workspace this binary was built from.
-fn default_schema() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/schema.json")
 }

@@ -34,7 +34,7 @@ pub struct Options {
     /// `--data-dir`: the hooks' include, the stderr files and the LXC log live here.
     pub data_dir: PathBuf,
     /// `--schema`, handed to the hooks.
-    pub schema: PathBuf,
+    pub schema: Option<PathBuf>,
     /// `--zfs-storage`, handed to the hooks.
     pub zfs_storage: Vec<ZfsStorageArg>,
     /// `--lxc-version`: the LXC whose config loader to model (major, minor).

@@ -38,7 +38,7 @@ fn main() -> Result<()> {
     }
     std::fs::create_dir_all(&args.data_dir).context("creating --data-dir")?;
     let data_dir = args.data_dir.canonicalize()?;
-    let schema = schema::Schema::load(&args.schema)?;
+    let schema = schema::Schema::load(args.schema.as_deref())?;
     let identity = tls::self_signed(&args.node)?;
     let lxcpath = args.lxcpath();
     std::fs::create_dir_all(&lxcpath).context("creating lxcpath")?;
@@ -67,7 +67,10 @@ fn main() -> Result<()> {
             lxc: lxc::Lxc::new(lxc::Options {
                 lxcpath: lxcpath.canonicalize().unwrap_or(lxcpath.clone()),
                 data_dir: data_dir.clone(),
-                schema: args.schema.canonicalize().unwrap_or(args.schema.clone()),
+                schema: args
+                    .schema
+                    .as_ref()
+                    .map(|s| s.canonicalize().unwrap_or(s.clone())),
                 zfs_storage: args.zfs_storage.clone(),
                 lxc_version: args.lxc_version.unwrap_or_else(lxc::installed_version),
                 lxc_build: args.lxc_build,

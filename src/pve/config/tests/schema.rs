@@ -1,5 +1,5 @@
 //! Rendered parameters checked against the real PVE 9.1 schema
-//! (`../shared/pve-api/schema.json`): key names, types, ranges, enums,
+//! (`tests/data/pve-api/schema.json`): key names, types, ranges, enums,
 //! patterns and property-string formats.
 
 use std::collections::BTreeSet;
@@ -13,7 +13,10 @@ use crate::pve::config::schema_keys::{
 };
 
 fn schema() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pve-api/schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/pve-api/schema.json"
+    );
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }

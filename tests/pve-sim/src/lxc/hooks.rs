@@ -32,9 +32,10 @@ pub struct HookArgs {
     /// The stand-in's data dir (etc/pve/lxc/VMID.conf, storages).
     #[arg(long)]
     pub data_dir: PathBuf,
-    /// PVE API schema, to parse VMID.conf as the server does.
+    /// PVE API schema, to parse VMID.conf as the server does (the server's
+    /// `--schema`; default the built-in one).
     #[arg(long)]
-    pub schema: PathBuf,
+    pub schema: Option<PathBuf>,
     /// LXC path (the staging directory lives in it).
     #[arg(long)]
     pub lxcpath: PathBuf,
@@ -66,19 +67,24 @@ fn sh_quote(s: &str) -> String {
 pub fn command(
     exe: &Path,
     data_dir: &Path,
-    schema: &Path,
+    schema: Option<&Path>,
     lxcpath: &Path,
     zfs: &[ZfsStorageArg],
     ovsdb: &str,
 ) -> String {
     let mut c = format!(
-        "{} hook --data-dir {} --schema {} --lxcpath {} --ovsdb {}",
+        "{} hook --data-dir {} --lxcpath {} --ovsdb {}",
         sh_quote(&exe.display().to_string()),
         sh_quote(&data_dir.display().to_string()),
-        sh_quote(&schema.display().to_string()),
         sh_quote(&lxcpath.display().to_string()),
         sh_quote(ovsdb),
     );
+    if let Some(schema) = schema {
+        c.push_str(&format!(
+            " --schema {}",
+            sh_quote(&schema.display().to_string())
+        ));
+    }
     for z in zfs {
         c.push_str(&format!(
             " --zfs-storage {}",
@@ -109,7 +115,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         }
     };
     let result = if args.lxcnetaddbr {
-        super::netaddbr::main(&args.data_dir, &args.schema, &args.ovsdb, &args.lxc_args)
+        super::netaddbr::main(
+            &args.data_dir,
+            args.schema.as_deref(),
+            &args.ovsdb,
+            &args.lxc_args,
+        )
     } else {
         run(&args)
     };
@@ -155,7 +166,7 @@ fn run(args: &HookArgs) -> Result<(), String> {
     let Ok(text) = std::fs::read_to_string(&conf) else {
         return Ok(());
     };
-    let schema = Schema::load(&args.schema).map_err(|e| format!("{e:#}"))?;
+    let schema = Schema::load(args.schema.as_deref()).map_err(|e| format!("{e:#}"))?;
     let cfg = CtConfig::parse(vmid, &text, &schema)?.0;
     let props = schema
         .config_properties()

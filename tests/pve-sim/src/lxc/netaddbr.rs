@@ -70,7 +70,12 @@ fn disable_ipv6(iface: &str) -> Result<(), String> {
 }
 
 /// src/lxcnetaddbr. `args` are LXC's (hook version 0: `VMID net up veth IFACE`).
-pub fn main(data_dir: &Path, schema: &Path, ovsdb: &str, args: &[String]) -> Result<(), String> {
+pub fn main(
+    data_dir: &Path,
+    schema: Option<&Path>,
+    ovsdb: &str,
+    args: &[String],
+) -> Result<(), String> {
     let lxc_name = std::env::var("LXC_NAME").ok();
     if lxc_name
         .as_deref()

@@ -68,7 +68,14 @@ impl Lxc {
     fn hook_command(&self) -> String {
         let o = &self.opts;
         let (exe, zfs) = (&o.exe, &o.zfs_storage);
-        hooks::command(exe, &o.data_dir, &o.schema, &o.lxcpath, zfs, &o.ovsdb)
+        hooks::command(
+            exe,
+            &o.data_dir,
+            o.schema.as_deref(),
+            &o.lxcpath,
+            zfs,
+            &o.ovsdb,
+        )
     }
 
     fn write_include(&self) -> Result<(), String> {

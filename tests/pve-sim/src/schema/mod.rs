@@ -67,10 +67,17 @@ pub enum Unmatched {
     NoSuchMethod,
 }
 
+/// The PVE 9.1 schema the repository carries (tests/data/pve-api/README.md).
+const BUILT_IN: &str = include_str!("../../../data/pve-api/schema.json");
+
 impl Schema {
-    pub fn load(path: &Path) -> Result<Schema> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading PVE API schema {}", path.display()))?;
+    /// `path`, or the built-in schema when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Schema> {
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("reading PVE API schema {}", path.display()))?,
+            None => BUILT_IN.to_string(),
+        };
         let main: Value = serde_json::from_str(&text).context("parsing schema.json")?;
         let extra: Value = serde_json::from_str(SUPPLEMENT).context("parsing supplement.json")?;
         let mut endpoints = Vec::new();
@@ -182,8 +189,7 @@ pub fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 pub(crate) fn test_schema() -> Schema {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/pve-api/schema.json");
-    Schema::load(&path).expect("schema.json next to the workspace")
+    Schema::load(None).expect("the built-in schema")
 }
 
 #[cfg(test)]
