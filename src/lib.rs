@@ -26,6 +26,7 @@ pub mod cgroup;
 pub mod command;
 pub mod config;
 pub mod lxc;
+pub mod metrics;
 pub mod network;
 pub mod pidfd;
 pub mod plan;

@@ -1,4 +1,4 @@
-//! `lxcri`: the node-side command line (`ps`, `check`, `gc`).
+//! `lxcri`: the node-side command line (`ps`, `check`, `gc`, `exporter`).
 //!
 //! Each subcommand lives in its own file and returns typed results; this
 //! file parses flags, loads the configuration and turns errors into exit codes.
@@ -6,6 +6,7 @@
 mod check;
 mod container_gc;
 mod elf;
+mod exporter;
 mod gc;
 mod image_gc;
 mod nic_gc;
@@ -52,6 +53,8 @@ enum Command {
     /// has left on this node (state, LXC containers, NICs, PVE CTs), and
     /// ZFS image datasets no container uses any more.
     Gc(gc::Args),
+    /// Serve the node's container and lxcri metrics to Prometheus.
+    Exporter(exporter::Args),
 }
 
 impl Cli {
@@ -83,6 +86,26 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs of a long-running command: to the journal when systemd connected
+/// stderr to it (`JOURNAL_STREAM`), else to stderr.
+fn logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::filter::LevelFilter::INFO;
+    let journal = std::env::var_os("JOURNAL_STREAM").and_then(|_| tracing_journald::layer().ok());
+    match journal {
+        Some(layer) => tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .init(),
+        None => tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_filter(filter),
+            )
+            .init(),
+    }
+}
+
 /// The error and its causes, each text once, as the library prints chains.
 fn chain(e: &anyhow::Error) -> String {
     lxcri::error_chain(e.as_ref())
@@ -106,6 +129,12 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+        Command::Exporter(args) => {
+            logging();
+            let config = cli.load_config().context("loading configuration")?;
+            exporter::run(config, args)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Gc(args) => {
             let config = cli.load_config().context("loading configuration")?;

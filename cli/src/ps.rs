@@ -187,6 +187,8 @@ mod tests {
             node: None,
             nics: Vec::new(),
             userns_slot: None,
+            container_name: None,
+            image: None,
         }
     }
 

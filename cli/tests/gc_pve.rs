@@ -53,6 +53,8 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
         node: Some(NODE.into()),
         nics: Vec::new(),
         userns_slot: None,
+        container_name: None,
+        image: None,
     };
     StateStore::new(runtime_root).save(&record).unwrap();
 }

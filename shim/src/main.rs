@@ -9,6 +9,7 @@ mod info;
 mod io;
 mod logging;
 mod metrics;
+mod op_metrics;
 mod options;
 mod process;
 mod service;

@@ -28,6 +28,7 @@ use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
 use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
+use crate::op_metrics;
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
 use crate::task::Task;
@@ -153,8 +154,11 @@ impl Service {
         let rt = runtime.clone();
         let io_paths = stdio.clone();
         let watch = exits.clone();
+        let began = std::time::Instant::now();
         let created = blocking(move || {
-            let created = rt.create(&create).map_err(|e| ShimError::failed("create", &e))?;
+            let created = rt
+                .create(&create)
+                .map_err(|e| (ShimError::failed("create", &e), e.cause()))?;
             // Before start, so the OCI process's exit cannot be missed.
             let watched = watch
                 .watch(created.init.pid())
@@ -177,12 +181,21 @@ impl Service {
                     }
                     // No longer ours to watch.
                     let _ = watch.take_exit(created.init.pid(), std::time::Duration::ZERO);
-                    Err(e)
+                    Err((e, "shim"))
                 }
             }
         })
-        .await??;
-        let (created, io) = created;
+        .await?;
+        let (created, io) = match created {
+            Ok(created) => {
+                op_metrics::record(&runtime, "create", began, None);
+                created
+            }
+            Err((e, cause)) => {
+                op_metrics::record(&runtime, "create", began, Some(cause));
+                return Err(e);
+            }
+        };
         let pid = created.init.pid();
         let run_dir = created.container.run_dir.clone();
         let task = Task {
@@ -220,7 +233,11 @@ impl Service {
         let mut c = shared.lock().await;
         if req.exec_id.is_empty() {
             c.init.ensure(&[ProcessStatus::Created], "start")?;
-            c.release_init()?;
+            let began = std::time::Instant::now();
+            let released = c.release_init();
+            let failed = released.as_ref().err().map(|_| "init");
+            op_metrics::record(&c.runtime, "start", began, failed);
+            released?;
             c.init.status = ProcessStatus::Running;
             let pid = c.init.pid as u32;
             self.events.start(TaskStart {
@@ -405,6 +422,7 @@ impl Service {
                 ..Default::default()
             });
         }
+        let began = std::time::Instant::now();
         let (rx, runtime, bundle, pid) = {
             let c = shared.lock().await;
             c.init
@@ -432,9 +450,15 @@ impl Service {
             .unwrap_or_else(|_| ExitInfo::now(137));
         let ns = self.namespace.clone();
         let id = req.id.clone();
-        blocking(move || runtime.destroy(&ns, &id, &b))
-            .await?
-            .map_err(|e| ShimError::failed("delete", &e))?;
+        let rt = runtime.clone();
+        let destroyed = blocking(move || rt.destroy(&ns, &id, &b)).await?;
+        op_metrics::record(
+            &runtime,
+            "delete",
+            began,
+            destroyed.as_ref().err().map(|e| e.cause()),
+        );
+        destroyed.map_err(|e| ShimError::failed("delete", &e))?;
         self.tasks.lock().await.remove(&req.id);
         self.events.delete(TaskDelete {
             container_id: req.id.clone(),

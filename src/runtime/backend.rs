@@ -5,6 +5,7 @@
 //! [`super::Runtime`]'s and written once.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
@@ -16,11 +17,17 @@ use super::error::{Result, RuntimeError};
 use crate::cgroup::CgroupStats;
 use crate::config::BackendKind;
 use crate::plan::NetworkPlan;
+use crate::pve::client::ClientStats;
 use crate::state::ContainerRecord;
 
 /// A way of running containers on this node.
 pub trait Backend: Send + Sync + Debug {
     fn kind(&self) -> BackendKind;
+
+    /// The counters of the backend's API client, if it has one (pve).
+    fn api_stats(&self) -> Option<Arc<ClientStats>> {
+        None
+    }
 
     /// Begins a create: fails if the backend already has this container.
     fn begin_create<'a>(&'a self, req: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>>;

@@ -129,6 +129,8 @@ pub fn prepare_bundle(
         node: None,
         nics: Vec::new(),
         userns_slot: None,
+        container_name: cri.container_name.clone(),
+        image: cri.image_name.clone(),
     };
     undo.state_dir = true;
     i.store.save(&record)?;

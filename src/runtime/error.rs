@@ -78,6 +78,28 @@ pub enum RuntimeError {
     UsernsSandbox { sandbox: String, reason: String },
 }
 
+impl RuntimeError {
+    /// A short, bounded name of what failed, for metrics labels.
+    pub fn cause(&self) -> &'static str {
+        use RuntimeError as E;
+        match self {
+            E::Spec(_) | E::Plan(_) | E::LxcConfig(_) => "spec",
+            E::Config(_) => "config",
+            E::State(_) | E::RunDir { .. } | E::Exists(_) => "state",
+            E::Rootfs(_) => "rootfs",
+            E::LxcTools(_) => "lxc",
+            E::Init(_) | E::SharedMounts { .. } | E::ProcessGone { .. } | E::Signal { .. } => {
+                "init"
+            }
+            E::Cgroup(_) | E::HostCgroup(_) | E::NoCgroup(_) => "cgroup",
+            E::Pve(_) => "pve",
+            E::Netns { .. } | E::HostNetns(_) | E::HostNetwork(_) | E::Plug(_) => "network",
+            E::StagedBind(_) => "mounts",
+            E::UsernsSlot(_) | E::UsernsPodOnPve | E::UsernsSandbox { .. } => "userns",
+        }
+    }
+}
+
 impl From<super::host_netns::HostNetnsError> for RuntimeError {
     fn from(e: super::host_netns::HostNetnsError) -> Self {
         Self::HostNetns(Box::new(e))

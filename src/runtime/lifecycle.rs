@@ -102,6 +102,24 @@ impl Runtime {
         Ok(())
     }
 
+    /// What this runtime saw of one operation, for the metrics journal:
+    /// its duration or failure's cause, and the PVE API calls made since
+    /// the last one.
+    pub fn ops_delta(
+        &self,
+        operation: &str,
+        took: std::time::Duration,
+        failed: Option<&str>,
+    ) -> crate::metrics::OpsRecord {
+        let mut delta = crate::metrics::OpsRecord::default();
+        delta.operation(operation, self.backend.kind().as_str(), took, failed);
+        if let Some(stats) = self.backend.api_stats() {
+            let (calls, waits) = stats.take();
+            delta.pve_calls(&calls, &waits);
+        }
+        delta
+    }
+
     pub fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
         self.backend.kill(c, signal, all)
     }

@@ -378,6 +378,8 @@ mod tests {
                     })
                     .collect(),
                 userns_slot: None,
+                container_name: None,
+                image: None,
             };
             StateStore::new(self.tmp.path().join("run"))
                 .save(&record)

@@ -162,6 +162,8 @@ mod tests {
             node: None,
             nics: Vec::new(),
             userns_slot: slot,
+            container_name: None,
+            image: None,
         }
     }
 

@@ -84,6 +84,12 @@ pub struct ContainerRecord {
     /// (`userns.unprivileged`), freed on delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub userns_slot: Option<UsernsSlot>,
+    /// Kubernetes container name (`io.kubernetes.cri.container-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// The image, when containerd names it (`io.kubernetes.cri.image-name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
 }
 
 /// A slot of the id pool and the ids it stood for when taken.
@@ -234,10 +240,11 @@ impl StateStore {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests_support {
     use super::*;
 
-    fn record(ns: &str, id: &str) -> ContainerRecord {
+    /// A record of a running lxc-backend container, to vary in tests.
+    pub fn record(ns: &str, id: &str) -> ContainerRecord {
         ContainerRecord {
             id: id.into(),
             namespace: ns.into(),
@@ -256,8 +263,16 @@ mod tests {
             node: None,
             nics: Vec::new(),
             userns_slot: None,
+            container_name: None,
+            image: None,
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::record;
+    use super::*;
 
     #[test]
     fn save_load_list_remove() {

@@ -166,6 +166,8 @@ impl Node {
             node: Some(NODE.into()),
             nics: Vec::new(),
             userns_slot: None,
+            container_name: None,
+            image: None,
         };
         StateStore::new(&self.config.runtime_root)
             .save(&record)

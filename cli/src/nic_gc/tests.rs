@@ -132,6 +132,8 @@ fn node(ovs: bool) -> (tempfile::TempDir, Runtime) {
         node: None,
         nics,
         userns_slot: None,
+        container_name: None,
+        image: None,
     };
     StateStore::new(&config.runtime_root).save(&record).unwrap();
     (tmp, Runtime::new(config))

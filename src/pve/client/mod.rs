@@ -43,7 +43,7 @@ use std::time::Duration;
 pub use api::DeleteOptions;
 pub use auth::{ApiToken, AuthError, Secret, TokenId};
 pub use error::{PveError, Result};
-pub use stats::{ClientStats, EndpointStats, ErrorClass};
+pub use stats::{ClientStats, EndpointKey, EndpointStats, ErrorClass, TaskWaits, LATENCY_BUCKETS};
 pub use tasks::{TaskExit, TaskLogLine, TaskStatus};
 pub use tls::{Fingerprint, TlsError, TlsTrust};
 pub use types::{NetworkIface, NodeCt, Permissions, StorageInfo, Version};

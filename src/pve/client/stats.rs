@@ -1,4 +1,5 @@
-//! Per-endpoint call statistics, kept for a Prometheus exporter later.
+//! Per-endpoint call statistics and task waits, which the shims hand to
+//! lxcri's metrics journal ([`crate::metrics::OpsRecord`]).
 //!
 //! Keyed by method and path *template* (`/nodes/{node}/lxc/{vmid}/status/start`)
 //! so the number of series stays bounded however many CTs exist. Every HTTP
@@ -64,10 +65,26 @@ pub struct EndpointKey {
     pub template: &'static str,
 }
 
+/// Waits for tasks to end, in [`LATENCY_BUCKETS`] (per bucket, `+Inf` last).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskWaits {
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+    pub sum: Duration,
+}
+
 /// Thread-safe statistics for all endpoints of one client.
 #[derive(Debug, Default)]
 pub struct ClientStats {
     inner: Mutex<BTreeMap<EndpointKey, EndpointStats>>,
+    task_waits: Mutex<TaskWaits>,
+}
+
+fn bucket_of(latency: Duration) -> usize {
+    let secs = latency.as_secs_f64();
+    LATENCY_BUCKETS
+        .iter()
+        .position(|bound| secs <= *bound)
+        .unwrap_or(LATENCY_BUCKETS.len())
 }
 
 impl ClientStats {
@@ -84,11 +101,7 @@ impl ClientStats {
         error: Option<ErrorClass>,
         retry: bool,
     ) {
-        let secs = latency.as_secs_f64();
-        let bucket = LATENCY_BUCKETS
-            .iter()
-            .position(|bound| secs <= *bound)
-            .unwrap_or(LATENCY_BUCKETS.len());
+        let bucket = bucket_of(latency);
         let key = EndpointKey {
             method: method.to_string(),
             template,
@@ -106,6 +119,23 @@ impl ClientStats {
         }
         entry.latency_sum += latency;
         entry.latency_buckets[bucket] += 1;
+    }
+
+    /// One wait for a task, from its UPID to its end.
+    pub(crate) fn record_task_wait(&self, took: Duration) {
+        let mut w = self.task_waits.lock().unwrap_or_else(|p| p.into_inner());
+        w.buckets[bucket_of(took)] += 1;
+        w.sum += took;
+    }
+
+    /// Everything counted since the last `take`, leaving zero behind.
+    pub fn take(&self) -> (Vec<(EndpointKey, EndpointStats)>, TaskWaits) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut waits = self.task_waits.lock().unwrap_or_else(|p| p.into_inner());
+        (
+            std::mem::take(&mut *map).into_iter().collect(),
+            std::mem::take(&mut *waits),
+        )
     }
 
     /// A copy of all counters, ordered by endpoint.
@@ -163,5 +193,12 @@ mod tests {
         assert_eq!(s.latency_sum, Duration::from_millis(9033));
         assert!(stats.get("GET", t).is_none());
         assert_eq!(stats.total_calls(), 3);
+
+        stats.record_task_wait(Duration::from_millis(400));
+        let (taken, waits) = stats.take();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(waits.buckets[6], 1, "0.4 s <= 0.5 s");
+        assert_eq!(stats.total_calls(), 0, "taken");
+        assert_eq!(stats.take().1, TaskWaits::default());
     }
 }

@@ -116,11 +116,13 @@ impl PveClient {
     /// A task still running at the timeout keeps running on PVE; the error
     /// carries its UPID so the caller can look again or stop it.
     pub fn wait_task(&self, upid: &Upid, timeout: Duration) -> Result<TaskExit> {
-        let deadline = Instant::now() + timeout;
+        let began = Instant::now();
+        let deadline = began + timeout;
         let mut delay = self.options.task_poll_initial;
         loop {
             let status = self.task_status(upid)?;
             if !status.is_running() {
+                self.stats().record_task_wait(began.elapsed());
                 return self.task_outcome(upid, status);
             }
             let now = Instant::now();

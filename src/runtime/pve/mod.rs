@@ -31,7 +31,7 @@ use crate::config::{BackendKind, Config};
 use crate::lxc::LxcTools;
 use crate::plan::pve::pve_resources;
 use crate::plan::Limits;
-use crate::pve::client::{ClientOptions, PveError};
+use crate::pve::client::{ClientOptions, ClientStats, PveError};
 use crate::pve::config::{
     update_node_config, ConfigLock, Description, NodePaths, PveConfigError, PveConfigFile,
     PveVersion,
@@ -82,6 +82,8 @@ pub struct PveBackend {
     /// Connected on first use: a shim that only answers containerd's
     /// `delete` for a container that never reached PVE needs no API.
     api: Mutex<Option<Arc<dyn CtApi>>>,
+    /// The connected client's counters, for the metrics journal.
+    api_stats: Mutex<Option<Arc<ClientStats>>>,
     version: Mutex<Option<PveVersion>>,
 }
 
@@ -109,6 +111,7 @@ impl PveBackend {
             paths,
             allocator: VmidAllocator::new(pve.vmid_range),
             api: Mutex::new(api),
+            api_stats: Mutex::new(None),
             version: Mutex::new(None),
             config,
         }
@@ -125,6 +128,7 @@ impl PveBackend {
             .pve
             .connect(ClientOptions::default())
             .map_err(PveBackendError::Connect)?;
+        *self.api_stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(client.stats());
         let api: Arc<dyn CtApi> = Arc::new(ClientApi {
             client,
             timeouts: TaskTimeouts::default(),
@@ -293,6 +297,13 @@ impl PveBackend {
 impl Backend for PveBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Pve
+    }
+
+    fn api_stats(&self) -> Option<Arc<ClientStats>> {
+        self.api_stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn begin_create<'a>(&'a self, req: &'a CreateRequest) -> Result<Box<dyn CreateSteps + 'a>> {

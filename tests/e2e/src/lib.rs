@@ -26,6 +26,7 @@ pub mod cri;
 pub mod grpc;
 pub mod image;
 pub mod ovs;
+pub mod prometheus;
 pub mod pve;
 pub mod pve_acl;
 pub mod spec;
