@@ -3,7 +3,8 @@
 # removes everything it and its shims made. (The Rust e2e harness in
 # tests/e2e/src does the same for the tests.)
 #
-#   ctd_start BIN_DIR NAMESPACE   # sets CTD_DIR CTD_SOCK CTD_PID CTD_NS
+#   ctd_start BIN_DIR NAMESPACE   # sets CTD_DIR CTD_SOCK CTD_PID CTD_NS;
+#                                 # CTD_METRICS_ADDRESS (HOST:PORT) serves /v1/metrics
 #   ctd_ctr ARGS...               # ctr against it, in CTD_NS
 #   ctd_cleanup                   # idempotent; call from an EXIT trap
 #
@@ -29,7 +30,7 @@ state = "$CTD_DIR/state"
 [debug]
   address = ""
 [metrics]
-  address = ""
+  address = "${CTD_METRICS_ADDRESS:-}"
 [plugins."io.containerd.internal.v1.opt"]
   path = "$CTD_DIR/opt"
 

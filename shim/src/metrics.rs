@@ -5,7 +5,20 @@ use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
-use lxcri::cgroup::{CgroupStats, CgroupVersion};
+use lxcri::cgroup::{CgroupStats, CgroupVersion, MemoryCounters};
+
+/// A v1 memory entry; containerd's v1 collector reads every one of them
+/// without a nil check (containerd v1.6 metrics/cgroups/v1/memory.go: a
+/// missing `swap` crashes containerd on a `/v1/metrics` scrape).
+fn entry(c: MemoryCounters) -> MessageField<v1::MemoryEntry> {
+    MessageField::some(v1::MemoryEntry {
+        usage: c.usage.unwrap_or(0),
+        limit: c.limit.unwrap_or(0),
+        max: c.max.unwrap_or(0),
+        failcnt: c.failcnt.unwrap_or(0),
+        ..Default::default()
+    })
+}
 
 pub fn to_any(s: &CgroupStats) -> Any {
     let stat = |k: &str| s.memory_stat.get(k).copied().unwrap_or(0);
@@ -100,6 +113,9 @@ pub fn to_any(s: &CgroupStats) -> Any {
                         failcnt: s.memory_failcnt.unwrap_or(0),
                         ..Default::default()
                     }),
+                    swap: entry(s.memory_swap),
+                    kernel: entry(s.memory_kernel),
+                    kernel_tcp: entry(s.memory_kernel_tcp),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -133,5 +149,17 @@ mod tests {
         assert_eq!(m.memory.usage.usage, 4096);
         assert_eq!(m.memory.rss, 11);
         assert_eq!(m.cpu.usage.total, 7);
+        // Every nested message containerd's v1 collector dereferences.
+        for (name, present) in [
+            ("memory.usage", m.memory.usage.is_some()),
+            ("memory.swap", m.memory.swap.is_some()),
+            ("memory.kernel", m.memory.kernel.is_some()),
+            ("memory.kernel_tcp", m.memory.kernel_tcp.is_some()),
+            ("cpu.usage", m.cpu.usage.is_some()),
+            ("cpu.throttling", m.cpu.throttling.is_some()),
+            ("pids", m.pids.is_some()),
+        ] {
+            assert!(present, "{name} missing");
+        }
     }
 }

@@ -51,4 +51,4 @@ mod stats;
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
 pub use host::{HostCgroupError, HostCgroups};
-pub use stats::{parse_flat_keyed, CgroupStats};
+pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};

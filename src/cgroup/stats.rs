@@ -24,6 +24,22 @@ pub struct CgroupStats {
     pub memory_stat: BTreeMap<String, u64>,
     pub pids_current: Option<u64>,
     pub pids_limit: Option<u64>,
+    /// v1 only: memory+swap (`memory.memsw.*`), kernel (`memory.kmem.*`)
+    /// and kernel TCP (`memory.kmem.tcp.*`) counters, where the kernel
+    /// keeps them.
+    pub memory_swap: MemoryCounters,
+    pub memory_kernel: MemoryCounters,
+    pub memory_kernel_tcp: MemoryCounters,
+}
+
+/// One v1 memory counter family: `usage_in_bytes`, `limit_in_bytes`,
+/// `max_usage_in_bytes`, `failcnt`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryCounters {
+    pub usage: Option<u64>,
+    pub limit: Option<u64>,
+    pub max: Option<u64>,
+    pub failcnt: Option<u64>,
 }
 
 /// Parses `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
@@ -42,13 +58,40 @@ pub fn parse_single(text: &str) -> Option<u64> {
 }
 
 impl CgroupStats {
+    /// Everything containerd's `Stats` carries.
     pub fn read(cg: &ContainerCgroup) -> Self {
+        let mut s = Self::read_usage(cg);
+        let num = |f: &str| cg.read(f).ok().and_then(|t| parse_single(&t));
+        s.pids_current = num("pids.current");
+        s.pids_limit = num("pids.max");
+        s.memory_failcnt = match cg.version() {
+            CgroupVersion::V1 => num("memory.failcnt"),
+            CgroupVersion::V2 => cg
+                .read("memory.events")
+                .ok()
+                .and_then(|t| parse_flat_keyed(&t).get("max").copied()),
+        };
+        if cg.version() == CgroupVersion::V1 {
+            let family = |prefix: &str| MemoryCounters {
+                usage: num(&format!("{prefix}.usage_in_bytes")),
+                limit: num(&format!("{prefix}.limit_in_bytes")),
+                max: num(&format!("{prefix}.max_usage_in_bytes")),
+                failcnt: num(&format!("{prefix}.failcnt")),
+            };
+            s.memory_swap = family("memory.memsw");
+            s.memory_kernel = family("memory.kmem");
+            s.memory_kernel_tcp = family("memory.kmem.tcp");
+        }
+        s
+    }
+
+    /// CPU and memory use and the memory limit only: what a metrics scrape
+    /// reports, in a third of the file reads.
+    pub fn read_usage(cg: &ContainerCgroup) -> Self {
         let num = |f: &str| cg.read(f).ok().and_then(|t| parse_single(&t));
         let keyed = |f: &str| cg.read(f).map(|t| parse_flat_keyed(&t)).unwrap_or_default();
         let mut s = CgroupStats {
             version: Some(cg.version()),
-            pids_current: num("pids.current"),
-            pids_limit: num("pids.max"),
             ..Default::default()
         };
         match cg.version() {
@@ -66,7 +109,6 @@ impl CgroupStats {
                 s.memory_usage = num("memory.usage_in_bytes");
                 s.memory_limit = num("memory.limit_in_bytes");
                 s.memory_max_usage = num("memory.max_usage_in_bytes");
-                s.memory_failcnt = num("memory.failcnt");
             }
             CgroupVersion::V2 => {
                 let cpu = keyed("cpu.stat");
@@ -79,7 +121,6 @@ impl CgroupStats {
                 s.memory_usage = num("memory.current");
                 s.memory_limit = num("memory.max");
                 s.memory_max_usage = num("memory.peak");
-                s.memory_failcnt = keyed("memory.events").get("max").copied();
             }
         }
         s.memory_stat = keyed("memory.stat");

@@ -317,7 +317,14 @@ impl LxcConfig {
             l.push_path(&format!("lxc.namespace.share.{}", ns.as_str()), "", path)?;
         }
         match self.network {
-            Some(Network::Empty) => l.push("lxc.net.0.type", "empty")?,
+            Some(Network::Empty) => {
+                l.push("lxc.net.0.type", "empty")?;
+                // runc brings a new network namespace's loopback up; LXC
+                // names an `empty` device `lo` and sets it up only when
+                // asked (lxc 5.0.2 confile.c set_config_net_type, network.c
+                // lxc_network_setup_in_child_namespaces_common).
+                l.push("lxc.net.0.flags", "up")?;
+            }
             None => {}
         }
         // On PVE the mapping is the CT's (`unprivileged`, or raw `lxc.idmap`

@@ -71,6 +71,8 @@ pub struct ContainerSample {
     /// The container's network namespace's interfaces, when it has one of
     /// its own (a pod's once, on its sandbox; none for the host's).
     pub network: Vec<NetDev>,
+    /// Its root filesystem, when lxcri knows where it is.
+    pub rootfs: Option<super::rootfs_usage::RootfsUsage>,
 }
 
 impl ContainerSample {
@@ -126,17 +128,49 @@ pub fn owns_network(r: &ContainerRecord, proc_root: &Path, pid: i32) -> bool {
     !is_pod_container && ns(&pid.to_string()) != ns("1")
 }
 
+/// What every sample of one scrape shares: where `/proc` is, the host's
+/// cgroup version and boot time (read once, not per container).
+#[derive(Debug, Clone)]
+pub struct HostView {
+    pub proc_root: std::path::PathBuf,
+    pub cgroup_root: std::path::PathBuf,
+    pub version: CgroupVersion,
+    /// Unix time of boot (`btime` of `/proc/stat`).
+    pub boot_time: Option<u64>,
+}
+
+impl HostView {
+    pub fn read(proc_root: &Path) -> Self {
+        let cgroup_root = Path::new("/sys/fs/cgroup").to_path_buf();
+        let boot_time = fs::read_to_string(proc_root.join("stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .find_map(|l| l.strip_prefix("btime "))?
+                    .trim()
+                    .parse()
+                    .ok()
+            });
+        HostView {
+            proc_root: proc_root.to_path_buf(),
+            version: CgroupVersion::detect(&cgroup_root),
+            cgroup_root,
+            boot_time,
+        }
+    }
+}
+
 /// Reads what the exporter reports for a container whose init runs
 /// (`None` otherwise).
-pub fn sample(r: &ContainerRecord, proc_root: &Path) -> Option<ContainerSample> {
+pub fn sample(r: &ContainerRecord, host: &HostView) -> Option<ContainerSample> {
+    let proc_root = host.proc_root.as_path();
     let pid = r.pid.filter(|p| *p > 0)?;
     if !pidfd::is_live_process(proc_root, pid, r.pid_start_time) {
         return None;
     }
     let proc_cgroup = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
-    let root = Path::new("/sys/fs/cgroup");
-    let version = CgroupVersion::detect(root);
-    let mut cg = ContainerCgroup::from_proc_cgroup(pid, &proc_cgroup, root, version);
+    let version = host.version;
+    let mut cg = ContainerCgroup::from_proc_cgroup(pid, &proc_cgroup, &host.cgroup_root, version);
     if r.vmid.is_some() {
         // PVE runs the CT's processes in `lxc/VMID/ns`.
         cg = cg.with_inner("ns");
@@ -145,7 +179,7 @@ pub fn sample(r: &ContainerRecord, proc_root: &Path) -> Option<ContainerSample> 
     if r.vmid.is_some() {
         path = path.trim_end_matches("/ns").to_string();
     }
-    let stats = CgroupStats::read(&cg);
+    let stats = CgroupStats::read_usage(&cg);
     let oom_kills = match version {
         CgroupVersion::V1 => cg.read("memory.oom_control").ok(),
         CgroupVersion::V2 => cg.read("memory.events").ok(),
@@ -158,14 +192,18 @@ pub fn sample(r: &ContainerRecord, proc_root: &Path) -> Option<ContainerSample> 
     } else {
         Vec::new()
     };
+    // USER_HZ is 100 on every Linux ABI lxcri runs on.
+    let start_time_seconds = r
+        .pid_start_time
+        .zip(host.boot_time)
+        .map(|(ticks, boot)| boot as f64 + ticks as f64 / 100.0);
     Some(ContainerSample {
         labels: labels(r, &path),
         stats,
         oom_kills,
-        start_time_seconds: r
-            .pid_start_time
-            .and_then(|ticks| start_time(proc_root, ticks)),
+        start_time_seconds,
         network,
+        rootfs: None,
     })
 }
 
@@ -183,19 +221,6 @@ pub fn cgroup_path(proc_cgroup: &str, version: CgroupVersion) -> String {
         CgroupVersion::V1 => line(&|c| c.split(',').any(|c| c == "memory")),
     }
     .unwrap_or_default()
-}
-
-/// Unix time of a process start given in clock ticks after boot.
-fn start_time(proc_root: &Path, ticks: u64) -> Option<f64> {
-    let stat = fs::read_to_string(proc_root.join("stat")).ok()?;
-    let btime: u64 = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("btime "))?
-        .trim()
-        .parse()
-        .ok()?;
-    // USER_HZ is 100 on every Linux ABI lxcri runs on.
-    Some(btime as f64 + ticks as f64 / 100.0)
 }
 
 /// `/proc/net/dev`: two header lines, then `IFACE: rx(8 fields) tx(8)`.

@@ -225,6 +225,24 @@ fn container(f: &mut Families, c: &ContainerSample) {
     for dev in &c.network {
         network(f, &l, dev);
     }
+    if let Some(fs) = &c.rootfs {
+        let mut pairs = l.to_vec();
+        pairs.push(("device", &fs.device));
+        f.gauge(
+            "container_fs_usage_bytes",
+            "Bytes the container's root filesystem uses (its ZFS volume, or its overlay upper directory).",
+            &pairs,
+            fs.used_bytes as f64,
+        );
+        if let Some(limit) = fs.limit_bytes {
+            f.gauge(
+                "container_fs_limit_bytes",
+                "Size limit of the container's root filesystem (the ZFS volume's refquota).",
+                &pairs,
+                limit as f64,
+            );
+        }
+    }
 }
 
 fn network(f: &mut Families, l: &[(&str, &str)], d: &NetDev) {
@@ -412,6 +430,11 @@ mod tests {
             rx_bytes: 10,
             ..Default::default()
         });
+        c.rootfs = Some(crate::metrics::rootfs_usage::RootfsUsage {
+            device: "tank/subvol-101-disk-0".into(),
+            used_bytes: 4096,
+            limit_bytes: Some(1 << 30),
+        });
         c
     }
 
@@ -423,7 +446,7 @@ mod tests {
         let facts = NodeFacts {
             containers: vec![(("pve".into(), "running".into()), 1)],
             vmids: Some((1, 100)),
-            zfs: None,
+            zfs: Some((2, 1)),
         };
         let text = render(&NodeView {
             containers: &[sample()],
@@ -437,6 +460,7 @@ mod tests {
             format!("container_spec_memory_limit_bytes{{{labels}}} 0"),
             format!("container_oom_events_total{{{labels}}} 1"),
             format!("container_network_receive_bytes_total{{{labels},interface=\"eth0\"}} 10"),
+            format!("container_fs_limit_bytes{{{labels},device=\"tank/subvol-101-disk-0\"}} 1073741824"),
             "# TYPE container_cpu_usage_seconds_total counter".to_string(),
             "lxcri_operation_duration_seconds_bucket{operation=\"create\",backend=\"pve\",le=\"1\"} 1"
                 .to_string(),
@@ -444,6 +468,7 @@ mod tests {
                 .to_string(),
             "lxcri_containers{backend=\"pve\",state=\"running\"} 1".to_string(),
             "lxcri_pve_vmids_used 1".to_string(),
+            "lxcri_zfs_image_datasets 2".to_string(),
         ] {
             assert!(text.contains(&line), "missing {line:?} in:\n{text}");
         }

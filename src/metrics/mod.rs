@@ -4,11 +4,15 @@
 //!   `/proc` (cAdvisor's names and units);
 //! - [`ops`]: what only the shims see (operation durations and failures,
 //!   PVE API calls), kept in a journal the exporter reads;
-//! - [`exposition`]: both as Prometheus' text format, for `lxcri exporter`.
+//! - [`rootfs_usage`]: root filesystem usage (ZFS volumes, overlay upper
+//!   directories) and lxcri's ZFS datasets;
+//! - [`exposition`]: all of it as Prometheus' text format, for
+//!   `lxcri exporter`.
 
 pub mod container;
 pub mod exposition;
 pub mod ops;
+pub mod rootfs_usage;
 
 pub use container::{ContainerLabels, ContainerSample, NetDev};
 pub use ops::{OpsJournal, OpsRecord};

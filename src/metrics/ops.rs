@@ -190,20 +190,30 @@ impl OpsJournal {
         self.dir.join("ops.json")
     }
 
-    fn lock(&self, exclusive: bool) -> Result<File, OpsError> {
+    /// The journal's lock, held; a reader gets `None` when no shim ever
+    /// wrote (readers create nothing, so the exporter needs no write access).
+    fn lock(&self, exclusive: bool) -> Result<Option<File>, OpsError> {
         let path = self.dir.join("ops.lock");
         let io = |what, source| OpsError::Io {
             what,
             path: path.clone(),
             source,
         };
-        fs::create_dir_all(&self.dir).map_err(|e| io("creating", e))?;
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| io("opening", e))?;
+        let opened = if exclusive {
+            fs::create_dir_all(&self.dir).map_err(|e| io("creating", e))?;
+            OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        } else {
+            File::open(&path)
+        };
+        let f = match opened {
+            Ok(f) => f,
+            Err(e) if !exclusive && e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("opening", e)),
+        };
         let op = if exclusive {
             libc::LOCK_EX
         } else {
@@ -213,7 +223,7 @@ impl OpsJournal {
         if unsafe { libc::flock(f.as_raw_fd(), op) } != 0 {
             return Err(io("locking", std::io::Error::last_os_error()));
         }
-        Ok(f)
+        Ok(Some(f))
     }
 
     fn load_unlocked(&self) -> Result<OpsRecord, OpsError> {
@@ -233,8 +243,10 @@ impl OpsJournal {
 
     /// Everything recorded so far.
     pub fn read(&self) -> Result<OpsRecord, OpsError> {
-        let _lock = self.lock(false)?;
-        self.load_unlocked()
+        match self.lock(false)? {
+            Some(_lock) => self.load_unlocked(),
+            None => Ok(OpsRecord::default()),
+        }
     }
 
     /// Adds `delta` to the journal.
@@ -333,10 +345,19 @@ mod tests {
     }
 
     #[test]
+    fn reading_a_journal_nobody_wrote_makes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let journal = OpsJournal::new(&tmp.path().join("run"));
+        assert!(journal.read().unwrap().is_empty());
+        assert!(!tmp.path().join("run").exists());
+    }
+
+    #[test]
     fn a_broken_journal_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let journal = OpsJournal::new(tmp.path());
         fs::create_dir_all(tmp.path().join(".metrics")).unwrap();
+        fs::write(tmp.path().join(".metrics/ops.lock"), "").unwrap();
         fs::write(tmp.path().join(".metrics/ops.json"), "{not json").unwrap();
         let err = journal.read().unwrap_err().to_string();
         assert!(

@@ -1,5 +1,6 @@
 //! The ZFS operations lxcri needs, over a [`ZfsCommand`].
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::{DatasetName, Result, ZfsCommand, ZfsError};
@@ -235,6 +236,41 @@ impl<C: ZfsCommand> Zfs<C> {
             .filter(|l| !l.is_empty())
             .map(|l| l.split('\t').map(str::to_string).collect())
             .collect())
+    }
+
+    /// `zfs get -Hp -r -o name,property,value PROPS parent`: every dataset
+    /// (and snapshot) below `parent` with its values, sizes exact (bytes),
+    /// `-` where unset. `get -p` rather than `list -p`: zfs-fuse's `list`
+    /// has no `-p`.
+    pub fn get_recursive(
+        &self,
+        parent: &DatasetName,
+        props: &[&str],
+    ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        for p in props {
+            Property::new(p, "x")?;
+        }
+        let joined = props.join(",");
+        let out = self.run(&[
+            "get",
+            "-Hp",
+            "-r",
+            "-o",
+            "name,property,value",
+            &joined,
+            parent.as_str(),
+        ])?;
+        let mut datasets: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for line in out.lines() {
+            let mut f = line.splitn(3, '\t');
+            if let (Some(name), Some(prop), Some(value)) = (f.next(), f.next(), f.next()) {
+                datasets
+                    .entry(name.to_string())
+                    .or_default()
+                    .insert(prop.to_string(), value.to_string());
+            }
+        }
+        Ok(datasets)
     }
 
     fn run(&self, args: &[&str]) -> Result<String> {

@@ -12,11 +12,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use lxcri::config::{BackendKind, Config};
+use lxcri::config::{BackendKind, Config, RootfsMode};
 use lxcri::metrics::exposition::{render, NodeFacts, NodeView};
-use lxcri::metrics::{container, OpsJournal};
-use lxcri::pidfd;
+use lxcri::metrics::rootfs_usage::{overlay_uppers, zfs_usage, RootfsUsage, WalkCache, ZfsUsage};
+use lxcri::metrics::{container, ContainerSample, OpsJournal};
 use lxcri::state::StateStore;
+use lxcri::zfs::{Zfs, ZfsCli};
 
 pub use web_config::WebConfig;
 
@@ -57,33 +58,93 @@ pub fn run(config: Config, args: &Args) -> anyhow::Result<()> {
         "serving metrics"
     );
     let config = Arc::new(config);
+    let walks = Arc::new(WalkCache::default());
     let server = http::Server {
         listener,
         web,
         telemetry_path: args.telemetry_path.clone(),
-        scrape: Arc::new(move || scrape(&config, Path::new("/proc"))),
+        scrape: Arc::new(move || scrape(&config, Path::new("/proc"), &walks)),
     };
     server.run().context("accepting connections")?;
     Ok(())
 }
 
+/// lxcri's ZFS datasets, when the node uses them; a failing `zfs` costs
+/// only these figures.
+fn zfs_datasets(config: &Config) -> Option<ZfsUsage> {
+    let pool = config.zfs.pool.as_ref()?;
+    if config.rootfs.mode != RootfsMode::Zfs {
+        return None;
+    }
+    let zfs = Zfs::new(ZfsCli::new(&config.zfs.command));
+    let images = config.zfs.images();
+    let mut parents = vec![pool];
+    if let Some(i) = images
+        .as_ref()
+        .filter(|i| !i.as_str().starts_with(&format!("{}/", pool.as_str())))
+    {
+        parents.push(i);
+    }
+    zfs_usage(&zfs, &parents)
+        .map_err(|e| tracing::warn!(error = %e, "reading lxcri's ZFS datasets"))
+        .ok()
+}
+
 /// One scrape's text.
-pub fn scrape(config: &Config, proc_root: &Path) -> Result<String, String> {
+pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<String, String> {
     let records = StateStore::new(&config.runtime_root)
         .list()
         .map_err(|e| format!("reading lxcri's state: {e}"))?;
+    let zfs = zfs_datasets(config);
+    let uppers = std::fs::read_to_string(proc_root.join("self/mountinfo"))
+        .map(|m| overlay_uppers(&m))
+        .unwrap_or_default();
+    let host = container::HostView::read(proc_root);
+    // Containers are independent: read them on every CPU.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = records.len().div_ceil(threads).max(1);
+    // `None` for a container whose init does not run.
+    let read: Vec<Option<ContainerSample>> = std::thread::scope(|s| {
+        let workers: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                let host = &host;
+                s.spawn(move || {
+                    part.iter()
+                        .map(|r| container::sample(r, host))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a sampling thread panicked"))
+            .collect()
+    });
     let mut samples = Vec::new();
     let mut by_state: BTreeMap<(String, String), u64> = BTreeMap::new();
-    for r in &records {
-        let live = r
-            .pid
-            .filter(|p| *p > 0)
-            .is_some_and(|p| pidfd::is_live_process(proc_root, p, r.pid_start_time));
-        let state = if live { "running" } else { "stopped" };
+    for (r, sample) in records.iter().zip(read) {
+        let state = if sample.is_some() {
+            "running"
+        } else {
+            "stopped"
+        };
         *by_state
             .entry((r.backend.clone(), state.to_string()))
             .or_default() += 1;
-        if let Some(s) = container::sample(r, proc_root) {
+        if let Some(mut s) = sample {
+            let owner = format!("{}/{}", r.namespace, r.id);
+            s.rootfs = zfs
+                .as_ref()
+                .and_then(|z| z.volumes.get(&owner).cloned())
+                .or_else(|| {
+                    let upper = uppers.get(r.rootfs.as_ref()?)?;
+                    Some(RootfsUsage {
+                        device: upper.display().to_string(),
+                        used_bytes: walks.usage(upper),
+                        limit_bytes: None,
+                    })
+                });
             samples.push(s);
         }
     }
@@ -100,7 +161,7 @@ pub fn scrape(config: &Config, proc_root: &Path) -> Result<String, String> {
                 .count();
             (used as u64, u64::from(range.len()))
         }),
-        zfs: None,
+        zfs: zfs.as_ref().map(|z| (z.images, z.clones)),
     };
     Ok(render(&NodeView {
         containers: &samples,

@@ -33,6 +33,9 @@ pub struct Containerd {
     pub(crate) cri: Option<CriNode>,
     /// Added to containerd's environment ([`Containerd::start_with_env`]).
     env: Vec<(String, String)>,
+    /// containerd's own `/v1/metrics` listener
+    /// ([`Containerd::start_with_metrics`]).
+    metrics_address: Option<String>,
 }
 
 /// Where the workspace's binaries are: `LXCRI_E2E_BIN_DIR`, else
@@ -72,6 +75,39 @@ impl Containerd {
             .collect();
         ctd.spawn();
         ctd
+    }
+
+    /// As [`Containerd::start_with_env`], with containerd's own metrics
+    /// endpoint on a free loopback port ([`Containerd::scrape_metrics`]).
+    pub fn start_with_metrics(env: &[(&str, &str)]) -> Self {
+        let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
+        let mut ctd = Self::build(pve, false);
+        ctd.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ctd.metrics_address = Some(format!("127.0.0.1:{}", crate::prometheus::free_port()));
+        fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
+        ctd.spawn();
+        ctd
+    }
+
+    /// containerd's `/v1/metrics` (its cgroups task monitor asks every
+    /// task's shim for `Stats`), or why it did not answer.
+    pub fn scrape_metrics(&self) -> Result<String, String> {
+        let address = self
+            .metrics_address
+            .as_ref()
+            .ok_or("containerd was started without a metrics address")?;
+        let out = cmd::run(
+            Command::new("curl").args(["-sf", &format!("http://{address}/v1/metrics")]),
+            Duration::from_secs(30),
+        );
+        if out.success() {
+            Ok(out.stdout)
+        } else {
+            Err(format!("curl: {out}\n{}", self.log_tail(30)))
+        }
     }
 
     /// Starts containerd with lxcri on the pve backend against `sim`,
@@ -131,6 +167,7 @@ impl Containerd {
             pve,
             cri,
             env: Vec::new(),
+            metrics_address: None,
         };
         fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
         fs::write(
@@ -214,6 +251,7 @@ impl Containerd {
                 .to_string(),
             Some(node) => cri_config(&node.network, &self.lxcri_config_path()),
         };
+        let metrics = self.metrics_address.as_deref().unwrap_or("");
         format!(
             r#"# private containerd of one lxcri e2e test
 version = 2
@@ -231,7 +269,7 @@ state = "{d}/state"
   level = "{level}"
 
 [metrics]
-  address = ""
+  address = "{metrics}"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"

@@ -444,3 +444,25 @@ fn without_nics_a_container_sees_the_interfaces_runc_gives() {
     }
     assert_same("interfaces", &seen);
 }
+
+/// A container's own network namespace has its loopback up, as runc sets
+/// it: a process can reach 127.0.0.1 (and a server bound there) without a
+/// NIC. The traffic stays inside the container's namespace.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_loopback_of_a_new_network_namespace_is_up_as_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let script = "ip -o link show lo | grep -o 'state [A-Z]*'; \
+                  ip -o -4 addr show lo | awk '{print $4}'; \
+                  ping -c 1 -W 2 127.0.0.1 >/dev/null && echo reachable";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("lo");
+        let out = ctd.run(rt, &id, &["sh", "-c", script], &[]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        assert!(out.stdout.contains("reachable"), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_same("the loopback of a container's own netns", &results);
+}
