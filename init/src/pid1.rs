@@ -116,11 +116,12 @@ fn run_inner() -> Result<i32> {
         write_exit(&dir, code)?;
         return Ok(code as i32);
     }
-    drop(fifo);
-
     // Step 6: become the OCI process, as runc's init does. Our signalfd
-    // is close-on-exec and the mask is reset before execve.
+    // is close-on-exec and the mask is reset before execve. The start FIFO
+    // (close-on-exec too) stays open until then: its last reader going is
+    // how the shim's start knows the process runs.
     drop(signals);
+    let _open_until_exec = fifo;
     command.exec(child_stdio, false)
 }
 

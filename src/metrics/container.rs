@@ -108,7 +108,12 @@ pub fn labels(r: &ContainerRecord, cgroup_path: &str) -> ContainerLabels {
         container_id: r.id.clone(),
         namespace: opt(&r.pod_namespace),
         pod: opt(&r.pod),
-        container: opt(&r.container_name),
+        // A pod's sandbox is the kubelet's `POD` (it has no container name).
+        container: match &r.container_name {
+            Some(name) => name.clone(),
+            None if r.sandbox_id.as_deref() == Some(r.id.as_str()) => "POD".into(),
+            None => String::new(),
+        },
         image: opt(&r.image),
         backend: r.backend.clone(),
         vmid: r.vmid.map(|v| v.to_string()).unwrap_or_default(),

@@ -8,7 +8,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use super::container::{ContainerSample, NetDev};
-use super::ops::{Histogram, OpsRecord, OP_BUCKETS, PVE_BUCKETS};
+use super::ops::{Histogram, OpsRecord, CAUSES, OPERATIONS, OP_BUCKETS, PVE_BUCKETS};
 
 /// What the exporter found on the node besides the containers.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -20,6 +20,9 @@ pub struct NodeFacts {
     pub vmids: Option<(u64, u64)>,
     /// lxcri's ZFS image datasets and container clones (`zfs` mode).
     pub zfs: Option<(u64, u64)>,
+    /// The node's backend: its failure counters start at 0, so the first
+    /// failure of each kind is an increase Prometheus sees.
+    pub backend: String,
 }
 
 /// Everything one scrape reports.
@@ -321,7 +324,17 @@ fn own(f: &mut Families, view: &NodeView<'_>) {
             h,
         );
     }
-    for (key, n) in &ops.failures {
+    let mut failures = ops.failures.clone();
+    if !view.facts.backend.is_empty() {
+        for op in OPERATIONS {
+            for cause in CAUSES {
+                failures
+                    .entry(format!("{op}/{}/{cause}", view.facts.backend))
+                    .or_insert(0);
+            }
+        }
+    }
+    for (key, n) in &failures {
         let mut it = key.splitn(3, '/');
         let (op, backend, cause) = (
             it.next().unwrap_or(""),
@@ -447,6 +460,7 @@ mod tests {
             containers: vec![(("pve".into(), "running".into()), 1)],
             vmids: Some((1, 100)),
             zfs: Some((2, 1)),
+            backend: "pve".into(),
         };
         let text = render(&NodeView {
             containers: &[sample()],
@@ -465,6 +479,9 @@ mod tests {
             "lxcri_operation_duration_seconds_bucket{operation=\"create\",backend=\"pve\",le=\"1\"} 1"
                 .to_string(),
             "lxcri_operation_failures_total{operation=\"start\",backend=\"pve\",cause=\"pve_api\"} 1"
+                .to_string(),
+            // Known causes are there from the start, at 0.
+            "lxcri_operation_failures_total{operation=\"delete\",backend=\"pve\",cause=\"spec\"} 0"
                 .to_string(),
             "lxcri_containers{backend=\"pve\",state=\"running\"} 1".to_string(),
             "lxcri_pve_vmids_used 1".to_string(),

@@ -23,6 +23,15 @@ use crate::pve::client::{EndpointKey, EndpointStats, TaskWaits};
 pub const OP_BUCKETS: [f64; 12] = [
     0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
 ];
+/// What `lxcri_operation_failures_total` counts by (`cause`):
+/// [`crate::runtime::RuntimeError::cause`]'s names and the shim's own.
+pub const CAUSES: [&str; 12] = [
+    "spec", "config", "state", "rootfs", "lxc", "init", "cgroup", "pve", "network", "mounts",
+    "userns", "shim",
+];
+/// The operations the shims time.
+pub const OPERATIONS: [&str; 3] = ["create", "start", "delete"];
+
 /// Upper bounds (seconds) of the PVE request and task-wait histograms.
 pub const PVE_BUCKETS: [f64; 10] = crate::pve::client::LATENCY_BUCKETS;
 
@@ -84,6 +93,7 @@ impl Histogram {
 
 /// One PVE API endpoint's calls, by outcome.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct PveEndpoint {
     /// Calls by outcome: `ok`, `4xx`, `5xx`, `timeout`, `transport`.
     pub calls: BTreeMap<String, u64>,
@@ -91,8 +101,10 @@ pub struct PveEndpoint {
     pub latency: Histogram,
 }
 
-/// Everything recorded on the node since `/run` was last empty.
+/// Everything recorded on the node since `/run` was last empty. Fields
+/// default when absent, so a journal of another lxcri version still reads.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct OpsRecord {
     /// `op/backend` -> durations of the successful ones.
     pub durations: BTreeMap<String, Histogram>,

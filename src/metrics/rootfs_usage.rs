@@ -141,13 +141,19 @@ impl WalkCache {
         let mtime = std::fs::symlink_metadata(dir)
             .map(|m| m.mtime_nsec() + m.mtime() * 1_000_000_000)
             .unwrap_or(0);
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (at, _, _)| now.duration_since(*at) < WALK_TTL);
-        if let Some((_, _, bytes)) = map.get(dir).filter(|(_, m, _)| *m == mtime) {
-            return *bytes;
+        {
+            let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, (at, _, _)| now.duration_since(*at) < WALK_TTL);
+            if let Some((_, _, bytes)) = map.get(dir).filter(|(_, m, _)| *m == mtime) {
+                return *bytes;
+            }
         }
+        // Walked without the lock: other containers' sizes need not wait.
         let bytes = dir_usage(dir);
-        map.insert(dir.to_path_buf(), (now, mtime, bytes));
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(dir.to_path_buf(), (now, mtime, bytes));
         bytes
     }
 }

@@ -72,7 +72,9 @@ impl BundleUndo {
                 Err(e) => Err(e.into()),
             };
             if let Err(e) = unstaged {
-                tracing::warn!(error = %e, "rollback: unmounting staged bind sources");
+                // Removing the directory would reach into a still-mounted source.
+                tracing::warn!(error = %e, "rollback: unmounting staged bind sources; the runtime directory stays for `lxcri gc`");
+                return;
             }
         }
         if self.state_dir {
@@ -171,12 +173,17 @@ pub fn prepare_bundle(
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(setup) = &plan.host_netns {
+        if !mounted {
+            return Err(RuntimeError::HostNetns(Box::new(
+                host_netns::HostNetnsError::UnmountedRootfs(rootfs_path.clone()),
+            )));
+        }
         // On the rootfs mounted above: the rootfs's undo unmounts it too.
         host_netns::apply(setup, &rootfs_path)?;
     }
-    if plan.lxc.root_host_ids().is_some() {
+    if let Some((_, gid)) = plan.lxc.root_host_ids() {
         undo.staged_binds = true;
-        staged_binds::stage(&mut plan.lxc.mounts, &dir)?;
+        staged_binds::stage(&mut plan.lxc.mounts, &dir, gid)?;
     }
     let init_json = serde_json::to_vec(&plan.init).expect("init spec serializes");
     write_file(&run_dir.join(INIT_SPEC_FILE), &init_json)?;

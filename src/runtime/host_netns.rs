@@ -36,6 +36,8 @@ pub enum HostNetnsError {
     },
     #[error("entering the pod network namespace: {0}")]
     Enter(String),
+    #[error("the pod network namespace's sysfs goes on the rootfs lxcri mounts, and {0} is not one (a rootfs lxcri cannot shift is refused under userns.unprivileged)")]
+    UnmountedRootfs(PathBuf),
 }
 
 pub(super) fn apply(setup: &HostNetnsSetup, rootfs: &Path) -> Result<(), HostNetnsError> {

@@ -7,12 +7,14 @@
 //! `io.containerd.grpc.v1.cri/sandboxes/ID/shm`, `hosts`, `resolv.conf`,
 //! kubelet's volumes) cannot be looked up. runc opens such sources before
 //! it enters the namespace (libcontainer `mountFds`); lxcri binds each
-//! source, as the node's root, onto `<state dir>/binds/N` (directories
-//! 0711), and LXC binds that. The staged mounts go on delete and rollback
-//! ([`unstage`]).
+//! source, as the node's root, onto `<state dir>/binds/N`, and LXC binds
+//! that. `binds` belongs to root and the container root's group, mode 0710:
+//! only the node's root and the container may pass through it, so a
+//! staged secret is no more readable than at its source. The staged mounts
+//! go on delete and rollback ([`unstage`]).
 
 use std::fs;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -46,7 +48,11 @@ fn is_bind(e: &MountEntry) -> bool {
 /// Binds each bind entry's source under `state_dir` and points the entry
 /// there (lxcri's own, already under `state_dir`, stay). A failure leaves
 /// what was staged for [`unstage`].
-pub(super) fn stage(entries: &mut [MountEntry], state_dir: &Path) -> Result<(), StagedBindError> {
+pub(super) fn stage(
+    entries: &mut [MountEntry],
+    state_dir: &Path,
+    root_gid: u32,
+) -> Result<(), StagedBindError> {
     let dir = state_dir.join(BINDS_DIR);
     let foreign = |e: &&mut MountEntry| is_bind(e) && !Path::new(&e.source).starts_with(state_dir);
     for (n, entry) in entries.iter_mut().filter(foreign).enumerate() {
@@ -59,15 +65,22 @@ pub(super) fn stage(entries: &mut [MountEntry], state_dir: &Path) -> Result<(), 
         };
         fs::DirBuilder::new()
             .recursive(true)
-            .mode(0o711)
+            .mode(0o700)
             .create(&dir)
-            .and_then(|_| fs::set_permissions(&dir, fs::Permissions::from_mode(0o711)))
+            .and_then(|_| std::os::unix::fs::chown(&dir, Some(0), Some(root_gid)))
+            .and_then(|_| fs::set_permissions(&dir, fs::Permissions::from_mode(0o710)))
             .map_err(failed)?;
-        // The mount point has the source's kind, as LXC's `create=` does.
+        // The mount point has the source's kind, as LXC's `create=` does;
+        // never an existing file (it could be a mounted source).
         if fs::metadata(&source).map_err(failed)?.is_dir() {
-            fs::DirBuilder::new().mode(0o711).create(&staged)
+            fs::DirBuilder::new().mode(0o700).create(&staged)
         } else {
-            fs::File::create(&staged).map(drop)
+            fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&staged)
+                .map(drop)
         }
         .map_err(failed)?;
         let mut flags = MsFlags::MS_BIND;
@@ -81,12 +94,16 @@ pub(super) fn stage(entries: &mut [MountEntry], state_dir: &Path) -> Result<(), 
     Ok(())
 }
 
-/// Unmounts and removes what [`stage`] made under `state_dir`. Idempotent.
+/// Unmounts and removes what [`stage`] made under `state_dir`, every entry
+/// even when one fails (the first failure is returned: the caller must
+/// then keep the state directory, which may still hold a mounted source).
+/// Idempotent.
 pub(super) fn unstage(state_dir: &Path) -> Result<(), StagedBindError> {
     let dir = state_dir.join(BINDS_DIR);
     let Ok(entries) = fs::read_dir(&dir) else {
         return Ok(());
     };
+    let mut first = None;
     for staged in entries.flatten().map(|e| e.path()) {
         let failed = |error: std::io::Error| StagedBindError::Unstage {
             staged: staged.clone(),
@@ -94,22 +111,28 @@ pub(super) fn unstage(state_dir: &Path) -> Result<(), StagedBindError> {
         };
         // Detached: a source still busy (a process of the container that
         // outlived it) must not keep the state from going.
-        match umount2(&staged, MntFlags::MNT_DETACH) {
-            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => {}
-            Err(e) => return Err(failed(e.into())),
-        }
-        match fs::remove_dir(&staged).or_else(|_| fs::remove_file(&staged)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(failed(e)),
+        let unmounted = match umount2(&staged, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::Error::EINVAL) | Err(nix::Error::ENOENT) => Ok(()),
+            Err(e) => Err(failed(e.into())),
+        };
+        let removed = unmounted.and_then(|()| {
+            match fs::remove_dir(&staged).or_else(|_| fs::remove_file(&staged)) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(failed(e)),
+            }
+        });
+        if let Err(e) = removed {
+            first.get_or_insert(e);
         }
     }
-    Ok(())
+    first.map_or(Ok(()), Err)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     fn entry(source: &Path, options: &[&str]) -> MountEntry {
         MountEntry {
@@ -129,7 +152,7 @@ mod tests {
             fstype: "tmpfs".into(),
             options: vec!["create=dir".into()],
         }];
-        stage(&mut entries, tmp.path()).unwrap();
+        stage(&mut entries, tmp.path(), 0).unwrap();
         assert_eq!(entries[0].source, "tmpfs");
         assert!(!tmp.path().join(BINDS_DIR).exists());
         unstage(tmp.path()).unwrap();
@@ -148,15 +171,17 @@ mod tests {
         let state = tmp.path().join("state");
         fs::create_dir(&state).unwrap();
         let mut entries = vec![entry(&secret.join("hosts"), &["bind", "ro", "create=file"])];
-        stage(&mut entries, &state).unwrap();
+        stage(&mut entries, &state, 1234).unwrap();
         let staged = state.join("binds/0");
         assert_eq!(entries[0].source, staged.display().to_string());
         assert_eq!(fs::read_to_string(&staged).unwrap(), "127.0.0.1 x\n");
-        let mode = fs::metadata(state.join("binds"))
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o711);
+        let binds = fs::metadata(state.join("binds")).unwrap();
+        assert_eq!(binds.permissions().mode() & 0o777, 0o710);
+        assert_eq!(
+            (binds.uid(), binds.gid()),
+            (0, 1234),
+            "root and the container's group"
+        );
         unstage(&state).unwrap();
         assert!(!staged.exists());
         unstage(&state).unwrap();

@@ -15,7 +15,7 @@ use super::web_config::WebConfig;
 
 /// Scrapes are few; more at once is a misbehaving client.
 pub const MAX_CONNECTIONS: usize = 16;
-/// A request (line and headers) must arrive within this.
+/// A request (line and headers) must arrive within this, in all.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_REQUEST: usize = 16 * 1024;
 /// The classic text format, which every Prometheus accepts.
@@ -47,24 +47,49 @@ impl Response {
     }
 }
 
+/// One of [`MAX_CONNECTIONS`], given back however its thread ends.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl Server {
     /// Serves until the listener fails.
     pub fn run(self) -> io::Result<()> {
         let this = Arc::new(self);
         let open = Arc::new(AtomicUsize::new(0));
+        let mut failures = 0;
         loop {
-            let (stream, peer) = this.listener.accept()?;
+            let (stream, peer) = match this.listener.accept() {
+                Ok(accepted) => {
+                    failures = 0;
+                    accepted
+                }
+                // A peer that gave up, or fds running out for a moment, is
+                // not the listener's end; a listener that keeps failing is.
+                Err(e) if failures < 100 => {
+                    failures += 1;
+                    tracing::warn!(error = %e, "accept");
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
                 open.fetch_sub(1, Ordering::SeqCst);
                 tracing::warn!(%peer, "too many connections: closed");
                 continue;
             }
-            let (this, open) = (Arc::clone(&this), Arc::clone(&open));
+            let slot = Slot(Arc::clone(&open));
+            let this = Arc::clone(&this);
             std::thread::spawn(move || {
+                let _slot = slot;
                 if let Err(e) = this.connection(stream) {
                     tracing::debug!(%peer, error = %e, "connection");
                 }
-                open.fetch_sub(1, Ordering::SeqCst);
             });
         }
     }
@@ -85,7 +110,13 @@ impl Server {
     fn exchange(&self, mut s: impl Read + Write) -> io::Result<()> {
         let mut buf = Vec::with_capacity(1024);
         let mut chunk = [0u8; 1024];
+        // Per request, not per read: a byte every few seconds must not hold
+        // a connection slot for ever.
+        let deadline = std::time::Instant::now() + READ_TIMEOUT;
         let (method, path, auth) = loop {
+            if std::time::Instant::now() > deadline {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "request too slow"));
+            }
             let n = s.read(&mut chunk)?;
             if n == 0 {
                 return Ok(());

@@ -148,9 +148,13 @@ pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<St
             samples.push(s);
         }
     }
+    // A journal that cannot be read costs its own figures, not the scrape.
     let ops = OpsJournal::new(&config.runtime_root)
         .read()
-        .map_err(|e| e.to_string())?;
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "the shims' metrics journal");
+            Default::default()
+        });
     let facts = NodeFacts {
         containers: by_state.into_iter().collect(),
         vmids: (config.backend == BackendKind::Pve).then(|| {
@@ -162,6 +166,7 @@ pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<St
             (used as u64, u64::from(range.len()))
         }),
         zfs: zfs.as_ref().map(|z| (z.images, z.clones)),
+        backend: config.backend.as_str().to_string(),
     };
     Ok(render(&NodeView {
         containers: &samples,

@@ -51,6 +51,8 @@ pub struct WebConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// User -> bcrypt hash; empty: no authentication.
     pub users: BTreeMap<String, String>,
+    /// A bcrypt hash checked for unknown users, at the users' cost.
+    decoy: String,
 }
 
 impl std::fmt::Debug for WebConfig {
@@ -103,17 +105,34 @@ impl WebConfig {
             Some(t) => Some(Arc::new(tls_config(path, &t)?)),
             None => None,
         };
+        // The highest cost among the users', so unknown and known users
+        // take as long.
+        let cost = file
+            .basic_auth_users
+            .values()
+            .filter_map(|h| h.get(4..6)?.parse::<u32>().ok())
+            .max();
+        let decoy = match cost {
+            Some(cost) => bcrypt::hash(path.display().to_string(), cost)
+                .map_err(|e| invalid(format!("basic_auth_users: cost {cost}: {e}")))?,
+            None => String::new(),
+        };
         Ok(WebConfig {
             tls,
             users: file.basic_auth_users,
+            decoy,
         })
     }
 
     /// Whether `user:password` may scrape.
     pub fn allows(&self, user: &str, password: &str) -> bool {
-        self.users
-            .get(user)
-            .is_some_and(|hash| bcrypt::verify(password, hash).unwrap_or(false))
+        // An unknown user costs a bcrypt check too: the answer's timing
+        // must not tell which users exist.
+        let (hash, known) = match self.users.get(user) {
+            Some(hash) => (hash.as_str(), true),
+            None => (self.decoy.as_str(), false),
+        };
+        bcrypt::verify(password, hash).unwrap_or(false) && known
     }
 }
 

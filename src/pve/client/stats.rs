@@ -139,12 +139,14 @@ impl ClientStats {
     }
 
     /// A copy of all counters, ordered by endpoint.
+    #[cfg(test)]
     pub fn snapshot(&self) -> Vec<(EndpointKey, EndpointStats)> {
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// Counters of one endpoint, e.g. `("POST", "/nodes/{node}/lxc")`.
+    #[cfg(test)]
     pub fn get(&self, method: &str, template: &str) -> Option<EndpointStats> {
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.iter()
@@ -153,6 +155,7 @@ impl ClientStats {
     }
 
     /// Total calls over all endpoints.
+    #[cfg(test)]
     pub fn total_calls(&self) -> u64 {
         let map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         map.values().map(|s| s.calls).sum()
