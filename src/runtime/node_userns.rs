@@ -144,27 +144,11 @@ mod tests {
     }
 
     fn record(id: &str, pid: Option<i32>, slot: Option<UsernsSlot>) -> ContainerRecord {
-        ContainerRecord {
-            id: id.into(),
-            namespace: "k8s.io".into(),
-            bundle: "/nonexistent/bundle".into(),
-            backend: "lxc".into(),
-            backend_name: format!("k8s.io_{id}"),
-            pid,
-            pid_start_time: pid.and_then(|p| crate::pidfd::start_time(p).ok()),
-            sandbox_id: None,
-            pod: None,
-            pod_namespace: None,
-            rootfs_mounted: true,
-            rootfs: None,
-            created_at_ns: 1,
-            vmid: None,
-            node: None,
-            nics: Vec::new(),
-            userns_slot: slot,
-            container_name: None,
-            image: None,
-        }
+        let mut r = crate::state::tests_support::record("k8s.io", id);
+        r.pid = pid;
+        r.pid_start_time = pid.and_then(|p| crate::pidfd::start_time(p).ok());
+        r.userns_slot = slot;
+        r
     }
 
     fn pod(kind: CriContainerType) -> CriAnnotations {

@@ -67,12 +67,20 @@ impl Containerd {
     /// Starts containerd with `env` added to its environment (so to every
     /// shim's), e.g. `LXCRI_CONFIG`.
     pub fn start_with_env(env: &[(&str, &str)]) -> Self {
+        Self::start_env_metrics(env, None)
+    }
+
+    fn start_env_metrics(env: &[(&str, &str)], metrics_address: Option<String>) -> Self {
         let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
         let mut ctd = Self::build(pve, false);
         ctd.env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if metrics_address.is_some() {
+            ctd.metrics_address = metrics_address;
+            fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
+        }
         ctd.spawn();
         ctd
     }
@@ -80,16 +88,8 @@ impl Containerd {
     /// As [`Containerd::start_with_env`], with containerd's own metrics
     /// endpoint on a free loopback port ([`Containerd::scrape_metrics`]).
     pub fn start_with_metrics(env: &[(&str, &str)]) -> Self {
-        let pve = (pve::backend() == BackendKind::Pve).then(PveSim::start);
-        let mut ctd = Self::build(pve, false);
-        ctd.env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ctd.metrics_address = Some(format!("127.0.0.1:{}", crate::prometheus::free_port()));
-        fs::write(ctd.config_path(), ctd.config_toml()).expect("write containerd config");
-        ctd.spawn();
-        ctd
+        let address = format!("127.0.0.1:{}", crate::prometheus::free_port());
+        Self::start_env_metrics(env, Some(address))
     }
 
     /// containerd's `/v1/metrics` (its cgroups task monitor asks every

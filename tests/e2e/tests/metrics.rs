@@ -49,6 +49,27 @@ fn filled(expr: &str) -> String {
         .replace("$pod", ".*")
 }
 
+/// Every dashboard query `wanted(title, expr)` picks returns series from `prom`.
+#[track_caller]
+fn assert_queries_return_series(prom: &Prometheus, wanted: impl Fn(&str, &str) -> bool) {
+    let mut empty = Vec::new();
+    for (title, expr) in dashboard_queries() {
+        if !wanted(&title, &expr) {
+            continue;
+        }
+        match prom.query(&filled(&expr)) {
+            Ok(n) if n > 0 => {}
+            Ok(_) => empty.push(format!("{title}: {expr}")),
+            Err(e) => empty.push(format!("{title}: {expr}: {e}")),
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without series:\n{}",
+        empty.join("\n")
+    );
+}
+
 fn promtool_check(text: &str) -> cmd::CmdOutput {
     cmd::run_with_stdin(
         Command::new("promtool").args(["check", "metrics"]),
@@ -216,24 +237,11 @@ fn prometheus_sees_what_the_containers_do() {
 
     // Some scrapes after the containers started, so rates have two points.
     std::thread::sleep(Duration::from_secs(5));
-    let mut empty = Vec::new();
-    for (title, expr) in dashboard_queries() {
+    // ZFS figures are tested by the zfs-mode test below.
+    assert_queries_return_series(&prom, |title, expr| {
         let pve_panel = title.contains("PVE") || title.contains("VMID");
-        // ZFS figures are tested by the zfs-mode test below.
-        if (pve_panel && backend != "pve") || zfs_only(&title, &expr) {
-            continue;
-        }
-        match prom.query(&filled(&expr)) {
-            Ok(n) if n > 0 => {}
-            Ok(_) => empty.push(format!("{title}: {expr}")),
-            Err(e) => empty.push(format!("{title}: {expr}: {e}")),
-        }
-    }
-    assert!(
-        empty.is_empty(),
-        "dashboard queries without series:\n{}",
-        empty.join("\n")
-    );
+        (backend == "pve" || !pve_panel) && !zfs_only(title, expr)
+    });
 
     for c in [&mem, &busy] {
         ctd.remove(c);
@@ -355,22 +363,7 @@ fn zfs_volumes_and_datasets_show() {
     assert!(check.success(), "promtool check metrics: {check}");
 
     std::thread::sleep(Duration::from_secs(3));
-    let mut empty = Vec::new();
-    for (title, expr) in dashboard_queries() {
-        if !zfs_only(&title, &expr) {
-            continue;
-        }
-        match prom.query(&filled(&expr)) {
-            Ok(n) if n > 0 => {}
-            Ok(_) => empty.push(format!("{title}: {expr}")),
-            Err(e) => empty.push(format!("{title}: {expr}: {e}")),
-        }
-    }
-    assert!(
-        empty.is_empty(),
-        "dashboard queries without series:\n{}",
-        empty.join("\n")
-    );
+    assert_queries_return_series(&prom, zfs_only);
     ctd.remove(&c);
     assert!(ctd.leftovers(&c).is_empty(), "{:?}", ctd.leftovers(&c));
 }
