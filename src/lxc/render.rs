@@ -149,14 +149,19 @@ fn mount_line(key: &str, m: &MountEntry) -> Result<String> {
         ));
     }
     for opt in &m.options {
+        // A lone quote: SELinux's mount option parser pairs quotes across
+        // commas (security/selinux/hooks.c `opt_len`), so it would merge
+        // this option with the next ones.
+        let stray_quote = opt.contains('"') && !quoted_value(opt);
         if opt.is_empty()
             || (opt.contains(',') && !quoted_value(opt))
             || opt.contains(char::is_whitespace)
+            || stray_quote
         {
             return Err(LxcConfigError::invalid(
                 key,
                 opt,
-                "mount option is empty or contains ',' or whitespace",
+                "mount option is empty or contains ',', whitespace or a stray '\"'",
             ));
         }
     }

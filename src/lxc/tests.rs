@@ -137,6 +137,10 @@ fn bad_mount_entries_are_rejected() {
         entry("/a", "x", "bind,ro"),
         entry("/a", "x", "a b"),
         entry("", "x", "bind"),
+        // A lone quote would pair with one in a later option (found by
+        // tests/fuzz).
+        entry("/a", "x", "a=\""),
+        entry("/a", "x", "a\"b"),
         // Only a whole quoted value may hold commas.
         entry("/a", "x", "context=\"a,b"),
         entry("/a", "x", "context=\"a\",ro\""),

@@ -229,9 +229,17 @@ impl Cidr {
         } else {
             IpAddr::V4(addr.parse::<Ipv4Addr>().map_err(|_| not_cidr())?)
         };
+        // pve-common JSONSchema.pm pve_verify_cidrv4/cidrv6: a prefix of 8
+        // up to 32 (128); PVE refuses a shorter one in `netN`.
         let max = if v6 { 128 } else { 32 };
         let prefix = match len.parse::<u8>() {
-            Ok(p) if p <= max && !len.is_empty() && len.bytes().all(|b| b.is_ascii_digit()) => p,
+            Ok(p)
+                if (8..=max).contains(&p)
+                    && !len.is_empty()
+                    && len.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                p
+            }
             _ => return Err(not_cidr()),
         };
         if addr.is_unspecified() || addr.is_multicast() {

@@ -90,8 +90,15 @@ pub trait CreateSteps {
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()>;
 
     /// Reserves the backend's name for the container (LXC: its name; PVE: a
-    /// VMID, won by creating the CT) and records it.
-    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()>;
+    /// VMID, won by creating the CT) and records it. `save` writes a record
+    /// to disk: what the backend is about to take on the container's
+    /// behalf is saved first, so that a shim killed in the middle leaves a
+    /// record naming it for containerd's cleanup.
+    fn reserve(
+        &mut self,
+        record: &mut ContainerRecord,
+        save: &dyn Fn(&ContainerRecord) -> Result<()>,
+    ) -> Result<()>;
 
     /// Writes the backend's config of the container (LXC: its config file;
     /// PVE: the node-local part of `VMID.conf`). A rootfs volume made here

@@ -21,6 +21,7 @@
 use super::backend::CreateSteps;
 use super::bundle::{hand_to_container_root, prepare_bundle, BundleInputs, BundleUndo};
 use super::container::{CreateRequest, CreatedContainer};
+use super::crash_points::{reached, CrashPoint};
 use super::error::Result;
 use super::lifecycle::Runtime;
 use super::nics::{plug, unplug_nics};
@@ -69,19 +70,25 @@ impl Create<'_> {
             backend: rt.backend.kind(),
             volume: self.steps.volume(),
         };
+        let (ns, id) = (self.req.namespace.as_str(), self.req.id.as_str());
         let (bundle, mut record) = prepare_bundle(&inputs, self.req, &mut self.bundle)?;
+        reached(ns, id, CrashPoint::Prepared);
         self.steps.configure(&bundle)?;
         let rendezvous = InitRendezvous::prepare(&bundle.run_dir)?;
         if let Some(ids) = bundle.plan.lxc.root_host_ids() {
             hand_to_container_root(&bundle.run_dir.join(INIT_SOCKET), ids)?;
         }
-        self.steps.reserve(&mut record)?;
+        self.steps
+            .reserve(&mut record, &|r| Ok(rt.store.save(r)?))?;
         rt.store.save(&record)?;
+        reached(ns, id, CrashPoint::Reserved);
         self.steps.write_config(&bundle, &mut self.bundle)?;
+        reached(ns, id, CrashPoint::Configured);
         if let Err(e) = self.steps.start() {
             // The init may have said why its container stopped at once.
             return Err(rendezvous.init_failure().unwrap_or(e));
         }
+        reached(ns, id, CrashPoint::Started);
         let shared = bundle.plan.shared_mounts.clone();
         let network = bundle.plan.network.clone();
         let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
@@ -108,6 +115,7 @@ impl Create<'_> {
             let init_binary = rt.config.init_binary()?;
             bind_shared_mounts(&init_binary, &dir, created.init.pid(), &shared)?;
         }
+        reached(ns, id, CrashPoint::Created);
         Ok(created)
     }
 }

@@ -81,6 +81,7 @@ impl Runtime {
         let record = self.store.load(namespace, id).ok().flatten();
         let record = record.as_ref();
         self.backend.teardown(namespace, id, record)?;
+        super::crash_points::reached(namespace, id, super::crash_points::CrashPoint::TornDown);
         if let Some(r) = record {
             unplug_nics(&self.config, &r.nics)?;
         }

@@ -97,7 +97,11 @@ impl CreateSteps for LxcCreate<'_> {
         Ok(())
     }
 
-    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()> {
+    fn reserve(
+        &mut self,
+        record: &mut ContainerRecord,
+        _: &dyn Fn(&ContainerRecord) -> Result<()>,
+    ) -> Result<()> {
         record.backend_name = self.name.clone();
         Ok(())
     }

@@ -13,12 +13,15 @@
 //! - `backend.rs`: the [`Backend`] and [`CreateSteps`] traits, the only
 //!   things a backend implements.
 //! - `nics.rs`: the NICs lxcri plugs itself, in and out.
+//! - `crash_points.rs`: where the fault tests kill a shim mid-create or
+//!   mid-delete (off unless the test's environment turns it on).
 //! - [`init_channel`]: the socket to `lxcri-init`.
 
 mod backend;
 mod bundle;
 mod container;
 mod control;
+mod crash_points;
 mod create;
 mod error;
 mod host_netns;
@@ -40,6 +43,7 @@ mod tests;
 pub use backend::{Backend, CreateSteps};
 pub use bundle::{BundleUndo, PreparedBundle};
 pub use container::{owner, Container, CreateRequest, CreatedContainer};
+pub use crash_points::{CrashPoint, CRASH_POINTS_ENV};
 pub use error::{PveBackendError, Result, RuntimeError};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};
 pub use leftovers::{Leftover, LeftoverKind};

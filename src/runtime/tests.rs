@@ -102,7 +102,11 @@ impl CreateSteps for FakeCreate<'_> {
         self.backend.step("configure", Fail::Configure)
     }
 
-    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()> {
+    fn reserve(
+        &mut self,
+        record: &mut ContainerRecord,
+        _: &dyn Fn(&ContainerRecord) -> Result<()>,
+    ) -> Result<()> {
         record.backend_name = "fake-1".into();
         self.backend.step("reserve", Fail::Reserve)
     }

@@ -70,7 +70,10 @@ fn each_bad_value_names_the_source_and_field() {
         ("name=eth0,ip=10.0.0.1/33", "ip", "CIDR"),
         ("name=eth0,ip=fd00::1/64", "ip", "IPv4"),
         ("name=eth0,ip6=10.0.0.1/24", "ip6", "IPv6"),
-        ("name=eth0,ip=0.0.0.0/0", "ip", "not a host address"),
+        ("name=eth0,ip=0.0.0.0/8", "ip", "not a host address"),
+        // PVE takes prefixes of 8 and more only (found by tests/fuzz).
+        ("name=eth0,ip=10.0.0.1/7", "ip", "CIDR"),
+        ("name=eth0,ip6=fd00::1/7", "ip6", "CIDR"),
         ("name=eth0,ip=10.0.0.2/24,gw=fd00::1", "gw", "IPv4 gateway"),
         ("name=eth0,firewall=maybe", "firewall", "not a boolean"),
         ("name=eth0,rate=-1", "rate", "not a rate"),

@@ -13,6 +13,7 @@
 
 use std::path::{Component, Path};
 
+use super::comment_text::{decode_comment, encode_comment};
 use super::schema_keys::{is_known, ApiEndpoint};
 use super::{check_no_control, PveConfigError, Result};
 use crate::cgroup::{CgroupVersion, CpuSet};
@@ -235,42 +236,6 @@ fn parse_line(n: usize, line: &str) -> Result<ConfigLine> {
     Err(err(format!("unable to parse {line:?}")))
 }
 
-/// PVE's `encode_text`: percent-encode everything outside printable ASCII,
-/// and `:`.
-pub(super) fn encode_comment(line: &str) -> String {
-    let mut out = String::from("#");
-    for b in line.bytes() {
-        if (0x20..=0x7e).contains(&b) && b != b':' {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-fn decode_comment(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 impl PveConfigFile {
     pub fn parse(text: &str) -> Result<Self> {
         let trailing_newline = text.ends_with('\n');
@@ -368,11 +333,21 @@ impl PveConfigFile {
         out
     }
 
-    /// Replaces the main section's description the way PVE writes it.
+    /// Replaces the main section's description the way PVE writes it
+    /// (pve-container src/PVE/LXC/Config.pm `write_pct_config`: one `#`
+    /// line per `split(/\n/, ...)` part, so a `\r` stays, encoded, and
+    /// trailing empty lines go).
     pub fn set_description(&mut self, text: &str) {
         let main = self.main_mut();
         main.lines.retain(|l| !matches!(l, ConfigLine::Comment(_)));
-        let comments = text.lines().map(|l| ConfigLine::Comment(encode_comment(l)));
+        let body = text.trim_end_matches('\n');
+        let comments: Vec<ConfigLine> = match body {
+            "" => Vec::new(),
+            _ => body
+                .split('\n')
+                .map(|l| ConfigLine::Comment(encode_comment(l)))
+                .collect(),
+        };
         main.lines.splice(0..0, comments);
     }
 

@@ -20,6 +20,7 @@
 //! add a key or a property. The OCI spec becomes a [`PveConfig`] in
 //! `crate::plan::pve`.
 
+mod comment_text;
 mod file;
 mod kinds;
 mod lock;

@@ -345,12 +345,13 @@ impl IpConfig4 {
         Ok(match self {
             IpConfig4::Dhcp => "dhcp".into(),
             IpConfig4::Manual => "manual".into(),
-            IpConfig4::Cidr(a, len) if len <= 32 => format!("{a}/{len}"),
+            // pve-common JSONSchema.pm pve_verify_cidrv4: 8 to 32.
+            IpConfig4::Cidr(a, len) if (8..=32).contains(&len) => format!("{a}/{len}"),
             IpConfig4::Cidr(a, len) => {
                 return Err(PveConfigError::invalid(
                     field,
                     &format!("{a}/{len}"),
-                    "has a prefix length above 32",
+                    "has a prefix length outside 8..=32",
                 ))
             }
         })
@@ -363,12 +364,13 @@ impl IpConfig6 {
             IpConfig6::Auto => "auto".into(),
             IpConfig6::Dhcp => "dhcp".into(),
             IpConfig6::Manual => "manual".into(),
-            IpConfig6::Cidr(a, len) if len <= 128 => format!("{a}/{len}"),
+            // pve-common JSONSchema.pm pve_verify_cidrv6: 8 to 128.
+            IpConfig6::Cidr(a, len) if (8..=128).contains(&len) => format!("{a}/{len}"),
             IpConfig6::Cidr(a, len) => {
                 return Err(PveConfigError::invalid(
                     field,
                     &format!("{a}/{len}"),
-                    "has a prefix length above 128",
+                    "has a prefix length outside 8..=128",
                 ))
             }
         })

@@ -10,6 +10,7 @@
 //!   for the container's clone of its image) and the include;
 //! - start: `POST .../status/start`.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -140,13 +141,36 @@ impl CreateSteps for PveCreate<'_> {
         Ok(())
     }
 
-    fn reserve(&mut self, record: &mut ContainerRecord) -> Result<()> {
+    fn reserve(
+        &mut self,
+        record: &mut ContainerRecord,
+        save: &dyn Fn(&ContainerRecord) -> Result<()>,
+    ) -> Result<()> {
+        // Each VMID is recorded before PVE is asked for it: a shim killed
+        // while PVE creates the CT leaves a record that names it, and
+        // teardown destroys it once it is provably this container's.
+        let intent = RefCell::new(record.clone());
+        let save_failed = RefCell::new(None);
         let attempts = CreateAttempts {
             api: self.api(),
             node: &self.pve.node,
             params: self.params.as_ref().expect("configure runs first"),
+            before_create: &|vmid| {
+                let mut r = intent.borrow_mut();
+                r.vmid = Some(vmid);
+                r.node = Some(self.pve.node.clone());
+                save(&r).map_err(|e| {
+                    let text = e.to_string();
+                    *save_failed.borrow_mut() = Some(e);
+                    text
+                })
+            },
         };
-        let vmid = match self.pve.allocator.allocate(&attempts) {
+        let allocated = self.pve.allocator.allocate(&attempts);
+        if let Some(e) = save_failed.into_inner() {
+            return Err(e);
+        }
+        let vmid = match allocated {
             Ok(vmid) => vmid,
             Err(VmidError::Create { vmid, source }) => {
                 // A create that failed half-way (or timed out) may have left
@@ -302,6 +326,8 @@ struct CreateAttempts<'a> {
     api: &'a dyn CtApi,
     node: &'a str,
     params: &'a CreateParams,
+    /// Records the VMID about to be asked for; an error stops the create.
+    before_create: &'a dyn Fn(u32) -> std::result::Result<(), String>,
 }
 
 impl VmidApi for CreateAttempts<'_> {
@@ -311,6 +337,7 @@ impl VmidApi for CreateAttempts<'_> {
 
     fn try_create(&self, vmid: u32) -> std::result::Result<CreateOutcome, ApiError> {
         let params = self.params.with_vmid(vmid)?;
+        (self.before_create)(vmid)?;
         match self.api.create(self.node, &params) {
             Ok(()) => Ok(CreateOutcome::Created),
             Err(e) if vmid_taken(&e, vmid) => Ok(CreateOutcome::Exists),

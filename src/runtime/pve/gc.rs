@@ -100,6 +100,14 @@ impl PveBackend {
                     "its description was not written by lxcri".into(),
                 ))
             }
+            // Whose it is shows once the task has written the config.
+            CtOwner::BeingCreated => {
+                return Ok(entry(
+                    None,
+                    CtVerdict::Foreign,
+                    "PVE is creating it (lock: create); look again later".into(),
+                ))
+            }
             CtOwner::Container { namespace, id } => (namespace, id),
         };
         let owner = Some((namespace.clone(), id.clone()));

@@ -64,6 +64,10 @@ pub enum CtOwner {
     Gone,
     /// Not written by lxcri (or edited beyond recognition).
     Foreign,
+    /// PVE's create task has not written it yet: the config holds only
+    /// `lock: create` (pve-container src/PVE/API2/LXC.pm: the API makes it
+    /// with `create_and_lock_config`, the worker writes the rest).
+    BeingCreated,
     /// The container `namespace/id`.
     Container { namespace: String, id: String },
 }
@@ -205,6 +209,7 @@ impl PveBackend {
             .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
         Ok(match Description::owner(&file.description()) {
             Some((namespace, id)) => CtOwner::Container { namespace, id },
+            None if file.get("lock") == Some("create") => CtOwner::BeingCreated,
             None => CtOwner::Foreign,
         })
     }
@@ -219,7 +224,7 @@ impl PveBackend {
         id: &str,
         lock_wait: std::time::Duration,
     ) -> Result<()> {
-        match self.ct_owner(vmid)? {
+        match self.owner_once_created(vmid, lock_wait)? {
             CtOwner::Gone => return Ok(()),
             CtOwner::Container {
                 namespace: ns,
@@ -238,6 +243,29 @@ impl PveBackend {
         self.destroy_ct(&api, vmid, lock_wait)?;
         self.remove_stale_lxc_dir(vmid);
         Ok(())
+    }
+
+    /// The CT's owner once PVE's create task (if one runs) has written its
+    /// config: a shim killed mid-create recorded the VMID before asking for
+    /// it, and whose CT it is shows only then.
+    fn owner_once_created(&self, vmid: u32, wait: std::time::Duration) -> Result<CtOwner> {
+        let started = std::time::Instant::now();
+        loop {
+            let owner = self.ct_owner(vmid)?;
+            if owner != CtOwner::BeingCreated {
+                return Ok(owner);
+            }
+            let waited = started.elapsed();
+            if waited >= wait {
+                return Err(PveBackendError::CtLocked {
+                    vmid,
+                    lock: "create".into(),
+                    waited,
+                }
+                .into());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
     }
 
     /// PVE's destroy leaves an unprivileged CT's `rules.seccomp` and so its

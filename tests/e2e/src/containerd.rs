@@ -465,6 +465,13 @@ state = "{d}/state"
         Background::spawn_piped_stdin(self.ctr_command().args(argv))
     }
 
+    /// `ctr run -d` left running in the background (for a create the test
+    /// interrupts).
+    pub fn spawn_run_detached(&self, rt: Runtime, id: &str, args: &[&str]) -> Background {
+        let argv = Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, &[]);
+        Background::spawn(self.ctr_command().args(argv))
+    }
+
     /// `ctr run -d`: creates and starts the task, then returns; waits until
     /// the task is RUNNING.
     pub fn run_detached(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) {

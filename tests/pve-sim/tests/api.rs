@@ -360,6 +360,28 @@ fn faults_answer_fail_tasks_and_drop_connections() {
     assert!(log.iter().any(|l| l["fault"].is_object()));
 }
 
+/// While the create task runs, the config holds only PVE's lock, as the API
+/// writes it before forking the worker; the rest comes when the task ends.
+#[test]
+fn a_ct_being_created_has_only_the_create_lock() {
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar");
+    assert_eq!(
+        sim.admin("POST", r#"{"path_regex": "/lxc$", "task_delay_ms": 1500}"#),
+        200
+    );
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fx.tar&description=container%20abc";
+    let task = upid(&sim.call("POST", "/nodes/simnode/lxc", form));
+    let conf = sim.dir.path().join("etc/pve/lxc/100.conf");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), "lock: create\n");
+    assert_eq!(sim.wait_task(&task), "OK");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        text.starts_with("#container abc\n") && !text.contains("lock:"),
+        "{text}"
+    );
+}
+
 /// Each step of lxcri's create, failed by method and schema template as lxcri's
 /// integration tests do it.
 #[test]

@@ -142,8 +142,16 @@ fn set_key_checks_key_value_and_pending() {
     // A description added to a file without one goes first.
     let mut f = PveConfigFile::parse("memory: 512\n").unwrap();
     f.set_description("pod: a\nb %");
-    assert_eq!(f.render(), "#pod%3A a\n#b %\nmemory: 512\n");
+    assert_eq!(f.render(), "#pod%3A a\n#b %25\nmemory: 512\n");
     assert_eq!(f.description(), "pod: a\nb %\n");
+    // `%` is encoded as PVE's encode_text does, so a `%41` stays a `%41`;
+    // a `\r` stays too, as in PVE's `split(/\n/)`.
+    f.set_description("100%41\r\nnext\n\n");
+    assert_eq!(f.render(), "#100%2541%0D\n#next\nmemory: 512\n");
+    assert_eq!(f.description(), "100%41\r\nnext\n");
+    // uri_unescape leaves a `%` without two hex digits as it is.
+    let f = PveConfigFile::parse("#%+5 %4 %zz\nmemory: 1\n").unwrap();
+    assert_eq!(f.description(), "%+5 %4 %zz\n");
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod render;
 mod resources;
 mod schema;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use super::*;

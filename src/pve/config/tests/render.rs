@@ -195,6 +195,14 @@ fn out_of_range_values_are_rejected() {
     let mut c = full_config();
     c.nets.get_mut(&0).unwrap().mtu = Some(63);
     assert!(api_params(&c).unwrap_err().to_string().contains("net0.mtu"));
+    // pve-common's CIDR formats take prefixes of 8 and more (found by
+    // tests/fuzz).
+    let mut c = full_config();
+    c.nets.get_mut(&0).unwrap().ip = Some(IpConfig4::Cidr(Ipv4Addr::new(10, 0, 0, 5), 7));
+    assert!(api_params(&c).unwrap_err().to_string().contains("net0.ip"));
+    let mut c = full_config();
+    c.nets.get_mut(&0).unwrap().ip6 = Some(IpConfig6::Cidr(Ipv6Addr::LOCALHOST, 7));
+    assert!(api_params(&c).unwrap_err().to_string().contains("net0.ip6"));
     assert!(full_config()
         .to_create_params()
         .and_then(|p| p.with_vmid(99))

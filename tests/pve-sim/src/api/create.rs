@@ -149,8 +149,14 @@ pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
             .store
             .lock(id)
             .map_err(|e| ApiError::fail(e.to_string()))?;
+        // The API writes only the lock (pve-guest-common
+        // src/PVE/AbstractConfig.pm `create_and_lock_config`, called by
+        // pve-container src/PVE/API2/LXC.pm before it forks the worker); the
+        // worker writes the whole config when it is done.
+        let mut locked = CtConfig::default();
+        locked.options.insert("lock".into(), "create".into());
         s.store
-            .create_exclusive(id, &cfg)
+            .create_exclusive(id, &locked)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::AlreadyExists => {
                     ApiError::fail(format!("CT {id} already exists on node '{}'", s.node))

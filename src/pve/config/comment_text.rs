@@ -1,0 +1,42 @@
+//! The text of a CT's description as `#` lines of `VMID.conf`: PVE's
+//! `encode_text` and `decode_text`, so a description reads back exactly as
+//! PVE would read it.
+
+/// PVE's `encode_text` (pve-common src/PVE/ParseUtils.pm): percent-encode
+/// every byte outside printable ASCII, and `:` and `%`.
+pub(super) fn encode_comment(line: &str) -> String {
+    let mut out = String::from("#");
+    for b in line.bytes() {
+        if (0x20..=0x7e).contains(&b) && b != b':' && b != b'%' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// PVE's `decode_text`: URI::Escape's `uri_unescape` decodes `%` and two
+/// hex digits, and leaves anything else as it is.
+pub(super) fn decode_comment(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
