@@ -120,7 +120,19 @@ impl PveClient {
         let deadline = began + timeout;
         let mut delay = self.options.task_poll_initial;
         loop {
-            let status = self.task_status(upid)?;
+            // The task runs on in PVE whether its API answers or not, and
+            // asking for its status again is harmless: an API that is away
+            // (5xx, refused, timing out) is asked again until the deadline.
+            let status = match self.task_status(upid) {
+                Ok(s) => s,
+                Err(e) if e.is_transient() && Instant::now() < deadline => {
+                    tracing::warn!(upid = %upid, error = %e, "PVE API away while waiting for a task; asking again");
+                    std::thread::sleep(delay.min(deadline - Instant::now()));
+                    delay = (delay * 2).min(self.options.task_poll_max);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if !status.is_running() {
                 self.stats().record_task_wait(began.elapsed());
                 return self.task_outcome(upid, status);

@@ -295,13 +295,15 @@ impl PveBackend {
         // may hold the CT: wait for the lock to go rather than leak the CT.
         // A destroy whose forced stop found the CT stopping under it (the
         // task fails with lxc-stop's "not running") finds it stopped next.
+        // An API that is away is asked again too: destroying is idempotent
+        // (a destroy that did start shows as a lock, then as no CT).
         let started = std::time::Instant::now();
         loop {
             let waited = started.elapsed();
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e) if ct_lock(&e).is_some() || is_not_running(&e) => {
+                Err(e) if ct_lock(&e).is_some() || is_not_running(&e) || e.is_transient() => {
                     if waited >= lock_wait {
                         return Err(match ct_lock(&e) {
                             Some(lock) => PveBackendError::CtLocked {

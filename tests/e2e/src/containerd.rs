@@ -472,6 +472,23 @@ state = "{d}/state"
         Background::spawn(self.ctr_command().args(argv))
     }
 
+    /// A task created and not started: `ctr containers create`, then
+    /// `Tasks.Create` on the mounts of its snapshot (ctr has no create-only
+    /// command). Start it with [`crate::grpc::start_task`].
+    pub fn create_task_only(&self, rt: Runtime, id: &str, args: &[&str]) -> Result<(), String> {
+        let mut argv = vec!["containers", "create", "--runtime", rt.containerd_name()];
+        argv.extend([image::BUSYBOX_REF, id]);
+        argv.extend_from_slice(args);
+        self.ctr(&argv).ok();
+        let out = self.ctr(&["snapshots", "mounts", "/rootfs", id]).ok();
+        let rootfs = out
+            .stdout
+            .lines()
+            .map(|l| crate::grpc::parse_mount_command(l).ok_or(format!("mount line {l:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        crate::grpc::create_task(&self.socket(), &self.namespace, id, &rootfs)
+    }
+
     /// `ctr run -d`: creates and starts the task, then returns; waits until
     /// the task is RUNNING.
     pub fn run_detached(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) {

@@ -1,7 +1,9 @@
-//! The one containerd gRPC call ctr 1.6 lacks: `Tasks.Update` (no
-//! `ctr task update` before 1.7). The request is encoded by hand (two
-//! protobuf fields) and sent with curl over containerd's unix socket
-//! (HTTP/2 with prior knowledge, as gRPC is).
+//! The containerd gRPC calls ctr 1.6 lacks: `Tasks.Update` (no `ctr task
+//! update` before 1.7), and `Tasks.Create` and `Tasks.Start` as separate
+//! steps (`ctr run` and `ctr task start` always do both), for a task left
+//! created. Requests are encoded by hand (a few protobuf fields) and sent
+//! with curl over containerd's unix socket (HTTP/2 with prior knowledge, as
+//! gRPC is).
 
 use std::path::Path;
 use std::process::Command;
@@ -32,6 +34,14 @@ fn field(number: u64, data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(data);
 }
 
+/// A gRPC frame: uncompressed, big-endian length, message.
+fn frame(msg: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
+    frame.extend_from_slice(msg);
+    frame
+}
+
 /// `containerd.services.tasks.v1.UpdateTaskRequest{container_id, resources:
 /// Any{LinuxResources JSON}}` in a gRPC frame.
 fn update_request(id: &str, resources_json: &str) -> Vec<u8> {
@@ -41,20 +51,61 @@ fn update_request(id: &str, resources_json: &str) -> Vec<u8> {
     let mut msg = Vec::new();
     field(1, id.as_bytes(), &mut msg);
     field(2, &any, &mut msg);
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&(msg.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&msg);
-    frame
+    frame(&msg)
 }
 
-/// Calls `Tasks.Update` for task `id` with an OCI `LinuxResources` JSON.
-/// Returns the gRPC error message when the status is not OK.
-pub fn update_task(
-    socket: &Path,
-    namespace: &str,
-    id: &str,
-    resources_json: &str,
-) -> Result<(), String> {
+/// One rootfs mount of a task (`containerd.types.Mount`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RootfsMount {
+    pub kind: String,
+    pub source: String,
+    pub options: Vec<String>,
+}
+
+/// One line of `ctr snapshots mounts`: `mount -t TYPE SOURCE TARGET -o OPTS`.
+pub fn parse_mount_command(line: &str) -> Option<RootfsMount> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words[..] {
+        ["mount", "-t", kind, source, _target, "-o", options] => Some(RootfsMount {
+            kind: kind.to_string(),
+            source: source.to_string(),
+            options: options.split(',').map(str::to_string).collect(),
+        }),
+        ["mount", "-t", kind, source, _target] => Some(RootfsMount {
+            kind: kind.to_string(),
+            source: source.to_string(),
+            options: Vec::new(),
+        }),
+        _ => None,
+    }
+}
+
+/// `CreateTaskRequest{container_id = 1, rootfs = 3}`: no stdio (null IO).
+fn create_request(id: &str, rootfs: &[RootfsMount]) -> Vec<u8> {
+    let mut msg = Vec::new();
+    field(1, id.as_bytes(), &mut msg);
+    for m in rootfs {
+        let mut mount = Vec::new();
+        field(1, m.kind.as_bytes(), &mut mount);
+        field(2, m.source.as_bytes(), &mut mount);
+        for o in &m.options {
+            field(4, o.as_bytes(), &mut mount);
+        }
+        field(3, &mount, &mut msg);
+    }
+    frame(&msg)
+}
+
+/// `StartRequest{container_id = 1}`.
+fn start_request(id: &str) -> Vec<u8> {
+    let mut msg = Vec::new();
+    field(1, id.as_bytes(), &mut msg);
+    frame(&msg)
+}
+
+/// Calls `containerd.services.tasks.v1.Tasks/<method>` with `request`;
+/// the gRPC error message when the status is not OK.
+fn call(socket: &Path, namespace: &str, method: &str, request: &[u8]) -> Result<(), String> {
     let out = cmd::run_with_stdin(
         Command::new("curl")
             .args([
@@ -78,9 +129,9 @@ pub fn update_task(
                 "-",
                 "-o",
                 "/dev/null",
-                "http://localhost/containerd.services.tasks.v1.Tasks/Update",
+                &format!("http://localhost/containerd.services.tasks.v1.Tasks/{method}"),
             ]),
-        Some(&update_request(id, resources_json)),
+        Some(request),
         Duration::from_secs(70),
     );
     if !out.success() {
@@ -98,11 +149,42 @@ pub fn update_task(
     match header("grpc-status").as_deref() {
         Some("0") => Ok(()),
         Some(code) => Err(format!(
-            "Tasks.Update: grpc-status {code}: {}",
+            "Tasks.{method}: grpc-status {code}: {}",
             header("grpc-message").unwrap_or_default()
         )),
-        None => Err(format!("Tasks.Update: no grpc-status in reply: {out}")),
+        None => Err(format!("Tasks.{method}: no grpc-status in reply: {out}")),
     }
+}
+
+/// Calls `Tasks.Update` for task `id` with an OCI `LinuxResources` JSON.
+/// Returns the gRPC error message when the status is not OK.
+pub fn update_task(
+    socket: &Path,
+    namespace: &str,
+    id: &str,
+    resources_json: &str,
+) -> Result<(), String> {
+    call(
+        socket,
+        namespace,
+        "Update",
+        &update_request(id, resources_json),
+    )
+}
+
+/// `Tasks.Create` for container `id` on `rootfs`, without starting it.
+pub fn create_task(
+    socket: &Path,
+    namespace: &str,
+    id: &str,
+    rootfs: &[RootfsMount],
+) -> Result<(), String> {
+    call(socket, namespace, "Create", &create_request(id, rootfs))
+}
+
+/// `Tasks.Start` of a created task.
+pub fn start_task(socket: &Path, namespace: &str, id: &str) -> Result<(), String> {
+    call(socket, namespace, "Start", &start_request(id))
 }
 
 #[cfg(test)]
@@ -124,6 +206,19 @@ mod tests {
         assert_eq!(f[8], 0x12);
         assert_eq!(f[10], 0x0a);
         assert!(f.ends_with(b"{}"));
+    }
+
+    #[test]
+    fn mount_commands() {
+        let m = parse_mount_command("mount -t overlay overlay /x -o lowerdir=/a:/b,upperdir=/u")
+            .unwrap();
+        assert_eq!(m.kind, "overlay");
+        assert_eq!(m.options, ["lowerdir=/a:/b", "upperdir=/u"]);
+        assert!(parse_mount_command("umount /x").is_none());
+        let f = create_request("c", std::slice::from_ref(&m));
+        // container_id, then one rootfs mount (field 3)
+        assert_eq!(&f[5..8], &[0x0a, 1, b'c']);
+        assert_eq!(f[8], 0x1a);
     }
 
     #[test]

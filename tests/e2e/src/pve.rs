@@ -307,6 +307,25 @@ impl PveSim {
         assert!(code.starts_with('2'), "arming fault {json}: HTTP {code}");
     }
 
+    /// Disarms every fault (`DELETE /_sim/faults`).
+    pub fn clear_faults(&self) {
+        let out = Command::new("curl")
+            .args([
+                "-sk",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-X",
+                "DELETE",
+            ])
+            .arg(format!("{}/_sim/faults", self.url))
+            .output()
+            .expect("curl");
+        let code = String::from_utf8_lossy(&out.stdout);
+        assert!(code.starts_with('2'), "clearing faults: HTTP {code}");
+    }
+
     /// Every VMID a create was asked for on behalf of `namespace/id`
     /// (from the request log: the description names the container).
     pub fn vmids_of(&self, namespace: &str, id: &str) -> Vec<u32> {

@@ -46,6 +46,76 @@ fn exec_and_kill_after_containerd_restart() {
     }
 }
 
+/// containerd restarts while tasks are created (not started), running and
+/// exited: the running one keeps running with its pid, the exited one
+/// keeps its exit code, the created one can still be started; as on runc.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn created_running_and_exited_tasks_survive_a_containerd_restart() {
+    require(
+        Runtime::Lxcri,
+        "created_running_and_exited_tasks_survive_a_containerd_restart",
+    );
+    let mut ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut tasks = Vec::new();
+    for rt in runtimes() {
+        let created = ctd.new_id("created");
+        ctd.create_task_only(rt, &created, &["sleep", "1000"])
+            .unwrap_or_else(|e| panic!("{rt}: create only: {e}\n{}", ctd.log_tail(30)));
+        assert_eq!(
+            ctd.task(&created).map(|t| t.1).as_deref(),
+            Some("CREATED"),
+            "{rt}"
+        );
+        let running = ctd.new_id("running");
+        ctd.run_detached(rt, &running, &["sleep", "1000"], &[]);
+        let exited = ctd.new_id("exited");
+        let run = ctd.spawn_run_detached(rt, &exited, &["sh", "-c", "exit 7"]);
+        let _ = run.wait(Duration::from_secs(60));
+        ctd.wait_status(&exited, "STOPPED");
+        let pid = ctd.task(&running).expect("running task").0;
+        tasks.push((rt, created, running, pid, exited));
+    }
+
+    ctd.restart();
+
+    for (rt, created, running, pid, exited) in &tasks {
+        assert_eq!(
+            ctd.task(running),
+            Some((*pid, "RUNNING".into())),
+            "{rt}: running task"
+        );
+        assert_eq!(
+            ctd.task(exited).map(|t| t.1).as_deref(),
+            Some("STOPPED"),
+            "{rt}"
+        );
+        let out = ctd.ctr(&["task", "rm", exited]).ok();
+        assert!(
+            out.stderr.contains("exit code 7"),
+            "{rt}: exit code kept: {out}"
+        );
+        assert_eq!(
+            ctd.task(created).map(|t| t.1).as_deref(),
+            Some("CREATED"),
+            "{rt}"
+        );
+        lxcri_e2e::grpc::start_task(&ctd.socket(), ctd.namespace(), created)
+            .unwrap_or_else(|e| panic!("{rt}: start after restart: {e}\n{}", ctd.log_tail(30)));
+        ctd.wait_status(created, "RUNNING");
+        let out = ctd.exec(created, "after", &["sh", "-c", "echo alive"], &[]);
+        assert_eq!(out.stdout, "alive\n", "{rt}: {out}");
+        for id in [created, running] {
+            ctd.kill(id, "SIGKILL").ok();
+            ctd.wait_status(id, "STOPPED");
+            ctd.remove(id);
+        }
+        ctd.ctr(&["containers", "rm", exited]).ok();
+        assert_eq!(ctd.leftovers(created), Vec::<String>::new(), "{rt}");
+    }
+}
+
 /// The shim binary containerd runs for `rt`.
 fn shim_binary(rt: Runtime) -> &'static str {
     match rt {
