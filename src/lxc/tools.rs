@@ -226,9 +226,8 @@ impl<R: CommandRunner> LxcTools<R> {
     /// still tearing down while its container directory disappears can
     /// leave them behind; waiting for it to leave them comes first.
     pub fn remove(&self, name: &str) -> Result<()> {
-        for cgroup in self.lxc_cgroups(name) {
-            remove_cgroup(&cgroup, MONITOR_EXIT_TIMEOUT)?;
-        }
+        let dirs = LXC_CGROUP_PREFIXES.map(|p| format!("{p}{name}"));
+        self.remove_cgroups(&dirs)?;
         let dir = self.container_dir(name);
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
@@ -237,9 +236,21 @@ impl<R: CommandRunner> LxcTools<R> {
         }
     }
 
-    /// `lxc.monitor.NAME` and `lxc.payload.NAME` in every hierarchy that has
-    /// them (one per controller on v1, the single root on v2).
-    fn lxc_cgroups(&self, name: &str) -> Vec<PathBuf> {
+    /// Removes the cgroups `dirs` (relative to each hierarchy's root) a
+    /// container's LXC made, once their processes are gone: LXC removes
+    /// them when its monitor exits normally, not when it is killed. PVE's
+    /// CTs use `lxc/VMID` and `lxc.monitor/VMID` (pve-container
+    /// src/PVE/LXC.pm `update_lxc_config`, `lxc.cgroup.dir.*`).
+    pub fn remove_cgroups(&self, dirs: &[String]) -> Result<()> {
+        for cgroup in self.cgroups_named(dirs) {
+            remove_cgroup(&cgroup, MONITOR_EXIT_TIMEOUT)?;
+        }
+        Ok(())
+    }
+
+    /// `dirs` in every hierarchy that has them (one per controller on v1,
+    /// the single root on v2).
+    fn cgroups_named(&self, dirs: &[String]) -> Vec<PathBuf> {
         let mut hierarchies = vec![self.cgroup_root.clone()];
         if let Ok(entries) = fs::read_dir(&self.cgroup_root) {
             // Real directories only: `cpu` -> `cpu,cpuacct` links would repeat one.
@@ -252,7 +263,7 @@ impl<R: CommandRunner> LxcTools<R> {
         }
         hierarchies
             .iter()
-            .flat_map(|h| LXC_CGROUP_PREFIXES.map(|p| h.join(format!("{p}{name}"))))
+            .flat_map(|h| dirs.iter().map(move |d| h.join(d)))
             .filter(|p| p.is_dir())
             .collect()
     }
@@ -414,7 +425,7 @@ mod tests {
         std::os::unix::fs::symlink("cpu,cpuacct", root.join("cpu")).unwrap();
         let mut b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());
         b.cgroup_root = root.clone();
-        let mut found = b.lxc_cgroups("ns_c3");
+        let mut found = b.cgroups_named(&LXC_CGROUP_PREFIXES.map(|p| format!("{p}ns_c3")));
         found.sort();
         assert_eq!(
             found,

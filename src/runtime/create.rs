@@ -34,6 +34,7 @@ impl Runtime {
     /// Creates the container and starts its init, which waits for `start`.
     /// Fails without leaving anything behind.
     pub fn create(&self, req: &CreateRequest) -> Result<CreatedContainer> {
+        self.clear_lost_run(&req.namespace, &req.id)?;
         let steps = self.backend.begin_create(req)?;
         let mut create = Create {
             rt: self,

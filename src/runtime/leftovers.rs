@@ -146,6 +146,28 @@ impl Runtime {
         }
     }
 
+    /// Before a create: an LXC container of the same name with no state
+    /// record that LXC does not run is what a lost run left (the node
+    /// rebooted and `/run` went with lxcri's state, while `lxc.lxcpath`
+    /// stayed). It goes, as `lxcri gc` would remove it, so that containerd
+    /// can start the container again. A create makes its state record
+    /// before its LXC container, so a create in progress never looks so.
+    pub(super) fn clear_lost_run(&self, namespace: &str, id: &str) -> Result<()> {
+        if self.config.backend != BackendKind::Lxc || self.store.load(namespace, id)?.is_some() {
+            return Ok(());
+        }
+        let name = super::lxc::container_name(namespace, id);
+        if !self.config.lxc.lxcpath.join(&name).is_dir() {
+            return Ok(());
+        }
+        let verdict = self.judge_lxc_container(&name);
+        if verdict.orphan {
+            tracing::warn!(container = %name, reason = %verdict.reason, "removing what a lost run of this container left");
+            self.lxc_tools().remove(&name)?;
+        }
+        Ok(())
+    }
+
     /// The verdict on containerd's `namespace/id` by the rules above, for
     /// what lxcri made for it outside its state and LXC container (its
     /// NICs): its state record's, else its LXC container's, else none is

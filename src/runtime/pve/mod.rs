@@ -241,8 +241,7 @@ impl PveBackend {
         }
         let api = self.api()?;
         self.destroy_ct(&api, vmid, lock_wait)?;
-        self.remove_stale_lxc_dir(vmid);
-        Ok(())
+        self.remove_stale_lxc_leftovers(vmid)
     }
 
     /// The CT's owner once PVE's create task (if one runs) has written its
@@ -270,18 +269,22 @@ impl PveBackend {
 
     /// PVE's destroy leaves an unprivileged CT's `rules.seccomp` and so its
     /// LXC directory (pve-container src/PVE/LXC.pm `destroy_lxc_container`
-    /// only `rmdir`s it). Removed under the CT's config lock once its config
-    /// is gone, so a new CT that won the VMID keeps its own.
-    fn remove_stale_lxc_dir(&self, vmid: u32) {
+    /// only `rmdir`s it), and the CT's cgroups when its LXC monitor was
+    /// killed (LXC removes them as the monitor exits). Removed under the
+    /// CT's config lock once its config is gone, so a new CT that won the
+    /// VMID keeps its own.
+    fn remove_stale_lxc_leftovers(&self, vmid: u32) -> Result<()> {
         let Ok(_lock) = ConfigLock::acquire(&self.paths, vmid, ConfigLock::DEFAULT_TIMEOUT) else {
-            return;
+            return Ok(());
         };
         if self.paths.config_file(vmid).exists() {
-            return;
+            return Ok(());
         }
         let dir = self.config.pve.lxcpath.join(vmid.to_string());
         let _ = std::fs::remove_file(dir.join("rules.seccomp"));
         let _ = std::fs::remove_dir(&dir);
+        let lxc = crate::lxc::LxcTools::new(&self.config.pve.lxcpath, "ERROR");
+        Ok(lxc.remove_cgroups(&[format!("lxc/{vmid}"), format!("lxc.monitor/{vmid}")])?)
     }
 
     fn destroy_ct(
