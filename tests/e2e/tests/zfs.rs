@@ -348,6 +348,57 @@ fn a_crashed_fill_is_not_used_and_gc_removes_it() {
     assert_eq!(left.len(), 2, "the complete image stays: {left:?}");
 }
 
+/// The pool itself fills (not a quota). While a new image is copied: the
+/// create fails saying so, with no partial image or clone left, and the
+/// same image works once there is room. While containers run: a write
+/// that fills the pool fails inside with ENOSPC, the container lives on,
+/// and deleting it gives the space back.
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn a_full_pool_fails_the_image_copy_cleanly_and_running_containers_ride_it_out() {
+    if !require(Runtime::Lxcri, "zfs full pool") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    node.pool.leave_free("filler", 256 * 1024);
+    let id = node.ctd.new_id("zfull");
+    let out = node
+        .ctd
+        .run(Runtime::Lxcri, &id, &["true"], &[&node.flag()]);
+    assert!(!out.success(), "created on a full pool: {out}");
+    assert!(
+        out.stderr.contains("out of space") || out.stderr.contains("No space left"),
+        "the error should say the pool is full: {out}"
+    );
+    node.ctd.remove(&id);
+    assert_eq!(node.ctd.leftovers(&id), Vec::<String>::new());
+    assert_eq!(node.volumes(), Vec::<String>::new());
+    assert!(
+        !node.image_datasets().iter().any(|d| d.contains("/partial-")),
+        "{:?}",
+        node.image_datasets()
+    );
+
+    node.pool.zfs(&["set", "refreservation=none", &node.pool.dataset("filler")]).ok();
+    let id = node.ctd.new_id("zfull");
+    node.run(&id);
+    node.pool.leave_free("filler", 8 * 1024 * 1024);
+    let out = node.sh(
+        &id,
+        "fill",
+        "dd if=/dev/zero of=/big bs=1M count=64 2>&1; echo rc=$?",
+    );
+    assert!(
+        out.contains("No space left") && !out.contains("rc=0"),
+        "the write should fail with ENOSPC: {out}"
+    );
+    assert_eq!(node.sh(&id, "after", "rm /big; echo alive"), "alive\n");
+    let (volume, _) = node.volume(&id);
+    node.ctd.remove(&id);
+    assert_eq!(node.ctd.leftovers(&id), Vec::<String>::new());
+    assert!(!node.volumes().contains(&volume), "{:?}", node.volumes());
+}
+
 #[test]
 #[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
 fn missing_pool_full_quota_and_missing_command_fail_cleanly() {

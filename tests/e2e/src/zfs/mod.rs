@@ -203,10 +203,28 @@ impl Pool {
     /// The `used` bytes of `dataset` (a full name): `zfs get -p`, or the
     /// human value parsed if `-p` is ignored. Panics when `zfs get` fails.
     pub fn used_bytes(&self, dataset: &str) -> u64 {
-        let out = zfs(&["get", "-H", "-p", "-o", "value", "used", dataset]).ok();
+        self.size_prop(dataset, "used")
+    }
+
+    /// A size property of `dataset` in bytes (`used`, `available`...).
+    pub fn size_prop(&self, dataset: &str, key: &str) -> u64 {
+        let out = zfs(&["get", "-H", "-p", "-o", "value", key, dataset]).ok();
         let value = out.stdout.trim();
         parse_size(value)
-            .unwrap_or_else(|| panic!("`used` of {dataset}: not a size: {value:?} ({out})"))
+            .unwrap_or_else(|| panic!("`{key}` of {dataset}: not a size: {value:?} ({out})"))
+    }
+
+    /// Leaves about `free` bytes available in the pool, by reserving the
+    /// rest for dataset `filler` (made if needed; nothing is written).
+    pub fn leave_free(&self, filler: &str, free: u64) {
+        let name = self.dataset(filler);
+        if !self.datasets().contains(&name) {
+            self.create(filler, &[]);
+        }
+        zfs(&["set", "refreservation=none", &name]).ok();
+        let avail = self.size_prop(&self.name, "available");
+        let reserve = avail.saturating_sub(free);
+        zfs(&["set", &format!("refreservation={reserve}"), &name]).ok();
     }
 
     /// Makes the pool's dataset `child` (`zfs create -o k=v ... NAME/child`)
