@@ -17,6 +17,7 @@
 //! - [`runtime`]: one container lifecycle over a backend: `lxc` or `pve`.
 //! - [`state`]: per-container state on disk, found again after restarts.
 //! - [`network`]: NICs on Linux bridges and Open vSwitch (netlink, OVSDB).
+//! - [`owner_only`]: files of lxcri's own that only root may read.
 //! - [`pve`]: Proxmox VE API client, typed CT config, VMID allocation.
 //! - [`userns`]: per-container host id ranges for node-chosen user namespaces.
 //! - [`zfs`]: ZFS through the `zfs` command (validated names, classified
@@ -28,6 +29,7 @@ pub mod config;
 pub mod lxc;
 pub mod metrics;
 pub mod network;
+pub mod owner_only;
 pub mod pidfd;
 pub mod plan;
 pub mod proc_events;

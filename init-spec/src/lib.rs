@@ -128,9 +128,12 @@ pub struct MountPropagation {
 }
 
 /// What `lxcri-init share` does on the host for a created container: bind
-/// each host source into the container's mount namespace as a peer of the
-/// host's mount (OCI `rshared` binds, Kubernetes' `Bidirectional`), which
-/// LXC cannot (it turns every mount it copies into a slave).
+/// each host source into the container's mount namespace, from the host,
+/// once LXC has set the container up: as a peer of the host's mount (OCI
+/// `rshared` binds, Kubernetes' `Bidirectional`), which LXC cannot (it
+/// turns every mount it copies into a slave); and any bind that lies in
+/// another bind (a volume), whose mount point LXC would create following
+/// links the volume's content may hold, out of the container's root.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShareSpec {
@@ -144,9 +147,25 @@ pub struct ShareSpec {
 pub struct SharedMount {
     /// Host path (a directory or a file).
     pub source: String,
-    /// Absolute path in the container, already resolved inside its root.
+    /// Absolute path in the container, resolved inside its root (links in
+    /// a volume it lies in resolve there too: the helper is in the
+    /// container's mount namespace, whose root is the container's).
     pub destination: String,
     pub readonly: bool,
+    /// The spec's propagation; `None` is a slave of the host's mount, as
+    /// LXC makes its binds. `shared` makes a peer.
+    #[serde(default)]
+    pub propagation: Option<Propagation>,
+    /// The mount point is made by the helper (a directory, or an empty
+    /// file for a file source), not by LXC.
+    #[serde(default)]
+    pub create: bool,
+    #[serde(default)]
+    pub nosuid: bool,
+    #[serde(default)]
+    pub nodev: bool,
+    #[serde(default)]
+    pub noexec: bool,
 }
 
 /// The OCI process, already validated and translated by the shim.

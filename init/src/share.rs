@@ -1,17 +1,21 @@
 //! Mode 3: `lxcri-init share <spec.json>`, run on the host by the shim once
 //! a container's init is ready. Binds each host source into the
-//! container's mount namespace as a peer of the host's mount (OCI `rshared`
-//! binds, Kubernetes' `Bidirectional`): a copy made on the host side with
-//! `open_tree(OPEN_TREE_CLONE)` joins the source's peer group, and
-//! `move_mount` attaches it over the destination inside the container.
-//! LXC cannot make such a bind: it turns every mount it copies into a
-//! slave of the host's, so mounts would only propagate into the container.
+//! container's mount namespace: a copy made on the host side with
+//! `open_tree(OPEN_TREE_CLONE)` (which joins the source's peer group) is
+//! attached with `move_mount` over the destination inside the container.
+//! - `rshared` binds (Kubernetes' `Bidirectional`) stay peers of the
+//!   host's mount. LXC cannot make such a bind: it turns every mount it
+//!   copies into a slave of the host's.
+//! - Binds inside other binds (volumes) get their mount point made here,
+//!   in the container's namespace, whose root is the container's: a link
+//!   the volume holds resolves inside the container, where LXC, making it
+//!   before `pivot_root`, would follow it onto the host.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use lxcri_init_spec::ShareSpec;
+use lxcri_init_spec::{Propagation, PropagationKind, ShareSpec};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
@@ -81,26 +85,95 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
     // Root and cwd become the container's root: destinations resolve there.
     setns(&ns, CloneFlags::CLONE_NEWNS).map_err(sys("join the mount namespace of", &ns_path))?;
     for (m, copy) in spec.mounts.iter().zip(copies) {
-        attach(&copy, &m.destination)?;
         let dest = m.destination.as_str();
+        if m.create {
+            let is_dir = nix::sys::stat::fstat(&copy)
+                .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+                .map_err(sys("stat the copy of", &m.source))?;
+            make_mount_point(dest, is_dir)?;
+        }
+        attach(&copy, dest)?;
         mount(
             None::<&str>,
             dest,
             None::<&str>,
-            MsFlags::MS_SHARED | MsFlags::MS_REC,
+            propagation_flags(m.propagation),
             None::<&str>,
         )
-        .map_err(sys("make shared", dest))?;
-        if m.readonly {
+        .map_err(sys("set the propagation of", dest))?;
+        let mut remount = MsFlags::empty();
+        for (set, flag) in [
+            (m.readonly, MsFlags::MS_RDONLY),
+            (m.nosuid, MsFlags::MS_NOSUID),
+            (m.nodev, MsFlags::MS_NODEV),
+            (m.noexec, MsFlags::MS_NOEXEC),
+        ] {
+            if set {
+                remount |= flag;
+            }
+        }
+        if !remount.is_empty() {
             mount(
                 None::<&str>,
                 dest,
                 None::<&str>,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | remount,
                 None::<&str>,
             )
-            .map_err(sys("remount read-only", dest))?;
+            .map_err(sys("remount", dest))?;
         }
+    }
+    Ok(())
+}
+
+/// The spec's propagation; a slave of the host's mount when it names none
+/// (what LXC makes of its binds).
+fn propagation_flags(p: Option<Propagation>) -> MsFlags {
+    let (kind, recursive) = match p {
+        Some(p) => (p.kind, p.recursive),
+        None => (PropagationKind::Slave, true),
+    };
+    let flag = match kind {
+        PropagationKind::Private => MsFlags::MS_PRIVATE,
+        PropagationKind::Slave => MsFlags::MS_SLAVE,
+        PropagationKind::Shared => MsFlags::MS_SHARED,
+        PropagationKind::Unbindable => MsFlags::MS_UNBINDABLE,
+    };
+    if recursive {
+        flag | MsFlags::MS_REC
+    } else {
+        flag
+    }
+}
+
+/// Makes `dest` (and its parents) in the container's namespace: a
+/// directory, or an empty file for a source that is not one. Paths resolve
+/// in the container's root, links included.
+fn make_mount_point(dest: &str, is_dir: bool) -> Result<(), ShareError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| ShareError::Sys {
+            what: "make the mount point",
+            path,
+            source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    };
+    let target = Path::new(dest);
+    let dir = if is_dir {
+        Some(target)
+    } else {
+        target.parent()
+    };
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+    }
+    if !is_dir {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(target)
+            .map_err(io(target))?;
     }
     Ok(())
 }

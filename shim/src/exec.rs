@@ -31,7 +31,7 @@ pub async fn spawn(
     relayed: Option<ProcessStdio>,
 ) -> Result<SpawnedExec> {
     let body = serde_json::to_vec(spec).expect("exec spec serializes");
-    std::fs::write(&spec_path, body).map_err(|e| {
+    lxcri::owner_only::write(&spec_path, &body).map_err(|e| {
         ShimError::Failed(format!("writing exec spec {}: {e}", spec_path.display()))
     })?;
     let mut cmd = Command::new(init_binary);

@@ -57,7 +57,7 @@ fn decode_config_path(bytes: &[u8]) -> std::result::Result<Option<String>, Strin
 /// container up with it, whatever the config file says by then.
 pub fn save_config_snapshot(bundle: &Path, config: &Config) -> Result<()> {
     let path = bundle.join(CONFIG_SNAPSHOT_FILE);
-    std::fs::write(&path, config.snapshot()).map_err(|e| {
+    lxcri::owner_only::write(&path, config.snapshot().as_bytes()).map_err(|e| {
         ShimError::Failed(format!(
             "create: keeping the configuration in {}: {e}",
             path.display()

@@ -107,7 +107,8 @@ impl<R: CommandRunner> LxcTools<R> {
     pub fn write_config(&self, name: &str, rendered: &str, netns: Option<&Path>) -> Result<()> {
         let dir = self.container_dir(name);
         let write = |path: PathBuf, body: &[u8]| {
-            fs::write(&path, body).map_err(|source| LxcToolsError::WriteConfig { path, source })
+            crate::owner_only::write(&path, body)
+                .map_err(|source| LxcToolsError::WriteConfig { path, source })
         };
         fs::create_dir_all(&dir).map_err(|source| LxcToolsError::WriteConfig {
             path: dir.clone(),

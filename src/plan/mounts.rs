@@ -94,6 +94,8 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         propagation: Vec::new(),
         shared: Vec::new(),
     };
+    // The OCI field of each entry, for errors about it later.
+    let mut fields: Vec<String> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
@@ -176,8 +178,12 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                 plan.shared.push(SharedMount {
                     source: source.to_string(),
                     destination: format!("/{destination}"),
-                    readonly: options.iter().rev().find(|o| *o == "ro" || *o == "rw")
-                        == Some(&"ro".to_string()),
+                    readonly: is_readonly(&options),
+                    propagation: Some(propagation),
+                    create: false,
+                    nosuid: false,
+                    nodev: false,
+                    noexec: false,
                 });
             }
         }
@@ -213,8 +219,84 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
             }
         };
         plan.entries.push(entry);
+        fields.push(field);
     }
+    defer_binds_in_binds(&mut plan, &fields)?;
     Ok(plan)
+}
+
+/// The last of `ro`/`rw` wins.
+fn is_readonly(options: &[String]) -> bool {
+    options.iter().rev().find(|o| *o == "ro" || *o == "rw") == Some(&"ro".to_string())
+}
+
+fn is_bind_entry(e: &MountEntry) -> bool {
+    e.options.iter().any(|o| o == "bind" || o == "rbind")
+}
+
+/// Mounts whose destination lies in a bind mounted before them: LXC makes
+/// mount points (`create=dir|file`) before `pivot_root`, following any
+/// link on the way, and a volume's content is the containers': a link
+/// `evil -> /` left in a volume would carry the mount point, and the
+/// mount, onto the host. Such binds are made by the share helper instead,
+/// inside the container's mount namespace, where links resolve in the
+/// container's root (as runc resolves every destination). Other
+/// filesystems there are refused.
+fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
+    let mut binds: Vec<String> = Vec::new();
+    let mut kept = Vec::with_capacity(plan.entries.len());
+    for (entry, field) in std::mem::take(&mut plan.entries).into_iter().zip(fields) {
+        let inside = binds
+            .iter()
+            .find(|b| {
+                **b != entry.destination
+                    && Path::new(&entry.destination).starts_with(Path::new(b.as_str()))
+            })
+            .cloned();
+        let bind = is_bind_entry(&entry);
+        if bind {
+            binds.push(entry.destination.clone());
+        }
+        let Some(volume) = inside else {
+            kept.push(entry);
+            continue;
+        };
+        if !bind {
+            return Err(unsupported(
+                &format!("{field}.destination"),
+                &format!(
+                    "a {} mount inside the bind mount at /{volume}: only binds can go there (its mount point would be made following links in that volume)",
+                    entry.fstype
+                ),
+            ));
+        }
+        let destination = format!("/{}", entry.destination);
+        let has = |o: &str| entry.options.iter().any(|x| x == o);
+        let propagation = plan
+            .propagation
+            .iter()
+            .position(|p| p.destination == destination)
+            .map(|i| plan.propagation.remove(i).propagation);
+        match plan
+            .shared
+            .iter_mut()
+            .find(|s| s.destination == destination)
+        {
+            Some(shared) => shared.create = true,
+            None => plan.shared.push(SharedMount {
+                source: entry.source.clone(),
+                destination,
+                readonly: is_readonly(&entry.options),
+                propagation,
+                create: true,
+                nosuid: has("nosuid"),
+                nodev: has("nodev"),
+                noexec: has("noexec"),
+            }),
+        }
+    }
+    plan.entries = kept;
+    Ok(())
 }
 
 fn check_options(field: &str, options: &[String]) -> Result<()> {

@@ -264,7 +264,7 @@ pub fn hand_to_container_root(path: &Path, (uid, gid): (u32, u32)) -> Result<()>
 
 /// Writes a file lxcri made for the container (its init spec, a fragment).
 pub fn write_file(path: &Path, body: &[u8]) -> Result<()> {
-    fs::write(path, body).map_err(|source| RuntimeError::RunDir {
+    crate::owner_only::write(path, body).map_err(|source| RuntimeError::RunDir {
         path: path.to_path_buf(),
         source,
     })

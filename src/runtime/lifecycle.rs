@@ -32,6 +32,9 @@ pub struct Runtime {
     pub(super) backend: Box<dyn Backend>,
 }
 
+/// An exit report is a few dozen bytes of JSON.
+const EXIT_REPORT_LIMIT: u64 = 4096;
+
 impl Runtime {
     /// The runtime `config.backend` names.
     pub fn new(config: Config) -> Self {
@@ -160,7 +163,8 @@ impl Runtime {
     /// The exit status the container's init wrote into its runtime
     /// directory, if any (the same file on every backend).
     pub fn read_exit(&self, run_dir: &Path) -> Option<ExitReport> {
-        let body = std::fs::read(run_dir.join(lxcri_init_spec::EXIT_FILE)).ok()?;
+        let path = run_dir.join(lxcri_init_spec::EXIT_FILE);
+        let body = super::container_files::read(&path, EXIT_REPORT_LIMIT).ok()?;
         serde_json::from_slice(&body).ok()
     }
 }

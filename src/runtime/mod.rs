@@ -20,6 +20,7 @@
 mod backend;
 mod bundle;
 mod container;
+mod container_files;
 mod control;
 mod crash_points;
 mod create;

@@ -18,6 +18,9 @@ use crate::pidfd;
 use crate::state::{ContainerRecord, StateStore};
 
 /// The init's socket and the start gate, made before the container starts.
+/// The init's last words are a line or two; more is not read.
+const LAST_WORDS_LIMIT: u64 = 16 * 1024;
+
 pub struct InitRendezvous {
     listener: InitListener,
     /// The init's [`INIT_ERROR_FILE`], for when it could not use the socket.
@@ -62,7 +65,8 @@ impl InitRendezvous {
     /// What the init wrote to [`INIT_ERROR_FILE`] before it exited without
     /// connecting; `None` when it wrote nothing.
     fn last_words(&self) -> Option<RuntimeError> {
-        let text = std::fs::read_to_string(&self.error_file).ok()?;
+        let body = super::container_files::read(&self.error_file, LAST_WORDS_LIMIT).ok()?;
+        let text = String::from_utf8_lossy(&body);
         let text = text.trim();
         (!text.is_empty()).then(|| InitChannelError::InitFailed(text.to_string()).into())
     }

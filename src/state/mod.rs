@@ -7,7 +7,6 @@
 //! `lxcri-init-spec`), so the state file is never visible inside it.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -161,9 +160,8 @@ impl StateStore {
         let body = serde_json::to_vec_pretty(record).expect("record serializes");
         let write = || -> std::io::Result<()> {
             fs::create_dir_all(&dir)?;
-            let mut f = fs::File::create(&tmp)?;
-            f.write_all(&body)?;
-            f.sync_all()?;
+            crate::owner_only::write(&tmp, &body)?;
+            fs::File::open(&tmp)?.sync_all()?;
             fs::rename(&tmp, &path)
         };
         write().map_err(|source| StateError::Write { path, source })

@@ -4,6 +4,7 @@
 mod errors;
 mod golden;
 mod lsm;
+mod nested_mounts;
 mod network;
 mod node_userns;
 mod pve;

@@ -374,12 +374,17 @@ fn a_full_pool_fails_the_image_copy_cleanly_and_running_containers_ride_it_out()
     assert_eq!(node.ctd.leftovers(&id), Vec::<String>::new());
     assert_eq!(node.volumes(), Vec::<String>::new());
     assert!(
-        !node.image_datasets().iter().any(|d| d.contains("/partial-")),
+        !node
+            .image_datasets()
+            .iter()
+            .any(|d| d.contains("/partial-")),
         "{:?}",
         node.image_datasets()
     );
 
-    node.pool.zfs(&["set", "refreservation=none", &node.pool.dataset("filler")]).ok();
+    node.pool
+        .zfs(&["set", "refreservation=none", &node.pool.dataset("filler")])
+        .ok();
     let id = node.ctd.new_id("zfull");
     node.run(&id);
     node.pool.leave_free("filler", 8 * 1024 * 1024);
