@@ -111,3 +111,45 @@ fn pods_survive_a_containerd_restart() {
             .unwrap_or_else(|e| panic!("{rt}: removing the pod after restart: {e}"));
     }
 }
+
+/// An exit code the kubelet has seen stays when the shim that reported it
+/// dies (lxcri: the pod's one shim; runc: the container's): ContainerStatus
+/// keeps 3, as on runc, and the pod still goes.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_reported_exit_code_survives_its_shim() {
+    if !require(Runtime::Lxcri, "a_reported_exit_code_survives_its_shim") {
+        return;
+    }
+    let ctd = Containerd::start_cri();
+    for rt in runtimes() {
+        let config = base_pod_config(&ctd, &lxcri_e2e::unique_name("shimdies"), false);
+        let pod = Pod::run(&ctd, rt, config).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let exited = pod.start(pod.container("exits", &["sh", "-c", "exit 3"]));
+        let st = pod.wait_state(
+            &exited,
+            ContainerState::ContainerExited,
+            Duration::from_secs(30),
+        );
+        assert_eq!(st.exit_code, 3, "{rt}");
+        let before = lxcri_e2e::cri::pod::shim_processes(&ctd, rt);
+        for pid in &before {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(*pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        let st = ctd
+            .cri()
+            .container_status(&exited)
+            .expect("status after the shim died");
+        assert_eq!(
+            (st.state, st.exit_code),
+            (ContainerState::ContainerExited as i32, 3),
+            "{rt}: the exit code after its shim died"
+        );
+        pod.remove()
+            .unwrap_or_else(|e| panic!("{rt}: removing the pod after its shim died: {e}"));
+    }
+}
