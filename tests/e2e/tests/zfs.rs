@@ -624,3 +624,72 @@ fn node_chosen_ranges_get_shifted_clones_of_the_image() {
     }
     assert!(node.volumes().is_empty(), "{:?}", node.volumes());
 }
+
+/// A reboot in zfs mode (lxc backend: the clone is named after the
+/// container): `/run` goes, the pool and its clone stay. A new task of the
+/// same container starts (on a new clone: unlike containerd's snapshot on
+/// runc, a task's writes do not outlive it in zfs mode), and nothing of the
+/// lost run is left once it is deleted.
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn after_a_reboot_the_same_container_starts_again_in_zfs_mode() {
+    if !require(Runtime::Lxcri, "zfs reboot") || backend() == BackendKind::Pve {
+        return;
+    }
+    let mut node = ZfsNode::start("");
+    let id = node.ctd.new_id("zboot");
+    node.run(&id);
+    node.sh(&id, "mark", "echo lost > /lost-run");
+    let (volume, _) = node.volume(&id);
+    let (pid, _) = node.ctd.task(&id).expect("task");
+
+    node.ctd.stop();
+    let this = format!("-namespace {} -id {id} ", node.ctd.namespace());
+    let mut doomed: Vec<i32> = lxcri_e2e::cleanup::processes()
+        .into_iter()
+        .filter(|(_, c)| {
+            (c.contains(lxcri_e2e::LXCRI_SHIM) && c.contains(&this))
+                || (c.starts_with("[lxc monitor]")
+                    && c.contains(&format!("{}_{id}", node.ctd.namespace())))
+        })
+        .map(|(p, _)| p)
+        .collect();
+    doomed.push(pid as i32);
+    for p in doomed {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let dead = lxcri_e2e::cmd::poll(std::time::Duration::from_secs(20), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(dead.is_some(), "the container's process {pid} lives on");
+    let bundles = node
+        .ctd
+        .state()
+        .join("io.containerd.runtime.v2.task")
+        .join(node.ctd.namespace());
+    let state = std::path::Path::new(lxcri_e2e::LXCRI_RUN_ROOT).join(node.ctd.namespace());
+    lxcri_e2e::cleanup::unmount_under(&[bundles.clone(), state.clone()]);
+    std::fs::remove_dir_all(&bundles).expect("wipe containerd's /run part");
+    std::fs::remove_dir_all(&state).expect("wipe lxcri's /run part");
+    // As a reboot would: the clone is no longer mounted.
+    node.pool.zfs(&["unmount", &volume]);
+
+    node.ctd.restart();
+    node.ctd.ctr(&["task", "rm", "-f", &id]);
+    let out = node.ctd.ctr(&["task", "start", "-d", &id]);
+    assert!(
+        out.success(),
+        "task start after the reboot: {out}\n{}",
+        node.ctd.log_tail(30)
+    );
+    node.ctd.wait_status(&id, "RUNNING");
+    assert_eq!(node.sh(&id, "after", "echo up"), "up\n");
+    node.ctd.kill(&id, "SIGKILL").ok();
+    node.ctd.wait_status(&id, "STOPPED");
+    node.ctd.remove(&id);
+    assert_eq!(node.ctd.leftovers(&id), Vec::<String>::new());
+    assert!(!node.volumes().contains(&volume), "{:?}", node.volumes());
+}
