@@ -86,10 +86,12 @@ fn dry_run_then_force() {
     std::fs::write(
         &config,
         format!(
-            "runtime_root = {:?}\n[pve]\nurl = {:?}\nnode = {NODE:?}\ntoken_id = {TOKEN_ID:?}\n\
-             token_secret_file = {:?}\nfingerprint = {:?}\nconfig_dir = {:?}\n\
-             [network]\novsdb = {:?}\n",
+            "runtime_root = {:?}\n[lxc]\nlxcpath = {:?}\n[pve]\nurl = {:?}\nnode = {NODE:?}\n\
+             token_id = {TOKEN_ID:?}\ntoken_secret_file = {:?}\nfingerprint = {:?}\n\
+             config_dir = {:?}\n[network]\novsdb = {:?}\n",
             runtime_root.display().to_string(),
+            // Its own: the node's would hold other tests' containers.
+            tmp.path().join("lxc").display().to_string(),
             sim.url,
             secret_file.display().to_string(),
             sim.fingerprint,

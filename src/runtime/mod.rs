@@ -44,7 +44,7 @@ mod tests;
 pub use backend::{Backend, CreateSteps};
 pub use bundle::{BundleUndo, PreparedBundle};
 pub use container::{owner, Container, CreateRequest, CreatedContainer};
-pub use crash_points::{CrashPoint, CRASH_POINTS_ENV};
+pub use crash_points::CRASH_POINTS_ENV;
 pub use error::{PveBackendError, Result, RuntimeError};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};
 pub use leftovers::{Leftover, LeftoverKind};

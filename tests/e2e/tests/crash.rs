@@ -31,7 +31,7 @@ impl Crashable {
     fn start() -> Self {
         let points = tempfile::tempdir().expect("temp dir");
         let dir = points.path().to_str().expect("utf-8").to_string();
-        let ctd = Containerd::start_with_env(&[("LXCRI_TEST_CRASH_POINTS", &dir)]);
+        let ctd = Containerd::start_with_env(&[(lxcri::runtime::CRASH_POINTS_ENV, &dir)]);
         ctd.import_busybox();
         Self { ctd, points }
     }
