@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// The environment variable naming the directory (shims inherit
@@ -48,12 +49,15 @@ impl CrashPoint {
     }
 }
 
-/// Holds the calling thread for good if the test asked for `point`.
+/// Holds the calling thread for good if the test asked for `point`. The
+/// environment is read once per process: a create passes here five times.
 pub(super) fn reached(namespace: &str, id: &str, point: CrashPoint) {
-    let Some(dir) = std::env::var_os(CRASH_POINTS_ENV) else {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(dir) = DIR.get_or_init(|| std::env::var_os(CRASH_POINTS_ENV).map(PathBuf::from))
+    else {
         return;
     };
-    let file = PathBuf::from(dir).join(namespace).join(id);
+    let file = dir.join(namespace).join(id);
     match fs::read_to_string(&file) {
         Ok(wanted) if wanted.trim() == point.as_str() => {}
         _ => return,

@@ -153,11 +153,14 @@ impl Runtime {
     /// can start the container again. A create makes its state record
     /// before its LXC container, so a create in progress never looks so.
     pub(super) fn clear_lost_run(&self, namespace: &str, id: &str) -> Result<()> {
-        if self.config.backend != BackendKind::Lxc || self.store.load(namespace, id)?.is_some() {
+        if self.config.backend != BackendKind::Lxc {
             return Ok(());
         }
+        // One stat on every create; the record is read only when it matters.
         let name = super::lxc::container_name(namespace, id);
-        if !self.config.lxc.lxcpath.join(&name).is_dir() {
+        if !self.config.lxc.lxcpath.join(&name).is_dir()
+            || self.store.load(namespace, id)?.is_some()
+        {
             return Ok(());
         }
         let verdict = self.judge_lxc_container(&name);

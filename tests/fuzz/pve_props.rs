@@ -261,18 +261,7 @@ fn expected_mp(m: &MountPoint) -> BTreeMap<String, String> {
     let o = &m.options;
     flag(&mut out, "acl", o.acl);
     if !o.mountoptions.is_empty() {
-        let names: Vec<&str> = o
-            .mountoptions
-            .iter()
-            .map(|o| match o {
-                MountOption::Discard => "discard",
-                MountOption::Lazytime => "lazytime",
-                MountOption::Noatime => "noatime",
-                MountOption::Nodev => "nodev",
-                MountOption::Noexec => "noexec",
-                MountOption::Nosuid => "nosuid",
-            })
-            .collect();
+        let names: Vec<&str> = o.mountoptions.iter().map(|o| o.as_str()).collect();
         out.insert("mountoptions".into(), names.join(";"));
     }
     flag(&mut out, "ro", o.ro);

@@ -180,7 +180,7 @@ pub enum MountOption {
 }
 
 impl MountOption {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             MountOption::Discard => "discard",
             MountOption::Lazytime => "lazytime",

@@ -115,6 +115,17 @@ pub fn processes() -> Vec<(i32, String)> {
     .collect()
 }
 
+/// The shim processes of `rt` whose command line names container `id` of
+/// `namespace`.
+pub fn shim_pids(namespace: &str, rt: crate::Runtime, id: &str) -> Vec<i32> {
+    let this = format!("-namespace {namespace} -id {id} ");
+    processes()
+        .into_iter()
+        .filter(|(_, c)| c.contains(rt.shim_binary()) && c.contains(&this))
+        .map(|(p, _)| p)
+        .collect()
+}
+
 /// containerd 1.6's shim socket for `(address, namespace, id)`:
 /// `/run/containerd/s/sha256(address/namespace/id)`.
 pub fn shim_socket(address: &Path, namespace: &str, id: &str) -> PathBuf {

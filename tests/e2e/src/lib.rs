@@ -25,6 +25,7 @@ pub mod containerd;
 pub mod cri;
 pub mod grpc;
 pub mod image;
+pub mod node_faults;
 pub mod ovs;
 pub mod prometheus;
 pub mod pve;
@@ -62,6 +63,14 @@ impl Runtime {
         match self {
             Runtime::Runc => "io.containerd.runc.v2",
             Runtime::Lxcri => "io.containerd.lxcri.v2",
+        }
+    }
+
+    /// The shim binary containerd runs for this runtime.
+    pub fn shim_binary(self) -> &'static str {
+        match self {
+            Runtime::Runc => "containerd-shim-runc-v2",
+            Runtime::Lxcri => LXCRI_SHIM,
         }
     }
 

@@ -14,10 +14,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use lxcri_e2e::cmd::Background;
+use lxcri_e2e::node_faults::{lxcri, sigkill};
 use lxcri_e2e::pve::{backend, BackendKind};
-use lxcri_e2e::{cleanup, cmd, require, Containerd, Runtime, LXCRI_SHIM};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use lxcri_e2e::{cleanup, cmd, require, Containerd, Runtime};
 
 const CREATE_POINTS: [&str; 5] = ["prepared", "reserved", "configured", "started", "created"];
 
@@ -61,45 +60,34 @@ impl Crashable {
             self.ctd.log_tail(40)
         );
     }
+}
 
-    /// SIGKILLs the shim(s) serving `id` in this test's namespace.
-    fn kill_shim(&self, rt: Runtime, id: &str) {
-        let binary = match rt {
-            Runtime::Runc => "containerd-shim-runc-v2",
-            Runtime::Lxcri => LXCRI_SHIM,
-        };
-        let this = format!("-namespace {} -id {id} ", self.ctd.namespace());
-        let shims: Vec<i32> = cleanup::processes()
-            .into_iter()
-            .filter(|(_, c)| c.contains(binary) && c.contains(&this))
-            .map(|(p, _)| p)
-            .collect();
-        assert!(!shims.is_empty(), "{rt}: no shim of {id} found");
-        for p in shims {
-            let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-        }
-    }
+/// SIGKILLs the shim(s) of `rt` serving `id`.
+fn kill_shim(ctd: &Containerd, rt: Runtime, id: &str) {
+    let shims = cleanup::shim_pids(ctd.namespace(), rt, id);
+    assert!(!shims.is_empty(), "{rt}: no shim of {id} found");
+    sigkill(shims);
+}
 
-    /// Nothing of `id` is left once containerd cleaned up (it runs
-    /// `<shim> delete` in the background; on pve that waits for PVE).
-    #[track_caller]
-    fn assert_clean(&self, id: &str, when: &str) {
-        let clean = cmd::poll(Duration::from_secs(60), || {
-            self.ctd.leftovers(id).is_empty().then_some(())
-        });
-        let left = self.ctd.leftovers(id);
-        assert!(
-            clean.is_some(),
-            "killed at {when}: left behind: {left:#?}\n{}",
-            self.ctd.log_tail(40)
+/// Nothing of `id` is left once containerd cleaned up (it runs
+/// `<shim> delete` in the background; on pve that waits for PVE).
+#[track_caller]
+fn assert_clean(ctd: &Containerd, id: &str, when: &str) {
+    let clean = cmd::poll(Duration::from_secs(60), || {
+        ctd.leftovers(id).is_empty().then_some(())
+    });
+    let left = ctd.leftovers(id);
+    assert!(
+        clean.is_some(),
+        "killed at {when}: left behind: {left:#?}\n{}",
+        ctd.log_tail(40)
+    );
+    if let Some(sim) = ctd.pve() {
+        assert_eq!(
+            sim.leftovers(),
+            Vec::<String>::new(),
+            "killed at {when}: CTs left in pve-sim"
         );
-        if let Some(sim) = self.ctd.pve() {
-            assert_eq!(
-                sim.leftovers(),
-                Vec::<String>::new(),
-                "killed at {when}: CTs left in pve-sim"
-            );
-        }
     }
 }
 
@@ -131,9 +119,9 @@ fn shim_killed_at_each_step_of_create_leaves_nothing() {
             .ctd
             .spawn_run_detached(Runtime::Lxcri, &id, &["sleep", "1000"]);
         c.wait_held(&id, point);
-        c.kill_shim(Runtime::Lxcri, &id);
+        kill_shim(&c.ctd, Runtime::Lxcri, &id);
         finish_failed_run(&c.ctd, run, &id, point);
-        c.assert_clean(&id, point);
+        assert_clean(&c.ctd, &id, point);
     }
     // The same container name works again: nothing of it is in the way.
     let id = c.ctd.new_id("crash-after");
@@ -142,7 +130,7 @@ fn shim_killed_at_each_step_of_create_leaves_nothing() {
     c.ctd.kill(&id, "SIGKILL").ok();
     c.ctd.wait_status(&id, "STOPPED");
     c.ctd.remove(&id);
-    c.assert_clean(&id, "a normal run after the crashes");
+    assert_clean(&c.ctd, &id, "a normal run after the crashes");
 }
 
 #[test]
@@ -163,11 +151,11 @@ fn shim_killed_in_the_middle_of_delete_leaves_nothing() {
     c.hold(&id, "torn-down");
     let rm = Background::spawn(c.ctd.ctr_command().args(["task", "rm", &id]));
     c.wait_held(&id, "torn-down");
-    c.kill_shim(Runtime::Lxcri, &id);
+    kill_shim(&c.ctd, Runtime::Lxcri, &id);
     let _ = rm.wait(Duration::from_secs(60));
     c.ctd.ctr(&["task", "rm", "-f", &id]);
     c.ctd.ctr(&["containers", "rm", &id]);
-    c.assert_clean(&id, "torn-down");
+    assert_clean(&c.ctd, &id, "torn-down");
 }
 
 /// runc's shim killed while its container is created and while it is
@@ -185,25 +173,20 @@ fn runc_shim_killed_in_create_is_cleaned_up_by_containerd_too() {
     ctd.import_busybox();
     let id = ctd.new_id("crash-runc");
     ctd.run_detached(Runtime::Runc, &id, &["sleep", "1000"], &[]);
-    let c = Crashable {
-        ctd,
-        points: tempfile::tempdir().unwrap(),
-    };
-    c.kill_shim(Runtime::Runc, &id);
+    kill_shim(&ctd, Runtime::Runc, &id);
     let gone = cmd::poll(Duration::from_secs(30), || {
-        c.ctd
-            .task(&id)
+        ctd.task(&id)
             .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
             .then_some(())
     });
     assert!(
         gone.is_some(),
         "runc: task after shim kill: {:?}",
-        c.ctd.task(&id)
+        ctd.task(&id)
     );
-    c.ctd.ctr(&["task", "rm", "-f", &id]);
-    c.ctd.ctr(&["containers", "rm", &id]);
-    c.assert_clean(&id, "runc's running container");
+    ctd.ctr(&["task", "rm", "-f", &id]);
+    ctd.ctr(&["containers", "rm", &id]);
+    assert_clean(&ctd, &id, "runc's running container");
 }
 
 /// containerd is down when the shim dies mid-create, and the bundle goes
@@ -226,7 +209,7 @@ fn gc_removes_what_a_shim_killed_mid_create_left_with_containerd_down() {
         .spawn_run_detached(Runtime::Lxcri, &id, &["sleep", "1000"]);
     c.wait_held(&id, "configured");
     c.ctd.stop();
-    c.kill_shim(Runtime::Lxcri, &id);
+    kill_shim(&c.ctd, Runtime::Lxcri, &id);
     let _ = run.wait(Duration::from_secs(30));
     let bundle = c.ctd.bundle(&id);
     cleanup::unmount_under(std::slice::from_ref(&bundle));
@@ -235,20 +218,11 @@ fn gc_removes_what_a_shim_killed_mid_create_left_with_containerd_down() {
         !c.ctd.leftovers(&id).is_empty(),
         "nothing left for gc to find"
     );
-    let out = lxcri_gc(&c.ctd);
+    let out = lxcri(&c.ctd, &["gc", "--force"]);
     assert!(out.success(), "lxcri gc --force: {out}");
-    c.assert_clean(&id, "configured, then gc");
+    assert_clean(&c.ctd, &id, "configured, then gc");
     c.ctd.restart();
     c.ctd.ctr(&["containers", "rm", &id]);
-}
-
-fn lxcri_gc(ctd: &Containerd) -> cmd::CmdOutput {
-    let mut gc = std::process::Command::new(lxcri_e2e::containerd::bin_dir().join("lxcri"));
-    gc.args(["gc", "--force"]);
-    if let Some(sim) = ctd.pve() {
-        gc.envs(sim.env());
-    }
-    cmd::run(&mut gc, Duration::from_secs(120))
 }
 
 /// pve: the shim dies while PVE's create task (then its destroy task) is
@@ -272,9 +246,9 @@ fn pve_shim_killed_while_pves_tasks_run_leaves_no_ct() {
         (!sim.vmids_of(c.ctd.namespace(), &id).is_empty()).then_some(())
     });
     assert!(asked.is_some(), "no create request for {id}");
-    c.kill_shim(Runtime::Lxcri, &id);
+    kill_shim(&c.ctd, Runtime::Lxcri, &id);
     finish_failed_run(&c.ctd, run, &id, "PVE's create task");
-    c.assert_clean(&id, "PVE's create task");
+    assert_clean(&c.ctd, &id, "PVE's create task");
 
     let id = c.ctd.new_id("crash-destroy");
     c.ctd
@@ -292,9 +266,9 @@ fn pve_shim_killed_while_pves_tasks_run_leaves_no_ct() {
             .then_some(())
     });
     assert!(asked.is_some(), "no destroy request for {id}");
-    c.kill_shim(Runtime::Lxcri, &id);
+    kill_shim(&c.ctd, Runtime::Lxcri, &id);
     let _ = rm.wait(Duration::from_secs(60));
     c.ctd.ctr(&["task", "rm", "-f", &id]);
     c.ctd.ctr(&["containers", "rm", &id]);
-    c.assert_clean(&id, "PVE's destroy task");
+    assert_clean(&c.ctd, &id, "PVE's destroy task");
 }

@@ -10,14 +10,12 @@
 use std::fs::File;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use lxcri_e2e::containerd::bin_dir;
+use lxcri_e2e::node_faults::{sigkill, wait_gone};
 use lxcri_e2e::ovs::OvsSwitch;
 use lxcri_e2e::pve::{backend, BackendKind};
-use lxcri_e2e::{cleanup, cmd, machine_lock, random_u32, require, Containerd, Runtime};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use lxcri_e2e::{cleanup, machine_lock, random_u32, require, Containerd, Runtime};
 
 const GC_LOCK: &str = "/run/lock/lxcri-e2e-gc.lock";
 
@@ -111,18 +109,9 @@ fn gc_removes_what_a_forgotten_container_left() {
 fn forget(ctd: &mut Containerd, id: &str, pid: u32) {
     ctd.stop();
     let bundle = ctd.bundle(id);
-    let this_shim = format!("-namespace {} -id {id} ", ctd.namespace());
-    for (p, _) in cleanup::processes()
-        .into_iter()
-        .filter(|(_, c)| c.contains(lxcri_e2e::LXCRI_SHIM) && c.contains(&this_shim))
-    {
-        let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
-    }
-    let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-    let dead = cmd::poll(Duration::from_secs(20), || {
-        (!Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
-    assert!(dead.is_some(), "the container's process {pid} lives on");
+    sigkill(cleanup::shim_pids(ctd.namespace(), Runtime::Lxcri, id));
+    sigkill([pid as i32]);
+    assert!(wait_gone(pid), "the container's process {pid} lives on");
     cleanup::unmount_under(std::slice::from_ref(&bundle));
     std::fs::remove_dir_all(&bundle).expect("remove the bundle");
 }

@@ -116,14 +116,6 @@ fn created_running_and_exited_tasks_survive_a_containerd_restart() {
     }
 }
 
-/// The shim binary containerd runs for `rt`.
-fn shim_binary(rt: Runtime) -> &'static str {
-    match rt {
-        Runtime::Runc => "containerd-shim-runc-v2",
-        Runtime::Lxcri => lxcri_e2e::LXCRI_SHIM,
-    }
-}
-
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn shim_killed_then_containerd_cleans_up() {
@@ -137,7 +129,7 @@ fn shim_killed_then_containerd_cleans_up() {
         // The shim(s) of this test's namespace: ours to kill.
         let shims: Vec<i32> = cleanup::processes()
             .into_iter()
-            .filter(|(_, c)| c.contains(shim_binary(rt)) && c.contains(ctd.namespace()))
+            .filter(|(_, c)| c.contains(rt.shim_binary()) && c.contains(ctd.namespace()))
             .map(|(p, _)| p)
             .collect();
         assert!(!shims.is_empty(), "{rt}: no shim process found");

@@ -641,39 +641,7 @@ fn after_a_reboot_the_same_container_starts_again_in_zfs_mode() {
     node.run(&id);
     node.sh(&id, "mark", "echo lost > /lost-run");
     let (volume, _) = node.volume(&id);
-    let (pid, _) = node.ctd.task(&id).expect("task");
-
-    node.ctd.stop();
-    let this = format!("-namespace {} -id {id} ", node.ctd.namespace());
-    let mut doomed: Vec<i32> = lxcri_e2e::cleanup::processes()
-        .into_iter()
-        .filter(|(_, c)| {
-            (c.contains(lxcri_e2e::LXCRI_SHIM) && c.contains(&this))
-                || (c.starts_with("[lxc monitor]")
-                    && c.contains(&format!("{}_{id}", node.ctd.namespace())))
-        })
-        .map(|(p, _)| p)
-        .collect();
-    doomed.push(pid as i32);
-    for p in doomed {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(p),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-    }
-    let dead = lxcri_e2e::cmd::poll(std::time::Duration::from_secs(20), || {
-        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-    });
-    assert!(dead.is_some(), "the container's process {pid} lives on");
-    let bundles = node
-        .ctd
-        .state()
-        .join("io.containerd.runtime.v2.task")
-        .join(node.ctd.namespace());
-    let state = std::path::Path::new(lxcri_e2e::LXCRI_RUN_ROOT).join(node.ctd.namespace());
-    lxcri_e2e::cleanup::unmount_under(&[bundles.clone(), state.clone()]);
-    std::fs::remove_dir_all(&bundles).expect("wipe containerd's /run part");
-    std::fs::remove_dir_all(&state).expect("wipe lxcri's /run part");
+    lxcri_e2e::node_faults::lose_run(&mut node.ctd, &id);
     // As a reboot would: the clone is no longer mounted.
     node.pool.zfs(&["unmount", &volume]);
 

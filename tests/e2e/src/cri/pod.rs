@@ -258,10 +258,7 @@ impl<'a> Pod<'a> {
 /// Processes of this containerd's shims (serving ones, not `start`), by
 /// runtime.
 pub fn shim_processes(ctd: &Containerd, rt: Runtime) -> Vec<i32> {
-    let binary = match rt {
-        Runtime::Runc => "containerd-shim-runc-v2",
-        Runtime::Lxcri => crate::LXCRI_SHIM,
-    };
+    let binary = rt.shim_binary();
     let socket = ctd.socket().display().to_string();
     crate::cleanup::processes()
         .into_iter()
