@@ -5,6 +5,7 @@ mod error;
 mod events;
 mod exec;
 mod exits;
+mod footprint;
 mod info;
 mod io;
 mod logging;
@@ -20,6 +21,7 @@ mod task_service;
 // One thread: the shim mostly waits; blocking work goes to spawn_blocking.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
+    footprint::single_malloc_arena();
     // containerd 2.x introspection; the shim library would need
     // TTRPC_ADDRESS and a `runc` binary for it.
     if info::requested(std::env::args_os()) {

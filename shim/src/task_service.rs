@@ -6,15 +6,22 @@ use containerd_shim::{Task, TtrpcContext};
 use containerd_shim_protos::ttrpc;
 
 use crate::error::ShimError;
+use crate::footprint::Trimmer;
 use crate::service::Service;
 
 pub struct TaskService {
     service: Service,
+    /// Create, start, delete and exec run code once per container: the
+    /// shim gives its pages back once such a call is over.
+    trimmer: Trimmer,
 }
 
 impl TaskService {
     pub fn new(service: Service) -> Self {
-        Self { service }
+        Self {
+            service,
+            trimmer: Trimmer::default(),
+        }
     }
 }
 
@@ -31,7 +38,9 @@ impl Task for TaskService {
         req: api::CreateTaskRequest,
     ) -> R<api::CreateTaskResponse> {
         let id = req.id.clone();
-        match self.service.create(req).await {
+        let created = self.service.create(req).await;
+        self.trimmer.after_operation();
+        match created {
             Ok(pid) => Ok(api::CreateTaskResponse {
                 pid,
                 ..Default::default()
@@ -43,10 +52,14 @@ impl Task for TaskService {
         }
     }
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
-        Ok(self.service.start(req).await?)
+        let started = self.service.start(req).await;
+        self.trimmer.after_operation();
+        Ok(started?)
     }
     async fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> R<api::DeleteResponse> {
-        Ok(self.service.delete(req).await?)
+        let deleted = self.service.delete(req).await;
+        self.trimmer.after_operation();
+        Ok(deleted?)
     }
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
         Ok(self.service.pids(req).await?)
@@ -67,7 +80,9 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
     async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {
-        self.service.exec(req).await?;
+        let added = self.service.exec(req).await;
+        self.trimmer.after_operation();
+        added?;
         Ok(Empty::new())
     }
     async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> R<Empty> {
