@@ -84,16 +84,20 @@ impl ZfsRootfs {
             }
             Err(e) => return Err(e),
         };
-        self.destroy_unmounted(volume)
-            .map_err(op("destroying volume", volume))?;
-        if let Some(image) = origin
+        let image = origin
             .as_deref()
             .and_then(|o| o.split_once('@'))
-            .and_then(|(d, _)| DatasetName::parse(d).ok())
-        {
-            self.touch(&image);
-        }
-        Ok(())
+            .and_then(|(d, _)| DatasetName::parse(d).ok());
+        // The image's mark does not wait for the destroy: both round trips
+        // at once. (Marked a little early, or also when the destroy fails:
+        // the clone then keeps the image anyway.)
+        std::thread::scope(|scope| {
+            if let Some(image) = &image {
+                scope.spawn(|| self.touch(image));
+            }
+            self.destroy_unmounted(volume)
+                .map_err(op("destroying volume", volume))
+        })
     }
 
     /// The image `leaf`'s volume was cloned from, if the volume is `owner`'s.
