@@ -50,17 +50,23 @@ impl ZfsRootfs {
         }
     }
 
-    /// Destroys a volume after unmounting it here: zfs-fuse refuses to
-    /// destroy a dataset it has to unmount itself (busy) until asked again,
-    /// one more round trip and a pause. What will not unmount is left to
-    /// `zfs destroy` (and its retries).
+    /// Destroys a volume after unmounting it here (see
+    /// [`ZfsRootfs::unmount_here`]).
     pub(super) fn destroy_unmounted(&self, volume: &DatasetName) -> crate::zfs::Result<()> {
+        self.unmount_here(volume);
+        self.zfs.destroy(volume, true)
+    }
+
+    /// Unmounts `volume` ahead of its destroy: zfs-fuse refuses to destroy
+    /// a dataset it has to unmount itself (busy) until asked again, one
+    /// more round trip and a pause. What will not unmount is left to `zfs
+    /// destroy` (and its retries).
+    fn unmount_here(&self, volume: &DatasetName) {
         for m in mounts_of(&self.mounts.list(), volume) {
             if let Err(errno) = self.mounts.unmount(&m.path) {
                 tracing::debug!(path = %m.path.display(), %errno, "unmounting a volume before its destroy");
             }
         }
-        self.zfs.destroy(volume, true)
     }
 
     /// Destroys `volume` if it is `owner`'s (gone already is fine), and
@@ -88,16 +94,18 @@ impl ZfsRootfs {
             .as_deref()
             .and_then(|o| o.split_once('@'))
             .and_then(|(d, _)| DatasetName::parse(d).ok());
-        // The image's mark does not wait for the destroy: both round trips
-        // at once. (Marked a little early, or also when the destroy fails:
-        // the clone then keeps the image anyway.)
-        std::thread::scope(|scope| {
-            if let Some(image) = &image {
-                scope.spawn(|| self.touch(image));
-            }
-            self.destroy_unmounted(volume)
-                .map_err(op("destroying volume", volume))
-        })
+        self.unmount_here(volume);
+        // Marked between the unmount and the destroy: zfs-fuse lets go of
+        // an unmounted dataset some milliseconds after the kernel did, and
+        // a destroy right away is often refused as busy (then tried again
+        // after a pause). Marked early, or also when the destroy fails,
+        // changes nothing for gc: a clone keeps its image.
+        if let Some(image) = &image {
+            self.touch(image);
+        }
+        self.zfs
+            .destroy(volume, true)
+            .map_err(op("destroying volume", volume))
     }
 
     /// The image `leaf`'s volume was cloned from, if the volume is `owner`'s.

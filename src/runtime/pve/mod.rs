@@ -381,14 +381,11 @@ impl Backend for PveBackend {
             .rootfs
             .zfs()
             .and_then(|z| z.origin_image(&leaf, &owner));
-        // The image's mark does not wait for PVE's destroy (if that fails,
-        // the clone keeps the image anyway).
-        std::thread::scope(|scope| {
-            if let (Some(zfs), Some(image)) = (self.rootfs.zfs(), &image) {
-                scope.spawn(|| zfs.mark_used(image));
-            }
-            self.destroy_ct_if_ours(vmid, namespace, id, self.config.pve.lock_wait())
-        })
+        self.destroy_ct_if_ours(vmid, namespace, id, self.config.pve.lock_wait())?;
+        if let (Some(zfs), Some(image)) = (self.rootfs.zfs(), image) {
+            zfs.mark_used(&image);
+        }
+        Ok(())
     }
 
     /// SIGKILL to the init goes through `POST .../status/stop` (`lxc-stop
