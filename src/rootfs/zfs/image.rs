@@ -33,8 +33,9 @@ impl ImageRef {
     }
 }
 
-/// An image's lock, held until dropped: whoever holds it may fill,
-/// destroy or judge the image's datasets.
+/// An image's lock, held until dropped: whoever holds it alone may fill,
+/// destroy or judge the image's datasets; shared, it keeps the image as it
+/// is while containers clone it.
 #[derive(Debug)]
 pub(super) struct ImageLock {
     _lock: Flock<File>,
@@ -64,8 +65,17 @@ impl ImageLock {
 
     /// Waits for the lock (a fill by another shim can take a while).
     pub(super) fn acquire(dir: &Path, key: &ImageKey) -> Result<Self> {
+        Self::wait(dir, key, FlockArg::LockExclusive)
+    }
+
+    /// Waits for the lock, shared with other holders of it shared.
+    fn acquire_shared(dir: &Path, key: &ImageKey) -> Result<Self> {
+        Self::wait(dir, key, FlockArg::LockShared)
+    }
+
+    fn wait(dir: &Path, key: &ImageKey, how: FlockArg) -> Result<Self> {
         let (file, path) = Self::open(dir, key)?;
-        Flock::lock(file, FlockArg::LockExclusive)
+        Flock::lock(file, how)
             .map(|l| Self { _lock: l })
             .map_err(|(_, errno)| ZfsRootfsError::Lock {
                 path,
@@ -107,7 +117,9 @@ impl ZfsRootfs {
     /// `idmap` when given) under the image's lock, so `lxcri gc` cannot
     /// destroy it meanwhile. Nothing is asked of `zfs` beforehand: when
     /// `use_image` finds the image missing, it is made (filled from the
-    /// layers) and `use_image` runs again.
+    /// layers) and `use_image` runs again. The lock is shared while the
+    /// image is only used (containers of one image clone it side by side),
+    /// and taken alone to make it.
     pub(super) fn with_image<T>(
         &self,
         layers: &ImageLayers,
@@ -145,8 +157,16 @@ impl ZfsRootfs {
         make: impl FnOnce(&ImageRef) -> Result<()>,
         use_image: impl Fn(&ImageRef) -> Result<T>,
     ) -> Result<T> {
-        let _lock = ImageLock::acquire(&self.lock_dir, key)?;
         let image = self.image_ref(key)?;
+        {
+            let _shared = ImageLock::acquire_shared(&self.lock_dir, key)?;
+            match use_image(&image) {
+                Err(e) if image.missing_in(&e) => {}
+                result => return result,
+            }
+        }
+        let _alone = ImageLock::acquire(&self.lock_dir, key)?;
+        // Another create may have made it while this one waited.
         match use_image(&image) {
             Err(e) if image.missing_in(&e) => {
                 make(&image)?;

@@ -134,6 +134,33 @@ fn concurrent_first_uses_fill_once() {
     assert_eq!(s.copier.copies.lock().unwrap().len(), 1);
 }
 
+#[test]
+fn containers_of_one_image_use_it_side_by_side() {
+    let s = setup();
+    let layers = s.layers("/l/1");
+    ensure(&s.rootfs, &layers).unwrap();
+    let rootfs = std::sync::Arc::new(s.rootfs);
+    // Each use waits for the other to be inside too: only a shared lock
+    // lets both in.
+    let both = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let (rootfs, both, done, layers) =
+            (rootfs.clone(), both.clone(), done.clone(), layers.clone());
+        std::thread::spawn(move || {
+            let used = rootfs.with_image(&layers, None, |_| {
+                both.wait();
+                Ok(())
+            });
+            done.send(used.is_ok()).unwrap();
+        });
+    }
+    for _ in 0..2 {
+        let ok = finished.recv_timeout(Duration::from_secs(10));
+        assert_eq!(ok, Ok(true), "the uses waited for each other");
+    }
+}
+
 #[derive(Debug)]
 struct SlowCopier(FakeCopier);
 
