@@ -73,6 +73,19 @@ pub fn config_snapshot(bundle: &Path) -> Option<lxcri::config::Result<Config>> {
     Some(Config::from_snapshot(&path, &text))
 }
 
+/// Forgets the bundle's configuration once its container is all gone:
+/// containerd's `<shim> delete` after a delete then has nothing to do (in
+/// zfs mode it would ask ZFS for the volume once more). A shim killed
+/// before this leaves it, and that `delete` cleans up as after a crash.
+pub fn remove_config_snapshot(bundle: &Path) {
+    let path = bundle.join(CONFIG_SNAPSHOT_FILE);
+    if let Err(e) = std::fs::remove_file(&path) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(path = %path.display(), error = %e, "removing the configuration snapshot");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +125,15 @@ mod tests {
             ..Default::default()
         };
         assert!(config_path(Some(&bad)).is_err());
+    }
+
+    #[test]
+    fn a_forgotten_snapshot_leaves_the_delete_action_nothing_to_do() {
+        let bundle = tempfile::tempdir().unwrap();
+        save_config_snapshot(bundle.path(), &Config::default()).unwrap();
+        assert!(config_snapshot(bundle.path()).is_some());
+        remove_config_snapshot(bundle.path());
+        assert!(config_snapshot(bundle.path()).is_none());
+        remove_config_snapshot(bundle.path());
     }
 }

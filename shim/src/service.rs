@@ -459,6 +459,7 @@ impl Service {
             destroyed.as_ref().err().map(|e| e.cause()),
         );
         destroyed.map_err(|e| ShimError::failed("delete", &e))?;
+        options::remove_config_snapshot(&bundle);
         self.tasks.lock().await.remove(&req.id);
         self.events.delete(TaskDelete {
             container_id: req.id.clone(),

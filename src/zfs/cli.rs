@@ -83,6 +83,9 @@ pub(super) fn classify(args: &[String], code: i32, stderr: &str) -> ZfsError {
     if text.contains("dataset does not exist") {
         return ZfsError::MissingDataset { name: name() };
     }
+    if text.contains("dataset already exists") {
+        return ZfsError::AlreadyExists { name: name() };
+    }
     if text.contains("has dependent clones") {
         return ZfsError::DependentClones { name: name() };
     }
@@ -125,6 +128,10 @@ mod tests {
                 "cannot destroy 'tank/img@s': snapshot has dependent clones\nuse '-R' to destroy the following datasets:\ntank/c1\n"
             ),
             ZfsError::DependentClones { name } if name == "tank/img@s"
+        ));
+        assert!(matches!(
+            classify(&a, 1, "cannot create 'tank/c1': dataset already exists\n"),
+            ZfsError::AlreadyExists { name } if name == "tank/c1"
         ));
         assert!(matches!(
             classify(&a, 1, "cannot create 'tank/x': out of space\n"),

@@ -41,6 +41,8 @@ pub enum ZfsError {
     NoSuchPool { pool: String },
     #[error("zfs: dataset {name:?} does not exist")]
     MissingDataset { name: String },
+    #[error("zfs: {name:?} already exists")]
+    AlreadyExists { name: String },
     #[error("zfs: {name:?} has dependent clones")]
     DependentClones { name: String },
     #[error("zfs: {name:?} is busy (mounted and in use)")]

@@ -1,12 +1,14 @@
 //! An in-memory ZFS for unit tests: datasets, snapshots, clones, user
 //! properties and mounts, answering the commands [`crate::zfs::Zfs`] runs
-//! the way zfs-fuse does (no `acltype`, busy renames while mounted).
+//! the way zfs-fuse does (no `acltype`, busy renames while mounted, a
+//! destroy that has to unmount first busy once), and showing its mounts
+//! in a mount table (`fuse.zfs` at `/fake/<dataset>`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::{CopyError, LayerCopier};
+use super::{CopyError, LayerCopier, MountEntry, ZfsMounts};
 use crate::zfs::{Result, ZfsCommand, ZfsError};
 
 #[derive(Debug, Clone, Default)]
@@ -21,6 +23,10 @@ pub struct State {
     pub pools: Vec<String>,
     pub nodes: BTreeMap<String, Node>,
     pub calls: Vec<String>,
+    /// Paths unmounted through the mount table.
+    pub unmounts: Vec<PathBuf>,
+    /// The mount table cannot be read (zfs is asked instead).
+    pub no_table: bool,
     /// Commands starting with this fail once with this error.
     pub fail_next: Option<(String, ZfsError)>,
 }
@@ -30,6 +36,12 @@ pub struct FakeZfs(pub Arc<Mutex<State>>);
 
 fn missing(name: &str) -> ZfsError {
     ZfsError::MissingDataset {
+        name: name.to_string(),
+    }
+}
+
+fn exists(name: &str) -> ZfsError {
+    ZfsError::AlreadyExists {
         name: name.to_string(),
     }
 }
@@ -68,6 +80,10 @@ impl FakeZfs {
             .cloned()
     }
 
+    pub fn origin(&self, name: &str) -> Option<String> {
+        self.0.lock().unwrap().nodes.get(name)?.origin.clone()
+    }
+
     pub fn set_prop(&self, name: &str, key: &str, value: &str) {
         let mut s = self.0.lock().unwrap();
         s.nodes
@@ -91,6 +107,16 @@ impl FakeZfs {
 
     pub fn calls(&self) -> Vec<String> {
         self.0.lock().unwrap().calls.clone()
+    }
+
+    /// The calls so far, forgotten.
+    pub fn take_calls(&self) -> Vec<String> {
+        std::mem::take(&mut self.0.lock().unwrap().calls)
+    }
+
+    pub fn set_mounted(&self, name: &str, mounted: bool) {
+        let mut s = self.0.lock().unwrap();
+        s.nodes.get_mut(name).expect("dataset exists").mounted = mounted;
     }
 }
 
@@ -205,7 +231,7 @@ impl State {
             }
             ["create", name] => {
                 if self.nodes.contains_key(*name) {
-                    return Err(failed(args, "dataset already exists"));
+                    return Err(exists(name));
                 }
                 self.check_parent(args, name)?;
                 let node = Node {
@@ -222,7 +248,7 @@ impl State {
                     return Err(missing(ds));
                 }
                 if self.nodes.contains_key(*snap) {
-                    return Err(failed(args, "dataset already exists"));
+                    return Err(exists(snap));
                 }
                 let props = self.nodes[ds].props.clone();
                 self.nodes.insert(
@@ -239,7 +265,7 @@ impl State {
                     return Err(missing(snap));
                 }
                 if self.nodes.contains_key(*target) {
-                    return Err(failed(args, "dataset already exists"));
+                    return Err(exists(target));
                 }
                 self.check_parent(args, target)?;
                 self.nodes.insert(
@@ -260,7 +286,7 @@ impl State {
                     });
                 }
                 if self.nodes.contains_key(*to) {
-                    return Err(failed(args, "dataset already exists"));
+                    return Err(exists(to));
                 }
                 let moved: Vec<String> = self
                     .nodes
@@ -311,6 +337,19 @@ impl State {
                         });
                     }
                 }
+                // zfs-fuse: a destroy that unmounts finds the dataset
+                // busy, the next one destroys it.
+                let mut busy = false;
+                for d in &doomed {
+                    let node = self.nodes.get_mut(d).expect("listed");
+                    busy |= node.mounted;
+                    node.mounted = false;
+                }
+                if busy {
+                    return Err(ZfsError::Busy {
+                        name: name.to_string(),
+                    });
+                }
                 for d in doomed {
                     self.nodes.remove(&d);
                 }
@@ -360,6 +399,41 @@ impl ZfsCommand for FakeZfs {
             }
         }
         s.run(args)
+    }
+}
+
+impl ZfsMounts for FakeZfs {
+    fn list(&self) -> Vec<MountEntry> {
+        let s = self.0.lock().unwrap();
+        if s.no_table {
+            return Vec::new();
+        }
+        s.nodes
+            .iter()
+            .filter(|(_, n)| n.mounted)
+            .map(|(name, _)| MountEntry {
+                path: PathBuf::from(format!("/fake/{name}")),
+                root: "/".into(),
+                fstype: "fuse.zfs".into(),
+                source: name.clone(),
+            })
+            .collect()
+    }
+
+    fn unmount(&self, path: &Path) -> nix::Result<()> {
+        let mut s = self.0.lock().unwrap();
+        let name = path
+            .to_str()
+            .and_then(|p| p.strip_prefix("/fake/"))
+            .ok_or(nix::Error::EINVAL)?
+            .to_string();
+        let node = s.nodes.get_mut(&name).ok_or(nix::Error::EINVAL)?;
+        if !node.mounted {
+            return Err(nix::Error::EINVAL);
+        }
+        node.mounted = false;
+        s.unmounts.push(path.to_path_buf());
+        Ok(())
     }
 }
 

@@ -6,24 +6,36 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use super::mounts::mount_of;
 use super::{
     now_secs, op, prop, unique_suffix, CopyError, Result, ZfsRootfs, ZfsRootfsError, IMAGE_KEY,
     IMAGE_PREFIX, LAST_USED, PARTIAL_PREFIX, ROLE, ROLE_IMAGE, ROLE_IMAGES, SNAPSHOT,
 };
 use crate::rootfs::{ImageKey, ImageLayers};
-use crate::zfs::{DatasetName, Property};
+use crate::userns::IdRange;
+use crate::zfs::{DatasetName, Property, ZfsError};
 
-/// A complete image: its dataset, the snapshot clones come from, and where
-/// the dataset is mounted.
+/// A complete image: its key, its dataset and the snapshot clones come
+/// from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
+    pub key: ImageKey,
     pub dataset: DatasetName,
     pub snapshot: DatasetName,
-    pub path: PathBuf,
 }
 
-/// An image's lock, held until dropped: whoever holds it may fill,
-/// destroy or judge the image's datasets.
+impl ImageRef {
+    /// Whether `e` says this image is not there (its dataset or snapshot
+    /// does not exist): then it is made, and the use tried again.
+    fn missing_in(&self, e: &ZfsRootfsError) -> bool {
+        matches!(e, ZfsRootfsError::Zfs { source: ZfsError::MissingDataset { name }, .. }
+            if *name == self.snapshot.as_str() || *name == self.dataset.as_str())
+    }
+}
+
+/// An image's lock, held until dropped: whoever holds it alone may fill,
+/// destroy or judge the image's datasets; shared, it keeps the image as it
+/// is while containers clone it.
 #[derive(Debug)]
 pub(super) struct ImageLock {
     _lock: Flock<File>,
@@ -53,8 +65,17 @@ impl ImageLock {
 
     /// Waits for the lock (a fill by another shim can take a while).
     pub(super) fn acquire(dir: &Path, key: &ImageKey) -> Result<Self> {
+        Self::wait(dir, key, FlockArg::LockExclusive)
+    }
+
+    /// Waits for the lock, shared with other holders of it shared.
+    fn acquire_shared(dir: &Path, key: &ImageKey) -> Result<Self> {
+        Self::wait(dir, key, FlockArg::LockShared)
+    }
+
+    fn wait(dir: &Path, key: &ImageKey, how: FlockArg) -> Result<Self> {
         let (file, path) = Self::open(dir, key)?;
-        Flock::lock(file, FlockArg::LockExclusive)
+        Flock::lock(file, how)
             .map(|l| Self { _lock: l })
             .map_err(|(_, errno)| ZfsRootfsError::Lock {
                 path,
@@ -77,14 +98,34 @@ impl ImageLock {
 }
 
 impl ZfsRootfs {
-    pub(super) fn image_dataset(&self, key: &ImageKey) -> Result<DatasetName> {
-        self.images
+    fn image_ref(&self, key: &ImageKey) -> Result<ImageRef> {
+        let dataset = self
+            .images
             .child(&format!("{IMAGE_PREFIX}{}", key.as_str()))
-            .map_err(ZfsRootfsError::InvalidName)
+            .map_err(ZfsRootfsError::InvalidName)?;
+        let snapshot = dataset
+            .snapshot(SNAPSHOT)
+            .map_err(ZfsRootfsError::InvalidName)?;
+        Ok(ImageRef {
+            key: key.clone(),
+            dataset,
+            snapshot,
+        })
     }
 
-    /// The complete image for `layers`, filling it first if there is none.
-    pub fn ensure_image(&self, layers: &ImageLayers) -> Result<ImageRef> {
+    /// Runs `use_image` on the complete image of `layers` (shifted into
+    /// `idmap` when given) under the image's lock, so `lxcri gc` cannot
+    /// destroy it meanwhile. Nothing is asked of `zfs` beforehand: when
+    /// `use_image` finds the image missing, it is made (filled from the
+    /// layers) and `use_image` runs again. The lock is shared while the
+    /// image is only used (containers of one image clone it side by side),
+    /// and taken alone to make it.
+    pub(super) fn with_image<T>(
+        &self,
+        layers: &ImageLayers,
+        idmap: Option<IdRange>,
+        use_image: impl Fn(&ImageRef) -> Result<T>,
+    ) -> Result<T> {
         if let Some(upper) = &layers.upperdir {
             let has_changes = fs::read_dir(upper)
                 .map(|mut d| d.next().is_some())
@@ -93,8 +134,52 @@ impl ZfsRootfs {
                 return Err(ZfsRootfsError::UpperNotEmpty(upper.clone()));
             }
         }
-        self.ensure_keyed(
-            &layers.key,
+        match idmap {
+            None => self.with_keyed(&layers.key, |image| self.fill(layers, image), use_image),
+            Some(range) => self.with_keyed(
+                &layers.key.shifted(range),
+                |image| {
+                    self.with_keyed(
+                        &layers.key,
+                        |base| self.fill(layers, base),
+                        |base| self.make_shifted(base, image, range),
+                    )
+                },
+                use_image,
+            ),
+        }
+    }
+
+    /// [`ZfsRootfs::with_image`] for the image `key`, made by `make`.
+    fn with_keyed<T>(
+        &self,
+        key: &ImageKey,
+        make: impl FnOnce(&ImageRef) -> Result<()>,
+        use_image: impl Fn(&ImageRef) -> Result<T>,
+    ) -> Result<T> {
+        let image = self.image_ref(key)?;
+        {
+            let _shared = ImageLock::acquire_shared(&self.lock_dir, key)?;
+            match use_image(&image) {
+                Err(e) if image.missing_in(&e) => {}
+                result => return result,
+            }
+        }
+        let _alone = ImageLock::acquire(&self.lock_dir, key)?;
+        // Another create may have made it while this one waited.
+        match use_image(&image) {
+            Err(e) if image.missing_in(&e) => {
+                make(&image)?;
+                use_image(&image)
+            }
+            result => result,
+        }
+    }
+
+    /// Fills `image` from the image layers.
+    fn fill(&self, layers: &ImageLayers, image: &ImageRef) -> Result<()> {
+        self.make_keyed(
+            image,
             |partial, props| {
                 self.ensure_images_parent()?;
                 let mut all = self.pve_props()?;
@@ -123,67 +208,54 @@ impl ZfsRootfs {
         )
     }
 
-    /// The complete image `key`, under its lock. When there is none (or
-    /// one that lost its snapshot), `create` makes a partial dataset with
-    /// the given marks, `fill` fills it where it is mounted, and it is
-    /// snapshotted and renamed into place; on any failure the partial
-    /// dataset is destroyed. Shared by the images of layers and their
-    /// shifted clones (`shifted.rs`).
-    pub(super) fn ensure_keyed(
+    /// Makes the missing image `image`, under its lock: an
+    /// image dataset without its snapshot (lost) is destroyed if lxcri's,
+    /// `create` makes a partial dataset with the given marks, `fill` fills
+    /// it where it is mounted, and it is snapshotted and renamed into
+    /// place; on any failure the partial dataset is destroyed. Shared by
+    /// the images of layers and their shifted clones (`shifted.rs`).
+    pub(super) fn make_keyed(
         &self,
-        key: &ImageKey,
+        image: &ImageRef,
         create: impl FnOnce(&DatasetName, Vec<Property>) -> Result<()>,
         fill: impl FnOnce(&DatasetName, &Path) -> Result<()>,
-    ) -> Result<ImageRef> {
-        let _lock = ImageLock::acquire(&self.lock_dir, key)?;
-        let dataset = self.image_dataset(key)?;
-        let snapshot = dataset
-            .snapshot(SNAPSHOT)
-            .map_err(ZfsRootfsError::InvalidName)?;
-        let complete = self
+    ) -> Result<()> {
+        let (key, dataset) = (&image.key, &image.dataset);
+        if self
             .zfs
-            .exists(&snapshot)
-            .map_err(op("looking for image", &snapshot))?;
-        if !complete {
-            if self
-                .zfs
-                .exists(&dataset)
-                .map_err(op("looking for image", &dataset))?
-            {
-                // Without its snapshot nothing was cloned from it; it can
-                // only be an image of lxcri's that lost its snapshot.
-                self.check_role(&dataset, ROLE_IMAGE)?;
-                self.zfs
-                    .destroy(&dataset, true)
-                    .map_err(op("destroying incomplete image", &dataset))?;
-            }
-            let partial = self
-                .images
-                .child(&format!(
-                    "{PARTIAL_PREFIX}{}-{}",
-                    key.as_str(),
-                    unique_suffix()
-                ))
-                .map_err(ZfsRootfsError::InvalidName)?;
-            create(
-                &partial,
-                vec![prop(ROLE, ROLE_IMAGE)?, prop(IMAGE_KEY, key.as_str())?],
-            )?;
-            let result = self.complete_partial(&partial, &dataset, fill);
-            if result.is_err() {
-                if let Err(e) = self.zfs.destroy(&partial, true) {
-                    tracing::warn!(dataset = %partial, error = %crate::error_chain(&e), "destroying a partial image");
-                }
-            }
-            result?;
+            .exists(dataset)
+            .map_err(op("looking for image", dataset))?
+        {
+            // Without its snapshot nothing was cloned from it; it can
+            // only be an image of lxcri's that lost its snapshot.
+            self.check_role(dataset, ROLE_IMAGE)?;
+            self.zfs
+                .destroy(dataset, true)
+                .map_err(op("destroying incomplete image", dataset))?;
         }
-        self.touch(&dataset);
-        let path = self.mounted_path(&dataset, "mounting image")?;
-        Ok(ImageRef {
-            dataset,
-            snapshot,
-            path,
-        })
+        let partial = self
+            .images
+            .child(&format!(
+                "{PARTIAL_PREFIX}{}-{}",
+                key.as_str(),
+                unique_suffix()
+            ))
+            .map_err(ZfsRootfsError::InvalidName)?;
+        // Used now: its idle time for `lxcri gc` starts here, and again
+        // whenever a clone of it is destroyed (a clone keeps it meanwhile).
+        let marks = vec![
+            prop(ROLE, ROLE_IMAGE)?,
+            prop(IMAGE_KEY, key.as_str())?,
+            prop(LAST_USED, &now_secs().to_string())?,
+        ];
+        create(&partial, marks)?;
+        let result = self.complete_partial(&partial, dataset, fill);
+        if result.is_err() {
+            if let Err(e) = self.zfs.destroy(&partial, true) {
+                tracing::warn!(dataset = %partial, error = %crate::error_chain(&e), "destroying a partial image");
+            }
+        }
+        result
     }
 
     fn complete_partial(
@@ -238,31 +310,38 @@ impl ZfsRootfs {
         }
     }
 
-    /// Mounts `dataset` unless it is mounted (one `zfs get` when it is:
-    /// every call costs a round trip to ZFS) and returns where.
+    /// Where `dataset` is mounted, mounting it first if it is not: from
+    /// the mount table when it is there (no `zfs` call), else asked of
+    /// `zfs` (one `zfs get`, and `zfs mount` when not mounted).
     pub(super) fn mounted_path(
         &self,
         dataset: &DatasetName,
         doing: &'static str,
     ) -> Result<PathBuf> {
+        if let Some(m) = mount_of(&self.mounts.list(), dataset) {
+            return Ok(m.path.clone());
+        }
         let props = self
             .zfs
             .get_many(dataset, &["mounted", "mountpoint"])
             .map_err(op("reading the mountpoint of", dataset))?;
         let [mounted, mountpoint] = <[Option<String>; 2]>::try_from(props).unwrap_or_default();
+        let path = match mountpoint {
+            Some(p) if p.starts_with('/') => PathBuf::from(p),
+            other => {
+                return Err(ZfsRootfsError::Foreign {
+                    dataset: dataset.to_string(),
+                    reason: format!(
+                        "mountpoint is {:?}; lxcri needs datasets under zfs.pool mounted",
+                        other.unwrap_or_default()
+                    ),
+                })
+            }
+        };
         if mounted.as_deref() != Some("yes") {
             self.zfs.mount(dataset).map_err(op(doing, dataset))?;
         }
-        match mountpoint {
-            Some(p) if p.starts_with('/') => Ok(PathBuf::from(p)),
-            other => Err(ZfsRootfsError::Foreign {
-                dataset: dataset.to_string(),
-                reason: format!(
-                    "mountpoint is {:?}; lxcri needs datasets under zfs.pool mounted",
-                    other.unwrap_or_default()
-                ),
-            }),
-        }
+        Ok(path)
     }
 
     /// Fails unless `dataset` carries `lxcri:role=<role>`.

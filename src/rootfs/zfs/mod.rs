@@ -18,6 +18,7 @@
 mod copy;
 mod gc;
 mod image;
+mod mounts;
 mod shifted;
 mod volume;
 
@@ -33,10 +34,13 @@ use std::sync::OnceLock;
 pub use copy::{CopyError, LayerCopier, OverlayCopier};
 pub use gc::{ImageGc, ImageGcReport};
 pub use image::ImageRef;
+pub use mounts::{MountEntry, ProcMounts, ZfsMounts};
 
 use super::{is_mountpoint, mount_all, unmount_all, ImageKeyError, ImageLayers, RootfsMount};
 use crate::config::ZfsSettings;
 use crate::zfs::{DatasetName, DiskSize, Property, Zfs, ZfsCli, ZfsCommand, ZfsError};
+use mounts::mount_of;
+use volume::Replace;
 
 /// User property on every dataset lxcri made: what it is.
 pub const ROLE: &str = "lxcri:role";
@@ -149,8 +153,10 @@ pub struct ZfsRootfs {
     /// Per-image lock files.
     lock_dir: PathBuf,
     copier: Box<dyn LayerCopier>,
+    /// Where datasets are mounted (read instead of asked of `zfs`).
+    mounts: Box<dyn ZfsMounts>,
     /// Whether the pool takes `acltype` and `xattr=sa` (OpenZFS on Linux
-    /// does; zfs-fuse does not), asked once.
+    /// does; zfs-fuse does not), found out once.
     linux_props: OnceLock<bool>,
 }
 
@@ -169,6 +175,7 @@ impl ZfsRootfs {
             Box::new(OverlayCopier {
                 scratch: work.join("views"),
             }),
+            Box::new(ProcMounts),
         ))
     }
 
@@ -179,6 +186,7 @@ impl ZfsRootfs {
         size: DiskSize,
         lock_dir: PathBuf,
         copier: Box<dyn LayerCopier>,
+        mounts: Box<dyn ZfsMounts>,
     ) -> Self {
         Self {
             zfs: Zfs::new(cmd),
@@ -187,6 +195,7 @@ impl ZfsRootfs {
             size,
             lock_dir,
             copier,
+            mounts,
             linux_props: OnceLock::new(),
         }
     }
@@ -199,9 +208,13 @@ impl ZfsRootfs {
         &self.pool
     }
 
-    /// Where `zfs.pool` says it is mounted (`zfs get mountpoint`): the
-    /// directory PVE's ZFS storage must name, as volumes inherit it.
+    /// Where `zfs.pool` is mounted (per the mount table, else its
+    /// `mountpoint`): the directory PVE's ZFS storage must name, as
+    /// volumes inherit it.
     pub fn pool_mountpoint(&self) -> Result<Option<PathBuf>> {
+        if let Some(m) = mount_of(&self.mounts.list(), &self.pool) {
+            return Ok(Some(m.path.clone()));
+        }
         // `zfs get` says "dataset does not exist" for a missing pool too.
         let value = self
             .zfs
@@ -223,8 +236,12 @@ impl ZfsRootfs {
     /// The properties PVE gives a CT volume, as far as the pool has them.
     fn pve_props(&self) -> Result<Vec<Property>> {
         let linux = *self.linux_props.get_or_init(|| {
-            // zfs-fuse refuses `acltype` as an unknown property.
-            self.zfs.get(&self.pool, "acltype").is_ok()
+            match mount_of(&self.mounts.list(), &self.pool) {
+                // The kernel module's mounts are `zfs`, zfs-fuse's `fuse.zfs`.
+                Some(m) => m.fstype == "zfs",
+                // zfs-fuse refuses `acltype` as an unknown property.
+                None => self.zfs.get(&self.pool, "acltype").is_ok(),
+            }
         });
         let mut props = vec![prop("refquota", &self.size.to_string())?];
         if linux {
@@ -250,29 +267,54 @@ impl ZfsRootfs {
             // `ctr run --rootfs DIR`: the directory is used as it is.
             return Ok(false);
         }
-        let image = self.image_for(mounts, idmap)?;
+        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
         match volume {
             Some(leaf) => {
                 let volume = self.volume(leaf)?;
-                let path = self.clone_volume(&image, &volume, owner)?;
+                let path = self.clone_for(&layers, idmap, &volume, owner)?;
                 if let Err(e) = bind(&path, target, false, &volume) {
                     let _ = self.destroy_volume(&volume, owner);
                     return Err(e);
                 }
             }
-            None => bind(&image.path, target, true, &image.dataset)?,
+            None => {
+                let (image, path) = self.image_mounted(&layers, idmap)?;
+                bind(&path, target, true, &image.dataset)?;
+            }
         }
         Ok(true)
     }
 
-    /// The image of `mounts`, shifted into `idmap` when given.
-    fn image_for(&self, mounts: &[RootfsMount], idmap: Option<IdRange>) -> Result<ImageRef> {
-        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
-        let image = self.ensure_image(&layers)?;
-        match idmap {
-            Some(range) => self.ensure_shifted(&image, &layers.key, range),
-            None => Ok(image),
+    /// Clones the image of `layers` as the container's `volume` and
+    /// returns where the clone is mounted. In the common case (the image
+    /// exists, no leftover volume) that is one `zfs clone`.
+    fn clone_for(
+        &self,
+        layers: &ImageLayers,
+        idmap: Option<IdRange>,
+        volume: &DatasetName,
+        owner: &str,
+    ) -> Result<PathBuf> {
+        self.with_image(layers, idmap, |image| {
+            self.clone_volume(image, volume, owner, Replace::Own)
+        })?;
+        let mounted = self.mounted_path(volume, "mounting volume");
+        if mounted.is_err() {
+            let _ = self.destroy_unmounted(volume);
         }
+        mounted
+    }
+
+    /// The image of `layers` (made if missing) and where it is mounted.
+    fn image_mounted(
+        &self,
+        layers: &ImageLayers,
+        idmap: Option<IdRange>,
+    ) -> Result<(ImageRef, PathBuf)> {
+        self.with_image(layers, idmap, |image| {
+            let path = self.mounted_path(&image.dataset, "mounting image")?;
+            Ok((image.clone(), path))
+        })
     }
 
     /// Undoes [`ZfsRootfs::prepare`]: unmounts `target` and destroys the
@@ -301,20 +343,13 @@ impl ZfsRootfs {
         owner: &str,
         idmap: Option<IdRange>,
     ) -> Result<()> {
-        let image = self.image_for(mounts, idmap)?;
+        let layers = ImageLayers::from_mounts(mounts).map_err(ZfsRootfsError::Layers)?;
         let volume = self.volume(leaf)?;
-        if self
-            .zfs
-            .get(&volume, ROLE)
-            .map_err(op("reading", &volume))?
-            .is_none()
-        {
-            // PVE's own allocation: nothing of the container is in it yet.
-            self.zfs
-                .destroy(&volume, true)
-                .map_err(op("destroying PVE's new volume", &volume))?;
-        }
-        self.clone_volume(&image, &volume, owner).map(drop)
+        // PVE's own allocation carries no lxcri mark: nothing of the
+        // container is in it yet. It stays until the image is there.
+        self.with_image(&layers, idmap, |image| {
+            self.clone_volume(image, &volume, owner, Replace::OwnOrUnmarked)
+        })
     }
 }
 

@@ -11,19 +11,18 @@
 use super::image::ImageRef;
 use super::{op, Result, ZfsRootfs, ZfsRootfsError};
 use crate::rootfs::shift::shift_tree;
-use crate::rootfs::ImageKey;
 use crate::userns::IdRange;
 
 impl ZfsRootfs {
-    /// The image `base` (keyed `key`) shifted into `range`, made if missing.
-    pub(super) fn ensure_shifted(
+    /// Makes `image`, the image `base` shifted into `range`.
+    pub(super) fn make_shifted(
         &self,
         base: &ImageRef,
-        key: &ImageKey,
+        image: &ImageRef,
         range: IdRange,
-    ) -> Result<ImageRef> {
-        self.ensure_keyed(
-            &key.shifted(range),
+    ) -> Result<()> {
+        self.make_keyed(
+            image,
             |partial, props| {
                 self.zfs
                     .clone_snapshot(&base.snapshot, partial, &props)

@@ -5,6 +5,11 @@ use super::fake::{FakeCopier, FakeZfs};
 use super::*;
 use crate::rootfs::ImageLayers;
 
+/// The image of `layers`, made if missing (as a pve create plans with it).
+fn ensure(rootfs: &ZfsRootfs, layers: &ImageLayers) -> Result<ImageRef> {
+    rootfs.image_mounted(layers, None).map(|(image, _)| image)
+}
+
 struct Setup {
     zfs: FakeZfs,
     copier: FakeCopier,
@@ -16,6 +21,7 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let zfs = FakeZfs::with_pool("tank");
     zfs.add("tank/data", &[]);
+    zfs.set_mounted("tank/data", true);
     let copier = FakeCopier::default();
     let rootfs = ZfsRootfs::new(
         Box::new(zfs.clone()),
@@ -24,6 +30,7 @@ fn setup() -> Setup {
         "1G".parse().unwrap(),
         tmp.path().join("locks"),
         Box::new(copier.clone()),
+        Box::new(zfs.clone()),
     );
     Setup {
         zfs,
@@ -67,8 +74,8 @@ impl Setup {
 fn first_use_fills_once_then_every_use_reuses_the_snapshot() {
     let s = setup();
     let layers = s.layers("/l/2:/l/1");
-    let a = s.rootfs.ensure_image(&layers).unwrap();
-    let b = s.rootfs.ensure_image(&s.layers("/l/2:/l/1")).unwrap();
+    let a = ensure(&s.rootfs, &layers).unwrap();
+    let b = ensure(&s.rootfs, &s.layers("/l/2:/l/1")).unwrap();
     assert_eq!(a, b);
     let img = format!("tank/data/lxcri-images/img-{}", layers.key.as_str());
     assert_eq!(a.dataset.as_str(), img);
@@ -97,7 +104,7 @@ fn first_use_fills_once_then_every_use_reuses_the_snapshot() {
     let rename = calls.iter().position(|c| c.starts_with("rename ")).unwrap();
     assert!(snap < rename, "{calls:#?}");
     // Another image has its own dataset.
-    let other = s.rootfs.ensure_image(&s.layers("/l/3:/l/1")).unwrap();
+    let other = ensure(&s.rootfs, &s.layers("/l/3:/l/1")).unwrap();
     assert_ne!(other.dataset, a.dataset);
     assert_eq!(s.copier.copies.lock().unwrap().len(), 2);
 }
@@ -113,17 +120,45 @@ fn concurrent_first_uses_fill_once() {
         "1G".parse().unwrap(),
         s.tmp.path().join("locks"),
         Box::new(slow),
+        Box::new(s.zfs.clone()),
     ));
     let threads: Vec<_> = (0..4)
         .map(|_| {
             let rootfs = rootfs.clone();
             let layers = s.layers("/l/9");
-            std::thread::spawn(move || rootfs.ensure_image(&layers).unwrap())
+            std::thread::spawn(move || ensure(&rootfs, &layers).unwrap())
         })
         .collect();
     let refs: Vec<ImageRef> = threads.into_iter().map(|t| t.join().unwrap()).collect();
     assert!(refs.windows(2).all(|w| w[0] == w[1]));
     assert_eq!(s.copier.copies.lock().unwrap().len(), 1);
+}
+
+#[test]
+fn containers_of_one_image_use_it_side_by_side() {
+    let s = setup();
+    let layers = s.layers("/l/1");
+    ensure(&s.rootfs, &layers).unwrap();
+    let rootfs = std::sync::Arc::new(s.rootfs);
+    // Each use waits for the other to be inside too: only a shared lock
+    // lets both in.
+    let both = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..2 {
+        let (rootfs, both, done, layers) =
+            (rootfs.clone(), both.clone(), done.clone(), layers.clone());
+        std::thread::spawn(move || {
+            let used = rootfs.with_image(&layers, None, |_| {
+                both.wait();
+                Ok(())
+            });
+            done.send(used.is_ok()).unwrap();
+        });
+    }
+    for _ in 0..2 {
+        let ok = finished.recv_timeout(Duration::from_secs(10));
+        assert_eq!(ok, Ok(true), "the uses waited for each other");
+    }
 }
 
 #[derive(Debug)]
@@ -142,7 +177,7 @@ fn a_full_quota_names_the_size_and_leaves_nothing() {
     *s.copier.fail.lock().unwrap() = Some(CopyError::OutOfSpace(
         "cp: cannot create 'x': Disk quota exceeded".into(),
     ));
-    let err = s.rootfs.ensure_image(&s.layers("/l/1")).unwrap_err();
+    let err = ensure(&s.rootfs, &s.layers("/l/1")).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("zfs.size = 1G") && text.contains("quota reached"),
@@ -151,7 +186,7 @@ fn a_full_quota_names_the_size_and_leaves_nothing() {
     assert!(matches!(err, ZfsRootfsError::ImageTooLarge { .. }));
     assert!(s.under_images().is_empty(), "{:?}", s.under_images());
     // The next try fills afresh.
-    s.rootfs.ensure_image(&s.layers("/l/1")).unwrap();
+    ensure(&s.rootfs, &s.layers("/l/1")).unwrap();
 }
 
 #[test]
@@ -165,7 +200,7 @@ fn a_crashed_fill_is_never_used_and_gc_removes_it() {
     s.zfs
         .add(&partial, &[(ROLE, ROLE_IMAGE), (IMAGE_KEY, key.as_str())]);
     s.zfs.add(&format!("{partial}@lxcri"), &[]);
-    let image = s.rootfs.ensure_image(&layers).unwrap();
+    let image = ensure(&s.rootfs, &layers).unwrap();
     assert!(image.dataset.as_str().ends_with(&format!("img-{key}")));
     assert_eq!(s.copier.copies.lock().unwrap().len(), 1);
 
@@ -198,12 +233,55 @@ fn an_image_without_its_snapshot_is_refilled_only_if_ours() {
     let img = format!("tank/data/lxcri-images/img-{}", layers.key.as_str());
     s.zfs.add("tank/data/lxcri-images", &[]);
     s.zfs.add(&img, &[]);
-    let err = s.rootfs.ensure_image(&layers).unwrap_err();
+    // Found out by the clone, which needs the snapshot.
+    let vol = s.rootfs.volume("subvol-x-disk-0").unwrap();
+    let err = s.rootfs.clone_for(&layers, None, &vol, "ns/a").unwrap_err();
     assert!(matches!(err, ZfsRootfsError::Foreign { .. }), "{err}");
     assert!(s.zfs.names().contains(&img), "not ours: left alone");
+    assert!(!s.zfs.names().contains(&vol.to_string()));
     s.zfs.set_prop(&img, ROLE, ROLE_IMAGE);
-    s.rootfs.ensure_image(&layers).unwrap();
+    s.rootfs.clone_for(&layers, None, &vol, "ns/a").unwrap();
     assert!(s.zfs.names().contains(&format!("{img}@lxcri")));
+    assert_eq!(s.copier.copies.lock().unwrap().len(), 1);
+}
+
+/// The `zfs` commands of one container's lifecycle on the lxc backend,
+/// its image already made: one clone at create; at delete one get (is it
+/// this container's, and of which image), the image's mark and the destroy
+/// (its mount let go of first, so zfs-fuse does not find it busy). A
+/// release once more (containerd's `<shim> delete` after a
+/// crash) finds the volume gone with one get.
+#[test]
+fn a_lifecycle_of_an_existing_image_is_one_zfs_call_to_create_and_three_to_delete() {
+    let s = setup();
+    let layers = s.layers("/l/1");
+    let image = ensure(&s.rootfs, &layers).unwrap();
+    let vol = s.rootfs.volume("subvol-ns_a-disk-0").unwrap();
+    s.zfs.take_calls();
+    let path = s.rootfs.clone_for(&layers, None, &vol, "ns/a").unwrap();
+    assert_eq!(path, PathBuf::from(format!("/fake/{vol}")));
+    let (img, snap) = (&image.dataset, &image.snapshot);
+    assert_eq!(
+        s.zfs.take_calls(),
+        [format!(
+            "clone -o refquota=1G -o lxcri:role=rootfs -o lxcri:owner=ns/a {snap} {vol}"
+        )]
+    );
+    let leaf = Some("subvol-ns_a-disk-0");
+    s.rootfs.release(None, "ns/a", leaf).unwrap();
+    let calls = s.zfs.take_calls();
+    assert_eq!(calls.len(), 3, "{calls:#?}");
+    assert_eq!(
+        calls[0],
+        format!("get -H -o property,value lxcri:role,lxcri:owner,origin {vol}")
+    );
+    assert!(calls[1].starts_with("set lxcri:last-used="));
+    assert!(calls[1].ends_with(&format!(" {img}")));
+    assert_eq!(calls[2], format!("destroy -r {vol}"));
+    assert!(!s.zfs.names().contains(&vol.to_string()));
+    assert_eq!(s.zfs.0.lock().unwrap().unmounts, [path]);
+    s.rootfs.release(None, "ns/a", leaf).unwrap();
+    assert_eq!(s.zfs.take_calls(), calls[..1]);
 }
 
 #[test]
@@ -217,9 +295,10 @@ fn a_missing_pool_is_said_plainly_and_nothing_is_made() {
         "1G".parse().unwrap(),
         tmp.path().join("locks"),
         Box::new(FakeCopier::default()),
+        Box::new(zfs.clone()),
     );
     let s = setup();
-    let err = rootfs.ensure_image(&s.layers("/l/1")).unwrap_err();
+    let err = ensure(&rootfs, &s.layers("/l/1")).unwrap_err();
     assert!(matches!(err, ZfsRootfsError::NoPool { .. }), "{err:?}");
     assert!(err.to_string().contains("zfs.pool"), "{err}");
     assert_eq!(zfs.names(), vec!["tank".to_string()]);
@@ -228,13 +307,15 @@ fn a_missing_pool_is_said_plainly_and_nothing_is_made() {
 #[test]
 fn the_mountpoint_of_a_missing_pool_dataset_names_zfs_pool() {
     let tmp = tempfile::tempdir().unwrap();
+    let zfs = FakeZfs::with_pool("tank");
     let rootfs = ZfsRootfs::new(
-        Box::new(FakeZfs::with_pool("tank")),
+        Box::new(zfs.clone()),
         DatasetName::parse("tank/nodata").unwrap(),
         DatasetName::parse("tank/nodata/lxcri-images").unwrap(),
         "1G".parse().unwrap(),
         tmp.path().join("locks"),
         Box::new(FakeCopier::default()),
+        Box::new(zfs),
     );
     let err = rootfs.pool_mountpoint().unwrap_err();
     assert_eq!(
@@ -249,7 +330,7 @@ fn a_changed_upper_layer_is_refused() {
     let mounts = s.mounts("/l/1");
     let layers = ImageLayers::from_mounts(&mounts).unwrap();
     std::fs::write(layers.upperdir.as_ref().unwrap().join("f"), "x").unwrap();
-    let err = s.rootfs.ensure_image(&layers).unwrap_err();
+    let err = ensure(&s.rootfs, &layers).unwrap_err();
     assert!(matches!(err, ZfsRootfsError::UpperNotEmpty(_)), "{err}");
     assert!(s.under_images().is_empty());
 }
@@ -257,10 +338,14 @@ fn a_changed_upper_layer_is_refused() {
 #[test]
 fn volumes_are_marked_clones_and_only_their_owner_destroys_them() {
     let s = setup();
-    let image = s.rootfs.ensure_image(&s.layers("/l/1")).unwrap();
+    let layers = s.layers("/l/1");
+    let image = ensure(&s.rootfs, &layers).unwrap();
     let vol = s.rootfs.volume(&volume_leaf("default_web")).unwrap();
     assert_eq!(vol.as_str(), "tank/data/subvol-default_web-disk-0");
-    let path = s.rootfs.clone_volume(&image, &vol, "default/web").unwrap();
+    let path = s
+        .rootfs
+        .clone_for(&layers, None, &vol, "default/web")
+        .unwrap();
     assert_eq!(
         path,
         PathBuf::from("/fake/tank/data/subvol-default_web-disk-0")
@@ -296,33 +381,65 @@ fn volumes_are_marked_clones_and_only_their_owner_destroys_them() {
 #[test]
 fn a_leftover_volume_of_the_same_container_is_replaced_anyone_elses_is_not() {
     let s = setup();
-    let image = s.rootfs.ensure_image(&s.layers("/l/1")).unwrap();
+    let image = ensure(&s.rootfs, &s.layers("/l/1")).unwrap();
     let vol = s.rootfs.volume("subvol-x-disk-0").unwrap();
-    s.rootfs.clone_volume(&image, &vol, "ns/a").unwrap();
-    s.rootfs.clone_volume(&image, &vol, "ns/a").unwrap();
-    let err = s.rootfs.clone_volume(&image, &vol, "ns/b").unwrap_err();
+    let own = Replace::Own;
+    s.rootfs.clone_volume(&image, &vol, "ns/a", own).unwrap();
+    s.rootfs.clone_volume(&image, &vol, "ns/a", own).unwrap();
+    let err = s
+        .rootfs
+        .clone_volume(&image, &vol, "ns/b", own)
+        .unwrap_err();
     assert!(matches!(err, ZfsRootfsError::Foreign { .. }), "{err}");
     s.zfs.add("tank/data/subvol-y-disk-0", &[]);
     let other = s.rootfs.volume("subvol-y-disk-0").unwrap();
-    assert!(s.rootfs.clone_volume(&image, &other, "ns/a").is_err());
+    let err = s
+        .rootfs
+        .clone_volume(&image, &other, "ns/a", own)
+        .unwrap_err();
+    assert!(matches!(err, ZfsRootfsError::Foreign { .. }), "{err}");
+    assert!(s.zfs.names().contains(&other.to_string()));
+    // PVE's fresh allocation (no marks) may be replaced where told so.
+    s.rootfs
+        .clone_volume(&image, &other, "ns/a", Replace::OwnOrUnmarked)
+        .unwrap();
+    assert_eq!(s.zfs.prop(other.as_str(), OWNER).as_deref(), Some("ns/a"));
 }
 
 #[test]
 fn pve_allocated_volume_is_swapped_for_a_clone() {
     let s = setup();
     let mounts = s.mounts("/l/1");
+    // A pve create plans with the image (made now, and mounted).
+    let layers = ImageLayers::from_mounts(&mounts).unwrap();
+    let (image, path) = s.rootfs.image_mounted(&layers, None).unwrap();
+    assert_eq!(path, PathBuf::from(format!("/fake/{}", image.dataset)));
     // What PVE's alloc_image made for CT 10001.
-    s.zfs
-        .add("tank/data/subvol-10001-disk-0", &[("refquota", "1G")]);
+    let v = "tank/data/subvol-10001-disk-0";
+    s.zfs.add(v, &[("refquota", "1G")]);
+    s.zfs.set_mounted(v, true);
+    // The plan of the next container of that image asks nothing of zfs.
+    s.zfs.take_calls();
+    s.rootfs.image_mounted(&layers, None).unwrap();
     s.rootfs
         .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/abc", None)
         .unwrap();
-    let v = "tank/data/subvol-10001-disk-0";
     assert_eq!(s.zfs.prop(v, OWNER).as_deref(), Some("k8s.io/abc"));
-    let calls = s.zfs.calls();
-    assert!(
-        calls.iter().any(|c| c == &format!("destroy -r {v}")),
-        "{calls:#?}"
+    assert_eq!(s.zfs.origin(v).as_deref(), Some(image.snapshot.as_str()));
+    // The clone says whether the name is taken; PVE's volume goes only
+    // once the image is there to replace it.
+    let clone = format!(
+        "clone -o refquota=1G -o lxcri:role=rootfs -o lxcri:owner=k8s.io/abc {} {v}",
+        image.snapshot
+    );
+    assert_eq!(
+        s.zfs.take_calls(),
+        [
+            clone.clone(),
+            format!("get -H -o property,value lxcri:role,lxcri:owner {v}"),
+            format!("destroy -r {v}"),
+            clone,
+        ]
     );
     // Someone else's marked volume under that name stays.
     let err = s
@@ -330,6 +447,43 @@ fn pve_allocated_volume_is_swapped_for_a_clone() {
         .replace_volume(&mounts, "subvol-10001-disk-0", "k8s.io/other", None)
         .unwrap_err();
     assert!(matches!(err, ZfsRootfsError::Foreign { .. }), "{err}");
+    assert_eq!(s.zfs.prop(v, OWNER).as_deref(), Some("k8s.io/abc"));
+}
+
+#[test]
+fn a_failed_clone_leaves_nothing_and_pves_volume_in_place() {
+    let s = setup();
+    let mounts = s.mounts("/l/1");
+    let layers = ImageLayers::from_mounts(&mounts).unwrap();
+    ensure(&s.rootfs, &layers).unwrap();
+    let vol = s.rootfs.volume("subvol-ns_a-disk-0").unwrap();
+    let full = || crate::zfs::ZfsError::OutOfSpace {
+        name: "tank".into(),
+    };
+    s.zfs.fail_next("clone", full());
+    let err = s.rootfs.clone_for(&layers, None, &vol, "ns/a").unwrap_err();
+    assert!(err.to_string().contains("cloning the image as"), "{err}");
+    assert!(!s.zfs.names().contains(&vol.to_string()));
+
+    // A clone that cannot be found mounted is destroyed again.
+    s.zfs.0.lock().unwrap().no_table = true;
+    s.zfs
+        .fail_next("get -H -o property,value mounted,mountpoint", full());
+    s.rootfs.clone_for(&layers, None, &vol, "ns/a").unwrap_err();
+    assert!(!s.zfs.names().contains(&vol.to_string()));
+    s.zfs.0.lock().unwrap().no_table = false;
+
+    // pve: the image cannot be made, so PVE's volume stays (the CT's
+    // rollback destroys it with the CT).
+    let v = "tank/data/subvol-10001-disk-0";
+    s.zfs.add(v, &[("refquota", "1G")]);
+    let other = s.mounts("/l/2");
+    s.zfs.fail_next("create", full());
+    s.rootfs
+        .replace_volume(&other, "subvol-10001-disk-0", "k8s.io/abc", None)
+        .unwrap_err();
+    assert!(s.zfs.names().contains(&v.to_string()));
+    assert_eq!(s.zfs.prop(v, OWNER), None);
 }
 
 #[test]
@@ -360,7 +514,7 @@ fn a_zfs_failure_after_the_copy_leaves_no_partial_image() {
             name: "tank".into(),
         },
     );
-    let err = s.rootfs.ensure_image(&s.layers("/l/1")).unwrap_err();
+    let err = ensure(&s.rootfs, &s.layers("/l/1")).unwrap_err();
     assert!(err.to_string().contains("snapshotting image"), "{err}");
     assert!(
         !s.under_images().iter().any(|d| d.contains("/partial-")),
