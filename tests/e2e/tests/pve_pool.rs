@@ -15,10 +15,10 @@ use serde_json::Value;
 use lxcri_e2e::cri::api::ContainerState;
 use lxcri_e2e::cri::pod::{base_pod_config, Pod};
 use lxcri_e2e::node_faults::sigkill;
-use lxcri_e2e::pve::{description, PveSim};
+use lxcri_e2e::pve::PveSim;
+use lxcri_e2e::pve_pool::{self as pool, members, MEMBER_HEADER};
 use lxcri_e2e::{cleanup, cmd, require, Containerd, Runtime};
 
-const MEMBER_HEADER: &str = "Managed by lxcri: a warm pool member, no container's yet.";
 const LONG: Duration = Duration::from_secs(60);
 
 fn sim(ctd: &Containerd) -> &PveSim {
@@ -32,32 +32,10 @@ fn pool_sim(size: u32) -> PveSim {
     sim
 }
 
-/// The pool members of the stand-in and their fingerprints.
-fn members(sim: &PveSim) -> Vec<(u32, String)> {
-    sim.vmids()
-        .into_iter()
-        .filter_map(|vmid| {
-            let text = fs::read_to_string(sim.config_file(vmid)).ok()?;
-            let notes = description(&text);
-            if !notes.starts_with(MEMBER_HEADER) {
-                return None;
-            }
-            let fp = notes
-                .lines()
-                .find_map(|l| l.strip_prefix("- pool member: "))?;
-            Some((vmid, fp.to_string()))
-        })
-        .collect()
-}
-
 /// Waits until the refill made `n` members (of any fingerprint).
 #[track_caller]
 fn wait_members(ctd: &Containerd, n: usize) -> Vec<(u32, String)> {
-    let got = cmd::poll(LONG, || {
-        let m = members(sim(ctd));
-        (m.len() == n).then_some(m)
-    });
-    got.unwrap_or_else(|| {
+    pool::wait_members(sim(ctd), n, LONG).unwrap_or_else(|| {
         panic!(
             "expected {n} pool members, have {:?}\n{}",
             members(sim(ctd)),
@@ -69,24 +47,11 @@ fn wait_members(ctd: &Containerd, n: usize) -> Vec<(u32, String)> {
 /// `METHOD template` of the requests about CT `vmid` from `from` on,
 /// without task polls.
 fn calls_on(sim: &PveSim, vmid: u32, from: usize) -> Vec<String> {
-    let tag = format!("/lxc/{vmid}");
     sim.requests()
         .iter()
         .skip(from)
-        .filter(|r| {
-            let path = r["path"].as_str().unwrap_or("");
-            !path.contains("/tasks/")
-                && (path.contains(&format!("{tag}/"))
-                    || path.ends_with(&tag)
-                    || r["params"]["vmid"].as_str() == Some(&vmid.to_string()))
-        })
-        .map(|r| {
-            format!(
-                "{} {}",
-                r["method"].as_str().unwrap_or(""),
-                r["template"].as_str().unwrap_or("?")
-            )
-        })
+        .filter(|r| !pool::is_poll(r) && pool::request_vmid(r) == Some(vmid))
+        .map(pool::call_name)
         .collect()
 }
 
@@ -97,10 +62,7 @@ fn created(ctd: &Containerd, vmid: u32) -> bool {
 
 /// `lxcri gc --force` with the shims' settings and `size`.
 fn gc_force(ctd: &Containerd, size: u32) -> String {
-    let mut c = std::process::Command::new(lxcri_e2e::containerd::bin_dir().join("lxcri"));
-    c.args(["gc", "--force"]).envs(sim(ctd).env());
-    c.env("LXCRI_PVE_WARM_POOL_SIZE", size.to_string());
-    let out = cmd::run(&mut c, LONG);
+    let out = pool::gc_force(sim(ctd), size);
     assert!(out.success(), "lxcri gc: {out}");
     out.stdout
 }
