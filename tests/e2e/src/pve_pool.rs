@@ -39,6 +39,24 @@ pub fn wait_members(sim: &PveSim, n: usize, timeout: Duration) -> Option<Vec<(u3
     })
 }
 
+/// Waits until no refill can add a member any more: every lxcri shim of
+/// containerd `socket` gone (a refill runs in a shim) and no CT of the
+/// stand-in in PVE's create (`lock: create`, its task still running).
+pub fn wait_refills_over(sim: &PveSim, socket: &std::path::Path, timeout: Duration) -> bool {
+    let socket = socket.to_string_lossy().into_owned();
+    cmd::poll(timeout, || {
+        let shims = crate::cleanup::processes()
+            .into_iter()
+            .any(|(_, cmdline)| cmdline.contains(crate::LXCRI_SHIM) && cmdline.contains(&socket));
+        let creating = sim.vmids().into_iter().any(|vmid| {
+            std::fs::read_to_string(sim.config_file(vmid))
+                .is_ok_and(|t| t.lines().any(|l| l == "lock: create"))
+        });
+        (!shims && !creating).then_some(())
+    })
+    .is_some()
+}
+
 /// `lxcri gc --force` with the shims' settings and `pve.warm_pool_size =
 /// size` (0 drains the pool and removes its node-local state).
 pub fn gc_force(sim: &PveSim, size: u32) -> CmdOutput {

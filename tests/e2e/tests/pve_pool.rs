@@ -70,6 +70,11 @@ fn gc_force(ctd: &Containerd, size: u32) -> String {
 /// Drains the pool and checks that nothing of any CT is left.
 #[track_caller]
 fn drain_and_check_clean(ctd: &Containerd) {
+    assert!(
+        pool::wait_refills_over(sim(ctd), &ctd.socket(), LONG),
+        "refills still running\n{}",
+        ctd.log_tail(40)
+    );
     let report = gc_force(ctd, 0);
     assert!(members(sim(ctd)).is_empty(), "{report}");
     let clean = cmd::poll(LONG, || sim(ctd).leftovers().is_empty().then_some(()));

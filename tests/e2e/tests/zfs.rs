@@ -711,6 +711,11 @@ fn a_claimed_pool_member_gets_the_containers_clone() {
         node.ctd.remove(id);
         assert_eq!(node.ctd.leftovers(id), Vec::<String>::new());
     }
+    assert!(pve_pool::wait_refills_over(
+        sim,
+        &node.ctd.socket(),
+        std::time::Duration::from_secs(60)
+    ));
     let out = pve_pool::gc_force(sim, 0);
     assert!(out.success(), "{out}");
     assert!(pve_pool::members(sim).is_empty());
