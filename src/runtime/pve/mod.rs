@@ -23,7 +23,7 @@ use oci_spec::runtime::LinuxResources;
 pub use api::{ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
-pub use warm_pool::{PoolState, WarmPoolError};
+pub use warm_pool::{finish_refills, PoolState, WarmPoolError};
 
 use super::backend::{Backend, CreateSteps};
 use super::container::{Container, CreateRequest};

@@ -25,7 +25,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -277,8 +278,33 @@ impl PveBackend {
                     tracing::warn!(error = %crate::error_chain(&e), "warm pool refill failed")
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!(error = %e, "starting the warm pool refill");
+        match spawned {
+            Ok(handle) => {
+                let mut running = REFILLS.lock().unwrap_or_else(|e| e.into_inner());
+                running.retain(|h| !h.is_finished());
+                running.push(handle);
+            }
+            Err(e) => tracing::warn!(error = %e, "starting the warm pool refill"),
+        }
+    }
+}
+
+/// This process's refill threads (see [`finish_refills`]).
+static REFILLS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits up to `wait` for this process's refills to end. A shim calls it
+/// before it exits, so that a pod removed right after its start still
+/// leaves the pool refilled; a refill still running then ends with the
+/// process (the create tasks it started finish in PVE).
+pub fn finish_refills(wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let running = std::mem::take(&mut *REFILLS.lock().unwrap_or_else(|e| e.into_inner()));
+    for handle in running {
+        while !handle.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if handle.is_finished() {
+            let _ = handle.join();
         }
     }
 }

@@ -288,3 +288,16 @@ fn a_stale_state_is_no_version_and_a_broken_one_is_empty() {
     fs::write(dir.path().join(STATE_FILE), "{").unwrap();
     assert_eq!(PoolState::read(dir.path()), PoolState::default());
 }
+
+#[test]
+fn a_done_shim_waits_for_its_refills_but_not_forever() {
+    let quick = std::thread::spawn(|| std::thread::sleep(Duration::from_millis(100)));
+    let slow = std::thread::spawn(|| std::thread::sleep(Duration::from_secs(3)));
+    REFILLS.lock().unwrap().extend([quick, slow]);
+    let began = Instant::now();
+    finish_refills(Duration::from_millis(500));
+    let took = began.elapsed();
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert!(REFILLS.lock().unwrap().is_empty());
+}

@@ -100,8 +100,8 @@ fn pod_start(ctd: &Containerd, variant: Variant, round: usize) -> (Duration, Opt
         };
         set_pool(ctd, size);
         // The warm-up round fills the pool; a timed one waits for a pod's
-        // worth of members (a refill is cut short when its pod's shim
-        // exits, see docs/pve.md; the next create's refill goes on).
+        // worth of members (a refill may still be running, or have been
+        // cut short, see docs/pve.md).
         let refilled = round == 0
             || size == 0
             || cmd::poll(Duration::from_secs(120), || {
