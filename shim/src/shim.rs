@@ -21,9 +21,6 @@ use crate::service::Service;
 use crate::task_service::TaskService;
 use lxcri::state::now_ns;
 
-/// How long a shim that is done lets a warm pool refill it started finish.
-const REFILL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
-
 pub struct LxcriShim {
     namespace: String,
     id: String,
@@ -111,12 +108,6 @@ impl Shim for LxcriShim {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
-        // A refill of the pve warm pool this shim started ends first
-        // (bounded): the pod may have been removed right after its start.
-        let _ = tokio::task::spawn_blocking(|| {
-            lxcri::runtime::pve::finish_refills(REFILL_WAIT);
-        })
-        .await;
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {

@@ -183,6 +183,9 @@ fn main() {
         }
     }
     if let Some(sim) = ctd.pve() {
+        if !pool::wait_refills_over(sim, &ctd.socket(), Duration::from_secs(120)) {
+            eprintln!("refills still running after 120 s; draining anyway");
+        }
         let out = pool::gc_force(sim, 0);
         if !out.success() {
             eprintln!("draining the pool: {out}");
