@@ -6,7 +6,9 @@
 # Containerd::start_cri). Prints a markdown table.
 #
 #   benches/pod.sh [N]                          (root; N defaults to 15)
-#   LXCRI_E2E_BACKEND=pve benches/pod.sh [N]    (lxcri on pve-sim)
+#   LXCRI_E2E_BACKEND=pve benches/pod.sh [N]    (lxcri on pve-sim with PVE-like
+#       latencies, without and with the warm pool; also the PVE API round
+#       trips and task polls per CT start)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-${N:-15}}

@@ -11,6 +11,9 @@
 //! node (or whose state names another VMID). Without `--force` nothing is
 //! removed; with it each orphan is re-checked and destroyed
 //! ([`PveBackend::gc_remove`]). Live and foreign CTs are only reported.
+//! Warm pool members are kept up to `pve.warm_pool_size`; stale, broken
+//! and excess ones are orphans, drained the same way (so `warm_pool_size
+//! = 0` and `lxcri gc --force` empties the pool).
 
 use lxcri::config::Config;
 use lxcri::error_chain;
@@ -44,6 +47,8 @@ pub enum GcError {
     /// The library's error names the node and the call.
     #[error(transparent)]
     Scan(RuntimeError),
+    #[error("removing the drained warm pool's state")]
+    WarmPool(#[source] lxcri::runtime::pve::WarmPoolError),
 }
 
 /// What `main` prints, and whether a removal failed.
@@ -158,6 +163,13 @@ pub fn collect(rt: &PveBackend, args: &Args) -> Result<Report, GcError> {
             .collect()
     };
     let failed = actions.iter().any(|a| matches!(a, Action::Failed(_)));
+    let pool_left = entries
+        .iter()
+        .zip(&actions)
+        .any(|(e, a)| e.member.is_some() && !matches!(a, Action::Removed));
+    if args.force && !failed && !pool_left && rt.warm_pool_size() == 0 {
+        rt.forget_drained_pool().map_err(GcError::WarmPool)?;
+    }
     let rows: Vec<(&GcEntry, Action)> = entries.iter().zip(actions).collect();
     let output = if args.json {
         json(rt.node(), &rows, args.force, failed)
@@ -176,7 +188,7 @@ pub fn remove(rt: &PveBackend, entries: &[GcEntry]) -> Vec<Action> {
             if e.verdict != CtVerdict::Orphan {
                 return Action::Keep;
             }
-            match rt.gc_remove(e.vmid) {
+            match rt.gc_remove(e) {
                 Ok(true) => Action::Removed,
                 Ok(false) => Action::Skipped,
                 Err(err) => Action::Failed(error_chain(&err)),
@@ -190,6 +202,7 @@ fn verdict(v: &CtVerdict) -> &'static str {
         CtVerdict::Live => "live",
         CtVerdict::Orphan => "orphan",
         CtVerdict::Foreign => "foreign",
+        CtVerdict::PoolMember => "pool",
     }
 }
 

@@ -42,4 +42,14 @@ async fn main() {
         ..Default::default()
     };
     containerd_shim::asynchronous::run::<shim::LxcriShim>(info::RUNTIME_NAME, Some(config)).await;
+    // Served and shut down (its socket gone): a refill of the pve warm
+    // pool this shim started ends first, bounded (the pod may have been
+    // removed right after its start).
+    let _ = tokio::task::spawn_blocking(|| {
+        lxcri::runtime::pve::finish_refills(REFILL_WAIT);
+    })
+    .await;
 }
+
+/// How long a shim that is done lets a warm pool refill it started finish.
+const REFILL_WAIT: std::time::Duration = std::time::Duration::from_secs(60);

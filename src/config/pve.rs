@@ -45,6 +45,9 @@ pub const DEFAULT_RUN_DIR: &str = "/run/pve";
 /// Default `pve.lock_wait_secs`: below kubelet's 2 minute runtime request
 /// timeout, so a delete's error reaches it.
 pub const DEFAULT_LOCK_WAIT_SECS: u64 = 60;
+/// The largest `pve.warm_pool_size`: each member is a stopped CT holding a
+/// VMID and a volume; more than this is a node's worth of parallel starts.
+pub const MAX_WARM_POOL_SIZE: u32 = 64;
 
 /// Which `[pve]` key a setting sets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +69,7 @@ pub(super) enum PveField {
     Pool,
     LockWaitSecs,
     AppArmor,
+    WarmPoolSize,
 }
 
 /// Keys that must be set once the section is used at all.
@@ -115,6 +119,9 @@ pub struct PveSettings {
     /// The AppArmor profile of CTs whose spec names none: `unconfined` as
     /// runc, or PVE's own `generated`.
     pub apparmor: LxcAppArmor,
+    /// How many stopped CTs the node keeps created ahead, so that a create
+    /// is a config write and a start (0: none, every create makes its CT).
+    pub warm_pool_size: u32,
     /// Where each key that was set came from: decides whether the section
     /// is in use and lets cross-key errors name their sources.
     origins: BTreeMap<&'static str, Origin>,
@@ -141,6 +148,7 @@ impl Default for PveSettings {
             pool: None,
             lock_wait_secs: DEFAULT_LOCK_WAIT_SECS,
             apparmor: LxcAppArmor::Unconfined,
+            warm_pool_size: 0,
             origins: BTreeMap::new(),
         }
     }
@@ -193,6 +201,7 @@ impl PveSettings {
             PveField::Pool => self.pool = Some(PoolId::parse(value).map_err(|e| e.to_string())?),
             PveField::LockWaitSecs => self.lock_wait_secs = timeout_secs(value)?,
             PveField::AppArmor => self.apparmor = apparmor(value)?,
+            PveField::WarmPoolSize => self.warm_pool_size = warm_pool_size(value)?,
         }
         self.origins.insert(key_of(field), origin);
         Ok(())
@@ -252,6 +261,7 @@ pub(super) struct RawPve {
     pool: Option<String>,
     lock_wait_secs: Option<u64>,
     apparmor: Option<String>,
+    warm_pool_size: Option<u64>,
 }
 
 impl RawPve {
@@ -277,6 +287,10 @@ impl RawPve {
                 self.lock_wait_secs.map(|n| n.to_string()),
             ),
             (PveField::AppArmor, self.apparmor),
+            (
+                PveField::WarmPoolSize,
+                self.warm_pool_size.map(|n| n.to_string()),
+            ),
         ]
         .into_iter()
         .map(|(f, v)| (Field::Pve(f), v))
@@ -344,4 +358,14 @@ fn apparmor(value: &str) -> Result<LxcAppArmor, String> {
         .into_iter()
         .find(|p| p.as_str() == value)
         .ok_or_else(|| "must be `unconfined` (as runc) or `generated` (PVE's own profile)".into())
+}
+
+/// `0..=MAX_WARM_POOL_SIZE` stopped CTs.
+fn warm_pool_size(value: &str) -> Result<u32, String> {
+    let bad = || format!("must be a whole number from 0 (off) to {MAX_WARM_POOL_SIZE}");
+    let n: u32 = value.parse().map_err(|_| bad())?;
+    if n > MAX_WARM_POOL_SIZE {
+        return Err(bad());
+    }
+    Ok(n)
 }

@@ -134,6 +134,11 @@ pub const SETTINGS: &[Setting] = &[
         field: Field::Pve(pve::PveField::LockWaitSecs),
     },
     Setting {
+        key: "pve.warm_pool_size",
+        env: "LXCRI_PVE_WARM_POOL_SIZE",
+        field: Field::Pve(pve::PveField::WarmPoolSize),
+    },
+    Setting {
         key: "pve.apparmor",
         env: "LXCRI_PVE_APPARMOR",
         field: Field::Pve(pve::PveField::AppArmor),

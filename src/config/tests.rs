@@ -417,6 +417,27 @@ fn pve_pool_and_run_dir() {
     .unwrap_err()
     .to_string();
     assert!(err.contains("pve.lock_wait_secs"), "{err}");
+    assert_eq!(c.pve.warm_pool_size, 0, "off unless asked for");
+    let c = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_PVE_WARM_POOL_SIZE", "4")],
+    )
+    .unwrap();
+    assert_eq!(c.pve.warm_pool_size, 4);
+    for bad in ["65", "-1", "two"] {
+        let err = load(
+            tmp.path(),
+            Some(&path),
+            &[("LXCRI_PVE_WARM_POOL_SIZE", bad)],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("pve.warm_pool_size") && err.contains("0 (off) to 64"),
+            "{err}"
+        );
+    }
     let err = load(tmp.path(), Some(&path), &[("LXCRI_PVE_POOL", "a b")])
         .unwrap_err()
         .to_string();

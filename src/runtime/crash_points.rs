@@ -23,6 +23,9 @@ pub enum CrashPoint {
     /// Spec planned, state record saved, runtime directory and rootfs in
     /// place; no LXC name or VMID reserved yet.
     Prepared,
+    /// pve with a warm pool: a member is this container's (recorded, its
+    /// description names the container); its config is still the member's.
+    Claimed,
     /// The LXC name or VMID is reserved and recorded; no config written.
     Reserved,
     /// The container's config is written; it is not started.
@@ -40,6 +43,7 @@ impl CrashPoint {
     pub fn as_str(self) -> &'static str {
         match self {
             CrashPoint::Prepared => "prepared",
+            CrashPoint::Claimed => "claimed",
             CrashPoint::Reserved => "reserved",
             CrashPoint::Configured => "configured",
             CrashPoint::Started => "started",

@@ -473,3 +473,89 @@ fn without_pve_or_zfs_only_containers_are_collected() {
     );
     assert_eq!(doc["ok"], true);
 }
+
+/// Warm pool members: kept up to `warm_pool_size` when of the fingerprint
+/// refills make and stopped; stale, broken and excess ones drained, and
+/// all of them once the size is 0.
+#[test]
+fn gc_drains_stale_broken_and_excess_pool_members() {
+    use lxcri::pve::config::MemberFingerprint;
+    use lxcri::runtime::pve::PoolState;
+    let mut node = Node::new();
+    node.config.pve.warm_pool_size = 1;
+    let (a, b) = ("aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb");
+    let member = |vmid, fp: &str| {
+        let fp = MemberFingerprint::parse(fp).unwrap();
+        node.conf(vmid, Description::pool_member(&fp).as_str());
+    };
+    member(10010, a);
+    member(10011, a);
+    member(10012, b);
+    member(10013, a);
+    let dir = node.runtime(&Arc::new(FakeApi::default())).warm_pool_dir();
+    fs::create_dir_all(&dir).unwrap();
+    let state = PoolState {
+        wanted: Some(a.into()),
+        ..PoolState::default()
+    };
+    fs::write(dir.join("pool.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+    let mut running = ct(10013, "lxcri");
+    running.status = Some("running".into());
+    let api = Arc::new(FakeApi {
+        cts: vec![
+            ct(10010, "lxcri"),
+            ct(10011, "lxcri"),
+            ct(10012, "lxcri"),
+            running,
+        ],
+        ..FakeApi::default()
+    });
+    let entries = node.runtime(&api).gc_scan().unwrap();
+    let got: Vec<(u32, CtVerdict, &str)> = entries
+        .iter()
+        .map(|e| (e.vmid, e.verdict.clone(), e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (10010, CtVerdict::PoolMember, "warm pool member (aaaaaaaaaaaaaaaa)"),
+            (
+                10011,
+                CtVerdict::Orphan,
+                "warm pool member beyond pve.warm_pool_size = 1"
+            ),
+            (
+                10012,
+                CtVerdict::Orphan,
+                "warm pool member of a stale fingerprint bbbbbbbbbbbbbbbb (the pool makes aaaaaaaaaaaaaaaa)"
+            ),
+            (
+                10013,
+                CtVerdict::Orphan,
+                "broken warm pool member: running instead of stopped"
+            ),
+        ]
+    );
+    let report = collect(&node.runtime(&api), &args(true, false)).unwrap();
+    assert!(!report.failed, "{}", report.output);
+    assert_eq!(
+        api.deletes(),
+        [
+            "DELETE pve1/10011",
+            "DELETE pve1/10012",
+            "DELETE pve1/10013"
+        ]
+    );
+    // The fake leaves the configs: the drained ones say so, and are
+    // removed again by the next gc; 10010 is still a member.
+    let again = node.runtime(&api).gc_scan().unwrap();
+    assert_eq!(again[0].verdict, CtVerdict::PoolMember);
+    assert_eq!(again[1].reason, "warm pool member being drained");
+
+    node.config.pve.warm_pool_size = 0;
+    let entries = node.runtime(&api).gc_scan().unwrap();
+    assert_eq!(
+        entries[0].reason,
+        "warm pool member beyond pve.warm_pool_size = 0"
+    );
+}

@@ -65,8 +65,12 @@ pub struct ClientOptions {
     /// First retry delay; doubles up to `retry_backoff_max`.
     pub retry_backoff: Duration,
     pub retry_backoff_max: Duration,
-    /// First task-status poll delay; doubles up to `task_poll_max`.
+    /// Task-status polls (see [`tasks::next_poll_delay`]): the first after
+    /// `task_poll_initial`, then every `task_poll_steady` until the task
+    /// has run `task_poll_steady_for`, then doubling up to `task_poll_max`.
     pub task_poll_initial: Duration,
+    pub task_poll_steady: Duration,
+    pub task_poll_steady_for: Duration,
     pub task_poll_max: Duration,
     /// Task log lines to include in a task failure.
     pub task_log_tail: usize,
@@ -81,6 +85,8 @@ impl Default for ClientOptions {
             retry_backoff: Duration::from_millis(200),
             retry_backoff_max: Duration::from_secs(2),
             task_poll_initial: Duration::from_millis(50),
+            task_poll_steady: Duration::from_millis(100),
+            task_poll_steady_for: Duration::from_secs(3),
             task_poll_max: Duration::from_secs(1),
             task_log_tail: 10,
         }

@@ -111,10 +111,10 @@ impl PveClient {
         Ok(texts.into_iter().skip(skip).collect())
     }
 
-    /// Polls the task until it stops or `timeout` passes (50 ms doubling to
-    /// 1 s by default, so short tasks finish fast without hammering PVE).
-    /// A task still running at the timeout keeps running on PVE; the error
-    /// carries its UPID so the caller can look again or stop it.
+    /// Polls the task until it stops or `timeout` passes (see
+    /// [`next_poll_delay`]). A task still running at the timeout keeps
+    /// running on PVE; the error carries its UPID so the caller can look
+    /// again or stop it.
     pub fn wait_task(&self, upid: &Upid, timeout: Duration) -> Result<TaskExit> {
         let began = Instant::now();
         let deadline = began + timeout;
@@ -128,7 +128,7 @@ impl PveClient {
                 Err(e) if e.is_transient() && Instant::now() < deadline => {
                     tracing::warn!(upid = %upid, error = %e, "PVE API away while waiting for a task; asking again");
                     std::thread::sleep(delay.min(deadline - Instant::now()));
-                    delay = (delay * 2).min(self.options.task_poll_max);
+                    delay = next_poll_delay(&self.options, began.elapsed(), delay);
                     continue;
                 }
                 Err(e) => return Err(e),
@@ -145,7 +145,7 @@ impl PveClient {
                 });
             }
             std::thread::sleep(delay.min(deadline - now));
-            delay = (delay * 2).min(self.options.task_poll_max);
+            delay = next_poll_delay(&self.options, began.elapsed(), delay);
         }
     }
 
@@ -178,9 +178,43 @@ impl PveClient {
     }
 }
 
+/// The wait before the next task-status poll, fitted to how PVE runs a
+/// task: the UPID is answered once the forked worker is up (pve-common
+/// src/PVE/RESTEnvironment.pm `fork_worker`), so the first poll comes after
+/// `task_poll_initial`, when the shortest tasks (a stop, a config-only
+/// task) can be done; creates and starts take a few hundred ms to a few
+/// seconds of perl, storage commands and `lxc-start`, polled every
+/// `task_poll_steady` so their end is seen within that (a status GET is
+/// cheap: pveproxy reads the task's file); a task still running after
+/// `task_poll_steady_for` is a long one (a big template, a lock wait) and
+/// is polled with a doubling delay up to `task_poll_max`.
+pub(crate) fn next_poll_delay(
+    options: &super::ClientOptions,
+    running_for: Duration,
+    last: Duration,
+) -> Duration {
+    if running_for < options.task_poll_steady_for {
+        options.task_poll_steady
+    } else {
+        (last.max(options.task_poll_steady) * 2).min(options.task_poll_max)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn polls_are_steady_while_a_task_is_young_then_back_off() {
+        let o = super::super::ClientOptions::default();
+        let ms = Duration::from_millis;
+        assert_eq!(o.task_poll_initial, ms(50));
+        assert_eq!(next_poll_delay(&o, ms(50), ms(50)), ms(100));
+        assert_eq!(next_poll_delay(&o, ms(2900), ms(100)), ms(100));
+        assert_eq!(next_poll_delay(&o, ms(3000), ms(100)), ms(200));
+        assert_eq!(next_poll_delay(&o, ms(3200), ms(200)), ms(400));
+        assert_eq!(next_poll_delay(&o, ms(9000), ms(800)), o.task_poll_max);
+    }
 
     #[test]
     fn exit_status_classification() {

@@ -29,6 +29,7 @@ mod props;
 mod render;
 mod resources;
 mod schema_keys;
+mod warm_pool;
 
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,7 @@ pub use props::{
 pub use render::{CreateParams, Entrypoint, PveConfig};
 pub use resources::{CpuLimit, PveResources, MAX_CPUS, MIN_MEMORY_MIB};
 pub use schema_keys::ApiEndpoint;
+pub use warm_pool::{MemberFingerprint, PoolClaim};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PveConfigError {

@@ -123,6 +123,12 @@ impl PveConfig {
         self.render(ApiEndpoint::Create).map(CreateParams)
     }
 
+    /// The checked parameters of `PUT /nodes/{node}/lxc/{vmid}/config`
+    /// setting every key of this config that an update takes.
+    pub(super) fn to_update_params(&self) -> Result<Vec<(String, String)>> {
+        self.render(ApiEndpoint::Update)
+    }
+
     /// LXC config lines (`key`, `value`) for lxcri's own include fragment
     /// that a PVE before 9.1 cannot take through the API: `lxc.init.cmd`
     /// and one `lxc.environment` per variable. Empty on 9.1 and later.

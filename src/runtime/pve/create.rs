@@ -3,12 +3,15 @@
 //! - new: in zfs mode, `pve.storage` checked against `zfs.pool`;
 //! - configure: the CT's API parameters and lxcri's LXC fragment, checked
 //!   (and `GET /version` once per shim) before PVE hears of the CT;
-//! - reserve: `GET /cluster/nextid` + `POST /nodes/{node}/lxc` until a
+//! - reserve: with the warm pool on, a member claimed (see `warm_pool`)
+//!   and made the container's with one `PUT .../config`; else (or when no
+//!   member fits) `GET /cluster/nextid` + `POST /nodes/{node}/lxc` until a
 //!   VMID of the range is won;
 //! - write_config: the node-local `VMID.conf` edit under PVE's lock: the
 //!   rootfs (overlay: the bundle's directory; zfs: PVE's new volume swapped
 //!   for the container's clone of its image) and the include;
-//! - start: `POST .../status/start`.
+//! - start: `POST .../status/start`; with the warm pool on, a refill then
+//!   starts in the background.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -16,12 +19,12 @@ use std::sync::Arc;
 
 use super::api::{failure_text, CtApi};
 use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
-use super::{stderr_file, PveBackend, FRAGMENT_FILE};
+use super::{api_err, stderr_file, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::plan::pve::{ct_config, CtInputs};
 use crate::plan::{NetnsTarget, NetworkPlan};
 use crate::pve::client::PveError;
-use crate::pve::config::{update_node_config, CreateParams};
+use crate::pve::config::{update_node_config, CreateParams, PoolClaim};
 use crate::pve::vmid::{is_vmid_taken_message, ApiError, CreateOutcome, VmidApi, VmidError};
 use crate::rootfs::zfs::{volume_leaf, ZfsRootfs};
 use crate::runtime::backend::CreateSteps;
@@ -41,6 +44,9 @@ pub(super) struct PveCreate<'a> {
     /// fragment `VMID.conf` will include.
     api: Option<Arc<dyn CtApi>>,
     params: Option<CreateParams>,
+    /// With the warm pool on: which members fit, and what makes one this
+    /// container's CT.
+    claim: Option<PoolClaim>,
     /// The CT is privileged (`unprivileged=0`): no user namespace.
     privileged: bool,
     fragment: PathBuf,
@@ -58,6 +64,7 @@ impl<'a> PveCreate<'a> {
             req,
             api: None,
             params: None,
+            claim: None,
             privileged: false,
             fragment: PathBuf::new(),
             vmid: None,
@@ -117,6 +124,9 @@ impl CreateSteps for PveCreate<'_> {
             user_namespace: bundle.plan.lxc.namespaces.has(crate::lxc::Namespace::User),
         })?;
         self.params = Some(ct.to_create_params().map_err(PveBackendError::CtConfig)?);
+        if pve.config.pve.warm_pool_size > 0 {
+            self.claim = Some(ct.pool_claim().map_err(PveBackendError::CtConfig)?);
+        }
         self.privileged = !ct.unprivileged;
         let mut lxc = bundle.plan.lxc.clone();
         if bundle
@@ -146,6 +156,12 @@ impl CreateSteps for PveCreate<'_> {
         record: &mut ContainerRecord,
         save: &dyn Fn(&ContainerRecord) -> Result<()>,
     ) -> Result<()> {
+        if let Some(vmid) = self.claim_member(record, save)? {
+            self.vmid = Some(vmid);
+            record.backend_name = PveBackend::lxc_name(vmid);
+            tracing::info!(vmid, node = %self.pve.node, "claimed a warm pool CT");
+            return Ok(());
+        }
         // Each VMID is recorded before PVE is asked for it: a shim killed
         // while PVE creates the CT leaves a record that names it, and
         // teardown destroys it once it is provably this container's.
@@ -234,13 +250,17 @@ impl CreateSteps for PveCreate<'_> {
     fn start(&mut self) -> Result<()> {
         let vmid = self.vmid();
         self.api().start(&self.pve.node, vmid).map_err(|source| {
-            PveBackendError::Start {
+            RuntimeError::from(PveBackendError::Start {
                 vmid,
                 lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
                 source,
-            }
-            .into()
-        })
+            })
+        })?;
+        // After the start: the refill's tasks do not compete with it.
+        if let (Some(claim), Some(api)) = (&self.claim, &self.api) {
+            self.pve.start_refill(Arc::clone(api), claim);
+        }
+        Ok(())
     }
 
     fn is_running(&self) -> bool {
@@ -278,6 +298,29 @@ impl CreateSteps for PveCreate<'_> {
 }
 
 impl PveCreate<'_> {
+    /// A warm pool member made this container's CT: claimed (recorded in
+    /// `record` first), then given the container's settings with one `PUT
+    /// .../config` (a stopped CT takes them at once). `None` without a
+    /// pool or a fitting member.
+    fn claim_member(
+        &mut self,
+        record: &mut ContainerRecord,
+        save: &dyn Fn(&ContainerRecord) -> Result<()>,
+    ) -> Result<Option<u32>> {
+        let Some(claim) = &self.claim else {
+            return Ok(None);
+        };
+        let Some(vmid) = self.pve.claim_member(claim, record, save)? else {
+            return Ok(None);
+        };
+        // From here the CT is this container's: rollback destroys it.
+        self.vmid = Some(vmid);
+        self.api()
+            .update_config(&self.pve.node, vmid, &claim.update)
+            .map_err(api_err(format!("configuring claimed CT {vmid}")))?;
+        Ok(Some(vmid))
+    }
+
     /// A failed `POST /nodes/{node}/lxc`, with what PVE's 403s leave
     /// unsaid: which privilege, and what to do.
     fn create_refused(&self, vmid: u32, source: ApiError) -> PveBackendError {
@@ -320,14 +363,15 @@ impl PveCreate<'_> {
     }
 }
 
-/// [`VmidApi`] for one create: each attempt is `POST /nodes/{node}/lxc`
-/// with the candidate VMID, awaited to the end of its task.
-struct CreateAttempts<'a> {
-    api: &'a dyn CtApi,
-    node: &'a str,
-    params: &'a CreateParams,
+/// [`VmidApi`] for one create (a container's or a pool member's): each
+/// attempt is `POST /nodes/{node}/lxc` with the candidate VMID, awaited to
+/// the end of its task.
+pub(super) struct CreateAttempts<'a> {
+    pub(super) api: &'a dyn CtApi,
+    pub(super) node: &'a str,
+    pub(super) params: &'a CreateParams,
     /// Records the VMID about to be asked for; an error stops the create.
-    before_create: &'a dyn Fn(u32) -> std::result::Result<(), String>,
+    pub(super) before_create: &'a dyn Fn(u32) -> std::result::Result<(), String>,
 }
 
 impl VmidApi for CreateAttempts<'_> {

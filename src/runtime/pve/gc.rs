@@ -6,9 +6,16 @@
 //! (containerd still knows the task; create saves it before PVE hears of
 //! the CT) and names this VMID or none yet (a create in progress). Everything else tagged `lxcri` is reported, but
 //! only orphans are ever removed.
+//!
+//! Warm pool members (see `warm_pool`) are drained: a member is an orphan
+//! when its fingerprint is not the one refills make now (stale, or
+//! `drained` by an earlier gc), when it is not stopped (broken), or when
+//! it is one more than `pve.warm_pool_size` (by VMID; so size 0 drains
+//! the pool). Removing one takes it out of the pool under PVE's config
+//! lock first, so no create can claim it while it goes.
 
-use super::{CtOwner, PveBackend};
-use crate::pve::config::Tag;
+use super::{CtOwner, PoolState, PveBackend};
+use crate::pve::config::{MemberFingerprint, Tag};
 use crate::runtime::error::Result;
 
 /// What `gc` concluded about one CT of the node.
@@ -21,6 +28,8 @@ pub enum CtVerdict {
     /// Tagged `lxcri` but not provably lxcri's (outside the range, or a
     /// description lxcri did not write): kept, for an admin to look at.
     Foreign,
+    /// A member of the warm pool, within its size: kept.
+    PoolMember,
 }
 
 /// One `lxcri`-tagged CT of the node.
@@ -33,6 +42,8 @@ pub struct GcEntry {
     pub verdict: CtVerdict,
     /// Why, in words.
     pub reason: String,
+    /// A warm pool member's fingerprint.
+    pub member: Option<MemberFingerprint>,
 }
 
 impl PveBackend {
@@ -51,7 +62,35 @@ impl PveBackend {
             out.push(self.judge(ct.vmid, ct.status.unwrap_or_default())?);
         }
         out.sort_by_key(|e| e.vmid);
+        self.judge_members(&mut out);
         Ok(out)
+    }
+
+    /// Which members stay: those of the fingerprint refills make (any,
+    /// when no refill recorded one), stopped, up to the pool's size.
+    fn judge_members(&self, entries: &mut [GcEntry]) {
+        let wanted = PoolState::read(&self.warm_pool_dir()).wanted();
+        let size = self.config.pve.warm_pool_size as usize;
+        let mut kept = 0;
+        for e in entries.iter_mut() {
+            let Some(fp) = &e.member else {
+                continue;
+            };
+            let reason = if *fp == MemberFingerprint::drained() {
+                "warm pool member being drained".to_string()
+            } else if let Some(w) = wanted.as_ref().filter(|w| *w != fp) {
+                format!("warm pool member of a stale fingerprint {fp} (the pool makes {w})")
+            } else if e.status != "stopped" {
+                format!("broken warm pool member: {} instead of stopped", e.status)
+            } else if kept >= size {
+                format!("warm pool member beyond pve.warm_pool_size = {size}")
+            } else {
+                kept += 1;
+                continue;
+            };
+            e.verdict = CtVerdict::Orphan;
+            e.reason = reason;
+        }
     }
 
     fn judge(&self, vmid: u32, status: String) -> Result<GcEntry> {
@@ -61,6 +100,7 @@ impl PveBackend {
             owner,
             verdict,
             reason,
+            member: None,
         };
         let owner = match self.ct_owner(vmid) {
             Ok(o) => o,
@@ -108,6 +148,13 @@ impl PveBackend {
                     "PVE is creating it (lock: create); look again later".into(),
                 ))
             }
+            CtOwner::PoolMember(fp) => {
+                let reason = format!("warm pool member ({fp})");
+                return Ok(GcEntry {
+                    member: Some(fp),
+                    ..entry(None, CtVerdict::PoolMember, reason)
+                });
+            }
             CtOwner::Container { namespace, id } => (namespace, id),
         };
         let owner = Some((namespace.clone(), id.clone()));
@@ -152,7 +199,13 @@ impl PveBackend {
     /// Destroys an orphan found by [`PveBackend::gc_scan`], re-checking
     /// first that it still is one. One that PVE holds locked (a backup)
     /// is reported at once, not waited for: the next `gc` gets it.
-    pub fn gc_remove(&self, vmid: u32) -> Result<bool> {
+    /// A warm pool member is drained if it still is a member of the
+    /// fingerprint seen.
+    pub fn gc_remove(&self, seen: &GcEntry) -> Result<bool> {
+        let vmid = seen.vmid;
+        if let Some(fp) = &seen.member {
+            return self.drain_member(vmid, fp);
+        }
         let status = String::new();
         let again = self.judge(vmid, status)?;
         let (CtVerdict::Orphan, Some((namespace, id))) = (&again.verdict, &again.owner) else {

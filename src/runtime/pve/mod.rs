@@ -13,6 +13,7 @@ mod create;
 mod gc;
 mod node_config;
 mod stderr_file;
+mod warm_pool;
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +23,7 @@ use oci_spec::runtime::LinuxResources;
 pub use api::{ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
+pub use warm_pool::{finish_refills, PoolState, WarmPoolError};
 
 use super::backend::{Backend, CreateSteps};
 use super::container::{Container, CreateRequest};
@@ -33,8 +35,8 @@ use crate::plan::pve::pve_resources;
 use crate::plan::Limits;
 use crate::pve::client::{ClientOptions, ClientStats, PveError};
 use crate::pve::config::{
-    update_node_config, ConfigLock, Description, NodePaths, PveConfigError, PveConfigFile,
-    PveVersion,
+    update_node_config, ConfigLock, Description, MemberFingerprint, NodePaths, PveConfigError,
+    PveConfigFile, PveVersion,
 };
 use crate::pve::storage_cfg::StorageCfg;
 use crate::pve::storage_check::{check_zfs_storage, OurPool};
@@ -70,6 +72,35 @@ pub enum CtOwner {
     BeingCreated,
     /// The container `namespace/id`.
     Container { namespace: String, id: String },
+    /// A member of the warm pool, nobody's yet (see `warm_pool`).
+    PoolMember(MemberFingerprint),
+}
+
+/// Whose CT `vmid` is, from the description in its node-local config.
+fn read_owner(paths: &NodePaths, vmid: u32) -> Result<CtOwner> {
+    let path = paths.config_file(vmid);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CtOwner::Gone),
+        Err(source) => {
+            return Err(PveBackendError::NodeConfig {
+                vmid,
+                source: PveConfigError::Io { path, source },
+            }
+            .into())
+        }
+    };
+    let file = PveConfigFile::parse(&text)
+        .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+    let description = file.description();
+    Ok(match Description::owner(&description) {
+        Some((namespace, id)) => CtOwner::Container { namespace, id },
+        None => match Description::pool_fingerprint(&description) {
+            Some(fp) => CtOwner::PoolMember(fp),
+            None if file.get("lock") == Some("create") => CtOwner::BeingCreated,
+            None => CtOwner::Foreign,
+        },
+    })
 }
 
 /// The `pve` backend of one node.
@@ -141,10 +172,14 @@ impl PveBackend {
         Ok(api)
     }
 
-    /// The node's PVE release, asked once per process.
+    /// The node's PVE release, asked once per process, or read from the
+    /// warm pool's state when the pool is on (see `warm_pool`).
     fn pve_version(&self, api: &dyn CtApi) -> Result<PveVersion> {
         let mut slot = self.version.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = *slot {
+            return Ok(v);
+        }
+        if let Some(v) = self.cached_version() {
             return Ok(v);
         }
         let v = api.version().map_err(api_err("reading the PVE version"))?;
@@ -193,25 +228,7 @@ impl PveBackend {
 
     /// Whose CT `vmid` is, from the description in its node-local config.
     pub fn ct_owner(&self, vmid: u32) -> Result<CtOwner> {
-        let path = self.paths.config_file(vmid);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(CtOwner::Gone),
-            Err(source) => {
-                return Err(PveBackendError::NodeConfig {
-                    vmid,
-                    source: PveConfigError::Io { path, source },
-                }
-                .into())
-            }
-        };
-        let file = PveConfigFile::parse(&text)
-            .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
-        Ok(match Description::owner(&file.description()) {
-            Some((namespace, id)) => CtOwner::Container { namespace, id },
-            None if file.get("lock") == Some("create") => CtOwner::BeingCreated,
-            None => CtOwner::Foreign,
-        })
+        read_owner(&self.paths, vmid)
     }
 
     /// Destroys CT `vmid` if it (still) belongs to `namespace/id`: a VMID

@@ -116,6 +116,27 @@ impl Containerd {
         Self::start_with(Some(sim), false)
     }
 
+    /// As [`Containerd::start_pve`], with `env` added to containerd's (so
+    /// every shim's) environment.
+    pub fn start_pve_with_env(sim: PveSim, env: &[(&str, &str)]) -> Self {
+        let mut ctd = Self::build(Some(sim), false);
+        ctd.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        ctd.spawn();
+        ctd
+    }
+
+    /// As [`Containerd::start_cri`], with lxcri on the pve backend against
+    /// `sim` whatever `LXCRI_E2E_BACKEND` says.
+    pub fn start_cri_pve(sim: PveSim) -> Self {
+        let ctd = Self::start_with(Some(sim), true);
+        ctd.import_image(&image::pause().archive);
+        ctd.import_busybox();
+        ctd
+    }
+
     /// Starts containerd with its CRI plugin (namespace `k8s.io`), runtime
     /// handlers `runc` and `lxcri`, a pod network of its own (bridge CNI,
     /// host-local IPAM) and the test images imported. lxcri's backend

@@ -30,6 +30,7 @@ pub mod ovs;
 pub mod prometheus;
 pub mod pve;
 pub mod pve_acl;
+pub mod pve_pool;
 pub mod spec;
 pub mod zfs;
 

@@ -805,3 +805,64 @@ fn a_shim_killed_at_any_step_leaves_no_clone() {
     node.ctd.remove(&id);
     clean(&id, "a normal run after the crashes");
 }
+
+/// pve with the warm pool: a claimed member's volume (allocated with
+/// `zfs.size` when the member was made) is swapped for the container's
+/// clone as in a create, and goes with the CT.
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn a_claimed_pool_member_gets_the_containers_clone() {
+    if !require(Runtime::Lxcri, "zfs warm pool") || backend() != BackendKind::Pve {
+        return;
+    }
+    use lxcri_e2e::pve_pool;
+    let node = ZfsNode::start_with_env(&[("LXCRI_PVE_WARM_POOL_SIZE", "1")]);
+    let sim = node.ctd.pve().expect("pve");
+    let (a, b) = (node.ctd.new_id("zpa"), node.ctd.new_id("zpb"));
+    node.run(&a);
+    let pool = pve_pool::wait_members(sim, 1, std::time::Duration::from_secs(60))
+        .expect("the refill made a member");
+    let member = pool[0].0;
+    let member_volume = format!("{}/subvol-{member}-disk-0", node.data());
+    assert_eq!(
+        node.pool.prop(&member_volume, "refquota").as_deref(),
+        Some("256M")
+    );
+    assert_eq!(node.pool.prop(&member_volume, "origin"), None);
+
+    node.run(&b);
+    let (volume, ct) = node.volume(&b);
+    assert_eq!(volume, member_volume, "b claimed the member");
+    let origin = node.pool.prop(&volume, "origin").unwrap_or_default();
+    assert!(
+        origin.ends_with("@lxcri"),
+        "{volume} is a clone: {origin:?}"
+    );
+    assert_eq!(
+        node.pool.prop(&volume, "lxcri:owner"),
+        Some(format!("{}/{b}", node.ctd.namespace()))
+    );
+    assert!(
+        ct.unwrap_or_default()
+            .contains(&format!("rootfs: {STORAGE}:subvol-{member}-disk-0")),
+        "the CT's rootfs is the clone"
+    );
+    assert!(node.sh(&b, "e1", "ls /bin/busybox").contains("busybox"));
+
+    for id in [&a, &b] {
+        node.ctd.kill(id, "SIGKILL").ok();
+        node.ctd.wait_status(id, "STOPPED");
+        node.ctd.remove(id);
+        assert_eq!(node.ctd.leftovers(id), Vec::<String>::new());
+    }
+    assert!(pve_pool::wait_refills_over(
+        sim,
+        &node.ctd.socket(),
+        std::time::Duration::from_secs(60)
+    ));
+    let out = pve_pool::gc_force(sim, 0);
+    assert!(out.success(), "{out}");
+    assert!(pve_pool::members(sim).is_empty());
+    assert_eq!(node.volumes(), Vec::<String>::new());
+    assert_eq!(sim.leftovers(), Vec::<String>::new());
+}

@@ -31,6 +31,10 @@ pub struct Args {
     /// Delay before answering 401, like PVE's ~3 s (default 0 to keep tests fast).
     #[arg(long, default_value_t = 0)]
     pub auth_fail_delay_ms: u64,
+    /// PVE-like latencies (forked task workers, storage allocation, start hooks, config
+    /// writes; see timing.rs). Off by default to keep tests fast; on for benchmarks.
+    #[arg(long)]
+    pub pve_timing: bool,
     /// Accept from the token what real PVE reserves for root@pam (directory rootfs, bind
     /// mount points, devN, hookscript, features other than nesting). Off by default: the
     /// stand-in answers 403 like PVE.

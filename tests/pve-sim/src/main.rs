@@ -13,6 +13,7 @@ mod storage;
 mod storage_cfg;
 mod store;
 mod tasks;
+mod timing;
 mod tls;
 mod zfs_storage;
 
@@ -50,6 +51,7 @@ fn main() -> Result<()> {
         .write_cfg(&etc_pve.join("storage.cfg"))
         .context("writing etc/pve/storage.cfg")?;
     let exe = std::env::current_exe().context("locating pve-sim")?;
+    let timing = args.pve_timing.then_some(timing::PveTiming::ESTIMATED);
     let state = Arc::new_cyclic(|this| -> api::State {
         api::State {
             this: this.clone(),
@@ -63,7 +65,8 @@ fn main() -> Result<()> {
             schema,
             store: store::Store::new(&data_dir).expect("config dirs under --data-dir"),
             storage,
-            tasks: tasks::Tasks::new(&args.node),
+            tasks: tasks::Tasks::new(&args.node, timing),
+            timing,
             lxc: lxc::Lxc::new(lxc::Options {
                 lxcpath: lxcpath.canonicalize().unwrap_or(lxcpath.clone()),
                 data_dir: data_dir.clone(),

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::timing::{pause, PveTiming};
+
 #[derive(Debug)]
 struct Task {
     upid: String,
@@ -39,6 +41,8 @@ pub struct TaskFault {
 
 pub struct Tasks {
     node: String,
+    /// `--pve-timing`: a forked worker's cost and the task's own.
+    timing: Option<PveTiming>,
     pstart: u64,
     next_pid: AtomicU32,
     tasks: Mutex<HashMap<String, Arc<Mutex<Task>>>>,
@@ -81,9 +85,10 @@ pub fn format_upid(
 }
 
 impl Tasks {
-    pub fn new(node: &str) -> Tasks {
+    pub fn new(node: &str, timing: Option<PveTiming>) -> Tasks {
         Tasks {
             node: node.to_string(),
+            timing,
             pstart: own_pstart(),
             // Each task gets its own "worker pid" so UPIDs started in the same second differ.
             next_pid: AtomicU32::new(std::process::id().wrapping_mul(16)),
@@ -122,7 +127,12 @@ impl Tasks {
         }));
         lock(&self.tasks).insert(upid.clone(), task.clone());
         let log = TaskLog(task.clone());
+        // The API answers once the forked worker has written its UPID.
+        pause(self.timing, |t| t.fork);
+        let timing = self.timing;
+        let ty = ty.to_string();
         std::thread::spawn(move || {
+            pause(timing, |t| t.work(&ty));
             if let Some(d) = fault.delay {
                 std::thread::sleep(d);
             }
@@ -133,6 +143,7 @@ impl Tasks {
                 }
                 None => work(&log),
             };
+            pause(timing, |t| t.exit);
             let mut t = lock(&task);
             let status = match result {
                 Ok(()) => {
@@ -215,7 +226,7 @@ mod tests {
 
     #[test]
     fn tasks_finish_with_ok_or_error() {
-        let tasks = Tasks::new("n");
+        let tasks = Tasks::new("n", None);
         let ok = tasks.spawn(
             "vzstart",
             "1",

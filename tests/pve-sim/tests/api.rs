@@ -155,6 +155,17 @@ fn create_config_nextid_and_destroy() {
         "mp0=%2Fsrv%2Fx%2Cmp%3D%2Fdata",
     );
     assert_eq!(dir.status, 403, "{:?}", dir.body);
+    // What a create fixed stays (pve-container src/PVE/LXC/Config.pm update_pct_config).
+    for (form, reason) in [
+        (
+            "unprivileged=0",
+            "unable to modify read-only option: 'unprivileged'",
+        ),
+        ("delete=ostype", "unable to delete required option 'ostype'"),
+    ] {
+        let answer = sim.call("PUT", &format!("/nodes/{n}/lxc/100/config"), form);
+        assert_eq!((answer.status, answer.reason.as_str()), (500, reason));
+    }
     let data = sim
         .call("GET", &format!("/nodes/{n}/lxc/100/config"), "")
         .body["data"]
@@ -551,6 +562,28 @@ fn config_updates_need_the_privilege_of_each_key() {
         "Permission check failed (/vms/100, VM.Config.Disk|VM.Config.CPU|VM.Config.Memory|VM.Config.Network|VM.Config.Options)"
     );
     std::fs::remove_file(sim.dir.path().join("etc/pve/user.cfg")).unwrap();
+    let task = upid(&sim.call("DELETE", &format!("/nodes/{n}/lxc/100"), ""));
+    assert_eq!(sim.wait_task(&task), "OK");
+}
+
+/// `--pve-timing`: a task's UPID comes after the worker's fork, and the task takes what
+/// its type does on PVE (timing.rs).
+#[test]
+fn pve_timing_makes_tasks_take_pve_like_time() {
+    let sim = Sim::start(&["--pve-timing"]);
+    let n = &sim.node;
+    sim.put_template("local", "none.tar.gz");
+    let began = std::time::Instant::now();
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.gz&rootfs=local-zfs%3A0";
+    let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
+    let answered = began.elapsed();
+    assert_eq!(sim.wait_task(&task), "OK");
+    let done = began.elapsed();
+    assert!(
+        answered >= std::time::Duration::from_millis(30),
+        "{answered:?}"
+    );
+    assert!(done >= std::time::Duration::from_millis(430), "{done:?}");
     let task = upid(&sim.call("DELETE", &format!("/nodes/{n}/lxc/100"), ""));
     assert_eq!(sim.wait_task(&task), "OK");
 }

@@ -30,6 +30,8 @@ fn fast_options() -> ClientOptions {
         retry_backoff: Duration::from_millis(1),
         retry_backoff_max: Duration::from_millis(5),
         task_poll_initial: Duration::from_millis(5),
+        task_poll_steady: Duration::from_millis(5),
+        task_poll_steady_for: Duration::from_millis(50),
         task_poll_max: Duration::from_millis(20),
         task_log_tail: 10,
     }

@@ -5,6 +5,7 @@ mod names;
 mod render;
 mod resources;
 mod schema;
+mod warm_pool;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;

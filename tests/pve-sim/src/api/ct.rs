@@ -208,6 +208,7 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
                 .collect();
         change.check(s, &set, &[])?;
     }
+    check_read_only(p)?;
     if let Some(list) = p.str("delete") {
         for key in formats::split_list(list) {
             if p.0.contains_key(key) {
@@ -228,10 +229,39 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
     let mut made = Vec::new();
     apply(&mut cfg, p, NOT_KEYS);
     allocate(&s.storage, id, &mut cfg, &mut made).map_err(ApiError::fail)?;
+    crate::timing::pause(s.timing, |t| t.config_write);
+    // A stopped CT takes every change at once (update_pct_config ->
+    // vmconfig_apply_pending); nothing is left pending.
     s.store
         .write(id, &cfg)
         .map_err(|e| ApiError::fail(e.to_string()))?;
     Ok(Value::Null)
+}
+
+/// pve-container src/PVE/LXC/Config.pm `update_pct_config`: `unprivileged` is fixed at
+/// create, and `memory`, `rootfs` and `ostype` may change but not go.
+fn check_read_only(p: &Params) -> Result<(), ApiError> {
+    if p.0.contains_key("unprivileged") {
+        return Err(ApiError::fail(
+            "unable to modify read-only option: 'unprivileged'",
+        ));
+    }
+    for key in p.str("delete").map(formats::split_list).unwrap_or_default() {
+        match key {
+            "memory" | "rootfs" | "ostype" => {
+                return Err(ApiError::fail(format!(
+                    "unable to delete required option '{key}'"
+                )))
+            }
+            "unprivileged" => {
+                return Err(ApiError::fail(format!(
+                    "unable to delete read-only option: '{key}'"
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// PVE's answer to destroying a running CT without `force`.

@@ -35,6 +35,8 @@ pub struct State {
     pub store: Store,
     pub storage: Storage,
     pub tasks: Tasks,
+    /// `--pve-timing`.
+    pub timing: Option<crate::timing::PveTiming>,
     pub lxc: Lxc,
     pub host: Host,
     pub faults: Faults,
@@ -189,6 +191,7 @@ impl State {
             return Outcome::Reply(self.admin(&req));
         }
         let started = Instant::now();
+        crate::timing::pause(self.timing, |t| t.request);
         let api_path = req.path.strip_prefix("/api2/json").unwrap_or("");
         let api_path = if api_path.is_empty() { "/" } else { api_path };
         let input = params_of(&req);
