@@ -157,7 +157,10 @@ fn spec_to_lxc_config_reads_back_as_planned() {
     fuzz(
         "tests/fuzz/regressions/spec_to_lxc.txt",
         (spec(), any::<bool>()),
-        20,
+        // About 7 % of these specs pass validation (13 to 22 of 256 seen):
+        // 1 in 64 is well below that, so only a generator that stopped
+        // making valid specs fails here, not an unlucky seed.
+        64,
         |(spec, v1)| {
             let tmp = tempfile::tempdir().unwrap();
             let rootfs = tmp.path().join("rootfs");
