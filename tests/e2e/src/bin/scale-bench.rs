@@ -1,0 +1,161 @@
+//! Create latency on a busy node (benches/scale.sh runs it on release
+//! binaries; the backend follows `LXCRI_E2E_BACKEND`):
+//!
+//!   scale-bench [N] [LEVEL...]
+//!
+//! For each LEVEL (lxc default 0 100 300: lxcri containers running
+//! `sleep` on the node; pve default 0 1000: CTs in the cluster, other
+//! guests' stopped CTs whose configs are written into the stand-in's
+//! `/etc/pve/lxc`), N timed `ctr run --rm IMG ID true` of lxcri (create,
+//! start, exit, delete) after one warm-up; median, spread (min-max) and the
+//! ratio to the first level. Nothing lxcri does per create may scan all
+//! containers or CTs, so the ratio should stay near 1. Everything made is
+//! removed at the end.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use lxcri_e2e::pve::BackendKind;
+use lxcri_e2e::{image, pve, Containerd, Runtime};
+
+fn median(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Starts `count` more `sleep` containers, 8 at a time; returns their ids.
+fn start_sleepers(ctd: &Containerd, count: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..count).map(|_| ctd.new_id("busy")).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let out = ctd.ctr(&[
+                    "run",
+                    "-d",
+                    "--runtime",
+                    Runtime::Lxcri.containerd_name(),
+                    image::BUSYBOX_REF,
+                    id,
+                    "sleep",
+                    "100000",
+                ]);
+                assert!(out.success(), "ctr run -d {id}: {out}");
+            });
+        }
+    });
+    ids
+}
+
+/// Kills and removes `ids`, 8 at a time.
+fn remove_all(ctd: &Containerd, ids: &[String]) {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                let Some(id) = ids.get(i) else { break };
+                let _ = ctd.kill(id, "SIGKILL");
+                ctd.remove(id);
+            });
+        }
+    });
+}
+
+/// Other guests' stopped CTs: `count` configs written into the stand-in's
+/// config dir from `first` on (as pmxcfs shows a cluster's CTs).
+fn seed_cts(sim: &pve::PveSim, first: u32, count: u32) -> Vec<std::path::PathBuf> {
+    (first..first + count)
+        .map(|vmid| {
+            let path = sim.config_file(vmid);
+            let text = format!(
+                "arch: amd64\nhostname: guest{vmid}\nmemory: 512\nostype: debian\n\
+                 rootfs: local-zfs:subvol-{vmid}-disk-0,size=8G\nswap: 512\n"
+            );
+            std::fs::write(&path, text).expect("write a CT config");
+            path
+        })
+        .collect()
+}
+
+fn timed_runs(ctd: &Containerd, n: usize) -> Vec<f64> {
+    let warm = ctd.new_id("warm");
+    assert!(ctd.run(Runtime::Lxcri, &warm, &["true"], &[]).success());
+    (0..n)
+        .map(|_| {
+            let id = ctd.new_id("timed");
+            let t = Instant::now();
+            let out = ctd.run(Runtime::Lxcri, &id, &["true"], &[]);
+            let ms = t.elapsed().as_secs_f64() * 1000.0;
+            assert!(out.success(), "ctr run --rm {id}: {out}");
+            ms
+        })
+        .collect()
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let n: usize = args
+        .next()
+        .map(|a| a.parse().expect("N: a number"))
+        .unwrap_or(9);
+    let on_pve = pve::backend() == BackendKind::Pve;
+    let mut levels: Vec<usize> = args.map(|a| a.parse().expect("LEVEL: a number")).collect();
+    if levels.is_empty() {
+        levels = if on_pve {
+            vec![0, 1000]
+        } else {
+            vec![0, 100, 300]
+        };
+    }
+    let ctd = Containerd::start();
+    let mut running: Vec<String> = Vec::new();
+    let mut seeded: Vec<std::path::PathBuf> = Vec::new();
+    let mut rows = Vec::new();
+    for &level in &levels {
+        if on_pve {
+            let sim = ctd.pve().expect("the pve backend runs on pve-sim");
+            let have = seeded.len() as u32;
+            let first = sim.vmid_range.0 + have;
+            seeded.extend(seed_cts(sim, first, level as u32 - have.min(level as u32)));
+        } else {
+            running.extend(start_sleepers(&ctd, level.saturating_sub(running.len())));
+        }
+        rows.push((level, timed_runs(&ctd, n)));
+    }
+    remove_all(&ctd, &running);
+    for path in &seeded {
+        let _ = std::fs::remove_file(path);
+    }
+
+    let what = if on_pve {
+        "CTs in the cluster (pve-sim)"
+    } else {
+        "lxcri containers running (lxc)"
+    };
+    let base = median(&rows[0].1);
+    println!("| {what} | `ctr run --rm IMG true`, median ms | min-max ms | / first level |");
+    println!("|---|---|---|---|");
+    for (level, samples) in &rows {
+        let m = median(samples);
+        let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = samples.iter().copied().fold(0.0, f64::max);
+        println!(
+            "| {level} | {m:.0} | {min:.0}-{max:.0} | **{:.2}** |",
+            m / base
+        );
+    }
+    println!();
+    for (level, samples) in &rows {
+        let list: Vec<String> = samples.iter().map(|v| format!("{v:.0}")).collect();
+        println!("Samples (ms) at {level}: {}", list.join(" "));
+    }
+}
