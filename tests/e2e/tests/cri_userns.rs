@@ -40,6 +40,16 @@ fn slots_taken() -> Vec<String> {
         .collect()
 }
 
+/// Waits until process `pid` has a child.
+fn wait_for_child(pid: u32) {
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let forked = lxcri_e2e::cmd::poll(LONG, || {
+        let list = fs::read_to_string(&children).unwrap_or_default();
+        (!list.trim().is_empty()).then_some(())
+    });
+    assert!(forked.is_some(), "{pid} forked no child");
+}
+
 fn enable_node_userns(ctd: &Containerd) {
     let mut f = OpenOptions::new()
         .create(true)
@@ -69,7 +79,11 @@ fn probe_pod<'a>(ctd: &'a Containerd, rt: Runtime) -> (Vec<String>, Vec<String>,
         .pid = api::NamespaceMode::Pod as i32;
     let pod = Pod::run(ctd, rt, config)
         .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
-    let sandbox_map = fs::read_to_string(format!("/proc/{}/uid_map", sandbox_pid(ctd, &pod.id)))
+    let pause = sandbox_pid(ctd, &pod.id);
+    // The pause shell forks its `sleep` after its start is reported; the
+    // probe counts that sleep, so it must be running first (on either runtime).
+    wait_for_child(pause);
+    let sandbox_map = fs::read_to_string(format!("/proc/{pause}/uid_map"))
         .unwrap()
         .split_whitespace()
         .collect::<Vec<_>>()
