@@ -88,7 +88,8 @@ fn seed_cts(sim: &pve::PveSim, first: u32, count: u32) -> Vec<std::path::PathBuf
 
 fn timed_runs(ctd: &Containerd, n: usize) -> Vec<f64> {
     let warm = ctd.new_id("warm");
-    assert!(ctd.run(Runtime::Lxcri, &warm, &["true"], &[]).success());
+    let out = ctd.run(Runtime::Lxcri, &warm, &["true"], &[]);
+    assert!(out.success(), "ctr run --rm {warm}: {out}");
     (0..n)
         .map(|_| {
             let id = ctd.new_id("timed");
@@ -117,6 +118,7 @@ fn main() {
         };
     }
     let ctd = Containerd::start();
+    ctd.import_busybox();
     let mut running: Vec<String> = Vec::new();
     let mut seeded: Vec<std::path::PathBuf> = Vec::new();
     let mut rows = Vec::new();
