@@ -10,7 +10,7 @@ use containerd_shim::api::DeleteResponse;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config as ShimConfig, ExitSignal, Flags, Shim, StartOpts};
 use containerd_shim_protos::protobuf::MessageField;
-use lxcri::config::Config;
+use lxcri::config::{BackendKind, Config};
 use lxcri::runtime::Runtime;
 
 use crate::events::EventSender;
@@ -114,6 +114,11 @@ impl Shim for LxcriShim {
         if let Err(e) = &self.config {
             // Every create reports it; the shim still answers containerd.
             tracing::error!(error = %e, "loading the lxcri configuration");
+        }
+        if matches!(&self.config, Ok(c) if c.backend == BackendKind::Lxc) {
+            // A shim is started for a create that follows at once: the
+            // grace period its `lxc-start` would wait for starts now.
+            lxcri::cgroup::attach_lock::prime();
         }
         let runtime = self.config.clone().map(|c| Arc::new(Runtime::new(c)));
         let events = EventSender::spawn(publisher, self.namespace.clone());

@@ -43,6 +43,7 @@ impl CgroupSetting {
     }
 }
 
+pub mod attach_lock;
 mod container;
 mod cpuset;
 mod host;

@@ -49,6 +49,9 @@ impl Backend for LxcBackend {
         if self.lxc.container_dir(&name).exists() {
             return Err(RuntimeError::Exists(req.owner()));
         }
+        // The grace period `lxc-start` would wait for passes while the
+        // bundle is prepared.
+        crate::cgroup::attach_lock::prime();
         Ok(Box::new(LxcCreate {
             lxc: &self.lxc,
             name,

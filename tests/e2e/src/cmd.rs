@@ -182,11 +182,18 @@ impl Background {
     /// Waits for the command, killing it after `timeout`.
     pub fn wait(mut self, timeout: Duration) -> CmdOutput {
         let deadline = Instant::now() + timeout;
+        // Woken by the exit itself (not a sleep-and-look loop), so that a
+        // benchmark timing a command is not rounded up to a poll interval.
+        let exited = pidfd_open(self.child.id());
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match &exited {
+                        Some(fd) => wait_readable(fd, left),
+                        None => std::thread::sleep(left.min(Duration::from_millis(20))),
+                    }
                 }
                 _ => {
                     // Only this child, which we spawned ourselves.
@@ -236,4 +243,27 @@ pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Optio
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A pidfd for `pid` (a child not yet reaped), or `None` where the kernel
+/// has none.
+fn pidfd_open(pid: u32) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative return is a new fd owned by nobody else.
+    (fd >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits until `fd` is readable (a pidfd: its process exited) or `timeout`.
+fn wait_readable(fd: &std::os::fd::OwnedFd, timeout: Duration) {
+    use std::os::fd::AsRawFd;
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut pfd, 1, ms) };
 }
