@@ -9,8 +9,11 @@
 //! `/etc/pve/lxc`), N timed `ctr run --rm IMG ID true` of lxcri (create,
 //! start, exit, delete) after one warm-up; median, spread (min-max) and the
 //! ratio to the first level. Nothing lxcri does per create may scan all
-//! containers or CTs, so the ratio should stay near 1. Everything made is
-//! removed at the end.
+//! containers or CTs, so the ratio should stay near 1. Beside it, what
+//! lxcri's shims themselves spent per run (create + start + delete, from
+//! lxcri's metrics journal) and, as the control for what containerd and
+//! the kernel add on a busy node, runc's `ctr run --rm` in the same rounds.
+//! Everything made is removed at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -86,20 +89,68 @@ fn seed_cts(sim: &pve::PveSim, first: u32, count: u32) -> Vec<std::path::PathBuf
         .collect()
 }
 
-fn timed_runs(ctd: &Containerd, n: usize) -> Vec<f64> {
-    let warm = ctd.new_id("warm");
-    let out = ctd.run(Runtime::Lxcri, &warm, &["true"], &[]);
-    assert!(out.success(), "ctr run --rm {warm}: {out}");
-    (0..n)
-        .map(|_| {
-            let id = ctd.new_id("timed");
-            let t = Instant::now();
-            let out = ctd.run(Runtime::Lxcri, &id, &["true"], &[]);
-            let ms = t.elapsed().as_secs_f64() * 1000.0;
-            assert!(out.success(), "ctr run --rm {id}: {out}");
-            ms
-        })
-        .collect()
+/// Seconds and count of each operation lxcri's shims timed (create, start,
+/// delete), from its metrics journal (`RUN_ROOT/.metrics/ops.json`).
+fn shim_time(backend: &str) -> (f64, u64) {
+    let path = std::path::Path::new(lxcri_e2e::LXCRI_RUN_ROOT).join(".metrics/ops.json");
+    let journal: serde_json::Value = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let op = |name: &str| {
+        let d = &journal["durations"][format!("{name}/{backend}")];
+        let count: u64 = d["counts"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_u64()).sum())
+            .unwrap_or(0);
+        (d["sum"].as_f64().unwrap_or(0.0), count)
+    };
+    let (create, n) = op("create");
+    let (start, _) = op("start");
+    let (delete, _) = op("delete");
+    (create + start + delete, n)
+}
+
+/// One level's figures: `ctr run --rm` of lxcri, lxcri's shim-side time
+/// per run (create + start + delete, ms), and `ctr run --rm` of runc.
+struct Level {
+    lxcri: Vec<f64>,
+    shim_ms: f64,
+    runc: Vec<f64>,
+}
+
+fn timed(ctd: &Containerd, rt: Runtime) -> f64 {
+    let id = ctd.new_id("timed");
+    let t = Instant::now();
+    let out = ctd.run(rt, &id, &["true"], &[]);
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    assert!(out.success(), "ctr run --rm {id} ({rt}): {out}");
+    ms
+}
+
+/// N rounds of one lxcri and one runc run (order alternating), after a
+/// warm-up of each.
+fn timed_runs(ctd: &Containerd, n: usize, backend: &str) -> Level {
+    timed(ctd, Runtime::Lxcri);
+    timed(ctd, Runtime::Runc);
+    let (before, count_before) = shim_time(backend);
+    let mut level = Level {
+        lxcri: Vec::new(),
+        shim_ms: 0.0,
+        runc: Vec::new(),
+    };
+    for round in 0..n {
+        if round % 2 == 0 {
+            level.lxcri.push(timed(ctd, Runtime::Lxcri));
+            level.runc.push(timed(ctd, Runtime::Runc));
+        } else {
+            level.runc.push(timed(ctd, Runtime::Runc));
+            level.lxcri.push(timed(ctd, Runtime::Lxcri));
+        }
+    }
+    let (after, count_after) = shim_time(backend);
+    level.shim_ms = (after - before) * 1000.0 / (count_after - count_before).max(1) as f64;
+    level
 }
 
 fn main() {
@@ -126,12 +177,15 @@ fn main() {
         if on_pve {
             let sim = ctd.pve().expect("the pve backend runs on pve-sim");
             let have = seeded.len() as u32;
-            let first = sim.vmid_range.0 + have;
+            // Other guests' VMIDs, outside the range lxcri allocates from
+            // (which they would otherwise use up).
+            let first = sim.vmid_range.1 + 1 + have;
             seeded.extend(seed_cts(sim, first, level as u32 - have.min(level as u32)));
         } else {
             running.extend(start_sleepers(&ctd, level.saturating_sub(running.len())));
         }
-        rows.push((level, timed_runs(&ctd, n)));
+        let backend = if on_pve { "pve" } else { "lxc" };
+        rows.push((level, timed_runs(&ctd, n, backend)));
     }
     remove_all(&ctd, &running);
     for path in &seeded {
@@ -143,21 +197,38 @@ fn main() {
     } else {
         "lxcri containers running (lxc)"
     };
-    let base = median(&rows[0].1);
-    println!("| {what} | `ctr run --rm IMG true`, median ms | min-max ms | / first level |");
-    println!("|---|---|---|---|");
-    for (level, samples) in &rows {
-        let m = median(samples);
-        let min = samples.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = samples.iter().copied().fold(0.0, f64::max);
+    let first = &rows[0].1;
+    let (base, shim_base, runc_base) = (median(&first.lxcri), first.shim_ms, median(&first.runc));
+    println!(
+        "| {what} | lxcri `ctr run --rm IMG true`, median ms | min-max | / first level \
+         | lxcri shim-side ms | / first level | runc, median ms | / first level |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for (level, l) in &rows {
+        let m = median(&l.lxcri);
+        let min = l.lxcri.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = l.lxcri.iter().copied().fold(0.0, f64::max);
+        let r = median(&l.runc);
         println!(
-            "| {level} | {m:.0} | {min:.0}-{max:.0} | **{:.2}** |",
-            m / base
+            "| {level} | {m:.0} | {min:.0}-{max:.0} | **{:.2}** | {:.1} | **{:.2}** | {r:.0} | {:.2} |",
+            m / base,
+            l.shim_ms,
+            l.shim_ms / shim_base,
+            r / runc_base
         );
     }
     println!();
-    for (level, samples) in &rows {
-        let list: Vec<String> = samples.iter().map(|v| format!("{v:.0}")).collect();
-        println!("Samples (ms) at {level}: {}", list.join(" "));
+    for (level, l) in &rows {
+        let list = |v: &[f64]| {
+            v.iter()
+                .map(|v| format!("{v:.0}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!(
+            "Samples (ms) at {level}: lxcri {}; runc {}",
+            list(&l.lxcri),
+            list(&l.runc)
+        );
     }
 }
