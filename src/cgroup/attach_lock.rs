@@ -135,6 +135,53 @@ mod tests {
     }
 
     #[test]
+    fn the_own_pid_goes_into_the_cgroup_the_process_is_in() {
+        // A stand-in hierarchy laid out like the real one this process is in.
+        let content = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = content.lines().find(|l| !l.starts_with("0::"));
+        if content.lines().any(|l| l.starts_with("0::")) {
+            let v2_at = if v1.is_some() { "unified" } else { "" };
+            std::fs::create_dir_all(tmp.path().join(v2_at)).unwrap();
+            std::fs::write(tmp.path().join(v2_at).join("cgroup.controllers"), "").unwrap();
+        } else if let Some(line) = v1 {
+            let controllers = line.split(':').nth(1).unwrap();
+            std::fs::create_dir_all(tmp.path().join(controllers.trim_start_matches("name=")))
+                .unwrap();
+        }
+        let file = own_procs_file(&content, tmp.path()).expect("a hierarchy");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, "").unwrap();
+
+        write_own_pid(tmp.path()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            std::process::id().to_string()
+        );
+    }
+
+    #[test]
+    fn a_missing_cgroup_file_is_an_error_and_nothing_is_made() {
+        let tmp = root_with(&[], Some(""));
+        let before: Vec<_> = walk(tmp.path());
+        assert!(write_own_pid(tmp.path()).is_err());
+        assert_eq!(walk(tmp.path()), before);
+    }
+
+    fn walk(dir: &Path) -> Vec<PathBuf> {
+        let mut out = vec![dir.to_path_buf()];
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                out.extend(walk(&e.path()));
+            } else {
+                out.push(e.path());
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
     fn odd_lines_and_paths_give_nothing() {
         let tmp = root_with(&["pids"], None);
         for content in [
