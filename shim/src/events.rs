@@ -6,22 +6,22 @@
 //! its descriptor, which builds the whole event proto file's descriptor
 //! (about 350 KiB of heap, kept for the shim's life) just to read a name.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim_protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
     TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
-use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
 use containerd_shim_protos::shim_async::Events;
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
+use lxcri::state::now_ns;
 use tokio::sync::mpsc;
+
+use crate::process::timestamp;
 
 /// One event ready to publish.
 pub struct Event {
@@ -38,17 +38,6 @@ pub struct EventSender {
 /// The publisher queues a forwarded envelope and sends it with retries.
 const PUBLISH_TIMEOUT_NANOS: i64 = 5_000_000_000;
 
-fn now() -> Timestamp {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    Timestamp {
-        seconds: now.as_secs() as i64,
-        nanos: now.subsec_nanos() as i32,
-        ..Default::default()
-    }
-}
-
 impl EventSender {
     /// Starts the forwarder that publishes queued events to containerd.
     pub fn spawn(publisher: RemotePublisher, namespace: String) -> Self {
@@ -56,7 +45,7 @@ impl EventSender {
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let envelope = Envelope {
-                    timestamp: MessageField::some(now()),
+                    timestamp: MessageField::some(timestamp(now_ns())),
                     namespace: namespace.clone(),
                     topic: ev.topic.to_string(),
                     event: MessageField::some(ev.body),

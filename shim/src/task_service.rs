@@ -23,6 +23,13 @@ impl TaskService {
             trimmer: Trimmer::default(),
         }
     }
+
+    /// Runs `call`, then lets the trimmer know a one-off call is over.
+    async fn trimmed<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        let result = call.await;
+        self.trimmer.after_operation();
+        result
+    }
 }
 
 type R<T> = ttrpc::Result<T>;
@@ -38,9 +45,7 @@ impl Task for TaskService {
         req: api::CreateTaskRequest,
     ) -> R<api::CreateTaskResponse> {
         let id = req.id.clone();
-        let created = self.service.create(req).await;
-        self.trimmer.after_operation();
-        match created {
+        match self.trimmed(self.service.create(req)).await {
             Ok(pid) => Ok(api::CreateTaskResponse {
                 pid,
                 ..Default::default()
@@ -52,14 +57,10 @@ impl Task for TaskService {
         }
     }
     async fn start(&self, _: &TtrpcContext, req: api::StartRequest) -> R<api::StartResponse> {
-        let started = self.service.start(req).await;
-        self.trimmer.after_operation();
-        Ok(started?)
+        Ok(self.trimmed(self.service.start(req)).await?)
     }
     async fn delete(&self, _: &TtrpcContext, req: api::DeleteRequest) -> R<api::DeleteResponse> {
-        let deleted = self.service.delete(req).await;
-        self.trimmer.after_operation();
-        Ok(deleted?)
+        Ok(self.trimmed(self.service.delete(req)).await?)
     }
     async fn pids(&self, _: &TtrpcContext, req: api::PidsRequest) -> R<api::PidsResponse> {
         Ok(self.service.pids(req).await?)
@@ -80,9 +81,7 @@ impl Task for TaskService {
         Ok(Empty::new())
     }
     async fn exec(&self, _: &TtrpcContext, req: api::ExecProcessRequest) -> R<Empty> {
-        let added = self.service.exec(req).await;
-        self.trimmer.after_operation();
-        added?;
+        self.trimmed(self.service.exec(req)).await?;
         Ok(Empty::new())
     }
     async fn resize_pty(&self, _: &TtrpcContext, req: api::ResizePtyRequest) -> R<Empty> {

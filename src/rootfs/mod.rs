@@ -8,6 +8,7 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 mod idmap;
 mod image_key;
+pub mod mountinfo;
 mod provider;
 pub mod shift;
 pub mod zfs;
@@ -187,20 +188,7 @@ pub fn unmount_all(target: &Path) -> Result<()> {
 
 /// Whether anything is mounted exactly at `path` (per /proc/self/mountinfo).
 pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|mp| unescape_mountinfo(mp) == want)
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    mountinfo::read().iter().any(|m| m.path == path)
 }
 
 #[cfg(test)]
@@ -251,8 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/a\\040b"), "/a b");
+    fn proc_is_a_mountpoint() {
         assert!(is_mountpoint(Path::new("/proc")) || !Path::new("/proc/self").exists());
     }
 }

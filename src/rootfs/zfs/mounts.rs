@@ -5,22 +5,12 @@
 //! What the table does not show (a dataset not mounted, or mounted
 //! elsewhere than its own mountpoint) is still asked of `zfs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{umount2, MntFlags};
 
+pub use crate::rootfs::mountinfo::MountEntry;
 use crate::zfs::DatasetName;
-
-/// One line of the mount table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    pub path: PathBuf,
-    /// The directory of the mounted filesystem shown there (`/` unless a
-    /// bind of a subdirectory).
-    pub root: String,
-    pub fstype: String,
-    pub source: String,
-}
 
 impl MountEntry {
     fn is_whole_zfs(&self) -> bool {
@@ -45,31 +35,12 @@ pub struct ProcMounts;
 
 impl ZfsMounts for ProcMounts {
     fn list(&self) -> Vec<MountEntry> {
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .map(|text| parse(&text))
-            .unwrap_or_default()
+        crate::rootfs::mountinfo::read()
     }
 
     fn unmount(&self, path: &Path) -> nix::Result<()> {
         umount2(path, MntFlags::empty())
     }
-}
-
-/// `/proc/self/mountinfo` lines: `ID PARENT DEV ROOT PATH OPTIONS
-/// [OPTIONAL...] - FSTYPE SOURCE SUPEROPTIONS`.
-fn parse(text: &str) -> Vec<MountEntry> {
-    text.lines()
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split(' ').collect();
-            let sep = 6 + fields.get(6..)?.iter().position(|f| *f == "-")?;
-            Some(MountEntry {
-                path: PathBuf::from(super::super::unescape_mountinfo(fields.get(4)?)),
-                root: super::super::unescape_mountinfo(fields.get(3)?),
-                fstype: fields.get(sep + 1)?.to_string(),
-                source: super::super::unescape_mountinfo(fields.get(sep + 2)?),
-            })
-        })
-        .collect()
 }
 
 /// A dataset's own mount: the first whole mount of it (ZFS mounts it
@@ -102,6 +73,8 @@ fn is_top(table: &[MountEntry], i: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::mountinfo::parse;
+    use std::path::PathBuf;
 
     const TABLE: &str = "\
 22 1 0:21 / /proc rw,nosuid - proc proc rw
@@ -145,11 +118,5 @@ mod tests {
             [Path::new("/run/b/rootfs"), Path::new("/tmp/zfsm/mnt/img")]
         );
         assert!(mounts_of(&table, &name("tank/hidden")).is_empty());
-    }
-
-    #[test]
-    fn lines_without_the_separator_are_skipped() {
-        assert!(parse("1 2 3 / /x rw\n").is_empty());
-        assert!(!ProcMounts.list().is_empty() || !Path::new("/proc/self").exists());
     }
 }

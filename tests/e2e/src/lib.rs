@@ -19,6 +19,7 @@
 //!   `pve`, each test's containerd gets its own `pve-sim` ([`pve::PveSim`])
 //!   and every lxcri container is a CT made through its API.
 
+pub mod bench;
 pub mod cleanup;
 pub mod cmd;
 pub mod containerd;

@@ -22,6 +22,7 @@
 
 use std::time::{Duration, Instant};
 
+use lxcri_e2e::bench::median;
 use lxcri_e2e::cri::api::ContainerState;
 use lxcri_e2e::cri::pod::{base_pod_config, Pod};
 use lxcri_e2e::pve::{backend, BackendKind, PveSim};
@@ -137,17 +138,6 @@ fn pod_start(ctd: &Containerd, variant: Variant, round: usize) -> (Duration, Opt
     pod.remove()
         .unwrap_or_else(|e| panic!("{rt}: removing the pod: {e}"));
     (elapsed, requests)
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 fn main() {

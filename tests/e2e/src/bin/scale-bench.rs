@@ -18,58 +18,48 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use lxcri_e2e::bench::median;
 use lxcri_e2e::pve::BackendKind;
 use lxcri_e2e::{image, pve, Containerd, Runtime};
 
-fn median(samples: &[f64]) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-/// Starts `count` more `sleep` containers, 8 at a time; returns their ids.
-fn start_sleepers(ctd: &Containerd, count: usize) -> Vec<String> {
-    let ids: Vec<String> = (0..count).map(|_| ctd.new_id("busy")).collect();
+/// Runs `each` on every id, 8 at a time.
+fn on_each(ids: &[String], each: impl Fn(&str) + Sync) {
     let next = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..8 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(id) = ids.get(i) else { break };
-                let out = ctd.ctr(&[
-                    "run",
-                    "-d",
-                    "--runtime",
-                    Runtime::Lxcri.containerd_name(),
-                    image::BUSYBOX_REF,
-                    id,
-                    "sleep",
-                    "100000",
-                ]);
-                assert!(out.success(), "ctr run -d {id}: {out}");
+            s.spawn(|| {
+                while let Some(id) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    each(id);
+                }
             });
         }
+    });
+}
+
+/// Starts `count` more `sleep` containers; returns their ids.
+fn start_sleepers(ctd: &Containerd, count: usize) -> Vec<String> {
+    let ids: Vec<String> = (0..count).map(|_| ctd.new_id("busy")).collect();
+    on_each(&ids, |id| {
+        let out = ctd.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            Runtime::Lxcri.containerd_name(),
+            image::BUSYBOX_REF,
+            id,
+            "sleep",
+            "100000",
+        ]);
+        assert!(out.success(), "ctr run -d {id}: {out}");
     });
     ids
 }
 
-/// Kills and removes `ids`, 8 at a time.
+/// Kills and removes `ids`.
 fn remove_all(ctd: &Containerd, ids: &[String]) {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(id) = ids.get(i) else { break };
-                let _ = ctd.kill(id, "SIGKILL");
-                ctd.remove(id);
-            });
-        }
+    on_each(ids, |id| {
+        let _ = ctd.kill(id, "SIGKILL");
+        ctd.remove(id);
     });
 }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use containerd_shim_protos::api;
 use containerd_shim_protos::ttrpc::context;
 use containerd_shim_protos::{Client, TaskClient};
+use lxcri_e2e::bench::median;
 use lxcri_e2e::{image, Containerd, Runtime};
 
 /// The timed steps of one round, in order.
@@ -40,17 +41,6 @@ fn arg(n: usize, default: usize) -> usize {
         .nth(n)
         .map(|a| a.parse().expect("a number"))
         .unwrap_or(default)
-}
-
-fn median(samples: &[f64]) -> f64 {
-    let mut s = samples.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 /// `ctr oci spec`'s default spec, running `true` in `rootfs`, in its own
