@@ -8,6 +8,7 @@ mod exits;
 mod footprint;
 mod info;
 mod io;
+mod listen_socket;
 mod logging;
 mod metrics;
 mod op_metrics;

@@ -28,6 +28,7 @@ use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
 use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
+use crate::listen_socket::ListenSocket;
 use crate::op_metrics;
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
@@ -44,6 +45,7 @@ pub struct Service {
     exits: std::result::Result<Arc<ExitMonitor>, String>,
     tasks: Mutex<HashMap<String, Shared>>,
     events: EventSender,
+    socket: ListenSocket,
     exit: Arc<ExitSignal>,
 }
 
@@ -67,6 +69,7 @@ impl Service {
         namespace: String,
         runtime: std::result::Result<Arc<Runtime>, String>,
         events: EventSender,
+        socket: ListenSocket,
         exit: Arc<ExitSignal>,
     ) -> Self {
         let exits = ExitMonitor::open().map(Arc::new).map_err(|e| {
@@ -78,6 +81,7 @@ impl Service {
             exits,
             tasks: Mutex::new(HashMap::new()),
             events,
+            socket,
             exit,
         }
     }

@@ -14,6 +14,7 @@ use lxcri::config::{BackendKind, Config};
 use lxcri::runtime::Runtime;
 
 use crate::events::EventSender;
+use crate::listen_socket::ListenSocket;
 use crate::logging;
 use crate::options;
 use crate::process::timestamp;
@@ -25,6 +26,10 @@ pub struct LxcriShim {
     namespace: String,
     id: String,
     bundle: PathBuf,
+    socket: ListenSocket,
+    /// containerd's address (`-address`): the `delete` action finds a
+    /// killed shim's socket by it.
+    containerd_address: String,
     exit: Arc<ExitSignal>,
     config: Result<Config, String>,
 }
@@ -61,6 +66,8 @@ impl Shim for LxcriShim {
             namespace: flags.namespace.clone(),
             id: flags.id.clone(),
             bundle,
+            socket: ListenSocket::from_address(&flags.socket),
+            containerd_address: flags.address.clone(),
             exit: Arc::new(ExitSignal::default()),
             config,
         }
@@ -85,6 +92,9 @@ impl Shim for LxcriShim {
             exited_at: MessageField::some(timestamp(now_ns())),
             ..Default::default()
         };
+        let grouping =
+            lxcri::spec::bundle_sandbox_id(&self.bundle).unwrap_or_else(|| self.id.clone());
+        ListenSocket::of(&self.containerd_address, &self.namespace, &grouping).remove_if_dead();
         let Some(config) = options::config_snapshot(&self.bundle) else {
             // Create keeps its configuration before it makes anything:
             // without one, nothing of this container was made.
@@ -126,6 +136,7 @@ impl Shim for LxcriShim {
             self.namespace.clone(),
             runtime,
             events,
+            self.socket.clone(),
             self.exit.clone(),
         ))
     }

@@ -118,6 +118,9 @@ impl Service {
 
     pub async fn shutdown(&self, _req: ShutdownRequest) -> Result<()> {
         if self.tasks.lock().await.is_empty() {
+            // Before answering: containerd deletes the bundle right after
+            // (see listen_socket.rs).
+            self.socket.remove();
             self.exit.signal();
         }
         Ok(())

@@ -1,0 +1,130 @@
+//! The unix socket this shim serves containerd on (`-socket`), removed by
+//! the shim itself when it shuts down.
+//!
+//! The shim library removes it only after its server has stopped, finding
+//! it through the `address` file in the bundle; containerd deletes the
+//! bundle as soon as Shutdown has answered, so on a busy node that removal
+//! loses the race and the socket stays in `/run/containerd/s`. containerd's
+//! own shims remove theirs before answering Shutdown; so does this one.
+//! A shim that was killed leaves its socket behind; the `delete` action
+//! containerd runs after it removes it then, unless a live shim answers
+//! on it (a pod's shim serves its other containers on the same socket).
+
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenSocket(Option<PathBuf>);
+
+impl ListenSocket {
+    /// From the `-socket` address (`unix:///run/containerd/s/<hash>`). An
+    /// abstract socket (`unix://@name`) or any other scheme has no file.
+    pub fn from_address(address: &str) -> Self {
+        let path = address.strip_prefix("unix://").unwrap_or(address);
+        Self(path.starts_with('/').then(|| PathBuf::from(path)))
+    }
+
+    /// The socket a shim of `grouping` (the pod's sandbox id, or the
+    /// container's own id) serves on for the containerd at `address`.
+    pub fn of(address: &str, namespace: &str, grouping: &str) -> Self {
+        Self::from_address(&containerd_shim::socket_address(
+            address, namespace, grouping,
+        ))
+    }
+
+    /// Removes the socket file unless something listens on it.
+    pub fn remove_if_dead(&self) {
+        let Some(path) = &self.0 else { return };
+        match UnixStream::connect(path) {
+            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => self.remove(),
+            _ => {}
+        }
+    }
+
+    /// Removes the socket file. Anything else at the path (a file put there
+    /// by someone else) is left alone; a socket already gone is no error.
+    pub fn remove(&self) {
+        let Some(path) = &self.0 else { return };
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return;
+        };
+        if !meta.file_type().is_socket() {
+            tracing::warn!(path = %path.display(), "the shim's socket path is not a socket; left alone");
+            return;
+        }
+        if let Err(e) = std::fs::remove_file(path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "removing the shim's socket");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixListener;
+    use std::path::Path;
+
+    #[test]
+    fn address_forms() {
+        let s = ListenSocket::from_address("unix:///run/containerd/s/ab12");
+        assert_eq!(s.0.as_deref(), Some(Path::new("/run/containerd/s/ab12")));
+        assert_eq!(
+            ListenSocket::from_address("/run/x.sock").0.as_deref(),
+            Some(Path::new("/run/x.sock"))
+        );
+        assert_eq!(
+            ListenSocket::from_address("unix://@abstract").0.as_deref(),
+            None
+        );
+        assert_eq!(
+            ListenSocket::from_address("vsock://3:1024").0.as_deref(),
+            None
+        );
+        assert_eq!(ListenSocket::from_address("").0.as_deref(), None);
+    }
+
+    #[test]
+    fn removes_its_socket_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s");
+        let _listener = UnixListener::bind(&sock).unwrap();
+        let s = ListenSocket::from_address(&format!("unix://{}", sock.display()));
+        s.remove();
+        assert!(!sock.exists());
+        // Gone already: nothing to do, no panic.
+        s.remove();
+
+        let file = dir.path().join("f");
+        ListenSocket::from_address(file.to_str().unwrap()).remove_if_dead();
+        std::fs::write(&file, "not a socket").unwrap();
+        ListenSocket::from_address(file.to_str().unwrap()).remove();
+        assert!(file.exists());
+    }
+
+    #[test]
+    fn a_dead_socket_goes_a_live_one_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("live");
+        let _listener = UnixListener::bind(&live).unwrap();
+        ListenSocket::from_address(live.to_str().unwrap()).remove_if_dead();
+        assert!(live.exists());
+
+        let dead = dir.path().join("dead");
+        drop(UnixListener::bind(&dead).unwrap());
+        assert!(dead.exists());
+        ListenSocket::from_address(dead.to_str().unwrap()).remove_if_dead();
+        assert!(!dead.exists());
+    }
+
+    #[test]
+    fn containerds_socket_for_a_grouping() {
+        // containerd 1.6: /run/containerd/s/sha256("<address>/<namespace>/<id>").
+        let s = ListenSocket::of("/run/containerd/containerd.sock", "default", "x");
+        let name = s.0.unwrap();
+        assert_eq!(name.parent(), Some(Path::new("/run/containerd/s")));
+        assert_eq!(name.file_name().unwrap().len(), 64);
+    }
+}
