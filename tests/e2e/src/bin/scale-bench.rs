@@ -13,7 +13,10 @@
 //! lxcri's shims themselves spent per run (create + start + delete, from
 //! lxcri's metrics journal) and, as the control for what containerd and
 //! the kernel add on a busy node, runc's `ctr run --rm` in the same rounds.
-//! Everything made is removed at the end.
+//! `LXCRI_SCALE_BACKGROUND=runc` runs the lxc levels' `sleep` containers on
+//! runc instead: what the node's load costs whoever runs it, apart from
+//! what lxcri's running containers cost others. Everything made is removed
+//! at the end.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -36,15 +39,24 @@ fn on_each(ids: &[String], each: impl Fn(&str) + Sync) {
     });
 }
 
-/// Starts `count` more `sleep` containers; returns their ids.
-fn start_sleepers(ctd: &Containerd, count: usize) -> Vec<String> {
+/// The runtime of the busy node's `sleep` containers.
+fn background() -> Runtime {
+    match std::env::var("LXCRI_SCALE_BACKGROUND").as_deref() {
+        Ok("runc") => Runtime::Runc,
+        Ok("lxcri") | Err(_) => Runtime::Lxcri,
+        Ok(other) => panic!("LXCRI_SCALE_BACKGROUND={other}: runc or lxcri"),
+    }
+}
+
+/// Starts `count` more `sleep` containers of `rt`; returns their ids.
+fn start_sleepers(ctd: &Containerd, rt: Runtime, count: usize) -> Vec<String> {
     let ids: Vec<String> = (0..count).map(|_| ctd.new_id("busy")).collect();
     on_each(&ids, |id| {
         let out = ctd.ctr(&[
             "run",
             "-d",
             "--runtime",
-            Runtime::Lxcri.containerd_name(),
+            rt.containerd_name(),
             image::BUSYBOX_REF,
             id,
             "sleep",
@@ -172,7 +184,11 @@ fn main() {
             let first = sim.vmid_range.1 + 1 + have;
             seeded.extend(seed_cts(sim, first, level as u32 - have.min(level as u32)));
         } else {
-            running.extend(start_sleepers(&ctd, level.saturating_sub(running.len())));
+            running.extend(start_sleepers(
+                &ctd,
+                background(),
+                level.saturating_sub(running.len()),
+            ));
         }
         let backend = if on_pve { "pve" } else { "lxc" };
         rows.push((level, timed_runs(&ctd, n, backend)));
@@ -183,9 +199,9 @@ fn main() {
     }
 
     let what = if on_pve {
-        "CTs in the cluster (pve-sim)"
+        "CTs in the cluster (pve-sim)".to_string()
     } else {
-        "lxcri containers running (lxc)"
+        format!("{} containers running (lxc)", background())
     };
     let first = &rows[0].1;
     let (base, shim_base, runc_base) = (median(&first.lxcri), first.shim_ms, median(&first.runc));
