@@ -302,7 +302,15 @@ fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
     loop {
         match fs::read_to_string(cgroup.join("cgroup.procs")) {
             Ok(procs) if procs.trim().is_empty() => break,
-            Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(procs) if Instant::now() < deadline => {
+                let pids: Vec<i32> = procs
+                    .split_whitespace()
+                    .filter_map(|p| p.parse().ok())
+                    .collect();
+                // Look again at least every 100 ms: a process may join.
+                let left = deadline.saturating_duration_since(Instant::now());
+                wait_for_an_exit(&pids, left.min(Duration::from_millis(100)));
+            }
             Ok(procs) => {
                 let pids: Vec<&str> = procs.split_whitespace().collect();
                 return Err(err(format!(
@@ -315,6 +323,26 @@ fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
         }
     }
     remove_cgroup_tree(cgroup).map_err(|e| err(e.to_string()))
+}
+
+/// Returns when one of `pids` has exited (its pidfd turns readable) or
+/// after `timeout`; at once when one is gone already.
+fn wait_for_an_exit(pids: &[i32], timeout: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let mut fds = Vec::with_capacity(pids.len());
+    for &pid in pids {
+        match crate::pidfd::pidfd_open(pid) {
+            Ok(fd) => fds.push(fd),
+            Err(_) => return,
+        }
+    }
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+        .collect();
+    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
+    let _ = poll(&mut polled, PollTimeout::from(ms));
 }
 
 /// cgroupfs directories hold only virtual files: `rmdir` each, deepest first.
@@ -336,6 +364,31 @@ mod tests {
     use std::os::unix::process::ExitStatusExt;
     use std::process::{ExitStatus, Output};
     use std::sync::Mutex;
+
+    #[test]
+    fn waiting_for_an_exit_ends_when_one_process_exits() {
+        let mut quick = std::process::Command::new("sleep")
+            .arg("0.05")
+            .spawn()
+            .unwrap();
+        let mut slow = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pids = [slow.id() as i32, quick.id() as i32];
+        let began = Instant::now();
+        wait_for_an_exit(&pids, Duration::from_secs(20));
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "the exit was missed"
+        );
+        assert!(quick.try_wait().unwrap().is_some());
+        slow.kill().unwrap();
+        slow.wait().unwrap();
+        // A pid that is gone already: no wait at all.
+        wait_for_an_exit(&[quick.id() as i32], Duration::from_secs(20));
+        assert!(began.elapsed() < Duration::from_secs(20));
+    }
 
     #[derive(Default)]
     struct Recorder {

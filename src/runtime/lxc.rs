@@ -69,11 +69,27 @@ impl Backend for LxcBackend {
         Ok(self.lxc.stop(&container_name(namespace, id))?)
     }
 
-    fn teardown(&self, namespace: &str, id: &str, _: Option<&ContainerRecord>) -> Result<()> {
+    fn teardown(&self, namespace: &str, id: &str, record: Option<&ContainerRecord>) -> Result<()> {
         let name = container_name(namespace, id);
-        self.lxc.stop(&name)?;
+        // An init known to have exited: LXC's monitor stops the container
+        // by itself and `remove` waits for it. Asking LXC first would cost
+        // an `lxc-info` that blocks until that teardown is done anyway.
+        if !record.is_some_and(init_has_exited) {
+            self.lxc.stop(&name)?;
+        }
         self.lxc.remove(&name)?;
         Ok(())
+    }
+}
+
+/// Whether the record names the container's init (pid and start time)
+/// and that process has exited; without both it cannot be told.
+fn init_has_exited(record: &ContainerRecord) -> bool {
+    match (record.pid, record.pid_start_time) {
+        (Some(pid), Some(start)) => {
+            !crate::pidfd::is_live_process(std::path::Path::new("/proc"), pid, Some(start))
+        }
+        _ => false,
     }
 }
 
@@ -144,5 +160,33 @@ impl CreateSteps for LxcCreate<'_> {
         if let Err(e) = self.lxc.remove(&self.name) {
             tracing::warn!(error = %e, "rollback: removing LXC container");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_init_has_exited_only_when_the_record_names_a_gone_process() {
+        let mut r = crate::state::tests_support::record("default", "c");
+        (r.pid, r.pid_start_time) = (None, None);
+        // Nothing recorded: cannot tell, LXC is asked.
+        assert!(!init_has_exited(&r));
+        let me = std::process::id() as i32;
+        r.pid = Some(me);
+        assert!(!init_has_exited(&r), "no start time: cannot tell");
+        r.pid_start_time = crate::pidfd::start_time(me).ok();
+        assert!(!init_has_exited(&r), "this process lives");
+        // The same pid with another start time: a reused pid, not the init.
+        r.pid_start_time = r.pid_start_time.map(|t| t + 1);
+        assert!(init_has_exited(&r));
+
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        r.pid = Some(pid);
+        r.pid_start_time = crate::pidfd::start_time(pid).ok();
+        child.wait().unwrap();
+        assert!(init_has_exited(&r));
     }
 }
