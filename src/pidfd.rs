@@ -36,6 +36,74 @@ pub fn pidfd_send_signal(fd: &OwnedFd, signal: i32) -> std::io::Result<()> {
     Ok(())
 }
 
+/// `PIDFD_INFO_EXIT` (linux/pidfd.h): ask for the exit status.
+const PIDFD_INFO_EXIT: u64 = 1 << 3;
+/// `PIDFD_GET_INFO`: `_IOWR(0xFF, 11, struct pidfd_info)` with the first
+/// published size of the struct (64 bytes, `PIDFD_INFO_SIZE_VER0`).
+const PIDFD_GET_INFO: libc::c_ulong = 0xC040_FF0B;
+
+/// `struct pidfd_info` up to `exit_code` (`PIDFD_INFO_SIZE_VER0`).
+#[repr(C)]
+#[derive(Default)]
+struct PidfdInfo {
+    mask: u64,
+    cgroupid: u64,
+    /// pid, tgid, ppid, then the real, effective, saved and fs uid/gid.
+    ids: [u32; 11],
+    exit_code: i32,
+}
+
+/// The wait status (`code << 8`, or the signal) of the process behind
+/// `fd` once it has been reaped, kept by pidfs for its pidfds (Linux
+/// 6.15, `PIDFD_INFO_EXIT`; the pidfd must be open before the reap).
+/// `None` while it has not been reaped, or when this kernel keeps none.
+pub fn reaped_exit_status(fd: &OwnedFd) -> std::io::Result<Option<u32>> {
+    use std::os::fd::AsRawFd;
+    let mut info = PidfdInfo {
+        mask: PIDFD_INFO_EXIT,
+        ..PidfdInfo::default()
+    };
+    // SAFETY: the ioctl writes at most size_of::<PidfdInfo>() (the size in
+    // the request number) into `info`.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), PIDFD_GET_INFO, &mut info as *mut PidfdInfo) };
+    if rc < 0 {
+        let e = std::io::Error::last_os_error();
+        // Reaped, on a kernel that keeps no exit status (ESRCH), or a
+        // kernel without PIDFD_GET_INFO (before 6.13).
+        return match e.raw_os_error() {
+            Some(libc::ESRCH | libc::ENOTTY | libc::EINVAL) => Ok(None),
+            _ => Err(e),
+        };
+    }
+    Ok((info.mask & PIDFD_INFO_EXIT != 0).then_some(info.exit_code as u32))
+}
+
+/// Whether this kernel keeps a reaped process's exit status for its
+/// pidfds: Linux 6.15 and later. (Trying it on a child of our own would
+/// race the shim's reaper, which may take the child before its pidfd is
+/// open.)
+pub fn keeps_exit_status() -> bool {
+    // SAFETY: a zeroed utsname is valid; uname fills it.
+    let mut uts: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: uts is a valid utsname.
+    if unsafe { libc::uname(&mut uts) } != 0 {
+        return false;
+    }
+    // SAFETY: uname NUL-terminates release.
+    let release = unsafe { std::ffi::CStr::from_ptr(uts.release.as_ptr()) };
+    release_at_least(&release.to_string_lossy(), (6, 15))
+}
+
+/// Whether a kernel release (`6.17.2-1-pve`) is at least `major.minor`.
+fn release_at_least(release: &str, (major, minor): (u32, u32)) -> bool {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let number = |p: Option<&str>| p.and_then(|p| p.parse::<u32>().ok());
+    match (number(parts.next()), number(parts.next())) {
+        (Some(a), Some(b)) => (a, b) >= (major, minor),
+        _ => false,
+    }
+}
+
 /// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
 pub fn start_time(pid: i32) -> std::io::Result<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
@@ -87,6 +155,37 @@ mod tests {
         assert_eq!(parse_stat(stat), Some(('S', 98765)));
         assert_eq!(parse_stat("1 (x) S 1 2"), None);
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn a_reaped_childs_exit_status_is_kept_on_kernels_that_keep_it() {
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        let fd = pidfd_open(child.id() as i32).unwrap();
+        child.wait().unwrap();
+        let kept = reaped_exit_status(&fd).unwrap();
+        if keeps_exit_status() {
+            assert_eq!(kept, Some(3 << 8));
+        } else {
+            assert_eq!(kept, None);
+        }
+        // A live process has none.
+        let me = pidfd_open(std::process::id() as i32).unwrap();
+        assert_eq!(reaped_exit_status(&me).unwrap(), None);
+    }
+
+    #[test]
+    fn kernel_releases_compare_by_major_and_minor() {
+        assert!(release_at_least("6.17.2-1-pve", (6, 15)));
+        assert!(release_at_least("6.15.0", (6, 15)));
+        assert!(release_at_least("7.0.1", (6, 15)));
+        assert!(!release_at_least("6.14.11-4-pve", (6, 15)));
+        assert!(!release_at_least("6.1.0-28-amd64", (6, 15)));
+        assert!(!release_at_least("5.19", (6, 15)));
+        assert!(!release_at_least("garbage", (6, 15)));
+        assert!(!release_at_least("6", (6, 15)));
     }
 
     #[test]

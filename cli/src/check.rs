@@ -118,7 +118,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         cgroup(&host.cgroup),
         namespaces(&host.proc),
         lxc_start(host.path_env.as_deref()),
-        proc_events(lxcri::proc_events::ExitMonitor::open().map(drop)),
+        proc_events(lxcri::proc_events::ExitMonitor::open().map(|m| m.uses_pidfs())),
         init_binary(config.init_binary()),
         writable_dir("runtime_root", &config.runtime_root),
         writable_dir("lxcpath", &config.lxc.lxcpath),
@@ -132,11 +132,17 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
     findings
 }
 
-/// The kernel's process-events connector tells the shim how a container's
-/// PID 1 ended; without it creates fail.
-pub fn proc_events(opened: std::io::Result<()>) -> Finding {
+/// pidfs (Linux 6.15) or the kernel's process-events connector tells the
+/// shim how a container's PID 1 ended; without either creates fail.
+/// `opened` says whether pidfs is used.
+pub fn proc_events(opened: std::io::Result<bool>) -> Finding {
     match opened {
-        Ok(()) => finding(
+        Ok(true) => finding(
+            "proc-events",
+            Status::Ok,
+            "exit statuses from pidfs (Linux 6.15+): no process-events connector needed",
+        ),
+        Ok(false) => finding(
             "proc-events",
             Status::Ok,
             "process-events connector listens",

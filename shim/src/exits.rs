@@ -85,7 +85,8 @@ async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
     let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
 }
 
-/// How long the kernel's exit event may trail the pidfd's readiness.
+/// How long the exit status may trail the pidfd's readiness (the
+/// connector's event, or the reap pidfs waits for).
 const EXIT_EVENT_WAIT: Duration = Duration::from_secs(5);
 
 fn exit_info(runtime: &Runtime, exits: &ExitMonitor, pid: i32, run_dir: &Path) -> ExitInfo {

@@ -72,7 +72,15 @@ impl Service {
         socket: ListenSocket,
         exit: Arc<ExitSignal>,
     ) -> Self {
-        let exits = ExitMonitor::open().map(Arc::new).map_err(|e| {
+        let exits = ExitMonitor::open().map(Arc::new).inspect(|m| {
+            let from = if m.uses_pidfs() {
+                "pidfs"
+            } else {
+                "the process-events connector"
+            };
+            tracing::debug!("exit statuses from {from}");
+        });
+        let exits = exits.map_err(|e| {
             format!("the kernel's process-events connector is unavailable ({e}): lxcri cannot learn how a container's PID 1 ends")
         });
         Self {

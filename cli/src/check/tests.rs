@@ -241,7 +241,10 @@ fn bad_config_is_a_failed_check_and_defaults_are_used() {
 
 #[test]
 fn proc_events_are_needed() {
-    assert_eq!(proc_events(Ok(())).status, Status::Ok);
+    assert_eq!(proc_events(Ok(false)).status, Status::Ok);
+    let pidfs = proc_events(Ok(true));
+    assert_eq!(pidfs.status, Status::Ok);
+    assert!(pidfs.detail.contains("pidfs"), "{}", pidfs.detail);
     let denied = proc_events(Err(std::io::Error::from(
         std::io::ErrorKind::PermissionDenied,
     )));

@@ -186,12 +186,6 @@ fn runc_shim_killed_in_create_is_cleaned_up_by_containerd_too() {
     );
     ctd.ctr(&["task", "rm", "-f", &id]);
     ctd.ctr(&["containers", "rm", &id]);
-    // runc's shim leaves its socket when killed (containerd 1.6 removes it
-    // only when a later shim starts at the same address); lxcri's `delete`
-    // action removes it, which the lxcri tests here check.
-    let socket = cleanup::shim_socket(&ctd.socket(), ctd.namespace(), &id);
-    assert!(socket.exists(), "runc removed its killed shim's socket now");
-    let _ = fs::remove_file(socket);
     assert_clean(&ctd, &id, "runc's running container");
 }
 
@@ -220,12 +214,6 @@ fn gc_removes_what_a_shim_killed_mid_create_left_with_containerd_down() {
     let bundle = c.ctd.bundle(&id);
     cleanup::unmount_under(std::slice::from_ref(&bundle));
     let _ = fs::remove_dir_all(&bundle);
-    // The killed shim's socket is in /run too.
-    let _ = fs::remove_file(cleanup::shim_socket(
-        &c.ctd.socket(),
-        c.ctd.namespace(),
-        &id,
-    ));
     assert!(
         !c.ctd.leftovers(&id).is_empty(),
         "nothing left for gc to find"

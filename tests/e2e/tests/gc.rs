@@ -105,9 +105,7 @@ fn gc_removes_what_a_forgotten_container_left() {
 
 /// containerd goes down, container `id`'s shim and process (`pid`) die,
 /// and its bundle goes as containerd's delete removes it: nobody is left
-/// to run `<shim> delete`. The killed shim's socket goes with the bundle:
-/// both are containerd's state under `/run/containerd`, lost together (a
-/// node's reboot); what gc must find is lxcri's.
+/// to run `<shim> delete`.
 fn forget(ctd: &mut Containerd, id: &str, pid: u32) {
     ctd.stop();
     let bundle = ctd.bundle(id);
@@ -116,7 +114,6 @@ fn forget(ctd: &mut Containerd, id: &str, pid: u32) {
     assert!(wait_gone(pid), "the container's process {pid} lives on");
     cleanup::unmount_under(std::slice::from_ref(&bundle));
     std::fs::remove_dir_all(&bundle).expect("remove the bundle");
-    let _ = std::fs::remove_file(cleanup::shim_socket(&ctd.socket(), ctd.namespace(), id));
 }
 
 /// gc's NIC rows of container `id`: (host end, kind, bridge, verdict, action).

@@ -165,6 +165,10 @@ fn shim_killed_then_containerd_cleans_up() {
             });
             let left = ctd.leftovers(&id);
             assert!(clean.is_some(), "{rt}: left behind: {left:#?}");
+            // The `delete` action also removed the dead shim's socket
+            // (runc's shim leaves it).
+            let socket = cleanup::shim_socket(&ctd.socket(), ctd.namespace(), &id);
+            assert!(!socket.exists(), "{rt}: left {}", socket.display());
         }
     }
 }
