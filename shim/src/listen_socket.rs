@@ -9,6 +9,10 @@
 //! A shim that was killed leaves its socket behind; the `delete` action
 //! containerd runs after it removes it then, unless a live shim answers
 //! on it (a pod's shim serves its other containers on the same socket).
+//! containerd may fail to run that action for a shim killed in the middle
+//! of a call (it deletes the bundle, the action's working directory, at
+//! the same time); the socket then stays until a shim starts at the same
+//! address, as with containerd's own shims.
 
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixStream;
@@ -33,12 +37,23 @@ impl ListenSocket {
         ))
     }
 
-    /// Removes the socket file unless something listens on it.
+    /// Removes the socket file unless a live process listens on it. A shim
+    /// killed a moment ago may still answer: its listener closes only when
+    /// its last thread has exited, after containerd saw its connection go.
     pub fn remove_if_dead(&self) {
         let Some(path) = &self.0 else { return };
         match UnixStream::connect(path) {
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => self.remove(),
-            _ => {}
+            Ok(stream) => {
+                let peer = nix::sys::socket::getsockopt(
+                    &stream,
+                    nix::sys::socket::sockopt::PeerCredentials,
+                );
+                if peer.is_ok_and(|c| is_dying(c.pid())) {
+                    self.remove();
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -59,6 +74,50 @@ impl ListenSocket {
             }
         }
     }
+}
+
+/// Whether process `pid` is gone or on its way out: a zombie, exiting
+/// (`PF_EXITING` in its flags), or with a SIGKILL pending.
+fn is_dying(pid: i32) -> bool {
+    let (Ok(stat), Ok(status)) = (
+        std::fs::read_to_string(format!("/proc/{pid}/stat")),
+        std::fs::read_to_string(format!("/proc/{pid}/status")),
+    ) else {
+        return true;
+    };
+    stat_says_dying(&stat) || status_has_sigkill_pending(&status)
+}
+
+/// `PF_EXITING` (include/linux/sched.h).
+const PF_EXITING: u64 = 0x4;
+
+/// From `/proc/<pid>/stat`: state (field 3) a zombie or dead, or flags
+/// (field 9) with `PF_EXITING`. Fields are counted from the last `)`: the
+/// command name may hold spaces and parentheses.
+fn stat_says_dying(stat: &str) -> bool {
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+        return false;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let state = fields.first().copied().unwrap_or("");
+    let flags = fields
+        .get(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+}
+
+/// From `/proc/<pid>/status`: SIGKILL in the thread's or the process's
+/// pending signals (`SigPnd`, `ShdPnd`, hex masks; bit n-1 is signal n).
+fn status_has_sigkill_pending(status: &str) -> bool {
+    let sigkill = 1u64 << (libc::SIGKILL - 1);
+    status.lines().any(|l| {
+        let mask = l
+            .strip_prefix("SigPnd:")
+            .or_else(|| l.strip_prefix("ShdPnd:"));
+        mask.and_then(|m| u64::from_str_radix(m.trim(), 16).ok())
+            .is_some_and(|m| m & sigkill != 0)
+    })
 }
 
 #[cfg(test)]
@@ -117,6 +176,26 @@ mod tests {
         assert!(dead.exists());
         ListenSocket::from_address(dead.to_str().unwrap()).remove_if_dead();
         assert!(!dead.exists());
+    }
+
+    #[test]
+    fn a_process_on_its_way_out_is_dying() {
+        let live = "42 (containerd-shim) S 1 42 42 0 -1 4194560 10 0 0 0";
+        assert!(!stat_says_dying(live));
+        assert!(stat_says_dying("42 (a) b) Z 1 42 42 0 -1 4194560 10"));
+        // PF_EXITING in the flags.
+        assert!(stat_says_dying("42 (x) S 1 42 42 0 -1 4194564 10"));
+        assert!(!stat_says_dying("garbage"));
+        let status = |shd: &str| format!("Name:\tx\nSigPnd:\t0000000000000000\nShdPnd:\t{shd}\n");
+        assert!(!status_has_sigkill_pending(&status("0000000000000000")));
+        assert!(status_has_sigkill_pending(&status("0000000000000100")));
+        assert!(!status_has_sigkill_pending(&status("0000000000004000")));
+        // This process lives; a pid that is gone is dying.
+        assert!(!is_dying(std::process::id() as i32));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id() as i32;
+        child.wait().unwrap();
+        assert!(is_dying(pid));
     }
 
     #[test]

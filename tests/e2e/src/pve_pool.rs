@@ -31,11 +31,23 @@ pub fn members(sim: &PveSim) -> Vec<(u32, String)> {
         .collect()
 }
 
-/// Waits up to `timeout` until the stand-in has `n` members.
+/// Waits up to `timeout` until the stand-in has `n` members, none of them
+/// still locked by its create task (a member in PVE's create cannot be
+/// claimed yet: a container created then makes a CT of its own).
 pub fn wait_members(sim: &PveSim, n: usize, timeout: Duration) -> Option<Vec<(u32, String)>> {
     cmd::poll(timeout, || {
         let m = members(sim);
-        (m.len() == n).then_some(m)
+        let settled = m.iter().all(|(vmid, _)| !is_locked(sim, *vmid));
+        (m.len() == n && settled).then_some(m)
+    })
+}
+
+/// Whether CT `vmid`'s config has a `lock` (before any snapshot section).
+fn is_locked(sim: &PveSim, vmid: u32) -> bool {
+    std::fs::read_to_string(sim.config_file(vmid)).is_ok_and(|text| {
+        text.lines()
+            .take_while(|l| !l.starts_with('['))
+            .any(|l| l.starts_with("lock:"))
     })
 }
 
