@@ -90,6 +90,9 @@ fn observe_pod(ctd: &Containerd, rt: Runtime) -> PodObservations {
     ];
     let server_id = pod.start(server);
     pod.wait_state(&server_id, ContainerState::ContainerRunning, LONG);
+    // stdout and stderr reach the log through separate copiers: the
+    // later line on one stream may be logged before the earlier on the other.
+    pod.wait_log("server", "stdout", "serving");
     let log = pod.wait_log("server", "stderr", "server-err");
     let server_stdout = stream_text(&log, "stdout");
     let server_stderr = stream_text(&log, "stderr");
