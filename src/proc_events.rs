@@ -184,11 +184,17 @@ impl ExitMonitor {
     }
 
     /// Starts recording the exit of `pid` (a process, i.e. a thread
-    /// group), which must not have been reaped yet.
+    /// group). One already reaped has no known status.
     pub fn watch(&self, pid: i32) -> io::Result<()> {
         match &self.source {
             Source::Pidfs(fds) => {
-                let fd = pidfd::pidfd_open(pid)?;
+                let fd = match pidfd::pidfd_open(pid) {
+                    Ok(fd) => fd,
+                    // Reaped already: its status is not known, as when the
+                    // connector's event came before the watch.
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
                 let mut fds = fds.lock().unwrap_or_else(|e| e.into_inner());
                 if fds.len() >= MAX_WATCHED {
                     return Err(io::Error::other("too many watched processes"));

@@ -7,15 +7,16 @@
 //! loses the race and the socket stays in `/run/containerd/s`. containerd's
 //! own shims remove theirs before answering Shutdown; so does this one.
 //! A shim that was killed leaves its socket behind; the `delete` action
-//! containerd runs after it removes it then, unless a live shim answers
-//! on it (a pod's shim serves its other containers on the same socket).
+//! containerd runs after it removes it then, unless a live shim listens
+//! on it (a pod's shim serves its other containers on the same socket); a
+//! listener that is a dying shim counts as dead.
 //! containerd may fail to run that action for a shim killed in the middle
 //! of a call (it deletes the bundle, the action's working directory, at
 //! the same time); the socket then stays until a shim starts at the same
 //! address, as with containerd's own shims.
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,20 +41,31 @@ impl ListenSocket {
     /// Removes the socket file unless a live process listens on it. A shim
     /// killed a moment ago may still answer: its listener closes only when
     /// its last thread has exited, after containerd saw its connection go.
+    /// A listener that does not answer at once (its queue full) is alive.
     pub fn remove_if_dead(&self) {
+        use nix::sys::socket::{connect, getsockopt, socket, sockopt, UnixAddr};
+        use nix::sys::socket::{AddressFamily, SockFlag, SockType};
         let Some(path) = &self.0 else { return };
-        match UnixStream::connect(path) {
-            Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => self.remove(),
-            Ok(stream) => {
-                let peer = nix::sys::socket::getsockopt(
-                    &stream,
-                    nix::sys::socket::sockopt::PeerCredentials,
-                );
-                if peer.is_ok_and(|c| is_dying(c.pid())) {
-                    self.remove();
-                }
-            }
-            Err(_) => {}
+        // The file this looked at: a new shim may bind the path meanwhile.
+        let Some(seen) = identity(path) else { return };
+        let Ok(addr) = UnixAddr::new(path.as_path()) else {
+            return;
+        };
+        let Ok(fd) = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+            None,
+        ) else {
+            return;
+        };
+        let dead = match connect(fd.as_raw_fd(), &addr) {
+            Err(nix::Error::ECONNREFUSED) => true,
+            Ok(()) => getsockopt(&fd, sockopt::PeerCredentials).is_ok_and(|c| is_dying(c.pid())),
+            Err(_) => false,
+        };
+        if dead && identity(path) == Some(seen) {
+            self.remove();
         }
     }
 
@@ -76,16 +88,26 @@ impl ListenSocket {
     }
 }
 
+/// The device and inode of the file at `path`.
+fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
+}
+
 /// Whether process `pid` is gone or on its way out: a zombie, exiting
-/// (`PF_EXITING` in its flags), or with a SIGKILL pending.
+/// (`PF_EXITING` in its flags), or with a SIGKILL pending. A pid this
+/// process cannot see (0: another pid namespace's) or read counts as alive.
 fn is_dying(pid: i32) -> bool {
-    let (Ok(stat), Ok(status)) = (
-        std::fs::read_to_string(format!("/proc/{pid}/stat")),
-        std::fs::read_to_string(format!("/proc/{pid}/status")),
-    ) else {
-        return true;
-    };
-    stat_says_dying(&stat) || status_has_sigkill_pending(&status)
+    if pid <= 0 {
+        return false;
+    }
+    let read = |file: &str| std::fs::read_to_string(format!("/proc/{pid}/{file}"));
+    match (read("stat"), read("status")) {
+        (Ok(stat), Ok(status)) => stat_says_dying(&stat) || status_has_sigkill_pending(&status),
+        (Err(e), _) | (_, Err(e)) => e.kind() == std::io::ErrorKind::NotFound,
+    }
 }
 
 /// `PF_EXITING` (include/linux/sched.h).
@@ -190,8 +212,10 @@ mod tests {
         assert!(!status_has_sigkill_pending(&status("0000000000000000")));
         assert!(status_has_sigkill_pending(&status("0000000000000100")));
         assert!(!status_has_sigkill_pending(&status("0000000000004000")));
-        // This process lives; a pid that is gone is dying.
+        // This process lives; a pid that is gone is dying; pid 0 (the
+        // listener in a pid namespace this one cannot see) is not.
         assert!(!is_dying(std::process::id() as i32));
+        assert!(!is_dying(0));
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let pid = child.id() as i32;
         child.wait().unwrap();

@@ -81,7 +81,7 @@ impl Service {
             tracing::debug!("exit statuses from {from}");
         });
         let exits = exits.map_err(|e| {
-            format!("the kernel's process-events connector is unavailable ({e}): lxcri cannot learn how a container's PID 1 ends")
+            format!("no pidfs exit statuses (Linux 6.15) and the kernel's process-events connector is unavailable ({e}): lxcri cannot learn how a container's PID 1 ends")
         });
         Self {
             namespace,

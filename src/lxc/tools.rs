@@ -334,7 +334,14 @@ fn wait_for_an_exit(pids: &[i32], timeout: Duration) {
     for &pid in pids {
         match crate::pidfd::pidfd_open(pid) {
             Ok(fd) => fds.push(fd),
-            Err(_) => return,
+            // Gone already: look at the cgroup again.
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return,
+            // No pidfd (out of fds, a pid from another namespace): wait a
+            // little before looking again.
+            Err(_) => {
+                std::thread::sleep(timeout.min(Duration::from_millis(10)));
+                return;
+            }
         }
     }
     let mut polled: Vec<PollFd> = fds
