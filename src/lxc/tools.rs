@@ -16,6 +16,7 @@
 
 use std::ffi::OsString;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -291,78 +292,134 @@ impl<R: CommandRunner> LxcTools<R> {
     }
 }
 
-/// Waits until no process is left in `cgroup` (LXC's monitor exiting),
-/// then removes it, nested cgroups first.
+/// Waits until no process is left in `cgroup` and every process seen in
+/// it has exited (LXC's monitor moves itself out before it removes its
+/// cgroups, and is still at work then), then removes it, nested cgroups
+/// first.
 fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
     let err = |reason: String| LxcToolsError::Cgroup {
         path: cgroup.to_path_buf(),
         reason,
     };
     let deadline = Instant::now() + timeout;
-    loop {
-        match fs::read_to_string(cgroup.join("cgroup.procs")) {
-            Ok(procs) if procs.trim().is_empty() => break,
-            Ok(procs) if Instant::now() < deadline => {
-                let pids: Vec<i32> = procs
-                    .split_whitespace()
-                    .filter_map(|p| p.parse().ok())
-                    .collect();
-                // Look again at least every 100 ms: a process may join.
-                let left = deadline.saturating_duration_since(Instant::now());
-                wait_for_an_exit(&pids, left.min(Duration::from_millis(100)));
-            }
-            Ok(procs) => {
-                let pids: Vec<&str> = procs.split_whitespace().collect();
-                return Err(err(format!(
-                    "processes {pids:?} still in it after {timeout:?}"
-                )));
-            }
+    let mut seen: Vec<(i32, OwnedFd)> = Vec::new();
+    let gone = loop {
+        let procs = match fs::read_to_string(cgroup.join("cgroup.procs")) {
+            Ok(procs) => procs,
             // Gone meanwhile: LXC removed it.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if is_gone(&e) => break true,
             Err(e) => return Err(err(e.to_string())),
+        };
+        let pids: Vec<i32> = procs
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            break false;
         }
+        if Instant::now() >= deadline {
+            return Err(err(format!(
+                "processes {pids:?} still in it after {timeout:?}"
+            )));
+        }
+        let mut unwatched = false;
+        for &pid in &pids {
+            if seen.iter().any(|(p, _)| *p == pid) {
+                continue;
+            }
+            match crate::pidfd::pidfd_open(pid) {
+                Ok(fd) => seen.push((pid, fd)),
+                // Gone already.
+                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {}
+                // No pidfd (out of fds, a pid from another namespace).
+                Err(_) => unwatched = true,
+            }
+        }
+        let here: Vec<&OwnedFd> = seen
+            .iter()
+            .filter(|(p, _)| pids.contains(p))
+            .map(|(_, fd)| fd)
+            .collect();
+        // Look again at least every 100 ms: a process may join or leave.
+        let left = deadline.saturating_duration_since(Instant::now());
+        if unwatched || here.is_empty() {
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        } else {
+            wait_for_exits(&here, left.min(Duration::from_millis(100)), false);
+        }
+    };
+    let left = deadline.saturating_duration_since(Instant::now());
+    let fds: Vec<&OwnedFd> = seen.iter().map(|(_, fd)| fd).collect();
+    if !wait_for_exits(&fds, left, true) {
+        let pids: Vec<i32> = seen.iter().map(|(p, _)| *p).collect();
+        return Err(err(format!(
+            "processes {pids:?} that were in it still run after {timeout:?}"
+        )));
+    }
+    if gone {
+        return Ok(());
     }
     remove_cgroup_tree(cgroup).map_err(|e| err(e.to_string()))
 }
 
-/// Returns when one of `pids` has exited (its pidfd turns readable) or
-/// after `timeout`; at once when one is gone already.
-fn wait_for_an_exit(pids: &[i32], timeout: Duration) {
+/// Waits up to `timeout` until one (`all` false) or all of the processes
+/// behind `pidfds` have exited (a pidfd turns readable); whether they have.
+fn wait_for_exits(pidfds: &[&OwnedFd], timeout: Duration, all: bool) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
-    let mut fds = Vec::with_capacity(pids.len());
-    for &pid in pids {
-        match crate::pidfd::pidfd_open(pid) {
-            Ok(fd) => fds.push(fd),
-            // Gone already: look at the cgroup again.
-            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return,
-            // No pidfd (out of fds, a pid from another namespace): wait a
-            // little before looking again.
-            Err(_) => {
-                std::thread::sleep(timeout.min(Duration::from_millis(10)));
-                return;
-            }
+    let deadline = Instant::now() + timeout;
+    let mut pending: Vec<&OwnedFd> = pidfds.to_vec();
+    if pending.is_empty() {
+        return true;
+    }
+    loop {
+        let mut polled: Vec<PollFd> = pending
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
+            .collect();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let _ = poll(&mut polled, PollTimeout::from(ms));
+        let exited: Vec<bool> = polled
+            .iter()
+            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        let before = pending.len();
+        let mut flags = exited.iter();
+        pending.retain(|_| !flags.next().copied().unwrap_or(false));
+        if pending.is_empty() || (!all && pending.len() < before) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
         }
     }
-    let mut polled: Vec<PollFd> = fds
-        .iter()
-        .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
-        .collect();
-    let ms = u16::try_from(timeout.as_millis()).unwrap_or(u16::MAX);
-    let _ = poll(&mut polled, PollTimeout::from(ms));
 }
 
-/// cgroupfs directories hold only virtual files: `rmdir` each, deepest first.
+/// cgroupfs directories hold only virtual files: `rmdir` each, deepest
+/// first. LXC's exiting monitor removes them too, at the same time.
 fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
-    for entry in fs::read_dir(dir)?.flatten() {
-        if entry.file_type()?.is_dir() {
-            remove_cgroup_tree(&entry.path())?;
+    let entries = match fs::read_dir(dir) {
+        Err(e) if is_gone(&e) => return Ok(()),
+        entries => entries?,
+    };
+    for entry in entries.flatten() {
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => remove_cgroup_tree(&entry.path())?,
+            Err(e) if !is_gone(&e) => return Err(e),
+            _ => {}
         }
     }
     match fs::remove_dir(dir) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        Err(e) if !is_gone(&e) => Err(e),
         _ => Ok(()),
     }
+}
+
+/// A cgroup directory removed meanwhile: gone (ENOENT), or on its way out
+/// in the kernel (ENODEV, while another `rmdir` of it runs).
+fn is_gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENODEV)
 }
 
 #[cfg(test)]
@@ -373,28 +430,40 @@ mod tests {
     use std::sync::Mutex;
 
     #[test]
-    fn waiting_for_an_exit_ends_when_one_process_exits() {
-        let mut quick = std::process::Command::new("sleep")
-            .arg("0.05")
-            .spawn()
-            .unwrap();
-        let mut slow = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let pids = [slow.id() as i32, quick.id() as i32];
-        let began = Instant::now();
-        wait_for_an_exit(&pids, Duration::from_secs(20));
-        assert!(
-            began.elapsed() < Duration::from_secs(20),
-            "the exit was missed"
-        );
+    fn a_cgroup_removed_meanwhile_is_gone() {
+        assert!(is_gone(&std::io::Error::from(std::io::ErrorKind::NotFound)));
+        assert!(is_gone(&std::io::Error::from_raw_os_error(libc::ENODEV)));
+        assert!(!is_gone(&std::io::Error::from_raw_os_error(libc::EBUSY)));
+        let tmp = tempfile::tempdir().unwrap();
+        let tree = tmp.path().join("lxc.monitor.x");
+        std::fs::create_dir_all(tree.join("inner")).unwrap();
+        remove_cgroup_tree(&tree).unwrap();
+        assert!(!tree.exists());
+        // Already gone: nothing to do.
+        remove_cgroup_tree(&tree).unwrap();
+    }
+
+    #[test]
+    fn waiting_for_exits_ends_when_one_or_all_have_exited() {
+        let spawn = |secs: &str| {
+            std::process::Command::new("sleep")
+                .arg(secs)
+                .spawn()
+                .unwrap()
+        };
+        let pidfd = |c: &std::process::Child| crate::pidfd::pidfd_open(c.id() as i32).unwrap();
+        let (mut quick, mut slow) = (spawn("0.05"), spawn("30"));
+        let (q, s) = (pidfd(&quick), pidfd(&slow));
+        // One of them: the quick one's exit ends the wait.
+        assert!(wait_for_exits(&[&s, &q], Duration::from_secs(20), false));
         assert!(quick.try_wait().unwrap().is_some());
+        // All of them: the slow one keeps it waiting to the timeout.
+        assert!(!wait_for_exits(&[&s, &q], Duration::from_millis(50), true));
         slow.kill().unwrap();
+        assert!(wait_for_exits(&[&s, &q], Duration::from_secs(20), true));
         slow.wait().unwrap();
-        // A pid that is gone already: no wait at all.
-        wait_for_an_exit(&[quick.id() as i32], Duration::from_secs(20));
-        assert!(began.elapsed() < Duration::from_secs(20));
+        // Nothing to wait for.
+        assert!(wait_for_exits(&[], Duration::from_secs(20), true));
     }
 
     #[derive(Default)]
