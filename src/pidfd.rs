@@ -118,16 +118,30 @@ pub fn start_time(pid: i32) -> std::io::Result<u64> {
         })
 }
 
+/// Fields 3 on of a `/proc/<pid>/stat` line. The command name (field 2)
+/// may contain spaces and parentheses, so fields are counted from the last
+/// `)`.
+fn fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
+}
+
 /// The state letter (field 3) and start time (field 22) of a
-/// `/proc/<pid>/stat` line. The command name (field 2) may contain spaces
-/// and parentheses, so fields are counted from the last `)`.
+/// `/proc/<pid>/stat` line.
 pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
+    let mut fields = fields_after_comm(stat)?;
     let state = fields.next()?.chars().next()?;
     // `fields` now starts at field 4; start time is field 22.
     let started = fields.nth(22 - 4)?.parse().ok()?;
     Some((state, started))
+}
+
+/// The state letter (field 3) and flags (field 9, the kernel's `PF_*`) of
+/// a `/proc/<pid>/stat` line.
+pub fn parse_state_and_flags(stat: &str) -> Option<(char, u64)> {
+    let mut fields = fields_after_comm(stat)?;
+    let state = fields.next()?.chars().next()?;
+    let flags = fields.nth(9 - 4)?.parse().ok()?;
+    Some((state, flags))
 }
 
 /// Whether `pid` under `proc_root` (normally `/proc`) is alive, not a

@@ -113,20 +113,10 @@ fn is_dying(pid: i32) -> bool {
 /// `PF_EXITING` (include/linux/sched.h).
 const PF_EXITING: u64 = 0x4;
 
-/// From `/proc/<pid>/stat`: state (field 3) a zombie or dead, or flags
-/// (field 9) with `PF_EXITING`. Fields are counted from the last `)`: the
-/// command name may hold spaces and parentheses.
+/// From `/proc/<pid>/stat`: a zombie or dead, or exiting (`PF_EXITING`).
 fn stat_says_dying(stat: &str) -> bool {
-    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-        return false;
-    };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let state = fields.first().copied().unwrap_or("");
-    let flags = fields
-        .get(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .unwrap_or(0);
-    matches!(state, "Z" | "X" | "x") || flags & PF_EXITING != 0
+    lxcri::pidfd::parse_state_and_flags(stat)
+        .is_some_and(|(state, flags)| matches!(state, 'Z' | 'X' | 'x') || flags & PF_EXITING != 0)
 }
 
 /// From `/proc/<pid>/status`: SIGKILL in the thread's or the process's
@@ -196,7 +186,14 @@ mod tests {
         let dead = dir.path().join("dead");
         drop(UnixListener::bind(&dead).unwrap());
         assert!(dead.exists());
-        ListenSocket::from_address(dead.to_str().unwrap()).remove_if_dead();
+        // Another test's fork may hold a copy of the listener until its
+        // child execs: the socket is dead once that copy is gone too.
+        let dead_socket = ListenSocket::from_address(dead.to_str().unwrap());
+        let began = std::time::Instant::now();
+        while dead.exists() && began.elapsed() < std::time::Duration::from_secs(5) {
+            dead_socket.remove_if_dead();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert!(!dead.exists());
     }
 

@@ -335,22 +335,15 @@ fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
                 Err(_) => unwatched = true,
             }
         }
-        let here: Vec<&OwnedFd> = seen
-            .iter()
-            .filter(|(p, _)| pids.contains(p))
-            .map(|(_, fd)| fd)
-            .collect();
         // Look again at least every 100 ms: a process may join or leave.
         let left = deadline.saturating_duration_since(Instant::now());
-        if unwatched || here.is_empty() {
+        if unwatched {
             std::thread::sleep(left.min(Duration::from_millis(10)));
         } else {
-            wait_for_exits(&here, left.min(Duration::from_millis(100)), false);
+            wait_for_exits(&seen, left.min(Duration::from_millis(100)));
         }
     };
-    let left = deadline.saturating_duration_since(Instant::now());
-    let fds: Vec<&OwnedFd> = seen.iter().map(|(_, fd)| fd).collect();
-    if !wait_for_exits(&fds, left, true) {
+    if !wait_for_exits(&seen, deadline.saturating_duration_since(Instant::now())) {
         let pids: Vec<i32> = seen.iter().map(|(p, _)| *p).collect();
         return Err(err(format!(
             "processes {pids:?} that were in it still run after {timeout:?}"
@@ -362,17 +355,14 @@ fn remove_cgroup(cgroup: &Path, timeout: Duration) -> Result<()> {
     remove_cgroup_tree(cgroup).map_err(|e| err(e.to_string()))
 }
 
-/// Waits up to `timeout` until one (`all` false) or all of the processes
-/// behind `pidfds` have exited (a pidfd turns readable); whether they have.
-fn wait_for_exits(pidfds: &[&OwnedFd], timeout: Duration, all: bool) -> bool {
+/// Waits up to `timeout` until every process behind `pidfds` has exited
+/// (its pidfd turns readable); whether they have.
+fn wait_for_exits(pidfds: &[(i32, OwnedFd)], timeout: Duration) -> bool {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     use std::os::fd::AsFd;
     let deadline = Instant::now() + timeout;
-    let mut pending: Vec<&OwnedFd> = pidfds.to_vec();
-    if pending.is_empty() {
-        return true;
-    }
-    loop {
+    let mut pending: Vec<&OwnedFd> = pidfds.iter().map(|(_, fd)| fd).collect();
+    while !pending.is_empty() {
         let mut polled: Vec<PollFd> = pending
             .iter()
             .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN))
@@ -384,16 +374,16 @@ fn wait_for_exits(pidfds: &[&OwnedFd], timeout: Duration, all: bool) -> bool {
             .iter()
             .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
             .collect();
-        let before = pending.len();
-        let mut flags = exited.iter();
-        pending.retain(|_| !flags.next().copied().unwrap_or(false));
-        if pending.is_empty() || (!all && pending.len() < before) {
-            return true;
-        }
-        if Instant::now() >= deadline {
+        pending = pending
+            .into_iter()
+            .zip(exited)
+            .filter_map(|(fd, exited)| (!exited).then_some(fd))
+            .collect();
+        if !pending.is_empty() && Instant::now() >= deadline {
             return false;
         }
     }
+    true
 }
 
 /// cgroupfs directories hold only virtual files: `rmdir` each, deepest
@@ -444,26 +434,29 @@ mod tests {
     }
 
     #[test]
-    fn waiting_for_exits_ends_when_one_or_all_have_exited() {
+    fn waiting_for_exits_ends_when_all_have_exited() {
         let spawn = |secs: &str| {
             std::process::Command::new("sleep")
                 .arg(secs)
                 .spawn()
                 .unwrap()
         };
-        let pidfd = |c: &std::process::Child| crate::pidfd::pidfd_open(c.id() as i32).unwrap();
+        let pidfd = |c: &std::process::Child| {
+            (
+                c.id() as i32,
+                crate::pidfd::pidfd_open(c.id() as i32).unwrap(),
+            )
+        };
         let (mut quick, mut slow) = (spawn("0.05"), spawn("30"));
-        let (q, s) = (pidfd(&quick), pidfd(&slow));
-        // One of them: the quick one's exit ends the wait.
-        assert!(wait_for_exits(&[&s, &q], Duration::from_secs(20), false));
-        assert!(quick.try_wait().unwrap().is_some());
-        // All of them: the slow one keeps it waiting to the timeout.
-        assert!(!wait_for_exits(&[&s, &q], Duration::from_millis(50), true));
+        let both = [pidfd(&slow), pidfd(&quick)];
+        // The slow one keeps it waiting to the timeout.
+        assert!(!wait_for_exits(&both, Duration::from_millis(50)));
         slow.kill().unwrap();
-        assert!(wait_for_exits(&[&s, &q], Duration::from_secs(20), true));
+        assert!(wait_for_exits(&both, Duration::from_secs(20)));
+        assert!(quick.try_wait().unwrap().is_some());
         slow.wait().unwrap();
         // Nothing to wait for.
-        assert!(wait_for_exits(&[], Duration::from_secs(20), true));
+        assert!(wait_for_exits(&[], Duration::from_secs(20)));
     }
 
     #[derive(Default)]

@@ -349,9 +349,7 @@ fn unescape_mountinfo(s: &str) -> String {
 /// Everything a container `id` of `namespace` may leave behind, as found
 /// now: LXC container, state dirs (lxcri's, runc's), mounts (bundle, state
 /// dir, LXC dir), cgroups, lxcri shim processes of the containerd at
-/// `socket`. Empty means clean. (A killed shim's socket is removed by the
-/// `delete` action containerd runs after it, which containerd may fail to
-/// run for a shim killed in the middle of a call: not checked here.)
+/// `socket`. Empty means clean.
 pub fn leftovers(namespace: &str, id: &str, bundle: &Path, socket: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let name = format!("{namespace}_{id}");

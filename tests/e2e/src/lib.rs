@@ -126,6 +126,20 @@ pub fn require(runtime: Runtime, test: &str) -> bool {
     on
 }
 
+/// Runs `each` on every id, `width` at a time.
+pub fn on_each(ids: &[String], width: usize, each: impl Fn(&str) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..width {
+            s.spawn(|| {
+                while let Some(id) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
+                    each(id);
+                }
+            });
+        }
+    });
+}
+
 /// A name unique on this machine: `<prefix>-<pid>-<counter>-<random>`.
 /// Used for containerd namespaces; container ids inside a namespace only
 /// need to be unique within it (see [`Containerd::new_id`]).

@@ -37,18 +37,18 @@ pub fn members(sim: &PveSim) -> Vec<(u32, String)> {
 pub fn wait_members(sim: &PveSim, n: usize, timeout: Duration) -> Option<Vec<(u32, String)>> {
     cmd::poll(timeout, || {
         let m = members(sim);
-        let settled = m.iter().all(|(vmid, _)| !is_locked(sim, *vmid));
+        let settled = m.iter().all(|(vmid, _)| lock_of(sim, *vmid).is_none());
         (m.len() == n && settled).then_some(m)
     })
 }
 
-/// Whether CT `vmid`'s config has a `lock` (before any snapshot section).
-fn is_locked(sim: &PveSim, vmid: u32) -> bool {
-    std::fs::read_to_string(sim.config_file(vmid)).is_ok_and(|text| {
-        text.lines()
-            .take_while(|l| !l.starts_with('['))
-            .any(|l| l.starts_with("lock:"))
-    })
+/// The `lock` of CT `vmid`'s config (before any snapshot section).
+fn lock_of(sim: &PveSim, vmid: u32) -> Option<String> {
+    let text = std::fs::read_to_string(sim.config_file(vmid)).ok()?;
+    text.lines()
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| l.strip_prefix("lock:"))
+        .map(|v| v.trim().to_string())
 }
 
 /// Waits until no refill can add a member any more: every lxcri shim of
@@ -60,10 +60,10 @@ pub fn wait_refills_over(sim: &PveSim, socket: &std::path::Path, timeout: Durati
         let shims = crate::cleanup::processes()
             .into_iter()
             .any(|(_, cmdline)| cmdline.contains(crate::LXCRI_SHIM) && cmdline.contains(&socket));
-        let creating = sim.vmids().into_iter().any(|vmid| {
-            std::fs::read_to_string(sim.config_file(vmid))
-                .is_ok_and(|t| t.lines().any(|l| l == "lock: create"))
-        });
+        let creating = sim
+            .vmids()
+            .into_iter()
+            .any(|vmid| lock_of(sim, vmid).as_deref() == Some("create"));
         (!shims && !creating).then_some(())
     })
     .is_some()

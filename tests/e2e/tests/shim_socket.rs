@@ -5,24 +5,9 @@
 //! library's own removal afterwards raced containerd and, in a benchmark's
 //! 100 deletes 8 at a time, left 2 or 3 sockets).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use lxcri_e2e::{cleanup, require, Containerd, Runtime};
-
-/// Runs `each` on every id, `width` at a time.
-fn on_each(ids: &[String], width: usize, each: impl Fn(&str) + Sync) {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..width {
-            s.spawn(|| {
-                while let Some(id) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    each(id);
-                }
-            });
-        }
-    });
-}
+use lxcri_e2e::{cleanup, on_each, require, Containerd, Runtime};
 
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]

@@ -18,26 +18,11 @@
 //! what lxcri's running containers cost others. Everything made is removed
 //! at the end.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use lxcri_e2e::bench::median;
 use lxcri_e2e::pve::BackendKind;
-use lxcri_e2e::{image, pve, Containerd, Runtime};
-
-/// Runs `each` on every id, 8 at a time.
-fn on_each(ids: &[String], each: impl Fn(&str) + Sync) {
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| {
-                while let Some(id) = ids.get(next.fetch_add(1, Ordering::SeqCst)) {
-                    each(id);
-                }
-            });
-        }
-    });
-}
+use lxcri_e2e::{image, on_each, pve, Containerd, Runtime};
 
 /// The runtime of the busy node's `sleep` containers.
 fn background() -> Runtime {
@@ -51,7 +36,7 @@ fn background() -> Runtime {
 /// Starts `count` more `sleep` containers of `rt`; returns their ids.
 fn start_sleepers(ctd: &Containerd, rt: Runtime, count: usize) -> Vec<String> {
     let ids: Vec<String> = (0..count).map(|_| ctd.new_id("busy")).collect();
-    on_each(&ids, |id| {
+    on_each(&ids, 8, |id| {
         let out = ctd.ctr(&[
             "run",
             "-d",
@@ -69,7 +54,7 @@ fn start_sleepers(ctd: &Containerd, rt: Runtime, count: usize) -> Vec<String> {
 
 /// Kills and removes `ids`.
 fn remove_all(ctd: &Containerd, ids: &[String]) {
-    on_each(ids, |id| {
+    on_each(ids, 8, |id| {
         let _ = ctd.kill(id, "SIGKILL");
         ctd.remove(id);
     });
