@@ -6,6 +6,7 @@
 
 use std::fmt::Debug;
 use std::sync::Arc;
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
@@ -115,11 +116,22 @@ pub trait CreateSteps {
         false
     }
 
-    /// Whether the container still runs, while its init is awaited.
+    /// How long the init may take to report ready after `start`, given
+    /// how long it may take once the container runs.
+    fn ready_timeout(&self, init: Duration) -> Duration {
+        init
+    }
+
+    /// Whether the container still runs, or may still come up, while its
+    /// init is awaited.
     fn is_running(&self) -> bool;
 
-    /// The error when the container stopped before its init was ready.
+    /// The error when the container stopped (or could not start) before
+    /// its init was ready.
     fn stopped_early(&self) -> RuntimeError;
+
+    /// The init reported ready.
+    fn ready(&self) {}
 
     /// The name of the cgroup one level below the container's own that
     /// holds its processes, when the backend starts it that way (see

@@ -10,7 +10,8 @@
 //! 4. the init's socket and start gate ([`InitRendezvous::prepare`]);
 //! 5. [`CreateSteps::reserve`] (the name, or a VMID), recorded;
 //! 6. [`CreateSteps::write_config`], [`CreateSteps::start`];
-//! 7. the init reports ready; its pid is recorded;
+//! 7. the init reports ready; its pid is recorded
+//!    ([`CreateSteps::ready`]);
 //! 8. the NICs lxcri plugs are plugged into the container's (or pod's)
 //!    network namespace, and recorded ([`plug`]);
 //! 9. `rshared` binds are made from the host ([`bind_shared_mounts`]).
@@ -98,10 +99,11 @@ impl Create<'_> {
             &rt.store,
             record,
             bundle,
-            rt.config.lxc.start_timeout(),
+            steps.ready_timeout(rt.config.lxc.start_timeout()),
             &|| steps.is_running(),
             || steps.stopped_early(),
         )?;
+        steps.ready();
         if let Some(network) = network.filter(|n| !steps.backend_plugs(n)) {
             let plugged = plug(&rt.config, &network, created.init.pid(), &self.req.owner())?;
             self.plugged.clone_from(&plugged);

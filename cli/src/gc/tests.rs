@@ -5,9 +5,9 @@ use std::fs;
 use std::sync::{Arc, Mutex};
 
 use lxcri::config::Config;
-use lxcri::pve::client::{NodeCt, PveError};
+use lxcri::pve::client::{NodeCt, PveError, Upid};
 use lxcri::pve::config::{Description, DescriptionInfo, PveConfigFile, PveVersion};
-use lxcri::runtime::pve::CtApi;
+use lxcri::runtime::pve::{CtApi, PendingTask};
 use lxcri::runtime::PveBackend;
 use lxcri::state::{ContainerRecord, StateStore};
 
@@ -62,9 +62,11 @@ impl CtApi for FakeApi {
         self.record(format!("PUT {node}/{vmid}/config"));
         Ok(())
     }
-    fn start(&self, node: &str, vmid: u32) -> Result<(), PveError> {
-        self.record(format!("START {node}/{vmid}"));
-        Ok(())
+    fn begin_start(&self, _: &str, _: u32) -> Result<PendingTask, PveError> {
+        unreachable!("gc never starts a CT")
+    }
+    fn task_done(&self, _: &Upid) -> Result<bool, PveError> {
+        unreachable!("gc never starts a CT")
     }
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError> {
         self.record(format!("STOP {node}/{vmid}"));

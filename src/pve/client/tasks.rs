@@ -149,6 +149,17 @@ impl PveClient {
         }
     }
 
+    /// One look at the task: `None` while it runs, else what
+    /// [`wait_task`](Self::wait_task) returns for it (its end is not
+    /// counted as a wait: nobody waited for it).
+    pub fn task_result(&self, upid: &Upid) -> Result<Option<TaskExit>> {
+        let status = self.task_status(upid)?;
+        if status.is_running() {
+            return Ok(None);
+        }
+        self.task_outcome(upid, status).map(Some)
+    }
+
     fn task_outcome(&self, upid: &Upid, status: TaskStatus) -> Result<TaskExit> {
         let exitstatus = status
             .exitstatus

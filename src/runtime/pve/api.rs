@@ -1,11 +1,12 @@
 //! The PVE calls the `pve` backend makes, as one narrow trait: each
-//! task-starting call returns once its task ended, so the backend's logic
-//! reads as a sequence and tests can stand in for PVE.
+//! task-starting call but the start returns once its task ended, so the
+//! backend's logic reads as a sequence and tests can stand in for PVE.
+//! A start's task is watched, not waited for (see `start_watch`).
 
 use std::fmt::Debug;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::pve::client::{DeleteOptions, NodeCt, PveClient, PveError};
+use crate::pve::client::{DeleteOptions, NodeCt, PveClient, PveError, Upid};
 use crate::pve::config::PveVersion;
 
 /// How long the tasks of one lifecycle may take on PVE before lxcri stops
@@ -29,6 +30,15 @@ impl Default for TaskTimeouts {
     }
 }
 
+/// A task started and not waited for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingTask {
+    pub upid: Upid,
+    pub began: Instant,
+    /// How long it may run before lxcri gives up on it.
+    pub timeout: Duration,
+}
+
 pub trait CtApi: Send + Sync + Debug {
     /// `GET /version`, as the release that decides which keys the API takes.
     fn version(&self) -> Result<PveVersion, PveError>;
@@ -44,8 +54,11 @@ pub trait CtApi: Send + Sync + Debug {
         vmid: u32,
         params: &[(String, String)],
     ) -> Result<(), PveError>;
-    /// `POST .../status/start`, then its task (the CT is RUNNING after).
-    fn start(&self, node: &str, vmid: u32) -> Result<(), PveError>;
+    /// `POST .../status/start`; its task is left running.
+    fn begin_start(&self, node: &str, vmid: u32) -> Result<PendingTask, PveError>;
+    /// One look at a task: `Ok(false)` while it runs, `Ok(true)` once it
+    /// succeeded, its failure once it failed.
+    fn task_done(&self, upid: &Upid) -> Result<bool, PveError>;
     /// `POST .../status/stop` (`lxc-stop --kill`), then its task.
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError>;
     /// `DELETE .../lxc/{vmid}?purge=1&force=1&destroy-unreferenced-disks=1`,
@@ -90,9 +103,17 @@ impl CtApi for ClientApi {
         self.client.update_lxc_config(node, vmid, params)
     }
 
-    fn start(&self, node: &str, vmid: u32) -> Result<(), PveError> {
+    fn begin_start(&self, node: &str, vmid: u32) -> Result<PendingTask, PveError> {
         let upid = self.client.start(node, vmid)?;
-        self.client.wait_task(&upid, self.timeouts.start).map(drop)
+        Ok(PendingTask {
+            upid,
+            began: Instant::now(),
+            timeout: self.timeouts.start,
+        })
+    }
+
+    fn task_done(&self, upid: &Upid) -> Result<bool, PveError> {
+        self.client.task_result(upid).map(|exit| exit.is_some())
     }
 
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError> {

@@ -10,15 +10,18 @@
 //! - write_config: the node-local `VMID.conf` edit under PVE's lock: the
 //!   rootfs (overlay: the bundle's directory; zfs: PVE's new volume swapped
 //!   for the container's clone of its image) and the include;
-//! - start: `POST .../status/start`; with the warm pool on, a refill then
-//!   starts in the background.
+//! - start: `POST .../status/start`, its task watched while the init is
+//!   awaited (see `start_watch`); with the warm pool on, a refill starts
+//!   in the background once the init is ready.
 
 use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::api::{failure_text, CtApi};
 use super::node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
+use super::start_watch::StartWatch;
 use super::{api_err, stderr_file, PveBackend, FRAGMENT_FILE};
 use crate::lxc::render_lines;
 use crate::plan::pve::{ct_config, CtInputs};
@@ -52,6 +55,8 @@ pub(super) struct PveCreate<'a> {
     fragment: PathBuf,
     /// A CT that is, or may be, this container's.
     vmid: Option<u32>,
+    /// From `start`: the CT's start task.
+    started: Option<StartWatch>,
 }
 
 impl<'a> PveCreate<'a> {
@@ -68,6 +73,7 @@ impl<'a> PveCreate<'a> {
             privileged: false,
             fragment: PathBuf::new(),
             vmid: None,
+            started: None,
         };
         if let Some(zfs) = create.zfs() {
             pve.check_zfs_storage(zfs)?;
@@ -249,31 +255,48 @@ impl CreateSteps for PveCreate<'_> {
 
     fn start(&mut self) -> Result<()> {
         let vmid = self.vmid();
-        self.api().start(&self.pve.node, vmid).map_err(|source| {
-            RuntimeError::from(PveBackendError::Start {
-                vmid,
-                lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
-                source,
-            })
-        })?;
-        // After the start: the refill's tasks do not compete with it.
-        if let (Some(claim), Some(api)) = (&self.claim, &self.api) {
-            self.pve.start_refill(Arc::clone(api), claim);
-        }
+        let task = self
+            .api()
+            .begin_start(&self.pve.node, vmid)
+            .map_err(|source| self.start_failed(source))?;
+        self.started = Some(StartWatch::new(task));
         Ok(())
     }
 
+    /// The init's wait covers the start task's too: the init runs only
+    /// once PVE's worker started the CT.
+    fn ready_timeout(&self, init: Duration) -> Duration {
+        init + self
+            .started
+            .as_ref()
+            .map_or(Duration::ZERO, StartWatch::task_timeout)
+    }
+
     fn is_running(&self) -> bool {
-        self.pve.lxc.is_running(&PveBackend::lxc_name(self.vmid()))
+        let ct_running = || self.pve.lxc.is_running(&PveBackend::lxc_name(self.vmid()));
+        match &self.started {
+            Some(watch) => watch.still_starting(|upid| self.api().task_done(upid), ct_running),
+            None => ct_running(),
+        }
     }
 
     fn stopped_early(&self) -> RuntimeError {
+        if let Some(source) = self.started.as_ref().and_then(StartWatch::take_failure) {
+            return self.start_failed(source);
+        }
         let vmid = self.vmid();
         PveBackendError::CtStopped {
             vmid,
             lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
         }
         .into()
+    }
+
+    /// After the start: the refill's tasks do not compete with it.
+    fn ready(&self) {
+        if let (Some(claim), Some(api)) = (&self.claim, &self.api) {
+            self.pve.start_refill(Arc::clone(api), claim);
+        }
     }
 
     /// PVE starts a CT with `lxc.cgroup.dir.container.inner = ns`: its
@@ -298,6 +321,16 @@ impl CreateSteps for PveCreate<'_> {
 }
 
 impl PveCreate<'_> {
+    fn start_failed(&self, source: PveError) -> RuntimeError {
+        let vmid = self.vmid();
+        PveBackendError::Start {
+            vmid,
+            lxc_start_said: stderr_file::quote(&self.pve.config.pve.run_dir, vmid),
+            source,
+        }
+        .into()
+    }
+
     /// A warm pool member made this container's CT: claimed (recorded in
     /// `record` first), then given the container's settings with one `PUT
     /// .../config` (a stopped CT takes them at once). `None` without a

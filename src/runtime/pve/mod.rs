@@ -12,6 +12,7 @@ mod api;
 mod create;
 mod gc;
 mod node_config;
+mod start_watch;
 mod stderr_file;
 mod warm_pool;
 
@@ -20,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
-pub use api::{ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, TaskTimeouts};
+pub use api::{
+    ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, PendingTask, TaskTimeouts,
+};
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
 pub use warm_pool::{finish_refills, PoolState, WarmPoolError};

@@ -71,6 +71,29 @@ fn wait_task_polls_until_stopped_ok() {
 }
 
 #[test]
+fn task_result_looks_once() {
+    let (server, client) = pinned(task_server(1, "startup for container '105' failed", 2));
+    let upid = Upid::parse(&upid_for("vzstart", "105")).unwrap();
+    assert_eq!(client.task_result(&upid).unwrap(), None);
+    assert_eq!(server.requests().len(), 1);
+    let err = client.task_result(&upid).unwrap_err();
+    let PveError::TaskFailed {
+        exitstatus, log, ..
+    } = err
+    else {
+        panic!("not TaskFailed: {err:?}")
+    };
+    assert_eq!(exitstatus, "startup for container '105' failed");
+    assert_eq!(log.len(), 2);
+    let (_server, client) = pinned(task_server(0, "OK", 0));
+    let exit = client.task_result(&upid).unwrap().unwrap();
+    assert_eq!(exit.exitstatus, "OK");
+    // Nobody waited for it: no task wait is counted.
+    let (_, waits) = client.stats().take();
+    assert_eq!(waits.buckets.iter().sum::<u64>(), 0);
+}
+
+#[test]
 fn warnings_are_success() {
     let (_server, client) = pinned(task_server(0, "WARNINGS: 2", 0));
     let upid = Upid::parse(&upid_for("vzcreate", "105")).unwrap();

@@ -53,8 +53,15 @@ impl CtApi for FakeApi {
         self.calls.lock().unwrap().push(format!("PUT {vmid}"));
         Ok(())
     }
-    fn start(&self, _: &str, _: u32) -> std::result::Result<(), PveError> {
+    fn begin_start(
+        &self,
+        _: &str,
+        _: u32,
+    ) -> std::result::Result<super::super::PendingTask, PveError> {
         unreachable!("a pool never starts a CT")
+    }
+    fn task_done(&self, _: &crate::pve::client::Upid) -> std::result::Result<bool, PveError> {
+        unreachable!("a pool waits for its tasks")
     }
     fn stop(&self, _: &str, _: u32) -> std::result::Result<(), PveError> {
         unreachable!("a pool never stops a CT")
