@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use lxcri::config::Config;
-use lxcri::pidfd;
 use lxcri::state::{ContainerRecord, StateError, StateStore};
 
 use crate::table::or_dash;
@@ -23,26 +22,18 @@ pub struct Args {
 pub fn run(config: &Config, args: &Args) -> Result<String, StateError> {
     let records = StateStore::new(&config.runtime_root).list()?;
     let proc_root = Path::new("/proc");
-    let rows: Vec<(&ContainerRecord, &str)> = records
-        .iter()
-        .map(|r| (r, state(proc_root, r.pid, r.pid_start_time)))
-        .collect();
+    let rows: Vec<(&ContainerRecord, &str)> =
+        records.iter().map(|r| (r, state(proc_root, r))).collect();
     Ok(if args.json { json(&rows) } else { table(&rows) })
 }
 
-/// `running` when `pid` is alive and is still the process the record means.
-fn state(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> &'static str {
-    if is_alive(proc_root, pid, start_time) {
+/// `running` while the recorded init runs.
+fn state(proc_root: &Path, r: &ContainerRecord) -> &'static str {
+    if r.live_init_pid(proc_root).is_some() {
         "running"
     } else {
         "stopped"
     }
-}
-
-/// A recorded init pid that is alive and still the same process.
-fn is_alive(proc_root: &Path, pid: Option<i32>, start_time: Option<u64>) -> bool {
-    pid.filter(|p| *p > 0)
-        .is_some_and(|pid| pidfd::is_live_process(proc_root, pid, start_time))
 }
 
 /// The NICs lxcri plugged: `eth1=lx1a2b3c4di1@vmbr1` (inside = host end
@@ -146,26 +137,39 @@ mod tests {
         tmp
     }
 
+    fn with_init(pid: Option<i32>, start: Option<u64>) -> ContainerRecord {
+        ContainerRecord {
+            pid,
+            pid_start_time: start,
+            ..record("abc", None)
+        }
+    }
+
     #[test]
-    fn this_process_is_alive() {
+    fn this_process_is_running() {
         let stat = fs::read_to_string("/proc/self/stat").unwrap();
-        let (_, started) = pidfd::parse_stat(&stat).unwrap();
+        let (_, started) = lxcri::pidfd::parse_stat(&stat).unwrap();
         let pid = Some(std::process::id() as i32);
-        assert!(is_alive(Path::new("/proc"), pid, Some(started)));
-        assert!(!is_alive(Path::new("/proc"), pid, Some(started + 1)));
+        let proc = Path::new("/proc");
+        assert_eq!(state(proc, &with_init(pid, Some(started))), "running");
+        assert_eq!(state(proc, &with_init(pid, Some(started + 1))), "stopped");
     }
 
     #[test]
     fn liveness() {
         let proc = fake_proc(42, &stat_line('S', 777));
-        assert!(is_alive(proc.path(), Some(42), Some(777)));
-        assert!(is_alive(proc.path(), Some(42), None));
-        assert!(!is_alive(proc.path(), Some(42), Some(778)), "pid reused");
-        assert!(!is_alive(proc.path(), Some(43), Some(777)), "gone");
-        assert!(!is_alive(proc.path(), None, None));
+        let running = |pid, start| state(proc.path(), &with_init(pid, start)) == "running";
+        assert!(running(Some(42), Some(777)));
+        assert!(running(Some(42), None));
+        assert!(!running(Some(42), Some(778)), "pid reused");
+        assert!(!running(Some(43), Some(777)), "gone");
+        assert!(!running(None, None));
+        assert!(!running(Some(0), None), "no pid 0");
         let zombie = fake_proc(42, &stat_line('Z', 777));
-        assert!(!is_alive(zombie.path(), Some(42), Some(777)));
-        assert_eq!(state(proc.path(), Some(42), Some(777)), "running");
+        assert_eq!(
+            state(zombie.path(), &with_init(Some(42), Some(777))),
+            "stopped"
+        );
     }
 
     fn record(id: &str, pod: Option<&str>) -> ContainerRecord {

@@ -25,12 +25,7 @@ use std::path::{Path, PathBuf};
 /// `root`, or hybrid's `root/unified`), else the first v1 hierarchy.
 pub fn own_procs_file(content: &str, root: &Path) -> Option<PathBuf> {
     let mut v1 = None;
-    for line in content.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
+    for (controllers, path) in super::proc_cgroup_entries(content) {
         if !path.starts_with('/') || path.contains("/..") {
             continue;
         }

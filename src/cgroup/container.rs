@@ -70,13 +70,7 @@ impl ContainerCgroup {
     /// (`ID:controllers:/path`) against a cgroup mount root.
     pub fn from_proc_cgroup(pid: i32, content: &str, root: &Path, version: CgroupVersion) -> Self {
         let mut dirs = BTreeMap::new();
-        for line in content.lines() {
-            let mut parts = line.splitn(3, ':');
-            let (Some(_id), Some(controllers), Some(path)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                continue;
-            };
+        for (controllers, path) in super::proc_cgroup_entries(content) {
             let rel = path.trim_start_matches('/');
             match (version, controllers) {
                 (CgroupVersion::V2, "") => {

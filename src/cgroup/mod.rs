@@ -25,6 +25,16 @@ impl CgroupVersion {
     }
 }
 
+/// The `(controllers, path)` of each line of a `/proc/<pid>/cgroup`
+/// (`ID:controllers:/path`; controllers empty for the v2 hierarchy).
+pub(crate) fn proc_cgroup_entries(content: &str) -> impl Iterator<Item = (&str, &str)> {
+    content.lines().filter_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        Some((controllers, path))
+    })
+}
+
 /// A cgroup interface file and the value to write into it, e.g.
 /// `memory.max` = `1073741824`. Used for `lxc.cgroup[2].<file>` and by
 /// `update`, which writes the same values into the container's cgroup.

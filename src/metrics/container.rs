@@ -4,8 +4,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::cgroup::{CgroupStats, CgroupVersion, ContainerCgroup};
-use crate::pidfd;
+use crate::cgroup::{proc_cgroup_entries, CgroupStats, CgroupVersion, ContainerCgroup};
 use crate::state::ContainerRecord;
 
 /// The labels of every per-container series. Names follow cAdvisor and the
@@ -169,10 +168,7 @@ impl HostView {
 /// (`None` otherwise).
 pub fn sample(r: &ContainerRecord, host: &HostView) -> Option<ContainerSample> {
     let proc_root = host.proc_root.as_path();
-    let pid = r.pid.filter(|p| *p > 0)?;
-    if !pidfd::is_live_process(proc_root, pid, r.pid_start_time) {
-        return None;
-    }
+    let pid = r.live_init_pid(proc_root)?;
     let proc_cgroup = fs::read_to_string(proc_root.join(pid.to_string()).join("cgroup")).ok()?;
     let version = host.version;
     let mut cg = ContainerCgroup::from_proc_cgroup(pid, &proc_cgroup, &host.cgroup_root, version);
@@ -215,11 +211,8 @@ pub fn sample(r: &ContainerRecord, host: &HostView) -> Option<ContainerSample> {
 /// The container's cgroup path: v2's `0::` line, else v1's memory one.
 pub fn cgroup_path(proc_cgroup: &str, version: CgroupVersion) -> String {
     let line = |want: &dyn Fn(&str) -> bool| {
-        proc_cgroup.lines().find_map(|l| {
-            let mut parts = l.splitn(3, ':');
-            let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-            want(controllers).then(|| path.to_string())
-        })
+        proc_cgroup_entries(proc_cgroup)
+            .find_map(|(controllers, path)| want(controllers).then(|| path.to_string()))
     };
     match version {
         CgroupVersion::V2 => line(&|c| c.is_empty()),

@@ -77,29 +77,10 @@ pub fn zfs_usage<C: ZfsCommand>(
 
 /// Mount target -> overlay upper directory, from `/proc/self/mountinfo`.
 pub fn overlay_uppers(mountinfo: &str) -> BTreeMap<PathBuf, PathBuf> {
-    let unescape = |s: &str| {
-        s.replace("\\040", " ")
-            .replace("\\011", "\t")
-            .replace("\\134", "\\")
-    };
-    mountinfo
-        .lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            let target = left.split(' ').nth(4)?;
-            let mut r = right.split(' ');
-            if r.next()? != "overlay" {
-                return None;
-            }
-            let options = r.nth(1)?;
-            let upper = options
-                .split(',')
-                .find_map(|o| o.strip_prefix("upperdir="))?;
-            Some((
-                PathBuf::from(unescape(target)),
-                PathBuf::from(unescape(upper)),
-            ))
-        })
+    crate::rootfs::mountinfo::parse(mountinfo)
+        .into_iter()
+        .filter(|m| m.fstype == "overlay")
+        .filter_map(|m| Some((m.path.clone(), PathBuf::from(m.super_option("upperdir")?))))
         .collect()
 }
 

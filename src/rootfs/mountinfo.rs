@@ -11,12 +11,28 @@ pub struct MountEntry {
     pub root: String,
     pub fstype: String,
     pub source: String,
+    /// The filesystem's options as the kernel shows them, still escaped:
+    /// split them on `,` before unescaping a value (see [`Self::super_option`]).
+    pub super_options: String,
+}
+
+impl MountEntry {
+    /// The value of the filesystem option `key=value`, unescaped (overlay's
+    /// `upperdir`, for one).
+    pub fn super_option(&self, key: &str) -> Option<String> {
+        self.super_options
+            .split(',')
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+            .map(unescape)
+    }
 }
 
 /// This process's mount table, in mount order; empty when it cannot be read.
+/// A path that is not UTF-8 spoils its own line only (the kernel escapes
+/// just space, tab, newline and backslash; other bytes come as they are).
 pub fn read() -> Vec<MountEntry> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .map(|text| parse(&text))
+    std::fs::read("/proc/self/mountinfo")
+        .map(|bytes| parse(&String::from_utf8_lossy(&bytes)))
         .unwrap_or_default()
 }
 
@@ -32,17 +48,36 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
                 root: unescape(fields.get(3)?),
                 fstype: fields.get(sep + 1)?.to_string(),
                 source: unescape(fields.get(sep + 2)?),
+                super_options: fields.get(sep + 3).unwrap_or(&"").to_string(),
             })
         })
         .collect()
 }
 
-/// The kernel writes space, tab, newline and backslash as octal escapes.
+/// The kernel writes space, tab, newline and backslash (and, in a
+/// filesystem's options, a comma) as `\ooo` octal escapes.
 fn unescape(s: &str) -> String {
-    s.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
+            .map(|d| d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0')))
+            .and_then(|n| u8::try_from(n).ok());
+        match octal {
+            Some(b) => {
+                out.push(b);
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -52,6 +87,24 @@ mod tests {
     #[test]
     fn mountinfo_escapes() {
         assert_eq!(unescape("/a\\040b"), "/a b");
+        assert_eq!(
+            unescape("/a\\134040"),
+            "/a\\040",
+            "an escaped backslash stays one"
+        );
+        assert_eq!(unescape("/x\\011\\012\\054"), "/x\t\n,");
+        assert_eq!(unescape("/plain\\9\\04"), "/plain\\9\\04", "not an escape");
+    }
+
+    #[test]
+    fn super_options_split_before_unescaping() {
+        let m = &parse(
+            "100 30 0:51 / /run/my\\040dir rw - overlay overlay rw,lowerdir=/l,upperdir=/up\\054per,workdir=/w\n",
+        )[0];
+        assert_eq!(m.path, PathBuf::from("/run/my dir"));
+        assert_eq!(m.super_option("upperdir").as_deref(), Some("/up,per"));
+        assert_eq!(m.super_option("upper"), None);
+        assert_eq!(m.super_option("rw"), None);
     }
 
     #[test]

@@ -17,7 +17,6 @@ use super::lifecycle::Runtime;
 use super::lxc::split_container_name;
 use crate::config::BackendKind;
 use crate::lxc::LxcTools;
-use crate::pidfd::is_live_process;
 use crate::state::ContainerRecord;
 use crate::userns::IdSlots;
 
@@ -236,9 +235,7 @@ fn judge_record(r: &ContainerRecord) -> Leftover {
         reason,
     };
     let container = owner(&r.namespace, &r.id);
-    let init_runs = r
-        .pid
-        .is_some_and(|pid| is_live_process(Path::new("/proc"), pid, r.pid_start_time));
+    let init_runs = r.live_init_pid(Path::new("/proc")).is_some();
     if r.bundle.exists() {
         return leftover(
             false,

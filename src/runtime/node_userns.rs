@@ -17,7 +17,6 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::error::{Result, RuntimeError};
 use crate::config::{BackendKind, Config};
-use crate::pidfd::is_live_process;
 use crate::plan::NodeUserns;
 use crate::spec::{CriAnnotations, CriContainerType};
 use crate::state::{ContainerRecord, StateStore, UsernsSlot};
@@ -96,8 +95,7 @@ fn sandbox_userns(
         return Ok(None);
     };
     let pid = record
-        .pid
-        .filter(|&pid| is_live_process(Path::new("/proc"), pid, record.pid_start_time))
+        .live_init_pid(Path::new("/proc"))
         .ok_or_else(|| failed("its init does not run"))?;
     Ok(Some(NodeUserns {
         range: taken.range,

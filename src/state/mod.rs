@@ -91,6 +91,17 @@ pub struct ContainerRecord {
     pub image: Option<String>,
 }
 
+impl ContainerRecord {
+    /// The recorded init's pid while that process runs under `proc_root`
+    /// (normally `/proc`): alive, no zombie, and with the recorded start
+    /// time (otherwise the pid was reused).
+    pub fn live_init_pid(&self, proc_root: &Path) -> Option<i32> {
+        self.pid
+            .filter(|&pid| pid > 0)
+            .filter(|&pid| crate::pidfd::is_live_process(proc_root, pid, self.pid_start_time))
+    }
+}
+
 /// A slot of the id pool and the ids it stood for when taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsernsSlot {

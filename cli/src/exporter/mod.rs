@@ -96,8 +96,8 @@ pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<St
         .list()
         .map_err(|e| format!("reading lxcri's state: {e}"))?;
     let zfs = zfs_datasets(config);
-    let uppers = std::fs::read_to_string(proc_root.join("self/mountinfo"))
-        .map(|m| overlay_uppers(&m))
+    let uppers = std::fs::read(proc_root.join("self/mountinfo"))
+        .map(|m| overlay_uppers(&String::from_utf8_lossy(&m)))
         .unwrap_or_default();
     let host = container::HostView::read(proc_root);
     // Containers are independent: read them on every CPU.

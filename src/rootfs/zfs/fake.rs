@@ -416,6 +416,7 @@ impl ZfsMounts for FakeZfs {
                 root: "/".into(),
                 fstype: "fuse.zfs".into(),
                 source: name.clone(),
+                super_options: "rw".into(),
             })
             .collect()
     }
