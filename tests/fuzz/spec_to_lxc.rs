@@ -33,7 +33,7 @@ fn mount() -> impl Strategy<Value = Value> {
             Just("nosuid".to_string()),
             Just("mode=755".to_string()),
             Just("size=65536k".to_string()),
-            mostly_plain("[a-z]{1,6}(=[a-z0-9,\" ]{1,6})?", 8),
+            mostly_plain("[a-z]{1,6}(=[a-z0-9]{1,6})?", 8),
         ],
         0..4,
     );
@@ -73,14 +73,19 @@ fn spec() -> impl Strategy<Value = Value> {
         proptest::option::of(-1000i32..=1000),
     );
     let linux = (
+        // Plain sysctls are the namespaced ones: the rest is refused
+        // before anything is rendered, and is hostile enough.
         btree_map(
-            mostly_plain("(net|kernel)\\.[a-z_]{1,8}(\\.[a-z]{1,4})?", 12),
-            mostly_plain("[0-9 ]{1,6}", 8),
+            mostly_plain(
+                "net\\.[a-z_]{1,8}(\\.[a-z]{1,4})?|kernel\\.(msgmax|sem|shmmax|shm_rmid_forced|[a-z_]{1,8})",
+                12,
+            ),
+            mostly_plain("[0-9]{1,6}( [0-9]{1,3})?", 8),
             0..3,
         ),
         btree_map(
-            mostly_plain("(memory|cpu|pids|io)\\.[a-z.]{1,8}", 12),
-            mostly_plain("[0-9a-z ]{1,8}", 8),
+            mostly_plain("(memory|cpu|pids|io)\\.[a-z]{1,8}(\\.[a-z]{1,4})?", 12),
+            mostly_plain("[0-9a-z]{1,5}( [0-9a-z]{1,3})?", 8),
             0..3,
         ),
         proptest::option::of((vec(idmap(), 1..3), vec(idmap(), 1..3))),
@@ -94,7 +99,7 @@ fn spec() -> impl Strategy<Value = Value> {
         ),
     );
     (
-        proptest::option::of(mostly_plain("[a-z][a-z0-9-]{0,10}", 12)),
+        proptest::option::of(mostly_plain("[a-z]([a-z0-9-]{0,9}[a-z0-9])?", 12)),
         process,
         vec(mount(), 0..5),
         linux,
@@ -152,16 +157,24 @@ fn spec() -> impl Strategy<Value = Value> {
         })
 }
 
+/// About half of the specs made here pass validation (134 to 149 of 256
+/// seen; the rest carry a hostile field or one of the few plain values
+/// lxcri refuses): 1 in 4 is well below that, so only a generator that
+/// stopped making valid specs fails here, not an unlucky seed.
+const PASS_ONE_IN: u32 = 4;
+
 #[test]
 fn spec_to_lxc_config_reads_back_as_planned() {
     fuzz(
         "tests/fuzz/regressions/spec_to_lxc.txt",
-        (spec(), any::<bool>()),
-        // About 7 % of these specs pass validation (13 to 22 of 256 seen):
-        // 1 in 64 is well below that, so only a generator that stopped
-        // making valid specs fails here, not an unlucky seed.
-        64,
-        |(spec, v1)| {
+        // cgroup v1 or v2, and on v1 whether `linux.resources.unified`
+        // (which needs v2) stays: now and then, to see it refused.
+        (spec(), any::<bool>(), proptest::bool::weighted(0.1)),
+        PASS_ONE_IN,
+        |(mut spec, v1, unified_on_v1)| {
+            if v1 && !unified_on_v1 {
+                spec["linux"]["resources"]["unified"] = json!({});
+            }
             let tmp = tempfile::tempdir().unwrap();
             let rootfs = tmp.path().join("rootfs");
             let host = tmp.path().join("host");
