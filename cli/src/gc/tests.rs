@@ -68,6 +68,9 @@ impl CtApi for FakeApi {
     fn task_done(&self, _: &Upid) -> Result<bool, PveError> {
         unreachable!("gc never starts a CT")
     }
+    fn finish(&self, _: &PendingTask) -> Result<(), PveError> {
+        unreachable!("gc never starts a CT")
+    }
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError> {
         self.record(format!("STOP {node}/{vmid}"));
         Ok(())

@@ -59,6 +59,8 @@ pub trait CtApi: Send + Sync + Debug {
     /// One look at a task: `Ok(false)` while it runs, `Ok(true)` once it
     /// succeeded, its failure once it failed.
     fn task_done(&self, upid: &Upid) -> Result<bool, PveError>;
+    /// Waits for a task started earlier, up to the end of its timeout.
+    fn finish(&self, task: &PendingTask) -> Result<(), PveError>;
     /// `POST .../status/stop` (`lxc-stop --kill`), then its task.
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError>;
     /// `DELETE .../lxc/{vmid}?purge=1&force=1&destroy-unreferenced-disks=1`,
@@ -116,6 +118,11 @@ impl CtApi for ClientApi {
         self.client.task_result(upid).map(|exit| exit.is_some())
     }
 
+    fn finish(&self, task: &PendingTask) -> Result<(), PveError> {
+        let left = task.timeout.saturating_sub(task.began.elapsed());
+        self.client.wait_task(&task.upid, left).map(drop)
+    }
+
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError> {
         let upid = self.client.stop(node, vmid)?;
         self.client.wait_task(&upid, self.timeouts.stop).map(drop)
@@ -161,6 +168,13 @@ pub fn is_not_running(e: &PveError) -> bool {
     failure_text(e).is_some_and(|t| t.contains("not running"))
 }
 
+/// Whether a PVE error says its worker gave up waiting for the CT's config
+/// lock, held by another task of the CT (pve-common src/PVE/Tools.pm
+/// `lock_file_full`: "can't lock file '...' - got timeout", after 10 s).
+pub fn is_config_lock_timeout(e: &PveError) -> bool {
+    failure_text(e).is_some_and(|t| t.contains("can't lock file") && t.contains("got timeout"))
+}
+
 /// The lock a PVE error says the CT holds: `CT is locked (backup)` ->
 /// `backup` (pve-guest-common src/PVE/AbstractConfig.pm, `check_lock`).
 /// PVE's locks: `create` (a create task still running), `backup`
@@ -200,5 +214,12 @@ mod tests {
             log: vec![],
         };
         assert!(is_not_running(&task) && ct_lock(&task).is_none());
+        let busy = PveError::TaskFailed {
+            upid: "UPID:n:1:2:3:vzdestroy:100:u:".into(),
+            exitstatus: "can't lock file '/run/lock/lxc/pve-config-100.lock' - got timeout".into(),
+            log: vec![],
+        };
+        assert!(is_config_lock_timeout(&busy) && ct_lock(&busy).is_none());
+        assert!(!is_config_lock_timeout(&task));
     }
 }

@@ -292,11 +292,18 @@ impl CreateSteps for PveCreate<'_> {
         .into()
     }
 
-    /// After the start: the refill's tasks do not compete with it.
+    /// After the start: the refill's tasks do not compete with it. A start
+    /// task that failed while the init came up anyway (PVE's post-start
+    /// work, or its timeout at the same moment) is worth a warning.
     fn ready(&self) {
-        if let (Some(claim), Some(api)) = (&self.claim, &self.api) {
-            self.pve.start_refill(Arc::clone(api), claim);
+        if let Some(e) = self.started.as_ref().and_then(StartWatch::take_failure) {
+            tracing::warn!(
+                vmid = self.vmid(),
+                error = %crate::error_chain(&e),
+                "PVE's start task failed, but the CT's init is ready"
+            );
         }
+        self.refill();
     }
 
     /// PVE starts a CT with `lxc.cgroup.dir.container.inner = ns`: its
@@ -312,15 +319,32 @@ impl CreateSteps for PveCreate<'_> {
         let Some(vmid) = self.vmid else {
             return;
         };
+        // A start task still running holds the CT's config lock, which a
+        // destroy's worker waits only 10 s for: let it end first.
+        let unfinished = self.started.as_ref().and_then(StartWatch::unfinished);
+        if let (Some(task), Some(api)) = (unfinished, &self.api) {
+            if let Err(e) = api.finish(task) {
+                tracing::debug!(vmid, error = %e, "rollback: the CT's start task");
+            }
+        }
         let (ns, id) = (&self.req.namespace, &self.req.id);
         let wait = self.pve.config.pve.lock_wait();
         if let Err(e) = self.pve.destroy_ct_if_ours(vmid, ns, id, wait) {
             tracing::warn!(vmid, error = %crate::error_chain(&e), "rollback: destroying CT");
         }
+        // The pool may have given this create a member, now gone.
+        self.refill();
     }
 }
 
 impl PveCreate<'_> {
+    /// With the warm pool on, fills it again in the background.
+    fn refill(&self) {
+        if let (Some(claim), Some(api)) = (&self.claim, &self.api) {
+            self.pve.start_refill(Arc::clone(api), claim);
+        }
+    }
+
     fn start_failed(&self, source: PveError) -> RuntimeError {
         let vmid = self.vmid();
         PveBackendError::Start {

@@ -22,7 +22,8 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 pub use api::{
-    ct_lock, is_missing_ct, is_not_running, ClientApi, CtApi, PendingTask, TaskTimeouts,
+    ct_lock, is_config_lock_timeout, is_missing_ct, is_not_running, ClientApi, CtApi, PendingTask,
+    TaskTimeouts,
 };
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
@@ -315,7 +316,9 @@ impl PveBackend {
     ) -> Result<()> {
         // A create whose answer was lost may still be running its task
         // (the CT is locked `create`), a backup job or an admin's snapshot
-        // may hold the CT: wait for the lock to go rather than leak the CT.
+        // may hold the CT, another of its tasks (a start's, finishing
+        // after the CT runs) its config lock past PVE's 10 s: wait for the
+        // lock to go rather than leak the CT.
         // A destroy whose forced stop found the CT stopping under it (the
         // task fails with lxc-stop's "not running") finds it stopped next.
         // An API that is away is asked again too: destroying is idempotent
@@ -326,7 +329,12 @@ impl PveBackend {
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e) if ct_lock(&e).is_some() || is_not_running(&e) || e.is_transient() => {
+                Err(e)
+                    if ct_lock(&e).is_some()
+                        || is_config_lock_timeout(&e)
+                        || is_not_running(&e)
+                        || e.is_transient() =>
+                {
                     if waited >= lock_wait {
                         return Err(match ct_lock(&e) {
                             Some(lock) => PveBackendError::CtLocked {

@@ -71,6 +71,11 @@ impl StartWatch {
         false
     }
 
+    /// The task, unless it was seen to end.
+    pub(super) fn unfinished(&self) -> Option<&PendingTask> {
+        (!self.ended.get() && self.failure.borrow().is_none()).then_some(&self.task)
+    }
+
     /// Why the task failed, once [`Self::still_starting`] saw it fail.
     pub(super) fn take_failure(&self) -> Option<PveError> {
         self.failure.borrow_mut().take()
@@ -109,7 +114,9 @@ mod tests {
     #[test]
     fn after_success_only_the_ct_is_asked() {
         let w = watch(Duration::from_secs(60));
+        assert!(w.unfinished().is_some());
         assert!(w.still_starting(|_| Ok(true), || true));
+        assert!(w.unfinished().is_none());
         assert!(!w.still_starting(|_| panic!("the task is not asked again"), || false));
         assert!(
             w.take_failure().is_none(),
@@ -122,6 +129,7 @@ mod tests {
         let w = watch(Duration::from_secs(60));
         let said = "startup for container '105' failed";
         assert!(!w.still_starting(|_| Err(failed(said)), || true));
+        assert!(w.unfinished().is_none(), "a failed task is over");
         let e = w.take_failure().unwrap();
         assert!(matches!(e, PveError::TaskFailed { ref exitstatus, .. } if exitstatus == said));
     }

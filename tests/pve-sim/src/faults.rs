@@ -40,6 +40,10 @@ pub struct FaultSpec {
     /// The worker task sleeps this long before it runs (a slow task).
     #[serde(default)]
     pub task_delay_ms: u64,
+    /// The worker's work after its main step takes this long, under the locks it holds (a
+    /// start's post-start hookscript and DHCP; see [`crate::tasks::TaskLog::post_work`]).
+    #[serde(default)]
+    pub task_linger_ms: u64,
     /// Close the connection without an answer.
     #[serde(default)]
     pub drop_connection: bool,
@@ -148,6 +152,7 @@ impl FaultSpec {
     pub fn task_fault(&self) -> crate::tasks::TaskFault {
         crate::tasks::TaskFault {
             delay: (self.task_delay_ms > 0).then(|| Duration::from_millis(self.task_delay_ms)),
+            linger: (self.task_linger_ms > 0).then(|| Duration::from_millis(self.task_linger_ms)),
             fail: self.task_fail.clone(),
         }
     }
@@ -158,6 +163,7 @@ impl FaultSpec {
             "status": self.status, "message": self.message, "times": self.times,
             "delay_ms": self.delay_ms,
             "task_fail": self.task_fail, "task_delay_ms": self.task_delay_ms,
+            "task_linger_ms": self.task_linger_ms,
             "drop_connection": self.drop_connection, "after": self.after,
         })
     }

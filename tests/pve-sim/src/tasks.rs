@@ -24,18 +24,33 @@ struct Task {
 
 /// What a task's work function writes its log through.
 #[derive(Clone)]
-pub struct TaskLog(Arc<Mutex<Task>>);
+pub struct TaskLog {
+    task: Arc<Mutex<Task>>,
+    linger: Option<Duration>,
+}
 
 impl TaskLog {
     pub fn line(&self, text: impl Into<String>) {
-        lock(&self.0).log.push(text.into());
+        lock(&self.task).log.push(text.into());
+    }
+
+    /// The work a worker does after its main step, while it still holds its locks: a
+    /// start's post-start hookscript and host-managed DHCP (pve-container src/PVE/LXC.pm
+    /// `vm_start`, under the config lock of src/PVE/API2/LXC/Status.pm). Instant unless
+    /// a fault's `task_linger_ms` makes it take time.
+    pub fn post_work(&self) {
+        if let Some(d) = self.linger {
+            std::thread::sleep(d);
+        }
     }
 }
 
-/// How a fault reshapes a task: a delay before it runs, or a failure instead of its work.
+/// How a fault reshapes a task: a delay before it runs, post-work that lingers, or a
+/// failure instead of its work.
 #[derive(Default, Clone)]
 pub struct TaskFault {
     pub delay: Option<Duration>,
+    pub linger: Option<Duration>,
     pub fail: Option<String>,
 }
 
@@ -126,7 +141,10 @@ impl Tasks {
             log: Vec::new(),
         }));
         lock(&self.tasks).insert(upid.clone(), task.clone());
-        let log = TaskLog(task.clone());
+        let log = TaskLog {
+            task: task.clone(),
+            linger: fault.linger,
+        };
         // The API answers once the forked worker has written its UPID.
         pause(self.timing, |t| t.fork);
         let timing = self.timing;

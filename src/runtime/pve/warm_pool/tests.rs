@@ -63,6 +63,9 @@ impl CtApi for FakeApi {
     fn task_done(&self, _: &crate::pve::client::Upid) -> std::result::Result<bool, PveError> {
         unreachable!("a pool waits for its tasks")
     }
+    fn finish(&self, _: &super::super::PendingTask) -> std::result::Result<(), PveError> {
+        unreachable!("a pool never starts a CT")
+    }
     fn stop(&self, _: &str, _: u32) -> std::result::Result<(), PveError> {
         unreachable!("a pool never stops a CT")
     }

@@ -22,7 +22,10 @@ pub fn start_with(s: &State, id: u32, log: &TaskLog, debug: bool) -> Result<(), 
         .config_properties()
         .ok_or("schema has no config properties")?;
     let host = s.host.at_start();
-    s.lxc.start(id, &cfg, props, &host, debug, &|l| log.line(l))
+    s.lxc
+        .start(id, &cfg, props, &host, debug, &|l| log.line(l))?;
+    log.post_work();
+    Ok(())
 }
 
 fn existing(s: &State, p: &Params, privilege: &str) -> Result<u32, ApiError> {
