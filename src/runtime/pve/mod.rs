@@ -58,9 +58,11 @@ fn api_err(action: impl Into<String>) -> impl FnOnce(PveError) -> RuntimeError {
     move |source| PveBackendError::Api { action, source }.into()
 }
 
-/// Whether a backend error is PVE refusing a call because the CT is locked.
+/// Whether a backend error is PVE refusing a call because the CT is locked,
+/// or its worker timing out on the CT's config lock (another task holds it).
 fn is_lock_error(e: &PveBackendError) -> bool {
-    matches!(e, PveBackendError::Api { source, .. } if ct_lock(source).is_some())
+    matches!(e, PveBackendError::Api { source, .. }
+        if ct_lock(source).is_some() || is_config_lock_timeout(source))
 }
 
 /// Whose a CT is, by the description lxcri wrote into it.
@@ -422,7 +424,9 @@ impl Backend for PveBackend {
         if signal == Signal::SIGKILL {
             return match self.stop(c.namespace(), c.id(), Some(&c.record)) {
                 // PVE refuses to stop a CT a backup or snapshot holds
-                // (`skiplock` is root@pam's); a SIGKILL still kills.
+                // (`skiplock` is root@pam's), and a stop's worker gives up
+                // on a config lock another task holds for more than 10 s;
+                // a SIGKILL still kills.
                 Err(RuntimeError::Pve(e)) if is_lock_error(&e) => {
                     tracing::warn!(vmid = ?c.record.vmid, error = %e, "CT locked; killing its processes directly");
                     control::signal(c, signal, all)

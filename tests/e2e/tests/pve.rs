@@ -292,8 +292,9 @@ fn a_failure_at_each_create_step_leaves_nothing() {
 /// DHCP, under the CT's config lock); lxcri does not wait for that end. A
 /// container that is done and deleted while the task still holds the lock
 /// past the 10 s a destroy's worker waits for it is destroyed once the lock
-/// is free, and nothing is left. So is a create whose init fails while
-/// the task still runs (its rollback waits for the task).
+/// is free, and nothing is left. A SIGKILL meanwhile still kills, and a
+/// create whose init fails while the task runs is undone (its rollback
+/// waits for the task).
 #[test]
 #[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
 fn a_start_task_lingering_past_pves_lock_wait_holds_nothing_back() {
@@ -315,6 +316,19 @@ fn a_start_task_lingering_past_pves_lock_wait_holds_nothing_back() {
         destroys.len() >= 2,
         "the first destroy met the start task's lock: {destroys:#?}"
     );
+    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
+    assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+
+    // SIGKILL: the stop's worker times out on the lock too; the
+    // container's processes are killed directly.
+    sim(&ctd)
+        .fault(r#"{"path_regex": "/status/start$", "method": "POST", "task_linger_ms": 12000}"#);
+    let id = ctd.new_id("linger");
+    ctd.run_detached(Runtime::Lxcri, &id, &["sleep", "1000"], &[]);
+    let killed = ctd.kill(&id, "SIGKILL");
+    assert!(killed.success(), "{killed}");
+    ctd.wait_status(&id, "STOPPED");
+    ctd.remove(&id);
     assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
     assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
 
