@@ -26,6 +26,7 @@
 pub mod cgroup;
 pub mod command;
 pub mod config;
+mod escaped_text;
 pub mod lxc;
 pub mod metrics;
 pub mod network;

@@ -144,6 +144,12 @@ pub fn parse_state_and_flags(stat: &str) -> Option<(char, u64)> {
     Some((state, flags))
 }
 
+/// Whether a `/proc/<pid>/stat` state letter is an exited process's: a
+/// zombie (not reaped yet) or dead.
+pub fn is_exited_state(state: char) -> bool {
+    matches!(state, 'Z' | 'X' | 'x')
+}
+
 /// Whether `pid` under `proc_root` (normally `/proc`) is alive, not a
 /// zombie (an exited init waiting to be reaped has stopped), and still the
 /// process that started at `start` (otherwise the pid was reused).
@@ -152,9 +158,7 @@ pub fn is_live_process(proc_root: &Path, pid: i32, start: Option<u64>) -> bool {
         return false;
     };
     match parse_stat(&stat) {
-        Some((state, started)) => {
-            !matches!(state, 'Z' | 'X' | 'x') && start.map_or(true, |t| t == started)
-        }
+        Some((state, started)) => !is_exited_state(state) && start.map_or(true, |t| t == started),
         None => false,
     }
 }

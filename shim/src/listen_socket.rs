@@ -115,8 +115,9 @@ const PF_EXITING: u64 = 0x4;
 
 /// From `/proc/<pid>/stat`: a zombie or dead, or exiting (`PF_EXITING`).
 fn stat_says_dying(stat: &str) -> bool {
-    lxcri::pidfd::parse_state_and_flags(stat)
-        .is_some_and(|(state, flags)| matches!(state, 'Z' | 'X' | 'x') || flags & PF_EXITING != 0)
+    lxcri::pidfd::parse_state_and_flags(stat).is_some_and(|(state, flags)| {
+        lxcri::pidfd::is_exited_state(state) || flags & PF_EXITING != 0
+    })
 }
 
 /// From `/proc/<pid>/status`: SIGKILL in the thread's or the process's

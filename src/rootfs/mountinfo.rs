@@ -57,27 +57,7 @@ pub fn parse(text: &str) -> Vec<MountEntry> {
 /// The kernel writes space, tab, newline and backslash (and, in a
 /// filesystem's options, a comma) as `\ooo` octal escapes.
 fn unescape(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes
-            .get(i + 1..i + 4)
-            .filter(|d| bytes[i] == b'\\' && d.iter().all(|b| (b'0'..=b'7').contains(b)))
-            .map(|d| d.iter().fold(0u32, |n, b| n * 8 + u32::from(b - b'0')))
-            .and_then(|n| u8::try_from(n).ok());
-        match octal {
-            Some(b) => {
-                out.push(b);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::escaped_text::decode(s, b'\\', 3, 8)
 }
 
 #[cfg(test)]
@@ -94,6 +74,8 @@ mod tests {
         );
         assert_eq!(unescape("/x\\011\\012\\054"), "/x\t\n,");
         assert_eq!(unescape("/plain\\9\\04"), "/plain\\9\\04", "not an escape");
+        assert_eq!(unescape(r"/a\040b\\c"), r"/a b\\c");
+        assert_eq!(unescape(r"/x\134y"), r"/x\y");
     }
 
     #[test]

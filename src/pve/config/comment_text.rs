@@ -19,24 +19,5 @@ pub(super) fn encode_comment(line: &str) -> String {
 /// PVE's `decode_text`: URI::Escape's `uri_unescape` decodes `%` and two
 /// hex digits, and leaves anything else as it is.
 pub(super) fn decode_comment(text: &str) -> String {
-    let b = text.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::escaped_text::decode(text, b'%', 2, 16)
 }

@@ -168,10 +168,15 @@ pub fn is_not_running(e: &PveError) -> bool {
     failure_text(e).is_some_and(|t| t.contains("not running"))
 }
 
-/// Whether a PVE error says its worker gave up waiting for the CT's config
-/// lock, held by another task of the CT (pve-common src/PVE/Tools.pm
-/// `lock_file_full`: "can't lock file '...' - got timeout", after 10 s).
-pub fn is_config_lock_timeout(e: &PveError) -> bool {
+/// Whether a PVE error says the CT is held: locked (see [`ct_lock`]), or
+/// its config lock kept by another task of the CT past the 10 s a worker
+/// waits for it (pve-common src/PVE/Tools.pm `lock_file_full`: "can't
+/// lock file '...' - got timeout").
+pub fn is_ct_busy(e: &PveError) -> bool {
+    ct_lock(e).is_some() || is_config_lock_timeout(e)
+}
+
+fn is_config_lock_timeout(e: &PveError) -> bool {
     failure_text(e).is_some_and(|t| t.contains("can't lock file") && t.contains("got timeout"))
 }
 
@@ -221,5 +226,7 @@ mod tests {
         };
         assert!(is_config_lock_timeout(&busy) && ct_lock(&busy).is_none());
         assert!(!is_config_lock_timeout(&task));
+        assert!(is_ct_busy(&busy) && is_ct_busy(&server("CT is locked (backup)")));
+        assert!(!is_ct_busy(&task));
     }
 }

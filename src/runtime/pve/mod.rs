@@ -22,8 +22,7 @@ use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 pub use api::{
-    ct_lock, is_config_lock_timeout, is_missing_ct, is_not_running, ClientApi, CtApi, PendingTask,
-    TaskTimeouts,
+    ct_lock, is_ct_busy, is_missing_ct, is_not_running, ClientApi, CtApi, PendingTask, TaskTimeouts,
 };
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
@@ -61,8 +60,7 @@ fn api_err(action: impl Into<String>) -> impl FnOnce(PveError) -> RuntimeError {
 /// Whether a backend error is PVE refusing a call because the CT is locked,
 /// or its worker timing out on the CT's config lock (another task holds it).
 fn is_lock_error(e: &PveBackendError) -> bool {
-    matches!(e, PveBackendError::Api { source, .. }
-        if ct_lock(source).is_some() || is_config_lock_timeout(source))
+    matches!(e, PveBackendError::Api { source, .. } if is_ct_busy(source))
 }
 
 /// Whose a CT is, by the description lxcri wrote into it.
@@ -331,12 +329,7 @@ impl PveBackend {
             match api.destroy(&self.node, vmid) {
                 Ok(()) => return Ok(()),
                 Err(e) if is_missing_ct(&e) => return Ok(()),
-                Err(e)
-                    if ct_lock(&e).is_some()
-                        || is_config_lock_timeout(&e)
-                        || is_not_running(&e)
-                        || e.is_transient() =>
-                {
+                Err(e) if is_ct_busy(&e) || is_not_running(&e) || e.is_transient() => {
                     if waited >= lock_wait {
                         return Err(match ct_lock(&e) {
                             Some(lock) => PveBackendError::CtLocked {

@@ -19,7 +19,8 @@ use crate::pve::client::{PveError, Upid};
 #[derive(Debug)]
 pub(super) struct StartWatch {
     task: PendingTask,
-    /// The task succeeded: only the CT itself is looked at from then on.
+    /// The task was seen to end: only the CT itself is looked at from then
+    /// on (after a failure, which `failure` holds until it is taken).
     ended: Cell<bool>,
     failure: RefCell<Option<PveError>>,
 }
@@ -67,13 +68,14 @@ impl StartWatch {
     }
 
     fn fail(&self, e: PveError) -> bool {
+        self.ended.set(true);
         *self.failure.borrow_mut() = Some(e);
         false
     }
 
     /// The task, unless it was seen to end.
     pub(super) fn unfinished(&self) -> Option<&PendingTask> {
-        (!self.ended.get() && self.failure.borrow().is_none()).then_some(&self.task)
+        (!self.ended.get()).then_some(&self.task)
     }
 
     /// Why the task failed, once [`Self::still_starting`] saw it fail.

@@ -303,11 +303,9 @@ fn cgroup_cleanup(scope: Scope) -> Vec<String> {
 
 /// Mount points at or below any of `paths`, deepest first.
 pub fn mounts_under(paths: &[PathBuf]) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut found: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mountinfo(p)))
+    let mut found: Vec<PathBuf> = lxcri::rootfs::mountinfo::read()
+        .into_iter()
+        .map(|m| m.path)
         .filter(|m| paths.iter().any(|p| m.starts_with(p)))
         .collect();
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
@@ -323,27 +321,6 @@ pub fn unmount_under(paths: &[PathBuf]) -> Vec<PathBuf> {
         while umount2(m, MntFlags::MNT_DETACH).is_ok() {}
     }
     mounts
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape_mountinfo(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            let v = (b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Everything a container `id` of `namespace` may leave behind, as found
@@ -390,12 +367,6 @@ pub fn leftovers(namespace: &str, id: &str, bundle: &Path, socket: &Path) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo(r"/a\040b\\c"), r"/a b\\c");
-        assert_eq!(unescape_mountinfo(r"/x\134y"), r"/x\y");
-    }
 
     #[test]
     fn cgroup_names() {

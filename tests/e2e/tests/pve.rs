@@ -302,8 +302,15 @@ fn a_start_task_lingering_past_pves_lock_wait_holds_nothing_back() {
         return;
     }
     let ctd = started(PveSim::start());
-    sim(&ctd)
-        .fault(r#"{"path_regex": "/status/start$", "method": "POST", "task_linger_ms": 12000}"#);
+    let linger = || {
+        sim(&ctd)
+            .fault(r#"{"path_regex": "/status/start$", "method": "POST", "task_linger_ms": 12000}"#)
+    };
+    let nothing_left = |id: &str| {
+        assert_eq!(ctd.leftovers(id), Vec::<String>::new());
+        assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+    };
+    linger();
     let id = ctd.new_id("linger");
     let out = ctd.run(Runtime::Lxcri, &id, &["echo", "done"], &[]);
     assert!(out.success() && out.stdout == "done\n", "{out}");
@@ -316,24 +323,20 @@ fn a_start_task_lingering_past_pves_lock_wait_holds_nothing_back() {
         destroys.len() >= 2,
         "the first destroy met the start task's lock: {destroys:#?}"
     );
-    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
-    assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+    nothing_left(&id);
 
     // SIGKILL: the stop's worker times out on the lock too; the
     // container's processes are killed directly.
-    sim(&ctd)
-        .fault(r#"{"path_regex": "/status/start$", "method": "POST", "task_linger_ms": 12000}"#);
+    linger();
     let id = ctd.new_id("linger");
     ctd.run_detached(Runtime::Lxcri, &id, &["sleep", "1000"], &[]);
     let killed = ctd.kill(&id, "SIGKILL");
     assert!(killed.success(), "{killed}");
     ctd.wait_status(&id, "STOPPED");
     ctd.remove(&id);
-    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
-    assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+    nothing_left(&id);
 
-    sim(&ctd)
-        .fault(r#"{"path_regex": "/status/start$", "method": "POST", "task_linger_ms": 12000}"#);
+    linger();
     let id = ctd.new_id("linger");
     let out = ctd.run(Runtime::Lxcri, &id, &["/no/such/binary"], &[]);
     assert!(
@@ -341,8 +344,7 @@ fn a_start_task_lingering_past_pves_lock_wait_holds_nothing_back() {
         "{out}"
     );
     ctd.ctr(&["containers", "rm", &id]);
-    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
-    assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+    nothing_left(&id);
 }
 
 #[test]
