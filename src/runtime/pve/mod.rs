@@ -26,7 +26,7 @@ pub use api::{
 };
 pub use gc::{CtVerdict, GcEntry};
 pub use node_config::{allocated_rootfs_volume, attach_include, attach_node_local};
-pub use warm_pool::{finish_refills, PoolState, WarmPoolError};
+pub use warm_pool::{finish_refills, is_refilling, pool_dir, PoolState, WarmPoolError};
 
 use super::backend::{Backend, CreateSteps};
 use super::container::{Container, CreateRequest};

@@ -141,16 +141,35 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// Where the pool of `node` (whose CT configs are under `config_dir`)
+/// keeps its state and refill lock, under `runtime_root`.
+pub fn pool_dir(runtime_root: &Path, node: &str, config_dir: &Path) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let hash = Sha256::digest(config_dir.as_os_str().as_encoded_bytes());
+    let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    runtime_root.join(POOL_DIR).join(format!("{node}-{short}"))
+}
+
+/// Whether a refill of the pool in `dir` runs now (it holds the refill
+/// lock until it has listed the members it made, which claims take from).
+pub fn is_refilling(dir: &Path) -> bool {
+    let Ok(file) = File::open(dir.join(REFILL_LOCK)) else {
+        return false;
+    };
+    matches!(
+        Flock::lock(file, FlockArg::LockExclusiveNonblock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK))
+    )
+}
+
 impl PveBackend {
     /// Where this node's pool keeps its state and refill lock.
     pub fn warm_pool_dir(&self) -> PathBuf {
-        use sha2::{Digest, Sha256};
-        let hash = Sha256::digest(self.paths.config_dir.as_os_str().as_encoded_bytes());
-        let short: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
-        self.config
-            .runtime_root
-            .join(POOL_DIR)
-            .join(format!("{}-{short}", self.node))
+        pool_dir(
+            &self.config.runtime_root,
+            &self.node,
+            &self.paths.config_dir,
+        )
     }
 
     /// `pve.warm_pool_size`.

@@ -180,6 +180,15 @@ impl PveSim {
         self.dir.join(format!("etc/pve/lxc/{vmid}.conf"))
     }
 
+    /// Where lxcri's shims keep the warm pool of this stand-in's node.
+    pub fn warm_pool_dir(&self) -> PathBuf {
+        lxcri::runtime::pve::pool_dir(
+            &lxcri::config::Config::default().runtime_root,
+            NODE,
+            &self.dir.join("etc/pve"),
+        )
+    }
+
     /// The `LXCRI_*` variables that make a shim use this stand-in.
     pub fn env(&self) -> Vec<(String, String)> {
         let d = self.dir.display();

@@ -32,12 +32,14 @@ pub fn members(sim: &PveSim) -> Vec<(u32, String)> {
 }
 
 /// Waits up to `timeout` until the stand-in has `n` members, none of them
-/// still locked by its create task (a member in PVE's create cannot be
-/// claimed yet: a container created then makes a CT of its own).
+/// still locked by its create task and no refill still at work (a member
+/// in PVE's create, or not yet in the pool's state, cannot be claimed yet:
+/// a container created then makes a CT of its own).
 pub fn wait_members(sim: &PveSim, n: usize, timeout: Duration) -> Option<Vec<(u32, String)>> {
     cmd::poll(timeout, || {
         let m = members(sim);
-        let settled = m.iter().all(|(vmid, _)| lock_of(sim, *vmid).is_none());
+        let settled = m.iter().all(|(vmid, _)| lock_of(sim, *vmid).is_none())
+            && !lxcri::runtime::pve::is_refilling(&sim.warm_pool_dir());
         (m.len() == n && settled).then_some(m)
     })
 }

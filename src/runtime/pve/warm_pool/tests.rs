@@ -311,3 +311,13 @@ fn a_done_shim_waits_for_its_refills_but_not_forever() {
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert!(REFILLS.lock().unwrap().is_empty());
 }
+
+#[test]
+fn a_refill_is_seen_running_while_it_holds_the_lock() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert!(!is_refilling(tmp.path()), "no lock file: no refill");
+    let lock = RefillLock::acquire(tmp.path(), Duration::ZERO).unwrap();
+    assert!(is_refilling(tmp.path()));
+    drop(lock);
+    assert!(!is_refilling(tmp.path()));
+}
