@@ -4,6 +4,7 @@
 #   bench_setup NAMESPACE_PREFIX   # after the caller's EXIT trap is set
 #   median < "n1 n2 ..."           # the median of whitespace-separated numbers
 #   ratio A B                      # A / B with two decimals
+#   paired_ratios "A1 A2.." "B1 B2.."  # Ai/Bi of runs made side by side: median, quartiles, median's 95% CI
 #   timed_run IMAGE ID CTR_ARGS... # `ctr run --rm CTR_ARGS IMAGE ID true`; prints its wall time in ms
 #   bench_zfs_pool SIZE            # zfs-fuse running, a sparse-file pool of SIZE: sets BENCH_POOL
 #   bench_zfs_cleanup              # destroys that pool (call from the EXIT trap)
@@ -24,6 +25,25 @@ bench_setup() {
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# The ratio of each pair of runs made next to each other (round i of two
+# interleaved series), so that drift between rounds cancels out. Prints
+# "MEDIAN Q1 Q3 CI_LOW CI_HIGH": the quartiles are the run-to-run spread; the
+# CI is the distribution-free 95% interval of the median (order statistics
+# n/2 -+ 0.98 sqrt(n), rounded outwards), i.e. how far the median itself
+# could move in another run of the same size.
+paired_ratios() {
+  paste <(tr ' ' '\n' <<<"$1" | grep -v '^$') <(tr ' ' '\n' <<<"$2" | grep -v '^$') |
+    awk '$2 > 0 { print $1 / $2 }' | sort -g |
+    awk '{ r[NR] = $1 }
+      function at(k) { if (k < 1) k = 1; if (k > NR) k = NR; return r[k] }
+      function q(p,   h, l) { h = (NR - 1) * p + 1; l = int(h); return at(l) + (h - l) * (at(l + 1) - at(l)) }
+      END {
+        if (NR == 0) { print "n/a n/a n/a n/a n/a"; exit }
+        w = 0.98 * sqrt(NR)
+        printf "%.2f %.2f %.2f %.2f %.2f\n", q(0.5), q(0.25), q(0.75), at(int(NR / 2 - w)), at(int(NR / 2 + 1 + w + 0.999))
+      }'
+}
 
 timed_run() {
   local img=$1 id=$2 t0 t1
