@@ -1,4 +1,6 @@
-//! `lxcri::network::netlink` against the real kernel (root).
+//! `lxcri::network::netlink`, and the NIC setup of
+//! `lxcri::network::host::KernelNetwork` built on it, against the real
+//! kernel (root).
 //!
 //! Each test makes two network namespaces of its own, held only by file
 //! descriptors: "host" (the bridge and the host end of the veth) and
@@ -15,7 +17,9 @@ use std::net::IpAddr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 
+use lxcri::network::host::{HostError, HostNetwork, KernelNetwork, PeerConfig};
 use lxcri::network::netlink::{disable_tx_checksum, in_netns, Netlink, NetlinkError};
+use lxcri::network::ovsdb::OvsdbError;
 use nix::sched::{unshare, CloneFlags};
 
 /// A new, empty network namespace, alive as long as this value.
@@ -229,6 +233,121 @@ fn addresses_and_routes_inside_the_netns() {
         .add_address("nosuch0", ip("10.77.0.3"), 24)
         .expect_err("no such link");
     assert!(matches!(err, NetlinkError::NoSuchLink { .. }), "{err}");
+}
+
+/// A `KernelNetwork` whose netlink socket is in `ns`, and whose OVSDB is a
+/// socket that does not exist.
+fn kernel_network(ns: &Netns, dir: &tempfile::TempDir) -> KernelNetwork {
+    let target = format!("unix:{}", dir.path().join("no-db.sock").display())
+        .parse()
+        .expect("target");
+    in_netns(ns.fd(), || KernelNetwork::open(&target))
+        .expect("join netns")
+        .expect("open")
+}
+
+fn peer(name: &str, addresses: &[(&str, u8)], gateways: &[&str]) -> PeerConfig {
+    PeerConfig {
+        name: name.into(),
+        mac: None,
+        mtu: 1500,
+        addresses: addresses.iter().map(|(a, p)| (ip(a), *p)).collect(),
+        gateways: gateways.iter().map(|g| ip(g)).collect(),
+        tx_checksum_off: false,
+    }
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn a_gateway_outside_every_prefix_is_reached_by_a_link_route() {
+    let (host, ct) = (Netns::new(), Netns::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nl = host.netlink();
+    nl.create_veth(&name("lxtg"), "eth0", ct.fd(), "lxcri-test")
+        .expect("create veth");
+    let mut kn = kernel_network(&host, &dir);
+    let nic = peer(
+        "eth0",
+        &[("203.0.113.5", 32), ("2001:db8:5::5", 128)],
+        &["198.51.100.1", "2001:db8:1::1"],
+    );
+    kn.configure_peer(ct.fd(), &nic).expect("configure eth0");
+
+    // /proc/net/route: iface, destination, gateway, flags, ..., mask.
+    let routes = ct.read("/proc/thread-self/net/route");
+    let has = |dest: &str, gw: &str, mask: &str| {
+        routes.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 7 && f[0] == "eth0" && f[1] == dest && f[2] == gw && f[7] == mask
+        })
+    };
+    assert!(has("016433C6", "00000000", "FFFFFFFF"), "{routes}");
+    assert!(has("00000000", "016433C6", "00000000"), "{routes}");
+    // /proc/net/ipv6_route: dest, its length, source, its length, nexthop,
+    // metric, refcount, use, flags, device.
+    let v6 = ct.read("/proc/thread-self/net/ipv6_route");
+    let gw6 = "20010db8000100000000000000000001";
+    let has6 = |dest: &str, len: &str, nexthop: &str| {
+        v6.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 9 && f[0] == dest && f[1] == len && f[4] == nexthop && f[9] == "eth0"
+        })
+    };
+    assert!(has6(gw6, "80", &"0".repeat(32)), "{v6}");
+    assert!(has6(&"0".repeat(32), "00", gw6), "{v6}");
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn a_second_default_route_of_a_family_names_the_one_there() {
+    let (host, ct) = (Netns::new(), Netns::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nl = host.netlink();
+    nl.create_veth(&name("lxtc"), "eth0", ct.fd(), "lxcri-test")
+        .expect("create veth");
+    nl.create_veth(&name("lxtn"), "net1", ct.fd(), "lxcri-test")
+        .expect("create veth");
+    // As CNI leaves a pod's namespace: its interface and default route.
+    let mut nl_ct = ct.netlink();
+    nl_ct.set_up("eth0").expect("up");
+    nl_ct
+        .add_address("eth0", ip("10.88.0.2"), 16)
+        .expect("address");
+    nl_ct
+        .add_route(None, ip("10.88.0.1"), "eth0")
+        .expect("CNI's default route");
+
+    let mut kn = kernel_network(&host, &dir);
+    let nic = peer("net1", &[("10.30.0.5", 24)], &["10.30.0.1"]);
+    let err = kn
+        .configure_peer(ct.fd(), &nic)
+        .expect_err("a second default");
+    assert!(
+        matches!(err, HostError::DefaultRouteExists { .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "gw=10.30.0.1: the network namespace has a default IPv4 route already (in a pod: CNI's), and it takes one per family: leave gw= off net1"
+    );
+}
+
+#[test]
+#[ignore = "needs root: run by scripts/test"]
+fn remove_deletes_the_veth_even_when_ovs_cannot_be_asked() {
+    let (host, ct) = (Netns::new(), Netns::new());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut nl = host.netlink();
+    let veth = name("lxtr");
+    nl.create_veth(&veth, "eth0", ct.fd(), "lxcri-test")
+        .expect("create veth");
+    let mut kn = kernel_network(&host, &dir);
+    let err = kn.remove(&veth, true).expect_err("no OVSDB there");
+    assert!(
+        matches!(err, HostError::Ovsdb(OvsdbError::Connect { .. })),
+        "{err:?}"
+    );
+    assert!(nl.link(&veth).expect("look up").is_none(), "veth left");
 }
 
 #[test]

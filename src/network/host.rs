@@ -3,7 +3,7 @@
 //! real one ([`KernelNetwork`]) speaks netlink and OVSDB, each with a
 //! deadline.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::BorrowedFd;
 use std::time::Duration;
 
@@ -60,6 +60,69 @@ pub enum HostError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Ovsdb(#[from] OvsdbError),
+    /// The namespace has a default route of the gateway's family already:
+    /// in a pod's, CNI's (lxcri's own plan allows one gateway per family).
+    #[error("{}={gateway}: the network namespace has a default {} route already (in a pod: CNI's), and it takes one per family: leave {}= off {dev}", gateway_key(.gateway), family_name(.gateway), gateway_key(.gateway))]
+    DefaultRouteExists {
+        gateway: IpAddr,
+        dev: String,
+        #[source]
+        source: NetlinkError,
+    },
+}
+
+/// The NIC key a gateway is written under.
+fn gateway_key(gateway: &IpAddr) -> &'static str {
+    if gateway.is_ipv4() {
+        "gw"
+    } else {
+        "gw6"
+    }
+}
+
+fn family_name(gateway: &IpAddr) -> &'static str {
+    if gateway.is_ipv4() {
+        "IPv4"
+    } else {
+        "IPv6"
+    }
+}
+
+/// Whether `gateway` needs a host route on the link before the default
+/// route via it: the kernel takes a gateway only on a route it can reach
+/// ("Nexthop has invalid gateway"), which none of `addresses`' prefix
+/// routes is when no prefix holds it (a /32 address, a provider's gateway
+/// in another subnet). PVE's Debian setup adds `ip route add GW dev IF`
+/// then, and LXC's `lxc_ipv4_gateway_add` the same. An IPv6 link-local
+/// gateway (fe80::/10) is always on the link.
+pub fn gateway_needs_link_route(gateway: IpAddr, addresses: &[(IpAddr, u8)]) -> bool {
+    if let IpAddr::V6(gw) = gateway {
+        if gw.segments()[0] & 0xffc0 == 0xfe80 {
+            return false;
+        }
+    }
+    !addresses
+        .iter()
+        .any(|(addr, prefix)| in_prefix(gateway, *addr, *prefix))
+}
+
+/// Whether `ip` is in `net/prefix` (never across families).
+fn in_prefix(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(ip), IpAddr::V4(net)) => {
+            let mask = u32::MAX
+                .checked_shl(Ipv4Addr::BITS.saturating_sub(prefix.into()))
+                .unwrap_or(0);
+            u32::from(ip) & mask == u32::from(net) & mask
+        }
+        (IpAddr::V6(ip), IpAddr::V6(net)) => {
+            let mask = u128::MAX
+                .checked_shl(Ipv6Addr::BITS.saturating_sub(prefix.into()))
+                .unwrap_or(0);
+            u128::from(ip) & mask == u128::from(net) & mask
+        }
+        _ => false,
+    }
 }
 
 /// The node's links and switches.
@@ -114,8 +177,11 @@ impl KernelNetwork {
         })
     }
 
+    /// The OVSDB connection; a broken one (a request failed mid-way, so a
+    /// late answer could be taken for the next) is replaced by a new one.
     fn ovsdb(&mut self) -> Result<&mut Ovsdb, HostError> {
-        if self.ovsdb.is_none() {
+        let usable = self.ovsdb.as_ref().is_some_and(|db| !db.is_broken());
+        if !usable {
             self.ovsdb = Some(Ovsdb::connect_with_deadline(&self.target, DEADLINE)?);
         }
         Ok(self.ovsdb.as_mut().expect("connected above"))
@@ -208,7 +274,7 @@ impl HostNetwork for KernelNetwork {
         netns: BorrowedFd<'_>,
         peer: &PeerConfig,
     ) -> Result<(), HostError> {
-        in_netns(netns, || -> Result<(), NetlinkError> {
+        in_netns(netns, || -> Result<(), HostError> {
             let mut nl = Netlink::with_deadline(DEADLINE)?;
             if let Some(mac) = peer.mac {
                 nl.set_mac(&peer.name, mac)?;
@@ -222,7 +288,20 @@ impl HostNetwork for KernelNetwork {
             }
             nl.set_up(&peer.name)?;
             for gw in &peer.gateways {
-                nl.add_route(None, *gw, &peer.name)?;
+                if gateway_needs_link_route(*gw, &peer.addresses) {
+                    nl.add_link_route(*gw, &peer.name)?;
+                }
+                nl.add_route(None, *gw, &peer.name).map_err(|source| {
+                    if source.raw_os_error() == Some(libc::EEXIST) {
+                        HostError::DefaultRouteExists {
+                            gateway: *gw,
+                            dev: peer.name.clone(),
+                            source,
+                        }
+                    } else {
+                        source.into()
+                    }
+                })?;
             }
             Ok(())
         })??;
@@ -230,11 +309,19 @@ impl HostNetwork for KernelNetwork {
     }
 
     fn remove(&mut self, host: &str, ovs: bool) -> Result<(), HostError> {
+        // The veth goes even when its port row cannot (OVS down): gc finds
+        // a leftover row by its mark, while a leftover veth keeps the NIC's
+        // name taken for the next create.
+        let mut first = None;
         if ovs {
-            self.ovsdb()?.del_port(host)?;
+            if let Err(e) = self.ovsdb().and_then(|db| Ok(db.del_port(host)?)) {
+                first = Some(e);
+            }
         }
-        self.netlink.delete_link(host)?;
-        Ok(())
+        if let Err(e) = self.netlink.delete_link(host) {
+            first.get_or_insert(e.into());
+        }
+        first.map_or(Ok(()), Err)
     }
 
     fn links_with_alias_prefix(

@@ -178,6 +178,14 @@ impl NicSpec {
         if self.gw6.is_some() && !matches!(self.ip6, Some(Ipv6Config::Static(_))) {
             return Err(invalid("gw6= needs a static ip6=ADDR/LEN on the NIC"));
         }
+        if let Some(mtu) = self.mtu.filter(|m| m.get() < Mtu::IPV6_MIN) {
+            if let Some(ip6) = &self.ip6 {
+                return Err(invalid(&format!(
+                    "mtu={mtu} with ip6={ip6}: IPv6 needs an MTU of at least {} (RFC 8200), and the kernel turns IPv6 off on a link with less",
+                    Mtu::IPV6_MIN
+                )));
+            }
+        }
         Ok(())
     }
 }

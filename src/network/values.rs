@@ -135,7 +135,9 @@ impl fmt::Display for Trunks {
 }
 
 /// A unicast MAC address: pve-common src/PVE/JSONSchema.pm,
-/// `pve_verify_mac_addr` refuses the I/G (multicast) bit.
+/// `pve_verify_mac_addr` refuses the I/G (multicast) bit, and the kernel
+/// refuses it and all zeros on a link (`is_valid_ether_addr`: "Cannot
+/// assign requested address" only when the NIC is plugged).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MacAddr([u8; 6]);
 
@@ -161,6 +163,11 @@ impl FromStr for MacAddr {
             }
             *o = u8::from_str_radix(p, 16).map_err(|_| not_mac())?;
         }
+        if octets == [0; 6] {
+            return Err(bad(format!(
+                "{s:?} is all zeros, which no link may have; a NIC needs a unicast address"
+            )));
+        }
         if octets[0] & 1 == 1 {
             return Err(bad(format!(
                 "{s:?} is a multicast address; a NIC needs a unicast one"
@@ -181,11 +188,18 @@ impl fmt::Display for MacAddr {
     }
 }
 
-/// An MTU, 64-65535 as PVE allows (pve-container src/PVE/LXC/Config.pm).
+/// An MTU, 68-65535: PVE allows 64 (pve-container src/PVE/LXC/Config.pm),
+/// but a veth takes nothing below ETH_MIN_MTU, 68, and would fail only
+/// when the NIC is plugged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Mtu(u32);
 
 impl Mtu {
+    pub const MIN: u32 = 68;
+    /// What a link needs for IPv6 (RFC 8200); the kernel turns IPv6 off on
+    /// a link with less.
+    pub const IPV6_MIN: u32 = 1280;
+
     pub fn get(self) -> u32 {
         self.0
     }
@@ -196,8 +210,11 @@ impl FromStr for Mtu {
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
         match s.parse::<u32>() {
-            Ok(v) if (64..=65535).contains(&v) && !s.starts_with('+') => Ok(Self(v)),
-            _ => Err(bad(format!("{s:?} is not an MTU (64-65535)"))),
+            Ok(v) if (Self::MIN..=65535).contains(&v) && !s.starts_with('+') => Ok(Self(v)),
+            _ => Err(bad(format!(
+                "{s:?} is not an MTU ({min}-65535; a veth takes nothing below {min})",
+                min = Self::MIN
+            ))),
         }
     }
 }

@@ -101,6 +101,29 @@ pub(super) fn plan_network(i: &NetworkInputs<'_>) -> Result<Option<NetworkPlan>>
                 &format!("name={} is also {}'s", nic.name, other.source),
             ));
         }
+        one_gateway_per_family(nic, &nics[..k])?;
     }
     Ok(Some(NetworkPlan { nics, netns }))
+}
+
+/// A namespace has one default route per family: a second NIC's gateway
+/// would fail (EEXIST) only after the container started.
+fn one_gateway_per_family(nic: &NicSpec, earlier: &[NicSpec]) -> Result<()> {
+    for (key, v6) in [("gw", false), ("gw6", true)] {
+        let gateway_of = |n: &NicSpec| if v6 { n.gw6 } else { n.gw };
+        let Some(gateway) = gateway_of(nic) else {
+            continue;
+        };
+        let taken = earlier.iter().find_map(|o| gateway_of(o).map(|g| (o, g)));
+        if let Some((other, theirs)) = taken {
+            return Err(invalid(
+                &nic.source,
+                &format!(
+                    "{key}={gateway}: {} has {key}={theirs} already; a network namespace has one default route per family, so give the gateway to one NIC only",
+                    other.source
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

@@ -1,4 +1,5 @@
-//! IP addresses on links and routes via a gateway.
+//! IP addresses on links, routes via a gateway, and host routes on a link
+//! (to reach a gateway outside the link's prefixes).
 
 use std::net::IpAddr;
 
@@ -69,6 +70,23 @@ pub(super) fn route_message(
     Ok(msg)
 }
 
+/// `RTM_NEWROUTE` in the main table to the single host `dest` (/32 or
+/// /128) directly on the link, as `ip route add DEST dev IF` sends it
+/// (scope link): the route that makes a gateway outside every prefix of
+/// the link a valid nexthop. The caller adds the link (`RTA_OIF`).
+pub(super) fn link_route_message(dest: IpAddr) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(&dest);
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.scope = RouteScope::Link;
+    msg.header.kind = RouteType::Unicast;
+    msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
+    msg.attributes
+        .push(RouteAttribute::Destination(dest.into()));
+    msg
+}
+
 impl Netlink {
     pub fn add_address(&mut self, name: &str, addr: IpAddr, prefix_len: u8) -> Result<()> {
         let op = format!("adding address {addr}/{prefix_len} to {name}");
@@ -102,6 +120,20 @@ impl Netlink {
             op: op.clone(),
             reason,
         })?;
+        let index = self.index_of(&op, dev)?;
+        msg.attributes.push(RouteAttribute::Oif(index));
+        self.request(
+            &op,
+            RouteNetlinkMessage::NewRoute(msg),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )?;
+        Ok(())
+    }
+
+    /// A host route to `dest` on `dev` with no gateway (scope link).
+    pub fn add_link_route(&mut self, dest: IpAddr, dev: &str) -> Result<()> {
+        let op = format!("adding route {dest} dev {dev} scope link");
+        let mut msg = link_route_message(dest);
         let index = self.index_of(&op, dev)?;
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(

@@ -11,10 +11,12 @@ use netlink_packet_route::link::{
     AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags as F, InfoBridge, InfoData, InfoKind,
     InfoVeth, LinkAttribute, LinkInfo as InfoAttr, LinkMessage,
 };
-use netlink_packet_route::route::{RouteAttribute, RouteHeader, RouteProtocol, RouteType};
+use netlink_packet_route::route::{
+    RouteAttribute, RouteHeader, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-use super::addr::{address_message, route_message};
+use super::addr::{address_message, link_route_message, route_message};
 use super::bridge_vlan::{vlan_message, vlan_steps, VlanStep};
 use super::link::{check_name, veth_message};
 use super::{extack_message, LinkInfo, Netlink, NetlinkError};
@@ -200,6 +202,24 @@ fn default_route_has_no_destination() {
 
     assert!(route_message(Some((ip("10.1.0.0"), 16)), ip("fd00::1")).is_err());
     assert!(route_message(Some((ip("10.1.0.0"), 33)), ip("10.0.0.1")).is_err());
+}
+
+#[test]
+fn a_link_route_is_to_one_host_with_no_gateway() {
+    let r = link_route_message(ip("198.51.100.1"));
+    assert_eq!(r.header.address_family, AddressFamily::Inet);
+    assert_eq!(r.header.destination_prefix_length, 32);
+    assert_eq!(r.header.scope, RouteScope::Link);
+    assert_eq!(r.header.table, RouteHeader::RT_TABLE_MAIN);
+    assert_eq!(r.header.protocol, RouteProtocol::Boot);
+    assert_eq!(r.header.kind, RouteType::Unicast);
+    assert_eq!(
+        r.attributes,
+        [RouteAttribute::Destination(ip("198.51.100.1").into())]
+    );
+    let r = link_route_message(ip("2001:db8:1::1"));
+    assert_eq!(r.header.address_family, AddressFamily::Inet6);
+    assert_eq!(r.header.destination_prefix_length, 128);
 }
 
 fn link_message(kind: Option<InfoKind>, data: Option<InfoData>) -> LinkMessage {

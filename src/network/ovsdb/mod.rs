@@ -91,6 +91,12 @@ impl Ovsdb {
         })
     }
 
+    /// Whether a request timed out or the stream broke: every later one
+    /// fails with [`OvsdbError::Broken`], so connect again.
+    pub fn is_broken(&self) -> bool {
+        self.rpc.is_broken()
+    }
+
     /// The bridge's row if it exists: name and datapath_type.
     pub fn bridge(&mut self, name: &str) -> Result<Option<OvsBridge>> {
         let operation = format!("find bridge {name}");

@@ -99,6 +99,12 @@ impl Rpc {
         })
     }
 
+    /// Whether a request failed mid-way, so this connection is not used
+    /// again.
+    pub(super) fn is_broken(&self) -> bool {
+        self.broken
+    }
+
     /// The target as written.
     pub(super) fn target(&self) -> &str {
         &self.target

@@ -59,12 +59,17 @@ fn each_bad_value_names_the_source_and_field() {
             "not a VLAN id",
         ),
         ("name=eth0,hwaddr=01:00:5e:00:00:01", "hwaddr", "multicast"),
+        // The I/G bit alone makes it multicast, whatever else is set.
+        ("name=eth0,hwaddr=03:00:00:00:00:00", "hwaddr", "multicast"),
+        ("name=eth0,hwaddr=00:00:00:00:00:00", "hwaddr", "all zeros"),
         (
             "name=eth0,hwaddr=zz:00:5e:00:00:01",
             "hwaddr",
             "not a MAC address",
         ),
         ("name=eth0,mtu=63", "mtu", "not an MTU"),
+        // veth's minimum, though PVE allows 64.
+        ("name=eth0,mtu=67", "mtu", "a veth takes nothing below 68"),
         ("name=eth0,mtu=65536", "mtu", "not an MTU"),
         ("name=eth0,ip=10.0.0.1", "ip", "CIDR"),
         ("name=eth0,ip=10.0.0.1/33", "ip", "CIDR"),
@@ -113,10 +118,28 @@ fn malformed_strings_are_refused_whole() {
         ("name=eth0,gw=10.0.0.1", "gw= needs a static ip="),
         ("name=eth0,ip=dhcp,gw=10.0.0.1", "gw= needs a static ip="),
         ("name=eth0,gw6=fd00::1,ip6=auto", "gw6= needs a static ip6="),
+        (
+            "name=eth0,mtu=1279,ip6=fd00::2/64",
+            "mtu=1279 with ip6=fd00::2/64: IPv6 needs an MTU of at least 1280",
+        ),
+        ("name=eth0,ip6=auto,mtu=576", "mtu=576 with ip6=auto"),
     ];
     for (text, says) in cases {
         let e = err(text);
         assert!(e.starts_with(SRC) && e.contains(says), "{text:?}: {e}");
+    }
+}
+
+#[test]
+fn the_smallest_mtus_and_macs_the_kernel_takes_are_accepted() {
+    for text in [
+        "name=eth0,mtu=68",
+        "name=eth0,mtu=1279,ip=10.0.0.2/24",
+        "name=eth0,mtu=1280,ip6=fd00::2/64",
+        "name=eth0,hwaddr=02:00:00:00:00:00",
+        "name=eth0,hwaddr=fe:ff:ff:ff:ff:ff",
+    ] {
+        assert!(parse(text).is_ok(), "{text}: {:?}", parse(text));
     }
 }
 

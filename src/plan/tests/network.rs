@@ -144,6 +144,36 @@ fn annotations_on_a_namespace_that_is_not_the_containers_are_refused() {
 }
 
 #[test]
+fn one_gateway_of_each_family_may_go_on_different_nics() {
+    let env = env();
+    let spec = annotated(&[
+        ("io.lxcri.net0", "name=eth0,ip=10.0.0.2/24,gw=10.0.0.1"),
+        (
+            "io.lxcri.net1",
+            "name=eth1,ip=10.1.0.2/24,ip6=fd01::2/64,gw6=fd01::1",
+        ),
+    ]);
+    let p = plan(&env, &spec, None, &[]).unwrap().unwrap();
+    assert_eq!(names(&p), ["eth0", "eth1"]);
+    // Defaults are checked alike.
+    let e = plan(
+        &env,
+        &with(|_| {}),
+        None,
+        &[
+            "name=d0,ip=10.0.0.2/24,gw=10.0.0.1",
+            "name=d1,ip=10.0.0.3/24,gw=10.0.0.1",
+        ],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("gw=10.0.0.1: network.net0 has gw=10.0.0.1 already"),
+        "{e}"
+    );
+}
+
+#[test]
 fn bad_annotations_name_themselves() {
     let env = env();
     let cases = [
@@ -165,6 +195,21 @@ fn bad_annotations_name_themselves() {
                 ("io.lxcri.net3", "name=eth1,bridge=br0"),
             ],
             "io.lxcri.net3: name=eth1 is also io.lxcri.net0's",
+        ),
+        (
+            vec![
+                ("io.lxcri.net0", "name=eth0,ip=10.0.0.2/24,gw=10.0.0.1"),
+                ("io.lxcri.net2", "name=eth2,ip=10.2.0.2/24,gw=10.2.0.1"),
+            ],
+            "io.lxcri.net2: gw=10.2.0.1: io.lxcri.net0 has gw=10.0.0.1 already; a network namespace has one default route per family",
+        ),
+        (
+            vec![
+                ("io.lxcri.net0", "name=eth0,ip6=fd00::2/64,gw6=fd00::1"),
+                ("io.lxcri.net1", "name=eth1,ip=10.1.0.2/24"),
+                ("io.lxcri.net2", "name=eth2,ip6=fd02::2/64,gw6=fd02::1"),
+            ],
+            "io.lxcri.net2: gw6=fd02::1: io.lxcri.net0 has gw6=fd00::1 already",
         ),
         (
             vec![("io.lxcri.net0", "name=eth0,bridge=br0\nlxc.net.0.type=phys")],

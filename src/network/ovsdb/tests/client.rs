@@ -99,6 +99,7 @@ fn an_error_answer_names_method_and_servers_error_and_keeps_the_connection() {
         e.to_string().contains("transact failed: unknown database"),
         "{e}"
     );
+    assert!(!db.is_broken(), "the server answered");
     assert_eq!(db.bridge("br0").unwrap(), None);
     drop(db);
     server.join();
@@ -138,6 +139,7 @@ fn a_server_that_never_answers_times_out_and_the_connection_is_dropped() {
         peer.expect_closed();
     });
     let mut db = Ovsdb::connect_with_deadline(&server.target, Duration::from_millis(200)).unwrap();
+    assert!(!db.is_broken());
     let start = Instant::now();
     let e = db.bridge("br0").unwrap_err();
     let took = start.elapsed();
@@ -152,6 +154,7 @@ fn a_server_that_never_answers_times_out_and_the_connection_is_dropped() {
     );
     assert!(e.to_string().contains(&server.target.to_string()), "{e}");
     // A late answer must not be taken for the next request's.
+    assert!(db.is_broken());
     let e = db.bridge("br0").unwrap_err();
     assert!(matches!(e, OvsdbError::Broken { .. }), "{e:?}");
     drop(db);
