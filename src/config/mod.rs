@@ -276,7 +276,7 @@ impl Config {
                 config.apply(s, &value, Origin::Env(s.env))?;
             }
         }
-        config.validate()?;
+        config.validate_new()?;
         Ok(config)
     }
 
@@ -291,7 +291,7 @@ impl Config {
             })?;
         self.apply(s, value, Origin::Flag)?;
         // A flag can complete or contradict the [pve] section.
-        self.validate()
+        self.validate_new()
     }
 
     /// Rules between keys, once every source was applied.
@@ -307,6 +307,14 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// [`Self::validate`], and the rules for configs lxcri takes from now on
+    /// (a snapshot keeps working with the rules it was made under, so the
+    /// containers it made can still be cleaned up).
+    fn validate_new(&self) -> Result<()> {
+        self.validate()?;
+        self.userns.validate(self.backend)
     }
 
     fn apply(&mut self, s: &'static Setting, value: &str, origin: Origin) -> Result<()> {
@@ -339,7 +347,10 @@ impl Config {
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
             Field::Network(field) => self.network.apply(field, s.key, value).map_err(invalid)?,
-            Field::Userns(field) => self.userns.apply(field, value).map_err(invalid)?,
+            Field::Userns(field) => self
+                .userns
+                .apply(field, value, origin.clone())
+                .map_err(invalid)?,
         }
         self.applied.insert(s.key, value.to_string());
         Ok(())

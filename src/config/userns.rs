@@ -4,7 +4,9 @@
 
 use serde::Deserialize;
 
-use crate::userns::IdPool;
+use super::error::{ConfigError, Origin};
+use super::{setting, BackendKind, Field};
+use crate::userns::{IdPool, PVE_CT_IDS};
 
 /// Default `userns.pool`: 1024 ranges of 65536 from 1000000, clear of the
 /// host's ids and of PVE's own unprivileged range (100000-165535).
@@ -26,6 +28,8 @@ pub struct UsernsSettings {
     /// As written; checked with `size` by [`UsernsSettings::pool`].
     pool: String,
     size: u32,
+    /// Where `pool` came from, for the error of a rule between keys.
+    pool_origin: Origin,
 }
 
 impl Default for UsernsSettings {
@@ -34,6 +38,7 @@ impl Default for UsernsSettings {
             unprivileged: false,
             pool: DEFAULT_POOL.into(),
             size: DEFAULT_SIZE,
+            pool_origin: Origin::Default,
         }
     }
 }
@@ -44,7 +49,12 @@ impl UsernsSettings {
         IdPool::parse(&self.pool, self.size).expect("validated when loaded")
     }
 
-    pub(super) fn apply(&mut self, field: UsernsField, value: &str) -> Result<(), String> {
+    pub(super) fn apply(
+        &mut self,
+        field: UsernsField,
+        value: &str,
+        origin: Origin,
+    ) -> Result<(), String> {
         match field {
             UsernsField::Unprivileged => {
                 self.unprivileged = match value {
@@ -56,6 +66,7 @@ impl UsernsSettings {
             UsernsField::Pool => {
                 IdPool::parse(value, self.size).map_err(|e| e.to_string())?;
                 self.pool = value.into();
+                self.pool_origin = origin;
             }
             UsernsField::Size => {
                 let size = value
@@ -64,6 +75,29 @@ impl UsernsSettings {
                 IdPool::parse(&self.pool, size).map_err(|e| e.to_string())?;
                 self.size = size;
             }
+        }
+        Ok(())
+    }
+
+    /// Rules with the backend: on pve the pool must leave PVE's own CT ids
+    /// alone, or a container of lxcri's and a CT PVE made would be the same
+    /// host users, each able to reach the other's files.
+    pub(super) fn validate(&self, backend: BackendKind) -> Result<(), ConfigError> {
+        if backend == BackendKind::Pve
+            && self.pool().overlaps(PVE_CT_IDS.host_start, PVE_CT_IDS.len)
+        {
+            let s = setting(Field::Userns(UsernsField::Pool));
+            let last = PVE_CT_IDS.host_start + (PVE_CT_IDS.len - 1);
+            return Err(ConfigError::Invalid {
+                key: s.key,
+                env: s.env,
+                value: self.pool.clone(),
+                origin: self.pool_origin.clone(),
+                reason: format!(
+                    "overlaps {}-{last}, the host ids PVE maps its unprivileged CTs to (backend = \"pve\")",
+                    PVE_CT_IDS.host_start
+                ),
+            });
         }
         Ok(())
     }
@@ -92,5 +126,69 @@ impl RawUserns {
         .into_iter()
         .map(|(f, v)| (super::Field::Userns(f), v))
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::Config;
+
+    const PVE: &str = "backend = \"pve\"\n[pve]\nurl = \"https://pve1:8006\"\nnode = \"pve1\"\n\
+        token_id = \"lxcri@pve!shim\"\ntoken_secret_file = \"/etc/lxcri/pve-token\"\n";
+
+    fn load(dir: &Path, file: &str, env: &[(&str, &str)]) -> super::super::Result<Config> {
+        let path = dir.join("config.toml");
+        std::fs::write(&path, file).unwrap();
+        Config::load_with(Some(&path), &|name| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn on_pve_the_pool_leaves_pves_own_ct_ids_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        for pool in ["65536-131071", "165535-231070"] {
+            let file = format!("{PVE}[userns]\npool = \"{pool}\"\n");
+            let err = load(tmp.path(), &file, &[]).unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("invalid userns.pool = \"{pool}\"")),
+                "{err}"
+            );
+            assert!(err.contains("config file") && err.contains("PVE"), "{err}");
+        }
+        let err = load(tmp.path(), PVE, &[("LXCRI_USERNS_POOL", "65536-2000000")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("from environment variable LXCRI_USERNS_POOL")
+                && err.contains("overlaps 100000-165535")
+                && err.contains("PVE maps its unprivileged CTs to"),
+            "{err}"
+        );
+        // Just above it: fine; and on the lxc backend there are no PVE CTs.
+        let c = load(
+            tmp.path(),
+            &format!("{PVE}[userns]\npool = \"165536-231071\"\n"),
+            &[],
+        );
+        assert_eq!(c.unwrap().userns.pool().slots(), 1);
+        let c = load(tmp.path(), "[userns]\npool = \"65536-131071\"\n", &[]).unwrap();
+        assert_eq!(c.userns.pool().slots(), 1);
+    }
+
+    /// A container made under an earlier lxcri that took such a pool can
+    /// still be cleaned up from its snapshot.
+    #[test]
+    fn a_snapshot_keeps_the_pool_it_was_made_with() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut c = load(tmp.path(), PVE, &[]).unwrap();
+        c.set("userns.pool", "165536-231071").unwrap();
+        let text = c.snapshot().replace("165536-231071", "65536-131071");
+        let again = Config::from_snapshot(&tmp.path().join("snap.json"), &text).unwrap();
+        assert_eq!(again.userns.pool().range(0).host_start, 65536);
     }
 }

@@ -188,9 +188,56 @@ fn idmaps(linux: &Linux, user: Mode) -> Result<Vec<IdMap>> {
         ("linux.uidMappings", IdKind::User, uids),
         ("linux.gidMappings", IdKind::Group, gids),
     ] {
-        for (i, m) in list.iter().enumerate() {
-            out.push(idmap(&format!("{field}[{i}]"), kind, m)?);
+        out.extend(idmap_list(field, kind, list)?);
+    }
+    Ok(out)
+}
+
+/// The kernel's limit on the lines of one `uid_map`/`gid_map`
+/// (`UID_GID_MAP_MAX_EXTENTS`, include/linux/user_namespace.h).
+const MAX_EXTENTS: usize = 340;
+
+/// One of `uid_map`/`gid_map`, checked as the kernel's `map_write`
+/// (kernel/user_namespace.c) checks it, so a spec it would refuse fails
+/// here naming the field instead of as `EINVAL` from inside `lxc-start`.
+fn idmap_list(field: &str, kind: IdKind, list: &[LinuxIdMapping]) -> Result<Vec<IdMap>> {
+    if list.len() > MAX_EXTENTS {
+        return Err(invalid(
+            &format!("{field}[{MAX_EXTENTS}]"),
+            &format!(
+                "{} mappings, the kernel takes at most {MAX_EXTENTS}",
+                list.len()
+            ),
+        ));
+    }
+    // Each side's ids, end exclusive (no overflow: `idmap` checked it).
+    let sides = |m: &IdMap| {
+        [("containerID", m.container_id), ("hostID", m.host_id)]
+            .map(|(name, start)| (name, start, start + m.size))
+    };
+    let mut out: Vec<IdMap> = Vec::with_capacity(list.len());
+    for (i, m) in list.iter().enumerate() {
+        let this = format!("{field}[{i}]");
+        let map = idmap(&this, kind, m)?;
+        // Each side must be one-to-one: an id with two meanings, inside or
+        // on the host, is refused.
+        for (j, prev) in out.iter().enumerate() {
+            for ((name, start, end), (_, p_start, p_end)) in
+                sides(&map).into_iter().zip(sides(prev))
+            {
+                if start < p_end && p_start < end {
+                    return Err(invalid(
+                        &format!("{this}.{name}"),
+                        &format!(
+                            "ids {start}-{} overlap {p_start}-{} of {field}[{j}]",
+                            end - 1,
+                            p_end - 1
+                        ),
+                    ));
+                }
+            }
         }
+        out.push(map);
     }
     Ok(out)
 }
@@ -200,10 +247,15 @@ fn idmap(field: &str, kind: IdKind, m: &LinuxIdMapping) -> Result<IdMap> {
         return Err(invalid(&format!("{field}.size"), "must not be 0"));
     }
     for (name, start) in [("containerID", m.container_id()), ("hostID", m.host_id())] {
-        if u64::from(start) + u64::from(m.size()) > 1 << 32 {
+        // The last id, 4294967295, is (uid_t)-1, "no id": the kernel maps
+        // no range that reaches it.
+        if u64::from(start) + u64::from(m.size()) > u64::from(u32::MAX) {
             return Err(invalid(
                 &format!("{field}.{name}"),
-                "range goes beyond the 32-bit id space",
+                &format!(
+                    "{} ids from {start} reach 4294967295, (uid_t)-1, which the kernel never maps",
+                    m.size()
+                ),
             ));
         }
     }
@@ -250,4 +302,81 @@ pub(super) fn validate_hostname(h: &str) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    use super::*;
+
+    fn map(container: u32, host: u32, size: u32) -> Value {
+        json!({"containerID": container, "hostID": host, "size": size})
+    }
+
+    /// `uids` as `linux.uidMappings`, PVE's range as `gidMappings`.
+    fn plan(uids: Vec<Value>) -> Result<Vec<IdMap>> {
+        let linux: Linux = serde_json::from_value(json!({
+            "uidMappings": uids,
+            "gidMappings": [map(0, 100_000, 65536)],
+        }))
+        .unwrap();
+        idmaps(&linux, Mode::New)
+    }
+
+    fn refused(uids: Vec<Value>) -> String {
+        plan(uids).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_last_id_is_never_mapped() {
+        // The kernel's edge: start + size up to 4294967295, on either side.
+        let top = u32::MAX - 65536;
+        let maps = plan(vec![map(0, top, 65536), map(top, 65536, 65536)]).unwrap();
+        assert_eq!((maps[0].host_id, maps[0].size), (top, 65536));
+        for (uids, field) in [
+            (map(0, top + 1, 65536), "linux.uidMappings[0].hostID: "),
+            (map(top + 1, 0, 65536), "linux.uidMappings[0].containerID: "),
+            (map(0, u32::MAX, 1), "linux.uidMappings[0].hostID: "),
+        ] {
+            let err = refused(vec![uids]);
+            assert!(err.starts_with(field), "{err}");
+            assert!(err.contains("(uid_t)-1"), "{err}");
+        }
+    }
+
+    #[test]
+    fn overlapping_extents_are_refused_on_either_side() {
+        // Adjacent on both sides: fine.
+        plan(vec![map(0, 100_000, 1000), map(1000, 101_000, 1000)]).unwrap();
+        for (uids, want) in [
+            (
+                vec![map(0, 100_000, 1000), map(999, 200_000, 10)],
+                "linux.uidMappings[1].containerID: ids 999-1008 overlap 0-999 of linux.uidMappings[0]",
+            ),
+            (
+                vec![map(0, 100_000, 1000), map(5000, 0, 10), map(2000, 100_500, 1)],
+                "linux.uidMappings[2].hostID: ids 100500-100500 overlap 100000-100999 of linux.uidMappings[0]",
+            ),
+        ] {
+            assert_eq!(refused(uids), want);
+        }
+        // The uid and gid maps are separate: the same host ids in both are fine.
+        let linux: Linux = serde_json::from_value(json!({
+            "uidMappings": [map(0, 100_000, 65536)],
+            "gidMappings": [map(0, 100_000, 65536)],
+        }))
+        .unwrap();
+        assert_eq!(idmaps(&linux, Mode::New).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn at_most_340_extents() {
+        let many = |n: u32| (0..n).map(|i| map(i, 100_000 + i, 1)).collect::<Vec<_>>();
+        assert_eq!(plan(many(340)).unwrap().len(), 341);
+        assert_eq!(
+            refused(many(341)),
+            "linux.uidMappings[340]: 341 mappings, the kernel takes at most 340"
+        );
+    }
 }

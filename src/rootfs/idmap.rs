@@ -216,8 +216,9 @@ pub fn mount_shifted(
         for (i, layer) in parts.lower.iter().enumerate() {
             let at = staging.join(i.to_string());
             std::fs::create_dir(&at).map_err(io(format!("mkdir {}", at.display())))?;
+            // Before the mount: the cleanup below removes it even if that fails.
+            staged.push(at.clone());
             idmapped_bind(layer, &at, &ns)?;
-            staged.push(at);
         }
         let root = Some(nix::unistd::Uid::from_raw(range.host_start));
         let group = Some(nix::unistd::Gid::from_raw(range.host_start));
@@ -242,7 +243,8 @@ pub fn mount_shifted(
             target.display()
         )))
     })();
-    // The overlay holds its layers; the staging mounts can go either way.
+    // The overlay holds its layers; the staging mounts can go either way
+    // (one whose mount failed is only a directory: its umount fails).
     for at in staged.iter().rev() {
         let _ = umount2(at, MntFlags::MNT_DETACH);
         let _ = std::fs::remove_dir(at);
@@ -281,6 +283,40 @@ mod tests {
             (PathBuf::from("/s/4/fs"), PathBuf::from("/s/4/work"))
         );
         assert_eq!(p.rest, ["index=off"]);
+    }
+
+    /// Needs root (a mapping of other ids); as another user the mapping
+    /// fails before anything is made, which it checks as well.
+    #[test]
+    fn a_layer_that_cannot_be_mounted_leaves_no_staging_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let (upper, work) = (dir.path().join("upper"), dir.path().join("work"));
+        for d in [&upper, &work] {
+            std::fs::create_dir(d).unwrap();
+        }
+        let mounts = [overlay(&[
+            &format!("lowerdir={}", dir.path().join("no-such-layer").display()),
+            &format!("upperdir={}", upper.display()),
+            &format!("workdir={}", work.display()),
+        ])];
+        let staging = dir.path().join("bundle/.lxcri-layers");
+        let range = IdRange {
+            host_start: 1_000_000,
+            len: 65536,
+        };
+        let target = dir.path().join("rootfs");
+        let e = mount_shifted(&mounts, &target, range, &staging).unwrap_err();
+        if nix::unistd::geteuid().is_root() {
+            assert!(e.to_string().contains("open_tree"), "{e}");
+        }
+        assert!(!staging.exists(), "{e}");
+        assert!(dir
+            .path()
+            .join("bundle")
+            .read_dir()
+            .unwrap()
+            .next()
+            .is_none());
     }
 
     #[test]

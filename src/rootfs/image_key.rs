@@ -76,7 +76,10 @@ impl ImageKey {
     pub fn shifted(&self, range: crate::userns::IdRange) -> Self {
         let mut h = Sha256::new();
         h.update(self.0.as_bytes());
-        h.update(format!("/shifted/{}/{}", range.host_start, range.len).as_bytes());
+        // `overflow`: ids past the range go to the host's overflow id since
+        // (before, to the range's own 65534); images shifted the old way
+        // are not reused, and `lxcri gc` removes them once unused.
+        h.update(format!("/shifted/{}/{}/overflow", range.host_start, range.len).as_bytes());
         Self(hex::encode(&h.finalize()[..16]))
     }
 

@@ -6,8 +6,9 @@
 //! are not followed, and what `chown` clears is put back: the set-id mode
 //! bits and file capabilities (`security.capability`), as a copy with
 //! `cp -a` into the range would keep them. Ids at or above the range's
-//! length have no place in it and become the range's overflow id
-//! (65534 inside), as the kernel shows unmapped ids.
+//! length have no place in it and become the host's overflow ids, which
+//! no container's range holds: inside they show as `nobody` but belong to
+//! no one there, as on the idmapped overlay, where such ids are unmapped.
 
 use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -15,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use crate::userns::IdRange;
 
-/// What nobody maps to inside a user namespace (`/proc/sys/kernel/overflowuid`).
-const OVERFLOW_ID: u32 = 65534;
+/// The kernel's default overflow uid and gid (`DEFAULT_OVERFLOWUID`).
+const DEFAULT_OVERFLOW_ID: u32 = 65534;
 const CAPABILITY_XATTR: &std::ffi::CStr = c"security.capability";
 
 #[derive(Debug, thiserror::Error)]
@@ -28,15 +29,46 @@ pub struct ShiftError {
     pub source: std::io::Error,
 }
 
-/// The host id a container id becomes under `range`.
-pub fn shifted(id: u32, range: IdRange) -> u32 {
-    let inside = if id < range.len { id } else { OVERFLOW_ID };
-    range.host_start + inside
+/// The host ids an id with no place in a range becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Overflow {
+    uid: u32,
+    gid: u32,
+}
+
+impl Overflow {
+    /// The host's (`overflowuid`, `overflowgid` under `kernel_sysctls`).
+    /// The sysctls only take 0..=65535, below every pool
+    /// ([`crate::userns::MIN_POOL_START`]), so no container owns them; an
+    /// unreadable one is taken at the kernel's default, as safe a choice.
+    fn of_host(kernel_sysctls: &Path) -> Self {
+        let read = |name: &str| {
+            std::fs::read_to_string(kernel_sysctls.join(name))
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(DEFAULT_OVERFLOW_ID)
+        };
+        Self {
+            uid: read("overflowuid"),
+            gid: read("overflowgid"),
+        }
+    }
+}
+
+/// The host id a container id becomes under `range`; `overflow` for an
+/// id the range has no place for.
+pub fn shifted(id: u32, range: IdRange, overflow: u32) -> u32 {
+    if id < range.len {
+        range.host_start + id
+    } else {
+        overflow
+    }
 }
 
 /// Shifts every owner under `root` (itself included); returns how many
 /// inodes changed.
 pub fn shift_tree(root: &Path, range: IdRange) -> Result<u64, ShiftError> {
+    let overflow = Overflow::of_host(Path::new("/proc/sys/kernel"));
     let mut seen = HashSet::new();
     let mut stack = vec![root.to_path_buf()];
     let mut count = 0;
@@ -55,19 +87,24 @@ pub fn shift_tree(root: &Path, range: IdRange) -> Result<u64, ShiftError> {
         if meta.nlink() > 1 && !meta.is_dir() && !seen.insert((meta.dev(), meta.ino())) {
             continue;
         }
-        shift_one(&path, &meta, range).map_err(err)?;
+        shift_one(&path, &meta, range, overflow).map_err(err)?;
         count += 1;
     }
     Ok(count)
 }
 
-fn shift_one(path: &Path, meta: &std::fs::Metadata, range: IdRange) -> std::io::Result<()> {
+fn shift_one(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    range: IdRange,
+    overflow: Overflow,
+) -> std::io::Result<()> {
     let symlink = meta.file_type().is_symlink();
     let caps = if symlink { None } else { capability(path)? };
     std::os::unix::fs::lchown(
         path,
-        Some(shifted(meta.uid(), range)),
-        Some(shifted(meta.gid(), range)),
+        Some(shifted(meta.uid(), range, overflow.uid)),
+        Some(shifted(meta.gid(), range, overflow.gid)),
     )?;
     if symlink {
         return Ok(());
@@ -134,12 +171,38 @@ mod tests {
     };
 
     #[test]
-    fn ids_move_into_the_range_and_strangers_become_nobody() {
-        assert_eq!(shifted(0, RANGE), 1_000_000);
-        assert_eq!(shifted(1000, RANGE), 1_001_000);
-        assert_eq!(shifted(65535, RANGE), 1_065_535);
-        assert_eq!(shifted(65536, RANGE), 1_065_534);
-        assert_eq!(shifted(u32::MAX - 1, RANGE), 1_065_534);
+    fn ids_move_into_the_range_and_strangers_to_the_hosts_overflow_id() {
+        assert_eq!(shifted(0, RANGE, 65534), 1_000_000);
+        assert_eq!(shifted(1000, RANGE, 65534), 1_001_000);
+        assert_eq!(shifted(65534, RANGE, 65534), 1_065_534, "nobody inside");
+        assert_eq!(shifted(65535, RANGE, 65534), 1_065_535);
+        // Not the container's nobody (1_065_534), which would own them.
+        assert_eq!(shifted(65536, RANGE, 65534), 65534);
+        assert_eq!(shifted(u32::MAX - 1, RANGE, 65533), 65533);
+    }
+
+    #[test]
+    fn the_overflow_ids_are_the_hosts_or_the_kernels_default() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            Overflow::of_host(dir.path()),
+            Overflow {
+                uid: 65534,
+                gid: 65534
+            }
+        );
+        std::fs::write(dir.path().join("overflowuid"), "65533\n").unwrap();
+        std::fs::write(dir.path().join("overflowgid"), "junk\n").unwrap();
+        assert_eq!(
+            Overflow::of_host(dir.path()),
+            Overflow {
+                uid: 65533,
+                gid: 65534
+            }
+        );
+        let host = Overflow::of_host(Path::new("/proc/sys/kernel"));
+        assert!(host.uid < crate::userns::MIN_POOL_START, "{host:?}");
+        assert!(host.gid < crate::userns::MIN_POOL_START, "{host:?}");
     }
 
     /// Needs root (chown to other ids); as another user it checks that the
@@ -154,18 +217,28 @@ mod tests {
         std::fs::hard_link(&tool, root.join("bin/tool-link")).unwrap();
         std::os::unix::fs::symlink("tool", root.join("bin/sym")).unwrap();
         std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        let stranger = root.join("stranger");
+        std::fs::write(&stranger, "x").unwrap();
+        let as_root = nix::unistd::geteuid().is_root();
+        if as_root {
+            // An owner the range has no place for.
+            std::os::unix::fs::lchown(&stranger, Some(70_000), Some(70_001)).unwrap();
+        }
         let result = shift_tree(&root, RANGE);
-        if !nix::unistd::geteuid().is_root() {
+        if !as_root {
             let e = result.unwrap_err();
             assert!(e.path.starts_with(&root), "{e}");
             return;
         }
-        // 4 inodes: img, bin, tool (linked twice), sym.
-        assert_eq!(result.unwrap(), 4);
+        // 5 inodes: img, bin, tool (linked twice), sym, stranger.
+        assert_eq!(result.unwrap(), 5);
         for p in ["", "bin", "bin/tool", "bin/tool-link", "bin/sym"] {
             let m = std::fs::symlink_metadata(root.join(p)).unwrap();
             assert_eq!((m.uid(), m.gid()), (1_000_000, 1_000_000), "{p}");
         }
+        let host = Overflow::of_host(Path::new("/proc/sys/kernel"));
+        let m = std::fs::symlink_metadata(&stranger).unwrap();
+        assert_eq!((m.uid(), m.gid()), (host.uid, host.gid));
         let mode = std::fs::metadata(&tool).unwrap().mode() & 0o7777;
         assert_eq!(mode, 0o4755, "the setuid bit survives the chown");
     }

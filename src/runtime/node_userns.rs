@@ -13,14 +13,14 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use oci_spec::runtime::{Linux, LinuxNamespaceType, Spec};
 
 use super::error::{Result, RuntimeError};
 use crate::config::{BackendKind, Config};
 use crate::plan::NodeUserns;
 use crate::spec::{CriAnnotations, CriContainerType};
 use crate::state::{ContainerRecord, StateStore, UsernsSlot};
-use crate::userns::IdSlots;
+use crate::userns::{IdPool, IdSlots};
 
 /// The node's choice for one container.
 #[derive(Debug)]
@@ -31,8 +31,9 @@ pub(super) struct Chosen {
 }
 
 /// Chooses the container's user namespace if the node does (records a
-/// slot taken in `record`, saved), or `None` when the spec brings its own,
-/// the option is off, or the container's sandbox got none.
+/// slot taken in `record`, saved), or `None` when the spec brings its own
+/// (refused if its host ids are the pool's), the option is off, or the
+/// container's sandbox got none.
 pub(super) fn choose(
     config: &Config,
     store: &StateStore,
@@ -41,13 +42,19 @@ pub(super) fn choose(
     cri: &CriAnnotations,
     record: &mut ContainerRecord,
 ) -> Result<Option<Chosen>> {
-    let own = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.namespaces().as_ref())
-        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
-    if !config.userns.unprivileged || own {
+    if !config.userns.unprivileged {
         return Ok(None);
+    }
+    if let Some(linux) = spec.linux() {
+        clear_of_pool(linux, &config.userns.pool())?;
+        let own = linux
+            .namespaces()
+            .iter()
+            .flatten()
+            .any(|n| n.typ() == LinuxNamespaceType::User);
+        if own {
+            return Ok(None);
+        }
     }
     if cri.container_type.is_some() && backend == BackendKind::Pve {
         return Err(RuntimeError::UsernsPodOnPve);
@@ -69,6 +76,31 @@ pub(super) fn choose(
         userns: NodeUserns { range, join: None },
         slot: Some(slot),
     }))
+}
+
+/// A spec's own mappings must not reach the pool's host ids: they are lent
+/// to other containers, whose processes and files they would then be.
+fn clear_of_pool(linux: &Linux, pool: &IdPool) -> Result<()> {
+    for (field, maps) in [
+        ("linux.uidMappings", linux.uid_mappings()),
+        ("linux.gidMappings", linux.gid_mappings()),
+    ] {
+        for (i, m) in maps.iter().flatten().enumerate() {
+            if pool.overlaps(m.host_id(), m.size()) {
+                return Err(crate::plan::invalid(
+                    &format!("{field}[{i}].hostID"),
+                    &format!(
+                        "{} host ids from {} reach into userns.pool {pool}, whose ranges \
+                         userns.unprivileged gives to other containers",
+                        m.size(),
+                        m.host_id()
+                    ),
+                )
+                .into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The user namespace of the pod container's sandbox, if the node gave it
@@ -181,6 +213,59 @@ mod tests {
             assert!(err.to_string().contains("lxc backend"), "{err}");
             assert_eq!(rec.userns_slot, None);
         }
+        let taken = IdSlots::new(&store.userns_slots_dir()).taken().unwrap();
+        assert!(taken.is_empty(), "{taken:?}");
+    }
+
+    #[test]
+    fn a_specs_own_mappings_must_not_reach_into_the_pool() {
+        let tmp = tempfile::tempdir().unwrap();
+        let config = config(tmp.path());
+        let store = StateStore::new(tmp.path().join("run"));
+        let spec = |uid_host: u32, gid_host: u32, gid_size: u32| -> Spec {
+            serde_json::from_value(serde_json::json!({
+                "ociVersion": "1.0.2", "root": {"path": "rootfs"},
+                "linux": {
+                    "namespaces": [{"type": "mount"}, {"type": "user"}],
+                    "uidMappings": [{"containerID": 0, "hostID": uid_host, "size": 65536}],
+                    "gidMappings": [{"containerID": 0, "hostID": gid_host, "size": gid_size}],
+                }
+            }))
+            .unwrap()
+        };
+        let choose_for = |config: &Config, spec: &Spec| {
+            let mut rec = record("c", None, None);
+            choose(
+                config,
+                &store,
+                BackendKind::Lxc,
+                spec,
+                &CriAnnotations::default(),
+                &mut rec,
+            )
+        };
+        // `ctr run --uidmap 0:<pool start>:65536`: another container's ids.
+        let err = choose_for(&config, &spec(1_000_000, 100_000, 65536)).unwrap_err();
+        assert!(err.is_invalid_input(), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "linux.uidMappings[0].hostID: 65536 host ids from 1000000 reach into \
+             userns.pool 1000000-68108863, whose ranges userns.unprivileged gives to other containers"
+        );
+        // One id into the pool is one too many.
+        let err = choose_for(&config, &spec(100_000, 934_464, 65537)).unwrap_err();
+        assert!(
+            err.to_string().starts_with("linux.gidMappings[0].hostID: "),
+            "{err}"
+        );
+        // Just below the pool, and with the option off, a spec's mapping is its own.
+        assert!(choose_for(&config, &spec(100_000, 934_464, 65536))
+            .unwrap()
+            .is_none());
+        let off = Config::default();
+        assert!(choose_for(&off, &spec(1_000_000, 1_000_000, 65536))
+            .unwrap()
+            .is_none());
         let taken = IdSlots::new(&store.userns_slots_dir()).taken().unwrap();
         assert!(taken.is_empty(), "{taken:?}");
     }

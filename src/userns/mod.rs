@@ -6,5 +6,5 @@
 mod pool;
 mod slots;
 
-pub use pool::{IdPool, IdPoolError, IdRange};
+pub use pool::{IdPool, IdPoolError, IdRange, MIN_POOL_START, PVE_CT_IDS};
 pub use slots::{IdSlots, SlotError};

@@ -5,10 +5,15 @@ use std::fmt;
 
 use thiserror::Error;
 
-/// Ids below this are the host's own users and PVE's default unprivileged
-/// range starts at 100000 (pve-container src/PVE/LXC.pm `parse_id_maps`);
-/// a pool must start above the host's system ids.
+/// Ids below this are the host's own users; a pool must start above them.
 pub const MIN_POOL_START: u32 = 65536;
+/// The host ids PVE maps every unprivileged CT without a custom `lxc.idmap`
+/// to, all CTs alike (pve-container src/PVE/LXC.pm `update_lxc_config`:
+/// `lxc.idmap = u 0 100000 65536`, and `g` the same).
+pub const PVE_CT_IDS: IdRange = IdRange {
+    host_start: 100_000,
+    len: 65536,
+};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum IdPoolError {
@@ -95,6 +100,12 @@ impl IdPool {
         self.size
     }
 
+    /// Whether any of the `count` host ids from `first` is the pool's.
+    pub fn overlaps(&self, first: u32, count: u32) -> bool {
+        let end = u64::from(first) + u64::from(count);
+        count > 0 && first <= self.end && end > u64::from(self.start)
+    }
+
     /// The ids of slot `n` (`n < slots()`).
     pub fn range(&self, n: u32) -> IdRange {
         debug_assert!(n < self.slots());
@@ -157,6 +168,24 @@ mod tests {
         ] {
             assert_eq!(IdPool::parse(range, size), Err(want), "{range} {size}");
         }
+    }
+
+    #[test]
+    fn overlaps_counts_both_ends() {
+        let p = IdPool::parse("1000000-1196607", 65536).unwrap();
+        for (first, count, want) in [
+            (934_464, 65536, false), // ends at 999999
+            (934_464, 65537, true),
+            (1_196_607, 1, true),
+            (1_196_608, 65536, false),
+            (0, u32::MAX, true),
+            (1_000_000, 0, false),
+            (PVE_CT_IDS.host_start, PVE_CT_IDS.len, false),
+        ] {
+            assert_eq!(p.overlaps(first, count), want, "{first} {count}");
+        }
+        let low = IdPool::parse("65536-231071", 65536).unwrap();
+        assert!(low.overlaps(PVE_CT_IDS.host_start, PVE_CT_IDS.len));
     }
 
     #[test]
