@@ -9,7 +9,9 @@
 //! newer than some kernels and libseccomp versions); rules whose action is
 //! the default action are skipped (libseccomp refuses them, and they change
 //! nothing); several conditions on the same argument become one rule each
-//! (libseccomp cannot AND two comparisons of one argument).
+//! (libseccomp cannot AND two comparisons of one argument); a syscall
+//! newer than every one the profile names gets `ENOSYS`, not the default
+//! errno (see `enosys`).
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -84,9 +86,12 @@ pub fn compile_seccomp(seccomp: &LinuxSeccomp) -> Result<SeccompProgram> {
     // The no_new_privs attribute only matters when libseccomp loads the
     // filter itself; the init decides about no_new_privs from the spec.
     ctx.set_ctl_nnp(false).map_err(lib_err("linux.seccomp"))?;
+    // The filter always holds the native architecture.
+    let mut arches = vec![ScmpArch::Native];
     for (i, arch) in seccomp.architectures().iter().flatten().enumerate() {
         ctx.add_arch(scmp_arch(*arch))
             .map_err(lib_err(format!("linux.seccomp.architectures[{i}]")))?;
+        arches.push(scmp_arch(*arch));
     }
 
     for (i, rule) in seccomp.syscalls().iter().flatten().enumerate() {
@@ -130,10 +135,18 @@ pub fn compile_seccomp(seccomp: &LinuxSeccomp) -> Result<SeccompProgram> {
         }
     }
 
-    Ok(SeccompProgram {
-        bpf: export(&ctx)?,
-        flags,
-    })
+    let mut bpf = Vec::new();
+    if enosys::needed(default) {
+        let names = seccomp
+            .syscalls()
+            .iter()
+            .flatten()
+            .flat_map(|rule| rule.names().iter().map(String::as_str));
+        let highest = enosys::highest_numbers(&arches, names);
+        bpf = enosys::prefix(&highest).map_err(SeccompError::Export)?;
+    }
+    bpf.extend(export(&ctx)?);
+    Ok(SeccompProgram { bpf, flags })
 }
 
 fn add_rule(
@@ -304,5 +317,6 @@ fn export(ctx: &ScmpFilterContext) -> Result<Vec<u8>> {
     Ok(bpf)
 }
 
+mod enosys;
 #[cfg(test)]
 mod tests;

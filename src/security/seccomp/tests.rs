@@ -226,3 +226,101 @@ fn exported_bpf_is_loadable_and_enforced() {
         );
     }
 }
+
+/// Loads `p` in a forked child and returns, for each raw syscall number,
+/// the errno it failed with (0: it succeeded).
+#[cfg(target_arch = "x86_64")]
+fn errnos_under(p: &SeccompProgram, syscalls: &[libc::c_long]) -> Vec<i32> {
+    let prog = libc::sock_fprog {
+        len: (p.bpf.len() / 8) as u16,
+        filter: p.bpf.as_ptr() as *mut libc::sock_filter,
+    };
+    let mut fds = [0; 2];
+    // SAFETY: plain pipe(2) into a local array.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: the child only makes raw syscalls, writes and _exits.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            let loaded = libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::syscall(
+                    libc::SYS_seccomp,
+                    1, /* SECCOMP_SET_MODE_FILTER */
+                    p.flags,
+                    &prog as *const libc::sock_fprog,
+                ) == 0;
+            if !loaded {
+                libc::_exit(2);
+            }
+            for &nr in syscalls {
+                let errno: i32 = if libc::syscall(nr, 0, 0, 0, 0) == -1 {
+                    *libc::__errno_location()
+                } else {
+                    0
+                };
+                libc::write(fds[1], (&errno as *const i32).cast(), 4);
+            }
+            libc::_exit(0);
+        }
+        libc::close(fds[1]);
+        let mut status = 0;
+        assert_eq!(libc::waitpid(pid, &mut status, 0), pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "status {status:#x}"
+        );
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4];
+        while libc::read(fds[0], buf.as_mut_ptr().cast(), 4) == 4 {
+            out.push(i32::from_ne_bytes(buf));
+        }
+        libc::close(fds[0]);
+        out
+    }
+}
+
+/// runc's behaviour: under a denying default, a syscall above every one
+/// the profile names fails with ENOSYS (so a libc falls back to an older
+/// one), one below it with the default errno.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn syscalls_newer_than_the_profile_get_enosys() {
+    let p = compile_seccomp(&profile(
+        r#"{"defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [
+              {"names": ["write", "exit_group", "getpid"], "action": "SCMP_ACT_ALLOW"},
+              {"names": ["nosuch_syscall"], "action": "SCMP_ACT_ALLOW"}]}"#,
+    ))
+    .unwrap();
+    // exit_group (231) is the highest named; getuid (102) is below it,
+    // fchmodat2 (452) and 232 above.
+    let got = errnos_under(&p, &[libc::SYS_getpid, libc::SYS_getuid, 232, 452]);
+    assert_eq!(got, [0, libc::EPERM, libc::ENOSYS, libc::ENOSYS]);
+}
+
+#[test]
+fn only_a_denying_default_gets_the_enosys_prefix() {
+    use libseccomp::ScmpAction;
+    for (default, wanted) in [
+        (ScmpAction::Errno(libc::EPERM), true),
+        (ScmpAction::KillProcess, true),
+        (ScmpAction::Trap, true),
+        (ScmpAction::Errno(libc::ENOSYS), false),
+        (ScmpAction::Allow, false),
+        (ScmpAction::Log, false),
+        (ScmpAction::Trace(1), false),
+    ] {
+        assert_eq!(super::enosys::needed(default), wanted, "{default:?}");
+    }
+}
+
+#[test]
+fn a_profile_naming_no_known_syscall_gets_no_prefix() {
+    use libseccomp::ScmpArch;
+    let highest =
+        super::enosys::highest_numbers(&[ScmpArch::Native], ["nosuch_syscall"].into_iter());
+    assert!(highest.is_empty());
+    assert!(super::enosys::prefix(&highest).unwrap().is_empty());
+}
