@@ -129,11 +129,17 @@ pub async fn watch_exec(
         }
     };
     let info = ExitInfo::now(status);
+    // Marked at once, in the poll that reaped: Kill holds the lock to
+    // signal, so it never hits a pid the kernel may have handed on, even
+    // while the exit waits for the output below.
     let drained = shared
         .lock()
         .await
         .process_mut(&exec_id)
-        .map(|p| p.io.take_drained())
+        .map(|p| {
+            p.set_reaped();
+            p.io.take_drained()
+        })
         .unwrap_or_default();
     hand_over_output(drained).await;
     let mut c = shared.lock().await;

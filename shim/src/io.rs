@@ -57,9 +57,10 @@ pub fn open_output(uri: &str) -> Result<File> {
 }
 
 /// Opens stdin: the FIFO itself, read-only, handed to the process as it
-/// is. containerd holds the writer, so containerd closing it (CloseIO) is
-/// EOF for the process. (Relaying stdin through a pipe, as for outputs, let
-/// the process see EOF before containerd's writer was attached.)
+/// is. (Relaying stdin through a pipe, as for outputs, let the process see
+/// EOF before containerd's writer was attached.) Keep a
+/// [`hold_stdin_open`] writer with it, or the process sees EOF whenever no
+/// client is attached.
 pub fn open_input(uri: &str) -> Result<File> {
     if uri.is_empty() {
         return open_path("/dev/null", OpenOptions::new().read(true), "stdin");
@@ -86,6 +87,25 @@ pub fn open_input(uri: &str) -> Result<File> {
     Ok(f)
 }
 
+/// A writer of the stdin FIFO for the shim to hold, as runc's shim does:
+/// the process sees EOF only once CloseIO dropped it, not when a client
+/// that wrote (`ctr run -d`, an attach) goes away. Open it after the read
+/// end (a non-blocking writer needs a reader); `None` without a FIFO.
+pub fn hold_stdin_open(uri: &str) -> Result<Option<File>> {
+    if uri.is_empty() {
+        return Ok(None);
+    }
+    let path = fifo_path(uri);
+    open_path(
+        &path,
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC),
+        "stdin fifo",
+    )
+    .map(Some)
+}
+
 fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
     opts.open(Path::new(path))
         .map_err(|e| ShimError::Failed(format!("opening {what} {path}: {e}")))
@@ -98,6 +118,8 @@ pub struct ProcessIo {
     console: Option<Arc<OwnedFd>>,
     /// Set by CloseIO: the stdin copier stops forwarding.
     stdin_closed: Arc<AtomicBool>,
+    /// See [`hold_stdin_open`]; dropped by CloseIO and at the exit.
+    stdin_writer: Option<File>,
     /// One message per output copier when it has copied everything.
     drained: Vec<mpsc::Receiver<()>>,
 }
@@ -131,6 +153,7 @@ impl ProcessIo {
     pub fn relay(paths: &StdioPaths) -> Result<(Self, ProcessStdio)> {
         let mut io = ProcessIo::default();
         let stdin = OwnedFd::from(open_input(&paths.stdin)?);
+        io.stdin_writer = hold_stdin_open(&paths.stdin)?;
         let stdout = io.output(&paths.stdout)?;
         let stderr = io.output(&paths.stderr)?;
         Ok((
@@ -179,37 +202,32 @@ impl ProcessIo {
             copy_until_eof(reader, out);
             let _ = done.send(());
         });
+        let mut stdin_writer = None;
         if !paths.stdin.is_empty() {
-            let stdin_path = paths
-                .stdin
-                .strip_prefix("fifo://")
-                .unwrap_or(&paths.stdin)
-                .to_string();
+            let input = open_input(&paths.stdin)?;
+            // The copier reads until CloseIO, whoever attaches meanwhile.
+            stdin_writer = hold_stdin_open(&paths.stdin)?;
             let writer = File::from(
                 master
                     .try_clone()
                     .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
             );
             let closed = stdin_closed.clone();
-            std::thread::spawn(move || {
-                // Blocking open: waits for containerd's writer, like runc's shim.
-                if let Ok(input) = File::open(&stdin_path) {
-                    copy_stdin(input, writer, &closed);
-                }
-            });
+            std::thread::spawn(move || copy_stdin(input, writer, &closed));
         }
         Ok(Self {
             console: Some(master),
             stdin_closed,
+            stdin_writer,
             drained: vec![drained],
         })
     }
 
+    /// A process without a terminal has nothing to resize: fine, as with
+    /// runc's shim (clients resize whatever they attach to).
     pub fn resize(&self, width: u32, height: u32) -> Result<()> {
         let Some(master) = &self.console else {
-            return Err(ShimError::FailedPrecondition(
-                "the process has no terminal to resize".into(),
-            ));
+            return Ok(());
         };
         let ws = libc::winsize {
             ws_row: height.min(u16::MAX as u32) as u16,
@@ -227,8 +245,9 @@ impl ProcessIo {
         Ok(())
     }
 
-    pub fn close_stdin(&self) {
+    pub fn close_stdin(&mut self) {
         self.stdin_closed.store(true, Ordering::SeqCst);
+        self.stdin_writer = None;
     }
 
     pub fn process_exited(&mut self) {
@@ -415,6 +434,80 @@ mod tests {
         let flags = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_GETFL) };
         assert_eq!(flags & libc::O_NONBLOCK, 0);
         open_input("").unwrap();
+    }
+
+    /// What `f` has to read within `timeout`: `None` when it has nothing
+    /// (and no EOF) by then, `Some(empty)` at EOF.
+    fn read_within(f: &File, timeout: Duration) -> Option<Vec<u8>> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        use std::os::fd::AsFd;
+        let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
+        let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap();
+        if poll(&mut fds, ms).unwrap() == 0 {
+            return None;
+        }
+        let mut buf = [0u8; 64];
+        let n = (&mut &*f).read(&mut buf).unwrap();
+        Some(buf[..n].to_vec())
+    }
+
+    /// containerd's writer; non-blocking, so a missing reader fails the test
+    /// instead of hanging it.
+    fn open_client(path: &str) -> File {
+        OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .unwrap()
+    }
+
+    #[test]
+    fn relayed_stdin_ends_at_close_io_not_when_a_client_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = fifo(tmp.path(), "in");
+        let paths = StdioPaths {
+            stdin: input.clone(),
+            ..Default::default()
+        };
+        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let process_in = File::from(ends.stdin);
+        let client = open_client(&input);
+        (&client).write_all(b"x").unwrap();
+        drop(client);
+        let wait = Duration::from_millis(200);
+        assert_eq!(read_within(&process_in, wait).unwrap(), b"x");
+        assert_eq!(read_within(&process_in, wait), None, "EOF with no client");
+        io.close_stdin();
+        assert_eq!(
+            read_within(&process_in, wait).unwrap(),
+            b"",
+            "EOF at CloseIO"
+        );
+    }
+
+    #[test]
+    fn terminal_stdin_outlives_a_client_and_resize_needs_no_terminal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = fifo(tmp.path(), "in");
+        let pty = nix::pty::openpty(None, None).unwrap();
+        let paths = StdioPaths {
+            stdin: input.clone(),
+            terminal: true,
+            ..Default::default()
+        };
+        let io = ProcessIo::console(pty.master, &paths).unwrap();
+        io.resize(100, 40).unwrap();
+        let slave = File::from(pty.slave);
+        let wait = Duration::from_secs(5);
+        // Two clients one after the other: the second is still forwarded.
+        for line in [&b"one\n"[..], b"two\n"] {
+            let client = open_client(&input);
+            (&client).write_all(line).unwrap();
+            drop(client);
+            assert_eq!(read_within(&slave, wait).unwrap(), line);
+        }
+        // No terminal: nothing to resize, and no error (as runc's shim).
+        ProcessIo::default().resize(100, 40).unwrap();
     }
 
     fn set_blocking(f: &File) {

@@ -67,6 +67,9 @@ pub struct Process {
     pub io: ProcessIo,
     /// For an exec: what `lxcri-init exec` runs, from `exec` until `start`.
     pub exec_spec: Option<ProcessSpec>,
+    /// Reaped, its exit not recorded yet (that waits for its output): the
+    /// pid may name another process by now.
+    reaped: bool,
     exit_tx: watch::Sender<Option<ExitInfo>>,
 }
 
@@ -80,12 +83,35 @@ impl Process {
             stdio,
             io,
             exec_spec: None,
+            reaped: false,
             exit_tx,
         }
     }
 
     pub fn exit(&self) -> Option<ExitInfo> {
         *self.exit_tx.borrow()
+    }
+
+    pub fn set_reaped(&mut self) {
+        self.reaped = true;
+    }
+
+    /// Whether the process is gone, even if its exit is not recorded yet.
+    pub fn has_ended(&self) -> bool {
+        self.reaped || self.exit().is_some()
+    }
+
+    /// For the container's init: whether an exec may join it. A paused
+    /// container's frozen cgroup would hold the exec forever, so it is
+    /// refused with runc's shim's reason.
+    pub fn ensure_exec_allowed(&self) -> Result<()> {
+        if self.status == ProcessStatus::Paused {
+            return Err(ShimError::FailedPrecondition(format!(
+                "cannot exec in {}: cannot exec in a paused state",
+                self.id
+            )));
+        }
+        self.ensure(&[ProcessStatus::Running], "exec in")
     }
 
     /// Records the exit once; returns false if it was already recorded,
@@ -150,6 +176,32 @@ mod tests {
         assert_eq!(waiter.await.unwrap().status, 3);
         assert_eq!(p.status, ProcessStatus::Stopped);
         assert!(p.ensure(&[ProcessStatus::Running], "kill").is_err());
+    }
+
+    #[test]
+    fn a_reaped_process_has_ended_before_its_exit_is_recorded() {
+        let mut p = Process::new("e".into(), 7, StdioPaths::default(), ProcessIo::default());
+        assert!(!p.has_ended());
+        p.set_reaped();
+        assert!(p.has_ended());
+        assert!(p.exit().is_none());
+        assert!(p.set_exited(ExitInfo::now(0)));
+    }
+
+    #[test]
+    fn exec_needs_a_running_init_and_not_a_paused_one() {
+        let mut init = Process::new("c".into(), 1, StdioPaths::default(), ProcessIo::default());
+        let refused = |p: &Process| match p.ensure_exec_allowed() {
+            Err(ShimError::FailedPrecondition(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(&init).contains("Created"));
+        init.status = ProcessStatus::Running;
+        init.ensure_exec_allowed().unwrap();
+        init.status = ProcessStatus::Paused;
+        assert!(refused(&init).contains("cannot exec in a paused state"));
+        init.status = ProcessStatus::Stopped;
+        assert!(refused(&init).contains("Stopped"));
     }
 
     #[test]

@@ -17,10 +17,8 @@ use containerd_shim_protos::protobuf::MessageField;
 use lxcri::config::Config;
 use lxcri::proc_events::ExitMonitor;
 use lxcri::rootfs::RootfsMount;
-use lxcri::runtime::{Container, CreateRequest, Runtime, RuntimeError};
+use lxcri::runtime::{Container, CreateRequest, Runtime, RuntimeError, SignalNumber};
 use lxcri_init_spec::ProcessSpec;
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use tokio::sync::Mutex;
 
 use crate::error::{chain, Result, ShimError};
@@ -262,8 +260,7 @@ impl Service {
                 ..Default::default()
             });
         }
-        c.init
-            .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        c.init.ensure_exec_allowed()?;
         let exec = c.process(&req.exec_id)?;
         exec.ensure(&[ProcessStatus::Created], "start")?;
         let stdio = exec.stdio.clone();
@@ -341,8 +338,7 @@ impl Service {
                 req.exec_id, req.id
             )));
         }
-        c.init
-            .ensure(&[ProcessStatus::Running, ProcessStatus::Paused], "exec in")?;
+        c.init.ensure_exec_allowed()?;
         let any = req.spec.as_ref().ok_or_else(|| {
             ShimError::InvalidArgument("exec: the request has no process spec".into())
         })?;
@@ -375,11 +371,9 @@ impl Service {
     pub async fn kill(&self, req: KillRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let c = shared.lock().await;
-        let signal = Signal::try_from(req.signal as i32).map_err(|_| {
-            ShimError::InvalidArgument(format!("kill: invalid signal {}", req.signal))
-        })?;
+        let signal = kill_signal(req.signal)?;
         let p = c.process(&req.exec_id)?;
-        if p.exit().is_some() {
+        if p.has_ended() {
             return Err(ShimError::NotFound(format!(
                 "process {} already finished",
                 p.id
@@ -401,7 +395,7 @@ impl Service {
         // stop task.
         let result = blocking(move || {
             rt.kill(&container, signal, req.all)?;
-            if paused && signal == Signal::SIGKILL {
+            if paused && signal == SignalNumber::KILL {
                 // A frozen process dies only once thawed.
                 let _ = rt.resume(&container);
             }
@@ -532,9 +526,46 @@ impl Service {
     }
 }
 
-fn send_signal(pid: i32, signal: Signal) -> Result<()> {
-    nix::sys::signal::kill(Pid::from_raw(pid), signal).map_err(|e| match e {
-        nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
-        e => ShimError::Failed(format!("kill {pid}: {e}")),
-    })
+/// Any Linux signal containerd asks for, by number, as runc's shim.
+fn kill_signal(number: u32) -> Result<SignalNumber> {
+    SignalNumber::new(number).map_err(|e| ShimError::InvalidArgument(format!("kill: {e}")))
+}
+
+fn send_signal(pid: i32, signal: SignalNumber) -> Result<()> {
+    // SAFETY: plain kill(2); `pid` is our unreaped child (see `has_ended`).
+    let rc = unsafe { libc::kill(pid, signal.number()) };
+    nix::errno::Errno::result(rc)
+        .map(drop)
+        .map_err(|e| match e {
+            nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
+            e => ShimError::Failed(format!("kill {pid} with signal {}: {e}", signal.number())),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::ExitStatusExt;
+
+    #[test]
+    fn real_time_signals_are_sent_and_others_refused_by_number() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("100")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // SIGRTMIN+3, systemd's StopSignal; its default action ends `sleep`.
+        send_signal(pid, kill_signal(37).unwrap()).unwrap();
+        assert_eq!(child.wait().unwrap().signal(), Some(37));
+        assert!(matches!(
+            send_signal(pid, SignalNumber::KILL),
+            Err(ShimError::NotFound(_))
+        ));
+        for bad in [0, 65] {
+            match kill_signal(bad) {
+                Err(ShimError::InvalidArgument(m)) => assert!(m.contains(&bad.to_string()), "{m}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }

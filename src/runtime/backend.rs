@@ -8,12 +8,11 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 use super::bundle::{BundleUndo, PreparedBundle};
 use super::container::{Container, CreateRequest};
-use super::control;
+use super::control::{self, SignalNumber};
 use super::error::{Result, RuntimeError};
 use crate::cgroup::CgroupStats;
 use crate::config::BackendKind;
@@ -48,7 +47,7 @@ pub trait Backend: Send + Sync + Debug {
 
     /// Sends `signal` to the container's init, or with `all` to every
     /// process in its cgroup.
-    fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
+    fn kill(&self, c: &Container, signal: SignalNumber, all: bool) -> Result<()> {
         control::signal(c, signal, all)
     }
 

@@ -4,8 +4,6 @@
 use std::fs;
 
 use lxcri_init_spec::{ExecSpec, ProcessSpec};
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use oci_spec::runtime::LinuxResources;
 
 use super::container::Container;
@@ -14,19 +12,45 @@ use crate::cgroup::{CgroupSetting, ContainerCgroup, HostCgroups};
 use crate::pidfd;
 use crate::plan::cgroup_settings;
 
+/// A signal by its number, as containerd sends it: any Linux signal,
+/// real-time ones included (systemd stops on SIGRTMIN+3), which nix's
+/// `Signal` cannot name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignalNumber(i32);
+
+#[derive(Debug, thiserror::Error)]
+#[error("signal {0} is not a Linux signal (1 to {max})", max = libc::SIGRTMAX())]
+pub struct InvalidSignal(pub u32);
+
+impl SignalNumber {
+    pub const KILL: Self = Self(libc::SIGKILL);
+
+    pub fn new(number: u32) -> std::result::Result<Self, InvalidSignal> {
+        match i32::try_from(number) {
+            Ok(n) if (1..=libc::SIGRTMAX()).contains(&n) => Ok(Self(n)),
+            _ => Err(InvalidSignal(number)),
+        }
+    }
+
+    pub fn number(self) -> i32 {
+        self.0
+    }
+}
+
 /// `signal` to the init (through a pidfd, so a reused pid is never hit),
 /// or with `all` to every process of the container's cgroup.
-pub fn signal(c: &Container, signal: Signal, all: bool) -> Result<()> {
+pub fn signal(c: &Container, signal: SignalNumber, all: bool) -> Result<()> {
     if all {
         for pid in c.cgroup()?.procs()? {
-            // Processes may exit while we iterate.
-            let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+            // Processes may exit while we iterate, so errors are expected.
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, signal.number()) };
         }
         return Ok(());
     }
     let pid = c.init_pid();
     let fd = pidfd::pidfd_open(pid).map_err(|source| RuntimeError::ProcessGone { pid, source })?;
-    pidfd::pidfd_send_signal(&fd, signal as i32)
+    pidfd::pidfd_send_signal(&fd, signal.number())
         .map_err(|source| RuntimeError::Signal { pid, source })
 }
 
@@ -59,9 +83,16 @@ impl<'a> CgroupUpdate<'a> {
     }
 }
 
-/// What `lxcri-init exec` needs to join the running container.
-pub fn exec_spec(c: &Container, process: ProcessSpec) -> Result<ExecSpec> {
+/// What `lxcri-init exec` needs to join the running container. A process
+/// whose spec names no AppArmor profile gets the one the container's init
+/// runs under (one LXC or PVE applied, e.g. PVE's generated profile), as
+/// `lxc-attach` and so `pct exec` do: the helper starts unconfined, on the
+/// host.
+pub fn exec_spec(c: &Container, mut process: ProcessSpec) -> Result<ExecSpec> {
     let init_pid = c.init_pid();
+    if process.apparmor_profile.is_none() {
+        process.apparmor_profile = crate::security::lsm::apparmor_profile_of(init_pid);
+    }
     let cgroup = match &c.cgroup {
         Some(cg) => cg.clone(),
         None => ContainerCgroup::for_pid(init_pid)?,
@@ -95,4 +126,21 @@ pub fn namespaces_to_join(pid: i32) -> Vec<String> {
         })
         .map(|s| s.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_linux_signal_is_accepted_and_nothing_else() {
+        assert_eq!(SignalNumber::new(9).unwrap(), SignalNumber::KILL);
+        // SIGRTMIN+3, systemd's stop signal, and SIGRTMAX.
+        assert_eq!(SignalNumber::new(37).unwrap().number(), 37);
+        assert_eq!(SignalNumber::new(64).unwrap().number(), 64);
+        for bad in [0, 65, u32::MAX] {
+            let e = SignalNumber::new(bad).unwrap_err();
+            assert!(e.to_string().contains(&bad.to_string()), "{e}");
+        }
+    }
 }

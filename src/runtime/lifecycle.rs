@@ -6,12 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use lxcri_init_spec::{ExecSpec, ExitReport, ProcessSpec};
-use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 use super::backend::Backend;
 use super::container::{owner, Container};
-use super::control;
+use super::control::{self, SignalNumber};
 use super::error::Result;
 use super::lxc::LxcBackend;
 use super::nics::unplug_nics;
@@ -124,7 +123,7 @@ impl Runtime {
         delta
     }
 
-    pub fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
+    pub fn kill(&self, c: &Container, signal: SignalNumber, all: bool) -> Result<()> {
         self.backend.kill(c, signal, all)
     }
 
@@ -132,7 +131,7 @@ impl Runtime {
     /// container whose init ended and that did not own its PID namespace
     /// (as containerd's runc shim does): nothing outlives its container.
     pub fn kill_remaining(&self, c: &Container) -> Result<()> {
-        control::signal(c, Signal::SIGKILL, true)
+        control::signal(c, SignalNumber::KILL, true)
     }
 
     pub fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {

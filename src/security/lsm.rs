@@ -97,6 +97,29 @@ impl HostLsm {
 }
 
 /// The names in securityfs' `apparmor/profiles`: one `NAME (MODE)` per line.
+/// The AppArmor profile process `pid` runs under, as `lxc-attach` reads it
+/// to confine what it attaches (lxc `attach.c`): `None` when unconfined or
+/// when AppArmor is not on (the files then fail with `EINVAL`).
+pub fn apparmor_profile_of(pid: i32) -> Option<String> {
+    let proc_dir = PathBuf::from(format!("/proc/{pid}/attr"));
+    // The per-module file where LSMs are stacked, else the shared one.
+    let text = std::fs::read_to_string(proc_dir.join("apparmor/current"))
+        .or_else(|_| std::fs::read_to_string(proc_dir.join("current")))
+        .ok()?;
+    profile_in_label(&text)
+}
+
+/// `NAME (MODE)` -> NAME; `unconfined` and anything unreadable -> None.
+fn profile_in_label(label: &str) -> Option<String> {
+    let label = label.trim_end_matches(['\n', '\0']);
+    let name = match label.rsplit_once(" (") {
+        Some((name, mode)) if mode.ends_with(')') => name,
+        _ => label,
+    };
+    let printable = !name.is_empty() && name.chars().all(|c| c.is_ascii_graphic());
+    (printable && name != APPARMOR_UNCONFINED).then(|| name.to_string())
+}
+
 fn loaded_profiles(list: &str) -> impl Iterator<Item = &str> {
     list.lines()
         .filter_map(|l| l.rsplit_once(" (").map(|(name, _)| name))
@@ -123,6 +146,23 @@ mod tests {
         }
         let lsm = HostLsm::at(dir.path());
         (dir, lsm)
+    }
+
+    #[test]
+    fn a_label_gives_its_profile_and_unconfined_none() {
+        for (label, want) in [
+            (
+                "lxc-105_</var/lib/lxc> (enforce)\n",
+                Some("lxc-105_</var/lib/lxc>"),
+            ),
+            ("docker-default (complain)", Some("docker-default")),
+            ("unconfined\n", None),
+            ("unconfined (unconfined)\n", None),
+            ("", None),
+            ("two words (enforce)", None),
+        ] {
+            assert_eq!(profile_in_label(label).as_deref(), want, "{label:?}");
+        }
     }
 
     #[test]

@@ -88,6 +88,7 @@ impl Service {
         Ok(())
     }
 
+    /// A process without a terminal answers Ok (see `ProcessIo::resize`).
     pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
         let c = shared.lock().await;
@@ -96,9 +97,9 @@ impl Service {
 
     pub async fn close_io(&self, req: CloseIORequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
-        let c = shared.lock().await;
+        let mut c = shared.lock().await;
         if req.stdin {
-            c.process(&req.exec_id)?.io.close_stdin();
+            c.process_mut(&req.exec_id)?.io.close_stdin();
         }
         Ok(())
     }

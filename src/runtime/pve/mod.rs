@@ -18,7 +18,6 @@ mod warm_pool;
 
 use std::sync::{Arc, Mutex};
 
-use nix::sys::signal::Signal;
 use oci_spec::runtime::LinuxResources;
 
 pub use api::{
@@ -30,7 +29,7 @@ pub use warm_pool::{finish_refills, is_refilling, pool_dir, PoolState, WarmPoolE
 
 use super::backend::{Backend, CreateSteps};
 use super::container::{Container, CreateRequest};
-use super::control::{self, CgroupUpdate};
+use super::control::{self, CgroupUpdate, SignalNumber};
 use super::error::{PveBackendError, Result, RuntimeError};
 use crate::config::{BackendKind, Config};
 use crate::lxc::LxcTools;
@@ -413,8 +412,8 @@ impl Backend for PveBackend {
 
     /// SIGKILL to the init goes through `POST .../status/stop` (`lxc-stop
     /// --kill`), so the stop is PVE's to see and log.
-    fn kill(&self, c: &Container, signal: Signal, all: bool) -> Result<()> {
-        if signal == Signal::SIGKILL {
+    fn kill(&self, c: &Container, signal: SignalNumber, all: bool) -> Result<()> {
+        if signal == SignalNumber::KILL {
             return match self.stop(c.namespace(), c.id(), Some(&c.record)) {
                 // PVE refuses to stop a CT a backup or snapshot holds
                 // (`skiplock` is root@pam's), and a stop's worker gives up

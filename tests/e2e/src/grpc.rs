@@ -1,7 +1,7 @@
 //! The containerd gRPC calls ctr 1.6 lacks: `Tasks.Update` (no `ctr task
-//! update` before 1.7), and `Tasks.Create` and `Tasks.Start` as separate
+//! update` before 1.7), `Tasks.Create` and `Tasks.Start` as separate
 //! steps (`ctr run` and `ctr task start` always do both), for a task left
-//! created. Requests are encoded by hand (a few protobuf fields) and sent
+//! created, and `Tasks.CloseIO` on its own. Requests are encoded by hand (a few protobuf fields) and sent
 //! with curl over containerd's unix socket (HTTP/2 with prior knowledge, as
 //! gRPC is).
 
@@ -103,6 +103,15 @@ fn start_request(id: &str) -> Vec<u8> {
     frame(&msg)
 }
 
+/// `CloseIORequest{container_id = 1, stdin = 3: true}`.
+fn close_stdin_request(id: &str) -> Vec<u8> {
+    let mut msg = Vec::new();
+    field(1, id.as_bytes(), &mut msg);
+    // Field 3, varint: true.
+    msg.extend_from_slice(&[3 << 3, 1]);
+    frame(&msg)
+}
+
 /// Calls `containerd.services.tasks.v1.Tasks/<method>` with `request`;
 /// the gRPC error message when the status is not OK.
 fn call(socket: &Path, namespace: &str, method: &str, request: &[u8]) -> Result<(), String> {
@@ -187,6 +196,11 @@ pub fn start_task(socket: &Path, namespace: &str, id: &str) -> Result<(), String
     call(socket, namespace, "Start", &start_request(id))
 }
 
+/// `Tasks.CloseIO` of the stdin of task `id`'s init.
+pub fn close_stdin(socket: &Path, namespace: &str, id: &str) -> Result<(), String> {
+    call(socket, namespace, "CloseIO", &close_stdin_request(id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,6 +233,12 @@ mod tests {
         // container_id, then one rootfs mount (field 3)
         assert_eq!(&f[5..8], &[0x0a, 1, b'c']);
         assert_eq!(f[8], 0x1a);
+    }
+
+    #[test]
+    fn close_stdin_encoding() {
+        let f = close_stdin_request("c");
+        assert_eq!(&f[5..], &[0x0a, 1, b'c', 0x18, 1]);
     }
 
     #[test]

@@ -270,6 +270,30 @@ fn pause_and_resume() {
     }
 }
 
+/// A paused task refuses an exec (runc's shim: "cannot exec in a paused
+/// state") rather than leave it frozen, and takes one once resumed.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn exec_in_a_paused_task_is_refused() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "pausedexec");
+        ctd.ctr(&["task", "pause", &id]).ok();
+        ctd.wait_status(&id, "PAUSED");
+        let out = ctd.exec(&id, "while-paused", &["echo", "alive"], &[]);
+        assert!(
+            !out.success() && out.all_output().contains("cannot exec in a paused state"),
+            "{rt}: {out}"
+        );
+        ctd.ctr(&["task", "resume", &id]).ok();
+        ctd.wait_status(&id, "RUNNING");
+        let out = ctd.exec(&id, "after-resume", &["echo", "alive"], &[]);
+        assert_eq!(out.stdout, "alive\n", "{rt}: {out}");
+        ctd.remove(&id);
+    }
+}
+
 fn proc_state(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()

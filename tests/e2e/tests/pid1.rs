@@ -46,6 +46,40 @@ fn an_init_that_insists_on_pid_1_boots() {
     assert_same("an init that needs PID 1", &results);
 }
 
+/// systemd's StopSignal is SIGRTMIN+3 (37): a real-time signal reaches
+/// PID 1 by number, as any other.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_real_time_signal_reaches_pid_1() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("rtsig");
+        let script = "trap 'exit 42' 37; while true; do sleep 0.1; done";
+        let run = ctd.spawn_run(rt, &id, &["sh", "-c", script], &[]);
+        ctd.wait_status(&id, "RUNNING");
+        // Until the trap is set the kernel drops the signal (PID 1 without
+        // a handler), so it is sent while the shell runs.
+        let mut last_kill = None;
+        let ended = lxcri_e2e::cmd::poll(Duration::from_secs(20), || {
+            if ctd.task(&id).is_some_and(|(_, s)| s == "RUNNING") {
+                last_kill = Some(ctd.kill(&id, "37").to_string());
+                return None;
+            }
+            Some(())
+        });
+        assert!(
+            ended.is_some(),
+            "{rt}: runs on after signal 37: {last_kill:?}"
+        );
+        let out = run.wait(Duration::from_secs(60));
+        assert_eq!(out.code, Some(42), "{rt}: {out}");
+        results.push((rt, out.code));
+    }
+    assert_same("exit code of PID 1 trapping signal 37", &results);
+}
+
 /// An app without a SIGTERM handler is PID 1: containerd's SIGTERM does not
 /// end it (Kubernetes then waits out the grace period and sends SIGKILL).
 #[test]

@@ -83,6 +83,33 @@ fn stdin_is_forwarded_and_closed() {
     }
 }
 
+/// `ctr run -d` attaches stdin and leaves: the shim holds the stdin FIFO
+/// open, so the task does not see EOF until CloseIO.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn stdin_outlives_a_detached_client_until_close_io() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("stdinhold");
+        let run = ctd.spawn_run_detached_stdin(rt, &id, &["cat"]);
+        run.wait(Duration::from_secs(60)).ok();
+        ctd.wait_status(&id, "RUNNING");
+        std::thread::sleep(Duration::from_secs(2));
+        let after_client = ctd.task(&id).map(|(_, s)| s);
+        lxcri_e2e::grpc::close_stdin(&ctd.socket(), ctd.namespace(), &id)
+            .unwrap_or_else(|e| panic!("{rt}: {e}"));
+        ctd.wait_status(&id, "STOPPED");
+        results.push((rt, after_client));
+        ctd.remove(&id);
+    }
+    for (rt, status) in &results {
+        assert_eq!(status.as_deref(), Some("RUNNING"), "{rt}");
+    }
+    assert_same("a task's stdin after its client left", &results);
+}
+
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn large_output_is_complete() {

@@ -126,6 +126,14 @@ impl Containerd {
         Background::spawn(self.ctr_command().args(argv))
     }
 
+    /// [`Containerd::spawn_run_detached`] with ctr's stdin a pipe held open
+    /// while ctr runs: ctr leaves (closing its end of the task's stdin)
+    /// without reaching EOF, so it sends no CloseIO.
+    pub fn spawn_run_detached_stdin(&self, rt: Runtime, id: &str, args: &[&str]) -> Background {
+        let argv = Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, &[]);
+        Background::spawn_piped_stdin(self.ctr_command().args(argv))
+    }
+
     /// A task created and not started: `ctr containers create`, then
     /// `Tasks.Create` on the mounts of its snapshot (ctr has no create-only
     /// command). Start it with [`crate::grpc::start_task`].
