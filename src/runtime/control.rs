@@ -48,8 +48,21 @@ pub fn signal(c: &Container, signal: SignalNumber, all: bool) -> Result<()> {
         }
         return Ok(());
     }
-    let pid = c.init_pid();
-    let fd = pidfd::pidfd_open(pid).map_err(|source| RuntimeError::ProcessGone { pid, source })?;
+    signal_process(c.init_pid(), c.record.pid_start_time, signal)
+}
+
+/// `signal` to `pid` if it is still the process that started at `start`.
+/// LXC's monitor reaps an init the moment it ends, and the shim records
+/// the exit a little later: in between, the pid may already be another
+/// process's. A pidfd holds on to whichever process has the pid when it is
+/// opened, so it is checked after the open: the start time can only match
+/// if that process is the init.
+fn signal_process(pid: i32, start: Option<u64>, signal: SignalNumber) -> Result<()> {
+    let gone = |source| RuntimeError::ProcessGone { pid, source };
+    let fd = pidfd::pidfd_open(pid).map_err(gone)?;
+    if !pidfd::is_live_process(std::path::Path::new("/proc"), pid, start) {
+        return Err(gone(std::io::Error::from_raw_os_error(libc::ESRCH)));
+    }
     pidfd::pidfd_send_signal(&fd, signal.number())
         .map_err(|source| RuntimeError::Signal { pid, source })
 }
@@ -142,5 +155,26 @@ mod tests {
             let e = SignalNumber::new(bad).unwrap_err();
             assert!(e.to_string().contains(&bad.to_string()), "{e}");
         }
+    }
+
+    #[test]
+    fn only_the_process_that_started_then_is_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let started = pidfd::start_time(pid).unwrap();
+        // Another process's start time: the pid counts as reused.
+        let other = signal_process(pid, Some(started + 1), SignalNumber::KILL);
+        assert!(
+            matches!(other, Err(RuntimeError::ProcessGone { .. })),
+            "{other:?}"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "not signalled");
+        signal_process(pid, Some(started), SignalNumber::KILL).unwrap();
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
     }
 }
