@@ -48,12 +48,15 @@ pub enum PlugError {
     },
 }
 
-/// The host end's name: `lx` + 8 hex digits of the owner's hash + `i<N>`
-/// (at most 12 characters, within IFNAMSIZ), like PVE's `veth<VMID>i<N>`:
-/// the same for the same container, so a retry or gc finds it.
+/// The host end's name: `lx` + 11 hex digits of the owner's hash + `i<N>`
+/// (15 characters, IFNAMSIZ's limit, with N a single digit), like PVE's
+/// `veth<VMID>i<N>`: the same for the same container, so a retry or gc
+/// finds it. 44 bits, because a name two containers share would let the
+/// delete of one remove the other's port: even 10,000 containers on a node
+/// meet one with a chance of about 3 in a million.
 pub fn host_name(owner: &str, index: NicIndex) -> String {
-    let digest = Sha256::digest(owner.as_bytes());
-    format!("lx{}i{index}", hex::encode(&digest[..4]))
+    let digest = hex::encode(Sha256::digest(owner.as_bytes()));
+    format!("lx{}i{index}", &digest[..11])
 }
 
 /// Plugs `nics` into `netns` for `owner` (`namespace/id`). On error,

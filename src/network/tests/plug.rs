@@ -161,7 +161,7 @@ fn plug(host: &mut FakeHost, nics: &[NicSpec]) -> Result<Vec<PluggedNic>, String
 fn host_ends_are_named_within_ifnamsiz_and_stable() {
     let a = host_name(OWNER, NicIndex::new(9).unwrap());
     assert!(
-        a.starts_with("lx") && a.ends_with("i9") && a.len() == 12,
+        a.starts_with("lx") && a.ends_with("i9") && a.len() == 15,
         "{a}"
     );
     assert_eq!(a, host_name(OWNER, NicIndex::new(9).unwrap()));
