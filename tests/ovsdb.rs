@@ -1,7 +1,8 @@
 //! `lxcri::network::ovsdb` against a real ovsdb-server, which each test
 //! starts in a temporary directory of its own (no ovs-vswitchd: the
 //! database alone holds what is checked here, so `ovs-vsctl` runs with
-//! `--no-wait`, which does not wait for a vswitchd to apply the change).
+//! `--no-wait`, and lxcri's client too, which do not wait for a vswitchd
+//! to apply the change; the e2e tests run one).
 //! What lxcri writes is read back with `ovs-vsctl`, the tool PVE uses, so
 //! the two must agree.
 //!
@@ -87,7 +88,9 @@ impl OvsdbServer {
     }
 
     fn connect(&self) -> Ovsdb {
-        Ovsdb::connect(&self.target()).unwrap()
+        Ovsdb::connect(&self.target())
+            .unwrap()
+            .with_apply_wait(None)
     }
 
     /// `ovs-vsctl --no-wait ARGS` on this database: its stdout, trimmed.

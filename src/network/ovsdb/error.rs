@@ -54,6 +54,10 @@ pub enum OvsdbError {
     /// every time we tried.
     #[error("ovsdb: {operation}: the database kept changing ({attempts} attempts)")]
     Conflict { operation: String, attempts: u32 },
+    /// Committed, but ovs-vswitchd did not make the port work (the row is
+    /// taken out again).
+    #[error("ovsdb: {operation}: {reason}")]
+    NotApplied { operation: String, reason: String },
     #[error("ovsdb: the connection to {target} is unusable after an earlier error")]
     Broken { target: String },
 }

@@ -26,7 +26,7 @@ mod value;
 mod tests;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -72,11 +72,19 @@ pub struct OvsPort {
 /// A connection to ovsdb-server's Open_vSwitch database.
 pub struct Ovsdb {
     rpc: rpc::Rpc,
+    /// How long `add_port` waits for ovs-vswitchd to apply it.
+    apply_wait: Option<Duration>,
 }
+
+/// How often ovs-vswitchd's progress is read while waiting for it.
+const APPLY_POLL: Duration = Duration::from_millis(10);
 
 impl Ovsdb {
     /// How long connecting, and each request, may take.
     pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(5);
+    /// How long ovs-vswitchd may take to apply an added port (it
+    /// reconfigures every bridge; ovs-vsctl waits without limit).
+    pub const DEFAULT_APPLY_WAIT: Duration = Duration::from_secs(10);
 
     pub fn connect(target: &OvsdbTarget) -> Result<Self> {
         Self::connect_with_deadline(target, Self::DEFAULT_DEADLINE)
@@ -88,7 +96,15 @@ impl Ovsdb {
     pub fn connect_with_deadline(target: &OvsdbTarget, deadline: Duration) -> Result<Self> {
         Ok(Self {
             rpc: rpc::Rpc::connect(target, deadline)?,
+            apply_wait: Some(Self::DEFAULT_APPLY_WAIT),
         })
+    }
+
+    /// How long `add_port` waits for ovs-vswitchd; `None` does not wait,
+    /// as `ovs-vsctl --no-wait` (for a database no ovs-vswitchd serves).
+    pub fn with_apply_wait(mut self, wait: Option<Duration>) -> Self {
+        self.apply_wait = wait;
+        self
     }
 
     /// Whether a request timed out or the stream broke: every later one
@@ -108,7 +124,10 @@ impl Ovsdb {
     /// `bridge` as a Port with one Interface of the same name, with
     /// `vlan`, `external_ids` (on the Port) and the Interface's
     /// `mtu_request`. A port of that name on any bridge is replaced, in
-    /// the same transaction, as PVE deletes it before plugging.
+    /// the same transaction, as PVE deletes it before plugging. Returns
+    /// once ovs-vswitchd applied it, as `ovs-vsctl add-port` does; a port
+    /// it could not add (or did not apply within its wait) fails naming
+    /// why and is taken out again.
     pub fn add_port(
         &mut self,
         bridge: &str,
@@ -135,9 +154,22 @@ impl Ovsdb {
                 });
             };
             let txn = ops::add_port(&new, &bridge_uuid, old.as_deref());
-            if self.write(&operation, &txn)? {
-                return Ok(());
+            let Some(results) = self.write_returning(&operation, &txn)? else {
+                continue;
+            };
+            let next_cfg = txn
+                .next_cfg(&results)
+                .map_err(|e| self.protocol(&operation, e))?;
+            if let (Some(target), Some(wait)) = (next_cfg, self.apply_wait) {
+                if let Err(e) = self.wait_applied(&operation, port, target, wait) {
+                    // A row ovs-vswitchd did not take would carry nothing.
+                    if let Err(undo) = self.del_port(port) {
+                        tracing::warn!(%port, error = %undo, "taking out a port ovs-vswitchd did not apply");
+                    }
+                    return Err(e);
+                }
             }
+            return Ok(());
         }
         Err(OvsdbError::Conflict {
             operation,
@@ -203,21 +235,66 @@ impl Ovsdb {
     /// Runs a write: `Ok(false)` when its preconditions no longer held
     /// (nothing changed; read again).
     fn write(&mut self, operation: &str, txn: &Txn) -> Result<bool> {
+        Ok(self.write_returning(operation, txn)?.is_some())
+    }
+
+    /// [`Self::write`], with the results of a committed transaction.
+    fn write_returning(&mut self, operation: &str, txn: &Txn) -> Result<Option<Vec<Value>>> {
         match self.transact(operation, txn)? {
-            Outcome::Done(_) => Ok(true),
+            Outcome::Done(results) => Ok(Some(results)),
             Outcome::Changed => {
                 tracing::debug!(
                     ovsdb = %self.rpc.target(),
                     %operation,
                     "the database changed since the read: reading again"
                 );
-                Ok(false)
+                Ok(None)
             }
             Outcome::Failed { error, details } => Err(OvsdbError::Transact {
                 operation: operation.to_string(),
                 error,
                 details,
             }),
+        }
+    }
+
+    /// Waits until ovs-vswitchd reached `target` (`cur_cfg`, as ovs-vsctl
+    /// waits), then fails if it could not add `port`'s interface.
+    fn wait_applied(
+        &mut self,
+        operation: &str,
+        port: &str,
+        target: i64,
+        wait: Duration,
+    ) -> Result<()> {
+        let not_applied = |reason: String| OvsdbError::NotApplied {
+            operation: operation.to_string(),
+            reason,
+        };
+        let until = Instant::now() + wait;
+        loop {
+            let results = self.read(operation, &ops::select_applied(port))?;
+            let (cur_cfg, interface) =
+                ops::parse_applied(&results).map_err(|e| self.protocol(operation, e))?;
+            if cur_cfg >= target {
+                return match interface {
+                    Some(ops::InterfaceState {
+                        error: Some(error), ..
+                    }) => Err(not_applied(format!("ovs-vswitchd: {error}"))),
+                    Some(ops::InterfaceState {
+                        ofport: Some(-1), ..
+                    }) => Err(not_applied(
+                        "ovs-vswitchd could not add the interface (ofport -1)".into(),
+                    )),
+                    _ => Ok(()),
+                };
+            }
+            if Instant::now() >= until {
+                return Err(not_applied(format!(
+                    "ovs-vswitchd did not apply it within {wait:?} (cur_cfg {cur_cfg}, waiting for {target}); is ovs-vswitchd running?"
+                )));
+            }
+            std::thread::sleep(APPLY_POLL);
         }
     }
 

@@ -26,6 +26,8 @@ pub(super) struct Txn {
     ops: Vec<Value>,
     /// How many of the first ops are `wait` preconditions.
     preconditions: usize,
+    /// Which op reads back the `next_cfg` it asked ovs-vswitchd to reach.
+    next_cfg_at: Option<usize>,
 }
 
 /// How a transaction ended, when the server answered it.
@@ -45,6 +47,19 @@ impl Txn {
         Txn {
             ops,
             preconditions: 0,
+            next_cfg_at: None,
+        }
+    }
+
+    /// The `next_cfg` a committed transaction asked ovs-vswitchd to reach,
+    /// if it asked.
+    pub(super) fn next_cfg(&self, results: &[Value]) -> Result<Option<i64>, String> {
+        let Some(at) = self.next_cfg_at else {
+            return Ok(None);
+        };
+        match rows(results, at)? {
+            [row] => as_i64(column(row, "next_cfg")?).map(Some),
+            other => Err(format!("{} Open_vSwitch rows", other.len())),
         }
     }
 
@@ -209,9 +224,64 @@ pub(super) fn add_port(new: &NewPort, bridge_uuid: &str, old: Option<&str>) -> T
             "where": [["_uuid", "==", value::uuid(bridge_uuid)]],
             "mutations": [["ports", "insert", value::named_uuid(NEW_PORT)]],
         }),
-        comment(format!("add-port {} {}", new.bridge, new.name)),
     ]);
-    Txn { ops, preconditions }
+    // As ovs-vsctl without --no-wait: ovs-vswitchd is asked to apply the
+    // change (`next_cfg`), so the caller can wait until it has and see
+    // whether the interface came up.
+    ops.push(json!({
+        "op": "mutate", "table": "Open_vSwitch", "where": [],
+        "mutations": [["next_cfg", "+=", 1]],
+    }));
+    let next_cfg_at = Some(ops.len());
+    ops.push(
+        json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}),
+    );
+    ops.push(comment(format!("add-port {} {}", new.bridge, new.name)));
+    Txn {
+        ops,
+        preconditions,
+        next_cfg_at,
+    }
+}
+
+/// How far ovs-vswitchd got (`cur_cfg`) and interface `name`'s state.
+pub(super) fn select_applied(name: &str) -> Txn {
+    Txn::read(vec![
+        json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["cur_cfg"]}),
+        json!({
+            "op": "select", "table": "Interface",
+            "where": [["name", "==", name]], "columns": ["ofport", "error"],
+        }),
+    ])
+}
+
+/// What ovs-vswitchd made of an interface.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct InterfaceState {
+    /// -1 when it could not add it.
+    pub(super) ofport: Option<i64>,
+    pub(super) error: Option<String>,
+}
+
+/// `cur_cfg`, and the interface when it still exists.
+pub(super) fn parse_applied(results: &[Value]) -> Result<(i64, Option<InterfaceState>), String> {
+    let cur_cfg = match rows(results, 0)? {
+        [row] => as_i64(column(row, "cur_cfg")?)?,
+        other => return Err(format!("{} Open_vSwitch rows", other.len())),
+    };
+    let interface = match rows(results, 1)? {
+        [] => None,
+        [row] => Some(InterfaceState {
+            ofport: optional(column(row, "ofport")?, as_i64)?,
+            error: optional(column(row, "error")?, as_str)?.map(str::to_string),
+        }),
+        more => return Err(format!("{} interfaces with one name", more.len())),
+    };
+    Ok((cur_cfg, interface))
+}
+
+fn as_i64(v: &Value) -> Result<i64, String> {
+    v.as_i64().ok_or_else(|| format!("not an integer: {v}"))
 }
 
 /// Removes Port `name` (found as `uuid`) from its bridge.
@@ -222,6 +292,7 @@ pub(super) fn del_port(name: &str, uuid: &str) -> Txn {
     Txn {
         ops,
         preconditions: 1,
+        next_cfg_at: None,
     }
 }
 

@@ -33,6 +33,9 @@ fn answer_lookup(peer: &mut Peer, port: Option<&str>, bridge: Option<&str>) {
     peer.reply(&id, json!(results));
 }
 
+/// The `next_cfg` a committed add-port reads back.
+const NEXT_CFG: i64 = 7;
+
 /// Answers a write: committed, or its precondition at `failed_wait` failed.
 fn answer_write(peer: &mut Peer, failed_wait: Option<usize>) -> Value {
     let (id, params) = peer.recv_transact();
@@ -43,11 +46,27 @@ fn answer_write(peer: &mut Peer, failed_wait: Option<usize>) -> Value {
                 json!({"error": "timed out", "details": "\"where\" clause test failed"})
             }
             Some(w) if i > w => Value::Null,
+            _ if params[i + 1]["op"] == "select" => json!({"rows": [{"next_cfg": NEXT_CFG}]}),
             _ => json!({}),
         })
         .collect();
     peer.reply(&id, json!(results));
     params
+}
+
+/// Answers the read of ovs-vswitchd's progress: `cur_cfg` and the
+/// interface's `ofport` and `error` (as OVSDB sets: `["set", []]` is none).
+fn answer_applied(peer: &mut Peer, cur_cfg: i64, ofport: Value, error: Value) {
+    let (id, params) = peer.recv_transact();
+    assert_eq!(params[1]["columns"], json!(["cur_cfg"]), "{params}");
+    assert_eq!(params[2]["table"], "Interface", "{params}");
+    peer.reply(
+        &id,
+        json!([
+            {"rows": [{"cur_cfg": cur_cfg}]},
+            {"rows": [{"ofport": ofport, "error": error}]},
+        ]),
+    );
 }
 
 #[test]
@@ -184,6 +203,7 @@ fn add_port_reads_again_when_the_port_changed_in_between() {
         // The second write replaces the port found on the second read.
         assert_eq!(params[2]["rows"], json!([{"_uuid": ["uuid", "p-uuid"]}]));
         assert_eq!(params[4]["op"], "delete");
+        answer_applied(peer, NEXT_CFG, json!(5), json!(["set", []]));
         peer.expect_closed();
     });
     let mut db = connect(&server);
@@ -313,4 +333,85 @@ fn connecting_to_a_missing_socket_names_the_target() {
             .starts_with(&format!("ovsdb: cannot connect to {target}: ")),
         "{e}"
     );
+}
+
+#[test]
+fn add_port_returns_once_ovs_vswitchd_applied_it() {
+    let server = FakeServer::start(|peer| {
+        answer_lookup(peer, None, Some("b-uuid"));
+        let params = answer_write(peer, None);
+        let ops = params.as_array().unwrap();
+        let bump = ops.iter().find(|op| op["table"] == "Open_vSwitch").unwrap();
+        assert_eq!(bump["mutations"], json!([["next_cfg", "+=", 1]]));
+        // Not yet, then done.
+        answer_applied(peer, NEXT_CFG - 1, json!(["set", []]), json!(["set", []]));
+        answer_applied(peer, NEXT_CFG, json!(3), json!(["set", []]));
+        peer.expect_closed();
+    });
+    let mut db = connect(&server);
+    db.add_port("br0", "p1", &PortVlan::default(), &[], None)
+        .unwrap();
+    drop(db);
+    server.join();
+}
+
+#[test]
+fn a_port_ovs_vswitchd_could_not_add_fails_and_is_taken_out() {
+    let server = FakeServer::start(|peer| {
+        answer_lookup(peer, None, Some("b-uuid"));
+        answer_write(peer, None);
+        answer_applied(
+            peer,
+            NEXT_CFG,
+            json!(-1),
+            json!("could not open network device p1 (No such device)"),
+        );
+        // The row goes again.
+        answer_lookup(peer, Some("p-uuid"), None);
+        let params = answer_write(peer, None);
+        assert!(params.to_string().contains("del-port p1"), "{params}");
+        peer.expect_closed();
+    });
+    let mut db = connect(&server);
+    let e = db
+        .add_port("br0", "p1", &PortVlan::default(), &[], None)
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "ovsdb: add-port br0 p1: ovs-vswitchd: could not open network device p1 (No such device)"
+    );
+    drop(db);
+    server.join();
+}
+
+#[test]
+fn add_port_gives_up_on_an_ovs_vswitchd_that_never_applies() {
+    let server = FakeServer::start(|peer| {
+        answer_lookup(peer, None, Some("b-uuid"));
+        answer_write(peer, None);
+        loop {
+            let (id, params) = peer.recv_transact();
+            if params[1]["table"] == "Port" {
+                // The lookup before the port is taken out again.
+                peer.reply(&id, json!([{"rows": []}]));
+                break;
+            }
+            peer.reply(
+                &id,
+                json!([{"rows": [{"cur_cfg": NEXT_CFG - 1}]}, {"rows": []}]),
+            );
+        }
+        peer.expect_closed();
+    });
+    let mut db = connect(&server).with_apply_wait(Some(Duration::from_millis(50)));
+    let e = db
+        .add_port("br0", "p1", &PortVlan::default(), &[], None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("did not apply it within") && e.contains("is ovs-vswitchd running?"),
+        "{e}"
+    );
+    drop(db);
+    server.join();
 }

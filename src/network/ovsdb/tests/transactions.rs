@@ -31,6 +31,12 @@ fn plug(port_row: Value, interface_row: Value) -> Vec<Value> {
             "where": [["_uuid", "==", ["uuid", BRIDGE_UUID]]],
             "mutations": [["ports", "insert", ["named-uuid", "new_port"]]],
         }),
+        // Asks ovs-vswitchd to apply it, and reads what to wait for.
+        json!({
+            "op": "mutate", "table": "Open_vSwitch", "where": [],
+            "mutations": [["next_cfg", "+=", 1]],
+        }),
+        json!({"op": "select", "table": "Open_vSwitch", "where": [], "columns": ["next_cfg"]}),
         json!({"op": "comment", "comment": "lxcri: add-port br0 veth100i0"}),
     ]
 }
