@@ -29,9 +29,14 @@
 //!    shim from the host (the kernel's process-events connector).
 //!
 //! Exec processes use the same binary on the host: the shim runs
-//! `lxcri-init exec <spec.json>` with the [`ExecSpec`]; it joins the
-//! container's namespaces and cgroups, forks, runs the process and exits
-//! with its status (re-raising a fatal signal so the shim sees 128+n).
+//! `lxcri-init exec <spec.json>` with the [`ExecSpec`] and a unix socket at
+//! the fd named by [`EXEC_SOCKET_FD_ENV`]; it joins the container's
+//! namespaces and cgroups, forks, and the child sets the process up and
+//! execs it. The helper then sends one [`ExecMessage`] on the socket:
+//! `Started` once the `execve` succeeded (followed, with a terminal, by the
+//! pty master tagged [`PTY_TAG`]), or `Failed` with why it could not start.
+//! A started process's helper exits with its status (re-raising a fatal
+//! signal so the shim sees 128+n).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,9 +60,9 @@ pub const INIT_ERROR_FILE: &str = "init.err";
 pub const STDIO_TAG: u8 = b'S';
 /// Data byte sent with a pty master fd (init/exec helper -> shim).
 pub const PTY_TAG: u8 = b'T';
-/// Environment variable naming the fd of the console socket the exec helper
-/// sends its pty master on (only when `process.terminal`).
-pub const CONSOLE_FD_ENV: &str = "LXCRI_CONSOLE_FD";
+/// Environment variable naming the fd of the unix socket the exec helper
+/// reports on (an [`ExecMessage`], then the pty master if any).
+pub const EXEC_SOCKET_FD_ENV: &str = "LXCRI_EXEC_SOCKET_FD";
 
 /// Everything the init needs to run the container's OCI process.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -283,6 +288,18 @@ pub enum InitMessage {
     Failed { message: String },
 }
 
+/// The outcome of an exec's start (exec helper -> shim), one line of JSON
+/// like [`InitMessage`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ExecMessage {
+    /// The process runs: its `execve` succeeded.
+    Started,
+    /// The process could not be started (not found, not executable, bad
+    /// user or cwd...); the helper exits after sending this.
+    Failed { message: String },
+}
+
 /// Encode a wait status the way shells and containerd report it.
 pub fn exit_code_from_signal(signal: i32) -> u32 {
     128 + signal as u32
@@ -328,6 +345,10 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&InitMessage::Ready).unwrap(),
             r#"{"kind":"ready"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ExecMessage::Started).unwrap(),
+            r#"{"kind":"started"}"#
         );
     }
 

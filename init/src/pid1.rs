@@ -2,7 +2,7 @@
 //! itself (see the numbered protocol in `lxcri-init-spec`).
 
 use crate::prepare::{self, PrepareError};
-use crate::process::{Command, Stdio};
+use crate::process::{Command, Runner, Stdio};
 use crate::signals::{self, Signals};
 use crate::status::{self, EXIT_INIT_FAILED};
 use crate::stdio::{self, StdioError};
@@ -122,7 +122,7 @@ fn run_inner() -> Result<i32> {
     // how the shim's start knows the process runs.
     drop(signals);
     let _open_until_exec = fifo;
-    command.exec(child_stdio, false)
+    command.exec(child_stdio, Runner::Pid1)
 }
 
 /// The runtime dir (for the exit report, once it is unmounted) and the

@@ -1,11 +1,12 @@
 //! The fd exchange with the shim (`SCM_RIGHTS` with a one-byte tag), the
 //! init's JSON message, and pseudo-terminals.
 
-use lxcri_init_spec::{ConsoleSize, InitMessage, PTY_TAG};
+use lxcri_init_spec::{ConsoleSize, PTY_TAG};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::sys::socket::{recvmsg, sendmsg, ControlMessage, ControlMessageOwned, MsgFlags};
 use nix::sys::stat::Mode;
+use serde::Serialize;
 use std::io::{IoSlice, IoSliceMut, Write};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -26,9 +27,9 @@ pub enum StdioError {
 
 pub type Result<T> = std::result::Result<T, StdioError>;
 
-/// Send `msg` as one line of JSON.
-pub fn send_message(sock: &mut UnixStream, msg: &InitMessage) -> Result<()> {
-    let mut line = serde_json::to_string(msg).expect("InitMessage always serializes");
+/// Send `msg` (an `InitMessage` or an `ExecMessage`) as one line of JSON.
+pub fn send_message(sock: &mut UnixStream, msg: &impl Serialize) -> Result<()> {
+    let mut line = serde_json::to_string(msg).expect("messages always serialize");
     line.push('\n');
     sock.write_all(line.as_bytes()).map_err(StdioError::Message)
 }
@@ -172,6 +173,7 @@ fn set_size(master: &OwnedFd, size: ConsoleSize) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lxcri_init_spec::InitMessage;
     use std::io::{Read, Seek};
     use std::os::fd::AsFd;
 

@@ -1,17 +1,21 @@
 //! Exec processes: `lxcri-init exec SPEC` run on the host joins the
 //! container's namespaces and cgroups and runs the process; it is our
-//! child, so its wait status is the process's.
+//! child, so its wait status is the process's. Before Start answers, the
+//! helper says on a socket whether the process started (runc's exec fails
+//! when it cannot start its process, and containerd then sees no exit).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
-use lxcri_init_spec::{ExecSpec, CONSOLE_FD_ENV};
+use lxcri::runtime::init_channel::{self, InitChannelError};
+use lxcri_init_spec::{ExecMessage, ExecSpec, EXEC_SOCKET_FD_ENV};
 use tokio::process::{Child, Command};
 
-use crate::error::{Result, ShimError};
+use crate::error::{chain, Result, ShimError};
 use crate::io::ProcessStdio;
 
 /// A started exec helper, and its pty master if it has a terminal (without
@@ -21,8 +25,41 @@ pub struct SpawnedExec {
     pub console: Option<OwnedFd>,
 }
 
-/// The fd number the console socket gets in the helper.
-const CONSOLE_FD: i32 = 3;
+/// Why an exec did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The helper could not start the process; its message says why (not
+    /// found, not executable, bad user or cwd...).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the exec helper did not report within {0:?}")]
+    Timeout(Duration),
+    #[error("the exec helper ended without reporting")]
+    NoReport,
+    #[error("reading the exec helper's report: {0}")]
+    Io(#[source] std::io::Error),
+    #[error("the exec helper sent a malformed report {line:?}: {source}")]
+    Protocol {
+        line: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("receiving the terminal: {0}")]
+    Terminal(#[source] InitChannelError),
+}
+
+impl From<StartError> for ShimError {
+    /// Worded as runc's shim, which tools match on (Docker reads "executable
+    /// file not found" or "permission denied" to choose 127 or 126).
+    fn from(e: StartError) -> Self {
+        ShimError::Failed(format!("OCI runtime exec failed: {}", chain(&e)))
+    }
+}
+
+/// The fd number the helper's report socket gets in the helper.
+const SOCKET_FD: i32 = 3;
+/// How long the helper may take to join the container and start the process.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub async fn spawn(
     init_binary: &Path,
@@ -36,70 +73,90 @@ pub async fn spawn(
     })?;
     let mut cmd = Command::new(init_binary);
     cmd.arg("exec").arg(&spec_path).kill_on_drop(false);
-    let console_pair = if let Some(ends) = relayed {
-        cmd.stdin(Stdio::from(ends.stdin))
-            .stdout(Stdio::from(ends.stdout))
-            .stderr(Stdio::from(ends.stderr));
-        None
-    } else {
-        // A terminal: the helper opens the pty in the container and sends
-        // the master back on this socket.
-        let (ours, theirs) =
-            UnixStream::pair().map_err(|e| ShimError::Failed(format!("console socket: {e}")))?;
-        let raw = theirs.as_raw_fd();
-        cmd.env(CONSOLE_FD_ENV, CONSOLE_FD.to_string());
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // SAFETY: only async-signal-safe dup2 between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                // dup2 onto itself would keep FD_CLOEXEC set: clear it instead.
-                let rc = if raw == CONSOLE_FD {
-                    libc::fcntl(raw, libc::F_SETFD, 0)
-                } else {
-                    libc::dup2(raw, CONSOLE_FD)
-                };
-                if rc < 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
+    match relayed {
+        Some(ends) => {
+            cmd.stdin(Stdio::from(ends.stdin))
+                .stdout(Stdio::from(ends.stdout))
+                .stderr(Stdio::from(ends.stderr));
         }
-        Some((ours, theirs))
-    };
+        None => {
+            // A terminal: the helper opens the pty in the container and
+            // sends the master on the report socket.
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+    }
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| ShimError::Failed(format!("exec report socket: {e}")))?;
+    let raw = theirs.as_raw_fd();
+    cmd.env(EXEC_SOCKET_FD_ENV, SOCKET_FD.to_string());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep FD_CLOEXEC set: clear it instead.
+            let rc = if raw == SOCKET_FD {
+                libc::fcntl(raw, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(raw, SOCKET_FD)
+            };
+            if rc < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| ShimError::Failed(format!("running {} exec: {e}", init_binary.display())))?;
-    let console = match console_pair {
-        None => None,
-        Some((ours, theirs)) => {
-            drop(theirs);
-            let fd = ours.as_raw_fd();
-            let recv = tokio::task::spawn_blocking(move || {
-                let _keep = ours;
-                lxcri::runtime::init_channel::recv_pty_from(fd)
-            });
-            let received = tokio::time::timeout(std::time::Duration::from_secs(30), recv)
-                .await
-                .map_err(|_| {
-                    ShimError::Failed("exec: no terminal from the exec helper within 30s".into())
-                })
-                .and_then(|r| r.map_err(|e| ShimError::Failed(format!("exec: {e}"))))
-                .and_then(|r| {
-                    r.map_err(|e| ShimError::Failed(format!("exec: receiving the terminal: {e}")))
-                });
-            match received {
-                Ok(master) => Some(master),
-                Err(e) => {
-                    // No terminal, no exec: the helper must not run on unseen.
-                    let _ = child.start_kill();
-                    return Err(e);
-                }
+    // Ours closed, the helper's end is the only one: its exit is our EOF.
+    drop(theirs);
+    let terminal = spec.process.terminal;
+    let report = tokio::task::spawn_blocking(move || read_report(ours, terminal))
+        .await
+        .map_err(|e| ShimError::Failed(format!("exec: internal task failed: {e}")))?;
+    match report {
+        Ok(console) => Ok(SpawnedExec { child, console }),
+        Err(e) => {
+            if !matches!(e, StartError::Refused(_)) {
+                // Not started as far as anyone will know: it must not run on unseen.
+                let _ = child.start_kill();
             }
+            // Reaped here: no exit watcher for an exec that did not start.
+            tokio::spawn(async move { child.wait().await });
+            Err(e.into())
         }
-    };
-    Ok(SpawnedExec { child, console })
+    }
+}
+
+/// Waits (bounded) for the helper's report; with a terminal, the pty master
+/// follows a `Started`.
+fn read_report(
+    mut socket: UnixStream,
+    terminal: bool,
+) -> std::result::Result<Option<OwnedFd>, StartError> {
+    socket
+        .set_read_timeout(Some(START_TIMEOUT))
+        .map_err(StartError::Io)?;
+    let line = init_channel::read_line(&mut socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            StartError::Timeout(START_TIMEOUT)
+        }
+        _ => StartError::Io(e),
+    })?;
+    if line.is_empty() {
+        return Err(StartError::NoReport);
+    }
+    let text = String::from_utf8_lossy(&line).into_owned();
+    let message = serde_json::from_str(&text)
+        .map_err(|source| StartError::Protocol { line: text, source })?;
+    match message {
+        ExecMessage::Failed { message } => Err(StartError::Refused(message)),
+        ExecMessage::Started if terminal => init_channel::recv_pty_from(socket.as_raw_fd())
+            .map(Some)
+            .map_err(StartError::Terminal),
+        ExecMessage::Started => Ok(None),
+    }
 }
 
 /// The containerd exit status of a finished helper (128+n for signals).
@@ -114,6 +171,54 @@ pub fn exit_code(status: std::process::ExitStatus) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::io::Write;
+
+    fn report(line: &[u8], terminal: bool) -> std::result::Result<Option<OwnedFd>, StartError> {
+        let (ours, mut theirs) = UnixStream::pair().unwrap();
+        theirs.write_all(line).unwrap();
+        drop(theirs);
+        read_report(ours, terminal)
+    }
+
+    #[test]
+    fn a_refused_start_carries_the_helpers_words() {
+        let e = report(
+            br#"{"kind":"failed","message":"exec: \"nosuch\": executable file not found in $PATH"}"#,
+            false,
+        )
+        .unwrap_err();
+        assert!(matches!(e, StartError::Refused(_)), "{e:?}");
+        match ShimError::from(e) {
+            ShimError::Failed(m) => assert_eq!(
+                m,
+                "OCI runtime exec failed: exec: \"nosuch\": executable file not found in $PATH"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_started_process_without_a_terminal_sends_nothing_more() {
+        assert!(report(b"{\"kind\":\"started\"}\n", false)
+            .unwrap()
+            .is_none());
+    }
+
+    #[test]
+    fn a_started_terminal_needs_its_pty() {
+        let e = report(b"{\"kind\":\"started\"}\n", true).unwrap_err();
+        assert!(matches!(e, StartError::Terminal(_)), "{e:?}");
+    }
+
+    #[test]
+    fn silence_and_garbage_are_not_a_start() {
+        assert!(matches!(report(b"", false), Err(StartError::NoReport)));
+        assert!(matches!(
+            report(b"started\n", false),
+            Err(StartError::Protocol { .. })
+        ));
+    }
 
     #[test]
     fn signal_deaths_are_128_plus_n() {

@@ -27,9 +27,19 @@ impl ExitInfo {
     }
 
     pub fn timestamp(&self) -> Timestamp {
+        if self.exited_at_ns == 0 {
+            // No time: Go's zero time, which containerd's shims send then.
+            return Timestamp {
+                seconds: GO_ZERO_TIME_SECONDS,
+                ..Default::default()
+            };
+        }
         timestamp(self.exited_at_ns)
     }
 }
+
+/// `time.Time{}` (year 1) in Unix seconds.
+const GO_ZERO_TIME_SECONDS: i64 = -62_135_596_800;
 
 pub fn timestamp(ns: u64) -> Timestamp {
     Timestamp {
@@ -112,6 +122,16 @@ impl Process {
             )));
         }
         self.ensure(&[ProcessStatus::Running], "exec in")
+    }
+
+    /// An exec whose process could not be started stays Created, as on
+    /// runc's shim, but is over: `wait` answers at once with status 0 and
+    /// no exit time, and no TaskExit is published.
+    pub fn set_start_failed(&mut self) {
+        self.exit_tx.send_replace(Some(ExitInfo {
+            status: 0,
+            exited_at_ns: 0,
+        }));
     }
 
     /// Records the exit once; returns false if it was already recorded,
@@ -202,6 +222,20 @@ mod tests {
         assert!(refused(&init).contains("cannot exec in a paused state"));
         init.status = ProcessStatus::Stopped;
         assert!(refused(&init).contains("Stopped"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_start_stays_created_and_ends_waits_without_a_time() {
+        let mut p = Process::new("e".into(), 0, StdioPaths::default(), ProcessIo::default());
+        let waiter = tokio::spawn(wait_exit(p.exit_watch()));
+        p.set_start_failed();
+        let exit = waiter.await.unwrap();
+        assert_eq!(exit.status, 0);
+        assert_eq!(exit.timestamp().seconds, GO_ZERO_TIME_SECONDS);
+        assert_eq!(p.status, ProcessStatus::Created);
+        assert!(p.has_ended());
+        // Nothing ran, so nothing exits: no TaskExit either.
+        assert!(!p.set_exited(ExitInfo::now(1)));
     }
 
     #[test]

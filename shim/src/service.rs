@@ -263,6 +263,12 @@ impl Service {
         c.init.ensure_exec_allowed()?;
         let exec = c.process(&req.exec_id)?;
         exec.ensure(&[ProcessStatus::Created], "start")?;
+        if exec.has_ended() {
+            return Err(ShimError::FailedPrecondition(format!(
+                "cannot start exec {}: it failed to start already",
+                req.exec_id
+            )));
+        }
         let stdio = exec.stdio.clone();
         let spec = exec.exec_spec.clone().ok_or_else(|| {
             ShimError::FailedPrecondition(format!("exec {} has no process spec", req.exec_id))
@@ -286,7 +292,15 @@ impl Service {
             let (io, ends) = ProcessIo::relay(&stdio)?;
             (Some(io), Some(ends))
         };
-        let mut spawned = exec::spawn(&init_binary, spec_path, &exec_spec, ends).await?;
+        let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                // As runc's shim: no event, and the exec stays created but
+                // over (see `set_start_failed`).
+                c.process_mut(&req.exec_id)?.set_start_failed();
+                return Err(e);
+            }
+        };
         let pid = spawned.child.id().unwrap_or(0);
         let io = match (relayed_io, spawned.console.take()) {
             (Some(io), _) => io,
@@ -373,6 +387,14 @@ impl Service {
         let c = shared.lock().await;
         let signal = kill_signal(req.signal)?;
         let p = c.process(&req.exec_id)?;
+        // Before the end check: an exec that failed to start is over but
+        // was never created, and runc's shim says so.
+        if !req.exec_id.is_empty() && p.status == ProcessStatus::Created {
+            return Err(ShimError::FailedPrecondition(format!(
+                "exec {} is not started",
+                p.id
+            )));
+        }
         if p.has_ended() {
             return Err(ShimError::NotFound(format!(
                 "process {} already finished",
@@ -380,12 +402,6 @@ impl Service {
             )));
         }
         if !req.exec_id.is_empty() {
-            if p.status == ProcessStatus::Created {
-                return Err(ShimError::FailedPrecondition(format!(
-                    "exec {} is not started",
-                    p.id
-                )));
-            }
             return send_signal(p.pid, signal);
         }
         let paused = c.init.status == ProcessStatus::Paused;

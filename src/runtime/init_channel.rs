@@ -122,17 +122,8 @@ impl InitConnection {
         self.pid
     }
 
-    /// Reads one JSON line byte by byte, so nothing after it is consumed.
     fn read_message(&mut self) -> Result<InitMessage> {
-        let mut line = Vec::new();
-        let mut byte = [0u8; 1];
-        loop {
-            let n = self.stream.read(&mut byte)?;
-            if n == 0 || byte[0] == b'\n' || line.len() > 64 * 1024 {
-                break;
-            }
-            line.push(byte[0]);
-        }
+        let line = read_line(&mut self.stream)?;
         if line.is_empty() {
             return Err(InitChannelError::ContainerGone);
         }
@@ -159,6 +150,21 @@ impl InitConnection {
     /// Receives the pty master the init opened for a terminal process.
     pub fn recv_pty(&self) -> Result<OwnedFd> {
         recv_pty_from(self.stream.as_raw_fd())
+    }
+}
+
+/// Reads one line (without its newline; at most 64 KiB) byte by byte, so
+/// nothing after it is consumed: an fd the peer sends next stays for
+/// `recvmsg`. Empty at end of stream.
+pub fn read_line(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        let n = stream.read(&mut byte)?;
+        if n == 0 || byte[0] == b'\n' || line.len() > 64 * 1024 {
+            return Ok(line);
+        }
+        line.push(byte[0]);
     }
 }
 

@@ -107,6 +107,16 @@ pub enum Stdio {
     Terminal(OwnedFd),
 }
 
+/// Who becomes the process, which decides where a failed setup is told.
+pub enum Runner {
+    /// The container's PID 1 itself: the reason goes to its stderr.
+    Pid1,
+    /// The exec helper's child: it dies with the helper and writes the
+    /// reason to this close-on-exec pipe, which a successful `execve`
+    /// closes unwritten; the helper tells the shim either way.
+    ExecChild(OwnedFd),
+}
+
 /// A validated process, ready to be run in a forked child.
 pub struct Command {
     exe: CString,
@@ -183,15 +193,18 @@ impl Command {
         })
     }
 
-    /// Run in the forked child: set everything up and execve. Never returns;
-    /// on failure writes `lxcri-init: <what>: <error>` to stderr and exits
-    /// 125 (setup), 126 (not executable) or 127 (not found).
-    pub fn exec(&self, stdio: Stdio, die_with_parent: bool) -> ! {
-        let err = self.setup_and_exec(stdio, die_with_parent);
-        let msg = format!("lxcri-init: {err}\n");
-        // SAFETY: write(2) and _exit(2) on our own stderr; nothing else to clean up.
+    /// Set everything up and execve. Never returns; on failure says why
+    /// (see [`Runner`]) and exits 125 (setup), 126 (not executable) or 127
+    /// (not found).
+    pub fn exec(&self, stdio: Stdio, runner: Runner) -> ! {
+        let err = self.setup_and_exec(stdio, matches!(runner, Runner::ExecChild(_)));
+        let (fd, msg) = match &runner {
+            Runner::Pid1 => (2, format!("lxcri-init: {err}\n")),
+            Runner::ExecChild(pipe) => (pipe.as_raw_fd(), err.to_string()),
+        };
+        // SAFETY: write(2) and _exit(2) on an fd we hold; nothing else to clean up.
         unsafe {
-            libc::write(2, msg.as_ptr().cast(), msg.len());
+            libc::write(fd, msg.as_ptr().cast(), msg.len());
             libc::_exit(err.exit_code());
         }
     }

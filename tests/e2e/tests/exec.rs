@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
+use lxcri_e2e::cmd::Background;
+use lxcri_e2e::{assert_same, runtimes, CmdOutput, Containerd, Runtime};
 
 fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
     let id = ctd.new_id(prefix);
@@ -47,10 +48,28 @@ fn exec_streams_and_exit_codes() {
         // An exec id is free again once its process is done.
         let out = ctd.exec(&id, "e1", &["true"], &[]);
         assert_eq!(out.code, Some(0), "{rt}: {out}");
-        // A missing binary fails the exec, not the container.
-        let out = ctd.exec(&id, "e4", &["/no/such/binary"], &[]);
-        assert_ne!(out.code, Some(0), "{rt}: {out}");
-        assert!(out.all_output().contains("/no/such/binary"), "{rt}: {out}");
+        // A process that cannot start fails the exec's start, not the
+        // container, and is never reported as started or as exited.
+        let events = Background::spawn(ctd.ctr_command().arg("events"));
+        std::thread::sleep(Duration::from_secs(1));
+        let out = ctd.exec(&id, "nosuch", &["/no/such/binary"], &[]);
+        assert_start_failed(rt, &out, "/no/such/binary");
+        let out = ctd.exec(&id, "badcwd", &["true"], &["--cwd", "/no/such/dir"]);
+        assert_start_failed(rt, &out, "/no/such/dir");
+        ctd.exec(&id, "after", &["true"], &[]).ok();
+        // `ctr events` runs until killed: what it printed by then.
+        let seen = events.wait(Duration::from_secs(2)).stdout;
+        let published = |exec_id: &str, topic: &str| {
+            let quoted = format!("\"{exec_id}\"");
+            seen.lines()
+                .any(|l| l.contains(topic) && l.contains(&quoted))
+        };
+        assert!(published("after", "/tasks/exit"), "{rt}: {seen}");
+        for exec_id in ["nosuch", "badcwd"] {
+            assert!(published(exec_id, "/tasks/exec-added"), "{rt}: {seen}");
+            assert!(!published(exec_id, "/tasks/exec-started"), "{rt}: {seen}");
+            assert!(!published(exec_id, "/tasks/exit"), "{rt}: {seen}");
+        }
         assert_eq!(
             ctd.task(&id).map(|t| t.1).as_deref(),
             Some("RUNNING"),
@@ -58,6 +77,19 @@ fn exec_streams_and_exit_codes() {
         );
         ctd.remove(&id);
     }
+}
+
+/// ctr's own error (exit 1, no process exit code), as on runc: the
+/// runtime's message names what was missing, with gRPC's Unknown code.
+#[track_caller]
+fn assert_start_failed(rt: Runtime, out: &CmdOutput, missing: &str) {
+    assert_eq!(out.code, Some(1), "{rt}: {out}");
+    assert!(
+        out.stderr.starts_with("ctr: OCI runtime exec failed: ")
+            && out.stderr.contains(missing)
+            && out.stderr.trim_end().ends_with(": unknown"),
+        "{rt}: {out}"
+    );
 }
 
 #[test]
@@ -86,6 +118,15 @@ fn exec_with_tty() {
         // Without --tty the same exec has no terminal.
         let out = ctd.exec(&id, "t2", &["sh", "-c", "tty; true"], &[]);
         assert_eq!(out.stdout, "not a tty\n", "{rt}: {out}");
+        // A terminal exec that cannot start fails its start too (ctr's
+        // error reaches script's terminal, so stdout).
+        let out = ctd.exec_tty(&id, "t3", &["/no/such/binary"]);
+        assert_eq!(out.code, Some(1), "{rt}: {out}");
+        assert!(
+            out.stdout.contains("OCI runtime exec failed: ")
+                && out.stdout.contains("/no/such/binary"),
+            "{rt}: {out}"
+        );
         ctd.remove(&id);
     }
 }
