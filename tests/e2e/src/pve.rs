@@ -335,7 +335,7 @@ impl PveSim {
         assert!(code.starts_with('2'), "clearing faults: HTTP {code}");
     }
 
-    /// Every VMID a create was asked for on behalf of `namespace/id`
+    /// Every VMID a create was made for on behalf of `namespace/id`
     /// (from the request log: the description names the container).
     pub fn vmids_of(&self, namespace: &str, id: &str) -> Vec<u32> {
         let container = format!("- container: {id}\n");
@@ -344,6 +344,10 @@ impl PveSim {
             .requests()
             .iter()
             .filter(|r| r["method"] == "POST" && r["template"] == "/nodes/{node}/lxc")
+            // A refused create made nothing, and its VMID may be another
+            // container's: a create that met a VMID taken meanwhile ("CT N
+            // already exists") names the CT of the container that took it.
+            .filter(|r| r["status"] == 200)
             .filter(|r| {
                 let d = r["params"]["description"].as_str().unwrap_or("");
                 d.contains(&container) && d.contains(&ns)
