@@ -79,6 +79,30 @@ pub struct NicSpec {
     pub host_managed: bool,
 }
 
+/// Why `nic` cannot be one more NIC of a container that has `earlier`: an
+/// interface name twice, or a second default gateway of a family (a
+/// network namespace has one default route per family, and the second
+/// would fail only after the container started). `None` when it can be.
+pub fn nic_set_conflict<'a>(
+    nic: &NicSpec,
+    earlier: impl IntoIterator<Item = &'a NicSpec>,
+) -> Option<String> {
+    for other in earlier {
+        if other.name == nic.name {
+            return Some(format!("name={} is also {}'s", nic.name, other.source));
+        }
+        for (key, gateway, theirs) in [("gw", nic.gw, other.gw), ("gw6", nic.gw6, other.gw6)] {
+            if let (Some(gateway), Some(theirs)) = (gateway, theirs) {
+                return Some(format!(
+                    "{key}={gateway}: {} has {key}={theirs} already; a network namespace has one default route per family, so give the gateway to one NIC only",
+                    other.source
+                ));
+            }
+        }
+    }
+    None
+}
+
 impl NicSpec {
     /// Parses `text`, the value of `netN` (`source`, e.g. the annotation
     /// `io.lxcri.net0`, is named in errors).

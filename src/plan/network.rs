@@ -18,7 +18,7 @@ use oci_spec::runtime::Spec;
 
 use super::namespaces::Mode;
 use super::{invalid, unsupported, Result};
-use crate::network::nic::{NicIndex, NicSpec};
+use crate::network::nic::{nic_set_conflict, NicIndex, NicSpec};
 use crate::network::values::{Ipv4Config, Ipv6Config};
 use crate::spec::annotations::nic_annotations;
 use crate::spec::CriContainerType;
@@ -95,35 +95,9 @@ pub(super) fn plan_network(i: &NetworkInputs<'_>) -> Result<Option<NetworkPlan>>
                 "ip=dhcp / ip6=dhcp: lxcri sets addresses itself and runs no DHCP client; give a static ADDR/LEN, or `manual` and run a client in the container",
             ));
         }
-        if let Some(other) = nics[..k].iter().find(|o| o.name == nic.name) {
-            return Err(invalid(
-                &nic.source,
-                &format!("name={} is also {}'s", nic.name, other.source),
-            ));
+        if let Some(why) = nic_set_conflict(nic, &nics[..k]) {
+            return Err(invalid(&nic.source, &why));
         }
-        one_gateway_per_family(nic, &nics[..k])?;
     }
     Ok(Some(NetworkPlan { nics, netns }))
-}
-
-/// A namespace has one default route per family: a second NIC's gateway
-/// would fail (EEXIST) only after the container started.
-fn one_gateway_per_family(nic: &NicSpec, earlier: &[NicSpec]) -> Result<()> {
-    for (key, v6) in [("gw", false), ("gw6", true)] {
-        let gateway_of = |n: &NicSpec| if v6 { n.gw6 } else { n.gw };
-        let Some(gateway) = gateway_of(nic) else {
-            continue;
-        };
-        let taken = earlier.iter().find_map(|o| gateway_of(o).map(|g| (o, g)));
-        if let Some((other, theirs)) = taken {
-            return Err(invalid(
-                &nic.source,
-                &format!(
-                    "{key}={gateway}: {} has {key}={theirs} already; a network namespace has one default route per family, so give the gateway to one NIC only",
-                    other.source
-                ),
-            ));
-        }
-    }
-    Ok(())
 }

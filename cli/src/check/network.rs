@@ -9,11 +9,11 @@
 
 use std::collections::BTreeSet;
 
-use lxcri::config::Config;
+use lxcri::config::{BackendKind, Config};
 use lxcri::error_chain as chain;
 use lxcri::network::host::{Bridge, BridgeKind};
 use lxcri::network::netlink::{LinkInfo, Netlink};
-use lxcri::network::nic::NicSpec;
+use lxcri::network::nic::{nic_set_conflict, NicSpec};
 use lxcri::network::ovsdb::{OvsBridge, Ovsdb, OvsdbError, OvsdbTarget};
 
 use super::{finding, Finding, Status};
@@ -60,7 +60,20 @@ impl OvsBridges for Ovsdb {
 pub fn checks(config: &Config) -> Vec<Finding> {
     let nics: Vec<&NicSpec> = config.network.nics().collect();
     let node = read_node(&config.network.ovsdb, &nics);
-    findings(&node, &config.network.ovsdb.to_string(), &nics)
+    let plugger = match config.backend {
+        BackendKind::Lxc => Plugger::Lxcri,
+        BackendKind::Pve => Plugger::Pve,
+    };
+    findings(&node, &config.network.ovsdb.to_string(), &nics, plugger)
+}
+
+/// Who plugs a default NIC: lxcri itself on the lxc backend; on pve the
+/// NICs of a `ctr` container are the CT's `netN`, which PVE plugs (its
+/// `tap_plug`), with its firewall bridges, rate limits and VLAN bridges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plugger {
+    Lxcri,
+    Pve,
 }
 
 /// Lists the links, then asks `ovsdb` about those that may be Open vSwitch
@@ -131,10 +144,31 @@ pub fn ovs_bridges(
 
 /// One finding for the Linux bridges, one for Open vSwitch, one per
 /// default NIC.
-pub fn findings(node: &NodeNetwork, ovsdb: &str, nics: &[&NicSpec]) -> Vec<Finding> {
+pub fn findings(
+    node: &NodeNetwork,
+    ovsdb: &str,
+    nics: &[&NicSpec],
+    plugger: Plugger,
+) -> Vec<Finding> {
     let mut out = vec![linux_finding(&node.linux), ovs_finding(node, ovsdb, nics)];
-    out.extend(nics.iter().map(|n| nic_finding(node, ovsdb, n)));
+    for (k, nic) in nics.iter().enumerate() {
+        let refused = nic_set_conflict(nic, nics[..k].iter().copied())
+            .or_else(|| (plugger == Plugger::Lxcri).then(|| pve_only(nic)).flatten());
+        out.push(match refused {
+            Some(why) => finding(NIC_NAMES[usize::from(nic.index.get())], Status::Fail, why),
+            None => nic_finding(node, ovsdb, nic, plugger),
+        });
+    }
     out
+}
+
+/// What only PVE's own plugging does, refused by every create that plugs
+/// the NIC itself (`lxcri::network::plug`).
+fn pve_only(nic: &NicSpec) -> Option<String> {
+    if nic.firewall {
+        return Some("firewall=1: PVE's firewall bridges exist only for NICs PVE plugs (the pve backend); on the lxc backend lxcri plugs it and every create with it is refused".into());
+    }
+    nic.rate.map(|rate| format!("rate={rate}: PVE shapes the NICs it plugs (the pve backend); on the lxc backend lxcri plugs it and every create with it is refused"))
 }
 
 fn describe(b: &Bridge) -> String {
@@ -205,7 +239,7 @@ fn ovs_finding(node: &NodeNetwork, ovsdb: &str, nics: &[&NicSpec]) -> Finding {
     }
 }
 
-fn nic_finding(node: &NodeNetwork, ovsdb: &str, nic: &NicSpec) -> Finding {
+fn nic_finding(node: &NodeNetwork, ovsdb: &str, nic: &NicSpec, plugger: Plugger) -> Finding {
     let name = NIC_NAMES[usize::from(nic.index.get())];
     let Some(wanted) = nic.bridge.as_ref().map(|b| b.as_str()) else {
         return finding(
@@ -255,18 +289,34 @@ fn nic_finding(node: &NodeNetwork, ovsdb: &str, nic: &NicSpec) -> Finding {
     if !nic.trunks.is_empty() {
         vlans.push_str(&format!(", trunks {}", nic.trunks));
     }
-    if bridge.kind
-        == (BridgeKind::Linux {
+    let not_filtering = bridge.kind
+        == BridgeKind::Linux {
             vlan_filtering: false,
-        })
-        && !vlans.is_empty()
-    {
+        };
+    if not_filtering && !vlans.is_empty() {
+        // PVE's tap_plug takes a tag there through a bridge of its own
+        // over a VLAN of the bridge's ports, never trunks (pve-common
+        // src/PVE/Network.pm `activate_bridge_vlan`).
+        if plugger == Plugger::Pve && nic.trunks.is_empty() {
+            let tag = nic.tag.map(|t| t.to_string()).unwrap_or_default();
+            return finding(
+                name,
+                Status::Ok,
+                format!(
+                    "{} on Linux bridge {}, tag {tag}: PVE plugs it into {wanted}v{tag}, a bridge over VLAN {tag} of {wanted}'s physical ports (it refuses the start when {wanted} has none)",
+                    nic.name,
+                    describe(bridge)
+                ),
+            );
+        }
+        let fix = match plugger {
+            Plugger::Lxcri => format!("make it VLAN-aware (`ip link set {wanted} type bridge vlan_filtering 1`) or use an Open vSwitch bridge"),
+            Plugger::Pve => "PVE takes trunks only on a VLAN-aware bridge (bridge-vlan-aware yes)".into(),
+        };
         return finding(
             name,
             Status::Fail,
-            format!(
-                "tag=/trunks= on bridge {wanted}, which does not filter VLANs: make it VLAN-aware (`ip link set {wanted} type bridge vlan_filtering 1`) or use an Open vSwitch bridge"
-            ),
+            format!("tag=/trunks= on bridge {wanted}, which does not filter VLANs: {fix}"),
         );
     }
     if let Some(mtu) = nic.mtu.filter(|m| m.get() > bridge.mtu) {

@@ -116,7 +116,15 @@ fn node() -> NodeNetwork {
 
 fn run(node: &NodeNetwork, nics: &[NicSpec]) -> Vec<(&'static str, Status, String)> {
     let nics: Vec<&NicSpec> = nics.iter().collect();
-    findings(node, "unix:/run/ovs/db.sock", &nics)
+    run_for(node, &nics, Plugger::Lxcri)
+}
+
+fn run_for(
+    node: &NodeNetwork,
+    nics: &[&NicSpec],
+    plugger: Plugger,
+) -> Vec<(&'static str, Status, String)> {
+    findings(node, "unix:/run/ovs/db.sock", nics, plugger)
         .into_iter()
         .map(|f| (f.name, f.status, f.detail))
         .collect()
@@ -253,4 +261,59 @@ fn the_real_node_is_read_without_failing() {
     let node = read_node(&target, &[]);
     assert!(node.linux.is_ok(), "{node:?}");
     assert!(node.ovs.unwrap_err().contains("cannot connect"));
+}
+
+#[test]
+fn what_the_plugger_takes_decides_the_default_nics() {
+    let nics = [
+        nic(0, "name=eth0,bridge=vmbr0,firewall=1"),
+        nic(1, "name=eth1,bridge=vmbr0,rate=10"),
+        nic(2, "name=eth2,bridge=vmbr0,tag=5"),
+        nic(3, "name=eth3,bridge=vmbr0,trunks=7"),
+    ];
+    let refs: Vec<&NicSpec> = nics.iter().collect();
+    let lxc = run_for(&node(), &refs, Plugger::Lxcri);
+    let pve = run_for(&node(), &refs, Plugger::Pve);
+    let status =
+        |found: &[(&str, Status, String)]| found[2..].iter().map(|f| f.1).collect::<Vec<_>>();
+    assert_eq!(status(&lxc), [Status::Fail; 4], "{lxc:?}");
+    assert!(lxc[2].2.starts_with("firewall=1: "), "{}", lxc[2].2);
+    assert!(lxc[3].2.starts_with("rate=10: "), "{}", lxc[3].2);
+    // PVE has firewall bridges, shapes, and takes a tag on a plain bridge
+    // through vmbr0v5; trunks need a VLAN-aware one there too.
+    assert_eq!(
+        status(&pve),
+        [Status::Ok, Status::Ok, Status::Ok, Status::Fail],
+        "{pve:?}"
+    );
+    assert!(
+        pve[4].2.contains("PVE plugs it into vmbr0v5"),
+        "{}",
+        pve[4].2
+    );
+    assert!(pve[5].2.contains("VLAN-aware"), "{}", pve[5].2);
+}
+
+#[test]
+fn default_nics_that_cannot_be_one_containers_fail() {
+    let nics = [
+        nic(0, "name=eth0,bridge=vmbr0,ip=10.0.0.2/24,gw=10.0.0.1"),
+        nic(1, "name=eth0,bridge=vmbr1"),
+        nic(2, "name=eth2,bridge=vmbr1,ip=10.1.0.2/24,gw=10.1.0.1"),
+    ];
+    let refs: Vec<&NicSpec> = nics.iter().collect();
+    let found = run_for(&node(), &refs, Plugger::Pve);
+    assert_eq!(found[2].1, Status::Ok);
+    assert_eq!(
+        (found[3].1, found[3].2.as_str()),
+        (Status::Fail, "name=eth0 is also network.net0's")
+    );
+    assert_eq!(found[4].1, Status::Fail);
+    assert!(
+        found[4]
+            .2
+            .starts_with("gw=10.1.0.1: network.net0 has gw=10.0.0.1 already"),
+        "{}",
+        found[4].2
+    );
 }
