@@ -33,10 +33,13 @@
 //! the fd named by [`EXEC_SOCKET_FD_ENV`]; it joins the container's
 //! namespaces and cgroups, forks, and the child sets the process up and
 //! execs it. The helper then sends one [`ExecMessage`] on the socket:
-//! `Started` once the `execve` succeeded (followed, with a terminal, by the
-//! pty master tagged [`PTY_TAG`]), or `Failed` with why it could not start.
-//! A started process's helper exits with its status (re-raising a fatal
-//! signal so the shim sees 128+n).
+//! `Started` with the process's host pid once the `execve` succeeded
+//! (followed, with a terminal, by the pty master tagged [`PTY_TAG`]), or
+//! `Failed` with why it could not start. After `Started` it reaps nothing
+//! until the shim closes its end: the shim opens a pidfd on that pid first,
+//! so the pid cannot name another process by then. A started process's
+//! helper exits with its status (re-raising a fatal signal so the shim
+//! sees 128+n).
 
 use serde::{Deserialize, Serialize};
 
@@ -293,8 +296,14 @@ pub enum InitMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExecMessage {
-    /// The process runs: its `execve` succeeded.
-    Started,
+    /// The process runs: its `execve` succeeded. `pid` is its host pid
+    /// (the helper stays in the host's pid namespace), which the shim
+    /// reports as the exec's, as runc's shim does; a helper from before
+    /// sends none, and the helper's own pid stands in for it.
+    Started {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pid: Option<i32>,
+    },
     /// The process could not be started (not found, not executable, bad
     /// user or cwd...); the helper exits after sending this.
     Failed { message: String },
@@ -346,10 +355,20 @@ mod tests {
             serde_json::to_string(&InitMessage::Ready).unwrap(),
             r#"{"kind":"ready"}"#
         );
+    }
+
+    #[test]
+    fn started_carries_the_pid_and_parses_without_it() {
+        let started = ExecMessage::Started { pid: Some(4242) };
+        let line = serde_json::to_string(&started).unwrap();
+        assert_eq!(line, r#"{"kind":"started","pid":4242}"#);
+        assert_eq!(serde_json::from_str::<ExecMessage>(&line).unwrap(), started);
+        // What a helper from before this field sends.
         assert_eq!(
-            serde_json::to_string(&ExecMessage::Started).unwrap(),
-            r#"{"kind":"started"}"#
+            serde_json::from_str::<ExecMessage>(r#"{"kind":"started"}"#).unwrap(),
+            ExecMessage::Started { pid: None }
         );
+        assert!(serde_json::from_str::<ExecMessage>(r#"{"kind":"started","x":1}"#).is_err());
     }
 
     #[test]

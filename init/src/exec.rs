@@ -88,7 +88,7 @@ pub fn run(spec_path: &Path) -> i32 {
             return e.exit_code();
         }
     };
-    let reported = report.started(started.pty_master.as_ref());
+    let reported = report.started(started.child, started.pty_master.as_ref());
     // Our copy of the master would hold the pty open after the process
     // exits and hide the hangup from the shim.
     drop(started.pty_master);
@@ -145,16 +145,22 @@ impl Report {
         }
     }
 
-    fn started(&mut self, pty_master: Option<&OwnedFd>) -> Result<(), ExecError> {
+    /// Says that `child` runs. To the current shim, only once it has
+    /// closed its end: it opens a pidfd on `child` first, and until then
+    /// the child must stay unreaped, or its pid could name another process.
+    fn started(&mut self, child: Pid, pty_master: Option<&OwnedFd>) -> Result<(), ExecError> {
         let send_master = |socket: &UnixStream, master: &OwnedFd| {
             stdio::send_fds(socket.as_fd(), PTY_TAG, &[master.as_raw_fd()], "pty master")
         };
         match (self, pty_master) {
             (Self::Shim(socket), master) => {
-                stdio::send_message(socket, &ExecMessage::Started)?;
+                let pid = Some(child.as_raw());
+                stdio::send_message(socket, &ExecMessage::Started { pid })?;
                 if let Some(master) = master {
                     send_master(socket, master)?;
                 }
+                // The shim sends nothing: this ends when it closes (or dies).
+                let _ = std::io::copy(&mut &*socket, &mut std::io::sink());
             }
             (Self::Legacy { console: Some(c) }, Some(master)) => send_master(c, master)?,
             (Self::Legacy { console: None }, Some(_)) => {
@@ -344,11 +350,17 @@ mod tests {
         let env = [(EXEC_SOCKET_FD_ENV, theirs.into_raw_fd().to_string())];
         let mut report = Report::from_env(&vars(&env)).unwrap();
         assert!(matches!(report, Report::Shim(_)));
-        report.started(None).unwrap();
-        drop(report);
-        let mut line = String::new();
-        BufReader::new(ours).read_line(&mut line).unwrap();
-        assert_eq!(line, "{\"kind\":\"started\"}\n");
+        // Returns only once the shim closed its end, after it read.
+        let shim = std::thread::spawn(move || {
+            let mut line = String::new();
+            BufReader::new(ours).read_line(&mut line).unwrap();
+            line
+        });
+        report.started(Pid::from_raw(4242), None).unwrap();
+        assert_eq!(
+            shim.join().unwrap(),
+            "{\"kind\":\"started\",\"pid\":4242}\n"
+        );
     }
 
     /// A shim from before the report (containers started before an
@@ -362,9 +374,12 @@ mod tests {
 
         let mut report = Report::from_env(&vars(&[])).unwrap();
         assert!(matches!(report, Report::Legacy { console: None }));
-        report.started(None).unwrap();
+        let child = Pid::from_raw(4242);
+        report.started(child, None).unwrap();
         let (master, _slave) = UnixStream::pair().unwrap();
-        let e = report.started(Some(&OwnedFd::from(master))).unwrap_err();
+        let e = report
+            .started(child, Some(&OwnedFd::from(master)))
+            .unwrap_err();
         assert!(e.to_string().contains(LEGACY_CONSOLE_FD_ENV), "{e}");
     }
 

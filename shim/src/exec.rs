@@ -2,7 +2,9 @@
 //! container's namespaces and cgroups and runs the process; it is our
 //! child, so its wait status is the process's. Before Start answers, the
 //! helper says on a socket whether the process started (runc's exec fails
-//! when it cannot start its process, and containerd then sees no exit).
+//! when it cannot start its process, and containerd then sees no exit),
+//! and its pid: containerd sees the process's pid, as with runc, and Kill
+//! reaches the process itself (a SIGSTOP to the helper would stop only it).
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -21,8 +23,22 @@ use crate::io::ProcessStdio;
 /// A started exec helper, and its pty master if it has a terminal (without
 /// one, its stdio are the relayed pipes given to [`spawn`]).
 pub struct SpawnedExec {
+    /// The helper: it exits like the process, so its status is the exec's.
     pub child: Child,
+    /// The exec's pid as containerd sees it, and a pidfd on that process,
+    /// which signals go through.
+    pub pid: i32,
+    pub pidfd: OwnedFd,
     pub console: Option<OwnedFd>,
+}
+
+impl SpawnedExec {
+    /// Ends the process, then its helper, for a start that fails after all:
+    /// killed alone, the helper could not pass the signal on.
+    pub fn kill(&mut self) {
+        let _ = lxcri::pidfd::pidfd_send_signal(&self.pidfd, libc::SIGKILL);
+        let _ = self.child.start_kill();
+    }
 }
 
 /// Why an exec did not start.
@@ -46,6 +62,12 @@ pub enum StartError {
     },
     #[error("receiving the terminal: {0}")]
     Terminal(#[source] InitChannelError),
+    #[error("opening a pidfd on the exec's pid {pid}: {source}")]
+    Pidfd {
+        pid: i32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl From<StartError> for ShimError {
@@ -115,8 +137,15 @@ pub async fn spawn(
     let report = tokio::task::spawn_blocking(move || read_report(ours, terminal))
         .await
         .map_err(|e| ShimError::Failed(format!("exec: internal task failed: {e}")))?;
-    match report {
-        Ok(console) => Ok(SpawnedExec { child, console }),
+    // Unreaped until the exit watcher has it: a pidfd on it is its own.
+    let helper = child.id().map_or(0, |pid| pid as i32);
+    match report.and_then(|started| started.with_helper(helper)) {
+        Ok((pid, pidfd, console)) => Ok(SpawnedExec {
+            child,
+            pid,
+            pidfd,
+            console,
+        }),
         Err(e) => {
             if !matches!(e, StartError::Refused(_)) {
                 // Not started as far as anyone will know: it must not run on unseen.
@@ -129,12 +158,39 @@ pub async fn spawn(
     }
 }
 
+/// What a helper that started its process reported.
+#[derive(Debug)]
+struct Started {
+    /// The process's host pid and a pidfd on it, opened before the helper
+    /// may reap it (it waits until we close the socket); `None` from a
+    /// helper from before the pid was reported.
+    process: Option<(i32, OwnedFd)>,
+    console: Option<OwnedFd>,
+}
+
+impl Started {
+    /// The exec's pid and pidfd: the process's own, as runc's shim reports
+    /// them; from an older helper, which sends no pid, the helper's (it
+    /// forwards signals to the process).
+    fn with_helper(
+        self,
+        helper: i32,
+    ) -> std::result::Result<(i32, OwnedFd, Option<OwnedFd>), StartError> {
+        let (pid, pidfd) = match self.process {
+            Some(process) => process,
+            None => (helper, open_pidfd(helper)?),
+        };
+        Ok((pid, pidfd, self.console))
+    }
+}
+
+fn open_pidfd(pid: i32) -> std::result::Result<OwnedFd, StartError> {
+    lxcri::pidfd::pidfd_open(pid).map_err(|source| StartError::Pidfd { pid, source })
+}
+
 /// Waits (bounded) for the helper's report; with a terminal, the pty master
-/// follows a `Started`.
-fn read_report(
-    mut socket: UnixStream,
-    terminal: bool,
-) -> std::result::Result<Option<OwnedFd>, StartError> {
+/// follows a `Started`. Dropping the socket lets the helper go on.
+fn read_report(mut socket: UnixStream, terminal: bool) -> std::result::Result<Started, StartError> {
     socket
         .set_read_timeout(Some(START_TIMEOUT))
         .map_err(StartError::Io)?;
@@ -150,13 +206,26 @@ fn read_report(
     let text = String::from_utf8_lossy(&line).into_owned();
     let message = serde_json::from_str(&text)
         .map_err(|source| StartError::Protocol { line: text, source })?;
-    match message {
-        ExecMessage::Failed { message } => Err(StartError::Refused(message)),
-        ExecMessage::Started if terminal => init_channel::recv_pty_from(socket.as_raw_fd())
-            .map(Some)
-            .map_err(StartError::Terminal),
-        ExecMessage::Started => Ok(None),
-    }
+    let pid = match message {
+        ExecMessage::Failed { message } => return Err(StartError::Refused(message)),
+        ExecMessage::Started { pid } => pid,
+    };
+    let process = pid
+        .map(|pid| open_pidfd(pid).map(|fd| (pid, fd)))
+        .transpose()?;
+    let console = if terminal {
+        let master = init_channel::recv_pty_from(socket.as_raw_fd()).map_err(|e| {
+            // It runs, but nobody could reach its terminal.
+            if let Some((_, pidfd)) = &process {
+                let _ = lxcri::pidfd::pidfd_send_signal(pidfd, libc::SIGKILL);
+            }
+            StartError::Terminal(e)
+        });
+        Some(master?)
+    } else {
+        None
+    };
+    Ok(Started { process, console })
 }
 
 /// The containerd exit status of a finished helper (128+n for signals).
@@ -174,7 +243,7 @@ mod tests {
 
     use std::io::Write;
 
-    fn report(line: &[u8], terminal: bool) -> std::result::Result<Option<OwnedFd>, StartError> {
+    fn report(line: &[u8], terminal: bool) -> std::result::Result<Started, StartError> {
         let (ours, mut theirs) = UnixStream::pair().unwrap();
         theirs.write_all(line).unwrap();
         drop(theirs);
@@ -202,7 +271,37 @@ mod tests {
     fn a_started_process_without_a_terminal_sends_nothing_more() {
         assert!(report(b"{\"kind\":\"started\"}\n", false)
             .unwrap()
+            .console
             .is_none());
+    }
+
+    #[test]
+    fn the_exec_is_the_process_the_helper_names() {
+        let me = std::process::id() as i32;
+        let line = format!("{{\"kind\":\"started\",\"pid\":{me}}}\n");
+        let started = report(line.as_bytes(), false).unwrap();
+        assert_eq!(started.process.as_ref().map(|(pid, _)| *pid), Some(me));
+        let (pid, _pidfd, _) = started.with_helper(1).unwrap();
+        assert_eq!(pid, me);
+    }
+
+    #[test]
+    fn a_helper_from_before_stands_in_for_its_process() {
+        let helper = std::process::id() as i32;
+        let started = report(b"{\"kind\":\"started\"}\n", false).unwrap();
+        assert!(started.process.is_none());
+        let (pid, _pidfd, _) = started.with_helper(helper).unwrap();
+        assert_eq!(pid, helper);
+    }
+
+    #[test]
+    fn a_process_that_cannot_be_held_is_no_start() {
+        // Above any pid_max: no such process.
+        let e = report(b"{\"kind\":\"started\",\"pid\":2147483647}\n", false).unwrap_err();
+        assert!(
+            matches!(e, StartError::Pidfd { pid: i32::MAX, .. }),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -129,9 +129,9 @@ pub async fn watch_exec(
         }
     };
     let info = ExitInfo::now(status);
-    // Marked at once, in the poll that reaped: Kill holds the lock to
-    // signal, so it never hits a pid the kernel may have handed on, even
-    // while the exit waits for the output below.
+    // Marked at once, in the poll that reaped: Kill answers NotFound from
+    // now on, as runc's shim does for a finished process, even while the
+    // exit waits for the output below.
     let drained = shared
         .lock()
         .await

@@ -1,6 +1,8 @@
 //! One process of a task (the container's init, or an exec) and its
 //! lifecycle: Created -> Running (<-> Paused) -> Stopped.
 
+use std::os::fd::OwnedFd;
+
 use lxcri::state::now_ns;
 use lxcri_init_spec::ProcessSpec;
 
@@ -77,6 +79,9 @@ pub struct Process {
     pub io: ProcessIo,
     /// For an exec: what `lxcri-init exec` runs, from `exec` until `start`.
     pub exec_spec: Option<ProcessSpec>,
+    /// For a started exec: a pidfd on its process, which Kill signals
+    /// through, so a pid the kernel handed on is never hit.
+    pub pidfd: Option<OwnedFd>,
     /// Reaped, its exit not recorded yet (that waits for its output): the
     /// pid may name another process by now.
     reaped: bool,
@@ -93,6 +98,7 @@ impl Process {
             stdio,
             io,
             exec_spec: None,
+            pidfd: None,
             reaped: false,
             exit_tx,
         }

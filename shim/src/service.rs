@@ -2,6 +2,7 @@
 //! request and returns a plain result, so it can be driven from tests.
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -301,25 +302,26 @@ impl Service {
                 return Err(e);
             }
         };
-        let pid = spawned.child.id().unwrap_or(0);
+        let pid = spawned.pid as u32;
         let io = match (relayed_io, spawned.console.take()) {
             (Some(io), _) => io,
             (None, Some(master)) => match ProcessIo::console(master, &stdio) {
                 Ok(io) => io,
                 Err(e) => {
-                    let _ = spawned.child.start_kill();
+                    spawned.kill();
                     return Err(e);
                 }
             },
             (None, None) => {
-                let _ = spawned.child.start_kill();
+                spawned.kill();
                 return Err(ShimError::Failed(
                     "exec: the exec helper sent no terminal".into(),
                 ));
             }
         };
         let p = c.process_mut(&req.exec_id)?;
-        p.pid = pid as i32;
+        p.pid = spawned.pid;
+        p.pidfd = Some(spawned.pidfd);
         p.status = ProcessStatus::Running;
         p.io = io;
         self.events.exec_started(TaskExecStarted {
@@ -402,7 +404,10 @@ impl Service {
             )));
         }
         if !req.exec_id.is_empty() {
-            return send_signal(p.pid, signal);
+            let pidfd = p.pidfd.as_ref().ok_or_else(|| {
+                ShimError::FailedPrecondition(format!("exec {} is not started", p.id))
+            })?;
+            return send_signal(pidfd, p.pid, signal);
         }
         let paused = c.init.status == ProcessStatus::Paused;
         let (rt, container) = (c.runtime.clone(), c.container.clone());
@@ -547,15 +552,12 @@ fn kill_signal(number: u32) -> Result<SignalNumber> {
     SignalNumber::new(number).map_err(|e| ShimError::InvalidArgument(format!("kill: {e}")))
 }
 
-fn send_signal(pid: i32, signal: SignalNumber) -> Result<()> {
-    // SAFETY: plain kill(2); `pid` is our unreaped child (see `has_ended`).
-    let rc = unsafe { libc::kill(pid, signal.number()) };
-    nix::errno::Errno::result(rc)
-        .map(drop)
-        .map_err(|e| match e {
-            nix::Error::ESRCH => ShimError::NotFound(format!("process {pid} already finished")),
-            e => ShimError::Failed(format!("kill {pid} with signal {}: {e}", signal.number())),
-        })
+/// `signal` to the process behind `pidfd`, whose pid is `pid`.
+fn send_signal(pidfd: &OwnedFd, pid: i32, signal: SignalNumber) -> Result<()> {
+    lxcri::pidfd::pidfd_send_signal(pidfd, signal.number()).map_err(|e| match e.raw_os_error() {
+        Some(libc::ESRCH) => ShimError::NotFound(format!("process {pid} already finished")),
+        _ => ShimError::Failed(format!("kill {pid} with signal {}: {e}", signal.number())),
+    })
 }
 
 #[cfg(test)]
@@ -570,11 +572,12 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        let pidfd = lxcri::pidfd::pidfd_open(pid).unwrap();
         // SIGRTMIN+3, systemd's StopSignal; its default action ends `sleep`.
-        send_signal(pid, kill_signal(37).unwrap()).unwrap();
+        send_signal(&pidfd, pid, kill_signal(37).unwrap()).unwrap();
         assert_eq!(child.wait().unwrap().signal(), Some(37));
         assert!(matches!(
-            send_signal(pid, SignalNumber::KILL),
+            send_signal(&pidfd, pid, SignalNumber::KILL),
             Err(ShimError::NotFound(_))
         ));
         for bad in [0, 65] {

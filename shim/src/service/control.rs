@@ -2,13 +2,17 @@
 //! processes, stats, resource updates, pause and resume, terminal size,
 //! stdin, and the shim's own connect and shutdown.
 
+use std::collections::HashMap;
+
 use containerd_shim_protos::api::{
     CloseIORequest, ConnectRequest, ConnectResponse, PauseRequest, PidsRequest, PidsResponse,
     ResizePtyRequest, ResumeRequest, ShutdownRequest, StatsRequest, StatsResponse,
     UpdateTaskRequest,
 };
 use containerd_shim_protos::events::task::{TaskPaused, TaskResumed};
-use containerd_shim_protos::protobuf::MessageField;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::types::task::ProcessInfo;
 
 use super::{blocking, runtime_error, Service};
@@ -17,18 +21,19 @@ use crate::process::ProcessStatus;
 
 impl Service {
     pub async fn pids(&self, req: PidsRequest) -> Result<PidsResponse> {
-        let (rt, container) = self.runtime_of(&req.id).await?;
+        let shared = self.get(&req.id).await?;
+        let (rt, container, execs) = {
+            let c = shared.lock().await;
+            // A finished exec's pid may be another process's by now.
+            let execs = c.execs.values().filter(|p| !p.has_ended());
+            let execs = execs.map(|p| (p.pid, p.id.clone())).collect();
+            (c.runtime.clone(), c.container.clone(), execs)
+        };
         let pids = blocking(move || rt.processes(&container))
             .await?
             .map_err(|e| runtime_error("pids", e))?;
         Ok(PidsResponse {
-            processes: pids
-                .into_iter()
-                .map(|pid| ProcessInfo {
-                    pid: pid as u32,
-                    ..Default::default()
-                })
-                .collect(),
+            processes: process_infos(pids, &execs)?,
             ..Default::default()
         })
     }
@@ -125,5 +130,57 @@ impl Service {
             self.exit.signal();
         }
         Ok(())
+    }
+}
+
+/// `ProcessDetails`' type as containerd's typeurl names it (the message's
+/// full name), which `ctr task ps` decodes.
+const PROCESS_DETAILS_TYPE: &str = "containerd.runc.v1.ProcessDetails";
+
+/// The container's processes as runc's shim lists them: an exec's process
+/// (by pid, from `execs`) carries its exec id.
+fn process_infos(pids: Vec<i32>, execs: &HashMap<i32, String>) -> Result<Vec<ProcessInfo>> {
+    pids.into_iter()
+        .map(|pid| {
+            let info = match execs.get(&pid) {
+                Some(exec_id) => {
+                    let details = ProcessDetails {
+                        exec_id: exec_id.clone(),
+                        ..Default::default()
+                    };
+                    let value = details.write_to_bytes().map_err(|e| {
+                        ShimError::Failed(format!("pids: encoding process {pid}'s details: {e}"))
+                    })?;
+                    MessageField::some(Any {
+                        type_url: PROCESS_DETAILS_TYPE.to_string(),
+                        value,
+                        ..Default::default()
+                    })
+                }
+                None => MessageField::none(),
+            };
+            Ok(ProcessInfo {
+                pid: pid as u32,
+                info,
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_exec_process_carries_its_exec_id() {
+        let execs = HashMap::from([(20, "probe".to_string())]);
+        let infos = process_infos(vec![10, 20], &execs).unwrap();
+        assert_eq!(infos.iter().map(|p| p.pid).collect::<Vec<_>>(), [10, 20]);
+        assert!(infos[0].info.is_none());
+        let any = infos[1].info.as_ref().unwrap();
+        assert_eq!(any.type_url, "containerd.runc.v1.ProcessDetails");
+        let details = ProcessDetails::parse_from_bytes(&any.value).unwrap();
+        assert_eq!(details.exec_id, "probe");
     }
 }

@@ -194,6 +194,62 @@ fn killing_an_exec_kills_its_process() {
     assert_same("an exec's process after its kill", &results);
 }
 
+/// The pid `ctr task ps` marks with `exec_id` (runc's shim's
+/// `ProcessDetails`), if any.
+fn exec_pid(ctd: &Containerd, id: &str, exec_id: &str) -> Option<u32> {
+    let out = ctd.ctr(&["task", "ps", id]).ok();
+    out.stdout.lines().skip(1).find_map(|l| {
+        let (pid, info) = l.split_once(char::is_whitespace)?;
+        if info.contains(exec_id) {
+            pid.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// An exec is its process, as on runc: `ctr task ps` marks the process's
+/// own pid with the exec id, and Kill reaches that process (a SIGSTOP
+/// stops it, not a helper in front of it; a SIGKILL ends it).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_exec_is_its_own_pid() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "execpid");
+        let out = ctd.exec(&id, "pidprobe", &["sleep", "1235"], &["--detach"]);
+        assert!(out.success(), "{rt}: {out}");
+        let pid = lxcri_e2e::cmd::poll(Duration::from_secs(10), || exec_pid(&ctd, &id, "pidprobe"));
+        let pid = pid.unwrap_or_else(|| {
+            let ps = ctd.ctr(&["task", "ps", &id]);
+            panic!("{rt}: no process marked as the exec: {ps}")
+        });
+        let command = cmdline(pid);
+        let kill = |signal| {
+            let out = ctd.ctr(&["task", "kill", "--exec-id", "pidprobe", "-s", signal, &id]);
+            assert!(out.success(), "{rt}: kill -s {signal}: {out}");
+        };
+        kill("SIGSTOP");
+        let stopped = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+            proc_state(pid).starts_with('T').then_some(())
+        });
+        kill("SIGKILL");
+        let gone = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+            (!ps(&ctd, &id).contains(&pid)).then_some(())
+        });
+        results.push((rt, (command, stopped.is_some(), gone.is_some())));
+        ctd.remove(&id);
+    }
+    assert_eq!(
+        results.first().map(|(_, r)| r.clone()),
+        Some(("sleep 1235".to_string(), true, true)),
+        "{results:?}"
+    );
+    assert_same("an exec's pid, stopped and killed", &results);
+}
+
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn sigterm_to_trapping_shell() {
