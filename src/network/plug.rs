@@ -104,6 +104,15 @@ fn unplug_all(host: &mut dyn HostNetwork, nics: &[PluggedNic]) {
     let _ = unplug(host, nics);
 }
 
+/// What only PVE's own plugging does (its firewall bridges, its shaping),
+/// so a NIC lxcri plugs itself cannot have it.
+pub fn pve_only(nic: &NicSpec) -> Option<String> {
+    if nic.firewall {
+        return Some("firewall=1: PVE's firewall bridges exist only for NICs PVE plugs (a `ctr` container on the pve backend); lxcri plugs this one itself".into());
+    }
+    nic.rate.map(|rate| format!("rate={rate}: traffic shaping is done by PVE for NICs it plugs (a `ctr` container on the pve backend); lxcri plugs this one itself and does not shape"))
+}
+
 /// What must hold before anything is made; the bridge, if any.
 fn check(
     host: &mut dyn HostNetwork,
@@ -115,15 +124,8 @@ fn check(
         source_key: nic.source.clone(),
         message,
     };
-    if nic.firewall {
-        return Err(refuse(
-            "firewall=1: PVE's firewall bridges exist only for NICs PVE plugs (a `ctr` container on the pve backend); lxcri plugs this one itself".into(),
-        ));
-    }
-    if nic.rate.is_some() {
-        return Err(refuse(
-            "rate=: traffic shaping is done by PVE for NICs it plugs (a `ctr` container on the pve backend); lxcri plugs this one itself and does not shape".into(),
-        ));
+    if let Some(why) = pve_only(nic) {
+        return Err(refuse(why));
     }
     let name = host_name(owner, nic.index);
     let exists = host.link_exists(&name).map_err(|error| PlugError::Host {

@@ -15,6 +15,7 @@ use lxcri::network::host::{Bridge, BridgeKind};
 use lxcri::network::netlink::{LinkInfo, Netlink};
 use lxcri::network::nic::{nic_set_conflict, NicSpec};
 use lxcri::network::ovsdb::{OvsBridge, Ovsdb, OvsdbError, OvsdbTarget};
+use lxcri::network::plug::pve_only;
 
 use super::{finding, Finding, Status};
 
@@ -160,15 +161,6 @@ pub fn findings(
         });
     }
     out
-}
-
-/// What only PVE's own plugging does, refused by every create that plugs
-/// the NIC itself (`lxcri::network::plug`).
-fn pve_only(nic: &NicSpec) -> Option<String> {
-    if nic.firewall {
-        return Some("firewall=1: PVE's firewall bridges exist only for NICs PVE plugs (the pve backend); on the lxc backend lxcri plugs it and every create with it is refused".into());
-    }
-    nic.rate.map(|rate| format!("rate={rate}: PVE shapes the NICs it plugs (the pve backend); on the lxc backend lxcri plugs it and every create with it is refused"))
 }
 
 fn describe(b: &Bridge) -> String {

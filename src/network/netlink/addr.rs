@@ -42,19 +42,26 @@ pub(super) fn address_message(index: u32, addr: IpAddr, prefix_len: u8) -> Addre
     msg
 }
 
+/// A unicast route of `addr`'s family in the main table, as `ip route add`
+/// makes it.
+fn main_table_route(addr: &IpAddr, scope: RouteScope) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = family(addr);
+    msg.header.table = RouteHeader::RT_TABLE_MAIN;
+    // What `ip route add` marks its routes with: set by an administrator.
+    msg.header.protocol = RouteProtocol::Boot;
+    msg.header.scope = scope;
+    msg.header.kind = RouteType::Unicast;
+    msg
+}
+
 /// `RTM_NEWROUTE` in the main table: to `dest` (None: the default route)
 /// via `gateway`; the caller adds the link (`RTA_OIF`).
 pub(super) fn route_message(
     dest: Option<(IpAddr, u8)>,
     gateway: IpAddr,
 ) -> std::result::Result<RouteMessage, String> {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = family(&gateway);
-    msg.header.table = RouteHeader::RT_TABLE_MAIN;
-    // What `ip route add` marks its routes with: set by an administrator.
-    msg.header.protocol = RouteProtocol::Boot;
-    msg.header.scope = RouteScope::Universe;
-    msg.header.kind = RouteType::Unicast;
+    let mut msg = main_table_route(&gateway, RouteScope::Universe);
     if let Some((addr, len)) = dest {
         if addr.is_ipv4() != gateway.is_ipv4() {
             return Err(format!(
@@ -75,12 +82,7 @@ pub(super) fn route_message(
 /// (scope link): the route that makes a gateway outside every prefix of
 /// the link a valid nexthop. The caller adds the link (`RTA_OIF`).
 pub(super) fn link_route_message(dest: IpAddr) -> RouteMessage {
-    let mut msg = RouteMessage::default();
-    msg.header.address_family = family(&dest);
-    msg.header.table = RouteHeader::RT_TABLE_MAIN;
-    msg.header.protocol = RouteProtocol::Boot;
-    msg.header.scope = RouteScope::Link;
-    msg.header.kind = RouteType::Unicast;
+    let mut msg = main_table_route(&dest, RouteScope::Link);
     msg.header.destination_prefix_length = if dest.is_ipv4() { 32 } else { 128 };
     msg.attributes
         .push(RouteAttribute::Destination(dest.into()));
@@ -116,28 +118,25 @@ impl Netlink {
             None => "default".to_owned(),
         };
         let op = format!("adding route {to} via {gateway} dev {dev}");
-        let mut msg = route_message(dest, gateway).map_err(|reason| NetlinkError::Invalid {
+        let msg = route_message(dest, gateway).map_err(|reason| NetlinkError::Invalid {
             op: op.clone(),
             reason,
         })?;
-        let index = self.index_of(&op, dev)?;
-        msg.attributes.push(RouteAttribute::Oif(index));
-        self.request(
-            &op,
-            RouteNetlinkMessage::NewRoute(msg),
-            NLM_F_CREATE | NLM_F_EXCL,
-        )?;
-        Ok(())
+        self.add_route_on(&op, msg, dev)
     }
 
     /// A host route to `dest` on `dev` with no gateway (scope link).
     pub fn add_link_route(&mut self, dest: IpAddr, dev: &str) -> Result<()> {
         let op = format!("adding route {dest} dev {dev} scope link");
-        let mut msg = link_route_message(dest);
-        let index = self.index_of(&op, dev)?;
+        self.add_route_on(&op, link_route_message(dest), dev)
+    }
+
+    /// Sends `msg` as a new route out of link `dev`.
+    fn add_route_on(&mut self, op: &str, mut msg: RouteMessage, dev: &str) -> Result<()> {
+        let index = self.index_of(op, dev)?;
         msg.attributes.push(RouteAttribute::Oif(index));
         self.request(
-            &op,
+            op,
             RouteNetlinkMessage::NewRoute(msg),
             NLM_F_CREATE | NLM_F_EXCL,
         )?;

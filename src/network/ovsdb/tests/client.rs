@@ -14,6 +14,11 @@ fn connect(server: &FakeServer) -> Ovsdb {
     Ovsdb::connect_with_deadline(&server.target, DEADLINE).unwrap()
 }
 
+/// Adds port `p1` to `br0`, untagged, as most scripts here expect.
+fn add_p1(db: &mut Ovsdb) -> Result<(), OvsdbError> {
+    db.add_port("br0", "p1", &PortVlan::default(), &[], None)
+}
+
 fn uuid_rows(uuid: Option<&str>) -> Value {
     let rows: Vec<Value> = uuid
         .map(|u| json!({"_uuid": ["uuid", u]}))
@@ -207,8 +212,7 @@ fn add_port_reads_again_when_the_port_changed_in_between() {
         peer.expect_closed();
     });
     let mut db = connect(&server);
-    db.add_port("br0", "p1", &PortVlan::default(), &[], None)
-        .unwrap();
+    add_p1(&mut db).unwrap();
     drop(db);
     server.join();
 }
@@ -223,9 +227,7 @@ fn add_port_gives_up_when_the_database_keeps_changing() {
         peer.expect_closed();
     });
     let mut db = connect(&server);
-    let e = db
-        .add_port("br0", "p1", &PortVlan::default(), &[], None)
-        .unwrap_err();
+    let e = add_p1(&mut db).unwrap_err();
     assert!(
         matches!(e, OvsdbError::Conflict { attempts: 3, .. }),
         "{e:?}"
@@ -349,8 +351,7 @@ fn add_port_returns_once_ovs_vswitchd_applied_it() {
         peer.expect_closed();
     });
     let mut db = connect(&server);
-    db.add_port("br0", "p1", &PortVlan::default(), &[], None)
-        .unwrap();
+    add_p1(&mut db).unwrap();
     drop(db);
     server.join();
 }
@@ -373,9 +374,7 @@ fn a_port_ovs_vswitchd_could_not_add_fails_and_is_taken_out() {
         peer.expect_closed();
     });
     let mut db = connect(&server);
-    let e = db
-        .add_port("br0", "p1", &PortVlan::default(), &[], None)
-        .unwrap_err();
+    let e = add_p1(&mut db).unwrap_err();
     assert_eq!(
         e.to_string(),
         "ovsdb: add-port br0 p1: ovs-vswitchd: could not open network device p1 (No such device)"
@@ -404,10 +403,7 @@ fn add_port_gives_up_on_an_ovs_vswitchd_that_never_applies() {
         peer.expect_closed();
     });
     let mut db = connect(&server).with_apply_wait(Some(Duration::from_millis(50)));
-    let e = db
-        .add_port("br0", "p1", &PortVlan::default(), &[], None)
-        .unwrap_err()
-        .to_string();
+    let e = add_p1(&mut db).unwrap_err().to_string();
     assert!(
         e.contains("did not apply it within") && e.contains("is ovs-vswitchd running?"),
         "{e}"
