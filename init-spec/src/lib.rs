@@ -265,8 +265,16 @@ pub struct ExecSpec {
     /// (`user` first when present, `mnt` last before the fork).
     pub namespaces: Vec<String>,
     /// `cgroup.procs` files (host paths) the helper writes its pid into
-    /// before forking, so the process is accounted to the container.
+    /// before forking, so the process is forked under the container's
+    /// limits (`pids.max`) and accounted to it.
     pub cgroup_procs: Vec<String>,
+    /// `cgroup.procs` files (host paths) of the cgroups the helper started
+    /// in, which it moves back into once it has forked: the container then
+    /// holds only the process, as with runc (its `Pids`, `pids.current` and
+    /// memory are the process's alone). Empty from a shim from before this
+    /// field: the helper then stays in the container's cgroups.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cgroup_return_procs: Vec<String>,
     pub process: ProcessSpec,
 }
 

@@ -1,9 +1,11 @@
 //! Mode 2: `lxcri-init exec <spec.json>`, run on the host by the shim.
 //! Joins the container's cgroups and namespaces, forks the process into
-//! them, tells the shim whether it started (runc's exec fails when its
+//! them, goes back to its own cgroups (the container's then hold only the
+//! process, as with runc), tells the shim whether it started (runc's exec fails when its
 //! process cannot start, so the shim's Start must know before it answers),
 //! forwards signals to it and ends the way it ended.
 
+use crate::errno_text::errno_text;
 use crate::path_lookup::{self, LookupError};
 use crate::process::{Command, Runner, SpecError, Stdio};
 use crate::signals::{self, Signals};
@@ -38,9 +40,14 @@ enum ExecError {
         path: String,
         source: std::io::Error,
     },
-    #[error("open namespace {path}: {source}")]
+    #[error("return to cgroup {path} after the fork: {source}")]
+    ReturnCgroup {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("open namespace {path}: {}", errno_text(*source))]
     OpenNamespace { path: String, source: Errno },
-    #[error("join {name} namespace of pid {pid}: {source}")]
+    #[error("join {name} namespace of pid {pid}: {}", errno_text(*source))]
     Setns {
         name: String,
         pid: i32,
@@ -59,7 +66,7 @@ enum ExecError {
     Spec(#[from] SpecError),
     #[error(transparent)]
     Stdio(#[from] StdioError),
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", errno_text(*source))]
     Sys { what: &'static str, source: Errno },
 }
 
@@ -192,6 +199,23 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
     let spec: ExecSpec =
         serde_json::from_slice(&text).map_err(|source| ExecError::ParseSpec { path, source })?;
     let pid = std::process::id().to_string();
+    // Opened here, written after the fork: the host's cgroup mounts are
+    // gone once we are in the container's mount namespace, and the kernel
+    // judges a cgroup.procs write by who opened the file.
+    let returns = spec
+        .cgroup_return_procs
+        .iter()
+        .map(|path| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(|file| (path, file))
+                .map_err(|source| ExecError::ReturnCgroup {
+                    path: path.clone(),
+                    source,
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &pid).map_err(|source| ExecError::Cgroup {
             path: procs.clone(),
@@ -277,6 +301,13 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
     };
     drop(child_verdict);
     drop(child_stdio);
+    if let Err(e) = leave_cgroups(returns) {
+        // Not started as far as the shim will know: it must not run on.
+        // SAFETY: plain kill(2) of our own unreaped child.
+        unsafe { libc::kill(child.as_raw(), libc::SIGKILL) };
+        let _ = waitpid(child, None);
+        return Err(e);
+    }
     let mut failure = String::new();
     std::fs::File::from(verdict)
         .read_to_string(&mut failure)
@@ -296,6 +327,19 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
         message: failure,
         code,
     })
+}
+
+/// Moves this helper back to the cgroups it started in, now that the
+/// process has been forked under the container's: the container's cgroups
+/// then hold only the process, as with runc. "0" is the writer itself.
+fn leave_cgroups(returns: Vec<(&String, std::fs::File)>) -> Result<(), ExecError> {
+    for (path, mut file) in returns {
+        std::io::Write::write_all(&mut file, b"0").map_err(|source| ExecError::ReturnCgroup {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(())
 }
 
 /// The unix socket the shim passed to learn how the start went.

@@ -4,6 +4,8 @@
 //! It runs inside the container's mount namespace, so absolute paths and
 //! symlinks resolve within the container's root.
 
+use crate::errno_text::errno_text;
+use nix::errno::Errno;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -21,15 +23,16 @@ pub enum LookupError {
         path: PathBuf,
         reason: String,
     },
-    #[error("exec: {name:?}: permission denied ({path} is not an executable file)")]
-    NotExecutable { name: String, path: PathBuf },
+    /// Go's words for a file without an execute bit, or a directory.
+    #[error("exec: {0:?}: permission denied")]
+    NotExecutable(String),
 }
 
 impl LookupError {
     /// 127 when there is nothing to run, 126 when it cannot be run.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LookupError::NotExecutable { .. } => crate::status::EXIT_NOT_EXECUTABLE,
+            LookupError::NotExecutable(_) => crate::status::EXIT_NOT_EXECUTABLE,
             _ => crate::status::EXIT_NOT_FOUND,
         }
     }
@@ -51,14 +54,11 @@ pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf,
         let path = cwd.join(name);
         return match fs::metadata(&path) {
             Ok(meta) if is_executable(&meta) => Ok(path),
-            Ok(_) => Err(LookupError::NotExecutable {
-                name: name.into(),
-                path,
-            }),
+            Ok(_) => Err(LookupError::NotExecutable(name.into())),
             Err(e) => Err(LookupError::Missing {
                 name: name.into(),
                 path,
-                reason: strip_os_error(&e),
+                reason: io_error_text(&e),
             }),
         };
     }
@@ -80,13 +80,10 @@ fn is_executable(meta: &fs::Metadata) -> bool {
 
 /// `No such file or directory (os error 2)` -> `no such file or directory`,
 /// matching Go's wording in runc's messages.
-fn strip_os_error(e: &std::io::Error) -> String {
-    let text = e.to_string();
-    let text = text.split(" (os error").next().unwrap_or(&text);
-    let mut chars = text.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => text.to_string(),
+fn io_error_text(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => errno_text(Errno::from_raw(n)),
+        None => e.to_string(),
     }
 }
 
@@ -156,7 +153,7 @@ mod tests {
 
         file(tmp.path(), "data", 0o644);
         let err = lookup("./data", None, tmp.path()).unwrap_err();
-        assert!(matches!(err, LookupError::NotExecutable { .. }));
+        assert_eq!(err.to_string(), "exec: \"./data\": permission denied");
         assert_eq!(err.exit_code(), 126);
     }
 

@@ -30,6 +30,20 @@ impl ShimError {
     }
 }
 
+impl ShimError {
+    /// A create the runtime could not make, worded as runc's shim words it
+    /// ("OCI runtime create failed: ..."; the process's own start failure
+    /// as "unable to start container process: ..."), which users search
+    /// for and tools match on.
+    pub fn create_failed(e: &lxcri::runtime::RuntimeError) -> Self {
+        let why = match e.process_start_failure() {
+            Some(message) => format!("unable to start container process: {message}"),
+            None => chain(e),
+        };
+        ShimError::Failed(format!("OCI runtime create failed: {why}"))
+    }
+}
+
 pub use lxcri::error_chain as chain;
 
 impl From<ShimError> for ttrpc::Error {
@@ -60,6 +74,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_failed_create_reads_as_runcs() {
+        use lxcri::runtime::init_channel::InitChannelError;
+        use lxcri::runtime::RuntimeError;
+        let missing = RuntimeError::Init(InitChannelError::InitFailed(
+            "exec: \"nosuchcmd\": executable file not found in $PATH".into(),
+        ));
+        assert_eq!(
+            ShimError::create_failed(&missing).to_string(),
+            "OCI runtime create failed: unable to start container process: \
+             exec: \"nosuchcmd\": executable file not found in $PATH"
+        );
+        let taken = RuntimeError::Exists("c1".into());
+        let text = ShimError::create_failed(&taken).to_string();
+        assert!(
+            text.starts_with("OCI runtime create failed: ") && text.contains("c1"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("unable to start container process"),
+            "{text}"
+        );
     }
 
     #[derive(Debug, thiserror::Error)]

@@ -74,7 +74,13 @@ impl From<StartError> for ShimError {
     /// Worded as runc's shim, which tools match on (Docker reads "executable
     /// file not found" or "permission denied" to choose 127 or 126).
     fn from(e: StartError) -> Self {
-        ShimError::Failed(format!("OCI runtime exec failed: {}", chain(&e)))
+        let why = match &e {
+            StartError::Refused(message) => {
+                format!("unable to start container process: {message}")
+            }
+            other => chain(other),
+        };
+        ShimError::Failed(format!("OCI runtime exec failed: exec failed: {why}"))
     }
 }
 
@@ -261,7 +267,8 @@ mod tests {
         match ShimError::from(e) {
             ShimError::Failed(m) => assert_eq!(
                 m,
-                "OCI runtime exec failed: exec: \"nosuch\": executable file not found in $PATH"
+                "OCI runtime exec failed: exec failed: unable to start container process: \
+                 exec: \"nosuch\": executable file not found in $PATH"
             ),
             other => panic!("{other:?}"),
         }

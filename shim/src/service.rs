@@ -169,7 +169,7 @@ impl Service {
         let created = blocking(move || {
             let created = rt
                 .create(&create)
-                .map_err(|e| (ShimError::failed("create", &e), e.cause()))?;
+                .map_err(|e| (ShimError::create_failed(&e), e.cause()))?;
             // Before start, so the OCI process's exit cannot be missed.
             let watched = watch
                 .watch(created.init.pid())

@@ -110,18 +110,27 @@ pub fn exec_spec(c: &Container, mut process: ProcessSpec) -> Result<ExecSpec> {
         Some(cg) => cg.clone(),
         None => ContainerCgroup::for_pid(init_pid)?,
     };
-    let mut cgroup_procs: Vec<String> = cgroup
-        .process_dirs()
-        .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
-        .collect();
-    cgroup_procs.sort();
-    cgroup_procs.dedup();
+    // The helper is our child: it starts in our cgroups and returns there.
+    let ours = ContainerCgroup::for_pid(std::process::id() as i32)?;
     Ok(ExecSpec {
         init_pid,
         namespaces: namespaces_to_join(init_pid),
-        cgroup_procs,
+        cgroup_procs: procs_files(&cgroup),
+        cgroup_return_procs: procs_files(&ours),
         process,
     })
+}
+
+/// The `cgroup.procs` file of each hierarchy, once each (co-mounted v1
+/// controllers share a directory).
+fn procs_files(cgroup: &ContainerCgroup) -> Vec<String> {
+    let mut files: Vec<String> = cgroup
+        .process_dirs()
+        .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    files.dedup();
+    files
 }
 
 /// The namespaces of `pid` that differ from ours, `user` next to last: the

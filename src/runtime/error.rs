@@ -79,6 +79,16 @@ pub enum RuntimeError {
 }
 
 impl RuntimeError {
+    /// The init's own words when the container's process could not be
+    /// started (not found, not executable, bad user or cwd...): runc's
+    /// "unable to start container process".
+    pub fn process_start_failure(&self) -> Option<&str> {
+        match self {
+            RuntimeError::Init(InitChannelError::InitFailed(message)) => Some(message),
+            _ => None,
+        }
+    }
+
     /// A short, bounded name of what failed, for metrics labels.
     pub fn cause(&self) -> &'static str {
         use RuntimeError as E;

@@ -13,6 +13,7 @@ mod tests;
 
 use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
+use crate::errno_text::errno_text;
 use crate::status;
 use lxcri_init_spec::ProcessSpec;
 use nix::errno::Errno;
@@ -45,7 +46,7 @@ pub enum SpecError {
 /// A step of the process setup failed (reported on the child's stderr).
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
-    #[error("{what}: {source}")]
+    #[error("{what}: {}", errno_text(*source))]
     Sys { what: String, source: Errno },
     #[error("{what}: {source}")]
     Io {
@@ -56,7 +57,7 @@ pub enum SetupError {
         "setgroups is denied in this user namespace, but additional gids {0:?} were requested"
     )]
     SetgroupsDenied(Vec<u32>),
-    #[error("exec {path}: {source}")]
+    #[error("exec {path}: {}", errno_text(*source))]
     Exec { path: String, source: Errno },
 }
 
@@ -267,8 +268,10 @@ impl Command {
             load_seccomp(seccomp)?;
         }
         self.set_identity()?;
-        nix::unistd::chdir(self.cwd.as_c_str())
-            .map_err(sys(format!("chdir {}", self.cwd.to_string_lossy())))?;
+        nix::unistd::chdir(self.cwd.as_c_str()).map_err(sys(format!(
+            "chdir to cwd ({:?}) set in config.json failed",
+            self.cwd.to_string_lossy()
+        )))?;
         set_caps(&self.caps)?;
         cloexec_from(3)?;
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {

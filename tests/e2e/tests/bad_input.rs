@@ -6,7 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri_e2e::{cleanup, cmd, runtimes, spec, unique_name, CmdOutput, Containerd, Runtime};
+use lxcri_e2e::{
+    assert_same, cleanup, cmd, runtimes, spec, unique_name, CmdOutput, Containerd, Runtime,
+};
 use serde_json::json;
 
 /// Asserts `out` is a failure naming `cause` (ignoring case), then that
@@ -63,11 +65,25 @@ fn bind_mount_of_missing_source() {
 fn missing_binary() {
     let ctd = Containerd::start();
     ctd.import_busybox();
+    let mut said = Vec::new();
     for rt in runtimes() {
-        let id = ctd.new_id("nobin");
-        let out = ctd.run(rt, &id, &["/no/such/binary"], &[]);
-        assert_failed_clean(&ctd, rt, &id, &out, "/no/such/binary");
+        let mut errors = Vec::new();
+        for (name, cause) in [
+            ("/no/such/binary", "no such file or directory"),
+            ("nosuchcmd", "executable file not found in $PATH"),
+            ("/etc/passwd", "permission denied"),
+        ] {
+            let id = ctd.new_id("nobin");
+            let out = ctd.run(rt, &id, &[name], &[]);
+            assert_failed_clean(&ctd, rt, &id, &out, name);
+            assert_failed_clean(&ctd, rt, &id, &out, cause);
+            // runc's binary names itself; the rest is word for word.
+            errors.push(out.stderr.replace("runc create failed: ", ""));
+        }
+        said.push((rt, errors));
     }
+    // Users search for runc's words, tools (Docker's 126/127) match them.
+    assert_same("why a process could not start", &said);
 }
 
 /// The image has `/escape -> ../../../../../../tmp`: a mount destination
