@@ -342,7 +342,9 @@ fn remove_deletes_the_veth_even_when_ovs_cannot_be_asked() {
     nl.create_veth(&veth, "eth0", ct.fd(), "lxcri-test")
         .expect("create veth");
     let mut kn = kernel_network(&host, &dir);
-    let err = kn.remove(&veth, true).expect_err("no OVSDB there");
+    let err = kn
+        .remove(&veth, Some("ns/netlink-test"))
+        .expect_err("no OVSDB there");
     assert!(
         matches!(err, HostError::Ovsdb(OvsdbError::Connect { .. })),
         "{err:?}"

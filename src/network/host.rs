@@ -149,9 +149,10 @@ pub trait HostNetwork {
     ) -> Result<(), HostError>;
     fn configure_peer(&mut self, netns: BorrowedFd<'_>, peer: &PeerConfig)
         -> Result<(), HostError>;
-    /// Removes the host end (its peer goes with it) and, for an OVS port,
-    /// the port's row; either may already be gone.
-    fn remove(&mut self, host: &str, ovs: bool) -> Result<(), HostError>;
+    /// Removes the host end (its peer goes with it) and, with
+    /// `ovs_owner`, the OVS port of that name if it is marked as that
+    /// owner's; either may already be gone.
+    fn remove(&mut self, host: &str, ovs_owner: Option<&str>) -> Result<(), HostError>;
     /// The links whose alias starts with `prefix`, as (name, alias): how
     /// lxcri finds the host ends it made.
     fn links_with_alias_prefix(&mut self, prefix: &str)
@@ -308,13 +309,17 @@ impl HostNetwork for KernelNetwork {
         Ok(())
     }
 
-    fn remove(&mut self, host: &str, ovs: bool) -> Result<(), HostError> {
+    fn remove(&mut self, host: &str, ovs_owner: Option<&str>) -> Result<(), HostError> {
         // The veth goes even when its port row cannot (OVS down): gc finds
         // a leftover row by its mark, while a leftover veth keeps the NIC's
         // name taken for the next create.
         let mut first = None;
-        if ovs {
-            if let Err(e) = self.ovsdb().and_then(|db| Ok(db.del_port(host)?)) {
+        if let Some(owner) = ovs_owner {
+            let mark = (super::OVS_OWNER_KEY, owner);
+            if let Err(e) = self
+                .ovsdb()
+                .and_then(|db| Ok(db.del_port(host, Some(mark))?))
+            {
                 first = Some(e);
             }
         }

@@ -75,19 +75,23 @@ pub fn plug_all(
     let mut plugged = Vec::new();
     for (nic, bridge) in nics.iter().zip(&checked) {
         if let Err(e) = plug_one(host, nic, bridge.as_ref(), owner, netns, &mut plugged) {
-            unplug_all(host, &plugged);
+            unplug_all(host, &plugged, owner);
             return Err(e);
         }
     }
     Ok(plugged)
 }
 
-/// Removes plugged NICs; each that cannot be removed is logged and named
-/// in the error, the others are still removed.
-pub fn unplug(host: &mut dyn HostNetwork, nics: &[PluggedNic]) -> Result<(), PlugError> {
+/// Removes the NICs plugged for `owner`; each that cannot be removed is
+/// logged and named in the error, the others are still removed.
+pub fn unplug(
+    host: &mut dyn HostNetwork,
+    nics: &[PluggedNic],
+    owner: &str,
+) -> Result<(), PlugError> {
     let mut first = None;
     for nic in nics {
-        if let Err(error) = host.remove(&nic.host, nic.ovs) {
+        if let Err(error) = host.remove(&nic.host, nic.ovs.then_some(owner)) {
             tracing::warn!(host = %nic.host, error = %error, "removing a NIC");
             first.get_or_insert(PlugError::Host {
                 source_key: nic.name.clone(),
@@ -99,9 +103,9 @@ pub fn unplug(host: &mut dyn HostNetwork, nics: &[PluggedNic]) -> Result<(), Plu
     first.map_or(Ok(()), Err)
 }
 
-fn unplug_all(host: &mut dyn HostNetwork, nics: &[PluggedNic]) {
+fn unplug_all(host: &mut dyn HostNetwork, nics: &[PluggedNic], owner: &str) {
     // Already failing: the first error is the one to report.
-    let _ = unplug(host, nics);
+    let _ = unplug(host, nics, owner);
 }
 
 /// What only PVE's own plugging does (its firewall bridges, its shaping),

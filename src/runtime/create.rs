@@ -128,7 +128,7 @@ impl Drop for Create<'_> {
         if self.done {
             return;
         }
-        if let Err(e) = unplug_nics(&self.rt.config, &self.plugged) {
+        if let Err(e) = unplug_nics(&self.rt.config, &self.plugged, &self.req.owner()) {
             tracing::warn!(error = %e, "rollback: removing the container's NICs");
         }
         self.steps.rollback();

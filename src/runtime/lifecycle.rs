@@ -85,7 +85,8 @@ impl Runtime {
         self.backend.teardown(namespace, id, record)?;
         super::crash_points::reached(namespace, id, super::crash_points::CrashPoint::TornDown);
         if let Some(r) = record {
-            unplug_nics(&self.config, &r.nics)?;
+            let owner = super::container::owner(namespace, id);
+            unplug_nics(&self.config, &r.nics, &owner)?;
         }
         let mounted = record.map(|r| r.rootfs_mounted).unwrap_or(true);
         // Records from before lxcri kept the path: containerd's default.

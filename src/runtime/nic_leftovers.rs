@@ -110,7 +110,8 @@ impl Runtime {
         let Some(now) = now.iter().find(|n| n.owner == found.owner && n.orphan) else {
             return Ok(false);
         };
-        host.remove(&now.host, now.port).map_err(host_error)?;
+        let ovs_owner = now.port.then_some(now.owner.as_str());
+        host.remove(&now.host, ovs_owner).map_err(host_error)?;
         Ok(true)
     }
 
@@ -295,11 +296,14 @@ mod tests {
         fn configure_peer(&mut self, _: BorrowedFd<'_>, _: &PeerConfig) -> HostResult<()> {
             unreachable!("gc plugs nothing")
         }
-        fn remove(&mut self, host: &str, ovs: bool) -> HostResult<()> {
-            self.removed.push(format!("{host} ovs={ovs}"));
+        fn remove(&mut self, host: &str, ovs_owner: Option<&str>) -> HostResult<()> {
+            self.removed.push(format!("{host} ovs={ovs_owner:?}"));
             self.links.remove(host);
-            if ovs {
-                self.ports.retain(|p| p.name != host);
+            if let Some(owner) = ovs_owner {
+                self.ports.retain(|p| {
+                    p.name != host
+                        || p.external_ids.get(OVS_OWNER_KEY).map(String::as_str) != Some(owner)
+                });
             }
             Ok(())
         }
@@ -472,7 +476,11 @@ mod tests {
         }
         assert_eq!(
             host.removed,
-            ["lxdead0 ovs=true", "lxgone0 ovs=true", "lxgone1 ovs=false"]
+            [
+                "lxdead0 ovs=Some(\"ns/dead\")",
+                "lxgone0 ovs=Some(\"ns/gone\")",
+                "lxgone1 ovs=None"
+            ]
         );
         assert!(
             !node
@@ -536,6 +544,6 @@ mod tests {
             .runtime
             .remove_nic_leftover(&mut host, &scan.nics[0])
             .unwrap());
-        assert_eq!(host.removed, ["lxgone0 ovs=false"]);
+        assert_eq!(host.removed, ["lxgone0 ovs=None"]);
     }
 }

@@ -38,12 +38,12 @@ pub(super) fn plug(
     )?)
 }
 
-/// Removes NICs lxcri plugged; nothing to do for none.
-pub(super) fn unplug_nics(config: &Config, nics: &[PluggedNic]) -> Result<()> {
+/// Removes NICs lxcri plugged for `owner`; nothing to do for none.
+pub(super) fn unplug_nics(config: &Config, nics: &[PluggedNic], owner: &str) -> Result<()> {
     if nics.is_empty() {
         return Ok(());
     }
     let mut host = KernelNetwork::open(&config.network.ovsdb)
         .map_err(|e| RuntimeError::HostNetwork(Box::new(e)))?;
-    Ok(unplug(&mut host, nics)?)
+    Ok(unplug(&mut host, nics, owner)?)
 }

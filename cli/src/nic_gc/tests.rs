@@ -63,10 +63,10 @@ impl HostNetwork for FakeHost {
     fn configure_peer(&mut self, _: BorrowedFd<'_>, _: &PeerConfig) -> HostResult<()> {
         unreachable!("gc plugs nothing")
     }
-    fn remove(&mut self, host: &str, ovs: bool) -> HostResult<()> {
-        self.removed.push(format!("{host} ovs={ovs}"));
+    fn remove(&mut self, host: &str, ovs_owner: Option<&str>) -> HostResult<()> {
+        self.removed.push(format!("{host} ovs={ovs_owner:?}"));
         self.links.remove(host);
-        if ovs {
+        if ovs_owner.is_some() {
             self.ports.retain(|p| p.name != host);
         }
         Ok(())
@@ -190,7 +190,7 @@ fn force_removes_the_orphans_only() {
     let mut host = host();
     let r = collect(&rt, &mut host, OVSDB, true).unwrap();
     assert!(!r.failed, "{}", r.text);
-    assert_eq!(host.removed, ["lxgone0 ovs=true"]);
+    assert_eq!(host.removed, ["lxgone0 ovs=Some(\"ns/gone\")"]);
     assert!(
         r.text.contains("removed NIC lxgone0 (ns/gone)\n"),
         "{}",

@@ -163,7 +163,7 @@ impl Ovsdb {
             if let (Some(target), Some(wait)) = (next_cfg, self.apply_wait) {
                 if let Err(e) = self.wait_applied(&operation, port, target, wait) {
                     // A row ovs-vswitchd did not take would carry nothing.
-                    if let Err(undo) = self.del_port(port) {
+                    if let Err(undo) = self.del_port(port, None) {
                         tracing::warn!(%port, error = %undo, "taking out a port ovs-vswitchd did not apply");
                     }
                     return Err(e);
@@ -177,12 +177,18 @@ impl Ovsdb {
         })
     }
 
-    /// Removes `port` and its interfaces from whichever bridge holds it.
+    /// Removes `port` and its interfaces from whichever bridge holds it;
+    /// with `mark` (an external_ids key and value), only a port that has
+    /// it: a port of that name made meanwhile for someone else stays.
     /// `Ok(false)` when there is no such port.
-    pub fn del_port(&mut self, port: &str) -> Result<bool> {
+    pub fn del_port(&mut self, port: &str, mark: Option<(&str, &str)>) -> Result<bool> {
         let operation = format!("del-port {port}");
+        let find = match mark {
+            Some(mark) => ops::find_marked_port(port, mark),
+            None => ops::find_uuids(None, port),
+        };
         for _ in 0..ATTEMPTS {
-            let found = self.read(&operation, &ops::find_uuids(None, port))?;
+            let found = self.read(&operation, &find)?;
             let Some(uuid) = self.uuid(&operation, &found, 0)? else {
                 return Ok(false);
             };

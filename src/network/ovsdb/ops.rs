@@ -109,6 +109,18 @@ pub(super) fn find_uuids(bridge: Option<&str>, port: &str) -> Txn {
     Txn::read(ops)
 }
 
+/// The uuid of Port `port` only if its external_ids has `key`=`value`.
+pub(super) fn find_marked_port(port: &str, (key, value): (&str, &str)) -> Txn {
+    Txn::read(vec![json!({
+        "op": "select", "table": "Port",
+        "where": [
+            ["name", "==", port],
+            ["external_ids", "includes", value::string_map([(key, value)])],
+        ],
+        "columns": ["_uuid"],
+    })])
+}
+
 /// The uuid of the row `find_uuids` op `index` found, if any.
 pub(super) fn found_uuid(results: &[Value], index: usize) -> Result<Option<String>, String> {
     match rows(results, index)? {

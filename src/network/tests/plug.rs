@@ -128,8 +128,8 @@ impl HostNetwork for FakeHost {
         ))
     }
 
-    fn remove(&mut self, host: &str, ovs: bool) -> Result<(), HostError> {
-        self.call(format!("remove {host} ovs={ovs}"))?;
+    fn remove(&mut self, host: &str, ovs_owner: Option<&str>) -> Result<(), HostError> {
+        self.call(format!("remove {host} ovs={ovs_owner:?}"))?;
         self.links.remove(host);
         Ok(())
     }
@@ -211,12 +211,14 @@ fn an_ovs_vlan_port_and_a_plain_bridge_port_are_made_in_order() {
         ]
     );
     host.calls.clear();
-    unplug(&mut host, &plugged).unwrap();
+    unplug(&mut host, &plugged, OWNER).unwrap();
+    // Only a port marked as the container's goes: one made meanwhile under
+    // the same name for another stays.
     assert_eq!(
         host.calls,
         [
-            format!("remove {h0} ovs=true"),
-            format!("remove {h1} ovs=false")
+            format!("remove {h0} ovs=Some({OWNER:?})"),
+            format!("remove {h1} ovs=None")
         ]
     );
 }

@@ -192,7 +192,7 @@ fn a_server_hanging_up_mid_request_is_an_error() {
         peer.send_raw(b"{\"id\":0,\"res");
     });
     let mut db = connect(&server);
-    let e = db.del_port("p1").unwrap_err();
+    let e = db.del_port("p1", None).unwrap_err();
     assert!(matches!(e, OvsdbError::Closed { .. }), "{e:?}");
     server.join();
 }
@@ -268,8 +268,8 @@ fn del_port_of_a_missing_port_only_reads() {
         peer.expect_closed();
     });
     let mut db = connect(&server);
-    assert!(!db.del_port("p1").unwrap());
-    assert!(db.del_port("p1").unwrap());
+    assert!(!db.del_port("p1", None).unwrap());
+    assert!(db.del_port("p1", None).unwrap());
     drop(db);
     server.join();
 }

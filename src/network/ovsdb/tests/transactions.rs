@@ -153,6 +153,25 @@ fn add_port_over_an_existing_port_removes_it_in_the_same_transaction() {
 }
 
 #[test]
+fn a_marked_port_is_found_only_with_its_mark() {
+    let params = ops::find_marked_port("lx1i0", ("lxcri-owner", "ns/a")).params();
+    assert_eq!(
+        params,
+        json!([
+            "Open_vSwitch",
+            {
+                "op": "select", "table": "Port",
+                "where": [
+                    ["name", "==", "lx1i0"],
+                    ["external_ids", "includes", ["map", [["lxcri-owner", "ns/a"]]]],
+                ],
+                "columns": ["_uuid"],
+            }
+        ])
+    );
+}
+
+#[test]
 fn del_port_checks_the_port_then_removes_it_from_any_bridge() {
     let params = ops::del_port("veth100i0", OLD_PORT_UUID).params();
     assert_eq!(
