@@ -65,6 +65,15 @@ pub enum ConfigError {
         second_origin: Origin,
         reason: &'static str,
     },
+    /// Two default NICs no container could have together.
+    #[error("{second} (from {second_origin}) cannot be a default NIC beside {first} (from {first_origin}): {reason}")]
+    NicSet {
+        first: &'static str,
+        first_origin: Origin,
+        second: &'static str,
+        second_origin: Origin,
+        reason: String,
+    },
     /// A key another key depends on is not set.
     #[error("missing {key} (env {env}): required because {because}")]
     Missing {

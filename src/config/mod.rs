@@ -314,6 +314,7 @@ impl Config {
     /// containers it made can still be cleaned up).
     fn validate_new(&self) -> Result<()> {
         self.validate()?;
+        self.network.validate()?;
         self.userns.validate(self.backend)
     }
 
@@ -346,7 +347,10 @@ impl Config {
                 .zfs
                 .apply(field, value, origin.clone())
                 .map_err(invalid)?,
-            Field::Network(field) => self.network.apply(field, s.key, value).map_err(invalid)?,
+            Field::Network(field) => self
+                .network
+                .apply(field, s.key, value, origin.clone())
+                .map_err(invalid)?,
             Field::Userns(field) => self
                 .userns
                 .apply(field, value, origin.clone())

@@ -5,8 +5,9 @@
 
 use serde::Deserialize;
 
+use super::error::{ConfigError, Origin};
 use super::Field;
-use crate::network::nic::{NicIndex, NicSpec, MAX_NICS};
+use crate::network::nic::{nic_set_conflict, NicIndex, NicSpec, MAX_NICS};
 
 use crate::network::ovsdb::OvsdbTarget;
 
@@ -25,6 +26,8 @@ pub struct NetworkSettings {
     pub ovsdb: OvsdbTarget,
     /// Default NICs, by index.
     nics: [Option<NicSpec>; MAX_NICS as usize],
+    /// Which key each default NIC came from, and from where, by index.
+    nic_origins: [Option<(&'static str, Origin)>; MAX_NICS as usize],
 }
 
 impl Default for NetworkSettings {
@@ -34,6 +37,7 @@ impl Default for NetworkSettings {
                 .parse()
                 .expect("the default OVSDB target parses"),
             nics: Default::default(),
+            nic_origins: Default::default(),
         }
     }
 }
@@ -47,8 +51,9 @@ impl NetworkSettings {
     pub(super) fn apply(
         &mut self,
         field: NetworkField,
-        key: &str,
+        key: &'static str,
         value: &str,
+        origin: Origin,
     ) -> Result<(), String> {
         match field {
             NetworkField::Ovsdb => self.ovsdb = value.parse().map_err(|e| format!("{e}"))?,
@@ -56,9 +61,38 @@ impl NetworkSettings {
                 let index = NicIndex::new(n).expect("net0-net9 only");
                 let nic = NicSpec::parse(index, value, key).map_err(|e| e.to_string())?;
                 self.nics[usize::from(n)] = Some(nic);
+                self.nic_origins[usize::from(n)] = Some((key, origin));
             }
         }
         Ok(())
+    }
+
+    /// The default NICs must fit in one container together (the rule every
+    /// create applies, see [`nic_set_conflict`]): a set that cannot is
+    /// refused here, naming both keys and where each came from, rather
+    /// than by every create.
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let nics: Vec<&NicSpec> = self.nics().collect();
+        for (k, nic) in nics.iter().enumerate() {
+            if let Some(conflict) = nic_set_conflict(nic, nics[..k].iter().copied()) {
+                let (first, first_origin) = self.origin_of(conflict.with);
+                let (second, second_origin) = self.origin_of(nic);
+                return Err(ConfigError::NicSet {
+                    first,
+                    first_origin,
+                    second,
+                    second_origin,
+                    reason: conflict.reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn origin_of(&self, nic: &NicSpec) -> (&'static str, Origin) {
+        self.nic_origins[usize::from(nic.index.get())]
+            .clone()
+            .expect("every default NIC was applied from a key")
     }
 }
 

@@ -766,3 +766,42 @@ fn a_bad_default_nic_names_the_key_and_field() {
         "{msg}"
     );
 }
+
+#[test]
+fn default_nics_no_container_could_have_together_are_refused_naming_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = write(
+        tmp.path(),
+        "c.toml",
+        "[network]\nnet0 = \"name=eth0,bridge=vmbr0,ip=10.0.0.2/24,gw=10.0.0.1\"\nnet2 = \"name=eth2,bridge=vmbr1\"\n",
+    );
+    assert!(load(tmp.path(), Some(&path), &[]).is_ok());
+    let msg = load(
+        tmp.path(),
+        Some(&path),
+        &[(
+            "LXCRI_NETWORK_NET2",
+            "name=eth2,bridge=vmbr1,ip=10.1.0.2/24,gw=10.1.0.1",
+        )],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        msg.starts_with("network.net2 (from environment variable LXCRI_NETWORK_NET2) cannot be a default NIC beside network.net0 (from config file ")
+            && msg.contains("gw=10.1.0.1: network.net0 has gw=10.0.0.1 already"),
+        "{msg}"
+    );
+    let msg = load(
+        tmp.path(),
+        Some(&path),
+        &[("LXCRI_NETWORK_NET2", "name=eth0,bridge=vmbr1")],
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(msg.contains("name=eth0 is also network.net0's"), "{msg}");
+    // A container made under such a config can still be cleaned up.
+    let snap = tmp.path().join("snap.json");
+    let text =
+        r#"{"network.net0": "name=eth0,bridge=vmbr0", "network.net1": "name=eth0,bridge=vmbr1"}"#;
+    assert!(Config::from_snapshot(&snap, text).is_ok());
+}

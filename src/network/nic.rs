@@ -79,6 +79,13 @@ pub struct NicSpec {
     pub host_managed: bool,
 }
 
+/// Why a NIC cannot join a set: the earlier NIC it clashes with, and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicConflict<'a> {
+    pub with: &'a NicSpec,
+    pub reason: String,
+}
+
 /// Why `nic` cannot be one more NIC of a container that has `earlier`: an
 /// interface name twice, or a second default gateway of a family (a
 /// network namespace has one default route per family, and the second
@@ -86,14 +93,20 @@ pub struct NicSpec {
 pub fn nic_set_conflict<'a>(
     nic: &NicSpec,
     earlier: impl IntoIterator<Item = &'a NicSpec>,
-) -> Option<String> {
+) -> Option<NicConflict<'a>> {
     for other in earlier {
+        let clash = |reason| {
+            Some(NicConflict {
+                with: other,
+                reason,
+            })
+        };
         if other.name == nic.name {
-            return Some(format!("name={} is also {}'s", nic.name, other.source));
+            return clash(format!("name={} is also {}'s", nic.name, other.source));
         }
         for (key, gateway, theirs) in [("gw", nic.gw, other.gw), ("gw6", nic.gw6, other.gw6)] {
             if let (Some(gateway), Some(theirs)) = (gateway, theirs) {
-                return Some(format!(
+                return clash(format!(
                     "{key}={gateway}: {} has {key}={theirs} already; a network namespace has one default route per family, so give the gateway to one NIC only",
                     other.source
                 ));

@@ -95,8 +95,8 @@ pub(super) fn plan_network(i: &NetworkInputs<'_>) -> Result<Option<NetworkPlan>>
                 "ip=dhcp / ip6=dhcp: lxcri sets addresses itself and runs no DHCP client; give a static ADDR/LEN, or `manual` and run a client in the container",
             ));
         }
-        if let Some(why) = nic_set_conflict(nic, &nics[..k]) {
-            return Err(invalid(&nic.source, &why));
+        if let Some(conflict) = nic_set_conflict(nic, &nics[..k]) {
+            return Err(invalid(&nic.source, &conflict.reason));
         }
     }
     Ok(Some(NetworkPlan { nics, netns }))

@@ -13,7 +13,7 @@ use lxcri::config::{BackendKind, Config};
 use lxcri::error_chain as chain;
 use lxcri::network::host::{Bridge, BridgeKind};
 use lxcri::network::netlink::{LinkInfo, Netlink};
-use lxcri::network::nic::{nic_set_conflict, NicSpec};
+use lxcri::network::nic::NicSpec;
 use lxcri::network::ovsdb::{OvsBridge, Ovsdb, OvsdbError, OvsdbTarget};
 use lxcri::network::plug::pve_only;
 
@@ -152,9 +152,9 @@ pub fn findings(
     plugger: Plugger,
 ) -> Vec<Finding> {
     let mut out = vec![linux_finding(&node.linux), ovs_finding(node, ovsdb, nics)];
-    for (k, nic) in nics.iter().enumerate() {
-        let refused = nic_set_conflict(nic, nics[..k].iter().copied())
-            .or_else(|| (plugger == Plugger::Lxcri).then(|| pve_only(nic)).flatten());
+    for nic in nics {
+        // A set no container could have is refused when the config loads.
+        let refused = (plugger == Plugger::Lxcri).then(|| pve_only(nic)).flatten();
         out.push(match refused {
             Some(why) => finding(NIC_NAMES[usize::from(nic.index.get())], Status::Fail, why),
             None => nic_finding(node, ovsdb, nic, plugger),

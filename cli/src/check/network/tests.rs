@@ -293,27 +293,3 @@ fn what_the_plugger_takes_decides_the_default_nics() {
     );
     assert!(pve[5].2.contains("VLAN-aware"), "{}", pve[5].2);
 }
-
-#[test]
-fn default_nics_that_cannot_be_one_containers_fail() {
-    let nics = [
-        nic(0, "name=eth0,bridge=vmbr0,ip=10.0.0.2/24,gw=10.0.0.1"),
-        nic(1, "name=eth0,bridge=vmbr1"),
-        nic(2, "name=eth2,bridge=vmbr1,ip=10.1.0.2/24,gw=10.1.0.1"),
-    ];
-    let refs: Vec<&NicSpec> = nics.iter().collect();
-    let found = run_for(&node(), &refs, Plugger::Pve);
-    assert_eq!(found[2].1, Status::Ok);
-    assert_eq!(
-        (found[3].1, found[3].2.as_str()),
-        (Status::Fail, "name=eth0 is also network.net0's")
-    );
-    assert_eq!(found[4].1, Status::Fail);
-    assert!(
-        found[4]
-            .2
-            .starts_with("gw=10.1.0.1: network.net0 has gw=10.0.0.1 already"),
-        "{}",
-        found[4].2
-    );
-}
