@@ -8,8 +8,8 @@
 
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskPaused, TaskResumed,
-    TaskStart,
+    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
+    TaskResumed, TaskStart,
 };
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
@@ -150,6 +150,13 @@ impl EventSender {
             &ev,
         );
     }
+    pub fn oom(&self, ev: TaskOOM) {
+        self.send(
+            topics::TASK_OOM_EVENT_TOPIC,
+            "containerd.events.TaskOOM",
+            &ev,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -213,6 +220,7 @@ mod type_names {
         tx.exec_started(TaskExecStarted::default());
         tx.paused(TaskPaused::default());
         tx.resumed(TaskResumed::default());
+        tx.oom(TaskOOM::default());
         let expected = [
             TaskCreate::descriptor().full_name().to_string(),
             TaskStart::descriptor().full_name().to_string(),
@@ -222,6 +230,7 @@ mod type_names {
             TaskExecStarted::descriptor().full_name().to_string(),
             TaskPaused::descriptor().full_name().to_string(),
             TaskResumed::descriptor().full_name().to_string(),
+            TaskOOM::descriptor().full_name().to_string(),
         ];
         for name in expected {
             assert_eq!(rx.try_recv().expect("an event").type_url(), name);

@@ -66,6 +66,10 @@ pub async fn watch_init(
     hand_over_output(drained).await;
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
+        // A kill that ended the init is reported before its exit.
+        if let Some(oom) = &c.oom {
+            oom.check();
+        }
         events.exit(TaskExit {
             container_id: c.id().to_string(),
             id: c.id().to_string(),

@@ -11,6 +11,7 @@ mod io;
 mod listen_socket;
 mod logging;
 mod metrics;
+mod oom;
 mod op_metrics;
 mod options;
 mod process;

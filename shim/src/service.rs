@@ -28,6 +28,7 @@ use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
 use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
 use crate::listen_socket::ListenSocket;
+use crate::oom::OomMonitor;
 use crate::op_metrics;
 use crate::options;
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
@@ -209,12 +210,19 @@ impl Service {
         };
         let pid = created.init.pid();
         let run_dir = created.container.run_dir.clone();
+        // From create, as runc's shim: a kill is counted from here on.
+        let oom = created
+            .container
+            .cgroup
+            .as_ref()
+            .and_then(|cgroup| OomMonitor::start(&req.id, cgroup, self.events.clone()));
         let task = Task {
             container: Arc::new(created.container),
             init: Process::new(req.id.clone(), pid, stdio, io),
             execs: HashMap::new(),
             start_gate: Some(created.start_gate),
             runtime: runtime.clone(),
+            oom,
         };
         let shared = Arc::new(Mutex::new(task));
         self.tasks

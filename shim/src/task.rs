@@ -14,6 +14,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use lxcri::runtime::{Container, Runtime};
 
 use crate::error::{Result, ShimError};
+use crate::oom::OomMonitor;
 use crate::process::Process;
 
 pub struct Task {
@@ -24,6 +25,8 @@ pub struct Task {
     pub runtime: Arc<Runtime>,
     /// Held open until start; see `CreatedContainer::start_gate`.
     pub start_gate: Option<File>,
+    /// Publishes TaskOOM; `None` when the memory cgroup cannot be watched.
+    pub oom: Option<OomMonitor>,
 }
 
 impl Task {

@@ -141,6 +141,19 @@ impl ContainerCgroup {
             .ok_or_else(|| CgroupError::NoController(self.pid, controller.to_string()))
     }
 
+    /// The directory of `controller` the container's processes are in
+    /// (PVE's `lxc/VMID/ns`; the container's own elsewhere).
+    pub fn process_dir(&self, controller: &str) -> Result<&Path> {
+        let key = match self.version {
+            CgroupVersion::V2 => "",
+            CgroupVersion::V1 => controller,
+        };
+        self.process_dirs
+            .get(key)
+            .map(PathBuf::as_path)
+            .ok_or_else(|| CgroupError::NoController(self.pid, controller.to_string()))
+    }
+
     fn file(&self, name: &str) -> Result<PathBuf> {
         let controller = name.split('.').next().unwrap_or(name);
         let controller = match controller {

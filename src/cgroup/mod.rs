@@ -57,9 +57,11 @@ pub mod attach_lock;
 mod container;
 mod cpuset;
 mod host;
+mod oom;
 mod stats;
 
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
 pub use host::{HostCgroupError, HostCgroups};
+pub use oom::{OomCheck, OomWatch, OomWatchError};
 pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};

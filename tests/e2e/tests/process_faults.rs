@@ -5,8 +5,11 @@
 //! after the reboot a new task of the same container starts and
 //! `lxcri gc` finds whatever else was left.
 
+use std::time::Duration;
+
+use lxcri_e2e::cmd::Background;
 use lxcri_e2e::node_faults::{lose_run, lxc_monitor, lxcri, sigkill};
-use lxcri_e2e::{require, runtimes, Containerd, Runtime};
+use lxcri_e2e::{assert_same, require, runtimes, Containerd, Runtime};
 
 #[track_caller]
 fn assert_exit_code(ctd: &Containerd, id: &str, code: u32) {
@@ -96,4 +99,46 @@ fn after_a_reboot_the_same_container_starts_again_and_gc_finds_the_rest() {
     if let Some(sim) = ctd.pve() {
         assert_eq!(sim.leftovers(), Vec::<String>::new(), "CTs left in PVE");
     }
+}
+
+/// The kernel's OOM killer ends a process of a container at its memory
+/// limit: containerd hears `/tasks/oom` for the container, before its
+/// `/tasks/exit`, as from runc's shim (the CRI plugin takes a pod
+/// container's `OOMKilled` from it).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_oom_kill_is_published_before_the_exit_as_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let (id, calm) = (ctd.new_id("oom"), ctd.new_id("calm"));
+        let limit = ["--memory-limit", "33554432"];
+        let events = Background::spawn(ctd.ctr_command().arg("events"));
+        std::thread::sleep(Duration::from_secs(1));
+        // Within its limit: no event, whatever its cgroup's end looks like.
+        let out = ctd.run(rt, &calm, &["sh", "-c", "exit 3"], &limit);
+        assert_eq!(out.code, Some(3), "{rt}: {out}");
+        // `tail` keeps the whole line it reads: 256 MiB without a newline.
+        let hog = "head -c 268435456 /dev/zero | tail";
+        let out = ctd.run(rt, &id, &["sh", "-c", hog], &limit);
+        let seen = events.wait(Duration::from_secs(2)).stdout;
+        let at = |topic: &str, id: &str| {
+            seen.lines()
+                .position(|l| l.contains(topic) && l.contains(&format!("\"{id}\"")))
+        };
+        let (oom, exit) = (at("/tasks/oom", &id), at("/tasks/exit", &id));
+        assert!(oom.is_some(), "{rt}: no /tasks/oom for {id}: {seen}");
+        assert!(at("/tasks/exit", &calm).is_some(), "{rt}: {seen}");
+        assert_eq!(at("/tasks/oom", &calm), None, "{rt}: {seen}");
+        results.push((rt, (out.code, oom < exit)));
+        ctd.remove(&id);
+        ctd.remove(&calm);
+    }
+    assert_eq!(
+        results.first().map(|(_, r)| *r),
+        Some((Some(137), true)),
+        "{results:?}"
+    );
+    assert_same("an OOM kill", &results);
 }
