@@ -89,6 +89,23 @@ pub struct InitSpec {
     pub rootfs_propagation: Option<Propagation>,
     #[serde(default)]
     pub mount_propagation: Vec<MountPropagation>,
+    /// The spec's `/dev` tmpfs: LXC mounts `/dev` itself (`lxc.autodev`,
+    /// which fills it with the standard nodes), and the init remounts it
+    /// with these, as runc would have mounted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_tmpfs: Option<DevTmpfs>,
+}
+
+/// How `/dev` is mounted: per-mount flags and tmpfs options, both checked
+/// when the spec was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevTmpfs {
+    /// `MS_*` bits: `MS_RDONLY`, `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC`, the
+    /// atime ones, `MS_SYNCHRONOUS`, `MS_DIRSYNC`.
+    pub flags: u64,
+    /// tmpfs options (`size=65536k`, `mode=755`, `nr_inodes=...`).
+    pub options: Vec<String>,
 }
 
 /// A mount propagation type (`mount --make-[r]private` ...).

@@ -14,6 +14,7 @@
 //!   AppArmor, cwd...), 126 = found but not executable, 127 = not found.
 //!   2 = bad command line.
 
+mod dev_setup;
 mod errno_text;
 mod exec;
 mod passwd;

@@ -42,23 +42,26 @@ pub enum PrepareError {
     RootfsReadonly(#[source] Errno),
     #[error("mount propagation of {path}: {source}")]
     Propagation { path: String, source: Errno },
+    #[error(transparent)]
+    Dev(#[from] crate::dev_setup::DevSetupError),
 }
 
 pub type Result<T> = std::result::Result<T, PrepareError>;
 
-/// runc's default /dev symlinks, made only where nothing exists yet.
-const DEV_SYMLINKS: [(&str, &str); 5] = [
+/// runc's default /dev symlinks, made only where nothing exists yet
+/// (`/dev/ptmx` is [`crate::dev_setup`]'s).
+const DEV_SYMLINKS: [(&str, &str); 4] = [
     ("/dev/fd", "/proc/self/fd"),
     ("/dev/stdin", "/proc/self/fd/0"),
     ("/dev/stdout", "/proc/self/fd/1"),
     ("/dev/stderr", "/proc/self/fd/2"),
-    // LXC's autodev usually provides /dev/ptmx; without it, the
-    // container's devpts instance must still be reachable.
-    ("/dev/ptmx", "pts/ptmx"),
 ];
 
 /// Prepare the container and return the resolved executable.
 pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
+    // First: the masks below bind /dev/null, and the read-only paths bind
+    // /proc/sys with whatever is mounted in it.
+    crate::dev_setup::setup(spec.dev_tmpfs.as_ref())?;
     // LXC leaves the whole tree shared (a peer group of its own); runc's
     // order is the tree's propagation first, then each mount's.
     if let Some(p) = spec.rootfs_propagation {
@@ -116,11 +119,12 @@ fn mask_path(path: &str) -> Result<()> {
         Err(e) => return Err(err(io_errno(&e))),
     };
     if meta.is_dir() {
+        // runc's maskPath: read-only, nothing else.
         mount(
             Some("tmpfs"),
             path,
             Some("tmpfs"),
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            MsFlags::MS_RDONLY,
             None::<&str>,
         )
         .map_err(err)

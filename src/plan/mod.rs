@@ -12,6 +12,7 @@
 //! container's cgroup itself (under its `lxc.payload.<name>` tree), and the
 //! runtime reports that path.
 
+mod dev_tmpfs;
 mod devices;
 mod features;
 mod host_netns;
@@ -235,6 +236,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         readonly_paths: container_paths("linux.readonlyPaths", linux.readonly_paths().as_deref())?,
         rootfs_propagation: Some(rootfs_propagation),
         mount_propagation: mount_plan.propagation,
+        dev_tmpfs: mount_plan.dev_tmpfs,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;

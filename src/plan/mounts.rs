@@ -10,7 +10,7 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Mount;
 
-use lxcri_init_spec::{MountPropagation, Propagation, PropagationKind, SharedMount};
+use lxcri_init_spec::{DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount};
 
 use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
@@ -54,6 +54,8 @@ pub(super) struct MountPlan {
     /// `rshared`/`shared` binds: peers of the host's mount, which only a
     /// bind made from the host can be ([`SharedMount`]).
     pub shared: Vec<SharedMount>,
+    /// The spec's `/dev` tmpfs, for the init to remount LXC's with.
+    pub dev_tmpfs: Option<DevTmpfs>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -93,6 +95,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         cgroup: None,
         propagation: Vec::new(),
         shared: Vec::new(),
+        dev_tmpfs: None,
     };
     // The OCI field of each entry, for errors about it later.
     let mut fields: Vec<String> = Vec::new();
@@ -128,6 +131,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
 
         if clean == Path::new("/dev") {
             if typ == "tmpfs" && !is_bind {
+                plan.dev_tmpfs = Some(super::dev_tmpfs::dev_tmpfs(&field, &options)?);
                 continue;
             }
             return Err(unsupported(

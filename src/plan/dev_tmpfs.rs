@@ -1,0 +1,137 @@
+//! The spec's `/dev` mount. LXC makes `/dev` a tmpfs itself
+//! (`lxc.autodev`, with the standard nodes in it), with its own options:
+//! no `nosuid`, 500 kB. The init remounts it with the spec's (runc's
+//! default: `nosuid,strictatime,mode=755,size=65536k`), so those are
+//! checked here: the mount flags runc knows, and the tmpfs options a
+//! tmpfs takes, with plain values.
+
+use lxcri_init_spec::DevTmpfs;
+
+use super::{invalid, unsupported, Result};
+
+/// Flag options: what each sets, and what it clears.
+const FLAGS: [(&str, u64, u64); 17] = [
+    ("ro", libc::MS_RDONLY, 0),
+    ("rw", 0, libc::MS_RDONLY),
+    ("nosuid", libc::MS_NOSUID, 0),
+    ("suid", 0, libc::MS_NOSUID),
+    ("nodev", libc::MS_NODEV, 0),
+    ("dev", 0, libc::MS_NODEV),
+    ("noexec", libc::MS_NOEXEC, 0),
+    ("exec", 0, libc::MS_NOEXEC),
+    ("sync", libc::MS_SYNCHRONOUS, 0),
+    ("async", 0, libc::MS_SYNCHRONOUS),
+    ("dirsync", libc::MS_DIRSYNC, 0),
+    ("nodiratime", libc::MS_NODIRATIME, 0),
+    ("diratime", 0, libc::MS_NODIRATIME),
+    ("strictatime", libc::MS_STRICTATIME, ATIME),
+    ("noatime", libc::MS_NOATIME, ATIME),
+    ("relatime", libc::MS_RELATIME, ATIME),
+    ("norelatime", 0, libc::MS_RELATIME),
+];
+
+const ATIME: u64 = libc::MS_STRICTATIME | libc::MS_NOATIME | libc::MS_RELATIME;
+
+/// tmpfs options a remount of `/dev` can take.
+const TMPFS_OPTIONS: [&str; 6] = ["size", "nr_blocks", "nr_inodes", "mode", "uid", "gid"];
+
+/// The `/dev` tmpfs of the spec's `options` (of mount `field`).
+pub(super) fn dev_tmpfs(field: &str, options: &[String]) -> Result<DevTmpfs> {
+    let mut flags: u64 = 0;
+    let mut data = Vec::new();
+    for (k, opt) in options.iter().enumerate() {
+        let f = format!("{field}.options[{k}]");
+        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
+            flags = (flags & !clear) | set;
+            continue;
+        }
+        let Some((key, value)) = opt.split_once('=') else {
+            return Err(unsupported(
+                &f,
+                &format!("mount option {opt:?} on /dev (LXC's tmpfs is remounted with the spec's flags and tmpfs options)"),
+            ));
+        };
+        if !TMPFS_OPTIONS.contains(&key) {
+            return Err(unsupported(
+                &f,
+                &format!(
+                    "tmpfs option {key:?} on /dev; lxcri applies {}",
+                    TMPFS_OPTIONS.join(", ")
+                ),
+            ));
+        }
+        let plain = match key {
+            "mode" => !value.is_empty() && value.chars().all(|c| c.is_digit(8)),
+            "uid" | "gid" => !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()),
+            _ => {
+                let digits = value.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
+                !digits.is_empty()
+                    && value.len() - digits.len() <= 1
+                    && digits.chars().all(|c| c.is_ascii_digit())
+            }
+        };
+        if !plain {
+            return Err(invalid(
+                &f,
+                &format!("{value:?} is not a value for tmpfs's {key}"),
+            ));
+        }
+        data.push(opt.clone());
+    }
+    Ok(DevTmpfs {
+        flags,
+        options: data,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn runcs_default_dev_is_taken_as_written() {
+        let dev = dev_tmpfs(
+            "mounts[1]",
+            &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+        )
+        .unwrap();
+        assert_eq!(dev.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
+        assert_eq!(dev.options, ["mode=755", "size=65536k"]);
+    }
+
+    #[test]
+    fn later_flags_win_as_in_mount8() {
+        let dev = dev_tmpfs(
+            "m",
+            &opts(&["ro", "noatime", "rw", "relatime", "nosuid", "suid"]),
+        )
+        .unwrap();
+        assert_eq!(dev.flags, libc::MS_RELATIME);
+    }
+
+    #[test]
+    fn what_a_tmpfs_remount_cannot_take_is_refused_naming_the_option() {
+        for (bad, says) in [
+            ("mpol=bind", "tmpfs option \"mpol\""),
+            ("bind", "mount option \"bind\""),
+            ("mode=8", "is not a value for tmpfs's mode"),
+            ("size=1x", "is not a value for tmpfs's size"),
+            ("size=", "is not a value for tmpfs's size"),
+            ("uid=-1", "is not a value for tmpfs's uid"),
+            ("size=64kk", "is not a value for tmpfs's size"),
+        ] {
+            let e = dev_tmpfs("mounts[1]", &opts(&["nosuid", bad]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("mounts[1].options[1]") && e.contains(says),
+                "{bad}: {e}"
+            );
+        }
+        assert!(dev_tmpfs("m", &opts(&["size=50%", "nr_inodes=4k", "uid=0"])).is_ok());
+    }
+}
