@@ -1,7 +1,8 @@
 //! Kubernetes through containerd's CRI plugin, for the tests: the client
 //! over gRPC ([`client`]), the streaming server's exec ([`stream`]), the
 //! test's pod network ([`network`]), a containerd with CRI on ([`node`]),
-//! the kubelet's sequence ([`pod`]) and
+//! the kubelet's sequence ([`pod`]), the pieces of the tests that mirror
+//! cri-tools' validation suite ([`validate`]) and
 //! checks on what is left on the host ([`inspect`]).
 
 pub mod client;
@@ -10,6 +11,7 @@ pub mod network;
 pub mod node;
 pub mod pod;
 pub mod stream;
+pub mod validate;
 
 pub use client::{api, CriClient, CriError};
 pub use network::{netns_path, PodNetwork};
