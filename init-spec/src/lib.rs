@@ -94,6 +94,33 @@ pub struct InitSpec {
     /// with these, as runc would have mounted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_tmpfs: Option<DevTmpfs>,
+    /// OCI `linux.devices` the init makes (`mknod`), as runc does outside a
+    /// user namespace; inside one they are binds of the host's nodes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<DeviceNode>,
+}
+
+/// A device node to make in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceNode {
+    /// Absolute, in the container.
+    pub path: String,
+    pub kind: DeviceNodeKind,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits (`fileMode`, 0666 when the spec gives none).
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceNodeKind {
+    Char,
+    Block,
+    Fifo,
 }
 
 /// How `/dev` is mounted: per-mount flags and tmpfs options, both checked

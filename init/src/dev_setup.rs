@@ -5,14 +5,18 @@
 //! `/proc/sys/kernel/random/boot_id`). runc mounts the spec's `/dev`
 //! tmpfs, makes `/dev/ptmx` a symlink to `pts/ptmx` and leaves the host's
 //! boot id: so does this, before anything else binds from `/dev` or
-//! `/proc/sys`.
+//! `/proc/sys`. Then it makes the spec's device nodes, as runc's
+//! `mknod` outside a user namespace (inside one they are LXC's binds).
 
-use lxcri_init_spec::DevTmpfs;
+use lxcri_init_spec::{DevTmpfs, DeviceNode, DeviceNodeKind};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+use nix::unistd::{chown, Gid, Uid};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::symlink;
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevSetupError {
@@ -26,6 +30,12 @@ pub enum DevSetupError {
         path: &'static str,
         source: std::io::Error,
     },
+    #[error("device {path} (linux.devices): {what}: {source}")]
+    Device {
+        path: String,
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, DevSetupError>;
@@ -34,13 +44,51 @@ const LXC_BOOT_ID: &str = "/dev/.lxc-boot-id";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 const PTMX: &str = "/dev/ptmx";
 
-pub fn setup(dev: Option<&DevTmpfs>) -> Result<()> {
+pub fn setup(dev: Option<&DevTmpfs>, devices: &[DeviceNode]) -> Result<()> {
     host_boot_id()?;
     ptmx_symlink()?;
     if let Some(dev) = dev {
         remount_dev(dev)?;
     }
-    Ok(())
+    devices.iter().try_for_each(make_node)
+}
+
+/// One node as runc's `mknodDevice`: parents made 0755, an existing node
+/// left as it is, mode and owner set after (mknod's mode passes the umask).
+fn make_node(node: &DeviceNode) -> Result<()> {
+    let fail = |what| {
+        move |source| DevSetupError::Device {
+            path: node.path.clone(),
+            what,
+            source,
+        }
+    };
+    let path = Path::new(&node.path);
+    if let Some(parent) = path.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(fail("create its directory"))?;
+    }
+    let kind = match node.kind {
+        DeviceNodeKind::Char => SFlag::S_IFCHR,
+        DeviceNodeKind::Block => SFlag::S_IFBLK,
+        DeviceNodeKind::Fifo => SFlag::S_IFIFO,
+    };
+    let dev = makedev(u64::from(node.major), u64::from(node.minor));
+    match mknod(path, kind, Mode::from_bits_truncate(node.mode), dev) {
+        Ok(()) => {}
+        Err(Errno::EEXIST) => return Ok(()),
+        Err(e) => return Err(fail("mknod")(e.into())),
+    }
+    fs::set_permissions(path, fs::Permissions::from_mode(node.mode)).map_err(fail("chmod"))?;
+    chown(
+        path,
+        Some(Uid::from_raw(node.uid)),
+        Some(Gid::from_raw(node.gid)),
+    )
+    .map_err(|e| fail("chown")(e.into()))
 }
 
 /// LXC's own boot id goes: the host's shows through, as on runc.

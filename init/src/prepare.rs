@@ -61,7 +61,7 @@ const DEV_SYMLINKS: [(&str, &str); 4] = [
 pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     // First: the masks below bind /dev/null, and the read-only paths bind
     // /proc/sys with whatever is mounted in it.
-    crate::dev_setup::setup(spec.dev_tmpfs.as_ref())?;
+    crate::dev_setup::setup(spec.dev_tmpfs.as_ref(), &spec.devices)?;
     // LXC leaves the whole tree shared (a peer group of its own); runc's
     // order is the tree's propagation first, then each mount's.
     if let Some(p) = spec.rootfs_propagation {

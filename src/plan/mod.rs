@@ -202,8 +202,22 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     )?);
     lxc.mount_auto_cgroup = mount_plan.cgroup;
     let rootfs_propagation = rootfs_propagation(linux)?;
-    let device_plan =
-        devices::plan_devices(linux.devices().as_deref().unwrap_or_default(), &ctx.rootfs)?;
+    // mknod is EPERM in a user namespace: runc binds the host's nodes there.
+    let in_userns = !lxc.idmaps.is_empty()
+        || lxc
+            .namespaces
+            .share
+            .iter()
+            .any(|(n, _)| *n == crate::lxc::Namespace::User);
+    let device_plan = devices::plan_devices(
+        linux.devices().as_deref().unwrap_or_default(),
+        &ctx.rootfs,
+        if in_userns {
+            devices::DeviceNodes::BindHost
+        } else {
+            devices::DeviceNodes::Mknod
+        },
+    )?;
     lxc.mounts.extend(device_plan.entries);
 
     lxc.prlimits = init_process
@@ -237,6 +251,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         rootfs_propagation: Some(rootfs_propagation),
         mount_propagation: mount_plan.propagation,
         dev_tmpfs: mount_plan.dev_tmpfs,
+        devices: device_plan.nodes,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;

@@ -2,6 +2,7 @@
 
 use std::fs;
 
+use lxcri_init_spec::{DeviceNode, DeviceNodeKind};
 use oci_spec::runtime::Spec;
 use serde_json::{json, Value};
 
@@ -343,10 +344,10 @@ fn unsupported_fields_are_named() {
 }
 
 #[test]
-fn host_devices_are_bound_and_allowed() {
+fn devices_are_made_outside_a_user_namespace_and_bound_inside_one() {
     let env = env();
     // /dev/null is one of the nodes LXC's own /dev provides: allowed, not
-    // bound over (binding /dev/ptmx that way breaks LXC's devpts setup).
+    // made or bound over (binding /dev/ptmx that way breaks LXC's devpts setup).
     let dev_null = json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 3});
     let plan = env
         .plan(&with(|v| {
@@ -354,22 +355,79 @@ fn host_devices_are_bound_and_allowed() {
             v["linux"]["resources"] = json!({"devices": [{"allow": false, "access": "rwm"}]});
         }))
         .unwrap();
+    assert!(plan.init.devices.is_empty(), "{:?}", plan.init.devices);
     assert!(
         !plan.lxc.mounts.iter().any(|m| m.destination == "dev/null"),
         "{:?}",
         plan.lxc.mounts
     );
-    // Any other host node is bound; use one this host has, with its numbers.
+    let rules = plan.lxc.render().unwrap();
+    assert!(
+        rules.contains("lxc.cgroup2.devices.deny = a\nlxc.cgroup2.devices.allow = c 1:3 rwm\n"),
+        "{rules}"
+    );
+
+    // Without a user namespace the init makes the node as the spec says
+    // (runc's mknod); the host need not have it.
+    let node = json!({"path": "/dev/lxcri/made", "type": "b", "major": 7, "minor": 200,
+        "fileMode": 0o640, "uid": 6, "gid": 7});
+    let made = env
+        .plan(&with(|v| v["linux"]["devices"] = json!([node])))
+        .unwrap();
+    assert_eq!(
+        made.init.devices,
+        [DeviceNode {
+            path: "/dev/lxcri/made".into(),
+            kind: DeviceNodeKind::Block,
+            major: 7,
+            minor: 200,
+            mode: 0o640,
+            uid: 6,
+            gid: 7,
+        }]
+    );
+    assert!(!made
+        .lxc
+        .mounts
+        .iter()
+        .any(|m| m.destination.contains("lxcri/made")));
+    let fifo = json!({"path": "/dev/fifo", "type": "p"});
+    let made = env
+        .plan(&with(|v| v["linux"]["devices"] = json!([fifo])))
+        .unwrap();
+    assert_eq!(
+        (made.init.devices[0].kind, made.init.devices[0].mode),
+        (DeviceNodeKind::Fifo, 0o666),
+        "runc's default fileMode"
+    );
+
+    // In a user namespace, where mknod is EPERM, the host's node is bound:
+    // use one this host has, with its numbers.
     use std::os::unix::fs::MetadataExt;
     let (path, rdev) = ["/dev/fuse", "/dev/kmsg", "/dev/loop-control"]
         .iter()
         .find_map(|p| std::fs::metadata(p).ok().map(|m| (*p, m.rdev())))
         .expect("a host char device");
     let (maj, min) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    let node = json!({"path": path, "type": "c", "major": maj, "minor": min});
+    let in_userns = |devices: Value| {
+        with(move |v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["devices"] = devices;
+        })
+    };
     let bound = env
-        .plan(&with(|v| v["linux"]["devices"] = json!([node])))
+        .plan(&in_userns(
+            json!([{"path": path, "type": "c", "major": maj, "minor": min}]),
+        ))
         .unwrap();
+    assert!(bound.init.devices.is_empty());
     let last = bound.lxc.mounts.last().unwrap();
     assert_eq!(
         (
@@ -379,42 +437,38 @@ fn host_devices_are_bound_and_allowed() {
         ),
         (path, &path[1..], "bind,create=file".to_string())
     );
-    let rules = plan.lxc.render().unwrap();
-    assert!(
-        rules.contains("lxc.cgroup2.devices.deny = a\nlxc.cgroup2.devices.allow = c 1:3 rwm\n"),
-        "{rules}"
-    );
-
-    let err =
-        env.err(&with(
-            |v| {
-                v["linux"]["devices"] =
-                    json!([{"path": "/dev/null", "type": "c", "major": 1, "minor": 4}])
-            },
-        ));
+    // ... and must be what the spec says.
+    let err = env.err(&in_userns(
+        json!([{"path": path, "type": "c", "major": maj, "minor": min + 1}]),
+    ));
     assert!(
         err.starts_with("linux.devices[0]:") && err.contains("major:minor"),
         "{err}"
     );
-    let err =
-        env.err(&with(
-            |v| {
-                v["linux"]["devices"] =
-                    json!([{"path": "/dev/null", "type": "b", "major": 1, "minor": 3}])
-            },
-        ));
-    assert!(
-        err.starts_with("linux.devices[0]:") && err.contains("type"),
-        "{err}"
-    );
-    let err =
-        env.err(&with(
-            |v| {
-                v["linux"]["devices"] =
-                    json!([{"path": "/dev/lxcri-nope", "type": "c", "major": 1, "minor": 3}])
-            },
-        ));
+    let err = env.err(&in_userns(
+        json!([{"path": "/dev/lxcri-nope", "type": "c", "major": 1, "minor": 3}]),
+    ));
     assert!(err.starts_with("linux.devices[0]:"), "{err}");
+
+    // LXC's own nodes cannot be asked for with other numbers or type.
+    for other in [
+        json!({"path": "/dev/null", "type": "c", "major": 1, "minor": 4}),
+        json!({"path": "/dev/null", "type": "b", "major": 1, "minor": 3}),
+    ] {
+        let err = env.err(&with(move |v| v["linux"]["devices"] = json!([other])));
+        assert!(
+            err.starts_with("linux.devices[0]:") && err.contains("LXC's own node c 1:3"),
+            "{err}"
+        );
+    }
+    let err =
+        env.err(&with(
+            |v| {
+                v["linux"]["devices"] =
+                    json!([{"path": "/dev/../x", "type": "c", "major": 1, "minor": 1}])
+            },
+        ));
+    assert!(err.starts_with("linux.devices[0].path:"), "{err}");
 }
 
 #[test]

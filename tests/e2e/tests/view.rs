@@ -1,5 +1,6 @@
-//! What a default container sees of its mounts, `/dev` and boot id: the
-//! same as on runc. LXC makes `/dev` itself (its own tmpfs, a `ptmx`
+//! What a default and a privileged container see of their mounts, `/dev`
+//! and boot id: the same as on runc (a privileged one's host devices are
+//! nodes made by `mknod`, not a bind mount each). LXC makes `/dev` itself (its own tmpfs, a `ptmx`
 //! bind, a boot id of the container's own); lxcri's init turns that into
 //! runc's (the spec's `/dev` options, `ptmx` a symlink, the host's boot
 //! id).
@@ -25,22 +26,25 @@ fn mounts_dev_and_boot_id_are_runcs() {
         "{MOUNTS}; echo ==; {DEV}; echo ==; cat /proc/sys/kernel/random/boot_id; \
          echo ==; touch /dev/x && echo dev-writable"
     );
-    let mut results = Vec::new();
-    for rt in runtimes() {
-        let id = ctd.new_id("view");
-        let out = ctd.run(rt, &id, &["sh", "-c", &script], &[]);
-        assert_eq!(out.code, Some(0), "{rt}: {out}");
-        let parts: Vec<&str> = out.stdout.split("==\n").collect();
-        assert_eq!(parts.len(), 4, "{rt}: {out}");
-        assert!(
-            parts[0]
-                .lines()
-                .any(|l| l.starts_with("/dev tmpfs rw,nosuid ")),
-            "{rt}: /dev is not the spec's nosuid tmpfs: {}",
-            parts[0]
-        );
-        assert_eq!(parts[2], host_boot_id, "{rt}: the boot id");
-        results.push((rt, out.stdout));
+    // Privileged: every host device, made by runc's mknod (no bind mounts).
+    for flags in [&[][..], &["--privileged"][..]] {
+        let mut results = Vec::new();
+        for rt in runtimes() {
+            let id = ctd.new_id("view");
+            let out = ctd.run(rt, &id, &["sh", "-c", &script], flags);
+            assert_eq!(out.code, Some(0), "{rt} {flags:?}: {out}");
+            let parts: Vec<&str> = out.stdout.split("==\n").collect();
+            assert_eq!(parts.len(), 4, "{rt}: {out}");
+            assert!(
+                parts[0]
+                    .lines()
+                    .any(|l| l.starts_with("/dev tmpfs rw,nosuid ")),
+                "{rt}: /dev is not the spec's nosuid tmpfs: {}",
+                parts[0]
+            );
+            assert_eq!(parts[2], host_boot_id, "{rt}: the boot id");
+            results.push((rt, out.stdout));
+        }
+        assert_same(&format!("mounts, /dev and the boot id {flags:?}"), &results);
     }
-    assert_same("mounts, /dev and the boot id", &results);
 }
