@@ -133,6 +133,11 @@ pub struct DevTmpfs {
     pub flags: u64,
     /// tmpfs options (`size=65536k`, `mode=755`, `nr_inodes=...`).
     pub options: Vec<String>,
+    /// The mode `/dev` ends with: runc chmods a tmpfs mount point back to
+    /// the mode the image's directory had, over `mode=`; without one in
+    /// the image, `mode=`'s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// A mount propagation type (`mount --make-[r]private` ...).
@@ -310,15 +315,9 @@ pub struct ExecSpec {
     pub namespaces: Vec<String>,
     /// `cgroup.procs` files (host paths) the helper writes its pid into
     /// before forking, so the process is forked under the container's
-    /// limits (`pids.max`) and accounted to it.
+    /// limits (`pids.max`) and accounted to it. The shim moves the helper
+    /// back out once the process started.
     pub cgroup_procs: Vec<String>,
-    /// `cgroup.procs` files (host paths) of the cgroups the helper started
-    /// in, which it moves back into once it has forked: the container then
-    /// holds only the process, as with runc (its `Pids`, `pids.current` and
-    /// memory are the process's alone). Empty from a shim from before this
-    /// field: the helper then stays in the container's cgroups.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub cgroup_return_procs: Vec<String>,
     pub process: ProcessSpec,
 }
 

@@ -47,10 +47,50 @@ const PTMX: &str = "/dev/ptmx";
 pub fn setup(dev: Option<&DevTmpfs>, devices: &[DeviceNode]) -> Result<()> {
     host_boot_id()?;
     ptmx_symlink()?;
+    let flags = dev.map_or(MsFlags::empty(), |d| MsFlags::from_bits_truncate(d.flags));
     if let Some(dev) = dev {
-        remount_dev(dev)?;
+        // Writable until the nodes are made, as runc's finalizeRootfs.
+        remount_dev(dev, flags - MsFlags::MS_RDONLY)?;
+        own_dev(dev)?;
     }
     devices.iter().try_for_each(make_node)
+}
+
+/// A read-only `/dev` becomes read-only last, once everything in it is
+/// made, as in runc's `finalizeRootfs`.
+pub fn finish(dev: Option<&DevTmpfs>) -> Result<()> {
+    match dev {
+        Some(dev) if dev.flags & libc::MS_RDONLY != 0 => {
+            remount_dev(dev, MsFlags::from_bits_truncate(dev.flags))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The mode and `uid=`/`gid=` of the spec's `/dev`: a remount ignores them
+/// (they belong to the tmpfs's root at mount time), so they are set here.
+fn own_dev(dev: &DevTmpfs) -> Result<()> {
+    let value = |key: &str| {
+        dev.options
+            .iter()
+            .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
+    };
+    let fail = |what| {
+        move |source| DevSetupError::File {
+            what,
+            path: "/dev",
+            source,
+        }
+    };
+    if let Some(mode) = dev.mode {
+        fs::set_permissions("/dev", fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
+    }
+    let uid = value("uid").and_then(|u| u.parse().ok()).map(Uid::from_raw);
+    let gid = value("gid").and_then(|g| g.parse().ok()).map(Gid::from_raw);
+    if uid.is_some() || gid.is_some() {
+        chown("/dev", uid, gid).map_err(|e| fail("chown")(e.into()))?;
+    }
+    Ok(())
 }
 
 /// One node as runc's `mknodDevice`: parents made 0755, an existing node
@@ -143,11 +183,23 @@ fn unmount_all(path: &'static str) -> Result<()> {
     }
 }
 
-/// The spec's flags and tmpfs options on LXC's `/dev` tmpfs.
-fn remount_dev(dev: &DevTmpfs) -> Result<()> {
-    let flags = MsFlags::MS_REMOUNT | MsFlags::from_bits_truncate(dev.flags);
-    let options = dev.options.join(",");
+/// `flags` and the spec's tmpfs options (those a remount applies) on
+/// LXC's `/dev` tmpfs.
+fn remount_dev(dev: &DevTmpfs, flags: MsFlags) -> Result<()> {
+    let options = dev
+        .options
+        .iter()
+        .filter(|o| !["mode=", "uid=", "gid="].iter().any(|k| o.starts_with(k)))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(",");
     let data = (!options.is_empty()).then_some(options.as_str());
-    mount(None::<&str>, "/dev", None::<&str>, flags, data)
-        .map_err(|source| DevSetupError::Remount { options, source })
+    mount(
+        None::<&str>,
+        "/dev",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | flags,
+        data,
+    )
+    .map_err(|source| DevSetupError::Remount { options, source })
 }

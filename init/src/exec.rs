@@ -1,7 +1,7 @@
 //! Mode 2: `lxcri-init exec <spec.json>`, run on the host by the shim.
 //! Joins the container's cgroups and namespaces, forks the process into
-//! them, goes back to its own cgroups (the container's then hold only the
-//! process, as with runc), tells the shim whether it started (runc's exec fails when its
+//! them (the shim moves the helper back out once the process started, so
+//! the container's hold only the process, as with runc), tells the shim whether it started (runc's exec fails when its
 //! process cannot start, so the shim's Start must know before it answers),
 //! forwards signals to it and ends the way it ended.
 
@@ -37,11 +37,6 @@ enum ExecError {
     },
     #[error("join cgroup {path}: {source}")]
     Cgroup {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("return to cgroup {path} after the fork: {source}")]
-    ReturnCgroup {
         path: String,
         source: std::io::Error,
     },
@@ -199,23 +194,6 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
     let spec: ExecSpec =
         serde_json::from_slice(&text).map_err(|source| ExecError::ParseSpec { path, source })?;
     let pid = std::process::id().to_string();
-    // Opened here, written after the fork: the host's cgroup mounts are
-    // gone once we are in the container's mount namespace, and the kernel
-    // judges a cgroup.procs write by who opened the file.
-    let returns = spec
-        .cgroup_return_procs
-        .iter()
-        .map(|path| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map(|file| (path, file))
-                .map_err(|source| ExecError::ReturnCgroup {
-                    path: path.clone(),
-                    source,
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &pid).map_err(|source| ExecError::Cgroup {
             path: procs.clone(),
@@ -301,13 +279,6 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
     };
     drop(child_verdict);
     drop(child_stdio);
-    if let Err(e) = leave_cgroups(returns) {
-        // Not started as far as the shim will know: it must not run on.
-        // SAFETY: plain kill(2) of our own unreaped child.
-        unsafe { libc::kill(child.as_raw(), libc::SIGKILL) };
-        let _ = waitpid(child, None);
-        return Err(e);
-    }
     let mut failure = String::new();
     std::fs::File::from(verdict)
         .read_to_string(&mut failure)
@@ -327,19 +298,6 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
         message: failure,
         code,
     })
-}
-
-/// Moves this helper back to the cgroups it started in, now that the
-/// process has been forked under the container's: the container's cgroups
-/// then hold only the process, as with runc. "0" is the writer itself.
-fn leave_cgroups(returns: Vec<(&String, std::fs::File)>) -> Result<(), ExecError> {
-    for (path, mut file) in returns {
-        std::io::Write::write_all(&mut file, b"0").map_err(|source| ExecError::ReturnCgroup {
-            path: path.clone(),
-            source,
-        })?;
-    }
-    Ok(())
 }
 
 /// The unix socket the shim passed to learn how the start went.

@@ -78,6 +78,7 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
         mask_path(path)?;
     }
     dev_symlinks()?;
+    crate::dev_setup::finish(spec.dev_tmpfs.as_ref())?;
     let cwd = ensure_cwd(&spec.process.cwd)?;
     let name = spec.process.args.first().map(String::as_str).unwrap_or("");
     let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;

@@ -146,12 +146,20 @@ pub async fn spawn(
     // Unreaped until the exit watcher has it: a pidfd on it is its own.
     let helper = child.id().map_or(0, |pid| pid as i32);
     match report.and_then(|started| started.with_helper(helper)) {
-        Ok((pid, pidfd, console)) => Ok(SpawnedExec {
-            child,
-            pid,
-            pidfd,
-            console,
-        }),
+        Ok((pid, pidfd, console)) => {
+            // Its process runs: the container's cgroups are the process's
+            // alone from here on, as with runc. Not fatal: a helper left
+            // there costs a pids.max slot, as before.
+            if let Err(e) = lxcri::runtime::return_exec_helper(helper) {
+                tracing::warn!(helper, error = %chain(&e), "leaving the exec helper in the container's cgroups");
+            }
+            Ok(SpawnedExec {
+                child,
+                pid,
+                pidfd,
+                console,
+            })
+        }
         Err(e) => {
             if !matches!(e, StartError::Refused(_)) {
                 // Not started as far as anyone will know: it must not run on unseen.

@@ -32,17 +32,54 @@ const FLAGS: [(&str, u64, u64); 17] = [
 
 const ATIME: u64 = libc::MS_STRICTATIME | libc::MS_NOATIME | libc::MS_RELATIME;
 
-/// tmpfs options a remount of `/dev` can take.
-const TMPFS_OPTIONS: [&str; 6] = ["size", "nr_blocks", "nr_inodes", "mode", "uid", "gid"];
+/// tmpfs options with a value: the remount takes the sizes and `huge`; the
+/// init applies `mode`, `uid` and `gid` itself (a remount ignores them).
+const TMPFS_OPTIONS: [&str; 7] = [
+    "size",
+    "nr_blocks",
+    "nr_inodes",
+    "huge",
+    "mode",
+    "uid",
+    "gid",
+];
 
-/// The `/dev` tmpfs of the spec's `options` (of mount `field`).
-pub(super) fn dev_tmpfs(field: &str, options: &[String]) -> Result<DevTmpfs> {
+/// tmpfs's `huge=` values.
+const HUGE: [&str; 6] = ["never", "always", "within_size", "advise", "deny", "force"];
+
+/// Options handled elsewhere: propagation (the mount plan's) and tmpfs's
+/// `noswap`, a flag the remount takes as data.
+const PROPAGATION: [&str; 8] = [
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "unbindable",
+    "runbindable",
+];
+
+/// The `/dev` tmpfs of the spec's `options` (of mount `field`); `image_mode`:
+/// the permission bits of the image's own `/dev` directory, if it has one.
+pub(super) fn dev_tmpfs(
+    field: &str,
+    options: &[String],
+    image_mode: Option<u32>,
+) -> Result<DevTmpfs> {
     let mut flags: u64 = 0;
     let mut data = Vec::new();
     for (k, opt) in options.iter().enumerate() {
         let f = format!("{field}.options[{k}]");
         if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
             flags = (flags & !clear) | set;
+            continue;
+        }
+        if PROPAGATION.contains(&opt.as_str()) {
+            continue;
+        }
+        if opt == "noswap" {
+            data.push(opt.clone());
             continue;
         }
         let Some((key, value)) = opt.split_once('=') else {
@@ -61,7 +98,8 @@ pub(super) fn dev_tmpfs(field: &str, options: &[String]) -> Result<DevTmpfs> {
             ));
         }
         let plain = match key {
-            "mode" => !value.is_empty() && value.chars().all(|c| c.is_digit(8)),
+            "mode" => !value.is_empty() && value.len() <= 4 && value.chars().all(|c| c.is_digit(8)),
+            "huge" => HUGE.contains(&value),
             "uid" | "gid" => !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()),
             _ => {
                 let digits = value.trim_end_matches(['k', 'K', 'm', 'M', 'g', 'G', '%']);
@@ -78,9 +116,14 @@ pub(super) fn dev_tmpfs(field: &str, options: &[String]) -> Result<DevTmpfs> {
         }
         data.push(opt.clone());
     }
+    let option_mode = data
+        .iter()
+        .find_map(|o| o.strip_prefix("mode="))
+        .and_then(|m| u32::from_str_radix(m, 8).ok());
     Ok(DevTmpfs {
         flags,
         options: data,
+        mode: image_mode.or(option_mode),
     })
 }
 
@@ -97,10 +140,12 @@ mod tests {
         let dev = dev_tmpfs(
             "mounts[1]",
             &opts(&["nosuid", "strictatime", "mode=755", "size=65536k"]),
+            None,
         )
         .unwrap();
         assert_eq!(dev.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
         assert_eq!(dev.options, ["mode=755", "size=65536k"]);
+        assert_eq!(dev.mode, Some(0o755));
     }
 
     #[test]
@@ -108,6 +153,7 @@ mod tests {
         let dev = dev_tmpfs(
             "m",
             &opts(&["ro", "noatime", "rw", "relatime", "nosuid", "suid"]),
+            None,
         )
         .unwrap();
         assert_eq!(dev.flags, libc::MS_RELATIME);
@@ -124,7 +170,7 @@ mod tests {
             ("uid=-1", "is not a value for tmpfs's uid"),
             ("size=64kk", "is not a value for tmpfs's size"),
         ] {
-            let e = dev_tmpfs("mounts[1]", &opts(&["nosuid", bad]))
+            let e = dev_tmpfs("mounts[1]", &opts(&["nosuid", bad]), None)
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -132,6 +178,42 @@ mod tests {
                 "{bad}: {e}"
             );
         }
-        assert!(dev_tmpfs("m", &opts(&["size=50%", "nr_inodes=4k", "uid=0"])).is_ok());
+        let dev = dev_tmpfs(
+            "m",
+            &opts(&[
+                "size=50%",
+                "nr_inodes=4k",
+                "uid=0",
+                "huge=within_size",
+                "noswap",
+                "rprivate",
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            dev.options,
+            [
+                "size=50%",
+                "nr_inodes=4k",
+                "uid=0",
+                "huge=within_size",
+                "noswap"
+            ],
+            "propagation is the mount plan's"
+        );
+        assert!(dev_tmpfs("m", &opts(&["huge=sometimes"]), None).is_err());
+        assert!(dev_tmpfs("m", &opts(&["mode=17777"]), None).is_err());
+    }
+
+    #[test]
+    fn the_images_dev_mode_wins_over_mode_as_runcs_chmod() {
+        let with_mode = opts(&["mode=711"]);
+        assert_eq!(dev_tmpfs("m", &with_mode, None).unwrap().mode, Some(0o711));
+        assert_eq!(
+            dev_tmpfs("m", &with_mode, Some(0o755)).unwrap().mode,
+            Some(0o755)
+        );
+        assert_eq!(dev_tmpfs("m", &opts(&["nosuid"]), None).unwrap().mode, None);
     }
 }

@@ -75,6 +75,9 @@ pub struct PlanContext {
     /// The user namespace the node gives a container whose spec asks for
     /// none (`userns.unprivileged`).
     pub userns: Option<NodeUserns>,
+    /// lxcri itself runs in a user namespace (nested in an unprivileged
+    /// CT): device nodes must be binds, as runc does there.
+    pub nested_userns: bool,
 }
 
 /// Everything needed to create the container.
@@ -203,7 +206,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     lxc.mount_auto_cgroup = mount_plan.cgroup;
     let rootfs_propagation = rootfs_propagation(linux)?;
     // mknod is EPERM in a user namespace: runc binds the host's nodes there.
-    let in_userns = !lxc.idmaps.is_empty()
+    let in_userns = ctx.nested_userns
+        || !lxc.idmaps.is_empty()
         || lxc
             .namespaces
             .share

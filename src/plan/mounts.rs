@@ -131,7 +131,21 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
 
         if clean == Path::new("/dev") {
             if typ == "tmpfs" && !is_bind {
-                plan.dev_tmpfs = Some(super::dev_tmpfs::dev_tmpfs(&field, &options)?);
+                // runc chmods the mount point back to the image's directory.
+                let image_mode = resolve_in_root(rootfs, dest)
+                    .ok()
+                    .and_then(|rel| std::fs::metadata(rootfs.join(rel)).ok())
+                    .filter(|m| m.is_dir())
+                    .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+                plan.dev_tmpfs = Some(super::dev_tmpfs::dev_tmpfs(&field, &options, image_mode)?);
+                // The last propagation option wins, as in runc.
+                if let Some(propagation) = options.iter().rev().find_map(|o| Propagation::parse(o))
+                {
+                    plan.propagation.push(MountPropagation {
+                        destination: "/dev".into(),
+                        propagation,
+                    });
+                }
                 continue;
             }
             return Err(unsupported(

@@ -164,6 +164,7 @@ pub fn prepare_bundle(
             cri: cri.container_type,
             default_nics: i.config.network.nics().cloned().collect(),
             userns: node_userns,
+            nested_userns: crate::userns::runs_in_user_namespace(),
             lsm: HostLsm::host(),
             apparmor: match i.backend {
                 BackendKind::Pve => i.config.pve.apparmor,

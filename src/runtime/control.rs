@@ -110,15 +110,30 @@ pub fn exec_spec(c: &Container, mut process: ProcessSpec) -> Result<ExecSpec> {
         Some(cg) => cg.clone(),
         None => ContainerCgroup::for_pid(init_pid)?,
     };
-    // The helper is our child: it starts in our cgroups and returns there.
-    let ours = ContainerCgroup::for_pid(std::process::id() as i32)?;
     Ok(ExecSpec {
         init_pid,
         namespaces: namespaces_to_join(init_pid),
         cgroup_procs: procs_files(&cgroup),
-        cgroup_return_procs: procs_files(&ours),
         process,
     })
+}
+
+/// Moves an exec helper (our child, which joined the container's cgroups to
+/// fork its process there) back into our own cgroups once the process
+/// runs: the container's cgroups then hold the process alone, as with runc.
+/// Done by us, on the host, so no namespace the helper joined has a say.
+pub fn return_exec_helper(helper: i32) -> Result<()> {
+    let ours = ContainerCgroup::for_pid(std::process::id() as i32)?;
+    for path in procs_files(&ours) {
+        fs::write(&path, helper.to_string()).map_err(|source| {
+            RuntimeError::Cgroup(crate::cgroup::CgroupError::File {
+                op: "moving the exec helper back into",
+                path: path.into(),
+                source,
+            })
+        })?;
+    }
+    Ok(())
 }
 
 /// The `cgroup.procs` file of each hierarchy, once each (co-mounted v1

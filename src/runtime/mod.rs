@@ -44,7 +44,7 @@ mod tests;
 pub use backend::{Backend, CreateSteps};
 pub use bundle::{BundleUndo, PreparedBundle};
 pub use container::{owner, Container, CreateRequest, CreatedContainer};
-pub use control::{InvalidSignal, SignalNumber};
+pub use control::{return_exec_helper, InvalidSignal, SignalNumber};
 pub use crash_points::CRASH_POINTS_ENV;
 pub use error::{PveBackendError, Result, RuntimeError};
 pub use init_channel::{InitChannelError, InitConnection, InitListener};

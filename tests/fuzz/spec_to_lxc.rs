@@ -212,6 +212,7 @@ fn spec_to_lxc_config_reads_back_as_planned() {
                 lsm: HostLsm::at(&tmp.path().join("no-lsm")),
                 apparmor: LxcAppArmor::Unconfined,
                 userns: None,
+                nested_userns: false,
             };
             let Ok(plan) = plan_container(&spec, &ctx) else {
                 return Ok(Case::Refused);

@@ -428,6 +428,16 @@ fn devices_are_made_outside_a_user_namespace_and_bound_inside_one() {
         ))
         .unwrap();
     assert!(bound.init.devices.is_empty());
+    // lxcri itself nested in a user namespace binds them too.
+    let spec: Spec = serde_json::from_value(with(|v| {
+        v["linux"]["devices"] = json!([{"path": path, "type": "c", "major": maj, "minor": min}])
+    }))
+    .unwrap();
+    let mut ctx = env.ctx(crate::cgroup::CgroupVersion::V2);
+    ctx.nested_userns = true;
+    let nested = crate::plan::plan_container(&spec, &ctx).unwrap();
+    assert!(nested.init.devices.is_empty());
+    assert_eq!(nested.lxc.mounts.last(), bound.lxc.mounts.last());
     let last = bound.lxc.mounts.last().unwrap();
     assert_eq!(
         (

@@ -74,6 +74,7 @@ impl Env {
             lsm: crate::security::lsm::HostLsm::at(&self._tmp.path().join("lsm")),
             apparmor: crate::lxc::LxcAppArmor::Unconfined,
             userns: None,
+            nested_userns: false,
         }
     }
 

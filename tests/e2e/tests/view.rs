@@ -5,7 +5,8 @@
 //! runc's (the spec's `/dev` options, `ptmx` a symlink, the host's boot
 //! id).
 
-use lxcri_e2e::{assert_same, runtimes, Containerd};
+use lxcri_e2e::{assert_same, runtimes, spec, Containerd};
+use serde_json::json;
 
 /// Each mount as `point fstype options superoptions`, sorted: the source
 /// (LXC names its `/dev` tmpfs `none`), the overlay's snapshot paths and
@@ -47,4 +48,43 @@ fn mounts_dev_and_boot_id_are_runcs() {
         }
         assert_same(&format!("mounts, /dev and the boot id {flags:?}"), &results);
     }
+}
+
+/// A read-only `/dev` with `mode=711` and a device made in it: the node is
+/// there, `/dev` is read-only (runc makes it so last) and has the mode of
+/// the image's `/dev` directory, 755, not `mode=`: runc chmods a tmpfs
+/// mount point back to the directory's mode.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_read_only_dev_with_a_device_is_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let script = "stat -c '%a %u' /dev; ls -l /dev/fuse | awk '{print $1, $3, $4, $5, $6}'; \
+                  grep ' /dev ' /proc/self/mountinfo | cut -d' ' -f6; \
+                  touch /dev/x 2>/dev/null || echo dev-read-only";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("rodev");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
+        let dev = s["mounts"]
+            .as_array_mut()
+            .expect("mounts")
+            .iter_mut()
+            .find(|m| m["destination"] == "/dev")
+            .expect("a /dev mount");
+        let options = dev["options"].as_array_mut().expect("options");
+        options.retain(|o| !o.as_str().unwrap_or("").starts_with("mode="));
+        options.extend([json!("ro"), json!("mode=711")]);
+        s["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10,
+            "minor": 229, "fileMode": 0o660, "uid": 0, "gid": 0}]);
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_eq!(
+        results.first().map(|(_, o)| o.as_str()),
+        Some("755 0\ncrw-rw---- root root 10, 229\nro,nosuid\ndev-read-only\n"),
+        "{results:?}"
+    );
+    assert_same("a read-only /dev with a device", &results);
 }
