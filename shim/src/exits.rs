@@ -46,14 +46,19 @@ pub async fn watch_init(
         }
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
-    let (runtime, container) = {
+    let (runtime, container, oom) = {
         let c = shared.lock().await;
-        (c.runtime.clone(), c.container.clone())
+        let oom = c.oom.as_ref().map(|o| o.handle());
+        (c.runtime.clone(), c.container.clone(), oom)
     };
     let rt = runtime.clone();
     let info = tokio::task::spawn_blocking(move || exit_info(&rt, &exits, pid, &run_dir))
         .await
         .unwrap_or_else(|_| ExitInfo::now(UNKNOWN_EXIT));
+    // A kill that ended the init is published before its exit.
+    if let Some(oom) = oom {
+        oom.check_before_exit(info.status).await;
+    }
     if !container.owns_pid_namespace() {
         let rt = runtime.clone();
         let c = container.clone();
@@ -66,10 +71,6 @@ pub async fn watch_init(
     hand_over_output(drained).await;
     let mut c = shared.lock().await;
     if c.init.set_exited(info) {
-        // A kill that ended the init is reported before its exit.
-        if let Some(oom) = &c.oom {
-            oom.check();
-        }
         events.exit(TaskExit {
             container_id: c.id().to_string(),
             id: c.id().to_string(),

@@ -6,13 +6,19 @@
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
 use containerd_shim_protos::events::task::TaskOOM;
-use lxcri::cgroup::{ContainerCgroup, OomWatch};
+use lxcri::cgroup::{ContainerCgroup, OomCheck, OomWatch};
 use tokio::io::unix::AsyncFd;
 use tokio::task::AbortHandle;
 
 use crate::error::chain;
 use crate::events::EventSender;
+
+/// How long an undecided v1 signal waits for the removal's, which the
+/// kernel sends from its css offline work after an RCU grace period.
+const REMOVAL_SIGNAL_WAIT: Duration = Duration::from_millis(500);
 
 /// A container's OOM watch; aborts its watcher when dropped.
 pub struct OomMonitor {
@@ -60,11 +66,30 @@ impl OomMonitor {
         Some(Self { shared, watcher })
     }
 
-    /// Publishes TaskOOM now if there were kills not yet reported: the
-    /// exit watcher calls it before TaskExit, so the CRI plugin has the
-    /// reason when it records the exit.
-    pub fn check(&self) {
-        self.shared.check();
+    /// For the exit watcher, which looks once more before TaskExit.
+    pub fn handle(&self) -> OomExitCheck {
+        OomExitCheck(self.shared.clone())
+    }
+}
+
+/// The exit watcher's look at a container's OOM watch.
+pub struct OomExitCheck(Arc<Shared>);
+
+impl OomExitCheck {
+    /// Publishes TaskOOM now for an OOM not yet reported, so the CRI plugin
+    /// has the reason when it records the exit (it takes one that comes
+    /// after too). For an exit that looks like a kill (137), a v1 signal
+    /// read after LXC removed the cgroup waits (bounded) for the next one,
+    /// which tells an OOM's from the removal's; other exits do not wait.
+    pub async fn check_before_exit(&self, status: u32) {
+        let deadline = tokio::time::Instant::now() + REMOVAL_SIGNAL_WAIT;
+        loop {
+            let found = self.0.check();
+            if !found.undecided || status != 137 || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 }
 
@@ -75,8 +100,8 @@ impl Drop for OomMonitor {
 }
 
 impl Shared {
-    /// `false` once the cgroup is gone: nothing more to watch.
-    fn check(&self) -> bool {
+    /// Publishes TaskOOM for what the watch found, and returns it.
+    fn check(&self) -> OomCheck {
         let mut watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
         let found = watch.check();
         if found.oom {
@@ -86,7 +111,14 @@ impl Shared {
                 ..Default::default()
             });
         }
-        !found.gone
+        found
+    }
+
+    fn settle(&self) {
+        self.watch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .settle();
     }
 }
 
@@ -99,15 +131,30 @@ async fn watch_loop(shared: Arc<Shared>, fd: OwnedFd) {
             return;
         }
     };
+    let mut wait = None;
     loop {
-        let Ok(mut ready) = fd.readable().await else {
+        let woken = match wait {
+            None => fd.readable().await,
+            Some(limit) => match tokio::time::timeout(limit, fd.readable()).await {
+                Ok(woken) => woken,
+                Err(_) => {
+                    // No removal signal followed: the undecided one was it.
+                    shared.settle();
+                    return;
+                }
+            },
+        };
+        let Ok(mut ready) = woken else {
             return;
         };
         ready.clear_ready();
         // Cleared before the check drains: a change after the drain
         // wakes the loop again.
-        if !shared.check() {
-            return;
-        }
+        let found = shared.check();
+        wait = match (found.gone, found.undecided) {
+            (true, false) => return,
+            (_, true) => Some(REMOVAL_SIGNAL_WAIT),
+            (false, false) => None,
+        };
     }
 }

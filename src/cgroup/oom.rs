@@ -60,13 +60,18 @@ pub type Result<T> = std::result::Result<T, OomWatchError>;
 pub struct OomCheck {
     /// The cgroup ran out of memory since the last look.
     pub oom: bool,
-    /// The cgroup is gone: there is nothing more to watch.
+    /// The cgroup is gone: there is nothing more to watch, unless
+    /// `undecided`.
     pub gone: bool,
+    /// v1: the cgroup went and one signal came meanwhile, an OOM's or the
+    /// removal's: the removal's is still to come if it was an OOM's, so
+    /// the next look decides; [`OomWatch::settle`] when none comes.
+    pub undecided: bool,
 }
 
 enum Wakeup {
-    /// Signalled on each OOM and on removal.
-    V1(EventFd),
+    /// Signalled on each OOM and on removal; signals read but not decided.
+    V1 { efd: EventFd, pending: u64 },
     /// Watching `memory.events`; the `oom_kill` count seen last.
     V2 { inotify: Inotify, seen: u64 },
 }
@@ -91,7 +96,7 @@ impl OomWatch {
                 let efd = register_eventfd(dir, &file)?;
                 Ok(Self {
                     file,
-                    wakeup: Wakeup::V1(efd),
+                    wakeup: Wakeup::V1 { efd, pending: 0 },
                 })
             }
             CgroupVersion::V2 => Self::on_events_file(dir.join("memory.events")),
@@ -110,7 +115,7 @@ impl OomWatch {
     /// Readable when there may have been an OOM (or the cgroup went).
     pub fn fd(&self) -> BorrowedFd<'_> {
         match &self.wakeup {
-            Wakeup::V1(efd) => efd.as_fd(),
+            Wakeup::V1 { efd, .. } => efd.as_fd(),
             Wakeup::V2 { inotify, .. } => inotify.as_fd(),
         }
     }
@@ -119,13 +124,21 @@ impl OomWatch {
     /// since the last look.
     pub fn check(&mut self) -> OomCheck {
         match &mut self.wakeup {
-            Wakeup::V1(efd) => {
-                let signals = efd.read().unwrap_or(0);
+            Wakeup::V1 { efd, pending } => {
+                *pending += efd.read().unwrap_or(0);
                 // After the read: a removal signal needs the file gone first.
                 let gone = !self.file.exists();
+                let (oom, undecided) = match (gone, *pending) {
+                    (false, n) => (n > 0, false),
+                    (true, n) => (n >= 2, n == 1),
+                };
+                if !undecided {
+                    *pending = 0;
+                }
                 OomCheck {
-                    oom: if gone { signals >= 2 } else { signals > 0 },
+                    oom,
                     gone,
+                    undecided,
                 }
             }
             Wakeup::V2 { inotify, seen } => {
@@ -134,14 +147,28 @@ impl OomWatch {
                     Ok(kills) => {
                         let oom = kills > *seen;
                         *seen = kills;
-                        OomCheck { oom, gone: false }
+                        OomCheck {
+                            oom,
+                            gone: false,
+                            undecided: false,
+                        }
                     }
                     Err(_) => OomCheck {
                         oom: false,
                         gone: true,
+                        undecided: false,
                     },
                 }
             }
+        }
+    }
+}
+
+impl OomWatch {
+    /// No signal followed an undecided one: it was the removal's.
+    pub fn settle(&mut self) {
+        if let Wakeup::V1 { pending, .. } = &mut self.wakeup {
+            *pending = 0;
         }
     }
 }
@@ -202,9 +229,18 @@ mod tests {
         poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
     }
 
+    fn found(oom: bool, gone: bool, undecided: bool) -> OomCheck {
+        OomCheck {
+            oom,
+            gone,
+            undecided,
+        }
+    }
+
     const QUIET: OomCheck = OomCheck {
         oom: false,
         gone: false,
+        undecided: false,
     };
 
     #[test]
@@ -220,65 +256,62 @@ mod tests {
         assert_eq!(watch.check(), QUIET);
         assert!(!readable(&watch), "a look takes the wakeup");
         fs::write(&events, "oom 6\noom_kill 6\n").unwrap();
-        assert_eq!(
-            watch.check(),
-            OomCheck {
-                oom: true,
-                gone: false
-            }
-        );
+        assert_eq!(watch.check(), found(true, false, false));
         assert_eq!(watch.check(), QUIET);
         fs::remove_file(&events).unwrap();
-        assert_eq!(
-            watch.check(),
-            OomCheck {
-                oom: false,
-                gone: true
+        assert_eq!(watch.check(), found(false, true, false));
+    }
+
+    /// A v1 watch on a stand-in `memory.oom_control`, and a way to signal
+    /// its eventfd as the kernel does.
+    fn v1_watch(control: &Path) -> (OomWatch, impl Fn(&OomWatch, u64)) {
+        fs::write(control, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+        let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).unwrap();
+        let watch = OomWatch {
+            file: control.to_path_buf(),
+            wakeup: Wakeup::V1 { efd, pending: 0 },
+        };
+        let signal = |watch: &OomWatch, n: u64| match &watch.wakeup {
+            Wakeup::V1 { efd, .. } => {
+                efd.write(n).unwrap();
             }
-        );
+            Wakeup::V2 { .. } => unreachable!(),
+        };
+        (watch, signal)
     }
 
     #[test]
-    fn v1_signals_are_ooms_but_the_removals() {
+    fn v1_signals_while_the_cgroup_is_there_are_ooms() {
         let tmp = tempfile::tempdir().unwrap();
         let control = tmp.path().join("memory.oom_control");
-        fs::write(&control, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
-        let efd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).unwrap();
-        let mut watch = OomWatch {
-            file: control.clone(),
-            wakeup: Wakeup::V1(efd),
-        };
-        let signal = |watch: &OomWatch, n: u64| match &watch.wakeup {
-            Wakeup::V1(efd) => efd.write(n).unwrap(),
-            Wakeup::V2 { .. } => unreachable!(),
-        };
+        let (mut watch, signal) = v1_watch(&control);
         assert_eq!(watch.check(), QUIET);
         signal(&watch, 1);
         assert!(readable(&watch));
-        let oom = OomCheck {
-            oom: true,
-            gone: false,
-        };
-        assert_eq!(watch.check(), oom);
+        assert_eq!(watch.check(), found(true, false, false));
         assert!(!readable(&watch));
+        assert_eq!(watch.check(), QUIET);
+        // An OOM's signal and the removal's, both read after it went.
         fs::remove_file(&control).unwrap();
-        // The removal's own signal, alone.
-        signal(&watch, 1);
-        assert_eq!(
-            watch.check(),
-            OomCheck {
-                oom: false,
-                gone: true
-            }
-        );
-        // An OOM's signal, then the removal's, both read after it went.
         signal(&watch, 2);
-        assert_eq!(
-            watch.check(),
-            OomCheck {
-                oom: true,
-                gone: true
-            }
-        );
+        assert_eq!(watch.check(), found(true, true, false));
+    }
+
+    #[test]
+    fn v1_one_signal_after_the_cgroup_went_waits_for_the_next() {
+        let tmp = tempfile::tempdir().unwrap();
+        let control = tmp.path().join("memory.oom_control");
+        let (mut watch, signal) = v1_watch(&control);
+        fs::remove_file(&control).unwrap();
+        // An OOM's signal read after the rmdir: the removal's follows.
+        signal(&watch, 1);
+        assert_eq!(watch.check(), found(false, true, true));
+        signal(&watch, 1);
+        assert_eq!(watch.check(), found(true, true, false));
+        // The removal's own signal, alone: nothing follows.
+        signal(&watch, 1);
+        assert_eq!(watch.check(), found(false, true, true));
+        watch.settle();
+        assert_eq!(watch.check(), found(false, true, false));
     }
 }
