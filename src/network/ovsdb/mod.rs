@@ -192,7 +192,7 @@ impl Ovsdb {
             let Some(uuid) = self.uuid(&operation, &found, 0)? else {
                 return Ok(false);
             };
-            if self.write(&operation, &ops::del_port(port, &uuid))? {
+            if self.write(&operation, &ops::del_port(port, &uuid, mark))? {
                 return Ok(true);
             }
         }

@@ -110,15 +110,21 @@ pub(super) fn find_uuids(bridge: Option<&str>, port: &str) -> Txn {
 }
 
 /// The uuid of Port `port` only if its external_ids has `key`=`value`.
-pub(super) fn find_marked_port(port: &str, (key, value): (&str, &str)) -> Txn {
+pub(super) fn find_marked_port(port: &str, mark: (&str, &str)) -> Txn {
     Txn::read(vec![json!({
         "op": "select", "table": "Port",
-        "where": [
-            ["name", "==", port],
-            ["external_ids", "includes", value::string_map([(key, value)])],
-        ],
+        "where": marked(port, Some(mark)),
         "columns": ["_uuid"],
     })])
+}
+
+/// The conditions on a Port named `name` (with `mark` in its external_ids).
+fn marked(name: &str, mark: Option<(&str, &str)>) -> Value {
+    let mut conditions = vec![json!(["name", "==", name])];
+    conditions.extend(
+        mark.map(|(k, v)| json!(["external_ids", "includes", value::string_map([(k, v)])])),
+    );
+    Value::Array(conditions)
 }
 
 /// The uuid of the row `find_uuids` op `index` found, if any.
@@ -296,9 +302,12 @@ fn as_i64(v: &Value) -> Result<i64, String> {
     v.as_i64().ok_or_else(|| format!("not an integer: {v}"))
 }
 
-/// Removes Port `name` (found as `uuid`) from its bridge.
-pub(super) fn del_port(name: &str, uuid: &str) -> Txn {
-    let mut ops = vec![still("Port", name, Some(uuid))];
+/// Removes Port `name` (found as `uuid`) from its bridge; with `mark`, only
+/// while the port still has it (checked in the same transaction).
+pub(super) fn del_port(name: &str, uuid: &str, mark: Option<(&str, &str)>) -> Txn {
+    let mut wait = still("Port", name, Some(uuid));
+    wait["where"] = marked(name, mark);
+    let mut ops = vec![wait];
     ops.extend(remove_port(uuid));
     ops.push(comment(format!("del-port {name}")));
     Txn {

@@ -21,7 +21,7 @@ fn add_port_txn() -> ops::Txn {
 
 #[test]
 fn outcome_of_a_committed_transaction_is_its_results() {
-    let txn = ops::del_port("p1", "u");
+    let txn = ops::del_port("p1", "u", None);
     let results = vec![
         json!({}),
         json!({"count": 1}),
@@ -59,7 +59,7 @@ fn an_operation_error_carries_the_servers_words() {
 
 #[test]
 fn a_commit_error_is_the_extra_result() {
-    let txn = ops::del_port("p1", "u");
+    let txn = ops::del_port("p1", "u", None);
     let result = json!([{}, {"count": 1}, {"count": 1}, {},
         {"error": "referential integrity violation", "details": "cannot delete Port row"}]);
     assert_eq!(
@@ -82,7 +82,7 @@ fn a_commit_error_is_the_extra_result() {
 
 #[test]
 fn malformed_results_are_errors() {
-    let txn = ops::del_port("p1", "u");
+    let txn = ops::del_port("p1", "u", None);
     assert!(txn.outcome(json!({"rows": []})).is_err());
     assert!(txn
         .outcome(json!([{}]))

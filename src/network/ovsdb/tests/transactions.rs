@@ -173,7 +173,7 @@ fn a_marked_port_is_found_only_with_its_mark() {
 
 #[test]
 fn del_port_checks_the_port_then_removes_it_from_any_bridge() {
-    let params = ops::del_port("veth100i0", OLD_PORT_UUID).params();
+    let params = ops::del_port("veth100i0", OLD_PORT_UUID, None).params();
     assert_eq!(
         params,
         json!([
@@ -188,6 +188,23 @@ fn del_port_checks_the_port_then_removes_it_from_any_bridge() {
             {"op": "comment", "comment": "lxcri: del-port veth100i0"},
         ])
     );
+}
+
+#[test]
+fn a_marked_del_port_holds_only_while_the_port_has_the_mark() {
+    let params = ops::del_port("lx1i0", OLD_PORT_UUID, Some(("lxcri-owner", "ns/a"))).params();
+    assert_eq!(
+        params[1]["where"],
+        json!([
+            ["name", "==", "lx1i0"],
+            [
+                "external_ids",
+                "includes",
+                ["map", [["lxcri-owner", "ns/a"]]]
+            ],
+        ])
+    );
+    assert_eq!(params[1]["until"], "==");
 }
 
 #[test]
