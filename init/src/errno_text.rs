@@ -72,7 +72,10 @@ mod tests {
     fn reads_as_runc() {
         assert_eq!(errno_text(Errno::ENOENT), "no such file or directory");
         assert_eq!(errno_text(Errno::EACCES), "permission denied");
-        assert_eq!(errno_text(Errno::ELOOP), "too many levels of symbolic links");
+        assert_eq!(
+            errno_text(Errno::ELOOP),
+            "too many levels of symbolic links"
+        );
         assert_eq!(errno_text(Errno::ENOMEM), "cannot allocate memory");
         // Not in the table: nix's, lower-cased.
         assert!(errno_text(Errno::ENOLINK).starts_with(|c: char| c.is_lowercase()));
