@@ -88,3 +88,38 @@ fn a_read_only_dev_with_a_device_is_runcs() {
     );
     assert_same("a read-only /dev with a device", &results);
 }
+
+/// A pod container sees the same mounts (the kubelet's and CRI's
+/// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included)
+/// and `/dev` as on runc. `/sys/fs/cgroup` is left out: on cgroup v1
+/// LXC's `cgroup:ro` mounts a tmpfs per controller with the container's
+/// cgroup one level down and runc binds the container's cgroup itself
+/// (docs/kubernetes.md, "Node caveats").
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_pod_container_sees_what_runc_gives() {
+    use lxcri_e2e::cri::api::LinuxSandboxSecurityContext;
+    use lxcri_e2e::cri::validate::{exited, remove, run_pod};
+
+    let ctd = Containerd::start_cri();
+    // Paths that name the sandbox differ by its id only.
+    let script = format!(
+        "{MOUNTS} | grep -v '^/sys/fs/cgroup' | sed -E 's#/sandboxes/[0-9a-f]+/#/sandboxes/ID/#'; \
+         echo ==; {DEV}"
+    );
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(
+            &ctd,
+            rt,
+            "view",
+            LinuxSandboxSecurityContext::default(),
+            &[],
+        );
+        let (out, err) = exited(&pod, pod.container("c", &["sh", "-c", &script]));
+        remove(&ctd, rt, pod);
+        assert!(out.contains("/etc/resolv.conf "), "{rt}: {out}{err}");
+        results.push((rt, out));
+    }
+    assert_same("a pod container's mounts and /dev", &results);
+}
