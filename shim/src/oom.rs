@@ -41,19 +41,17 @@ impl OomMonitor {
         cgroup: &ContainerCgroup,
         events: EventSender,
     ) -> Option<Self> {
-        let opened = OomWatch::open(cgroup).and_then(|watch| {
-            let fd = watch.fd().try_clone_to_owned().map_err(|source| {
-                lxcri::cgroup::OomWatchError::Read {
-                    path: "the OOM watch's fd".into(),
-                    source,
-                }
-            })?;
-            Ok((watch, fd))
-        });
+        // The watcher waits on a duplicate; looks go through `watch`.
+        let opened = OomWatch::open(cgroup)
+            .map_err(|e| chain(&e))
+            .and_then(|watch| match watch.fd().try_clone_to_owned() {
+                Ok(fd) => Ok((watch, fd)),
+                Err(e) => Err(format!("duplicating its fd: {e}")),
+            });
         let (watch, fd) = match opened {
             Ok(opened) => opened,
             Err(e) => {
-                tracing::warn!(container_id, error = %chain(&e), "not watching for OOM kills");
+                tracing::warn!(container_id, error = %e, "not watching for OOM kills");
                 return None;
             }
         };

@@ -125,31 +125,55 @@ impl ContainerCgroup {
         self.process_dirs.values().map(PathBuf::as_path)
     }
 
+    /// The `cgroup.procs` file of each directory in [`Self::process_dirs`],
+    /// once each (co-mounted v1 controllers share a directory).
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .process_dirs()
+            .map(|d| d.join("cgroup.procs"))
+            .collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
+    /// Moves process `pid` into [`Self::process_dirs`].
+    pub fn attach(&self, pid: i32) -> Result<()> {
+        for path in self.procs_files() {
+            fs::write(&path, pid.to_string()).map_err(|source| CgroupError::File {
+                op: "moving a process into",
+                path,
+                source,
+            })?;
+        }
+        Ok(())
+    }
+
     pub fn version(&self) -> CgroupVersion {
         self.version
     }
 
     /// The directory that holds `controller`'s files.
     pub fn dir(&self, controller: &str) -> Result<&Path> {
-        let key = match self.version {
-            CgroupVersion::V2 => "",
-            CgroupVersion::V1 => controller,
-        };
-        self.dirs
-            .get(key)
-            .map(PathBuf::as_path)
-            .ok_or_else(|| CgroupError::NoController(self.pid, controller.to_string()))
+        self.lookup(&self.dirs, controller)
     }
 
     /// The directory of `controller` the container's processes are in
     /// (PVE's `lxc/VMID/ns`; the container's own elsewhere).
     pub fn process_dir(&self, controller: &str) -> Result<&Path> {
+        self.lookup(&self.process_dirs, controller)
+    }
+
+    fn lookup<'a>(
+        &self,
+        dirs: &'a BTreeMap<String, PathBuf>,
+        controller: &str,
+    ) -> Result<&'a Path> {
         let key = match self.version {
             CgroupVersion::V2 => "",
             CgroupVersion::V1 => controller,
         };
-        self.process_dirs
-            .get(key)
+        dirs.get(key)
             .map(PathBuf::as_path)
             .ok_or_else(|| CgroupError::NoController(self.pid, controller.to_string()))
     }

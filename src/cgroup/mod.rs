@@ -63,5 +63,5 @@ mod stats;
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
 pub use host::{HostCgroupError, HostCgroups};
-pub use oom::{OomCheck, OomWatch, OomWatchError};
+pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
 pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};

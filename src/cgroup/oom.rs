@@ -179,12 +179,14 @@ fn oom_kills(file: &Path) -> Result<u64> {
         path: file.to_path_buf(),
         source,
     })?;
-    parse_flat_keyed(&text)
-        .get("oom_kill")
-        .copied()
-        .ok_or_else(|| OomWatchError::NoCount {
-            path: file.to_path_buf(),
-        })
+    oom_kill_count(&text).ok_or_else(|| OomWatchError::NoCount {
+        path: file.to_path_buf(),
+    })
+}
+
+/// `oom_kill` of a `memory.oom_control` (v1) or `memory.events` (v2).
+pub fn oom_kill_count(text: &str) -> Option<u64> {
+    parse_flat_keyed(text).get("oom_kill").copied()
 }
 
 fn register_eventfd(dir: &Path, oom_control: &Path) -> Result<EventFd> {

@@ -185,7 +185,7 @@ pub fn sample(r: &ContainerRecord, host: &HostView) -> Option<ContainerSample> {
         CgroupVersion::V1 => cg.read("memory.oom_control").ok(),
         CgroupVersion::V2 => cg.read("memory.events").ok(),
     }
-    .and_then(|t| crate::cgroup::parse_flat_keyed(&t).get("oom_kill").copied());
+    .and_then(|t| crate::cgroup::oom_kill_count(&t));
     let network = if owns_network(r, proc_root, pid) {
         fs::read_to_string(proc_root.join(pid.to_string()).join("net/dev"))
             .map(|t| parse_net_dev(&t))

@@ -206,13 +206,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     lxc.mount_auto_cgroup = mount_plan.cgroup;
     let rootfs_propagation = rootfs_propagation(linux)?;
     // mknod is EPERM in a user namespace: runc binds the host's nodes there.
-    let in_userns = ctx.nested_userns
-        || !lxc.idmaps.is_empty()
-        || lxc
-            .namespaces
-            .share
-            .iter()
-            .any(|(n, _)| *n == crate::lxc::Namespace::User);
+    let in_userns = ctx.nested_userns || ns.user != namespaces::Mode::Host;
     let device_plan = devices::plan_devices(
         linux.devices().as_deref().unwrap_or_default(),
         &ctx.rootfs,

@@ -38,6 +38,8 @@ pub(super) struct NamespacePlan {
     pub network: Option<Network>,
     pub idmaps: Vec<IdMap>,
     pub uts_name: Option<String>,
+    /// The container's user namespace, the node's choice included.
+    pub user: Mode,
     pub net: Mode,
     pub ipc: Mode,
     pub uts: Mode,
@@ -117,12 +119,18 @@ pub(super) fn plan_namespaces(
         mode(Namespace::Uts),
     );
     let mut foreign_netns = None;
+    let mut effective_user = user;
     let idmaps = match (user, node_userns) {
         // The node's choice for a spec that asks for no user namespace.
         (Mode::Host, Some(node)) => {
             // A pod's network namespace is the node's (CNI made it first).
             let net_path = ns.share.iter().find(|(n, _)| *n == Namespace::Net);
             foreign_netns = net_path.map(|(_, p)| p.clone());
+            effective_user = if node.join.is_some() {
+                Mode::Joined
+            } else {
+                Mode::New
+            };
             match &node.join {
                 None => {
                     ns.clone.push(Namespace::User);
@@ -155,6 +163,7 @@ pub(super) fn plan_namespaces(
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,
         namespaces: ns,
         idmaps,
+        user: effective_user,
         net,
         ipc,
         uts,

@@ -113,7 +113,11 @@ pub fn exec_spec(c: &Container, mut process: ProcessSpec) -> Result<ExecSpec> {
     Ok(ExecSpec {
         init_pid,
         namespaces: namespaces_to_join(init_pid),
-        cgroup_procs: procs_files(&cgroup),
+        cgroup_procs: cgroup
+            .procs_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
         process,
     })
 }
@@ -123,29 +127,7 @@ pub fn exec_spec(c: &Container, mut process: ProcessSpec) -> Result<ExecSpec> {
 /// runs: the container's cgroups then hold the process alone, as with runc.
 /// Done by us, on the host, so no namespace the helper joined has a say.
 pub fn return_exec_helper(helper: i32) -> Result<()> {
-    let ours = ContainerCgroup::for_pid(std::process::id() as i32)?;
-    for path in procs_files(&ours) {
-        fs::write(&path, helper.to_string()).map_err(|source| {
-            RuntimeError::Cgroup(crate::cgroup::CgroupError::File {
-                op: "moving the exec helper back into",
-                path: path.into(),
-                source,
-            })
-        })?;
-    }
-    Ok(())
-}
-
-/// The `cgroup.procs` file of each hierarchy, once each (co-mounted v1
-/// controllers share a directory).
-fn procs_files(cgroup: &ContainerCgroup) -> Vec<String> {
-    let mut files: Vec<String> = cgroup
-        .process_dirs()
-        .map(|d| d.join("cgroup.procs").to_string_lossy().into_owned())
-        .collect();
-    files.sort();
-    files.dedup();
-    files
+    Ok(ContainerCgroup::for_pid(std::process::id() as i32)?.attach(helper)?)
 }
 
 /// The namespaces of `pid` that differ from ours, `user` next to last: the

@@ -18,9 +18,13 @@ pub fn is_nested_uid_map(uid_map: &str) -> bool {
     fields != ["0", "0", "4294967295"]
 }
 
-/// [`is_nested_uid_map`] of this process (not nested when unreadable).
+/// [`is_nested_uid_map`] of this process (not nested when unreadable),
+/// read once: a process never changes its user namespace here.
 pub fn runs_in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_nested_uid_map(&m))
+    static NESTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *NESTED.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|m| is_nested_uid_map(&m))
+    })
 }
 
 #[cfg(test)]

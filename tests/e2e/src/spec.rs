@@ -35,6 +35,18 @@ pub fn busybox_spec(ctd: &Containerd, id: &str, args: &[&str]) -> Value {
     spec
 }
 
+/// The options of `spec`'s mount at `destination` (one `ctr oci spec` has).
+pub fn mount_options<'a>(spec: &'a mut Value, destination: &str) -> &'a mut Vec<Value> {
+    spec["mounts"]
+        .as_array_mut()
+        .expect("mounts")
+        .iter_mut()
+        .find(|m| m["destination"] == destination)
+        .unwrap_or_else(|| panic!("no mount at {destination}"))["options"]
+        .as_array_mut()
+        .expect("mount options")
+}
+
 /// Writes `spec` next to the containerd's files; returns its path.
 pub fn write(ctd: &Containerd, id: &str, spec: &Value) -> PathBuf {
     let path = ctd.dir().join(format!("spec-{id}.json"));

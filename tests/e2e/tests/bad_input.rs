@@ -160,15 +160,7 @@ fn invalid_spec_fields() {
         // A tmpfs option the kernel does not know (runc: its mount fails).
         let id = ctd.new_id("baddev");
         let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
-        let mounts = s["mounts"].as_array_mut().expect("mounts");
-        let dev = mounts
-            .iter_mut()
-            .find(|m| m["destination"] == "/dev")
-            .expect("a /dev mount");
-        dev["options"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!("bogus=1"));
+        spec::mount_options(&mut s, "/dev").push(json!("bogus=1"));
         let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
         let cause = match rt {
             Runtime::Runc => "invalid argument",

@@ -66,13 +66,7 @@ fn a_read_only_dev_with_a_device_is_runcs() {
     for rt in runtimes() {
         let id = ctd.new_id("rodev");
         let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
-        let dev = s["mounts"]
-            .as_array_mut()
-            .expect("mounts")
-            .iter_mut()
-            .find(|m| m["destination"] == "/dev")
-            .expect("a /dev mount");
-        let options = dev["options"].as_array_mut().expect("options");
+        let options = spec::mount_options(&mut s, "/dev");
         options.retain(|o| !o.as_str().unwrap_or("").starts_with("mode="));
         options.extend([json!("ro"), json!("mode=711")]);
         s["linux"]["devices"] = json!([{"path": "/dev/fuse", "type": "c", "major": 10,
