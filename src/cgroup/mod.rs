@@ -58,10 +58,12 @@ mod container;
 mod cpuset;
 mod host;
 mod oom;
+mod path;
 mod stats;
 
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
 pub use host::{HostCgroupError, HostCgroups};
 pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
+pub use path::{CgroupPath, CgroupPathError, CgroupPlacement, OwnCgroup};
 pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::cgroup::{CgroupSetting, CgroupVersion};
+use crate::cgroup::{CgroupPath, CgroupSetting, CgroupVersion};
 
 /// An LXC namespace identifier, as `lxc.namespace.*` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,6 +124,16 @@ impl IdMap {
     }
 }
 
+/// `lxc.cgroup.dir.container` and `lxc.cgroup.dir.monitor`: LXC takes
+/// both or neither (lxc 5.0.2 src/lxc/cgroups/cgfsng.c
+/// `check_cgroup_dir_config`), makes the last component of each itself and
+/// fails if it exists (`__cgroup_tree_create`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CgroupDirs {
+    pub container: CgroupPath,
+    pub monitor: CgroupPath,
+}
+
 /// `lxc.mount.auto` cgroup choice (replaces an OCI `cgroup` mount).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupAuto {
@@ -208,6 +218,9 @@ pub struct LxcConfig {
     pub oom_score_adj: Option<i32>,
     /// `lxc.sysctl.<key>`, sorted by key.
     pub sysctls: Vec<(String, String)>,
+    /// Where LXC makes the container's and its monitor's cgroups; `None`:
+    /// LXC's own `lxc.payload.<name>` and `lxc.monitor.<name>`.
+    pub cgroup_dirs: Option<CgroupDirs>,
     /// Selects `lxc.cgroup.*` (v1) or `lxc.cgroup2.*` (v2) keys.
     pub cgroup_version: CgroupVersion,
     pub cgroup_settings: Vec<CgroupSetting>,
@@ -249,6 +262,7 @@ impl LxcConfig {
             prlimits: Vec::new(),
             oom_score_adj: None,
             sysctls: Vec::new(),
+            cgroup_dirs: None,
             cgroup_version,
             cgroup_settings: Vec::new(),
             device_rules: Vec::new(),

@@ -10,7 +10,7 @@ mod config;
 mod render;
 mod tools;
 
-pub use tools::{LxcTools, LxcToolsError, LOG_FILE};
+pub use tools::{monitor_cgroup, LxcTools, LxcToolsError, LOG_FILE};
 
 pub use render::render_lines;
 
@@ -18,8 +18,8 @@ pub use render::render_lines;
 mod tests;
 
 pub use config::{
-    CgroupAuto, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig, MountEntry,
-    Namespace, Namespaces, Network, Prlimit,
+    CgroupAuto, CgroupDirs, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig,
+    MountEntry, Namespace, Namespaces, Network, Prlimit,
 };
 
 #[derive(Debug, thiserror::Error)]

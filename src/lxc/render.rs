@@ -301,6 +301,11 @@ impl LxcConfig {
             // The rootfs belongs to containerd's snapshotter; LXC must not delete it.
             l.push("lxc.rootfs.managed", "0")?;
             l.push("lxc.init.cmd", &self.init_cmd)?;
+            // PVE names a CT's cgroups itself (`lxc/VMID`).
+            if let Some(dirs) = &self.cgroup_dirs {
+                l.push("lxc.cgroup.dir.container", dirs.container.as_str())?;
+                l.push("lxc.cgroup.dir.monitor", dirs.monitor.as_str())?;
+            }
         }
         l.push("lxc.init.uid", &self.init_uid.to_string())?;
         l.push("lxc.init.gid", &self.init_gid.to_string())?;

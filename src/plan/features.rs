@@ -137,9 +137,9 @@ fn strings<T: ToString>(items: &[T]) -> Vec<String> {
 /// not what this host has (as the runtime-spec defines them).
 pub fn runtime_features() -> Features {
     let mut cgroup = Cgroup::default();
-    // LXC creates the container's cgroup itself, on either hierarchy;
-    // `linux.cgroupsPath` (and with it systemd slices) is ignored and rdma
-    // limits are refused.
+    // LXC creates the container's cgroup, on either hierarchy, at
+    // `linux.cgroupsPath` (lxc backend); systemd's `slice:prefix:name` is
+    // not made as a unit (no systemd driver) and rdma limits are refused.
     cgroup
         .set_v1(Some(true))
         .set_v2(Some(true))

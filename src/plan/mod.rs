@@ -8,9 +8,11 @@
 //! mount destinations inside the rootfs. Every OCI field lxcri cannot
 //! honour fails with an error naming it; nothing is silently dropped.
 //!
-//! `linux.cgroupsPath` is deliberately ignored: LXC names and creates the
-//! container's cgroup itself (under its `lxc.payload.<name>` tree), and the
-//! runtime reports that path.
+//! `linux.cgroupsPath` places the container's cgroup where runc would
+//! (`lxc.cgroup.dir.container`) when the backend lets lxcri name it
+//! ([`PlanContext::lxc_monitor_cgroup`]); systemd's `slice:prefix:name` and
+//! the pve backend keep LXC's or PVE's own names (see
+//! [`ContainerPlan::cgroup`]).
 
 mod dev_tmpfs;
 mod devices;
@@ -37,8 +39,8 @@ use lxcri_init_spec::{
 };
 use oci_spec::runtime::{Linux, Spec};
 
-use crate::cgroup::CgroupVersion;
-use crate::lxc::{LxcAppArmor, LxcConfig, LxcConfigError, MountEntry, Prlimit};
+use crate::cgroup::{CgroupPath, CgroupPlacement, CgroupVersion, OwnCgroup};
+use crate::lxc::{CgroupDirs, LxcAppArmor, LxcConfig, LxcConfigError, MountEntry, Prlimit};
 use crate::network::nic::NicSpec;
 use crate::security::lsm::HostLsm;
 use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
@@ -78,6 +80,12 @@ pub struct PlanContext {
     /// lxcri itself runs in a user namespace (nested in an unprivileged
     /// CT): device nodes must be binds, as runc does there.
     pub nested_userns: bool,
+    /// The LXC monitor's cgroup when the container's own goes where
+    /// `linux.cgroupsPath` says (LXC places both or neither). `None`: the
+    /// backend names the container's cgroups itself (pve: `lxc/VMID`).
+    pub lxc_monitor_cgroup: Option<CgroupPath>,
+    /// The cgroup lxcri runs in: a relative `linux.cgroupsPath` is below it.
+    pub own_cgroup: OwnCgroup,
 }
 
 /// Everything needed to create the container.
@@ -95,6 +103,9 @@ pub struct ContainerPlan {
     /// What the node's root sets up in a network namespace the container's
     /// user namespace does not own.
     pub host_netns: Option<HostNetnsSetup>,
+    /// What `linux.cgroupsPath` asked for; the LXC config places a path
+    /// there when the context allows, else the backend's names stand.
+    pub cgroup: CgroupPlacement,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +167,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .ok_or_else(|| invalid("linux", "missing"))?;
     unsupported_linux_fields(linux)?;
 
+    let cgroup = cgroup_placement(linux)?;
     let init_process = process::plan_process(process, spec, &ctx.lsm)?;
     let ns = namespaces::plan_namespaces(spec, linux, ctx.userns.as_ref())?;
     let network = network::plan_network(&network::NetworkInputs {
@@ -184,6 +196,15 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     lxc.idmaps = ns.idmaps.clone();
     if init_process.apparmor_profile.is_none() {
         lxc.apparmor = ctx.apparmor;
+    }
+    if let Some(monitor) = &ctx.lxc_monitor_cgroup {
+        let container = cgroup
+            .resolve(&ctx.own_cgroup)
+            .map_err(|e| unsupported(CGROUPS_PATH, &e.to_string()))?;
+        lxc.cgroup_dirs = container.map(|container| CgroupDirs {
+            container,
+            monitor: monitor.clone(),
+        });
     }
 
     // The runtime dir first: the init must be reachable whatever the spec mounts.
@@ -260,7 +281,22 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         limits,
         network,
         host_netns,
+        cgroup,
     })
+}
+
+const CGROUPS_PATH: &str = "linux.cgroupsPath";
+
+/// `linux.cgroupsPath`, checked ([`CgroupPlacement::from_oci`]).
+fn cgroup_placement(linux: &Linux) -> Result<CgroupPlacement> {
+    let text = match linux.cgroups_path() {
+        None => None,
+        Some(p) => Some(
+            p.to_str()
+                .ok_or_else(|| invalid(CGROUPS_PATH, "is not valid UTF-8"))?,
+        ),
+    };
+    CgroupPlacement::from_oci(text).map_err(|e| invalid(CGROUPS_PATH, &e.to_string()))
 }
 
 /// `linux.rootfsPropagation`; unset is runc's default, `rslave`.

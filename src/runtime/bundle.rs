@@ -12,6 +12,7 @@ use oci_spec::runtime::Spec;
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
 use super::{host_netns, node_userns, staged_binds};
+use crate::cgroup::CgroupPlacement;
 use crate::cgroup::HostCgroups;
 use crate::config::{BackendKind, Config};
 use crate::lxc::LxcAppArmor;
@@ -155,6 +156,14 @@ pub fn prepare_bundle(
         undo.rootfs = Some(rootfs_path.clone());
     }
     let host_cgroups = HostCgroups::detect();
+    // On lxc, lxcri names the LXC container and so its monitor's cgroup.
+    let lxc_monitor_cgroup = match i.backend {
+        BackendKind::Lxc => Some(
+            crate::lxc::monitor_cgroup(&super::lxc::container_name(&req.namespace, &req.id))
+                .map_err(|e| crate::plan::invalid("linux.cgroupsPath", &e.to_string()))?,
+        ),
+        BackendKind::Pve => None,
+    };
     let mut plan = plan_container(
         &spec,
         &PlanContext {
@@ -165,6 +174,11 @@ pub fn prepare_bundle(
             default_nics: i.config.network.nics().cloned().collect(),
             userns: node_userns,
             nested_userns: crate::userns::runs_in_user_namespace(),
+            lxc_monitor_cgroup,
+            own_cgroup: match fs::read_to_string("/proc/self/cgroup") {
+                Ok(content) => crate::cgroup::OwnCgroup::from_proc_cgroup(&content),
+                Err(e) => crate::cgroup::OwnCgroup::Mixed(format!("/proc/self/cgroup: {e}")),
+            },
             lsm: HostLsm::host(),
             apparmor: match i.backend {
                 BackendKind::Pve => i.config.pve.apparmor,
@@ -173,6 +187,14 @@ pub fn prepare_bundle(
         },
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
+    if plan.lxc.cgroup_dirs.is_none() && plan.cgroup != CgroupPlacement::RuntimeDefault {
+        // Not an error: the container runs, in the cgroup LXC or PVE names
+        // (docs/kubernetes.md, "cgroup driver").
+        tracing::warn!(cgroups_path = ?plan.cgroup, backend = i.backend.as_str(), "linux.cgroupsPath is not followed: {}", match plan.cgroup {
+            CgroupPlacement::SystemdUnit { .. } => "lxcri does not make systemd units; the container's cgroup is LXC's own",
+            _ => "PVE places a CT's cgroups itself (lxc/VMID)",
+        });
+    }
     if let Some(setup) = &plan.host_netns {
         if !mounted {
             return Err(RuntimeError::HostNetns(Box::new(

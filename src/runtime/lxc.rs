@@ -57,6 +57,7 @@ impl Backend for LxcBackend {
             name,
             config: None,
             netns: None,
+            cgroup_dirs: None,
             written: false,
         }))
     }
@@ -101,6 +102,8 @@ struct LxcCreate<'a> {
     config: Option<String>,
     /// The network namespace to start it in, from `configure`.
     netns: Option<std::path::PathBuf>,
+    /// Where its cgroups go, from `configure`; `None`: LXC's names.
+    cgroup_dirs: Option<crate::lxc::CgroupDirs>,
     /// Whether anything of the LXC container may exist.
     written: bool,
 }
@@ -113,6 +116,7 @@ impl CreateSteps for LxcCreate<'_> {
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
         self.config = Some(bundle.plan.lxc.render()?);
         self.netns = bundle.plan.lxc.namespaces.inherit_net.clone();
+        self.cgroup_dirs = bundle.plan.lxc.cgroup_dirs.clone();
         Ok(())
     }
 
@@ -127,6 +131,14 @@ impl CreateSteps for LxcCreate<'_> {
 
     fn write_config(&mut self, _: &PreparedBundle, _: &mut BundleUndo) -> Result<()> {
         let config = self.config.as_deref().expect("configure runs first");
+        // Before the config exists: a rollback, which removes the cgroups
+        // the config names, must never touch a cgroup someone else uses.
+        if let Some(dirs) = &self.cgroup_dirs {
+            self.lxc
+                .clear_stale_cgroup(&dirs.container, "linux.cgroupsPath")?;
+            self.lxc
+                .clear_stale_cgroup(&dirs.monitor, "the LXC monitor's cgroup")?;
+        }
         self.written = true;
         Ok(self
             .lxc

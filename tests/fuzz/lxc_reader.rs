@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use lxcri::cgroup::{CgroupSetting, CgroupVersion};
+use lxcri::cgroup::{CgroupPath, CgroupSetting, CgroupVersion};
 use lxcri::lxc::{
-    CgroupAuto, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig, MountEntry,
-    Namespace, Network, Prlimit,
+    CgroupAuto, CgroupDirs, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig,
+    MountEntry, Namespace, Network, Prlimit,
 };
 
 /// lxc 5.0.2 src/lxc/confile.c `parse_line`: blank lines and `#` comments
@@ -172,9 +172,18 @@ pub fn read_config(text: &str, version: CgroupVersion) -> Result<LxcConfig, Stri
         CgroupVersion::V2 => "lxc.cgroup2.",
     };
     let mut net_type = None;
+    let (mut cgroup_container, mut cgroup_monitor) = (None, None);
     for (key, v) in lxc_pairs(text)? {
         let k = key.as_str();
         match k {
+            // LXC refuses an absolute or upward path (confile.c
+            // `set_config_cgroup_container_dir`), as the parse does.
+            "lxc.cgroup.dir.container" => {
+                cgroup_container = Some(CgroupPath::parse(&v).map_err(|e| e.to_string())?)
+            }
+            "lxc.cgroup.dir.monitor" => {
+                cgroup_monitor = Some(CgroupPath::parse(&v).map_err(|e| e.to_string())?)
+            }
             "lxc.uts.name" => c.uts_name = Some(v),
             "lxc.rootfs.path" => {
                 c.rootfs = v
@@ -263,6 +272,12 @@ pub fn read_config(text: &str, version: CgroupVersion) -> Result<LxcConfig, Stri
             _ => return Err(format!("a key the renderer does not write: {k} = {v}")),
         }
     }
+    // check_cgroup_dir_config: both or neither.
+    c.cgroup_dirs = match (cgroup_container, cgroup_monitor) {
+        (Some(container), Some(monitor)) => Some(CgroupDirs { container, monitor }),
+        (None, None) => None,
+        _ => return Err("lxc.cgroup.dir.container without .monitor, or the reverse".into()),
+    };
     c.network = match net_type.as_deref() {
         None => None,
         Some("empty") => Some(Network::Empty),

@@ -97,6 +97,12 @@ fn spec() -> impl Strategy<Value = Value> {
             ),
             0..3,
         ),
+        // containerd's forms (a path, systemd's slice:prefix:name) and
+        // paths that walk or hide a key.
+        proptest::option::of(mostly_plain(
+            "/([a-z.:]{1,6}/?){1,3}|/[a-z]{1,3}/\\.\\./[a-z]{1,3}|[a-z]{1,6}\\.slice:[a-z]{1,3}:[a-z]{1,4}",
+            12,
+        )),
     );
     (
         proptest::option::of(mostly_plain("[a-z]([a-z0-9-]{0,9}[a-z0-9])?", 12)),
@@ -110,7 +116,7 @@ fn spec() -> impl Strategy<Value = Value> {
                 .into_iter()
                 .map(|(t, (a, b))| json!({"type": t, "soft": a.min(b), "hard": a.max(b)}))
                 .collect();
-            let (sysctl, unified, maps, devices) = l;
+            let (sysctl, unified, maps, devices, cgroups_path) = l;
             let mut namespaces = vec![
                 json!({"type": "pid"}),
                 json!({"type": "ipc"}),
@@ -134,6 +140,9 @@ fn spec() -> impl Strategy<Value = Value> {
                 linux["gidMappings"] = json!(gids);
             }
             linux["namespaces"] = json!(namespaces);
+            if let Some(p) = cgroups_path {
+                linux["cgroupsPath"] = json!(p);
+            }
             let mut spec = json!({
                 "ociVersion": "1.0.2",
                 "process": {
@@ -213,6 +222,8 @@ fn spec_to_lxc_config_reads_back_as_planned() {
                 apparmor: LxcAppArmor::Unconfined,
                 userns: None,
                 nested_userns: false,
+                lxc_monitor_cgroup: Some(lxcri::lxc::monitor_cgroup("fuzz_c").unwrap()),
+                own_cgroup: lxcri::cgroup::OwnCgroup::Uniform("fuzz".into()),
             };
             let Ok(plan) = plan_container(&spec, &ctx) else {
                 return Ok(Case::Refused);

@@ -1,6 +1,7 @@
 //! Tests of the translation: golden fixtures (`golden.rs`), error paths
 //! (`errors.rs`) and cgroup resources (`resources.rs`).
 
+mod cgroup_path;
 mod errors;
 mod golden;
 mod lsm;
@@ -75,6 +76,8 @@ impl Env {
             apparmor: crate::lxc::LxcAppArmor::Unconfined,
             userns: None,
             nested_userns: false,
+            lxc_monitor_cgroup: Some(crate::lxc::monitor_cgroup("default_c1").unwrap()),
+            own_cgroup: crate::cgroup::OwnCgroup::Uniform(String::new()),
         }
     }
 

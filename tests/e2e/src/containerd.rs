@@ -426,10 +426,9 @@ impl Drop for Containerd {
         let scope = Scope {
             namespace: &self.namespace,
             ids: self.cri.is_some().then_some(ids.as_slice()),
-            cgroup_mark: self
-                .cri
-                .as_ref()
-                .map_or(self.namespace.as_str(), |n| n.cgroup_parent.as_str()),
+            cgroup_mark: self.cri.as_ref().map_or(self.namespace.as_str(), |n| {
+                n.cgroup_parent.trim_start_matches('/')
+            }),
         };
         cleanup::after_containerd(scope, &self.socket(), &self.dir, &ids);
         // The CRI node (bridge) goes after every pod is gone.

@@ -59,11 +59,11 @@ pub(crate) struct CriNode {
 
 impl CriNode {
     /// The pod network (a bridge and subnet of its own under `dir`) and
-    /// `name` as the pods' cgroup parent.
+    /// `/name` as the pods' cgroup parent (absolute, as the kubelet's).
     pub(crate) fn new(dir: &Path, name: String) -> Self {
         Self {
             network: PodNetwork::create(dir, &name),
-            cgroup_parent: name,
+            cgroup_parent: format!("/{name}"),
             client: OnceLock::new(),
         }
     }

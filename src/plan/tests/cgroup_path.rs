@@ -1,0 +1,107 @@
+//! `linux.cgroupsPath`: where the container's cgroup goes.
+
+use serde_json::json;
+
+use super::{env, with};
+use crate::cgroup::{CgroupPath, CgroupPlacement, OwnCgroup};
+use crate::plan::{plan_container, CgroupVersion};
+
+fn with_path(path: &str) -> serde_json::Value {
+    with(|v| v["linux"]["cgroupsPath"] = json!(path))
+}
+
+#[test]
+fn an_absolute_path_places_the_container_and_its_monitor() {
+    let env = env();
+    let plan = env
+        .plan(&with_path("/kubepods/besteffort/pod1/../pod2/c1"))
+        .unwrap();
+    let out = plan.lxc.render().unwrap();
+    assert!(
+        out.contains(
+            "lxc.cgroup.dir.container = kubepods/besteffort/pod2/c1\n\
+             lxc.cgroup.dir.monitor = lxc.monitor.default_c1\n"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        plan.cgroup,
+        CgroupPlacement::Path(CgroupPath::parse("kubepods/besteffort/pod2/c1").unwrap())
+    );
+    // The PVE fragment never names cgroup dirs: PVE writes `lxc/VMID`.
+    assert!(!plan
+        .lxc
+        .render_pve_fragment()
+        .unwrap()
+        .contains("lxc.cgroup.dir"));
+}
+
+#[test]
+fn without_a_path_lxc_names_the_cgroups() {
+    let env = env();
+    let plan = env.plan(&with(|_| {})).unwrap();
+    assert_eq!(plan.cgroup, CgroupPlacement::RuntimeDefault);
+    assert!(!plan.lxc.render().unwrap().contains("lxc.cgroup.dir"));
+}
+
+#[test]
+fn systemds_form_and_a_backend_that_names_its_own_keep_the_default() {
+    let env = env();
+    let plan = env
+        .plan(&with_path(
+            "kubepods-besteffort-pod1.slice:cri-containerd:c1",
+        ))
+        .unwrap();
+    assert!(matches!(plan.cgroup, CgroupPlacement::SystemdUnit { .. }));
+    assert_eq!(plan.lxc.cgroup_dirs, None);
+
+    let spec = serde_json::from_value(with_path("/default/c1")).unwrap();
+    let mut ctx = env.ctx(CgroupVersion::V2);
+    ctx.lxc_monitor_cgroup = None;
+    let plan = plan_container(&spec, &ctx).unwrap();
+    assert!(matches!(plan.cgroup, CgroupPlacement::Path(_)));
+    assert_eq!(plan.lxc.cgroup_dirs, None);
+    // Nor does lxcri's own cgroup matter where the path is not followed.
+    let spec = serde_json::from_value(with_path("pods/c1")).unwrap();
+    ctx.own_cgroup = OwnCgroup::Mixed("memory=/a, cpu=/".into());
+    assert!(matches!(
+        plan_container(&spec, &ctx).unwrap().cgroup,
+        CgroupPlacement::Relative(_)
+    ));
+}
+
+#[test]
+fn a_path_lxcri_cannot_follow_fails_naming_the_field() {
+    let env = env();
+    for (path, words) in [
+        ("/", "root cgroup"),
+        ("/a/..b", "starting with '..'"),
+        ("/a/b\n", "control character"),
+        ("a.slice:p:", "empty name"),
+    ] {
+        let e = env.err(&with_path(path));
+        assert!(e.starts_with("linux.cgroupsPath: "), "{path:?}: {e}");
+        assert!(e.contains(words), "{path:?}: {e}");
+    }
+}
+
+#[test]
+fn a_relative_path_is_below_lxcris_own_cgroup_or_refused() {
+    let env = env();
+    let spec = serde_json::from_value(with_path("pods/c1")).unwrap();
+    let mut ctx = env.ctx(CgroupVersion::V2);
+    ctx.own_cgroup = OwnCgroup::Uniform("system.slice/containerd.service".into());
+    let plan = plan_container(&spec, &ctx).unwrap();
+    assert!(plan
+        .lxc
+        .render()
+        .unwrap()
+        .contains("lxc.cgroup.dir.container = system.slice/containerd.service/pods/c1\n"));
+
+    ctx.own_cgroup = OwnCgroup::Mixed("memory=/a, cpu=/".into());
+    let e = plan_container(&spec, &ctx).unwrap_err().to_string();
+    assert!(
+        e.starts_with("linux.cgroupsPath: not supported by lxcri: ") && e.contains("memory=/a"),
+        "{e}"
+    );
+}
