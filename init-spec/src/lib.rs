@@ -15,7 +15,10 @@
 //! 3. sends [`InitMessage::Ready`] (or [`InitMessage::Failed`] and exits 1);
 //!    an init that fails before it could connect writes the cause to
 //!    [`INIT_ERROR_FILE`] instead;
-//!    the shim learns the init's host pid from `SO_PEERCRED`;
+//!    the shim learns the init's host pid from `SO_PEERCRED`; with
+//!    [`InitSpec::join_runtime_cgroupns`] the shim then sends its own
+//!    cgroup namespace (one fd, one [`CGROUPNS_TAG`] byte) and the init
+//!    joins it;
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;
@@ -63,6 +66,8 @@ pub const INIT_ERROR_FILE: &str = "init.err";
 pub const STDIO_TAG: u8 = b'S';
 /// Data byte sent with a pty master fd (init/exec helper -> shim).
 pub const PTY_TAG: u8 = b'T';
+/// Data byte sent with the shim's cgroup namespace (shim -> init).
+pub const CGROUPNS_TAG: u8 = b'C';
 /// Environment variable naming the fd of the unix socket the exec helper
 /// reports on (an [`ExecMessage`], then the pty master if any).
 pub const EXEC_SOCKET_FD_ENV: &str = "LXCRI_EXEC_SOCKET_FD";
@@ -98,6 +103,12 @@ pub struct InitSpec {
     /// user namespace; inside one they are binds of the host's nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub devices: Vec<DeviceNode>,
+    /// The spec asks for no cgroup namespace, but LXC made one (it does for
+    /// every container that joins another's namespace: lxc 5.0.2
+    /// src/lxc/start.c `resolve_cgroup_clone_flags`): join the shim's,
+    /// which is where runc's process would be.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub join_runtime_cgroupns: bool,
 }
 
 /// A device node to make in the container.

@@ -7,13 +7,14 @@ use crate::signals::{self, Signals};
 use crate::status::{self, EXIT_INIT_FAILED};
 use crate::stdio::{self, StdioError};
 use lxcri_init_spec::{
-    ExitReport, InitMessage, InitSpec, EXIT_FILE, INIT_ERROR_FILE, INIT_SOCKET, INIT_SPEC_FILE,
-    RUNTIME_DIR, START_FIFO, STDIO_TAG,
+    ExitReport, InitMessage, InitSpec, CGROUPNS_TAG, EXIT_FILE, INIT_ERROR_FILE, INIT_SOCKET,
+    INIT_SPEC_FILE, RUNTIME_DIR, START_FIFO, STDIO_TAG,
 };
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, OFlag};
 use nix::mount::{umount2, MntFlags};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
@@ -97,6 +98,11 @@ fn run_inner() -> Result<i32> {
             return Err(e);
         }
     };
+    if spec.join_runtime_cgroupns {
+        let ns = stdio::recv_fds(sock.as_fd(), CGROUPNS_TAG, 1)?;
+        setns(&ns[0], CloneFlags::CLONE_NEWCGROUP)
+            .map_err(sys("join the runtime's cgroup namespace"))?;
+    }
     // Step 4.
     let child_stdio = if spec.process.terminal {
         Stdio::Terminal(stdio::hand_over_new_pty(

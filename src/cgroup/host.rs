@@ -5,8 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::CgroupSetting;
-use super::CgroupVersion;
+use super::{CgroupPath, CgroupSetting, CgroupVersion};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostCgroupError {
@@ -17,6 +16,12 @@ pub enum HostCgroupError {
         file: String,
         controller: String,
         why: &'static str,
+    },
+    #[error("linux.cgroupsPath: preparing the cpuset of {path}: {source}")]
+    Cpuset {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
     },
 }
 
@@ -96,6 +101,68 @@ impl HostCgroups {
         }
         Ok(())
     }
+
+    /// v1: the cpuset of the cgroup LXC makes at `cgroup`. LXC fills
+    /// `cpuset.cpus` and `cpuset.mems` of the first directory of the path
+    /// only (lxc 5.0.2 src/lxc/cgroups/cgfsng.c `cpuset1_initialize`);
+    /// below one that does not pass them on (`cgroup.clone_children` 0, as
+    /// the kubelet's pod cgroups) a new cgroup gets neither and no process
+    /// can join it (ENOSPC). runc makes each directory above the
+    /// container's and copies the parent's values into one left empty
+    /// (libcontainer/cgroups/fs/cpuset.go `cpusetEnsureParent`); so does
+    /// this, and gives the container's own its parent's values through the
+    /// config, unless the spec sets them.
+    pub fn prepare_cpuset(
+        &self,
+        cgroup: &CgroupPath,
+        settings: &mut Vec<CgroupSetting>,
+    ) -> Result<(), HostCgroupError> {
+        let base = self.root.join("cpuset");
+        if self.version != CgroupVersion::V1 || !base.join("cpuset.cpus").exists() {
+            return Ok(());
+        }
+        let err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| HostCgroupError::Cpuset { path, source }
+        };
+        let parts: Vec<&str> = cgroup.as_str().split('/').collect();
+        let mut parent = base;
+        for part in &parts[..parts.len() - 1] {
+            let dir = parent.join(part);
+            match std::fs::create_dir(&dir) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(err(&dir)(e))
+                }
+                _ => {}
+            }
+            for file in CPUSET_FILES {
+                // Only a fake hierarchy lacks the file of a new directory.
+                let own = match read_trimmed(&dir.join(file)) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                    own => own.map_err(err(&dir))?,
+                };
+                if own.is_empty() {
+                    let inherited = read_trimmed(&parent.join(file)).map_err(err(&parent))?;
+                    std::fs::write(dir.join(file), inherited).map_err(err(&dir))?;
+                }
+            }
+            parent = dir;
+        }
+        for file in CPUSET_FILES {
+            if !settings.iter().any(|s| s.file == file) {
+                let value = read_trimmed(&parent.join(file)).map_err(err(&parent))?;
+                settings.push(CgroupSetting::new(file, value));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a v1 cpuset needs before a process can join it.
+const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
+
+fn read_trimmed(path: &Path) -> std::io::Result<String> {
+    Ok(std::fs::read_to_string(path)?.trim().to_string())
 }
 
 #[cfg(test)]
@@ -130,6 +197,51 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pids controller is not mounted"), "{err}");
+    }
+
+    #[test]
+    fn a_v1_cpuset_below_cgroups_that_pass_nothing_on_gets_its_parents() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cpuset = tmp.path().join("cpuset");
+        fs::create_dir_all(cpuset.join("kubepods/pod1")).unwrap();
+        for (dir, cpus) in [("", "0-3"), ("kubepods", "0-3"), ("kubepods/pod1", "")] {
+            fs::write(cpuset.join(dir).join("cpuset.cpus"), format!("{cpus}\n")).unwrap();
+            fs::write(
+                cpuset.join(dir).join("cpuset.mems"),
+                if cpus.is_empty() { "" } else { "0\n" },
+            )
+            .unwrap();
+        }
+        let host = HostCgroups::new(tmp.path(), CgroupVersion::V1);
+        let path = CgroupPath::parse("kubepods/pod1/new/c1").unwrap();
+        let mut settings = vec![CgroupSetting::new("cpuset.cpus", "1")];
+        host.prepare_cpuset(&path, &mut settings).unwrap();
+        // Empty ones filled from their parent; the leaf is LXC's to make.
+        for dir in ["kubepods/pod1", "kubepods/pod1/new"] {
+            assert_eq!(
+                fs::read_to_string(cpuset.join(dir).join("cpuset.cpus")).unwrap(),
+                "0-3"
+            );
+            assert_eq!(
+                fs::read_to_string(cpuset.join(dir).join("cpuset.mems")).unwrap(),
+                "0"
+            );
+        }
+        assert!(!cpuset.join("kubepods/pod1/new/c1").exists());
+        // The spec's own cpus stay; the mems it did not set are the parent's.
+        assert_eq!(
+            settings,
+            [
+                CgroupSetting::new("cpuset.cpus", "1"),
+                CgroupSetting::new("cpuset.mems", "0")
+            ]
+        );
+        // v2 (or no cpuset hierarchy): nothing to do.
+        let mut none = Vec::new();
+        HostCgroups::new(tmp.path(), CgroupVersion::V2)
+            .prepare_cpuset(&path, &mut none)
+            .unwrap();
+        assert!(none.is_empty());
     }
 
     #[test]

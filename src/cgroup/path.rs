@@ -31,27 +31,43 @@ pub enum CgroupPathError {
         "{path:?} is relative, and runc makes a relative path below its own cgroup in each hierarchy; lxcri's own cgroup differs between this host's hierarchies ({own}) and LXC takes one path for all: give an absolute path such as /<namespace>/<id>, or systemd's slice:prefix:name"
     )]
     Relative { path: String, own: String },
+    #[error("{path:?} is relative to lxcri's own cgroup, which is unknown: {reason}")]
+    OwnUnknown { path: String, reason: String },
 }
 
-/// The cgroup the runtime itself runs in, which runc resolves a relative
-/// `linux.cgroupsPath` against in each hierarchy (libcontainer/cgroups/fs
-/// `subsysPath`; fs2 `defaultDirPath`). LXC takes one path for all
-/// hierarchies, so only a place that is the same in all of them (always so
-/// on a v2-only host) can be followed.
+/// The cgroup a relative `linux.cgroupsPath` is below: runc's own in each
+/// v1 hierarchy (libcontainer/cgroups/fs `subsysPath`), the parent of its
+/// own on v2, which has processes in it and so could not pass controllers
+/// on (fs2 `defaultDirPath`). LXC takes one path for all hierarchies, so
+/// only a place that is the same in all of them (always so on a v2-only
+/// host) can be followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnCgroup {
     /// The same path in every hierarchy, below the root ("" is the root).
     Uniform(String),
     /// Where each hierarchy has it (`memory=/a, cpu=/`), for the error.
     Mixed(String),
+    /// `/proc/self/cgroup` could not be read: why.
+    Unknown(String),
 }
 
 impl OwnCgroup {
-    /// From the runtime's `/proc/self/cgroup`.
-    pub fn from_proc_cgroup(content: &str) -> Self {
+    /// From the runtime's `/proc/self/cgroup` on a host of `version`.
+    pub fn from_proc_cgroup(content: &str, version: super::CgroupVersion) -> Self {
         let entries: Vec<(&str, &str)> = super::proc_cgroup_entries(content)
             .map(|(controllers, path)| (controllers, path.trim_matches('/')))
             .collect();
+        if version == super::CgroupVersion::V2 {
+            let own = entries
+                .iter()
+                .find(|(c, _)| c.is_empty())
+                .map_or("", |(_, p)| p);
+            return Self::Uniform(
+                own.rsplit_once('/')
+                    .map_or("", |(parent, _)| parent)
+                    .to_string(),
+            );
+        }
         match entries.first() {
             None => Self::Uniform(String::new()),
             Some((_, first)) if entries.iter().all(|(_, p)| p == first) => {
@@ -93,9 +109,9 @@ impl CgroupPath {
             if part.is_empty() || part == "." {
                 return Err(invalid("has an empty or '.' component"));
             }
-            // LXC refuses any component starting with "..", not only "..".
-            if part.starts_with("..") {
-                return Err(invalid("has a component starting with '..'"));
+            // LXC refuses ".." anywhere in the value (confile.c `dotdot`).
+            if part.contains("..") {
+                return Err(invalid("contains '..'"));
             }
             if part.len() > MAX_NAME {
                 return Err(invalid("has a component longer than NAME_MAX"));
@@ -173,6 +189,10 @@ impl CgroupPlacement {
             (Self::Relative(p), OwnCgroup::Mixed(own)) => Err(CgroupPathError::Relative {
                 path: p.as_str().to_string(),
                 own: own.clone(),
+            }),
+            (Self::Relative(p), OwnCgroup::Unknown(reason)) => Err(CgroupPathError::OwnUnknown {
+                path: p.as_str().to_string(),
+                reason: reason.clone(),
             }),
             (Self::RuntimeDefault | Self::SystemdUnit { .. }, _) => Ok(None),
         }
@@ -281,7 +301,9 @@ mod tests {
             ));
         }
         let long_name = format!("/{}", "x".repeat(256));
-        for bad in ["/a/..b/c", "/a/\nb", "/a/b\0", "/ a", &long_name] {
+        for bad in [
+            "/a/..b/c", "/a/b../c", "/a/x..y", "/a/\nb", "/a/b\0", "/ a", &long_name,
+        ] {
             let e = CgroupPlacement::from_oci(Some(bad)).unwrap_err();
             assert!(matches!(e, CgroupPathError::Invalid { .. }), "{bad:?}: {e}");
         }
@@ -292,13 +314,19 @@ mod tests {
 
     #[test]
     fn a_relative_path_is_below_the_runtimes_own_cgroup_when_one_path_says_it() {
-        let v2 = OwnCgroup::from_proc_cgroup("0::/system.slice/containerd.service\n");
+        use crate::cgroup::CgroupVersion::{V1, V2};
+        // v2: the parent of runc's own, which has no processes.
+        let v2 = OwnCgroup::from_proc_cgroup("0::/system.slice/containerd.service\n", V2);
+        assert_eq!(v2, OwnCgroup::Uniform("system.slice".into()));
         assert_eq!(
-            v2,
-            OwnCgroup::Uniform("system.slice/containerd.service".into())
+            OwnCgroup::from_proc_cgroup("0::/init.scope\n", V2),
+            OwnCgroup::Uniform(String::new())
         );
-        let root = OwnCgroup::from_proc_cgroup("3:cpu:/\n2:memory:/\n0::/\n");
+        let root = OwnCgroup::from_proc_cgroup("3:cpu:/\n2:memory:/\n0::/\n", V1);
         assert_eq!(root, OwnCgroup::Uniform(String::new()), "all at the root");
+        let v1 =
+            OwnCgroup::from_proc_cgroup("3:cpu:/sys/ctd\n2:memory:/sys/ctd\n0::/sys/ctd\n", V1);
+        assert_eq!(v1, OwnCgroup::Uniform("sys/ctd".into()), "v1: its own");
         let under = |text: &str, own: &OwnCgroup| {
             CgroupPlacement::from_oci(Some(text))
                 .and_then(|p| p.resolve(own))
@@ -306,13 +334,22 @@ mod tests {
         };
         assert_eq!(
             under("pods/c1", &v2).unwrap().as_deref(),
-            Some("system.slice/containerd.service/pods/c1")
+            Some("system.slice/pods/c1")
+        );
+        assert_eq!(
+            under("pods/c1", &v1).unwrap().as_deref(),
+            Some("sys/ctd/pods/c1")
         );
         // Cleaned first, so it cannot climb out of the runtime's cgroup.
         assert_eq!(
             under("../../x", &v2).unwrap().as_deref(),
-            Some("system.slice/containerd.service/x")
+            Some("system.slice/x")
         );
+        let unknown = OwnCgroup::Unknown("/proc/self/cgroup: gone".into());
+        assert!(under("x", &unknown)
+            .unwrap_err()
+            .to_string()
+            .contains("gone"));
         assert_eq!(
             under("a:b", &root).unwrap().as_deref(),
             Some("a:b"),
@@ -322,7 +359,7 @@ mod tests {
         assert_eq!(under("kubepods.slice:p:n", &v2).unwrap(), None, "systemd's");
         assert_eq!(CgroupPlacement::RuntimeDefault.resolve(&v2).unwrap(), None);
 
-        let hybrid = OwnCgroup::from_proc_cgroup("4:memory:/pa/x\n1:cpu:/\n0::/\n");
+        let hybrid = OwnCgroup::from_proc_cgroup("4:memory:/pa/x\n1:cpu:/\n0::/\n", V1);
         assert_eq!(
             hybrid,
             OwnCgroup::Mixed("memory=/pa/x, cpu=/, unified=/".into())

@@ -7,6 +7,7 @@
 //! starts, stops and removes containers with the `lxc-*` commands.
 
 mod config;
+mod placed_cgroups;
 mod render;
 mod tools;
 

@@ -21,6 +21,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::placed_cgroups::{self, PlacedCgroupError};
 use crate::cgroup::{CgroupPath, CgroupPathError};
 use crate::command::{display, CommandRunner, SystemCommands};
 
@@ -52,20 +53,8 @@ pub enum LxcToolsError {
     },
     #[error("removing LXC's cgroup {path}: {reason}")]
     Cgroup { path: PathBuf, reason: String },
-    /// runc's words (libcontainer/factory_linux.go `Create`).
-    #[error("{field}: container's cgroup is not empty: {processes} process(es) found in {path}")]
-    CgroupInUse {
-        field: &'static str,
-        path: PathBuf,
-        processes: usize,
-    },
-    #[error("{field}: clearing the empty cgroup {path} left by an earlier run: {source}")]
-    CgroupClear {
-        field: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Placed(#[from] PlacedCgroupError),
 }
 
 pub type Result<T> = std::result::Result<T, LxcToolsError>;
@@ -87,8 +76,6 @@ pub struct LxcTools<R: CommandRunner = SystemCommands> {
 
 /// LXC's names for a container's cgroups: its monitor's and its own.
 const LXC_CGROUP_PREFIXES: [&str; 2] = ["lxc.monitor.", "lxc.payload."];
-/// The config keys that place them elsewhere.
-const CGROUP_DIR_KEYS: [&str; 2] = ["lxc.cgroup.dir.container", "lxc.cgroup.dir.monitor"];
 
 /// The monitor's cgroup of container `name` when its own is placed with
 /// `lxc.cgroup.dir.container` (LXC then needs both): LXC's usual name.
@@ -249,30 +236,20 @@ impl<R: CommandRunner> LxcTools<R> {
     /// Removes the container's config and log directory, and LXC's cgroups
     /// for it. LXC removes those itself when its monitor exits, but a monitor
     /// still tearing down while its container directory disappears can
-    /// leave them behind; waiting for it to leave them comes first.
+    /// leave them behind; waiting for it to leave them comes first. Of a
+    /// cgroup placed by the spec's path only what was recorded as the
+    /// container's goes (see [`placed_cgroups`]).
     pub fn remove(&self, name: &str) -> Result<()> {
         let dir = self.container_dir(name);
-        self.remove_cgroups(&self.cgroups_of(name))?;
+        self.remove_cgroups(&LXC_CGROUP_PREFIXES.map(|p| format!("{p}{name}")))?;
+        for cgroup in placed_cgroups::recorded(&dir, &self.cgroup_root) {
+            remove_cgroup(&cgroup, MONITOR_EXIT_TIMEOUT)?;
+        }
         match fs::remove_dir_all(&dir) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(source) => Err(LxcToolsError::Remove { path: dir, source }),
         }
-    }
-
-    /// The cgroups (below each hierarchy's root) container `name` may
-    /// have: LXC's names, and where its config, written before anything
-    /// starts, placed them.
-    fn cgroups_of(&self, name: &str) -> Vec<String> {
-        let mut dirs: Vec<String> = LXC_CGROUP_PREFIXES.map(|p| format!("{p}{name}")).into();
-        if let Ok(config) = fs::read_to_string(self.container_dir(name).join("config")) {
-            for dir in configured_cgroups(&config) {
-                if !dirs.contains(&dir) {
-                    dirs.push(dir);
-                }
-            }
-        }
-        dirs
     }
 
     /// Removes the cgroups `dirs` (relative to each hierarchy's root) a
@@ -287,30 +264,18 @@ impl<R: CommandRunner> LxcTools<R> {
         Ok(())
     }
 
-    /// Before a start that places the container's cgroup at `cgroup`: LXC
-    /// fails if it exists. runc refuses one with processes in it and takes
-    /// over an empty one, so an empty one (and what is below it, all empty)
-    /// is removed for LXC to make again; `field` names what asked for it.
-    pub fn clear_stale_cgroup(&self, cgroup: &CgroupPath, field: &'static str) -> Result<()> {
+    /// Before a start that places a cgroup at `cgroup` (the container's, or
+    /// its monitor's): an empty one an earlier run left is removed for LXC
+    /// to make, anything else refused ([`placed_cgroups::clear_stale`]).
+    pub fn clear_stale_cgroup(&self, cgroup: &CgroupPath, what: &'static str) -> Result<()> {
         let found = self.cgroups_named(&[cgroup.as_str().to_string()]);
-        for path in &found {
-            let processes = processes_below(path);
-            if processes > 0 {
-                return Err(LxcToolsError::CgroupInUse {
-                    field,
-                    path: path.clone(),
-                    processes,
-                });
-            }
-        }
-        for path in found {
-            remove_cgroup_tree(&path).map_err(|source| LxcToolsError::CgroupClear {
-                field,
-                path,
-                source,
-            })?;
-        }
-        Ok(())
+        Ok(placed_cgroups::clear_stale(&found, what)?)
+    }
+
+    /// Records `dirs`, the cgroup directories container `name`'s init is
+    /// in, as the ones [`Self::remove`] may remove.
+    pub fn record_placed_cgroups(&self, name: &str, dirs: &[PathBuf]) -> Result<()> {
+        Ok(placed_cgroups::record(&self.container_dir(name), dirs)?)
     }
 
     /// `dirs` in every hierarchy that has them (one per controller on v1,
@@ -447,36 +412,6 @@ fn wait_for_exits(pidfds: &[(i32, OwnedFd)], timeout: Duration) -> bool {
         }
     }
     true
-}
-
-/// The cgroups (below each hierarchy's root) a container's LXC config
-/// places with [`CGROUP_DIR_KEYS`]; values that are no clean path below
-/// the root are not lxcri's and are ignored.
-fn configured_cgroups(config: &str) -> Vec<String> {
-    config
-        .lines()
-        .filter_map(|line| {
-            let (key, value) = line.split_once('=')?;
-            CGROUP_DIR_KEYS.contains(&key.trim()).then_some(())?;
-            CgroupPath::parse(value.trim()).ok()
-        })
-        .map(|p| p.as_str().to_string())
-        .collect()
-}
-
-/// How many processes are in `dir` and the cgroups below it.
-fn processes_below(dir: &Path) -> usize {
-    let here = fs::read_to_string(dir.join("cgroup.procs"))
-        .map(|procs| procs.split_whitespace().count())
-        .unwrap_or(0);
-    let below: usize = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| processes_below(&e.path()))
-        .sum();
-    here + below
 }
 
 /// cgroupfs directories hold only virtual files: `rmdir` each, deepest
@@ -667,75 +602,27 @@ mod tests {
     }
 
     #[test]
-    fn a_placed_cgroup_is_removed_from_where_the_config_put_it() {
+    fn a_placed_cgroup_is_removed_only_as_recorded() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("cgroup");
-        for h in ["memory", "pids"] {
-            fs::create_dir_all(root.join(h).join("k8s.io/c9")).unwrap();
-            fs::create_dir_all(root.join(h).join("lxc.monitor.ns_c9")).unwrap();
-        }
+        let placed = root.join("memory/k8s.io/c9");
+        fs::create_dir_all(&placed).unwrap();
+        // An empty cgroup.procs: on this tmpfs the file keeps `rmdir` from
+        // succeeding, which shows whether a removal was tried.
+        fs::write(placed.join("cgroup.procs"), "").unwrap();
         let mut b = LxcTools::with_runner(tmp.path().join("lxc"), "warn", Recorder::default());
         b.cgroup_root = root.clone();
-        let config = "lxc.cgroup.dir.container = k8s.io/c9\n\
-                      lxc.cgroup.dir.monitor = lxc.monitor.ns_c9\n\
-                      # lxc.cgroup.dir.container = other\n";
-        assert_eq!(
-            configured_cgroups(config),
-            ["k8s.io/c9", "lxc.monitor.ns_c9"]
-        );
-        // Not a clean path below the root: not lxcri's, never followed.
-        assert!(configured_cgroups("lxc.cgroup.dir.container = ../etc\n").is_empty());
-        b.write_config("ns_c9", config, None).unwrap();
-        // Only the container's own: its parent stays, as with runc.
-        let mut found = b.cgroups_named(&b.cgroups_of("ns_c9"));
-        found.sort();
-        assert_eq!(
-            found,
-            [
-                root.join("memory/k8s.io/c9"),
-                root.join("memory/lxc.monitor.ns_c9"),
-                root.join("pids/k8s.io/c9"),
-                root.join("pids/lxc.monitor.ns_c9"),
-            ]
-        );
+        // The config names it, but nothing recorded it as the container's.
+        b.write_config("ns_c9", "lxc.cgroup.dir.container = k8s.io/c9\n", None)
+            .unwrap();
         b.remove("ns_c9").unwrap();
-        assert!(
-            b.cgroups_of("ns_c9").len() == 2,
-            "the config went with the container"
-        );
-    }
-
-    #[test]
-    fn a_stale_cgroup_is_cleared_unless_a_process_is_in_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().join("cgroup");
-        let mut b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());
-        b.cgroup_root = root.clone();
-        let path = CgroupPath::parse("ns/c1").unwrap();
-        // Nothing there: nothing to do.
-        b.clear_stale_cgroup(&path, "linux.cgroupsPath").unwrap();
-        // Empty, with an empty child: removed, for LXC to make again.
-        fs::create_dir_all(root.join("memory/ns/c1/inner")).unwrap();
-        fs::create_dir_all(root.join("pids/ns/c1")).unwrap();
-        b.clear_stale_cgroup(&path, "linux.cgroupsPath").unwrap();
-        assert!(!root.join("memory/ns/c1").exists() && !root.join("pids/ns/c1").exists());
-        assert!(root.join("memory/ns").is_dir());
-        // A process below it, in one hierarchy: refused in runc's words,
-        // and nothing is removed anywhere.
-        fs::create_dir_all(root.join("memory/ns/c1/inner")).unwrap();
-        fs::create_dir_all(root.join("pids/ns/c1")).unwrap();
-        fs::write(root.join("memory/ns/c1/inner/cgroup.procs"), "77\n78\n").unwrap();
-        let e = b
-            .clear_stale_cgroup(&path, "linux.cgroupsPath")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with(
-                "linux.cgroupsPath: container's cgroup is not empty: 2 process(es) found in "
-            ),
-            "{e}"
-        );
-        assert!(root.join("pids/ns/c1").is_dir());
+        assert!(placed.is_dir(), "not the container's to remove");
+        // Recorded: its removal is tried.
+        b.write_config("ns_c9", "x", None).unwrap();
+        b.record_placed_cgroups("ns_c9", std::slice::from_ref(&placed))
+            .unwrap();
+        let e = b.remove("ns_c9").unwrap_err().to_string();
+        assert!(e.contains("k8s.io/c9"), "{e}");
     }
 
     #[test]

@@ -271,6 +271,14 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         mount_propagation: mount_plan.propagation,
         dev_tmpfs: mount_plan.dev_tmpfs,
         devices: device_plan.nodes,
+        // Where LXC makes a cgroup namespace the spec did not ask for (see
+        // the field); joining the shim's takes CAP_SYS_ADMIN over the
+        // node's user namespace, which a container in one of its own, or a
+        // nested lxcri, lacks.
+        join_runtime_cgroupns: ns.cgroup == namespaces::Mode::Host
+            && !ns.namespaces.share.is_empty()
+            && ns.user == namespaces::Mode::Host
+            && !ctx.nested_userns,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;

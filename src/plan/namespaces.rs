@@ -40,6 +40,7 @@ pub(super) struct NamespacePlan {
     pub uts_name: Option<String>,
     /// The container's user namespace, the node's choice included.
     pub user: Mode,
+    pub cgroup: Mode,
     pub net: Mode,
     pub ipc: Mode,
     pub uts: Mode,
@@ -113,6 +114,7 @@ pub(super) fn plan_namespaces(
     }
 
     let user = mode(Namespace::User);
+    let cgroup = mode(Namespace::Cgroup);
     let (net, ipc, uts) = (
         mode(Namespace::Net),
         mode(Namespace::Ipc),
@@ -164,6 +166,7 @@ pub(super) fn plan_namespaces(
         namespaces: ns,
         idmaps,
         user: effective_user,
+        cgroup,
         net,
         ipc,
         uts,

@@ -14,7 +14,7 @@ use super::bundle::{BundleUndo, PreparedBundle};
 use super::container::{Container, CreateRequest};
 use super::control::{self, SignalNumber};
 use super::error::{Result, RuntimeError};
-use crate::cgroup::CgroupStats;
+use crate::cgroup::{CgroupPath, CgroupStats, ContainerCgroup};
 use crate::config::BackendKind;
 use crate::plan::NetworkPlan;
 use crate::pve::client::ClientStats;
@@ -84,6 +84,13 @@ pub trait CreateSteps {
     /// anything is made (the pve backend names it after the VMID).
     fn volume(&self) -> Option<String>;
 
+    /// The LXC monitor's cgroup when the container's own may go where
+    /// `linux.cgroupsPath` says (LXC places both or neither); `None`: the
+    /// backend names the container's cgroups itself (pve: `lxc/VMID`).
+    fn lxc_monitor_cgroup(&self) -> Option<CgroupPath> {
+        None
+    }
+
     /// Translates and checks everything this backend will write, from the
     /// planned bundle; makes nothing outside the runtime directory, so bad
     /// input never reaches LXC or PVE.
@@ -131,6 +138,12 @@ pub trait CreateSteps {
 
     /// The init reported ready.
     fn ready(&self) {}
+
+    /// The container's cgroup, found from its ready init: a backend that
+    /// placed it at the spec's path records it as the one to remove later.
+    fn claim_cgroup(&self, _cgroup: &ContainerCgroup) -> Result<()> {
+        Ok(())
+    }
 
     /// The name of the cgroup one level below the container's own that
     /// holds its processes, when the backend starts it that way (see

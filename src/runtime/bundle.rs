@@ -12,8 +12,8 @@ use oci_spec::runtime::Spec;
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
 use super::{host_netns, node_userns, staged_binds};
-use crate::cgroup::CgroupPlacement;
 use crate::cgroup::HostCgroups;
+use crate::cgroup::{CgroupPlacement, OwnCgroup};
 use crate::config::{BackendKind, Config};
 use crate::lxc::LxcAppArmor;
 use crate::plan::{plan_container, ContainerPlan, PlanContext};
@@ -95,6 +95,8 @@ pub struct BundleInputs<'a> {
     /// The container's own rootfs volume when it can be named now (the
     /// pve backend names it after the VMID, made later).
     pub volume: Option<String>,
+    /// See [`super::backend::CreateSteps::lxc_monitor_cgroup`].
+    pub lxc_monitor_cgroup: Option<crate::cgroup::CgroupPath>,
 }
 
 /// Loads and plans the bundle, saves the container's first state record
@@ -156,14 +158,6 @@ pub fn prepare_bundle(
         undo.rootfs = Some(rootfs_path.clone());
     }
     let host_cgroups = HostCgroups::detect();
-    // On lxc, lxcri names the LXC container and so its monitor's cgroup.
-    let lxc_monitor_cgroup = match i.backend {
-        BackendKind::Lxc => Some(
-            crate::lxc::monitor_cgroup(&super::lxc::container_name(&req.namespace, &req.id))
-                .map_err(|e| crate::plan::invalid("linux.cgroupsPath", &e.to_string()))?,
-        ),
-        BackendKind::Pve => None,
-    };
     let mut plan = plan_container(
         &spec,
         &PlanContext {
@@ -174,10 +168,10 @@ pub fn prepare_bundle(
             default_nics: i.config.network.nics().cloned().collect(),
             userns: node_userns,
             nested_userns: crate::userns::runs_in_user_namespace(),
-            lxc_monitor_cgroup,
+            lxc_monitor_cgroup: i.lxc_monitor_cgroup.clone(),
             own_cgroup: match fs::read_to_string("/proc/self/cgroup") {
-                Ok(content) => crate::cgroup::OwnCgroup::from_proc_cgroup(&content),
-                Err(e) => crate::cgroup::OwnCgroup::Mixed(format!("/proc/self/cgroup: {e}")),
+                Ok(content) => OwnCgroup::from_proc_cgroup(&content, host_cgroups.version()),
+                Err(e) => OwnCgroup::Unknown(format!("/proc/self/cgroup: {e}")),
             },
             lsm: HostLsm::host(),
             apparmor: match i.backend {
@@ -187,13 +181,18 @@ pub fn prepare_bundle(
         },
     )?;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
-    if plan.lxc.cgroup_dirs.is_none() && plan.cgroup != CgroupPlacement::RuntimeDefault {
+    if let Some(dirs) = &plan.lxc.cgroup_dirs {
+        host_cgroups.prepare_cpuset(&dirs.container, &mut plan.lxc.cgroup_settings)?;
+    } else if plan.cgroup != CgroupPlacement::RuntimeDefault {
         // Not an error: the container runs, in the cgroup LXC or PVE names
         // (docs/kubernetes.md, "cgroup driver").
-        tracing::warn!(cgroups_path = ?plan.cgroup, backend = i.backend.as_str(), "linux.cgroupsPath is not followed: {}", match plan.cgroup {
-            CgroupPlacement::SystemdUnit { .. } => "lxcri does not make systemd units; the container's cgroup is LXC's own",
-            _ => "PVE places a CT's cgroups itself (lxc/VMID)",
-        });
+        let why = match i.backend {
+            BackendKind::Pve => "PVE places a CT's cgroups itself (lxc/VMID)",
+            BackendKind::Lxc => {
+                "lxcri makes no systemd units; the container's cgroup is LXC's own lxc.payload.<name>"
+            }
+        };
+        tracing::warn!(cgroups_path = ?plan.cgroup, "linux.cgroupsPath is not followed: {why}");
     }
     if let Some(setup) = &plan.host_netns {
         if !mounted {

@@ -71,6 +71,7 @@ impl Create<'_> {
             rootfs: rt.rootfs.as_ref(),
             backend: rt.backend.kind(),
             volume: self.steps.volume(),
+            lxc_monitor_cgroup: self.steps.lxc_monitor_cgroup(),
         };
         let (ns, id) = (self.req.namespace.as_str(), self.req.id.as_str());
         let (bundle, mut record) = prepare_bundle(&inputs, self.req, &mut self.bundle)?;
@@ -104,6 +105,9 @@ impl Create<'_> {
             || steps.stopped_early(),
         )?;
         steps.ready();
+        if let Some(cgroup) = &created.container.cgroup {
+            steps.claim_cgroup(cgroup)?;
+        }
         if let Some(network) = network.filter(|n| !steps.backend_plugs(n)) {
             let plugged = plug(&rt.config, &network, created.init.pid(), &self.req.owner())?;
             self.plugged.clone_from(&plugged);

@@ -9,7 +9,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lxcri_init_spec::{InitMessage, PTY_TAG, STDIO_TAG};
+use lxcri_init_spec::{InitMessage, CGROUPNS_TAG, PTY_TAG, STDIO_TAG};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -147,6 +147,23 @@ impl InitConnection {
         Ok(())
     }
 
+    /// Hands the init this process's cgroup namespace to join (see
+    /// `InitSpec::join_runtime_cgroupns`).
+    pub fn send_cgroupns(&self) -> Result<()> {
+        let ns = std::fs::File::open("/proc/self/ns/cgroup")?;
+        let fds = [ns.as_raw_fd()];
+        let iov = [IoSlice::new(&[CGROUPNS_TAG])];
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        sendmsg::<()>(
+            self.stream.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::empty(),
+            None,
+        )?;
+        Ok(())
+    }
+
     /// Receives the pty master the init opened for a terminal process.
     pub fn recv_pty(&self) -> Result<OwnedFd> {
         recv_pty_from(self.stream.as_raw_fd())
@@ -229,6 +246,55 @@ mod tests {
         let pty = conn.recv_pty().unwrap();
         assert!(pty.as_raw_fd() > 2);
         client.join().unwrap();
+    }
+
+    /// One fd and its tag byte, as the init receives them.
+    fn recv_one(s: &UnixStream) -> (u8, OwnedFd) {
+        let mut tag = [0u8; 1];
+        let mut iov = [IoSliceMut::new(&mut tag)];
+        let mut space = nix::cmsg_space!([RawFd; 3]);
+        let msg =
+            recvmsg::<()>(s.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()).unwrap();
+        let fd = msg
+            .cmsgs()
+            .unwrap()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                _ => None,
+            })
+            .expect("an fd");
+        (tag[0], unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    #[test]
+    fn the_cgroup_namespace_goes_before_stdio() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.sock");
+        let listener = InitListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"kind\":\"ready\"}\n").unwrap();
+            let (tag, ns) = recv_one(&s);
+            let (stdio_tag, _) = recv_one(&s);
+            (
+                tag,
+                std::fs::File::from(ns).metadata().unwrap().ino(),
+                stdio_tag,
+            )
+        });
+        let conn = listener
+            .accept_ready(Duration::from_secs(5), &|| true)
+            .unwrap();
+        conn.send_cgroupns().unwrap();
+        let null = std::fs::File::open("/dev/null").unwrap();
+        let fd = null.as_raw_fd();
+        conn.send_stdio(fd, fd, fd).unwrap();
+        let (tag, ino, stdio_tag) = client.join().unwrap();
+        assert_eq!((tag, stdio_tag), (CGROUPNS_TAG, STDIO_TAG));
+        let own = std::fs::metadata("/proc/self/ns/cgroup").unwrap().ino();
+        assert_eq!(ino, own, "the shim's own cgroup namespace");
     }
 
     #[test]

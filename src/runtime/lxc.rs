@@ -1,6 +1,7 @@
 //! The `lxc` backend: each container is a plain LXC container, named
 //! `<namespace>_<id>`, run with the `lxc-*` tools ([`LxcTools`]).
 
+use crate::cgroup::{CgroupPath, ContainerCgroup};
 use crate::config::{BackendKind, Config};
 use crate::lxc::{LxcTools, LxcToolsError};
 use crate::rootfs::zfs::volume_leaf;
@@ -113,6 +114,12 @@ impl CreateSteps for LxcCreate<'_> {
         Some(volume_leaf(&self.name))
     }
 
+    fn lxc_monitor_cgroup(&self) -> Option<CgroupPath> {
+        // The name is made of a checked namespace and id, so it always is
+        // a valid cgroup name.
+        crate::lxc::monitor_cgroup(&self.name).ok()
+    }
+
     fn configure(&mut self, bundle: &PreparedBundle) -> Result<()> {
         self.config = Some(bundle.plan.lxc.render()?);
         self.netns = bundle.plan.lxc.namespaces.inherit_net.clone();
@@ -135,9 +142,10 @@ impl CreateSteps for LxcCreate<'_> {
         // the config names, must never touch a cgroup someone else uses.
         if let Some(dirs) = &self.cgroup_dirs {
             self.lxc
-                .clear_stale_cgroup(&dirs.container, "linux.cgroupsPath")?;
+                .clear_stale_cgroup(&dirs.container, "linux.cgroupsPath: container's cgroup")?;
+            // Named explicitly, LXC no longer falls back to `-1`, `-2`...
             self.lxc
-                .clear_stale_cgroup(&dirs.monitor, "the LXC monitor's cgroup")?;
+                .clear_stale_cgroup(&dirs.monitor, "the LXC monitor's cgroup of an earlier run")?;
         }
         self.written = true;
         Ok(self
@@ -151,6 +159,17 @@ impl CreateSteps for LxcCreate<'_> {
 
     fn is_running(&self) -> bool {
         self.lxc.is_running(&self.name)
+    }
+
+    fn claim_cgroup(&self, cgroup: &ContainerCgroup) -> Result<()> {
+        if self.cgroup_dirs.is_none() {
+            return Ok(());
+        }
+        let mut dirs: Vec<std::path::PathBuf> =
+            cgroup.process_dirs().map(|d| d.to_path_buf()).collect();
+        dirs.sort();
+        dirs.dedup();
+        Ok(self.lxc.record_placed_cgroups(&self.name, &dirs)?)
     }
 
     fn stopped_early(&self) -> RuntimeError {

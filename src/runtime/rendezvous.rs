@@ -91,6 +91,9 @@ impl InitRendezvous {
                 InitChannelError::ContainerGone => self.last_words().unwrap_or_else(gone),
                 other => RuntimeError::from(other),
             })?;
+        if bundle.plan.init.join_runtime_cgroupns {
+            init.send_cgroupns()?;
+        }
         let pid = init.pid();
         record.pid = Some(pid);
         record.pid_start_time = pidfd::start_time(pid).ok();

@@ -1,7 +1,7 @@
 //! Tests of the translation: golden fixtures (`golden.rs`), error paths
 //! (`errors.rs`) and cgroup resources (`resources.rs`).
 
-mod cgroup_path;
+mod cgroup;
 mod errors;
 mod golden;
 mod lsm;

@@ -1,4 +1,5 @@
-//! `linux.cgroupsPath`: where the container's cgroup goes.
+//! `linux.cgroupsPath`, where the container's cgroup goes, and the cgroup
+//! namespace LXC makes unasked.
 
 use serde_json::json;
 
@@ -75,7 +76,7 @@ fn a_path_lxcri_cannot_follow_fails_naming_the_field() {
     let env = env();
     for (path, words) in [
         ("/", "root cgroup"),
-        ("/a/..b", "starting with '..'"),
+        ("/a/..b", "contains '..'"),
         ("/a/b\n", "control character"),
         ("a.slice:p:", "empty name"),
     ] {
@@ -104,4 +105,45 @@ fn a_relative_path_is_below_lxcris_own_cgroup_or_refused() {
         e.starts_with("linux.cgroupsPath: not supported by lxcri: ") && e.contains("memory=/a"),
         "{e}"
     );
+}
+
+#[test]
+fn a_container_joining_a_namespace_joins_the_runtimes_cgroup_namespace_back() {
+    let env = env();
+    let pod = |f: &dyn Fn(&mut serde_json::Value)| {
+        env.plan(&with(|v| {
+            v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"},
+                {"type": "uts"}, {"type": "network", "path": "/proc/1/ns/net"}]);
+            f(v);
+        }))
+        .unwrap()
+        .init
+        .join_runtime_cgroupns
+    };
+    assert!(
+        pod(&|_| {}),
+        "shares a namespace, asks for no cgroup namespace"
+    );
+    assert!(
+        !pod(&|v| v["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "cgroup"}))),
+        "asks for one"
+    );
+    assert!(
+        !pod(&|v| {
+            v["linux"]["namespaces"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({"type": "user"}));
+            v["linux"]["uidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            v["linux"]["gidMappings"] =
+                json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        }),
+        "no CAP_SYS_ADMIN over the node's namespaces from a user namespace"
+    );
+    // Nothing joined: LXC makes no cgroup namespace the spec did not list.
+    assert!(!env.plan(&with(|_| {})).unwrap().init.join_runtime_cgroupns);
 }
