@@ -14,6 +14,7 @@ use lxcri::config::{Config, ConfigError};
 
 use crate::elf;
 
+mod cgroup_driver;
 mod network;
 mod pve;
 
@@ -68,6 +69,9 @@ pub struct Host {
     pub proc: PathBuf,
     pub sys: PathBuf,
     pub cgroup: PathBuf,
+    pub run: PathBuf,
+    /// The kubelet's config file (kubeadm's place).
+    pub kubelet_config: PathBuf,
     pub path_env: Option<OsString>,
 }
 
@@ -77,6 +81,8 @@ impl Host {
             proc: "/proc".into(),
             sys: "/sys".into(),
             cgroup: "/sys/fs/cgroup".into(),
+            run: "/run".into(),
+            kubelet_config: "/var/lib/kubelet/config.yaml".into(),
             path_env: std::env::var_os("PATH"),
         }
     }
@@ -116,6 +122,7 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         first,
         kernel(&host.proc),
         cgroup(&host.cgroup),
+        cgroup_driver::cgroup_driver(&host.run, &host.kubelet_config),
         namespaces(&host.proc),
         lxc_start(host.path_env.as_deref()),
         proc_events(lxcri::proc_events::ExitMonitor::open().map(|m| m.uses_pidfs())),

@@ -228,6 +228,8 @@ fn bad_config_is_a_failed_check_and_defaults_are_used() {
         proc: tmp.path().join("proc"),
         sys: tmp.path().join("sys"),
         cgroup: tmp.path().join("cgroup"),
+        run: tmp.path().join("run"),
+        kubelet_config: tmp.path().join("kubelet.yaml"),
         path_env: None,
     };
     let err = ConfigError::UnknownKey { key: "x".into() };
