@@ -109,6 +109,21 @@ pub struct InitSpec {
     /// which is where runc's process would be.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub join_runtime_cgroupns: bool,
+    /// Symlinks the init makes once LXC has mounted everything (a cgroup
+    /// v1 controller's name pointing at its co-mounted hierarchy, as runc
+    /// makes them: `/sys/fs/cgroup/cpu -> cpu,cpuacct`). One that exists
+    /// is left as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<Symlink>,
+}
+
+/// A symlink at `path` (absolute, in the container) to `target` (as
+/// written into the link).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Symlink {
+    pub path: String,
+    pub target: String,
 }
 
 /// A device node to make in the container.

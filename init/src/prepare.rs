@@ -1,5 +1,5 @@
 //! Preparing the container from inside (PID 1, before `Ready`): mount
-//! propagation, masked and read-only paths, /dev symlinks, the cwd, the
+//! propagation, masked and read-only paths, symlinks, the cwd, the
 //! executable, and finally a read-only rootfs.
 //!
 //! Doing this inside the container's mount namespace and root means paths
@@ -22,9 +22,9 @@ pub enum PrepareError {
     #[error("readonly path {path}: {source}")]
     Readonly { path: String, source: Errno },
     #[error("create symlink {link} -> {target}: {source}")]
-    DevSymlink {
-        link: &'static str,
-        target: &'static str,
+    Symlink {
+        link: String,
+        target: String,
         source: std::io::Error,
     },
     #[error("cwd {path}: {source}")]
@@ -62,6 +62,9 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     // First: the masks below bind /dev/null, and the read-only paths bind
     // /proc/sys with whatever is mounted in it.
     crate::dev_setup::setup(spec.dev_tmpfs.as_ref(), &spec.devices)?;
+    for l in &spec.symlinks {
+        make_symlink(&l.path, &l.target)?;
+    }
     // LXC leaves the whole tree shared (a peer group of its own); runc's
     // order is the tree's propagation first, then each mount's.
     if let Some(p) = spec.rootfs_propagation {
@@ -189,22 +192,24 @@ fn kept_flags(current: FsFlags) -> MsFlags {
 
 fn dev_symlinks() -> Result<()> {
     for (link, target) in DEV_SYMLINKS {
-        if fs::symlink_metadata(link).is_ok() {
-            continue;
-        }
-        match symlink(target, link) {
-            Ok(()) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-            Err(source) => {
-                return Err(PrepareError::DevSymlink {
-                    link,
-                    target,
-                    source,
-                })
-            }
-        }
+        make_symlink(link, target)?;
     }
     Ok(())
+}
+
+/// A symlink at `link`, unless something is there already.
+fn make_symlink(link: &str, target: &str) -> Result<()> {
+    if fs::symlink_metadata(link).is_ok() {
+        return Ok(());
+    }
+    match symlink(target, link) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(PrepareError::Symlink {
+            link: link.to_string(),
+            target: target.to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The cwd must be a directory; a missing one is created (as runc does).

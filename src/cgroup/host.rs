@@ -102,6 +102,25 @@ impl HostCgroups {
         Ok(())
     }
 
+    /// v1: the hierarchies mounted below the root (`memory`, `cpu,cpuacct`,
+    /// `systemd`...), not a hybrid host's v2 one; empty on v2.
+    pub fn v1_hierarchies(&self) -> Vec<PathBuf> {
+        if self.version != CgroupVersion::V1 {
+            return Vec::new();
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            // Real directories only: `cpu -> cpu,cpuacct` links repeat one.
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path())
+            .filter(|d| d.join("cgroup.procs").exists() && !d.join("cgroup.controllers").exists())
+            .collect();
+        found.sort();
+        found
+    }
+
     /// v1: the cpuset of the cgroup LXC makes at `cgroup`. LXC fills
     /// `cpuset.cpus` and `cpuset.mems` of the first directory of the path
     /// only (lxc 5.0.2 src/lxc/cgroups/cgfsng.c `cpuset1_initialize`);

@@ -14,6 +14,7 @@
 //! the pve backend keep LXC's or PVE's own names (see
 //! [`ContainerPlan::cgroup`]).
 
+mod cgroup_mounts;
 mod dev_tmpfs;
 mod devices;
 mod features;
@@ -86,6 +87,10 @@ pub struct PlanContext {
     pub lxc_monitor_cgroup: Option<CgroupPath>,
     /// The cgroup lxcri runs in: a relative `linux.cgroupsPath` is below it.
     pub own_cgroup: OwnCgroup,
+    /// A cgroup v1 host's hierarchy directories (`/sys/fs/cgroup/memory`,
+    /// `.../cpu,cpuacct`...): a spec's cgroup mount binds the container's
+    /// own from each, as runc does. Empty on v2.
+    pub cgroup_v1_hierarchies: Vec<PathBuf>,
 }
 
 /// Everything needed to create the container.
@@ -214,11 +219,23 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         fstype: "none".into(),
         options: vec!["bind".into(), "create=dir".into()],
     });
-    let mount_plan = mounts::plan_mounts(
+    let mut mount_plan = mounts::plan_mounts(
         spec.mounts().as_deref().unwrap_or_default(),
         &ctx.rootfs,
         reserved,
     )?;
+    let mut symlinks = Vec::new();
+    if let (Some(mode), Some(dirs), CgroupVersion::V1) =
+        (mount_plan.cgroup, &lxc.cgroup_dirs, ctx.cgroup)
+    {
+        if !ctx.cgroup_v1_hierarchies.is_empty() {
+            let v1 = cgroup_mounts::v1_mounts(&ctx.cgroup_v1_hierarchies, &dirs.container, mode);
+            let at = mount_plan.cgroup_at;
+            mount_plan.entries.splice(at..at, v1.entries);
+            mount_plan.cgroup = None;
+            symlinks = v1.symlinks;
+        }
+    }
     lxc.mounts.extend(mounts::label_tmpfs_mounts(
         mount_plan.entries,
         linux.mount_label().as_deref(),
@@ -279,6 +296,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
             && !ns.namespaces.share.is_empty()
             && ns.user == namespaces::Mode::Host
             && !ctx.nested_userns,
+        symlinks,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;

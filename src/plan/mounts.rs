@@ -48,6 +48,8 @@ const UNSUPPORTED_OPTIONS: [&str; 19] = [
 pub(super) struct MountPlan {
     pub entries: Vec<MountEntry>,
     pub cgroup: Option<CgroupAuto>,
+    /// Where in `entries` the spec's cgroup mount was.
+    pub cgroup_at: usize,
     /// Each mount's own propagation, re-applied by the init after LXC's
     /// (which makes the whole tree shared) and the rootfs propagation.
     pub propagation: Vec<MountPropagation>,
@@ -93,6 +95,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
     let mut plan = MountPlan {
         entries: Vec::new(),
         cgroup: None,
+        cgroup_at: 0,
         propagation: Vec::new(),
         shared: Vec::new(),
         dev_tmpfs: None,
@@ -169,6 +172,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                     "cgroup filesystems are only mounted at /sys/fs/cgroup",
                 ));
             }
+            plan.cgroup_at = plan.entries.len();
             plan.cgroup = Some(if options.iter().any(|o| o == "ro") {
                 CgroupAuto::ReadOnly
             } else {

@@ -169,6 +169,7 @@ pub fn prepare_bundle(
             userns: node_userns,
             nested_userns: crate::userns::runs_in_user_namespace(),
             lxc_monitor_cgroup: i.lxc_monitor_cgroup.clone(),
+            cgroup_v1_hierarchies: host_cgroups.v1_hierarchies(),
             own_cgroup: match fs::read_to_string("/proc/self/cgroup") {
                 Ok(content) => OwnCgroup::from_proc_cgroup(&content, host_cgroups.version()),
                 Err(e) => OwnCgroup::Unknown(format!("/proc/self/cgroup: {e}")),

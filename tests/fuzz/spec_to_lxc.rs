@@ -224,6 +224,14 @@ fn spec_to_lxc_config_reads_back_as_planned() {
                 nested_userns: false,
                 lxc_monitor_cgroup: Some(lxcri::lxc::monitor_cgroup("fuzz_c").unwrap()),
                 own_cgroup: lxcri::cgroup::OwnCgroup::Uniform("fuzz".into()),
+                cgroup_v1_hierarchies: if v1 {
+                    vec![
+                        "/sys/fs/cgroup/memory".into(),
+                        "/sys/fs/cgroup/cpu,cpuacct".into(),
+                    ]
+                } else {
+                    Vec::new()
+                },
             };
             let Ok(plan) = plan_container(&spec, &ctx) else {
                 return Ok(Case::Refused);

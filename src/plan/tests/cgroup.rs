@@ -147,3 +147,50 @@ fn a_container_joining_a_namespace_joins_the_runtimes_cgroup_namespace_back() {
     // Nothing joined: LXC makes no cgroup namespace the spec did not list.
     assert!(!env.plan(&with(|_| {})).unwrap().init.join_runtime_cgroupns);
 }
+
+#[test]
+fn on_cgroup_v1_the_cgroup_mount_binds_the_containers_own_as_runc() {
+    let env = env();
+    let spec = serde_json::from_value(with(|v| {
+        v["linux"]["cgroupsPath"] = json!("/k8s.io/c1");
+        v["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/sys/fs/cgroup",
+            "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "ro"]}));
+        v["mounts"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"destination": "/tmp",
+            "type": "tmpfs", "source": "tmpfs"}));
+    }))
+    .unwrap();
+    let mut ctx = env.ctx(CgroupVersion::V1);
+    ctx.cgroup_v1_hierarchies = ["cpu,cpuacct", "memory"]
+        .map(|h| std::path::PathBuf::from("/sys/fs/cgroup").join(h))
+        .to_vec();
+    let plan = plan_container(&spec, &ctx).unwrap();
+    let out = plan.lxc.render().unwrap();
+    let entries: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("lxc.mount.entry"))
+        .collect();
+    // In the spec's place: after /proc, before /tmp.
+    assert_eq!(
+        entries[2..6],
+        [
+            "lxc.mount.entry = tmpfs sys/fs/cgroup tmpfs nosuid,nodev,noexec,mode=755,create=dir 0 0",
+            "lxc.mount.entry = /sys/fs/cgroup/cpu,cpuacct/k8s.io/c1 sys/fs/cgroup/cpu,cpuacct none bind,ro,nosuid,nodev,noexec,create=dir 0 0",
+            "lxc.mount.entry = /sys/fs/cgroup/memory/k8s.io/c1 sys/fs/cgroup/memory none bind,ro,nosuid,nodev,noexec,create=dir 0 0",
+            "lxc.mount.entry = tmpfs tmp tmpfs create=dir 0 0",
+        ],
+        "{out}"
+    );
+    assert!(!out.contains("cgroup:ro"), "{out}");
+    assert_eq!(plan.init.symlinks.len(), 2);
+
+    // Where the cgroup is LXC's own or PVE's, LXC mounts it (cgroup:ro).
+    ctx.lxc_monitor_cgroup = None;
+    let out = plan_container(&spec, &ctx).unwrap().lxc.render().unwrap();
+    assert!(out.contains("lxc.mount.auto = cgroup:ro:force"), "{out}");
+}

@@ -78,6 +78,7 @@ impl Env {
             nested_userns: false,
             lxc_monitor_cgroup: Some(crate::lxc::monitor_cgroup("default_c1").unwrap()),
             own_cgroup: crate::cgroup::OwnCgroup::Uniform(String::new()),
+            cgroup_v1_hierarchies: Vec::new(),
         }
     }
 

@@ -84,11 +84,9 @@ fn a_read_only_dev_with_a_device_is_runcs() {
 }
 
 /// A pod container sees the same mounts (the kubelet's and CRI's
-/// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included)
-/// and `/dev` as on runc. `/sys/fs/cgroup` is left out: on cgroup v1
-/// LXC's `cgroup:ro` mounts a tmpfs per controller with the container's
-/// cgroup one level down and runc binds the container's cgroup itself
-/// (docs/kubernetes.md, "Node caveats").
+/// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included,
+/// and on cgroup v1 each controller's own cgroup at `/sys/fs/cgroup/<ctrl>`,
+/// so its memory limit is where an app looks) and `/dev` as on runc.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn a_pod_container_sees_what_runc_gives() {
@@ -98,8 +96,8 @@ fn a_pod_container_sees_what_runc_gives() {
     let ctd = Containerd::start_cri();
     // Paths that name the sandbox differ by its id only.
     let script = format!(
-        "{MOUNTS} | grep -v '^/sys/fs/cgroup' | sed -E 's#/sandboxes/[0-9a-f]+/#/sandboxes/ID/#'; \
-         echo ==; {DEV}"
+        "{MOUNTS} | sed -E 's#/sandboxes/[0-9a-f]+/#/sandboxes/ID/#; s#/[0-9a-f]{{64}}$#/ID#'; \
+         echo ==; {DEV}; echo ==; cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max 2>/dev/null"
     );
     let mut results = Vec::new();
     for rt in runtimes() {
@@ -110,9 +108,19 @@ fn a_pod_container_sees_what_runc_gives() {
             LinuxSandboxSecurityContext::default(),
             &[],
         );
-        let (out, err) = exited(&pod, pod.container("c", &["sh", "-c", &script]));
+        let mut config = pod.container("c", &["sh", "-c", &script]);
+        let linux = config.linux.get_or_insert_with(Default::default);
+        linux
+            .resources
+            .get_or_insert_with(Default::default)
+            .memory_limit_in_bytes = 64 << 20;
+        let (out, err) = exited(&pod, config);
         remove(&ctd, rt, pod);
         assert!(out.contains("/etc/resolv.conf "), "{rt}: {out}{err}");
+        assert!(
+            out.ends_with("==\n67108864\n"),
+            "{rt}: the limit: {out}{err}"
+        );
         results.push((rt, out));
     }
     assert_same("a pod container's mounts and /dev", &results);
