@@ -228,7 +228,10 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     if let (Some(mode), Some(dirs), CgroupVersion::V1) =
         (mount_plan.cgroup, &lxc.cgroup_dirs, ctx.cgroup)
     {
-        if !ctx.cgroup_v1_hierarchies.is_empty() {
+        // In a user namespace bind sources are staged before the start
+        // (`runtime::staged_binds`), when the container's cgroup does not
+        // exist yet: LXC's own mount stays there.
+        if !ctx.cgroup_v1_hierarchies.is_empty() && lxc.idmaps.is_empty() {
             let v1 = cgroup_mounts::v1_mounts(&ctx.cgroup_v1_hierarchies, &dirs.container, mode);
             let at = mount_plan.cgroup_at;
             mount_plan.entries.splice(at..at, v1.entries);

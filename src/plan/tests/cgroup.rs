@@ -189,7 +189,22 @@ fn on_cgroup_v1_the_cgroup_mount_binds_the_containers_own_as_runc() {
     assert!(!out.contains("cgroup:ro"), "{out}");
     assert_eq!(plan.init.symlinks.len(), 2);
 
-    // Where the cgroup is LXC's own or PVE's, LXC mounts it (cgroup:ro).
+    // In a user namespace (binds staged before the cgroup exists), or where
+    // the cgroup is LXC's own or PVE's, LXC mounts it (cgroup:ro).
+    let mut userns = ctx.clone();
+    userns.userns = Some(crate::plan::NodeUserns {
+        range: crate::userns::IdRange {
+            host_start: 100_000,
+            len: 65_536,
+        },
+        join: None,
+    });
+    let out = plan_container(&spec, &userns)
+        .unwrap()
+        .lxc
+        .render()
+        .unwrap();
+    assert!(out.contains("lxc.mount.auto = cgroup:ro:force"), "{out}");
     ctx.lxc_monitor_cgroup = None;
     let out = plan_container(&spec, &ctx).unwrap().lxc.render().unwrap();
     assert!(out.contains("lxc.mount.auto = cgroup:ro:force"), "{out}");
