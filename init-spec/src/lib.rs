@@ -12,13 +12,12 @@
 //!    [`InitSpec`] from [`INIT_SPEC_FILE`];
 //! 2. prepares the container (masked and read-only paths, read-only rootfs,
 //!    resolves the executable) and connects to [`INIT_SOCKET`];
-//! 3. sends [`InitMessage::Ready`] (or [`InitMessage::Failed`] and exits 1);
-//!    an init that fails before it could connect writes the cause to
-//!    [`INIT_ERROR_FILE`] instead;
-//!    the shim learns the init's host pid from `SO_PEERCRED`; with
-//!    [`InitSpec::join_runtime_cgroupns`] the shim then sends its own
-//!    cgroup namespace (one fd, one [`CGROUPNS_TAG`] byte) and the init
-//!    joins it;
+//! 3. with [`InitSpec::join_runtime_cgroupns`] receives the shim's cgroup
+//!    namespace (one fd, one [`CGROUPNS_TAG`] byte, sent as soon as the
+//!    shim accepted) and joins it; sends [`InitMessage::Ready`] (or
+//!    [`InitMessage::Failed`] and exits 1); an init that fails before it
+//!    could connect writes the cause to [`INIT_ERROR_FILE`] instead; the
+//!    shim learns the init's host pid from `SO_PEERCRED`;
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;

@@ -86,7 +86,14 @@ fn run_inner() -> Result<i32> {
         what: format!("connect {}", socket_path.display()),
         source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
     })?;
-    // Step 3.
+    // Step 3: the cgroup namespace first, so that failing to join it is
+    // reported as any other reason the container cannot run.
+    let prepared = prepared.and_then(|p| {
+        if p.1 .0.join_runtime_cgroupns {
+            join_runtime_cgroupns(&sock)?;
+        }
+        Ok(p)
+    });
     let ((dir, fifo), (spec, command)) = match prepared {
         Ok(ok) => {
             stdio::send_message(&mut sock, &InitMessage::Ready)?;
@@ -98,11 +105,6 @@ fn run_inner() -> Result<i32> {
             return Err(e);
         }
     };
-    if spec.join_runtime_cgroupns {
-        let ns = stdio::recv_fds(sock.as_fd(), CGROUPNS_TAG, 1)?;
-        setns(&ns[0], CloneFlags::CLONE_NEWCGROUP)
-            .map_err(sys("join the runtime's cgroup namespace"))?;
-    }
     // Step 4.
     let child_stdio = if spec.process.terminal {
         Stdio::Terminal(stdio::hand_over_new_pty(
@@ -129,6 +131,13 @@ fn run_inner() -> Result<i32> {
     drop(signals);
     let _open_until_exec = fifo;
     command.exec(child_stdio, Runner::Pid1)
+}
+
+/// Joins the cgroup namespace the shim sends (see
+/// `InitSpec::join_runtime_cgroupns`).
+fn join_runtime_cgroupns(sock: &UnixStream) -> Result<()> {
+    let ns = stdio::recv_fds(sock.as_fd(), CGROUPNS_TAG, 1)?;
+    setns(&ns[0], CloneFlags::CLONE_NEWCGROUP).map_err(sys("join the runtime's cgroup namespace"))
 }
 
 /// The runtime dir (for the exit report, once it is unmounted) and the

@@ -294,8 +294,11 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         // Where LXC makes a cgroup namespace the spec did not ask for (see
         // the field); joining the shim's takes CAP_SYS_ADMIN over the
         // node's user namespace, which a container in one of its own, or a
-        // nested lxcri, lacks.
+        // nested lxcri, lacks. On v2 LXC has mounted cgroup2 inside its
+        // namespace, rooted at the container's cgroup: joining would show
+        // host paths against that mount, so LXC's namespace stays.
         join_runtime_cgroupns: ns.cgroup == namespaces::Mode::Host
+            && ctx.cgroup == CgroupVersion::V1
             && !ns.namespaces.share.is_empty()
             && ns.user == namespaces::Mode::Host
             && !ctx.nested_userns,

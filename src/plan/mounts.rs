@@ -267,7 +267,13 @@ fn is_bind_entry(e: &MountEntry) -> bool {
 fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
     let mut binds: Vec<String> = Vec::new();
     let mut kept = Vec::with_capacity(plan.entries.len());
-    for (entry, field) in std::mem::take(&mut plan.entries).into_iter().zip(fields) {
+    // The cgroup mount's place moves up with every entry taken out before it.
+    let cgroup_at = plan.cgroup_at;
+    for (i, (entry, field)) in std::mem::take(&mut plan.entries)
+        .into_iter()
+        .zip(fields)
+        .enumerate()
+    {
         let inside = binds
             .iter()
             .find(|b| {
@@ -283,6 +289,9 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
             kept.push(entry);
             continue;
         };
+        if i < cgroup_at {
+            plan.cgroup_at -= 1;
+        }
         if !bind {
             return Err(unsupported(
                 &format!("{field}.destination"),

@@ -63,13 +63,16 @@ impl InitListener {
         Ok(Self { listener })
     }
 
-    /// Waits for the init to connect and report `Ready`. `still_starting`
-    /// is polled between waits so a container that died is noticed at once
-    /// instead of after the whole timeout.
+    /// Waits for the init to connect and report `Ready`, first handing it
+    /// this process's cgroup namespace with `cgroupns` (see
+    /// `InitSpec::join_runtime_cgroupns`). `still_starting` is polled
+    /// between waits so a container that died is noticed at once instead
+    /// of after the whole timeout.
     pub fn accept_ready(
         &self,
         timeout: Duration,
         still_starting: &dyn Fn() -> bool,
+        cgroupns: bool,
     ) -> Result<InitConnection> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -102,6 +105,9 @@ impl InitListener {
             stream,
             pid: creds.pid(),
         };
+        if cgroupns {
+            conn.send_cgroupns()?;
+        }
         match conn.read_message()? {
             InitMessage::Ready => Ok(conn),
             InitMessage::Failed { message } => Err(InitChannelError::InitFailed(message)),
@@ -147,9 +153,7 @@ impl InitConnection {
         Ok(())
     }
 
-    /// Hands the init this process's cgroup namespace to join (see
-    /// `InitSpec::join_runtime_cgroupns`).
-    pub fn send_cgroupns(&self) -> Result<()> {
+    fn send_cgroupns(&self) -> Result<()> {
         let ns = std::fs::File::open("/proc/self/ns/cgroup")?;
         let fds = [ns.as_raw_fd()];
         let iov = [IoSlice::new(&[CGROUPNS_TAG])];
@@ -240,7 +244,7 @@ mod tests {
             .unwrap();
         });
         let conn = listener
-            .accept_ready(Duration::from_secs(5), &|| true)
+            .accept_ready(Duration::from_secs(5), &|| true, false)
             .unwrap();
         assert_eq!(conn.pid(), std::process::id() as i32);
         let pty = conn.recv_pty().unwrap();
@@ -267,7 +271,7 @@ mod tests {
     }
 
     #[test]
-    fn the_cgroup_namespace_goes_before_stdio() {
+    fn the_cgroup_namespace_goes_before_ready() {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("init.sock");
@@ -275,19 +279,16 @@ mod tests {
         let p = path.clone();
         let client = std::thread::spawn(move || {
             let mut s = UnixStream::connect(&p).unwrap();
-            s.write_all(b"{\"kind\":\"ready\"}\n").unwrap();
+            // The init joins it, then reports.
             let (tag, ns) = recv_one(&s);
+            s.write_all(b"{\"kind\":\"ready\"}\n").unwrap();
             let (stdio_tag, _) = recv_one(&s);
-            (
-                tag,
-                std::fs::File::from(ns).metadata().unwrap().ino(),
-                stdio_tag,
-            )
+            let ino = std::fs::File::from(ns).metadata().unwrap().ino();
+            (tag, ino, stdio_tag)
         });
         let conn = listener
-            .accept_ready(Duration::from_secs(5), &|| true)
+            .accept_ready(Duration::from_secs(5), &|| true, true)
             .unwrap();
-        conn.send_cgroupns().unwrap();
         let null = std::fs::File::open("/dev/null").unwrap();
         let fd = null.as_raw_fd();
         conn.send_stdio(fd, fd, fd).unwrap();
@@ -309,7 +310,7 @@ mod tests {
                 .unwrap();
         });
         let err = listener
-            .accept_ready(Duration::from_secs(5), &|| true)
+            .accept_ready(Duration::from_secs(5), &|| true, false)
             .unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -324,7 +325,7 @@ mod tests {
         let listener = InitListener::bind(&dir.path().join("s")).unwrap();
         let start = Instant::now();
         let err = listener
-            .accept_ready(Duration::from_secs(30), &|| false)
+            .accept_ready(Duration::from_secs(30), &|| false, false)
             .unwrap_err();
         assert!(matches!(err, InitChannelError::ContainerGone));
         assert!(start.elapsed() < Duration::from_secs(5));

@@ -162,11 +162,17 @@ impl CreateSteps for LxcCreate<'_> {
     }
 
     fn claim_cgroup(&self, cgroup: &ContainerCgroup) -> Result<()> {
-        if self.cgroup_dirs.is_none() {
+        let Some(placed) = &self.cgroup_dirs else {
             return Ok(());
-        }
-        let mut dirs: Vec<std::path::PathBuf> =
-            cgroup.process_dirs().map(|d| d.to_path_buf()).collect();
+        };
+        // Only where LXC placed it: in a hierarchy LXC leaves alone the
+        // init stays in lxc-start's cgroup, which is the shim's.
+        let placed = std::path::Path::new(placed.container.as_str());
+        let mut dirs: Vec<std::path::PathBuf> = cgroup
+            .process_dirs()
+            .filter(|d| d.ends_with(placed) && d.is_dir())
+            .map(|d| d.to_path_buf())
+            .collect();
         dirs.sort();
         dirs.dedup();
         Ok(self.lxc.record_placed_cgroups(&self.name, &dirs)?)

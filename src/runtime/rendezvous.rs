@@ -56,7 +56,11 @@ impl InitRendezvous {
     /// (a missing executable, a bad cwd...): a better cause than "the start
     /// failed". `None` when it said nothing.
     pub fn init_failure(&self) -> Option<RuntimeError> {
-        match self.listener.accept_ready(FAILURE_REPORT_WAIT, &|| false) {
+        // A failed start: no namespace to hand over, only its cause to read.
+        match self
+            .listener
+            .accept_ready(FAILURE_REPORT_WAIT, &|| false, false)
+        {
             Err(e @ InitChannelError::InitFailed(_)) => Some(e.into()),
             _ => self.last_words(),
         }
@@ -86,14 +90,15 @@ impl InitRendezvous {
     ) -> Result<CreatedContainer> {
         let init = self
             .listener
-            .accept_ready(timeout, still_starting)
+            .accept_ready(
+                timeout,
+                still_starting,
+                bundle.plan.init.join_runtime_cgroupns,
+            )
             .map_err(|e| match e {
                 InitChannelError::ContainerGone => self.last_words().unwrap_or_else(gone),
                 other => RuntimeError::from(other),
             })?;
-        if bundle.plan.init.join_runtime_cgroupns {
-            init.send_cgroupns()?;
-        }
         let pid = init.pid();
         record.pid = Some(pid);
         record.pid_start_time = pidfd::start_time(pid).ok();

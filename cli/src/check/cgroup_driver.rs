@@ -10,37 +10,49 @@ use super::{finding, Finding, Status};
 
 const NAME: &str = "cgroup driver";
 
+/// With `KubeletCgroupDriverFromCRI` (Kubernetes 1.31 on, with containerd
+/// 2) the kubelet takes containerd's answer over its own config: the first
+/// runc handler's `SystemdCgroup`, else whether systemd runs the node
+/// (containerd internal/cri/server/runtime_config_linux.go).
+const FROM_CRI: &str = "a kubelet that asks containerd (KubeletCgroupDriverFromCRI) gets SystemdCgroup of containerd's runc handler, or systemd where no handler says and systemd runs: keep SystemdCgroup = false";
+
 /// `run`: the node's `/run` (systemd marks itself as running with
 /// `/run/systemd/system`, which is what containerd looks at); `kubelet`:
-/// the kubelet's config file, if the node has one.
+/// the kubelet's config file. A node without one runs no kubelet here.
 pub fn cgroup_driver(run: &Path, kubelet: &Path) -> Finding {
+    let Ok(config) = fs::read_to_string(kubelet) else {
+        return finding(
+            NAME,
+            Status::Ok,
+            format!(
+                "no kubelet config at {}: cgroupfs paths (ctr's, a kubelet's cgroupfs driver) are followed",
+                kubelet.display()
+            ),
+        );
+    };
     let systemd = run.join("systemd/system").is_dir();
-    match fs::read_to_string(kubelet).ok().and_then(|c| kubelet_driver(&c)) {
-        Some(driver) if driver == "cgroupfs" => finding(
+    // The kubelet's own default is cgroupfs.
+    match kubelet_driver(&config).unwrap_or_else(|| "cgroupfs".into()) {
+        driver if driver == "cgroupfs" && !systemd => finding(
             NAME,
             Status::Ok,
-            format!(
-                "the kubelet ({}) uses cgroupfs: pods go below kubepods, as on runc",
-                kubelet.display()
-            ),
+            format!("the kubelet ({}) uses cgroupfs: pods go below kubepods, as on runc", kubelet.display()),
         ),
-        Some(driver) => finding(
+        driver if driver == "cgroupfs" => finding(
             NAME,
             Status::Warn,
             format!(
-                "the kubelet ({}) uses {driver:?}: containerd then gives pods systemd's slice:prefix:name, which lxcri does not follow, so pods on lxcri run outside kubepods (no pod-level limits); set cgroupDriver: cgroupfs",
+                "the kubelet ({}) uses cgroupfs, but systemd runs this node and {FROM_CRI}",
                 kubelet.display()
             ),
         ),
-        None if systemd => finding(
+        driver => finding(
             NAME,
             Status::Warn,
-            "systemd runs this node, so containerd reports the systemd cgroup driver to a kubelet that asks (unless a runc handler sets SystemdCgroup = false); lxcri does not follow systemd's slice:prefix:name: give the kubelet cgroupDriver: cgroupfs",
-        ),
-        None => finding(
-            NAME,
-            Status::Ok,
-            "cgroupfs paths are followed (no kubelet config found; systemd does not run this node)",
+            format!(
+                "the kubelet ({}) uses {driver:?}: containerd then gives pods systemd's slice:prefix:name, which lxcri does not follow, so pods on lxcri run outside kubepods (no pod-level limits); set cgroupDriver: cgroupfs, and {FROM_CRI}",
+                kubelet.display()
+            ),
         ),
     }
 }
@@ -62,21 +74,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_kubelets_driver_decides_else_whether_systemd_runs() {
+    fn only_a_kubelet_on_cgroupfs_without_systemd_is_sure() {
         let tmp = tempfile::tempdir().unwrap();
         let (run, kubelet) = (tmp.path().join("run"), tmp.path().join("config.yaml"));
-        assert_eq!(cgroup_driver(&run, &kubelet).status, Status::Ok);
+        // No kubelet: nothing to warn about, systemd or not.
         fs::create_dir_all(run.join("systemd/system")).unwrap();
-        let f = cgroup_driver(&run, &kubelet);
-        assert_eq!(f.status, Status::Warn);
-        assert!(f.detail.contains("cgroupDriver: cgroupfs"), "{}", f.detail);
-
-        fs::write(
-            &kubelet,
-            "kind: KubeletConfiguration\ncgroupDriver: cgroupfs\n",
-        )
-        .unwrap();
         assert_eq!(cgroup_driver(&run, &kubelet).status, Status::Ok);
+
         fs::write(
             &kubelet,
             "kind: KubeletConfiguration\ncgroupDriver: systemd\n",
@@ -84,7 +88,25 @@ mod tests {
         .unwrap();
         let f = cgroup_driver(&run, &kubelet);
         assert_eq!(f.status, Status::Warn);
-        assert!(f.detail.contains("\"systemd\""), "{}", f.detail);
+        assert!(
+            f.detail.contains("\"systemd\"") && f.detail.contains("SystemdCgroup"),
+            "{}",
+            f.detail
+        );
+        // cgroupfs (or unset, the kubelet's default) on a systemd node:
+        // containerd may still answer systemd.
+        for config in ["cgroupDriver: cgroupfs\n", "kind: KubeletConfiguration\n"] {
+            fs::write(&kubelet, config).unwrap();
+            let f = cgroup_driver(&run, &kubelet);
+            assert_eq!(f.status, Status::Warn, "{config}");
+            assert!(
+                f.detail.contains("KubeletCgroupDriverFromCRI"),
+                "{}",
+                f.detail
+            );
+        }
+        fs::remove_dir_all(run.join("systemd")).unwrap();
+        assert_eq!(cgroup_driver(&run, &kubelet).status, Status::Ok);
     }
 
     #[test]

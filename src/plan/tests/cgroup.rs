@@ -110,16 +110,22 @@ fn a_relative_path_is_below_lxcris_own_cgroup_or_refused() {
 #[test]
 fn a_container_joining_a_namespace_joins_the_runtimes_cgroup_namespace_back() {
     let env = env();
-    let pod = |f: &dyn Fn(&mut serde_json::Value)| {
-        env.plan(&with(|v| {
+    let pod_on = |version: CgroupVersion, f: &dyn Fn(&mut serde_json::Value)| {
+        let spec = serde_json::from_value(with(|v| {
             v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"},
                 {"type": "uts"}, {"type": "network", "path": "/proc/1/ns/net"}]);
             f(v);
         }))
-        .unwrap()
-        .init
-        .join_runtime_cgroupns
+        .unwrap();
+        plan_container(&spec, &env.ctx(version))
+            .unwrap()
+            .init
+            .join_runtime_cgroupns
     };
+    let pod = |f: &dyn Fn(&mut serde_json::Value)| pod_on(CgroupVersion::V1, f);
+    // On v2 LXC's cgroup2 mount is rooted at the container's cgroup, in
+    // its namespace: that stays as it is.
+    assert!(!pod_on(CgroupVersion::V2, &|_| {}));
     assert!(
         pod(&|_| {}),
         "shares a namespace, asks for no cgroup namespace"
@@ -145,7 +151,13 @@ fn a_container_joining_a_namespace_joins_the_runtimes_cgroup_namespace_back() {
         "no CAP_SYS_ADMIN over the node's namespaces from a user namespace"
     );
     // Nothing joined: LXC makes no cgroup namespace the spec did not list.
-    assert!(!env.plan(&with(|_| {})).unwrap().init.join_runtime_cgroupns);
+    let alone = serde_json::from_value(with(|_| {})).unwrap();
+    assert!(
+        !plan_container(&alone, &env.ctx(CgroupVersion::V1))
+            .unwrap()
+            .init
+            .join_runtime_cgroupns
+    );
 }
 
 #[test]
@@ -208,4 +220,34 @@ fn on_cgroup_v1_the_cgroup_mount_binds_the_containers_own_as_runc() {
     ctx.lxc_monitor_cgroup = None;
     let out = plan_container(&spec, &ctx).unwrap().lxc.render().unwrap();
     assert!(out.contains("lxc.mount.auto = cgroup:ro:force"), "{out}");
+}
+
+#[test]
+fn the_cgroup_mounts_keep_their_place_when_binds_inside_binds_move_out() {
+    let env = env();
+    let vol = env.host.join("dir/vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = serde_json::from_value(with(|v| {
+        v["linux"]["cgroupsPath"] = json!("/k8s.io/c1");
+        let mounts = v["mounts"].as_array_mut().unwrap();
+        mounts.push(json!({"destination": "/data", "type": "bind", "source": vol, "options": ["rbind"]}));
+        // Made inside the container by the helper: out of LXC's list.
+        mounts.push(json!({"destination": "/data/sub", "type": "bind", "source": vol, "options": ["rbind"]}));
+        mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["ro"]}));
+    }))
+    .unwrap();
+    let mut ctx = env.ctx(CgroupVersion::V1);
+    ctx.cgroup_v1_hierarchies = vec!["/sys/fs/cgroup/memory".into()];
+    let out = plan_container(&spec, &ctx).unwrap().lxc.render().unwrap();
+    let destinations: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("lxc.mount.entry = "))
+        .map(|l| l.split(' ').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        destinations[2..],
+        ["data", "sys/fs/cgroup", "sys/fs/cgroup/memory"],
+        "{out}"
+    );
 }
