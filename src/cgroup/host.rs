@@ -108,13 +108,8 @@ impl HostCgroups {
         if self.version != CgroupVersion::V1 {
             return Vec::new();
         }
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&self.root)
+        let mut found: Vec<PathBuf> = super::hierarchy_dirs(&self.root)
             .into_iter()
-            .flatten()
-            .flatten()
-            // Real directories only: `cpu -> cpu,cpuacct` links repeat one.
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path())
             .filter(|d| d.join("cgroup.procs").exists() && !d.join("cgroup.controllers").exists())
             .collect();
         found.sort();

@@ -1,7 +1,7 @@
 //! The container's cgroup: which hierarchy the host uses, stats, freezer,
 //! and resource updates.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Which cgroup interface carries the resource controllers on this host.
 ///
@@ -33,6 +33,23 @@ pub(crate) fn proc_cgroup_entries(content: &str) -> impl Iterator<Item = (&str, 
         let (_id, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
         Some((controllers, path))
     })
+}
+
+/// The cgroup mount `root` and every real directory directly below it: on
+/// v1 the hierarchies (a `cpu -> cpu,cpuacct` link would repeat one) and a
+/// hybrid host's `unified`, so a cgroup's directory in each is
+/// `<hierarchy>/<path>`.
+pub fn hierarchy_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![root.to_path_buf()];
+    dirs.extend(
+        std::fs::read_dir(root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| e.path()),
+    );
+    dirs
 }
 
 /// A cgroup interface file and the value to write into it, e.g.

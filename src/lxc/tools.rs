@@ -281,17 +281,7 @@ impl<R: CommandRunner> LxcTools<R> {
     /// `dirs` in every hierarchy that has them (one per controller on v1,
     /// the single root on v2).
     fn cgroups_named(&self, dirs: &[String]) -> Vec<PathBuf> {
-        let mut hierarchies = vec![self.cgroup_root.clone()];
-        if let Ok(entries) = fs::read_dir(&self.cgroup_root) {
-            // Real directories only: `cpu` -> `cpu,cpuacct` links would repeat one.
-            hierarchies.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().map(|t| t.is_dir()).unwrap_or(false))
-                    .map(|e| e.path()),
-            );
-        }
-        hierarchies
+        crate::cgroup::hierarchy_dirs(&self.cgroup_root)
             .iter()
             .flat_map(|h| dirs.iter().map(move |d| h.join(d)))
             .filter(|p| p.is_dir())

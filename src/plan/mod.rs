@@ -85,7 +85,8 @@ pub struct PlanContext {
     /// `linux.cgroupsPath` says (LXC places both or neither). `None`: the
     /// backend names the container's cgroups itself (pve: `lxc/VMID`).
     pub lxc_monitor_cgroup: Option<CgroupPath>,
-    /// The cgroup lxcri runs in: a relative `linux.cgroupsPath` is below it.
+    /// The cgroup lxcri runs in: a relative `linux.cgroupsPath` is below it
+    /// (the runtime reads it only for such a path).
     pub own_cgroup: OwnCgroup,
     /// A cgroup v1 host's hierarchy directories (`/sys/fs/cgroup/memory`,
     /// `.../cpu,cpuacct`...): a spec's cgroup mount binds the container's

@@ -170,10 +170,7 @@ pub fn prepare_bundle(
             nested_userns: crate::userns::runs_in_user_namespace(),
             lxc_monitor_cgroup: i.lxc_monitor_cgroup.clone(),
             cgroup_v1_hierarchies: host_cgroups.v1_hierarchies(),
-            own_cgroup: match fs::read_to_string("/proc/self/cgroup") {
-                Ok(content) => OwnCgroup::from_proc_cgroup(&content, host_cgroups.version()),
-                Err(e) => OwnCgroup::Unknown(format!("/proc/self/cgroup: {e}")),
-            },
+            own_cgroup: own_cgroup(&spec, host_cgroups.version()),
             lsm: HostLsm::host(),
             apparmor: match i.backend {
                 BackendKind::Pve => i.config.pve.apparmor,
@@ -231,6 +228,22 @@ pub fn prepare_bundle(
         userns,
     };
     Ok((bundle, record))
+}
+
+/// The cgroup a relative `linux.cgroupsPath` is below, read only for one:
+/// any other placement does not look at it.
+fn own_cgroup(spec: &Spec, version: crate::cgroup::CgroupVersion) -> OwnCgroup {
+    let path = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.cgroups_path().as_ref());
+    if !path.is_some_and(|p| p.is_relative()) {
+        return OwnCgroup::Uniform(String::new());
+    }
+    match fs::read_to_string("/proc/self/cgroup") {
+        Ok(content) => OwnCgroup::from_proc_cgroup(&content, version),
+        Err(e) => OwnCgroup::Unknown(format!("/proc/self/cgroup: {e}")),
+    }
 }
 
 /// The host path of the container's rootfs: `root.path`, relative to the

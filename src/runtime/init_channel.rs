@@ -140,24 +140,19 @@ impl InitConnection {
 
     /// Hands the init the OCI process's stdin, stdout and stderr.
     pub fn send_stdio(&self, stdin: RawFd, stdout: RawFd, stderr: RawFd) -> Result<()> {
-        let fds = [stdin, stdout, stderr];
-        let iov = [IoSlice::new(&[STDIO_TAG])];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(
-            self.stream.as_raw_fd(),
-            &iov,
-            &cmsg,
-            MsgFlags::empty(),
-            None,
-        )?;
-        Ok(())
+        self.send_fds(STDIO_TAG, &[stdin, stdout, stderr])
     }
 
     fn send_cgroupns(&self) -> Result<()> {
         let ns = std::fs::File::open("/proc/self/ns/cgroup")?;
-        let fds = [ns.as_raw_fd()];
-        let iov = [IoSlice::new(&[CGROUPNS_TAG])];
-        let cmsg = [ControlMessage::ScmRights(&fds)];
+        self.send_fds(CGROUPNS_TAG, &[ns.as_raw_fd()])
+    }
+
+    /// `fds` with one `tag` byte (`SCM_RIGHTS`).
+    fn send_fds(&self, tag: u8, fds: &[RawFd]) -> Result<()> {
+        let tag = [tag];
+        let iov = [IoSlice::new(&tag)];
+        let cmsg = [ControlMessage::ScmRights(fds)];
         sendmsg::<()>(
             self.stream.as_raw_fd(),
             &iov,

@@ -138,8 +138,8 @@ impl CreateSteps for LxcCreate<'_> {
 
     fn write_config(&mut self, _: &PreparedBundle, _: &mut BundleUndo) -> Result<()> {
         let config = self.config.as_deref().expect("configure runs first");
-        // Before the config exists: a rollback, which removes the cgroups
-        // the config names, must never touch a cgroup someone else uses.
+        // LXC fails a start whose cgroup exists; checked before anything
+        // of the container is written, so a refusal leaves nothing.
         if let Some(dirs) = &self.cgroup_dirs {
             self.lxc
                 .clear_stale_cgroup(&dirs.container, "linux.cgroupsPath: container's cgroup")?;

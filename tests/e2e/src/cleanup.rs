@@ -240,24 +240,19 @@ pub fn cgroups(namespace: &str, id: Option<&str>) -> Vec<PathBuf> {
 /// The cgroups PVE's LXC config gives CT `vmid` (`lxc.cgroup.dir.container
 /// = lxc/VMID`, monitor `lxc.monitor/VMID`) in every hierarchy, v1 and v2.
 pub fn ct_cgroups(vmid: u32) -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
-    roots.extend(
-        fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path()),
-    );
-    roots
+    [format!("lxc/{vmid}"), format!("lxc.monitor/{vmid}")]
         .iter()
-        .flat_map(|r| {
-            [
-                r.join(format!("lxc/{vmid}")),
-                r.join(format!("lxc.monitor/{vmid}")),
-            ]
-        })
-        .filter(|p| p.is_dir())
+        .flat_map(|rel| cgroup_dirs(rel))
+        .collect()
+}
+
+/// The cgroup `rel` (below the root) in every hierarchy that has it: v2's
+/// root, v1's controllers, a hybrid host's `unified`.
+pub fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
+    lxcri::cgroup::hierarchy_dirs(Path::new("/sys/fs/cgroup"))
+        .iter()
+        .map(|r| r.join(rel))
+        .filter(|d| d.is_dir())
         .collect()
 }
 

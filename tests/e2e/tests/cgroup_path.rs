@@ -12,28 +12,11 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use lxcri_e2e::cleanup::cgroup_dirs;
 use lxcri_e2e::{assert_same, cmd, runtimes, spec, Containerd, Runtime};
 use serde_json::json;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
-
-/// `rel` in every hierarchy that has it (v2's root, v1's controllers).
-fn cgroup_dirs(rel: &str) -> Vec<PathBuf> {
-    let mut roots = vec![PathBuf::from(CGROUP_ROOT)];
-    roots.extend(
-        fs::read_dir(CGROUP_ROOT)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path()),
-    );
-    roots
-        .iter()
-        .map(|r| r.join(rel))
-        .filter(|d| d.is_dir())
-        .collect()
-}
 
 /// Whether lxcri follows `linux.cgroupsPath` under this containerd: on
 /// the lxc backend, and not on pve.
