@@ -35,6 +35,8 @@ pub async fn watch_init(
     exits: Arc<ExitMonitor>,
     events: EventSender,
 ) {
+    // Taken before the wait, so the look after it need not queue for the task.
+    let oom = shared.lock().await.oom.as_ref().map(|o| o.handle());
     // SAFETY: the OwnedFd stays owned by the AsyncFd until it is dropped.
     let registered = pidfd::pidfd_open(pid)
         .and_then(|fd| unsafe { AsyncFd::register(fd) }.map_err(std::io::Error::from));
@@ -46,10 +48,12 @@ pub async fn watch_init(
         }
         Err(e) => tracing::warn!(pid, error = %e, "init already gone"),
     }
-    let (runtime, container, oom) = {
+    if let Some(oom) = &oom {
+        oom.look();
+    }
+    let (runtime, container) = {
         let c = shared.lock().await;
-        let oom = c.oom.as_ref().map(|o| o.handle());
-        (c.runtime.clone(), c.container.clone(), oom)
+        (c.runtime.clone(), c.container.clone())
     };
     let rt = runtime.clone();
     let info = tokio::task::spawn_blocking(move || exit_info(&rt, &exits, pid, &run_dir))

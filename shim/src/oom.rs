@@ -74,6 +74,14 @@ impl OomMonitor {
 pub struct OomExitCheck(Arc<Shared>);
 
 impl OomExitCheck {
+    /// Publishes TaskOOM for an OOM signalled so far, without waiting. The
+    /// exit watcher looks as soon as the init is gone: LXC removes the
+    /// cgroup once it has reaped the init, and a signal read while the
+    /// cgroup is there needs no removal signal to tell it from one.
+    pub fn look(&self) {
+        self.0.check();
+    }
+
     /// Publishes TaskOOM now for an OOM not yet reported, so the CRI plugin
     /// has the reason when it records the exit (it takes one that comes
     /// after too). For an exit that looks like a kill (137), a v1 signal

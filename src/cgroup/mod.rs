@@ -35,21 +35,25 @@ pub(crate) fn proc_cgroup_entries(content: &str) -> impl Iterator<Item = (&str, 
     })
 }
 
-/// The cgroup mount `root` and every real directory directly below it: on
-/// v1 the hierarchies (a `cpu -> cpu,cpuacct` link would repeat one) and a
-/// hybrid host's `unified`, so a cgroup's directory in each is
-/// `<hierarchy>/<path>`.
+/// The hierarchies of the cgroup mount `root`, so that a cgroup's
+/// directory in each is `<hierarchy>/<path>`: `root` itself on a v2 host;
+/// on v1 and hybrid hosts each cgroup mount directly below it (`memory`,
+/// `cpu,cpuacct`, `systemd`, a hybrid host's `unified`). Only a cgroup
+/// mount has `cgroup.procs` at its top: a plain directory in the tmpfs
+/// above them is none, and a `cpu -> cpu,cpuacct` link would repeat one.
 pub fn hierarchy_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut dirs = vec![root.to_path_buf()];
-    dirs.extend(
-        std::fs::read_dir(root)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-            .map(|e| e.path()),
-    );
-    dirs
+    let is_hierarchy = |dir: &Path| dir.join("cgroup.procs").is_file();
+    if is_hierarchy(root) {
+        return vec![root.to_path_buf()];
+    }
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .filter(|dir| is_hierarchy(dir))
+        .collect()
 }
 
 /// A cgroup interface file and the value to write into it, e.g.
@@ -84,3 +88,33 @@ pub use host::{HostCgroupError, HostCgroups};
 pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
 pub use path::{CgroupPath, CgroupPathError, CgroupPlacement, OwnCgroup};
 pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn hierarchies_are_the_cgroup_mounts_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        // Hybrid: a tmpfs with v1 mounts, `unified`, a link and a stray
+        // directory someone made in the tmpfs.
+        let hybrid = tmp.path().join("hybrid");
+        for h in ["memory", "cpu,cpuacct", "unified"] {
+            fs::create_dir_all(hybrid.join(h).join("child")).unwrap();
+            fs::write(hybrid.join(h).join("cgroup.procs"), "").unwrap();
+        }
+        fs::create_dir_all(hybrid.join("stray/child")).unwrap();
+        std::os::unix::fs::symlink("cpu,cpuacct", hybrid.join("cpu")).unwrap();
+        let mut found = hierarchy_dirs(&hybrid);
+        found.sort();
+        let names: Vec<_> = found.iter().map(|d| d.file_name().unwrap()).collect();
+        assert_eq!(names, ["cpu,cpuacct", "memory", "unified"]);
+        // v2: the root alone, not the cgroups below it.
+        let v2 = tmp.path().join("v2");
+        fs::create_dir_all(v2.join("system.slice")).unwrap();
+        fs::write(v2.join("cgroup.procs"), "").unwrap();
+        fs::write(v2.join("system.slice/cgroup.procs"), "").unwrap();
+        assert_eq!(hierarchy_dirs(&v2), vec![v2]);
+    }
+}

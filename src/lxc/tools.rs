@@ -560,8 +560,11 @@ mod tests {
         let root = tmp.path().join("cgroup");
         for h in ["memory", "pids", "cpu,cpuacct"] {
             fs::create_dir_all(root.join(h).join("lxc.monitor.ns_c3")).unwrap();
+            fs::write(root.join(h).join("cgroup.procs"), "").unwrap();
         }
         fs::create_dir_all(root.join("memory/lxc.payload.ns_c3")).unwrap();
+        // A plain directory in the tmpfs above the hierarchies is none.
+        fs::create_dir_all(root.join("stray/lxc.payload.ns_c3")).unwrap();
         fs::create_dir_all(root.join("memory/lxc.payload.ns_other")).unwrap();
         std::os::unix::fs::symlink("cpu,cpuacct", root.join("cpu")).unwrap();
         let mut b = LxcTools::with_runner(tmp.path(), "warn", Recorder::default());

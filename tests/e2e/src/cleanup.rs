@@ -228,7 +228,11 @@ pub fn cgroups(namespace: &str, id: Option<&str>) -> Vec<PathBuf> {
         }
     }
     let mut all = Vec::new();
-    walk(Path::new("/sys/fs/cgroup"), 7, &mut all);
+    // The hierarchies only: a plain directory in a hybrid host's tmpfs is
+    // no cgroup, and freezer files written there would stay.
+    for hierarchy in lxcri::cgroup::hierarchy_dirs(Path::new("/sys/fs/cgroup")) {
+        walk(&hierarchy, 6, &mut all);
+    }
     let mut found: Vec<PathBuf> = all
         .into_iter()
         .filter(|p| p.ancestors().any(|a| cgroup_matches(a, namespace, id)))

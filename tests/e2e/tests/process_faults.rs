@@ -102,12 +102,15 @@ fn after_a_reboot_the_same_container_starts_again_and_gc_finds_the_rest() {
 }
 
 /// The kernel's OOM killer ends a process of a container at its memory
-/// limit: containerd hears `/tasks/oom` for the container, before its
-/// `/tasks/exit`, as from runc's shim (the CRI plugin takes a pod
-/// container's `OOMKilled` from it).
+/// limit: containerd hears `/tasks/oom` for the container, as from runc's
+/// shim (the CRI plugin takes a pod container's `OOMKilled` from it).
+/// runc's shim publishes it and the exit from two goroutines, so under load
+/// its `/tasks/oom` can trail the `/tasks/exit` (seen here with three busy
+/// loops on two cores, 2 runs in 12). lxcri's comes first: its exit watcher
+/// looks at the OOM watch before it publishes the exit.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
-fn an_oom_kill_is_published_before_the_exit_as_on_runc() {
+fn an_oom_kill_is_published_as_on_runc_and_before_the_exit() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     let mut results = Vec::new();
@@ -129,15 +132,19 @@ fn an_oom_kill_is_published_before_the_exit_as_on_runc() {
         };
         let (oom, exit) = (at("/tasks/oom", &id), at("/tasks/exit", &id));
         assert!(oom.is_some(), "{rt}: no /tasks/oom for {id}: {seen}");
+        assert!(exit.is_some(), "{rt}: no /tasks/exit for {id}: {seen}");
         assert!(at("/tasks/exit", &calm).is_some(), "{rt}: {seen}");
         assert_eq!(at("/tasks/oom", &calm), None, "{rt}: {seen}");
-        results.push((rt, (out.code, oom < exit)));
+        if rt == Runtime::Lxcri {
+            assert!(oom < exit, "{rt}: /tasks/oom after /tasks/exit: {seen}");
+        }
+        results.push((rt, out.code));
         ctd.remove(&id);
         ctd.remove(&calm);
     }
     assert_eq!(
         results.first().map(|(_, r)| *r),
-        Some((Some(137), true)),
+        Some(Some(137)),
         "{results:?}"
     );
     assert_same("an OOM kill", &results);
