@@ -72,11 +72,11 @@ impl HostCgroups {
                             why: "is not mounted",
                         });
                     }
-                    if dir.join(&s.file).exists() {
+                    if v1_offers(&dir, &s.file) {
                         continue;
                     }
                     let bfq = s.file.replacen("blkio.", "blkio.bfq.", 1);
-                    if s.file.starts_with("blkio.weight") && dir.join(&bfq).exists() {
+                    if s.file.starts_with("blkio.weight") && v1_offers(&dir, &bfq) {
                         s.file = bfq;
                         continue;
                     }
@@ -172,6 +172,19 @@ impl HostCgroups {
     }
 }
 
+/// Whether v1 hierarchy `dir` gives a cgroup `file`. Some are not on the
+/// root cgroup but on every one below it (the kernel's `CFTYPE_NOT_ON_ROOT`:
+/// `pids.max`, `blkio.bfq.weight`), so the cgroups directly below the root
+/// count too; a host has some (LXC's `lxc.pivot`, systemd's slices).
+fn v1_offers(dir: &Path, file: &str) -> bool {
+    dir.join(file).exists()
+        || std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.path().join(file).exists())
+}
+
 /// What a v1 cpuset needs before a process can join it.
 const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
 
@@ -211,6 +224,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pids controller is not mounted"), "{err}");
+        // Not on the root cgroup, on those below it (CFTYPE_NOT_ON_ROOT).
+        fs::create_dir_all(tmp.path().join("pids/lxc.pivot")).unwrap();
+        let err = host.adapt(&mut [setting("pids.max")]).unwrap_err();
+        assert!(err.to_string().contains("does not offer it"), "{err}");
+        fs::write(tmp.path().join("pids/lxc.pivot/pids.max"), "max\n").unwrap();
+        host.adapt(&mut [setting("pids.max")]).unwrap();
     }
 
     #[test]

@@ -271,6 +271,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .collect();
     lxc.oom_score_adj = init_process.oom_score_adj;
     lxc.sysctls = sysctl::plan_sysctls(linux.sysctl().as_ref(), ns.net, ns.ipc, ns.uts)?;
+    sysctl::add_domainname(&mut lxc.sysctls, spec.domainname().as_deref(), ns.uts)?;
     let mut limits = Limits::default();
     if let Some(res) = linux.resources() {
         limits = Limits::from_oci(res)?;
@@ -394,12 +395,6 @@ fn unsupported_spec_fields(spec: &Spec) -> Result<()> {
                 return Err(unsupported(field, "OCI hooks are not implemented yet"));
             }
         }
-    }
-    if spec.domainname().as_deref().is_some_and(|d| !d.is_empty()) {
-        return Err(unsupported(
-            "domainname",
-            "LXC cannot set the NIS domain name",
-        ));
     }
     let other_platforms = [
         ("solaris", spec.solaris().is_some()),

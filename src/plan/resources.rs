@@ -414,8 +414,12 @@ fn block_io(b: &LinuxBlockIo, v: CgroupVersion, out: &mut Vec<CgroupSetting>) ->
     Ok(())
 }
 
-/// The devices runc allows in every container whatever the spec says;
-/// LXC's autodev creates these nodes, so they must stay usable.
+/// The devices runc allows in every container whatever the spec says
+/// (libcontainer/specconv/spec_linux.go `AllowedDevices`), which keeps the
+/// nodes `/dev` always has usable. `/dev/console` is not among them: it is
+/// a pty (136) bound there, never 5:1. `/dev/net/tun` is, as in runc 1.1
+/// and again from 1.3 (runc 394f4c3: 1.2 had dropped it, and users' VPN
+/// and tap workloads broke).
 fn default_allowed() -> Vec<DeviceRule> {
     let rule = |kind, major, minor, access: &str| DeviceRule {
         allow: true,
@@ -433,9 +437,9 @@ fn default_allowed() -> Vec<DeviceRule> {
         rule(DeviceKind::Char, Some(1), Some(8), "rwm"), // random
         rule(DeviceKind::Char, Some(1), Some(9), "rwm"), // urandom
         rule(DeviceKind::Char, Some(5), Some(0), "rwm"), // tty
-        rule(DeviceKind::Char, Some(5), Some(1), "rwm"), // console
-        rule(DeviceKind::Char, Some(5), Some(2), "rwm"), // ptmx
         rule(DeviceKind::Char, Some(136), None, "rwm"),  // pts
+        rule(DeviceKind::Char, Some(5), Some(2), "rwm"), // ptmx
+        rule(DeviceKind::Char, Some(10), Some(200), "rwm"), // net/tun
     ]
 }
 

@@ -1,4 +1,4 @@
-//! OCI `linux.sysctl` -> `lxc.sysctl.<key>`.
+//! OCI `linux.sysctl` and `domainname` -> `lxc.sysctl.<key>`.
 //!
 //! LXC writes these into `/proc/sys` inside the container. Only sysctls
 //! that belong to one of the container's own namespaces are accepted
@@ -72,4 +72,43 @@ pub(super) fn plan_sysctls(
         }
     }
     Ok(out)
+}
+
+/// The UTS namespace's NIS domain name, which `kernel.domainname` holds.
+const DOMAINNAME: &str = "kernel.domainname";
+
+/// OCI `domainname` as the `kernel.domainname` sysctl: LXC has no key of
+/// its own for it, and writing the sysctl in the container's UTS namespace
+/// is what runc's setdomainname(2) does. runc sets it before the sysctls,
+/// so one the spec's `linux.sysctl` gives wins. Like runc, it needs a UTS
+/// namespace of the container's (runc: libcontainer/configs/validate
+/// `hostname`), and the kernel takes at most 64 bytes (`__NEW_UTS_LEN`).
+pub(super) fn add_domainname(
+    sysctls: &mut Vec<(String, String)>,
+    domainname: Option<&str>,
+    uts: Mode,
+) -> Result<()> {
+    let Some(name) = domainname.filter(|d| !d.is_empty()) else {
+        return Ok(());
+    };
+    if name.len() > 64 {
+        return Err(invalid("domainname", "longer than 64 bytes"));
+    }
+    if name.chars().any(char::is_control) || name.trim() != name {
+        return Err(invalid(
+            "domainname",
+            "contains a control character or surrounding whitespace",
+        ));
+    }
+    if uts == Mode::Host {
+        return Err(invalid(
+            "domainname",
+            "setting a domain name needs a UTS namespace in linux.namespaces",
+        ));
+    }
+    if !sysctls.iter().any(|(key, _)| key == DOMAINNAME) {
+        sysctls.push((DOMAINNAME.to_string(), name.to_string()));
+        sysctls.sort();
+    }
+    Ok(())
 }

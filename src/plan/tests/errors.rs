@@ -56,6 +56,54 @@ fn hostname_errors() {
     assert_eq!(plan.lxc.uts_name, None);
 }
 
+/// runc sets it with setdomainname(2); LXC writes the same value as the
+/// UTS sysctl, and a `kernel.domainname` in `linux.sysctl` wins (runc sets
+/// the sysctls after).
+#[test]
+fn domainname_is_the_uts_sysctl() {
+    let env = env();
+    let plan = env
+        .plan(&with(|v| {
+            v["domainname"] = json!("example.org");
+            v["linux"]["sysctl"] = json!({"kernel.shmmax": "1000000"});
+        }))
+        .unwrap();
+    let out = plan.lxc.render().unwrap();
+    assert!(
+        out.contains(
+            "lxc.sysctl.kernel.domainname = example.org\nlxc.sysctl.kernel.shmmax = 1000000\n"
+        ),
+        "{out}"
+    );
+    let plan = env
+        .plan(&with(|v| {
+            v["domainname"] = json!("example.org");
+            v["linux"]["sysctl"] = json!({"kernel.domainname": "from.sysctl"});
+        }))
+        .unwrap();
+    assert_eq!(
+        plan.lxc.sysctls,
+        [("kernel.domainname".to_string(), "from.sysctl".to_string())]
+    );
+    for (name, why) in [
+        ("x".repeat(65), "64 bytes"),
+        (" padded".to_string(), "whitespace"),
+        ("a\nlxc.cap.keep = sys_admin".to_string(), "control"),
+    ] {
+        let err = env.err(&with(|v| v["domainname"] = json!(name)));
+        assert!(err.starts_with("domainname:") && err.contains(why), "{err}");
+    }
+    let err = env.err(&with(|v| {
+        v["domainname"] = json!("example.org");
+        v["hostname"] = json!("");
+        v["linux"]["namespaces"] = json!([{"type": "mount"}, {"type": "pid"}]);
+    }));
+    assert!(
+        err.starts_with("domainname:") && err.contains("UTS"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sysctl_errors() {
     let env = env();
@@ -275,10 +323,6 @@ fn unsupported_fields_are_named() {
         (
             with(|v| v["hooks"] = json!({"prestart": [{"path": "/bin/true"}]})),
             "hooks.prestart:",
-        ),
-        (
-            with(|v| v["domainname"] = json!("example.org")),
-            "domainname:",
         ),
         (
             with(|v| v["linux"]["intelRdt"] = json!({"closID": "x"})),

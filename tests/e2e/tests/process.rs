@@ -1,7 +1,8 @@
 //! The OCI process settings (env, cwd, read-only rootfs, rlimits, user,
-//! capabilities): lxcri must give what runc gives for the same `ctr run`.
+//! capabilities, umask, OOM score), sysctls and limits: lxcri must give
+//! what runc gives for the same `ctr run`.
 
-use lxcri_e2e::{assert_same, runtimes, spec, Containerd};
+use lxcri_e2e::{assert_same, runtimes, spec, Containerd, Runtime};
 use serde_json::json;
 
 /// The capability lines of `/proc/self/status`.
@@ -176,4 +177,84 @@ fn capabilities_cap_add_and_drop() {
         &["--cap-drop", "CAP_CHOWN"],
         "capabilities with --cap-drop CAP_CHOWN",
     );
+}
+
+/// What the app sees of the rest of `process` (umask, OOM score, no new
+/// privileges, supplementary groups), of the sysctls and of the limits in
+/// its v1 cgroup files, with the spec's cgroup mount: runc's. The device
+/// rules are compared as a set: the kernel lists them in the order they
+/// were written, and runc writes the difference from what it found. On
+/// pve PVE names the CT's cgroup and LXC mounts it (as in view.rs): the
+/// cgroup files are left out there.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn process_settings_sysctls_and_limits_are_runcs() {
+    let ctd = Containerd::start();
+    let settings = r#"
+        echo umask $(umask) oom $(cat /proc/self/oom_score_adj)
+        grep -E '^(Groups|NoNewPrivs|Cpus_allowed_list|Mems_allowed_list)' /proc/self/status
+        echo shm $(cat /proc/sys/kernel/shm_rmid_forced) msgmax $(cat /proc/sys/kernel/msgmax)"#;
+    let cgroup_files = r#"
+        cd /sys/fs/cgroup || exit 1
+        for f in memory/memory.limit_in_bytes memory/memory.soft_limit_in_bytes \
+            memory/memory.swappiness cpu/cpu.shares cpu/cpu.cfs_quota_us \
+            cpu/cpu.cfs_period_us cpuset/cpuset.cpus cpuset/cpuset.mems pids/pids.max; do
+            [ -d "${f%/*}" ] && echo "$f $(cat $f)"
+        done
+        [ -d devices ] && sort devices/devices.list
+        true"#;
+    let script = match ctd.pve() {
+        None => format!("{settings}{cgroup_files}"),
+        Some(_) => settings.to_string(),
+    };
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("settings");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", &script]);
+        s["process"]["user"] =
+            json!({ "uid": 1000, "gid": 1000, "additionalGids": [10, 20], "umask": 63 });
+        s["process"]["oomScoreAdj"] = json!(321);
+        s["process"]["noNewPrivileges"] = json!(true);
+        s["linux"]["sysctl"] = json!({ "kernel.shm_rmid_forced": "1", "kernel.msgmax": "4096" });
+        s["linux"]["resources"] = json!({
+            "devices": [
+                { "allow": false, "access": "rwm" },
+                { "allow": true, "type": "c", "major": 1, "minor": 3, "access": "rwm" },
+            ],
+            "memory": { "limit": 67108864, "reservation": 33554432, "swappiness": 10 },
+            "cpu": { "shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0" },
+            "pids": { "limit": 77 },
+        });
+        s["mounts"].as_array_mut().expect("mounts").push(json!({
+            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        }));
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        assert!(out.stdout.contains("umask 0077 oom 321\n"), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_same("process settings, sysctls and limits", &results);
+}
+
+/// OCI `domainname`, which runc sets from 1.2 on (1.1.5, here, ignores
+/// it): the UTS namespace's NIS domain name, and a `kernel.domainname`
+/// sysctl wins over it, as runc sets the sysctls after.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_domainname_is_set_and_a_sysctl_wins() {
+    if !Runtime::Lxcri.selected() {
+        return;
+    }
+    let ctd = Containerd::start();
+    for (sysctl, expected) in [(None, "example.org"), (Some("from.sysctl"), "from.sysctl")] {
+        let id = ctd.new_id("domain");
+        let mut s = spec::busybox_spec(&ctd, &id, &["cat", "/proc/sys/kernel/domainname"]);
+        s["domainname"] = json!("example.org");
+        if let Some(value) = sysctl {
+            s["linux"]["sysctl"] = json!({ "kernel.domainname": value });
+        }
+        let out = ctd.run_config(Runtime::Lxcri, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!((out.code, out.stdout.trim()), (Some(0), expected), "{out}");
+    }
 }
