@@ -56,11 +56,10 @@ pub fn open_output(uri: &str) -> Result<File> {
     )
 }
 
-/// Opens stdin: the FIFO itself, read-only, handed to the process as it
-/// is. (Relaying stdin through a pipe, as for outputs, let the process see
-/// EOF before containerd's writer was attached.) Keep a
-/// [`hold_stdin_open`] writer with it, or the process sees EOF whenever no
-/// client is attached.
+/// Opens containerd's stdin FIFO for the shim's copier, read-only (a
+/// blocking reader that opens without a writer). Open a
+/// [`hold_stdin_open`] writer right after it, before anything reads: a
+/// FIFO without writers reads as EOF.
 pub fn open_input(uri: &str) -> Result<File> {
     if uri.is_empty() {
         return open_path("/dev/null", OpenOptions::new().read(true), "stdin");
@@ -150,10 +149,12 @@ fn fifo_path(uri: &str) -> String {
 
 impl ProcessIo {
     /// Pipes for a process without a terminal, with the copiers running.
+    /// stdin too is a pipe the shim feeds from containerd's FIFO, as with
+    /// runc's shim: the process never holds a host path (`/proc/self/fd/0`
+    /// is `pipe:[...]`), and its EOF comes when the copier ends.
     pub fn relay(paths: &StdioPaths) -> Result<(Self, ProcessStdio)> {
         let mut io = ProcessIo::default();
-        let stdin = OwnedFd::from(open_input(&paths.stdin)?);
-        io.stdin_writer = hold_stdin_open(&paths.stdin)?;
+        let stdin = io.input(&paths.stdin)?;
         let stdout = io.output(&paths.stdout)?;
         let stderr = io.output(&paths.stderr)?;
         Ok((
@@ -164,6 +165,21 @@ impl ProcessIo {
                 stderr,
             },
         ))
+    }
+
+    /// A pipe fed from the stdin FIFO `uri` until the FIFO's EOF, which
+    /// comes once CloseIO dropped the shim's writer and no client writes;
+    /// `/dev/null` without a FIFO.
+    fn input(&mut self, uri: &str) -> Result<OwnedFd> {
+        if uri.is_empty() {
+            return open_input("").map(OwnedFd::from);
+        }
+        let fifo = open_input(uri)?;
+        self.stdin_writer = hold_stdin_open(uri)?;
+        let (read, write) = pipe()?;
+        let closed = self.stdin_closed.clone();
+        std::thread::spawn(move || copy_stdin(fifo, File::from(write), &closed));
+        Ok(read)
     }
 
     /// A pipe whose read end is copied into `uri` until EOF.
@@ -300,6 +316,7 @@ fn copy_stdin(mut from: File, mut to: File, closed: &AtomicBool) {
     let mut buf = [0u8; 32 * 1024];
     loop {
         match from.read(&mut buf) {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(n) => {
                 if closed.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
@@ -470,6 +487,9 @@ mod tests {
             ..Default::default()
         };
         let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        // A pipe of the shim's, as runc's shim gives: not the host's FIFO.
+        let link = std::fs::read_link(format!("/proc/self/fd/{}", ends.stdin.as_raw_fd()));
+        assert!(link.unwrap().to_string_lossy().starts_with("pipe:["));
         let process_in = File::from(ends.stdin);
         let client = open_client(&input);
         (&client).write_all(b"x").unwrap();

@@ -83,6 +83,35 @@ fn stdin_is_forwarded_and_closed() {
     }
 }
 
+/// The process's stdin is a pipe the shim feeds, as runc's shim gives it,
+/// for the init and for an exec: not containerd's FIFO, whose host path
+/// `/proc/self/fd/0` would show.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn stdin_is_a_pipe_as_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let fd0 = ["sh", "-c", "readlink /proc/self/fd/0 | cut -d: -f1"];
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("stdinpipe");
+        let out = ctd.run(rt, &id, &fd0, &[]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        let running = ctd.new_id("stdinpipe");
+        ctd.run_detached(rt, &running, &["sleep", "1000"], &[]);
+        let exec = ctd.exec(&running, "fd0", &fd0, &[]);
+        assert_eq!(exec.code, Some(0), "{rt}: {exec}");
+        ctd.remove(&running);
+        results.push((rt, (out.stdout, exec.stdout)));
+    }
+    assert_eq!(
+        results.first().map(|(_, r)| r.clone()),
+        Some(("pipe\n".to_string(), "pipe\n".to_string())),
+        "{results:?}"
+    );
+    assert_same("what the process's stdin is", &results);
+}
+
 /// `ctr run -d` attaches stdin and leaves: the shim holds the stdin FIFO
 /// open, so the task does not see EOF until CloseIO.
 #[test]
