@@ -98,6 +98,11 @@ pub struct InitSpec {
     /// with these, as runc would have mounted it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dev_tmpfs: Option<DevTmpfs>,
+    /// The spec's `/dev/pts` devpts: LXC mounts a new instance there with
+    /// options of its own (`max=` from `lxc.pty.max`), and the init
+    /// remounts it with these, which resets every option to the spec's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dev_pts: Option<DevPts>,
     /// OCI `linux.devices` the init makes (`mknod`), as runc does outside a
     /// user namespace; inside one they are binds of the host's nodes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -163,6 +168,18 @@ pub struct DevTmpfs {
     /// the image, `mode=`'s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<u32>,
+}
+
+/// How `/dev/pts` is mounted: per-mount flags and devpts options, both
+/// checked when the spec was planned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevPts {
+    /// `MS_*` bits, as [`DevTmpfs::flags`].
+    pub flags: u64,
+    /// devpts options (`newinstance`, `ptmxmode=0666`, `mode=0620`,
+    /// `gid=5`, `max=...`).
+    pub options: Vec<String>,
 }
 
 /// A mount propagation type (`mount --make-[r]private` ...).

@@ -8,7 +8,7 @@
 //! `/proc/sys`. Then it makes the spec's device nodes, as runc's
 //! `mknod` outside a user namespace (inside one they are LXC's binds).
 
-use lxcri_init_spec::{DevTmpfs, DeviceNode, DeviceNodeKind};
+use lxcri_init_spec::{DevPts, DevTmpfs, DeviceNode, DeviceNodeKind};
 use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, Mode, SFlag};
@@ -22,6 +22,8 @@ use std::path::Path;
 pub enum DevSetupError {
     #[error("remount /dev with {options:?} (the spec's /dev mount): {source}")]
     Remount { options: String, source: Errno },
+    #[error("remount /dev/pts with {options:?} (the spec's /dev/pts mount): {source}")]
+    RemountPts { options: String, source: Errno },
     #[error("unmount {path}: {source}")]
     Unmount { path: &'static str, source: Errno },
     #[error("{what} {path}: {source}")]
@@ -44,7 +46,7 @@ const LXC_BOOT_ID: &str = "/dev/.lxc-boot-id";
 const BOOT_ID: &str = "/proc/sys/kernel/random/boot_id";
 const PTMX: &str = "/dev/ptmx";
 
-pub fn setup(dev: Option<&DevTmpfs>, devices: &[DeviceNode]) -> Result<()> {
+pub fn setup(dev: Option<&DevTmpfs>, pts: Option<&DevPts>, devices: &[DeviceNode]) -> Result<()> {
     host_boot_id()?;
     ptmx_symlink()?;
     let flags = dev.map_or(MsFlags::empty(), |d| MsFlags::from_bits_truncate(d.flags));
@@ -53,7 +55,24 @@ pub fn setup(dev: Option<&DevTmpfs>, devices: &[DeviceNode]) -> Result<()> {
         remount_dev(dev, flags - MsFlags::MS_RDONLY)?;
         own_dev(dev)?;
     }
+    if let Some(pts) = pts {
+        remount_dev_pts(pts)?;
+    }
     devices.iter().try_for_each(make_node)
+}
+
+/// LXC's devpts instance with the spec's flags and options only: the
+/// remount resets what it is not given (LXC's `max=`) to devpts's default.
+fn remount_dev_pts(pts: &DevPts) -> Result<()> {
+    let options = pts.options.join(",");
+    mount(
+        None::<&str>,
+        "/dev/pts",
+        None::<&str>,
+        MsFlags::MS_REMOUNT | MsFlags::from_bits_truncate(pts.flags),
+        (!options.is_empty()).then_some(options.as_str()),
+    )
+    .map_err(|source| DevSetupError::RemountPts { options, source })
 }
 
 /// A read-only `/dev` becomes read-only last, once everything in it is

@@ -61,7 +61,11 @@ const DEV_SYMLINKS: [(&str, &str); 4] = [
 pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     // First: the masks below bind /dev/null, and the read-only paths bind
     // /proc/sys with whatever is mounted in it.
-    crate::dev_setup::setup(spec.dev_tmpfs.as_ref(), &spec.devices)?;
+    crate::dev_setup::setup(
+        spec.dev_tmpfs.as_ref(),
+        spec.dev_pts.as_ref(),
+        &spec.devices,
+    )?;
     for l in &spec.symlinks {
         make_symlink(&l.path, &l.target)?;
     }

@@ -10,7 +10,7 @@ use lxcri_init_spec::DevTmpfs;
 use super::{invalid, unsupported, Result};
 
 /// Flag options: what each sets, and what it clears.
-const FLAGS: [(&str, u64, u64); 17] = [
+pub(super) const FLAGS: [(&str, u64, u64); 17] = [
     ("ro", libc::MS_RDONLY, 0),
     ("rw", 0, libc::MS_RDONLY),
     ("nosuid", libc::MS_NOSUID, 0),
@@ -49,7 +49,7 @@ const HUGE: [&str; 6] = ["never", "always", "within_size", "advise", "deny", "fo
 
 /// Options handled elsewhere: propagation (the mount plan's) and tmpfs's
 /// `noswap`, a flag the remount takes as data.
-const PROPAGATION: [&str; 8] = [
+pub(super) const PROPAGATION: [&str; 8] = [
     "private",
     "rprivate",
     "slave",

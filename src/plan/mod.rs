@@ -15,6 +15,7 @@
 //! [`ContainerPlan::cgroup`]).
 
 mod cgroup_mounts;
+mod dev_pts;
 mod dev_tmpfs;
 mod devices;
 mod features;
@@ -292,6 +293,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         rootfs_propagation: Some(rootfs_propagation),
         mount_propagation: mount_plan.propagation,
         dev_tmpfs: mount_plan.dev_tmpfs,
+        dev_pts: mount_plan.dev_pts,
         devices: device_plan.nodes,
         // Where LXC makes a cgroup namespace the spec did not ask for (see
         // the field); joining the shim's takes CAP_SYS_ADMIN over the

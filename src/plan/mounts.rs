@@ -10,7 +10,9 @@ use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::Mount;
 
-use lxcri_init_spec::{DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount};
+use lxcri_init_spec::{
+    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount,
+};
 
 use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
@@ -58,6 +60,8 @@ pub(super) struct MountPlan {
     pub shared: Vec<SharedMount>,
     /// The spec's `/dev` tmpfs, for the init to remount LXC's with.
     pub dev_tmpfs: Option<DevTmpfs>,
+    /// The spec's `/dev/pts` devpts, likewise.
+    pub dev_pts: Option<DevPts>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -99,6 +103,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         propagation: Vec::new(),
         shared: Vec::new(),
         dev_tmpfs: None,
+        dev_pts: None,
     };
     // The OCI field of each entry, for errors about it later.
     let mut fields: Vec<String> = Vec::new();
@@ -158,6 +163,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         }
         if clean == Path::new("/dev/pts") {
             if typ == "devpts" && !is_bind {
+                plan.dev_pts = Some(super::dev_pts::dev_pts(&field, &options)?);
                 continue;
             }
             return Err(unsupported(

@@ -9,9 +9,10 @@ use lxcri_e2e::{assert_same, runtimes, spec, Containerd};
 use serde_json::json;
 
 /// Each mount as `point fstype options superoptions`, sorted: the source
-/// (LXC names its `/dev` tmpfs `none`), the overlay's snapshot paths and
-/// the `max=` LXC gives its devpts (`lxc.pty.max`) differ by name only.
-const MOUNTS: &str = r#"sed -E 's/^[0-9]+ [0-9]+ [0-9:]+ ([^ ]+) ([^ ]+) ([^ ]+).* - ([^ ]+) [^ ]+ (.*)$/\2 \4 \3 \5 root=\1/; s/,lowerdir=[^ ]*//; s/,max=[0-9]+//' /proc/self/mountinfo | sort"#;
+/// (LXC names its `/dev` tmpfs `none`) and the overlay's snapshot paths
+/// differ by name only. The devpts is compared whole: LXC's `max=`
+/// (`lxc.pty.max`) goes when the init remounts it with the spec's options.
+const MOUNTS: &str = r#"sed -E 's/^[0-9]+ [0-9]+ [0-9:]+ ([^ ]+) ([^ ]+) ([^ ]+).* - ([^ ]+) [^ ]+ (.*)$/\2 \4 \3 \5 root=\1/; s/,lowerdir=[^ ]*//' /proc/self/mountinfo | sort"#;
 
 /// `/dev`'s entries: type and mode, owner, device numbers or size, name.
 const DEV: &str =
