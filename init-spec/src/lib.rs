@@ -119,6 +119,12 @@ pub struct InitSpec {
     /// is left as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symlinks: Vec<Symlink>,
+    /// Writable binds whose spec asks for `nosuid`, `nodev` or `noexec`:
+    /// LXC skips the remount that would set them unless the bind is
+    /// read-only or its source has them (lxc 5.0.2 src/lxc/conf.c
+    /// `mount_entry`), so the init bind-remounts each with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bind_flags: Vec<BindFlags>,
 }
 
 /// A symlink at `path` (absolute, in the container) to `target` (as
@@ -128,6 +134,15 @@ pub struct InitSpec {
 pub struct Symlink {
     pub path: String,
     pub target: String,
+}
+
+/// Per-mount flags for the bind at `destination` (absolute, in the
+/// container): `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` bits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindFlags {
+    pub destination: String,
+    pub flags: u64,
 }
 
 /// A device node to make in the container.

@@ -6,7 +6,7 @@
 //! and symlinks resolve within the container and cannot escape it.
 
 use crate::path_lookup::{self, LookupError};
-use lxcri_init_spec::{InitSpec, Propagation, PropagationKind};
+use lxcri_init_spec::{BindFlags, InitSpec, Propagation, PropagationKind};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
@@ -21,6 +21,8 @@ pub enum PrepareError {
     Mask { path: String, source: Errno },
     #[error("readonly path {path}: {source}")]
     Readonly { path: String, source: Errno },
+    #[error("mount {path}: setting its nosuid/nodev/noexec (the spec's options): {source}")]
+    BindFlags { path: String, source: Errno },
     #[error("create symlink {link} -> {target}: {source}")]
     Symlink {
         link: String,
@@ -68,6 +70,9 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     )?;
     for l in &spec.symlinks {
         make_symlink(&l.path, &l.target)?;
+    }
+    for b in &spec.bind_flags {
+        add_bind_flags(b)?;
     }
     // LXC leaves the whole tree shared (a peer group of its own); runc's
     // order is the tree's propagation first, then each mount's.
@@ -166,6 +171,25 @@ fn readonly_path(path: &str) -> Result<()> {
         Err(e) => return Err(err(e)),
     }
     remount_readonly(path, MsFlags::empty()).map_err(err)
+}
+
+/// A bind remount adding the spec's `nosuid`/`nodev`/`noexec`, keeping
+/// what the mount has (locked flags in a user namespace, a read-only one).
+fn add_bind_flags(b: &BindFlags) -> Result<()> {
+    let path = b.destination.as_str();
+    let err = |source| PrepareError::BindFlags {
+        path: path.into(),
+        source,
+    };
+    let current = statvfs(path).map_err(err)?.flags();
+    let mut flags = MsFlags::MS_REMOUNT
+        | MsFlags::MS_BIND
+        | kept_flags(current)
+        | MsFlags::from_bits_truncate(b.flags);
+    if current.contains(FsFlags::ST_RDONLY) {
+        flags |= MsFlags::MS_RDONLY;
+    }
+    mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(err)
 }
 
 /// MS_REMOUNT|MS_BIND|MS_RDONLY, keeping the mount's existing flags: in a

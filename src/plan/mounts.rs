@@ -11,7 +11,7 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{
-    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount,
+    BindFlags, DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount,
 };
 
 use super::process::{check_selinux_label, lsm_error};
@@ -62,6 +62,8 @@ pub(super) struct MountPlan {
     pub dev_tmpfs: Option<DevTmpfs>,
     /// The spec's `/dev/pts` devpts, likewise.
     pub dev_pts: Option<DevPts>,
+    /// The flags LXC leaves off writable binds ([`BindFlags`]).
+    pub bind_flags: Vec<BindFlags>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -104,6 +106,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         shared: Vec::new(),
         dev_tmpfs: None,
         dev_pts: None,
+        bind_flags: Vec::new(),
     };
     // The OCI field of each entry, for errors about it later.
     let mut fields: Vec<String> = Vec::new();
@@ -250,7 +253,34 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         fields.push(field);
     }
     defer_binds_in_binds(&mut plan, &fields)?;
+    plan.bind_flags = plan.entries.iter().filter_map(bind_flags).collect();
     Ok(plan)
+}
+
+/// The `nosuid`/`nodev`/`noexec` a writable bind asks for (the last of
+/// each pair wins, as in mount(8)); `None` when it asks for none, or is
+/// read-only, which LXC remounts with all of them.
+fn bind_flags(entry: &MountEntry) -> Option<BindFlags> {
+    let bind = entry.options.iter().any(|o| o == "bind" || o == "rbind");
+    if !bind || is_readonly(&entry.options) {
+        return None;
+    }
+    let mut flags = 0;
+    for o in &entry.options {
+        match o.as_str() {
+            "nosuid" => flags |= libc::MS_NOSUID,
+            "suid" => flags &= !libc::MS_NOSUID,
+            "nodev" => flags |= libc::MS_NODEV,
+            "dev" => flags &= !libc::MS_NODEV,
+            "noexec" => flags |= libc::MS_NOEXEC,
+            "exec" => flags &= !libc::MS_NOEXEC,
+            _ => {}
+        }
+    }
+    (flags != 0).then(|| BindFlags {
+        destination: format!("/{}", entry.destination),
+        flags,
+    })
 }
 
 /// The last of `ro`/`rw` wins.

@@ -1,6 +1,7 @@
 //! Tests of the translation: golden fixtures (`golden.rs`), error paths
 //! (`errors.rs`) and cgroup resources (`resources.rs`).
 
+mod bind_flags;
 mod cgroup;
 mod errors;
 mod golden;

@@ -84,6 +84,59 @@ fn a_read_only_dev_with_a_device_is_runcs() {
     assert_same("a read-only /dev with a device", &results);
 }
 
+/// Binds with `nosuid`, `nodev` and `noexec`, writable and read-only, a
+/// file's and a directory's: each mount's flags are the spec's, as on
+/// runc, and a script in the `noexec` one does not run. (LXC remounts a
+/// writable bind only for flags its source has: the init adds the rest.)
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn bind_flags_are_the_specs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let src = ctd.dir().join("bind-src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("run.sh"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(
+        src.join("run.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let binds = [
+        ("/mnt/noexec", "", &["rbind", "noexec"][..]),
+        ("/mnt/nodev", "", &["bind", "nodev", "nosuid"][..]),
+        ("/mnt/ro", "", &["rbind", "ro", "nosuid", "noexec"][..]),
+        ("/mnt/exec", "", &["rbind", "noexec", "exec"][..]),
+        ("/mnt/file", "/run.sh", &["bind", "noexec"][..]),
+    ];
+    let script = "for m in /mnt/noexec /mnt/nodev /mnt/ro /mnt/exec /mnt/file; do \
+                    echo \"$m $(grep \" $m \" /proc/self/mountinfo | cut -d' ' -f6)\"; done; \
+                  /mnt/noexec/run.sh 2>/dev/null || echo noexec-refused; /mnt/exec/run.sh";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("bindflags");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
+        for (dest, sub, options) in binds {
+            s["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": dest, "type": "bind",
+                "source": format!("{}{sub}", src.display()), "options": options,
+            }));
+        }
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_eq!(
+        results.first().map(|(_, o)| o.as_str()),
+        Some(
+            "/mnt/noexec rw,noexec,relatime\n/mnt/nodev rw,nosuid,nodev,relatime\n\
+             /mnt/ro ro,nosuid,noexec,relatime\n/mnt/exec rw,relatime\n\
+             /mnt/file rw,noexec,relatime\nnoexec-refused\nran\n"
+        ),
+        "{results:?}"
+    );
+    assert_same("binds' flags", &results);
+}
+
 /// A pod container sees the same mounts (the kubelet's and CRI's
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included,
 /// and on cgroup v1 each controller's own cgroup at `/sys/fs/cgroup/<ctrl>`,
