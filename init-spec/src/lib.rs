@@ -10,19 +10,20 @@
 //!    the start byte and close its end as soon as it has seen `Ready`, and
 //!    a FIFO nobody holds open drops what was written to it; reads
 //!    [`InitSpec`] from [`INIT_SPEC_FILE`];
-//! 2. prepares the container (masked and read-only paths, read-only rootfs,
-//!    resolves the executable) and connects to [`INIT_SOCKET`];
+//! 2. prepares the container (masked and read-only paths, resolves the
+//!    executable) and connects to [`INIT_SOCKET`];
 //! 3. with [`InitSpec::join_runtime_cgroupns`] receives the shim's cgroup
 //!    namespace (one fd, one [`CGROUPNS_TAG`] byte, sent as soon as the
-//!    shim accepted) and joins it; sends [`InitMessage::Ready`] (or
+//!    shim accepted) and joins it; detaches the [`RUNTIME_DIR`] mount and
+//!    removes its mount point, so the OCI process never sees either; makes
+//!    a read-only rootfs read-only; sends [`InitMessage::Ready`] (or
 //!    [`InitMessage::Failed`] and exits 1); an init that fails before it
 //!    could connect writes the cause to [`INIT_ERROR_FILE`] instead; the
 //!    shim learns the init's host pid from `SO_PEERCRED`;
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;
-//! 5. detaches the [`RUNTIME_DIR`] mount so the OCI process never sees it,
-//!    and blocks reading one byte from the [`START_FIFO`]; a signal that
+//! 5. blocks reading one byte from the [`START_FIFO`]; a signal that
 //!    would end a process ends the init here, and it writes an
 //!    [`ExitReport`] (128 + the signal) to [`EXIT_FILE`] via the directory
 //!    fd and exits with that code;

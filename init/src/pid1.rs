@@ -92,6 +92,8 @@ fn run_inner() -> Result<i32> {
         if p.1 .0.join_runtime_cgroupns {
             join_runtime_cgroupns(&sock)?;
         }
+        leave_runtime_dir(runtime)?;
+        prepare::finish_rootfs(&p.1 .0)?;
         Ok(p)
     });
     let ((dir, fifo), (spec, command)) = match prepared {
@@ -117,7 +119,6 @@ fn run_inner() -> Result<i32> {
     drop(sock);
 
     // Step 5.
-    umount2(runtime, MntFlags::MNT_DETACH).map_err(sys(format!("detach {RUNTIME_DIR}")))?;
     if let Some(signo) = wait_for_start(&fifo, &signals)? {
         // Killed while created: end the container like the process would have.
         let code = lxcri_init_spec::exit_code_from_signal(signo);
@@ -131,6 +132,17 @@ fn run_inner() -> Result<i32> {
     drop(signals);
     let _open_until_exec = fifo;
     command.exec(child_stdio, Runner::Pid1)
+}
+
+/// Detaches the runtime directory: from here on the init reaches it only
+/// through the fds it holds (the socket, the directory, the start FIFO),
+/// and the OCI process never sees it. The mount point LXC made in the
+/// rootfs (`create=dir`) goes too, as runc leaves nothing of its own
+/// there; one the image had with files in it stays as it was.
+fn leave_runtime_dir(runtime: &Path) -> Result<()> {
+    umount2(runtime, MntFlags::MNT_DETACH).map_err(sys(format!("detach {RUNTIME_DIR}")))?;
+    let _ = std::fs::remove_dir(runtime);
+    Ok(())
 }
 
 /// Joins the cgroup namespace the shim sends (see

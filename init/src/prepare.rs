@@ -94,12 +94,17 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     let cwd = ensure_cwd(&spec.process.cwd)?;
     let name = spec.process.args.first().map(String::as_str).unwrap_or("");
     let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;
+    Ok(exe)
+}
+
+/// The rootfs read-only, last, as runc's `finalizeRootfs`: only the mount
+/// at "/" changes (/proc, /dev... are mounts of their own). Done once the
+/// runtime directory's mount point is gone from the rootfs.
+pub fn finish_rootfs(spec: &InitSpec) -> Result<()> {
     if spec.rootfs_readonly {
-        // Only the mount at "/" changes: /.lxcri, /proc, /dev... are mounts
-        // of their own and stay writable.
         remount_readonly("/", MsFlags::empty()).map_err(PrepareError::RootfsReadonly)?;
     }
-    Ok(exe)
+    Ok(())
 }
 
 fn propagate(path: &str, p: Propagation) -> Result<()> {

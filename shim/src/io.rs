@@ -11,7 +11,6 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -115,8 +114,6 @@ fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
 pub struct ProcessIo {
     /// The pty master (terminal processes), for resize.
     console: Option<Arc<OwnedFd>>,
-    /// Set by CloseIO: the stdin copier stops forwarding.
-    stdin_closed: Arc<AtomicBool>,
     /// See [`hold_stdin_open`]; dropped by CloseIO and at the exit.
     stdin_writer: Option<File>,
     /// One message per output copier when it has copied everything.
@@ -177,8 +174,7 @@ impl ProcessIo {
         let fifo = open_input(uri)?;
         self.stdin_writer = hold_stdin_open(uri)?;
         let (read, write) = pipe()?;
-        let closed = self.stdin_closed.clone();
-        std::thread::spawn(move || copy_stdin(fifo, File::from(write), &closed));
+        std::thread::spawn(move || copy_stdin(fifo, File::from(write)));
         Ok(read)
     }
 
@@ -206,7 +202,6 @@ impl ProcessIo {
     /// Starts copying between a pty master and containerd's FIFOs.
     pub fn console(master: OwnedFd, paths: &StdioPaths) -> Result<Self> {
         let master = Arc::new(master);
-        let stdin_closed = Arc::new(AtomicBool::new(false));
         let out = open_output(&paths.stdout)?;
         let reader = File::from(
             master
@@ -228,12 +223,10 @@ impl ProcessIo {
                     .try_clone()
                     .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
             );
-            let closed = stdin_closed.clone();
-            std::thread::spawn(move || copy_stdin(input, writer, &closed));
+            std::thread::spawn(move || copy_stdin(input, writer));
         }
         Ok(Self {
             console: Some(master),
-            stdin_closed,
             stdin_writer,
             drained: vec![drained],
         })
@@ -261,8 +254,9 @@ impl ProcessIo {
         Ok(())
     }
 
+    /// CloseIO: the shim's writer goes, so the copier reads EOF (and the
+    /// process gets it) once no client writes either.
     pub fn close_stdin(&mut self) {
-        self.stdin_closed.store(true, Ordering::SeqCst);
         self.stdin_writer = None;
     }
 
@@ -312,14 +306,17 @@ fn wait_read_by_containerd(fifo: &File, timeout: Duration) {
     }
 }
 
-fn copy_stdin(mut from: File, mut to: File, closed: &AtomicBool) {
+/// Forwards containerd's stdin until its EOF (every writer gone: the
+/// client's and, after CloseIO, the shim's), as runc's shim copies it:
+/// what a client wrote before CloseIO still reaches the process.
+fn copy_stdin(mut from: File, mut to: File) {
     let mut buf = [0u8; 32 * 1024];
     loop {
         match from.read(&mut buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(0) | Err(_) => break,
             Ok(n) => {
-                if closed.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
             }
@@ -503,6 +500,27 @@ mod tests {
             b"",
             "EOF at CloseIO"
         );
+    }
+
+    /// A client writes, leaves and sends CloseIO before the copier got to
+    /// the bytes (ctr's order under load): they still reach the process,
+    /// then its EOF.
+    #[test]
+    fn stdin_written_before_close_io_is_forwarded() {
+        let tmp = tempfile::tempdir().unwrap();
+        let input = fifo(tmp.path(), "in");
+        let paths = StdioPaths {
+            stdin: input.clone(),
+            ..Default::default()
+        };
+        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let client = open_client(&input);
+        (&client).write_all(b"line one\nline two\n").unwrap();
+        drop(client);
+        io.close_stdin();
+        let mut got = Vec::new();
+        File::from(ends.stdin).read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"line one\nline two\n");
     }
 
     #[test]

@@ -55,12 +55,17 @@ fn what_a_container_writes_in_its_reach_is_never_run_or_followed_by_the_host() {
         assert_owner_only(&lxc.join("config"));
     }
 
-    let script = "printf '#!/bin/sh\\ntouch /tmp/pwned-by-container\\n' > /.lxcri/lxcri-init; \
+    // The runtime directory and its mount point are gone before the
+    // process runs; what the container puts in their place is its own.
+    let script = "[ -e /.lxcri ] && echo present || echo absent; mkdir /.lxcri; \
+                  printf '#!/bin/sh\\ntouch /tmp/pwned-by-container\\n' > /.lxcri/lxcri-init; \
                   echo wrote=$?; \
                   rm -f /.lxcri/exit; ln -s /etc/shadow /.lxcri/exit; echo linked=$?";
     let out = ctd.exec(&id, "evil", &["sh", "-c", script], &[]);
     assert!(
-        out.stdout.contains("wrote=0") && out.stdout.contains("linked=0"),
+        out.stdout.starts_with("absent\n")
+            && out.stdout.contains("wrote=0")
+            && out.stdout.contains("linked=0"),
         "{out}"
     );
     // exec runs the host's init, not the container's copy.

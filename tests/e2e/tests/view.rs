@@ -51,6 +51,26 @@ fn mounts_dev_and_boot_id_are_runcs() {
     }
 }
 
+/// The rootfs's top directory holds what runc's does: nothing of lxcri's
+/// (the runtime directory's mount point goes before the process runs),
+/// with a writable and with a read-only rootfs.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_root_directory_is_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for flags in [&[][..], &["--read-only"][..]] {
+        let mut results = Vec::new();
+        for rt in runtimes() {
+            let id = ctd.new_id("rootdir");
+            let out = ctd.run(rt, &id, &["ls", "-a", "/"], flags);
+            assert_eq!(out.code, Some(0), "{rt} {flags:?}: {out}");
+            results.push((rt, out.stdout));
+        }
+        assert_same(&format!("what / holds {flags:?}"), &results);
+    }
+}
+
 /// A read-only `/dev` with `mode=711` and a device made in it: the node is
 /// there, `/dev` is read-only (runc makes it so last) and has the mode of
 /// the image's `/dev` directory, 755, not `mode=`: runc chmods a tmpfs
