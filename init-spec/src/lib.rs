@@ -120,12 +120,20 @@ pub struct InitSpec {
     /// is left as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symlinks: Vec<Symlink>,
-    /// Writable binds whose spec asks for `nosuid`, `nodev` or `noexec`:
-    /// LXC skips the remount that would set them unless the bind is
-    /// read-only or its source has them (lxc 5.0.2 src/lxc/conf.c
-    /// `mount_entry`), so the init bind-remounts each with them.
+    /// Per-mount flags the init sets once LXC has mounted everything:
+    /// writable binds' `nosuid`, `nodev`, `noexec` (LXC skips the remount
+    /// that would set them unless the bind is read-only or its source has
+    /// them: lxc 5.0.2 src/lxc/conf.c `mount_entry`), and a read-only
+    /// tmpfs's `ro` (mounted writable, as runc mounts it, so the
+    /// filesystem stays `rw` and only the mount is read-only).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub bind_flags: Vec<BindFlags>,
+    pub remount_flags: Vec<RemountFlags>,
+    /// Spec tmpfs mounts over a directory of the image, and that
+    /// directory's mode: runc `chmod`s the tmpfs's root back to it after
+    /// the mount (libcontainer/rootfs_linux.go `mountToRootfs`), whatever
+    /// `mode=` said; the init does the same.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs_modes: Vec<TmpfsMode>,
 }
 
 /// A symlink at `path` (absolute, in the container) to `target` (as
@@ -137,13 +145,23 @@ pub struct Symlink {
     pub target: String,
 }
 
-/// Per-mount flags for the bind at `destination` (absolute, in the
-/// container): `MS_NOSUID`, `MS_NODEV`, `MS_NOEXEC` bits.
+/// Per-mount flags for the mount at `destination` (absolute, in the
+/// container), set with a bind remount: `MS_NOSUID`, `MS_NODEV`,
+/// `MS_NOEXEC`, `MS_RDONLY` bits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BindFlags {
+pub struct RemountFlags {
     pub destination: String,
     pub flags: u64,
+}
+
+/// The mode for the root of the tmpfs at `destination` (absolute, in the
+/// container): permission bits with setuid, setgid and sticky.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TmpfsMode {
+    pub destination: String,
+    pub mode: u32,
 }
 
 /// A device node to make in the container.

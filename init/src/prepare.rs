@@ -6,23 +6,25 @@
 //! and symlinks resolve within the container and cannot escape it.
 
 use crate::path_lookup::{self, LookupError};
-use lxcri_init_spec::{BindFlags, InitSpec, Propagation, PropagationKind};
+use lxcri_init_spec::{InitSpec, Propagation, PropagationKind, RemountFlags};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("masked path {path}: {source}")]
     Mask { path: String, source: Errno },
+    #[error("chmod {path} (the image's mode for the spec's tmpfs, as runc): {source}")]
+    TmpfsMode { path: String, source: Errno },
     #[error("readonly path {path}: {source}")]
     Readonly { path: String, source: Errno },
-    #[error("mount {path}: setting its nosuid/nodev/noexec (the spec's options): {source}")]
-    BindFlags { path: String, source: Errno },
+    #[error("mount {path}: setting its flags (the spec's nosuid/nodev/noexec/ro): {source}")]
+    RemountFlags { path: String, source: Errno },
     #[error("create symlink {link} -> {target}: {source}")]
     Symlink {
         link: String,
@@ -71,8 +73,13 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     for l in &spec.symlinks {
         make_symlink(&l.path, &l.target)?;
     }
-    for b in &spec.bind_flags {
-        add_bind_flags(b)?;
+    for t in &spec.tmpfs_modes {
+        fs::set_permissions(&t.destination, fs::Permissions::from_mode(t.mode)).map_err(|e| {
+            PrepareError::TmpfsMode {
+                path: t.destination.clone(),
+                source: io_errno(&e),
+            }
+        })?;
     }
     // LXC leaves the whole tree shared (a peer group of its own); runc's
     // order is the tree's propagation first, then each mount's.
@@ -92,6 +99,11 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     dev_symlinks()?;
     crate::dev_setup::finish(spec.dev_tmpfs.as_ref())?;
     let cwd = ensure_cwd(&spec.process.cwd)?;
+    // Last, as runc's finalizeRootfs: a read-only tmpfs could not take a
+    // directory made above.
+    for r in &spec.remount_flags {
+        add_remount_flags(r)?;
+    }
     let name = spec.process.args.first().map(String::as_str).unwrap_or("");
     let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;
     Ok(exe)
@@ -178,11 +190,12 @@ fn readonly_path(path: &str) -> Result<()> {
     remount_readonly(path, MsFlags::empty()).map_err(err)
 }
 
-/// A bind remount adding the spec's `nosuid`/`nodev`/`noexec`, keeping
-/// what the mount has (locked flags in a user namespace, a read-only one).
-fn add_bind_flags(b: &BindFlags) -> Result<()> {
+/// A bind remount adding the spec's flags (`nosuid`/`nodev`/`noexec`,
+/// `ro`), keeping what the mount has (locked flags in a user namespace, a
+/// read-only one).
+fn add_remount_flags(b: &RemountFlags) -> Result<()> {
     let path = b.destination.as_str();
-    let err = |source| PrepareError::BindFlags {
+    let err = |source| PrepareError::RemountFlags {
         path: path.into(),
         source,
     };

@@ -294,7 +294,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         mount_propagation: mount_plan.propagation,
         dev_tmpfs: mount_plan.dev_tmpfs,
         dev_pts: mount_plan.dev_pts,
-        bind_flags: mount_plan.bind_flags,
+        remount_flags: mount_plan.remount_flags,
+        tmpfs_modes: mount_plan.tmpfs_modes,
         devices: device_plan.nodes,
         // Where LXC makes a cgroup namespace the spec did not ask for (see
         // the field); joining the shim's takes CAP_SYS_ADMIN over the

@@ -11,7 +11,8 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{
-    BindFlags, DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, SharedMount,
+    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, RemountFlags, SharedMount,
+    TmpfsMode,
 };
 
 use super::process::{check_selinux_label, lsm_error};
@@ -62,8 +63,10 @@ pub(super) struct MountPlan {
     pub dev_tmpfs: Option<DevTmpfs>,
     /// The spec's `/dev/pts` devpts, likewise.
     pub dev_pts: Option<DevPts>,
-    /// The flags LXC leaves off writable binds ([`BindFlags`]).
-    pub bind_flags: Vec<BindFlags>,
+    /// The per-mount flags the init sets ([`RemountFlags`]).
+    pub remount_flags: Vec<RemountFlags>,
+    /// The modes the init gives tmpfs roots ([`TmpfsMode`]).
+    pub tmpfs_modes: Vec<TmpfsMode>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -106,7 +109,8 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         shared: Vec::new(),
         dev_tmpfs: None,
         dev_pts: None,
-        bind_flags: Vec::new(),
+        remount_flags: Vec::new(),
+        tmpfs_modes: Vec::new(),
     };
     // The OCI field of each entry, for errors about it later.
     let mut fields: Vec<String> = Vec::new();
@@ -241,6 +245,18 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                 _ => typ.to_string(),
             };
             let mut options = options;
+            if typ == "tmpfs" {
+                let nested = plan
+                    .entries
+                    .iter()
+                    .any(|e| Path::new(&destination).starts_with(&e.destination));
+                tmpfs_as_runc(
+                    &mut options,
+                    &destination,
+                    (!nested).then_some(rootfs),
+                    &mut plan,
+                );
+            }
             options.push("create=dir".into());
             MountEntry {
                 source,
@@ -253,14 +269,15 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         fields.push(field);
     }
     defer_binds_in_binds(&mut plan, &fields)?;
-    plan.bind_flags = plan.entries.iter().filter_map(bind_flags).collect();
+    let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
+    plan.remount_flags.extend(binds);
     Ok(plan)
 }
 
 /// The `nosuid`/`nodev`/`noexec` a writable bind asks for (the last of
 /// each pair wins, as in mount(8)); `None` when it asks for none, or is
 /// read-only, which LXC remounts with all of them.
-fn bind_flags(entry: &MountEntry) -> Option<BindFlags> {
+fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
     let bind = entry.options.iter().any(|o| o == "bind" || o == "rbind");
     if !bind || is_readonly(&entry.options) {
         return None;
@@ -277,10 +294,42 @@ fn bind_flags(entry: &MountEntry) -> Option<BindFlags> {
             _ => {}
         }
     }
-    (flags != 0).then(|| BindFlags {
+    (flags != 0).then(|| RemountFlags {
         destination: format!("/{}", entry.destination),
         flags,
     })
+}
+
+/// A tmpfs as runc mounts it (libcontainer/rootfs_linux.go
+/// `mountToRootfs`): over a directory the image has (`rootfs` is `None`
+/// when an earlier mount covers the destination: runc makes it there), its
+/// root gets that directory's mode, which runc `chmod`s back after the
+/// mount, whatever `mode=` said; a read-only one is mounted writable and
+/// made read-only per mount afterwards (runc's `finalizeRootfs`), so the
+/// filesystem itself stays `rw`, and mount points inside it can be made.
+fn tmpfs_as_runc(
+    options: &mut Vec<String>,
+    destination: &str,
+    rootfs: Option<&Path>,
+    plan: &mut MountPlan,
+) {
+    let image_mode = rootfs
+        .and_then(|r| std::fs::symlink_metadata(r.join(destination)).ok())
+        .filter(|m| m.is_dir())
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
+    if let Some(mode) = image_mode {
+        plan.tmpfs_modes.push(TmpfsMode {
+            destination: format!("/{destination}"),
+            mode,
+        });
+    }
+    if is_readonly(options) {
+        options.retain(|o| o != "ro" && o != "rw");
+        plan.remount_flags.push(RemountFlags {
+            destination: format!("/{destination}"),
+            flags: libc::MS_RDONLY,
+        });
+    }
 }
 
 /// The last of `ro`/`rw` wins.

@@ -1,7 +1,6 @@
 //! Tests of the translation: golden fixtures (`golden.rs`), error paths
 //! (`errors.rs`) and cgroup resources (`resources.rs`).
 
-mod bind_flags;
 mod cgroup;
 mod errors;
 mod golden;
@@ -10,9 +9,11 @@ mod nested_mounts;
 mod network;
 mod node_userns;
 mod pve;
+mod remount_flags;
 mod resources;
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::Spec;
@@ -38,6 +39,13 @@ pub(super) fn env() -> Env {
         "bin", "etc", "proc", "sys", "dev", "run", "tmp", "root", "app", "usr/lib",
     ] {
         fs::create_dir_all(rootfs.join(d)).unwrap();
+        // An image's modes, whatever the umask: a tmpfs there gets them.
+        let mode = match d {
+            "tmp" => 0o1777,
+            "root" => 0o700,
+            _ => 0o755,
+        };
+        fs::set_permissions(rootfs.join(d), fs::Permissions::from_mode(mode)).unwrap();
     }
     for f in ["etc/hosts", "etc/hostname", "etc/resolv.conf"] {
         fs::write(rootfs.join(f), "").unwrap();

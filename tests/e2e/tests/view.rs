@@ -157,6 +157,45 @@ fn bind_flags_are_the_specs() {
     assert_same("binds' flags", &results);
 }
 
+/// Spec tmpfs mounts as runc makes them: over a directory of the image its
+/// mode (runc chmods the mount's root back to it, whatever `mode=` said),
+/// over a new one `mode=`'s; a read-only one is read-only per mount over a
+/// writable filesystem.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn tmpfs_mounts_are_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let script = "stat -c '%a %n' /var /root /home /newdir; \
+                  grep -E ' /(var|root|home|newdir) ' /proc/self/mountinfo | cut -d' ' -f5,6,9-; \
+                  touch /home/x 2>/dev/null || echo home-read-only";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("tmpfsmode");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
+        for (dest, options) in [
+            ("/var", &["mode=0700"][..]),
+            ("/root", &[][..]),
+            ("/home", &["ro", "mode=0711"][..]),
+            ("/newdir", &["mode=0750", "size=1m"][..]),
+        ] {
+            s["mounts"].as_array_mut().expect("mounts").push(json!({
+                "destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options,
+            }));
+        }
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert!(
+        results
+            .first()
+            .is_some_and(|(_, o)| o.contains("/home ro,relatime tmpfs rw")),
+        "{results:?}"
+    );
+    assert_same("tmpfs mounts", &results);
+}
+
 /// A pod container sees the same mounts (the kubelet's and CRI's
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included,
 /// and on cgroup v1 each controller's own cgroup at `/sys/fs/cgroup/<ctrl>`,
