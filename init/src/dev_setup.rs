@@ -15,7 +15,7 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use nix::unistd::{chown, Gid, Uid};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,26 @@ fn remount_dev_pts(pts: &DevPts) -> Result<()> {
         (!options.is_empty()).then_some(options.as_str()),
     )
     .map_err(|source| DevSetupError::RemountPts { options, source })
+}
+
+/// An empty file at `/dev/console` for the terminal the init binds there
+/// later ([`crate::stdio::bind_console`]), made while `/dev` is writable,
+/// as runc makes it (0666); LXC makes none without a console of its own.
+pub fn console_mount_point() -> Result<()> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o666)
+        .open("/dev/console")
+    {
+        Ok(_) => Ok(()),
+        Err(source) => Err(DevSetupError::File {
+            what: "create",
+            path: "/dev/console",
+            source,
+        }),
+    }
 }
 
 /// A read-only `/dev` becomes read-only last, once everything in it is

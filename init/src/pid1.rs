@@ -109,10 +109,9 @@ fn run_inner() -> Result<i32> {
     };
     // Step 4.
     let child_stdio = if spec.process.terminal {
-        Stdio::Terminal(stdio::hand_over_new_pty(
-            sock.as_fd(),
-            spec.process.console_size,
-        )?)
+        let slave = stdio::hand_over_new_pty(sock.as_fd(), spec.process.console_size)?;
+        stdio::bind_console(&slave)?;
+        Stdio::Terminal(slave)
     } else {
         Stdio::Fds(stdio::recv_fds(sock.as_fd(), STDIO_TAG, 3)?)
     };

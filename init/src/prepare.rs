@@ -97,6 +97,9 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
         mask_path(path)?;
     }
     dev_symlinks()?;
+    if spec.process.terminal {
+        crate::dev_setup::console_mount_point()?;
+    }
     crate::dev_setup::finish(spec.dev_tmpfs.as_ref())?;
     let cwd = ensure_cwd(&spec.process.cwd)?;
     // Last, as runc's finalizeRootfs: a read-only tmpfs could not take a

@@ -23,6 +23,8 @@ pub enum StdioError {
     Message(#[source] std::io::Error),
     #[error("open pty: {what}: {source}")]
     Pty { what: &'static str, source: Errno },
+    #[error("bind the terminal onto /dev/console: {0}")]
+    Console(#[source] Errno),
 }
 
 pub type Result<T> = std::result::Result<T, StdioError>;
@@ -113,6 +115,23 @@ pub fn hand_over_new_pty(sock: BorrowedFd<'_>, size: Option<ConsoleSize>) -> Res
     let pty = open_pty(size)?;
     send_fds(sock, PTY_TAG, &[pty.master.as_raw_fd()], "pty master")?;
     Ok(pty.slave)
+}
+
+/// The container's terminal at `/dev/console` too, as runc's
+/// `setupConsole` binds it there (the init made the mount point while
+/// `/dev` was writable: [`crate::dev_setup::console_mount_point`]). The
+/// bind is of the slave the process gets, through its fd, not a
+/// `/dev/pts/N` name the container could have replaced.
+pub fn bind_console(slave: &OwnedFd) -> Result<()> {
+    let source = format!("/proc/self/fd/{}", slave.as_raw_fd());
+    nix::mount::mount(
+        Some(source.as_str()),
+        "/dev/console",
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(StdioError::Console)
 }
 
 /// Open a pty in the current mount namespace (so the slave belongs to the

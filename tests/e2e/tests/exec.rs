@@ -135,6 +135,33 @@ fn exec_with_tty() {
     }
 }
 
+/// `ctr run --tty`: the process's terminal is also `/dev/console` (runc
+/// binds the pty there), with the same devpts node, owner and mode, and
+/// stdio on it, as on runc.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_terminal_run_has_its_console_as_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let script = "tty; ls -l /dev/console | awk '{print $1,$3,$4,$5,$6}'; \
+                  grep ' /dev/console ' /proc/self/mountinfo | cut -d' ' -f4,5,6,9-; \
+                  ls -l /proc/self/fd/0 | awk '{print $NF}'; ls /dev/pts";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("ttyrun");
+        let out = ctd.run_tty(rt, &id, &["sh", "-c", script]);
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert!(
+        results
+            .first()
+            .is_some_and(|(_, o)| o.contains("/0 /dev/console rw,nosuid,noexec,relatime devpts")),
+        "{results:?}"
+    );
+    assert_same("a terminal run's console", &results);
+}
+
 /// What a process writes to its terminal reaches ctr byte for byte as on
 /// runc (no stray byte before it).
 #[test]

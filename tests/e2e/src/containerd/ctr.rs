@@ -201,13 +201,23 @@ impl Containerd {
     /// `ctr task exec --tty`, run under `script` so ctr has a terminal.
     /// The output has the terminal's `\r\n` line ends.
     pub fn exec_tty(&self, id: &str, exec_id: &str, args: &[&str]) -> CmdOutput {
+        let mut all = vec!["task", "exec", "--tty", "--exec-id", exec_id, id];
+        all.extend_from_slice(args);
+        self.ctr_with_terminal(&all)
+    }
+
+    /// `ctr run --rm --tty --runtime R busybox ID args...`, under `script`
+    /// as [`Containerd::exec_tty`].
+    pub fn run_tty(&self, rt: Runtime, id: &str, args: &[&str]) -> CmdOutput {
+        let all = Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, &["--tty"]);
+        self.ctr_with_terminal(&all)
+    }
+
+    fn ctr_with_terminal(&self, ctr_args: &[&str]) -> CmdOutput {
         let ctr = self.ctr_command();
         let mut argv: Vec<String> = vec![ctr.get_program().to_string_lossy().into_owned()];
         argv.extend(ctr.get_args().map(|a| a.to_string_lossy().into_owned()));
-        for a in ["task", "exec", "--tty", "--exec-id", exec_id, id] {
-            argv.push(a.to_string());
-        }
-        argv.extend(args.iter().map(|a| a.to_string()));
+        argv.extend(ctr_args.iter().map(|a| a.to_string()));
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
         // -e: script exits with the child's code; -q: no banner. Its stdin
         // stays open until the end: at EOF script would type a character
