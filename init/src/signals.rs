@@ -68,11 +68,29 @@ pub fn reset_for_exec() {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     for sig in 1..=MAX_SIGNAL {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: resetting to SIG_DFL installs no Rust code as a handler.
-            // glibc's internal signals (32, 33) fail with EINVAL; that is fine.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
+            default_disposition(sig);
         }
     }
+}
+
+/// SIG_DFL for `sig` through the system call: glibc's wrappers refuse its
+/// internal signals (32, 33) with EINVAL, and one the init inherited as
+/// ignored would stay ignored in the process (LXC's chain passed 33 so).
+fn default_disposition(sig: i32) {
+    // The kernel's struct sigaction: handler (SIG_DFL = 0), flags,
+    // restorer and mask, all zero; larger than any architecture's layout.
+    let action = [0u64; 4];
+    // SAFETY: rt_sigaction reads a zeroed kernel sigaction (SIG_DFL, no
+    // flags, empty mask) and writes nothing (no old action asked for).
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            action.as_ptr(),
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
 }
 
 /// Does the default action of `signo` end a process? (Used before the OCI

@@ -103,3 +103,27 @@ fn sigterm_without_a_handler_leaves_pid_1_running() {
     }
     assert_same("PID 1 without a SIGTERM handler", &results);
 }
+
+/// The process starts with no signal ignored, glibc's internal ones (32,
+/// 33) included, whatever the shim's and LXC's chain had ignored (33 came
+/// through before). runc's process keeps what its parents ignored where Go
+/// leaves a signal alone (32 here, from the test's chain), so this is
+/// lxcri's alone: a node's containerd ignores none.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_process_starts_with_no_signal_ignored() {
+    if !lxcri_e2e::Runtime::Lxcri.selected() {
+        return;
+    }
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let id = ctd.new_id("sigign");
+    let out = ctd.run(
+        lxcri_e2e::Runtime::Lxcri,
+        &id,
+        &["grep", "SigIgn", "/proc/self/status"],
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(out.stdout, "SigIgn:\t0000000000000000\n", "{out}");
+}
