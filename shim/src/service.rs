@@ -501,7 +501,7 @@ impl Service {
             pid: pid as u32,
             exit_status: exit.status,
             exited_at: MessageField::some(exit.timestamp()),
-            id: req.id,
+            // runc's shim leaves `id` empty in the init's TaskDelete.
             ..Default::default()
         });
         Ok(DeleteResponse {

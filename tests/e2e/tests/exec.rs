@@ -511,3 +511,66 @@ fn update_memory_limit() {
         ctd.remove(&id);
     }
 }
+
+/// What `ctr events` shows of a lifecycle (create, start, an exec that
+/// exits 3, pause, resume, SIGKILL, delete) is runc's: the same topics in
+/// the same order with the same fields, once the values that name this run
+/// (pids, times, ids, FIFO and bundle paths, the runtime) are set aside.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_lifecycles_events_are_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let events = Background::spawn(ctd.ctr_command().arg("events"));
+        std::thread::sleep(Duration::from_secs(1));
+        let id = running(&ctd, rt, "events");
+        let exec = ctd.exec(&id, "x1", &["sh", "-c", "exit 3"], &[]);
+        assert_eq!(exec.code, Some(3), "{rt}: {exec}");
+        for step in [&["task", "pause", &id][..], &["task", "resume", &id][..]] {
+            let out = ctd.ctr(step);
+            assert!(out.success(), "{rt}: {out}");
+        }
+        ctd.kill(&id, "SIGKILL");
+        ctd.wait_status(&id, "STOPPED");
+        ctd.remove(&id);
+        let seen = events.wait(Duration::from_secs(2)).stdout;
+        let lines: Vec<String> = seen
+            .lines()
+            .filter(|l| l.contains("/tasks/"))
+            .map(|l| normalized_event(l, &id))
+            .collect();
+        results.push((rt, lines));
+    }
+    assert!(
+        results.first().is_some_and(|(_, l)| l.len() == 9),
+        "{results:#?}"
+    );
+    assert_same("a lifecycle's task events", &results);
+}
+
+/// One `ctr events` line from its topic on, with what names this run
+/// replaced: numbers (pids, times), the id, FIFO and bundle paths.
+fn normalized_event(line: &str, id: &str) -> String {
+    let from_topic = &line[line.find(" /").map_or(0, |i| i + 1)..];
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in from_topic.replace(id, "ID").chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    let cut = |s: &str, key: &str| match s.find(key) {
+        Some(at) => format!("{}{key}...}}", &s[..at]),
+        None => s.to_string(),
+    };
+    // The create's IO paths and the bundle's rootfs mounts name this run.
+    cut(&cut(&out, "\"bundle\":"), "\"io\":")
+}
