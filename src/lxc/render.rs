@@ -326,6 +326,13 @@ impl LxcConfig {
         for (ns, path) in &self.namespaces.share {
             l.push_path(&format!("lxc.namespace.share.{}", ns.as_str()), "", path)?;
         }
+        if pve && !self.namespaces.has(super::config::Namespace::Uts) {
+            // PVE's part names the CT (`lxc.uts.name`: `hostname` or
+            // `CT<VMID>`), and LXC sets that name in any UTS namespace it
+            // did not join by path (lxc 5.0.2 conf.c `lxc_setup`): in the
+            // node's own, a hostNetwork pod would rename the node.
+            l.push("lxc.uts.name", "")?;
+        }
         match self.network {
             Some(Network::Empty) => {
                 l.push("lxc.net.0.type", "empty")?;

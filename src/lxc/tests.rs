@@ -316,3 +316,32 @@ fn the_container_root_runs_as_the_host_ids_mapped_to_0() {
     c.idmaps.pop();
     assert_eq!(c.root_host_ids(), None, "no group map of 0");
 }
+
+/// PVE's part names the CT (`lxc.uts.name`), and LXC sets that name in a
+/// UTS namespace it did not join by path: in the node's, when the container
+/// has none of its own (a hostNetwork pod), the fragment clears it.
+#[test]
+fn pve_fragment_clears_the_ct_name_in_the_nodes_uts_namespace() {
+    let mut c = base();
+    c.namespaces.clone = vec![Namespace::Mnt, Namespace::Pid];
+    let out = c.render_pve_fragment().unwrap();
+    assert!(out.contains("\nlxc.uts.name =\n"), "{out}");
+    c.namespaces.clone.push(Namespace::Uts);
+    c.uts_name = Some("box".into());
+    let out = c.render_pve_fragment().unwrap();
+    assert!(
+        !out.contains("lxc.uts.name =\n") && out.contains("lxc.uts.name = box\n"),
+        "{out}"
+    );
+    // Joined by path (a pod's): LXC names nothing there.
+    c.namespaces.clone.retain(|n| *n != Namespace::Uts);
+    c.uts_name = None;
+    c.namespaces
+        .share
+        .push((Namespace::Uts, PathBuf::from("/proc/42/ns/uts")));
+    let out = c.render_pve_fragment().unwrap();
+    assert!(!out.contains("lxc.uts.name"), "{out}");
+    // Standalone LXC configs have no name of PVE's to clear.
+    c.namespaces.share.clear();
+    assert!(!c.render().unwrap().contains("lxc.uts.name"));
+}

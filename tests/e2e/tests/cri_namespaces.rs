@@ -169,12 +169,39 @@ impl Drop for HostShm {
     }
 }
 
+/// The node's hostname when the test began; set back on drop if it changed.
+struct NodeName(String);
+
+impl NodeName {
+    fn now() -> String {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .expect("the node's hostname")
+            .trim_end()
+            .to_string()
+    }
+
+    fn keep() -> Self {
+        NodeName(Self::now())
+    }
+}
+
+impl Drop for NodeName {
+    fn drop(&mut self) {
+        if Self::now() != self.0 {
+            let _ = nix::unistd::sethostname(&self.0);
+        }
+    }
+}
+
 /// "runtime should support HostIpc is true" / "is false", "runtime should
 /// support HostNetwork is true" / "is false".
 #[test]
 #[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
 fn host_ipc_and_host_network() {
     let ctd = Containerd::start_cri();
+    // A hostNetwork pod is in the node's UTS namespace: its name must stay
+    // (and is put back should the test fail).
+    let hostname = NodeName::keep();
     let shm = HostShm::create();
     let listener = TcpListener::bind("127.0.0.1:0").expect("listen on loopback");
     // netstat pads its columns: the space ends the port.
@@ -218,6 +245,7 @@ fn host_ipc_and_host_network() {
                 .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
             let (listening, _) = exited(&pod, pod.container("c", &["sh", "-c", "netstat -ln"]));
             remove(&ctd, rt, pod);
+            assert_eq!(NodeName::now(), hostname.0, "{rt}: the node was renamed");
             seen.push((sees_segment, listening.contains(&port)));
         }
         assert_eq!(
