@@ -326,11 +326,13 @@ impl LxcConfig {
         for (ns, path) in &self.namespaces.share {
             l.push_path(&format!("lxc.namespace.share.{}", ns.as_str()), "", path)?;
         }
-        if pve && !self.namespaces.has(super::config::Namespace::Uts) {
+        if pve && self.uts_name.is_none() {
             // PVE's part names the CT (`lxc.uts.name`: `hostname` or
             // `CT<VMID>`), and LXC sets that name in any UTS namespace it
             // did not join by path (lxc 5.0.2 conf.c `lxc_setup`): in the
-            // node's own, a hostNetwork pod would rename the node.
+            // node's own, a hostNetwork pod would rename the node, and a
+            // new one the spec names nothing in keeps the node's name, as
+            // runc's does.
             l.push("lxc.uts.name", "")?;
         }
         match self.network {

@@ -318,30 +318,25 @@ fn the_container_root_runs_as_the_host_ids_mapped_to_0() {
 }
 
 /// PVE's part names the CT (`lxc.uts.name`), and LXC sets that name in a
-/// UTS namespace it did not join by path: in the node's, when the container
-/// has none of its own (a hostNetwork pod), the fragment clears it.
+/// UTS namespace it did not join by path: in the node's (a hostNetwork
+/// pod), or a new one the spec names nothing in (runc's keeps the node's
+/// name). The fragment clears it unless the spec gives the name.
 #[test]
-fn pve_fragment_clears_the_ct_name_in_the_nodes_uts_namespace() {
+fn pve_fragment_sets_the_specs_hostname_or_none() {
     let mut c = base();
     c.namespaces.clone = vec![Namespace::Mnt, Namespace::Pid];
     let out = c.render_pve_fragment().unwrap();
     assert!(out.contains("\nlxc.uts.name =\n"), "{out}");
     c.namespaces.clone.push(Namespace::Uts);
+    let out = c.render_pve_fragment().unwrap();
+    assert!(out.contains("\nlxc.uts.name =\n"), "{out}");
     c.uts_name = Some("box".into());
     let out = c.render_pve_fragment().unwrap();
     assert!(
         !out.contains("lxc.uts.name =\n") && out.contains("lxc.uts.name = box\n"),
         "{out}"
     );
-    // Joined by path (a pod's): LXC names nothing there.
-    c.namespaces.clone.retain(|n| *n != Namespace::Uts);
-    c.uts_name = None;
-    c.namespaces
-        .share
-        .push((Namespace::Uts, PathBuf::from("/proc/42/ns/uts")));
-    let out = c.render_pve_fragment().unwrap();
-    assert!(!out.contains("lxc.uts.name"), "{out}");
     // Standalone LXC configs have no name of PVE's to clear.
-    c.namespaces.share.clear();
+    c.uts_name = None;
     assert!(!c.render().unwrap().contains("lxc.uts.name"));
 }

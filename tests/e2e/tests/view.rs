@@ -71,6 +71,38 @@ fn the_root_directory_is_runcs() {
     }
 }
 
+/// The hostname as runc gives it: the spec's, or without one the node's
+/// (the new UTS namespace starts as a copy), on both backends: PVE names
+/// every CT, which must not reach the container.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_hostname_is_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for flags in [&[][..], &["--net-host"][..]] {
+        let mut results = Vec::new();
+        for rt in runtimes() {
+            let id = ctd.new_id("hostname");
+            let out = ctd.run(rt, &id, &["hostname"], flags);
+            assert_eq!(out.code, Some(0), "{rt} {flags:?}: {out}");
+            results.push((rt, out.stdout));
+        }
+        assert_same(&format!("the hostname {flags:?}"), &results);
+    }
+    // ctr 1.6 has no --hostname: the spec's, through --config.
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("hostname");
+        let mut s = spec::busybox_spec(&ctd, &id, &["hostname"]);
+        s["hostname"] = json!("box");
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        results.push((rt, out.stdout));
+    }
+    assert_eq!(results.first().map(|(_, o)| o.as_str()), Some("box\n"));
+    assert_same("the spec's hostname", &results);
+}
+
 /// A read-only `/dev` with `mode=711` and a device made in it: the node is
 /// there, `/dev` is read-only (runc makes it so last) and has the mode of
 /// the image's `/dev` directory, 755, not `mode=`: runc chmods a tmpfs
