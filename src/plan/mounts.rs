@@ -216,9 +216,9 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                     readonly: is_readonly(&options),
                     propagation: Some(propagation),
                     create: false,
-                    nosuid: false,
-                    nodev: false,
-                    noexec: false,
+                    nosuid: requested_flags(&options) & libc::MS_NOSUID != 0,
+                    nodev: requested_flags(&options) & libc::MS_NODEV != 0,
+                    noexec: requested_flags(&options) & libc::MS_NOEXEC != 0,
                 });
             }
         }
@@ -246,10 +246,14 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
             };
             let mut options = options;
             if typ == "tmpfs" {
-                let nested = plan
-                    .entries
-                    .iter()
-                    .any(|e| Path::new(&destination).starts_with(&e.destination));
+                // Under another mount, or under `/dev`, which is a new
+                // tmpfs (LXC's autodev, the spec's on runc): runc makes the
+                // directory there and leaves its mode.
+                let nested = Path::new(&destination).starts_with("dev")
+                    || plan
+                        .entries
+                        .iter()
+                        .any(|e| Path::new(&destination).starts_with(&e.destination));
                 tmpfs_as_runc(
                     &mut options,
                     &destination,
@@ -271,7 +275,29 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
     defer_binds_in_binds(&mut plan, &fields)?;
     let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
     plan.remount_flags.extend(binds);
+    // The init works on the finished tree, where runc worked on each mount
+    // as it made it: a mount a later one covers is out of its reach.
+    let entries = &plan.entries;
+    plan.remount_flags
+        .retain(|r| !covered_later(entries, &r.destination));
+    plan.tmpfs_modes
+        .retain(|t| !covered_later(entries, &t.destination));
     Ok(plan)
+}
+
+/// Whether a mount after the (last) one at `destination` (absolute) is at
+/// or above it.
+fn covered_later(entries: &[MountEntry], destination: &str) -> bool {
+    let dest = Path::new(destination.trim_start_matches('/'));
+    let Some(at) = entries
+        .iter()
+        .rposition(|e| Path::new(&e.destination) == dest)
+    else {
+        return false;
+    };
+    entries[at + 1..]
+        .iter()
+        .any(|e| dest.starts_with(&e.destination))
 }
 
 /// The `nosuid`/`nodev`/`noexec` a writable bind asks for (the last of
@@ -282,8 +308,18 @@ fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
     if !bind || is_readonly(&entry.options) {
         return None;
     }
+    let flags = requested_flags(&entry.options);
+    (flags != 0).then(|| RemountFlags {
+        destination: format!("/{}", entry.destination),
+        flags,
+    })
+}
+
+/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for, the last
+/// of each pair winning, as in mount(8).
+fn requested_flags(options: &[String]) -> u64 {
     let mut flags = 0;
-    for o in &entry.options {
+    for o in options {
         match o.as_str() {
             "nosuid" => flags |= libc::MS_NOSUID,
             "suid" => flags &= !libc::MS_NOSUID,
@@ -294,10 +330,7 @@ fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
             _ => {}
         }
     }
-    (flags != 0).then(|| RemountFlags {
-        destination: format!("/{}", entry.destination),
-        flags,
-    })
+    flags
 }
 
 /// A tmpfs as runc mounts it (libcontainer/rootfs_linux.go
@@ -387,7 +420,6 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
             ));
         }
         let destination = format!("/{}", entry.destination);
-        let has = |o: &str| entry.options.iter().any(|x| x == o);
         let propagation = plan
             .propagation
             .iter()
@@ -405,9 +437,9 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
                 readonly: is_readonly(&entry.options),
                 propagation,
                 create: true,
-                nosuid: has("nosuid"),
-                nodev: has("nodev"),
-                noexec: has("noexec"),
+                nosuid: requested_flags(&entry.options) & libc::MS_NOSUID != 0,
+                nodev: requested_flags(&entry.options) & libc::MS_NODEV != 0,
+                noexec: requested_flags(&entry.options) & libc::MS_NOEXEC != 0,
             }),
         }
     }

@@ -91,3 +91,55 @@ fn a_tmpfs_gets_the_images_mode_and_a_read_only_mount() {
         }]
     );
 }
+
+/// `/dev` is a new tmpfs (LXC's autodev, the spec's on runc): a tmpfs below
+/// it keeps `mode=`, whatever the image's `/dev/shm` was; a mount a later
+/// one covers gets nothing from the init (runc worked on it before it was
+/// covered); an `rshared` bind, which the share helper makes again over
+/// LXC's, carries its flags there.
+#[test]
+fn dev_tmpfs_covered_mounts_and_shared_binds() {
+    let env = env();
+    std::fs::create_dir_all(env.rootfs.join("dev/shm")).unwrap();
+    std::fs::create_dir_all(env.rootfs.join("srv/cache")).unwrap();
+    let vol = env.host.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = with(|v| {
+        mount(
+            v,
+            json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+                   "options": ["nosuid", "mode=1777"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/srv/cache", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/srv", "type": "bind", "source": vol, "options": ["rbind", "noexec"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/shared", "type": "bind", "source": vol,
+                   "options": ["rbind", "rshared", "nosuid", "noexec", "exec"]}),
+        );
+    });
+    let plan = env.plan(&spec).unwrap();
+    assert_eq!(plan.init.tmpfs_modes, []);
+    let flagged: Vec<&str> = plan
+        .init
+        .remount_flags
+        .iter()
+        .map(|r| r.destination.as_str())
+        .collect();
+    assert_eq!(flagged, ["/srv", "/shared"]);
+    let shared = plan
+        .shared_mounts
+        .iter()
+        .find(|m| m.destination == "/shared")
+        .unwrap();
+    assert!(
+        shared.nosuid && !shared.noexec && !shared.nodev,
+        "{shared:?}"
+    );
+}

@@ -10,7 +10,7 @@ use std::fs;
 use lxcri_e2e::cri::api::{self, ContainerState};
 use lxcri_e2e::cri::pod::{mount, volume_dir};
 use lxcri_e2e::cri::validate::{exec, remove, run_pod, running, PAUSE, STATE_TIMEOUT};
-use lxcri_e2e::{assert_same, runtimes, Containerd};
+use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
 
 /// A tmpfs mounted on the host, detached on drop.
 struct HostTmpfs(std::path::PathBuf);
@@ -78,7 +78,11 @@ fn non_recursive_readonly_mount() {
 
 /// "should terminate with exitCode 137 and reason OOMKilled"
 /// (container_linux.go): 15 MiB of memory (and of memory+swap), a 20 MiB
-/// buffer.
+/// buffer. containerd 1.6's CRI takes the reason only from a TaskOOM that
+/// comes before the exit; runc's shim publishes the two from separate
+/// goroutines, so under load runc's container can end as "Error" (seen
+/// once with CI running beside it). lxcri publishes TaskOOM first: its
+/// reason must be OOMKilled.
 #[test]
 #[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
 fn oom_killed() {
@@ -98,16 +102,17 @@ fn oom_killed() {
         });
         let id = pod.start(c);
         let st = pod.wait_state(&id, ContainerState::ContainerExited, STATE_TIMEOUT);
-        // The reason can follow the exit (containerd takes it from the OOM
-        // event).
-        let reason = lxcri_e2e::cmd::poll(STATE_TIMEOUT, || {
-            let st = ctd.cri().container_status(&id).ok()?;
-            (st.reason == "OOMKilled").then_some(st.reason)
-        });
+        if rt == Runtime::Lxcri {
+            // The status may be read before containerd recorded the reason.
+            let reason = lxcri_e2e::cmd::poll(STATE_TIMEOUT, || {
+                let st = ctd.cri().container_status(&id).ok()?;
+                (st.reason == "OOMKilled").then_some(st.reason)
+            });
+            assert_eq!(reason.as_deref(), Some("OOMKilled"), "{rt}: {st:?}");
+        }
         remove(&ctd, rt, pod);
-        let got = (st.exit_code, reason);
-        assert_eq!(got, (137, Some("OOMKilled".to_string())), "{rt}: {st:?}");
-        results.push((rt, got));
+        assert_eq!(st.exit_code, 137, "{rt}: {st:?}");
+        results.push((rt, st.exit_code));
     }
-    assert_same("an OOM kill", &results);
+    assert_same("an OOM kill's exit code", &results);
 }

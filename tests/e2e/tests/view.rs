@@ -159,9 +159,11 @@ fn bind_flags_are_the_specs() {
         ("/mnt/ro", "", &["rbind", "ro", "nosuid", "noexec"][..]),
         ("/mnt/exec", "", &["rbind", "noexec", "exec"][..]),
         ("/mnt/file", "/run.sh", &["bind", "noexec"][..]),
+        // Made again over LXC's by the share helper (the top mount's).
+        ("/mnt/shared", "", &["rbind", "rshared", "noexec"][..]),
     ];
-    let script = "for m in /mnt/noexec /mnt/nodev /mnt/ro /mnt/exec /mnt/file; do \
-                    echo \"$m $(grep \" $m \" /proc/self/mountinfo | cut -d' ' -f6)\"; done; \
+    let script = "for m in /mnt/noexec /mnt/nodev /mnt/ro /mnt/exec /mnt/file /mnt/shared; do \
+                    echo \"$m $(grep \" $m \" /proc/self/mountinfo | tail -1 | cut -d' ' -f6)\"; done; \
                   /mnt/noexec/run.sh 2>/dev/null || echo noexec-refused; /mnt/exec/run.sh";
     let mut results = Vec::new();
     for rt in runtimes() {
@@ -182,7 +184,8 @@ fn bind_flags_are_the_specs() {
         Some(
             "/mnt/noexec rw,noexec,relatime\n/mnt/nodev rw,nosuid,nodev,relatime\n\
              /mnt/ro ro,nosuid,noexec,relatime\n/mnt/exec rw,relatime\n\
-             /mnt/file rw,noexec,relatime\nnoexec-refused\nran\n"
+             /mnt/file rw,noexec,relatime\n/mnt/shared rw,noexec,relatime\n\
+             noexec-refused\nran\n"
         ),
         "{results:?}"
     );
@@ -198,13 +201,22 @@ fn bind_flags_are_the_specs() {
 fn tmpfs_mounts_are_runcs() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let script = "stat -c '%a %n' /var /root /home /newdir; \
+    let script = "stat -c '%a %n' /var /root /home /newdir /dev/shm; \
                   grep -E ' /(var|root|home|newdir) ' /proc/self/mountinfo | cut -d' ' -f5,6,9-; \
                   touch /home/x 2>/dev/null || echo home-read-only";
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("tmpfsmode");
         let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
+        // An image's own /dev/shm is under the new /dev: runc leaves the
+        // spec's mode (1777) on the shm tmpfs.
+        let rootfs = std::path::PathBuf::from(s["root"]["path"].as_str().unwrap());
+        std::fs::create_dir_all(rootfs.join("dev/shm")).unwrap();
+        std::fs::set_permissions(
+            rootfs.join("dev/shm"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
         for (dest, options) in [
             ("/var", &["mode=0700"][..]),
             ("/root", &[][..]),
