@@ -15,7 +15,8 @@
 //! 3. with [`InitSpec::join_runtime_cgroupns`] receives the shim's cgroup
 //!    namespace (one fd, one [`CGROUPNS_TAG`] byte, sent as soon as the
 //!    shim accepted) and joins it; detaches the [`RUNTIME_DIR`] mount and
-//!    removes its mount point, so the OCI process never sees either; makes
+//!    (with [`InitSpec::own_rootfs`]) removes its mount point, so the OCI
+//!    process sees neither; makes
 //!    a read-only rootfs read-only; sends [`InitMessage::Ready`] (or
 //!    [`InitMessage::Failed`] and exits 1); an init that fails before it
 //!    could connect writes the cause to [`INIT_ERROR_FILE`] instead; the
@@ -134,6 +135,13 @@ pub struct InitSpec {
     /// `mode=` said; the init does the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs_modes: Vec<TmpfsMode>,
+    /// The rootfs is this container's alone (a mount made for it: a
+    /// snapshot or a clone), so the init removes the [`RUNTIME_DIR`] mount
+    /// point LXC made in it. A directory the spec names may be another
+    /// container's rootfs too, and removing a directory detaches the mounts
+    /// on it in every namespace: that container's runtime directory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub own_rootfs: bool,
 }
 
 /// A symlink at `path` (absolute, in the container) to `target` (as

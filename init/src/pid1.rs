@@ -92,7 +92,7 @@ fn run_inner() -> Result<i32> {
         if p.1 .0.join_runtime_cgroupns {
             join_runtime_cgroupns(&sock)?;
         }
-        leave_runtime_dir(runtime)?;
+        leave_runtime_dir(runtime, p.1 .0.own_rootfs)?;
         prepare::finish_rootfs(&p.1 .0)?;
         Ok(p)
     });
@@ -135,12 +135,14 @@ fn run_inner() -> Result<i32> {
 
 /// Detaches the runtime directory: from here on the init reaches it only
 /// through the fds it holds (the socket, the directory, the start FIFO),
-/// and the OCI process never sees it. The mount point LXC made in the
-/// rootfs (`create=dir`) goes too, as runc leaves nothing of its own
-/// there; one the image had with files in it stays as it was.
-fn leave_runtime_dir(runtime: &Path) -> Result<()> {
+/// and the OCI process never sees it. In a rootfs of its own the mount
+/// point LXC made (`create=dir`) goes too, as runc leaves nothing of its
+/// own there; one the image had with files in it stays as it was.
+fn leave_runtime_dir(runtime: &Path, own_rootfs: bool) -> Result<()> {
     umount2(runtime, MntFlags::MNT_DETACH).map_err(sys(format!("detach {RUNTIME_DIR}")))?;
-    let _ = std::fs::remove_dir(runtime);
+    if own_rootfs {
+        let _ = std::fs::remove_dir(runtime);
+    }
     Ok(())
 }
 

@@ -296,6 +296,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         dev_pts: mount_plan.dev_pts,
         remount_flags: mount_plan.remount_flags,
         tmpfs_modes: mount_plan.tmpfs_modes,
+        // The runtime knows whether it mounted the rootfs for this one.
+        own_rootfs: false,
         devices: device_plan.nodes,
         // Where LXC makes a cgroup namespace the spec did not ask for (see
         // the field); joining the shim's takes CAP_SYS_ADMIN over the

@@ -178,6 +178,8 @@ pub fn prepare_bundle(
             },
         },
     )?;
+    // Only a rootfs mounted for this container is its alone.
+    plan.init.own_rootfs = mounted;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(dirs) = &plan.lxc.cgroup_dirs {
         host_cgroups.prepare_cpuset(&dirs.container, &mut plan.lxc.cgroup_settings)?;
