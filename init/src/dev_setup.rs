@@ -79,20 +79,18 @@ fn remount_dev_pts(pts: &DevPts) -> Result<()> {
 /// later ([`crate::stdio::bind_console`]), made while `/dev` is writable,
 /// as runc makes it (0666); LXC makes none without a console of its own.
 pub fn console_mount_point() -> Result<()> {
-    match fs::OpenOptions::new()
+    fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o666)
         .open("/dev/console")
-    {
-        Ok(_) => Ok(()),
-        Err(source) => Err(DevSetupError::File {
+        .map(drop)
+        .map_err(|source| DevSetupError::File {
             what: "create",
             path: "/dev/console",
             source,
-        }),
-    }
+        })
 }
 
 /// A read-only `/dev` becomes read-only last, once everything in it is

@@ -6,7 +6,7 @@
 //! and symlinks resolve within the container and cannot escape it.
 
 use crate::path_lookup::{self, LookupError};
-use lxcri_init_spec::{InitSpec, Propagation, PropagationKind, RemountFlags};
+use lxcri_init_spec::{InitSpec, Propagation, PropagationKind};
 use nix::errno::Errno;
 use nix::mount::{mount, MsFlags};
 use nix::sys::statvfs::{statvfs, FsFlags};
@@ -105,7 +105,12 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     // Last, as runc's finalizeRootfs: a read-only tmpfs could not take a
     // directory made above.
     for r in &spec.remount_flags {
-        add_remount_flags(r)?;
+        bind_remount(&r.destination, MsFlags::from_bits_truncate(r.flags)).map_err(|source| {
+            PrepareError::RemountFlags {
+                path: r.destination.clone(),
+                source,
+            }
+        })?;
     }
     let name = spec.process.args.first().map(String::as_str).unwrap_or("");
     let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;
@@ -117,7 +122,7 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
 /// runtime directory's mount point is gone from the rootfs.
 pub fn finish_rootfs(spec: &InitSpec) -> Result<()> {
     if spec.rootfs_readonly {
-        remount_readonly("/", MsFlags::empty()).map_err(PrepareError::RootfsReadonly)?;
+        bind_remount("/", MsFlags::MS_RDONLY).map_err(PrepareError::RootfsReadonly)?;
     }
     Ok(())
 }
@@ -190,36 +195,18 @@ fn readonly_path(path: &str) -> Result<()> {
         Err(Errno::ENOENT) => return Ok(()),
         Err(e) => return Err(err(e)),
     }
-    remount_readonly(path, MsFlags::empty()).map_err(err)
+    bind_remount(path, MsFlags::MS_RDONLY).map_err(err)
 }
 
-/// A bind remount adding the spec's flags (`nosuid`/`nodev`/`noexec`,
-/// `ro`), keeping what the mount has (locked flags in a user namespace, a
-/// read-only one).
-fn add_remount_flags(b: &RemountFlags) -> Result<()> {
-    let path = b.destination.as_str();
-    let err = |source| PrepareError::RemountFlags {
-        path: path.into(),
-        source,
-    };
-    let current = statvfs(path).map_err(err)?.flags();
-    let mut flags = MsFlags::MS_REMOUNT
-        | MsFlags::MS_BIND
-        | kept_flags(current)
-        | MsFlags::from_bits_truncate(b.flags);
+/// A bind remount adding `add` to the mount at `path` and keeping what it
+/// has: in a user namespace flags like nosuid are locked and dropping them
+/// is EPERM, and no mount may silently gain write, exec or suid either.
+fn bind_remount(path: &str, add: MsFlags) -> std::result::Result<(), Errno> {
+    let current = statvfs(path)?.flags();
+    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | kept_flags(current) | add;
     if current.contains(FsFlags::ST_RDONLY) {
         flags |= MsFlags::MS_RDONLY;
     }
-    mount(None::<&str>, path, None::<&str>, flags, None::<&str>).map_err(err)
-}
-
-/// MS_REMOUNT|MS_BIND|MS_RDONLY, keeping the mount's existing flags: in a
-/// user namespace, flags like nosuid are locked and dropping them is EPERM,
-/// and a read-only path must not silently gain exec or suid either.
-fn remount_readonly(path: &str, extra: MsFlags) -> std::result::Result<(), Errno> {
-    let current = statvfs(path)?.flags();
-    let flags =
-        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_RDONLY | kept_flags(current) | extra;
     mount(None::<&str>, path, None::<&str>, flags, None::<&str>)
 }
 

@@ -475,15 +475,21 @@ mod tests {
             .unwrap()
     }
 
-    #[test]
-    fn relayed_stdin_ends_at_close_io_not_when_a_client_leaves() {
-        let tmp = tempfile::tempdir().unwrap();
-        let input = fifo(tmp.path(), "in");
+    /// A relayed process with a stdin FIFO in `dir`; the FIFO's path.
+    fn relayed_stdin(dir: &std::path::Path) -> (String, ProcessIo, ProcessStdio) {
+        let input = fifo(dir, "in");
         let paths = StdioPaths {
             stdin: input.clone(),
             ..Default::default()
         };
-        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let (io, ends) = ProcessIo::relay(&paths).unwrap();
+        (input, io, ends)
+    }
+
+    #[test]
+    fn relayed_stdin_ends_at_close_io_not_when_a_client_leaves() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (input, mut io, ends) = relayed_stdin(tmp.path());
         // A pipe of the shim's, as runc's shim gives: not the host's FIFO.
         let link = std::fs::read_link(format!("/proc/self/fd/{}", ends.stdin.as_raw_fd()));
         assert!(link.unwrap().to_string_lossy().starts_with("pipe:["));
@@ -508,12 +514,7 @@ mod tests {
     #[test]
     fn stdin_written_before_close_io_is_forwarded() {
         let tmp = tempfile::tempdir().unwrap();
-        let input = fifo(tmp.path(), "in");
-        let paths = StdioPaths {
-            stdin: input.clone(),
-            ..Default::default()
-        };
-        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let (input, mut io, ends) = relayed_stdin(tmp.path());
         let client = open_client(&input);
         (&client).write_all(b"line one\nline two\n").unwrap();
         drop(client);

@@ -8,7 +8,6 @@
 
 use lxcri_init_spec::DevPts;
 
-use super::dev_tmpfs::{FLAGS, PROPAGATION};
 use super::{invalid, unsupported, Result};
 
 /// devpts options with a value, and whether theirs is octal.
@@ -22,17 +21,10 @@ const DEVPTS_OPTIONS: [(&str, bool); 5] = [
 
 /// The `/dev/pts` devpts of the spec's `options` (of mount `field`).
 pub(super) fn dev_pts(field: &str, options: &[String]) -> Result<DevPts> {
-    let mut flags: u64 = 0;
+    let (flags, rest) = super::mount_flags::split(options);
     let mut data = Vec::new();
-    for (k, opt) in options.iter().enumerate() {
+    for (k, opt) in rest {
         let f = format!("{field}.options[{k}]");
-        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
-            flags = (flags & !clear) | set;
-            continue;
-        }
-        if PROPAGATION.contains(&opt.as_str()) {
-            continue;
-        }
         if opt == "newinstance" {
             data.push(opt.clone());
             continue;

@@ -9,29 +9,6 @@ use lxcri_init_spec::DevTmpfs;
 
 use super::{invalid, unsupported, Result};
 
-/// Flag options: what each sets, and what it clears.
-pub(super) const FLAGS: [(&str, u64, u64); 17] = [
-    ("ro", libc::MS_RDONLY, 0),
-    ("rw", 0, libc::MS_RDONLY),
-    ("nosuid", libc::MS_NOSUID, 0),
-    ("suid", 0, libc::MS_NOSUID),
-    ("nodev", libc::MS_NODEV, 0),
-    ("dev", 0, libc::MS_NODEV),
-    ("noexec", libc::MS_NOEXEC, 0),
-    ("exec", 0, libc::MS_NOEXEC),
-    ("sync", libc::MS_SYNCHRONOUS, 0),
-    ("async", 0, libc::MS_SYNCHRONOUS),
-    ("dirsync", libc::MS_DIRSYNC, 0),
-    ("nodiratime", libc::MS_NODIRATIME, 0),
-    ("diratime", 0, libc::MS_NODIRATIME),
-    ("strictatime", libc::MS_STRICTATIME, ATIME),
-    ("noatime", libc::MS_NOATIME, ATIME),
-    ("relatime", libc::MS_RELATIME, ATIME),
-    ("norelatime", 0, libc::MS_RELATIME),
-];
-
-const ATIME: u64 = libc::MS_STRICTATIME | libc::MS_NOATIME | libc::MS_RELATIME;
-
 /// tmpfs options with a value: the remount takes the sizes and `huge`; the
 /// init applies `mode`, `uid` and `gid` itself (a remount ignores them).
 const TMPFS_OPTIONS: [&str; 7] = [
@@ -47,19 +24,6 @@ const TMPFS_OPTIONS: [&str; 7] = [
 /// tmpfs's `huge=` values.
 const HUGE: [&str; 6] = ["never", "always", "within_size", "advise", "deny", "force"];
 
-/// Options handled elsewhere: propagation (the mount plan's) and tmpfs's
-/// `noswap`, a flag the remount takes as data.
-pub(super) const PROPAGATION: [&str; 8] = [
-    "private",
-    "rprivate",
-    "slave",
-    "rslave",
-    "shared",
-    "rshared",
-    "unbindable",
-    "runbindable",
-];
-
 /// The `/dev` tmpfs of the spec's `options` (of mount `field`); `image_mode`:
 /// the permission bits of the image's own `/dev` directory, if it has one.
 pub(super) fn dev_tmpfs(
@@ -67,17 +31,11 @@ pub(super) fn dev_tmpfs(
     options: &[String],
     image_mode: Option<u32>,
 ) -> Result<DevTmpfs> {
-    let mut flags: u64 = 0;
+    let (flags, rest) = super::mount_flags::split(options);
     let mut data = Vec::new();
-    for (k, opt) in options.iter().enumerate() {
+    for (k, opt) in rest {
         let f = format!("{field}.options[{k}]");
-        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
-            flags = (flags & !clear) | set;
-            continue;
-        }
-        if PROPAGATION.contains(&opt.as_str()) {
-            continue;
-        }
+        // A flag the remount takes as data.
         if opt == "noswap" {
             data.push(opt.clone());
             continue;

@@ -21,6 +21,7 @@ mod devices;
 mod features;
 mod host_netns;
 mod limits;
+mod mount_flags;
 mod mounts;
 mod namespaces;
 mod network;
@@ -63,6 +64,9 @@ pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to
 pub struct PlanContext {
     /// Host path where the rootfs is mounted (bundle/rootfs); absolute.
     pub rootfs: PathBuf,
+    /// The rootfs was mounted for this container (a snapshot, a clone), so
+    /// it is this container's alone ([`InitSpec::own_rootfs`]).
+    pub rootfs_mounted: bool,
     /// Host dir bind-mounted read-write at [`RUNTIME_DIR`]; holds the init binary.
     pub run_dir: PathBuf,
     /// Which cgroup keys to write (`lxc.cgroup.*` or `lxc.cgroup2.*`).
@@ -296,8 +300,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         dev_pts: mount_plan.dev_pts,
         remount_flags: mount_plan.remount_flags,
         tmpfs_modes: mount_plan.tmpfs_modes,
-        // The runtime knows whether it mounted the rootfs for this one.
-        own_rootfs: false,
+        own_rootfs: ctx.rootfs_mounted,
         devices: device_plan.nodes,
         // Where LXC makes a cgroup namespace the spec did not ask for (see
         // the field); joining the shim's takes CAP_SYS_ADMIN over the

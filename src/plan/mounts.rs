@@ -210,15 +210,16 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                     .ok_or_else(|| {
                         invalid(&format!("{field}.source"), "is missing or not valid UTF-8")
                     })?;
+                let flags = requested_flags(&options);
                 plan.shared.push(SharedMount {
                     source: source.to_string(),
                     destination: format!("/{destination}"),
                     readonly: is_readonly(&options),
                     propagation: Some(propagation),
                     create: false,
-                    nosuid: requested_flags(&options) & libc::MS_NOSUID != 0,
-                    nodev: requested_flags(&options) & libc::MS_NODEV != 0,
-                    noexec: requested_flags(&options) & libc::MS_NOEXEC != 0,
+                    nosuid: flags & libc::MS_NOSUID != 0,
+                    nodev: flags & libc::MS_NODEV != 0,
+                    noexec: flags & libc::MS_NOEXEC != 0,
                 });
             }
         }
@@ -315,22 +316,9 @@ fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
     })
 }
 
-/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for, the last
-/// of each pair winning, as in mount(8).
+/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for.
 fn requested_flags(options: &[String]) -> u64 {
-    let mut flags = 0;
-    for o in options {
-        match o.as_str() {
-            "nosuid" => flags |= libc::MS_NOSUID,
-            "suid" => flags &= !libc::MS_NOSUID,
-            "nodev" => flags |= libc::MS_NODEV,
-            "dev" => flags &= !libc::MS_NODEV,
-            "noexec" => flags |= libc::MS_NOEXEC,
-            "exec" => flags &= !libc::MS_NOEXEC,
-            _ => {}
-        }
-    }
-    flags
+    super::mount_flags::split(options).0 & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
 }
 
 /// A tmpfs as runc mounts it (libcontainer/rootfs_linux.go
@@ -431,16 +419,19 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
             .find(|s| s.destination == destination)
         {
             Some(shared) => shared.create = true,
-            None => plan.shared.push(SharedMount {
-                source: entry.source.clone(),
-                destination,
-                readonly: is_readonly(&entry.options),
-                propagation,
-                create: true,
-                nosuid: requested_flags(&entry.options) & libc::MS_NOSUID != 0,
-                nodev: requested_flags(&entry.options) & libc::MS_NODEV != 0,
-                noexec: requested_flags(&entry.options) & libc::MS_NOEXEC != 0,
-            }),
+            None => {
+                let flags = requested_flags(&entry.options);
+                plan.shared.push(SharedMount {
+                    source: entry.source.clone(),
+                    destination,
+                    readonly: is_readonly(&entry.options),
+                    propagation,
+                    create: true,
+                    nosuid: flags & libc::MS_NOSUID != 0,
+                    nodev: flags & libc::MS_NODEV != 0,
+                    noexec: flags & libc::MS_NOEXEC != 0,
+                })
+            }
         }
     }
     plan.entries = kept;

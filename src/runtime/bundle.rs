@@ -162,6 +162,7 @@ pub fn prepare_bundle(
         &spec,
         &PlanContext {
             rootfs: rootfs_path.clone(),
+            rootfs_mounted: mounted,
             run_dir: run_dir.clone(),
             cgroup: host_cgroups.version(),
             cri: cri.container_type,
@@ -178,8 +179,6 @@ pub fn prepare_bundle(
             },
         },
     )?;
-    // Only a rootfs mounted for this container is its alone.
-    plan.init.own_rootfs = mounted;
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(dirs) = &plan.lxc.cgroup_dirs {
         host_cgroups.prepare_cpuset(&dirs.container, &mut plan.lxc.cgroup_settings)?;

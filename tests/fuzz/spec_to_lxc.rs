@@ -214,6 +214,7 @@ fn spec_to_lxc_config_reads_back_as_planned() {
             };
             let ctx = PlanContext {
                 rootfs,
+                rootfs_mounted: true,
                 run_dir: "/run/lxcri/fuzz/c/run".into(),
                 cgroup: version,
                 cri: None,

@@ -77,6 +77,7 @@ impl Env {
     pub(super) fn ctx(&self, cgroup: CgroupVersion) -> PlanContext {
         PlanContext {
             rootfs: self.rootfs.clone(),
+            rootfs_mounted: false,
             run_dir: RUN_DIR.into(),
             cgroup,
             cri: None,
