@@ -10,17 +10,22 @@
 //!    the start byte and close its end as soon as it has seen `Ready`, and
 //!    a FIFO nobody holds open drops what was written to it; reads
 //!    [`InitSpec`] from [`INIT_SPEC_FILE`];
-//! 2. prepares the container (masked and read-only paths, resolves the
-//!    executable) and connects to [`INIT_SOCKET`];
+//! 2. makes the container's `/dev`, symlinks and mount propagation and
+//!    connects to [`INIT_SOCKET`];
 //! 3. with [`InitSpec::join_runtime_cgroupns`] receives the shim's cgroup
 //!    namespace (one fd, one [`CGROUPNS_TAG`] byte, sent as soon as the
 //!    shim accepted) and joins it; detaches the [`RUNTIME_DIR`] mount and
 //!    (with [`InitSpec::own_rootfs`]) removes its mount point, so the OCI
-//!    process sees neither; makes
-//!    a read-only rootfs read-only; sends [`InitMessage::Ready`] (or
-//!    [`InitMessage::Failed`] and exits 1); an init that fails before it
-//!    could connect writes the cause to [`INIT_ERROR_FILE`] instead; the
-//!    shim learns the init's host pid from `SO_PEERCRED`;
+//!    process sees neither; sends [`InitMessage::Mounted`] and waits for
+//!    one [`CONTINUE_TAG`] byte (the shim plugs NICs, binds `rshared`
+//!    volumes and runs the create hooks meanwhile: runc's hooks run before
+//!    masked paths and a read-only rootfs too); then makes masked and
+//!    read-only paths, the per-mount flags and a read-only rootfs, resolves
+//!    the executable and sends [`InitMessage::Ready`] (or
+//!    [`InitMessage::Failed`] and exits 1, at either step); an init that
+//!    fails before it could connect writes the cause to
+//!    [`INIT_ERROR_FILE`] instead; the shim learns the init's host pid from
+//!    `SO_PEERCRED`;
 //! 4. without a terminal it receives three fds (stdin, stdout, stderr) with
 //!    one [`STDIO_TAG`] byte (`SCM_RIGHTS`); with a terminal it opens a pty
 //!    and sends the master with one [`PTY_TAG`] byte;
@@ -28,7 +33,9 @@
 //!    would end a process ends the init here, and it writes an
 //!    [`ExitReport`] (128 + the signal) to [`EXIT_FILE`] via the directory
 //!    fd and exits with that code;
-//! 6. on that byte becomes the OCI process (`execve`): the process is PID 1
+//! 6. on that byte runs the `startContainer` hooks ([`InitSpec::start_hooks`];
+//!    one that fails ends the init with 1, as runc's), then becomes the OCI
+//!    process (`execve`): the process is PID 1
 //!    of its container, as on runc, and its exit status is observed by the
 //!    shim from the host (the kernel's process-events connector).
 //!
@@ -46,6 +53,9 @@
 //! sees 128+n).
 
 use serde::{Deserialize, Serialize};
+
+mod hooks;
+pub use hooks::{ContainerView, Hook, HookRun, HookState, StartHooks};
 
 /// Where the runtime directory appears inside the container.
 pub const RUNTIME_DIR: &str = "/.lxcri";
@@ -69,6 +79,9 @@ pub const STDIO_TAG: u8 = b'S';
 pub const PTY_TAG: u8 = b'T';
 /// Data byte sent with the shim's cgroup namespace (shim -> init).
 pub const CGROUPNS_TAG: u8 = b'C';
+/// Data byte (no fds) that lets the init go on after
+/// [`InitMessage::Mounted`] (shim -> init).
+pub const CONTINUE_TAG: u8 = b'G';
 /// Environment variable naming the fd of the unix socket the exec helper
 /// reports on (an [`ExecMessage`], then the pty master if any).
 pub const EXEC_SOCKET_FD_ENV: &str = "LXCRI_EXEC_SOCKET_FD";
@@ -142,6 +155,9 @@ pub struct InitSpec {
     /// on it in every namespace: that container's runtime directory.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub own_rootfs: bool,
+    /// `startContainer` hooks, run after the start byte, before `execve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_hooks: Option<StartHooks>,
 }
 
 /// A symlink at `path` (absolute, in the container) to `target` (as
@@ -420,6 +436,11 @@ pub struct ExitReport {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum InitMessage {
+    /// The container's mounts are made; masked and read-only paths, the
+    /// per-mount flags and a read-only rootfs are not yet. The shim does
+    /// what needs the container's namespaces (NICs, `rshared` binds, the
+    /// create hooks) and answers with one [`CONTINUE_TAG`] byte.
+    Mounted,
     /// The container is prepared; the OCI process runs on `start`.
     Ready,
     /// Preparing the container failed; the init exits after sending this.

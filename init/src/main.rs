@@ -1,7 +1,8 @@
 //! `lxcri-init`: PID 1 of every lxcri container until it becomes the OCI
 //! process (no arguments), the host-side helper that runs exec processes
 //! (`lxcri-init exec <spec.json>`), and the host-side helper that binds
-//! shared volumes into a created container (`lxcri-init share <spec.json>`).
+//! shared volumes into a created container (`lxcri-init share <spec.json>`),
+//! and the one that runs OCI hooks (`lxcri-init hooks <spec.json>`).
 //! The protocol with the shim is documented in `lxcri-init-spec`.
 //!
 //! Exit codes (see [`status`]):
@@ -17,6 +18,8 @@
 mod dev_setup;
 mod errno_text;
 mod exec;
+mod hooks;
+mod mount_tree;
 mod passwd;
 mod path_lookup;
 mod pid1;
@@ -30,7 +33,7 @@ mod stdio;
 use std::ffi::OsString;
 use std::path::Path;
 
-const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>\n       lxcri-init share <spec.json>";
+const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>\n       lxcri-init share <spec.json>\n       lxcri-init hooks <spec.json>";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -38,6 +41,7 @@ fn main() {
         [] => pid1::run(),
         [cmd, spec] if cmd == "exec" => exec::run(Path::new(spec)),
         [cmd, spec] if cmd == "share" => share::run(Path::new(spec)),
+        [cmd, spec] if cmd == "hooks" => hooks::run(Path::new(spec)),
         _ => {
             eprintln!("{USAGE}");
             status::EXIT_USAGE

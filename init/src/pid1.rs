@@ -7,8 +7,8 @@ use crate::signals::{self, Signals};
 use crate::status::{self, EXIT_INIT_FAILED};
 use crate::stdio::{self, StdioError};
 use lxcri_init_spec::{
-    ExitReport, InitMessage, InitSpec, CGROUPNS_TAG, EXIT_FILE, INIT_ERROR_FILE, INIT_SOCKET,
-    INIT_SPEC_FILE, RUNTIME_DIR, START_FIFO, STDIO_TAG,
+    ExitReport, InitMessage, InitSpec, CGROUPNS_TAG, CONTINUE_TAG, EXIT_FILE, INIT_ERROR_FILE,
+    INIT_SOCKET, INIT_SPEC_FILE, RUNTIME_DIR, START_FIFO, STDIO_TAG,
 };
 use nix::errno::Errno;
 use nix::fcntl::{open, openat, renameat, OFlag};
@@ -80,7 +80,11 @@ fn run_inner() -> Result<i32> {
     // and a FIFO nobody holds open drops what was written to it.
     let gate = open_gate(runtime);
     // Steps 1-2; the outcome is reported on the socket either way.
-    let prepared = gate.and_then(|gate| load_and_prepare(runtime).map(|p| (gate, p)));
+    let loaded = gate.and_then(|gate| {
+        let spec = load_spec(runtime)?;
+        prepare::prepare_mounts(&spec)?;
+        Ok((gate, spec))
+    });
     let socket_path = runtime.join(INIT_SOCKET);
     let mut sock = UnixStream::connect(&socket_path).map_err(|e| Pid1Error::Sys {
         what: format!("connect {}", socket_path.display()),
@@ -88,13 +92,19 @@ fn run_inner() -> Result<i32> {
     })?;
     // Step 3: the cgroup namespace first, so that failing to join it is
     // reported as any other reason the container cannot run.
-    let prepared = prepared.and_then(|p| {
-        if p.1 .0.join_runtime_cgroupns {
+    let prepared = loaded.and_then(|(gate, spec)| {
+        if spec.join_runtime_cgroupns {
             join_runtime_cgroupns(&sock)?;
         }
-        leave_runtime_dir(runtime, p.1 .0.own_rootfs)?;
-        prepare::finish_rootfs(&p.1 .0)?;
-        Ok(p)
+        leave_runtime_dir(runtime, spec.own_rootfs)?;
+        stdio::send_message(&mut sock, &InitMessage::Mounted)?;
+        // The shim's NICs, shared binds and create hooks happen now; a
+        // shim that gives up closes the socket instead.
+        stdio::recv_fds(sock.as_fd(), CONTINUE_TAG, 0)?;
+        let exe = prepare::prepare_rest(&spec)?;
+        let command = Command::new(&spec.process, &exe)?.with_start_hooks(spec.start_hooks.clone());
+        prepare::finish_rootfs(&spec)?;
+        Ok((gate, (spec, command)))
     });
     let ((dir, fifo), (spec, command)) = match prepared {
         Ok(ok) => {
@@ -103,7 +113,8 @@ fn run_inner() -> Result<i32> {
         }
         Err(e) => {
             let message = e.to_string();
-            stdio::send_message(&mut sock, &InitMessage::Failed { message })?;
+            // The shim may have closed the socket first (it gave up).
+            let _ = stdio::send_message(&mut sock, &InitMessage::Failed { message });
             return Err(e);
         }
     };
@@ -171,12 +182,9 @@ fn open_gate(runtime: &Path) -> Result<(OwnedFd, OwnedFd)> {
     Ok((dir, fifo))
 }
 
-fn load_and_prepare(runtime: &Path) -> Result<(InitSpec, Command)> {
+fn load_spec(runtime: &Path) -> Result<InitSpec> {
     let text = std::fs::read(runtime.join(INIT_SPEC_FILE)).map_err(Pid1Error::ReadSpec)?;
-    let spec: InitSpec = serde_json::from_slice(&text).map_err(Pid1Error::ParseSpec)?;
-    let exe = prepare::prepare(&spec)?;
-    let command = Command::new(&spec.process, &exe)?;
-    Ok((spec, command))
+    serde_json::from_slice(&text).map_err(Pid1Error::ParseSpec)
 }
 
 /// Block until the shim writes the start byte. Returns the signal number

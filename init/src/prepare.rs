@@ -61,8 +61,9 @@ const DEV_SYMLINKS: [(&str, &str); 4] = [
     ("/dev/stderr", "/proc/self/fd/2"),
 ];
 
-/// Prepare the container and return the resolved executable.
-pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
+/// The container's mounts as runc has them when it runs its create
+/// hooks: `/dev`, symlinks, tmpfs modes, mount propagation.
+pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
     // First: the masks below bind /dev/null, and the read-only paths bind
     // /proc/sys with whatever is mounted in it.
     crate::dev_setup::setup(
@@ -89,6 +90,13 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     for m in &spec.mount_propagation {
         propagate(&m.destination, m.propagation)?;
     }
+    dev_symlinks()
+}
+
+/// The rest, after the create hooks (as runc's masks and read-only remounts
+/// follow its hooks): masked and read-only paths, `/dev`'s last touches,
+/// the cwd and per-mount flags. Returns the resolved executable.
+pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
     // runc's order: read-only paths first, then masks.
     for path in &spec.readonly_paths {
         readonly_path(path)?;
@@ -96,7 +104,6 @@ pub fn prepare(spec: &InitSpec) -> Result<PathBuf> {
     for path in &spec.masked_paths {
         mask_path(path)?;
     }
-    dev_symlinks()?;
     if spec.process.terminal {
         crate::dev_setup::console_mount_point()?;
     }

@@ -11,8 +11,6 @@
 //!   the volume holds resolves inside the container, where LXC, making it
 //!   before `pivot_root`, would follow it onto the host.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
 use lxcri_init_spec::{Propagation, PropagationKind, ShareSpec};
@@ -22,10 +20,8 @@ use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 
+use crate::mount_tree;
 use crate::status::EXIT_SETUP_FAILED;
-
-const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 #[derive(Debug, thiserror::Error)]
 enum ShareError {
@@ -73,7 +69,7 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
     // Every copy is made on the host side, before the namespace changes.
     let mut copies = Vec::with_capacity(spec.mounts.len());
     for m in &spec.mounts {
-        copies.push(clone_tree(&m.source)?);
+        copies.push(mount_tree::clone_tree(&m.source).map_err(sys("clone", &m.source))?);
     }
     let ns_path = format!("/proc/{}/ns/mnt", spec.init_pid);
     let ns = open(
@@ -92,7 +88,7 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
                 .map_err(sys("stat the copy of", &m.source))?;
             make_mount_point(dest, is_dir)?;
         }
-        attach(&copy, dest)?;
+        mount_tree::attach(&copy, dest).map_err(sys("attach over", dest))?;
         mount(
             None::<&str>,
             dest,
@@ -174,50 +170,6 @@ fn make_mount_point(dest: &str, is_dir: bool) -> Result<(), ShareError> {
             .truncate(false)
             .open(target)
             .map_err(io(target))?;
-    }
-    Ok(())
-}
-
-/// A detached copy of the mount tree at `source` (recursive, as `rbind`).
-fn clone_tree(source: &str) -> Result<OwnedFd, ShareError> {
-    let c = CString::new(source).map_err(|_| ShareError::Sys {
-        what: "clone",
-        path: source.to_string(),
-        source: Errno::EINVAL,
-    })?;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
-    // SAFETY: plain syscall with a valid C string; a non-negative return is
-    // a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
-    if fd < 0 {
-        return Err(sys("clone", source)(Errno::last()));
-    }
-    // SAFETY: the kernel just returned this fd.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Attaches the detached tree `copy` over `dest` (in our mount namespace).
-fn attach(copy: &OwnedFd, dest: &str) -> Result<(), ShareError> {
-    let to = CString::new(dest).map_err(|_| ShareError::Sys {
-        what: "attach",
-        path: dest.to_string(),
-        source: Errno::EINVAL,
-    })?;
-    let empty = CString::default();
-    // SAFETY: plain syscall with a valid fd and C strings.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            copy.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH,
-        )
-    };
-    if rc < 0 {
-        return Err(sys("attach over", dest)(Errno::last()));
     }
     Ok(())
 }

@@ -254,10 +254,22 @@ impl Service {
             c.init.ensure(&[ProcessStatus::Created], "start")?;
             let began = std::time::Instant::now();
             let released = c.release_init();
-            let failed = released.as_ref().err().map(|_| "init");
-            op_metrics::record(&c.runtime, "start", began, failed);
+            if released.is_err() {
+                op_metrics::record(&c.runtime, "start", began, Some("init"));
+            }
             released?;
             c.init.status = ProcessStatus::Running;
+            let (rt, container) = (c.runtime.clone(), c.container.clone());
+            let hooks = blocking(move || {
+                rt.poststart(&container).inspect_err(|_| {
+                    // As runc: a failed poststart hook stops the container.
+                    let _ = rt.kill(&container, SignalNumber::KILL, false);
+                })
+            })
+            .await?;
+            let failed = hooks.as_ref().err().map(|e| e.cause());
+            op_metrics::record(&c.runtime, "start", began, failed);
+            hooks.map_err(|e| ShimError::failed("start", &e))?;
             let pid = c.init.pid as u32;
             self.events.start(TaskStart {
                 container_id: req.id.clone(),

@@ -25,9 +25,9 @@ pub const OP_BUCKETS: [f64; 12] = [
 ];
 /// What `lxcri_operation_failures_total` counts by (`cause`):
 /// [`crate::runtime::RuntimeError::cause`]'s names and the shim's own.
-pub const CAUSES: [&str; 12] = [
+pub const CAUSES: [&str; 13] = [
     "spec", "config", "state", "rootfs", "lxc", "init", "cgroup", "pve", "network", "mounts",
-    "userns", "shim",
+    "userns", "hook", "shim",
 ];
 /// The operations the shims time.
 pub const OPERATIONS: [&str; 3] = ["create", "start", "delete"];

@@ -200,8 +200,19 @@ pub fn runtime_features() -> Features {
     features
         .set_oci_version_min(OCI_VERSION_MIN.to_string())
         .set_oci_version_max(VERSION.to_string())
-        // OCI hooks are refused: none is recognised.
-        .set_hooks(Some(Vec::new()))
+        // Every phase of the runtime spec (plan/hooks.rs).
+        .set_hooks(Some(
+            [
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ))
         .set_mount_options(Some(mount_options))
         .set_linux(Some(linux))
         // A pod's `io.lxcri.netN` plugs the container into host bridges
@@ -251,7 +262,17 @@ mod tests {
         assert!(options.contains(&"rbind") && options.contains(&"rslave"));
         // CRI turns on recursive read-only mounts when it sees this.
         assert!(!options.contains(&"rro"));
-        assert_eq!(f["hooks"], json!([]));
+        assert_eq!(
+            f["hooks"],
+            json!([
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop"
+            ])
+        );
         assert_eq!(linux["apparmor"]["enabled"], true);
         assert_eq!(linux["selinux"]["enabled"], true);
         assert_eq!(linux["intelRdt"]["enabled"], false);
@@ -420,7 +441,7 @@ mod tests {
         .is_err());
         let spec: Spec = serde_json::from_value(json!({
             "ociVersion": "1.0.0",
-            "hooks": {"prestart": [{"path": "/bin/true"}]},
+            "vm": {"kernel": {"path": "/k"}},
         }))
         .unwrap();
         assert!(super::super::unsupported_spec_fields(&spec).is_err());

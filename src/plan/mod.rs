@@ -19,6 +19,7 @@ mod dev_pts;
 mod dev_tmpfs;
 mod devices;
 mod features;
+mod hooks;
 mod host_netns;
 mod limits;
 mod mount_flags;
@@ -51,6 +52,7 @@ use crate::spec::CriContainerType;
 
 pub use crate::cgroup::CgroupSetting;
 pub use features::runtime_features;
+pub use hooks::{plan_hooks, HookPlan};
 pub use host_netns::{HostNetnsSetup, HostSysfs, SysfsFlags};
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
 pub use namespaces::NodeUserns;
@@ -62,6 +64,9 @@ pub use resources::{blkio_to_io_weight, cgroup_settings, device_rules, shares_to
 /// Host-side facts the translation needs besides the spec.
 #[derive(Debug, Clone)]
 pub struct PlanContext {
+    /// The container's id and bundle, for the state hooks read.
+    pub id: String,
+    pub bundle: PathBuf,
     /// Host path where the rootfs is mounted (bundle/rootfs); absolute.
     pub rootfs: PathBuf,
     /// The rootfs was mounted for this container (a snapshot, a clone), so
@@ -117,6 +122,8 @@ pub struct ContainerPlan {
     /// What `linux.cgroupsPath` asked for; the LXC config places a path
     /// there when the context allows, else the backend's names stand.
     pub cgroup: CgroupPlacement,
+    /// The OCI hooks (`startContainer`'s are in `init` too).
+    pub hooks: HookPlan,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -288,6 +295,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         .clone()
         .map(|netns| host_netns::take_from(&mut lxc, netns))
         .transpose()?;
+    let hooks = hooks::plan_hooks(spec, &ctx.id, &ctx.bundle)?;
 
     let init = InitSpec {
         process: init_process,
@@ -314,6 +322,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
             && ns.user == namespaces::Mode::Host
             && !ctx.nested_userns,
         symlinks,
+        start_hooks: hooks.start_hooks(),
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;
@@ -325,6 +334,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         network,
         host_netns,
         cgroup,
+        hooks,
     })
 }
 
@@ -390,21 +400,6 @@ fn container_paths(field: &str, paths: Option<&[String]>) -> Result<Vec<String>>
 }
 
 fn unsupported_spec_fields(spec: &Spec) -> Result<()> {
-    if let Some(h) = spec.hooks() {
-        let lists = [
-            ("hooks.prestart", h.prestart()),
-            ("hooks.createRuntime", h.create_runtime()),
-            ("hooks.createContainer", h.create_container()),
-            ("hooks.startContainer", h.start_container()),
-            ("hooks.poststart", h.poststart()),
-            ("hooks.poststop", h.poststop()),
-        ];
-        for (field, list) in lists {
-            if list.as_ref().is_some_and(|l| !l.is_empty()) {
-                return Err(unsupported(field, "OCI hooks are not implemented yet"));
-            }
-        }
-    }
     let other_platforms = [
         ("solaris", spec.solaris().is_some()),
         ("windows", spec.windows().is_some()),

@@ -161,6 +161,8 @@ pub fn prepare_bundle(
     let mut plan = plan_container(
         &spec,
         &PlanContext {
+            id: req.id.clone(),
+            bundle: req.bundle.clone(),
             rootfs: rootfs_path.clone(),
             rootfs_mounted: mounted,
             run_dir: run_dir.clone(),

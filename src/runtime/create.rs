@@ -10,11 +10,13 @@
 //! 4. the init's socket and start gate ([`InitRendezvous::prepare`]);
 //! 5. [`CreateSteps::reserve`] (the name, or a VMID), recorded;
 //! 6. [`CreateSteps::write_config`], [`CreateSteps::start`];
-//! 7. the init reports ready; its pid is recorded
-//!    ([`CreateSteps::ready`]);
+//! 7. the init reports its mounts made; its pid is recorded;
 //! 8. the NICs lxcri plugs are plugged into the container's (or pod's)
 //!    network namespace, and recorded ([`plug`]);
-//! 9. `rshared` binds are made from the host ([`bind_shared_mounts`]).
+//! 9. `rshared` binds are made from the host ([`bind_shared_mounts`]);
+//! 10. the create hooks run ([`run_create_hooks`]);
+//! 11. the init finishes its setup and reports ready
+//!     ([`CreateSteps::ready`]).
 //!
 //! Rollback runs in reverse: the NICs, [`CreateSteps::rollback`], then the
 //! bundle.
@@ -24,6 +26,7 @@ use super::bundle::{hand_to_container_root, prepare_bundle, BundleInputs, Bundle
 use super::container::{CreateRequest, CreatedContainer};
 use super::crash_points::{reached, CrashPoint};
 use super::error::Result;
+use super::hooks::{run_create_hooks, HookTarget};
 use super::lifecycle::Runtime;
 use super::nics::{plug, unplug_nics};
 use super::rendezvous::InitRendezvous;
@@ -94,17 +97,22 @@ impl Create<'_> {
         reached(ns, id, CrashPoint::Started);
         let shared = bundle.plan.shared_mounts.clone();
         let network = bundle.plan.network.clone();
+        let hooks = bundle.plan.hooks.clone();
+        let root_path = bundle.rootfs.clone();
         let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
         let steps = &self.steps;
+        let timeout = steps.ready_timeout(rt.config.lxc.start_timeout());
         let mut created = rendezvous.finish(
             &rt.store,
             record,
             bundle,
-            steps.ready_timeout(rt.config.lxc.start_timeout()),
+            timeout,
             &|| steps.is_running(),
             || steps.stopped_early(),
         )?;
-        steps.ready();
+        // The init has made the container's mounts and waits: what needs
+        // its namespaces happens now, before masked paths and a read-only
+        // rootfs, where runc's hooks run too.
         if let Some(cgroup) = &created.container.cgroup {
             steps.claim_cgroup(cgroup)?;
         }
@@ -118,10 +126,22 @@ impl Create<'_> {
             let cgroup = created.container.cgroup.take();
             created.container.cgroup = cgroup.map(|cg| cg.with_inner(inner));
         }
+        let init_binary = rt.config.init_binary()?;
         if !shared.is_empty() {
-            let init_binary = rt.config.init_binary()?;
             bind_shared_mounts(&init_binary, &dir, created.init.pid(), &shared)?;
         }
+        run_create_hooks(
+            &hooks,
+            &HookTarget {
+                dir: &dir,
+                init_binary: &init_binary,
+                init_pid: created.init.pid(),
+                root_path: &root_path,
+                cgroup: created.container.cgroup.as_ref(),
+            },
+        )?;
+        created.init.resume(timeout)?;
+        steps.ready();
         reached(ns, id, CrashPoint::Created);
         Ok(created)
     }

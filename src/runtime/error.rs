@@ -54,6 +54,9 @@ pub enum RuntimeError {
     },
     #[error("binding the shared (Bidirectional) mounts into the container: {detail}")]
     SharedMounts { detail: String },
+    /// An OCI hook failed: `detail` names it (`hooks.prestart[0] (...)`).
+    #[error("OCI hook failed: {detail}")]
+    Hook { detail: String },
     #[error(transparent)]
     Pve(Box<PveBackendError>),
     #[error("opening the network namespace {path}: {source}")]
@@ -105,6 +108,7 @@ impl RuntimeError {
             E::Pve(_) => "pve",
             E::Netns { .. } | E::HostNetns(_) | E::HostNetwork(_) | E::Plug(_) => "network",
             E::StagedBind(_) => "mounts",
+            E::Hook { .. } => "hook",
             E::UsernsSlot(_) | E::UsernsPodOnPve | E::UsernsSandbox { .. } => "userns",
         }
     }

@@ -3,13 +3,13 @@
 //! learn its host pid from `SO_PEERCRED`, hand over stdio fds or receive
 //! the pty master.
 
-use std::io::{IoSlice, IoSliceMut, Read};
+use std::io::{IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use lxcri_init_spec::{InitMessage, CGROUPNS_TAG, PTY_TAG, STDIO_TAG};
+use lxcri_init_spec::{InitMessage, CGROUPNS_TAG, CONTINUE_TAG, PTY_TAG, STDIO_TAG};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{
     getsockopt, recvmsg, sendmsg, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
@@ -63,7 +63,9 @@ impl InitListener {
         Ok(Self { listener })
     }
 
-    /// Waits for the init to connect and report `Ready`, first handing it
+    /// Waits for the init to connect and report `Mounted` (then
+    /// [`InitConnection::resume`] waits for `Ready`) or, from an init
+    /// that does not pause, `Ready`, first handing it
     /// this process's cgroup namespace with `cgroupns` (see
     /// `InitSpec::join_runtime_cgroupns`). `still_starting` is polled
     /// between waits so a container that died is noticed at once instead
@@ -104,11 +106,16 @@ impl InitListener {
         let mut conn = InitConnection {
             stream,
             pid: creds.pid(),
+            paused: false,
         };
         if cgroupns {
             conn.send_cgroupns()?;
         }
         match conn.read_message()? {
+            InitMessage::Mounted => {
+                conn.paused = true;
+                Ok(conn)
+            }
             InitMessage::Ready => Ok(conn),
             InitMessage::Failed { message } => Err(InitChannelError::InitFailed(message)),
         }
@@ -120,12 +127,33 @@ impl InitListener {
 pub struct InitConnection {
     stream: UnixStream,
     pid: i32,
+    /// The init reported `Mounted` and waits for [`Self::resume`].
+    paused: bool,
 }
 
 impl InitConnection {
     /// The init's pid in the shim's pid namespace.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// Lets an init that reported `Mounted` finish its setup and waits
+    /// (up to `timeout`) for `Ready`.
+    pub fn resume(&mut self, timeout: Duration) -> Result<()> {
+        if !self.paused {
+            return Ok(());
+        }
+        self.paused = false;
+        (&self.stream).write_all(&[CONTINUE_TAG])?;
+        self.stream.set_read_timeout(Some(timeout))?;
+        match self.read_message() {
+            Ok(InitMessage::Ready) => Ok(()),
+            Ok(InitMessage::Failed { message }) => Err(InitChannelError::InitFailed(message)),
+            Ok(InitMessage::Mounted) => Err(InitChannelError::InitFailed(
+                "the init reported its mounts twice".into(),
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     fn read_message(&mut self) -> Result<InitMessage> {
@@ -215,7 +243,6 @@ pub fn recv_pty_from(sock: RawFd) -> Result<OwnedFd> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     #[test]
     fn ready_then_pty_handoff() {
@@ -291,6 +318,31 @@ mod tests {
         assert_eq!((tag, stdio_tag), (CGROUPNS_TAG, STDIO_TAG));
         let own = std::fs::metadata("/proc/self/ns/cgroup").unwrap().ino();
         assert_eq!(ino, own, "the shim's own cgroup namespace");
+    }
+
+    #[test]
+    fn a_paused_init_is_let_go_once_and_its_verdict_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("init.sock");
+        let listener = InitListener::bind(&path).unwrap();
+        let p = path.clone();
+        let client = std::thread::spawn(move || {
+            let mut s = UnixStream::connect(&p).unwrap();
+            s.write_all(b"{\"kind\":\"mounted\"}\n").unwrap();
+            let mut go = [0u8; 1];
+            s.read_exact(&mut go).unwrap();
+            s.write_all(b"{\"kind\":\"failed\",\"message\":\"masked path /x: EPERM\"}\n")
+                .unwrap();
+            go[0]
+        });
+        let mut conn = listener
+            .accept_ready(Duration::from_secs(5), &|| true, false)
+            .unwrap();
+        let err = conn.resume(Duration::from_secs(5)).unwrap_err();
+        assert_eq!(err.to_string(), "masked path /x: EPERM");
+        assert_eq!(client.join().unwrap(), CONTINUE_TAG);
+        // Once only: a second resume has nothing to do.
+        conn.resume(Duration::from_secs(5)).unwrap();
     }
 
     #[test]

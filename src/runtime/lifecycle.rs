@@ -12,6 +12,7 @@ use super::backend::Backend;
 use super::container::{owner, Container};
 use super::control::{self, SignalNumber};
 use super::error::Result;
+use super::hooks;
 use super::lxc::LxcBackend;
 use super::nics::unplug_nics;
 use super::node_userns;
@@ -101,9 +102,43 @@ impl Runtime {
         if let Some(s) = record.and_then(|r| r.userns_slot) {
             node_userns::release(&self.store, namespace, id, s.slot)?;
         }
-        staged_binds::unstage(&self.store.container_dir(namespace, id)?)?;
+        let dir = self.store.container_dir(namespace, id)?;
+        staged_binds::unstage(&dir)?;
+        self.poststop(id, bundle, &dir);
         self.store.remove(namespace, id)?;
         Ok(())
+    }
+
+    /// `poststop` hooks, once the container is gone: one that fails is
+    /// logged and delete goes on, as the runtime spec says. The spec is
+    /// read from the bundle, so containerd's cleanup after a shim crash
+    /// runs them too, as runc's `delete --force` does.
+    fn poststop(&self, id: &str, bundle: &Path, dir: &Path) {
+        let Ok(spec) = crate::spec::load_bundle_spec(bundle) else {
+            return;
+        };
+        let Ok(plan) = crate::plan::plan_hooks(&spec, id, bundle) else {
+            return;
+        };
+        let ran = self
+            .config
+            .init_binary()
+            .map_err(Into::into)
+            .and_then(|init| hooks::run_poststop(&plan, &init, dir));
+        if let Err(e) = ran {
+            tracing::warn!(container_id = id, error = %e, "poststop hook");
+        }
+    }
+
+    /// `poststart` hooks, once the process runs. The caller stops the
+    /// container when they fail, as runc does.
+    pub fn poststart(&self, c: &Container) -> Result<()> {
+        let plan = crate::plan::plan_hooks(&c.spec, c.id(), c.bundle())?;
+        if plan.poststart.is_empty() {
+            return Ok(());
+        }
+        let dir = self.store.container_dir(c.namespace(), c.id())?;
+        hooks::run_poststart(&plan, &self.config.init_binary()?, &dir, c.init_pid())
     }
 
     /// What this runtime saw of one operation, for the metrics journal:

@@ -25,6 +25,7 @@ mod control;
 mod crash_points;
 mod create;
 mod error;
+mod hooks;
 mod host_netns;
 pub mod init_channel;
 mod leftovers;

@@ -140,7 +140,12 @@ impl CreateSteps for FakeCreate<'_> {
             _ => InitMessage::Ready,
         };
         let mut init = UnixStream::connect(self.run_dir.join(INIT_SOCKET)).unwrap();
-        let line = serde_json::to_string(&message).unwrap() + "\n";
+        let mut line = serde_json::to_string(&message).unwrap() + "\n";
+        if message == InitMessage::Ready {
+            // The init pauses with its mounts made (the go-ahead is
+            // checked in init_channel's tests).
+            line = serde_json::to_string(&InitMessage::Mounted).unwrap() + "\n" + &line;
+        }
         init.write_all(line.as_bytes()).unwrap();
         self.init = Some(init);
         if self.backend.fail == Fail::StartWithInitReport {

@@ -213,6 +213,8 @@ fn spec_to_lxc_config_reads_back_as_planned() {
                 CgroupVersion::V2
             };
             let ctx = PlanContext {
+                id: "c".into(),
+                bundle: tmp.path().to_path_buf(),
                 rootfs,
                 rootfs_mounted: true,
                 run_dir: "/run/lxcri/fuzz/c/run".into(),

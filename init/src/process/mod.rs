@@ -15,7 +15,7 @@ use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::errno_text::errno_text;
 use crate::status;
-use lxcri_init_spec::ProcessSpec;
+use lxcri_init_spec::{ProcessSpec, StartHooks};
 use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
@@ -59,12 +59,16 @@ pub enum SetupError {
     SetgroupsDenied(Vec<u32>),
     #[error("exec {path}: {}", errno_text(*source))]
     Exec { path: String, source: Errno },
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
 }
 
 impl SetupError {
     fn exit_code(&self) -> i32 {
         match self {
             SetupError::Exec { source, .. } => status::for_exec_errno(*source),
+            // As runc's init, which exits 1 when a startContainer hook fails.
+            SetupError::Hook(_) => status::EXIT_INIT_FAILED,
             _ => status::EXIT_SETUP_FAILED,
         }
     }
@@ -135,6 +139,7 @@ pub struct Command {
     apparmor_profile: Option<String>,
     selinux_label: Option<String>,
     oom_score_adj: Option<i32>,
+    start_hooks: Option<StartHooks>,
 }
 
 impl Command {
@@ -191,7 +196,15 @@ impl Command {
             apparmor_profile: spec.apparmor_profile.clone(),
             selinux_label: spec.selinux_label.clone(),
             oom_score_adj: spec.oom_score_adj,
+            start_hooks: None,
         })
+    }
+
+    /// `startContainer` hooks, run last before `execve`: as runc's, with
+    /// the process's identity, capabilities and seccomp filter.
+    pub fn with_start_hooks(mut self, hooks: Option<StartHooks>) -> Self {
+        self.start_hooks = hooks;
+        self
     }
 
     /// Set everything up and execve. Never returns; on failure says why
@@ -277,6 +290,9 @@ impl Command {
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {
             // Last, so the filter only has to allow execve.
             load_seccomp(seccomp)?;
+        }
+        if let Some(h) = &self.start_hooks {
+            crate::hooks::run_start_container(&h.hooks, &h.state, &self.envp)?;
         }
         if die_with_parent {
             // After set_identity: changing credentials clears the death signal.

@@ -76,6 +76,8 @@ pub(super) fn env() -> Env {
 impl Env {
     pub(super) fn ctx(&self, cgroup: CgroupVersion) -> PlanContext {
         PlanContext {
+            id: "c1".into(),
+            bundle: "/run/bundle".into(),
             rootfs: self.rootfs.clone(),
             rootfs_mounted: false,
             run_dir: RUN_DIR.into(),

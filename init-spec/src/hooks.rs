@@ -1,0 +1,124 @@
+//! OCI hooks: what the shim and the init hand `lxcri-init` to run them.
+//!
+//! The shim runs `lxcri-init hooks <spec.json>` with a [`HookRun`]: on the
+//! host for `prestart`, `createRuntime`, `poststart` and `poststop`, and in
+//! the container's view (its namespaces and cgroup, the host's root with
+//! the container's mount tree over `root.path`) for `createContainer`, as
+//! runc runs those from its init before `pivot_root`. The init runs
+//! `startContainer` hooks itself, inside the container, right before it
+//! becomes the OCI process. Each hook gets the container's state on stdin;
+//! the first that fails (or outlives its timeout) ends the run, and the
+//! helper exits 1 with the cause on stderr.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One hook, as the spec gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// What the runtime spec calls it, with its index:
+    /// `hooks.createContainer[0]`, for errors.
+    pub field: String,
+    /// Absolute path of the program.
+    pub path: String,
+    /// `argv`, `argv[0]` included; empty runs it with `[path]`, as runc.
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// `KEY=value` entries; `None` inherits the runner's environment (the
+    /// shim's on the host, the OCI process's in the container: runc's init
+    /// has set the process's environment by then).
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    /// Seconds before the hook is killed and counts as failed.
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// The container's state as a hook reads it on stdin: the runtime spec's
+/// state (runc's `specs.State`, field for field).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookState {
+    #[serde(rename = "ociVersion")]
+    pub oci_version: String,
+    pub id: String,
+    /// `creating`, `created`, `running` or `stopped`.
+    pub status: String,
+    /// The init's pid, as the runner of the hook sees it: runc's own
+    /// pid in the container for `createContainer` and `startContainer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    pub bundle: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where `createContainer` hooks run: in the container's namespaces and
+/// cgroup, with a private mount namespace of the host's in which the
+/// container's mount tree (cloned from its mount namespace) lies over
+/// `root_path`, and that as the cwd.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContainerView {
+    /// Host pid of the container's init.
+    pub init_pid: i32,
+    /// The spec's `root.path` as the host sees it.
+    pub root_path: String,
+    /// Namespaces to join after the mount tree is in place (`user` first
+    /// when present; never `mnt`).
+    pub namespaces: Vec<String>,
+    /// `cgroup.procs` files (host paths) the runner moves itself into.
+    pub cgroup_procs: Vec<String>,
+}
+
+/// One phase's hooks and the state they read (`lxcri-init hooks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookRun {
+    pub hooks: Vec<Hook>,
+    pub state: HookState,
+    /// `None`: on the host, as the shim runs.
+    #[serde(default)]
+    pub container: Option<ContainerView>,
+}
+
+/// `startContainer` hooks: run by the init, in the container, after the
+/// start byte and before `execve`. `state.pid` is filled in by the init.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartHooks {
+    pub hooks: Vec<Hook>,
+    pub state: HookState,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_is_runcs_field_for_field() {
+        let state = HookState {
+            oci_version: "1.1.0".into(),
+            id: "c1".into(),
+            status: "creating".into(),
+            pid: Some(42),
+            bundle: "/b".into(),
+            annotations: BTreeMap::from([("a".into(), "b".into())]),
+        };
+        assert_eq!(
+            serde_json::to_string(&state).unwrap(),
+            r#"{"ociVersion":"1.1.0","id":"c1","status":"creating","pid":42,"bundle":"/b","annotations":{"a":"b"}}"#
+        );
+        let stopped = HookState {
+            pid: None,
+            annotations: BTreeMap::new(),
+            status: "stopped".into(),
+            ..state
+        };
+        assert_eq!(
+            serde_json::to_string(&stopped).unwrap(),
+            r#"{"ociVersion":"1.1.0","id":"c1","status":"stopped","bundle":"/b"}"#
+        );
+    }
+}

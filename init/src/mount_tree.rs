@@ -1,0 +1,50 @@
+//! Detached copies of mount trees (`open_tree`) and attaching them
+//! (`move_mount`): how the share helper binds host volumes into a
+//! container and how the hook runner lays a container's tree over its
+//! `root.path` on the host.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use nix::errno::Errno;
+
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// A detached copy of the mount tree at `source` (recursive, as `rbind`),
+/// in the caller's mount namespace.
+pub fn clone_tree(source: &str) -> Result<OwnedFd, Errno> {
+    let c = CString::new(source).map_err(|_| Errno::EINVAL)?;
+    let flags =
+        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    // SAFETY: plain syscall with a valid C string; a non-negative return is
+    // a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: the kernel just returned this fd.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Attaches the detached tree `copy` over `dest` (in the caller's mount
+/// namespace, wherever the tree was cloned).
+pub fn attach(copy: &OwnedFd, dest: &str) -> Result<(), Errno> {
+    let to = CString::new(dest).map_err(|_| Errno::EINVAL)?;
+    let empty = CString::default();
+    // SAFETY: plain syscall with a valid fd and C strings.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            copy.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! Running a container's OCI hooks ([`crate::plan::HookPlan`]) with the
+//! host's `lxcri-init hooks`: the create phases while the init waits
+//! between its mounts and the rest of its setup, `poststart` once the
+//! process runs, `poststop` after delete. `startContainer` hooks are the
+//! init's own (see `lxcri_init_spec::StartHooks`).
+
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::Duration;
+
+use lxcri_init_spec::{ContainerView, Hook, HookRun, HookState};
+
+use super::bundle::write_file;
+use super::error::{Result, RuntimeError};
+use crate::cgroup::ContainerCgroup;
+use crate::command::{CommandRunner, SystemCommands};
+use crate::plan::HookPlan;
+
+/// What a hook's own timeout does not cover: the helper's start, the
+/// container view.
+const HELPER_SLACK: Duration = Duration::from_secs(10);
+/// A hook without a timeout of its own (the helper kills it then).
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The container whose create hooks run.
+pub struct HookTarget<'a> {
+    /// Where the helper's spec files go (the state directory, not the part
+    /// the container sees).
+    pub dir: &'a Path,
+    pub init_binary: &'a Path,
+    pub init_pid: i32,
+    /// The spec's `root.path` on the host.
+    pub root_path: &'a Path,
+    pub cgroup: Option<&'a ContainerCgroup>,
+}
+
+/// `prestart` and `createRuntime` on the host, then `createContainer` in
+/// the container's view, as runc runs them between its mounts and its
+/// masked paths.
+pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
+    let host = plan.create_host();
+    if !host.is_empty() {
+        let state = plan.state("creating", Some(t.init_pid));
+        run_phase(t.init_binary, t.dir, "create-runtime", host, state, None)?;
+    }
+    if plan.create_container.is_empty() {
+        return Ok(());
+    }
+    let root_path = t.root_path.to_str().ok_or_else(|| RuntimeError::Hook {
+        detail: format!("root.path {} is not UTF-8", t.root_path.display()),
+    })?;
+    let view = ContainerView {
+        init_pid: t.init_pid,
+        root_path: root_path.to_string(),
+        namespaces: super::control::namespaces_to_join(t.init_pid)
+            .into_iter()
+            .filter(|n| n != "mnt")
+            .collect(),
+        cgroup_procs: t
+            .cgroup
+            .map(|cg| {
+                cg.procs_files()
+                    .iter()
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    // runc's init reports its own pid: the one in the container's pid
+    // namespace.
+    let pid = pid_in_own_namespace(t.init_pid).unwrap_or(t.init_pid);
+    let state = plan.state("creating", Some(pid));
+    run_phase(
+        t.init_binary,
+        t.dir,
+        "create-container",
+        plan.create_container.clone(),
+        state,
+        Some(view),
+    )
+}
+
+/// `poststart`, on the host once the process runs.
+pub fn run_poststart(plan: &HookPlan, init_binary: &Path, dir: &Path, pid: i32) -> Result<()> {
+    if plan.poststart.is_empty() {
+        return Ok(());
+    }
+    let state = plan.state("running", Some(pid));
+    run_phase(
+        init_binary,
+        dir,
+        "poststart",
+        plan.poststart.clone(),
+        state,
+        None,
+    )
+}
+
+/// `poststop`, on the host once the container is gone.
+pub fn run_poststop(plan: &HookPlan, init_binary: &Path, dir: &Path) -> Result<()> {
+    if plan.poststop.is_empty() {
+        return Ok(());
+    }
+    let state = plan.state("stopped", None);
+    run_phase(
+        init_binary,
+        dir,
+        "poststop",
+        plan.poststop.clone(),
+        state,
+        None,
+    )
+}
+
+fn run_phase(
+    init_binary: &Path,
+    dir: &Path,
+    name: &str,
+    hooks: Vec<Hook>,
+    state: Option<HookState>,
+    container: Option<ContainerView>,
+) -> Result<()> {
+    let state = state.ok_or_else(|| RuntimeError::Hook {
+        detail: "hooks without a state (a bug)".into(),
+    })?;
+    let mut hooks = hooks;
+    if container.is_none() {
+        // Those without `env` get the runtime's, as runc's (not the
+        // helper's, which has `LC_ALL=C` set for it).
+        let ours: Vec<String> = std::env::vars_os()
+            .map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy()))
+            .collect();
+        for h in &mut hooks {
+            h.env.get_or_insert_with(|| ours.clone());
+        }
+    }
+    let timeout = hooks
+        .iter()
+        .map(|h| {
+            h.timeout_secs
+                .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs)
+        })
+        .sum::<Duration>()
+        + HELPER_SLACK;
+    let run = HookRun {
+        hooks,
+        state,
+        container,
+    };
+    let path = dir.join(format!("hooks-{name}.json"));
+    write_file(&path, &serde_json::to_vec(&run).expect("hooks serialize"))?;
+    let args: Vec<OsString> = vec!["hooks".into(), path.clone().into_os_string()];
+    let out = SystemCommands { timeout }.run(&init_binary.to_string_lossy(), &args);
+    let _ = std::fs::remove_file(&path);
+    let out = out.map_err(|e| RuntimeError::Hook {
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(RuntimeError::Hook {
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The last `NSpid` entry of `pid`: its pid in its own pid namespace.
+fn pid_in_own_namespace(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_pid_in_our_namespace_is_ours() {
+        let me = std::process::id() as i32;
+        assert_eq!(pid_in_own_namespace(me), Some(me));
+        assert_eq!(pid_in_own_namespace(-1), None);
+    }
+}
