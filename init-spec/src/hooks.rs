@@ -12,6 +12,11 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A hook without a timeout of its own gets this many seconds: a hung
+/// hook must not hang a create (or delete) for ever; runc would wait.
+pub const DEFAULT_HOOK_TIMEOUT_SECS: u64 = 120;
 
 /// One hook, as the spec gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -33,6 +38,20 @@ pub struct Hook {
     /// Seconds before the hook is killed and counts as failed.
     #[serde(default)]
     pub timeout_secs: Option<u64>,
+}
+
+impl Hook {
+    /// How long it may run before it is killed and counts as failed.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_secs.unwrap_or(DEFAULT_HOOK_TIMEOUT_SECS))
+    }
+}
+
+/// The time `hooks` may take one after the other.
+pub fn hooks_time(hooks: &[Hook]) -> Duration {
+    hooks
+        .iter()
+        .fold(Duration::ZERO, |sum, h| sum.saturating_add(h.timeout()))
 }
 
 /// The container's state as a hook reads it on stdin: the runtime spec's
@@ -63,10 +82,14 @@ pub struct HookState {
 pub struct ContainerView {
     /// Host pid of the container's init.
     pub init_pid: i32,
+    /// Its start time (`/proc/<pid>/stat` field 22), checked so a reused
+    /// pid is not taken for it.
+    #[serde(default)]
+    pub init_start_time: Option<u64>,
     /// The spec's `root.path` as the host sees it.
     pub root_path: String,
-    /// Namespaces to join after the mount tree is in place (`user` first
-    /// when present; never `mnt`).
+    /// Namespaces to join after the mount tree is in place, in this order
+    /// (`user` last when present; never `mnt`).
     pub namespaces: Vec<String>,
     /// `cgroup.procs` files (host paths) the runner moves itself into.
     pub cgroup_procs: Vec<String>,

@@ -16,8 +16,8 @@
 //!    namespace (one fd, one [`CGROUPNS_TAG`] byte, sent as soon as the
 //!    shim accepted) and joins it; detaches the [`RUNTIME_DIR`] mount and
 //!    (with [`InitSpec::own_rootfs`]) removes its mount point, so the OCI
-//!    process sees neither; sends [`InitMessage::Mounted`] and waits for
-//!    one [`CONTINUE_TAG`] byte (the shim plugs NICs, binds `rshared`
+//!    process sees neither; with [`InitSpec::pause_after_mounts`] sends
+//!    [`InitMessage::Mounted`] and waits for one [`CONTINUE_TAG`] byte (the shim plugs NICs, binds `rshared`
 //!    volumes and runs the create hooks meanwhile: runc's hooks run before
 //!    masked paths and a read-only rootfs too); then makes masked and
 //!    read-only paths, the per-mount flags and a read-only rootfs, resolves
@@ -55,7 +55,9 @@
 use serde::{Deserialize, Serialize};
 
 mod hooks;
-pub use hooks::{ContainerView, Hook, HookRun, HookState, StartHooks};
+pub use hooks::{
+    hooks_time, ContainerView, Hook, HookRun, HookState, StartHooks, DEFAULT_HOOK_TIMEOUT_SECS,
+};
 
 /// Where the runtime directory appears inside the container.
 pub const RUNTIME_DIR: &str = "/.lxcri";
@@ -158,6 +160,12 @@ pub struct InitSpec {
     /// `startContainer` hooks, run after the start byte, before `execve`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_hooks: Option<StartHooks>,
+    /// Send [`InitMessage::Mounted`] and wait for [`CONTINUE_TAG`] (step 3).
+    /// Set by every shim that knows the pause; an init copied in by a
+    /// newer package for a shim started before it (a pod's shim lives as
+    /// long as the pod) reports `Ready` at once, as that shim expects.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pause_after_mounts: bool,
 }
 
 /// A symlink at `path` (absolute, in the container) to `target` (as

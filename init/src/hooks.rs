@@ -26,9 +26,6 @@ use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::mount_tree;
 
-/// A hook without a timeout of its own: a hung hook must not hang the
-/// create (or delete) for ever; runc would wait.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Output kept per stream for the error message.
 const OUTPUT_LIMIT: usize = 4096;
 
@@ -117,6 +114,28 @@ fn cstrings(v: &[String]) -> Option<Vec<CString>> {
     v.iter().map(|s| CString::new(s.as_str()).ok()).collect()
 }
 
+/// The read end of a pipe that already holds `input`, its write end
+/// closed: the hook reads the state and then EOF, and nothing is written
+/// once it could be gone (no SIGPIPE, which would end a non-PID-1 init).
+fn stdin_with(input: &[u8]) -> Result<OwnedFd, Errno> {
+    let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    // A pipe holds 64 KiB; a larger state (many annotations) gets room up
+    // to the node's pipe-max-size (1 MiB by default).
+    if input.len() > 64 * 1024 {
+        let size = i32::try_from(input.len()).map_err(|_| Errno::E2BIG)?;
+        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size))?;
+    }
+    let mut written = 0;
+    while written < input.len() {
+        match nix::unistd::write(&w, &input[written..]) {
+            Ok(n) => written += n,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(r)
+}
+
 fn null_terminated(v: &[CString]) -> Vec<*const libc::c_char> {
     v.iter()
         .map(|s| s.as_ptr())
@@ -153,7 +172,7 @@ fn run_one(hook: &Hook, input: &[u8], default_env: Option<&[CString]>) -> Result
             .collect::<Result<_, _>>()?,
     };
     let pipe = || nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(spawn_err("pipe"));
-    let (stdin_r, stdin_w) = pipe()?;
+    let stdin_r = stdin_with(input).map_err(spawn_err("write the state to the hook's stdin"))?;
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     // Everything the child needs is made before the fork: it may only
@@ -183,10 +202,8 @@ fn run_one(hook: &Hook, input: &[u8], default_env: Option<&[CString]>) -> Result
         ForkResult::Parent { child } => child,
     };
     drop((stdin_r, out_w, err_w));
-    let timeout = hook
-        .timeout_secs
-        .map_or(DEFAULT_TIMEOUT, Duration::from_secs);
-    let outcome = supervise(child, stdin_w, out_r, err_r, input, timeout);
+    let timeout = hook.timeout();
+    let outcome = supervise(child, out_r, err_r, timeout);
     let detail = match outcome.status {
         Some(WaitStatus::Exited(_, 0)) if !outcome.timed_out => return Ok(()),
         _ if outcome.timed_out => format!(
@@ -215,79 +232,52 @@ struct Outcome {
     stderr: Vec<u8>,
 }
 
-/// Feeds the state, collects the output until both streams end (as runc
-/// waits for its copies), reaps the hook; kills it at `timeout`.
-fn supervise(
-    child: Pid,
-    stdin: OwnedFd,
-    out: OwnedFd,
-    err: OwnedFd,
-    input: &[u8],
-    timeout: Duration,
-) -> Outcome {
+/// Collects the output until both streams end (as runc waits for its
+/// copies), reaps the hook; kills it at `timeout`.
+fn supervise(child: Pid, out: OwnedFd, err: OwnedFd, timeout: Duration) -> Outcome {
     let deadline = Instant::now() + timeout;
-    let _ = nix::fcntl::fcntl(&stdin, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-    let mut stdin = Some(stdin);
-    let mut written = 0;
     let mut streams = [Some(out), Some(err)];
     let mut kept = [Vec::new(), Vec::new()];
     let mut timed_out = false;
-    while stdin.is_some() || streams.iter().any(Option::is_some) {
+    while streams.iter().any(Option::is_some) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             timed_out = true;
             let _ = kill(child, Signal::SIGKILL);
             break;
         }
-        let mut fds = Vec::new();
-        if let Some(w) = &stdin {
-            fds.push(PollFd::new(w.as_fd(), PollFlags::POLLOUT));
-        }
-        for s in streams.iter().flatten() {
-            fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
-        }
+        let mut fds: Vec<PollFd> = streams
+            .iter()
+            .flatten()
+            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+            .collect();
         let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => {}
             Err(_) => break,
         }
-        let ready: Vec<bool> = fds
+        let mut ready = fds
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
-            .collect();
+            .collect::<Vec<_>>()
+            .into_iter();
         drop(fds);
-        let mut at = 0;
-        if stdin.is_some() {
-            if ready[0] {
-                let w = stdin.as_ref().expect("checked");
-                match nix::unistd::write(w, &input[written..]) {
-                    Ok(n) => written += n,
-                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                    // The hook does not read its stdin: fine.
-                    Err(_) => written = input.len(),
-                }
-                if written >= input.len() {
-                    stdin = None;
-                }
-            }
-            at = 1;
-        }
         for (i, slot) in streams.iter_mut().enumerate() {
             let Some(fd) = slot else { continue };
-            if ready[at] {
-                let mut buf = [0u8; 4096];
-                match nix::unistd::read(&*fd, &mut buf) {
-                    Ok(0) => *slot = None,
-                    Ok(n) => {
-                        let room = OUTPUT_LIMIT.saturating_sub(kept[i].len());
-                        kept[i].extend_from_slice(&buf[..n.min(room)]);
-                    }
-                    Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
-                    Err(_) => *slot = None,
-                }
+            if ready.next() != Some(true) {
+                continue;
             }
-            at += 1;
+            let mut buf = [0u8; 4096];
+            match nix::unistd::read(&*fd, &mut buf) {
+                Ok(0) => *slot = None,
+                Ok(n) => {
+                    let room = OUTPUT_LIMIT.saturating_sub(kept[i].len());
+                    kept[i].extend_from_slice(&buf[..n.min(room)]);
+                }
+                Err(Errno::EAGAIN) | Err(Errno::EINTR) => {}
+                Err(_) => *slot = None,
+            }
         }
     }
     // The streams ended; the hook may still run (it closed them): the
@@ -330,14 +320,32 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
             source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         })?;
     }
+    // Through the init's /proc directory, which stays that process's: its
+    // start time says the pid was not reused since the shim recorded it.
+    let proc_dir = format!("/proc/{}", view.init_pid);
+    let init = open(
+        proc_dir.as_str(),
+        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(view_err(format!("open {proc_dir}")))?;
+    if let Some(expected) = view.init_start_time {
+        let started = start_time(&init).map_err(view_err(format!("read {proc_dir}/stat")))?;
+        if started != expected {
+            return Err(HookError::View {
+                what: format!("the container's init (pid {}) is gone", view.init_pid),
+                source: Errno::ESRCH,
+            });
+        }
+    }
     let open_ns = |name: &str| {
-        let path = format!("/proc/{}/ns/{name}", view.init_pid);
-        open(
-            path.as_str(),
+        nix::fcntl::openat(
+            &init,
+            format!("ns/{name}").as_str(),
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             Mode::empty(),
         )
-        .map_err(view_err(format!("open {path}")))
+        .map_err(view_err(format!("open {proc_dir}/ns/{name}")))
     };
     // Every namespace opened before any is joined.
     let container_mnt = open_ns("mnt")?;
@@ -387,6 +395,26 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
         }
     }
     Ok(())
+}
+
+/// Field 22 of the `stat` file in a `/proc/<pid>` directory (counted
+/// after the command name, which may hold spaces and parentheses).
+fn start_time(proc_dir: &OwnedFd) -> Result<u64, Errno> {
+    let fd = nix::fcntl::openat(
+        proc_dir,
+        "stat",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    let after_comm = &text[text.rfind(')').ok_or(Errno::EINVAL)? + 1..];
+    after_comm
+        .split_whitespace()
+        .nth(22 - 3)
+        .and_then(|f| f.parse().ok())
+        .ok_or(Errno::EINVAL)
 }
 
 #[cfg(test)]
@@ -515,6 +543,48 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             format!("{} process\n", script.display())
         );
+    }
+
+    #[test]
+    fn the_start_time_is_the_kernels() {
+        let me = open(
+            "/proc/self",
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
+            Mode::empty(),
+        )
+        .unwrap();
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let field = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+        assert_eq!(start_time(&me).unwrap(), field);
+    }
+
+    #[test]
+    fn a_large_state_is_read_whole_and_an_unread_one_is_no_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("n");
+        let mut big = state();
+        big.annotations.insert("big".into(), "x".repeat(300 * 1024));
+        let len = serde_json::to_vec(&big).unwrap().len();
+        let hooks = [
+            sh(
+                "hooks.prestart[0]",
+                &format!("wc -c > {}", out.display()),
+                None,
+            ),
+            sh("hooks.prestart[1]", "exit 0", None),
+        ];
+        run_hooks(&hooks, &big, None).unwrap();
+        let n: usize = std::fs::read_to_string(&out)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(n, len);
     }
 
     #[test]

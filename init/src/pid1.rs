@@ -97,10 +97,12 @@ fn run_inner() -> Result<i32> {
             join_runtime_cgroupns(&sock)?;
         }
         leave_runtime_dir(runtime, spec.own_rootfs)?;
-        stdio::send_message(&mut sock, &InitMessage::Mounted)?;
-        // The shim's NICs, shared binds and create hooks happen now; a
-        // shim that gives up closes the socket instead.
-        stdio::recv_fds(sock.as_fd(), CONTINUE_TAG, 0)?;
+        if spec.pause_after_mounts {
+            stdio::send_message(&mut sock, &InitMessage::Mounted)?;
+            // The shim's NICs, shared binds and create hooks happen now; a
+            // shim that gives up closes the socket instead.
+            stdio::recv_fds(sock.as_fd(), CONTINUE_TAG, 0)?;
+        }
         let exe = prepare::prepare_rest(&spec)?;
         let command = Command::new(&spec.process, &exe)?.with_start_hooks(spec.start_hooks.clone());
         prepare::finish_rootfs(&spec)?;

@@ -65,12 +65,35 @@ impl Signals {
 /// In the forked child, before exec: an empty mask and default dispositions
 /// (Rust's runtime ignores SIGPIPE, and ignored signals survive execve).
 pub fn reset_for_exec() {
-    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    reset_dispositions();
+    unblock_all();
+}
+
+/// Every disposition back to its default; the mask is left as it is.
+pub fn reset_dispositions() {
     for sig in 1..=MAX_SIGNAL {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
             default_disposition(sig);
         }
     }
+}
+
+/// An empty signal mask: what is pending is delivered now.
+pub fn unblock_all() {
+    let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+}
+
+/// A pending (blocked) signal whose default action ends a process, if any.
+pub fn pending_terminating() -> Option<i32> {
+    // SAFETY: sigpending fills the zeroed set we own.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigpending(&mut set) } != 0 {
+        return None;
+    }
+    (1..=MAX_SIGNAL).find(|&sig| {
+        // SAFETY: a valid set and signal number.
+        default_terminates(sig) && unsafe { libc::sigismember(&set, sig) } == 1
+    })
 }
 
 /// SIG_DFL for `sig` through the system call: glibc's wrappers refuse its

@@ -78,13 +78,17 @@ impl Task {
         };
         drop(gate);
         writer.write_all(&[1]).map_err(failed)?;
-        wait_for_no_reader(&writer, EXEC_WAIT);
+        // The startContainer hooks run first: poststart follows the
+        // process's execve, as the runtime spec orders them.
+        let limit = EXEC_WAIT.saturating_add(self.container.start_hooks_time());
+        wait_for_no_reader(&writer, limit);
         Ok(())
     }
 }
 
-/// How long a start waits for the init's `execve`; past it the start
-/// returns anyway (the process runs or its exit is reported).
+/// How long a start waits for the init's `execve` (besides its
+/// `startContainer` hooks); past it the start returns anyway (the process
+/// runs or its exit is reported).
 const EXEC_WAIT: Duration = Duration::from_secs(2);
 
 /// Waits until the FIFO `writer` writes into has no reader left.

@@ -16,6 +16,9 @@ use oci_spec::runtime::{Hook as SpecHook, Spec};
 
 use super::{invalid, Result};
 
+/// A hook's `timeout` above this (a day) is taken as this.
+pub const MAX_TIMEOUT_SECS: u64 = 24 * 60 * 60;
+
 /// Every phase's hooks, in the spec's order, and the state they read.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HookPlan {
@@ -47,6 +50,12 @@ impl HookPlan {
             pid,
             ..s
         })
+    }
+
+    /// The longest the `startContainer` hooks may take: a start waits that
+    /// much longer for the process's `execve`.
+    pub fn start_container_time(&self) -> std::time::Duration {
+        lxcri_init_spec::hooks_time(&self.start_container)
     }
 
     /// What the init runs before `execve`.
@@ -155,7 +164,9 @@ fn check_hook(field: &str, hook: &SpecHook) -> Result<Hook> {
     }
     let timeout_secs = match hook.timeout() {
         None => None,
-        Some(t) if t > 0 => Some(t as u64),
+        // A longer one is as good as none, and its deadline would not fit
+        // a clock.
+        Some(t) if t > 0 => Some((t as u64).min(MAX_TIMEOUT_SECS)),
         Some(t) => {
             return Err(invalid(
                 &format!("{field}.timeout"),
@@ -240,6 +251,20 @@ mod tests {
         assert_eq!(
             (start.state.status.as_str(), start.hooks[0].path.as_str()),
             ("created", "/s0")
+        );
+    }
+
+    #[test]
+    fn a_timeout_past_a_day_is_a_day() {
+        let s = spec(json!({
+            "poststop": [{"path": "/x", "timeout": i64::MAX}],
+            "startContainer": [{"path": "/x", "timeout": 5}, {"path": "/y"}],
+        }));
+        let plan = plan_hooks(&s, "c1", Path::new("/b")).unwrap();
+        assert_eq!(plan.poststop[0].timeout_secs, Some(MAX_TIMEOUT_SECS));
+        assert_eq!(
+            plan.start_container_time(),
+            std::time::Duration::from_secs(5 + lxcri_init_spec::DEFAULT_HOOK_TIMEOUT_SECS)
         );
     }
 

@@ -323,6 +323,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
             && !ctx.nested_userns,
         symlinks,
         start_hooks: hooks.start_hooks(),
+        pause_after_mounts: true,
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;

@@ -61,6 +61,14 @@ impl Container {
         &self.record.bundle
     }
 
+    /// The longest its `startContainer` hooks may take, which the init
+    /// runs between the start byte and the process's `execve`.
+    pub fn start_hooks_time(&self) -> std::time::Duration {
+        crate::plan::plan_hooks(&self.spec, self.id(), self.bundle())
+            .map(|p| p.start_container_time())
+            .unwrap_or_default()
+    }
+
     /// The init's host pid.
     pub fn init_pid(&self) -> i32 {
         self.record.pid.unwrap_or(0)

@@ -46,6 +46,7 @@ impl Runtime {
             steps,
             bundle: BundleUndo::default(),
             plugged: Vec::new(),
+            started: false,
             done: false,
         };
         let created = create.run();
@@ -62,6 +63,8 @@ struct Create<'a> {
     bundle: BundleUndo,
     /// NICs lxcri plugged, unplugged if a later step fails.
     plugged: Vec<PluggedNic>,
+    /// The container was started (its init ran).
+    started: bool,
     done: bool,
 }
 
@@ -94,6 +97,9 @@ impl Create<'_> {
             // The init may have said why its container stopped at once.
             return Err(rendezvous.init_failure().unwrap_or(e));
         }
+        // From here a failure stops a container that ran: its poststop
+        // hooks run, as runc's destroy runs them.
+        self.started = true;
         reached(ns, id, CrashPoint::Started);
         let shared = bundle.plan.shared_mounts.clone();
         let network = bundle.plan.network.clone();
@@ -136,6 +142,7 @@ impl Create<'_> {
                 dir: &dir,
                 init_binary: &init_binary,
                 init_pid: created.init.pid(),
+                init_start_time: created.container.record.pid_start_time,
                 root_path: &root_path,
                 cgroup: created.container.cgroup.as_ref(),
             },
@@ -156,6 +163,15 @@ impl Drop for Create<'_> {
             tracing::warn!(error = %e, "rollback: removing the container's NICs");
         }
         self.steps.rollback();
+        if self.started {
+            if let Ok(dir) = self
+                .rt
+                .store
+                .container_dir(&self.req.namespace, &self.req.id)
+            {
+                self.rt.poststop(&self.req.id, &self.req.bundle, &dir);
+            }
+        }
         self.bundle
             .undo(self.rt.rootfs.as_ref(), &self.rt.store, self.req);
     }

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri_init_spec::{ContainerView, Hook, HookRun, HookState};
+use lxcri_init_spec::{hooks_time, ContainerView, Hook, HookRun, HookState};
 
 use super::bundle::write_file;
 use super::error::{Result, RuntimeError};
@@ -19,8 +19,6 @@ use crate::plan::HookPlan;
 /// What a hook's own timeout does not cover: the helper's start, the
 /// container view.
 const HELPER_SLACK: Duration = Duration::from_secs(10);
-/// A hook without a timeout of its own (the helper kills it then).
-const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The container whose create hooks run.
 pub struct HookTarget<'a> {
@@ -29,6 +27,7 @@ pub struct HookTarget<'a> {
     pub dir: &'a Path,
     pub init_binary: &'a Path,
     pub init_pid: i32,
+    pub init_start_time: Option<u64>,
     /// The spec's `root.path` on the host.
     pub root_path: &'a Path,
     pub cgroup: Option<&'a ContainerCgroup>,
@@ -49,22 +48,25 @@ pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
     let root_path = t.root_path.to_str().ok_or_else(|| RuntimeError::Hook {
         detail: format!("root.path {} is not UTF-8", t.root_path.display()),
     })?;
+    let Some(cgroup) = t.cgroup else {
+        return Err(RuntimeError::Hook {
+            detail: "createContainer hooks run in the container's cgroup, which was not found"
+                .into(),
+        });
+    };
     let view = ContainerView {
         init_pid: t.init_pid,
+        init_start_time: t.init_start_time,
         root_path: root_path.to_string(),
         namespaces: super::control::namespaces_to_join(t.init_pid)
             .into_iter()
             .filter(|n| n != "mnt")
             .collect(),
-        cgroup_procs: t
-            .cgroup
-            .map(|cg| {
-                cg.procs_files()
-                    .iter()
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default(),
+        cgroup_procs: cgroup
+            .procs_files()
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
     };
     // runc's init reports its own pid: the one in the container's pid
     // namespace.
@@ -134,14 +136,7 @@ fn run_phase(
             h.env.get_or_insert_with(|| ours.clone());
         }
     }
-    let timeout = hooks
-        .iter()
-        .map(|h| {
-            h.timeout_secs
-                .map_or(DEFAULT_HOOK_TIMEOUT, Duration::from_secs)
-        })
-        .sum::<Duration>()
-        + HELPER_SLACK;
+    let timeout = hooks_time(&hooks).saturating_add(HELPER_SLACK);
     let run = HookRun {
         hooks,
         state,

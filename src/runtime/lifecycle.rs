@@ -104,7 +104,11 @@ impl Runtime {
         }
         let dir = self.store.container_dir(namespace, id)?;
         staged_binds::unstage(&dir)?;
-        self.poststop(id, bundle, &dir);
+        if record.is_some() {
+            // Once: a repeated delete (containerd's cleanup after one that
+            // failed late) finds no record.
+            self.poststop(id, bundle, &dir);
+        }
         self.store.remove(namespace, id)?;
         Ok(())
     }
@@ -113,7 +117,7 @@ impl Runtime {
     /// logged and delete goes on, as the runtime spec says. The spec is
     /// read from the bundle, so containerd's cleanup after a shim crash
     /// runs them too, as runc's `delete --force` does.
-    fn poststop(&self, id: &str, bundle: &Path, dir: &Path) {
+    pub(super) fn poststop(&self, id: &str, bundle: &Path, dir: &Path) {
         let Ok(spec) = crate::spec::load_bundle_spec(bundle) else {
             return;
         };

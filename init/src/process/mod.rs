@@ -61,6 +61,8 @@ pub enum SetupError {
     Exec { path: String, source: Errno },
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
+    #[error("signal {0} before the process ran")]
+    Signalled(i32),
 }
 
 impl SetupError {
@@ -69,6 +71,7 @@ impl SetupError {
             SetupError::Exec { source, .. } => status::for_exec_errno(*source),
             // As runc's init, which exits 1 when a startContainer hook fails.
             SetupError::Hook(_) => status::EXIT_INIT_FAILED,
+            SetupError::Signalled(signo) => lxcri_init_spec::exit_code_from_signal(*signo) as i32,
             _ => status::EXIT_SETUP_FAILED,
         }
     }
@@ -213,6 +216,8 @@ impl Command {
     pub fn exec(&self, stdio: Stdio, runner: Runner) -> ! {
         let err = self.setup_and_exec(stdio, matches!(runner, Runner::ExecChild(_)));
         let (fd, msg) = match &runner {
+            // Killed: nothing to say, as a process killed says nothing.
+            _ if matches!(err, SetupError::Signalled(_)) => (2, String::new()),
             Runner::Pid1 => (2, format!("lxcri-init: {err}\n")),
             Runner::ExecChild(pipe) => (pipe.as_raw_fd(), err.to_string()),
         };
@@ -239,7 +244,10 @@ impl Command {
 
     fn setup(&self, stdio: Stdio, die_with_parent: bool) -> Result<(), SetupError> {
         let parent = nix::unistd::getppid();
-        crate::signals::reset_for_exec();
+        // The mask stays until the end: a signal sent while this runs (the
+        // startContainer hooks may take long) waits, blocked, instead of
+        // being dropped as PID 1's default-disposition signals are.
+        crate::signals::reset_dispositions();
         // A session of its own: job control and the tty belong to it. The
         // container's PID 1 may lead one already (EPERM then).
         match nix::unistd::setsid() {
@@ -287,12 +295,17 @@ impl Command {
         )))?;
         set_caps(&self.caps)?;
         cloexec_from(3)?;
+        if self.start_hooks.is_none() {
+            // Before the filter, which then only has to allow execve.
+            unblock_signals(die_with_parent)?;
+        }
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {
-            // Last, so the filter only has to allow execve.
             load_seccomp(seccomp)?;
         }
         if let Some(h) = &self.start_hooks {
+            // As runc's: under the process's filter.
             crate::hooks::run_start_container(&h.hooks, &h.state, &self.envp)?;
+            unblock_signals(die_with_parent)?;
         }
         if die_with_parent {
             // After set_identity: changing credentials clears the death signal.
@@ -329,6 +342,20 @@ impl Command {
         nix::sys::prctl::set_keepcaps(false).map_err(sys("clear keepcaps"))?;
         Ok(())
     }
+}
+
+/// The signal mask the setup kept, emptied. A signal that arrived
+/// meanwhile and would end a process ends the container's PID 1 instead of
+/// being dropped (the kernel drops default-disposition signals to it); the
+/// exec helper's child simply receives it.
+fn unblock_signals(exec_child: bool) -> Result<(), SetupError> {
+    if !exec_child {
+        if let Some(signo) = crate::signals::pending_terminating() {
+            return Err(SetupError::Signalled(signo));
+        }
+    }
+    crate::signals::unblock_all();
+    Ok(())
 }
 
 fn setup_stdio(stdio: Stdio) -> Result<(), SetupError> {

@@ -307,7 +307,13 @@ fn a_failing_hook_fails_where_runcs_does() {
         for rt in runtimes() {
             let id = ctd.new_id("hookfail");
             let mut s = spec::busybox_spec(&ctd, &id, &["echo", "ran"]);
+            let stopped = ctd.dir().join(format!("poststop-{id}"));
+            let poststop = json!([{"path": "/bin/sh",
+                "args": ["sh", "-c", format!("touch {}", stopped.display())]}]);
             s["hooks"] = json!({ phase: hooks });
+            if phase != "poststop" {
+                s["hooks"]["poststop"] = poststop;
+            }
             let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
             assert_eq!(out.code, Some(code), "{rt} {phase}: {out}");
             let all = out.all_output();
@@ -330,6 +336,10 @@ fn a_failing_hook_fails_where_runcs_does() {
             let want_ran =
                 matches!(phase, "poststop") || (phase == "poststart" && rt == Runtime::Lxcri);
             assert_eq!(ran, want_ran, "{rt} {phase}: {out}");
+            // The container ran, so it is destroyed with its poststop
+            // hooks, also when create failed.
+            let poststop_ran = phase == "poststop" || stopped.exists();
+            assert!(poststop_ran, "{rt} {phase}: no poststop");
             results.push((rt, out.code));
         }
         assert_same(&format!("a failing {phase} hook"), &results);
@@ -393,4 +403,108 @@ fn create_container_hooks_run_in_the_containers_user_namespace() {
         results.push((rt, (run.stdout, seen.lines, owner.uid())));
     }
     assert_same("a createContainer hook in a user namespace", &results);
+}
+
+/// A `startContainer` hook that takes longer than a start usually waits:
+/// `poststart` still follows the process's `execve` (lxcri: the runtime
+/// spec's order; runc 1.1-1.3 runs it at create, when its init is there).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn poststart_follows_slow_start_hooks() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("hooksslow");
+        let out = ctd.dir().join(format!("hooks-out-{id}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "5"]);
+        let seen = out.join("poststart");
+        s["hooks"] = json!({
+            "startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "sleep 3"]}],
+            "poststart": [{"path": "/bin/sh", "args": ["sh", "-c", format!(
+                "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/'); tr '\\0' ' ' < /proc/$pid/cmdline > {}",
+                seen.display())]}],
+        });
+        let run = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(run.code, Some(0), "{rt}: {run}");
+        let cmdline = std::fs::read_to_string(&seen).unwrap();
+        match rt {
+            Runtime::Lxcri => assert_eq!(cmdline, "sleep 5 ", "{rt}"),
+            Runtime::Runc => assert!(cmdline.starts_with("runc init"), "{rt}: {cmdline}"),
+        }
+    }
+}
+
+/// SIGTERM to the container's init while its `startContainer` hooks run:
+/// the process never runs and the container ends, as on runc, instead of
+/// running on with the signal dropped (PID 1 ignores a signal it has no
+/// handler for). The signal comes from the host, as the shim holds the
+/// task for the whole start.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_kill_during_start_hooks_ends_the_container() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("hookskill");
+        let out = ctd.dir().join(format!("hooks-out-{id}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let mut s = spec::busybox_spec(&ctd, &id, &["echo", "ran"]);
+        s["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/hooks-out", "type": "bind",
+            "source": out, "options": ["rbind", "rw"]}));
+        // The id in the hook's command line finds it on the host.
+        let script = format!(": {id}; touch /hooks-out/started; sleep 10; true");
+        s["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
+            "args": ["sh", "-c", script]}]});
+        let spec_path = spec::write(&ctd, &id, &s);
+        let run = cmd::Background::spawn(ctd.ctr_command().args([
+            "run",
+            "--rm",
+            "--runtime",
+            rt.containerd_name(),
+            "--config",
+            spec_path.to_str().unwrap(),
+            &id,
+        ]));
+        let started = cmd::poll(Duration::from_secs(30), || {
+            out.join("started").exists().then_some(())
+        });
+        assert!(started.is_some(), "{rt}: the hook did not start");
+        // runc's shim lists no pid while its init runs the hooks: the
+        // hook's parent is the init.
+        let pid = parent_of_process_naming(&script);
+        assert!(pid > 1, "{rt}: the init's pid {pid}");
+        // SAFETY: plain kill(2) of the container's init, which we started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let out = run.wait(Duration::from_secs(30));
+        assert_eq!(out.stdout, "", "{rt}: the process ran: {out}");
+        // runc's Go init, PID 1 and so unable to die of its own signal,
+        // exits 2 (Go's runtime's fallback); lxcri's ends as a process
+        // killed by SIGTERM reads.
+        let want = match rt {
+            Runtime::Runc => 2,
+            Runtime::Lxcri => 128 + libc::SIGTERM,
+        };
+        assert_eq!(out.code, Some(want), "{rt}: {out}");
+    }
+}
+
+/// The parent pid of the one process whose command line holds `text`.
+fn parent_of_process_naming(text: &str) -> i32 {
+    let found: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "processes naming {text:?}: {found:?}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", found[0])).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("PPid")
 }
