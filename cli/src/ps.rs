@@ -193,6 +193,7 @@ mod tests {
             userns_slot: None,
             container_name: None,
             image: None,
+            poststop_hooks: false,
         }
     }
 

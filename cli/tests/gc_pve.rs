@@ -55,6 +55,7 @@ fn save_state(runtime_root: &Path, namespace: &str, id: &str, vmid: u32) {
         userns_slot: None,
         container_name: None,
         image: None,
+        poststop_hooks: false,
     };
     StateStore::new(runtime_root).save(&record).unwrap();
 }

@@ -260,13 +260,17 @@ impl Service {
             released?;
             c.init.status = ProcessStatus::Running;
             let (rt, container) = (c.runtime.clone(), c.container.clone());
-            let hooks = blocking(move || {
-                rt.poststart(&container).inspect_err(|_| {
-                    // As runc: a failed poststart hook stops the container.
-                    let _ = rt.kill(&container, SignalNumber::KILL, false);
+            let hooks = if container.has_poststart_hooks() {
+                blocking(move || {
+                    rt.poststart(&container).inspect_err(|_| {
+                        // As runc: a failed poststart hook stops the container.
+                        let _ = rt.kill(&container, SignalNumber::KILL, false);
+                    })
                 })
-            })
-            .await?;
+                .await?
+            } else {
+                Ok(())
+            };
             let failed = hooks.as_ref().err().map(|e| e.cause());
             op_metrics::record(&c.runtime, "start", began, failed);
             hooks.map_err(|e| ShimError::failed("start", &e))?;

@@ -136,6 +136,11 @@ pub fn prepare_bundle(
         userns_slot: None,
         container_name: cri.container_name.clone(),
         image: cri.image_name.clone(),
+        poststop_hooks: spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().as_ref())
+            .is_some_and(|l| !l.is_empty()),
     };
     undo.state_dir = true;
     i.store.save(&record)?;

@@ -61,6 +61,15 @@ impl Container {
         &self.record.bundle
     }
 
+    /// Its spec has `poststart` hooks.
+    pub fn has_poststart_hooks(&self) -> bool {
+        self.spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststart().as_ref())
+            .is_some_and(|l| !l.is_empty())
+    }
+
     /// The longest its `startContainer` hooks may take, which the init
     /// runs between the start byte and the process's `execve`.
     pub fn start_hooks_time(&self) -> std::time::Duration {

@@ -104,7 +104,7 @@ impl Runtime {
         }
         let dir = self.store.container_dir(namespace, id)?;
         staged_binds::unstage(&dir)?;
-        if record.is_some() {
+        if record.is_some_and(|r| r.poststop_hooks) {
             // Once: a repeated delete (containerd's cleanup after one that
             // failed late) finds no record.
             self.poststop(id, bundle, &dir);

@@ -384,6 +384,7 @@ mod tests {
                 userns_slot: None,
                 container_name: None,
                 image: None,
+                poststop_hooks: false,
             };
             StateStore::new(self.tmp.path().join("run"))
                 .save(&record)

@@ -89,6 +89,10 @@ pub struct ContainerRecord {
     /// The image, when containerd names it (`io.kubernetes.cri.image-name`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The spec has `poststop` hooks, which delete runs (reading the spec
+    /// from the bundle only then).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub poststop_hooks: bool,
 }
 
 impl ContainerRecord {
@@ -274,6 +278,7 @@ pub(crate) mod tests_support {
             userns_slot: None,
             container_name: None,
             image: None,
+            poststop_hooks: false,
         }
     }
 }

@@ -173,6 +173,7 @@ impl Node {
             userns_slot: None,
             container_name: None,
             image: None,
+            poststop_hooks: false,
         };
         StateStore::new(&self.config.runtime_root)
             .save(&record)

@@ -134,6 +134,7 @@ fn node(ovs: bool) -> (tempfile::TempDir, Runtime) {
         userns_slot: None,
         container_name: None,
         image: None,
+        poststop_hooks: false,
     };
     StateStore::new(&config.runtime_root).save(&record).unwrap();
     (tmp, Runtime::new(config))

@@ -162,6 +162,7 @@ fn record(id: &str) -> ContainerRecord {
         userns_slot: None,
         container_name: None,
         image: None,
+        poststop_hooks: false,
     }
 }
 
