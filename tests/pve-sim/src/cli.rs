@@ -45,14 +45,11 @@ pub struct Args {
     #[arg(long, value_name = "ID=DATASET", value_parser = crate::zfs_storage::parse_arg)]
     pub zfs_storage: Vec<crate::zfs_storage::ZfsStorageArg>,
     /// The LXC version whose config loader a start models, `MAJOR[.MINOR]`; default what
-    /// `lxc-start --version` says. From 7 on, a config LXC 7 cannot load (cgroup v1 keys,
-    /// see `--lxc-build`) fails the start as it would there, without running lxc-start.
+    /// `lxc-start --version` says. From 7 on, a config LXC v7.0.0 cannot load (any cgroup
+    /// v1 `lxc.cgroup.*` key, set or reset) fails the start as it would there, without
+    /// running lxc-start.
     #[arg(long, value_name = "MAJOR[.MINOR]", value_parser = crate::lxc::parse_version)]
     pub lxc_version: Option<(u32, u32)>,
-    /// Which LXC 7: `pve` (Proxmox's lxc-pve: v1 settings ignored, v1 resets refused) or
-    /// `upstream` (every `lxc.cgroup.*` key refused).
-    #[arg(long, value_enum, default_value = "pve")]
-    pub lxc_build: crate::lxc::Build,
     /// The Open vSwitch database PVE's `ovs-vsctl` calls use (`--db=`): where a NIC's
     /// bridge is looked up when it is no Linux bridge, and its port is added and removed.
     #[arg(long, value_name = "unix:PATH", default_value = DEFAULT_OVSDB)]

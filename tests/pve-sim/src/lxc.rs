@@ -17,7 +17,6 @@ mod start;
 
 pub use hooks::main as hook_main;
 pub use host::Host;
-pub use lxc7::Build;
 
 use crate::zfs_storage::ZfsStorageArg;
 use std::collections::HashMap;
@@ -39,8 +38,6 @@ pub struct Options {
     pub zfs_storage: Vec<ZfsStorageArg>,
     /// `--lxc-version`: the LXC whose config loader to model (major, minor).
     pub lxc_version: (u32, u32),
-    /// `--lxc-build`: which LXC 7.
-    pub lxc_build: Build,
     /// `--ovsdb`, handed to the hooks.
     pub ovsdb: String,
     /// This binary (the hooks run it).
@@ -139,6 +136,16 @@ fn run(cmd: &mut Command) -> Result<String, String> {
 /// The abstract unix socket LXC's monitor listens on (`lxc_make_abstract_socket_name`):
 /// `LXCPATH/NAME/command`, or `lxc/HASH/command` with the FNV-1a hash of `LXCPATH/NAME`
 /// when that does not fit into `sun_path`.
+/// How [`Lxc::stop`] stops a CT.
+#[derive(Debug, Clone, Copy)]
+pub enum Stop {
+    /// `pct stop`, a forced destroy: `lxc-stop --kill`.
+    Kill,
+    /// `pct shutdown`: a clean stop within `timeout` seconds, killed after it only when
+    /// `kill_after` (the API's `forceStop`).
+    Shutdown { timeout: u64, kill_after: bool },
+}
+
 pub fn command_socket(lxcpath: &Path, name: &str) -> String {
     let lxcpath = lxcpath.to_string_lossy();
     let full = format!("{lxcpath}/{name}/command");
@@ -231,18 +238,31 @@ impl Lxc {
         Ok(())
     }
 
-    /// `lxc-stop` (`-k`, or `-t TIMEOUT` for a shutdown), then waits until the CT's
-    /// `lxc-start` is gone, as PVE's `vm_stop` waits for the command socket to close.
-    pub fn stop(&self, vmid: u32, timeout: Option<u64>) -> Result<(), String> {
+    /// `lxc-stop` as pve-container src/PVE/LXC.pm `vm_stop` runs it, then waits until the
+    /// CT's `lxc-start` is gone, as `vm_stop` waits for the command socket to close. A CT
+    /// still running after lxc-stop fails with `vm_stop`'s "container did not stop", what
+    /// lxc-stop said going to `warn` (PVE's task log).
+    pub fn stop(&self, vmid: u32, how: Stop, warn: &dyn Fn(String)) -> Result<(), String> {
         let mut cmd = self.tool("lxc-stop", vmid);
-        match timeout {
-            Some(t) => cmd.arg("-t").arg(t.to_string()),
-            None => cmd.arg("-k"),
+        match how {
+            Stop::Kill => cmd.arg("--kill"),
+            // Without forceStop a shutdown never kills: lxc-stop gives up after the
+            // timeout and the CT keeps running.
+            Stop::Shutdown {
+                timeout,
+                kill_after,
+            } => {
+                if !kill_after {
+                    cmd.arg("--nokill");
+                }
+                cmd.arg("--timeout").arg(timeout.to_string())
+            }
         };
         if let Err(e) = run(&mut cmd) {
             // It may have stopped by itself meanwhile; only a CT still running is an error.
             if self.running(vmid) {
-                return Err(e);
+                warn(e);
+                return Err("container did not stop".into());
             }
         }
         self.wait_exited(vmid)

@@ -76,7 +76,6 @@ fn main() -> Result<()> {
                     .map(|s| s.canonicalize().unwrap_or(s.clone())),
                 zfs_storage: args.zfs_storage.clone(),
                 lxc_version: args.lxc_version.unwrap_or_else(lxc::installed_version),
-                lxc_build: args.lxc_build,
                 ovsdb: args.ovsdb.clone(),
                 exe: exe.clone(),
             }),

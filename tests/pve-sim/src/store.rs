@@ -13,50 +13,108 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Raw `lxc.*` keys PVE's parser accepts (facts/pve.md plus the plain LXC keys it lists);
-/// anything else makes PVE fail with "unable to parse config".
+/// Raw `lxc.*` keys PVE's parser keeps (pve-container src/PVE/LXC/Config.pm,
+/// `$valid_lxc_conf_keys` and `is_valid_lxc_conf_key`); `lxc.cgroup2.*`, `lxc.prlimit.*` and
+/// `lxc.net.*` are kept whatever follows. Any other key PVE warns about and drops from the
+/// config it runs the CT with, so a setting lxcri wrote there would be lost without an
+/// error; the stand-in refuses the file instead, which makes such a line fail a test.
 const RAW_EXACT: &[&str] = &[
     "lxc.apparmor.profile",
-    "lxc.apparmor.allow_nesting",
     "lxc.apparmor.allow_incomplete",
+    "lxc.apparmor.allow_nesting",
     "lxc.apparmor.raw",
     "lxc.selinux.context",
+    "lxc.include",
+    "lxc.arch",
+    "lxc.uts.name",
+    "lxc.signal.halt",
+    "lxc.signal.reboot",
+    "lxc.signal.stop",
     "lxc.init.cmd",
     "lxc.init.cwd",
     "lxc.init.uid",
     "lxc.init.gid",
     "lxc.init.groups",
-    "lxc.environment",
-    "lxc.environment.runtime",
+    "lxc.pty.max",
+    "lxc.console.logfile",
+    "lxc.console.path",
+    "lxc.tty.max",
+    "lxc.devtty.dir",
+    "lxc.hook.autodev",
+    "lxc.autodev",
+    "lxc.kmsg",
+    "lxc.mount.fstab",
     "lxc.mount.entry",
     "lxc.mount.auto",
-    "lxc.mount.fstab",
+    "lxc.rootfs.mount",
     "lxc.cap.drop",
     "lxc.cap.keep",
     "lxc.seccomp.profile",
+    "lxc.seccomp.notify.proxy",
+    "lxc.seccomp.notify.cookie",
     "lxc.idmap",
-    "lxc.console.logfile",
-    "lxc.console.path",
-    "lxc.console.size",
-    "lxc.include",
-    "lxc.arch",
-    "lxc.uts.name",
-    "lxc.tty.max",
-    "lxc.pty.max",
-    "lxc.autodev",
-    "lxc.monitor.unshare",
+    "lxc.hook.pre-start",
+    "lxc.hook.pre-mount",
+    "lxc.hook.mount",
+    "lxc.hook.start",
+    "lxc.hook.stop",
+    "lxc.hook.post-stop",
+    "lxc.hook.clone",
+    "lxc.hook.destroy",
+    "lxc.hook.version",
     "lxc.log.level",
     "lxc.log.file",
+    "lxc.start.auto",
+    "lxc.start.delay",
+    "lxc.start.order",
+    "lxc.group",
+    "lxc.environment",
+    "lxc.environment.runtime",
+    "lxc.environment.hooks",
+    // Only the IPC ones: these are namespaced by CLONE_NEWIPC.
+    "lxc.sysctl.fs.mqueue",
+    "lxc.sysctl.kernel.msgmax",
+    "lxc.sysctl.kernel.msgmnb",
+    "lxc.sysctl.kernel.msgmni",
+    "lxc.sysctl.kernel.sem",
+    "lxc.sysctl.kernel.shmall",
+    "lxc.sysctl.kernel.shmmax",
+    "lxc.sysctl.kernel.shmmni",
+    "lxc.sysctl.kernel.shm_rmid_forced",
 ];
-const RAW_PREFIXES: &[&str] = &[
-    "lxc.hook.",
-    "lxc.signal.",
-    "lxc.cgroup2.",
-    "lxc.prlimit.",
-    "lxc.net.",
-    "lxc.sysctl.",
-    "lxc.proc.",
-    "lxc.start.",
+const RAW_PREFIXES: &[&str] = &["lxc.cgroup2.", "lxc.prlimit.", "lxc.net."];
+/// Names LXC 3.0 removed; PVE keeps them with a warning naming the new one
+/// (Config.pm `$deprecated_lxc_conf_keys`).
+const RAW_DEPRECATED: &[(&str, &str)] = &[
+    ("lxc.aa_profile", "lxc.apparmor.profile"),
+    ("lxc.aa_allow_incomplete", "lxc.apparmor.allow_incomplete"),
+    ("lxc.console", "lxc.console.path"),
+    ("lxc.devttydir", "lxc.tty.dir"),
+    ("lxc.haltsignal", "lxc.signal.halt"),
+    ("lxc.rebootsignal", "lxc.signal.reboot"),
+    ("lxc.stopsignal", "lxc.signal.stop"),
+    ("lxc.id_map", "lxc.idmap"),
+    ("lxc.init_cmd", "lxc.init.cmd"),
+    ("lxc.loglevel", "lxc.log.level"),
+    ("lxc.logfile", "lxc.log.file"),
+    ("lxc.mount", "lxc.mount.fstab"),
+    ("lxc.network.type", "lxc.net.INDEX.type"),
+    ("lxc.network.flags", "lxc.net.INDEX.flags"),
+    ("lxc.network.link", "lxc.net.INDEX.link"),
+    ("lxc.network.mtu", "lxc.net.INDEX.mtu"),
+    ("lxc.network.name", "lxc.net.INDEX.name"),
+    ("lxc.network.hwaddr", "lxc.net.INDEX.hwaddr"),
+    ("lxc.network.ipv4", "lxc.net.INDEX.ipv4.address"),
+    ("lxc.network.ipv4.gateway", "lxc.net.INDEX.ipv4.gateway"),
+    ("lxc.network.ipv6", "lxc.net.INDEX.ipv6.address"),
+    ("lxc.network.ipv6.gateway", "lxc.net.INDEX.ipv6.gateway"),
+    ("lxc.network.script.up", "lxc.net.INDEX.script.up"),
+    ("lxc.network.script.down", "lxc.net.INDEX.script.down"),
+    ("lxc.pts", "lxc.pty.max"),
+    ("lxc.se_context", "lxc.selinux.context"),
+    ("lxc.seccomp", "lxc.seccomp.profile"),
+    ("lxc.tty", "lxc.tty.max"),
+    ("lxc.utsname", "lxc.uts.name"),
 ];
 const RAW_REJECTED: &[(&str, &str)] = &[
     (
@@ -79,20 +137,35 @@ pub struct CtConfig {
     pub sections: String,
 }
 
-fn raw_key_check(key: &str) -> Result<Option<String>, String> {
-    if let Some((_, why)) = RAW_REJECTED.iter().find(|(k, _)| *k == key) {
-        return Err(why.to_string());
+/// Config.pm `is_valid_lxc_conf_key`, in its order: `Ok(Some(warning))` for a key PVE keeps
+/// with a warning, `Err(Some(why))` for one it names a reason to drop, `Err(None)` for one it
+/// does not know (PVE drops both; the stand-in refuses them).
+fn raw_key_check(key: &str) -> Result<Option<String>, Option<String>> {
+    if key.starts_with("lxc.limit.") {
+        return Ok(Some(format!(
+            "{key}: lxc.limit.* was renamed to lxc.prlimit.*"
+        )));
     }
-    if RAW_EXACT.contains(&key) || RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
+    if let Some((_, new)) = RAW_DEPRECATED.iter().find(|(k, _)| *k == key) {
+        return Ok(Some(format!(
+            "{key} is deprecated and was renamed to {new}"
+        )));
+    }
+    if let Some((_, why)) = RAW_REJECTED.iter().find(|(k, _)| *k == key) {
+        return Err(Some(format!("{key}: {why}")));
+    }
+    if RAW_EXACT.contains(&key) {
         return Ok(None);
     }
-    // pve-container Config.pm is_valid_lxc_conf_key: kept, with a warning.
     if key.starts_with("lxc.cgroup.") {
         return Ok(Some(format!(
             "{key} is deprecated, this will be a hard error in the future!"
         )));
     }
-    Err(format!("lxc.* config key '{key}' is not supported"))
+    if RAW_PREFIXES.iter().any(|p| key.starts_with(p)) {
+        return Ok(None);
+    }
+    Err(None)
 }
 
 /// `#` lines hold the description; `%` and control characters are escaped so any text
@@ -144,7 +217,9 @@ impl CtConfig {
             if key.starts_with("lxc.") {
                 match raw_key_check(key) {
                     Ok(w) => warnings.extend(w.map(|w| format!("vm {vmid} - {w}"))),
-                    Err(e) => return Err(format!("vm {vmid} - {e} - unable to parse config")),
+                    // parse_pct_config's own messages.
+                    Err(Some(why)) => return Err(format!("vm {vmid} - {why}")),
+                    Err(None) => return Err(format!("vm {vmid} - unable to parse config: {line}")),
                 }
                 cfg.lxc.push((key.to_string(), value.to_string()));
                 continue;
@@ -341,8 +416,48 @@ mod tests {
     #[test]
     fn raw_keys_follow_pve_rules() {
         let s = test_schema();
-        assert!(CtConfig::parse(1, "lxc.namespace.share.net: /x\n", &s).is_err());
-        assert!(CtConfig::parse(1, "lxc.rootfs.path: /x\n", &s).is_err());
+        assert_eq!(
+            CtConfig::parse(1, "lxc.namespace.share.net: /x\n", &s).unwrap_err(),
+            "vm 1 - unable to parse config: lxc.namespace.share.net: /x"
+        );
+        assert_eq!(
+            CtConfig::parse(1, "lxc.rootfs.path: /x\n", &s).unwrap_err(),
+            "vm 1 - lxc.rootfs.path: lxc.rootfs.path is auto generated from rootfs"
+        );
+        // Keys LXC knows that PVE's list does not (dropped on a node).
+        for key in [
+            "lxc.proc.oom_score_adj",
+            "lxc.console.size",
+            "lxc.monitor.unshare",
+            "lxc.sysctl.net.ipv4.ip_forward",
+            "lxc.hook.start-host",
+            "lxc.signal.foo",
+            "lxc.start.foo",
+        ] {
+            assert!(
+                CtConfig::parse(1, &format!("{key}: 1\n"), &s).is_err(),
+                "{key}"
+            );
+        }
+        for key in [
+            "lxc.kmsg",
+            "lxc.rootfs.mount",
+            "lxc.seccomp.notify.proxy",
+            "lxc.environment.hooks",
+            "lxc.sysctl.kernel.shmmax",
+            "lxc.signal.stop",
+            "lxc.hook.version",
+            "lxc.cgroup2.memory.max",
+            "lxc.prlimit.nofile",
+            "lxc.net.0.type",
+        ] {
+            let (c, w) = CtConfig::parse(1, &format!("{key}: 1\n"), &s).unwrap();
+            assert!(w.is_empty() && c.lxc.len() == 1, "{key}: {w:?}");
+        }
+        for key in ["lxc.utsname", "lxc.limit.nofile", "lxc.network.type"] {
+            let (c, w) = CtConfig::parse(1, &format!("{key}: 1\n"), &s).unwrap();
+            assert!(w.len() == 1 && c.lxc.len() == 1, "{key}: {w:?}");
+        }
         let (_, w) = CtConfig::parse(1, "lxc.cgroup.memory.limit_in_bytes: 1\n", &s).unwrap();
         assert_eq!(w.len(), 1);
         let (c, w) = CtConfig::parse(1, "memory: lots\nfoo: 1\n", &s).unwrap();

@@ -393,6 +393,52 @@ fn a_ct_being_created_has_only_the_create_lock() {
     );
 }
 
+/// pve-container src/PVE/API2/LXC.pm `create_vm`: the worker allocates and extracts under
+/// the config lock (`lock_config` around its code), then sets PVE's defaults for what the
+/// call left out: `hostname: CT<VMID>`, `memory: 512`, `swap: 512`.
+#[test]
+fn the_create_worker_holds_the_config_lock_and_sets_pve_defaults() {
+    use nix::fcntl::{Flock, FlockArg};
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar");
+    assert_eq!(
+        sim.admin("POST", r#"{"path_regex": "/lxc$", "task_delay_ms": 1000}"#),
+        200
+    );
+    let form = "vmid=100&ostemplate=local%3Avztmpl%2Fx.tar&rootfs=local-zfs%3A0";
+    let task = upid(&sim.call("POST", "/nodes/simnode/lxc", form));
+    // Another holder of the lock (an edit of lxcri's) while the worker wants to start.
+    let lock_file =
+        std::fs::File::open(sim.dir.path().join("run/lock/lxc/pve-config-100.lock")).unwrap();
+    let held = Flock::lock(lock_file, FlockArg::LockExclusiveNonblock).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let subvol = sim.dir.path().join("storage/local-zfs/subvol-100-disk-0");
+    assert!(!subvol.exists(), "nothing allocated without the lock");
+    let enc: String = form_urlencoded::byte_serialize(task.as_bytes()).collect();
+    let status = sim.call("GET", &format!("/nodes/simnode/tasks/{enc}/status"), "");
+    assert_eq!(
+        status.body["data"]["status"], "running",
+        "{:?}",
+        status.body
+    );
+    drop(held);
+    assert_eq!(sim.wait_task(&task), "OK");
+    assert!(subvol.is_dir());
+    let data = sim.call("GET", "/nodes/simnode/lxc/100/config", "").body["data"].clone();
+    assert_eq!(data["hostname"], "CT100");
+    assert_eq!(data["memory"], 512);
+    assert_eq!(data["swap"], 512);
+    // Given ones stay, `swap: 0` too (`//=`).
+    let form = "vmid=101&ostemplate=local%3Avztmpl%2Fx.tar&rootfs=local-zfs%3A0&hostname=a&memory=64&swap=0";
+    let task = upid(&sim.call("POST", "/nodes/simnode/lxc", form));
+    assert_eq!(sim.wait_task(&task), "OK");
+    let data = sim.call("GET", "/nodes/simnode/lxc/101/config", "").body["data"].clone();
+    assert_eq!(
+        (&data["hostname"], &data["memory"], &data["swap"]),
+        (&Value::from("a"), &Value::from(64), &Value::from(0))
+    );
+}
+
 /// Each step of lxcri's create, failed by method and schema template as lxcri's
 /// integration tests do it.
 #[test]

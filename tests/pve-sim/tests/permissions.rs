@@ -224,6 +224,42 @@ fn pools_must_exist_and_can_grant_vm_allocate() {
     assert!(!after.contains("/vms/100"), "{after}");
 }
 
+/// pve-container src/PVE/API2/LXC.pm `destroy_vm`: once the volumes are gone the config is
+/// replaced by `lock: destroyed` alone, and removed only after the CT's access entries; a
+/// failure in between leaves that locked zombie, which a later destroy refuses.
+#[test]
+fn a_destroy_failing_after_its_volumes_leaves_a_locked_zombie() {
+    let sim = sim_with("pool:lxcri:::\nacl:1:/:lxcri@pve:Administrator:\n");
+    create_ok(&sim, 100, &format!("{LXCRI_CREATE}&pool=lxcri"));
+    // The pool membership must go, and user.cfg cannot be written: its temporary file
+    // (pve-common File.pm style, `user.cfg.tmp.PID`) is in the way.
+    let blocker = sim
+        .dir
+        .path()
+        .join(format!("etc/pve/user.cfg.tmp.{}", sim.pid()));
+    std::fs::create_dir(&blocker).unwrap();
+    let path = format!("/nodes/{}/lxc/100", sim.node);
+    let task = sim.call("DELETE", &path, "");
+    assert_eq!(task.status, 200, "{:?}", task.body);
+    let exit = sim.wait_task(task.body["data"].as_str().unwrap());
+    assert!(
+        exit.starts_with("access permissions cleanup for VM 100 failed"),
+        "{exit}"
+    );
+    assert_eq!(conf(&sim, 100), "lock: destroyed\n");
+    assert!(!sim
+        .dir
+        .path()
+        .join("storage/local-zfs/subvol-100-disk-0")
+        .exists());
+    let again = sim.call("DELETE", &path, "");
+    assert_eq!(
+        (again.status, again.reason.as_str()),
+        (500, "CT is locked (destroyed)")
+    );
+    std::fs::remove_dir(&blocker).unwrap();
+}
+
 #[test]
 fn no_access_hides_a_ct_and_blocks_every_call() {
     let sim =

@@ -202,6 +202,10 @@ fn create_task(
     log: &TaskLog,
 ) -> Result<(), String> {
     let mut made = Vec::new();
+    // The worker holds the config lock from before it allocates until the CT is in its pool
+    // (pve-container src/PVE/API2/LXC.pm: `$realcmd` runs `$code` under `lock_config`), so a
+    // node-local edit of the CT waits for the whole create, as on a node.
+    let lock = s.store.lock(id).map_err(|e| e.to_string())?;
     let result = (|| {
         allocate(&s.storage, id, &mut cfg, &mut made)?;
         let root_vol = cfg
@@ -229,7 +233,17 @@ fn create_task(
                 .insert("ostype".into(), detect_ostype(&root).into());
         }
         cfg.options.remove("lock");
-        let _lock = s.store.lock(id).map_err(|e| e.to_string())?;
+        // API2/LXC.pm "set some defaults", once the template is in: `hostname ||= CT$vmid`,
+        // `memory ||= 512`, `swap //= 512`.
+        if cfg.options.get("hostname").is_none_or(String::is_empty) {
+            cfg.options.insert("hostname".into(), format!("CT{id}"));
+        }
+        if cfg.options.get("memory").is_none_or(|m| m == "0") {
+            cfg.options.insert("memory".into(), "512".into());
+        }
+        cfg.options
+            .entry("swap".into())
+            .or_insert_with(|| "512".into());
         s.store.write(id, &cfg).map_err(|e| e.to_string())
     })();
     if let Err(e) = result {
@@ -247,6 +261,8 @@ fn create_task(
             .update(|c| c.add_vm_to_pool(id, &pool))
             .map_err(|e| format!("can't add VM {id} to pool '{pool}': {e}"))?;
     }
+    // `start` runs after `lock_config` returned: the start worker takes the lock itself.
+    drop(lock);
     if start {
         super::power::start_now(s, id, log)?;
     }

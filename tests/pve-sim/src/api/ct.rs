@@ -3,6 +3,7 @@
 
 use super::ct_perms::Change;
 use super::{ApiError, ApiResult, State};
+use crate::lxc::Stop;
 use crate::schema::{formats, validate, Params};
 use crate::storage::Storage;
 use crate::store::{self, CtConfig};
@@ -315,7 +316,7 @@ fn destroy_task(
             return Err(running_error(id));
         }
         log.line(format!("stopping CT {id} (force)"));
-        s.lxc.stop(id, None)?;
+        s.lxc.stop(id, Stop::Kill, &|l| log.line(l))?;
     }
     // A CT that stopped by itself may still have its lxc-start tearing down: wait for it,
     // so nothing of the CT (cgroups, the LXC directory) outlives the destroy.
@@ -334,12 +335,19 @@ fn destroy_task(
             s.storage.free_owned(id, &vol);
         }
     }
+    // pve-container src/PVE/LXC.pm `destroy_lxc_container`: the LXC directory goes, and the
+    // config becomes the replacement API2/LXC.pm hands it, `lock: destroyed` alone, which
+    // stays (a locked zombie) if what follows fails.
+    s.lxc.remove(id);
+    let mut zombie = CtConfig::default();
+    zombie.options.insert("lock".into(), "destroyed".into());
+    s.store.write(id, &zombie).map_err(|e| e.to_string())?;
     // pve-access-control src/PVE/AccessControl.pm `remove_vm_access`, with or without
     // `purge`: the CT's ACLs and its pool membership go before the config does.
     s.access
         .update(|c| c.remove_vm_access(id))
         .map_err(|e| format!("access permissions cleanup for VM {id} failed: {e}"))?;
+    // "only now remove the zombie config, else we can have reuse race"
     s.store.remove(id).map_err(|e| e.to_string())?;
-    s.lxc.remove(id);
     Ok(())
 }

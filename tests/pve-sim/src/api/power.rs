@@ -2,6 +2,7 @@
 
 use super::ct::{check_lock, load, missing, vmid};
 use super::{ApiError, ApiResult, State};
+use crate::lxc::Stop;
 use crate::schema::Params;
 use crate::tasks::{TaskFault, TaskLog};
 use serde_json::{json, Value};
@@ -71,9 +72,9 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
         return Err(ApiError::fail(format!("CT {id} not running")));
     }
     let state = s.me();
-    let work = move |_: &TaskLog| {
+    let work = move |log: &TaskLog| {
         let _lock = locked_for_stop(&state, id)?;
-        state.lxc.stop(id, None)
+        state.lxc.stop(id, Stop::Kill, &|l| log.line(l))
     };
     Ok(json!(s.tasks.spawn(
         "vzstop",
@@ -108,14 +109,15 @@ pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let state = s.me();
     let work = move |log: &TaskLog| {
         let _lock = locked_for_stop(&state, id)?;
-        match state.lxc.stop(id, Some(timeout)) {
-            Ok(()) => Ok(()),
-            Err(e) if force => {
-                log.line(format!("shutdown failed ({e}), killing CT {id}"));
-                state.lxc.stop(id, None)
-            }
-            Err(e) => Err(e),
-        }
+        // Status.pm `vm_shutdown`: `vm_stop($vmid, 0, $timeout, $param->{forceStop})`.
+        state.lxc.stop(
+            id,
+            Stop::Shutdown {
+                timeout,
+                kill_after: force,
+            },
+            &|l| log.line(l),
+        )
     };
     Ok(json!(s.tasks.spawn(
         "vzshutdown",

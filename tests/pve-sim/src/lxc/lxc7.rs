@@ -4,27 +4,13 @@
 //! it includes the way LXC 7 would, and when LXC 7 would refuse it, it writes the error
 //! lines `lxc-start` would print instead of running `lxc-start`.
 //!
-//! Two builds of LXC 7 behave differently:
-//! - upstream (lxc v7.0.0 src/lxc/confile.c): the `lxc.cgroup` entry is gone from
-//!   `config_jump_table`, so `lxc_get_config` returns `unsupported_config_key` and
-//!   `set_config_unsupported_key` fails every such line, set or reset;
-//! - Proxmox's lxc-pve (proxmox/lxc debian/patches/cgroupv1-warnings/0001 reverts
-//!   f29c3a3, 0002 "ignore cgroupv1 settings with a warning"): a v1 setting only logs
-//!   WARN "Attempted to configure cgroupv1 which is not supported anymore." (not shown on
-//!   stderr), but a reset (`lxc.cgroup =`, `lxc.cgroup.memory.limit_in_bytes =`) reaches
-//!   `lxc_clear_cgroups`, whose v1 branch 0002 removed, so it fails with EINVAL (no message
-//!   of its own), as does a value on the bare `lxc.cgroup` key.
+//! Modelled on lxc v7.0.0 as released (src/lxc/confile.c): the `lxc.cgroup` entry is gone
+//! from `config_jump_table`, so `lxc_get_config` returns `unsupported_config_key` and
+//! `set_config_unsupported_key` fails every such line, set or reset. PVE 9.1 ships lxc-pve
+//! 6.0.5 (proxmox/lxc 8242e22), whose patches touch none of this; how a future lxc-pve 7
+//! treats v1 keys is not known, so the stand-in assumes upstream's.
 
 use std::path::Path;
-
-/// Which LXC 7 to model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Build {
-    /// Proxmox's lxc-pve (with debian/patches/cgroupv1-warnings).
-    Pve,
-    /// lxc/lxc v7.0.0 as released.
-    Upstream,
-}
 
 /// The `lxc.cgroup.*` keys LXC 7 still has (v7.0.0 confile.c `config_jump_table`, strict).
 const KEPT: &[&str] = &[
@@ -36,29 +22,19 @@ const KEPT: &[&str] = &[
     "lxc.cgroup.relative",
 ];
 
-/// What LXC 7 makes of one line's key and value: `None` when it loads, else the message
-/// `set` logs (possibly none) before the line fails.
-fn refuses(key: &str, value: &str, build: Build, vmid: u32) -> Option<Option<String>> {
+/// The message `set_config_unsupported_key` logs for a line LXC 7 refuses, or `None` when
+/// the key loads.
+fn refuses(key: &str, vmid: u32) -> Option<String> {
     // lxc_get_config walks the table in order: `lxc.cgroup2` (prefix) comes first, then
     // the strict `lxc.cgroup.dir*`/`relative` keys.
     if !key.starts_with("lxc.cgroup") || key.starts_with("lxc.cgroup2") || KEPT.contains(&key) {
         return None;
     }
-    match build {
-        Build::Upstream => Some(Some(format!(
-            // v7.0.0 confile.c:165 set_config_unsupported_key, SYSERROR's "%m - " prefix.
-            "lxc-start: {vmid}: ../src/lxc/confile.c: set_config_unsupported_key: 165 \
-             Invalid argument - Unsupported config key \"{key}\""
-        ))),
-        Build::Pve => {
-            let subkey = key.strip_prefix("lxc.cgroup.").filter(|s| !s.is_empty());
-            if value.is_empty() || subkey.is_none() {
-                Some(None)
-            } else {
-                None
-            }
-        }
-    }
+    // v7.0.0 confile.c:165 set_config_unsupported_key, SYSERROR's "%m - " prefix.
+    Some(format!(
+        "lxc-start: {vmid}: ../src/lxc/confile.c: set_config_unsupported_key: 165 \
+         Invalid argument - Unsupported config key \"{key}\""
+    ))
 }
 
 /// How LXC reads the files: `read` gives a file's text (None: unreadable), `list` a
@@ -73,14 +49,7 @@ pub struct Files<'a> {
 
 /// Checks `file` (text `text`) and its includes depth-first, in LXC's order. Returns the
 /// failure lines from the innermost file out, or None when it loads.
-fn walk(
-    file: &str,
-    text: &str,
-    build: Build,
-    vmid: u32,
-    files: &Files<'_>,
-    depth: usize,
-) -> Option<Vec<String>> {
+fn walk(file: &str, text: &str, vmid: u32, files: &Files<'_>, depth: usize) -> Option<Vec<String>> {
     // src/lxc/parse.c lxc_file_for_each_line_mmap: lxc_iterate_parts on "\r\n\0".
     for raw in text.split(['\r', '\n', '\0']).filter(|l| !l.is_empty()) {
         let fail = |mut lines: Vec<String>| {
@@ -106,8 +75,8 @@ fn walk(
                 value = &value[1..value.len() - 1];
             }
         }
-        if let Some(msg) = refuses(key, value, build, vmid) {
-            return fail(msg.into_iter().collect());
+        if let Some(msg) = refuses(key, vmid) {
+            return fail(vec![msg]);
         }
         if key != "lxc.include" || value.is_empty() || depth > 64 {
             continue;
@@ -130,7 +99,7 @@ fn walk(
             let Some(text) = (files.read)(Path::new(&path)) else {
                 continue; // a missing include fails on LXC 5 too
             };
-            if let Some(lines) = walk(&path, &text, build, vmid, files, depth + 1) {
+            if let Some(lines) = walk(&path, &text, vmid, files, depth + 1) {
                 return fail(lines);
             }
         }
@@ -140,14 +109,8 @@ fn walk(
 
 /// The lines LXC 7's `lxc-start -F -n VMID` prints on stderr when it cannot load
 /// `config` (at `path`), or None when it loads.
-pub fn check(
-    path: &Path,
-    config: &str,
-    build: Build,
-    vmid: u32,
-    files: &Files<'_>,
-) -> Option<Vec<String>> {
-    let mut lines = walk(&path.display().to_string(), config, build, vmid, files, 0)?;
+pub fn check(path: &Path, config: &str, vmid: u32, files: &Files<'_>) -> Option<Vec<String>> {
+    let mut lines = walk(&path.display().to_string(), config, vmid, files, 0)?;
     // lxccontainer.c lxc_container_new (stderr, no prefix), then
     // tools/lxc_start.c:241 in lxc_start_main.
     lines.push(format!("Failed to load config for {vmid}"));

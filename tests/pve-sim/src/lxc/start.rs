@@ -210,13 +210,7 @@ impl Lxc {
             skip_dir: Path::new(render::LXC_CONFIG_DIR),
         };
         let config = self.lxcpath.join(format!("{vmid}/config"));
-        Ok(lxc7::check(
-            &config,
-            &v2.config,
-            self.opts.lxc_build,
-            vmid,
-            &files,
-        ))
+        Ok(lxc7::check(&config, &v2.config, vmid, &files))
     }
 
     /// `ExecStart=/usr/bin/lxc-start -F -n %i` with `StandardOutput=null` and stderr to

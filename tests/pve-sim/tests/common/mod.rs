@@ -92,6 +92,11 @@ impl Sim {
     /// Puts an empty gzip'd tarball where `STORAGE:vztmpl/NAME` lives on a PVE dir storage
     /// (`DIR/storage/STORAGE/template/cache/NAME`), so a create with that `ostemplate`
     /// finds it. Returns the volume id.
+    /// The stand-in's process id (PVE-style temporary files are named after it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn put_template(&self, storage: &str, name: &str) -> String {
         let cache = self
             .dir

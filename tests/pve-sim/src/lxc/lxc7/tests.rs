@@ -8,7 +8,7 @@ struct Fs {
 }
 
 impl Fs {
-    fn check(&self, config: &str, build: Build) -> Option<Vec<String>> {
+    fn check(&self, config: &str) -> Option<Vec<String>> {
         let read = |p: &Path| self.files.get(&p.to_str()?.replace("//", "/")).cloned();
         let list = |p: &Path| self.dirs.get(p.to_str()?.trim_end_matches('/')).cloned();
         let files = Files {
@@ -16,13 +16,7 @@ impl Fs {
             list: &list,
             skip_dir: Path::new("/usr/share/lxc/config"),
         };
-        check(
-            Path::new("/var/lib/lxc/100/config"),
-            config,
-            build,
-            100,
-            &files,
-        )
+        check(Path::new("/var/lib/lxc/100/config"), config, 100, &files)
     }
 }
 
@@ -68,7 +62,7 @@ const HEAD: &str = "lxc.cgroup.relative = 0\nlxc.cgroup.dir.monitor = lxc.monito
 fn upstream_refuses_v1_keys_raw_and_included() {
     let raw = format!("{HEAD}lxc.cgroup.memory.limit_in_bytes = 67108864\n");
     assert_eq!(
-        fs().check(&raw, Build::Upstream).unwrap(),
+        fs().check(&raw).unwrap(),
         [
             "lxc-start: 100: ../src/lxc/confile.c: set_config_unsupported_key: 165 Invalid argument - Unsupported config key \"lxc.cgroup.memory.limit_in_bytes\"",
             "lxc-start: 100: ../src/lxc/parse.c: lxc_file_for_each_line_mmap: 135 Failed to parse config file \"/var/lib/lxc/100/config\" at line \"lxc.cgroup.memory.limit_in_bytes = 67108864\"",
@@ -77,48 +71,21 @@ fn upstream_refuses_v1_keys_raw_and_included() {
         ]
     );
     let inc = format!("{HEAD}lxc.include = /run/lxcri/c1/pve-lxc.conf\n");
-    let lines = fs().check(&inc, Build::Upstream).unwrap();
+    let lines = fs().check(&inc).unwrap();
     assert_eq!(lines.len(), 5, "{lines:?}");
     assert!(lines[1].ends_with("Failed to parse config file \"/run/lxcri/c1/pve-lxc.conf\" at line \"lxc.cgroup.memory.limit_in_bytes = 1\""));
     assert!(lines[2].ends_with("Failed to parse config file \"/var/lib/lxc/100/config\" at line \"lxc.include = /run/lxcri/c1/pve-lxc.conf\""));
     // An empty reset is a key like any other there.
     let reset = format!("{HEAD}lxc.include = /run/lxcri/c1/reset.conf\n");
-    assert!(fs().check(&reset, Build::Upstream).unwrap()[0]
-        .ends_with("Unsupported config key \"lxc.cgroup\""));
-}
-
-/// Proxmox's lxc-pve 7 (cgroupv1-warnings patches): a v1 setting is ignored with a WARN
-/// that stderr does not show, a v1 reset fails in lxc_clear_cgroups without a message.
-#[test]
-fn pve_build_ignores_v1_settings_but_refuses_v1_resets() {
-    let raw = format!("{HEAD}lxc.cgroup.memory.limit_in_bytes = 67108864\n");
-    assert_eq!(fs().check(&raw, Build::Pve), None);
-    let inc = format!("{HEAD}lxc.include = /run/lxcri/c1/pve-lxc.conf\n");
-    assert_eq!(fs().check(&inc, Build::Pve), None);
-    let reset = format!("{HEAD}lxc.include = /run/lxcri/c1/reset.conf\n");
-    assert_eq!(
-        fs().check(&reset, Build::Pve).unwrap(),
-        [
-            "lxc-start: 100: ../src/lxc/parse.c: lxc_file_for_each_line_mmap: 135 Failed to parse config file \"/run/lxcri/c1/reset.conf\" at line \"lxc.cgroup =\"",
-            "lxc-start: 100: ../src/lxc/parse.c: lxc_file_for_each_line_mmap: 135 Failed to parse config file \"/var/lib/lxc/100/config\" at line \"lxc.include = /run/lxcri/c1/reset.conf\"",
-            "Failed to load config for 100",
-            "lxc-start: 100: ../src/lxc/tools/lxc_start.c: lxc_start_main: 241 Failed to create lxc_container",
-        ]
-    );
-    let raw_reset = format!("{HEAD}lxc.cgroup.memory.limit_in_bytes =\n");
-    assert!(fs().check(&raw_reset, Build::Pve).is_some());
-    let bare = format!("{HEAD}lxc.cgroup = 1\n");
-    assert!(fs().check(&bare, Build::Pve).is_some(), "no subkey: EINVAL");
+    assert!(fs().check(&reset).unwrap()[0].ends_with("Unsupported config key \"lxc.cgroup\""));
 }
 
 /// What stays: cgroup2 keys and resets, `lxc.cgroup.dir.*`, `lxc.cgroup.relative`,
 /// comments, LXC 5's own template files.
 #[test]
 fn cgroup2_and_dir_keys_load() {
-    for build in [Build::Upstream, Build::Pve] {
-        let ok = format!("{HEAD}lxc.include = /run/lxcri/c1/ok.conf\nlxc.cgroup2.cpuset.cpus = 0-1\nlxc.cgroup.dir.monitor.pivot = p\n");
-        assert_eq!(fs().check(&ok, build), None, "{build:?}");
-    }
+    let ok = format!("{HEAD}lxc.include = /run/lxcri/c1/ok.conf\nlxc.cgroup2.cpuset.cpus = 0-1\nlxc.cgroup.dir.monitor.pivot = p\n");
+    assert_eq!(fs().check(&ok), None);
 }
 
 /// confile.c set_config_includefiles/do_includedir: a directory means its `*.conf`
@@ -126,14 +93,14 @@ fn cgroup2_and_dir_keys_load() {
 #[test]
 fn included_directory_reads_its_conf_files() {
     let inc = format!("{HEAD}lxc.include = /etc/x.d/\n");
-    let lines = fs().check(&inc, Build::Upstream).unwrap();
+    let lines = fs().check(&inc).unwrap();
     assert!(lines[1].contains("\"/etc/x.d//a.conf\""), "{lines:?}");
     assert!(
         lines[2].contains("at line \"lxc.include = /etc/x.d/\""),
         "{lines:?}"
     );
     let inc = format!("{HEAD}lxc.include = /etc/x.d\n");
-    assert!(fs().check(&inc, Build::Upstream).unwrap()[1].contains("\"/etc/x.d/a.conf\""));
+    assert!(fs().check(&inc).unwrap()[1].contains("\"/etc/x.d/a.conf\""));
 }
 
 #[test]
