@@ -15,7 +15,7 @@ use serde_json::json;
 
 use lxcri_e2e::pve::{PveSim, TOKEN_ID};
 use lxcri_e2e::pve_acl::documented_user_cfg;
-use lxcri_e2e::{cmd, require, spec, Containerd, Runtime};
+use lxcri_e2e::{cmd, require, runtimes, spec, Containerd, Runtime};
 
 fn started(sim: PveSim) -> Containerd {
     let ctd = Containerd::start_pve(sim);
@@ -264,6 +264,78 @@ fn cgroup_dir(pid: u32, controller: &str) -> std::path::PathBuf {
         }
     }
     panic!("no {controller} cgroup in\n{text}");
+}
+
+/// The memory limit files of the cgroup `dir`, as `name=value` lines.
+fn memory_limits(dir: &std::path::Path) -> Vec<String> {
+    [
+        "memory.max",
+        "memory.swap.max",
+        "memory.limit_in_bytes",
+        "memory.memsw.limit_in_bytes",
+    ]
+    .iter()
+    .filter_map(|f| {
+        Some(format!(
+            "{f}={}",
+            fs::read_to_string(dir.join(f)).ok()?.trim()
+        ))
+    })
+    .collect()
+}
+
+/// PVE's create stores `memory: 512` and `swap: 512` when the call gives none
+/// (pve-container src/PVE/API2/LXC.pm, "set some defaults"), and `pct start` renders
+/// them into cgroup limits. A container the spec leaves unlimited still runs unlimited,
+/// as on runc: lxcri's fragment clears PVE's cgroup lines.
+#[test]
+#[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
+fn a_container_without_limits_runs_unlimited_as_on_runc() {
+    if !require(Runtime::Lxcri, "no limits") {
+        return;
+    }
+    let ctd = started(PveSim::start());
+    let mut limits = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id(&format!("nolimit-{rt}"));
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+        let (pid, _) = ctd.task(&id).expect("task");
+        let mut dir = cgroup_dir(pid, "memory");
+        if rt == Runtime::Lxcri {
+            let (vmid, conf) = sim(&ctd).ct_of(ctd.namespace(), &id).expect("CT");
+            assert!(
+                conf.contains("\nmemory: 512\n") && conf.contains("\nswap: 512\n"),
+                "PVE's defaults: {conf}"
+            );
+            // PVE sets a CT's limits on lxc/VMID, above the processes' lxc/VMID/ns.
+            dir = dir.parent().unwrap().to_path_buf();
+            assert!(dir.ends_with(format!("lxc/{vmid}")), "{}", dir.display());
+        }
+        let got = memory_limits(&dir);
+        assert!(
+            !got.is_empty(),
+            "no memory limit files in {}",
+            dir.display()
+        );
+        limits.push((rt, got));
+        ctd.remove(&id);
+        if rt == Runtime::Lxcri {
+            assert_nothing_left(&ctd, &id);
+        }
+    }
+    let unlimited = memory_limits(std::path::Path::new("/sys/fs/cgroup/memory"));
+    for (rt, got) in &limits {
+        for line in got {
+            let (file, value) = line.split_once('=').unwrap();
+            let root = unlimited
+                .iter()
+                .find_map(|l| l.strip_prefix(&format!("{file}=")));
+            assert!(
+                value == "max" || Some(value) == root,
+                "{rt}: {file} is {value}, not unlimited ({unlimited:?})"
+            );
+        }
+    }
 }
 
 #[test]
