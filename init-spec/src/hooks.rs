@@ -2,9 +2,13 @@
 //!
 //! The shim runs `lxcri-init hooks <spec.json>` with a [`HookRun`]: on the
 //! host for `prestart`, `createRuntime`, `poststart` and `poststop`, and in
-//! the container's view (its namespaces and cgroup, the host's root with
-//! the container's mount tree over `root.path`) for `createContainer`, as
-//! runc runs those from its init before `pivot_root`. The init runs
+//! the container's namespaces and cgroup for `createContainer`. While the
+//! create phases run, `lxcri-init host-view <spec.json>` ([`HostView`])
+//! gives the container's mount namespace the root runc's has before its
+//! `pivot_root`: the host's mount tree with the container's at
+//! `root.path`, so a hook that enters it (`nsenter -m -t PID`) finds the
+//! container under `root.path` and mounts it makes there stay in the
+//! container. The init runs
 //! `startContainer` hooks itself, inside the container, right before it
 //! becomes the OCI process. Each hook gets the container's state on stdin;
 //! the first that fails (or outlives its timeout) ends the run, and the
@@ -73,10 +77,9 @@ pub struct HookState {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// Where `createContainer` hooks run: in the container's namespaces and
-/// cgroup, with a private mount namespace of the host's in which the
-/// container's mount tree (cloned from its mount namespace) lies over
-/// `root_path`, and that as the cwd.
+/// Where `createContainer` hooks run: in the container's namespaces
+/// (its mount namespace with the [`HostView`] laid) and cgroup, with
+/// `root_path` as the cwd.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContainerView {
@@ -88,11 +91,45 @@ pub struct ContainerView {
     pub init_start_time: Option<u64>,
     /// The spec's `root.path` as the host sees it.
     pub root_path: String,
-    /// Namespaces to join after the mount tree is in place, in this order
-    /// (`user` last when present; never `mnt`).
+    /// Namespaces to join after the mount namespace and the cwd, in this
+    /// order (`user` last when present; never `mnt`).
     pub namespaces: Vec<String>,
     /// `cgroup.procs` files (host paths) the runner moves itself into.
     pub cgroup_procs: Vec<String>,
+}
+
+/// The step of `lxcri-init host-view` (see [`HostView`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostViewStep {
+    /// The container's mount namespace gets a copy of the host's mount
+    /// tree as its root, with its own tree moved to `root_path` in it.
+    Lay,
+    /// Its own tree is its root again and the copy is gone.
+    Lift,
+}
+
+/// `lxcri-init host-view <spec.json>`: lays or lifts the host's tree
+/// under a created container's mount tree while its create hooks run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostView {
+    pub step: HostViewStep,
+    /// Host pid of the container's init, paused after its mounts.
+    pub init_pid: i32,
+    /// Its start time, checked as for [`ContainerView::init_start_time`].
+    #[serde(default)]
+    pub init_start_time: Option<u64>,
+    /// The spec's `root.path` as the host sees it (absolute).
+    pub root_path: String,
+    /// Whether the container has a user namespace of its own, which owns
+    /// its mount namespace and is joined first.
+    pub user_ns: bool,
+    /// Whether the container's root mount is shared (`rshared` rootfs
+    /// propagation): `pivot_root` takes no shared mount, so it is a slave
+    /// while the view is laid and shared again once it is lifted.
+    #[serde(default)]
+    pub root_shared: bool,
 }
 
 /// One phase's hooks and the state they read (`lxcri-init hooks`).

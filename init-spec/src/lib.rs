@@ -56,7 +56,8 @@ use serde::{Deserialize, Serialize};
 
 mod hooks;
 pub use hooks::{
-    hooks_time, ContainerView, Hook, HookRun, HookState, StartHooks, DEFAULT_HOOK_TIMEOUT_SECS,
+    hooks_time, ContainerView, Hook, HookRun, HookState, HostView, HostViewStep, StartHooks,
+    DEFAULT_HOOK_TIMEOUT_SECS,
 };
 
 /// Where the runtime directory appears inside the container.

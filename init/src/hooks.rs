@@ -1,7 +1,7 @@
 //! OCI hooks (see `lxcri_init_spec::HookRun`): the executor, which runs
 //! one phase's hooks in order with the state on stdin, and mode 4,
 //! `lxcri-init hooks <spec.json>`, which the shim runs on the host, for
-//! `createContainer` in the container's view first.
+//! `createContainer` in the container's namespaces first.
 //!
 //! As runc's: `args` empty runs `[path]`; stdout and stderr are kept and
 //! quoted when the hook fails; the first hook that fails (a non-zero exit,
@@ -15,16 +15,14 @@ use std::time::{Duration, Instant};
 
 use lxcri_init_spec::{ContainerView, Hook, HookRun, HookState};
 use nix::errno::Errno;
-use nix::fcntl::{open, OFlag};
-use nix::mount::{mount, MsFlags};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::stat::Mode;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
-use crate::mount_tree;
+use crate::init_proc::{InitProc, InitProcError};
 
 /// Output kept per stream for the error message.
 const OUTPUT_LIMIT: usize = 4096;
@@ -308,10 +306,12 @@ fn view_err(what: impl Into<String>) -> impl FnOnce(Errno) -> HookError {
     move |source| HookError::View { what, source }
 }
 
-/// Into the container's cgroups and namespaces, with a private mount
-/// namespace of the host's in which the container's mount tree lies over
-/// `root_path`: what runc's `createContainer` hooks see (they run in its
-/// init, in the container's mount namespace before `pivot_root`).
+/// Into the container's cgroups and namespaces, its mount namespace first
+/// (where the host view is laid: the host's tree with the container's at
+/// `root_path`), `root_path` as the cwd: what runc's `createContainer`
+/// hooks see (they run in its init, in the container's mount namespace
+/// before `pivot_root`). Mounts they make under `root_path` are the
+/// container's.
 fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
     let pid = std::process::id().to_string();
     for procs in &view.cgroup_procs {
@@ -320,65 +320,17 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
             source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         })?;
     }
-    // Through the init's /proc directory, which stays that process's: its
-    // start time says the pid was not reused since the shim recorded it.
-    let proc_dir = format!("/proc/{}", view.init_pid);
-    let init = open(
-        proc_dir.as_str(),
-        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(view_err(format!("open {proc_dir}")))?;
-    if let Some(expected) = view.init_start_time {
-        let started = start_time(&init).map_err(view_err(format!("read {proc_dir}/stat")))?;
-        if started != expected {
-            return Err(HookError::View {
-                what: format!("the container's init (pid {}) is gone", view.init_pid),
-                source: Errno::ESRCH,
-            });
-        }
-    }
-    let open_ns = |name: &str| {
-        nix::fcntl::openat(
-            &init,
-            format!("ns/{name}").as_str(),
-            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(view_err(format!("open {proc_dir}/ns/{name}")))
-    };
+    let init = InitProc::open(view.init_pid, view.init_start_time).map_err(view_failed)?;
     // Every namespace opened before any is joined.
-    let container_mnt = open_ns("mnt")?;
+    let container_mnt = init.namespace("mnt").map_err(view_failed)?;
     let others = view
         .namespaces
         .iter()
-        .map(|n| open_ns(n).map(|fd| (n.as_str(), fd)))
-        .collect::<Result<Vec<_>, _>>()?;
-    unshare(CloneFlags::CLONE_NEWNS).map_err(view_err("unshare the mount namespace"))?;
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(view_err("make the hook's mount namespace private"))?;
-    let own_mnt = open(
-        "/proc/self/ns/mnt",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(view_err("open /proc/self/ns/mnt"))?;
+        .map(|n| init.namespace(n).map(|fd| (n.as_str(), fd)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(view_failed)?;
     setns(&container_mnt, CloneFlags::CLONE_NEWNS)
         .map_err(view_err("join the container's mount namespace"))?;
-    let tree = mount_tree::clone_tree("/");
-    setns(&own_mnt, CloneFlags::CLONE_NEWNS)
-        .map_err(view_err("return to the hook's mount namespace"))?;
-    let tree = tree.map_err(view_err("clone the container's mount tree"))?;
-    mount_tree::attach(&tree, &view.root_path).map_err(view_err(format!(
-        "lay the container's tree over {}",
-        view.root_path
-    )))?;
     // Before the user namespace: its root may not search the host's
     // directories on the way.
     nix::unistd::chdir(view.root_path.as_str())
@@ -397,24 +349,11 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
     Ok(())
 }
 
-/// Field 22 of the `stat` file in a `/proc/<pid>` directory (counted
-/// after the command name, which may hold spaces and parentheses).
-fn start_time(proc_dir: &OwnedFd) -> Result<u64, Errno> {
-    let fd = nix::fcntl::openat(
-        proc_dir,
-        "stat",
-        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )?;
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::fs::File::from(fd), &mut text)
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    let after_comm = &text[text.rfind(')').ok_or(Errno::EINVAL)? + 1..];
-    after_comm
-        .split_whitespace()
-        .nth(22 - 3)
-        .and_then(|f| f.parse().ok())
-        .ok_or(Errno::EINVAL)
+fn view_failed(e: InitProcError) -> HookError {
+    HookError::View {
+        what: e.what,
+        source: e.source,
+    }
 }
 
 #[cfg(test)]
@@ -543,24 +482,6 @@ mod tests {
             std::fs::read_to_string(&out).unwrap(),
             format!("{} process\n", script.display())
         );
-    }
-
-    #[test]
-    fn the_start_time_is_the_kernels() {
-        let me = open(
-            "/proc/self",
-            OFlag::O_RDONLY | OFlag::O_DIRECTORY,
-            Mode::empty(),
-        )
-        .unwrap();
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let field = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .nth(19)
-            .unwrap()
-            .parse::<u64>()
-            .unwrap();
-        assert_eq!(start_time(&me).unwrap(), field);
     }
 
     #[test]

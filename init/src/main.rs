@@ -2,7 +2,9 @@
 //! process (no arguments), the host-side helper that runs exec processes
 //! (`lxcri-init exec <spec.json>`), and the host-side helper that binds
 //! shared volumes into a created container (`lxcri-init share <spec.json>`),
-//! and the one that runs OCI hooks (`lxcri-init hooks <spec.json>`).
+//! the one that runs OCI hooks (`lxcri-init hooks <spec.json>`), and the
+//! one that gives a container's mount namespace the host's tree as its
+//! root while its create hooks run (`lxcri-init host-view <spec.json>`).
 //! The protocol with the shim is documented in `lxcri-init-spec`.
 //!
 //! Exit codes (see [`status`]):
@@ -19,6 +21,8 @@ mod dev_setup;
 mod errno_text;
 mod exec;
 mod hooks;
+mod host_view;
+mod init_proc;
 mod mount_tree;
 mod passwd;
 mod path_lookup;
@@ -33,7 +37,7 @@ mod stdio;
 use std::ffi::OsString;
 use std::path::Path;
 
-const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>\n       lxcri-init share <spec.json>\n       lxcri-init hooks <spec.json>";
+const USAGE: &str = "usage: lxcri-init            (PID 1 inside an lxcri container)\n       lxcri-init exec <spec.json>\n       lxcri-init share <spec.json>\n       lxcri-init hooks <spec.json>\n       lxcri-init host-view <spec.json>";
 
 fn main() {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
@@ -42,6 +46,7 @@ fn main() {
         [cmd, spec] if cmd == "exec" => exec::run(Path::new(spec)),
         [cmd, spec] if cmd == "share" => share::run(Path::new(spec)),
         [cmd, spec] if cmd == "hooks" => hooks::run(Path::new(spec)),
+        [cmd, spec] if cmd == "host-view" => host_view::run(Path::new(spec)),
         _ => {
             eprintln!("{USAGE}");
             status::EXIT_USAGE

@@ -1,7 +1,7 @@
 //! Detached copies of mount trees (`open_tree`) and attaching them
 //! (`move_mount`): how the share helper binds host volumes into a
-//! container and how the hook runner lays a container's tree over its
-//! `root.path` on the host.
+//! container and how the host view puts a copy of the host's tree into a
+//! container's mount namespace for its hooks.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -10,6 +10,16 @@ use nix::errno::Errno;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+const MS_PRIVATE: u64 = 1 << 18;
+
+/// `struct mount_attr` of `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
 
 /// A detached copy of the mount tree at `source` (recursive, as `rbind`),
 /// in the caller's mount namespace.
@@ -41,6 +51,35 @@ pub fn attach(copy: &OwnedFd, dest: &str) -> Result<(), Errno> {
             libc::AT_FDCWD,
             to.as_ptr(),
             MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
+}
+
+/// Makes every mount of the detached tree `copy` private: a copy of
+/// shared mounts is their peer until then, and mounts made on it would
+/// reach the originals.
+pub fn make_private(copy: &OwnedFd) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: 0,
+        attr_clr: 0,
+        propagation: MS_PRIVATE,
+        userns_fd: 0,
+    };
+    let empty = CString::default();
+    // SAFETY: plain syscall with a valid fd, C string and attribute struct
+    // of the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            copy.as_raw_fd(),
+            empty.as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
         )
     };
     if rc < 0 {

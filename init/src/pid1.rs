@@ -98,10 +98,19 @@ fn run_inner() -> Result<i32> {
         }
         leave_runtime_dir(runtime, spec.own_rootfs)?;
         if spec.pause_after_mounts {
+            let root = root_identity()?;
             stdio::send_message(&mut sock, &InitMessage::Mounted)?;
             // The shim's NICs, shared binds and create hooks happen now; a
             // shim that gives up closes the socket instead.
             stdio::recv_fds(sock.as_fd(), CONTINUE_TAG, 0)?;
+            // The hooks' host view (lxcri-init host-view) must be lifted:
+            // never go on in the host's tree.
+            if root_identity()? != root {
+                return Err(Pid1Error::Sys {
+                    what: "the root after the create hooks is not the container's".into(),
+                    source: Errno::EPERM,
+                });
+            }
         }
         let exe = prepare::prepare_rest(&spec)?;
         let command = Command::new(&spec.process, &exe)?.with_start_hooks(spec.start_hooks.clone());
@@ -144,6 +153,12 @@ fn run_inner() -> Result<i32> {
     drop(signals);
     let _open_until_exec = fifo;
     command.exec(child_stdio, Runner::Pid1)
+}
+
+/// The device and inode of this process's root directory.
+fn root_identity() -> Result<(u64, u64)> {
+    let st = nix::sys::stat::stat("/").map_err(sys("stat /"))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Detaches the runtime directory: from here on the init reaches it only

@@ -1,6 +1,7 @@
 //! Running a container's OCI hooks ([`crate::plan::HookPlan`]) with the
 //! host's `lxcri-init hooks`: the create phases while the init waits
-//! between its mounts and the rest of its setup, `poststart` once the
+//! between its mounts and the rest of its setup (with the host's tree
+//! laid under the container's, `lxcri-init host-view`), `poststart` once the
 //! process runs, `poststop` after delete. `startContainer` hooks are the
 //! init's own (see `lxcri_init_spec::StartHooks`).
 
@@ -8,7 +9,9 @@ use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
-use lxcri_init_spec::{hooks_time, ContainerView, Hook, HookRun, HookState};
+use lxcri_init_spec::{
+    hooks_time, ContainerView, Hook, HookRun, HookState, HostView, HostViewStep,
+};
 
 use super::bundle::write_file;
 use super::error::{Result, RuntimeError};
@@ -17,7 +20,7 @@ use crate::command::{CommandRunner, SystemCommands};
 use crate::plan::HookPlan;
 
 /// What a hook's own timeout does not cover: the helper's start, the
-/// container view.
+/// namespaces it joins; also the host view's whole time.
 const HELPER_SLACK: Duration = Duration::from_secs(10);
 
 /// The container whose create hooks run.
@@ -34,20 +37,48 @@ pub struct HookTarget<'a> {
 }
 
 /// `prestart` and `createRuntime` on the host, then `createContainer` in
-/// the container's view, as runc runs them between its mounts and its
-/// masked paths.
+/// the container's namespaces, as runc runs them between its mounts and
+/// its masked paths: with the host's tree as the root of the container's
+/// mount namespace and the container's own at `root.path` (see
+/// `lxcri_init_spec::HostView`), as runc's is before its `pivot_root`.
 pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
     let host = plan.create_host();
-    if !host.is_empty() {
-        let state = plan.state("creating", Some(t.init_pid));
-        run_phase(t.init_binary, t.dir, "create-runtime", host, state, None)?;
-    }
-    if plan.create_container.is_empty() {
+    if host.is_empty() && plan.create_container.is_empty() {
         return Ok(());
     }
     let root_path = t.root_path.to_str().ok_or_else(|| RuntimeError::Hook {
         detail: format!("root.path {} is not UTF-8", t.root_path.display()),
     })?;
+    let namespaces = super::control::namespaces_to_join(t.init_pid);
+    let root_shared = root_is_shared(t.init_pid);
+    let host_view = |step| HostView {
+        step,
+        init_pid: t.init_pid,
+        init_start_time: t.init_start_time,
+        root_path: root_path.to_string(),
+        user_ns: namespaces.iter().any(|n| n == "user"),
+        root_shared,
+    };
+    // Not lifted when a hook fails: the create fails, the init never
+    // goes on (it would refuse to in the host's tree), and the
+    // namespace goes with it.
+    host_view_step(t, &host_view(HostViewStep::Lay))?;
+    if !host.is_empty() {
+        let state = plan.state("creating", Some(t.init_pid));
+        run_phase(t.init_binary, t.dir, "create-runtime", host, state, None)?;
+    }
+    if !plan.create_container.is_empty() {
+        run_create_container(plan, t, root_path, &namespaces)?;
+    }
+    host_view_step(t, &host_view(HostViewStep::Lift))
+}
+
+fn run_create_container(
+    plan: &HookPlan,
+    t: &HookTarget<'_>,
+    root_path: &str,
+    namespaces: &[String],
+) -> Result<()> {
     let Some(cgroup) = t.cgroup else {
         return Err(RuntimeError::Hook {
             detail: "createContainer hooks run in the container's cgroup, which was not found"
@@ -58,10 +89,7 @@ pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
         init_pid: t.init_pid,
         init_start_time: t.init_start_time,
         root_path: root_path.to_string(),
-        namespaces: super::control::namespaces_to_join(t.init_pid)
-            .into_iter()
-            .filter(|n| n != "mnt")
-            .collect(),
+        namespaces: namespaces.iter().filter(|n| *n != "mnt").cloned().collect(),
         cgroup_procs: cgroup
             .procs_files()
             .iter()
@@ -80,6 +108,37 @@ pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
         state,
         Some(view),
     )
+}
+
+/// One step of `lxcri-init host-view`.
+fn host_view_step(t: &HookTarget<'_>, view: &HostView) -> Result<()> {
+    let name = match view.step {
+        HostViewStep::Lay => "lay",
+        HostViewStep::Lift => "lift",
+    };
+    let path = t.dir.join(format!("host-view-{name}.json"));
+    write_file(
+        &path,
+        &serde_json::to_vec(view).expect("host view serializes"),
+    )?;
+    let args: Vec<OsString> = vec!["host-view".into(), path.clone().into_os_string()];
+    let out = SystemCommands {
+        timeout: HELPER_SLACK,
+    }
+    .run(&t.init_binary.to_string_lossy(), &args);
+    let _ = std::fs::remove_file(&path);
+    let out = out.map_err(|e| RuntimeError::Hook {
+        detail: e.to_string(),
+    })?;
+    if !out.status.success() {
+        return Err(RuntimeError::Hook {
+            detail: format!(
+                "the hooks' view of the host ({name}): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// `poststart`, on the host once the process runs.
@@ -158,6 +217,31 @@ fn run_phase(
     Ok(())
 }
 
+/// Whether the root mount `pid` sees is shared (a `shared:N` tag on the
+/// last `/` line of its mountinfo, the mount on top).
+fn root_is_shared(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
+        .map(|text| mountinfo_root_shared(&text))
+        .unwrap_or(false)
+}
+
+fn mountinfo_root_shared(mountinfo: &str) -> bool {
+    mountinfo
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let fields: Vec<&str> = l.split(' ').collect();
+            // 5th: the mount point; then options, tags until "-".
+            (fields.get(4) == Some(&"/")).then(|| {
+                fields[6..]
+                    .iter()
+                    .take_while(|f| **f != "-")
+                    .any(|f| f.starts_with("shared:"))
+            })
+        })
+        .unwrap_or(false)
+}
+
 /// The last `NSpid` entry of `pid`: its pid in its own pid namespace.
 fn pid_in_own_namespace(pid: i32) -> Option<i32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -173,6 +257,18 @@ fn pid_in_own_namespace(pid: i32) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_is_shared_when_its_top_mount_is() {
+        let slave = "2093 2092 0:52 / / rw,relatime master:1 - overlay overlay rw\n\
+                     2094 2093 0:53 / /proc rw shared:7 - proc proc rw\n";
+        assert!(!mountinfo_root_shared(slave));
+        let shared = "2093 2092 0:52 / / rw,relatime shared:3 master:1 - overlay overlay rw\n";
+        assert!(mountinfo_root_shared(shared));
+        let stacked = format!("{shared}2099 2093 0:60 / / rw - tmpfs t rw\n");
+        assert!(!mountinfo_root_shared(&stacked), "the top one counts");
+        assert!(!mountinfo_root_shared(""));
+    }
 
     #[test]
     fn our_own_pid_in_our_namespace_is_ours() {

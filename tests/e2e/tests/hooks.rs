@@ -405,6 +405,81 @@ fn create_container_hooks_run_in_the_containers_user_namespace() {
     assert_same("a createContainer hook in a user namespace", &results);
 }
 
+/// A `prestart` hook that enters the container's mount namespace (as
+/// NVIDIA's legacy hook does, `nsenter -m -t PID`) finds the container
+/// under `root.path` and the host's programs around it, and a mount it
+/// makes there is the container's; so is one a `createContainer` hook
+/// makes in its cwd. Neither reaches the host. Also with a shared root
+/// (`rshared`, what containerd sets for a pod with a bidirectional mount).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn hooks_mount_into_the_container_as_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for propagation in [None, Some("rshared")] {
+        hooks_mount_into_the_container(&ctd, propagation);
+    }
+}
+
+fn hooks_mount_into_the_container(ctd: &Containerd, propagation: Option<&str>) {
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("hooksmount");
+        let out = ctd.dir().join(format!("hooks-out-{id}"));
+        std::fs::create_dir_all(&out).unwrap();
+        let app = "cat /mnt/p/by-prestart /mnt/p/c/by-create-container; \
+                   grep -c ' /mnt/p' /proc/self/mountinfo";
+        let mut s = spec::busybox_spec(ctd, &id, &["sh", "-c", app]);
+        let root = s["root"]["path"].as_str().unwrap().to_string();
+        s["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
+            "options": ["nosuid"]}));
+        if let Some(p) = propagation {
+            s["linux"]["rootfsPropagation"] = json!(p);
+        }
+        let prestart = format!(
+            "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/' \"$0\"); \
+             nsenter -t $pid -m sh -c 'mkdir {root}/mnt/p && \
+               mount -t tmpfs -o size=1m by-prestart {root}/mnt/p && \
+               echo p > {root}/mnt/p/by-prestart && mkdir {root}/mnt/p/c' && echo mounted"
+        );
+        let mut pre = hook(&out, "prestart", &prestart);
+        pre["args"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(out.join("prestart.state")));
+        let create_container = "mount -t tmpfs -o size=1m by-cc mnt/p/c && \
+                                echo c > mnt/p/c/by-create-container && echo mounted";
+        s["hooks"] = json!({
+            "prestart": [pre],
+            "createContainer": [hook(&out, "createContainer", create_container)],
+        });
+        let run = ctd.run_config(rt, &id, &spec::write(ctd, &id, &s));
+        assert_eq!(run.code, Some(0), "{rt} ({propagation:?}): {run}");
+        let said = |phase: &str| {
+            std::fs::read_to_string(out.join(format!("{phase}.out"))).unwrap_or_default()
+        };
+        let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let leaked = host_mounts.contains("by-prestart") || host_mounts.contains(" by-cc ");
+        results.push((
+            rt,
+            (
+                run.stdout,
+                said("prestart"),
+                said("createContainer"),
+                leaked,
+            ),
+        ));
+    }
+    assert_same(&format!("mounts made by hooks ({propagation:?})"), &results);
+    let (_, (stdout, pre, cc, leaked)) = &results[0];
+    assert_eq!(
+        (stdout.as_str(), pre.as_str(), cc.as_str(), *leaked),
+        ("p\nc\n2\n", "mounted\n", "mounted\n", false),
+        "{propagation:?}"
+    );
+}
+
 /// A `startContainer` hook that takes longer than a start usually waits:
 /// `poststart` still follows the process's `execve` (lxcri: the runtime
 /// spec's order; runc 1.1-1.3 runs it at create, when its init is there).
