@@ -8,7 +8,8 @@
 //! `pivot_root`: the host's mount tree with the container's at
 //! `root.path`, so a hook that enters it (`nsenter -m -t PID`) finds the
 //! container under `root.path` and mounts it makes there stay in the
-//! container. The init runs
+//! container (and reach the host only under an `rshared` volume, as on
+//! runc). The init runs
 //! `startContainer` hooks itself, inside the container, right before it
 //! becomes the OCI process. Each hook gets the container's state on stdin;
 //! the first that fails (or outlives its timeout) ends the run, and the
@@ -122,12 +123,14 @@ pub struct HostView {
     pub init_start_time: Option<u64>,
     /// The spec's `root.path` as the host sees it (absolute).
     pub root_path: String,
-    /// Whether the container has a user namespace of its own, which owns
-    /// its mount namespace and is joined first.
+    /// Whether the container has a user namespace of its own (which owns
+    /// its mount namespace): the copy is then taken in a mount namespace
+    /// of that user namespace, where the kernel locks the host's mounts.
     pub user_ns: bool,
     /// Whether the container's root mount is shared (`rshared` rootfs
     /// propagation): `pivot_root` takes no shared mount, so it is a slave
-    /// while the view is laid and shared again once it is lifted.
+    /// while the view is laid and shared again once it is lifted, in a new
+    /// peer group whose old peers (LXC's) become its masters.
     #[serde(default)]
     pub root_shared: bool,
 }

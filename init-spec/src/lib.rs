@@ -19,7 +19,8 @@
 //!    process sees neither; with [`InitSpec::pause_after_mounts`] sends
 //!    [`InitMessage::Mounted`] and waits for one [`CONTINUE_TAG`] byte (the shim plugs NICs, binds `rshared`
 //!    volumes and runs the create hooks meanwhile: runc's hooks run before
-//!    masked paths and a read-only rootfs too); then makes masked and
+//!    masked paths and a read-only rootfs too), and checks that its root
+//!    is the one it had before (the hooks' [`HostView`] lifted); then makes masked and
 //!    read-only paths, the per-mount flags and a read-only rootfs, resolves
 //!    the executable and sends [`InitMessage::Ready`] (or
 //!    [`InitMessage::Failed`] and exits 1, at either step); an init that

@@ -10,7 +10,7 @@ use nix::errno::Errno;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
-const MS_PRIVATE: u64 = 1 << 18;
+const MS_SLAVE: u64 = 1 << 19;
 
 /// `struct mount_attr` of `mount_setattr(2)`.
 #[repr(C)]
@@ -59,14 +59,14 @@ pub fn attach(copy: &OwnedFd, dest: &str) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Makes every mount of the detached tree `copy` private: a copy of
+/// Makes every mount of the detached tree `copy` a slave: a copy of
 /// shared mounts is their peer until then, and mounts made on it would
-/// reach the originals.
-pub fn make_private(copy: &OwnedFd) -> Result<(), Errno> {
+/// reach the originals; as a slave it still gets their unmounts.
+pub fn make_slave(copy: &OwnedFd) -> Result<(), Errno> {
     let attr = MountAttr {
         attr_set: 0,
         attr_clr: 0,
-        propagation: MS_PRIVATE,
+        propagation: MS_SLAVE,
         userns_fd: 0,
     };
     let empty = CString::default();

@@ -115,6 +115,7 @@ pub fn prepare_bundle(
     let spec = load_bundle_spec(&req.bundle)?;
     let cri = CriAnnotations::from_spec(&spec)?;
     let rootfs_path = rootfs_path(&req.bundle, &spec);
+    check_root_path(&rootfs_path)?;
     let mut record = ContainerRecord {
         id: req.id.clone(),
         namespace: req.namespace.clone(),
@@ -269,6 +270,26 @@ pub fn rootfs_path(bundle: &Path, spec: &Spec) -> PathBuf {
     }
 }
 
+/// runc's rule (libcontainer/configs/validate `rootfs`): the rootfs must
+/// exist and its path must be the real one, with no symlink on the way,
+/// so that nothing resolving it later (LXC, the hooks' view of it) can be
+/// led elsewhere.
+fn check_root_path(path: &Path) -> Result<()> {
+    let refuse = |reason: String| RuntimeError::RootPath {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let real = fs::canonicalize(path).map_err(|e| refuse(e.to_string()))?;
+    let lexical: PathBuf = path.components().collect();
+    if real != lexical {
+        return Err(refuse(format!(
+            "not the real path or a symlink (it resolves to {})",
+            real.display()
+        )));
+    }
+    Ok(())
+}
+
 fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
     let err = |source| RuntimeError::RunDir {
         path: run_dir.to_path_buf(),
@@ -312,4 +333,28 @@ pub fn write_file(path: &Path, body: &[u8]) -> Result<()> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_path_must_be_real_as_for_runc() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = fs::canonicalize(tmp.path()).unwrap().join("rootfs");
+        fs::create_dir(&real).unwrap();
+        assert!(check_root_path(&real).is_ok());
+        let link = real.with_file_name("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let through = real.with_file_name("via");
+        std::os::unix::fs::symlink(real.parent().unwrap(), &through).unwrap();
+        for bad in [link, through.join("rootfs"), real.with_file_name("missing")] {
+            let e = check_root_path(&bad).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("root.path {}: ", bad.display())),
+                "{e}"
+            );
+        }
+    }
 }

@@ -57,6 +57,8 @@ pub enum RuntimeError {
     /// An OCI hook failed: `detail` names it (`hooks.prestart[0] (...)`).
     #[error("OCI hook failed: {detail}")]
     Hook { detail: String },
+    #[error("root.path {path}: {reason}")]
+    RootPath { path: PathBuf, reason: String },
     #[error(transparent)]
     Pve(Box<PveBackendError>),
     #[error("opening the network namespace {path}: {source}")]
@@ -96,7 +98,7 @@ impl RuntimeError {
     pub fn cause(&self) -> &'static str {
         use RuntimeError as E;
         match self {
-            E::Spec(_) | E::Plan(_) | E::LxcConfig(_) => "spec",
+            E::Spec(_) | E::Plan(_) | E::LxcConfig(_) | E::RootPath { .. } => "spec",
             E::Config(_) => "config",
             E::State(_) | E::RunDir { .. } | E::Exists(_) => "state",
             E::Rootfs(_) => "rootfs",

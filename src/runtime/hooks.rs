@@ -46,11 +46,13 @@ pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
     if host.is_empty() && plan.create_container.is_empty() {
         return Ok(());
     }
+    // Real, no symlink on the way (checked at create, as runc does): in
+    // the host view it is looked up below the copy of the host's root.
     let root_path = t.root_path.to_str().ok_or_else(|| RuntimeError::Hook {
         detail: format!("root.path {} is not UTF-8", t.root_path.display()),
     })?;
     let namespaces = super::control::namespaces_to_join(t.init_pid);
-    let root_shared = root_is_shared(t.init_pid);
+    let root_shared = root_is_shared(t.init_pid)?;
     let host_view = |step| HostView {
         step,
         init_pid: t.init_pid,
@@ -59,18 +61,22 @@ pub fn run_create_hooks(plan: &HookPlan, t: &HookTarget<'_>) -> Result<()> {
         user_ns: namespaces.iter().any(|n| n == "user"),
         root_shared,
     };
-    // Not lifted when a hook fails: the create fails, the init never
-    // goes on (it would refuse to in the host's tree), and the
-    // namespace goes with it.
     host_view_step(t, &host_view(HostViewStep::Lay))?;
-    if !host.is_empty() {
-        let state = plan.state("creating", Some(t.init_pid));
-        run_phase(t.init_binary, t.dir, "create-runtime", host, state, None)?;
-    }
-    if !plan.create_container.is_empty() {
-        run_create_container(plan, t, root_path, &namespaces)?;
-    }
-    host_view_step(t, &host_view(HostViewStep::Lift))
+    let ran = (|| {
+        if !host.is_empty() {
+            let state = plan.state("creating", Some(t.init_pid));
+            run_phase(t.init_binary, t.dir, "create-runtime", host, state, None)?;
+        }
+        if !plan.create_container.is_empty() {
+            run_create_container(plan, t, root_path, &namespaces)?;
+        }
+        Ok(())
+    })();
+    // Lifted also when a hook failed: the init wakes up to the closed
+    // socket and must not do so in the host's tree (it would refuse to go
+    // on in it, but its error path would run there).
+    let lifted = host_view_step(t, &host_view(HostViewStep::Lift));
+    ran.and(lifted)
 }
 
 fn run_create_container(
@@ -219,10 +225,12 @@ fn run_phase(
 
 /// Whether the root mount `pid` sees is shared (a `shared:N` tag on the
 /// last `/` line of its mountinfo, the mount on top).
-fn root_is_shared(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/mountinfo"))
-        .map(|text| mountinfo_root_shared(&text))
-        .unwrap_or(false)
+fn root_is_shared(pid: i32) -> Result<bool> {
+    let path = format!("/proc/{pid}/mountinfo");
+    let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::Hook {
+        detail: format!("read {path}: {e}"),
+    })?;
+    Ok(mountinfo_root_shared(&text))
 }
 
 fn mountinfo_root_shared(mountinfo: &str) -> bool {

@@ -123,6 +123,29 @@ fn mount_destination_escaping_the_rootfs() {
     assert_failed_clean(&ctd, rt, &id, &out, "escape");
 }
 
+/// A `root.path` through a symlink: runc refuses it ("invalid rootfs: not
+/// an absolute path, or a symlink"), and so does lxcri, naming root.path.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn root_path_through_a_symlink() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("symroot");
+        let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+        let real = std::path::PathBuf::from(s["root"]["path"].as_str().unwrap());
+        let link = ctd.dir().join(format!("link-{id}"));
+        std::os::unix::fs::symlink(real.parent().unwrap(), &link).unwrap();
+        s["root"]["path"] = json!(link.join(real.file_name().unwrap()));
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        let cause = match rt {
+            Runtime::Runc => "invalid rootfs",
+            Runtime::Lxcri => "root.path",
+        };
+        assert_failed_clean(&ctd, rt, &id, &out, cause);
+    }
+}
+
 /// ctr parses `--config` itself, so broken JSON never reaches a runtime:
 /// this checks that such a run fails and leaves nothing.
 #[test]

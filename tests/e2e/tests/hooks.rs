@@ -409,74 +409,134 @@ fn create_container_hooks_run_in_the_containers_user_namespace() {
 /// NVIDIA's legacy hook does, `nsenter -m -t PID`) finds the container
 /// under `root.path` and the host's programs around it, and a mount it
 /// makes there is the container's; so is one a `createContainer` hook
-/// makes in its cwd. Neither reaches the host. Also with a shared root
-/// (`rshared`, what containerd sets for a pod with a bidirectional mount).
+/// makes in its cwd. Neither reaches the host (looked at by a `poststart`
+/// hook while the container exists). Also with a shared root (`rshared`,
+/// what containerd sets for a pod with a bidirectional mount), a
+/// `root.path` that is a mount point on the host (as a snapshotter's
+/// rootfs is), and a user namespace.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn hooks_mount_into_the_container_as_on_runc() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    for propagation in [None, Some("rshared")] {
-        hooks_mount_into_the_container(&ctd, propagation);
+    for variant in ["plain", "rshared", "mounted-root", "userns"] {
+        hooks_mount_into_the_container(&ctd, variant);
     }
 }
 
-fn hooks_mount_into_the_container(ctd: &Containerd, propagation: Option<&str>) {
+/// Unmounts a bind the test made on the host, also when it fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn hooks_mount_into_the_container(ctd: &Containerd, variant: &str) {
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("hooksmount");
         let out = ctd.dir().join(format!("hooks-out-{id}"));
         std::fs::create_dir_all(&out).unwrap();
-        let app = "cat /mnt/p/by-prestart /mnt/p/c/by-create-container; \
-                   grep -c ' /mnt/p' /proc/self/mountinfo";
+        let app = "cat /p/by-prestart /p/c/by-create-container; \
+                   grep -c -e ' /p ' -e ' /p/c ' /proc/self/mountinfo";
         let mut s = spec::busybox_spec(ctd, &id, &["sh", "-c", app]);
-        let root = s["root"]["path"].as_str().unwrap().to_string();
-        s["mounts"].as_array_mut().unwrap().push(json!({
-            "destination": "/mnt", "type": "tmpfs", "source": "tmpfs",
-            "options": ["nosuid"]}));
-        if let Some(p) = propagation {
-            s["linux"]["rootfsPropagation"] = json!(p);
-        }
+        let real_root = PathBuf::from(s["root"]["path"].as_str().unwrap());
+        std::fs::create_dir(real_root.join("p")).unwrap();
+        let mut _unmount = None;
+        let root = match variant {
+            "rshared" => {
+                s["linux"]["rootfsPropagation"] = json!("rshared");
+                real_root.clone()
+            }
+            "mounted-root" => {
+                let bind = std::process::Command::new("mount")
+                    .arg("--bind")
+                    .arg(&real_root)
+                    .arg(&real_root)
+                    .status()
+                    .unwrap();
+                assert!(bind.success());
+                _unmount = Some(Unmount(real_root.clone()));
+                real_root.clone()
+            }
+            "userns" => {
+                let chown = std::process::Command::new("chown")
+                    .args(["-R", "200000:200000"])
+                    .arg(&real_root)
+                    .arg(&out)
+                    .status()
+                    .unwrap();
+                assert!(chown.success());
+                let map = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
+                s["linux"]["uidMappings"] = map.clone();
+                s["linux"]["gidMappings"] = map;
+                s["linux"]["namespaces"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"type": "user"}));
+                real_root.clone()
+            }
+            _ => real_root.clone(),
+        };
+        let root = root.display();
         let prestart = format!(
             "pid=$(sed 's/.*\"pid\":\\([0-9]*\\).*/\\1/' \"$0\"); \
-             nsenter -t $pid -m sh -c 'mkdir {root}/mnt/p && \
-               mount -t tmpfs -o size=1m by-prestart {root}/mnt/p && \
-               echo p > {root}/mnt/p/by-prestart && mkdir {root}/mnt/p/c' && echo mounted"
+             nsenter -t $pid -m sh -c 'mount -t tmpfs -o size=1m by-prestart {root}/p && \
+               echo p > {root}/p/by-prestart && mkdir {root}/p/c' && echo mounted"
         );
         let mut pre = hook(&out, "prestart", &prestart);
         pre["args"]
             .as_array_mut()
             .unwrap()
             .push(json!(out.join("prestart.state")));
-        let create_container = "mount -t tmpfs -o size=1m by-cc mnt/p/c && \
-                                echo c > mnt/p/c/by-create-container && echo mounted";
+        let mut create_container = "mount -t tmpfs -o size=1m by-cc p/c && \
+                                    echo c > p/c/by-create-container && echo mounted"
+            .to_string();
+        if variant == "userns" {
+            // The host's mounts around are locked, as the kernel locks
+            // those a user namespace's mount namespace copied.
+            create_container += "; umount -l /sys 2>/dev/null && echo unlocked || echo locked";
+        }
+        // grep -c exits 1 when it counts none.
+        let leak_check = "grep -c -e by-prestart -e ' by-cc ' /proc/self/mountinfo; true";
         s["hooks"] = json!({
             "prestart": [pre],
-            "createContainer": [hook(&out, "createContainer", create_container)],
+            "createContainer": [hook(&out, "createContainer", &create_container)],
+            "poststart": [hook(&out, "poststart", leak_check)],
         });
         let run = ctd.run_config(rt, &id, &spec::write(ctd, &id, &s));
-        assert_eq!(run.code, Some(0), "{rt} ({propagation:?}): {run}");
         let said = |phase: &str| {
             std::fs::read_to_string(out.join(format!("{phase}.out"))).unwrap_or_default()
         };
-        let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let leaked = host_mounts.contains("by-prestart") || host_mounts.contains(" by-cc ");
+        assert_eq!(
+            run.code,
+            Some(0),
+            "{rt} ({variant}): {run}; prestart said {:?}, createContainer {:?}",
+            said("prestart"),
+            said("createContainer")
+        );
         results.push((
             rt,
             (
                 run.stdout,
                 said("prestart"),
                 said("createContainer"),
-                leaked,
+                said("poststart"),
             ),
         ));
     }
-    assert_same(&format!("mounts made by hooks ({propagation:?})"), &results);
-    let (_, (stdout, pre, cc, leaked)) = &results[0];
+    assert_same(&format!("mounts made by hooks ({variant})"), &results);
+    let (_, (stdout, pre, cc, host)) = &results[0];
+    let said_cc = match variant {
+        "userns" => "mounted\nlocked\n",
+        _ => "mounted\n",
+    };
     assert_eq!(
-        (stdout.as_str(), pre.as_str(), cc.as_str(), *leaked),
-        ("p\nc\n2\n", "mounted\n", "mounted\n", false),
-        "{propagation:?}"
+        (stdout.as_str(), pre.as_str(), cc.as_str(), host.as_str()),
+        ("p\nc\n2\n", "mounted\n", said_cc, "0\n"),
+        "{variant}: what the process saw, what the hooks said, the host's mounts"
     );
 }
 
@@ -566,16 +626,25 @@ fn a_kill_during_start_hooks_ends_the_container() {
 }
 
 /// The parent pid of the one process whose command line holds `text`.
+/// Looked for until there is one: a shell's child has its command line
+/// between its fork and its `execve`.
 fn parent_of_process_naming(text: &str) -> i32 {
-    let found: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
-        })
-        .collect();
-    assert_eq!(found.len(), 1, "processes naming {text:?}: {found:?}");
+    let naming = || -> Vec<i32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains(text))
+            })
+            .collect()
+    };
+    let mut found = Vec::new();
+    let one = cmd::poll(Duration::from_secs(5), || {
+        found = naming();
+        (found.len() == 1).then_some(())
+    });
+    assert!(one.is_some(), "processes naming {text:?}: {found:?}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", found[0])).unwrap();
     status
         .lines()
