@@ -167,6 +167,9 @@ pub fn proc_events(opened: std::io::Result<bool>) -> Finding {
 
 /// pidfd_open, which the shim uses to watch a container's init, is Linux 5.3.
 const MIN_KERNEL: (u32, u32) = (5, 3);
+/// mount_setattr, with which the host view of a container's create hooks
+/// is made (`lxcri-init host-view`), is Linux 5.12.
+const HOOKS_KERNEL: (u32, u32) = (5, 12);
 
 pub fn kernel(proc: &Path) -> Finding {
     let release = match fs::read_to_string(proc.join("sys/kernel/osrelease")) {
@@ -192,6 +195,18 @@ pub fn kernel(proc: &Path) -> Finding {
             "kernel",
             Status::Fail,
             format!("{release}: lxcri needs Linux >= {major}.{minor} (pidfd_open)"),
+        );
+    }
+    if version < HOOKS_KERNEL {
+        let (major, minor) = HOOKS_KERNEL;
+        return finding(
+            "kernel",
+            Status::Warn,
+            format!(
+                "{release}: a container with OCI create hooks (prestart, createRuntime, \
+                 createContainer) needs Linux >= {major}.{minor} (mount_setattr) and fails to \
+                 create here"
+            ),
         );
     }
     finding("kernel", Status::Ok, release)

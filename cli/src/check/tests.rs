@@ -17,8 +17,12 @@ fn kernel_version() {
     let tmp = tempfile::tempdir().unwrap();
     put(tmp.path(), "sys/kernel/osrelease", "6.1.0-18-amd64\n");
     assert_eq!(kernel(tmp.path()).status, Status::Ok);
-    put(tmp.path(), "sys/kernel/osrelease", "5.3.0\n");
+    put(tmp.path(), "sys/kernel/osrelease", "5.12.0\n");
     assert_eq!(kernel(tmp.path()).status, Status::Ok);
+    put(tmp.path(), "sys/kernel/osrelease", "5.3.0\n");
+    let f = kernel(tmp.path());
+    assert_eq!(f.status, Status::Warn);
+    assert!(f.detail.contains("5.12"), "{}", f.detail);
     put(tmp.path(), "sys/kernel/osrelease", "4.19.0-20-amd64\n");
     let f = kernel(tmp.path());
     assert_eq!(f.status, Status::Fail);
