@@ -168,7 +168,8 @@ pub fn proc_events(opened: std::io::Result<bool>) -> Finding {
 /// pidfd_open, which the shim uses to watch a container's init, is Linux 5.3.
 const MIN_KERNEL: (u32, u32) = (5, 3);
 /// mount_setattr, with which the host view of a container's create hooks
-/// is made (`lxcri-init host-view`), is Linux 5.12.
+/// is made (`lxcri-init host-view`) unless it has a user namespace of its
+/// own, is Linux 5.12.
 const HOOKS_KERNEL: (u32, u32) = (5, 12);
 
 pub fn kernel(proc: &Path) -> Finding {
@@ -204,8 +205,8 @@ pub fn kernel(proc: &Path) -> Finding {
             Status::Warn,
             format!(
                 "{release}: a container with OCI create hooks (prestart, createRuntime, \
-                 createContainer) needs Linux >= {major}.{minor} (mount_setattr) and fails to \
-                 create here"
+                 createContainer) and no user namespace of its own needs Linux >= \
+                 {major}.{minor} (mount_setattr) and fails to create here"
             ),
         );
     }

@@ -7,8 +7,8 @@
 //! mounts under `root.path`. A hook that enters it (`nsenter -m -t PID`,
 //! NVIDIA's legacy hook) works on `root.path`, and what it mounts there is
 //! the container's. lxcri's init is past LXC's `pivot_root` by then, so
-//! `lay` gives its namespace that root for the hooks' time: a private copy
-//! of the host's tree becomes the root and the container's own tree is
+//! `lay` gives its namespace that root for the hooks' time: a copy of the
+//! host's tree (see [`host_copy`]) becomes the root and the container's own tree is
 //! moved (not copied) to `root.path` in it. `lift` makes the container's
 //! tree the root again, with whatever the hooks mounted in it, and drops
 //! the copy. The init checks that its root is its own before it goes on.

@@ -2,8 +2,9 @@
 //!
 //! Where each phase runs (as runc 1.1-1.3; see docs/architecture.md):
 //! `prestart` and `createRuntime` on the host once the container's mounts
-//! are made, `createContainer` in the container's namespaces with its tree
-//! over `root.path`, `startContainer` in the container right before the
+//! are made, `createContainer` in the container's namespaces (its mount
+//! namespace holding the host's tree with the container's own at
+//! `root.path`), `startContainer` in the container right before the
 //! process's `execve`, `poststart` on the host once it runs (the runtime
 //! spec's order; runc before 1.4 ran them at create), `poststop` on the
 //! host after delete.

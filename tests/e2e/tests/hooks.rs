@@ -133,9 +133,10 @@ fn every_phase_runs_where_runcs_does() {
                 .push(json!(out.join(format!("{phase}.state"))));
             h
         };
-        // In the container's view: the host's root with the container's
-        // tree over root.path, the cwd; files made there are the
-        // container's, a read-only rootfs is not read-only yet.
+        // In the container's namespaces, its mount namespace holding the
+        // host's tree with the container's own at root.path, the cwd;
+        // files made there are the container's, a read-only rootfs is not
+        // read-only yet.
         let create_container = format!(
             "{WHERE}; pwd; stat -f -c %T mnt/t; echo made-by-hook > hook-made && echo wrote"
         );
