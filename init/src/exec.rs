@@ -9,6 +9,7 @@ use crate::errno_text::errno_text;
 use crate::path_lookup::{self, LookupError};
 use crate::process::{Command, Runner, SpecError, Stdio};
 use crate::signals::{self, Signals};
+use crate::spec_file::{self, SpecFileError};
 use crate::status::{self, EXIT_SETUP_FAILED};
 use crate::stdio::{self, StdioError};
 use lxcri_init_spec::{ExecMessage, ExecSpec, EXEC_SOCKET_FD_ENV, PTY_TAG};
@@ -25,16 +26,8 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 enum ExecError {
-    #[error("read {path}: {source}")]
-    ReadSpec {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    ParseSpec {
-        path: String,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    SpecFile(#[from] SpecFileError),
     #[error("join cgroup {path}: {source}")]
     Cgroup {
         path: String,
@@ -185,14 +178,8 @@ struct Started {
 }
 
 fn start(spec_path: &Path) -> Result<Started, ExecError> {
-    let path = spec_path.display().to_string();
     // Everything on the host side first: after setns(mnt) host paths are gone.
-    let text = std::fs::read(spec_path).map_err(|source| ExecError::ReadSpec {
-        path: path.clone(),
-        source,
-    })?;
-    let spec: ExecSpec =
-        serde_json::from_slice(&text).map_err(|source| ExecError::ParseSpec { path, source })?;
+    let spec: ExecSpec = spec_file::read(spec_path)?;
     let pid = std::process::id().to_string();
     for procs in &spec.cgroup_procs {
         std::fs::write(procs, &pid).map_err(|source| ExecError::Cgroup {

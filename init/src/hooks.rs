@@ -23,6 +23,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
 
 use crate::init_proc::{InitProc, InitProcError};
+use crate::spec_file::{self, SpecFileError};
 
 /// Output kept per stream for the error message.
 const OUTPUT_LIMIT: usize = 4096;
@@ -43,16 +44,8 @@ pub enum HookError {
     },
     #[error("{what}: {source}")]
     View { what: String, source: Errno },
-    #[error("read {path}: {source}")]
-    ReadSpec {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    ParseSpec {
-        path: String,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    SpecFile(#[from] SpecFileError),
 }
 
 /// Mode 4: runs the phase in `spec_path`; 0 when every hook succeeded,
@@ -68,13 +61,7 @@ pub fn run(spec_path: &Path) -> i32 {
 }
 
 fn run_phase(spec_path: &Path) -> Result<(), HookError> {
-    let path = spec_path.display().to_string();
-    let text = std::fs::read(spec_path).map_err(|source| HookError::ReadSpec {
-        path: path.clone(),
-        source,
-    })?;
-    let run: HookRun =
-        serde_json::from_slice(&text).map_err(|source| HookError::ParseSpec { path, source })?;
+    let run: HookRun = spec_file::read(spec_path)?;
     if let Some(view) = &run.container {
         enter_container_view(view)?;
     }
@@ -320,15 +307,14 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
             source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
         })?;
     }
-    let init = InitProc::open(view.init_pid, view.init_start_time).map_err(view_failed)?;
+    let init = InitProc::open(view.init_pid, view.init_start_time)?;
     // Every namespace opened before any is joined.
-    let container_mnt = init.namespace("mnt").map_err(view_failed)?;
+    let container_mnt = init.namespace("mnt")?;
     let others = view
         .namespaces
         .iter()
         .map(|n| init.namespace(n).map(|fd| (n.as_str(), fd)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(view_failed)?;
+        .collect::<Result<Vec<_>, _>>()?;
     setns(&container_mnt, CloneFlags::CLONE_NEWNS)
         .map_err(view_err("join the container's mount namespace"))?;
     // Before the user namespace: its root may not search the host's
@@ -349,10 +335,12 @@ fn enter_container_view(view: &ContainerView) -> Result<(), HookError> {
     Ok(())
 }
 
-fn view_failed(e: InitProcError) -> HookError {
-    HookError::View {
-        what: e.what,
-        source: e.source,
+impl From<InitProcError> for HookError {
+    fn from(e: InitProcError) -> Self {
+        Self::View {
+            what: e.what,
+            source: e.source,
+        }
     }
 }
 

@@ -30,21 +30,14 @@ use nix::unistd::{chdir, fchdir, fork, pivot_root, ForkResult};
 
 use crate::init_proc::{InitProc, InitProcError};
 use crate::mount_tree;
+use crate::spec_file::{self, SpecFileError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostViewError {
     #[error("{what}: {source}")]
     Sys { what: String, source: Errno },
-    #[error("read {path}: {source}")]
-    ReadSpec {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    ParseSpec {
-        path: String,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    SpecFile(#[from] SpecFileError),
     #[error("root.path {0} is not absolute")]
     RelativeRoot(String),
     #[error("root.path is the host's root")]
@@ -74,22 +67,16 @@ fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> HostViewError {
 
 /// 0 when the step was taken, else 1 with the cause on stderr.
 pub fn run(spec_path: &Path) -> i32 {
-    match load(spec_path).and_then(|view| take(&view)) {
+    match spec_file::read(spec_path)
+        .map_err(HostViewError::from)
+        .and_then(|view| take(&view))
+    {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("{e}");
             1
         }
     }
-}
-
-fn load(spec_path: &Path) -> Result<HostView, HostViewError> {
-    let path = spec_path.display().to_string();
-    let text = std::fs::read(spec_path).map_err(|source| HostViewError::ReadSpec {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&text).map_err(|source| HostViewError::ParseSpec { path, source })
 }
 
 fn take(view: &HostView) -> Result<(), HostViewError> {

@@ -31,6 +31,7 @@ mod prepare;
 mod process;
 mod share;
 mod signals;
+mod spec_file;
 mod status;
 mod stdio;
 

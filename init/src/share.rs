@@ -21,20 +21,13 @@ use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 
 use crate::mount_tree;
+use crate::spec_file::{self, SpecFileError};
 use crate::status::EXIT_SETUP_FAILED;
 
 #[derive(Debug, thiserror::Error)]
 enum ShareError {
-    #[error("read {path}: {source}")]
-    ReadSpec {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("parse {path}: {source}")]
-    ParseSpec {
-        path: String,
-        source: serde_json::Error,
-    },
+    #[error(transparent)]
+    SpecFile(#[from] SpecFileError),
     #[error("{what} {path}: {source}")]
     Sys {
         what: &'static str,
@@ -59,13 +52,7 @@ fn sys(what: &'static str, path: &str) -> impl FnOnce(Errno) -> ShareError {
 }
 
 fn share(spec_path: &Path) -> Result<(), ShareError> {
-    let path = spec_path.display().to_string();
-    let text = std::fs::read(spec_path).map_err(|source| ShareError::ReadSpec {
-        path: path.clone(),
-        source,
-    })?;
-    let spec: ShareSpec =
-        serde_json::from_slice(&text).map_err(|source| ShareError::ParseSpec { path, source })?;
+    let spec: ShareSpec = spec_file::read(spec_path)?;
     // Every copy is made on the host side, before the namespace changes.
     let mut copies = Vec::with_capacity(spec.mounts.len());
     for m in &spec.mounts {

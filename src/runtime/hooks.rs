@@ -5,7 +5,6 @@
 //! process runs, `poststop` after delete. `startContainer` hooks are the
 //! init's own (see `lxcri_init_spec::StartHooks`).
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,10 +12,9 @@ use lxcri_init_spec::{
     hooks_time, ContainerView, Hook, HookRun, HookState, HostView, HostViewStep,
 };
 
-use super::bundle::write_file;
 use super::error::{Result, RuntimeError};
+use super::init_helper::run_init_helper;
 use crate::cgroup::ContainerCgroup;
-use crate::command::{CommandRunner, SystemCommands};
 use crate::plan::HookPlan;
 
 /// What a hook's own timeout does not cover: the helper's start, the
@@ -122,29 +120,16 @@ fn host_view_step(t: &HookTarget<'_>, view: &HostView) -> Result<()> {
         HostViewStep::Lay => "lay",
         HostViewStep::Lift => "lift",
     };
-    let path = t.dir.join(format!("host-view-{name}.json"));
-    write_file(
-        &path,
-        &serde_json::to_vec(view).expect("host view serializes"),
-    )?;
-    let args: Vec<OsString> = vec!["host-view".into(), path.clone().into_os_string()];
-    let out = SystemCommands {
-        timeout: HELPER_SLACK,
-    }
-    .run(&t.init_binary.to_string_lossy(), &args);
-    let _ = std::fs::remove_file(&path);
-    let out = out.map_err(|e| RuntimeError::Hook {
-        detail: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(RuntimeError::Hook {
-            detail: format!(
-                "the hooks' view of the host ({name}): {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        });
-    }
-    Ok(())
+    run_init_helper(
+        t.init_binary,
+        "host-view",
+        &t.dir.join(format!("host-view-{name}.json")),
+        view,
+        HELPER_SLACK,
+    )?
+    .map_err(|detail| RuntimeError::Hook {
+        detail: format!("the hooks' view of the host ({name}): {detail}"),
+    })
 }
 
 /// `poststart`, on the host once the process runs.
@@ -207,20 +192,14 @@ fn run_phase(
         state,
         container,
     };
-    let path = dir.join(format!("hooks-{name}.json"));
-    write_file(&path, &serde_json::to_vec(&run).expect("hooks serialize"))?;
-    let args: Vec<OsString> = vec!["hooks".into(), path.clone().into_os_string()];
-    let out = SystemCommands { timeout }.run(&init_binary.to_string_lossy(), &args);
-    let _ = std::fs::remove_file(&path);
-    let out = out.map_err(|e| RuntimeError::Hook {
-        detail: e.to_string(),
-    })?;
-    if !out.status.success() {
-        return Err(RuntimeError::Hook {
-            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
+    run_init_helper(
+        init_binary,
+        "hooks",
+        &dir.join(format!("hooks-{name}.json")),
+        &run,
+        timeout,
+    )?
+    .map_err(|detail| RuntimeError::Hook { detail })
 }
 
 /// Whether the root mount `pid` sees is shared (a `shared:N` tag on the

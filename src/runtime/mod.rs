@@ -28,6 +28,7 @@ mod error;
 mod hooks;
 mod host_netns;
 pub mod init_channel;
+mod init_helper;
 mod leftovers;
 mod lifecycle;
 mod lxc;

@@ -1,17 +1,15 @@
 //! `rshared` binds (Kubernetes' `Bidirectional`) of a created container:
-//! made from the host by `lxcri-init share` once the init is ready and
-//! before the process runs, so each is a peer of the host's mount (see
+//! made from the host by `lxcri-init share` while the init waits after its
+//! mounts (before the process runs), so each is a peer of the host's mount (see
 //! [`lxcri_init_spec::ShareSpec`]).
 
-use std::ffi::OsString;
 use std::path::Path;
 use std::time::Duration;
 
 use lxcri_init_spec::{ShareSpec, SharedMount};
 
-use super::bundle::write_file;
 use super::error::{Result, RuntimeError};
-use crate::command::{CommandRunner, SystemCommands};
+use super::init_helper::run_init_helper;
 
 /// The spec file, in the container's runtime directory (not the part the
 /// container sees).
@@ -32,24 +30,13 @@ pub fn bind_shared_mounts(
         init_pid,
         mounts: mounts.to_vec(),
     };
-    let path = dir.join(SHARE_SPEC_FILE);
-    write_file(
-        &path,
-        &serde_json::to_vec(&spec).expect("share spec serializes"),
-    )?;
-    let program = init_binary.to_string_lossy();
-    let args: Vec<OsString> = vec!["share".into(), path.clone().into_os_string()];
-    let runner = SystemCommands {
-        timeout: SHARE_TIMEOUT,
-    };
-    let failed = |detail: String| RuntimeError::SharedMounts { detail };
-    let out = runner
-        .run(&program, &args)
-        .map_err(|e| failed(e.to_string()))?;
-    if !out.status.success() {
-        return Err(failed(
-            String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        ));
-    }
+    run_init_helper(
+        init_binary,
+        "share",
+        &dir.join(SHARE_SPEC_FILE),
+        &spec,
+        SHARE_TIMEOUT,
+    )?
+    .map_err(|detail| RuntimeError::SharedMounts { detail })?;
     Ok(())
 }
