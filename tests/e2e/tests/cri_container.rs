@@ -1,15 +1,21 @@
 //! Container settings through containerd's CRI plugin, side by side with
 //! runc: scenarios of cri-tools' validation suite (`pkg/validate`,
-//! `container_linux.go`), a non-recursive read-only mount and an OOM kill,
+//! `container.go` and `container_linux.go`): a non-recursive read-only
+//! mount, an OOM kill, mount propagation in its three modes and a volume
+//! through a symlink,
 //! with the same pod and container settings and the same expectations, and
 //! what each runtime showed compared. Each test names the cri-tools `It` it
 //! mirrors.
 
 use std::fs;
 
+use nix::mount::MsFlags;
+
 use lxcri_e2e::cri::api::{self, ContainerState};
 use lxcri_e2e::cri::pod::{mount, volume_dir};
-use lxcri_e2e::cri::validate::{exec, remove, run_pod, running, PAUSE, STATE_TIMEOUT};
+use lxcri_e2e::cri::validate::{
+    exec, remove, run_pod, running, security, Exec, PAUSE, STATE_TIMEOUT,
+};
 use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
 
 /// A tmpfs mounted on the host, detached on drop.
@@ -115,4 +121,219 @@ fn oom_killed() {
         results.push((rt, st.exit_code));
     }
     assert_same("an OOM kill's exit code", &results);
+}
+
+/// Host mounts of a test, detached (last first) on drop.
+#[derive(Default)]
+struct HostMounts(Vec<std::path::PathBuf>);
+
+impl HostMounts {
+    /// `mount --bind -R source target`, then `flags` (a propagation) on it.
+    fn bind(&mut self, source: &std::path::Path, target: &std::path::Path, flags: MsFlags) {
+        nix::mount::mount(
+            Some(source),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("bind {} on {}: {e}", source.display(), target.display()));
+        self.0.push(target.to_path_buf());
+        if !flags.is_empty() {
+            nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+                .unwrap_or_else(|e| panic!("{flags:?} on {}: {e}", target.display()));
+        }
+    }
+
+    /// A mount someone else made at `path` (a container, through
+    /// propagation): detached too, if there is one.
+    fn adopt(&mut self, path: std::path::PathBuf) {
+        self.0.push(path);
+    }
+}
+
+impl Drop for HostMounts {
+    fn drop(&mut self) {
+        for path in self.0.iter().rev() {
+            // The mount may be gone already (or was never made): detaching
+            // what is not a mount fails harmlessly.
+            let _ = nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// What a container with a propagating volume and its host saw.
+#[derive(Debug, PartialEq)]
+struct Propagated {
+    /// The host's mount made after the start, listed inside.
+    host_mount_inside: Exec,
+    /// The container's `mkdir` and `mount --bind /etc`.
+    container_mount: (Exec, Exec),
+    /// The container's mount seen from the host (`ls` of the mount point
+    /// there).
+    container_mount_on_host: Vec<String>,
+}
+
+/// "mount with 'rprivate' should not support propagation", "mount with
+/// 'rshared' should support propagation from host to container and vice
+/// versa", "mount with 'rslave' should support propagation from host to
+/// container" (container_linux.go): a privileged container with the host
+/// directory `mnt` (a bind of itself, rprivate or rshared) at the same path
+/// inside; the host mounts a directory with `flagFile` below it after the
+/// start, the container mounts `/etc` at `mnt/containerMntPoint`. Which of
+/// the two each side sees depends on the mode only.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn mount_propagation() {
+    use api::MountPropagation::{
+        PropagationBidirectional as Shared, PropagationHostToContainer as Slave,
+        PropagationPrivate as Private,
+    };
+    let ctd = Containerd::start_cri();
+    for mode in [Private, Slave, Shared] {
+        let mut results = Vec::new();
+        for rt in runtimes() {
+            let base = volume_dir(&ctd, &format!("propagation-{}-{rt}", mode.as_str_name()));
+            let mnt = base.join("mnt");
+            let src = base.join("propagationSrcDir");
+            fs::create_dir_all(mnt.join("propagationMnt")).unwrap();
+            fs::create_dir_all(&src).unwrap();
+            fs::write(src.join("flagFile"), "").unwrap();
+            let mut mounts = HostMounts::default();
+            let host_propagation = if mode == Private {
+                MsFlags::MS_PRIVATE | MsFlags::MS_REC
+            } else {
+                MsFlags::MS_SHARED | MsFlags::MS_REC
+            };
+            mounts.bind(&mnt, &mnt, host_propagation);
+            mounts.adopt(mnt.join("containerMntPoint"));
+
+            let sandbox = api::LinuxSandboxSecurityContext {
+                privileged: true,
+                ..Default::default()
+            };
+            let pod = run_pod(&ctd, rt, "propagation", sandbox, &[]);
+            let mut c = pod.container("c", PAUSE);
+            security(&mut c).privileged = true;
+            let path = mnt.display().to_string();
+            c.mounts = vec![api::Mount {
+                container_path: path.clone(),
+                host_path: path.clone(),
+                propagation: mode as i32,
+                ..Default::default()
+            }];
+            let id = running(&pod, c);
+            let status = ctd.cri().container_status(&id).unwrap();
+
+            mounts.bind(&src, &mnt.join("propagationMnt"), MsFlags::empty());
+            let host_mount_inside = exec(
+                &ctd,
+                rt,
+                &id,
+                &["ls", "-A", &format!("{path}/propagationMnt")],
+            );
+            let mkdir = exec(
+                &ctd,
+                rt,
+                &id,
+                &["sh", "-c", &format!("mkdir -p {path}/containerMntPoint")],
+            );
+            let bind = exec(
+                &ctd,
+                rt,
+                &id,
+                &[
+                    "sh",
+                    "-c",
+                    &format!("mount --bind /etc {path}/containerMntPoint"),
+                ],
+            );
+            let on_host: Vec<String> = fs::read_dir(mnt.join("containerMntPoint"))
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into())
+                        .collect()
+                })
+                .unwrap_or_default();
+            remove(&ctd, rt, pod);
+            drop(mounts);
+
+            let m = status.mounts.first().cloned().unwrap_or_default();
+            assert_eq!(
+                (
+                    m.host_path.as_str(),
+                    m.container_path.as_str(),
+                    m.readonly,
+                    m.propagation
+                ),
+                (path.as_str(), path.as_str(), false, mode as i32),
+                "{rt}: {status:?}"
+            );
+            let seen = Propagated {
+                host_mount_inside,
+                container_mount: (mkdir, bind),
+                container_mount_on_host: if on_host.is_empty() {
+                    Vec::new()
+                } else {
+                    vec!["(not empty)".into()]
+                },
+            };
+            let host_to_container = mode != Private;
+            let expect_listing = if host_to_container { "flagFile\n" } else { "" };
+            assert_eq!(
+                seen.host_mount_inside,
+                (0, expect_listing.to_string(), String::new()),
+                "{rt} {mode:?}"
+            );
+            assert_eq!(seen.container_mount.0 .0, 0, "{rt} {mode:?}: {seen:?}");
+            assert_eq!(
+                seen.container_mount.1,
+                (0, String::new(), String::new()),
+                "{rt} {mode:?}"
+            );
+            assert_eq!(
+                !on_host.is_empty(),
+                mode == Shared,
+                "{rt} {mode:?}: the container's mount on the host: {on_host:?}"
+            );
+            results.push((rt, seen));
+        }
+        assert_same(&format!("propagation {mode:?}"), &results);
+    }
+}
+
+/// "should support starting container with volume when host path is a
+/// symlink" (container.go): the volume's host path is a symlink to a
+/// directory with one file, and the container path is the symlink's path;
+/// the container lists the file there.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn volume_through_a_symlink() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "symlink-volume", Default::default(), &[]);
+        let dir = volume_dir(&ctd, &format!("test{}", pod.id));
+        fs::write(dir.join("testVolume.file"), "").unwrap();
+        let link = dir.with_file_name(format!("test{}-symlink", pod.id));
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        let mut c = pod.container("c", PAUSE);
+        let path = link.display().to_string();
+        c.mounts = vec![api::Mount {
+            container_path: path.clone(),
+            host_path: path.clone(),
+            selinux_relabel: true,
+            ..Default::default()
+        }];
+        let id = running(&pod, c);
+        let listed = exec(&ctd, rt, &id, &["ls", "-A", &path]);
+        remove(&ctd, rt, pod);
+        assert_eq!(
+            listed,
+            (0, "testVolume.file\n".into(), String::new()),
+            "{rt}"
+        );
+        results.push((rt, listed));
+    }
+    assert_same("a volume through a symlink", &results);
 }

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::api;
-use super::client::{container_config, pod_config, CriError};
+use super::client::CriError;
+use super::config::{container_config, pod_config};
 use crate::cmd;
 use crate::containerd::Containerd;
 use crate::Runtime;

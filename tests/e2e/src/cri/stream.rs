@@ -1,26 +1,16 @@
-//! A blocking client for the exec URLs of containerd's streaming server.
+//! Exec and attach over containerd's streaming server (see
+//! [`super::websocket`] for the connection).
 //!
-//! containerd 1.6 vendors kubelet's streaming server: `Exec` answers with a
-//! plain `http://127.0.0.1:PORT/exec/TOKEN` URL, which accepts a WebSocket
-//! upgrade with subprotocol `v4.channel.k8s.io`. Every binary message in
-//! either direction starts with one channel byte: 0 stdin, 1 stdout,
-//! 2 stderr, 3 error (the exec's final `metav1.Status` as JSON), 4 resize.
-//! The server first sends an empty message on the lowest output channel
-//! (channel byte only), then the output, then the status, then closes.
-//! v4 has no way to close stdin: a command reading it must stop by itself
-//! (e.g. `head -c N`).
+//! Channels of both: 0 stdin, 1 stdout, 2 stderr, 3 error (the final
+//! `metav1.Status` as JSON), 4 resize. The server first sends an empty
+//! message on the lowest output channel (channel byte only), then the
+//! output, then the status, then closes. v4 has no way to close stdin but
+//! closing the connection: an exec's command reading it must stop by itself
+//! (e.g. `head -c N`); an attach ends its stdin when the client closes.
 
-use std::io::ErrorKind;
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use tungstenite::client::IntoClientRequest;
-use tungstenite::handshake::HandshakeError;
-use tungstenite::http::HeaderValue;
-use tungstenite::{Error as WsError, Message};
-
-/// The channel protocol spoken (binary frames, status as JSON).
-pub const PROTOCOL: &str = "v4.channel.k8s.io";
+use super::websocket::{Channels, Received};
 
 pub const STDIN: u8 = 0;
 pub const STDOUT: u8 = 1;
@@ -97,9 +87,18 @@ pub struct Collector {
 impl Collector {
     /// Takes one binary message from the server.
     pub fn feed(&mut self, msg: &[u8]) -> Result<(), String> {
-        let Some((channel, data)) = split_message(msg) else {
+        match split_message(msg) {
+            Some((channel, data)) => self.feed_channel(channel, data),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes one message's payload on `channel` (empty ones are the
+    /// server's "channel ready").
+    fn feed_channel(&mut self, channel: u8, data: &[u8]) -> Result<(), String> {
+        if data.is_empty() {
             return Ok(());
-        };
+        }
         match channel {
             STDOUT => self.stdout.extend_from_slice(data),
             STDERR => self.stderr.extend_from_slice(data),
@@ -135,56 +134,6 @@ impl Collector {
     }
 }
 
-/// `http://host:port/path` to the WebSocket URL and the `host:port` to
-/// dial. TLS (`https`) is not supported: containerd's streaming server is
-/// plain HTTP unless `enable_tls_streaming`.
-pub fn ws_url(url: &str) -> Result<(String, String), String> {
-    let rest = if let Some(rest) = url.strip_prefix("http://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("ws://") {
-        rest
-    } else {
-        return Err(format!(
-            "unsupported streaming URL (plain http only): {url}"
-        ));
-    };
-    let authority = rest.split('/').next().unwrap_or_default();
-    if authority.is_empty() {
-        return Err(format!("streaming URL without host: {url}"));
-    }
-    let authority = if authority
-        .rsplit_once(':')
-        .is_some_and(|(_, p)| !p.contains(']'))
-    {
-        authority.to_string()
-    } else {
-        format!("{authority}:80")
-    };
-    Ok((format!("ws://{rest}"), authority))
-}
-
-fn dial(authority: &str, deadline: Instant) -> Result<TcpStream, String> {
-    let addrs = authority
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve {authority}: {e}"))?;
-    let mut last = format!("{authority}: no address");
-    for addr in addrs {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        match TcpStream::connect_timeout(&addr, left) {
-            Ok(stream) => return Ok(stream),
-            Err(e) => last = format!("connect {addr}: {e}"),
-        }
-    }
-    Err(last)
-}
-
-fn timed_out(e: &std::io::Error) -> bool {
-    matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
-}
-
 /// Runs the exec behind `url` (from [`super::CriClient::exec`]) to its end:
 /// sends `stdin` (if any) as one message right after connecting, reads
 /// stdout and stderr until the server closes the connection, and returns
@@ -197,90 +146,102 @@ pub fn exec_stream(
     timeout: Duration,
 ) -> Result<StreamResult, String> {
     let deadline = Instant::now() + timeout;
-    let (ws, authority) = ws_url(url)?;
-    let stream = dial(&authority, deadline)?;
-    let _ = stream.set_nodelay(true);
-    let set_timeouts = |stream: &TcpStream| -> Result<(), String> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("exec stream {url}: no end within {timeout:?}"));
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .and_then(|()| stream.set_write_timeout(Some(left)))
-            .map_err(|e| format!("socket timeouts: {e}"))
-    };
-    set_timeouts(&stream)?;
-
-    let mut request = ws
-        .as_str()
-        .into_client_request()
-        .map_err(|e| format!("exec stream request for {url}: {e}"))?;
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", HeaderValue::from_static(PROTOCOL));
-    let (mut socket, _response) = match tungstenite::client(request, stream) {
-        Ok(ok) => ok,
-        Err(HandshakeError::Interrupted(_)) => {
-            return Err(format!("exec stream {url}: no upgrade within {timeout:?}"))
-        }
-        Err(HandshakeError::Failure(WsError::Http(resp))) => {
-            let body = resp
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            return Err(format!(
-                "exec stream {url}: upgrade refused: {}: {}",
-                resp.status(),
-                body.trim()
-            ));
-        }
-        Err(HandshakeError::Failure(e)) => return Err(format!("exec stream {url}: upgrade: {e}")),
-    };
-
+    let mut channels = Channels::open(url, timeout)?;
     if let Some(data) = stdin.filter(|d| !d.is_empty()) {
-        let mut msg = Vec::with_capacity(data.len() + 1);
-        msg.push(STDIN);
-        msg.extend_from_slice(data);
-        socket
-            .send(Message::binary(msg))
-            .map_err(|e| format!("exec stream {url}: send stdin: {e}"))?;
+        channels.send(STDIN, data)?;
     }
-
     let mut out = Collector::default();
     loop {
-        if let Err(e) = set_timeouts(socket.get_ref()) {
-            return Err(format!("{e} ({})", out.partial()));
-        }
-        match socket.read() {
-            Ok(Message::Binary(data)) => out.feed(&data)?,
-            Ok(Message::Text(text)) => {
+        match channels.recv(deadline)? {
+            Received::Message(channel, data) => out.feed_channel(channel, &data)?,
+            Received::Closed => break,
+            Received::Nothing => {
                 return Err(format!(
-                    "exec stream {url}: unexpected text message {:?}",
-                    text.as_str()
+                    "exec stream {url}: no end within {timeout:?} ({})",
+                    out.partial()
                 ))
             }
-            // tungstenite answers a Close by itself; the next read reports
-            // the end.
-            Ok(Message::Close(_) | Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
-            Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break,
-            Err(WsError::Protocol(
-                tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-            )) => break,
-            Err(WsError::Io(e)) if timed_out(&e) => {} // the deadline check above decides
-            Err(WsError::Io(e))
-                if matches!(
-                    e.kind(),
-                    ErrorKind::ConnectionReset | ErrorKind::UnexpectedEof | ErrorKind::BrokenPipe
-                ) =>
-            {
-                break
-            }
-            Err(e) => return Err(format!("exec stream {url}: {e} ({})", out.partial())),
         }
     }
     out.finish()
+}
+
+/// An attach to a container's process (from [`super::CriClient::attach`]):
+/// what its stdout and stderr carried since the attach began.
+pub struct Attach {
+    channels: Channels,
+    out: Collector,
+}
+
+impl Attach {
+    pub fn open(url: &str, timeout: Duration) -> Result<Self, String> {
+        Ok(Attach {
+            channels: Channels::open(url, timeout)?,
+            out: Collector::default(),
+        })
+    }
+
+    /// Writes `data` to the process's stdin.
+    pub fn write_stdin(&mut self, data: &[u8]) -> Result<(), String> {
+        self.channels.send(STDIN, data)
+    }
+
+    /// Reads what comes until `until` is true of (stdout, stderr) or `wait`
+    /// passed; returns whether it became true. A closed connection ends the
+    /// wait as well.
+    pub fn read_until(
+        &mut self,
+        wait: Duration,
+        until: impl Fn(&[u8], &[u8]) -> bool,
+    ) -> Result<bool, String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if until(&self.out.stdout, &self.out.stderr) {
+                return Ok(true);
+            }
+            match self.channels.recv(deadline)? {
+                Received::Message(channel, data) => self.out.feed_channel(channel, &data)?,
+                Received::Closed | Received::Nothing => {
+                    return Ok(until(&self.out.stdout, &self.out.stderr))
+                }
+            }
+        }
+    }
+
+    /// stdout and stderr so far.
+    pub fn output(&self) -> (String, String) {
+        (
+            String::from_utf8_lossy(&self.out.stdout).into_owned(),
+            String::from_utf8_lossy(&self.out.stderr).into_owned(),
+        )
+    }
+
+    /// Ends the attach (closing the connection ends its stdin), reads what
+    /// is left and returns the whole stdout and stderr, and the status the
+    /// server sent when it sent one.
+    pub fn close(mut self, timeout: Duration) -> Result<(String, String, Option<i32>), String> {
+        let deadline = Instant::now() + timeout;
+        self.channels.close()?;
+        loop {
+            match self.channels.recv(deadline)? {
+                Received::Message(channel, data) => self.out.feed_channel(channel, &data)?,
+                Received::Closed => break,
+                Received::Nothing => {
+                    return Err(format!(
+                        "attach: not closed within {timeout:?} ({})",
+                        self.out.partial()
+                    ))
+                }
+            }
+        }
+        let (stdout, stderr) = self.output();
+        let status = if self.out.status.is_empty() {
+            None
+        } else {
+            Some(exit_code_from_status(&self.out.status)?)
+        };
+        Ok((stdout, stderr, status))
+    }
 }
 
 #[cfg(test)]
@@ -377,24 +338,5 @@ mod tests {
         assert!(c.feed(&msg(9, b"x")).is_err());
         // Empty ones on any channel are ignored.
         assert!(c.feed(&[9]).is_ok());
-    }
-
-    #[test]
-    fn url_conversion() {
-        assert_eq!(
-            ws_url("http://127.0.0.1:39113/exec/AbC-12").unwrap(),
-            (
-                "ws://127.0.0.1:39113/exec/AbC-12".to_string(),
-                "127.0.0.1:39113".to_string()
-            )
-        );
-        assert_eq!(
-            ws_url("http://[::1]:8080/exec/t").unwrap().1,
-            "[::1]:8080".to_string()
-        );
-        assert_eq!(ws_url("http://localhost/exec/t").unwrap().1, "localhost:80");
-        assert_eq!(ws_url("http://[::1]/exec/t").unwrap().1, "[::1]:80");
-        assert!(ws_url("https://127.0.0.1:1/exec/t").is_err());
-        assert!(ws_url("http:///exec/t").is_err());
     }
 }

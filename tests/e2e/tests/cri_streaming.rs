@@ -1,0 +1,203 @@
+//! Attach and port forwarding through containerd's CRI plugin and its
+//! streaming server, side by side with runc: the scenarios of cri-tools'
+//! validation suite (`pkg/validate`, `streaming.go` and
+//! `streaming_linux.go`) with the same pod and container settings and the
+//! same expectations, and what each runtime showed compared. Each test
+//! names the cri-tools `It` it mirrors. (Exec over the streaming server is
+//! in `cri.rs`.)
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use lxcri_e2e::cri::api::{self, ContainerState};
+use lxcri_e2e::cri::pod::{base_pod_config, host_fetch, stream_text, Pod};
+use lxcri_e2e::cri::port_forward;
+use lxcri_e2e::cri::stream::Attach;
+use lxcri_e2e::cri::validate::{remove, run_pod, running, STATE_TIMEOUT};
+use lxcri_e2e::{assert_same, runtimes, unique_name, Containerd};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// What an attach showed.
+#[derive(Debug, PartialEq)]
+struct Attached {
+    /// Output before any input (a shell without a terminal prints none).
+    before_input: (String, String),
+    /// stdout was exactly `hello` after the input, and still after 3 s.
+    hello: bool,
+    still_hello: bool,
+    /// stdout, stderr and status of the whole attach.
+    at_close: (String, String, Option<i32>),
+    /// The process's exit code once the attach (and with it its stdin,
+    /// `stdinOnce`) ended, and what the CRI log has of it.
+    exit_code: i32,
+    logged_stdout: String,
+}
+
+/// "runtime should support attach" (streaming.go): a `/bin/sh` with
+/// `stdin` and `stdinOnce`, no terminal; the attach writes `echo -n hello`
+/// to it and sees exactly `hello` on stdout, nothing on stderr. With
+/// `stdinOnce` the end of the attach closes the process's stdin
+/// (containerd's CloseIO), so the shell then exits 0.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn attach() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "attach", Default::default(), &[]);
+        let mut c = pod.container("attach", &["/bin/sh"]);
+        c.stdin = true;
+        c.stdin_once = true;
+        c.tty = false;
+        let id = running(&pod, c);
+        let url = ctd
+            .cri()
+            .attach(api::AttachRequest {
+                container_id: id.clone(),
+                stdin: true,
+                stdout: true,
+                stderr: true,
+                tty: false,
+            })
+            .unwrap_or_else(|e| panic!("{rt}: Attach: {e}\n{}", ctd.log_tail(40)));
+        let mut a = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let fail = |e: String| -> ! { panic!("{rt}: attach: {e}\n{}", ctd.log_tail(40)) };
+        a.read_until(Duration::from_secs(1), |o, e| {
+            !o.is_empty() || !e.is_empty()
+        })
+        .unwrap_or_else(|e| fail(e));
+        let before_input = a.output();
+        a.write_stdin(b"echo -n hello\n")
+            .unwrap_or_else(|e| fail(e));
+        let hello = a
+            .read_until(LONG, |o, _| o == b"hello")
+            .unwrap_or_else(|e| fail(e));
+        // Nothing else may come.
+        let changed = a
+            .read_until(Duration::from_secs(3), |o, e| {
+                o != b"hello" || !e.is_empty()
+            })
+            .unwrap_or_else(|e| fail(e));
+        let at_close = a.close(LONG).unwrap_or_else(|e| fail(e));
+        let st = pod.wait_state(&id, ContainerState::ContainerExited, STATE_TIMEOUT);
+        let logged_stdout = stream_text(&pod.log("attach"), "stdout");
+        remove(&ctd, rt, pod);
+        let seen = Attached {
+            before_input,
+            hello,
+            still_hello: !changed,
+            at_close,
+            exit_code: st.exit_code,
+            logged_stdout,
+        };
+        assert_eq!(seen.before_input, (String::new(), String::new()), "{rt}");
+        assert!(seen.hello && seen.still_hello, "{rt}: {seen:?}");
+        assert_eq!(
+            (seen.at_close.0.as_str(), seen.at_close.1.as_str()),
+            ("hello", ""),
+            "{rt}"
+        );
+        assert_eq!(seen.exit_code, 0, "{rt}: {st:?}");
+        results.push((rt, seen));
+    }
+    assert_same("an attach", &results);
+}
+
+/// The status line and body of an HTTP answer.
+fn status_and_body(answer: &[u8]) -> (String, String) {
+    let text = String::from_utf8_lossy(answer);
+    let status = text.lines().next().unwrap_or_default().trim().to_string();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A TCP port nothing on the host listens on right now.
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// "runtime should support portforward" (streaming.go): a web server on
+/// port 80 of a pod answers on the pod's IP, and through PortForward to
+/// port 80 of the pod (containerd dials it inside the pod's network
+/// namespace).
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn port_forward_to_the_pod_network() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let mut config = base_pod_config(&ctd, &unique_name("portforward"), false);
+        config.port_mappings = vec![api::PortMapping {
+            container_port: 80,
+            ..Default::default()
+        }];
+        let pod = Pod::run(&ctd, rt, config).unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
+        let web = pod.container(
+            "web",
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p 80 -h /www",
+            ],
+        );
+        running(&pod, web);
+        let direct = host_fetch(&format!("http://{}:80/", pod.ip())).stdout;
+        let url = ctd
+            .cri()
+            .port_forward(&pod.id, &[80])
+            .unwrap_or_else(|e| panic!("{rt}: PortForward: {e}\n{}", ctd.log_tail(40)));
+        let answer = port_forward::exchange(&url, 80, b"GET / HTTP/1.0\r\n\r\n", LONG)
+            .unwrap_or_else(|e| panic!("{rt}: {e}\n{}", ctd.log_tail(40)));
+        remove(&ctd, rt, pod);
+        let (status, body) = status_and_body(&answer);
+        assert_eq!(direct, "forwarded\n", "{rt}");
+        assert!(status.contains(" 200 "), "{rt}: {status:?}");
+        assert_eq!(body, "forwarded\n", "{rt}");
+        results.push((rt, (direct, status, body)));
+    }
+    assert_same("a port forward into the pod", &results);
+}
+
+/// "runtime should support portforward in host network"
+/// (streaming_linux.go): a hostNetwork pod's server on a loopback port,
+/// reached through PortForward (containerd dials it in the host's network
+/// namespace).
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn port_forward_in_host_network() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let port = free_port();
+        let pod = Pod::run(
+            &ctd,
+            rt,
+            base_pod_config(&ctd, &unique_name("portforward-host"), true),
+        )
+        .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
+        let server = format!(
+            "mkdir -p /www && echo forwarded > /www/index.html && \
+             exec httpd -f -p 127.0.0.1:{port} -h /www"
+        );
+        running(&pod, pod.container("web", &["sh", "-c", &server]));
+        let direct = host_fetch(&format!("http://127.0.0.1:{port}/")).stdout;
+        let url = ctd
+            .cri()
+            .port_forward(&pod.id, &[i32::from(port)])
+            .unwrap_or_else(|e| panic!("{rt}: PortForward: {e}\n{}", ctd.log_tail(40)));
+        let answer = port_forward::exchange(&url, port, b"GET / HTTP/1.0\r\n\r\n", LONG)
+            .unwrap_or_else(|e| panic!("{rt}: {e}\n{}", ctd.log_tail(40)));
+        remove(&ctd, rt, pod);
+        let (status, body) = status_and_body(&answer);
+        assert_eq!(direct, "forwarded\n", "{rt}");
+        assert!(status.contains(" 200 "), "{rt}: {status:?}");
+        assert_eq!(body, "forwarded\n", "{rt}");
+        results.push((rt, (direct, status, body)));
+    }
+    assert_same("a port forward in the host's network", &results);
+}
