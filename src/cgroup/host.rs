@@ -10,13 +10,18 @@ use super::{CgroupPath, CgroupSetting, CgroupVersion};
 #[derive(Debug, thiserror::Error)]
 pub enum HostCgroupError {
     #[error(
-        "linux.resources: this host's cgroup has no {file} (the {controller} controller {why}), so the limit cannot be applied"
+        "{field}: this host's cgroup has no {file} (the {controller} controller {why}), so the limit cannot be applied"
     )]
     Missing {
+        field: &'static str,
         file: String,
         controller: String,
         why: &'static str,
     },
+    #[error(
+        "linux.resources.hugepageLimits: this host has no {size} huge pages (its hugetlb cgroup has no {file})"
+    )]
+    HugePageSize { size: String, file: String },
     #[error("linux.cgroupsPath: preparing the cpuset of {path}: {source}")]
     Cpuset {
         path: PathBuf,
@@ -51,8 +56,26 @@ impl HostCgroups {
 
     /// Checks every setting against the host and adapts what has a known
     /// equivalent (`blkio.weight` on hosts whose scheduler is BFQ is
-    /// `blkio.bfq.weight`, as runc does).
-    pub fn adapt(&self, settings: &mut [CgroupSetting]) -> Result<(), HostCgroupError> {
+    /// `blkio.bfq.weight`, as runc does). A huge page limit gets its
+    /// reservation twin where the host has one (runc writes both).
+    pub fn adapt(&self, settings: &mut Vec<CgroupSetting>) -> Result<(), HostCgroupError> {
+        self.check(settings)?;
+        let reservations: Vec<CgroupSetting> = settings
+            .iter()
+            .filter_map(|s| {
+                let file = hugetlb_reservation(&s.file)?;
+                let dir = match self.version {
+                    CgroupVersion::V1 => self.root.join("hugetlb"),
+                    CgroupVersion::V2 => self.root.clone(),
+                };
+                v1_offers(&dir, &file).then(|| CgroupSetting::new(file, s.value.clone()))
+            })
+            .collect();
+        settings.extend(reservations);
+        Ok(())
+    }
+
+    fn check(&self, settings: &mut [CgroupSetting]) -> Result<(), HostCgroupError> {
         // v2: interface files exist only below the root; what the root
         // delegates is what a container cgroup can use.
         let delegated = match self.version {
@@ -67,6 +90,7 @@ impl HostCgroups {
                     let dir = self.root.join(&controller);
                     if !dir.is_dir() {
                         return Err(HostCgroupError::Missing {
+                            field: field_of(&s.file),
                             file: s.file.clone(),
                             controller,
                             why: "is not mounted",
@@ -75,12 +99,19 @@ impl HostCgroups {
                     if v1_offers(&dir, &s.file) {
                         continue;
                     }
+                    if let Some(size) = hugetlb_page_size(&s.file) {
+                        return Err(HostCgroupError::HugePageSize {
+                            size: size.to_string(),
+                            file: s.file.clone(),
+                        });
+                    }
                     let bfq = s.file.replacen("blkio.", "blkio.bfq.", 1);
                     if s.file.starts_with("blkio.weight") && v1_offers(&dir, &bfq) {
                         s.file = bfq;
                         continue;
                     }
                     return Err(HostCgroupError::Missing {
+                        field: field_of(&s.file),
                         file: s.file.clone(),
                         controller,
                         why: "does not offer it",
@@ -91,10 +122,20 @@ impl HostCgroups {
                         || delegated.split_whitespace().any(|c| c == controller);
                     if !known {
                         return Err(HostCgroupError::Missing {
+                            field: field_of(&s.file),
                             file: s.file.clone(),
                             controller,
                             why: "is not enabled for child cgroups",
                         });
+                    }
+                    // The files of a page size the host lacks are in no cgroup.
+                    if let Some(size) = hugetlb_page_size(&s.file) {
+                        if !v1_offers(&self.root, &s.file) {
+                            return Err(HostCgroupError::HugePageSize {
+                                size: size.to_string(),
+                                file: s.file.clone(),
+                            });
+                        }
                     }
                 }
             }
@@ -185,6 +226,33 @@ fn v1_offers(dir: &Path, file: &str) -> bool {
             .any(|e| e.file_type().is_ok_and(|t| t.is_dir()) && e.path().join(file).exists())
 }
 
+/// The spec field a cgroup file's value comes from, for errors.
+fn field_of(file: &str) -> &'static str {
+    if file.starts_with("hugetlb.") {
+        "linux.resources.hugepageLimits"
+    } else {
+        "linux.resources"
+    }
+}
+
+/// The page size of a huge page limit's file (`hugetlb.2MB.max`,
+/// `hugetlb.2MB.limit_in_bytes`), not of its reservation twin.
+fn hugetlb_page_size(file: &str) -> Option<&str> {
+    let rest = file.strip_prefix("hugetlb.")?;
+    let size = rest
+        .strip_suffix(".limit_in_bytes")
+        .or_else(|| rest.strip_suffix(".max"))?;
+    (!size.contains('.')).then_some(size)
+}
+
+/// The reservation file (Linux 5.7) of a huge page limit's file:
+/// `hugetlb.2MB.rsvd.max` for `hugetlb.2MB.max`.
+fn hugetlb_reservation(file: &str) -> Option<String> {
+    let size = hugetlb_page_size(file)?;
+    let suffix = file.strip_prefix("hugetlb.")?.strip_prefix(size)?;
+    Some(format!("hugetlb.{size}.rsvd{suffix}"))
+}
+
 /// What a v1 cpuset needs before a process can join it.
 const CPUSET_FILES: [&str; 2] = ["cpuset.cpus", "cpuset.mems"];
 
@@ -215,21 +283,115 @@ mod tests {
         assert_eq!(ok[1].file, "blkio.bfq.weight");
 
         let err = host
-            .adapt(&mut [setting("memory.memsw.limit_in_bytes")])
+            .adapt(&mut vec![setting("memory.memsw.limit_in_bytes")])
             .unwrap_err()
             .to_string();
         assert!(err.contains("memory.memsw.limit_in_bytes"), "{err}");
         let err = host
-            .adapt(&mut [setting("pids.max")])
+            .adapt(&mut vec![setting("pids.max")])
             .unwrap_err()
             .to_string();
         assert!(err.contains("pids controller is not mounted"), "{err}");
         // Not on the root cgroup, on those below it (CFTYPE_NOT_ON_ROOT).
         fs::create_dir_all(tmp.path().join("pids/lxc.pivot")).unwrap();
-        let err = host.adapt(&mut [setting("pids.max")]).unwrap_err();
+        let err = host.adapt(&mut vec![setting("pids.max")]).unwrap_err();
         assert!(err.to_string().contains("does not offer it"), "{err}");
         fs::write(tmp.path().join("pids/lxc.pivot/pids.max"), "max\n").unwrap();
-        host.adapt(&mut [setting("pids.max")]).unwrap();
+        host.adapt(&mut vec![setting("pids.max")]).unwrap();
+    }
+
+    #[test]
+    fn huge_page_limits_need_the_page_size_and_get_their_reservation_where_offered() {
+        let tmp = tempfile::tempdir().unwrap();
+        let v1 = HostCgroups::new(tmp.path(), CgroupVersion::V1);
+        let limit = |file: &str| vec![CgroupSetting::new(file, "0")];
+        // A host whose hugetlb controller is not on a v1 hierarchy: runc
+        // cannot set the limit either.
+        let err = v1
+            .adapt(&mut limit("hugetlb.2MB.limit_in_bytes"))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("hugetlb controller is not mounted"),
+            "{err}"
+        );
+
+        let dir = tmp.path().join("hugetlb");
+        fs::create_dir_all(&dir).unwrap();
+        for f in [
+            "hugetlb.2MB.limit_in_bytes",
+            "hugetlb.2MB.rsvd.limit_in_bytes",
+            "hugetlb.1GB.limit_in_bytes",
+        ] {
+            fs::write(dir.join(f), "").unwrap();
+        }
+        let mut both = limit("hugetlb.2MB.limit_in_bytes");
+        both.extend(limit("hugetlb.1GB.limit_in_bytes"));
+        v1.adapt(&mut both).unwrap();
+        // 1GB has no reservation file here (as before Linux 5.7): none.
+        assert_eq!(
+            both.iter().map(|s| s.file.as_str()).collect::<Vec<_>>(),
+            [
+                "hugetlb.2MB.limit_in_bytes",
+                "hugetlb.1GB.limit_in_bytes",
+                "hugetlb.2MB.rsvd.limit_in_bytes"
+            ]
+        );
+        assert!(both.iter().all(|s| s.value == "0"));
+        let err = v1
+            .adapt(&mut limit("hugetlb.64KB.limit_in_bytes"))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "linux.resources.hugepageLimits: this host has no 64KB huge pages (its hugetlb cgroup has no hugetlb.64KB.limit_in_bytes)"
+        );
+
+        // v2: delegated by the root, the files in the cgroups below it.
+        let v2root = tmp.path().join("v2");
+        fs::create_dir_all(v2root.join("lxc.pivot")).unwrap();
+        fs::write(v2root.join("cgroup.subtree_control"), "cpu memory\n").unwrap();
+        let v2 = HostCgroups::new(&v2root, CgroupVersion::V2);
+        let err = v2.adapt(&mut limit("hugetlb.2MB.max")).unwrap_err();
+        assert!(
+            err.to_string().contains("not enabled for child cgroups"),
+            "{err}"
+        );
+        fs::write(
+            v2root.join("cgroup.subtree_control"),
+            "cpu memory hugetlb\n",
+        )
+        .unwrap();
+        for f in ["hugetlb.2MB.max", "hugetlb.2MB.rsvd.max"] {
+            fs::write(v2root.join("lxc.pivot").join(f), "max\n").unwrap();
+        }
+        let mut ok = limit("hugetlb.2MB.max");
+        v2.adapt(&mut ok).unwrap();
+        assert_eq!(
+            ok,
+            [
+                CgroupSetting::new("hugetlb.2MB.max", "0"),
+                CgroupSetting::new("hugetlb.2MB.rsvd.max", "0")
+            ]
+        );
+        let err = v2.adapt(&mut limit("hugetlb.1GB.max")).unwrap_err();
+        assert!(err.to_string().contains("no 1GB huge pages"), "{err}");
+    }
+
+    #[test]
+    fn huge_page_file_names() {
+        assert_eq!(hugetlb_page_size("hugetlb.2MB.max"), Some("2MB"));
+        assert_eq!(hugetlb_page_size("hugetlb.1GB.limit_in_bytes"), Some("1GB"));
+        assert_eq!(hugetlb_page_size("hugetlb.2MB.rsvd.max"), None);
+        assert_eq!(hugetlb_page_size("memory.max"), None);
+        assert_eq!(
+            hugetlb_reservation("hugetlb.2MB.max").as_deref(),
+            Some("hugetlb.2MB.rsvd.max")
+        );
+        assert_eq!(
+            hugetlb_reservation("hugetlb.1GB.limit_in_bytes").as_deref(),
+            Some("hugetlb.1GB.rsvd.limit_in_bytes")
+        );
+        assert_eq!(hugetlb_reservation("hugetlb.2MB.rsvd.max"), None);
     }
 
     #[test]
@@ -286,10 +448,10 @@ mod tests {
         )
         .unwrap();
         let host = HostCgroups::new(tmp.path(), CgroupVersion::V2);
-        host.adapt(&mut [setting("memory.max"), setting("cpu.max")])
+        host.adapt(&mut vec![setting("memory.max"), setting("cpu.max")])
             .unwrap();
         let err = host
-            .adapt(&mut [setting("io.weight")])
+            .adapt(&mut vec![setting("io.weight")])
             .unwrap_err()
             .to_string();
         assert!(err.contains("io controller is not enabled"), "{err}");

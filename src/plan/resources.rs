@@ -51,15 +51,8 @@ pub(super) fn cgroup_settings_within(
     if let Some(b) = res.block_io() {
         block_io(b, v, &mut out)?;
     }
-    if res
-        .hugepage_limits()
-        .as_ref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(unsupported(
-            "linux.resources.hugepageLimits",
-            "hugetlb limits are not implemented",
-        ));
+    if let Some(limits) = res.hugepage_limits() {
+        hugetlb(limits, v, &mut out)?;
     }
     if let Some(n) = res.network() {
         if n.class_id().is_some() || n.priorities().as_ref().is_some_and(|p| !p.is_empty()) {
@@ -90,6 +83,49 @@ pub(super) fn cgroup_settings_within(
         }
     }
     Ok(out)
+}
+
+/// `linux.resources.hugepageLimits`, which the kubelet sends for every
+/// container (a limit of 0 for each page size the node has, unless the
+/// pod asks for huge pages): runc's files. The reservation files
+/// (`.rsvd.`, Linux 5.7) are added by the host check where the host has
+/// them, as runc 1.2 writes them only then (libcontainer/cgroups/fs and
+/// fs2 `hugetlb.go`).
+fn hugetlb(
+    limits: &[oci_spec::runtime::LinuxHugepageLimit],
+    v: CgroupVersion,
+    out: &mut Vec<CgroupSetting>,
+) -> Result<()> {
+    for (i, l) in limits.iter().enumerate() {
+        let size = l.page_size();
+        if !is_page_size(size) {
+            return Err(invalid(
+                &format!("linux.resources.hugepageLimits[{i}].pageSize"),
+                &format!(
+                    "{size:?} is not a huge page size as the kernel names them (e.g. 2MB, 1GB)"
+                ),
+            ));
+        }
+        let file = match v {
+            CgroupVersion::V1 => format!("hugetlb.{size}.limit_in_bytes"),
+            CgroupVersion::V2 => format!("hugetlb.{size}.max"),
+        };
+        out.push(CgroupSetting::new(file, l.limit().to_string()));
+    }
+    Ok(())
+}
+
+/// A huge page size as the kernel's hugetlb files and the kubelet name it:
+/// a number without leading zero and KB, MB, GB, TB or PB. It becomes part
+/// of a file name and an LXC key, so nothing else passes.
+fn is_page_size(size: &str) -> bool {
+    let digits = size.trim_end_matches(|c: char| c.is_ascii_uppercase());
+    let unit = &size[digits.len()..];
+    matches!(unit, "KB" | "MB" | "GB" | "TB" | "PB")
+        && !digits.is_empty()
+        && digits.len() <= 6
+        && !digits.starts_with('0')
+        && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn check_unified(key: &str, value: &str) -> Result<()> {

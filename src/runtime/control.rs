@@ -83,7 +83,11 @@ pub struct CgroupUpdate<'a> {
 impl<'a> CgroupUpdate<'a> {
     pub fn check(c: &'a Container, resources: &LinuxResources) -> Result<Self> {
         let cgroup = c.cgroup()?;
-        let mut settings = cgroup_settings(resources, cgroup.version())?;
+        // runc's update takes no huge page limits (runc update.go): they
+        // stay as created, and the kubelet resizes none.
+        let mut resources = resources.clone();
+        resources.set_hugepage_limits(None);
+        let mut settings = cgroup_settings(&resources, cgroup.version())?;
         HostCgroups::detect().adapt(&mut settings)?;
         Ok(Self { cgroup, settings })
     }

@@ -351,9 +351,9 @@ fn unsupported_fields_are_named() {
         (
             with(|v| {
                 v["linux"]["resources"] =
-                    json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 1}]})
+                    json!({"hugepageLimits": [{"pageSize": "2 MB", "limit": 1}]})
             }),
-            "linux.resources.hugepageLimits:",
+            "linux.resources.hugepageLimits[0].pageSize:",
         ),
         (
             with(|v| v["linux"]["resources"] = json!({"network": {"classID": 1}})),

@@ -144,3 +144,45 @@ fn device_rule_errors() {
     );
     assert!(device_rules(None, &[]).unwrap().is_empty());
 }
+
+/// The kubelet's limits: 0 for each page size the node has.
+#[test]
+fn huge_page_limits_are_runcs_files() {
+    let kubelet = json!({"hugepageLimits": [
+        {"pageSize": "2MB", "limit": 0},
+        {"pageSize": "1GB", "limit": 2147483648u64}
+    ]});
+    assert_eq!(
+        settings(kubelet.clone(), CgroupVersion::V1),
+        pairs(&[
+            ("hugetlb.2MB.limit_in_bytes", "0"),
+            ("hugetlb.1GB.limit_in_bytes", "2147483648")
+        ])
+    );
+    assert_eq!(
+        settings(kubelet, CgroupVersion::V2),
+        pairs(&[("hugetlb.2MB.max", "0"), ("hugetlb.1GB.max", "2147483648")])
+    );
+    for bad in [
+        "2M",
+        "2mb",
+        "../2MB",
+        "02MB",
+        "MB",
+        "2MB.rsvd",
+        "2 MB",
+        "",
+        "9999999MB",
+    ] {
+        let err = cgroup_settings(
+            &resources(json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 0}, {"pageSize": bad, "limit": 0}]})),
+            CgroupVersion::V2,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("linux.resources.hugepageLimits[1].pageSize:"),
+            "{bad:?}: {err}"
+        );
+    }
+}

@@ -256,8 +256,12 @@ impl Containerd {
     /// Sets the memory limit of a running task via containerd's Tasks.Update
     /// (ctr 1.6 has no `task update`).
     pub fn update_memory_limit(&self, id: &str, bytes: u64) -> Result<(), String> {
-        let resources = format!(r#"{{"memory":{{"limit":{bytes}}}}}"#);
-        crate::grpc::update_task(&self.socket(), &self.namespace, id, &resources)
+        self.update_resources(id, &format!(r#"{{"memory":{{"limit":{bytes}}}}}"#))
+    }
+
+    /// Task Update with `resources`, OCI `linux.resources` as JSON.
+    pub fn update_resources(&self, id: &str, resources: &str) -> Result<(), String> {
+        crate::grpc::update_task(&self.socket(), &self.namespace, id, resources)
     }
 
     /// The last `lines` lines of containerd's log (which includes the shims'
