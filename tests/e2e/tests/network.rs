@@ -204,7 +204,14 @@ fn ovs_vlans_isolate_containers_and_their_ports_go_with_them() {
     );
 
     // TCP over the userspace datapath (the reason checksums are software).
-    sh(&ctd, b, "nc -l -p 7000 > /tmp/got 2>&1 &");
+    // A listener that comes back after each connection: one exchange
+    // lost to the start (a connect before the listen) must not leave
+    // every later try refused (seen once in CI under load).
+    sh(
+        &ctd,
+        b,
+        "(while :; do nc -l -p 7000 >> /tmp/got 2>&1; done) </dev/null >/dev/null 2>&1 &",
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let exec_id = format!("n{:06x}", random_u32() & 0xff_ffff);
@@ -220,7 +227,8 @@ fn ovs_vlans_isolate_containers_and_their_ports_go_with_them() {
         }
         assert!(
             Instant::now() < deadline,
-            "TCP a -> b: {sent}; b got {got:?}"
+            "TCP a -> b: {sent}; b got {got:?}; b's processes and sockets:\n{}",
+            sh(&ctd, b, "ps; netstat -ltn")
         );
         std::thread::sleep(Duration::from_millis(300));
     }

@@ -394,6 +394,41 @@ impl CriClient {
         .map(|r| r.containers)
     }
 
+    /// UpdateContainerResources: the kubelet's in-place resize.
+    pub fn update_container_resources(
+        &self,
+        id: &str,
+        linux: api::LinuxContainerResources,
+    ) -> Result<(), CriError> {
+        let req = api::UpdateContainerResourcesRequest {
+            container_id: id.into(),
+            linux: Some(linux),
+            ..Default::default()
+        };
+        self.rt_call("UpdateContainerResources", |mut c| async move {
+            c.update_container_resources(req).await
+        })
+        .map(drop)
+    }
+
+    /// The host pid of container `id`'s process, from its verbose status
+    /// (0 when containerd reports none).
+    pub fn container_pid(&self, id: &str) -> Result<u32, CriError> {
+        let req = api::ContainerStatusRequest {
+            container_id: id.into(),
+            verbose: true,
+        };
+        let info = self
+            .rt_call("ContainerStatus", |mut c| async move {
+                c.container_status(req).await
+            })?
+            .info;
+        let info: serde_json::Value =
+            serde_json::from_str(info.get("info").map(String::as_str).unwrap_or("{}"))
+                .unwrap_or_default();
+        Ok(info["pid"].as_u64().unwrap_or(0) as u32)
+    }
+
     // ---- RuntimeService: exec ----
 
     /// ExecSync: runs `cmd` in container `id` and returns its stdout, stderr
