@@ -3,7 +3,8 @@
 //! (`pkg/validate`, `security_context_linux.go`, `pod_linux.go`) for PID
 //! namespaces, hostIPC and hostNetwork, and pod sysctls, with the same pod
 //! and container settings and the same expectations, and what each runtime
-//! showed compared. Each test names the cri-tools `It` it mirrors.
+//! showed compared. Each test names the cri-tools `It` it mirrors; one is
+//! `kubectl debug --target`'s (a PID namespace of another container).
 //!
 //! Differences from cri-tools, forced by the test image (static busybox,
 //! no nginx, no `ipcs`) or by the network rule: nginx is a uniquely named
@@ -147,6 +148,83 @@ fn pid_namespaces() {
         results.push((rt, o));
     }
     assert_same("PID namespaces", &results);
+}
+
+/// `kubectl debug --target=app`: an ephemeral container in the PID
+/// namespace of another container of the pod (mode TARGET with that
+/// container's id; the pod's PID mode CONTAINER, the kubelet's default)
+/// sees the target's process as PID 1 and its own beside it, and stopping
+/// it leaves the target running.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn a_debug_container_in_the_pid_namespace_of_another() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let ns = namespaces(
+            NamespaceMode::Pod,
+            NamespaceMode::Container,
+            NamespaceMode::Pod,
+        );
+        let sandbox = api::LinuxSandboxSecurityContext {
+            namespace_options: Some(ns.clone()),
+            ..Default::default()
+        };
+        let pod = run_pod(&ctd, rt, "debug-target", sandbox, &[]);
+        let sleeper = format!("sleep {}", 3_000_000 + lxcri_e2e::random_u32() % 1_000_000);
+        let app = running(
+            &pod,
+            pod.container("app", &["sh", "-c", &format!("exec {sleeper}")]),
+        );
+        let mut debug = pod.container("debugger", PAUSE);
+        lxcri_e2e::cri::validate::security(&mut debug).namespace_options =
+            Some(api::NamespaceOption {
+                pid: NamespaceMode::Target as i32,
+                target_id: app.clone(),
+                ..ns
+            });
+        let debugger = running(&pod, debug);
+        let (_, pid1, _) = exec(
+            &ctd,
+            rt,
+            &debugger,
+            &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"],
+        );
+        let mut ps = Vec::new();
+        lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+            let (_, out, _) = exec(&ctd, rt, &debugger, &["sh", "-c", PS]);
+            ps = out
+                .lines()
+                .map(|l| l.replace(&sleeper, "SLEEPER"))
+                .collect();
+            ps.sort();
+            (ps.len() == 2).then_some(())
+        });
+        let stopped = ctd
+            .cri()
+            .stop_container(&debugger, 10)
+            .map_err(|e| e.to_string());
+        let app_state = ctd.cri().container_status(&app).map(|s| s.state).ok();
+        remove(&ctd, rt, pod);
+        let seen = (
+            pid1.trim().replace(&sleeper, "SLEEPER"),
+            ps.join("\n"),
+            stopped,
+            app_state,
+        );
+        assert_eq!(
+            seen,
+            (
+                "SLEEPER".to_string(),
+                "- top\n1 SLEEPER".to_string(),
+                Ok(()),
+                Some(api::ContainerState::ContainerRunning as i32)
+            ),
+            "{rt}"
+        );
+        results.push((rt, seen));
+    }
+    assert_same("a debug container in another's PID namespace", &results);
 }
 
 /// A System V shared memory segment on the host, removed on drop (cri-tools

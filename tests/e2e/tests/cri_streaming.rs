@@ -3,8 +3,8 @@
 //! validation suite (`pkg/validate`, `streaming.go` and
 //! `streaming_linux.go`) with the same pod and container settings and the
 //! same expectations, and what each runtime showed compared. Each test
-//! names the cri-tools `It` it mirrors. (Exec over the streaming server is
-//! in `cri.rs`.)
+//! names the cri-tools `It` it mirrors; an attach with a terminal is
+//! `kubectl run -it`'s. (Exec over the streaming server is in `cri.rs`.)
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -102,6 +102,61 @@ fn attach() {
         results.push((rt, seen));
     }
     assert_same("an attach", &results);
+}
+
+/// `kubectl run -it`: a shell with a terminal, `stdin` and `stdinOnce`,
+/// attached with a terminal (no stderr then). Enter gives a prompt, the
+/// client's window size reaches the shell's terminal (`stty size`), and
+/// the shell's `exit 3` ends the container with 3.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn attach_with_a_terminal() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "attach-tty", Default::default(), &[]);
+        let mut c = pod.container("shell", &["sh"]);
+        c.stdin = true;
+        c.stdin_once = true;
+        c.tty = true;
+        let id = running(&pod, c);
+        let url = ctd
+            .cri()
+            .attach(api::AttachRequest {
+                container_id: id.clone(),
+                stdin: true,
+                stdout: true,
+                stderr: false,
+                tty: true,
+            })
+            .unwrap_or_else(|e| panic!("{rt}: Attach: {e}\n{}", ctd.log_tail(40)));
+        let mut a = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let fail = |e: String| -> ! { panic!("{rt}: attach: {e}\n{}", ctd.log_tail(40)) };
+        a.resize(100, 30).unwrap_or_else(|e| fail(e));
+        // The shell printed its prompt before the attach (or is about to):
+        // like `kubectl run -it`'s user, press enter and wait for one.
+        a.write_stdin(b"\n").unwrap_or_else(|e| fail(e));
+        let prompt = a
+            .read_until(LONG, |o, _| String::from_utf8_lossy(o).contains("# "))
+            .unwrap_or_else(|e| fail(e));
+        a.write_stdin(b"stty size; echo the-end\n")
+            .unwrap_or_else(|e| fail(e));
+        let sized = a
+            .read_until(LONG, |o, _| {
+                String::from_utf8_lossy(o).contains("30 100\r\nthe-end\r\n")
+            })
+            .unwrap_or_else(|e| fail(e));
+        a.write_stdin(b"exit 3\n").unwrap_or_else(|e| fail(e));
+        let st = pod.wait_state(&id, ContainerState::ContainerExited, STATE_TIMEOUT);
+        let (stdout, stderr, _) = a.close(LONG).unwrap_or_else(|e| fail(e));
+        remove(&ctd, rt, pod);
+        // How the typed line is echoed depends on whether the shell's line
+        // editor was reading yet: only what the commands print is compared.
+        let seen = (prompt, sized, stderr, st.exit_code);
+        assert_eq!(seen, (true, true, String::new(), 3), "{rt}: {stdout:?}");
+        results.push((rt, seen));
+    }
+    assert_same("an attach with a terminal", &results);
 }
 
 /// The status line and body of an HTTP answer.

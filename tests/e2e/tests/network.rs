@@ -204,9 +204,10 @@ fn ovs_vlans_isolate_containers_and_their_ports_go_with_them() {
     );
 
     // TCP over the userspace datapath (the reason checksums are software).
-    // A listener that comes back after each connection: one exchange
-    // lost to the start (a connect before the listen) must not leave
-    // every later try refused (seen once in CI under load).
+    // A listener that comes back after each connection: with a one-shot
+    // one, every try was refused for 20 s once in CI under load (its one
+    // connection taken by an exchange that delivered nothing, or the
+    // listener gone); a failure now shows b's processes and sockets.
     sh(
         &ctd,
         b,

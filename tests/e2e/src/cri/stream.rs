@@ -186,6 +186,12 @@ impl Attach {
         self.channels.send(STDIN, data)
     }
 
+    /// Resizes the process's terminal, as a client's window change does.
+    pub fn resize(&mut self, width: u16, height: u16) -> Result<(), String> {
+        let size = format!(r#"{{"Width":{width},"Height":{height}}}"#);
+        self.channels.send(RESIZE, size.as_bytes())
+    }
+
     /// Reads what comes until `until` is true of (stdout, stderr) or `wait`
     /// passed; returns whether it became true. A closed connection ends the
     /// wait as well.
