@@ -57,7 +57,7 @@ impl HostCgroups {
     /// Checks every setting against the host and adapts what has a known
     /// equivalent (`blkio.weight` on hosts whose scheduler is BFQ is
     /// `blkio.bfq.weight`, as runc does). A huge page limit gets its
-    /// reservation twin where the host has one (runc writes both).
+    /// reservation twin where the host has one (runc 1.2 writes both).
     pub fn adapt(&self, settings: &mut Vec<CgroupSetting>) -> Result<(), HostCgroupError> {
         self.check(settings)?;
         let reservations: Vec<CgroupSetting> = settings
@@ -68,7 +68,7 @@ impl HostCgroups {
                     CgroupVersion::V1 => self.root.join("hugetlb"),
                     CgroupVersion::V2 => self.root.clone(),
                 };
-                v1_offers(&dir, &file).then(|| CgroupSetting::new(file, s.value.clone()))
+                offers(&dir, &file).then(|| CgroupSetting::new(file, s.value.clone()))
             })
             .collect();
         settings.extend(reservations);
@@ -96,7 +96,7 @@ impl HostCgroups {
                             why: "is not mounted",
                         });
                     }
-                    if v1_offers(&dir, &s.file) {
+                    if offers(&dir, &s.file) {
                         continue;
                     }
                     if let Some(size) = hugetlb_page_size(&s.file) {
@@ -106,7 +106,7 @@ impl HostCgroups {
                         });
                     }
                     let bfq = s.file.replacen("blkio.", "blkio.bfq.", 1);
-                    if s.file.starts_with("blkio.weight") && v1_offers(&dir, &bfq) {
+                    if s.file.starts_with("blkio.weight") && offers(&dir, &bfq) {
                         s.file = bfq;
                         continue;
                     }
@@ -130,7 +130,7 @@ impl HostCgroups {
                     }
                     // The files of a page size the host lacks are in no cgroup.
                     if let Some(size) = hugetlb_page_size(&s.file) {
-                        if !v1_offers(&self.root, &s.file) {
+                        if !offers(&self.root, &s.file) {
                             return Err(HostCgroupError::HugePageSize {
                                 size: size.to_string(),
                                 file: s.file.clone(),
@@ -213,11 +213,12 @@ impl HostCgroups {
     }
 }
 
-/// Whether v1 hierarchy `dir` gives a cgroup `file`. Some are not on the
-/// root cgroup but on every one below it (the kernel's `CFTYPE_NOT_ON_ROOT`:
-/// `pids.max`, `blkio.bfq.weight`), so the cgroups directly below the root
-/// count too; a host has some (LXC's `lxc.pivot`, systemd's slices).
-fn v1_offers(dir: &Path, file: &str) -> bool {
+/// Whether hierarchy `dir` (a v1 controller's, or the v2 root) gives a
+/// cgroup `file`. Some are not on the root cgroup but on every one below it
+/// (the kernel's `CFTYPE_NOT_ON_ROOT`: `pids.max`, `blkio.bfq.weight`, every
+/// v2 interface file), so the cgroups directly below the root count too; a
+/// host has some (LXC's `lxc.pivot`, systemd's slices).
+fn offers(dir: &Path, file: &str) -> bool {
     dir.join(file).exists()
         || std::fs::read_dir(dir)
             .into_iter()

@@ -13,7 +13,7 @@ use lxcri_e2e::cri::api::{self, ContainerState};
 use lxcri_e2e::cri::pod::{base_pod_config, host_fetch, stream_text, Pod};
 use lxcri_e2e::cri::port_forward;
 use lxcri_e2e::cri::stream::Attach;
-use lxcri_e2e::cri::validate::{remove, run_pod, running, STATE_TIMEOUT};
+use lxcri_e2e::cri::validate::{remove, run_pod, running, PAUSE, STATE_TIMEOUT};
 use lxcri_e2e::{assert_same, runtimes, unique_name, Containerd};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -157,6 +157,57 @@ fn attach_with_a_terminal() {
         results.push((rt, seen));
     }
     assert_same("an attach with a terminal", &results);
+}
+
+/// `kubectl exec -it`: a shell exec with a terminal; the client's window
+/// size reaches it after the start (ResizePty of the exec), and its
+/// `exit 4` is the exec's status.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn exec_with_a_terminal_and_a_resize() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "exec-tty", Default::default(), &[]);
+        let id = running(&pod, pod.container("c", PAUSE));
+        let url = ctd
+            .cri()
+            .exec(api::ExecRequest {
+                container_id: id.clone(),
+                cmd: vec!["sh".into()],
+                tty: true,
+                stdin: true,
+                stdout: true,
+                stderr: false,
+            })
+            .unwrap_or_else(|e| panic!("{rt}: Exec: {e}\n{}", ctd.log_tail(40)));
+        let mut s = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let fail = |e: String| -> ! { panic!("{rt}: exec: {e}\n{}", ctd.log_tail(40)) };
+        let prompt = s
+            .read_until(LONG, |o, _| String::from_utf8_lossy(o).contains("# "))
+            .unwrap_or_else(|e| fail(e));
+        s.resize(120, 40).unwrap_or_else(|e| fail(e));
+        s.write_stdin(b"stty size; echo the-end\n")
+            .unwrap_or_else(|e| fail(e));
+        let sized = s
+            .read_until(LONG, |o, _| {
+                String::from_utf8_lossy(o).contains("40 120\r\nthe-end\r\n")
+            })
+            .unwrap_or_else(|e| fail(e));
+        s.write_stdin(b"exit 4\n").unwrap_or_else(|e| fail(e));
+        // The server ends the stream with the exec's status.
+        let ended = s.read_until(LONG, |_, _| false);
+        let (stdout, stderr, status) = s.close(LONG).unwrap_or_else(|e| fail(e));
+        remove(&ctd, rt, pod);
+        let seen = (prompt, sized, ended.is_ok(), stderr, status);
+        assert_eq!(
+            seen,
+            (true, true, true, String::new(), Some(4)),
+            "{rt}: {stdout:?}"
+        );
+        results.push((rt, seen));
+    }
+    assert_same("an exec with a terminal", &results);
 }
 
 /// The status line and body of an HTTP answer.

@@ -166,8 +166,10 @@ pub fn exec_stream(
     out.finish()
 }
 
-/// An attach to a container's process (from [`super::CriClient::attach`]):
-/// what its stdout and stderr carried since the attach began.
+/// An attach to a container's process (from [`super::CriClient::attach`]),
+/// or an exec driven as a terminal user drives it (from
+/// [`super::CriClient::exec`]): what its stdout and stderr carried since
+/// it began.
 pub struct Attach {
     channels: Channels,
     out: Collector,
