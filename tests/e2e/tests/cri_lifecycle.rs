@@ -4,8 +4,9 @@
 //! `networking.go`) with the same settings and expectations, and what each
 //! runtime showed compared: stats of three containers of one pod (one
 //! lxcri shim answers for all), a log reopened after rotation, a stop that
-//! SIGTERM ends, a pod stopped twice and removed twice, and a pod without a
-//! hostname. Each test names the cri-tools `It` it mirrors.
+//! SIGTERM ends, a pod stopped twice and removed twice, a pod without a
+//! hostname, and the kubelet's restart of a crashed container. Each test
+//! names the cri-tools `It` it mirrors, or the kubelet path.
 
 use std::collections::HashMap;
 use std::fs;
@@ -227,6 +228,62 @@ fn stopping_and_removing_a_container() {
         results.push((rt, seen));
     }
     assert_same("a stopped container", &results);
+}
+
+/// The kubelet's restart of a container that exited (restartPolicy
+/// Always or OnFailure, CrashLoopBackOff's cycle): a new container of the
+/// same name with the next attempt, its log at `<name>/<attempt>.log`,
+/// beside the exited one until the kubelet collects it; each run has its
+/// own exit code and log, and removing the old one leaves the new one.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn a_crashed_container_restarted_as_the_kubelet_does() {
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "restart", Default::default(), &[]);
+        let mut runs = Vec::new();
+        let mut ids = Vec::new();
+        // `<pod log dir>/crasher/`, as the kubelet lays out its logs.
+        let log_dir = pod.log_path("crasher").with_extension("");
+        fs::create_dir_all(&log_dir).unwrap();
+        for attempt in 0..3u32 {
+            let mut c = pod.container("crasher", &["sh", "-c", "echo run; sleep 0.2; exit 2"]);
+            c.metadata.as_mut().expect("metadata").attempt = attempt;
+            c.log_path = format!("crasher/{attempt}.log");
+            let id = pod.start(c);
+            let st = pod.wait_state(&id, ContainerState::ContainerExited, STATE_TIMEOUT);
+            let log =
+                fs::read_to_string(log_dir.join(format!("{attempt}.log"))).unwrap_or_default();
+            let logged = lxcri_e2e::cri::pod::parse_log(&log)
+                .iter()
+                .map(|l| format!("{} {}", l.stream, l.content))
+                .collect::<Vec<_>>();
+            runs.push((st.exit_code, st.reason.clone(), logged));
+            ids.push(id);
+        }
+        // The kubelet's garbage collection: the oldest goes, the rest stay.
+        let cri = ctd.cri();
+        let removed = cri.remove_container(&ids[0]).map_err(|e| e.to_string());
+        let left: Vec<Option<i32>> = ids
+            .iter()
+            .map(|id| cri.container_status(id).ok().map(|s| s.exit_code))
+            .collect();
+        remove(&ctd, rt, pod);
+        let seen = (runs, removed, left);
+        let run = (2, "Error".to_string(), vec!["stdout run".to_string()]);
+        assert_eq!(
+            seen,
+            (
+                vec![run.clone(), run.clone(), run],
+                Ok(()),
+                vec![None, Some(2), Some(2)]
+            ),
+            "{rt}"
+        );
+        results.push((rt, seen));
+    }
+    assert_same("a container restarted by the kubelet", &results);
 }
 
 /// "should support stopping PodSandbox" and "should support removing
