@@ -64,15 +64,21 @@ impl HostCgroups {
             .iter()
             .filter_map(|s| {
                 let file = hugetlb_reservation(&s.file)?;
-                let dir = match self.version {
-                    CgroupVersion::V1 => self.root.join("hugetlb"),
-                    CgroupVersion::V2 => self.root.clone(),
-                };
-                offers(&dir, &file).then(|| CgroupSetting::new(file, s.value.clone()))
+                offers(&self.hierarchy("hugetlb"), &file)
+                    .then(|| CgroupSetting::new(file, s.value.clone()))
             })
             .collect();
         settings.extend(reservations);
         Ok(())
+    }
+
+    /// The hierarchy `controller`'s files are in: its own v1 one, or the
+    /// v2 root.
+    fn hierarchy(&self, controller: &str) -> PathBuf {
+        match self.version {
+            CgroupVersion::V1 => self.root.join(controller),
+            CgroupVersion::V2 => self.root.clone(),
+        }
     }
 
     fn check(&self, settings: &mut [CgroupSetting]) -> Result<(), HostCgroupError> {
@@ -85,9 +91,9 @@ impl HostCgroups {
         };
         for s in settings.iter_mut() {
             let controller = s.file.split('.').next().unwrap_or_default().to_string();
+            let dir = self.hierarchy(&controller);
             match self.version {
                 CgroupVersion::V1 => {
-                    let dir = self.root.join(&controller);
                     if !dir.is_dir() {
                         return Err(HostCgroupError::Missing {
                             field: field_of(&s.file),
@@ -130,7 +136,7 @@ impl HostCgroups {
                     }
                     // The files of a page size the host lacks are in no cgroup.
                     if let Some(size) = hugetlb_page_size(&s.file) {
-                        if !offers(&self.root, &s.file) {
+                        if !offers(&dir, &s.file) {
                             return Err(HostCgroupError::HugePageSize {
                                 size: size.to_string(),
                                 file: s.file.clone(),

@@ -20,6 +20,7 @@
 //!   and every lxcri container is a CT made through its API.
 
 pub mod bench;
+pub mod cgroup_files;
 pub mod cleanup;
 pub mod cmd;
 pub mod containerd;

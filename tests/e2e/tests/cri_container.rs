@@ -18,30 +18,6 @@ use lxcri_e2e::cri::validate::{
 };
 use lxcri_e2e::{assert_same, runtimes, Containerd, Runtime};
 
-/// A tmpfs mounted on the host, detached on drop.
-struct HostTmpfs(std::path::PathBuf);
-
-impl HostTmpfs {
-    fn mount(path: std::path::PathBuf) -> Self {
-        fs::create_dir_all(&path).expect("tmpfs mount point");
-        nix::mount::mount(
-            Some("none"),
-            &path,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
-        HostTmpfs(path)
-    }
-}
-
-impl Drop for HostTmpfs {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
-}
-
 /// "should support non-recursive readonly mounts" (container_linux.go): a
 /// read-only volume whose host directory has a tmpfs mounted inside: the
 /// volume is read-only, the tmpfs under it is not. (The recursive variant
@@ -52,7 +28,8 @@ impl Drop for HostTmpfs {
 fn non_recursive_readonly_mount() {
     let ctd = Containerd::start_cri();
     let host = volume_dir(&ctd, "rro");
-    let _tmpfs = HostTmpfs::mount(host.join("tmpfs"));
+    let mut mounts = HostMounts::default();
+    mounts.tmpfs(&host.join("tmpfs"));
     let mut results = Vec::new();
     for rt in runtimes() {
         let sandbox = api::LinuxSandboxSecurityContext {
@@ -143,6 +120,20 @@ impl HostMounts {
             nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
                 .unwrap_or_else(|e| panic!("{flags:?} on {}: {e}", target.display()));
         }
+    }
+
+    /// A tmpfs at `path` (made if missing).
+    fn tmpfs(&mut self, path: &std::path::Path) {
+        fs::create_dir_all(path).expect("tmpfs mount point");
+        nix::mount::mount(
+            Some("none"),
+            path,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            None::<&str>,
+        )
+        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
+        self.0.push(path.to_path_buf());
     }
 
     /// A mount someone else made at `path` (a container, through

@@ -4,8 +4,9 @@
 //! where they take effect, the container's cgroups on the host.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use lxcri_e2e::cgroup_files::{chain, memory_limit, own_dir};
 use lxcri_e2e::cri::api;
 use lxcri_e2e::cri::validate::{remove, run_pod, running, PAUSE};
 use lxcri_e2e::{assert_same, runtimes, Containerd};
@@ -23,63 +24,12 @@ struct Effective {
     cpu_weight: u64,
 }
 
-/// `pid`'s cgroup directory of the hierarchy holding `controller`.
-fn cgroup_dir(pid: u32, controller: &str) -> (PathBuf, PathBuf) {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of pid");
-    for line in cgroups.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
-        if controllers.split(',').any(|c| c == controller) {
-            let root = PathBuf::from("/sys/fs/cgroup").join(controllers);
-            // co-mounted hierarchies may be mounted under another name
-            let root = if root.exists() {
-                root
-            } else {
-                PathBuf::from("/sys/fs/cgroup").join(controller)
-            };
-            return (root.clone(), root.join(path.trim_start_matches('/')));
-        }
-    }
-    let path = cgroups
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .expect("a cgroup v2 line");
-    let root = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|b| {
-            b.join(path.trim_start_matches('/'))
-                .join("cgroup.procs")
-                .exists()
-        })
-        .expect("the v2 hierarchy of the process");
-    (root.clone(), root.join(path.trim_start_matches('/')))
-}
-
 fn read(path: &Path) -> Option<String> {
     fs::read_to_string(path).ok().map(|s| s.trim().to_string())
 }
 
-/// `dir` and every directory above it up to `root`.
-fn up_to(root: &Path, dir: &Path) -> Vec<PathBuf> {
-    dir.ancestors()
-        .take_while(|d| d.starts_with(root))
-        .map(Path::to_path_buf)
-        .collect()
-}
-
 fn effective(pid: u32) -> Effective {
-    let (mem_root, mem_dir) = cgroup_dir(pid, "memory");
-    let memory_limit = up_to(&mem_root, &mem_dir)
-        .iter()
-        .filter_map(|d| {
-            read(&d.join("memory.limit_in_bytes")).or_else(|| read(&d.join("memory.max")))
-        })
-        .map(|v| v.parse::<u64>().unwrap_or(u64::MAX))
-        .min()
-        .unwrap_or(u64::MAX);
-    let (cpu_root, cpu_dir) = cgroup_dir(pid, "cpu");
-    let cpu_quota = up_to(&cpu_root, &cpu_dir)
+    let cpu_quota = chain(pid, "cpu")
         .iter()
         .filter_map(|d| {
             let v1 = read(&d.join("cpu.cfs_quota_us"))
@@ -93,17 +43,13 @@ fn effective(pid: u32) -> Effective {
             })
         })
         .min_by(|(q1, p1), (q2, p2)| (q1 * p2).cmp(&(q2 * p1)));
-    let own = cpu_dir.strip_prefix(&cpu_root).unwrap_or(&cpu_dir);
-    let own = match own.file_name() {
-        Some(n) if n == "ns" => cpu_dir.parent().unwrap_or(&cpu_dir).to_path_buf(),
-        _ => cpu_dir.clone(),
-    };
+    let own = own_dir(pid, "cpu").expect("the container's cpu cgroup");
     let cpu_weight = read(&own.join("cpu.shares"))
         .or_else(|| read(&own.join("cpu.weight")))
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     Effective {
-        memory_limit,
+        memory_limit: memory_limit(pid),
         cpu_quota,
         cpu_weight,
     }
@@ -128,8 +74,8 @@ fn in_place_resize() {
     let ctd = Containerd::start_cri();
     let weight = |shares: u64| -> u64 {
         // What the host's files say for `shares`: v1 shares, or v2 weight.
-        let (root, _) = cgroup_dir(std::process::id(), "cpu");
-        if root.join("cpu.shares").exists() || !root.join("cgroup.controllers").exists() {
+        let own = own_dir(std::process::id(), "cpu").expect("our cpu cgroup");
+        if own.join("cpu.shares").exists() {
             shares
         } else {
             1 + ((shares - 2) * 9999) / 262_142

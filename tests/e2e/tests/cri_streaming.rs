@@ -14,7 +14,7 @@ use lxcri_e2e::cri::pod::{base_pod_config, host_fetch, stream_text, Pod};
 use lxcri_e2e::cri::port_forward;
 use lxcri_e2e::cri::stream::Attach;
 use lxcri_e2e::cri::validate::{remove, run_pod, running, PAUSE, STATE_TIMEOUT};
-use lxcri_e2e::{assert_same, runtimes, unique_name, Containerd};
+use lxcri_e2e::{assert_same, runtimes, unique_name, Containerd, Runtime};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -34,6 +34,35 @@ struct Attached {
     logged_stdout: String,
 }
 
+/// A running container `name` of a new pod whose process is a shell with
+/// `stdin` and `stdinOnce` (and a terminal with `tty`), and an attach to it
+/// (stderr apart only without a terminal, as the kubelet asks).
+fn attached<'a>(
+    ctd: &'a Containerd,
+    rt: Runtime,
+    name: &str,
+    tty: bool,
+) -> (Pod<'a>, String, Attach) {
+    let pod = run_pod(ctd, rt, name, Default::default(), &[]);
+    let mut c = pod.container(name, &["/bin/sh"]);
+    c.stdin = true;
+    c.stdin_once = true;
+    c.tty = tty;
+    let id = running(&pod, c);
+    let url = ctd
+        .cri()
+        .attach(api::AttachRequest {
+            container_id: id.clone(),
+            stdin: true,
+            stdout: true,
+            stderr: !tty,
+            tty,
+        })
+        .unwrap_or_else(|e| panic!("{rt}: Attach: {e}\n{}", ctd.log_tail(40)));
+    let a = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+    (pod, id, a)
+}
+
 /// "runtime should support attach" (streaming.go): a `/bin/sh` with
 /// `stdin` and `stdinOnce`, no terminal; the attach writes `echo -n hello`
 /// to it and sees exactly `hello` on stdout, nothing on stderr. With
@@ -45,23 +74,7 @@ fn attach() {
     let ctd = Containerd::start_cri();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let pod = run_pod(&ctd, rt, "attach", Default::default(), &[]);
-        let mut c = pod.container("attach", &["/bin/sh"]);
-        c.stdin = true;
-        c.stdin_once = true;
-        c.tty = false;
-        let id = running(&pod, c);
-        let url = ctd
-            .cri()
-            .attach(api::AttachRequest {
-                container_id: id.clone(),
-                stdin: true,
-                stdout: true,
-                stderr: true,
-                tty: false,
-            })
-            .unwrap_or_else(|e| panic!("{rt}: Attach: {e}\n{}", ctd.log_tail(40)));
-        let mut a = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let (pod, id, mut a) = attached(&ctd, rt, "attach", false);
         let fail = |e: String| -> ! { panic!("{rt}: attach: {e}\n{}", ctd.log_tail(40)) };
         a.read_until(Duration::from_secs(1), |o, e| {
             !o.is_empty() || !e.is_empty()
@@ -114,23 +127,7 @@ fn attach_with_a_terminal() {
     let ctd = Containerd::start_cri();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let pod = run_pod(&ctd, rt, "attach-tty", Default::default(), &[]);
-        let mut c = pod.container("shell", &["sh"]);
-        c.stdin = true;
-        c.stdin_once = true;
-        c.tty = true;
-        let id = running(&pod, c);
-        let url = ctd
-            .cri()
-            .attach(api::AttachRequest {
-                container_id: id.clone(),
-                stdin: true,
-                stdout: true,
-                stderr: false,
-                tty: true,
-            })
-            .unwrap_or_else(|e| panic!("{rt}: Attach: {e}\n{}", ctd.log_tail(40)));
-        let mut a = Attach::open(&url, LONG).unwrap_or_else(|e| panic!("{rt}: {e}"));
+        let (pod, id, mut a) = attached(&ctd, rt, "attach-tty", true);
         let fail = |e: String| -> ! { panic!("{rt}: attach: {e}\n{}", ctd.log_tail(40)) };
         a.resize(100, 30).unwrap_or_else(|e| fail(e));
         // The shell printed its prompt before the attach (or is about to):
@@ -227,6 +224,50 @@ fn free_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A busybox web server serving `forwarded` on `port` in a new pod (on
+/// loopback with `host_network`), fetched from the host directly and
+/// through PortForward; the two answers, checked.
+fn serve_and_forward(
+    ctd: &Containerd,
+    rt: Runtime,
+    host_network: bool,
+    port: u16,
+) -> (String, String, String) {
+    let mut config = base_pod_config(ctd, &unique_name("portforward"), host_network);
+    let listen = if host_network {
+        format!("127.0.0.1:{port}")
+    } else {
+        config.port_mappings = vec![api::PortMapping {
+            container_port: i32::from(port),
+            ..Default::default()
+        }];
+        port.to_string()
+    };
+    let pod = Pod::run(ctd, rt, config).unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
+    let server = format!(
+        "mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p {listen} -h /www"
+    );
+    running(&pod, pod.container("web", &["sh", "-c", &server]));
+    let host = if host_network {
+        "127.0.0.1".to_string()
+    } else {
+        pod.ip()
+    };
+    let direct = host_fetch(&format!("http://{host}:{port}/")).stdout;
+    let url = ctd
+        .cri()
+        .port_forward(&pod.id, &[i32::from(port)])
+        .unwrap_or_else(|e| panic!("{rt}: PortForward: {e}\n{}", ctd.log_tail(40)));
+    let answer = port_forward::exchange(&url, port, b"GET / HTTP/1.0\r\n\r\n", LONG)
+        .unwrap_or_else(|e| panic!("{rt}: {e}\n{}", ctd.log_tail(40)));
+    remove(ctd, rt, pod);
+    let (status, body) = status_and_body(&answer);
+    assert_eq!(direct, "forwarded\n", "{rt}");
+    assert!(status.contains(" 200 "), "{rt}: {status:?}");
+    assert_eq!(body, "forwarded\n", "{rt}");
+    (direct, status, body)
+}
+
 /// "runtime should support portforward" (streaming.go): a web server on
 /// port 80 of a pod answers on the pod's IP, and through PortForward to
 /// port 80 of the pod (containerd dials it inside the pod's network
@@ -235,37 +276,10 @@ fn free_port() -> u16 {
 #[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
 fn port_forward_to_the_pod_network() {
     let ctd = Containerd::start_cri();
-    let mut results = Vec::new();
-    for rt in runtimes() {
-        let mut config = base_pod_config(&ctd, &unique_name("portforward"), false);
-        config.port_mappings = vec![api::PortMapping {
-            container_port: 80,
-            ..Default::default()
-        }];
-        let pod = Pod::run(&ctd, rt, config).unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
-        let web = pod.container(
-            "web",
-            &[
-                "sh",
-                "-c",
-                "mkdir -p /www && echo forwarded > /www/index.html && exec httpd -f -p 80 -h /www",
-            ],
-        );
-        running(&pod, web);
-        let direct = host_fetch(&format!("http://{}:80/", pod.ip())).stdout;
-        let url = ctd
-            .cri()
-            .port_forward(&pod.id, &[80])
-            .unwrap_or_else(|e| panic!("{rt}: PortForward: {e}\n{}", ctd.log_tail(40)));
-        let answer = port_forward::exchange(&url, 80, b"GET / HTTP/1.0\r\n\r\n", LONG)
-            .unwrap_or_else(|e| panic!("{rt}: {e}\n{}", ctd.log_tail(40)));
-        remove(&ctd, rt, pod);
-        let (status, body) = status_and_body(&answer);
-        assert_eq!(direct, "forwarded\n", "{rt}");
-        assert!(status.contains(" 200 "), "{rt}: {status:?}");
-        assert_eq!(body, "forwarded\n", "{rt}");
-        results.push((rt, (direct, status, body)));
-    }
+    let results: Vec<_> = runtimes()
+        .into_iter()
+        .map(|rt| (rt, serve_and_forward(&ctd, rt, false, 80)))
+        .collect();
     assert_same("a port forward into the pod", &results);
 }
 
@@ -277,33 +291,9 @@ fn port_forward_to_the_pod_network() {
 #[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
 fn port_forward_in_host_network() {
     let ctd = Containerd::start_cri();
-    let mut results = Vec::new();
-    for rt in runtimes() {
-        let port = free_port();
-        let pod = Pod::run(
-            &ctd,
-            rt,
-            base_pod_config(&ctd, &unique_name("portforward-host"), true),
-        )
-        .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}"));
-        let server = format!(
-            "mkdir -p /www && echo forwarded > /www/index.html && \
-             exec httpd -f -p 127.0.0.1:{port} -h /www"
-        );
-        running(&pod, pod.container("web", &["sh", "-c", &server]));
-        let direct = host_fetch(&format!("http://127.0.0.1:{port}/")).stdout;
-        let url = ctd
-            .cri()
-            .port_forward(&pod.id, &[i32::from(port)])
-            .unwrap_or_else(|e| panic!("{rt}: PortForward: {e}\n{}", ctd.log_tail(40)));
-        let answer = port_forward::exchange(&url, port, b"GET / HTTP/1.0\r\n\r\n", LONG)
-            .unwrap_or_else(|e| panic!("{rt}: {e}\n{}", ctd.log_tail(40)));
-        remove(&ctd, rt, pod);
-        let (status, body) = status_and_body(&answer);
-        assert_eq!(direct, "forwarded\n", "{rt}");
-        assert!(status.contains(" 200 "), "{rt}: {status:?}");
-        assert_eq!(body, "forwarded\n", "{rt}");
-        results.push((rt, (direct, status, body)));
-    }
+    let results: Vec<_> = runtimes()
+        .into_iter()
+        .map(|rt| (rt, serve_and_forward(&ctd, rt, true, free_port())))
+        .collect();
     assert_same("a port forward in the host's network", &results);
 }

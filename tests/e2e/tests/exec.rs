@@ -1,9 +1,9 @@
 //! Operations on a running task: exec (with and without a TTY), kill,
 //! ps, metrics, pause/resume, update.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
+use lxcri_e2e::cgroup_files::memory_limit;
 use lxcri_e2e::cmd::Background;
 use lxcri_e2e::{assert_same, runtimes, CmdOutput, Containerd, Runtime};
 
@@ -435,60 +435,6 @@ fn proc_state(pid: u32) -> String {
         .unwrap_or_default()
 }
 
-/// The memory limit files that bind `pid`, seen from the host: its cgroup's
-/// and each ancestor's (cgroup v1 `memory.limit_in_bytes` when the memory
-/// controller is on v1, else v2 `memory.max`, under `/sys/fs/cgroup/unified`
-/// on a hybrid host). runc limits the task's own cgroup; PVE limits
-/// `lxc/VMID` and runs the task in `lxc/VMID/ns`, so the limit a process
-/// lives under is the lowest of the chain.
-fn memory_limit_files(pid: u32) -> Vec<PathBuf> {
-    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("cgroup of pid");
-    let v1 = cgroups.lines().find_map(|line| {
-        let mut f = line.splitn(3, ':');
-        let (_, controllers, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
-        controllers.split(',').any(|c| c == "memory").then(|| {
-            (
-                PathBuf::from("/sys/fs/cgroup/memory"),
-                path.to_string(),
-                "memory.limit_in_bytes",
-            )
-        })
-    });
-    let (base, path, file) = v1.unwrap_or_else(|| {
-        let path = cgroups
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))
-            .expect("a cgroup v2 line");
-        let base = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|b| {
-                b.join(path.trim_start_matches('/'))
-                    .join("memory.max")
-                    .exists()
-            })
-            .expect("memory.max of the task's cgroup");
-        (base, path.to_string(), "memory.max")
-    });
-    let mut dir = base.join(path.trim_start_matches('/'));
-    let mut files = Vec::new();
-    while dir != base {
-        files.push(dir.join(file));
-        dir.pop();
-    }
-    files
-}
-
-/// The lowest limit among `files` (`max` is no limit).
-fn effective_limit(files: &[PathBuf]) -> u64 {
-    files
-        .iter()
-        .filter_map(|f| std::fs::read_to_string(f).ok())
-        .map(|s| s.trim().parse::<u64>().unwrap_or(u64::MAX))
-        .min()
-        .unwrap_or(u64::MAX)
-}
-
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn update_memory_limit() {
@@ -503,11 +449,13 @@ fn update_memory_limit() {
             &["--memory-limit", "268435456"],
         );
         let (pid, _) = ctd.task(&id).expect("task listed");
-        let files = memory_limit_files(pid);
-        assert_eq!(effective_limit(&files), 268435456, "{rt}: {files:?}");
+        // runc limits the task's own cgroup; PVE limits `lxc/VMID` and
+        // runs the task in `lxc/VMID/ns`: the lowest of the chain counts.
+        let cgroups = lxcri_e2e::cgroup_files::chain(pid, "memory");
+        assert_eq!(memory_limit(pid), 268435456, "{rt}: {cgroups:?}");
         ctd.update_memory_limit(&id, 64 << 20)
             .unwrap_or_else(|e| panic!("{rt}: update: {e}"));
-        assert_eq!(effective_limit(&files), 64 << 20, "{rt}: {files:?}");
+        assert_eq!(memory_limit(pid), 64 << 20, "{rt}: {cgroups:?}");
         ctd.remove(&id);
     }
 }

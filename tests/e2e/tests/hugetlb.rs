@@ -11,9 +11,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
 use std::time::Duration;
 
+use lxcri_e2e::cgroup_files::own_dir;
 use lxcri_e2e::{assert_same, cmd, runtimes, spec, Containerd};
 use serde_json::json;
 
@@ -43,34 +43,6 @@ fn page_sizes() -> Vec<String> {
         .collect();
     sizes.sort();
     sizes.into_iter().map(|(_, s)| s).collect()
-}
-
-/// The hugetlb cgroup directory whose limits apply to `pid`: its own, or
-/// on PVE's layout (processes in `lxc/VMID/ns`) the CT's above it. `None`
-/// when the hugetlb controller is on no hierarchy limits can be set on.
-fn hugetlb_dir(pid: u32) -> Option<PathBuf> {
-    let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    let v1 = PathBuf::from("/sys/fs/cgroup/hugetlb");
-    let (base, path) = cgroups.lines().find_map(|line| {
-        let mut f = line.splitn(3, ':');
-        let (_, controllers, path) = (f.next()?, f.next()?, f.next()?);
-        if controllers.split(',').any(|c| c == "hugetlb") {
-            return Some((v1.clone(), path.to_string()));
-        }
-        let v2 = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-            .iter()
-            .map(PathBuf::from)
-            .find(|b| {
-                fs::read_to_string(b.join("cgroup.subtree_control"))
-                    .is_ok_and(|c| c.split_whitespace().any(|c| c == "hugetlb"))
-            });
-        (controllers.is_empty() && v2.is_some()).then(|| (v2.unwrap(), path.to_string()))
-    })?;
-    let path = path
-        .strip_suffix("/ns")
-        .unwrap_or(&path)
-        .trim_start_matches('/');
-    Some(base.join(path))
 }
 
 /// The limit files of `dir` and their values.
@@ -162,7 +134,9 @@ fn huge_page_limits_as_runc() {
         }
         assert!(out.success(), "{rt}: {out}");
         let (pid, _) = ctd.task(&id).expect("task listed");
-        let dir = hugetlb_dir(pid).unwrap_or_else(|| panic!("{rt}: no hugetlb cgroup of {pid}"));
+        // On PVE's layout the CT's (above `ns`), where its limits are.
+        let dir =
+            own_dir(pid, "hugetlb").unwrap_or_else(|| panic!("{rt}: no hugetlb cgroup of {pid}"));
         let created = limits(&dir);
         let update = format!(
             r#"{{"hugepageLimits":[{{"pageSize":"{}","limit":{}}}]}}"#,
