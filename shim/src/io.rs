@@ -109,6 +109,22 @@ fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
         .map_err(|e| ShimError::Failed(format!("opening {what} {path}: {e}")))
 }
 
+/// Who the process's stdio pipes belong to: the host ids of its container's
+/// root when the container has a user namespace, so that the init (root
+/// there) can give them to the process's user and the process can open
+/// them again by path (`/dev/stdout`); runc's shim does the same with the
+/// `IoUid`/`IoGid` containerd sends for such containers. `None`: root's.
+pub type PipeOwner = Option<(u32, u32)>;
+
+/// [`PipeOwner`] of the container whose init is `pid`.
+pub fn pipe_owner(pid: i32) -> Result<PipeOwner> {
+    lxcri::userns::root_ids_of(pid).map_err(|e| {
+        ShimError::Failed(format!(
+            "stdio: the user namespace of the container's init (pid {pid}): {e}"
+        ))
+    })
+}
+
 /// What the shim keeps for a process's IO.
 #[derive(Default)]
 pub struct ProcessIo {
@@ -127,9 +143,15 @@ pub struct ProcessStdio {
     pub stderr: OwnedFd,
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| ShimError::Failed(format!("creating a stdio pipe: {e}")))
+fn pipe(owner: PipeOwner) -> Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| ShimError::Failed(format!("creating a stdio pipe: {e}")))?;
+    if let Some((uid, gid)) = owner {
+        // Both ends are one inode.
+        nix::unistd::fchown(&read, Some(uid.into()), Some(gid.into()))
+            .map_err(|e| ShimError::Failed(format!("giving a stdio pipe to {uid}:{gid}: {e}")))?;
+    }
+    Ok((read, write))
 }
 
 fn dev_null_for_writing() -> Result<OwnedFd> {
@@ -149,11 +171,11 @@ impl ProcessIo {
     /// stdin too is a pipe the shim feeds from containerd's FIFO, as with
     /// runc's shim: the process never holds a host path (`/proc/self/fd/0`
     /// is `pipe:[...]`), and its EOF comes when the copier ends.
-    pub fn relay(paths: &StdioPaths) -> Result<(Self, ProcessStdio)> {
+    pub fn relay(paths: &StdioPaths, owner: PipeOwner) -> Result<(Self, ProcessStdio)> {
         let mut io = ProcessIo::default();
-        let stdin = io.input(&paths.stdin)?;
-        let stdout = io.output(&paths.stdout)?;
-        let stderr = io.output(&paths.stderr)?;
+        let stdin = io.input(&paths.stdin, owner)?;
+        let stdout = io.output(&paths.stdout, owner)?;
+        let stderr = io.output(&paths.stderr, owner)?;
         Ok((
             io,
             ProcessStdio {
@@ -167,24 +189,24 @@ impl ProcessIo {
     /// A pipe fed from the stdin FIFO `uri` until the FIFO's EOF, which
     /// comes once CloseIO dropped the shim's writer and no client writes;
     /// `/dev/null` without a FIFO.
-    fn input(&mut self, uri: &str) -> Result<OwnedFd> {
+    fn input(&mut self, uri: &str, owner: PipeOwner) -> Result<OwnedFd> {
         if uri.is_empty() {
             return open_input("").map(OwnedFd::from);
         }
         let fifo = open_input(uri)?;
         self.stdin_writer = hold_stdin_open(uri)?;
-        let (read, write) = pipe()?;
+        let (read, write) = pipe(owner)?;
         std::thread::spawn(move || copy_stdin(fifo, File::from(write)));
         Ok(read)
     }
 
     /// A pipe whose read end is copied into `uri` until EOF.
-    fn output(&mut self, uri: &str) -> Result<OwnedFd> {
+    fn output(&mut self, uri: &str, owner: PipeOwner) -> Result<OwnedFd> {
         if uri.is_empty() {
             return dev_null_for_writing();
         }
         let target = open_output(uri)?;
-        let (read, write) = pipe()?;
+        let (read, write) = pipe(owner)?;
         let (done, drained) = mpsc::channel();
         self.drained.push(drained);
         std::thread::spawn(move || {
@@ -346,7 +368,7 @@ pub fn hand_over_stdio(
             .map_err(|e| ShimError::failed("create: terminal", &e))?;
         return ProcessIo::console(master, stdio);
     }
-    let (io, ends) = ProcessIo::relay(stdio)?;
+    let (io, ends) = ProcessIo::relay(stdio, pipe_owner(created.init.pid())?)?;
     created
         .init
         .send_stdio(
@@ -421,7 +443,7 @@ mod tests {
             stdout: out,
             ..Default::default()
         };
-        let (mut io, ends) = ProcessIo::relay(&paths).unwrap();
+        let (mut io, ends) = ProcessIo::relay(&paths, None).unwrap();
         let reader_thread = std::thread::spawn(move || {
             // Blocking from here on: read until every writer is gone.
             set_blocking(&reader);
@@ -482,7 +504,7 @@ mod tests {
             stdin: input.clone(),
             ..Default::default()
         };
-        let (io, ends) = ProcessIo::relay(&paths).unwrap();
+        let (io, ends) = ProcessIo::relay(&paths, None).unwrap();
         (input, io, ends)
     }
 

@@ -26,7 +26,7 @@ use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
 use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
-use crate::io::{hand_over_stdio, ProcessIo, StdioPaths};
+use crate::io::{hand_over_stdio, pipe_owner, ProcessIo, StdioPaths};
 use crate::listen_socket::ListenSocket;
 use crate::oom::OomMonitor;
 use crate::op_metrics;
@@ -314,7 +314,11 @@ impl Service {
         let (relayed_io, ends) = if stdio.terminal {
             (None, None)
         } else {
-            let (io, ends) = ProcessIo::relay(&stdio)?;
+            let owner = match c.container.record.pid {
+                Some(pid) => pipe_owner(pid)?,
+                None => None,
+            };
+            let (io, ends) = ProcessIo::relay(&stdio, owner)?;
             (Some(io), Some(ends))
         };
         let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {

@@ -27,9 +27,63 @@ pub fn runs_in_user_namespace() -> bool {
     })
 }
 
+/// The id a `uid_map` or `gid_map` (`inside outside count` lines) gives
+/// to the namespace's id 0, as seen by the reader: `None` when 0 is not
+/// mapped.
+pub fn host_id_of_root(map: &str) -> Option<u32> {
+    map.lines().find_map(|line| {
+        let mut fields = line.split_whitespace().map(str::parse::<u32>);
+        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            return None;
+        };
+        (inside == 0 && count > 0).then_some(outside)
+    })
+}
+
+/// The uid and gid that the root of process `pid`'s user namespace is
+/// outside it, when that namespace is not this process's own: what a pipe
+/// or file must belong to for the container's root to own it. `None` in
+/// this process's namespace (a container without one).
+pub fn root_ids_of(pid: i32) -> std::io::Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let theirs = std::fs::metadata(proc.join("ns/user"))?;
+    let ours = std::fs::metadata("/proc/self/ns/user")?;
+    if (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) {
+        return Ok(None);
+    }
+    let map = |name: &str| -> std::io::Result<u32> {
+        let text = std::fs::read_to_string(proc.join(name))?;
+        host_id_of_root(&text).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("/proc/{pid}/{name} maps no id 0: {text:?}"),
+            )
+        })
+    };
+    Ok(Some((map("uid_map")?, map("gid_map")?)))
+}
+
 #[cfg(test)]
 mod nested_tests {
-    use super::is_nested_uid_map;
+    use super::{host_id_of_root, is_nested_uid_map};
+
+    #[test]
+    fn the_root_of_a_map_is_the_line_of_inside_id_0() {
+        assert_eq!(
+            host_id_of_root("         0     200000      65536\n"),
+            Some(200_000)
+        );
+        assert_eq!(
+            host_id_of_root("1000 1000 1\n0 100000 1000\n"),
+            Some(100_000)
+        );
+        assert_eq!(host_id_of_root("1 100001 65535\n"), None);
+        assert_eq!(host_id_of_root(""), None);
+        assert_eq!(host_id_of_root("0 5 0\n"), None);
+    }
 
     #[test]
     fn only_the_initial_namespaces_map_is_not_nested() {

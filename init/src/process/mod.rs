@@ -21,7 +21,7 @@ use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
 use std::ffi::{CString, NulError};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -326,6 +326,7 @@ impl Command {
     fn set_identity(&self) -> Result<(), SetupError> {
         drop_bounding(self.caps.bounding)?;
         nix::sys::prctl::set_keepcaps(true).map_err(sys("set keepcaps"))?;
+        give_stdio_to(self.uid)?;
         let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() != "deny")
             .unwrap_or(true);
@@ -342,6 +343,36 @@ impl Command {
         nix::sys::prctl::set_keepcaps(false).map_err(sys("clear keepcaps"))?;
         Ok(())
     }
+}
+
+/// runc's `fixStdioPermissions` (libcontainer/init_linux.go): the
+/// process's stdio (the shim's pipes, a pty) becomes its user's, so that a
+/// non-root process can open it again by path: `/dev/stdout`,
+/// `/proc/self/fd/1`, a log file linked there (nginx's). Only the owner
+/// changes. `/dev/null` and stdio the user owns already stay as they are,
+/// and so does stdio whose owner or group the user namespace does not map
+/// (EPERM, EINVAL) or on a read-only file system (EROFS).
+fn give_stdio_to(uid: Uid) -> Result<(), SetupError> {
+    let null = nix::sys::stat::stat("/dev/null").map_err(sys("stat /dev/null"))?;
+    for n in 0..=2 {
+        // SAFETY: only used while this runs, which closes nothing; a
+        // closed fd fails fstat with EBADF.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        let st = match nix::sys::stat::fstat(fd) {
+            Ok(st) => st,
+            // Not open: nothing to own.
+            Err(Errno::EBADF) => continue,
+            Err(e) => return Err(sys(format!("fstat stdio fd {n}"))(e)),
+        };
+        if st.st_uid == uid.as_raw() || st.st_rdev == null.st_rdev {
+            continue;
+        }
+        match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(Errno::EPERM | Errno::EINVAL | Errno::EROFS) => {}
+            Err(e) => return Err(sys(format!("chown stdio fd {n} to uid {uid}"))(e)),
+        }
+    }
+    Ok(())
 }
 
 /// The signal mask the setup kept, emptied. A signal that arrived

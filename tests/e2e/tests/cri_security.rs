@@ -70,7 +70,16 @@ fn run_as_user_group_and_supplemental_groups() {
         let id = running(&pod, c);
         let run_as_username = exec(&ctd, rt, &id, &["id", "-nu"]);
 
-        let mut c = pod.container("run-as-group", &["sh", "-c", "echo $(id -u):$(id -g)"]);
+        // Its log line written through /dev/stdout too, as images that
+        // link their logs there do: the stdio is the user's.
+        let mut c = pod.container(
+            "run-as-group",
+            &[
+                "sh",
+                "-c",
+                "echo $(id -u):$(id -g); echo by-path > /dev/stdout",
+            ],
+        );
         let sc = security(&mut c);
         sc.run_as_user = Some(api::Int64Value { value: 1001 });
         sc.run_as_group = Some(api::Int64Value { value: 1002 });
@@ -124,7 +133,7 @@ fn run_as_user_group_and_supplemental_groups() {
             (0, "nobody\n".into(), String::new()),
             "{rt}"
         );
-        assert_eq!(o.run_as_group, "1001:1002\n", "{rt}");
+        assert_eq!(o.run_as_group, "1001:1002\nby-path\n", "{rt}");
         assert!(
             o.group_without_user_refused,
             "{rt}: RunAsGroup alone was taken"

@@ -12,10 +12,12 @@ use lxcri_e2e::{assert_same, require, Containerd, Runtime, LXCRI_RUN_ROOT};
 
 const CONTAINERS: usize = 20;
 
-/// What a container sees of its ids and what its root can do.
+/// What a container sees of its ids and what its root can do (its stdio
+/// too: the shim's pipes belong to the container's root).
 const PROBE: &str = "cat /proc/self/uid_map /proc/self/gid_map; id -u; id -g; \
                      touch /new && stat -c '%u:%g' /new /bin/busybox; \
-                     echo ok > /etc/written && cat /etc/written";
+                     echo ok > /etc/written && cat /etc/written; \
+                     echo by-path > /dev/stdout";
 
 /// The slots of `userns.pool` taken for containers of `namespace`.
 fn slots_of(namespace: &str) -> Vec<String> {

@@ -138,6 +138,51 @@ fn user_and_groups() {
     assert_same("id and capabilities of uid 1000", &results);
 }
 
+/// What a process learns of its stdio and does with it by path, the way
+/// images log (nginx links its logs to `/dev/stdout`).
+const STDIO_BY_PATH: &str =
+    "id -u; stat -L -c '%u %F' /proc/self/fd/0 /proc/self/fd/1 /proc/self/fd/2; \
+                             echo out > /dev/stdout && echo err > /dev/stderr && echo by-path";
+
+/// A non-root process's stdio is its own, as runc's init makes it
+/// (`fixStdioPermissions`): it can open `/dev/stdout` and `/dev/stderr`
+/// again, as the container's init and as an exec.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_non_root_process_owns_its_stdio() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("stdio-user");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", STDIO_BY_PATH]);
+        s["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+        let init = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        let running = ctd.new_id("stdio-exec");
+        ctd.run_detached(rt, &running, &["sleep", "1000"], &[]);
+        let exec = ctd.exec(
+            &running,
+            "u",
+            &["sh", "-c", STDIO_BY_PATH],
+            &["--user", "1000:1000"],
+        );
+        ctd.remove(&running);
+        for out in [&init, &exec] {
+            assert_eq!(
+                (out.code, out.stdout.as_str(), out.stderr.as_str()),
+                (
+                    Some(0),
+                    "1000\n1000 fifo\n1000 fifo\n1000 fifo\nout\nby-path\n",
+                    "err\n"
+                ),
+                "{rt}: {out}"
+            );
+        }
+        results.push((rt, (init.stdout, exec.stdout)));
+    }
+    assert_same("a non-root process's stdio", &results);
+}
+
 fn caps_with(flags: &[&str], what: &str) {
     let ctd = Containerd::start();
     ctd.import_busybox();

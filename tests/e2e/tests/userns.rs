@@ -131,3 +131,46 @@ fn a_uidmap_container_sees_what_runc_gives() {
         assert_same(&format!("user namespace {uidmap}"), &seen);
     }
 }
+
+/// The stdio of a process in the user namespace is its own: the shim's
+/// pipes belong to the container's root (runc's shim gets the owner from
+/// ctr's `IoUid`/`IoGid`, lxcri reads it from the init's namespace), and a
+/// non-root exec's become its user's, so that `/dev/stdout` opens again.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_uidmap_containers_stdio_is_its_own() {
+    const BY_PATH: &str = "id -u; stat -L -c '%u %g' /proc/self/fd/1 /proc/self/fd/2; \
+                           echo out > /dev/stdout && echo err > /dev/stderr && echo by-path";
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let map = "0:200000:65536";
+    let flags = ["--uidmap", map, "--gidmap", map];
+    let mut seen = Vec::new();
+    for rt in runtimes() {
+        let init = ctd.run(rt, &ctd.new_id("stdio"), &["sh", "-c", BY_PATH], &flags);
+        let id = ctd.new_id("stdio-exec");
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &flags);
+        let root = ctd.exec(&id, "root", &["sh", "-c", BY_PATH], &[]);
+        let user = ctd.exec(
+            &id,
+            "user",
+            &["sh", "-c", BY_PATH],
+            &["--user", "1000:1000"],
+        );
+        ctd.remove(&id);
+        for (out, owner) in [(&init, "0 0"), (&root, "0 0"), (&user, "1000 0")] {
+            let uid = owner.split(' ').next().unwrap();
+            assert_eq!(
+                (out.code, out.stdout.as_str(), out.stderr.as_str()),
+                (
+                    Some(0),
+                    format!("{uid}\n{owner}\n{owner}\nout\nby-path\n").as_str(),
+                    "err\n"
+                ),
+                "{rt}: {out}"
+            );
+        }
+        seen.push((rt, (init.stdout, root.stdout, user.stdout)));
+    }
+    assert_same("stdio in a user namespace", &seen);
+}
