@@ -8,7 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
@@ -57,6 +57,30 @@ pub fn bin_dir() -> PathBuf {
         })
         .unwrap_or_else(|| image::workspace_root().join("target"));
     target.join("debug")
+}
+
+/// The (major, minor) version of the `containerd` on `PATH`, the one the
+/// tests start: CI has Debian's 1.6; the suite also runs by hand against
+/// 1.7 and 2.x builds put first on `PATH` (docs/testing.md), and a few
+/// expectations follow what containerd itself changed between them.
+pub fn containerd_version() -> (u32, u32) {
+    static VERSION: OnceLock<(u32, u32)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let out = Command::new("containerd")
+            .arg("--version")
+            .output()
+            .expect("run containerd --version");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        parse_version(&text).unwrap_or_else(|| panic!("containerd --version: {text:?}"))
+    })
+}
+
+/// `containerd github.com/containerd/containerd 1.6.20~ds1 ...` -> (1, 6):
+/// the third field's first two numbers.
+fn parse_version(text: &str) -> Option<(u32, u32)> {
+    let version = text.split_whitespace().nth(2)?;
+    let mut numbers = version.split(|c: char| !c.is_ascii_digit());
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
 }
 
 impl Containerd {
@@ -433,5 +457,20 @@ impl Drop for Containerd {
         cleanup::after_containerd(scope, &self.socket(), &self.dir, &ids);
         // The CRI node (bridge) goes after every pod is gone.
         self.cri.take();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_version;
+
+    #[test]
+    fn versions_of_debian_and_upstream_builds() {
+        let debian =
+            "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n";
+        assert_eq!(parse_version(debian), Some((1, 6)));
+        let v2 = "containerd github.com/containerd/containerd/v2 2.1.5+unknown \n";
+        assert_eq!(parse_version(v2), Some((2, 1)));
+        assert_eq!(parse_version("containerd\n"), None);
     }
 }

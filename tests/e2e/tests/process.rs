@@ -146,7 +146,7 @@ const STDIO_BY_PATH: &str =
 
 /// A non-root process's stdio is its own, as runc's init makes it
 /// (`fixStdioPermissions`): it can open `/dev/stdout` and `/dev/stderr`
-/// again, as the container's init and as an exec.
+/// again, as the container's init and as an exec, and its pty is its own.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn a_non_root_process_owns_its_stdio() {
@@ -166,7 +166,24 @@ fn a_non_root_process_owns_its_stdio() {
             &["sh", "-c", STDIO_BY_PATH],
             &["--user", "1000:1000"],
         );
+        // With a terminal the pty is the user's.
+        let tty = ctd.exec_tty_with(
+            &running,
+            "t",
+            &[
+                "sh",
+                "-c",
+                "stat -c %u $(tty) && echo by-path > /dev/stdout",
+            ],
+            &["--user", "1000:1000"],
+        );
         ctd.remove(&running);
+        let tty_lines: Vec<&str> = tty.stdout.lines().map(str::trim).collect();
+        assert_eq!(
+            (tty.code, tty_lines.as_slice()),
+            (Some(0), &["1000", "by-path"][..]),
+            "{rt}: {tty}"
+        );
         for out in [&init, &exec] {
             assert_eq!(
                 (out.code, out.stdout.as_str(), out.stderr.as_str()),
@@ -178,7 +195,7 @@ fn a_non_root_process_owns_its_stdio() {
                 "{rt}: {out}"
             );
         }
-        results.push((rt, (init.stdout, exec.stdout)));
+        results.push((rt, (init.stdout, exec.stdout, tty.stdout)));
     }
     assert_same("a non-root process's stdio", &results);
 }

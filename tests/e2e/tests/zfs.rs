@@ -36,7 +36,10 @@ impl ZfsNode {
 
     /// As [`ZfsNode::start`], with the zfs settings also in every shim's
     /// environment: `ctr run --uidmap` sends runc's task options (the IO
-    /// owner), which replace the runtime options holding the config path.
+    /// owner), which replace the runtime options holding the config path
+    /// (containerd 1.x), or which ctr 2.x fails to build for a runtime
+    /// whose options hold one ("can't unmarshal type
+    /// runtimeoptions.v1.Options", client/task.go `getRuncOptions`).
     fn start_with_env(more: &[(&str, &str)]) -> Self {
         Self::start_inner("", Some(more))
     }
@@ -528,13 +531,12 @@ fn a_uidmap_container_runs_on_a_clone_of_its_own_mapping() {
     let node = ZfsNode::start_with_env(&[]);
     let (plain, mapped) = (node.ctd.new_id("zplain"), node.ctd.new_id("zmapped"));
     node.run(&plain);
-    let flag = node.flag();
     let map = "0:200000:65536";
     node.ctd.run_detached(
         Runtime::Lxcri,
         &mapped,
         &["sleep", "1000"],
-        &[&flag, "--uidmap", map, "--gidmap", map],
+        &["--uidmap", map, "--gidmap", map],
     );
     let images: Vec<String> = node
         .image_datasets()

@@ -201,7 +201,20 @@ impl Containerd {
     /// `ctr task exec --tty`, run under `script` so ctr has a terminal.
     /// The output has the terminal's `\r\n` line ends.
     pub fn exec_tty(&self, id: &str, exec_id: &str, args: &[&str]) -> CmdOutput {
-        let mut all = vec!["task", "exec", "--tty", "--exec-id", exec_id, id];
+        self.exec_tty_with(id, exec_id, args, &[])
+    }
+
+    /// [`Containerd::exec_tty`] with more `ctr task exec` flags (`--user`).
+    pub fn exec_tty_with(
+        &self,
+        id: &str,
+        exec_id: &str,
+        args: &[&str],
+        flags: &[&str],
+    ) -> CmdOutput {
+        let mut all = vec!["task", "exec", "--tty", "--exec-id", exec_id];
+        all.extend_from_slice(flags);
+        all.push(id);
         all.extend_from_slice(args);
         self.ctr_with_terminal(&all)
     }
