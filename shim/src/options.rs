@@ -22,8 +22,14 @@ pub fn config_path(options: Option<&Any>) -> Result<Option<PathBuf>> {
     let Some(any) = options else { return Ok(None) };
     let kind = any.type_url.rsplit('/').next().unwrap_or("");
     if kind != RUNTIME_OPTIONS_TYPE {
-        // runc's options (BinaryName, SystemdCgroup...) mean nothing to lxcri.
-        tracing::debug!(type_url = %any.type_url, "ignoring runtime options");
+        // runc's options (BinaryName, SystemdCgroup, the IO owner) mean
+        // nothing to lxcri. containerd 1.x sends them instead of the
+        // runtime options when a client sets the IO owner (`ctr run
+        // --uidmap`): a `--runtime-config-path` given with them is lost.
+        tracing::warn!(
+            type_url = %any.type_url,
+            "task options of another runtime: ignored; no ConfigPath came with them, so the node's configuration is used"
+        );
         return Ok(None);
     }
     let path = decode_config_path(&any.value)
