@@ -21,6 +21,11 @@ pub fn chain(pid: u32, controller: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The cgroup of `controller` that `pid` is in (the first of [`chain`]).
+pub fn process_dir(pid: u32, controller: &str) -> PathBuf {
+    chain(pid, controller).swap_remove(0)
+}
+
 /// The container's own cgroup of `controller` for process `pid` (on
 /// PVE's layout the CT's, above `ns`); `None` when no hierarchy has it.
 pub fn own_dir(pid: u32, controller: &str) -> Option<PathBuf> {

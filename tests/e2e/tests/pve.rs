@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+use lxcri_e2e::cgroup_files::own_dir;
 use lxcri_e2e::pve::{description, PveSim};
 use lxcri_e2e::{cmd, require, spec, Containerd, Runtime};
 
@@ -156,20 +157,12 @@ fn an_update_changes_the_ct_and_the_cgroup() {
         "MiB, rounded up:\n{text}"
     );
     let (pid, _) = ctd.task(&id).expect("task");
-    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
     // PVE's processes are in lxc/VMID/ns, its limits on lxc/VMID.
-    let limit = cgroup
-        .lines()
-        .filter_map(|l| l.rsplit(':').next())
-        .map(|p| p.strip_suffix("/ns").unwrap_or(p))
-        .flat_map(|p| {
-            [
-                format!("/sys/fs/cgroup{p}/memory.max"),
-                format!("/sys/fs/cgroup/unified{p}/memory.max"),
-                format!("/sys/fs/cgroup/memory{p}/memory.limit_in_bytes"),
-            ]
-        })
-        .find_map(|f| std::fs::read_to_string(f).ok())
+    let ct = own_dir(pid, "memory").expect("the CT's memory cgroup");
+    assert!(ct.ends_with(format!("lxc/{vmid}")), "{}", ct.display());
+    let limit = ["memory.max", "memory.limit_in_bytes"]
+        .iter()
+        .find_map(|f| std::fs::read_to_string(ct.join(f)).ok())
         .expect("the CT's memory limit file");
     assert_eq!(limit.trim(), ((64u64 << 20) + 4096).to_string());
     let calls = api_calls(&sim(&ctd).requests());

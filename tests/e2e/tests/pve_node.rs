@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use lxcri_e2e::cgroup_files::process_dir;
 use lxcri_e2e::pve::{PveSim, TOKEN_ID};
 use lxcri_e2e::pve_acl::documented_user_cfg;
 use lxcri_e2e::{cmd, require, runtimes, spec, Containerd, Runtime};
@@ -247,25 +248,6 @@ fn a_cpuset_is_a_raw_line_pve_leaves_alone_and_updates_follow_it() {
     assert_nothing_left(&ctd, &id);
 }
 
-/// The container's cgroup directory for `controller` (v1) or the unified
-/// one, from `/proc/PID/cgroup`.
-fn cgroup_dir(pid: u32, controller: &str) -> std::path::PathBuf {
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("/proc/PID/cgroup");
-    for line in text.lines() {
-        let mut f = line.splitn(3, ':');
-        let (_, list, path) = (f.next(), f.next().unwrap_or(""), f.next().unwrap_or(""));
-        if list.split(',').any(|c| c == controller) {
-            return std::path::Path::new("/sys/fs/cgroup")
-                .join(controller)
-                .join(path.trim_start_matches('/'));
-        }
-        if list.is_empty() && std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-            return std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
-        }
-    }
-    panic!("no {controller} cgroup in\n{text}");
-}
-
 /// The memory limit files of the cgroup `dir`, as `name=value` lines.
 fn memory_limits(dir: &std::path::Path) -> Vec<String> {
     [
@@ -300,7 +282,7 @@ fn a_container_without_limits_runs_unlimited_as_on_runc() {
         let id = ctd.new_id(&format!("nolimit-{rt}"));
         ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
         let (pid, _) = ctd.task(&id).expect("task");
-        let mut dir = cgroup_dir(pid, "memory");
+        let mut dir = process_dir(pid, "memory");
         if rt == Runtime::Lxcri {
             let (vmid, conf) = sim(&ctd).ct_of(ctd.namespace(), &id).expect("CT");
             assert!(
@@ -354,7 +336,7 @@ fn limits_stats_freezer_and_exec_use_pves_cgroup_layout() {
     );
     let (vmid, _) = sim(&ctd).ct_of(ctd.namespace(), &id).expect("CT");
     let (pid, _) = ctd.task(&id).expect("task");
-    let inner = cgroup_dir(pid, "memory");
+    let inner = process_dir(pid, "memory");
     assert!(
         inner.ends_with(format!("lxc/{vmid}/ns")),
         "PVE puts the processes in lxc/VMID/ns: {}",
