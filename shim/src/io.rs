@@ -116,7 +116,8 @@ fn open_path(path: &str, opts: &OpenOptions, what: &str) -> Result<File> {
 /// `IoUid`/`IoGid` containerd sends for such containers. `None`: root's.
 pub type PipeOwner = Option<(u32, u32)>;
 
-/// [`PipeOwner`] of the container whose init is `pid`.
+/// [`PipeOwner`] of the container whose init is `pid`, for an exec (a
+/// create has it from its plan: [`lxcri::runtime::CreatedContainer`]).
 pub fn pipe_owner(pid: i32) -> Result<PipeOwner> {
     lxcri::userns::root_ids_of(pid).map_err(|e| {
         ShimError::Failed(format!(
@@ -368,7 +369,7 @@ pub fn hand_over_stdio(
             .map_err(|e| ShimError::failed("create: terminal", &e))?;
         return ProcessIo::console(master, stdio);
     }
-    let (io, ends) = ProcessIo::relay(stdio, pipe_owner(created.init.pid())?)?;
+    let (io, ends) = ProcessIo::relay(stdio, created.root_ids)?;
     created
         .init
         .send_stdio(

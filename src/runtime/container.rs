@@ -114,4 +114,8 @@ pub struct CreatedContainer {
     /// the shim's later write never block or fail.
     pub start_gate: File,
     pub terminal: bool,
+    /// The host uid and gid of the container's root when it has a user
+    /// namespace ([`crate::lxc::LxcConfig::root_host_ids`]): its stdio
+    /// pipes are given to them.
+    pub root_ids: Option<(u32, u32)>,
 }

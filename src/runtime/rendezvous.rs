@@ -116,6 +116,7 @@ impl InitRendezvous {
             init,
             start_gate: self.start_gate,
             terminal: bundle.plan.init.process.terminal,
+            root_ids: bundle.plan.lxc.root_host_ids(),
         })
     }
 }

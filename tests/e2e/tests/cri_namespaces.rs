@@ -19,7 +19,7 @@ use std::time::Duration;
 use lxcri_e2e::cri::api::{self, NamespaceMode};
 use lxcri_e2e::cri::pod::{base_pod_config, Pod};
 use lxcri_e2e::cri::validate::{exec, exited, namespaces, remove, run_pod, running, PAUSE};
-use lxcri_e2e::{assert_same, cleanup, runtimes, unique_name, Containerd};
+use lxcri_e2e::{assert_same, cleanup, runtimes, unique_name, Containerd, Runtime};
 
 /// `ps` as the container sees it but for the exec's own shell and `ps`:
 /// PID 1 with its pid, the rest by command only (which pids an exec or an
@@ -39,6 +39,27 @@ struct PidNamespaces {
     pod_ps: String,
     container_pid1: String,
     container_ps: String,
+}
+
+/// PID 1's command line in container `id` and its [`PS`] lines, sorted,
+/// with `sleeper` written `SLEEPER`; `ps` is taken again (up to 10 s)
+/// until `settled` holds for it.
+fn pid1_and_ps(
+    ctd: &Containerd,
+    rt: Runtime,
+    id: &str,
+    sleeper: &str,
+    settled: impl Fn(&[String]) -> bool,
+) -> (String, Vec<String>) {
+    let (_, pid1, _) = exec(ctd, rt, id, &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]);
+    let mut ps = Vec::new();
+    lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
+        let (_, out, _) = exec(ctd, rt, id, &["sh", "-c", PS]);
+        ps = out.lines().map(|l| l.replace(sleeper, "SLEEPER")).collect();
+        ps.sort();
+        settled(&ps).then_some(())
+    });
+    (pid1.trim().replace(sleeper, "SLEEPER"), ps)
 }
 
 /// "runtime should support HostPID", "runtime should support PodPID",
@@ -103,27 +124,12 @@ fn pid_namespaces() {
                 &pod,
                 pod.container("c", &["sh", "-c", &format!("exec {sleeper}")]),
             );
-            let (_, pid1, _) = exec(
-                &ctd,
-                rt,
-                &id,
-                &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"],
-            );
             // Polled: the pause's child may still be between its fork (a
             // second pause shell) and its exec of sleep.
             let forked = format!("- {PAUSE_PROCESS}");
-            let mut ps = Vec::new();
-            lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
-                let (_, out, _) = exec(&ctd, rt, &id, &["sh", "-c", PS]);
-                ps = out
-                    .lines()
-                    .map(|l| l.replace(&sleeper, "SLEEPER"))
-                    .collect();
-                (!ps.contains(&forked)).then_some(())
-            });
+            let (pid1, ps) = pid1_and_ps(&ctd, rt, &id, &sleeper, |ps| !ps.contains(&forked));
             remove(&ctd, rt, pod);
-            ps.sort();
-            seen.push((pid1.trim().replace(&sleeper, "SLEEPER"), ps.join("\n")));
+            seen.push((pid1, ps.join("\n")));
         }
         let (container, pod_ns) = (seen.pop().unwrap(), seen.pop().unwrap());
         let o = PidNamespaces {
@@ -184,34 +190,14 @@ fn a_debug_container_in_the_pid_namespace_of_another() {
                 ..ns
             });
         let debugger = running(&pod, debug);
-        let (_, pid1, _) = exec(
-            &ctd,
-            rt,
-            &debugger,
-            &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"],
-        );
-        let mut ps = Vec::new();
-        lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
-            let (_, out, _) = exec(&ctd, rt, &debugger, &["sh", "-c", PS]);
-            ps = out
-                .lines()
-                .map(|l| l.replace(&sleeper, "SLEEPER"))
-                .collect();
-            ps.sort();
-            (ps.len() == 2).then_some(())
-        });
+        let (pid1, ps) = pid1_and_ps(&ctd, rt, &debugger, &sleeper, |ps| ps.len() == 2);
         let stopped = ctd
             .cri()
             .stop_container(&debugger, 10)
             .map_err(|e| e.to_string());
         let app_state = ctd.cri().container_status(&app).map(|s| s.state).ok();
         remove(&ctd, rt, pod);
-        let seen = (
-            pid1.trim().replace(&sleeper, "SLEEPER"),
-            ps.join("\n"),
-            stopped,
-            app_state,
-        );
+        let seen = (pid1, ps.join("\n"), stopped, app_state);
         assert_eq!(
             seen,
             (

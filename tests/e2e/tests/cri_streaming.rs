@@ -136,13 +136,7 @@ fn attach_with_a_terminal() {
         let prompt = a
             .read_until(LONG, |o, _| String::from_utf8_lossy(o).contains("# "))
             .unwrap_or_else(|e| fail(e));
-        a.write_stdin(b"stty size; echo the-end\n")
-            .unwrap_or_else(|e| fail(e));
-        let sized = a
-            .read_until(LONG, |o, _| {
-                String::from_utf8_lossy(o).contains("30 100\r\nthe-end\r\n")
-            })
-            .unwrap_or_else(|e| fail(e));
+        let sized = shows_size(&mut a, 30, 100).unwrap_or_else(|e| fail(e));
         a.write_stdin(b"exit 3\n").unwrap_or_else(|e| fail(e));
         let st = pod.wait_state(&id, ContainerState::ContainerExited, STATE_TIMEOUT);
         let (stdout, stderr, _) = a.close(LONG).unwrap_or_else(|e| fail(e));
@@ -154,6 +148,14 @@ fn attach_with_a_terminal() {
         results.push((rt, seen));
     }
     assert_same("an attach with a terminal", &results);
+}
+
+/// Whether the shell at the other end of the terminal `session` reports
+/// `rows` x `cols` (`stty size`) within [`LONG`].
+fn shows_size(session: &mut Attach, rows: u16, cols: u16) -> Result<bool, String> {
+    session.write_stdin(b"stty size; echo the-end\n")?;
+    let expected = format!("{rows} {cols}\r\nthe-end\r\n");
+    session.read_until(LONG, |o, _| String::from_utf8_lossy(o).contains(&expected))
 }
 
 /// `kubectl exec -it`: a shell exec with a terminal; the client's window
@@ -184,13 +186,7 @@ fn exec_with_a_terminal_and_a_resize() {
             .read_until(LONG, |o, _| String::from_utf8_lossy(o).contains("# "))
             .unwrap_or_else(|e| fail(e));
         s.resize(120, 40).unwrap_or_else(|e| fail(e));
-        s.write_stdin(b"stty size; echo the-end\n")
-            .unwrap_or_else(|e| fail(e));
-        let sized = s
-            .read_until(LONG, |o, _| {
-                String::from_utf8_lossy(o).contains("40 120\r\nthe-end\r\n")
-            })
-            .unwrap_or_else(|e| fail(e));
+        let sized = shows_size(&mut s, 40, 120).unwrap_or_else(|e| fail(e));
         s.write_stdin(b"exit 4\n").unwrap_or_else(|e| fail(e));
         // The server ends the stream with the exec's status.
         let ended = s.read_until(LONG, |_, _| false);
