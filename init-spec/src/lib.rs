@@ -152,6 +152,13 @@ pub struct InitSpec {
     /// `mode=` said; the init does the same.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tmpfs_modes: Vec<TmpfsMode>,
+    /// Binds LXC made whose options ask for recursive mount attributes
+    /// (`rro`, `rnosuid`, ...): the init sets them on the bind and every
+    /// mount below it before the shim's own binds go in, so a volume bound
+    /// into it later keeps its own flags, as runc's mounts made after the
+    /// attributes are set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recursive_attrs: Vec<RecursiveAttrs>,
     /// The rootfs is this container's alone (a mount made for it: a
     /// snapshot or a clone), so the init removes the [`RUNTIME_DIR`] mount
     /// point LXC made in it. A directory the spec names may be another
@@ -187,6 +194,25 @@ pub struct Symlink {
 pub struct RemountFlags {
     pub destination: String,
     pub flags: u64,
+}
+
+/// `mount_setattr(2)` attributes (`MOUNT_ATTR_*` bits) to set and to
+/// clear, with `AT_RECURSIVE`: what runc's recursive mount options
+/// (`rro`, `rnosuid`, `rnoatime`, ...) ask of a bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountAttrs {
+    pub set: u64,
+    pub clear: u64,
+}
+
+/// [`MountAttrs`] for the bind at `destination` (absolute, in the
+/// container) and every mount below it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecursiveAttrs {
+    pub destination: String,
+    pub attrs: MountAttrs,
 }
 
 /// The mode for the root of the tmpfs at `destination` (absolute, in the
@@ -333,6 +359,9 @@ pub struct SharedMount {
     pub nodev: bool,
     #[serde(default)]
     pub noexec: bool,
+    /// Recursive attributes, set after the flags above (runc's order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<MountAttrs>,
 }
 
 /// The OCI process, already validated and translated by the shim.

@@ -1,11 +1,13 @@
 //! Detached copies of mount trees (`open_tree`) and attaching them
 //! (`move_mount`): how the share helper binds host volumes into a
 //! container and how the host view puts a copy of the host's tree into a
-//! container's mount namespace for its hooks.
+//! container's mount namespace for its hooks; and attributes set on a
+//! whole tree (`mount_setattr`), runc's recursive mount options.
 
 use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use lxcri_init_spec::MountAttrs;
 use nix::errno::Errno;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -19,6 +21,33 @@ struct MountAttr {
     attr_clr: u64,
     propagation: u64,
     userns_fd: u64,
+}
+
+/// Sets and clears `attrs` on the mount at `path` and every mount below it.
+pub fn set_recursive(path: &str, attrs: MountAttrs) -> Result<(), Errno> {
+    let c = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    let attr = MountAttr {
+        attr_set: attrs.set,
+        attr_clr: attrs.clear,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: plain syscall with a valid C string and attribute struct of
+    // the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
 }
 
 /// A detached copy of the mount tree at `source` (recursive, as `rbind`),

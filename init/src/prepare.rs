@@ -25,6 +25,8 @@ pub enum PrepareError {
     Readonly { path: String, source: Errno },
     #[error("mount {path}: setting its flags (the spec's nosuid/nodev/noexec/ro): {source}")]
     RemountFlags { path: String, source: Errno },
+    #[error("mount {path}: setting the recursive attributes of its options (rro, rnosuid, ...) with mount_setattr: {source}")]
+    RecursiveAttrs { path: String, source: Errno },
     #[error("create symlink {link} -> {target}: {source}")]
     Symlink {
         link: String,
@@ -79,6 +81,16 @@ pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
             PrepareError::TmpfsMode {
                 path: t.destination.clone(),
                 source: io_errno(&e),
+            }
+        })?;
+    }
+    // As runc sets them right after each bind: before the shim's binds go
+    // into these ones, and before masks and read-only paths.
+    for r in &spec.recursive_attrs {
+        crate::mount_tree::set_recursive(&r.destination, r.attrs).map_err(|source| {
+            PrepareError::RecursiveAttrs {
+                path: r.destination.clone(),
+                source,
             }
         })?;
     }

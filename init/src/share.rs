@@ -105,6 +105,12 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
             )
             .map_err(sys("remount", dest))?;
         }
+        if let Some(attrs) = m.recursive {
+            mount_tree::set_recursive(dest, attrs).map_err(sys(
+                "set the recursive mount attributes (rro, ...) of",
+                dest,
+            ))?;
+        }
     }
     Ok(())
 }

@@ -194,6 +194,8 @@ pub fn runtime_features() -> Features {
 
     let mut mount_options = strings(&MOUNT_FLAGS);
     mount_options.extend(strings(&PROPAGATION));
+    // On binds (the init's mount_setattr); CRI's recursiveReadOnly.
+    mount_options.extend(super::mount_flags::recursive_names().map(String::from));
     mount_options.sort();
 
     let mut features = Features::default();
@@ -261,7 +263,7 @@ mod tests {
         let options = names(&f["mountOptions"]);
         assert!(options.contains(&"rbind") && options.contains(&"rslave"));
         // CRI turns on recursive read-only mounts when it sees this.
-        assert!(!options.contains(&"rro"));
+        assert!(options.contains(&"rro"));
         assert_eq!(
             f["hooks"],
             json!([
@@ -322,7 +324,7 @@ mod tests {
     fn options_the_plan_refuses_are_not_listed() {
         let src = tempfile::tempdir().unwrap();
         let listed = runtime_features().mount_options().clone().unwrap();
-        for opt in ["rro", "rnosuid", "idmap", "ridmap", "tmpcopyup", "optional"] {
+        for opt in ["idmap", "ridmap", "tmpcopyup", "optional"] {
             assert!(plan_one(bind_mount(src.path(), &[opt])).is_err(), "{opt}");
             assert!(!listed.iter().any(|o| o == opt), "{opt} is listed");
         }

@@ -308,6 +308,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         dev_pts: mount_plan.dev_pts,
         remount_flags: mount_plan.remount_flags,
         tmpfs_modes: mount_plan.tmpfs_modes,
+        recursive_attrs: mount_plan.recursive_attrs,
         own_rootfs: ctx.rootfs_mounted,
         devices: device_plan.nodes,
         // Where LXC makes a cgroup namespace the spec did not ask for (see

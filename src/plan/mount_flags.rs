@@ -1,7 +1,11 @@
 //! Mount options that are flags: the per-mount `MS_*` bits runc knows, as
-//! mount(8) reads them (the last of a pair wins), and the propagation
-//! options, which the mount plan applies itself. Shared by the checks of
-//! the spec's `/dev` and `/dev/pts` and by the flags the init sets on binds.
+//! mount(8) reads them (the last of a pair wins), the propagation options,
+//! which the mount plan applies itself, and runc's recursive ones (`rro`,
+//! `rnosuid`, ...), which the init sets with `mount_setattr(2)`. Shared by
+//! the checks of the spec's `/dev` and `/dev/pts` and by the flags the init
+//! sets on binds.
+
+use lxcri_init_spec::MountAttrs;
 
 /// Flag options: what each sets, and what it clears.
 const FLAGS: [(&str, u64, u64); 17] = [
@@ -51,4 +55,157 @@ pub(super) fn split(options: &[String]) -> (u64, Vec<(usize, &String)>) {
         }
     }
     (flags, rest)
+}
+
+/// runc's recursive options and the `MOUNT_ATTR_*` bit each sets (`true`)
+/// or clears (libcontainer/specconv `recAttrFlags`; the bits are
+/// include/uapi/linux/mount.h's).
+const RECURSIVE: [(&str, bool, u64); 12] = [
+    ("rro", true, MOUNT_ATTR_RDONLY),
+    ("rrw", false, MOUNT_ATTR_RDONLY),
+    ("rnosuid", true, MOUNT_ATTR_NOSUID),
+    ("rsuid", false, MOUNT_ATTR_NOSUID),
+    ("rnodev", true, MOUNT_ATTR_NODEV),
+    ("rdev", false, MOUNT_ATTR_NODEV),
+    ("rnoexec", true, MOUNT_ATTR_NOEXEC),
+    ("rexec", false, MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", true, MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", false, MOUNT_ATTR_NODIRATIME),
+    ("rnosymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+/// The recursive atime options: one value of the `MOUNT_ATTR__ATIME`
+/// field each, the last one given wins. Turning `noatime` or
+/// `strictatime` off (or `relatime` off, which is 0) leaves the kernel's
+/// default, `relatime`, as runc's table works out.
+const RECURSIVE_ATIME: [(&str, u64); 6] = [
+    ("rrelatime", MOUNT_ATTR_RELATIME),
+    ("rnorelatime", MOUNT_ATTR_RELATIME),
+    ("rnoatime", MOUNT_ATTR_NOATIME),
+    ("ratime", MOUNT_ATTR_RELATIME),
+    ("rstrictatime", MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", MOUNT_ATTR_RELATIME),
+];
+
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+const MOUNT_ATTR_NOSUID: u64 = 0x2;
+const MOUNT_ATTR_NODEV: u64 = 0x4;
+const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+/// The field the atime choice is, which must be cleared to set one.
+const MOUNT_ATTR_ATIME_FIELD: u64 = 0x70;
+const MOUNT_ATTR_RELATIME: u64 = 0x0;
+const MOUNT_ATTR_NOATIME: u64 = 0x10;
+const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
+const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
+const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
+
+/// Every recursive option's name.
+pub(super) fn recursive_names() -> impl Iterator<Item = &'static str> {
+    RECURSIVE
+        .iter()
+        .map(|(name, _, _)| *name)
+        .chain(RECURSIVE_ATIME.iter().map(|(name, _)| *name))
+}
+
+pub(super) fn is_recursive(option: &str) -> bool {
+    recursive_names().any(|name| name == option)
+}
+
+/// What `options`' recursive options ask for (the last of a pair wins);
+/// `None` when they name none.
+pub(super) fn recursive(options: &[String]) -> Option<MountAttrs> {
+    let mut attrs = MountAttrs { set: 0, clear: 0 };
+    let mut any = false;
+    for opt in options {
+        if let Some((_, set, bit)) = RECURSIVE.iter().find(|(name, _, _)| name == opt) {
+            any = true;
+            if *set {
+                attrs.set |= bit;
+                attrs.clear &= !bit;
+            } else {
+                attrs.clear |= bit;
+                attrs.set &= !bit;
+            }
+        } else if let Some((_, value)) = RECURSIVE_ATIME.iter().find(|(name, _)| name == opt) {
+            any = true;
+            attrs.set = (attrs.set & !MOUNT_ATTR_ATIME_FIELD) | value;
+            attrs.clear |= MOUNT_ATTR_ATIME_FIELD;
+        }
+    }
+    any.then_some(attrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs(options: &[&str]) -> Option<MountAttrs> {
+        let options: Vec<String> = options.iter().map(|s| s.to_string()).collect();
+        recursive(&options)
+    }
+
+    #[test]
+    fn recursive_options_set_and_clear_mount_attributes() {
+        assert_eq!(attrs(&["rbind", "ro", "nosuid"]), None);
+        assert_eq!(
+            attrs(&["rbind", "rro", "rnosuid"]),
+            Some(MountAttrs {
+                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                clear: 0
+            })
+        );
+        // The last of a pair wins.
+        assert_eq!(
+            attrs(&["rro", "rnoexec", "rrw"]),
+            Some(MountAttrs {
+                set: MOUNT_ATTR_NOEXEC,
+                clear: MOUNT_ATTR_RDONLY
+            })
+        );
+        assert_eq!(
+            attrs(&["rsymfollow", "rnosymfollow", "rdev"]),
+            Some(MountAttrs {
+                set: MOUNT_ATTR_NOSYMFOLLOW,
+                clear: MOUNT_ATTR_NODEV
+            })
+        );
+    }
+
+    /// mount_setattr(2): an atime value is set only with the whole field
+    /// cleared, and one value at a time.
+    #[test]
+    fn the_last_recursive_atime_option_wins() {
+        assert_eq!(
+            attrs(&["rnoatime"]),
+            Some(MountAttrs {
+                set: MOUNT_ATTR_NOATIME,
+                clear: MOUNT_ATTR_ATIME_FIELD
+            })
+        );
+        assert_eq!(
+            attrs(&["rnoatime", "rstrictatime", "rro"]),
+            Some(MountAttrs {
+                set: MOUNT_ATTR_STRICTATIME | MOUNT_ATTR_RDONLY,
+                clear: MOUNT_ATTR_ATIME_FIELD
+            })
+        );
+        for off in ["ratime", "rnostrictatime", "rnorelatime", "rrelatime"] {
+            assert_eq!(
+                attrs(&["rnoatime", off]),
+                Some(MountAttrs {
+                    set: MOUNT_ATTR_RELATIME,
+                    clear: MOUNT_ATTR_ATIME_FIELD
+                }),
+                "{off}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_names_are_runcs_eighteen() {
+        assert_eq!(recursive_names().count(), 18);
+        assert!(is_recursive("rro") && is_recursive("rnostrictatime"));
+        assert!(!is_recursive("ro") && !is_recursive("rbind") && !is_recursive("rprivate"));
+    }
 }

@@ -11,42 +11,22 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{
-    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, RemountFlags, SharedMount,
-    TmpfsMode,
+    DevPts, DevTmpfs, MountAttrs, MountPropagation, Propagation, PropagationKind, RecursiveAttrs,
+    RemountFlags, SharedMount, TmpfsMode,
 };
 
 use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
-use super::{invalid, unsupported, PlanError, Result};
+use super::{invalid, mount_flags, unsupported, PlanError, Result};
 use crate::lxc::{CgroupAuto, MountEntry};
 use crate::security::lsm::HostLsm;
 
 /// Filesystem types lxcri mounts through `lxc.mount.entry`, besides binds.
 const FILESYSTEMS: [&str; 5] = ["tmpfs", "proc", "sysfs", "devpts", "mqueue"];
 
-/// Options lxcri cannot honour: runc extensions and mount attributes LXC
-/// does not implement. Passing them on would silently drop them.
-const UNSUPPORTED_OPTIONS: [&str; 19] = [
-    "tmpcopyup",
-    "idmap",
-    "ridmap",
-    "rro",
-    "rrw",
-    "rnosuid",
-    "rsuid",
-    "rnodev",
-    "rdev",
-    "rnoexec",
-    "rexec",
-    "rnoatime",
-    "ratime",
-    "rrelatime",
-    "rnorelatime",
-    "rstrictatime",
-    "rnostrictatime",
-    "rnodiratime",
-    "rdiratime",
-];
+/// Options lxcri cannot honour: runc extensions LXC does not implement.
+/// Passing them on would silently drop them.
+const UNSUPPORTED_OPTIONS: [&str; 3] = ["tmpcopyup", "idmap", "ridmap"];
 
 pub(super) struct MountPlan {
     pub entries: Vec<MountEntry>,
@@ -67,6 +47,8 @@ pub(super) struct MountPlan {
     pub remount_flags: Vec<RemountFlags>,
     /// The modes the init gives tmpfs roots ([`TmpfsMode`]).
     pub tmpfs_modes: Vec<TmpfsMode>,
+    /// Recursive attributes of binds LXC makes ([`RecursiveAttrs`]).
+    pub recursive_attrs: Vec<RecursiveAttrs>,
 }
 
 /// The path as written, with `.`, empty and trailing components removed
@@ -111,9 +93,12 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         dev_pts: None,
         remount_flags: Vec::new(),
         tmpfs_modes: Vec::new(),
+        recursive_attrs: Vec::new(),
     };
-    // The OCI field of each entry, for errors about it later.
+    // The OCI field of each entry, for errors about it later, and its
+    // recursive attributes when LXC's bind is the one to get them.
     let mut fields: Vec<String> = Vec::new();
+    let mut attrs: Vec<Option<MountAttrs>> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
@@ -129,10 +114,29 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                 "id-mapped mounts are not implemented",
             ));
         }
-        let options = m.options().clone().unwrap_or_default();
+        let mut options = m.options().clone().unwrap_or_default();
         check_options(&field, &options)?;
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let recursive = mount_flags::recursive(&options);
+        if recursive.is_some() {
+            // runc sets them on binds only, and ignores them elsewhere.
+            if !is_bind {
+                let k = options
+                    .iter()
+                    .position(|o| mount_flags::is_recursive(o))
+                    .unwrap_or_default();
+                return Err(unsupported(
+                    &format!("{field}.options[{k}]"),
+                    &format!(
+                        "{:?} on a {typ} mount: recursive mount attributes apply to bind mounts only",
+                        options[k]
+                    ),
+                ));
+            }
+            // The init's, not LXC's.
+            options.retain(|o| !mount_flags::is_recursive(o));
+        }
         let clean = lexical(dest);
         if clean.starts_with(reserved) {
             return Err(invalid(
@@ -197,6 +201,9 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         let destination = relative_destination(&format!("{field}.destination"), rootfs, dest)?;
         // The last propagation option wins, as in runc.
         let propagation = options.iter().rev().find_map(|o| Propagation::parse(o));
+        // A shared bind's copy from the host covers LXC's bind: the share
+        // helper sets the recursive attributes on it instead.
+        let mut lxc_recursive = recursive;
         if let Some(propagation) = propagation {
             plan.propagation.push(MountPropagation {
                 destination: format!("/{destination}"),
@@ -211,6 +218,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                         invalid(&format!("{field}.source"), "is missing or not valid UTF-8")
                     })?;
                 let flags = requested_flags(&options);
+                lxc_recursive = None;
                 plan.shared.push(SharedMount {
                     source: source.to_string(),
                     destination: format!("/{destination}"),
@@ -220,6 +228,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                     nosuid: flags & libc::MS_NOSUID != 0,
                     nodev: flags & libc::MS_NODEV != 0,
                     noexec: flags & libc::MS_NOEXEC != 0,
+                    recursive,
                 });
             }
         }
@@ -272,8 +281,9 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         };
         plan.entries.push(entry);
         fields.push(field);
+        attrs.push(lxc_recursive);
     }
-    defer_binds_in_binds(&mut plan, &fields)?;
+    defer_binds_in_binds(&mut plan, &fields, attrs)?;
     let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
     plan.remount_flags.extend(binds);
     // The init works on the finished tree, where runc worked on each mount
@@ -283,6 +293,8 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         .retain(|r| !covered_later(entries, &r.destination));
     plan.tmpfs_modes
         .retain(|t| !covered_later(entries, &t.destination));
+    plan.recursive_attrs
+        .retain(|r| !covered_later(entries, &r.destination));
     Ok(plan)
 }
 
@@ -369,15 +381,22 @@ fn is_bind_entry(e: &MountEntry) -> bool {
 /// mount, onto the host. Such binds are made by the share helper instead,
 /// inside the container's mount namespace, where links resolve in the
 /// container's root (as runc resolves every destination). Other
-/// filesystems there are refused.
-fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
+/// filesystems there are refused. `attrs` are the entries' recursive
+/// attributes: the kept ones' become the init's, the deferred ones' the
+/// helper's.
+fn defer_binds_in_binds(
+    plan: &mut MountPlan,
+    fields: &[String],
+    attrs: Vec<Option<MountAttrs>>,
+) -> Result<()> {
     let mut binds: Vec<String> = Vec::new();
     let mut kept = Vec::with_capacity(plan.entries.len());
     // The cgroup mount's place moves up with every entry taken out before it.
     let cgroup_at = plan.cgroup_at;
-    for (i, (entry, field)) in std::mem::take(&mut plan.entries)
+    for (i, ((entry, field), recursive)) in std::mem::take(&mut plan.entries)
         .into_iter()
         .zip(fields)
+        .zip(attrs)
         .enumerate()
     {
         let inside = binds
@@ -392,6 +411,12 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
             binds.push(entry.destination.clone());
         }
         let Some(volume) = inside else {
+            if let Some(attrs) = recursive {
+                plan.recursive_attrs.push(RecursiveAttrs {
+                    destination: format!("/{}", entry.destination),
+                    attrs,
+                });
+            }
             kept.push(entry);
             continue;
         };
@@ -430,6 +455,7 @@ fn defer_binds_in_binds(plan: &mut MountPlan, fields: &[String]) -> Result<()> {
                     nosuid: flags & libc::MS_NOSUID != 0,
                     nodev: flags & libc::MS_NODEV != 0,
                     noexec: flags & libc::MS_NOEXEC != 0,
+                    recursive,
                 })
             }
         }

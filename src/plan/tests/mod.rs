@@ -9,6 +9,7 @@ mod nested_mounts;
 mod network;
 mod node_userns;
 mod pve;
+mod recursive_attrs;
 mod remount_flags;
 mod resources;
 

@@ -256,6 +256,13 @@ impl CriClient {
         self.rt_call("Version", |mut c| async move { c.version(req).await })
     }
 
+    /// Status: the runtime's conditions and, from containerd 2.0 on, each
+    /// runtime handler's features (what the kubelet reads).
+    pub fn status(&self) -> Result<api::StatusResponse, CriError> {
+        let req = api::StatusRequest { verbose: false };
+        self.rt_call("Status", |mut c| async move { c.status(req).await })
+    }
+
     // ---- RuntimeService: pod sandboxes ----
 
     /// RunPodSandbox; returns the pod sandbox id. `runtime_handler` names a

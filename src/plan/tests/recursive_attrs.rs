@@ -1,0 +1,168 @@
+//! runc's recursive mount options (`rro`, `rnosuid`, ...) on binds: the
+//! init sets them on binds LXC made, the share helper on the ones it makes;
+//! LXC never sees them, and other filesystems refuse them.
+
+use lxcri_init_spec::{MountAttrs, RecursiveAttrs};
+use serde_json::json;
+
+use super::{env, mount, with};
+use crate::plan::PlanError;
+
+const RDONLY: u64 = 0x1;
+const NOSUID: u64 = 0x2;
+const NOEXEC: u64 = 0x8;
+
+#[test]
+fn a_binds_recursive_options_go_to_the_init_not_to_lxc() {
+    let env = env();
+    let vol = env.host.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = with(|v| {
+        // CRI's recursiveReadOnly: no plain `ro`.
+        mount(
+            v,
+            json!({"destination": "/data", "type": "bind", "source": vol,
+                   "options": ["rbind", "rprivate", "rro"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/app", "type": "bind", "source": vol,
+                   "options": ["rbind", "ro", "rnosuid", "rnoexec", "rexec"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/plain", "type": "bind", "source": vol, "options": ["rbind", "ro"]}),
+        );
+    });
+    let plan = env.plan(&spec).unwrap();
+    assert_eq!(
+        plan.init.recursive_attrs,
+        [
+            RecursiveAttrs {
+                destination: "/data".into(),
+                attrs: MountAttrs {
+                    set: RDONLY,
+                    clear: 0
+                },
+            },
+            RecursiveAttrs {
+                destination: "/app".into(),
+                attrs: MountAttrs {
+                    set: NOSUID,
+                    clear: NOEXEC
+                },
+            },
+        ]
+    );
+    for m in &plan.lxc.mounts {
+        assert!(
+            !m.options
+                .iter()
+                .any(|o| o.starts_with("rro") || o.starts_with("rno")),
+            "{m:?}"
+        );
+    }
+    let data = plan.lxc.mounts.iter().find(|m| m.destination == "data");
+    assert_eq!(
+        data.unwrap().options,
+        ["rbind", "rprivate", "create=dir"],
+        "writable to LXC, read-only from the init on"
+    );
+    assert!(plan.shared_mounts.is_empty());
+}
+
+/// Binds the share helper makes (inside another bind, or `rshared`) get
+/// theirs from it; the LXC bind under an `rshared` one is covered by the
+/// helper's copy, so the init leaves it alone.
+#[test]
+fn the_share_helper_sets_them_on_its_binds() {
+    let env = env();
+    let vol = env.host.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = with(|v| {
+        mount(
+            v,
+            json!({"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "rro"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/data/sub", "type": "bind", "source": vol,
+                   "options": ["rbind", "rnoexec"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/peer", "type": "bind", "source": vol,
+                   "options": ["rbind", "rshared", "rro"]}),
+        );
+    });
+    let plan = env.plan(&spec).unwrap();
+    let dests: Vec<&str> = plan
+        .init
+        .recursive_attrs
+        .iter()
+        .map(|r| r.destination.as_str())
+        .collect();
+    assert_eq!(dests, ["/data"]);
+    let shared = |dest: &str| {
+        plan.shared_mounts
+            .iter()
+            .find(|m| m.destination == dest)
+            .unwrap_or_else(|| panic!("{dest}: {:?}", plan.shared_mounts))
+            .recursive
+    };
+    assert_eq!(
+        shared("/data/sub"),
+        Some(MountAttrs {
+            set: NOEXEC,
+            clear: 0
+        })
+    );
+    assert_eq!(
+        shared("/peer"),
+        Some(MountAttrs {
+            set: RDONLY,
+            clear: 0
+        })
+    );
+}
+
+/// runc set them before a later mount covered the bind.
+#[test]
+fn a_covered_bind_gets_nothing_from_the_init() {
+    let env = env();
+    let vol = env.host.join("vol");
+    std::fs::create_dir_all(&vol).unwrap();
+    let spec = with(|v| {
+        mount(
+            v,
+            json!({"destination": "/srv/a", "type": "bind", "source": vol, "options": ["rbind", "rro"]}),
+        );
+        mount(
+            v,
+            json!({"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": []}),
+        );
+    });
+    let plan = env.plan(&spec).unwrap();
+    assert_eq!(plan.init.recursive_attrs, []);
+}
+
+#[test]
+fn other_filesystems_refuse_them_naming_the_option() {
+    let env = env();
+    let spec = with(|v| {
+        mount(
+            v,
+            json!({"destination": "/scratch", "type": "tmpfs", "source": "tmpfs",
+                   "options": ["nosuid", "rro"]}),
+        );
+    });
+    let err = env.plan(&spec).unwrap_err();
+    let PlanError::Unsupported { field, reason } = &err else {
+        panic!("{err}");
+    };
+    assert!(field.ends_with("].options[1]"), "{field}");
+    assert!(
+        reason.contains("\"rro\"") && reason.contains("bind"),
+        "{reason}"
+    );
+}
