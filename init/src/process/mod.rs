@@ -256,6 +256,9 @@ impl Command {
             Err(e) => return Err(sys("setsid")(e)),
         }
         setup_stdio(stdio)?;
+        if !die_with_parent {
+            reopen_dev_null()?;
+        }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
         // While still root with every capability (raising a hard limit
         // needs CAP_SYS_RESOURCE, so does lowering oom_score_adj).
@@ -370,6 +373,35 @@ fn give_stdio_to(uid: Uid) -> Result<(), SetupError> {
         match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
             Ok(()) | Err(Errno::EPERM | Errno::EINVAL | Errno::EROFS) => {}
             Err(e) => return Err(sys(format!("chown stdio fd {n} to uid {uid}"))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// runc's `reOpenDevNull` (libcontainer/rootfs_linux.go), for the
+/// container's first process: stdio that is the host's `/dev/null` (a
+/// CRI container without stdin, `ctr run -d`) becomes the container's own,
+/// opened read-write as runc opens it. A container without `/dev/null`
+/// fails, as on runc.
+fn reopen_dev_null() -> Result<(), SetupError> {
+    let null = nix::fcntl::open(
+        "/dev/null",
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(sys("open the container's /dev/null"))?;
+    let rdev = nix::sys::stat::fstat(&null)
+        .map_err(sys("fstat /dev/null"))?
+        .st_rdev;
+    for n in 0..=2 {
+        // SAFETY: only used while this runs, which closes nothing.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        match nix::sys::stat::fstat(fd) {
+            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == rdev => {
+                dup_onto(null.as_raw_fd(), n)?
+            }
+            Ok(_) | Err(Errno::EBADF) => {}
+            Err(e) => return Err(sys(format!("fstat stdio fd {n}"))(e)),
         }
     }
     Ok(())

@@ -200,6 +200,37 @@ fn a_non_root_process_owns_its_stdio() {
     assert_same("a non-root process's stdio", &results);
 }
 
+/// A container's stdio that is `/dev/null` (`ctr run --null-io`; a CRI
+/// container without stdin) is the container's own `/dev/null`, opened
+/// read-write, as runc's init reopens it (`reOpenDevNull`): same device and
+/// inode as the container's `/dev/null`, `O_RDWR` in its fdinfo.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn null_stdio_is_the_containers_dev_null() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    const PROBE: &str = "null=$(stat -c %d:%i /dev/null); for n in 0 1 2; do \
+        if [ \"$(stat -L -c %d:%i /proc/1/fd/$n)\" = \"$null\" ]; then own=own; else own=other; fi; \
+        echo \"$n $own $(grep flags /proc/1/fdinfo/$n)\"; done";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("null-io");
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &["--null-io"]);
+        let out = ctd.exec(&id, "probe", &["sh", "-c", PROBE], &[]);
+        ctd.remove(&id);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (
+                Some(0),
+                "0 own flags:\t0100002\n1 own flags:\t0100002\n2 own flags:\t0100002\n"
+            ),
+            "{rt}: {out}"
+        );
+        results.push((rt, out.stdout));
+    }
+    assert_same("null stdio", &results);
+}
+
 fn caps_with(flags: &[&str], what: &str) {
     let ctd = Containerd::start();
     ctd.import_busybox();
