@@ -187,6 +187,12 @@ pub fn prepare_bundle(
             },
         },
     )?;
+    if i.backend == BackendKind::Pve && plan.lxc.oom_score_adj.is_none() {
+        // runc's process inherits its shim's score (containerd's + 1), as
+        // lxc-start's does here on the lxc backend; a CT starts from PVE's
+        // service manager, at 0.
+        plan.lxc.oom_score_adj = own_oom_score_adj();
+    }
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(dirs) = &plan.lxc.cgroup_dirs {
         host_cgroups.prepare_cpuset(&dirs.container, &mut plan.lxc.cgroup_settings)?;
@@ -241,6 +247,15 @@ pub fn prepare_bundle(
 
 /// The cgroup a relative `linux.cgroupsPath` is below, read only for one:
 /// any other placement does not look at it.
+/// This process's `oom_score_adj`; `None` where /proc does not say.
+fn own_oom_score_adj() -> Option<i32> {
+    fs::read_to_string("/proc/self/oom_score_adj")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 fn own_cgroup(spec: &Spec, version: crate::cgroup::CgroupVersion) -> OwnCgroup {
     let path = spec
         .linux()

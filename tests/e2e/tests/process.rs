@@ -330,6 +330,35 @@ fn process_settings_sysctls_and_limits_are_runcs() {
     assert_same("process settings, sysctls and limits", &results);
 }
 
+/// A spec without `oomScoreAdj` (`ctr run`): the process has its shim's
+/// score, containerd's plus one (containerd started by the test inherits
+/// the test's), as runc's inherits it. On pve the CT is not started by the
+/// shim: lxcri gives it the shim's score.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_unset_oom_score_adj_is_the_shims() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let own: i32 = std::fs::read_to_string("/proc/self/oom_score_adj")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let expected = format!("{}\n", (own + 1).min(1000));
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("oom-default");
+        let out = ctd.run(rt, &id, &["cat", "/proc/self/oom_score_adj"], &[]);
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (Some(0), expected.as_str()),
+            "{rt}: {out}"
+        );
+        results.push((rt, out.stdout));
+    }
+    assert_same("an unset oom_score_adj", &results);
+}
+
 /// OCI `domainname`, which runc sets from 1.2 on (1.1.5, here, ignores
 /// it): the UTS namespace's NIS domain name, and a `kernel.domainname`
 /// sysctl wins over it, as runc sets the sysctls after.
