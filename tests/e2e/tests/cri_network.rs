@@ -2,16 +2,17 @@
 //! `pod_annotations = ["io.lxcri.*"]`): plugged by lxcri into the pod's
 //! network namespace beside CNI's interface, on both backends. The pod IP
 //! the CRI reports stays CNI's; the pods' containers reach each other over
-//! the VLAN; the ports go with the pod.
+//! the VLAN; the ports go with the pod. And cri-tools' hostPort case.
 
 use std::fs;
 use std::process::Command;
 use std::time::Duration;
 
+use lxcri_e2e::cri::api;
 use lxcri_e2e::cri::api::ContainerState;
-use lxcri_e2e::cri::pod::{base_pod_config, Pod};
+use lxcri_e2e::cri::pod::{base_pod_config, host_fetch, Pod};
 use lxcri_e2e::ovs::OvsSwitch;
-use lxcri_e2e::{cmd, random_u32, require, Containerd, Runtime};
+use lxcri_e2e::{assert_same, cmd, random_u32, require, runtimes, Containerd, Runtime};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -117,4 +118,126 @@ fn pod_nics_join_a_vlan_beside_cnis_interface_and_go_with_the_pod() {
         .filter(|h| !before.contains(h))
         .collect();
     assert!(after.is_empty(), "host ends left: {after:?}");
+}
+
+/// The host's NAT rules that name `port` (portmap's DNAT of a hostPort).
+fn nat_rules_for(port: u16) -> Vec<String> {
+    let out = cmd::run(
+        Command::new("iptables").args(["-t", "nat", "-S"]),
+        Duration::from_secs(10),
+    );
+    assert!(out.success(), "iptables -t nat -S: {out}");
+    out.stdout
+        .lines()
+        .filter(|l| {
+            l.contains(&format!("--dport {port} ")) || l.ends_with(&format!("--dport {port}"))
+        })
+        .map(String::from)
+        .collect()
+}
+
+/// portmap's node-wide NAT chains and the jumps to them, which it makes at
+/// the first hostPort and never removes (as on any node with hostPorts):
+/// removed on drop when they were not there before the test.
+struct PortmapChains {
+    made_here: bool,
+}
+
+impl PortmapChains {
+    const JUMPS: [&'static str; 3] = [
+        "PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
+        "POSTROUTING -m comment --comment CNI portfwd requiring masquerade -j CNI-HOSTPORT-MASQ",
+    ];
+    const CHAINS: [&'static str; 3] = [
+        "CNI-HOSTPORT-DNAT",
+        "CNI-HOSTPORT-MASQ",
+        "CNI-HOSTPORT-SETMARK",
+    ];
+
+    fn iptables(args: &[&str]) -> cmd::CmdOutput {
+        cmd::run(
+            Command::new("iptables").arg("-t").arg("nat").args(args),
+            Duration::from_secs(10),
+        )
+    }
+
+    fn watch() -> Self {
+        Self {
+            made_here: !Self::iptables(&["-S", Self::CHAINS[0]]).success(),
+        }
+    }
+}
+
+impl Drop for PortmapChains {
+    fn drop(&mut self) {
+        if !self.made_here {
+            return;
+        }
+        for jump in Self::JUMPS {
+            let (chain, rule) = jump.split_once(' ').expect("chain and rule");
+            let mut args = vec!["-D", chain];
+            // The comment is one argument.
+            match rule.split_once("--comment ") {
+                Some((before, rest)) => {
+                    let (comment, after) = rest.split_once(" -j ").expect("comment then jump");
+                    args.extend(before.split_whitespace());
+                    args.extend(["--comment", comment, "-j"]);
+                    args.extend(after.split_whitespace());
+                }
+                None => args.extend(rule.split_whitespace()),
+            }
+            Self::iptables(&args);
+        }
+        for chain in Self::CHAINS {
+            Self::iptables(&["-F", chain]);
+            Self::iptables(&["-X", chain]);
+        }
+    }
+}
+
+/// "runtime should support port mapping with host port and container port
+/// [Conformance]" (networking.go): a pod mapping a host port to its web
+/// server's port, the page fetched over the host's 127.0.0.1 and that
+/// port; the mapping (its DNAT rules) goes with the pod. The mapping is
+/// CNI's (portmap) in the pod's network namespace, which lxcri's pod
+/// containers join as runc's do.
+#[test]
+#[ignore = "needs root, containerd (CRI), CNI and LXC: run by scripts/test"]
+fn host_port_and_container_port() {
+    let _chains = PortmapChains::watch();
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let host_port = 20000 + (random_u32() % 10000) as u16;
+        let mut config = base_pod_config(&ctd, &lxcri_e2e::unique_name("hostport"), false);
+        config.port_mappings = vec![api::PortMapping {
+            protocol: api::Protocol::Tcp as i32,
+            container_port: 8080,
+            host_port: host_port as i32,
+            host_ip: String::new(),
+        }];
+        let pod = Pod::run(&ctd, rt, config)
+            .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+        let id = pod.start(pod.container(
+            "web",
+            &[
+                "sh",
+                "-c",
+                "mkdir -p /www && echo hello-over-hostport > /www/index.html && \
+                 exec httpd -f -p 8080 -h /www",
+            ],
+        ));
+        pod.wait_state(&id, ContainerState::ContainerRunning, LONG);
+        let fetched = host_fetch(&format!("http://127.0.0.1:{host_port}/"));
+        let rules = nat_rules_for(host_port);
+        pod.remove()
+            .unwrap_or_else(|e| panic!("{rt}: removing the pod: {e}"));
+        assert_eq!(fetched.stdout, "hello-over-hostport\n", "{rt}: {fetched}");
+        assert!(!rules.is_empty(), "{rt}: no DNAT rule for {host_port}");
+        let left = nat_rules_for(host_port);
+        assert!(left.is_empty(), "{rt}: rules left: {left:?}");
+        results.push((rt, fetched.stdout));
+    }
+    assert_same("a page over a hostPort", &results);
 }

@@ -1,8 +1,9 @@
 //! The pod network of one CRI test: a Linux bridge and a /24 only this
 //! test uses, and a CNI config (bridge plugin, host-local IPAM with its
-//! state in the test's dir) for containerd's CRI plugin. The host is the
-//! bridge's gateway, so the test can reach pod IPs from the host side;
-//! nothing is routed or masqueraded beyond the bridge.
+//! state in the test's dir, portmap for hostPorts) for containerd's CRI
+//! plugin. The host is the bridge's gateway, so the test can reach pod IPs
+//! from the host side; nothing is routed or masqueraded beyond the bridge
+//! but a hostPort's traffic from the host's loopback.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,12 @@ impl PodNetwork {
                     "ranges": [[{ "subnet": subnet, "gateway": gateway }]],
                     "dataDir": dir.join("cni/ipam"),
                 },
+            }, {
+                // A pod's hostPorts (the kubelet's CNI config has it too):
+                // DNAT rules only for pods that ask, removed with them.
+                "type": "portmap",
+                "capabilities": { "portMappings": true },
+                "snat": true,
             }],
         });
         fs::write(
