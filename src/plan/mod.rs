@@ -24,6 +24,7 @@ mod host_netns;
 mod limits;
 mod mount_flags;
 mod mounts;
+mod mqueue;
 mod namespaces;
 mod network;
 mod process;
@@ -55,6 +56,7 @@ pub use features::runtime_features;
 pub use hooks::{plan_hooks, HookPlan};
 pub use host_netns::{HostNetnsSetup, HostSysfs, SysfsFlags};
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
+pub use mqueue::MqueueOwner;
 pub use namespaces::NodeUserns;
 pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
@@ -124,6 +126,8 @@ pub struct ContainerPlan {
     pub cgroup: CgroupPlacement,
     /// The OCI hooks (`startContainer`'s are in `init` too).
     pub hooks: HookPlan,
+    /// The mqueue mount whose root the shim gives to the container's root.
+    pub mqueue_owner: Option<MqueueOwner>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +332,12 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     };
     // Fail now, not when the runtime writes the config.
     lxc.render()?;
+    let mqueue_owner = mqueue::mqueue_owner(
+        ns.user,
+        ns.ipc,
+        lxc.root_host_ids().map(|(uid, _)| uid),
+        &lxc.mounts,
+    );
     Ok(ContainerPlan {
         lxc,
         init,
@@ -337,6 +347,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         host_netns,
         cgroup,
         hooks,
+        mqueue_owner,
     })
 }
 

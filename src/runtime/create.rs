@@ -13,7 +13,9 @@
 //! 7. the init reports its mounts made; its pid is recorded;
 //! 8. the NICs lxcri plugs are plugged into the container's (or pod's)
 //!    network namespace, and recorded ([`plug`]);
-//! 9. `rshared` binds are made from the host ([`bind_shared_mounts`]);
+//! 9. the mqueue filesystem's root is given to the container's root
+//!    ([`give_mqueue`]); `rshared` binds are made from the host
+//!    ([`bind_shared_mounts`]);
 //! 10. the create hooks run ([`run_create_hooks`]);
 //! 11. the init finishes its setup and reports ready
 //!     ([`CreateSteps::ready`]).
@@ -28,6 +30,7 @@ use super::crash_points::{reached, CrashPoint};
 use super::error::Result;
 use super::hooks::{run_create_hooks, HookTarget};
 use super::lifecycle::Runtime;
+use super::mqueue_owner::give_mqueue;
 use super::nics::{plug, unplug_nics};
 use super::rendezvous::InitRendezvous;
 use super::shared_mounts::bind_shared_mounts;
@@ -102,6 +105,7 @@ impl Create<'_> {
         self.started = true;
         reached(ns, id, CrashPoint::Started);
         let shared = bundle.plan.shared_mounts.clone();
+        let mqueue_owner = bundle.plan.mqueue_owner.clone();
         let network = bundle.plan.network.clone();
         let hooks = bundle.plan.hooks.clone();
         let root_path = bundle.rootfs.clone();
@@ -131,6 +135,9 @@ impl Create<'_> {
         if let Some(inner) = steps.cgroup_inner_dir() {
             let cgroup = created.container.cgroup.take();
             created.container.cgroup = cgroup.map(|cg| cg.with_inner(inner));
+        }
+        if let Some(owner) = &mqueue_owner {
+            give_mqueue(created.init.pid(), owner)?;
         }
         let init_binary = rt.config.init_binary()?;
         if !shared.is_empty() {

@@ -57,6 +57,8 @@ pub enum RuntimeError {
     /// An OCI hook failed: `detail` names it (`hooks.prestart[0] (...)`).
     #[error("OCI hook failed: {detail}")]
     Hook { detail: String },
+    #[error(transparent)]
+    MqueueOwner(#[from] super::mqueue_owner::MqueueOwnerError),
     #[error("root.path {path}: {reason}")]
     RootPath { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -109,7 +111,7 @@ impl RuntimeError {
             E::Cgroup(_) | E::HostCgroup(_) | E::NoCgroup(_) => "cgroup",
             E::Pve(_) => "pve",
             E::Netns { .. } | E::HostNetns(_) | E::HostNetwork(_) | E::Plug(_) => "network",
-            E::StagedBind(_) => "mounts",
+            E::StagedBind(_) | E::MqueueOwner(_) => "mounts",
             E::Hook { .. } => "hook",
             E::UsernsSlot(_) | E::UsernsPodOnPve | E::UsernsSandbox { .. } => "userns",
         }

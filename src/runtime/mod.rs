@@ -32,6 +32,7 @@ mod init_helper;
 mod leftovers;
 mod lifecycle;
 mod lxc;
+mod mqueue_owner;
 pub mod nic_leftovers;
 mod nics;
 mod node_userns;

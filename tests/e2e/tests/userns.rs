@@ -3,9 +3,9 @@
 //! with runc: the same uid_map and gid_map inside, root inside, a writable
 //! rootfs whose new files belong to the mapped root on the host, and exec
 //! (with and without a TTY) in the same namespace, the same capabilities,
-//! `/proc`, `/sys`, `/dev` mounts and devices, volumes writable where
-//! the mapped root owns them and not where the host's root does. On the
-//! pve backend the CT is unprivileged; a
+//! `/proc`, `/sys`, `/dev` mounts and devices, the owner of `/dev/mqueue`,
+//! volumes writable where the mapped root owns them and not where the
+//! host's root does. On the pve backend the CT is unprivileged; a
 //! mapping other than PVE's own `0 100000 65536` is raw `lxc.idmap` keys
 //! in VMID.conf.
 
@@ -70,7 +70,8 @@ fn a_uidmap_container_sees_what_runc_gives() {
                        awk -v m=$m '$2 == m { split($4, o, \",\"); print m, $3, o[1] }' /proc/mounts; \
                      done; \
                      echo x > /dev/null && head -c 4 /dev/zero /dev/urandom /dev/random /dev/full | wc -c; \
-                     test -c /dev/tty && test -c /dev/ptmx && echo devices",
+                     test -c /dev/tty && test -c /dev/ptmx && echo devices; \
+                     stat -c 'mqueue %U %G %a' /dev/mqueue",
                 ],
                 &[],
             );
@@ -126,6 +127,13 @@ fn a_uidmap_container_sees_what_runc_gives() {
                 "{rt}: {inside}"
             );
             assert!(inside.contains("uid=0(root) gid=0(root)"), "{rt}: {inside}");
+            // The IPC namespace's mqueue root is the container root's, as
+            // runc makes the namespace once root in the user namespace
+            // (its group stays the host's, unmapped).
+            assert!(
+                inside.contains("mqueue root nogroup 1777"),
+                "{rt}: {inside}"
+            );
             assert_eq!(owner, &format!("{host}:{host}"), "{rt}");
         }
         assert_same(&format!("user namespace {uidmap}"), &seen);
