@@ -157,6 +157,90 @@ fn recursive_readonly_mount() {
     assert_same("a recursively read-only volume", &results);
 }
 
+/// "should correctly mount image and enforce read-only" and "should reject
+/// Image Volume with Readonly set to false" (image_volume.go): a volume that
+/// is an image (Kubernetes' image volumes), which containerd's CRI plugin
+/// mounts from the image's snapshot and hands to the runtime as a bind,
+/// from 2.1 on. Its files are there, it is read-only and not `noexec`; a
+/// writable one is refused (by containerd). Before
+/// 2.1 containerd ignores the field and refuses the empty host path, for
+/// either runtime (cri-tools skips then).
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn image_volume() {
+    let ctd = Containerd::start_cri();
+    let image = ctd
+        .cri()
+        .image_status(lxcri_e2e::image::BUSYBOX_REF)
+        .expect("ImageStatus")
+        .expect("the busybox image in CRI's namespace");
+    let volume = |readonly: bool| api::Mount {
+        container_path: "/mnt/image-volume".into(),
+        readonly,
+        image: Some(api::ImageSpec {
+            image: image.id.clone(),
+            user_specified_image: lxcri_e2e::image::BUSYBOX_REF.into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let supported = containerd_version() >= (2, 1);
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "image-volume", Default::default(), &[]);
+        let mut c = pod.container("c", PAUSE);
+        c.mounts = vec![volume(true)];
+        if !supported {
+            let refused = pod.create(c);
+            remove(&ctd, rt, pod);
+            let err = refused.expect_err("an image volume before containerd 2.1");
+            assert!(err.message.contains("mkdir"), "{rt}: {err}");
+            continue;
+        }
+        let id = running(&pod, c);
+        let seen = (
+            exec(&ctd, rt, &id, &["ls", "-A", "/mnt/image-volume/bin/sh"]),
+            exec(&ctd, rt, &id, &["touch", "/mnt/image-volume/test-write"]),
+            exec(
+                &ctd,
+                rt,
+                &id,
+                &["/mnt/image-volume/bin/ls", "/mnt/image-volume/etc/passwd"],
+            ),
+        );
+        let mut writable = pod.container("w", PAUSE);
+        writable.mounts = vec![volume(false)];
+        let writable_refused = pod.create(writable).is_err();
+        remove(&ctd, rt, pod);
+        assert_eq!(
+            seen.0,
+            (0, "/mnt/image-volume/bin/sh\n".into(), String::new()),
+            "{rt}"
+        );
+        assert_eq!(
+            seen.1,
+            (
+                1,
+                String::new(),
+                "touch: /mnt/image-volume/test-write: Read-only file system\n".into()
+            ),
+            "{rt}"
+        );
+        assert_eq!(
+            seen.2,
+            (0, "/mnt/image-volume/etc/passwd\n".into(), String::new()),
+            "{rt}"
+        );
+        // containerd refuses it itself (container_image_mount.go).
+        assert!(
+            writable_refused,
+            "{rt}: a writable image volume was created"
+        );
+        results.push((rt, (seen, writable_refused)));
+    }
+    assert_same("an image volume", &results);
+}
+
 /// "should terminate with exitCode 137 and reason OOMKilled"
 /// (container_linux.go): 15 MiB of memory (and of memory+swap), a 20 MiB
 /// buffer. containerd 1.6's CRI takes the reason only from a TaskOOM that
