@@ -320,6 +320,12 @@ state = "{d}/state"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "{d}/opt"
+
+# containerd 2.x runs NRI, whose socket would be the node's
+# /var/run/nri/nri.sock for every test's containerd at once (1.6 has no
+# such plugin, 1.7 keeps it off).
+[plugins."io.containerd.nri.v1.nri"]
+  socket_path = "{d}/nri.sock"
 "#
         )
     }

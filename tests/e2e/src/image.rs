@@ -100,3 +100,19 @@ pub fn pause() -> &'static Image {
         )
     })
 }
+
+/// Reference of the busybox image whose user 1000 is also in group 50000 of
+/// its `/etc/group` (cri-tools' `testImagePreDefinedGroup`).
+pub const PREDEFINED_GROUP_REF: &str = "localhost/lxcri-test/busybox-group:1";
+
+/// Builds the predefined-group image on first use.
+pub fn predefined_group() -> &'static Image {
+    static IMAGE: OnceLock<Image> = OnceLock::new();
+    IMAGE.get_or_init(|| {
+        build(
+            "busybox-group",
+            PREDEFINED_GROUP_REF,
+            &[("IMAGE_GROUPS", "group-defined-in-image:x:50000:user")],
+        )
+    })
+}

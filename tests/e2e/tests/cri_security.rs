@@ -13,8 +13,7 @@
 //! symlink, would mask busybox itself); the `nonewprivs` image is a static
 //! setuid-root program built here; `ping` is `ping -c 1` (one that worked
 //! would never end).
-//! Not covered: AppArmor and SELinux (this kernel enforces no LSM),
-//! SupplementalGroupsPolicy (containerd 1.6 has none).
+//! Not covered: AppArmor and SELinux (this kernel enforces no LSM).
 
 use std::fs;
 use std::io::Write;
@@ -164,6 +163,92 @@ fn run_as_user_group_and_supplemental_groups() {
         results.push((rt, o));
     }
     assert_same("users and groups", &results);
+}
+
+/// "if the container's primary UID belongs to some groups in the image,
+/// runtime should add SupplementalGroups to them" (SupplementalGroupsPolicy
+/// Merge, the default) and "even if ..., runtime should not add
+/// SupplementalGroups to them" (Strict): user 1000 of an image whose
+/// `/etc/group` puts it in group 50000, with SupplementalGroups 1234. The
+/// CRI plugin works out the groups (`process.user.additionalGids`), the
+/// runtime gives them to the first process and to an exec. containerd 1.x
+/// knows no policy (its Status reports no such feature) and merges always;
+/// 2.x reports it and the groups in ContainerStatus.
+#[test]
+#[ignore = "needs root, containerd with CRI, CNI and LXC: run by scripts/test"]
+fn supplemental_groups_policy() {
+    let ctd = Containerd::start_cri();
+    let image = lxcri_e2e::image::predefined_group();
+    ctd.import_image(&image.archive);
+    let status = ctd.cri().status().expect("CRI Status");
+    let policy = status
+        .features
+        .as_ref()
+        .is_some_and(|f| f.supplemental_groups_policy);
+    assert_eq!(
+        policy,
+        lxcri_e2e::containerd_version() >= (2, 0),
+        "{status:?}"
+    );
+    let mut cases = vec![(
+        "merge",
+        api::SupplementalGroupsPolicy::Merge,
+        "1000 1234 50000\n",
+    )];
+    if policy {
+        cases.push((
+            "strict",
+            api::SupplementalGroupsPolicy::Strict,
+            "1000 1234\n",
+        ));
+    }
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let pod = run_pod(&ctd, rt, "groups-policy", Default::default(), &[]);
+        let mut seen = Vec::new();
+        for (name, policy, expected) in &cases {
+            let mut c = pod.container(name, &["sh", "-c", "id -G; exec sleep 1000"]);
+            c.image = Some(api::ImageSpec {
+                image: image.reference.into(),
+                ..Default::default()
+            });
+            let sc = security(&mut c);
+            sc.run_as_user = Some(api::Int64Value { value: 1000 });
+            sc.supplemental_groups = vec![1234];
+            sc.supplemental_groups_policy = *policy as i32;
+            let id = running(&pod, c);
+            let first = stream_text(&pod.wait_log(name, "stdout", "\n"), "stdout");
+            let exec_groups = exec(&ctd, rt, &id, &["id", "-G"]);
+            let user = ctd
+                .cri()
+                .container_status(&id)
+                .expect("ContainerStatus")
+                .user
+                .and_then(|u| u.linux)
+                .map(|mut l| {
+                    l.supplemental_groups.sort_unstable();
+                    (l.uid, l.gid, l.supplemental_groups)
+                });
+            assert_eq!(first, *expected, "{rt} {name}");
+            assert_eq!(
+                exec_groups,
+                (0, expected.to_string(), String::new()),
+                "{rt} {name}"
+            );
+            // containerd 2.x reports them; 1.x has no such field.
+            let groups: Vec<i64> = expected
+                .split_whitespace()
+                .map(|g| g.parse().unwrap())
+                .collect();
+            let reported =
+                (lxcri_e2e::containerd_version() >= (2, 0)).then_some((1000, 1000, groups));
+            assert_eq!(user, reported, "{rt} {name}");
+            seen.push((name.to_string(), first, exec_groups, user));
+        }
+        remove(&ctd, rt, pod);
+        results.push((rt, seen));
+    }
+    assert_same("supplemental groups by policy", &results);
 }
 
 /// The masked and read-only paths the kubelet sends for a container with
