@@ -65,9 +65,10 @@ fn non_recursive_readonly_mount() {
 /// does not report RecursiveReadOnlyMounts, which containerd's CRI plugin
 /// reports from 2.0 on for a runtime whose features list `rro` (lxcri's
 /// shim `-info`). Before 2.0 no handler may claim it (containerd 1.x's CRI
-/// drops the field). containerd 2.0 to 2.3 asks runc's shim only
-/// (internal/cri/server/service.go `introspectRuntimeFeatures`, lifted by
-/// containerd's fd7819bcb for 2.4): lxcri's handler has no features there.
+/// drops the field). containerd 2.0, 2.1, 2.2 before 2.2.7 and 2.3 before
+/// 2.3.4 ask runc's shim only (internal/cri/server/service.go
+/// `introspectRuntimeFeatures`; containerd's fd7819bcb lifts it, in 2.4,
+/// 2.2.7 and 2.3.4): lxcri's handler has no features there.
 /// Where lxcri is asked, both handlers must claim it and the scenarios run
 /// side by side.
 #[test]
@@ -90,7 +91,7 @@ fn recursive_readonly_mount() {
         return;
     }
     if features(Runtime::Lxcri).is_none() {
-        // No request with the mount for lxcri here: containerd 2.0 to 2.3
+        // No request with the mount for lxcri here: such a containerd
         // dereferences the missing features and crashes (spec_linux_opts.go
         // `handler.Features.RecursiveReadOnlyMounts`). The kubelet asks only
         // handlers that claim it.
