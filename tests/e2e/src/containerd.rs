@@ -461,6 +461,7 @@ impl Drop for Containerd {
             }),
         };
         cleanup::after_containerd(scope, &self.socket(), &self.dir, &ids);
+        self.remove_tracked_netns();
         // The CRI node (bridge) goes after every pod is gone.
         self.cri.take();
     }

@@ -3,8 +3,8 @@
 //! through CRI before the containerd goes.
 
 use std::fs;
-use std::path::Path;
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use super::{CriClient, PodNetwork};
@@ -55,6 +55,9 @@ pub(crate) struct CriNode {
     pub(crate) network: PodNetwork,
     pub(crate) cgroup_parent: String,
     pub(crate) client: OnceLock<CriClient>,
+    /// The pods' network namespaces, removed at the end if still there
+    /// (a containerd that died takes no RemovePodSandbox).
+    pub(crate) netns: Mutex<Vec<PathBuf>>,
 }
 
 impl CriNode {
@@ -65,6 +68,7 @@ impl CriNode {
             network: PodNetwork::create(dir, &name),
             cgroup_parent: format!("/{name}"),
             client: OnceLock::new(),
+            netns: Mutex::new(Vec::new()),
         }
     }
 }
@@ -157,11 +161,35 @@ impl Containerd {
             if let Err(e) = client.remove_pod_sandbox(&pod.id) {
                 eprintln!("cleanup: RemovePodSandbox {}: {e}", pod.id);
             }
-            if let Some(ns) = netns.filter(|p| p.exists()) {
-                eprintln!("cleanup: removing leftover netns {}", ns.display());
-                let _ = nix::mount::umount2(&ns, nix::mount::MntFlags::MNT_DETACH);
-                let _ = fs::remove_file(&ns);
+            if let Some(ns) = netns {
+                remove_netns(&ns);
             }
         }
+    }
+
+    /// Records a pod's network namespace, so cleanup covers it even when
+    /// containerd is gone by then.
+    pub fn track_netns(&self, path: PathBuf) {
+        if let Some(node) = &self.cri {
+            node.netns.lock().unwrap().push(path);
+        }
+    }
+
+    /// Removes the tracked network namespaces CRI left.
+    pub(crate) fn remove_tracked_netns(&self) {
+        if let Some(node) = &self.cri {
+            for ns in node.netns.lock().unwrap().drain(..) {
+                remove_netns(&ns);
+            }
+        }
+    }
+}
+
+/// Unmounts and removes a pod's network namespace file, if it is there.
+fn remove_netns(ns: &Path) {
+    if ns.exists() {
+        eprintln!("cleanup: removing leftover netns {}", ns.display());
+        let _ = nix::mount::umount2(ns, nix::mount::MntFlags::MNT_DETACH);
+        let _ = fs::remove_file(ns);
     }
 }

@@ -89,12 +89,16 @@ impl<'a> Pod<'a> {
         fs::create_dir_all(&log_dir).expect("pod log dir");
         let id = ctd.cri().run_pod_sandbox(config.clone(), handler(rt))?;
         ctd.track(&id);
-        Ok(Self {
+        let pod = Self {
             ctd,
             id,
             config,
             log_dir,
-        })
+        };
+        if let Some(ns) = pod.netns() {
+            ctd.track_netns(ns);
+        }
+        Ok(pod)
     }
 
     /// A container config for this pod logging to `<name>.log`, with the
