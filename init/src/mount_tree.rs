@@ -4,7 +4,7 @@
 //! container's mount namespace for its hooks; and attributes set on a
 //! whole tree (`mount_setattr`), runc's recursive mount options.
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use lxcri_init_spec::MountAttrs;
@@ -32,15 +32,25 @@ pub fn set_recursive(path: &str, attrs: MountAttrs) -> Result<(), Errno> {
         propagation: 0,
         userns_fd: 0,
     };
+    mount_setattr(libc::AT_FDCWD, &c, libc::AT_RECURSIVE, &attr)
+}
+
+/// `mount_setattr(2)` on `path` relative to `dirfd`.
+fn mount_setattr(
+    dirfd: libc::c_int,
+    path: &CStr,
+    flags: libc::c_int,
+    attr: &MountAttr,
+) -> Result<(), Errno> {
     // SAFETY: plain syscall with a valid C string and attribute struct of
     // the size passed.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
+            dirfd,
+            path.as_ptr(),
+            flags as libc::c_uint,
+            attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
     };
@@ -98,21 +108,10 @@ pub fn make_slave(copy: &OwnedFd) -> Result<(), Errno> {
         propagation: MS_SLAVE,
         userns_fd: 0,
     };
-    let empty = CString::default();
-    // SAFETY: plain syscall with a valid fd, C string and attribute struct
-    // of the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            copy.as_raw_fd(),
-            empty.as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc < 0 {
-        return Err(Errno::last());
-    }
-    Ok(())
+    mount_setattr(
+        copy.as_raw_fd(),
+        &CString::default(),
+        libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+        &attr,
+    )
 }

@@ -58,47 +58,34 @@ pub(super) fn split(options: &[String]) -> (u64, Vec<(usize, &String)>) {
 }
 
 /// runc's recursive options and the `MOUNT_ATTR_*` bit each sets (`true`)
-/// or clears (libcontainer/specconv `recAttrFlags`; the bits are
-/// include/uapi/linux/mount.h's).
+/// or clears (libcontainer/specconv `recAttrFlags`).
 const RECURSIVE: [(&str, bool, u64); 12] = [
-    ("rro", true, MOUNT_ATTR_RDONLY),
-    ("rrw", false, MOUNT_ATTR_RDONLY),
-    ("rnosuid", true, MOUNT_ATTR_NOSUID),
-    ("rsuid", false, MOUNT_ATTR_NOSUID),
-    ("rnodev", true, MOUNT_ATTR_NODEV),
-    ("rdev", false, MOUNT_ATTR_NODEV),
-    ("rnoexec", true, MOUNT_ATTR_NOEXEC),
-    ("rexec", false, MOUNT_ATTR_NOEXEC),
-    ("rnodiratime", true, MOUNT_ATTR_NODIRATIME),
-    ("rdiratime", false, MOUNT_ATTR_NODIRATIME),
-    ("rnosymfollow", true, MOUNT_ATTR_NOSYMFOLLOW),
-    ("rsymfollow", false, MOUNT_ATTR_NOSYMFOLLOW),
+    ("rro", true, libc::MOUNT_ATTR_RDONLY),
+    ("rrw", false, libc::MOUNT_ATTR_RDONLY),
+    ("rnosuid", true, libc::MOUNT_ATTR_NOSUID),
+    ("rsuid", false, libc::MOUNT_ATTR_NOSUID),
+    ("rnodev", true, libc::MOUNT_ATTR_NODEV),
+    ("rdev", false, libc::MOUNT_ATTR_NODEV),
+    ("rnoexec", true, libc::MOUNT_ATTR_NOEXEC),
+    ("rexec", false, libc::MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", true, libc::MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", false, libc::MOUNT_ATTR_NODIRATIME),
+    ("rnosymfollow", true, libc::MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", false, libc::MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
 /// The recursive atime options: one value of the `MOUNT_ATTR__ATIME`
-/// field each, the last one given wins. Turning `noatime` or
+/// field each (which must be cleared to set one), the last one given wins. Turning `noatime` or
 /// `strictatime` off (or `relatime` off, which is 0) leaves the kernel's
 /// default, `relatime`, as runc's table works out.
 const RECURSIVE_ATIME: [(&str, u64); 6] = [
-    ("rrelatime", MOUNT_ATTR_RELATIME),
-    ("rnorelatime", MOUNT_ATTR_RELATIME),
-    ("rnoatime", MOUNT_ATTR_NOATIME),
-    ("ratime", MOUNT_ATTR_RELATIME),
-    ("rstrictatime", MOUNT_ATTR_STRICTATIME),
-    ("rnostrictatime", MOUNT_ATTR_RELATIME),
+    ("rrelatime", libc::MOUNT_ATTR_RELATIME),
+    ("rnorelatime", libc::MOUNT_ATTR_RELATIME),
+    ("rnoatime", libc::MOUNT_ATTR_NOATIME),
+    ("ratime", libc::MOUNT_ATTR_RELATIME),
+    ("rstrictatime", libc::MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", libc::MOUNT_ATTR_RELATIME),
 ];
-
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
-const MOUNT_ATTR_NOSUID: u64 = 0x2;
-const MOUNT_ATTR_NODEV: u64 = 0x4;
-const MOUNT_ATTR_NOEXEC: u64 = 0x8;
-/// The field the atime choice is, which must be cleared to set one.
-const MOUNT_ATTR_ATIME_FIELD: u64 = 0x70;
-const MOUNT_ATTR_RELATIME: u64 = 0x0;
-const MOUNT_ATTR_NOATIME: u64 = 0x10;
-const MOUNT_ATTR_STRICTATIME: u64 = 0x20;
-const MOUNT_ATTR_NODIRATIME: u64 = 0x80;
-const MOUNT_ATTR_NOSYMFOLLOW: u64 = 0x20_0000;
 
 /// Every recursive option's name.
 pub(super) fn recursive_names() -> impl Iterator<Item = &'static str> {
@@ -129,8 +116,8 @@ pub(super) fn recursive(options: &[String]) -> Option<MountAttrs> {
             }
         } else if let Some((_, value)) = RECURSIVE_ATIME.iter().find(|(name, _)| name == opt) {
             any = true;
-            attrs.set = (attrs.set & !MOUNT_ATTR_ATIME_FIELD) | value;
-            attrs.clear |= MOUNT_ATTR_ATIME_FIELD;
+            attrs.set = (attrs.set & !libc::MOUNT_ATTR__ATIME) | value;
+            attrs.clear |= libc::MOUNT_ATTR__ATIME;
         }
     }
     any.then_some(attrs)
@@ -151,7 +138,7 @@ mod tests {
         assert_eq!(
             attrs(&["rbind", "rro", "rnosuid"]),
             Some(MountAttrs {
-                set: MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID,
+                set: libc::MOUNT_ATTR_RDONLY | libc::MOUNT_ATTR_NOSUID,
                 clear: 0
             })
         );
@@ -159,15 +146,15 @@ mod tests {
         assert_eq!(
             attrs(&["rro", "rnoexec", "rrw"]),
             Some(MountAttrs {
-                set: MOUNT_ATTR_NOEXEC,
-                clear: MOUNT_ATTR_RDONLY
+                set: libc::MOUNT_ATTR_NOEXEC,
+                clear: libc::MOUNT_ATTR_RDONLY
             })
         );
         assert_eq!(
             attrs(&["rsymfollow", "rnosymfollow", "rdev"]),
             Some(MountAttrs {
-                set: MOUNT_ATTR_NOSYMFOLLOW,
-                clear: MOUNT_ATTR_NODEV
+                set: libc::MOUNT_ATTR_NOSYMFOLLOW,
+                clear: libc::MOUNT_ATTR_NODEV
             })
         );
     }
@@ -179,23 +166,23 @@ mod tests {
         assert_eq!(
             attrs(&["rnoatime"]),
             Some(MountAttrs {
-                set: MOUNT_ATTR_NOATIME,
-                clear: MOUNT_ATTR_ATIME_FIELD
+                set: libc::MOUNT_ATTR_NOATIME,
+                clear: libc::MOUNT_ATTR__ATIME
             })
         );
         assert_eq!(
             attrs(&["rnoatime", "rstrictatime", "rro"]),
             Some(MountAttrs {
-                set: MOUNT_ATTR_STRICTATIME | MOUNT_ATTR_RDONLY,
-                clear: MOUNT_ATTR_ATIME_FIELD
+                set: libc::MOUNT_ATTR_STRICTATIME | libc::MOUNT_ATTR_RDONLY,
+                clear: libc::MOUNT_ATTR__ATIME
             })
         );
         for off in ["ratime", "rnostrictatime", "rnorelatime", "rrelatime"] {
             assert_eq!(
                 attrs(&["rnoatime", off]),
                 Some(MountAttrs {
-                    set: MOUNT_ATTR_RELATIME,
-                    clear: MOUNT_ATTR_ATIME_FIELD
+                    set: libc::MOUNT_ATTR_RELATIME,
+                    clear: libc::MOUNT_ATTR__ATIME
                 }),
                 "{off}"
             );

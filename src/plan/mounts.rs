@@ -95,10 +95,9 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         tmpfs_modes: Vec::new(),
         recursive_attrs: Vec::new(),
     };
-    // The OCI field of each entry, for errors about it later, and its
+    // Per entry: its OCI field, for errors about it later, and its
     // recursive attributes when LXC's bind is the one to get them.
-    let mut fields: Vec<String> = Vec::new();
-    let mut attrs: Vec<Option<MountAttrs>> = Vec::new();
+    let mut origins: Vec<(String, Option<MountAttrs>)> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
@@ -280,10 +279,9 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
             }
         };
         plan.entries.push(entry);
-        fields.push(field);
-        attrs.push(lxc_recursive);
+        origins.push((field, lxc_recursive));
     }
-    defer_binds_in_binds(&mut plan, &fields, attrs)?;
+    defer_binds_in_binds(&mut plan, origins)?;
     let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
     plan.remount_flags.extend(binds);
     // The init works on the finished tree, where runc worked on each mount
@@ -381,22 +379,20 @@ fn is_bind_entry(e: &MountEntry) -> bool {
 /// mount, onto the host. Such binds are made by the share helper instead,
 /// inside the container's mount namespace, where links resolve in the
 /// container's root (as runc resolves every destination). Other
-/// filesystems there are refused. `attrs` are the entries' recursive
-/// attributes: the kept ones' become the init's, the deferred ones' the
-/// helper's.
+/// filesystems there are refused. `origins` are the entries' fields and
+/// recursive attributes: the kept ones' become the init's, the deferred
+/// ones' the helper's.
 fn defer_binds_in_binds(
     plan: &mut MountPlan,
-    fields: &[String],
-    attrs: Vec<Option<MountAttrs>>,
+    origins: Vec<(String, Option<MountAttrs>)>,
 ) -> Result<()> {
     let mut binds: Vec<String> = Vec::new();
     let mut kept = Vec::with_capacity(plan.entries.len());
     // The cgroup mount's place moves up with every entry taken out before it.
     let cgroup_at = plan.cgroup_at;
-    for (i, ((entry, field), recursive)) in std::mem::take(&mut plan.entries)
+    for (i, (entry, (field, recursive))) in std::mem::take(&mut plan.entries)
         .into_iter()
-        .zip(fields)
-        .zip(attrs)
+        .zip(origins)
         .enumerate()
     {
         let inside = binds

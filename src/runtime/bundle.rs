@@ -245,8 +245,6 @@ pub fn prepare_bundle(
     Ok((bundle, record))
 }
 
-/// The cgroup a relative `linux.cgroupsPath` is below, read only for one:
-/// any other placement does not look at it.
 /// This process's `oom_score_adj`; `None` where /proc does not say.
 fn own_oom_score_adj() -> Option<i32> {
     fs::read_to_string("/proc/self/oom_score_adj")
@@ -256,6 +254,8 @@ fn own_oom_score_adj() -> Option<i32> {
         .ok()
 }
 
+/// The cgroup a relative `linux.cgroupsPath` is below, read only for one:
+/// any other placement does not look at it.
 fn own_cgroup(spec: &Spec, version: crate::cgroup::CgroupVersion) -> OwnCgroup {
     let path = spec
         .linux()

@@ -256,6 +256,8 @@ impl Command {
             Err(e) => return Err(sys("setsid")(e)),
         }
         setup_stdio(stdio)?;
+        // The container's first process only: an exec keeps the stdio it
+        // was given, as runc's.
         if !die_with_parent {
             reopen_dev_null()?;
         }
@@ -357,22 +359,16 @@ impl Command {
 /// (EPERM, EINVAL) or on a read-only file system (EROFS).
 fn give_stdio_to(uid: Uid) -> Result<(), SetupError> {
     let null = nix::sys::stat::stat("/dev/null").map_err(sys("stat /dev/null"))?;
-    for n in 0..=2 {
-        // SAFETY: only used while this runs, which closes nothing; a
-        // closed fd fails fstat with EBADF.
-        let fd = unsafe { BorrowedFd::borrow_raw(n) };
-        let st = match nix::sys::stat::fstat(fd) {
-            Ok(st) => st,
-            // Not open: nothing to own.
-            Err(Errno::EBADF) => continue,
-            Err(e) => return Err(sys(format!("fstat stdio fd {n}"))(e)),
-        };
+    for (fd, st) in open_stdio()? {
         if st.st_uid == uid.as_raw() || st.st_rdev == null.st_rdev {
             continue;
         }
         match nix::unistd::fchown(fd, Some(uid), Some(Gid::from_raw(st.st_gid))) {
             Ok(()) | Err(Errno::EPERM | Errno::EINVAL | Errno::EROFS) => {}
-            Err(e) => return Err(sys(format!("chown stdio fd {n} to uid {uid}"))(e)),
+            Err(e) => {
+                let n = fd.as_raw_fd();
+                return Err(sys(format!("chown stdio fd {n} to uid {uid}"))(e));
+            }
         }
     }
     Ok(())
@@ -380,10 +376,17 @@ fn give_stdio_to(uid: Uid) -> Result<(), SetupError> {
 
 /// runc's `reOpenDevNull` (libcontainer/rootfs_linux.go), for the
 /// container's first process: stdio that is the host's `/dev/null` (a
-/// CRI container without stdin, `ctr run -d`) becomes the container's own,
-/// opened read-write as runc opens it. A container without `/dev/null`
-/// fails, as on runc.
+/// CRI container without stdin, `ctr run --null-io`) becomes the
+/// container's own, opened read-write as runc opens it. A container without
+/// `/dev/null` fails, as on runc. Pipes, the usual stdio, open nothing.
 fn reopen_dev_null() -> Result<(), SetupError> {
+    let devices: Vec<_> = open_stdio()?
+        .into_iter()
+        .filter(|(_, st)| st.st_mode & libc::S_IFMT == libc::S_IFCHR)
+        .collect();
+    if devices.is_empty() {
+        return Ok(());
+    }
     let null = nix::fcntl::open(
         "/dev/null",
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
@@ -393,18 +396,29 @@ fn reopen_dev_null() -> Result<(), SetupError> {
     let rdev = nix::sys::stat::fstat(&null)
         .map_err(sys("fstat /dev/null"))?
         .st_rdev;
-    for n in 0..=2 {
-        // SAFETY: only used while this runs, which closes nothing.
-        let fd = unsafe { BorrowedFd::borrow_raw(n) };
-        match nix::sys::stat::fstat(fd) {
-            Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == rdev => {
-                dup_onto(null.as_raw_fd(), n)?
-            }
-            Ok(_) | Err(Errno::EBADF) => {}
-            Err(e) => return Err(sys(format!("fstat stdio fd {n}"))(e)),
+    for (fd, st) in devices {
+        if st.st_rdev == rdev {
+            dup_onto(null.as_raw_fd(), fd.as_raw_fd())?;
         }
     }
     Ok(())
+}
+
+/// Fds 0 to 2 that are open, with their `fstat`.
+fn open_stdio() -> Result<Vec<(BorrowedFd<'static>, nix::sys::stat::FileStat)>, SetupError> {
+    let mut open = Vec::with_capacity(3);
+    for n in 0..=2 {
+        // SAFETY: the process's stdio, which the setup replaces only with
+        // dup2 (the fd numbers stay open); a closed fd fails fstat with
+        // EBADF.
+        let fd = unsafe { BorrowedFd::borrow_raw(n) };
+        match nix::sys::stat::fstat(fd) {
+            Ok(st) => open.push((fd, st)),
+            Err(Errno::EBADF) => {}
+            Err(e) => return Err(sys(format!("fstat stdio fd {n}"))(e)),
+        }
+    }
+    Ok(open)
 }
 
 /// The signal mask the setup kept, emptied. A signal that arrived

@@ -2,15 +2,22 @@
 //! init sets them on binds LXC made, the share helper on the ones it makes;
 //! LXC never sees them, and other filesystems refuse them.
 
+use std::path::Path;
+
 use lxcri_init_spec::{MountAttrs, RecursiveAttrs};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::{env, mount, with};
 use crate::plan::PlanError;
 
-const RDONLY: u64 = 0x1;
-const NOSUID: u64 = 0x2;
-const NOEXEC: u64 = 0x8;
+const RDONLY: u64 = libc::MOUNT_ATTR_RDONLY;
+const NOSUID: u64 = libc::MOUNT_ATTR_NOSUID;
+const NOEXEC: u64 = libc::MOUNT_ATTR_NOEXEC;
+
+/// A bind of `source` at `dest`.
+fn bind(dest: &str, source: &Path, options: &[&str]) -> Value {
+    json!({"destination": dest, "type": "bind", "source": source, "options": options})
+}
 
 #[test]
 fn a_binds_recursive_options_go_to_the_init_not_to_lxc() {
@@ -19,20 +26,16 @@ fn a_binds_recursive_options_go_to_the_init_not_to_lxc() {
     std::fs::create_dir_all(&vol).unwrap();
     let spec = with(|v| {
         // CRI's recursiveReadOnly: no plain `ro`.
+        mount(v, bind("/data", &vol, &["rbind", "rprivate", "rro"]));
         mount(
             v,
-            json!({"destination": "/data", "type": "bind", "source": vol,
-                   "options": ["rbind", "rprivate", "rro"]}),
+            bind(
+                "/app",
+                &vol,
+                &["rbind", "ro", "rnosuid", "rnoexec", "rexec"],
+            ),
         );
-        mount(
-            v,
-            json!({"destination": "/app", "type": "bind", "source": vol,
-                   "options": ["rbind", "ro", "rnosuid", "rnoexec", "rexec"]}),
-        );
-        mount(
-            v,
-            json!({"destination": "/plain", "type": "bind", "source": vol, "options": ["rbind", "ro"]}),
-        );
+        mount(v, bind("/plain", &vol, &["rbind", "ro"]));
     });
     let plan = env.plan(&spec).unwrap();
     assert_eq!(
@@ -80,20 +83,9 @@ fn the_share_helper_sets_them_on_its_binds() {
     let vol = env.host.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
     let spec = with(|v| {
-        mount(
-            v,
-            json!({"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "rro"]}),
-        );
-        mount(
-            v,
-            json!({"destination": "/data/sub", "type": "bind", "source": vol,
-                   "options": ["rbind", "rnoexec"]}),
-        );
-        mount(
-            v,
-            json!({"destination": "/peer", "type": "bind", "source": vol,
-                   "options": ["rbind", "rshared", "rro"]}),
-        );
+        mount(v, bind("/data", &vol, &["rbind", "rro"]));
+        mount(v, bind("/data/sub", &vol, &["rbind", "rnoexec"]));
+        mount(v, bind("/peer", &vol, &["rbind", "rshared", "rro"]));
     });
     let plan = env.plan(&spec).unwrap();
     let dests: Vec<&str> = plan
@@ -133,10 +125,7 @@ fn a_covered_bind_gets_nothing_from_the_init() {
     let vol = env.host.join("vol");
     std::fs::create_dir_all(&vol).unwrap();
     let spec = with(|v| {
-        mount(
-            v,
-            json!({"destination": "/srv/a", "type": "bind", "source": vol, "options": ["rbind", "rro"]}),
-        );
+        mount(v, bind("/srv/a", &vol, &["rbind", "rro"]));
         mount(
             v,
             json!({"destination": "/srv", "type": "tmpfs", "source": "tmpfs", "options": []}),

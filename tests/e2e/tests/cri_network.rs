@@ -144,10 +144,35 @@ struct PortmapChains {
 }
 
 impl PortmapChains {
-    const JUMPS: [&'static str; 3] = [
-        "PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
-        "OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT",
-        "POSTROUTING -m comment --comment CNI portfwd requiring masquerade -j CNI-HOSTPORT-MASQ",
+    /// The rules that jump to them, as `iptables -t nat -D` takes them.
+    const JUMPS: [&'static [&'static str]; 3] = [
+        &[
+            "PREROUTING",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "CNI-HOSTPORT-DNAT",
+        ],
+        &[
+            "OUTPUT",
+            "-m",
+            "addrtype",
+            "--dst-type",
+            "LOCAL",
+            "-j",
+            "CNI-HOSTPORT-DNAT",
+        ],
+        &[
+            "POSTROUTING",
+            "-m",
+            "comment",
+            "--comment",
+            "CNI portfwd requiring masquerade",
+            "-j",
+            "CNI-HOSTPORT-MASQ",
+        ],
     ];
     const CHAINS: [&'static str; 3] = [
         "CNI-HOSTPORT-DNAT",
@@ -175,19 +200,7 @@ impl Drop for PortmapChains {
             return;
         }
         for jump in Self::JUMPS {
-            let (chain, rule) = jump.split_once(' ').expect("chain and rule");
-            let mut args = vec!["-D", chain];
-            // The comment is one argument.
-            match rule.split_once("--comment ") {
-                Some((before, rest)) => {
-                    let (comment, after) = rest.split_once(" -j ").expect("comment then jump");
-                    args.extend(before.split_whitespace());
-                    args.extend(["--comment", comment, "-j"]);
-                    args.extend(after.split_whitespace());
-                }
-                None => args.extend(rule.split_whitespace()),
-            }
-            Self::iptables(&args);
+            Self::iptables(&[&["-D"], jump].concat());
         }
         for chain in Self::CHAINS {
             Self::iptables(&["-F", chain]);

@@ -181,12 +181,12 @@ fn supplemental_groups_policy() {
     let image = lxcri_e2e::image::predefined_group();
     ctd.import_image(&image.archive);
     let status = ctd.cri().status().expect("CRI Status");
-    let policy = status
+    let policy_known = status
         .features
         .as_ref()
         .is_some_and(|f| f.supplemental_groups_policy);
     assert_eq!(
-        policy,
+        policy_known,
         lxcri_e2e::containerd_version() >= (2, 0),
         "{status:?}"
     );
@@ -195,7 +195,7 @@ fn supplemental_groups_policy() {
         api::SupplementalGroupsPolicy::Merge,
         "1000 1234 50000\n",
     )];
-    if policy {
+    if policy_known {
         cases.push((
             "strict",
             api::SupplementalGroupsPolicy::Strict,
@@ -240,8 +240,7 @@ fn supplemental_groups_policy() {
                 .split_whitespace()
                 .map(|g| g.parse().unwrap())
                 .collect();
-            let reported =
-                (lxcri_e2e::containerd_version() >= (2, 0)).then_some((1000, 1000, groups));
+            let reported = policy_known.then_some((1000, 1000, groups));
             assert_eq!(user, reported, "{rt} {name}");
             seen.push((name.to_string(), first, exec_groups, user));
         }
