@@ -326,7 +326,9 @@ pub struct MountPropagation {
 /// `rshared` binds, Kubernetes' `Bidirectional`), which LXC cannot (it
 /// turns every mount it copies into a slave); and any bind that lies in
 /// another bind (a volume), whose mount point LXC would create following
-/// links the volume's content may hold, out of the container's root.
+/// links the volume's content may hold, out of the container's root; and
+/// id-mapped binds ([`MountIdmap`]), which only a bind made from the host
+/// can be (the mapped root cannot set an idmapping).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShareSpec {
@@ -353,6 +355,13 @@ pub struct SharedMount {
     /// file for a file source), not by LXC.
     #[serde(default)]
     pub create: bool,
+    /// `rbind`: the mounts below the source come along; `bind`: the source's
+    /// own mount alone.
+    pub rbind: bool,
+    /// An id-mapped bind (`MOUNT_ATTR_IDMAP`, OCI `uidMappings`/`gidMappings`
+    /// or the `idmap`/`ridmap` options).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idmap: Option<MountIdmap>,
     #[serde(default)]
     pub nosuid: bool,
     #[serde(default)]
@@ -362,6 +371,42 @@ pub struct SharedMount {
     /// Recursive attributes, set after the flags above (runc's order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<MountAttrs>,
+}
+
+/// How an id-mapped bind shows ids: a file owned by id `c` on disk appears
+/// owned by the id the mapping gives `c` (as a user namespace maps its ids
+/// to the host's), and a file made through the bind is stored with the id
+/// mapped back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountIdmap {
+    pub mapping: IdmapSource,
+    /// `ridmap`: every mount below the bind is id-mapped too; otherwise
+    /// the bind's own mount alone (runc's default).
+    pub recursive: bool,
+}
+
+/// Where an id-mapped bind's mapping comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum IdmapSource {
+    /// The container's user namespace (`idmap` without mappings).
+    Container,
+    /// These ranges, already checked as the kernel checks a `uid_map`.
+    Ranges {
+        uid: Vec<IdRange>,
+        gid: Vec<IdRange>,
+    },
+}
+
+/// One line of a `uid_map`/`gid_map`: `size` ids from `inside` map to
+/// ids from `outside`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdRange {
+    pub inside: u32,
+    pub outside: u32,
+    pub size: u32,
 }
 
 /// The OCI process, already validated and translated by the shim.

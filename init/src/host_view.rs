@@ -110,7 +110,7 @@ fn take(view: &HostView) -> Result<(), HostViewError> {
 /// mount namespace runc's hooks see is.
 fn host_copy(init: &InitProc, user_ns: bool) -> Result<OwnedFd, HostViewError> {
     if !user_ns {
-        let tree = mount_tree::clone_tree("/").map_err(sys("copy the host's mount tree"))?;
+        let tree = mount_tree::clone_tree("/", true).map_err(sys("copy the host's mount tree"))?;
         mount_tree::make_slave(&tree).map_err(sys("make the copy a slave of the host's"))?;
         return Ok(tree);
     }
@@ -156,7 +156,7 @@ fn host_copy(init: &InitProc, user_ns: bool) -> Result<OwnedFd, HostViewError> {
 fn locked_copy(user: &OwnedFd) -> Result<OwnedFd, HostViewError> {
     setns(user, CloneFlags::CLONE_NEWUSER).map_err(sys("join the container's user namespace"))?;
     unshare(CloneFlags::CLONE_NEWNS).map_err(sys("unshare a mount namespace there"))?;
-    mount_tree::clone_tree("/").map_err(sys("copy the host's mount tree"))
+    mount_tree::clone_tree("/", true).map_err(sys("copy the host's mount tree"))
 }
 
 fn send_fd(sock: &OwnedFd, fd: &OwnedFd) -> Result<(), Errno> {

@@ -23,6 +23,7 @@ mod exec;
 mod hooks;
 mod host_view;
 mod init_proc;
+mod mapping_userns;
 mod mount_tree;
 mod passwd;
 mod path_lookup;

@@ -60,12 +60,14 @@ fn mount_setattr(
     Ok(())
 }
 
-/// A detached copy of the mount tree at `source` (recursive, as `rbind`),
-/// in the caller's mount namespace.
-pub fn clone_tree(source: &str) -> Result<OwnedFd, Errno> {
+/// A detached copy of the mount at `source`, with every mount below it
+/// when `recursive` (`rbind`), in the caller's mount namespace.
+pub fn clone_tree(source: &str, recursive: bool) -> Result<OwnedFd, Errno> {
     let c = CString::new(source).map_err(|_| Errno::EINVAL)?;
-    let flags =
-        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_RECURSIVE as libc::c_uint;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
     // SAFETY: plain syscall with a valid C string; a non-negative return is
     // a new fd we own.
     let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), flags) };
@@ -96,6 +98,23 @@ pub fn attach(copy: &OwnedFd, dest: &str) -> Result<(), Errno> {
         return Err(Errno::last());
     }
     Ok(())
+}
+
+/// Id-maps the detached tree `copy` (not yet attached, as the kernel
+/// requires) with the mapping of user namespace `userns`: its top mount,
+/// or every mount when `recursive`.
+pub fn set_idmap(copy: &OwnedFd, userns: &OwnedFd, recursive: bool) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let mut flags = libc::AT_EMPTY_PATH;
+    if recursive {
+        flags |= libc::AT_RECURSIVE;
+    }
+    mount_setattr(copy.as_raw_fd(), &CString::default(), flags, &attr)
 }
 
 /// Makes every mount of the detached tree `copy` a slave: a copy of

@@ -10,16 +10,21 @@
 //!   in the container's namespace, whose root is the container's: a link
 //!   the volume holds resolves inside the container, where LXC, making it
 //!   before `pivot_root`, would follow it onto the host.
+//! - Id-mapped binds get their mapping on the copy, before it is attached
+//!   (as runc does): only the host's root can set one.
 
 use std::path::Path;
 
-use lxcri_init_spec::{Propagation, PropagationKind, ShareSpec};
+use std::os::fd::OwnedFd;
+
+use lxcri_init_spec::{IdmapSource, Propagation, PropagationKind, ShareSpec};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
 
+use crate::mapping_userns::{self, MappingError};
 use crate::mount_tree;
 use crate::spec_file::{self, SpecFileError};
 use crate::status::EXIT_SETUP_FAILED;
@@ -28,11 +33,14 @@ use crate::status::EXIT_SETUP_FAILED;
 enum ShareError {
     #[error(transparent)]
     SpecFile(#[from] SpecFileError),
-    #[error("{what} {path}: {source}")]
+    #[error("the id mapping of {path}: {source}")]
+    Mapping { path: String, source: MappingError },
+    #[error("{what} {path}: {source}{hint}")]
     Sys {
         what: &'static str,
         path: String,
         source: Errno,
+        hint: &'static str,
     },
 }
 
@@ -48,16 +56,53 @@ pub fn run(spec_path: &Path) -> i32 {
 
 fn sys(what: &'static str, path: &str) -> impl FnOnce(Errno) -> ShareError {
     let path = path.to_string();
-    move |source| ShareError::Sys { what, path, source }
+    move |source| ShareError::Sys {
+        what,
+        path,
+        source,
+        hint: "",
+    }
 }
 
 fn share(spec_path: &Path) -> Result<(), ShareError> {
     let spec: ShareSpec = spec_file::read(spec_path)?;
     // Every copy is made on the host side, before the namespace changes.
     let mut copies = Vec::with_capacity(spec.mounts.len());
+    // One namespace per mapping, however many binds use it.
+    let mut namespaces: Vec<(&IdmapSource, OwnedFd)> = Vec::new();
     for m in &spec.mounts {
-        copies.push(mount_tree::clone_tree(&m.source).map_err(sys("clone", &m.source))?);
+        let copy = mount_tree::clone_tree(&m.source, m.rbind).map_err(sys("clone", &m.source))?;
+        if let Some(idmap) = &m.idmap {
+            let at = match namespaces.iter().position(|(s, _)| **s == idmap.mapping) {
+                Some(at) => at,
+                None => {
+                    let ns = mapping_userns::for_mapping(spec.init_pid, &idmap.mapping).map_err(
+                        |source| ShareError::Mapping {
+                            path: m.source.clone(),
+                            source,
+                        },
+                    )?;
+                    namespaces.push((&idmap.mapping, ns));
+                    namespaces.len() - 1
+                }
+            };
+            mount_tree::set_idmap(&copy, &namespaces[at].1, idmap.recursive).map_err(|source| {
+                ShareError::Sys {
+                    what: "id-map the copy of",
+                    path: m.source.clone(),
+                    source,
+                    // As runc says it.
+                    hint: if source == Errno::EINVAL {
+                        " (maybe the filesystem does not support id-mapped mounts on this kernel)"
+                    } else {
+                        ""
+                    },
+                }
+            })?;
+        }
+        copies.push(copy);
     }
+    drop(namespaces);
     let ns_path = format!("/proc/{}/ns/mnt", spec.init_pid);
     let ns = open(
         ns_path.as_str(),
@@ -145,6 +190,7 @@ fn make_mount_point(dest: &str, is_dir: bool) -> Result<(), ShareError> {
             what: "make the mount point",
             path,
             source: Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+            hint: "",
         }
     };
     let target = Path::new(dest);

@@ -50,8 +50,8 @@ fn info_is_a_runtime_info_with_oci_features() {
         .collect();
     assert!(namespaces.contains(&"user"), "{namespaces:?}");
     // What containerd's CRI plugin checks, with user namespaces, to allow
-    // `hostUsers: false`: off until id-mapped mounts exist.
-    assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
+    // `hostUsers: false`: lxcri id-maps binds.
+    assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
     assert_eq!(json["ociVersionMin"], "1.0.0");
     // Unset fields are left out, as Go's omitempty does.
     assert!(!features.value.windows(4).any(|w| w == b"null"));

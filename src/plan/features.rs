@@ -171,9 +171,10 @@ pub fn runtime_features() -> Features {
     memory_policy
         .set_modes(Some(Vec::new()))
         .set_flags(Some(Vec::new()));
-    // Per-mount uidMappings/gidMappings (and `idmap` options) are refused.
+    // Per-mount uidMappings/gidMappings and the `idmap`/`ridmap` options:
+    // binds the share helper id-maps (plan/mounts.rs).
     let mut idmap = IDMap::default();
-    idmap.set_enabled(Some(false));
+    idmap.set_enabled(Some(true));
     let mut mount_extensions = MountExtensions::default();
     mount_extensions.set_idmap(Some(idmap));
     let mut net_devices = NetDevices::default();
@@ -196,6 +197,7 @@ pub fn runtime_features() -> Features {
     mount_options.extend(strings(&PROPAGATION));
     // On binds (the init's mount_setattr); CRI's recursiveReadOnly.
     mount_options.extend(super::mount_flags::recursive_names().map(String::from));
+    mount_options.extend(["idmap", "ridmap"].map(String::from));
     mount_options.sort();
 
     let mut features = Features::default();
@@ -259,7 +261,7 @@ mod tests {
         assert!(namespaces.contains(&"user"), "{namespaces:?}");
         assert!(namespaces.contains(&"mount"), "{namespaces:?}");
         assert!(namespaces.contains(&"network"), "{namespaces:?}");
-        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], false);
+        assert_eq!(linux["mountExtensions"]["idmap"]["enabled"], true);
         let options = names(&f["mountOptions"]);
         assert!(options.contains(&"rbind") && options.contains(&"rslave"));
         // CRI turns on recursive read-only mounts when it sees this.
@@ -305,9 +307,10 @@ mod tests {
         serde_json::from_value(bind_json(source, options)).unwrap()
     }
 
+    /// In a container with a user namespace (whose mapping `idmap` takes).
     fn plan_one(mount: Mount) -> crate::plan::Result<()> {
         let tmp = tempfile::tempdir().unwrap();
-        plan_mounts(&[mount], tmp.path(), Path::new("/.lxcri")).map(|_| ())
+        plan_mounts(&[mount], tmp.path(), Path::new("/.lxcri"), true).map(|_| ())
     }
 
     #[test]
@@ -324,22 +327,31 @@ mod tests {
     fn options_the_plan_refuses_are_not_listed() {
         let src = tempfile::tempdir().unwrap();
         let listed = runtime_features().mount_options().clone().unwrap();
-        for opt in ["idmap", "ridmap", "tmpcopyup", "optional"] {
+        for opt in ["tmpcopyup", "optional"] {
             assert!(plan_one(bind_mount(src.path(), &[opt])).is_err(), "{opt}");
             assert!(!listed.iter().any(|o| o == opt), "{opt} is listed");
         }
     }
 
-    /// When mounts.rs learns id-mapped mounts, this fails: flip `idmap`.
+    /// containerd's CRI reports user namespaces for a handler only with
+    /// `idmap` on: the plan must take what it then sends.
     #[test]
-    fn idmap_is_off_because_the_plan_refuses_mount_mappings() {
+    fn idmap_is_on_because_the_plan_takes_mount_mappings() {
         let src = tempfile::tempdir().unwrap();
         let mut mount = bind_json(src.path(), &[]);
         mount["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
         mount["gidMappings"] = mount["uidMappings"].clone();
-        assert!(plan_one(serde_json::from_value(mount).unwrap()).is_err());
+        assert!(plan_one(serde_json::from_value(mount).unwrap()).is_ok());
+        for opt in ["idmap", "ridmap"] {
+            let mut mount = bind_json(src.path(), &[opt]);
+            mount["uidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+            mount["gidMappings"] = mount["uidMappings"].clone();
+            assert!(plan_one(serde_json::from_value(mount).unwrap()).is_ok());
+        }
         let f = features_json();
-        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], false);
+        assert_eq!(f["linux"]["mountExtensions"]["idmap"]["enabled"], true);
+        let listed = runtime_features().mount_options().clone().unwrap();
+        assert!(listed.iter().any(|o| o == "idmap") && listed.iter().any(|o| o == "ridmap"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod dev_pts;
 mod dev_tmpfs;
 mod devices;
 mod features;
+mod helper_mounts;
 mod hooks;
 mod host_netns;
 mod limits;
@@ -57,7 +58,7 @@ pub use hooks::{plan_hooks, HookPlan};
 pub use host_netns::{HostNetnsSetup, HostSysfs, SysfsFlags};
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
 pub use mqueue::MqueueOwner;
-pub use namespaces::NodeUserns;
+pub use namespaces::{JoinedUserMaps, NodeUserns};
 pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
 pub use resolve::{resolve_in_root, ResolveError};
@@ -128,6 +129,9 @@ pub struct ContainerPlan {
     pub hooks: HookPlan,
     /// The mqueue mount whose root the shim gives to the container's root.
     pub mqueue_owner: Option<MqueueOwner>,
+    /// What the spec says the user namespace it joins maps, for the
+    /// runtime to check against the namespace.
+    pub joined_user_maps: Option<JoinedUserMaps>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -240,6 +244,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         spec.mounts().as_deref().unwrap_or_default(),
         &ctx.rootfs,
         reserved,
+        ns.user != namespaces::Mode::Host,
     )?;
     let mut symlinks = Vec::new();
     if let (Some(mode), Some(dirs), CgroupVersion::V1) =
@@ -348,6 +353,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         cgroup,
         hooks,
         mqueue_owner,
+        joined_user_maps: ns.joined_user_maps.clone(),
     })
 }
 

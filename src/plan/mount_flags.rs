@@ -7,6 +7,8 @@
 
 use lxcri_init_spec::MountAttrs;
 
+use crate::lxc::MountEntry;
+
 /// Flag options: what each sets, and what it clears.
 const FLAGS: [(&str, u64, u64); 17] = [
     ("ro", libc::MS_RDONLY, 0),
@@ -41,6 +43,21 @@ const PROPAGATION: [&str; 8] = [
     "unbindable",
     "runbindable",
 ];
+
+/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for.
+pub(super) fn requested_flags(options: &[String]) -> u64 {
+    split(options).0 & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
+}
+
+/// The last of `ro`/`rw` wins.
+pub(super) fn is_readonly(options: &[String]) -> bool {
+    options.iter().rev().find(|o| *o == "ro" || *o == "rw") == Some(&"ro".to_string())
+}
+
+/// An `lxc.mount.entry` of a bind.
+pub(super) fn is_bind_entry(e: &MountEntry) -> bool {
+    e.options.iter().any(|o| o == "bind" || o == "rbind")
+}
 
 /// The `MS_*` bits of `options`' flag options, and the others with their
 /// index (propagation left out): what the filesystem itself is given.

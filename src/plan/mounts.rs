@@ -11,10 +11,12 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{
-    DevPts, DevTmpfs, MountAttrs, MountPropagation, Propagation, PropagationKind, RecursiveAttrs,
-    RemountFlags, SharedMount, TmpfsMode,
+    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, RecursiveAttrs, RemountFlags,
+    SharedMount, TmpfsMode,
 };
 
+use super::helper_mounts::{defer_to_helper, mount_idmap, Origin, IDMAP_OPTIONS};
+use super::mount_flags::{is_readonly, requested_flags};
 use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
 use super::{invalid, mount_flags, unsupported, PlanError, Result};
@@ -26,7 +28,7 @@ const FILESYSTEMS: [&str; 5] = ["tmpfs", "proc", "sysfs", "devpts", "mqueue"];
 
 /// Options lxcri cannot honour: runc extensions LXC does not implement.
 /// Passing them on would silently drop them.
-const UNSUPPORTED_OPTIONS: [&str; 3] = ["tmpcopyup", "idmap", "ridmap"];
+const UNSUPPORTED_OPTIONS: [&str; 1] = ["tmpcopyup"];
 
 pub(super) struct MountPlan {
     pub entries: Vec<MountEntry>,
@@ -36,8 +38,9 @@ pub(super) struct MountPlan {
     /// Each mount's own propagation, re-applied by the init after LXC's
     /// (which makes the whole tree shared) and the rootfs propagation.
     pub propagation: Vec<MountPropagation>,
-    /// `rshared`/`shared` binds: peers of the host's mount, which only a
-    /// bind made from the host can be ([`SharedMount`]).
+    /// Binds the share helper makes from the host ([`SharedMount`]), in
+    /// the spec's order: `rshared`/`shared` ones (peers of the host's
+    /// mount), id-mapped ones, and binds inside binds.
     pub shared: Vec<SharedMount>,
     /// The spec's `/dev` tmpfs, for the init to remount LXC's with.
     pub dev_tmpfs: Option<DevTmpfs>,
@@ -82,7 +85,14 @@ pub(super) fn relative_destination(field: &str, rootfs: &Path, dest: &Path) -> R
         .map_err(|_| invalid(field, "is not valid UTF-8"))
 }
 
-pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> Result<MountPlan> {
+/// `userns`: the container has a user namespace of its own (new or joined),
+/// whose mapping an `idmap` mount without mappings takes.
+pub(super) fn plan_mounts(
+    mounts: &[Mount],
+    rootfs: &Path,
+    reserved: &Path,
+    userns: bool,
+) -> Result<MountPlan> {
     let mut plan = MountPlan {
         entries: Vec::new(),
         cgroup: None,
@@ -95,9 +105,7 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         tmpfs_modes: Vec::new(),
         recursive_attrs: Vec::new(),
     };
-    // Per entry: its OCI field, for errors about it later, and its
-    // recursive attributes when LXC's bind is the one to get them.
-    let mut origins: Vec<(String, Option<MountAttrs>)> = Vec::new();
+    let mut origins: Vec<Origin> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
         let dest = m.destination();
@@ -107,16 +115,12 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
                 &format!("{dest:?} must be an absolute path"),
             ));
         }
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(unsupported(
-                &format!("{field}.uidMappings"),
-                "id-mapped mounts are not implemented",
-            ));
-        }
         let mut options = m.options().clone().unwrap_or_default();
         check_options(&field, &options)?;
         let typ = m.typ().as_deref().unwrap_or("");
         let is_bind = typ == "bind" || options.iter().any(|o| o == "bind" || o == "rbind");
+        let idmap = mount_idmap(&field, m, &options, is_bind, userns)?;
+        options.retain(|o| !IDMAP_OPTIONS.contains(&o.as_str()));
         let recursive = mount_flags::recursive(&options);
         if recursive.is_some() {
             // runc sets them on binds only, and ignores them elsewhere.
@@ -200,37 +204,13 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
         let destination = relative_destination(&format!("{field}.destination"), rootfs, dest)?;
         // The last propagation option wins, as in runc.
         let propagation = options.iter().rev().find_map(|o| Propagation::parse(o));
-        // A shared bind's copy from the host covers LXC's bind: the share
-        // helper sets the recursive attributes on it instead.
-        let mut lxc_recursive = recursive;
         if let Some(propagation) = propagation {
             plan.propagation.push(MountPropagation {
                 destination: format!("/{destination}"),
                 propagation,
             });
-            if is_bind && propagation.kind == PropagationKind::Shared {
-                let source = m
-                    .source()
-                    .as_ref()
-                    .and_then(|s| s.to_str())
-                    .ok_or_else(|| {
-                        invalid(&format!("{field}.source"), "is missing or not valid UTF-8")
-                    })?;
-                let flags = requested_flags(&options);
-                lxc_recursive = None;
-                plan.shared.push(SharedMount {
-                    source: source.to_string(),
-                    destination: format!("/{destination}"),
-                    readonly: is_readonly(&options),
-                    propagation: Some(propagation),
-                    create: false,
-                    nosuid: flags & libc::MS_NOSUID != 0,
-                    nodev: flags & libc::MS_NODEV != 0,
-                    noexec: flags & libc::MS_NOEXEC != 0,
-                    recursive,
-                });
-            }
         }
+        let shared = is_bind && propagation.is_some_and(|p| p.kind == PropagationKind::Shared);
         let entry = if is_bind {
             bind_entry(&field, m, destination, options)?
         } else {
@@ -279,9 +259,18 @@ pub(super) fn plan_mounts(mounts: &[Mount], rootfs: &Path, reserved: &Path) -> R
             }
         };
         plan.entries.push(entry);
-        origins.push((field, lxc_recursive));
+        origins.push(Origin {
+            field,
+            recursive,
+            shared,
+            idmap,
+        });
     }
-    defer_binds_in_binds(&mut plan, origins)?;
+    let entries = std::mem::take(&mut plan.entries);
+    let split = defer_to_helper(entries, origins, &mut plan.propagation, &mut plan.cgroup_at)?;
+    plan.entries = split.entries;
+    plan.shared = split.shared;
+    plan.recursive_attrs.extend(split.recursive_attrs);
     let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
     plan.remount_flags.extend(binds);
     // The init works on the finished tree, where runc worked on each mount
@@ -326,11 +315,6 @@ fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
     })
 }
 
-/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for.
-fn requested_flags(options: &[String]) -> u64 {
-    super::mount_flags::split(options).0 & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
-}
-
 /// A tmpfs as runc mounts it (libcontainer/rootfs_linux.go
 /// `mountToRootfs`): over a directory the image has (`rootfs` is `None`
 /// when an earlier mount covers the destination: runc makes it there), its
@@ -361,103 +345,6 @@ fn tmpfs_as_runc(
             flags: libc::MS_RDONLY,
         });
     }
-}
-
-/// The last of `ro`/`rw` wins.
-fn is_readonly(options: &[String]) -> bool {
-    options.iter().rev().find(|o| *o == "ro" || *o == "rw") == Some(&"ro".to_string())
-}
-
-fn is_bind_entry(e: &MountEntry) -> bool {
-    e.options.iter().any(|o| o == "bind" || o == "rbind")
-}
-
-/// Mounts whose destination lies in a bind mounted before them: LXC makes
-/// mount points (`create=dir|file`) before `pivot_root`, following any
-/// link on the way, and a volume's content is the containers': a link
-/// `evil -> /` left in a volume would carry the mount point, and the
-/// mount, onto the host. Such binds are made by the share helper instead,
-/// inside the container's mount namespace, where links resolve in the
-/// container's root (as runc resolves every destination). Other
-/// filesystems there are refused. `origins` are the entries' fields and
-/// recursive attributes: the kept ones' become the init's, the deferred
-/// ones' the helper's.
-fn defer_binds_in_binds(
-    plan: &mut MountPlan,
-    origins: Vec<(String, Option<MountAttrs>)>,
-) -> Result<()> {
-    let mut binds: Vec<String> = Vec::new();
-    let mut kept = Vec::with_capacity(plan.entries.len());
-    // The cgroup mount's place moves up with every entry taken out before it.
-    let cgroup_at = plan.cgroup_at;
-    for (i, (entry, (field, recursive))) in std::mem::take(&mut plan.entries)
-        .into_iter()
-        .zip(origins)
-        .enumerate()
-    {
-        let inside = binds
-            .iter()
-            .find(|b| {
-                **b != entry.destination
-                    && Path::new(&entry.destination).starts_with(Path::new(b.as_str()))
-            })
-            .cloned();
-        let bind = is_bind_entry(&entry);
-        if bind {
-            binds.push(entry.destination.clone());
-        }
-        let Some(volume) = inside else {
-            if let Some(attrs) = recursive {
-                plan.recursive_attrs.push(RecursiveAttrs {
-                    destination: format!("/{}", entry.destination),
-                    attrs,
-                });
-            }
-            kept.push(entry);
-            continue;
-        };
-        if i < cgroup_at {
-            plan.cgroup_at -= 1;
-        }
-        if !bind {
-            return Err(unsupported(
-                &format!("{field}.destination"),
-                &format!(
-                    "a {} mount inside the bind mount at /{volume}: only binds can go there (its mount point would be made following links in that volume)",
-                    entry.fstype
-                ),
-            ));
-        }
-        let destination = format!("/{}", entry.destination);
-        let propagation = plan
-            .propagation
-            .iter()
-            .position(|p| p.destination == destination)
-            .map(|i| plan.propagation.remove(i).propagation);
-        match plan
-            .shared
-            .iter_mut()
-            .find(|s| s.destination == destination)
-        {
-            Some(shared) => shared.create = true,
-            None => {
-                let flags = requested_flags(&entry.options);
-                plan.shared.push(SharedMount {
-                    source: entry.source.clone(),
-                    destination,
-                    readonly: is_readonly(&entry.options),
-                    propagation,
-                    create: true,
-                    nosuid: flags & libc::MS_NOSUID != 0,
-                    nodev: flags & libc::MS_NODEV != 0,
-                    noexec: flags & libc::MS_NOEXEC != 0,
-                    recursive,
-                })
-            }
-        }
-    }
-    plan.entries = kept;
-    Ok(())
 }
 
 fn check_options(field: &str, options: &[String]) -> Result<()> {

@@ -37,6 +37,11 @@ pub(super) struct NamespacePlan {
     pub foreign_netns: Option<PathBuf>,
     pub network: Option<Network>,
     pub idmaps: Vec<IdMap>,
+    /// A joined user namespace's mappings as the spec states them (as
+    /// containerd 2.x does for a user-namespaced pod; they are `idmaps`
+    /// too), to be checked against the namespace's own before the start,
+    /// as runc checks them.
+    pub joined_user_maps: Option<JoinedUserMaps>,
     pub uts_name: Option<String>,
     /// The container's user namespace, the node's choice included.
     pub user: Mode,
@@ -44,6 +49,14 @@ pub(super) struct NamespacePlan {
     pub net: Mode,
     pub ipc: Mode,
     pub uts: Mode,
+}
+
+/// The mappings a spec states for the user namespace it joins at `path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinedUserMaps {
+    pub path: PathBuf,
+    /// Both kinds, checked as the kernel checks a map.
+    pub maps: Vec<IdMap>,
 }
 
 fn lxc_name(t: LinuxNamespaceType) -> Namespace {
@@ -159,12 +172,21 @@ pub(super) fn plan_namespaces(
         }
         _ => idmaps(linux, user)?,
     };
+    // The spec's own join (not the node's choice, which lxcri made).
+    let joined_user_maps = match ns.share.iter().find(|(n, _)| *n == Namespace::User) {
+        Some((_, path)) if user == Mode::Joined && !idmaps.is_empty() => Some(JoinedUserMaps {
+            path: path.clone(),
+            maps: idmaps.clone(),
+        }),
+        _ => None,
+    };
     Ok(NamespacePlan {
         foreign_netns,
         network: (net == Mode::New).then_some(Network::Empty),
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,
         namespaces: ns,
         idmaps,
+        joined_user_maps,
         user: effective_user,
         cgroup,
         net,
@@ -185,16 +207,23 @@ fn idmaps(linux: &Linux, user: Mode) -> Result<Vec<IdMap>> {
                 ));
             }
         }
-        Mode::Host | Mode::Joined => {
+        // LXC maps ids as a joined namespace does only when it is told its
+        // mappings; they are checked against it before the start.
+        Mode::Joined => return Ok(joined_maps(linux)?.unwrap_or_default()),
+        Mode::Host => {
             if !uids.is_empty() || !gids.is_empty() {
                 return Err(invalid(
                     "linux.uidMappings",
-                    "id mappings are only valid with a new user namespace",
+                    "id mappings need a user namespace (linux.namespaces has none)",
                 ));
             }
             return Ok(Vec::new());
         }
     }
+    both_maps(uids, gids)
+}
+
+fn both_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Vec<IdMap>> {
     let mut out = Vec::new();
     for (field, kind, list) in [
         ("linux.uidMappings", IdKind::User, uids),
@@ -205,6 +234,25 @@ fn idmaps(linux: &Linux, user: Mode) -> Result<Vec<IdMap>> {
     Ok(out)
 }
 
+/// The mappings a spec that joins a user namespace states for it: none,
+/// or both lists (runc then checks they are the namespace's).
+fn joined_maps(linux: &Linux) -> Result<Option<Vec<IdMap>>> {
+    let uids = linux.uid_mappings().as_deref().unwrap_or_default();
+    let gids = linux.gid_mappings().as_deref().unwrap_or_default();
+    match (uids.is_empty(), gids.is_empty()) {
+        (true, true) => Ok(None),
+        (false, false) => both_maps(uids, gids).map(Some),
+        (u, _) => Err(invalid(
+            if u {
+                "linux.uidMappings"
+            } else {
+                "linux.gidMappings"
+            },
+            "a joined user namespace's mappings need both uidMappings and gidMappings",
+        )),
+    }
+}
+
 /// The kernel's limit on the lines of one `uid_map`/`gid_map`
 /// (`UID_GID_MAP_MAX_EXTENTS`, include/linux/user_namespace.h).
 const MAX_EXTENTS: usize = 340;
@@ -212,7 +260,7 @@ const MAX_EXTENTS: usize = 340;
 /// One of `uid_map`/`gid_map`, checked as the kernel's `map_write`
 /// (kernel/user_namespace.c) checks it, so a spec it would refuse fails
 /// here naming the field instead of as `EINVAL` from inside `lxc-start`.
-fn idmap_list(field: &str, kind: IdKind, list: &[LinuxIdMapping]) -> Result<Vec<IdMap>> {
+pub(super) fn idmap_list(field: &str, kind: IdKind, list: &[LinuxIdMapping]) -> Result<Vec<IdMap>> {
     if list.len() > MAX_EXTENTS {
         return Err(invalid(
             &format!("{field}[{MAX_EXTENTS}]"),

@@ -11,9 +11,11 @@ mod image_key;
 pub mod mountinfo;
 mod provider;
 pub mod shift;
+mod snapshot_idmap;
 pub mod zfs;
 pub use image_key::{ImageKey, ImageKeyError, ImageLayers};
 pub use provider::{provider_for, OverlayRootfs, RootfsProvider, RootfsRequest};
+pub use snapshot_idmap::take_snapshot_idmap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -43,6 +45,12 @@ pub enum RootfsError {
         what: String,
         #[source]
         errno: nix::Error,
+    },
+    #[error("rootfs mount {index}: option {option:?}: {why}")]
+    SnapshotIdmap {
+        index: usize,
+        option: String,
+        why: String,
     },
     #[error("userns.unprivileged: lxcri shifts a rootfs into the container's id range only from containerd's overlay snapshot (one overlay mount with an upper layer), not from {kinds:?} (`ctr run --rootfs DIR` included)")]
     UnshiftedRootfs { kinds: Vec<String> },

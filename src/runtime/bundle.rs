@@ -152,13 +152,18 @@ pub fn prepare_bundle(
     let node_userns = chosen.map(|c| c.userns);
     let userns = node_userns.as_ref().map(|u| u.range);
 
+    // A user-namespaced pod's snapshot, shifted into the pod's ids
+    // (node_userns chose none: the spec has a user namespace).
+    let mut rootfs_mounts = req.rootfs_mounts.clone();
+    let snapshot_idmap = crate::rootfs::take_snapshot_idmap(&mut rootfs_mounts)?;
+
     undo.volume = i.volume.clone();
     let mounted = i.rootfs.prepare(&RootfsRequest {
-        mounts: &req.rootfs_mounts,
+        mounts: &rootfs_mounts,
         target: &rootfs_path,
         owner: &req.owner(),
         volume: i.volume.as_deref(),
-        idmap: userns,
+        idmap: userns.or(snapshot_idmap),
     })?;
     if mounted {
         undo.rootfs = Some(rootfs_path.clone());
@@ -192,6 +197,9 @@ pub fn prepare_bundle(
         // lxc-start's does here on the lxc backend; a CT starts from PVE's
         // service manager, at 0.
         plan.lxc.oom_score_adj = own_oom_score_adj();
+    }
+    if let Some(joined) = &plan.joined_user_maps {
+        super::joined_userns::check_joined_user_maps(joined)?;
     }
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(dirs) = &plan.lxc.cgroup_dirs {

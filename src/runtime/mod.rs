@@ -29,6 +29,7 @@ mod hooks;
 mod host_netns;
 pub mod init_channel;
 mod init_helper;
+mod joined_userns;
 mod leftovers;
 mod lifecycle;
 mod lxc;

@@ -4,6 +4,7 @@
 mod cgroup;
 mod errors;
 mod golden;
+mod idmap_mounts;
 mod lsm;
 mod nested_mounts;
 mod network;

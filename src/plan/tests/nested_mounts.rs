@@ -21,6 +21,11 @@ fn binds_inside_binds_are_made_inside_the_container_by_the_helper() {
             v,
             json!({"destination": "/data", "type": "bind", "source": vol, "options": ["rbind", "rprivate"]}),
         );
+        // Over the volume itself, not inside it: LXC's.
+        mount(
+            v,
+            json!({"destination": "/data", "type": "bind", "source": other, "options": ["bind"]}),
+        );
         mount(
             v,
             json!({"destination": "/data/evil/x", "type": "bind", "source": other,
@@ -29,11 +34,6 @@ fn binds_inside_binds_are_made_inside_the_container_by_the_helper() {
         mount(
             v,
             json!({"destination": "/data/f", "type": "bind", "source": file, "options": ["bind"]}),
-        );
-        // Over the volume itself, not inside it: LXC's.
-        mount(
-            v,
-            json!({"destination": "/data", "type": "bind", "source": other, "options": ["bind"]}),
         );
         // Beside it, with a common prefix: LXC's.
         mount(

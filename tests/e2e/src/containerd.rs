@@ -75,6 +75,25 @@ pub fn containerd_version() -> (u32, u32) {
     })
 }
 
+/// Whether the `runc` on `PATH` (the one containerd's runc shim runs) has
+/// id-mapped mounts (1.2 and later; Debian 12's is 1.1.5, which ignores a
+/// mount's `uidMappings`).
+pub fn runc_has_idmapped_mounts() -> bool {
+    let out = Command::new("runc").arg("--version").output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let version = text
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("runc version "))
+        .unwrap_or("");
+    let mut parts = version
+        .split(['.', '+', '-', '~'])
+        .map(|p| p.parse::<u32>().ok());
+    matches!((parts.next().flatten(), parts.next().flatten()), (Some(1), Some(m)) if m >= 2)
+}
+
 /// `containerd github.com/containerd/containerd 1.6.20~ds1 ...` -> (1, 6):
 /// the third field's first two numbers.
 fn parse_version(text: &str) -> Option<(u32, u32)> {
@@ -355,6 +374,12 @@ state = "{d}/state"
             .arg(self.socket())
             .env("PATH", path)
             .envs(pve_env)
+            // For the CRI handler without options (cri::node::PLAIN_HANDLER).
+            .envs(
+                self.cri
+                    .is_some()
+                    .then(|| (lxcri::config::CONFIG_ENV, self.lxcri_config_path())),
+            )
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))

@@ -14,8 +14,12 @@ use std::time::Duration;
 use lxcri_e2e::cri::api::{self, ContainerState};
 use lxcri_e2e::cri::inspect::{assert_pod_gone, sandbox_pid};
 use lxcri_e2e::cri::network::netns_path;
-use lxcri_e2e::cri::pod::{base_pod_config, Pod};
-use lxcri_e2e::{assert_same, require, Containerd, Runtime, LXCRI_RUN_ROOT};
+use lxcri_e2e::cri::node::PLAIN_HANDLER;
+use lxcri_e2e::cri::pod::{base_pod_config, handler, mount, volume_dir, Pod};
+use lxcri_e2e::{
+    assert_same, containerd_version, require, runc_has_idmapped_mounts, runtimes, Containerd,
+    Runtime, LXCRI_RUN_ROOT,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -200,4 +204,104 @@ fn a_pod_is_one_user_namespace_in_its_own_network() {
         "range not freed: {:?}",
         slots_taken()
     );
+}
+
+/// The host ids of the `hostUsers: false` pod's user namespace (the
+/// kubelet hands out multiples of 65536).
+const POD_HOST_IDS: u32 = 40 * 65536;
+
+/// What the `hostUsers: false` pod's container prints: its root, owners
+/// through its volume and `/etc/hosts`, and a file it makes.
+const VOLUME_PROBE: &str = "id -u; stat -c '%n %u:%g' /data/root-file /data/user-file /etc/hosts; \
+     touch /data/made && stat -c 'made %u:%g' /data/made";
+
+/// A `hostUsers: false` pod as the kubelet asks containerd 2.x for one:
+/// a user namespace for the pod (mode POD, the kubelet's mapping), whose
+/// volumes and `/etc/hosts` containerd gives that mapping as id-mapped
+/// binds (mount `uidMappings`, the kubelet's for volumes): the volume's files show their owners as
+/// on the host, to the container's root; what it writes there is stored
+/// as the host's root's. lxcri runs on the handler without options:
+/// containerd starts such a pod's containers with runc's task options
+/// (`IoUid`), which it cannot merge into another runtime's options.
+/// Side by side with runc where runc has id-mapped mounts (1.2+).
+#[test]
+#[ignore = "needs root, containerd (CRI) and LXC: run by scripts/test"]
+fn a_host_users_false_pod_sees_its_volume_through_its_mapping() {
+    let (major, minor) = containerd_version();
+    if major < 2 {
+        eprintln!("skipped: containerd {major}.{minor} gives mounts no id mappings (2.0+)");
+        return;
+    }
+    let ctd = Containerd::start_cri();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !runc_has_idmapped_mounts() {
+            eprintln!("runc here has no id-mapped mounts (1.2+): lxcri checked alone");
+            continue;
+        }
+        let vol = volume_dir(&ctd, &format!("userns-{rt}"));
+        fs::write(vol.join("root-file"), "").unwrap();
+        fs::write(vol.join("user-file"), "").unwrap();
+        std::os::unix::fs::chown(vol.join("user-file"), Some(1000), Some(1000)).unwrap();
+        let mut config = base_pod_config(&ctd, &lxcri_e2e::unique_name("hostusers"), false);
+        let map = api::IdMapping {
+            host_id: POD_HOST_IDS,
+            container_id: 0,
+            length: 65536,
+        };
+        config
+            .linux
+            .as_mut()
+            .and_then(|l| l.security_context.as_mut())
+            .and_then(|s| s.namespace_options.as_mut())
+            .expect("namespace options")
+            .userns_options = Some(api::UserNamespace {
+            mode: api::NamespaceMode::Pod as i32,
+            uids: vec![map],
+            gids: vec![map],
+        });
+        let on = if rt == Runtime::Lxcri {
+            PLAIN_HANDLER
+        } else {
+            handler(rt)
+        };
+        let pod = Pod::run_on(&ctd, on, config)
+            .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+        let mut c = pod.container("c", &["sleep", "1000"]);
+        // The kubelet gives each of such a pod's volumes the pod's mapping.
+        c.mounts.push(api::Mount {
+            uid_mappings: vec![map],
+            gid_mappings: vec![map],
+            ..mount(&vol, "/data", false)
+        });
+        let id = pod.start(c);
+        pod.wait_state(&id, ContainerState::ContainerRunning, LONG);
+        let r = ctd
+            .cri()
+            .exec_sync(&id, &["sh", "-c", VOLUME_PROBE], 30)
+            .unwrap_or_else(|e| panic!("{rt}: ExecSync: {e}"));
+        let out = String::from_utf8_lossy(&r.stdout).into_owned();
+        assert_eq!(
+            out,
+            "0\n/data/root-file 0:0\n/data/user-file 1000:1000\n/etc/hosts 0:0\nmade 0:0\n",
+            "{rt}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        let (pid, _) = ctd.task(&id).expect("task");
+        let uid_map = fs::read_to_string(format!("/proc/{pid}/uid_map")).unwrap();
+        assert_eq!(
+            uid_map.split_whitespace().collect::<Vec<_>>(),
+            ["0", &POD_HOST_IDS.to_string(), "65536"],
+            "{rt}"
+        );
+        let made = fs::metadata(vol.join("made")).unwrap();
+        assert_eq!(
+            (made.uid(), made.gid()),
+            (0, 0),
+            "{rt}: stored as the host's root's"
+        );
+        results.push((rt, out));
+        pod.remove().unwrap();
+    }
+    assert_same("a hostUsers: false pod's volume", &results);
 }

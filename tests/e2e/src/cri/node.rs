@@ -15,8 +15,12 @@ use crate::image;
 pub const CRI_NAMESPACE: &str = "k8s.io";
 
 /// The CRI plugin's part of a test containerd's config: runtime handlers
-/// `runc` and `lxcri` (with a ConfigPath option, as the shipped snippet
-/// has), the test's CNI network, the streaming server on loopback.
+/// `runc`, `lxcri` (with a ConfigPath option, as the shipped snippet has)
+/// and `lxcri-plain` (without options, reading the same file through
+/// `LXCRI_CONFIG` in containerd's environment: containerd 2.x starts a
+/// user-namespaced pod's containers only on a handler whose options, if
+/// any, are runc's), the test's CNI network, the streaming server on
+/// loopback.
 pub(crate) fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
     let conf_dir = network.conf_dir.display();
     let lxcri_config = lxcri_config.display();
@@ -41,6 +45,9 @@ pub(crate) fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
       pod_annotations = ["io.lxcri.*"]
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.lxcri.options]
         ConfigPath = "{lxcri_config}"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{PLAIN_HANDLER}]
+      runtime_type = "io.containerd.lxcri.v2"
+      pod_annotations = ["io.lxcri.*"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "{conf_dir}"
@@ -48,6 +55,9 @@ pub(crate) fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
 "#
     )
 }
+
+/// The lxcri handler without runtime options.
+pub const PLAIN_HANDLER: &str = "lxcri-plain";
 
 /// What a containerd with its CRI plugin has besides: the pod network, the
 /// pods' cgroup parent, the client.

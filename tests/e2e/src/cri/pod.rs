@@ -85,9 +85,18 @@ impl<'a> Pod<'a> {
         rt: Runtime,
         config: api::PodSandboxConfig,
     ) -> Result<Self, CriError> {
+        Self::run_on(ctd, handler(rt), config)
+    }
+
+    /// RunPodSandbox with `config` on runtime handler `handler`.
+    pub fn run_on(
+        ctd: &'a Containerd,
+        handler: &str,
+        config: api::PodSandboxConfig,
+    ) -> Result<Self, CriError> {
         let log_dir = PathBuf::from(&config.log_directory);
         fs::create_dir_all(&log_dir).expect("pod log dir");
-        let id = ctd.cri().run_pod_sandbox(config.clone(), handler(rt))?;
+        let id = ctd.cri().run_pod_sandbox(config.clone(), handler)?;
         ctd.track(&id);
         let pod = Self {
             ctd,
