@@ -169,7 +169,8 @@ pub fn proc_events(opened: std::io::Result<bool>) -> Finding {
 const MIN_KERNEL: (u32, u32) = (5, 3);
 /// mount_setattr, with which the host view of a container's create hooks
 /// is made (`lxcri-init host-view`) unless it has a user namespace of its
-/// own, and a bind's recursive options (`rro`, ...) are set, is Linux 5.12.
+/// own, a bind's recursive options (`rro`, ...) are set and binds are
+/// id-mapped (`hostUsers: false` pods' volumes), is Linux 5.12.
 const HOOKS_KERNEL: (u32, u32) = (5, 12);
 
 pub fn kernel(proc: &Path) -> Finding {
@@ -205,8 +206,9 @@ pub fn kernel(proc: &Path) -> Finding {
             Status::Warn,
             format!(
                 "{release}: a container with OCI create hooks (prestart, createRuntime, \
-                 createContainer) and no user namespace of its own, or a bind with \
-                 recursive mount options (rro, rnosuid, ...), needs Linux >= \
+                 createContainer) and no user namespace of its own, a bind with \
+                 recursive mount options (rro, rnosuid, ...), or an id-mapped bind \
+                 (uidMappings, hostUsers: false pods), needs Linux >= \
                  {major}.{minor} (mount_setattr) and fails to create here"
             ),
         );

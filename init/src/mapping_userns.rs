@@ -33,21 +33,37 @@ fn io_errno(e: std::io::Error) -> Errno {
 /// An fd of a user namespace with `source`'s mapping. `init_pid` is the
 /// container's init, on the host.
 pub fn for_mapping(init_pid: i32, source: &IdmapSource) -> Result<OwnedFd, MappingError> {
-    let own = format!("/proc/{init_pid}/ns/user");
-    let separate = own_userns_differs(&own)?;
+    let container_ns = format!("/proc/{init_pid}/ns/user");
+    let separate = differs_from_ours(&container_ns)?;
     match source {
-        IdmapSource::Container if separate => open_ns(&own),
+        IdmapSource::Container if separate => open_ns(&container_ns),
         IdmapSource::Container => Err(MappingError::NoContainerUserns),
         IdmapSource::Ranges { uid, gid } => {
             if separate
                 && same_ranges(&read_map(init_pid, "uid_map")?, uid)
                 && same_ranges(&read_map(init_pid, "gid_map")?, gid)
             {
-                return open_ns(&own);
+                return open_ns(&container_ns);
             }
             new_userns(uid, gid)
         }
     }
+}
+
+/// The host uid and gid of the root of the container's user namespace;
+/// `None` when the container has none of its own (its root is the host's).
+pub fn container_root(init_pid: i32) -> Result<Option<(u32, u32)>, MappingError> {
+    if !differs_from_ours(&format!("/proc/{init_pid}/ns/user"))? {
+        return Ok(None);
+    }
+    let root = |file: &str| -> Result<u32, MappingError> {
+        read_map(init_pid, file)?
+            .iter()
+            .find(|r| r.inside == 0)
+            .map(|r| r.outside)
+            .ok_or_else(|| sys(format!("/proc/{init_pid}/{file} maps no id 0"))(Errno::EINVAL))
+    };
+    Ok(Some((root("uid_map")?, root("gid_map")?)))
 }
 
 fn open_ns(path: &str) -> Result<OwnedFd, MappingError> {
@@ -57,7 +73,7 @@ fn open_ns(path: &str) -> Result<OwnedFd, MappingError> {
 
 /// Whether `ns` is another user namespace than the helper's (the host's):
 /// an idmapping cannot be the initial namespace's.
-fn own_userns_differs(ns: &str) -> Result<bool, MappingError> {
+fn differs_from_ours(ns: &str) -> Result<bool, MappingError> {
     let stat = |p: &str| std::fs::metadata(p).map_err(|e| sys(format!("stat {p}"))(io_errno(e)));
     let (theirs, ours) = (stat(ns)?, stat("/proc/self/ns/user")?);
     Ok((theirs.dev(), theirs.ino()) != (ours.dev(), ours.ino()))

@@ -33,6 +33,8 @@ use crate::status::EXIT_SETUP_FAILED;
 enum ShareError {
     #[error(transparent)]
     SpecFile(#[from] SpecFileError),
+    #[error("the capabilities of the share helper: {0}")]
+    Caps(String),
     #[error("the id mapping of {path}: {source}")]
     Mapping { path: String, source: MappingError },
     #[error("{what} {path}: {source}{hint}")]
@@ -103,6 +105,13 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
         copies.push(copy);
     }
     drop(namespaces);
+    // Mount points are made as the container's root, as runc's are: owned
+    // by it, and through an id-mapped bind stored as its mapping says.
+    let root =
+        mapping_userns::container_root(spec.init_pid).map_err(|source| ShareError::Mapping {
+            path: format!("/proc/{}", spec.init_pid),
+            source,
+        })?;
     let ns_path = format!("/proc/{}/ns/mnt", spec.init_pid);
     let ns = open(
         ns_path.as_str(),
@@ -118,7 +127,7 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
             let is_dir = nix::sys::stat::fstat(&copy)
                 .map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
                 .map_err(sys("stat the copy of", &m.source))?;
-            make_mount_point(dest, is_dir)?;
+            as_container_root(root, || make_mount_point(dest, is_dir))?;
         }
         mount_tree::attach(&copy, dest).map_err(sys("attach over", dest))?;
         mount(
@@ -178,6 +187,30 @@ fn propagation_flags(p: Option<Propagation>) -> MsFlags {
     } else {
         flag
     }
+}
+
+/// Runs `f` with the filesystem ids of the container's root (`root`, its
+/// host uid and gid; `None`: the host's root already is). The file
+/// capabilities the change drops from the effective set are raised again,
+/// so permission checks stay the helper's; only new files' owners change.
+fn as_container_root<T>(
+    root: Option<(u32, u32)>,
+    f: impl FnOnce() -> Result<T, ShareError>,
+) -> Result<T, ShareError> {
+    let Some((uid, gid)) = root else {
+        return f();
+    };
+    let caps_err = |e: caps::errors::CapsError| ShareError::Caps(e.to_string());
+    let effective = caps::read(None, caps::CapSet::Effective).map_err(caps_err)?;
+    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(gid));
+    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(uid));
+    let result = caps::set(None, caps::CapSet::Effective, &effective)
+        .map_err(caps_err)
+        .and_then(|()| f());
+    // Back to 0, the kernel gives the effective set its file capabilities.
+    nix::unistd::setfsuid(nix::unistd::Uid::from_raw(0));
+    nix::unistd::setfsgid(nix::unistd::Gid::from_raw(0));
+    result
 }
 
 /// Makes `dest` (and its parents) in the container's namespace: a

@@ -44,8 +44,9 @@ pub(super) struct HelperSplit {
 }
 
 /// Takes the binds the share helper makes out of LXC's `entries` (made
-/// from the spec's mounts `origins`), in the spec's order: id-mapped binds (only a bind made
-/// from the host can be one), and mounts whose destination lies in a bind
+/// from the spec's mounts `origins`), in the spec's order: id-mapped binds
+/// (only a bind made from the host can be one), and mounts whose
+/// destination lies in a bind
 /// mounted before them: LXC makes mount points (`create=dir|file`) before
 /// `pivot_root`, following any link on the way, and a volume's content is
 /// the containers': a link `evil -> /` left in a volume would carry the

@@ -52,7 +52,7 @@ pub enum RuntimeError {
         #[source]
         source: std::io::Error,
     },
-    #[error("binding the shared (Bidirectional) mounts into the container: {detail}")]
+    #[error("binding mounts into the container from the host (rshared, id-mapped or inside another bind): {detail}")]
     SharedMounts { detail: String },
     /// An OCI hook failed: `detail` names it (`hooks.prestart[0] (...)`).
     #[error("OCI hook failed: {detail}")]

@@ -221,3 +221,64 @@ fn a_source_that_cannot_be_id_mapped_fails_cleanly() {
         );
     }
 }
+
+/// A bind inside another in a container with a user namespace: its mount
+/// point is made as the container's root, as runc makes it: through an
+/// id-mapped bind it is stored as the host's root's, in a plain volume
+/// (writable by all) it belongs to the mapped root.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn mount_points_inside_binds_are_the_containers_roots() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let with_runc = runc_has_idmapped_mounts();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !with_runc {
+            continue;
+        }
+        let id = ctd.new_id("idmap-inner");
+        let (mapped, plain, other) = (
+            Volume::new(ctd.dir().join(format!("mapped-{id}"))),
+            ctd.dir().join(format!("plain-{id}")),
+            ctd.dir().join(format!("other-{id}")),
+        );
+        for d in [&plain, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::set_permissions(&plain, std::os::unix::fs::PermissionsExt::from_mode(0o1777))
+            .unwrap();
+        let probe = "stat -c '%n %u:%g' /v/inner /w/inner";
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", probe]);
+        in_user_namespace(&mut s, 100000);
+        let unmapped = |dest: &str, source: &Path| json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind"]});
+        let binds = [
+            bind("/v", &mapped.0, &["rbind"], Some((100000, 65536))),
+            unmapped("/v/inner", &other),
+            unmapped("/w", &plain),
+            unmapped("/w/inner", &other),
+        ];
+        s["mounts"].as_array_mut().unwrap().extend(binds);
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        let owner = |p: &Path| {
+            let md = std::fs::metadata(p).unwrap();
+            format!("{}:{}", md.uid(), md.gid())
+        };
+        let on_disk = (owner(&mapped.0.join("inner")), owner(&plain.join("inner")));
+        assert_eq!(
+            on_disk,
+            ("0:0".to_string(), "100000:100000".to_string()),
+            "{rt}: mount points on disk"
+        );
+        results.push((rt, out.stdout));
+        let _ = std::fs::remove_dir_all(&plain);
+        let _ = std::fs::remove_dir_all(&other);
+    }
+    assert_eq!(
+        results.first().map(|(_, o)| o.as_str()),
+        Some("/v/inner 65534:65534\n/w/inner 65534:65534\n"),
+        "{results:?}"
+    );
+    assert_same("mount points inside binds", &results);
+}
