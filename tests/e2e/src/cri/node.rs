@@ -15,12 +15,12 @@ use crate::image;
 pub const CRI_NAMESPACE: &str = "k8s.io";
 
 /// The CRI plugin's part of a test containerd's config: runtime handlers
-/// `runc`, `lxcri` (with a ConfigPath option, as the shipped snippet has)
-/// and `lxcri-plain` (without options, reading the same file through
-/// `LXCRI_CONFIG` in containerd's environment: containerd 2.x starts a
-/// user-namespaced pod's containers only on a handler whose options, if
-/// any, are runc's), the test's CNI network, the streaming server on
-/// loopback.
+/// `runc`, `lxcri` (with a ConfigPath option naming the test's file, as
+/// the 1.x snippet has one) and `lxcri-plain` (without options, as the 2.x
+/// snippet, reading the same file through `LXCRI_CONFIG` in containerd's
+/// environment: containerd 2.x starts a user-namespaced pod's containers
+/// only on a handler whose options, if any, are runc's), the test's CNI
+/// network, the streaming server on loopback.
 pub(crate) fn cri_config(network: &PodNetwork, lxcri_config: &Path) -> String {
     let conf_dir = network.conf_dir.display();
     let lxcri_config = lxcri_config.display();
