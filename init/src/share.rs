@@ -69,42 +69,7 @@ fn sys(what: &'static str, path: &str) -> impl FnOnce(Errno) -> ShareError {
 fn share(spec_path: &Path) -> Result<(), ShareError> {
     let spec: ShareSpec = spec_file::read(spec_path)?;
     // Every copy is made on the host side, before the namespace changes.
-    let mut copies = Vec::with_capacity(spec.mounts.len());
-    // One namespace per mapping, however many binds use it.
-    let mut namespaces: Vec<(&IdmapSource, OwnedFd)> = Vec::new();
-    for m in &spec.mounts {
-        let copy = mount_tree::clone_tree(&m.source, m.rbind).map_err(sys("clone", &m.source))?;
-        if let Some(idmap) = &m.idmap {
-            let at = match namespaces.iter().position(|(s, _)| **s == idmap.mapping) {
-                Some(at) => at,
-                None => {
-                    let ns = mapping_userns::for_mapping(spec.init_pid, &idmap.mapping).map_err(
-                        |source| ShareError::Mapping {
-                            path: m.source.clone(),
-                            source,
-                        },
-                    )?;
-                    namespaces.push((&idmap.mapping, ns));
-                    namespaces.len() - 1
-                }
-            };
-            mount_tree::set_idmap(&copy, &namespaces[at].1, idmap.recursive).map_err(|source| {
-                ShareError::Sys {
-                    what: "id-map the copy of",
-                    path: m.source.clone(),
-                    source,
-                    // As runc says it.
-                    hint: if source == Errno::EINVAL {
-                        " (maybe the filesystem does not support id-mapped mounts on this kernel)"
-                    } else {
-                        ""
-                    },
-                }
-            })?;
-        }
-        copies.push(copy);
-    }
-    drop(namespaces);
+    let copies = host_copies(&spec)?;
     // Mount points are made as the container's root, as runc's are: owned
     // by it, and through an id-mapped bind stored as its mapping says.
     let root =
@@ -167,6 +132,46 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
         }
     }
     Ok(())
+}
+
+/// The copy of each mount's source, id-mapped where it asks.
+fn host_copies(spec: &ShareSpec) -> Result<Vec<OwnedFd>, ShareError> {
+    let mut copies = Vec::with_capacity(spec.mounts.len());
+    // One namespace per mapping, however many binds use it.
+    let mut namespaces: Vec<(&IdmapSource, OwnedFd)> = Vec::new();
+    for m in &spec.mounts {
+        let copy = mount_tree::clone_tree(&m.source, m.rbind).map_err(sys("clone", &m.source))?;
+        if let Some(idmap) = &m.idmap {
+            let at = match namespaces.iter().position(|(s, _)| **s == idmap.mapping) {
+                Some(at) => at,
+                None => {
+                    let ns = mapping_userns::for_mapping(spec.init_pid, &idmap.mapping).map_err(
+                        |source| ShareError::Mapping {
+                            path: m.source.clone(),
+                            source,
+                        },
+                    )?;
+                    namespaces.push((&idmap.mapping, ns));
+                    namespaces.len() - 1
+                }
+            };
+            mount_tree::set_idmap(&copy, &namespaces[at].1, idmap.recursive).map_err(|source| {
+                ShareError::Sys {
+                    what: "id-map the copy of",
+                    path: m.source.clone(),
+                    source,
+                    // As runc says it.
+                    hint: if source == Errno::EINVAL {
+                        " (maybe the filesystem does not support id-mapped mounts on this kernel)"
+                    } else {
+                        ""
+                    },
+                }
+            })?;
+        }
+        copies.push(copy);
+    }
+    Ok(copies)
 }
 
 /// The spec's propagation; a slave of the host's mount when it names none
