@@ -58,7 +58,7 @@ pub use hooks::{plan_hooks, HookPlan};
 pub use host_netns::{HostNetnsSetup, HostSysfs, SysfsFlags};
 pub use limits::{CpuLimits, CpuSet, Limit, Limits, MemoryLimits};
 pub use mqueue::MqueueOwner;
-pub use namespaces::{JoinedUserMaps, NodeUserns};
+pub use namespaces::NodeUserns;
 pub use network::{NetnsTarget, NetworkPlan};
 pub use process::plan_process;
 pub use resolve::{resolve_in_root, ResolveError};
@@ -129,9 +129,9 @@ pub struct ContainerPlan {
     pub hooks: HookPlan,
     /// The mqueue mount whose root the shim gives to the container's root.
     pub mqueue_owner: Option<MqueueOwner>,
-    /// What the spec says the user namespace it joins maps, for the
-    /// runtime to check against the namespace.
-    pub joined_user_maps: Option<JoinedUserMaps>,
+    /// A user namespace the spec joins with its mappings stated (they are
+    /// `lxc.idmaps`), for the runtime to check against the namespace.
+    pub joined_userns: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -353,7 +353,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         cgroup,
         hooks,
         mqueue_owner,
-        joined_user_maps: ns.joined_user_maps.clone(),
+        joined_userns: ns.joined_userns.clone(),
     })
 }
 

@@ -37,11 +37,11 @@ pub(super) struct NamespacePlan {
     pub foreign_netns: Option<PathBuf>,
     pub network: Option<Network>,
     pub idmaps: Vec<IdMap>,
-    /// A joined user namespace's mappings as the spec states them (as
-    /// containerd 2.x does for a user-namespaced pod; they are `idmaps`
-    /// too), to be checked against the namespace's own before the start,
-    /// as runc checks them.
-    pub joined_user_maps: Option<JoinedUserMaps>,
+    /// A user namespace the spec joins and states mappings for (as
+    /// containerd 2.x does for a user-namespaced pod; they are `idmaps`),
+    /// to be checked against the namespace's own before the start, as
+    /// runc checks them.
+    pub joined_userns: Option<PathBuf>,
     pub uts_name: Option<String>,
     /// The container's user namespace, the node's choice included.
     pub user: Mode,
@@ -49,14 +49,6 @@ pub(super) struct NamespacePlan {
     pub net: Mode,
     pub ipc: Mode,
     pub uts: Mode,
-}
-
-/// The mappings a spec states for the user namespace it joins at `path`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JoinedUserMaps {
-    pub path: PathBuf,
-    /// Both kinds, checked as the kernel checks a map.
-    pub maps: Vec<IdMap>,
 }
 
 fn lxc_name(t: LinuxNamespaceType) -> Namespace {
@@ -173,20 +165,19 @@ pub(super) fn plan_namespaces(
         _ => idmaps(linux, user)?,
     };
     // The spec's own join (not the node's choice, which lxcri made).
-    let joined_user_maps = match ns.share.iter().find(|(n, _)| *n == Namespace::User) {
-        Some((_, path)) if user == Mode::Joined && !idmaps.is_empty() => Some(JoinedUserMaps {
-            path: path.clone(),
-            maps: idmaps.clone(),
-        }),
-        _ => None,
-    };
+    let joined_userns = ns
+        .share
+        .iter()
+        .find(|(n, _)| *n == Namespace::User)
+        .filter(|_| user == Mode::Joined && !idmaps.is_empty())
+        .map(|(_, path)| path.clone());
     Ok(NamespacePlan {
         foreign_netns,
         network: (net == Mode::New).then_some(Network::Empty),
         uts_name: uts_name(spec.hostname().as_deref(), uts)?,
         namespaces: ns,
         idmaps,
-        joined_user_maps,
+        joined_userns,
         user: effective_user,
         cgroup,
         net,

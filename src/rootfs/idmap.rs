@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
 use super::{RootfsError, RootfsMount};
-use crate::userns::IdRange;
+use crate::userns::{Enter, HeldChild, IdRange};
 
 // <linux/mount.h>; not all are in the libc crate.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
@@ -45,51 +45,18 @@ struct MappingNamespace(OwnedFd);
 
 impl MappingNamespace {
     fn new(range: IdRange) -> Result<Self, RootfsError> {
-        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(err("pipe"));
-        let (ready_r, ready_w) = pipe()?;
-        let (done_r, done_w) = pipe()?;
-        // SAFETY: the child only calls async-signal-safe functions (close,
-        // unshare, write, read, _exit) before it exits.
-        let child = match unsafe { libc::fork() } {
-            -1 => return Err(err("fork")(Errno::last())),
-            0 => unsafe {
-                // Its copy of the parent's ends would keep its read from
-                // ever seeing the parent let go.
-                libc::close(done_w.as_raw_fd());
-                libc::close(ready_r.as_raw_fd());
-                let ok: u8 = u8::from(libc::unshare(libc::CLONE_NEWUSER) == 0);
-                libc::write(ready_w.as_raw_fd(), (&ok as *const u8).cast(), 1);
-                let mut b = 0u8;
-                libc::read(done_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-                libc::_exit(0);
-            },
-            pid => nix::unistd::Pid::from_raw(pid),
+        let io = |what: String| {
+            move |e: std::io::Error| err(what)(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
         };
-        drop((ready_w, done_r));
-        let result = (|| {
-            let mut ok = [0u8];
-            let n = nix::unistd::read(&ready_r, &mut ok).map_err(err("waiting for the child"))?;
-            if n != 1 || ok[0] != 1 {
-                return Err(err("unshare(CLONE_NEWUSER) in the child")(Errno::EPERM));
-            }
-            let line = format!("0 {} {}\n", range.host_start, range.len);
-            for map in ["uid_map", "gid_map"] {
-                let path = format!("/proc/{child}/{map}");
-                std::fs::write(&path, &line).map_err(|e| {
-                    err(format!("write {path}"))(Errno::from_raw(e.raw_os_error().unwrap_or(0)))
-                })?;
-            }
-            let ns = File::open(format!("/proc/{child}/ns/user")).map_err(|e| {
-                err("open the child's user namespace")(Errno::from_raw(
-                    e.raw_os_error().unwrap_or(0),
-                ))
-            })?;
-            Ok(MappingNamespace(ns.into()))
-        })();
-        // Let the child go, whatever happened.
-        drop(done_w);
-        let _ = nix::sys::wait::waitpid(child, None);
-        result
+        let child = HeldChild::spawn(Enter::New).map_err(|(what, errno)| err(what)(errno))?;
+        let line = format!("0 {} {}\n", range.host_start, range.len);
+        for map in ["uid_map", "gid_map"] {
+            let path = child.proc_path(map);
+            std::fs::write(&path, &line).map_err(io(format!("write {path}")))?;
+        }
+        let ns = File::open(child.proc_path("ns/user"))
+            .map_err(io("open the child's user namespace".into()))?;
+        Ok(MappingNamespace(ns.into()))
     }
 }
 
@@ -179,6 +146,8 @@ fn overlay_parts(mounts: &[RootfsMount]) -> Result<OverlayParts, RootfsError> {
             upper = Some(PathBuf::from(u));
         } else if let Some(w) = o.strip_prefix("workdir=") {
             work = Some(PathBuf::from(w));
+        } else if super::snapshot_idmap::is_idmap_option(o) {
+            // containerd's request for this very shift: no overlay option.
         } else {
             rest.push(o.clone());
         }
@@ -272,6 +241,8 @@ mod tests {
             "workdir=/s/4/work",
             "upperdir=/s/4/fs",
             "lowerdir=/s/3/fs:/s/1/fs",
+            "uidmap=0:2621440:65536",
+            "gidmap=0:2621440:65536",
         ])])
         .unwrap();
         assert_eq!(

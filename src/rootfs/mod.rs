@@ -15,7 +15,7 @@ mod snapshot_idmap;
 pub mod zfs;
 pub use image_key::{ImageKey, ImageKeyError, ImageLayers};
 pub use provider::{provider_for, OverlayRootfs, RootfsProvider, RootfsRequest};
-pub use snapshot_idmap::take_snapshot_idmap;
+pub use snapshot_idmap::snapshot_idmap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {

@@ -2,8 +2,9 @@
 //! (`hostUsers: false`) with `uidmap=`/`gidmap=` options: its image layers
 //! are to be id-mapped when mounted, as containerd's own mount code does
 //! for runc (its upper layer already belongs to the mapped root). lxcri
-//! takes the mapping out of the options and shifts the layers into it as
-//! for `userns.unprivileged` ([`super::idmap`]).
+//! reads the mapping from the options and shifts the layers into it as
+//! for `userns.unprivileged` ([`super::idmap`], which leaves the options
+//! out of the overlay it mounts).
 
 use super::{RootfsError, RootfsMount};
 use crate::userns::IdRange;
@@ -11,13 +12,18 @@ use crate::userns::IdRange;
 const UIDMAP: &str = "uidmap=";
 const GIDMAP: &str = "gidmap=";
 
-/// Takes `uidmap=`/`gidmap=` out of `mounts`' options; returns the range
-/// they map container ids `0..len` to. Both must be there, alike, and one
-/// range from container id 0 (what the kubelet hands out), or the rootfs
-/// is refused naming the option.
-pub fn take_snapshot_idmap(mounts: &mut [RootfsMount]) -> Result<Option<IdRange>, RootfsError> {
-    let mut found: Option<(String, IdRange)> = None;
-    for (index, m) in mounts.iter_mut().enumerate() {
+/// Whether `option` is one of containerd's id-mapping requests.
+pub(super) fn is_idmap_option(option: &str) -> bool {
+    option.starts_with(UIDMAP) || option.starts_with(GIDMAP)
+}
+
+/// The range `mounts`' `uidmap=`/`gidmap=` options map container ids
+/// `0..len` to. Both must be there, alike, and one range from container
+/// id 0 (what the kubelet hands out), or the rootfs is refused naming the
+/// option.
+pub fn snapshot_idmap(mounts: &[RootfsMount]) -> Result<Option<IdRange>, RootfsError> {
+    let mut found: Option<IdRange> = None;
+    for (index, m) in mounts.iter().enumerate() {
         let uid = m.options.iter().find_map(|o| o.strip_prefix(UIDMAP));
         let gid = m.options.iter().find_map(|o| o.strip_prefix(GIDMAP));
         let (uid, gid) = match (uid, gid) {
@@ -49,21 +55,17 @@ pub fn take_snapshot_idmap(mounts: &mut [RootfsMount]) -> Result<Option<IdRange>
                 "expected one range from container id 0, `0:HOST:SIZE`",
             )
         })?;
-        if let Some((_, earlier)) = &found {
-            if *earlier != range {
-                return Err(refused(
-                    index,
-                    UIDMAP,
-                    &uid,
-                    "differs from an earlier mount's",
-                ));
-            }
+        if found.is_some_and(|earlier| earlier != range) {
+            return Err(refused(
+                index,
+                UIDMAP,
+                &uid,
+                "differs from an earlier mount's",
+            ));
         }
-        m.options
-            .retain(|o| !o.starts_with(UIDMAP) && !o.starts_with(GIDMAP));
-        found = Some((uid, range));
+        found = Some(range);
     }
-    Ok(found.map(|(_, range)| range))
+    Ok(found)
 }
 
 fn refused(index: usize, option: &str, value: &str, why: &str) -> RootfsError {
@@ -96,12 +98,12 @@ mod tests {
     }
 
     #[test]
-    fn the_snapshotters_mapping_is_taken_out_of_the_options() {
-        let mut mounts = [overlay(&[
+    fn the_snapshotters_mapping_is_read_from_the_options() {
+        let mounts = [overlay(&[
             "uidmap=0:2621440:65536",
             "gidmap=0:2621440:65536",
         ])];
-        let range = take_snapshot_idmap(&mut mounts).unwrap();
+        let range = snapshot_idmap(&mounts).unwrap();
         assert_eq!(
             range,
             Some(IdRange {
@@ -109,10 +111,7 @@ mod tests {
                 len: 65536
             })
         );
-        assert_eq!(mounts[0].options, ["index=off", "lowerdir=/l"]);
-        let mut plain = [overlay(&[])];
-        assert_eq!(take_snapshot_idmap(&mut plain).unwrap(), None);
-        assert_eq!(plain[0], overlay(&[]));
+        assert_eq!(snapshot_idmap(&[overlay(&[])]).unwrap(), None);
     }
 
     #[test]
@@ -134,9 +133,7 @@ mod tests {
             ),
             (&["uidmap=0:x:10", "gidmap=0:x:10"][..], "uidmap=0:x:10"),
         ] {
-            let e = take_snapshot_idmap(&mut [overlay(extra)])
-                .unwrap_err()
-                .to_string();
+            let e = snapshot_idmap(&[overlay(extra)]).unwrap_err().to_string();
             assert!(
                 e.contains("rootfs mount 0") && e.contains(named),
                 "{extra:?}: {e}"

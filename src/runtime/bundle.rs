@@ -154,12 +154,11 @@ pub fn prepare_bundle(
 
     // A user-namespaced pod's snapshot, shifted into the pod's ids
     // (node_userns chose none: the spec has a user namespace).
-    let mut rootfs_mounts = req.rootfs_mounts.clone();
-    let snapshot_idmap = crate::rootfs::take_snapshot_idmap(&mut rootfs_mounts)?;
+    let snapshot_idmap = crate::rootfs::snapshot_idmap(&req.rootfs_mounts)?;
 
     undo.volume = i.volume.clone();
     let mounted = i.rootfs.prepare(&RootfsRequest {
-        mounts: &rootfs_mounts,
+        mounts: &req.rootfs_mounts,
         target: &rootfs_path,
         owner: &req.owner(),
         volume: i.volume.as_deref(),
@@ -198,8 +197,8 @@ pub fn prepare_bundle(
         // service manager, at 0.
         plan.lxc.oom_score_adj = own_oom_score_adj();
     }
-    if let Some(joined) = &plan.joined_user_maps {
-        super::joined_userns::check_joined_user_maps(joined)?;
+    if let Some(path) = &plan.joined_userns {
+        super::joined_userns::check_joined_user_maps(path, &plan.lxc.idmaps)?;
     }
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;
     if let Some(dirs) = &plan.lxc.cgroup_dirs {

@@ -3,25 +3,22 @@
 //! its pinned namespace (an nsfs file) and the pod's mappings, and runc
 //! refuses a spec whose mappings are not the namespace's.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
-use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::sched::{setns, CloneFlags};
 use nix::sys::stat::Mode;
-use nix::unistd::{fork, pipe2, read, write, ForkResult};
 
 use crate::lxc::{IdKind, IdMap};
-use crate::plan::{JoinedUserMaps, PlanError};
+use crate::plan::PlanError;
+use crate::userns::{map_lines, Enter, HeldChild};
 
 /// Fails naming `linux.uidMappings` (or `gidMappings`) when the namespace
-/// at `joined.path` maps other ids than the spec says.
-pub fn check_joined_user_maps(joined: &JoinedUserMaps) -> Result<(), PlanError> {
-    let path = &joined.path;
+/// at `path` maps other ids than `stated` (the spec's, both kinds).
+pub fn check_joined_user_maps(path: &Path, stated: &[IdMap]) -> Result<(), PlanError> {
     let io = |source: std::io::Error| PlanError::Io {
         field: "linux.namespaces".into(),
-        path: path.clone(),
+        path: path.to_path_buf(),
         source,
     };
     let (uid_map, gid_map) = maps_of(path).map_err(io)?;
@@ -30,12 +27,7 @@ pub fn check_joined_user_maps(joined: &JoinedUserMaps) -> Result<(), PlanError> 
         (IdKind::Group, "linux.gidMappings", gid_map),
     ] {
         let mut actual = parse(kind, &text);
-        let mut stated: Vec<IdMap> = joined
-            .maps
-            .iter()
-            .filter(|m| m.kind == kind)
-            .cloned()
-            .collect();
+        let mut stated: Vec<IdMap> = stated.iter().filter(|m| m.kind == kind).cloned().collect();
         let key = |m: &IdMap| (m.container_id, m.host_id, m.size);
         actual.sort_by_key(key);
         stated.sort_by_key(key);
@@ -63,60 +55,25 @@ fn lines(maps: &[IdMap]) -> String {
 }
 
 fn parse(kind: IdKind, text: &str) -> Vec<IdMap> {
-    text.lines()
-        .filter_map(|line| {
-            let mut n = line.split_whitespace().map(|f| f.parse::<u32>().ok());
-            Some(IdMap {
-                kind,
-                container_id: n.next()??,
-                host_id: n.next()??,
-                size: n.next()??,
-            })
+    map_lines(text)
+        .map(|(container_id, host_id, size)| IdMap {
+            kind,
+            container_id,
+            host_id,
+            size,
         })
         .collect()
 }
 
-/// The `uid_map` and `gid_map` of the user namespace at `path`: a child
-/// joins it and waits while its maps are read. The shim is multi-threaded;
-/// the child only calls `setns`, `write`, `read` and `_exit`.
+/// The `uid_map` and `gid_map` of the user namespace at `path`, read from
+/// a child that joins it.
 fn maps_of(path: &Path) -> std::io::Result<(String, String)> {
     let ns = open(path, OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())?;
-    let (ready_r, ready_w) = pipe2(OFlag::O_CLOEXEC)?;
-    let (done_r, done_w) = pipe2(OFlag::O_CLOEXEC)?;
-    // SAFETY: the child only makes async-signal-safe calls before _exit.
-    let child = match unsafe { fork() }? {
-        ForkResult::Child => {
-            // Its copy of the parent's ends would keep its read from ever
-            // seeing the parent let go.
-            drop((ready_r, done_w));
-            let ok = [u8::from(setns(&ns, CloneFlags::CLONE_NEWUSER).is_ok())];
-            let _ = write(&ready_w, &ok);
-            let mut b = [0u8];
-            let _ = read(&done_r, &mut b);
-            // SAFETY: leaves without running the parent's exit path.
-            unsafe { libc::_exit(0) }
-        }
-        ForkResult::Parent { child } => child,
-    };
-    drop((ready_w, done_r, ns));
-    let result = read_child_maps(child.as_raw(), &ready_r);
-    drop(done_w);
-    let _ = nix::sys::wait::waitpid(child, None);
-    result
-}
-
-fn read_child_maps(child: i32, ready: &OwnedFd) -> std::io::Result<(String, String)> {
-    let mut ok = [0u8];
-    let n = read(ready, &mut ok)?;
-    if n != 1 || ok[0] != 1 {
-        return Err(std::io::Error::other(format!(
-            "cannot join it to read its mappings ({})",
-            Errno::EPERM.desc()
-        )));
-    }
+    let child = HeldChild::spawn(Enter::Join(ns.as_fd()))
+        .map_err(|(what, errno)| std::io::Error::other(format!("{what}: {errno}")))?;
     Ok((
-        std::fs::read_to_string(format!("/proc/{child}/uid_map"))?,
-        std::fs::read_to_string(format!("/proc/{child}/gid_map"))?,
+        std::fs::read_to_string(child.proc_path("uid_map"))?,
+        std::fs::read_to_string(child.proc_path("gid_map"))?,
     ))
 }
 
@@ -166,13 +123,10 @@ mod tests {
             size: 1,
         };
         let path = std::path::PathBuf::from(format!("/proc/{}/ns/user", child.id()));
-        let same = check_joined_user_maps(&JoinedUserMaps {
-            path: path.clone(),
-            maps: vec![root(IdKind::User), root(IdKind::Group)],
-        });
-        let other = check_joined_user_maps(&JoinedUserMaps {
-            path,
-            maps: vec![
+        let same = check_joined_user_maps(&path, &[root(IdKind::User), root(IdKind::Group)]);
+        let other = check_joined_user_maps(
+            &path,
+            &[
                 IdMap {
                     host_id: 100000,
                     size: 65536,
@@ -180,7 +134,7 @@ mod tests {
                 },
                 root(IdKind::Group),
             ],
-        });
+        );
         let _ = child.kill();
         let _ = child.wait();
         same.unwrap();

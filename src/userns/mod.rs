@@ -3,9 +3,11 @@
 //! of its own from a configured pool ([`IdPool`]), never shared with
 //! another running container and freed when it is deleted ([`IdSlots`]).
 
+mod held_child;
 mod pool;
 mod slots;
 
+pub use held_child::{Enter, HeldChild};
 pub use pool::{IdPool, IdPoolError, IdRange, MIN_POOL_START, PVE_CT_IDS};
 pub use slots::{IdSlots, SlotError};
 
@@ -31,14 +33,20 @@ pub fn runs_in_user_namespace() -> bool {
 /// to the namespace's id 0, as seen by the reader: `None` when 0 is not
 /// mapped.
 pub fn host_id_of_root(map: &str) -> Option<u32> {
-    map.lines().find_map(|line| {
+    map_lines(map)
+        .find_map(|(inside, outside, count)| (inside == 0 && count > 0).then_some(outside))
+}
+
+/// The `inside outside count` lines of a `uid_map` or `gid_map`.
+pub fn map_lines(map: &str) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
+    map.lines().filter_map(|line| {
         let mut fields = line.split_whitespace().map(str::parse::<u32>);
-        let (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) =
-            (fields.next(), fields.next(), fields.next())
-        else {
-            return None;
-        };
-        (inside == 0 && count > 0).then_some(outside)
+        match (fields.next(), fields.next(), fields.next()) {
+            (Some(Ok(inside)), Some(Ok(outside)), Some(Ok(count))) => {
+                Some((inside, outside, count))
+            }
+            _ => None,
+        }
     })
 }
 

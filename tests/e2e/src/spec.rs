@@ -3,7 +3,7 @@
 //! spec` (containerd's defaults, as `ctr run` uses them), with the rootfs a
 //! private copy of the busybox image's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -52,4 +52,24 @@ pub fn write(ctd: &Containerd, id: &str, spec: &Value) -> PathBuf {
     let path = ctd.dir().join(format!("spec-{id}.json"));
     std::fs::write(&path, serde_json::to_vec_pretty(spec).unwrap()).expect("write spec");
     path
+}
+
+/// Gives spec `s` a user namespace mapping its ids 0..65536 to `host` on
+/// the host, and hands `dirs` (its rootfs, and what the test has it write
+/// to) to the mapped root.
+pub fn in_user_namespace(s: &mut Value, host: u32, dirs: &[&Path]) {
+    let owner = format!("{host}:{host}");
+    let chown = Command::new("chown")
+        .args(["-R", &owner])
+        .args(dirs)
+        .status()
+        .expect("run chown");
+    assert!(chown.success(), "chown -R {owner} {dirs:?}");
+    let map = json!([{"containerID": 0, "hostID": host, "size": 65536}]);
+    s["linux"]["uidMappings"] = map.clone();
+    s["linux"]["gidMappings"] = map;
+    s["linux"]["namespaces"]
+        .as_array_mut()
+        .expect("namespaces")
+        .push(json!({"type": "user"}));
 }

@@ -347,25 +347,6 @@ fn a_failing_hook_fails_where_runcs_does() {
     }
 }
 
-/// Gives spec `s` a user namespace mapping its ids 0..65536 to 200000 on
-/// the host, and hands `dirs` (its rootfs, where hooks write) to the mapped
-/// root.
-fn in_user_namespace(s: &mut serde_json::Value, dirs: &[&std::path::Path]) {
-    let chown = std::process::Command::new("chown")
-        .args(["-R", "200000:200000"])
-        .args(dirs)
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    let map = json!([{"containerID": 0, "hostID": 200000, "size": 65536}]);
-    s["linux"]["uidMappings"] = map.clone();
-    s["linux"]["gidMappings"] = map;
-    s["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
-}
-
 /// In a user namespace (the spec's mappings, the rootfs owned by the
 /// mapped root): `createContainer` runs as the container's root there too,
 /// and what it writes belongs to the mapped root on the host.
@@ -382,7 +363,7 @@ fn create_container_hooks_run_in_the_containers_user_namespace() {
         let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", "stat -c %u /hook-made"]);
         let root = PathBuf::from(s["root"]["path"].as_str().unwrap());
         // The hook writes its findings as the mapped root too.
-        in_user_namespace(&mut s, &[&root, &out]);
+        spec::in_user_namespace(&mut s, 200000, &[&root, &out]);
         let script = format!("{WHERE}; echo made > hook-made");
         s["hooks"] = json!({"createContainer": [hook(&out, "createContainer", &script)]});
         let run = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
@@ -469,7 +450,7 @@ fn hooks_mount_into_the_container(ctd: &Containerd, variant: &str) {
                 real_root.clone()
             }
             "userns" => {
-                in_user_namespace(&mut s, &[&real_root, &out]);
+                spec::in_user_namespace(&mut s, 200000, &[&real_root, &out]);
                 real_root.clone()
             }
             _ => real_root.clone(),

@@ -8,7 +8,6 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde_json::{json, Value};
@@ -58,24 +57,6 @@ impl Drop for Volume {
 
 fn maps(start: u32, size: u32) -> Value {
     json!([{"containerID": 0, "hostID": start, "size": size}])
-}
-
-/// A spec whose user namespace maps 0..65536 to `host`, its rootfs the
-/// mapped root's.
-fn in_user_namespace(s: &mut Value, host: u32) {
-    let rootfs = s["root"]["path"].as_str().unwrap().to_string();
-    let owner = format!("{host}:{host}");
-    let chown = Command::new("chown")
-        .args(["-R", &owner, &rootfs])
-        .status()
-        .unwrap();
-    assert!(chown.success());
-    s["linux"]["uidMappings"] = maps(host, 65536);
-    s["linux"]["gidMappings"] = maps(host, 65536);
-    s["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({"type": "user"}));
 }
 
 struct Scenario {
@@ -167,7 +148,8 @@ fn id_mapped_binds_show_and_store_ids_through_their_mapping() {
             std::fs::write(&hosts, "").unwrap();
             let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", PROBE]);
             if let Some(host) = sc.userns {
-                in_user_namespace(&mut s, host);
+                let rootfs = PathBuf::from(s["root"]["path"].as_str().unwrap());
+                spec::in_user_namespace(&mut s, host, &[&rootfs]);
             }
             let binds = [
                 bind("/v", &volume.0, &["rbind"], sc.mount_map),
@@ -250,7 +232,8 @@ fn mount_points_inside_binds_are_the_containers_roots() {
             .unwrap();
         let probe = "stat -c '%n %u:%g' /v/inner /w/inner";
         let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", probe]);
-        in_user_namespace(&mut s, 100000);
+        let rootfs = PathBuf::from(s["root"]["path"].as_str().unwrap());
+        spec::in_user_namespace(&mut s, 100000, &[&rootfs]);
         let unmapped = |dest: &str, source: &Path| json!({"destination": dest, "type": "bind", "source": source, "options": ["rbind"]});
         let binds = [
             bind("/v", &mapped.0, &["rbind"], Some((100000, 65536))),
