@@ -75,8 +75,12 @@ pub struct PlanContext {
     /// The rootfs was mounted for this container (a snapshot, a clone), so
     /// it is this container's alone ([`InitSpec::own_rootfs`]).
     pub rootfs_mounted: bool,
-    /// Host dir bind-mounted read-write at [`RUNTIME_DIR`]; holds the init binary.
+    /// Host dir bind-mounted read-write at [`RUNTIME_DIR`]: the init's
+    /// spec, socket and start FIFO.
     pub run_dir: PathBuf,
+    /// Host file bound read-only over [`RUNTIME_DIR`]/[`INIT_BINARY`]: the
+    /// init the container starts (a link to the node's copy).
+    pub init_binary: PathBuf,
     /// Which cgroup keys to write (`lxc.cgroup.*` or `lxc.cgroup2.*`).
     pub cgroup: CgroupVersion,
     /// `io.kubernetes.cri.container-type`; `None` for a `ctr` container.
@@ -239,6 +243,12 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         destination: RUNTIME_DIR.trim_start_matches('/').to_string(),
         fstype: "none".into(),
         options: vec!["bind".into(), "create=dir".into()],
+    });
+    lxc.mounts.push(MountEntry {
+        source: path_string("init_binary", &ctx.init_binary)?,
+        destination: format!("{}/{INIT_BINARY}", RUNTIME_DIR.trim_start_matches('/')),
+        fstype: "none".into(),
+        options: vec!["bind".into(), "ro".into()],
     });
     let mut mount_plan = mounts::plan_mounts(
         spec.mounts().as_deref().unwrap_or_default(),

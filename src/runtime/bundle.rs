@@ -11,6 +11,7 @@ use oci_spec::runtime::Spec;
 
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
+use super::init_copy::link_init_copy;
 use super::{host_netns, node_userns, staged_binds};
 use crate::cgroup::HostCgroups;
 use crate::cgroup::{CgroupPlacement, OwnCgroup};
@@ -146,7 +147,13 @@ pub fn prepare_bundle(
     undo.state_dir = true;
     i.store.save(&record)?;
     let run_dir = dir.join(CONTAINER_RUN_DIR);
-    prepare_run_dir(&run_dir, &i.config.init_binary()?)?;
+    let init_binary = dir.join(INIT_BINARY);
+    prepare_run_dir(&run_dir)?;
+    link_init_copy(
+        &i.config.init_binary()?,
+        &i.config.runtime_root,
+        &init_binary,
+    )?;
     let chosen = node_userns::choose(i.config, i.store, i.backend, &spec, &cri, &mut record)?;
     undo.userns_slot = chosen.as_ref().and_then(|c| c.slot);
     let node_userns = chosen.map(|c| c.userns);
@@ -176,6 +183,7 @@ pub fn prepare_bundle(
             rootfs: rootfs_path.clone(),
             rootfs_mounted: mounted,
             run_dir: run_dir.clone(),
+            init_binary,
             cgroup: host_cgroups.version(),
             cri: cri.container_type,
             default_nics: i.config.network.nics().cloned().collect(),
@@ -312,20 +320,21 @@ fn check_root_path(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn prepare_run_dir(run_dir: &Path, init_binary: &Path) -> Result<()> {
+fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     let err = |source| RuntimeError::RunDir {
         path: run_dir.to_path_buf(),
         source,
     };
     fs::create_dir_all(run_dir).map_err(err)?;
     fs::set_permissions(run_dir, fs::Permissions::from_mode(0o711)).map_err(err)?;
-    // A copy, not a bind: the container must not pin or see the host binary.
-    let target = run_dir.join(INIT_BINARY);
-    fs::copy(init_binary, &target).map_err(|source| RuntimeError::RunDir {
-        path: init_binary.to_path_buf(),
-        source,
-    })?;
-    fs::set_permissions(&target, fs::Permissions::from_mode(0o555)).map_err(err)?;
+    // Where the node's copy of the init is bound, read-only
+    // (see `init_copy`); the container never sees a file of its own here.
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .open(run_dir.join(INIT_BINARY))
+        .map_err(err)?;
     nix::unistd::mkfifo(
         &run_dir.join(START_FIFO),
         nix::sys::stat::Mode::from_bits_truncate(0o600),

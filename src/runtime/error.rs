@@ -30,6 +30,8 @@ pub enum RuntimeError {
     Cgroup(#[from] crate::cgroup::CgroupError),
     #[error(transparent)]
     HostCgroup(#[from] crate::cgroup::HostCgroupError),
+    #[error(transparent)]
+    InitCopy(#[from] super::init_copy::InitCopyError),
     #[error("preparing runtime directory {path}: {source}")]
     RunDir {
         path: PathBuf,
@@ -102,7 +104,7 @@ impl RuntimeError {
         match self {
             E::Spec(_) | E::Plan(_) | E::LxcConfig(_) | E::RootPath { .. } => "spec",
             E::Config(_) => "config",
-            E::State(_) | E::RunDir { .. } | E::Exists(_) => "state",
+            E::State(_) | E::RunDir { .. } | E::InitCopy(_) | E::Exists(_) => "state",
             E::Rootfs(_) => "rootfs",
             E::LxcTools(_) => "lxc",
             E::Init(_) | E::SharedMounts { .. } | E::ProcessGone { .. } | E::Signal { .. } => {

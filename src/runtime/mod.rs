@@ -28,6 +28,7 @@ mod error;
 mod hooks;
 mod host_netns;
 pub mod init_channel;
+mod init_copy;
 mod init_helper;
 mod joined_userns;
 mod leftovers;

@@ -218,6 +218,7 @@ fn spec_to_lxc_config_reads_back_as_planned() {
                 rootfs,
                 rootfs_mounted: true,
                 run_dir: "/run/lxcri/fuzz/c/run".into(),
+                init_binary: "/run/lxcri/fuzz/c/lxcri-init".into(),
                 cgroup: version,
                 cri: None,
                 default_nics: Vec::new(),

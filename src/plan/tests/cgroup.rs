@@ -189,7 +189,7 @@ fn on_cgroup_v1_the_cgroup_mount_binds_the_containers_own_as_runc() {
         .collect();
     // In the spec's place: after /proc, before /tmp.
     assert_eq!(
-        entries[2..6],
+        entries[3..7],
         [
             "lxc.mount.entry = tmpfs sys/fs/cgroup tmpfs nosuid,nodev,noexec,mode=755,create=dir 0 0",
             "lxc.mount.entry = /sys/fs/cgroup/cpu,cpuacct/k8s.io/c1 sys/fs/cgroup/cpu,cpuacct none bind,ro,nosuid,nodev,noexec,create=dir 0 0",
@@ -246,7 +246,7 @@ fn the_cgroup_mounts_keep_their_place_when_binds_inside_binds_move_out() {
         .map(|l| l.split(' ').nth(1).unwrap())
         .collect();
     assert_eq!(
-        destinations[2..],
+        destinations[3..],
         ["data", "sys/fs/cgroup", "sys/fs/cgroup/memory"],
         "{out}"
     );

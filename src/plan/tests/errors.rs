@@ -28,6 +28,7 @@ fn base_spec_plans() {
         entries,
         [
             "lxc.mount.entry = /run/lxcri/default/golden/run .lxcri none bind,create=dir 0 0",
+            "lxc.mount.entry = /run/lxcri/default/golden/lxcri-init .lxcri/lxcri-init none bind,ro 0 0",
             "lxc.mount.entry = proc proc proc create=dir 0 0",
         ]
     );
@@ -231,7 +232,7 @@ fn bind_sources_pick_create_dir_or_file_and_newlines_never_reach_the_config() {
             mount(v, json!({"destination": "/f", "source": file, "options": ["bind"]}));
         }))
         .unwrap();
-    let opts: Vec<_> = plan.lxc.mounts[2..]
+    let opts: Vec<_> = plan.lxc.mounts[3..]
         .iter()
         .map(|m| m.options.join(","))
         .collect();
@@ -258,7 +259,7 @@ fn cgroup_mount_becomes_mount_auto() {
         plan.lxc.mount_auto_cgroup,
         Some(crate::lxc::CgroupAuto::ReadOnly)
     );
-    assert_eq!(plan.lxc.mounts.len(), 2);
+    assert_eq!(plan.lxc.mounts.len(), 3);
 }
 
 #[test]

@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use super::*;
 
 const RUN_DIR: &str = "/run/lxcri/default/golden/run";
+const INIT_LINK: &str = "/run/lxcri/default/golden/lxcri-init";
 
 /// A tempdir holding a small rootfs (with symlinks) and a host tree for
 /// bind sources.
@@ -83,6 +84,7 @@ impl Env {
             rootfs: self.rootfs.clone(),
             rootfs_mounted: false,
             run_dir: RUN_DIR.into(),
+            init_binary: INIT_LINK.into(),
             cgroup,
             cri: None,
             default_nics: Vec::new(),

@@ -55,6 +55,22 @@ fn what_a_container_writes_in_its_reach_is_never_run_or_followed_by_the_host() {
         assert_owner_only(&lxc.join("config"));
     }
 
+    // The init it started from: a link to the node's one copy of this
+    // version, which nobody but root may write, bound read-only.
+    let link = std::fs::metadata(state.join("lxcri-init")).expect("the init's link");
+    let copies: Vec<_> = std::fs::read_dir(Path::new(LXCRI_RUN_ROOT).join(".init"))
+        .expect("the node's init copies")
+        .map(|e| e.unwrap().path())
+        .filter(|p| std::fs::metadata(p).is_ok_and(|m| m.ino() == link.ino()))
+        .collect();
+    assert_eq!(copies.len(), 1, "the link is to a node copy");
+    assert_eq!((link.mode() & 0o7777, link.uid()), (0o555, 0));
+    assert_eq!(sha256(&copies[0]), before, "the copy is of the host's init");
+    let copies_dir = std::fs::metadata(Path::new(LXCRI_RUN_ROOT).join(".init")).unwrap();
+    assert_eq!(copies_dir.mode() & 0o7777, 0o711);
+    let mount_point = state.join("run/lxcri-init");
+    assert_eq!(std::fs::metadata(&mount_point).unwrap().len(), 0);
+
     // The runtime directory and its mount point are gone before the
     // process runs; what the container puts in their place is its own.
     let script = "[ -e /.lxcri ] && echo present || echo absent; mkdir /.lxcri; \

@@ -74,6 +74,37 @@ fn with_descendants(roots: &[i32]) -> Vec<i32> {
 
 /// Starts `pods` pods of a sandbox and 2 containers on `rt`; returns them
 /// and every container id (sandboxes included).
+/// KiB of the files under `dir` (as `du`: allocated blocks, an inode
+/// linked more than once counted once).
+fn files_kib(dir: &std::path::Path, seen: &mut HashSet<(u64, u64)>) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut kib = 0;
+    for entry in entries.flatten() {
+        let Ok(meta) = std::fs::symlink_metadata(entry.path()) else {
+            continue;
+        };
+        if meta.is_dir() {
+            kib += files_kib(&entry.path(), seen);
+        } else if seen.insert((meta.dev(), meta.ino())) {
+            kib += meta.blocks() / 2;
+        }
+    }
+    kib
+}
+
+/// What each runtime keeps in files for the namespace's containers: its
+/// state root (a tmpfs on a real node, so memory too).
+fn state_files_kib(ctd: &Containerd, rt: Runtime) -> u64 {
+    let root = match rt {
+        Runtime::Lxcri => std::path::Path::new(lxcri_e2e::LXCRI_RUN_ROOT),
+        Runtime::Runc => std::path::Path::new("/run/containerd/runc"),
+    };
+    files_kib(&root.join(ctd.namespace()), &mut HashSet::new())
+}
+
 fn start_pods<'a>(ctd: &'a Containerd, rt: Runtime, pods: usize) -> (Vec<Pod<'a>>, Vec<String>) {
     let mut all = Vec::new();
     let mut ids = Vec::new();
@@ -133,6 +164,10 @@ fn main() {
     // Let start-up work (threads that exit, freed heap) settle.
     std::thread::sleep(Duration::from_secs(3));
     let mut per_pod = Vec::new();
+    let files: Vec<u64> = runtimes
+        .iter()
+        .map(|rt| state_files_kib(&ctd, *rt))
+        .collect();
     println!("| runtime | process | count | PSS KiB | per pod KiB |");
     println!("|---|---|---|---|---|");
     for (rt, (_, ids)) in runtimes.iter().zip(&running) {
@@ -155,6 +190,12 @@ fn main() {
         per_pod[0],
         per_pod[1],
         per_pod[1] / per_pod[0]
+    );
+    println!(
+        "Files in each runtime's state root per pod (a tmpfs on a real node): \
+         runc {:.0} KiB, lxcri {:.0} KiB",
+        files[0] as f64 / pods as f64,
+        files[1] as f64 / pods as f64
     );
     for (pods, _) in running {
         for pod in pods {

@@ -1,0 +1,245 @@
+//! The node's one copy of `lxcri-init` that containers start from.
+//!
+//! A container's init must not be the host binary (a container that could
+//! write to it, through `/proc/<pid>/exe` while it runs, would own every
+//! later container: runc's CVE-2019-5736), so it runs from a copy. One
+//! copy per container cost a 1.5 MB file in `/run` (RAM on a node whose
+//! `/run` is a tmpfs) and its write on every create; this is one copy per
+//! version of the binary, under `<runtime root>/.init`, never written
+//! again once made. Each container gets a hard link to it in its own
+//! state directory (outside the directory the container sees), which LXC
+//! binds read-only over `/.lxcri/lxcri-init`: nothing in the container can
+//! write to it (`EROFS` through the mount, `ETXTBSY` while it runs), the
+//! init detaches the mount before the container's process runs, and the
+//! link keeps the copy a container started from even after a newer
+//! version's copy replaced it.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Under the runtime root; a dot name is never a containerd namespace.
+const COPIES_DIR: &str = ".init";
+/// Copies are `lxcri-init-<key>`.
+const COPY_PREFIX: &str = "lxcri-init-";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitCopyError {
+    #[error("reading the init binary {path}: {source}")]
+    Source {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("the init binary {0} changed while it was copied; try again")]
+    SourceChanged(PathBuf),
+    #[error("making the node's copy of the init binary at {path}: {source}")]
+    Copy {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("linking the node's copy of the init binary to {path}: {source}")]
+    Link {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Which version of the host binary a copy is of: its file's identity,
+/// size and times, so a binary replaced (new inode) or rewritten in place
+/// (new ctime) gets a copy of its own without reading it through.
+fn version_key(meta: &fs::Metadata) -> String {
+    format!(
+        "{:x}-{:x}-{:x}-{:x}.{:x}",
+        meta.dev(),
+        meta.ino(),
+        meta.size(),
+        meta.ctime(),
+        meta.ctime_nsec()
+    )
+}
+
+/// Links the node's copy of `host_binary` (made first if this version has
+/// none) at `link`, a path in the container's state directory.
+pub fn link_init_copy(
+    host_binary: &Path,
+    runtime_root: &Path,
+    link: &Path,
+) -> Result<(), InitCopyError> {
+    let source_err = |source| InitCopyError::Source {
+        path: host_binary.to_path_buf(),
+        source,
+    };
+    let meta = fs::metadata(host_binary).map_err(source_err)?;
+    let dir = runtime_root.join(COPIES_DIR);
+    let copy = dir.join(format!("{COPY_PREFIX}{}", version_key(&meta)));
+    // Twice: a create of a newer version may remove an older copy between
+    // the check and the link (it happens only around an upgrade).
+    let mut retried = false;
+    loop {
+        if !copy.exists() {
+            make_copy(host_binary, &meta, &dir, &copy)?;
+        }
+        match fs::hard_link(&copy, link) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => retried = true,
+            linked => {
+                return linked.map_err(|source| InitCopyError::Link {
+                    path: link.to_path_buf(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// Copies `host_binary` to `copy` (under a temporary name first, so a copy
+/// is whole or absent), then removes the copies of other versions: each
+/// container started from one holds its own link.
+fn make_copy(
+    host_binary: &Path,
+    meta: &fs::Metadata,
+    dir: &Path,
+    copy: &Path,
+) -> Result<(), InitCopyError> {
+    let copy_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| InitCopyError::Copy { path, source }
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o711)
+        .create(dir)
+        .map_err(copy_err(dir))?;
+    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let written = (|| {
+        let mut from = fs::File::open(host_binary)?;
+        let mut to = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o500)
+            .open(&tmp)?;
+        io::copy(&mut from, &mut to)?;
+        to.set_permissions(fs::Permissions::from_mode(0o555))
+    })();
+    if let Err(source) = written {
+        let _ = fs::remove_file(&tmp);
+        return Err(InitCopyError::Copy { path: tmp, source });
+    }
+    let now = fs::metadata(host_binary).map_err(|source| InitCopyError::Source {
+        path: host_binary.to_path_buf(),
+        source,
+    })?;
+    if version_key(&now) != version_key(meta) {
+        let _ = fs::remove_file(&tmp);
+        return Err(InitCopyError::SourceChanged(host_binary.to_path_buf()));
+    }
+    fs::rename(&tmp, copy).map_err(copy_err(copy))?;
+    remove_other_versions(dir, copy);
+    Ok(())
+}
+
+/// Best effort: a copy left behind costs only its space until the next
+/// version's first create (or the next boot, `/run` being a tmpfs).
+fn remove_other_versions(dir: &Path, keep: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if path != keep && name.to_string_lossy().starts_with(COPY_PREFIX) {
+            if let Err(e) = fs::remove_file(&path) {
+                tracing::debug!(path = %path.display(), error = %e, "removing an older init copy");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binary(dir: &Path, body: &[u8]) -> PathBuf {
+        let path = dir.join("lxcri-init");
+        fs::write(&path, body).unwrap();
+        path
+    }
+
+    fn copies(root: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(root.join(COPIES_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn containers_of_one_version_share_one_read_only_copy() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = binary(tmp.path(), b"init v1");
+        let root = tmp.path().join("run");
+        fs::create_dir(&root).unwrap();
+        let (a, b) = (root.join("a"), root.join("b"));
+        link_init_copy(&host, &root, &a).unwrap();
+        link_init_copy(&host, &root, &b).unwrap();
+        assert_eq!(copies(&root).len(), 1, "{:?}", copies(&root));
+        let (ma, mb) = (fs::metadata(&a).unwrap(), fs::metadata(&b).unwrap());
+        assert_eq!(ma.ino(), mb.ino(), "one inode, not two copies");
+        assert_eq!(ma.nlink(), 3);
+        assert_eq!(ma.mode() & 0o7777, 0o555);
+        assert_eq!(fs::read(&a).unwrap(), b"init v1");
+        let dir_mode = fs::metadata(root.join(COPIES_DIR)).unwrap().mode() & 0o7777;
+        assert_eq!(dir_mode, 0o711);
+    }
+
+    #[test]
+    fn a_new_version_gets_its_own_copy_and_older_ones_live_on_in_their_links() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("run");
+        fs::create_dir(&root).unwrap();
+        let host = binary(tmp.path(), b"init v1");
+        let old = root.join("old");
+        link_init_copy(&host, &root, &old).unwrap();
+        let before = copies(&root);
+        // An upgrade: the binary replaced by a new file.
+        let staged = tmp.path().join("new");
+        fs::write(&staged, b"init v2, longer").unwrap();
+        fs::rename(&staged, &host).unwrap();
+        let new = root.join("new");
+        link_init_copy(&host, &root, &new).unwrap();
+        let after = copies(&root);
+        assert_eq!(after.len(), 1, "the older copy is gone: {after:?}");
+        assert_ne!(before, after);
+        assert_eq!(fs::read(&new).unwrap(), b"init v2, longer");
+        assert_eq!(fs::read(&old).unwrap(), b"init v1", "kept by its link");
+    }
+
+    #[test]
+    fn a_missing_binary_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = link_init_copy(
+            &tmp.path().join("nope"),
+            tmp.path(),
+            &tmp.path().join("link"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        assert!(!tmp.path().join(COPIES_DIR).exists());
+    }
+
+    #[test]
+    fn a_link_that_exists_fails_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = binary(tmp.path(), b"init");
+        let link = tmp.path().join("taken");
+        fs::write(&link, b"x").unwrap();
+        let err = link_init_copy(&host, tmp.path(), &link).unwrap_err();
+        assert!(matches!(err, InitCopyError::Link { .. }), "{err}");
+        assert!(err.to_string().contains("taken"), "{err}");
+    }
+}
