@@ -113,7 +113,8 @@ pub fn prepare_bundle(
     if dir.exists() {
         return Err(RuntimeError::Exists(req.owner()));
     }
-    let spec = load_bundle_spec(&req.bundle)?;
+    let mut spec = load_bundle_spec(&req.bundle)?;
+    let maps_filled = super::joined_userns::fill_joined_user_maps(&mut spec)?;
     let cri = CriAnnotations::from_spec(&spec)?;
     let rootfs_path = rootfs_path(&req.bundle, &spec);
     check_root_path(&rootfs_path)?;
@@ -205,7 +206,7 @@ pub fn prepare_bundle(
         // service manager, at 0.
         plan.lxc.oom_score_adj = own_oom_score_adj();
     }
-    if let Some(path) = &plan.joined_userns {
+    if let Some(path) = plan.joined_userns.as_ref().filter(|_| !maps_filled) {
         super::joined_userns::check_joined_user_maps(path, &plan.lxc.idmaps)?;
     }
     host_cgroups.adapt(&mut plan.lxc.cgroup_settings)?;

@@ -1,13 +1,18 @@
 //! A joined user namespace's mappings, checked against what the spec
 //! states for it: containerd 2.x gives a user-namespaced pod's sandbox
 //! its pinned namespace (an nsfs file) and the pod's mappings, and runc
-//! refuses a spec whose mappings are not the namespace's.
+//! refuses a spec whose mappings are not the namespace's. A spec that
+//! states none gets the namespace's, as runc 1.2+ reads them
+//! (libcontainer/specconv `setupUserNamespace`): LXC maps ids only as it
+//! is told, and without them could not start the container.
 
 use std::os::fd::AsFd;
 use std::path::Path;
 
 use nix::fcntl::{open, OFlag};
 use nix::sys::stat::Mode;
+
+use oci_spec::runtime::{LinuxIdMapping, LinuxIdMappingBuilder, LinuxNamespaceType, Spec};
 
 use crate::lxc::{IdKind, IdMap};
 use crate::plan::PlanError;
@@ -44,6 +49,52 @@ pub fn check_joined_user_maps(path: &Path, stated: &[IdMap]) -> Result<(), PlanE
         }
     }
     Ok(())
+}
+
+/// Gives a spec that joins a user namespace by path and states no
+/// mappings for it the namespace's own. Returns whether it did: the
+/// mappings then need no [`check_joined_user_maps`].
+pub fn fill_joined_user_maps(spec: &mut Spec) -> Result<bool, PlanError> {
+    let Some(linux) = spec.linux_mut() else {
+        return Ok(false);
+    };
+    let path = linux
+        .namespaces()
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .find_map(|n| {
+            (n.typ() == LinuxNamespaceType::User)
+                .then(|| n.path().clone())
+                .flatten()
+        });
+    let stated = |m: &Option<Vec<LinuxIdMapping>>| m.as_ref().is_some_and(|m| !m.is_empty());
+    let Some(path) = path else {
+        return Ok(false);
+    };
+    if stated(linux.uid_mappings()) || stated(linux.gid_mappings()) {
+        return Ok(false);
+    }
+    let (uid_map, gid_map) = maps_of(&path).map_err(|source| PlanError::Io {
+        field: "linux.namespaces".into(),
+        path: path.clone(),
+        source,
+    })?;
+    let specs = |text: &str| -> Vec<LinuxIdMapping> {
+        map_lines(text)
+            .map(|(container_id, host_id, size)| {
+                LinuxIdMappingBuilder::default()
+                    .container_id(container_id)
+                    .host_id(host_id)
+                    .size(size)
+                    .build()
+                    .expect("every field of an id mapping is set")
+            })
+            .collect()
+    };
+    linux.set_uid_mappings(Some(specs(&uid_map)));
+    linux.set_gid_mappings(Some(specs(&gid_map)));
+    Ok(true)
 }
 
 fn lines(maps: &[IdMap]) -> String {
@@ -96,14 +147,10 @@ mod tests {
         assert_eq!(lines(&m), "0 2621440 65536");
     }
 
-    /// A user namespace of `unshare --map-root-user` (root to root, one
-    /// id), joined by path; a spec stating another mapping is refused.
-    #[test]
-    fn a_mapping_the_namespace_does_not_have_is_refused_naming_the_field() {
-        if !nix::unistd::geteuid().is_root() {
-            return;
-        }
-        let mut child = std::process::Command::new("unshare")
+    /// A process of `unshare --map-root-user` (root to root, one id),
+    /// once its namespace is mapped.
+    fn mapped_root_userns() -> std::process::Child {
+        let child = std::process::Command::new("unshare")
             .args(["--user", "--map-root-user", "sleep", "30"])
             .spawn()
             .unwrap();
@@ -116,6 +163,80 @@ mod tests {
         while !mapped() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+        child
+    }
+
+    fn spec_joining(path: &str, maps: serde_json::Value) -> Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2",
+            "root": {"path": "rootfs"},
+            "linux": {
+                "namespaces": [{"type": "mount"}, {"type": "user", "path": path}],
+                "uidMappings": maps,
+            }
+        }))
+        .unwrap()
+    }
+
+    /// A spec joining a namespace and stating no mappings gets the
+    /// namespace's; one that states any, or joins none, is left alone.
+    #[test]
+    fn a_joined_namespace_without_stated_mappings_lends_its_own() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let mut child = mapped_root_userns();
+        let path = format!("/proc/{}/ns/user", child.id());
+        let mut bare = spec_joining(&path, serde_json::Value::Null);
+        let filled = fill_joined_user_maps(&mut bare);
+        let stated = serde_json::json!([{"containerID": 0, "hostID": 5, "size": 1}]);
+        let mut with_maps = spec_joining(&path, stated);
+        let left = fill_joined_user_maps(&mut with_maps);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(filled.unwrap());
+        let linux = bare.linux().as_ref().unwrap();
+        for maps in [linux.uid_mappings(), linux.gid_mappings()] {
+            let m = maps.as_ref().unwrap();
+            assert_eq!(m.len(), 1);
+            assert_eq!(
+                (m[0].container_id(), m[0].host_id(), m[0].size()),
+                (0, 0, 1)
+            );
+        }
+        assert!(!left.unwrap());
+        let linux = with_maps.linux().as_ref().unwrap();
+        assert_eq!(linux.uid_mappings().as_ref().unwrap()[0].host_id(), 5);
+        assert!(linux.gid_mappings().is_none());
+
+        let mut none: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.0.2", "root": {"path": "rootfs"}, "linux": {}
+        }))
+        .unwrap();
+        assert!(!fill_joined_user_maps(&mut none).unwrap());
+    }
+
+    #[test]
+    fn a_path_that_is_no_user_namespace_is_named() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let mut spec = spec_joining("/proc/self/ns/net", serde_json::Value::Null);
+        let e = fill_joined_user_maps(&mut spec).unwrap_err().to_string();
+        assert!(
+            e.contains("linux.namespaces") && e.contains("/proc/self/ns/net"),
+            "{e}"
+        );
+    }
+
+    /// A user namespace of `unshare --map-root-user` (root to root, one
+    /// id), joined by path; a spec stating another mapping is refused.
+    #[test]
+    fn a_mapping_the_namespace_does_not_have_is_refused_naming_the_field() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let mut child = mapped_root_userns();
         let root = |kind| IdMap {
             kind,
             container_id: 0,

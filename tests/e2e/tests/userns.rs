@@ -240,6 +240,75 @@ fn a_joined_user_namespace_must_have_the_stated_mappings() {
     }
 }
 
+/// A spec that joins a user namespace by path and states no mappings runs
+/// with the namespace's, as on runc 1.2+ (which reads them from the
+/// namespace; 1.1.5 here refuses the spec: lxcri alone then, against the
+/// same values).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_joined_user_namespace_without_stated_mappings_lends_its_own() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    // A user namespace mapping 65536 ids from 300000, held by a process of
+    // this test; its maps written from here, as the node's root.
+    let holder = Holder(
+        std::process::Command::new("unshare")
+            .args(["--user", "sleep", "600"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = holder.0.id();
+    let made = lxcri_e2e::cmd::poll(std::time::Duration::from_secs(10), || {
+        let own = std::fs::read_link("/proc/self/ns/user").ok()?;
+        (std::fs::read_link(format!("/proc/{pid}/ns/user")).ok()? != own).then_some(())
+    });
+    assert!(made.is_some(), "unshare made no user namespace");
+    for file in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{file}"), "0 300000 65536\n").unwrap();
+    }
+    let ns = format!("/proc/{pid}/ns/user");
+    let mut seen = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_has_idmapped_mounts() {
+            continue;
+        }
+        let id = ctd.new_id("joined-bare");
+        let mut s = lxcri_e2e::spec::busybox_spec(
+            &ctd,
+            &id,
+            &[
+                "sh",
+                "-c",
+                "cat /proc/self/uid_map /proc/self/gid_map; id -u",
+            ],
+        );
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(serde_json::json!({"type": "user", "path": ns}));
+        // The rootfs belongs to the namespace's root, as a runtime that
+        // shares a user namespace between containers prepares it.
+        let rootfs = s["root"]["path"].as_str().unwrap().to_string();
+        let chowned = std::process::Command::new("chown")
+            .args(["-R", "300000:300000", &rootfs])
+            .status()
+            .unwrap();
+        assert!(chowned.success());
+        let out = ctd.run_config(rt, &id, &lxcri_e2e::spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        let words: Vec<&str> = out.stdout.split_whitespace().collect();
+        assert_eq!(
+            words,
+            ["0", "300000", "65536", "0", "300000", "65536", "0"],
+            "{rt}: {out}"
+        );
+        seen.push((rt, out.stdout.clone()));
+        ctd.ctr(&["containers", "rm", &id]);
+        assert_eq!(ctd.leftovers(&id), Vec::<String>::new(), "{rt}");
+    }
+    assert_same("a joined user namespace's own mappings", &seen);
+}
+
 /// A process this test started, killed when the test ends, failed or not.
 struct Holder(std::process::Child);
 
