@@ -14,6 +14,7 @@ use lxcri::config::{Config, ConfigError};
 
 use crate::elf;
 
+mod cgroup_attach;
 mod cgroup_driver;
 mod network;
 mod pve;
@@ -122,6 +123,9 @@ pub fn all(host: &Host, config: Result<Config, ConfigError>) -> Vec<Finding> {
         first,
         kernel(&host.proc),
         cgroup(&host.cgroup),
+        cgroup_attach::cgroup_attach(
+            &fs::read_to_string(host.proc.join("self/mountinfo")).unwrap_or_default(),
+        ),
         cgroup_driver::cgroup_driver(&host.run, &host.kubelet_config),
         namespaces(&host.proc),
         lxc_start(host.path_env.as_deref()),
