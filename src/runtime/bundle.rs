@@ -330,24 +330,22 @@ fn prepare_run_dir(run_dir: &Path) -> Result<()> {
     fs::set_permissions(run_dir, fs::Permissions::from_mode(0o711)).map_err(err)?;
     // Where the node's copy of the init is bound, read-only
     // (see `init_copy`); the container never sees a file of its own here.
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o444)
-        .open(run_dir.join(INIT_BINARY))
-        .map_err(err)?;
+    new_empty_file(&run_dir.join(INIT_BINARY), 0o444).map_err(err)?;
     nix::unistd::mkfifo(
         &run_dir.join(START_FIFO),
         nix::sys::stat::Mode::from_bits_truncate(0o600),
     )
     .map_err(|e| err(e.into()))?;
+    new_empty_file(&run_dir.join(INIT_ERROR_FILE), 0o600).map_err(err)
+}
+
+fn new_empty_file(path: &Path, mode: u32) -> std::io::Result<()> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o600)
-        .open(run_dir.join(INIT_ERROR_FILE))
-        .map_err(err)?;
-    Ok(())
+        .mode(mode)
+        .open(path)
+        .map(drop)
 }
 
 /// Gives `path` to the host ids the container's root runs as under its

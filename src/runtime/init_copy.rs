@@ -69,30 +69,29 @@ pub fn link_init_copy(
     runtime_root: &Path,
     link: &Path,
 ) -> Result<(), InitCopyError> {
-    let source_err = |source| InitCopyError::Source {
-        path: host_binary.to_path_buf(),
-        source,
-    };
-    let meta = fs::metadata(host_binary).map_err(source_err)?;
+    let meta = source_metadata(host_binary)?;
     let dir = runtime_root.join(COPIES_DIR);
     let copy = dir.join(format!("{COPY_PREFIX}{}", version_key(&meta)));
-    // Twice: a create of a newer version may remove an older copy between
-    // the check and the link (it happens only around an upgrade).
-    let mut retried = false;
-    loop {
-        if !copy.exists() {
+    // Linked at once when this version's copy exists, as on every create
+    // but the first of a version.
+    match fs::hard_link(&copy, link) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
             make_copy(host_binary, &meta, &dir, &copy)?;
+            fs::hard_link(&copy, link)
         }
-        match fs::hard_link(&copy, link) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !retried => retried = true,
-            linked => {
-                return linked.map_err(|source| InitCopyError::Link {
-                    path: link.to_path_buf(),
-                    source,
-                })
-            }
-        }
+        linked => linked,
     }
+    .map_err(|source| InitCopyError::Link {
+        path: link.to_path_buf(),
+        source,
+    })
+}
+
+fn source_metadata(host_binary: &Path) -> Result<fs::Metadata, InitCopyError> {
+    fs::metadata(host_binary).map_err(|source| InitCopyError::Source {
+        path: host_binary.to_path_buf(),
+        source,
+    })
 }
 
 /// Copies `host_binary` to `copy` (under a temporary name first, so a copy
@@ -129,11 +128,7 @@ fn make_copy(
         let _ = fs::remove_file(&tmp);
         return Err(InitCopyError::Copy { path: tmp, source });
     }
-    let now = fs::metadata(host_binary).map_err(|source| InitCopyError::Source {
-        path: host_binary.to_path_buf(),
-        source,
-    })?;
-    if version_key(&now) != version_key(meta) {
+    if version_key(&source_metadata(host_binary)?) != version_key(meta) {
         let _ = fs::remove_file(&tmp);
         return Err(InitCopyError::SourceChanged(host_binary.to_path_buf()));
     }

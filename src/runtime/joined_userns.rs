@@ -68,10 +68,10 @@ pub fn fill_joined_user_maps(spec: &mut Spec) -> Result<bool, PlanError> {
                 .then(|| n.path().clone())
                 .flatten()
         });
-    let stated = |m: &Option<Vec<LinuxIdMapping>>| m.as_ref().is_some_and(|m| !m.is_empty());
     let Some(path) = path else {
         return Ok(false);
     };
+    let stated = |m: &Option<Vec<LinuxIdMapping>>| m.as_ref().is_some_and(|m| !m.is_empty());
     if stated(linux.uid_mappings()) || stated(linux.gid_mappings()) {
         return Ok(false);
     }

@@ -20,19 +20,12 @@ pub fn cgroup_attach(mountinfo: &str) -> Finding {
             "no cgroup2 hierarchy mounted: nothing to tune",
         );
     };
-    if options.split(',').any(|o| o == "favordynmods") {
-        finding(
-            NAME,
-            Status::Ok,
-            format!("cgroup2 at {at} has favordynmods: starts do not wait for an RCU grace period to move LXC's monitor"),
-        )
+    let detail = if options.split(',').any(|o| o == "favordynmods") {
+        format!("cgroup2 at {at} has favordynmods: starts do not wait for an RCU grace period to move LXC's monitor")
     } else {
-        finding(
-            NAME,
-            Status::Ok,
-            format!("cgroup2 at {at} without favordynmods: every container start (and PVE CT start) waits an RCU grace period, 5 to 15 ms, to move LXC's monitor into its cgroup; `mount -o remount,favordynmods {at}` removes the wait at some cost to fork and exit (docs/operations.md)"),
-        )
-    }
+        format!("cgroup2 at {at} without favordynmods: every container start (and PVE CT start) waits an RCU grace period, 5 to 15 ms, to move LXC's monitor into its cgroup; `mount -o remount,favordynmods {at}` removes the wait at some cost to fork and exit (docs/operations.md)")
+    };
+    finding(NAME, Status::Ok, detail)
 }
 
 /// The mount point and superblock options of the node's cgroup2 mount.
