@@ -115,8 +115,11 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Ps(args) => {
             let config = cli.load_config().context("loading configuration")?;
-            let out = ps::run(&config, args).context("listing containers")?;
-            print!("{out}");
+            let listed = ps::run(&config, args).context("listing containers")?;
+            for w in &listed.warnings {
+                eprintln!("{w}");
+            }
+            print!("{}", listed.out);
             Ok(ExitCode::SUCCESS)
         }
         Command::Check(args) => {

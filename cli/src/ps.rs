@@ -18,13 +18,33 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Lists the containers and renders them as a table or JSON.
-pub fn run(config: &Config, args: &Args) -> Result<String, StateError> {
-    let records = StateStore::new(&config.runtime_root).list()?;
+/// What `lxcri ps` prints.
+#[derive(Debug)]
+pub struct Listed {
+    /// The table or JSON.
+    pub out: String,
+    /// One line per record that could not be read, for stderr.
+    pub warnings: Vec<String>,
+}
+
+/// Lists the containers and renders them as a table or JSON; a record that
+/// cannot be read is left out and named on stderr, as `runc list` does.
+pub fn run(config: &Config, args: &Args) -> Result<Listed, StateError> {
+    let listing = StateStore::new(&config.runtime_root).list()?;
     let proc_root = Path::new("/proc");
-    let rows: Vec<(&ContainerRecord, &str)> =
-        records.iter().map(|r| (r, state(proc_root, r))).collect();
-    Ok(if args.json { json(&rows) } else { table(&rows) })
+    let rows: Vec<(&ContainerRecord, &str)> = listing
+        .records
+        .iter()
+        .map(|r| (r, state(proc_root, r)))
+        .collect();
+    Ok(Listed {
+        out: if args.json { json(&rows) } else { table(&rows) },
+        warnings: listing
+            .unreadable
+            .iter()
+            .map(|u| format!("lxcri ps: left out {}/{}: {}", u.namespace, u.id, u.error))
+            .collect(),
+    })
 }
 
 /// `running` while the recorded init runs.
@@ -291,11 +311,24 @@ mod tests {
         store.save(&rec).unwrap();
         let mut config = Config::default();
         config.runtime_root = tmp.path().to_path_buf();
-        let out = run(&config, &Args { json: false }).unwrap();
+        let torn = store.container_dir("x", "torn").unwrap();
+        std::fs::create_dir_all(&torn).unwrap();
+        std::fs::write(torn.join("state.json"), b"{").unwrap();
+        let listed = run(&config, &Args { json: false }).unwrap();
+        let out = listed.out;
+        assert_eq!(out.lines().count(), 2, "{out}");
         assert!(out.lines().nth(1).unwrap().contains("stopped"), "{out}");
+        assert_eq!(listed.warnings.len(), 1, "{:?}", listed.warnings);
+        assert!(
+            listed.warnings[0].starts_with("lxcri ps: left out x/torn: state ")
+                && listed.warnings[0].contains("x/torn/state.json is corrupt"),
+            "{:?}",
+            listed.warnings
+        );
         let empty = tempfile::tempdir().unwrap();
         config.runtime_root = empty.path().join("missing");
-        let out = run(&config, &Args { json: true }).unwrap();
-        assert_eq!(out.trim(), "[]");
+        let listed = run(&config, &Args { json: true }).unwrap();
+        assert_eq!(listed.out.trim(), "[]");
+        assert!(listed.warnings.is_empty());
     }
 }

@@ -188,7 +188,12 @@ impl Service {
             match handoff {
                 Ok(io) => Ok((created, io)),
                 Err(e) => {
-                    if let Err(d) = rt.destroy(&create.namespace, &create.id, &create.bundle) {
+                    if let Err(d) = rt.destroy(
+                        &create.namespace,
+                        &create.id,
+                        &create.bundle,
+                        Some(&created.container.record),
+                    ) {
                         tracing::warn!(error = %chain(&d), "create: cleaning up after a failed stdio handoff");
                     }
                     // No longer ours to watch.
@@ -478,7 +483,7 @@ impl Service {
             });
         }
         let began = std::time::Instant::now();
-        let (rx, runtime, bundle, pid) = {
+        let (rx, runtime, bundle, pid, record) = {
             let c = shared.lock().await;
             c.init
                 .ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
@@ -487,6 +492,7 @@ impl Service {
                 c.runtime.clone(),
                 c.container.bundle().to_path_buf(),
                 c.init.pid,
+                c.container.record.clone(),
             )
         };
         let b = bundle.clone();
@@ -506,7 +512,7 @@ impl Service {
         let ns = self.namespace.clone();
         let id = req.id.clone();
         let rt = runtime.clone();
-        let destroyed = blocking(move || rt.destroy(&ns, &id, &b)).await?;
+        let destroyed = blocking(move || rt.destroy(&ns, &id, &b, Some(&record))).await?;
         op_metrics::record(
             &runtime,
             "delete",

@@ -109,7 +109,7 @@ impl Shim for LxcriShim {
             .unwrap_or(0);
         let runtime = Runtime::new(config);
         let (ns, id, bundle) = (self.namespace.clone(), self.id.clone(), self.bundle.clone());
-        tokio::task::spawn_blocking(move || runtime.destroy(&ns, &id, &bundle))
+        tokio::task::spawn_blocking(move || runtime.destroy(&ns, &id, &bundle, None))
             .await
             .map_err(|e| other(e.to_string()))?
             .map_err(|e| other(crate::error::chain(&e)))?;

@@ -20,6 +20,8 @@ pub struct NodeFacts {
     pub vmids: Option<(u64, u64)>,
     /// lxcri's ZFS image datasets and container clones (`zfs` mode).
     pub zfs: Option<(u64, u64)>,
+    /// State records that could not be read (left out of the above).
+    pub unreadable_records: u64,
     /// The node's backend: its failure counters start at 0, so the first
     /// failure of each kind is an increase Prometheus sees.
     pub backend: String,
@@ -312,6 +314,13 @@ fn own(f: &mut Families, view: &NodeView<'_>) {
             *n as f64,
         );
     }
+    // Always there, so an alert on it sees the first one.
+    f.gauge(
+        "lxcri_state_records_unreadable",
+        "State records lxcri cannot read (torn, edited, from a newer lxcri); `lxcri gc` names them.",
+        &[],
+        view.facts.unreadable_records as f64,
+    );
     let ops = view.ops;
     for (key, h) in &ops.durations {
         let mut it = key.splitn(2, '/');
@@ -460,6 +469,7 @@ mod tests {
             containers: vec![(("pve".into(), "running".into()), 1)],
             vmids: Some((1, 100)),
             zfs: Some((2, 1)),
+            unreadable_records: 1,
             backend: "pve".into(),
         };
         let text = render(&NodeView {
@@ -486,6 +496,7 @@ mod tests {
             "lxcri_containers{backend=\"pve\",state=\"running\"} 1".to_string(),
             "lxcri_pve_vmids_used 1".to_string(),
             "lxcri_zfs_image_datasets 2".to_string(),
+            "lxcri_state_records_unreadable 1".to_string(),
         ] {
             assert!(text.contains(&line), "missing {line:?} in:\n{text}");
         }

@@ -17,7 +17,7 @@ use super::lifecycle::Runtime;
 use super::lxc::split_container_name;
 use crate::config::BackendKind;
 use crate::lxc::LxcTools;
-use crate::state::ContainerRecord;
+use crate::state::{ContainerRecord, UnreadableRecord};
 use crate::userns::IdSlots;
 
 /// One container lxcri holds something of on this node.
@@ -55,16 +55,17 @@ impl Runtime {
     /// Every container with state on this node, and every LXC container in
     /// `lxc.lxcpath` without state, with its verdict.
     pub fn scan_leftovers(&self) -> Result<Vec<Leftover>> {
-        let records = self.store.list()?;
-        let mut out: Vec<Leftover> = records.iter().map(judge_record).collect();
+        let listing = self.store.list()?;
+        let mut out: Vec<Leftover> = listing.records.iter().map(judge_record).collect();
+        out.extend(listing.unreadable.iter().map(unreadable_record));
         for name in self.lxc_container_names() {
             let Some((namespace, id)) = split_container_name(&name) else {
                 continue;
             };
-            if records
-                .iter()
-                .any(|r| r.namespace == namespace && r.id == id)
-            {
+            // What an unreadable record may name stays with it: an id
+            // range freed under a running container would be handed out
+            // again.
+            if listing.holds(namespace, id) {
                 continue;
             }
             let verdict = self.judge_lxc_container(&name);
@@ -81,10 +82,10 @@ impl Runtime {
             let Some((namespace, id)) = holder.split_once('/') else {
                 continue;
             };
-            if records
-                .iter()
-                .any(|r| r.namespace == namespace && r.id == id)
-            {
+            // What an unreadable record may name stays with it: an id
+            // range freed under a running container would be handed out
+            // again.
+            if listing.holds(namespace, id) {
                 continue;
             }
             out.push(Leftover {
@@ -123,7 +124,7 @@ impl Runtime {
                     Some(Runtime::new(config))
                 };
                 let runtime = runtime.as_ref().unwrap_or(self);
-                runtime.destroy(&l.namespace, &l.id, &record.bundle)?;
+                runtime.destroy(&l.namespace, &l.id, &record.bundle, Some(&record))?;
                 Ok(true)
             }
             LeftoverKind::UsernsSlot(slot) => {
@@ -174,22 +175,32 @@ impl Runtime {
     /// what lxcri made for it outside its state and LXC container (its
     /// NICs): its state record's, else its LXC container's, else none is
     /// left and it is an orphan.
-    pub(super) fn judge_owner(&self, namespace: &str, id: &str) -> Result<Verdict> {
-        if let Some(record) = self.store.load(namespace, id)? {
-            let l = judge_record(&record);
-            return Ok(Verdict {
-                orphan: l.orphan,
-                reason: l.reason,
-            });
+    pub(super) fn judge_owner(&self, namespace: &str, id: &str) -> Verdict {
+        match self.store.load(namespace, id) {
+            Ok(Some(record)) => {
+                let l = judge_record(&record);
+                return Verdict {
+                    orphan: l.orphan,
+                    reason: l.reason,
+                };
+            }
+            Ok(None) => {}
+            // What it names cannot be told: not provably gone.
+            Err(e) => {
+                return Verdict {
+                    orphan: false,
+                    reason: format!("state unreadable ({e}): kept"),
+                }
+            }
         }
         let name = super::lxc::container_name(namespace, id);
         if self.config.lxc.lxcpath.join(&name).is_dir() {
-            return Ok(self.judge_lxc_container(&name));
+            return self.judge_lxc_container(&name);
         }
-        Ok(Verdict {
+        Verdict {
             orphan: true,
             reason: format!("{} has no state and no LXC container", owner(namespace, id)),
-        })
+        }
     }
 
     /// An LXC container without state is an orphan unless LXC runs it.
@@ -222,6 +233,23 @@ impl Runtime {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .collect()
+    }
+}
+
+/// A record that cannot be read may name a running init, a VMID, NICs, an
+/// id range: nothing of it is provably gone, so it is kept, with what to do.
+fn unreadable_record(u: &UnreadableRecord) -> Leftover {
+    Leftover {
+        namespace: u.namespace.clone(),
+        id: u.id.clone(),
+        backend: "unknown".into(),
+        what: LeftoverKind::State,
+        orphan: false,
+        reason: format!(
+            "state unreadable ({}): kept; containerd's delete of {} removes it, or remove its directory once nothing of it runs",
+            u.error,
+            owner(&u.namespace, &u.id)
+        ),
     }
 }
 

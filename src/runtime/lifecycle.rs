@@ -21,7 +21,7 @@ use super::staged_binds;
 use crate::cgroup::CgroupStats;
 use crate::config::{BackendKind, Config};
 use crate::rootfs::{self, RootfsProvider};
-use crate::state::StateStore;
+use crate::state::{ContainerRecord, StateStore};
 
 /// Containers on this node, run by one backend.
 #[derive(Debug)]
@@ -79,9 +79,23 @@ impl Runtime {
     /// Removes everything made for the container: the backend's container
     /// (stopped first), the rootfs, the runtime directory and state.
     /// Idempotent, and works from the state on disk alone (the shim's
-    /// `delete` action after a crash) or from none.
-    pub fn destroy(&self, namespace: &str, id: &str, bundle: &Path) -> Result<()> {
-        let record = self.store.load(namespace, id).ok().flatten();
+    /// `delete` action after a crash) or from none. `known` is the record
+    /// the caller holds (the shim that made the container): what a record
+    /// on disk that cannot be read any more named is still torn down.
+    pub fn destroy(
+        &self,
+        namespace: &str,
+        id: &str,
+        bundle: &Path,
+        known: Option<&ContainerRecord>,
+    ) -> Result<()> {
+        let record = match self.store.load(namespace, id) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::warn!(error = %e, known = known.is_some(), "tearing down without the state on disk");
+                known.cloned()
+            }
+        };
         let record = record.as_ref();
         self.backend.teardown(namespace, id, record)?;
         super::crash_points::reached(namespace, id, super::crash_points::CrashPoint::TornDown);

@@ -81,7 +81,7 @@ impl Runtime {
             Ok(ports) => (ports, OvsCheck::Checked),
             Err(e) => (Vec::new(), self.ovs_unchecked(&e)?),
         };
-        let nics = judge(&marks(links, ports), |ns, id| self.judge_owner(ns, id))?;
+        let nics = judge(&marks(links, ports), |ns, id| self.judge_owner(ns, id));
         Ok(NicScan { nics, ovs })
     }
 
@@ -106,7 +106,7 @@ impl Runtime {
             .into_iter()
             .filter(|m| m.host == found.host)
             .collect();
-        let now = judge(&same_name, |ns, id| self.judge_owner(ns, id))?;
+        let now = judge(&same_name, |ns, id| self.judge_owner(ns, id));
         let Some(now) = now.iter().find(|n| n.owner == found.owner && n.orphan) else {
             return Ok(false);
         };
@@ -120,6 +120,7 @@ impl Runtime {
         let needed_by: Vec<String> = self
             .store
             .list()?
+            .records
             .iter()
             .flat_map(|r| {
                 r.nics
@@ -183,10 +184,7 @@ fn marks(links: Vec<(String, String)>, ports: Vec<OvsPort>) -> Vec<Mark> {
 }
 
 /// Each mark with its owner's verdict (`verdict` is asked once per owner).
-fn judge(
-    marks: &[Mark],
-    mut verdict: impl FnMut(&str, &str) -> Result<Verdict>,
-) -> Result<Vec<NicLeftover>> {
+fn judge(marks: &[Mark], mut verdict: impl FnMut(&str, &str) -> Verdict) -> Vec<NicLeftover> {
     let mut known: BTreeMap<&str, Verdict> = BTreeMap::new();
     let mut out = Vec::new();
     for m in marks {
@@ -205,7 +203,7 @@ fn judge(
             v.clone()
         } else {
             let v = match split_owner(&m.owner) {
-                Some((ns, id)) => verdict(ns, id)?,
+                Some((ns, id)) => verdict(ns, id),
                 None => Verdict {
                     orphan: false,
                     reason: format!("{:?} names no containerd namespace/id: left alone", m.owner),
@@ -224,7 +222,7 @@ fn judge(
             reason: v.reason,
         });
     }
-    Ok(out)
+    out
 }
 
 /// `namespace/id` as lxcri marks its NICs, both valid containerd names.

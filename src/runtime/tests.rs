@@ -314,14 +314,14 @@ fn create_runs_the_steps_in_order_and_destroy_undoes_them() {
     assert_eq!(&saved, record);
 
     // The rootfs is released where root.path put it, with the backend's volume.
-    node.runtime.destroy("ns", "c1", &bundle).unwrap();
+    node.runtime.destroy("ns", "c1", &bundle, None).unwrap();
     assert_eq!(
         node.events(),
         ["teardown fake-1", "rootfs release root ns/c1 vol-c1"]
     );
     assert!(!node.state_dir().exists());
     // Again: nothing left, nothing fails.
-    node.runtime.destroy("ns", "c1", &bundle).unwrap();
+    node.runtime.destroy("ns", "c1", &bundle, None).unwrap();
     assert!(!node.state_dir().exists());
 }
 
@@ -494,5 +494,62 @@ fn a_failed_create_frees_the_range_it_took() {
         .filter(|n| n.parse::<u32>().is_ok())
         .collect();
     assert!(taken.is_empty(), "{taken:?}");
+    assert!(!node.state_dir().exists());
+}
+
+#[test]
+fn an_unreadable_record_is_kept_with_what_it_holds_and_the_scan_goes_on() {
+    let node = Node::new(Fail::Nothing);
+    let root = node.tmp.path().join("run");
+    let store = StateStore::new(&root);
+    let torn = store.container_dir("ns", "torn").unwrap();
+    std::fs::create_dir_all(&torn).unwrap();
+    std::fs::write(torn.join("state.json"), b"{\"id\": ").unwrap();
+    // What the record would have named: its LXC container (not running)
+    // and an id range.
+    let lxcpath = node.runtime.config().lxc.lxcpath.clone();
+    std::fs::create_dir_all(lxcpath.join("ns_torn")).unwrap();
+    let slots = crate::userns::IdSlots::new(&store.userns_slots_dir());
+    let pool = node.runtime.config().userns.pool();
+    let (slot, _) = slots.take(&pool, "ns/torn").unwrap();
+    // An orphan of another container is still found.
+    std::fs::create_dir_all(lxcpath.join("ns_stray")).unwrap();
+
+    let found = node.runtime.scan_leftovers().unwrap();
+    let torn_found: Vec<_> = found.iter().filter(|l| l.id == "torn").collect();
+    assert_eq!(torn_found.len(), 1, "{found:?}");
+    let l = torn_found[0];
+    assert!(
+        !l.orphan && l.what == LeftoverKind::State && l.backend == "unknown",
+        "{l:?}"
+    );
+    assert!(
+        l.reason.contains("state unreadable") && l.reason.contains("ns/torn/state.json"),
+        "{}",
+        l.reason
+    );
+    assert!(
+        found.iter().any(|l| l.id == "stray" && l.orphan),
+        "{found:?}"
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert_eq!(slots.taken().unwrap(), vec![(slot, "ns/torn".to_string())]);
+}
+
+#[test]
+fn a_torn_record_is_torn_down_from_the_copy_its_shim_holds() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(SPEC);
+    let created = node.runtime.create(&node.request(bundle.clone())).unwrap();
+    node.events();
+    std::fs::write(node.state_dir().join("state.json"), b"{\"id\": ").unwrap();
+    node.runtime
+        .destroy("ns", "c1", &bundle, Some(&created.container.record))
+        .unwrap();
+    // The backend's name and the rootfs' place came from the shim's copy.
+    assert_eq!(
+        node.events(),
+        ["teardown fake-1", "rootfs release root ns/c1 vol-c1"]
+    );
     assert!(!node.state_dir().exists());
 }

@@ -140,6 +140,33 @@ pub fn validate_name(what: &'static str, value: &str) -> Result<()> {
     }
 }
 
+/// What [`StateStore::list`] found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub records: Vec<ContainerRecord>,
+    /// Container directories whose record could not be read.
+    pub unreadable: Vec<UnreadableRecord>,
+}
+
+impl Listing {
+    /// `namespace/id` has a state record, readable or not: what it holds
+    /// is not free for the taking.
+    pub fn holds(&self, namespace: &str, id: &str) -> bool {
+        let is = |ns: &str, i: &str| ns == namespace && i == id;
+        self.records.iter().any(|r| is(&r.namespace, &r.id))
+            || self.unreadable.iter().any(|u| is(&u.namespace, &u.id))
+    }
+}
+
+/// A container directory whose `state.json` could not be read or parsed.
+#[derive(Debug)]
+pub struct UnreadableRecord {
+    pub namespace: String,
+    pub id: String,
+    /// Names the file and why.
+    pub error: StateError,
+}
+
 /// The runtime directories of all containers under one root.
 #[derive(Debug, Clone)]
 pub struct StateStore {
@@ -206,9 +233,14 @@ impl StateStore {
         }
     }
 
-    /// Every record under the root, across namespaces, sorted by namespace and id.
-    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        let mut out = Vec::new();
+    /// Every record under the root, across namespaces, sorted by namespace
+    /// and id. A record that cannot be read (torn, hand-edited, written by
+    /// a newer lxcri) is listed apart rather than failing the rest, as
+    /// `runc list` skips a container it cannot load: one bad record must
+    /// not blind `lxcri gc`, `ps` or the exporter to every other container.
+    /// Only an unreadable root is an error.
+    pub fn list(&self) -> Result<Listing> {
+        let mut out = Listing::default();
         let namespaces = match fs::read_dir(&self.root) {
             Ok(rd) => rd,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
@@ -219,21 +251,34 @@ impl StateStore {
                 })
             }
         };
-        // Dot names are never containerd namespaces: lxcri's own files.
-        let namespaces = namespaces
-            .flatten()
-            .filter(|ns| !ns.file_name().to_string_lossy().starts_with('.'));
-        for ns in namespaces {
+        // Dot names are never containerd namespaces or ids: lxcri's own
+        // files.
+        let is_ours = |e: &fs::DirEntry| !e.file_name().to_string_lossy().starts_with('.');
+        for ns in namespaces.flatten().filter(is_ours) {
             let Ok(ids) = fs::read_dir(ns.path()) else {
                 continue;
             };
-            for id in ids.flatten() {
-                if let Some(rec) = Self::read(&id.path().join(STATE_FILE))? {
-                    out.push(rec);
+            let namespace = ns.file_name().to_string_lossy().into_owned();
+            for dir in ids.flatten().filter(is_ours) {
+                if !dir.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                match Self::read(&dir.path().join(STATE_FILE)) {
+                    Ok(Some(rec)) => out.records.push(rec),
+                    // A create that has not written its record yet.
+                    Ok(None) => {}
+                    Err(error) => out.unreadable.push(UnreadableRecord {
+                        namespace: namespace.clone(),
+                        id: dir.file_name().to_string_lossy().into_owned(),
+                        error,
+                    }),
                 }
             }
         }
-        out.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        out.records
+            .sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+        out.unreadable
+            .sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
         Ok(out)
     }
 
@@ -298,7 +343,13 @@ mod tests {
             store.load("default", "a").unwrap(),
             Some(record("default", "a"))
         );
-        let ids: Vec<_> = store.list().unwrap().into_iter().map(|r| r.id).collect();
+        let ids: Vec<_> = store
+            .list()
+            .unwrap()
+            .records
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         assert_eq!(ids, ["a", "b"]);
         store.remove("default", "a").unwrap();
         assert_eq!(store.load("default", "a").unwrap(), None);
@@ -314,5 +365,57 @@ mod tests {
             assert!(store.container_dir("default", bad).is_err(), "{bad:?}");
         }
         assert!(store.container_dir("k8s.io", "abc-1_2.3").is_ok());
+    }
+
+    #[test]
+    fn an_unreadable_record_is_listed_apart_and_the_rest_still_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = StateStore::new(tmp.path());
+        store.save(&record("default", "a")).unwrap();
+        store.save(&record("default", "c")).unwrap();
+        // Torn, and from a newer lxcri with a field this one does not know.
+        let torn = store.container_dir("default", "b").unwrap();
+        fs::create_dir_all(&torn).unwrap();
+        fs::write(torn.join(STATE_FILE), b"{\"id\": \"b\",").unwrap();
+        let mut newer = serde_json::to_value(record("k8s.io", "d")).unwrap();
+        newer["added_later"] = serde_json::json!(1);
+        let newer_dir = store.container_dir("k8s.io", "d").unwrap();
+        fs::create_dir_all(&newer_dir).unwrap();
+        fs::write(newer_dir.join(STATE_FILE), newer.to_string()).unwrap();
+        // A create that has not saved yet, a stray file, a temporary.
+        fs::create_dir_all(store.container_dir("default", "e").unwrap()).unwrap();
+        fs::write(tmp.path().join("default/stray"), b"").unwrap();
+        fs::create_dir_all(tmp.path().join("default/.tmp")).unwrap();
+
+        let listing = store.list().unwrap();
+        let ids: Vec<_> = listing.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        let bad: Vec<_> = listing
+            .unreadable
+            .iter()
+            .map(|u| (u.namespace.as_str(), u.id.as_str(), u.error.to_string()))
+            .collect();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert_eq!((bad[0].0, bad[0].1), ("default", "b"));
+        assert!(
+            bad[0].2.contains("default/b/state.json is corrupt"),
+            "{}",
+            bad[0].2
+        );
+        assert_eq!((bad[1].0, bad[1].1), ("k8s.io", "d"));
+        assert!(bad[1].2.contains("added_later"), "{}", bad[1].2);
+        assert!(listing.holds("default", "b") && listing.holds("default", "a"));
+        assert!(!listing.holds("default", "e") && !listing.holds("k8s.io", "b"));
+    }
+
+    #[test]
+    fn an_unreadable_root_is_an_error_and_a_missing_one_empty() {
+        let tmp = tempfile::tempdir().unwrap();
+        let missing = StateStore::new(tmp.path().join("none")).list().unwrap();
+        assert!(missing.records.is_empty() && missing.unreadable.is_empty());
+        let file = tmp.path().join("file");
+        fs::write(&file, b"").unwrap();
+        let err = StateStore::new(&file).list().unwrap_err();
+        assert!(matches!(err, StateError::Read { .. }), "{err:?}");
     }
 }

@@ -92,9 +92,11 @@ fn zfs_datasets(config: &Config) -> Option<ZfsUsage> {
 
 /// One scrape's text.
 pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<String, String> {
-    let records = StateStore::new(&config.runtime_root)
+    // Unreadable records are counted, not sampled (`lxcri gc` names them).
+    let listing = StateStore::new(&config.runtime_root)
         .list()
         .map_err(|e| format!("reading lxcri's state: {e}"))?;
+    let records = listing.records;
     let zfs = zfs_datasets(config);
     let uppers = std::fs::read(proc_root.join("self/mountinfo"))
         .map(|m| overlay_uppers(&String::from_utf8_lossy(&m)))
@@ -166,6 +168,7 @@ pub fn scrape(config: &Config, proc_root: &Path, walks: &WalkCache) -> Result<St
             (used as u64, u64::from(range.len()))
         }),
         zfs: zfs.as_ref().map(|z| (z.images, z.clones)),
+        unreadable_records: listing.unreadable.len() as u64,
         backend: config.backend.as_str().to_string(),
     };
     Ok(render(&NodeView {

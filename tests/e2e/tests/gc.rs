@@ -1,7 +1,9 @@
 //! `lxcri gc` finds what a container left when nobody cleaned up after it
 //! (its shim killed while containerd was down, and its bundle removed as
 //! containerd does on delete) and removes it all with `--force`, its NICs
-//! too; a running container is never touched.
+//! too; a running container is never touched, nor one whose state record
+//! cannot be read, which hides no other container from gc, `ps` or the
+//! exporter.
 //!
 //! `gc --force` removes the orphans of every test on the machine, so the
 //! tests here take turns ([`GC_LOCK`]): one's orphans are the other's
@@ -14,8 +16,9 @@ use std::process::Command;
 use lxcri_e2e::containerd::bin_dir;
 use lxcri_e2e::node_faults::{sigkill, wait_gone};
 use lxcri_e2e::ovs::OvsSwitch;
+use lxcri_e2e::prometheus::{sample, Exporter};
 use lxcri_e2e::pve::{backend, BackendKind};
-use lxcri_e2e::{cleanup, machine_lock, random_u32, require, Containerd, Runtime};
+use lxcri_e2e::{cleanup, machine_lock, random_u32, require, Containerd, Runtime, LXCRI_RUN_ROOT};
 
 const GC_LOCK: &str = "/run/lock/lxcri-e2e-gc.lock";
 
@@ -101,6 +104,106 @@ fn gc_removes_what_a_forgotten_container_left() {
     );
     ctd.restart();
     ctd.remove(&keep);
+}
+
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_torn_state_record_is_kept_and_hides_no_other_container() {
+    if !require(
+        Runtime::Lxcri,
+        "a_torn_state_record_is_kept_and_hides_no_other_container",
+    ) {
+        return;
+    }
+    let _turn = machine_lock(GC_LOCK, "gc test");
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let keep = ctd.new_id("keep");
+    ctd.run_detached(Runtime::Lxcri, &keep, &["sleep", "1000"], &[]);
+    let torn = ctd.new_id("torn");
+    ctd.run_detached(Runtime::Lxcri, &torn, &["sleep", "1000"], &[]);
+    let record = Path::new(LXCRI_RUN_ROOT)
+        .join(ctd.namespace())
+        .join(&torn)
+        .join("state.json");
+    std::fs::write(&record, "{\"id\": ").expect("tear the record");
+    let env = ctd.pve().map(|sim| sim.env()).unwrap_or_default();
+
+    // `lxcri ps` lists the others and names the torn one on stderr.
+    let out = Command::new(bin_dir().join("lxcri"))
+        .args(["ps", "--json"])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run lxcri ps");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "lxcri ps: {stdout}{stderr}");
+    let rows: serde_json::Value = serde_json::from_str(&stdout).expect("ps JSON");
+    let listed = |id: &str| {
+        rows.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|r| r["namespace"] == ctd.namespace() && r["id"] == id)
+        })
+    };
+    assert!(listed(&keep) && !listed(&torn), "{stdout}");
+    assert!(
+        stderr.contains(&format!("left out {}/{torn}: ", ctd.namespace())),
+        "{stderr}"
+    );
+
+    // gc, even with --force, keeps it and what it holds, and still judges
+    // the others.
+    let doc = gc(&ctd, true, &[]);
+    let row = doc["containers"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|c| c["namespace"] == ctd.namespace() && c["id"] == torn.as_str())
+        })
+        .unwrap_or_else(|| panic!("no row for {torn}: {doc:#}"));
+    assert_eq!(
+        (&row["verdict"], &row["action"], &row["backend"]),
+        (&"live".into(), &"keep".into(), &"unknown".into()),
+        "{doc:#}"
+    );
+    assert!(
+        row["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("state unreadable"),
+        "{doc:#}"
+    );
+    assert_eq!(
+        verdict(&doc, &ctd, &keep),
+        Some(("live".into(), "keep".into()))
+    );
+    assert_eq!(
+        ctd.task(&torn).map(|t| t.1),
+        Some("RUNNING".into()),
+        "gc touched the torn one's container"
+    );
+
+    // The exporter counts it and still samples the others.
+    let exporter = Exporter::start(&bin_dir(), &env, &ctd.dir().join("exporter.log"));
+    let text = exporter.scrape();
+    assert!(
+        sample(&text, "lxcri_state_records_unreadable", &[]).is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    let keep_label = format!("container_id=\"{keep}\"");
+    assert!(
+        sample(&text, "container_memory_usage_bytes", &[&keep_label]).is_some(),
+        "{text}"
+    );
+
+    // containerd's delete tears it down from what its shim holds: nothing
+    // of it is left, on pve its CT neither.
+    ctd.remove(&torn);
+    assert_eq!(ctd.leftovers(&torn), Vec::<String>::new());
+    ctd.remove(&keep);
+    assert_eq!(ctd.leftovers(&keep), Vec::<String>::new());
 }
 
 /// containerd goes down, container `id`'s shim and process (`pid`) die,
