@@ -446,6 +446,35 @@ pub struct ProcessSpec {
     /// `/proc/self/oom_score_adj` for exec processes (the init's own is set by LXC).
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// `sched_setattr(2)` before the identity changes (`process.scheduler`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduler: Option<SchedAttr>,
+    /// `ioprio_set(2)` value, class and level combined (`process.ioPriority`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_priority: Option<u16>,
+    /// `personality(2)` domain, set last before exec (`linux.personality`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub personality: Option<u32>,
+    /// The CPUs an exec process runs on (`process.execCPUAffinity`; not
+    /// for the container's own process, as runc). Without it every process
+    /// gets all the CPUs its cgroup allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec_cpu_affinity: Option<Vec<u32>>,
+}
+
+/// The fields of the kernel's `struct sched_attr` lxcri sets, checked and
+/// encoded by the shim (policy and flag numbers of
+/// include/uapi/linux/sched.h).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SchedAttr {
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]

@@ -33,6 +33,7 @@ pub mod pve;
 mod pve_nics;
 mod resolve;
 mod resources;
+mod scheduling;
 mod sysctl;
 
 #[cfg(test)]
@@ -448,12 +449,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
         return Err(unsupported(
             "linux.intelRdt",
             "Intel RDT is not implemented",
-        ));
-    }
-    if linux.personality().is_some() {
-        return Err(unsupported(
-            "linux.personality",
-            "execution domains are not implemented",
         ));
     }
     if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {

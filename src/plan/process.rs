@@ -4,7 +4,7 @@
 use lxcri_init_spec::{CapabilitySets, ConsoleSize, ProcessSpec, Rlimit};
 use oci_spec::runtime::{LinuxCapabilities, Process, Spec};
 
-use super::{invalid, unsupported, PlanError, Result};
+use super::{invalid, scheduling, unsupported, PlanError, Result};
 use crate::security::lsm::{HostLsm, LsmError};
 use crate::security::{capabilities, compile_seccomp, rlimits};
 
@@ -99,6 +99,10 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
         apparmor_profile,
         selinux_label,
         oom_score_adj: process.oom_score_adj(),
+        scheduler: scheduling::sched_attr(process)?,
+        io_priority: scheduling::io_priority(process)?,
+        personality: scheduling::personality(spec)?,
+        exec_cpu_affinity: scheduling::exec_cpu_affinity(process)?,
     })
 }
 
@@ -153,24 +157,6 @@ pub(super) fn lsm_error(field: &str, e: LsmError) -> PlanError {
 }
 
 fn unsupported_fields(process: &Process) -> Result<()> {
-    if process.io_priority().is_some() {
-        return Err(unsupported(
-            "process.ioPriority",
-            "I/O priorities are not implemented",
-        ));
-    }
-    if process.scheduler().is_some() {
-        return Err(unsupported(
-            "process.scheduler",
-            "scheduler settings are not implemented",
-        ));
-    }
-    if process.exec_cpu_affinity().is_some() {
-        return Err(unsupported(
-            "process.execCPUAffinity",
-            "CPU affinity is not implemented",
-        ));
-    }
     if process.command_line().is_some() {
         return Err(unsupported("process.commandLine", "Windows only"));
     }

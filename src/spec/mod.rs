@@ -75,13 +75,20 @@ pub fn load_bundle_spec(bundle: &Path) -> Result<Spec> {
 
 /// Parses a config.json body; `path` is only used in errors.
 pub fn parse_spec(path: &Path, body: &[u8]) -> Result<Spec> {
-    let raw: serde_json::Value = parse(path, body)?;
+    let mut raw: serde_json::Value = parse(path, body)?;
     validate::spec(&raw).map_err(|(field, message)| SpecError::Invalid {
         path: path.to_path_buf(),
         field,
         message,
     })?;
-    let spec: Spec = parse(path, body)?;
+    let renamed = raw
+        .get_mut("process")
+        .is_some_and(validate::to_oci_spec_names);
+    let spec: Spec = if renamed {
+        from_value(path, raw)?
+    } else {
+        parse(path, body)?
+    };
 
     let missing = |field| SpecError::Missing {
         path: path.to_path_buf(),
@@ -103,13 +110,26 @@ pub fn parse_spec(path: &Path, body: &[u8]) -> Result<Spec> {
 /// the source in errors (e.g. `exec abc123`).
 pub fn parse_process(what: &str, body: &[u8]) -> Result<Process> {
     let path = PathBuf::from(what);
-    let raw: serde_json::Value = parse(&path, body)?;
+    let mut raw: serde_json::Value = parse(&path, body)?;
     validate::process("process", &raw).map_err(|(field, message)| SpecError::Invalid {
         path: path.clone(),
         field,
         message,
     })?;
+    if validate::to_oci_spec_names(&mut raw) {
+        return from_value(&path, raw);
+    }
     parse(&path, body)
+}
+
+/// The typed parse of a value already read (no line or column to name).
+fn from_value<T: DeserializeOwned>(path: &Path, raw: serde_json::Value) -> Result<T> {
+    serde_json::from_value(raw).map_err(|source| SpecError::Parse {
+        path: path.to_path_buf(),
+        line: source.line(),
+        column: source.column(),
+        source,
+    })
 }
 
 fn parse<T: DeserializeOwned>(path: &Path, body: &[u8]) -> Result<T> {

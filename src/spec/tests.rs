@@ -129,6 +129,32 @@ fn unknown_enum_values_are_named() {
             ),
             "process.rlimits[0].type: unknown rlimit \"RLIMIT_BOGUS\"",
         ),
+        (
+            MINIMAL.replace(
+                "\"cwd\": \"/\"",
+                r#""cwd": "/", "scheduler": {"policy": "SCHED_LOW"}"#,
+            ),
+            "process.scheduler.policy: unknown scheduler policy \"SCHED_LOW\"",
+        ),
+        (
+            // oci-spec's own spelling is not the runtime-spec's.
+            MINIMAL.replace(
+                "\"cwd\": \"/\"",
+                r#""cwd": "/", "scheduler": {"policy": "SCHED_OTHER", "flags": ["SCHED_RESET_ON_FORK"]}"#,
+            ),
+            "process.scheduler.flags[0]: unknown scheduler flag \"SCHED_RESET_ON_FORK\"",
+        ),
+        (
+            MINIMAL.replace(
+                "\"cwd\": \"/\"",
+                r#""cwd": "/", "ioPriority": {"class": "IOPRIO_CLASS_NONE", "priority": 0}"#,
+            ),
+            "process.ioPriority.class: unknown I/O priority class \"IOPRIO_CLASS_NONE\"",
+        ),
+        (
+            with_linux(r#"{"personality": {"domain": "LINUX64"}}"#),
+            "linux.personality.domain: unknown personality domain \"LINUX64\"",
+        ),
     ];
     for (body, want) in cases {
         let err = err_of(&body);
@@ -219,4 +245,38 @@ fn the_sandbox_id_of_a_bundle_comes_from_its_annotations_alone() {
     assert_eq!(bundle_sandbox_id(tmp.path()), None);
     write("{");
     assert_eq!(bundle_sandbox_id(tmp.path()), None);
+}
+
+#[test]
+fn scheduler_flags_are_read_by_the_runtime_specs_names() {
+    let flags =
+        r#"["SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY"]"#;
+    let process = format!(
+        r#"{{"args": ["ls"], "cwd": "/", "user": {{"uid": 0, "gid": 0}},
+            "scheduler": {{"policy": "SCHED_DEADLINE", "flags": {flags}}}}}"#
+    );
+    use oci_spec::runtime::LinuxSchedulerFlag as F;
+    let want = vec![
+        F::SchedResetOnFork,
+        F::SchedFlagDLOverrun,
+        F::SchedFlagKeepPolicy,
+    ];
+    let p = parse_process("exec e1", process.as_bytes()).unwrap();
+    assert_eq!(
+        p.scheduler().as_ref().unwrap().flags().as_ref(),
+        Some(&want)
+    );
+    let body = MINIMAL.replace(
+        "\"cwd\": \"/\"",
+        &format!(r#""cwd": "/", "scheduler": {{"policy": "SCHED_DEADLINE", "flags": {flags}}}"#),
+    );
+    let spec = parse_spec(Path::new("/b/config.json"), body.as_bytes()).unwrap();
+    let got = spec
+        .process()
+        .as_ref()
+        .unwrap()
+        .scheduler()
+        .clone()
+        .unwrap();
+    assert_eq!(got.flags().as_ref(), Some(&want));
 }

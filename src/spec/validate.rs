@@ -3,7 +3,8 @@
 //! Errors are `(field, message)`.
 
 use oci_spec::runtime::{
-    Arch, LinuxDeviceType, LinuxNamespaceType, LinuxSeccompAction, LinuxSeccompFilterFlag,
+    Arch, IOPriorityClass, LinuxDeviceType, LinuxNamespaceType, LinuxPersonalityDomain,
+    LinuxSchedulerFlag, LinuxSchedulerPolicy, LinuxSeccompAction, LinuxSeccompFilterFlag,
     LinuxSeccompOperator,
 };
 use serde::de::DeserializeOwned;
@@ -54,10 +55,95 @@ pub(super) fn spec(raw: &Value) -> Check {
     if let Some(seccomp) = linux.get("seccomp") {
         self::seccomp(seccomp)?;
     }
+    if let Some(p) = linux.get("personality") {
+        enum_value::<LinuxPersonalityDomain>(
+            "linux.personality.domain",
+            p.get("domain"),
+            "personality domain",
+        )?;
+    }
     Ok(())
 }
 
+/// runtime-spec's scheduler flag names (config.md `scheduler`), which
+/// oci-spec 0.9's serde spells otherwise for two of them
+/// (`SCHED_RESET_ON_FORK`, `SCHED_FLAG_D_L_OVERRUN`).
+const SCHED_FLAGS: [(&str, LinuxSchedulerFlag); 7] = [
+    (
+        "SCHED_FLAG_RESET_ON_FORK",
+        LinuxSchedulerFlag::SchedResetOnFork,
+    ),
+    ("SCHED_FLAG_RECLAIM", LinuxSchedulerFlag::SchedFlagReclaim),
+    (
+        "SCHED_FLAG_DL_OVERRUN",
+        LinuxSchedulerFlag::SchedFlagDLOverrun,
+    ),
+    (
+        "SCHED_FLAG_KEEP_POLICY",
+        LinuxSchedulerFlag::SchedFlagKeepPolicy,
+    ),
+    (
+        "SCHED_FLAG_KEEP_PARAMS",
+        LinuxSchedulerFlag::SchedFlagKeepParams,
+    ),
+    (
+        "SCHED_FLAG_UTIL_CLAMP_MIN",
+        LinuxSchedulerFlag::SchedFlagUtilClampMin,
+    ),
+    (
+        "SCHED_FLAG_UTIL_CLAMP_MAX",
+        LinuxSchedulerFlag::SchedFlagUtilClampMax,
+    ),
+];
+
+/// Rewrites `process.scheduler.flags` (checked by [`process`]) from the
+/// runtime-spec's names to the ones oci-spec parses. Whether anything
+/// changed: only then does the typed parse need the rewritten value.
+pub(super) fn to_oci_spec_names(process: &mut Value) -> bool {
+    let Some(flags) = process
+        .get_mut("scheduler")
+        .and_then(|s| s.get_mut("flags"))
+        .and_then(Value::as_array_mut)
+    else {
+        return false;
+    };
+    let mut changed = false;
+    for flag in flags {
+        let known = SCHED_FLAGS
+            .iter()
+            .find(|(name, _)| flag.as_str() == Some(name));
+        if let Some((name, variant)) = known {
+            let oci = serde_json::to_value(variant).expect("an enum serializes");
+            changed |= oci.as_str() != Some(name);
+            *flag = oci;
+        }
+    }
+    changed
+}
+
 pub(super) fn process(prefix: &str, process: &Value) -> Check {
+    if let Some(s) = process.get("scheduler") {
+        enum_value::<LinuxSchedulerPolicy>(
+            &format!("{prefix}.scheduler.policy"),
+            s.get("policy"),
+            "scheduler policy",
+        )?;
+        for (i, flag) in items(s.get("flags")) {
+            let field = format!("{prefix}.scheduler.flags[{i}]");
+            match flag.as_str() {
+                Some(f) if SCHED_FLAGS.iter().any(|(name, _)| *name == f) => {}
+                Some(f) => return Err((field, format!("unknown scheduler flag {f:?}"))),
+                None => return Err((field, "must be a string".into())),
+            }
+        }
+    }
+    if let Some(io) = process.get("ioPriority") {
+        enum_value::<IOPriorityClass>(
+            &format!("{prefix}.ioPriority.class"),
+            io.get("class"),
+            "I/O priority class",
+        )?;
+    }
     if let Some(caps) = process.get("capabilities") {
         for set in CAPABILITY_SETS {
             for (i, name) in items(caps.get(set)) {

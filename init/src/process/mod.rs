@@ -7,6 +7,7 @@
 //! CAP_SYS_ADMIN is still held unless no_new_privs allows loading it last).
 
 mod caps;
+mod scheduling;
 mod seccomp;
 #[cfg(test)]
 mod tests;
@@ -15,7 +16,7 @@ use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::errno_text::errno_text;
 use crate::status;
-use lxcri_init_spec::{ProcessSpec, StartHooks};
+use lxcri_init_spec::{ProcessSpec, SchedAttr, StartHooks};
 use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
@@ -142,6 +143,10 @@ pub struct Command {
     apparmor_profile: Option<String>,
     selinux_label: Option<String>,
     oom_score_adj: Option<i32>,
+    scheduler: Option<SchedAttr>,
+    io_priority: Option<u16>,
+    personality: Option<u32>,
+    exec_cpu_affinity: Option<Vec<u32>>,
     start_hooks: Option<StartHooks>,
 }
 
@@ -199,6 +204,10 @@ impl Command {
             apparmor_profile: spec.apparmor_profile.clone(),
             selinux_label: spec.selinux_label.clone(),
             oom_score_adj: spec.oom_score_adj,
+            scheduler: spec.scheduler,
+            io_priority: spec.io_priority,
+            personality: spec.personality,
+            exec_cpu_affinity: spec.exec_cpu_affinity.clone(),
             start_hooks: None,
         })
     }
@@ -262,6 +271,12 @@ impl Command {
             reopen_dev_null()?;
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
+        // As runc's, once in the cgroup and before the scheduler (a
+        // deadline policy needs the whole root domain).
+        match &self.exec_cpu_affinity {
+            Some(cpus) if die_with_parent => scheduling::set_cpu_affinity(cpus)?,
+            _ => scheduling::reset_cpu_affinity(),
+        }
         // While still root with every capability (raising a hard limit
         // needs CAP_SYS_RESOURCE, so does lowering oom_score_adj).
         for &(res, soft, hard) in &self.rlimits {
@@ -288,6 +303,14 @@ impl Command {
         if self.no_new_privileges {
             nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
         }
+        // runc's order: with every capability still held (a real-time
+        // policy or class needs CAP_SYS_NICE or CAP_SYS_ADMIN).
+        if let Some(attr) = &self.scheduler {
+            scheduling::set_scheduler(attr)?;
+        }
+        if let Some(value) = self.io_priority {
+            scheduling::set_io_priority(value)?;
+        }
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| !self.no_new_privileges) {
             // Without no_new_privs the kernel requires CAP_SYS_ADMIN, so
             // load now; the profile must then allow the rest of the setup.
@@ -306,6 +329,10 @@ impl Command {
         }
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {
             load_seccomp(seccomp)?;
+        }
+        // Last, as runc's (under the filter, which must allow it).
+        if let Some(domain) = self.personality {
+            scheduling::set_personality(domain)?;
         }
         if let Some(h) = &self.start_hooks {
             // As runc's: under the process's filter.

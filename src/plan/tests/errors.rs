@@ -334,8 +334,11 @@ fn unsupported_fields_are_named() {
             "linux.mountLabel: an SELinux label is set, but SELinux is not enabled",
         ),
         (
-            with(|v| v["linux"]["personality"] = json!({"domain": "LINUX32"})),
-            "linux.personality:",
+            with(|v| {
+                v["linux"]["personality"] =
+                    json!({"domain": "LINUX32", "flags": ["ADDR_NO_RANDOMIZE"]})
+            }),
+            "linux.personality.flags:",
         ),
         (
             with(|v| v["linux"]["rootfsPropagation"] = json!("rshare")),

@@ -75,10 +75,17 @@ pub fn containerd_version() -> (u32, u32) {
     })
 }
 
-/// Whether the `runc` on `PATH` (the one containerd's runc shim runs) has
-/// id-mapped mounts (1.2 and later; Debian 12's is 1.1.5, which ignores a
-/// mount's `uidMappings`).
-pub fn runc_has_idmapped_mounts() -> bool {
+/// Whether the `runc` on `PATH` (the one containerd's runc shim runs) is
+/// 1.2 or later: Debian 12's is 1.1.5, which ignores what 1.2 added (a
+/// mount's `uidMappings`, `process.scheduler`, `process.ioPriority`,
+/// `linux.personality`, user namespaces joined without mappings).
+pub fn runc_is_1_2_or_later() -> bool {
+    runc_version() >= (1, 2, 0)
+}
+
+/// The `runc` on `PATH`'s (major, minor, patch); (0, 0, 0) when it does
+/// not say.
+pub fn runc_version() -> (u32, u32, u32) {
     let out = Command::new("runc").arg("--version").output();
     let text = out
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
@@ -90,8 +97,9 @@ pub fn runc_has_idmapped_mounts() -> bool {
         .unwrap_or("");
     let mut parts = version
         .split(['.', '+', '-', '~'])
-        .map(|p| p.parse::<u32>().ok());
-    matches!((parts.next().flatten(), parts.next().flatten()), (Some(1), Some(m)) if m >= 2)
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let mut next = || parts.next().unwrap_or(0);
+    (next(), next(), next())
 }
 
 /// `containerd github.com/containerd/containerd 1.6.20~ds1 ...` -> (1, 6):
@@ -243,6 +251,11 @@ impl Containerd {
         )
         .expect("write lxcri config");
         ctd
+    }
+
+    /// The containerd process's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("containerd runs").id()
     }
 
     pub fn namespace(&self) -> &str {

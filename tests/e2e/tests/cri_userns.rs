@@ -17,8 +17,8 @@ use lxcri_e2e::cri::network::netns_path;
 use lxcri_e2e::cri::node::PLAIN_HANDLER;
 use lxcri_e2e::cri::pod::{base_pod_config, handler, mount, volume_dir, Pod};
 use lxcri_e2e::{
-    assert_same, containerd_version, require, runc_has_idmapped_mounts, runtimes, Containerd,
-    Runtime, LXCRI_RUN_ROOT,
+    assert_same, containerd_version, require, runc_is_1_2_or_later, runtimes, Containerd, Runtime,
+    LXCRI_RUN_ROOT,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -235,7 +235,7 @@ fn a_host_users_false_pod_sees_its_volume_through_its_mapping() {
     let ctd = Containerd::start_cri();
     let mut results = Vec::new();
     for rt in runtimes() {
-        if rt == Runtime::Runc && !runc_has_idmapped_mounts() {
+        if rt == Runtime::Runc && !runc_is_1_2_or_later() {
             eprintln!("runc here has no id-mapped mounts (1.2+): lxcri checked alone");
             continue;
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use serde_json::{json, Value};
 
-use lxcri_e2e::{assert_same, runc_has_idmapped_mounts, runtimes, spec, Containerd, Runtime};
+use lxcri_e2e::{assert_same, runc_is_1_2_or_later, runtimes, spec, Containerd, Runtime};
 
 /// What each scenario's container prints: owners through the binds, and
 /// whether (and as whom) it can make a file in one.
@@ -132,7 +132,7 @@ fn bind(dest: &str, source: &Path, options: &[&str], map: Option<(u32, u32)>) ->
 fn id_mapped_binds_show_and_store_ids_through_their_mapping() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let with_runc = runc_has_idmapped_mounts();
+    let with_runc = runc_is_1_2_or_later();
     if !with_runc {
         eprintln!("runc here has no id-mapped mounts (1.2+): lxcri's results checked alone");
     }
@@ -176,7 +176,7 @@ fn id_mapped_binds_show_and_store_ids_through_their_mapping() {
 fn a_source_that_cannot_be_id_mapped_fails_cleanly() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let with_runc = runc_has_idmapped_mounts();
+    let with_runc = runc_is_1_2_or_later();
     for rt in runtimes() {
         if rt == Runtime::Runc && !with_runc {
             continue;
@@ -213,7 +213,7 @@ fn a_source_that_cannot_be_id_mapped_fails_cleanly() {
 fn mount_points_inside_binds_are_the_containers_roots() {
     let ctd = Containerd::start();
     ctd.import_busybox();
-    let with_runc = runc_has_idmapped_mounts();
+    let with_runc = runc_is_1_2_or_later();
     let mut results = Vec::new();
     for rt in runtimes() {
         if rt == Runtime::Runc && !with_runc {

@@ -380,3 +380,145 @@ fn the_domainname_is_set_and_a_sysctl_wins() {
         assert_eq!((out.code, out.stdout.trim()), (Some(0), expected), "{out}");
     }
 }
+
+/// `process.scheduler`, `process.ioPriority` and `linux.personality`
+/// (runc 1.2+): the process, and an exec in the container, run with them,
+/// as seen from the host (`chrt`, `ionice`, `/proc/PID`) and from inside
+/// (`uname -m` under `LINUX32`). runc 1.1.5 (Debian's) ignores all three:
+/// there lxcri runs alone against the expected values. containerd before
+/// 2.0 (runtime-spec before 1.2) drops the two process fields from the
+/// spec it writes into the bundle, so there only the personality is set.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn scheduler_io_priority_and_personality_are_runcs() {
+    let ctd = Containerd::start();
+    let process_fields = lxcri_e2e::containerd_version() >= (2, 0);
+    let expected = if process_fields {
+        "pid PID's current scheduling policy: SCHED_BATCH|SCHED_RESET_ON_FORK\n\
+         pid PID's current scheduling priority: 0\n\
+         best-effort: prio 6\n\
+         nice 5\n\
+         personality 00000008\n\
+         exec: i686\n5\n"
+    } else {
+        "pid PID's current scheduling policy: SCHED_OTHER\n\
+         pid PID's current scheduling priority: 0\n\
+         none: prio 0\n\
+         nice 0\n\
+         personality 00000008\n\
+         exec: i686\n0\n"
+    };
+    let observe = |pid: u32| {
+        let host = |cmd: &str, args: &[&str]| {
+            let out = std::process::Command::new(cmd)
+                .args(args)
+                .output()
+                .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+            String::from_utf8_lossy(&out.stdout).replace(&pid.to_string(), "PID")
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // After the `(comm)` field: state is field 3, nice field 19.
+        let nice = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(16))
+            .unwrap_or("?")
+            .to_string();
+        let personality =
+            std::fs::read_to_string(format!("/proc/{pid}/personality")).unwrap_or_default();
+        format!(
+            "{}{}nice {nice}\npersonality {}",
+            host("chrt", &["-p", &pid.to_string()]),
+            host("ionice", &["-p", &pid.to_string()]),
+            personality.trim()
+        )
+    };
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_is_1_2_or_later() {
+            continue;
+        }
+        let id = ctd.new_id("sched");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "1000"]);
+        if process_fields {
+            s["process"]["scheduler"] = json!({
+                "policy": "SCHED_BATCH", "nice": 5, "flags": ["SCHED_FLAG_RESET_ON_FORK"],
+            });
+            s["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_BE", "priority": 6 });
+        }
+        s["linux"]["personality"] = json!({ "domain": "LINUX32" });
+        let out = ctd.run_config_detached(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let process = observe(pid);
+        let exec = ctd.exec(
+            &id,
+            "e1",
+            &["sh", "-c", "uname -m; cut -d' ' -f19 /proc/self/stat"],
+            &[],
+        );
+        ctd.remove(&id);
+        assert_eq!(exec.code, Some(0), "{rt}: {exec}");
+        let seen = format!("{process}\nexec: {}", exec.stdout);
+        assert_eq!(seen, expected, "{rt}");
+        results.push((rt, seen));
+    }
+    assert_same("scheduler, I/O priority and personality", &results);
+}
+
+/// A containerd pinned to one CPU (systemd's `CPUAffinity=` on a node that
+/// keeps CPUs for pods): the container's process and an exec run on every
+/// CPU their cgroup allows, not on containerd's, as runc 1.2.7+/1.3.1+
+/// reset it (1.1.5, Debian's, lets them inherit it: lxcri runs alone
+/// there). With containerd 2.1+ (which passes `process.execCPUAffinity`
+/// on) an exec's `final` CPUs hold for the exec and not for the process.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn the_cpu_affinity_is_the_cgroups_not_containerds() {
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    let online = online.trim();
+    if online == "0" {
+        eprintln!("skipped: one CPU, nothing to pin away from");
+        return;
+    }
+    let ctd = Containerd::start();
+    let pin = std::process::Command::new("taskset")
+        .args(["-a", "-p", "-c", "0", &ctd.pid().to_string()])
+        .output()
+        .expect("taskset");
+    assert!(pin.status.success(), "{pin:?}");
+    let exec_affinity = lxcri_e2e::containerd_version() >= (2, 1);
+    let v = lxcri_e2e::runc_version();
+    let runc_resets = v >= (1, 3, 1) || (v.0, v.1) == (1, 2) && v.2 >= 7;
+    let allowed = |status: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !runc_resets {
+            continue;
+        }
+        let id = ctd.new_id("affinity");
+        let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "1000"]);
+        if exec_affinity {
+            s["process"]["execCPUAffinity"] = json!({ "initial": "0", "final": "1" });
+        }
+        let out = ctd.run_config_detached(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(out.code, Some(0), "{rt}: {out}");
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let process =
+            allowed(&std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default());
+        let exec = ctd.exec(&id, "e1", &["cat", "/proc/self/status"], &[]);
+        ctd.remove(&id);
+        assert_eq!(exec.code, Some(0), "{rt}: {exec}");
+        let seen = format!("process {process}, exec {}", allowed(&exec.stdout));
+        let exec_cpus = if exec_affinity { "1" } else { online };
+        assert_eq!(seen, format!("process {online}, exec {exec_cpus}"), "{rt}");
+        results.push((rt, seen));
+    }
+    assert_same("CPU affinity under a pinned containerd", &results);
+}

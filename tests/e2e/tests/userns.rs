@@ -209,7 +209,7 @@ fn a_joined_user_namespace_must_have_the_stated_mappings() {
     });
     assert!(mapped.is_some(), "unshare made no mapping");
     for rt in runtimes() {
-        if rt == Runtime::Runc && !lxcri_e2e::runc_has_idmapped_mounts() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_is_1_2_or_later() {
             continue;
         }
         let id = ctd.new_id("joined-maps");
@@ -269,7 +269,7 @@ fn a_joined_user_namespace_without_stated_mappings_lends_its_own() {
     let ns = format!("/proc/{pid}/ns/user");
     let mut seen = Vec::new();
     for rt in runtimes() {
-        if rt == Runtime::Runc && !lxcri_e2e::runc_has_idmapped_mounts() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_is_1_2_or_later() {
             continue;
         }
         let id = ctd.new_id("joined-bare");
