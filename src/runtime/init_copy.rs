@@ -23,6 +23,8 @@ use std::path::{Path, PathBuf};
 const COPIES_DIR: &str = ".init";
 /// Copies are `lxcri-init-<key>`.
 const COPY_PREFIX: &str = "lxcri-init-";
+/// A copy being written is `.tmp-<pid of the shim writing it>`.
+const TMP_PREFIX: &str = ".tmp-";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitCopyError {
@@ -112,7 +114,7 @@ fn make_copy(
         .mode(0o711)
         .create(dir)
         .map_err(copy_err(dir))?;
-    let tmp = dir.join(format!(".tmp-{}", std::process::id()));
+    let tmp = dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
     let _ = fs::remove_file(&tmp);
     let written = (|| {
         let mut from = fs::File::open(host_binary)?;
@@ -132,23 +134,38 @@ fn make_copy(
         let _ = fs::remove_file(&tmp);
         return Err(InitCopyError::SourceChanged(host_binary.to_path_buf()));
     }
-    fs::rename(&tmp, copy).map_err(copy_err(copy))?;
-    remove_other_versions(dir, copy);
+    if let Err(source) = fs::rename(&tmp, copy) {
+        let _ = fs::remove_file(&tmp);
+        return Err(InitCopyError::Copy {
+            path: copy.to_path_buf(),
+            source,
+        });
+    }
+    remove_stale(dir, copy, Path::new("/proc"));
     Ok(())
 }
 
-/// Best effort: a copy left behind costs only its space until the next
-/// version's first create (or the next boot, `/run` being a tmpfs).
-fn remove_other_versions(dir: &Path, keep: &Path) {
+/// Removes the copies of other versions and the temporaries of shims that
+/// died while copying (their pid gone from `proc`; a temporary whose pid
+/// runs again stays, which costs only its space). Best effort: what is
+/// left costs its space until the next version's first create or the next
+/// boot, `/run` being a tmpfs.
+fn remove_stale(dir: &Path, keep: &Path, proc: &Path) {
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name();
-        if path != keep && name.to_string_lossy().starts_with(COPY_PREFIX) {
+        let name = name.to_string_lossy();
+        let older = path != keep && name.starts_with(COPY_PREFIX);
+        let dead_copier = name
+            .strip_prefix(TMP_PREFIX)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !proc.join(pid.to_string()).exists());
+        if older || dead_copier {
             if let Err(e) = fs::remove_file(&path) {
-                tracing::debug!(path = %path.display(), error = %e, "removing an older init copy");
+                tracing::debug!(path = %path.display(), error = %e, "removing a stale init copy");
             }
         }
     }
@@ -190,6 +207,31 @@ mod tests {
         assert_eq!(fs::read(&a).unwrap(), b"init v1");
         let dir_mode = fs::metadata(root.join(COPIES_DIR)).unwrap().mode() & 0o7777;
         assert_eq!(dir_mode, 0o711);
+    }
+
+    #[test]
+    fn a_temporary_of_a_shim_that_died_mid_copy_goes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, proc) = (tmp.path().join("copies"), tmp.path().join("proc"));
+        fs::create_dir_all(proc.join("7")).unwrap();
+        fs::create_dir_all(&dir).unwrap();
+        for name in [
+            ".tmp-7",
+            ".tmp-8",
+            ".tmp-x",
+            "lxcri-init-old",
+            "lxcri-init-new",
+        ] {
+            fs::write(dir.join(name), b"").unwrap();
+        }
+        remove_stale(&dir, &dir.join("lxcri-init-new"), &proc);
+        let mut left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        // 7 runs (its copy may be under way), 8 does not; not ours: kept.
+        assert_eq!(left, [".tmp-7", ".tmp-x", "lxcri-init-new"]);
     }
 
     #[test]
