@@ -459,7 +459,19 @@ pub struct ProcessSpec {
     /// for the container's own process, as runc). Without it every process
     /// gets all the CPUs its cgroup allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exec_cpu_affinity: Option<Vec<u32>>,
+    pub exec_cpu_affinity: Option<ExecCpuAffinity>,
+}
+
+/// `process.execCPUAffinity` as CPU numbers. runc starts an exec process on
+/// `initial` before it joins the container's cgroup (which masks it) and
+/// moves it to `final` after; lxcri's exec processes are born in the cgroup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCpuAffinity {
+    #[serde(default)]
+    pub initial: Option<Vec<u32>>,
+    #[serde(default, rename = "final")]
+    pub last: Option<Vec<u32>>,
 }
 
 /// The fields of the kernel's `struct sched_attr` lxcri sets, checked and

@@ -10,9 +10,25 @@ use crate::security::{capabilities, compile_seccomp, rlimits};
 
 /// Translates `process` (the spec's, or an exec request's) with the
 /// container-wide settings from `spec` (seccomp), checking its AppArmor
-/// profile and SELinux label against what `lsm` can apply.
+/// profile and SELinux label against what `lsm` can apply. What an exec
+/// leaves out of capabilities, rlimits, SELinux label, scheduler, I/O
+/// priority and CPU affinity is the container's process's, as runc's
+/// `newInitConfig` takes them from the container's config.
 pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<ProcessSpec> {
     unsupported_fields(process)?;
+    let base = spec.process().as_ref().unwrap_or(process);
+    let or_base = |stated: bool| if stated { process } else { base };
+    let caps_from = or_base(process.capabilities().is_some());
+    let rlimits_from = or_base(process.rlimits().as_ref().is_some_and(|r| !r.is_empty()));
+    let label_from = or_base(
+        process
+            .selinux_label()
+            .as_deref()
+            .is_some_and(|l| !l.is_empty()),
+    );
+    let scheduler_from = or_base(process.scheduler().is_some());
+    let io_priority_from = or_base(process.io_priority().is_some());
+    let affinity_from = or_base(process.exec_cpu_affinity().is_some());
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
         return Err(invalid("process.args", "must name the program to run"));
@@ -76,7 +92,7 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
         }
     }
     let apparmor_profile = apparmor_profile(process, lsm)?;
-    let selinux_label = selinux_label(process, lsm)?;
+    let selinux_label = selinux_label(label_from, lsm)?;
     let seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()) {
         Some(s) => Some(compile_seccomp(s)?),
         None => None,
@@ -92,17 +108,17 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
         umask: user.umask(),
         terminal: process.terminal().unwrap_or(false),
         console_size,
-        capabilities: capability_sets(process.capabilities().as_ref())?,
+        capabilities: capability_sets(caps_from.capabilities().as_ref())?,
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
-        rlimits: plan_rlimits(process)?,
+        rlimits: plan_rlimits(rlimits_from)?,
         seccomp,
         apparmor_profile,
         selinux_label,
         oom_score_adj: process.oom_score_adj(),
-        scheduler: scheduling::sched_attr(process)?,
-        io_priority: scheduling::io_priority(process)?,
+        scheduler: scheduling::sched_attr(scheduler_from)?,
+        io_priority: scheduling::io_priority(io_priority_from)?,
         personality: scheduling::personality(spec)?,
-        exec_cpu_affinity: scheduling::exec_cpu_affinity(process)?,
+        exec_cpu_affinity: scheduling::exec_cpu_affinity(affinity_from)?,
     })
 }
 

@@ -9,7 +9,7 @@
 //! the personality last before exec; for exec processes as well, and the
 //! CPU affinity for exec processes only.
 
-use lxcri_init_spec::SchedAttr;
+use lxcri_init_spec::{ExecCpuAffinity, SchedAttr};
 use oci_spec::runtime::{
     IOPriorityClass, LinuxPersonalityDomain, LinuxSchedulerFlag, LinuxSchedulerPolicy, Process,
     Spec,
@@ -131,31 +131,32 @@ pub(super) fn io_priority(process: &Process) -> Result<Option<u16>> {
     Ok(Some(class << 13 | level as u16))
 }
 
-/// The CPUs of `process.execCPUAffinity` an exec process runs on once in
-/// the container's cgroup: `final`, else `initial` (runc starts the process
-/// on `initial` and changes it only when `final` is given; lxcri's exec
-/// processes are born in the cgroup). Both are checked as runc checks them.
-pub(super) fn exec_cpu_affinity(process: &Process) -> Result<Option<Vec<u32>>> {
+/// `process.execCPUAffinity` as CPU numbers, checked as runc's `toCPUSet`
+/// (the spec's lists were made canonical before the typed parse, see
+/// `spec::validate`, as oci-spec refuses spaces and empty elements).
+pub(super) fn exec_cpu_affinity(process: &Process) -> Result<Option<ExecCpuAffinity>> {
     let Some(a) = process.exec_cpu_affinity() else {
         return Ok(None);
     };
-    let initial = cpu_list("process.execCPUAffinity.initial", a.initial().as_deref())?;
-    let last = cpu_list(
-        "process.execCPUAffinity.final",
-        a.cpu_affinity_final().as_deref(),
-    )?;
-    Ok(last.or(initial))
+    let affinity = ExecCpuAffinity {
+        initial: cpu_list("process.execCPUAffinity.initial", a.initial().as_deref())?,
+        last: cpu_list(
+            "process.execCPUAffinity.final",
+            a.cpu_affinity_final().as_deref(),
+        )?,
+    };
+    Ok((affinity != ExecCpuAffinity::default()).then_some(affinity))
 }
 
 /// `sched_setaffinity(2)`'s mask holds CPUs below `CPU_SETSIZE`.
 const CPU_SETSIZE: u32 = 1024;
 
-/// `0-3,7` -> [0, 1, 2, 3, 7]; empty means none given.
+/// `0-3,7` -> [0, 1, 2, 3, 7]; absent or empty means none given.
 fn cpu_list(field: &str, list: Option<&str>) -> Result<Option<Vec<u32>>> {
-    let Some(list) = list.filter(|l| !l.trim().is_empty()) else {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
         return Ok(None);
     };
-    let cpu = |v: &str| match v.trim().parse::<u32>() {
+    let cpu = |v: &str| match v.parse::<u32>() {
         Ok(n) if n < CPU_SETSIZE => Ok(n),
         Ok(n) => Err(invalid(
             field,
@@ -164,7 +165,7 @@ fn cpu_list(field: &str, list: Option<&str>) -> Result<Option<Vec<u32>>> {
         Err(_) => Err(invalid(field, &format!("{v:?} is no CPU number"))),
     };
     let mut cpus = Vec::new();
-    for part in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    for part in list.split(',') {
         let (first, last) = match part.split_once('-') {
             Some((a, b)) => (cpu(a)?, cpu(b)?),
             None => (cpu(part)?, cpu(part)?),
@@ -258,7 +259,7 @@ mod tests {
     }
 
     #[test]
-    fn scheduler_settings_runc_refuses_are_refused_naming_the_field() {
+    fn scheduler_settings_runc_or_the_kernel_refuses_are_refused_naming_the_field() {
         let cases = [
             (json!({"policy": "SCHED_OTHER", "nice": 20}), "process.scheduler.nice: 20 is outside -20..=19 for SCHED_OTHER"),
             (json!({"policy": "SCHED_BATCH", "nice": -21}), "process.scheduler.nice: -21 is outside"),
@@ -297,16 +298,23 @@ mod tests {
     }
 
     #[test]
-    fn exec_cpu_affinity_is_final_else_initial() {
+    fn exec_cpu_affinity_lists_become_cpu_numbers() {
         let aff = |a: serde_json::Value| exec_cpu_affinity(&process(json!({"execCPUAffinity": a})));
         assert_eq!(
-            aff(json!({"initial": "0-2,7", "final": "1"})).unwrap(),
-            Some(vec![1])
+            aff(json!({"initial": "0-2,7,1", "final": "1"})).unwrap(),
+            Some(ExecCpuAffinity {
+                initial: Some(vec![0, 1, 2, 7]),
+                last: Some(vec![1]),
+            })
         );
         assert_eq!(
-            aff(json!({"initial": "0-2,7,1"})).unwrap(),
-            Some(vec![0, 1, 2, 7])
+            aff(json!({"initial": "3"})).unwrap(),
+            Some(ExecCpuAffinity {
+                initial: Some(vec![3]),
+                last: None,
+            })
         );
+        assert_eq!(aff(json!({})).unwrap(), None);
         assert_eq!(exec_cpu_affinity(&process(json!({}))).unwrap(), None);
         let e = aff(json!({"final": "3-1"})).unwrap_err().to_string();
         assert!(

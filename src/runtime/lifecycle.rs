@@ -82,6 +82,10 @@ impl Runtime {
     /// `delete` action after a crash) or from none. `known` is the record
     /// the caller holds (the shim that made the container): what a record
     /// on disk that cannot be read any more named is still torn down.
+    /// Without it, such a record stops the delete on the pve backend, and
+    /// everything stays for `lxcri gc` to report: the record is what names
+    /// the CT and the id range it runs with. An LXC container is found by
+    /// its name.
     pub fn destroy(
         &self,
         namespace: &str,
@@ -89,11 +93,16 @@ impl Runtime {
         bundle: &Path,
         known: Option<&ContainerRecord>,
     ) -> Result<()> {
-        let record = match self.store.load(namespace, id) {
-            Ok(record) => record,
-            Err(e) => {
-                tracing::warn!(error = %e, known = known.is_some(), "tearing down without the state on disk");
-                known.cloned()
+        let record = match (self.store.load(namespace, id), known) {
+            (Ok(record), _) => record,
+            (Err(e), Some(known)) => {
+                tracing::warn!(error = %e, "tearing down from the shim's copy of the state");
+                Some(known.clone())
+            }
+            (Err(e), None) if self.config.backend == BackendKind::Pve => return Err(e.into()),
+            (Err(e), None) => {
+                tracing::warn!(error = %e, "tearing down by name, without the state");
+                None
             }
         };
         let record = record.as_ref();

@@ -553,3 +553,36 @@ fn a_torn_record_is_torn_down_from_the_copy_its_shim_holds() {
     );
     assert!(!node.state_dir().exists());
 }
+
+#[test]
+fn without_a_copy_a_torn_record_stops_a_pve_delete_and_everything_stays() {
+    let node = Node::new(Fail::Nothing);
+    let bundle = node.bundle(SPEC);
+    node.runtime.create(&node.request(bundle.clone())).unwrap();
+    node.events();
+    std::fs::write(node.state_dir().join("state.json"), b"{\"id\": ").unwrap();
+    let mut config = node.runtime.config().clone();
+    config.backend = BackendKind::Pve;
+    let pve = Runtime::with_backend(
+        config,
+        Arc::new(FakeRootfs(node.events.clone())),
+        Box::new(FakeBackend {
+            events: node.events.clone(),
+            fail: Fail::Nothing,
+        }),
+    );
+    let err = pve.destroy("ns", "c1", &bundle, None).unwrap_err();
+    assert!(
+        err.to_string().contains("ns/c1/state.json is corrupt"),
+        "{err}"
+    );
+    assert!(node.events().is_empty(), "nothing torn down");
+    assert!(node.state_dir().join("state.json").exists());
+    // On the lxc backend the LXC container is found by its name.
+    node.runtime.destroy("ns", "c1", &bundle, None).unwrap();
+    assert_eq!(
+        node.events(),
+        ["teardown ", "rootfs release rootfs ns/c1 vol-c1"]
+    );
+    assert!(!node.state_dir().exists());
+}

@@ -83,7 +83,7 @@ pub fn parse_spec(path: &Path, body: &[u8]) -> Result<Spec> {
     })?;
     let renamed = raw
         .get_mut("process")
-        .is_some_and(validate::to_oci_spec_names);
+        .is_some_and(validate::to_oci_spec_forms);
     let spec: Spec = if renamed {
         from_value(path, raw)?
     } else {
@@ -116,7 +116,7 @@ pub fn parse_process(what: &str, body: &[u8]) -> Result<Process> {
         field,
         message,
     })?;
-    if validate::to_oci_spec_names(&mut raw) {
+    if validate::to_oci_spec_forms(&mut raw) {
         return from_value(&path, raw);
     }
     parse(&path, body)

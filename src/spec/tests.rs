@@ -280,3 +280,18 @@ fn scheduler_flags_are_read_by_the_runtime_specs_names() {
         .unwrap();
     assert_eq!(got.flags().as_ref(), Some(&want));
 }
+
+#[test]
+fn exec_cpu_affinity_lists_are_read_as_runc_reads_them() {
+    // Spaces around elements and empty elements are skipped, an empty
+    // list is none (runc's toCPUSet); oci-spec's pattern alone refuses them.
+    let process = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "execCPUAffinity": {"initial": " 0, 2-3,,", "final": ""}}"#;
+    let p = parse_process("exec e1", process.as_bytes()).unwrap();
+    let a = p.exec_cpu_affinity().clone().unwrap();
+    assert_eq!(a.initial().as_deref(), Some("0,2-3"));
+    assert_eq!(a.cpu_affinity_final().as_deref(), None);
+    let bad = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "execCPUAffinity": {"initial": "0 - 3"}}"#;
+    assert!(parse_process("exec e1", bad.as_bytes()).is_err());
+}

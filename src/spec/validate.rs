@@ -96,26 +96,52 @@ const SCHED_FLAGS: [(&str, LinuxSchedulerFlag); 7] = [
     ),
 ];
 
-/// Rewrites `process.scheduler.flags` (checked by [`process`]) from the
-/// runtime-spec's names to the ones oci-spec parses. Whether anything
-/// changed: only then does the typed parse need the rewritten value.
-pub(super) fn to_oci_spec_names(process: &mut Value) -> bool {
-    let Some(flags) = process
+/// Rewrites what oci-spec 0.9 would parse otherwise than runc into the
+/// form it parses as runc does: `process.scheduler.flags` (checked by
+/// [`process`]) from the runtime-spec's names to oci-spec's, and the CPU
+/// lists of `process.execCPUAffinity` without the spaces around elements
+/// and the empty elements runc's `toCPUSet` skips (an empty list is none),
+/// which oci-spec's pattern refuses. Whether anything changed: only then
+/// does the typed parse need the rewritten value.
+pub(super) fn to_oci_spec_forms(process: &mut Value) -> bool {
+    let mut changed = false;
+    if let Some(flags) = process
         .get_mut("scheduler")
         .and_then(|s| s.get_mut("flags"))
         .and_then(Value::as_array_mut)
-    else {
-        return false;
-    };
-    let mut changed = false;
-    for flag in flags {
-        let known = SCHED_FLAGS
-            .iter()
-            .find(|(name, _)| flag.as_str() == Some(name));
-        if let Some((name, variant)) = known {
-            let oci = serde_json::to_value(variant).expect("an enum serializes");
-            changed |= oci.as_str() != Some(name);
-            *flag = oci;
+    {
+        for flag in flags {
+            let known = SCHED_FLAGS
+                .iter()
+                .find(|(name, _)| flag.as_str() == Some(name));
+            if let Some((name, variant)) = known {
+                let oci = serde_json::to_value(variant).expect("an enum serializes");
+                changed |= oci.as_str() != Some(name);
+                *flag = oci;
+            }
+        }
+    }
+    if let Some(affinity) = process
+        .get_mut("execCPUAffinity")
+        .and_then(Value::as_object_mut)
+    {
+        for key in ["initial", "final"] {
+            let Some(list) = affinity.get(key).and_then(Value::as_str) else {
+                continue;
+            };
+            let canonical: Vec<&str> = list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .collect();
+            let canonical = canonical.join(",");
+            if canonical.is_empty() {
+                affinity.remove(key);
+                changed = true;
+            } else if canonical != list {
+                affinity.insert(key.into(), Value::String(canonical));
+                changed = true;
+            }
         }
     }
     changed

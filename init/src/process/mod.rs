@@ -16,7 +16,7 @@ use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::errno_text::errno_text;
 use crate::status;
-use lxcri_init_spec::{ProcessSpec, SchedAttr, StartHooks};
+use lxcri_init_spec::{ExecCpuAffinity, ProcessSpec, SchedAttr, StartHooks};
 use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
@@ -70,8 +70,7 @@ impl SetupError {
     fn exit_code(&self) -> i32 {
         match self {
             SetupError::Exec { source, .. } => status::for_exec_errno(*source),
-            // As runc's init, which exits 1 when a startContainer hook fails.
-            SetupError::Hook(_) => status::EXIT_INIT_FAILED,
+            SetupError::Hook(_) => status::EXIT_START_HOOK_FAILED,
             SetupError::Signalled(signo) => lxcri_init_spec::exit_code_from_signal(*signo) as i32,
             _ => status::EXIT_SETUP_FAILED,
         }
@@ -146,7 +145,7 @@ pub struct Command {
     scheduler: Option<SchedAttr>,
     io_priority: Option<u16>,
     personality: Option<u32>,
-    exec_cpu_affinity: Option<Vec<u32>>,
+    exec_cpu_affinity: Option<ExecCpuAffinity>,
     start_hooks: Option<StartHooks>,
 }
 
@@ -273,9 +272,9 @@ impl Command {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
         // As runc's, once in the cgroup and before the scheduler (a
         // deadline policy needs the whole root domain).
-        match &self.exec_cpu_affinity {
-            Some(cpus) if die_with_parent => scheduling::set_cpu_affinity(cpus)?,
-            _ => scheduling::reset_cpu_affinity(),
+        match self.exec_cpu_affinity.as_ref().filter(|_| die_with_parent) {
+            Some(a) => scheduling::set_exec_cpu_affinity(a)?,
+            None => scheduling::reset_cpu_affinity(),
         }
         // While still root with every capability (raising a hard limit
         // needs CAP_SYS_RESOURCE, so does lowering oom_score_adj).
@@ -322,6 +321,13 @@ impl Command {
             self.cwd.to_string_lossy()
         )))?;
         set_caps(&self.caps)?;
+        // runc sets an exec's personality here, before the filter loaded
+        // with no_new_privs (setns_init_linux.go), the first process's
+        // after it (standard_init_linux.go).
+        let exec_child = die_with_parent;
+        if let Some(domain) = self.personality.filter(|_| exec_child) {
+            scheduling::set_personality(domain)?;
+        }
         cloexec_from(3)?;
         if self.start_hooks.is_none() {
             // Before the filter, which then only has to allow execve.
@@ -330,8 +336,7 @@ impl Command {
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {
             load_seccomp(seccomp)?;
         }
-        // Last, as runc's (under the filter, which must allow it).
-        if let Some(domain) = self.personality {
+        if let Some(domain) = self.personality.filter(|_| !exec_child) {
             scheduling::set_personality(domain)?;
         }
         if let Some(h) = &self.start_hooks {

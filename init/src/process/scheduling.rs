@@ -1,7 +1,7 @@
 //! The process's CPU affinity, scheduler, I/O priority and personality,
 //! as the shim encoded them (`lxcri::plan` checks them as runc does).
 
-use lxcri_init_spec::SchedAttr;
+use lxcri_init_spec::{ExecCpuAffinity, SchedAttr};
 use nix::errno::Errno;
 use nix::sched::{sched_setaffinity, CpuSet};
 use nix::unistd::Pid;
@@ -78,15 +78,40 @@ pub(super) fn reset_cpu_affinity() {
     let _ = sched_setaffinity(Pid::from_raw(0), &all);
 }
 
-/// An exec process's `process.execCPUAffinity`.
-pub(super) fn set_cpu_affinity(cpus: &[u32]) -> Result<(), SetupError> {
+/// An exec process's `process.execCPUAffinity`: `final` when given, else
+/// `initial`. runc sets `initial` before the process joins the cgroup,
+/// whose cpuset then masks it (to the cpuset's CPUs when none is left), and
+/// `final` after, failing the exec when it cannot; here the process is in
+/// the cgroup already, so an `initial` the cpuset leaves nothing of gets
+/// the cpuset's CPUs as on runc.
+pub(super) fn set_exec_cpu_affinity(a: &ExecCpuAffinity) -> Result<(), SetupError> {
+    match (&a.last, &a.initial) {
+        (Some(cpus), _) => set_cpu_affinity(cpus, "process.execCPUAffinity.final"),
+        (None, Some(cpus)) => match set_cpu_affinity(cpus, "process.execCPUAffinity.initial") {
+            Err(SetupError::Sys {
+                source: Errno::EINVAL,
+                ..
+            }) => {
+                reset_cpu_affinity();
+                Ok(())
+            }
+            other => other,
+        },
+        (None, None) => {
+            reset_cpu_affinity();
+            Ok(())
+        }
+    }
+}
+
+fn set_cpu_affinity(cpus: &[u32], field: &str) -> Result<(), SetupError> {
     let mut set = CpuSet::new();
     for &cpu in cpus {
         set.set(cpu as usize)
-            .map_err(sys(format!("CPU {cpu} in process.execCPUAffinity")))?;
+            .map_err(sys(format!("CPU {cpu} in {field}")))?;
     }
     sched_setaffinity(Pid::from_raw(0), &set)
-        .map_err(sys("set the CPU affinity (process.execCPUAffinity)"))
+        .map_err(sys(format!("set the CPU affinity ({field})")))
 }
 
 /// `personality(domain)`.
@@ -135,24 +160,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_affinity_is_set_and_reset() {
+    /// In a forked child, so this test keeps its own affinity.
+    fn in_child(check: impl FnOnce() -> bool) {
         // SAFETY: the child only makes syscalls and exits.
         match unsafe { nix::unistd::fork() }.unwrap() {
             nix::unistd::ForkResult::Child => {
-                let me = Pid::from_raw(0);
-                let before = nix::sched::sched_getaffinity(me).unwrap();
-                let ok = set_cpu_affinity(&[0]).is_ok()
-                    && {
-                        let one = nix::sched::sched_getaffinity(me).unwrap();
-                        (0..CpuSet::count()).all(|c| one.is_set(c).unwrap() == (c == 0))
-                    }
-                    && {
-                        reset_cpu_affinity();
-                        let all = nix::sched::sched_getaffinity(me).unwrap();
-                        (0..CpuSet::count()).all(|c| all.is_set(c) == before.is_set(c))
-                    }
-                    && set_cpu_affinity(&[1023]).is_err();
+                let ok = check();
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
             nix::unistd::ForkResult::Parent { child } => {
@@ -160,6 +173,55 @@ mod tests {
                 assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
             }
         }
+    }
+
+    fn cpus_of(set: &CpuSet) -> Vec<usize> {
+        (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap())
+            .collect()
+    }
+
+    fn affinity() -> Vec<usize> {
+        cpus_of(&nix::sched::sched_getaffinity(Pid::from_raw(0)).unwrap())
+    }
+
+    #[test]
+    fn final_wins_and_the_reset_widens_a_pinned_process() {
+        // Whatever CPUs this test may use (a runner may be pinned itself).
+        let allowed = affinity();
+        let (first, last) = (allowed[0] as u32, *allowed.last().unwrap() as u32);
+        in_child(|| {
+            let pinned = set_exec_cpu_affinity(&ExecCpuAffinity {
+                initial: Some(vec![first]),
+                last: Some(vec![last]),
+            })
+            .is_ok()
+                && affinity() == [last as usize];
+            reset_cpu_affinity();
+            // At least what it had before it was pinned.
+            pinned && allowed.iter().all(|c| affinity().contains(c))
+        });
+    }
+
+    #[test]
+    fn an_initial_outside_the_allowed_cpus_gets_them_all_a_final_fails() {
+        let allowed = affinity();
+        // Above any CPU this machine has: the kernel leaves nothing of it.
+        let none = ExecCpuAffinity {
+            initial: Some(vec![1023]),
+            last: None,
+        };
+        in_child(|| set_exec_cpu_affinity(&none).is_ok() && affinity() == allowed);
+        let e = set_exec_cpu_affinity(&ExecCpuAffinity {
+            initial: None,
+            last: Some(vec![1023]),
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("set the CPU affinity (process.execCPUAffinity.final): "),
+            "{e}"
+        );
     }
 
     #[test]

@@ -565,3 +565,44 @@ fn exec_process_uses_the_container_seccomp() {
     assert_eq!(p.rlimits[0].resource, "RLIMIT_NOFILE");
     assert!(p.seccomp.is_some());
 }
+
+#[test]
+fn an_exec_gets_what_it_leaves_out_from_the_containers_process() {
+    let spec: Spec = serde_json::from_value(with(|v| {
+        v["process"]["capabilities"] = json!({"bounding": ["CAP_CHOWN"]});
+        v["process"]["rlimits"] = json!([{"type": "RLIMIT_NOFILE", "soft": 10, "hard": 20}]);
+        v["process"]["scheduler"] = json!({"policy": "SCHED_BATCH", "nice": 3});
+        v["process"]["ioPriority"] = json!({"class": "IOPRIO_CLASS_IDLE", "priority": 0});
+        v["process"]["execCPUAffinity"] = json!({"final": "0"});
+    }))
+    .unwrap();
+    let lsm = crate::security::lsm::HostLsm::at(std::path::Path::new("/nonexistent"));
+    let bare: oci_spec::runtime::Process = serde_json::from_value(json!({
+        "args": ["ls"], "cwd": "/", "user": {"uid": 0, "gid": 0}
+    }))
+    .unwrap();
+    let p = plan_process(&bare, &spec, &lsm).unwrap();
+    assert_eq!(p.capabilities.bounding, ["CAP_CHOWN"]);
+    assert_eq!((p.rlimits.len(), p.rlimits[0].soft), (1, 10));
+    assert_eq!(p.scheduler.map(|s| (s.policy, s.nice)), Some((3, 3)));
+    assert_eq!(p.io_priority, Some(3 << 13));
+    assert_eq!(p.exec_cpu_affinity.unwrap().last, Some(vec![0]));
+
+    let own: oci_spec::runtime::Process = serde_json::from_value(json!({
+        "args": ["ls"], "cwd": "/", "user": {"uid": 0, "gid": 0},
+        "capabilities": {}, "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 5, "hard": 5}],
+        "scheduler": {"policy": "SCHED_OTHER"},
+        "ioPriority": {"class": "IOPRIO_CLASS_BE", "priority": 4},
+        "execCPUAffinity": {"initial": "0"}
+    }))
+    .unwrap();
+    let p = plan_process(&own, &spec, &lsm).unwrap();
+    assert!(
+        p.capabilities.bounding.is_empty(),
+        "an empty object is stated"
+    );
+    assert_eq!(p.rlimits[0].soft, 5);
+    assert_eq!(p.scheduler.map(|s| s.policy), Some(0));
+    assert_eq!(p.io_priority, Some(2 << 13 | 4));
+    assert_eq!(p.exec_cpu_affinity.unwrap().last, None);
+}
