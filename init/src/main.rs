@@ -8,14 +8,16 @@
 //! The protocol with the shim is documented in `lxcri-init-spec`.
 //!
 //! Exit codes (see [`status`]):
-//! * PID 1 mode: 1 when the init itself fails (before or after `Ready`);
-//!   otherwise the OCI process's status (exit code, or 128 + signal).
+//! * PID 1 mode: 255 when the init itself fails (before or after `Ready`,
+//!   a `startContainer` hook, the process setup or `execve` included), as
+//!   runc 1.2+'s init; otherwise the OCI process's status (exit code, or
+//!   128 + signal).
 //! * exec mode: the process's status; a fatal signal is re-raised so the
-//!   shim's `waitpid` sees the same signal.
-//! * In both modes, when the process cannot be started: 125 = setup failed
-//!   (spec, namespaces, cgroups, rlimits, identity, capabilities, seccomp,
-//!   AppArmor, cwd...), 126 = found but not executable, 127 = not found.
-//!   2 = bad command line.
+//!   shim's `waitpid` sees the same signal. When the process cannot be
+//!   started: 125 = setup failed (spec, namespaces, cgroups, rlimits,
+//!   identity, capabilities, seccomp, AppArmor, cwd...), 126 = found but
+//!   not executable, 127 = not found.
+//! * 2 = bad command line.
 
 mod dev_setup;
 mod errno_text;

@@ -4,16 +4,15 @@ use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// The init failed before it could run the OCI process (PID 1 mode only);
-/// the contract's `InitMessage::Failed` is followed by this code.
-pub const EXIT_INIT_FAILED: i32 = 1;
-/// A `startContainer` hook failed, so the process never ran: runc's init
-/// exits 255 when it fails after start (1.2 and later,
+/// The init failed before it could run the OCI process (PID 1 mode only:
+/// the contract's `InitMessage::Failed` is followed by this code, and after
+/// start a `startContainer` hook, the process setup or `execve` failing):
+/// runc's init exits 255 when it fails (1.2 and later,
 /// libcontainer/init_linux.go `Init`; 1.1 exited 1).
-pub const EXIT_START_HOOK_FAILED: i32 = 255;
+pub const EXIT_INIT_FAILED: i32 = 255;
 /// Wrong command line.
 pub const EXIT_USAGE: i32 = 2;
-/// Setting up the process failed before `execve` (namespaces, cgroups,
+/// Setting up an exec process failed before `execve` (namespaces, cgroups,
 /// rlimits, identity, capabilities, seccomp, AppArmor, cwd, stdio). Kept
 /// apart from 126/127 so "the runtime failed" is never mistaken for "the
 /// command was not found" (the old lxcri's ambiguity), as docker/podman do.

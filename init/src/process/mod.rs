@@ -67,11 +67,10 @@ pub enum SetupError {
 }
 
 impl SetupError {
+    /// An exec process's: 126/127 for what `execve` refused, else 125.
     fn exit_code(&self) -> i32 {
         match self {
             SetupError::Exec { source, .. } => status::for_exec_errno(*source),
-            SetupError::Hook(_) => status::EXIT_START_HOOK_FAILED,
-            SetupError::Signalled(signo) => lxcri_init_spec::exit_code_from_signal(*signo) as i32,
             _ => status::EXIT_SETUP_FAILED,
         }
     }
@@ -219,20 +218,25 @@ impl Command {
     }
 
     /// Set everything up and execve. Never returns; on failure says why
-    /// (see [`Runner`]) and exits 125 (setup), 126 (not executable) or 127
-    /// (not found).
+    /// (see [`Runner`]) and exits: the container's process as runc 1.2+'s
+    /// init (255, its words on stderr: `exec /x: exec format error`), an
+    /// exec process 125 (setup), 126 (not executable) or 127 (not found).
     pub fn exec(&self, stdio: Stdio, runner: Runner) -> ! {
         let err = self.setup_and_exec(stdio, matches!(runner, Runner::ExecChild(_)));
-        let (fd, msg) = match &runner {
+        let (fd, msg, code) = match (&runner, &err) {
             // Killed: nothing to say, as a process killed says nothing.
-            _ if matches!(err, SetupError::Signalled(_)) => (2, String::new()),
-            Runner::Pid1 => (2, format!("lxcri-init: {err}\n")),
-            Runner::ExecChild(pipe) => (pipe.as_raw_fd(), err.to_string()),
+            (_, SetupError::Signalled(signo)) => (
+                2,
+                String::new(),
+                lxcri_init_spec::exit_code_from_signal(*signo) as i32,
+            ),
+            (Runner::Pid1, _) => (2, format!("{err}\n"), status::EXIT_INIT_FAILED),
+            (Runner::ExecChild(pipe), _) => (pipe.as_raw_fd(), err.to_string(), err.exit_code()),
         };
         // SAFETY: write(2) and _exit(2) on an fd we hold; nothing else to clean up.
         unsafe {
             libc::write(fd, msg.as_ptr().cast(), msg.len());
-            libc::_exit(err.exit_code());
+            libc::_exit(code);
         }
     }
 

@@ -86,6 +86,45 @@ fn missing_binary() {
     assert_same("why a process could not start", &said);
 }
 
+/// A program `execve` refuses once the container started (ENOEXEC: found
+/// and executable, so create passed): the container exits as runc 1.2+'s
+/// init does, 255, with runc's words on its stderr. runc 1.1.5 (Debian's)
+/// exits 1: lxcri runs alone against the expected values there.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_program_execve_refuses_after_start_exits_as_runcs_init() {
+    let ctd = Containerd::start();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_is_1_2_or_later() {
+            continue;
+        }
+        let id = ctd.new_id("enoexec");
+        let s = spec::busybox_spec(&ctd, &id, &["/not-a-program"]);
+        let root = Path::new(s["root"]["path"].as_str().expect("root.path"));
+        let program = root.join("not-a-program");
+        std::fs::write(&program, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        ctd.remove(&id);
+        let said = out
+            .stderr
+            .lines()
+            .filter(|l| !l.contains("level="))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(
+            (out.code, said.as_str()),
+            (Some(255), "exec /not-a-program: exec format error"),
+            "{rt}: {out}"
+        );
+        assert_eq!(ctd.leftovers(&id), Vec::<String>::new(), "{rt}");
+        results.push((rt, (out.code, said)));
+    }
+    assert_same("a program execve refuses", &results);
+}
+
 /// The image has `/escape -> ../../../../../../tmp`: a mount destination
 /// through it resolves outside the rootfs and must be rejected. runc
 /// resolves it inside the rootfs instead (securejoin) and succeeds, so
