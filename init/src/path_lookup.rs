@@ -23,16 +23,22 @@ pub enum LookupError {
         path: PathBuf,
         reason: String,
     },
-    /// Go's words for a file without an execute bit, or a directory.
+    /// Go's words for a file without an execute bit.
     #[error("exec: {0:?}: permission denied")]
     NotExecutable(String),
+    /// Go's since 1.21 (`findExecutable`'s `EISDIR`), which runc 1.2+ is
+    /// built with; runc 1.1 said `permission denied`.
+    #[error("exec: {0:?}: is a directory")]
+    Directory(String),
 }
 
 impl LookupError {
     /// 127 when there is nothing to run, 126 when it cannot be run.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LookupError::NotExecutable(_) => crate::status::EXIT_NOT_EXECUTABLE,
+            LookupError::NotExecutable(_) | LookupError::Directory(_) => {
+                crate::status::EXIT_NOT_EXECUTABLE
+            }
             _ => crate::status::EXIT_NOT_FOUND,
         }
     }
@@ -54,6 +60,7 @@ pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf,
         let path = cwd.join(name);
         return match fs::metadata(&path) {
             Ok(meta) if is_executable(&meta) => Ok(path),
+            Ok(meta) if meta.is_dir() => Err(LookupError::Directory(name.into())),
             Ok(_) => Err(LookupError::NotExecutable(name.into())),
             Err(e) => Err(LookupError::Missing {
                 name: name.into(),
@@ -154,6 +161,9 @@ mod tests {
         file(tmp.path(), "data", 0o644);
         let err = lookup("./data", None, tmp.path()).unwrap_err();
         assert_eq!(err.to_string(), "exec: \"./data\": permission denied");
+        assert_eq!(err.exit_code(), 126);
+        let err = lookup("./bin", None, tmp.path()).unwrap_err();
+        assert_eq!(err.to_string(), "exec: \"./bin\": is a directory");
         assert_eq!(err.exit_code(), 126);
     }
 

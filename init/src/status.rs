@@ -1,6 +1,5 @@
 //! Exit codes and wait-status encoding shared by both modes.
 
-use nix::errno::Errno;
 use nix::sys::wait::WaitStatus;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -29,15 +28,6 @@ pub fn from_wait(ws: WaitStatus) -> Option<u32> {
         WaitStatus::Exited(_, code) => Some(code as u32 & 0xff),
         WaitStatus::Signaled(_, sig, _) => Some(lxcri_init_spec::exit_code_from_signal(sig as i32)),
         _ => None,
-    }
-}
-
-/// Exit code for a failed `execve`: 127 when nothing is there any more,
-/// 126 when something is there but cannot be run.
-pub fn for_exec_errno(errno: Errno) -> i32 {
-    match errno {
-        Errno::ENOENT | Errno::ENOTDIR => EXIT_NOT_FOUND,
-        _ => EXIT_NOT_EXECUTABLE,
     }
 }
 
@@ -70,15 +60,6 @@ mod tests {
         );
         assert_eq!(from_wait(WaitStatus::Stopped(pid, Signal::SIGSTOP)), None);
         assert_eq!(from_wait(WaitStatus::Continued(pid)), None);
-    }
-
-    #[test]
-    fn exec_errors_follow_the_shell() {
-        assert_eq!(for_exec_errno(Errno::ENOENT), 127);
-        assert_eq!(for_exec_errno(Errno::ENOTDIR), 127);
-        assert_eq!(for_exec_errno(Errno::EACCES), 126);
-        assert_eq!(for_exec_errno(Errno::ENOEXEC), 126);
-        assert_eq!(for_exec_errno(Errno::EPERM), 126);
     }
 
     #[test]

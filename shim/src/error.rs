@@ -33,11 +33,15 @@ impl ShimError {
 impl ShimError {
     /// A create the runtime could not make, worded as runc's shim words it
     /// ("OCI runtime create failed: ..."; the process's own start failure
-    /// as "unable to start container process: ..."), which users search
-    /// for and tools match on.
+    /// as runc 1.2+ words what its init reports, "unable to start container
+    /// process: error during container init: ..."; 1.1 left the middle out
+    /// for a program it could not find), which users search for and tools
+    /// match on.
     pub fn create_failed(e: &lxcri::runtime::RuntimeError) -> Self {
         let why = match e.process_start_failure() {
-            Some(message) => format!("unable to start container process: {message}"),
+            Some(message) => {
+                format!("unable to start container process: error during container init: {message}")
+            }
             None => chain(e),
         };
         ShimError::Failed(format!("OCI runtime create failed: {why}"))
@@ -86,7 +90,7 @@ mod tests {
         assert_eq!(
             ShimError::create_failed(&missing).to_string(),
             "OCI runtime create failed: unable to start container process: \
-             exec: \"nosuchcmd\": executable file not found in $PATH"
+             error during container init: exec: \"nosuchcmd\": executable file not found in $PATH"
         );
         let taken = RuntimeError::Exists("c1".into());
         let text = ShimError::create_failed(&taken).to_string();

@@ -66,16 +66,6 @@ pub enum SetupError {
     Signalled(i32),
 }
 
-impl SetupError {
-    /// An exec process's: 126/127 for what `execve` refused, else 125.
-    fn exit_code(&self) -> i32 {
-        match self {
-            SetupError::Exec { source, .. } => status::for_exec_errno(*source),
-            _ => status::EXIT_SETUP_FAILED,
-        }
-    }
-}
-
 pub(super) fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
     let what = what.into();
     move |source| SetupError::Sys { what, source }
@@ -218,9 +208,12 @@ impl Command {
     }
 
     /// Set everything up and execve. Never returns; on failure says why
-    /// (see [`Runner`]) and exits: the container's process as runc 1.2+'s
-    /// init (255, its words on stderr: `exec /x: exec format error`), an
-    /// exec process 125 (setup), 126 (not executable) or 127 (not found).
+    /// (see [`Runner`]) and exits. The container's process fails as runc
+    /// 1.2+'s init: 255, its words on stderr (`exec /x: exec format
+    /// error`); so does an exec process whose `execve` refuses what the
+    /// lookup found (runc's exec has started by then). Any other failure of
+    /// an exec process is the exec's start failing, 125 (setup), 126 (not
+    /// executable) or 127 (not found).
     pub fn exec(&self, stdio: Stdio, runner: Runner) -> ! {
         let err = self.setup_and_exec(stdio, matches!(runner, Runner::ExecChild(_)));
         let (fd, msg, code) = match (&runner, &err) {
@@ -230,8 +223,12 @@ impl Command {
                 String::new(),
                 lxcri_init_spec::exit_code_from_signal(*signo) as i32,
             ),
-            (Runner::Pid1, _) => (2, format!("{err}\n"), status::EXIT_INIT_FAILED),
-            (Runner::ExecChild(pipe), _) => (pipe.as_raw_fd(), err.to_string(), err.exit_code()),
+            (Runner::Pid1, _) | (Runner::ExecChild(_), SetupError::Exec { .. }) => {
+                (2, format!("{err}\n"), status::EXIT_INIT_FAILED)
+            }
+            (Runner::ExecChild(pipe), _) => {
+                (pipe.as_raw_fd(), err.to_string(), status::EXIT_SETUP_FAILED)
+            }
         };
         // SAFETY: write(2) and _exit(2) on an fd we hold; nothing else to clean up.
         unsafe {

@@ -66,17 +66,3 @@ fn command_validates_the_spec() {
         Some(SpecError::NoArgs)
     );
 }
-
-#[test]
-fn setup_errors_map_to_exit_codes() {
-    let e = SetupError::Exec {
-        path: "/x".into(),
-        source: Errno::ENOENT,
-    };
-    assert_eq!(e.exit_code(), 127);
-    let e = SetupError::Exec {
-        path: "/x".into(),
-        source: Errno::EACCES,
-    };
-    assert_eq!(e.exit_code(), 126);
-}
