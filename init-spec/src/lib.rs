@@ -23,7 +23,7 @@
 //!    is the one it had before (the hooks' [`HostView`] lifted); then makes masked and
 //!    read-only paths, the per-mount flags and a read-only rootfs, resolves
 //!    the executable and sends [`InitMessage::Ready`] (or
-//!    [`InitMessage::Failed`] and exits 1, at either step); an init that
+//!    [`InitMessage::Failed`] and exits 255, at either step); an init that
 //!    fails before it could connect writes the cause to
 //!    [`INIT_ERROR_FILE`] instead; the shim learns the init's host pid from
 //!    `SO_PEERCRED`;
@@ -35,7 +35,8 @@
 //!    [`ExitReport`] (128 + the signal) to [`EXIT_FILE`] via the directory
 //!    fd and exits with that code;
 //! 6. on that byte runs the `startContainer` hooks ([`InitSpec::start_hooks`];
-//!    one that fails ends the init with 1, as runc's), then becomes the OCI
+//!    one that fails ends the init with 255, as runc 1.2+'s, as does an
+//!    `execve` that fails), then becomes the OCI
 //!    process (`execve`): the process is PID 1
 //!    of its container, as on runc, and its exit status is observed by the
 //!    shim from the host (the kernel's process-events connector).
@@ -45,9 +46,11 @@
 //! the fd named by [`EXEC_SOCKET_FD_ENV`]; it joins the container's
 //! namespaces and cgroups, forks, and the child sets the process up and
 //! execs it. The helper then sends one [`ExecMessage`] on the socket:
-//! `Started` with the process's host pid once the `execve` succeeded
+//! `Started` with the process's host pid once the child's setup passed
 //! (followed, with a terminal, by the pty master tagged [`PTY_TAG`]), or
-//! `Failed` with why it could not start. After `Started` it reaps nothing
+//! `Failed` with why it could not start. An `execve` that refuses what the
+//! setup found runnable (`exec format error`) comes after `Started`, as on
+//! runc: the process exits 255 with the error on its stderr. After `Started` it reaps nothing
 //! until the shim closes its end: the shim opens a pidfd on that pid first,
 //! so the pid cannot name another process by then. A started process's
 //! helper exits with its status (re-raising a fatal signal so the shim
@@ -577,7 +580,8 @@ pub enum InitMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ExecMessage {
-    /// The process runs: its `execve` succeeded. `pid` is its host pid
+    /// The process runs (or its `execve` failed after the setup, which it
+    /// then reports as its exit, 255, as runc's). `pid` is its host pid
     /// (the helper stays in the host's pid namespace), which the shim
     /// reports as the exec's, as runc's shim does; a helper from before
     /// sends none, and the helper's own pid stands in for it.

@@ -45,7 +45,7 @@ enum ExecError {
     Socket(String),
     #[error("read the process's setup outcome: {0}")]
     Verdict(#[source] std::io::Error),
-    /// The child could not set the process up or exec it; its own words.
+    /// The child could not set the process up; its own words.
     #[error("{message}")]
     Child { message: String, code: i32 },
     #[error(transparent)]
@@ -169,7 +169,8 @@ impl Report {
     }
 }
 
-/// A process whose `execve` succeeded.
+/// A process whose setup passed (its `execve` may still refuse it: it
+/// then exits 255).
 struct Started {
     child: Pid,
     signals: Signals,

@@ -60,6 +60,9 @@ pub enum SetupError {
     SetgroupsDenied(Vec<u32>),
     #[error("exec {path}: {}", errno_text(*source))]
     Exec { path: String, source: Errno },
+    /// What the process's user may not run (an exec's start fails).
+    #[error(transparent)]
+    NotRunnable(crate::path_lookup::LookupError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
     #[error("signal {0} before the process ran")]
@@ -108,9 +111,10 @@ pub enum Stdio {
 pub enum Runner {
     /// The container's PID 1 itself: the reason goes to its stderr.
     Pid1,
-    /// The exec helper's child: it dies with the helper and writes the
-    /// reason to this close-on-exec pipe, which a successful `execve`
-    /// closes unwritten; the helper tells the shim either way.
+    /// The exec helper's child: it dies with the helper and writes why
+    /// its setup failed to this close-on-exec pipe, which `execve` closes
+    /// unwritten (a failed `execve` exits 255 without writing it, as runc's
+    /// exec has started by then); the helper tells the shim either way.
     ExecChild(OwnedFd),
 }
 
@@ -329,6 +333,9 @@ impl Command {
         if let Some(domain) = self.personality.filter(|_| exec_child) {
             scheduling::set_personality(domain)?;
         }
+        if exec_child {
+            self.check_runnable()?;
+        }
         cloexec_from(3)?;
         if self.start_hooks.is_none() {
             // Before the filter, which then only has to allow execve.
@@ -356,6 +363,29 @@ impl Command {
             }
         }
         Ok(())
+    }
+
+    /// runc's exec looks the program up as the process's user, once that
+    /// is set (setns_init_linux.go, Go's `LookPath`: `faccessat` with
+    /// `AT_EACCESS`): what the user may not run, or what lies on a
+    /// `noexec` mount, fails the start rather than the `execve` after it.
+    fn check_runnable(&self) -> Result<(), SetupError> {
+        // SAFETY: a NUL-terminated path; the call only reads it.
+        let r = unsafe {
+            libc::faccessat(
+                libc::AT_FDCWD,
+                self.exe.as_ptr(),
+                libc::X_OK,
+                libc::AT_EACCESS,
+            )
+        };
+        if r == 0 {
+            return Ok(());
+        }
+        let name = self.argv.first().unwrap_or(&self.exe);
+        Err(SetupError::NotRunnable(
+            crate::path_lookup::LookupError::NotExecutable(name.to_string_lossy().into_owned()),
+        ))
     }
 
     /// runc's finalizeNamespace order: shrink the bounding set while we
