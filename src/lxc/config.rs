@@ -134,6 +134,28 @@ pub struct CgroupDirs {
     pub monitor: CgroupPath,
 }
 
+/// An offset of a clock in a new time namespace (`lxc.time.offset.boot`,
+/// `lxc.time.offset.monotonic`). LXC 5.0 to 6.0 write either the seconds
+/// or the nanoseconds (lxc start.c `do_start`, `timens_offset_write`), and
+/// the kernel takes nanoseconds below one second only, so an offset is one
+/// or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeOffset {
+    Seconds(i64),
+    /// Below 1e9.
+    Nanoseconds(u32),
+}
+
+impl TimeOffset {
+    /// The value LXC reads: `3600s`, `500ns`.
+    pub fn lxc_value(self) -> String {
+        match self {
+            TimeOffset::Seconds(s) => format!("{s}s"),
+            TimeOffset::Nanoseconds(ns) => format!("{ns}ns"),
+        }
+    }
+}
+
 /// `lxc.mount.auto` cgroup choice (replaces an OCI `cgroup` mount).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CgroupAuto {
@@ -216,6 +238,9 @@ pub struct LxcConfig {
     pub prlimits: Vec<Prlimit>,
     /// `lxc.proc.oom_score_adj`.
     pub oom_score_adj: Option<i32>,
+    /// `lxc.time.offset.boot` and `lxc.time.offset.monotonic`.
+    pub time_offset_boot: Option<TimeOffset>,
+    pub time_offset_monotonic: Option<TimeOffset>,
     /// `lxc.sysctl.<key>`, sorted by key.
     pub sysctls: Vec<(String, String)>,
     /// Where LXC makes the container's and its monitor's cgroups; `None`:
@@ -261,6 +286,8 @@ impl LxcConfig {
             mounts: Vec::new(),
             prlimits: Vec::new(),
             oom_score_adj: None,
+            time_offset_boot: None,
+            time_offset_monotonic: None,
             sysctls: Vec::new(),
             cgroup_dirs: None,
             cgroup_version,

@@ -20,7 +20,7 @@ mod tests;
 
 pub use config::{
     CgroupAuto, CgroupDirs, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig,
-    MountEntry, Namespace, Namespaces, Network, Prlimit,
+    MountEntry, Namespace, Namespaces, Network, Prlimit, TimeOffset,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -376,6 +376,12 @@ impl LxcConfig {
         if let Some(adj) = self.oom_score_adj {
             l.push("lxc.proc.oom_score_adj", &adj.to_string())?;
         }
+        if let Some(o) = self.time_offset_boot {
+            l.push("lxc.time.offset.boot", &o.lxc_value())?;
+        }
+        if let Some(o) = self.time_offset_monotonic {
+            l.push("lxc.time.offset.monotonic", &o.lxc_value())?;
+        }
         for (key, value) in &self.sysctls {
             l.push(&format!("lxc.sysctl.{key}"), value)?;
         }

@@ -35,6 +35,7 @@ mod resolve;
 mod resources;
 mod scheduling;
 mod sysctl;
+mod time_offsets;
 
 #[cfg(test)]
 mod tests;
@@ -302,6 +303,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         })
         .collect();
     lxc.oom_score_adj = init_process.oom_score_adj;
+    (lxc.time_offset_boot, lxc.time_offset_monotonic) =
+        time_offsets::plan_time_offsets(linux, &ns.namespaces)?;
     lxc.sysctls = sysctl::plan_sysctls(linux.sysctl().as_ref(), ns.net, ns.ipc, ns.uts)?;
     sysctl::add_domainname(&mut lxc.sysctls, spec.domainname().as_deref(), ns.uts)?;
     let mut limits = Limits::default();
@@ -461,12 +464,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
         return Err(unsupported(
             "linux.memoryPolicy",
             "NUMA memory policies are not implemented",
-        ));
-    }
-    if linux.time_offsets().is_some() {
-        return Err(unsupported(
-            "linux.timeOffsets",
-            "time namespace offsets are not implemented",
         ));
     }
     Ok(())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use lxcri::cgroup::{CgroupPath, CgroupSetting, CgroupVersion};
 use lxcri::lxc::{
     CgroupAuto, CgroupDirs, DeviceKind, DeviceRule, IdKind, IdMap, LxcAppArmor, LxcConfig,
-    MountEntry, Namespace, Network, Prlimit,
+    MountEntry, Namespace, Network, Prlimit, TimeOffset,
 };
 
 /// lxc 5.0.2 src/lxc/confile.c `parse_line`: blank lines and `#` comments
@@ -88,6 +88,16 @@ fn namespace(name: &str) -> Result<Namespace, String> {
 
 fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
     v.parse().map_err(|_| format!("{key}: not a number: {v:?}"))
+}
+
+fn time_offset(key: &str, v: &str) -> Result<TimeOffset, String> {
+    if let Some(ns) = v.strip_suffix("ns") {
+        Ok(TimeOffset::Nanoseconds(number(key, ns)?))
+    } else if let Some(s) = v.strip_suffix('s') {
+        Ok(TimeOffset::Seconds(number(key, s)?))
+    } else {
+        Err(format!("{key}: no unit: {v:?}"))
+    }
 }
 
 fn limit(key: &str, v: &str) -> Result<u64, String> {
@@ -246,6 +256,8 @@ pub fn read_config(text: &str, version: CgroupVersion) -> Result<LxcConfig, Stri
                 });
             }
             "lxc.proc.oom_score_adj" => c.oom_score_adj = Some(number(k, &v)?),
+            "lxc.time.offset.boot" => c.time_offset_boot = Some(time_offset(k, &v)?),
+            "lxc.time.offset.monotonic" => c.time_offset_monotonic = Some(time_offset(k, &v)?),
             _ if k.starts_with("lxc.namespace.share.") => {
                 let ns = namespace(&k["lxc.namespace.share.".len()..])?;
                 c.namespaces.share.push((ns, v.into()));

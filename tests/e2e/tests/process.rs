@@ -522,3 +522,45 @@ fn the_cpu_affinity_is_the_cgroups_not_containerds() {
     }
     assert_same("CPU affinity under a pinned containerd", &results);
 }
+
+/// `linux.timeOffsets` of a new time namespace: the container's clocks
+/// read as runc's (runc 1.2+; containerd 1.7+ passes the field on, 1.6
+/// drops it: there the test has nothing to run).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn time_namespace_offsets_are_runcs() {
+    if lxcri_e2e::containerd_version() < (1, 7) {
+        eprintln!("skipped: containerd 1.6 drops linux.timeOffsets from the bundle's spec");
+        return;
+    }
+    let ctd = Containerd::start();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        if rt == Runtime::Runc && !lxcri_e2e::runc_is_1_2_or_later() {
+            continue;
+        }
+        let id = ctd.new_id("timens");
+        let script = "cat /proc/self/timens_offsets; \
+            [ \"$(cut -d. -f1 /proc/uptime)\" -ge 86400 ] && echo uptime shifted";
+        let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", script]);
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .expect("namespaces")
+            .push(json!({ "type": "time" }));
+        s["linux"]["timeOffsets"] = json!({
+            "boottime": { "secs": 86400 },
+            "monotonic": { "secs": -60 },
+        });
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (
+                Some(0),
+                "monotonic         -60         0\nboottime        86400         0\nuptime shifted\n"
+            ),
+            "{rt}: {out}"
+        );
+        results.push((rt, out.stdout));
+    }
+    assert_same("time namespace offsets", &results);
+}
