@@ -6,7 +6,9 @@
 
 use crate::errno_text::errno_text;
 use nix::errno::Errno;
+use std::ffi::CString;
 use std::fs;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -30,15 +32,18 @@ pub enum LookupError {
     /// built with; runc 1.1 said `permission denied`.
     #[error("exec: {0:?}: is a directory")]
     Directory(String),
+    /// What `faccessat` said about a file the caller may not run.
+    #[error("exec: {name:?}: {reason}")]
+    Refused { name: String, reason: String },
 }
 
 impl LookupError {
     /// 127 when there is nothing to run, 126 when it cannot be run.
     pub fn exit_code(&self) -> i32 {
         match self {
-            LookupError::NotExecutable(_) | LookupError::Directory(_) => {
-                crate::status::EXIT_NOT_EXECUTABLE
-            }
+            LookupError::NotExecutable(_)
+            | LookupError::Directory(_)
+            | LookupError::Refused { .. } => crate::status::EXIT_NOT_EXECUTABLE,
             _ => crate::status::EXIT_NOT_FOUND,
         }
     }
@@ -52,14 +57,43 @@ pub fn path_from_env(env: &[String]) -> Option<&str> {
 /// Resolve `name`: a name with a slash is used as given (relative to `cwd`),
 /// anything else is searched in `path_var` (or [`DEFAULT_PATH`]). Empty and
 /// relative PATH entries are taken relative to `cwd`, like `execvp` does.
+/// By the execute bits, as root with every capability sees them.
 pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf, LookupError> {
+    lookup_with(name, path_var, cwd, |_, _| Ok(()))
+}
+
+/// [`lookup`] as the calling process may run what it finds (its user,
+/// groups and capabilities, and `noexec` mounts), as Go's `LookPath`
+/// (`findExecutable`: `faccessat` with `AT_EACCESS`) does in runc's exec
+/// once the process's identity is set: a candidate of PATH the caller may
+/// not run is skipped.
+pub fn lookup_as_caller(
+    name: &str,
+    path_var: Option<&str>,
+    cwd: &Path,
+) -> Result<PathBuf, LookupError> {
+    lookup_with(name, path_var, cwd, caller_may_run)
+}
+
+fn lookup_with(
+    name: &str,
+    path_var: Option<&str>,
+    cwd: &Path,
+    may_run: impl Fn(&Path, &fs::Metadata) -> Result<(), Errno>,
+) -> Result<PathBuf, LookupError> {
     if name.is_empty() {
         return Err(LookupError::NotInPath(String::new()));
     }
     if name.contains('/') {
         let path = cwd.join(name);
         return match fs::metadata(&path) {
-            Ok(meta) if is_executable(&meta) => Ok(path),
+            Ok(meta) if is_executable(&meta) => match may_run(&path, &meta) {
+                Ok(()) => Ok(path),
+                Err(e) => Err(LookupError::Refused {
+                    name: name.into(),
+                    reason: errno_text(e),
+                }),
+            },
             Ok(meta) if meta.is_dir() => Err(LookupError::Directory(name.into())),
             Ok(_) => Err(LookupError::NotExecutable(name.into())),
             Err(e) => Err(LookupError::Missing {
@@ -72,7 +106,9 @@ pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf,
     let path_var = path_var.unwrap_or(DEFAULT_PATH);
     for dir in path_var.split(':') {
         let candidate = cwd.join(dir).join(name);
-        if fs::metadata(&candidate).is_ok_and(|m| is_executable(&m)) {
+        let runnable = fs::metadata(&candidate)
+            .is_ok_and(|m| is_executable(&m) && may_run(&candidate, &m).is_ok());
+        if runnable {
             return Ok(candidate);
         }
     }
@@ -83,6 +119,22 @@ pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf,
 /// exec a file if any x bit is set, so the bits are what matters.
 fn is_executable(meta: &fs::Metadata) -> bool {
     meta.is_file() && meta.permissions().mode() & 0o111 != 0
+}
+
+/// Go's `findExecutable` after its stat: `faccessat(X_OK, AT_EACCESS)`; a
+/// kernel or seccomp filter that refuses the call itself (`EPERM`,
+/// `ENOSYS`) leaves the execute bits to decide.
+fn caller_may_run(path: &Path, meta: &fs::Metadata) -> Result<(), Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: a NUL-terminated path; the call only reads it.
+    let r = unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
+    if r == 0 {
+        return Ok(());
+    }
+    match Errno::last() {
+        Errno::EPERM | Errno::ENOSYS if is_executable(meta) => Ok(()),
+        e => Err(e),
+    }
 }
 
 /// `No such file or directory (os error 2)` -> `no such file or directory`,
@@ -130,6 +182,37 @@ mod tests {
             r#"exec: "nope": executable file not found in $PATH"#
         );
         assert_eq!(err.exit_code(), 127);
+    }
+
+    #[test]
+    fn as_the_caller_what_it_may_not_run_is_skipped_or_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        let own = file(&a, "tool", 0o700);
+        let everyone = file(&b, "tool", 0o755);
+        let path_var = format!("{}:{}", a.display(), b.display());
+        // In a child that becomes uid 1000 without capabilities.
+        // SAFETY: the child only makes syscalls and exits.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                let ok = nix::unistd::setuid(nix::unistd::Uid::from_raw(1000)).is_ok()
+                    && lookup_as_caller("tool", Some(&path_var), Path::new("/")).ok()
+                        == Some(everyone.clone())
+                    && lookup_as_caller(own.to_str().unwrap(), None, Path::new("/"))
+                        .is_err_and(|e| e.to_string().ends_with(": permission denied"))
+                    && lookup("tool", Some(&path_var), Path::new("/")).ok() == Some(own.clone());
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+            }
+            nix::unistd::ForkResult::Parent { child } => {
+                let status = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]

@@ -173,6 +173,8 @@ fn namespaces_idmaps_limits_cgroups_render() {
         hard: u64::MAX,
     }];
     c.oom_score_adj = Some(-998);
+    c.time_offset_boot = Some(crate::lxc::TimeOffset::Seconds(-3600));
+    c.time_offset_monotonic = Some(crate::lxc::TimeOffset::Nanoseconds(500));
     c.cgroup_settings = vec![CgroupSetting::new("memory.limit_in_bytes", "1048576")];
     c.device_rules = vec![
         DeviceRule {
@@ -199,6 +201,8 @@ fn namespaces_idmaps_limits_cgroups_render() {
         "lxc.mount.auto = cgroup:ro:force\n",
         "lxc.prlimit.nofile = 1024:unlimited\n",
         "lxc.proc.oom_score_adj = -998\n",
+        "lxc.time.offset.boot = -3600s\n",
+        "lxc.time.offset.monotonic = 500ns\n",
         "lxc.cgroup.memory.limit_in_bytes = 1048576\n",
         "lxc.cgroup.devices.deny = a\n",
         "lxc.cgroup.devices.allow = c 136:* rwm\n",

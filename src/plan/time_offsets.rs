@@ -49,8 +49,20 @@ pub(super) fn plan_time_offsets(
     Ok((boot, monotonic))
 }
 
+/// The kernel keeps an offset clock between 0 and half of `KTIME_SEC_MAX`
+/// (kernel/time/namespace.c `proc_timens_set_offset`, `ERANGE`): a larger
+/// offset fails whatever the clock reads. One that takes the clock below 0
+/// depends on the host's uptime and fails at start, as on runc.
+const MAX_OFFSET_SECS: i64 = 9_223_372_036 / 2;
+
 fn lxc_offset(field: &str, o: &LinuxTimeOffset) -> Result<Option<TimeOffset>> {
     let (secs, nanos) = (o.secs().unwrap_or(0), o.nanosecs().unwrap_or(0));
+    if !(-MAX_OFFSET_SECS..=MAX_OFFSET_SECS).contains(&secs) {
+        return Err(invalid(
+            &format!("{field}.secs"),
+            &format!("{secs} is beyond the kernel's {MAX_OFFSET_SECS} seconds"),
+        ));
+    }
     if nanos >= 1_000_000_000 {
         return Err(invalid(
             &format!("{field}.nanosecs"),
@@ -139,6 +151,11 @@ mod tests {
                 &linux(json!({"boottime": {"secs": 1, "nanosecs": 5}})),
                 new_time(),
                 "linux.timeOffsets.boottime: not supported by lxcri: LXC sets",
+            ),
+            (
+                &linux(json!({"monotonic": {"secs": 4_611_686_019i64}})),
+                new_time(),
+                "linux.timeOffsets.monotonic.secs: 4611686019 is beyond",
             ),
             (
                 &linux(json!({"boottime": {"nanosecs": 1_000_000_000u32}})),

@@ -7,7 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use lxcri_init_spec::{INIT_BINARY, INIT_ERROR_FILE, INIT_SPEC_FILE, START_FIFO};
-use oci_spec::runtime::Spec;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use super::container::CreateRequest;
 use super::error::{Result, RuntimeError};
@@ -115,6 +115,7 @@ pub fn prepare_bundle(
     }
     let mut spec = load_bundle_spec(&req.bundle)?;
     let maps_filled = super::joined_userns::fill_joined_user_maps(&mut spec)?;
+    check_time_namespace(&spec, Path::new("/proc/self/timens_offsets"))?;
     let cri = CriAnnotations::from_spec(&spec)?;
     let rootfs_path = rootfs_path(&req.bundle, &spec);
     check_root_path(&rootfs_path)?;
@@ -365,6 +366,25 @@ pub fn write_file(path: &Path, body: &[u8]) -> Result<()> {
     })
 }
 
+/// runc refuses a time namespace the kernel lacks (validator.go
+/// `namespaces`); LXC would ignore the failed `unshare` and run the
+/// container on the host's clocks, its offsets dropped (lxc start.c).
+fn check_time_namespace(spec: &Spec, timens_offsets: &Path) -> Result<()> {
+    let asks = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Time));
+    if asks && !timens_offsets.exists() {
+        return Err(crate::plan::unsupported(
+            "linux.namespaces",
+            "this kernel has no time namespaces",
+        )
+        .into());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +406,27 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn a_time_namespace_needs_the_kernels() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (there, missing) = (tmp.path().join("timens_offsets"), tmp.path().join("none"));
+        std::fs::write(&there, "").unwrap();
+        let spec = |ns: serde_json::Value| -> Spec {
+            serde_json::from_value(serde_json::json!({"ociVersion": "1.2.0",
+                "linux": {"namespaces": ns}}))
+            .unwrap()
+        };
+        let time = spec(serde_json::json!([{"type": "mount"}, {"type": "time"}]));
+        check_time_namespace(&time, &there).unwrap();
+        let e = check_time_namespace(&time, &missing)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("linux.namespaces") && e.contains("no time namespaces"),
+            "{e}"
+        );
+        check_time_namespace(&spec(serde_json::json!([{"type": "mount"}])), &missing).unwrap();
     }
 }

@@ -103,6 +103,12 @@ fn spec() -> impl Strategy<Value = Value> {
             "/([a-z.:]{1,6}/?){1,3}|/[a-z]{1,3}/\\.\\./[a-z]{1,3}|[a-z]{1,6}\\.slice:[a-z]{1,3}:[a-z]{1,4}",
             12,
         )),
+        // A time namespace with offsets (seconds or nanoseconds of each
+        // clock, some out of range).
+        proptest::option::of((
+            proptest::option::of(-5_000_000_000i64..5_000_000_000),
+            proptest::option::of(0u32..1_100_000_000),
+        )),
     );
     (
         proptest::option::of(mostly_plain("[a-z]([a-z0-9-]{0,9}[a-z0-9])?", 12)),
@@ -116,7 +122,7 @@ fn spec() -> impl Strategy<Value = Value> {
                 .into_iter()
                 .map(|(t, (a, b))| json!({"type": t, "soft": a.min(b), "hard": a.max(b)}))
                 .collect();
-            let (sysctl, unified, maps, devices, cgroups_path) = l;
+            let (sysctl, unified, maps, devices, cgroups_path, time) = l;
             let mut namespaces = vec![
                 json!({"type": "pid"}),
                 json!({"type": "ipc"}),
@@ -142,6 +148,14 @@ fn spec() -> impl Strategy<Value = Value> {
             linux["namespaces"] = json!(namespaces);
             if let Some(p) = cgroups_path {
                 linux["cgroupsPath"] = json!(p);
+            }
+            if let Some((secs, nanos)) = time {
+                namespaces.push(json!({"type": "time"}));
+                linux["namespaces"] = json!(namespaces);
+                linux["timeOffsets"] = json!({
+                    "boottime": {"secs": secs, "nanosecs": nanos},
+                    "monotonic": {"secs": secs.map(|s| -s)},
+                });
             }
             let mut spec = json!({
                 "ociVersion": "1.0.2",

@@ -121,6 +121,10 @@ pub enum Runner {
 /// A validated process, ready to be run in a forked child.
 pub struct Command {
     exe: CString,
+    /// `process.args[0]` and the process's PATH, for an exec's lookup as
+    /// its user.
+    name: String,
+    path_var: Option<String>,
     argv: Vec<CString>,
     envp: Vec<CString>,
     cwd: CString,
@@ -173,6 +177,8 @@ impl Command {
         };
         Ok(Command {
             exe: CString::new(exe.as_os_str().as_bytes()).map_err(nul("process.args[0]"))?,
+            name: spec.args[0].clone(),
+            path_var: crate::path_lookup::path_from_env(&spec.env).map(str::to_string),
             argv: strings(&spec.args, "process.args")?,
             envp: strings(
                 &crate::passwd::with_home(&spec.env, spec.uid),
@@ -245,17 +251,19 @@ impl Command {
     fn setup_and_exec(&self, stdio: Stdio, die_with_parent: bool) -> SetupError {
         match self.setup(stdio, die_with_parent) {
             Err(e) => e,
-            Ok(()) => {
-                let source = nix::unistd::execve(&self.exe, &self.argv, &self.envp).unwrap_err();
+            Ok(found) => {
+                let exe = found.as_deref().unwrap_or(&self.exe);
+                let source = nix::unistd::execve(exe, &self.argv, &self.envp).unwrap_err();
                 SetupError::Exec {
-                    path: self.exe.to_string_lossy().into_owned(),
+                    path: exe.to_string_lossy().into_owned(),
                     source,
                 }
             }
         }
     }
 
-    fn setup(&self, stdio: Stdio, die_with_parent: bool) -> Result<(), SetupError> {
+    /// Ok with the path an exec process's own lookup found, if it made one.
+    fn setup(&self, stdio: Stdio, die_with_parent: bool) -> Result<Option<CString>, SetupError> {
         let parent = nix::unistd::getppid();
         // The mask stays until the end: a signal sent while this runs (the
         // startContainer hooks may take long) waits, blocked, instead of
@@ -333,9 +341,11 @@ impl Command {
         if let Some(domain) = self.personality.filter(|_| exec_child) {
             scheduling::set_personality(domain)?;
         }
-        if exec_child {
-            self.check_runnable()?;
-        }
+        let exe = if exec_child {
+            Some(self.look_up_as_the_process()?)
+        } else {
+            None
+        };
         cloexec_from(3)?;
         if self.start_hooks.is_none() {
             // Before the filter, which then only has to allow execve.
@@ -362,30 +372,25 @@ impl Command {
                 });
             }
         }
-        Ok(())
+        Ok(exe)
     }
 
     /// runc's exec looks the program up as the process's user, once that
-    /// is set (setns_init_linux.go, Go's `LookPath`: `faccessat` with
-    /// `AT_EACCESS`): what the user may not run, or what lies on a
-    /// `noexec` mount, fails the start rather than the `execve` after it.
-    fn check_runnable(&self) -> Result<(), SetupError> {
-        // SAFETY: a NUL-terminated path; the call only reads it.
-        let r = unsafe {
-            libc::faccessat(
-                libc::AT_FDCWD,
-                self.exe.as_ptr(),
-                libc::X_OK,
-                libc::AT_EACCESS,
-            )
-        };
-        if r == 0 {
-            return Ok(());
-        }
-        let name = self.argv.first().unwrap_or(&self.exe);
-        Err(SetupError::NotRunnable(
-            crate::path_lookup::LookupError::NotExecutable(name.to_string_lossy().into_owned()),
-        ))
+    /// is set (setns_init_linux.go, Go's `LookPath`): what the user may not
+    /// run, or what lies on a `noexec` mount, fails the start rather than
+    /// the `execve` after it, and PATH's next entry is taken past one the
+    /// user may not run. The path to exec.
+    fn look_up_as_the_process(&self) -> Result<CString, SetupError> {
+        let found = crate::path_lookup::lookup_as_caller(
+            &self.name,
+            self.path_var.as_deref(),
+            Path::new(&*self.cwd.to_string_lossy()),
+        )
+        .map_err(SetupError::NotRunnable)?;
+        CString::new(found.as_os_str().as_bytes()).map_err(|_| SetupError::Sys {
+            what: format!("exec {}", found.display()),
+            source: Errno::EINVAL,
+        })
     }
 
     /// runc's finalizeNamespace order: shrink the bounding set while we
