@@ -70,6 +70,8 @@ fn missing_binary() {
         let mut errors = Vec::new();
         for (name, cause) in [
             ("/no/such/binary", "no such file or directory"),
+            // Named as given, as Go's LookPath names it.
+            ("./no-such", "stat ./no-such: no such file or directory"),
             ("nosuchcmd", "executable file not found in $PATH"),
             ("/etc/passwd", "permission denied"),
         ] {
