@@ -32,6 +32,10 @@ pub enum LookupError {
     /// built with; runc 1.1 said `permission denied`.
     #[error("exec: {0:?}: is a directory")]
     Directory(String),
+    /// Go's `ErrDot` (since 1.19): found through an empty or relative
+    /// PATH entry.
+    #[error("exec: {0:?}: cannot run executable found relative to current directory")]
+    RelativeToCwd(String),
     /// What `faccessat` said about a file the caller may not run.
     #[error("exec: {name:?}: {reason}")]
     Refused { name: String, reason: String },
@@ -43,6 +47,7 @@ impl LookupError {
         match self {
             LookupError::NotExecutable(_)
             | LookupError::Directory(_)
+            | LookupError::RelativeToCwd(_)
             | LookupError::Refused { .. } => crate::status::EXIT_NOT_EXECUTABLE,
             _ => crate::status::EXIT_NOT_FOUND,
         }
@@ -56,7 +61,8 @@ pub fn path_from_env(env: &[String]) -> Option<&str> {
 
 /// Resolve `name`: a name with a slash is used as given (relative to `cwd`),
 /// anything else is searched in `path_var` (or [`DEFAULT_PATH`]). Empty and
-/// relative PATH entries are taken relative to `cwd`, like `execvp` does.
+/// relative PATH entries are searched relative to `cwd`, but what they
+/// find is refused, as Go's `LookPath` in runc refuses it.
 /// By the execute bits, as root with every capability sees them.
 pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf, LookupError> {
     lookup_with(name, path_var, cwd, |_, _| Ok(()))
@@ -111,6 +117,11 @@ fn lookup_with(
         let runnable = fs::metadata(&candidate)
             .is_ok_and(|m| is_executable(&m) && may_run(&candidate, &m).is_ok());
         if runnable {
+            // As Go's LookPath: what an empty or relative entry finds is
+            // refused, not run.
+            if !dir.starts_with('/') {
+                return Err(LookupError::RelativeToCwd(name.into()));
+            }
             return Ok(candidate);
         }
     }
@@ -256,19 +267,31 @@ mod tests {
     }
 
     #[test]
-    fn follows_symlinks_and_relative_path_entries() {
+    fn follows_symlinks_and_refuses_what_relative_path_entries_find() {
         let tmp = tempfile::tempdir().unwrap();
         let target = file(tmp.path(), "busybox", 0o755);
         fs::create_dir_all(tmp.path().join("bin")).unwrap();
         symlink(&target, tmp.path().join("bin/sh")).unwrap();
-        // An empty entry means the current directory, "bin" is cwd/bin.
+        // An empty entry means the current directory, "bin" is cwd/bin:
+        // what they find is refused, as Go's LookPath refuses it (ErrDot).
+        let err = lookup("busybox", Some(":bin"), tmp.path()).unwrap_err();
         assert_eq!(
-            lookup("busybox", Some(":bin"), tmp.path()).unwrap(),
-            tmp.path().join("busybox")
+            err.to_string(),
+            "exec: \"busybox\": cannot run executable found relative to current directory"
         );
+        assert!(matches!(
+            lookup("sh", Some(":bin"), tmp.path()),
+            Err(LookupError::RelativeToCwd(_))
+        ));
+        let bin = tmp.path().join("bin");
         assert_eq!(
-            lookup("sh", Some(":bin"), tmp.path()).unwrap(),
-            tmp.path().join("bin/sh")
+            lookup(
+                "sh",
+                Some(&format!("/nonexistent:{}", bin.display())),
+                tmp.path()
+            )
+            .unwrap(),
+            bin.join("sh")
         );
         // A dangling symlink is not found.
         symlink("/does/not/exist", tmp.path().join("bin/gone")).unwrap();

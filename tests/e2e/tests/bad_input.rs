@@ -68,15 +68,26 @@ fn missing_binary() {
     let mut said = Vec::new();
     for rt in runtimes() {
         let mut errors = Vec::new();
-        for (name, cause) in [
-            ("/no/such/binary", "no such file or directory"),
+        let cwd_path: &[&str] = &["--cwd", "/bin", "--env", "PATH=.:/nonexistent"];
+        for (name, cause, flags) in [
+            ("/no/such/binary", "no such file or directory", &[][..]),
             // Named as given, as Go's LookPath names it.
-            ("./no-such", "stat ./no-such: no such file or directory"),
-            ("nosuchcmd", "executable file not found in $PATH"),
-            ("/etc/passwd", "permission denied"),
+            (
+                "./no-such",
+                "stat ./no-such: no such file or directory",
+                &[],
+            ),
+            ("nosuchcmd", "executable file not found in $PATH", &[]),
+            ("/etc/passwd", "permission denied", &[]),
+            // Found through a relative PATH entry: Go's ErrDot.
+            (
+                "true",
+                "cannot run executable found relative to current directory",
+                cwd_path,
+            ),
         ] {
             let id = ctd.new_id("nobin");
-            let out = ctd.run(rt, &id, &[name], &[]);
+            let out = ctd.run(rt, &id, &[name], flags);
             assert_failed_clean(&ctd, rt, &id, &out, name);
             assert_failed_clean(&ctd, rt, &id, &out, cause);
             // runc's binary names itself; the rest is word for word, in
