@@ -62,9 +62,7 @@ impl Runtime {
             let Some((namespace, id)) = split_container_name(&name) else {
                 continue;
             };
-            // What an unreadable record may name stays with it: an id
-            // range freed under a running container would be handed out
-            // again.
+            // A record, readable or not, speaks for its LXC container.
             if listing.holds(namespace, id) {
                 continue;
             }

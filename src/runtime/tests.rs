@@ -200,6 +200,18 @@ impl RootfsProvider for FakeRootfs {
     }
 }
 
+/// A runtime over the fake rootfs and backend, logging into `events`.
+fn fake_runtime(config: Config, events: &Events, fail: Fail) -> Runtime {
+    Runtime::with_backend(
+        config,
+        Arc::new(FakeRootfs(events.clone())),
+        Box::new(FakeBackend {
+            events: events.clone(),
+            fail,
+        }),
+    )
+}
+
 struct Node {
     tmp: tempfile::TempDir,
     events: Events,
@@ -233,14 +245,7 @@ impl Node {
         std::fs::write(&file, "").unwrap();
         let config = Config::load_with(Some(&file), &env).unwrap();
         let events = Events::default();
-        let runtime = Runtime::with_backend(
-            config,
-            Arc::new(FakeRootfs(events.clone())),
-            Box::new(FakeBackend {
-                events: events.clone(),
-                fail,
-            }),
-        );
+        let runtime = fake_runtime(config, &events, fail);
         Node {
             tmp,
             events,
@@ -563,14 +568,7 @@ fn without_a_copy_a_torn_record_stops_a_pve_delete_and_everything_stays() {
     std::fs::write(node.state_dir().join("state.json"), b"{\"id\": ").unwrap();
     let mut config = node.runtime.config().clone();
     config.backend = BackendKind::Pve;
-    let pve = Runtime::with_backend(
-        config,
-        Arc::new(FakeRootfs(node.events.clone())),
-        Box::new(FakeBackend {
-            events: node.events.clone(),
-            fail: Fail::Nothing,
-        }),
-    );
+    let pve = fake_runtime(config, &node.events, Fail::Nothing);
     let err = pve.destroy("ns", "c1", &bundle, None).unwrap_err();
     assert!(
         err.to_string().contains("ns/c1/state.json is corrupt"),

@@ -81,14 +81,10 @@ pub fn parse_spec(path: &Path, body: &[u8]) -> Result<Spec> {
         field,
         message,
     })?;
-    let renamed = raw
+    let rewritten = raw
         .get_mut("process")
         .is_some_and(validate::to_oci_spec_forms);
-    let spec: Spec = if renamed {
-        from_value(path, raw)?
-    } else {
-        parse(path, body)?
-    };
+    let spec: Spec = typed(path, body, raw, rewritten)?;
 
     let missing = |field| SpecError::Missing {
         path: path.to_path_buf(),
@@ -116,14 +112,21 @@ pub fn parse_process(what: &str, body: &[u8]) -> Result<Process> {
         field,
         message,
     })?;
-    if validate::to_oci_spec_forms(&mut raw) {
-        return from_value(&path, raw);
-    }
-    parse(&path, body)
+    let rewritten = validate::to_oci_spec_forms(&mut raw);
+    typed(&path, body, raw, rewritten)
 }
 
-/// The typed parse of a value already read (no line or column to name).
-fn from_value<T: DeserializeOwned>(path: &Path, raw: serde_json::Value) -> Result<T> {
+/// The typed parse: of `body`, which names line and column in errors, or
+/// of `raw` when [`validate::to_oci_spec_forms`] rewrote it.
+fn typed<T: DeserializeOwned>(
+    path: &Path,
+    body: &[u8],
+    raw: serde_json::Value,
+    rewritten: bool,
+) -> Result<T> {
+    if !rewritten {
+        return parse(path, body);
+    }
     serde_json::from_value(raw).map_err(|source| SpecError::Parse {
         path: path.to_path_buf(),
         line: source.line(),

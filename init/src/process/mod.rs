@@ -21,7 +21,7 @@ use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
 use nix::unistd::{Gid, Uid};
-use std::ffi::{CString, NulError};
+use std::ffi::{CString, NulError, OsStr};
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -248,8 +248,8 @@ impl Command {
     }
 
     /// Only returns on failure.
-    fn setup_and_exec(&self, stdio: Stdio, die_with_parent: bool) -> SetupError {
-        match self.setup(stdio, die_with_parent) {
+    fn setup_and_exec(&self, stdio: Stdio, exec_child: bool) -> SetupError {
+        match self.setup(stdio, exec_child) {
             Err(e) => e,
             Ok(found) => {
                 let exe = found.as_deref().unwrap_or(&self.exe);
@@ -263,7 +263,7 @@ impl Command {
     }
 
     /// Ok with the path an exec process's own lookup found, if it made one.
-    fn setup(&self, stdio: Stdio, die_with_parent: bool) -> Result<Option<CString>, SetupError> {
+    fn setup(&self, stdio: Stdio, exec_child: bool) -> Result<Option<CString>, SetupError> {
         let parent = nix::unistd::getppid();
         // The mask stays until the end: a signal sent while this runs (the
         // startContainer hooks may take long) waits, blocked, instead of
@@ -279,13 +279,13 @@ impl Command {
         setup_stdio(stdio)?;
         // The container's first process only: an exec keeps the stdio it
         // was given, as runc's.
-        if !die_with_parent {
+        if !exec_child {
             reopen_dev_null()?;
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
         // As runc's, once in the cgroup and before the scheduler (a
         // deadline policy needs the whole root domain).
-        match self.exec_cpu_affinity.as_ref().filter(|_| die_with_parent) {
+        match self.exec_cpu_affinity.as_ref().filter(|_| exec_child) {
             Some(a) => scheduling::set_exec_cpu_affinity(a)?,
             None => scheduling::reset_cpu_affinity(),
         }
@@ -337,19 +337,16 @@ impl Command {
         // runc sets an exec's personality here, before the filter loaded
         // with no_new_privs (setns_init_linux.go), the first process's
         // after it (standard_init_linux.go).
-        let exec_child = die_with_parent;
         if let Some(domain) = self.personality.filter(|_| exec_child) {
             scheduling::set_personality(domain)?;
         }
-        let exe = if exec_child {
-            Some(self.look_up_as_the_process()?)
-        } else {
-            None
-        };
+        let exe = exec_child
+            .then(|| self.look_up_as_the_process())
+            .transpose()?;
         cloexec_from(3)?;
         if self.start_hooks.is_none() {
             // Before the filter, which then only has to allow execve.
-            unblock_signals(die_with_parent)?;
+            unblock_signals(exec_child)?;
         }
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| self.no_new_privileges) {
             load_seccomp(seccomp)?;
@@ -360,9 +357,9 @@ impl Command {
         if let Some(h) = &self.start_hooks {
             // As runc's: under the process's filter.
             crate::hooks::run_start_container(&h.hooks, &h.state, &self.envp)?;
-            unblock_signals(die_with_parent)?;
+            unblock_signals(exec_child)?;
         }
-        if die_with_parent {
+        if exec_child {
             // After set_identity: changing credentials clears the death signal.
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(sys("set pdeathsig"))?;
             if nix::unistd::getppid() != parent {
@@ -384,7 +381,7 @@ impl Command {
         let found = crate::path_lookup::lookup_as_caller(
             &self.name,
             self.path_var.as_deref(),
-            Path::new(&*self.cwd.to_string_lossy()),
+            Path::new(OsStr::from_bytes(self.cwd.as_bytes())),
         )
         .map_err(SetupError::NotRunnable)?;
         CString::new(found.as_os_str().as_bytes()).map_err(|_| SetupError::Sys {

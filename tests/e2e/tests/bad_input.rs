@@ -150,11 +150,7 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
         ] {
             let id = ctd.new_id("cannotrun");
             let s = spec::busybox_spec(&ctd, &id, &[program]);
-            let root = Path::new(s["root"]["path"].as_str().expect("root.path"));
-            let bad = root.join("not-a-program");
-            std::fs::write(&bad, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
+            not_a_program_in(&s);
             let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
             ctd.remove(&id);
             assert_eq!((out.code, said(&out)), (Some(code), words), "{rt}: {out}");
@@ -167,55 +163,66 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
         let id = ctd.new_id("execcannotrun");
         let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "1000"]);
         s["process"]["capabilities"] = serde_json::json!({});
-        let root = Path::new(s["root"]["path"].as_str().expect("root.path"));
-        let bad = root.join("not-a-program");
-        std::fs::write(&bad, [0u8, 1, 2, 3, 4, 5, 6, 7]).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&bad, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let root_only = root.join("root-only");
-        std::fs::write(&root_only, "#!/bin/sh\necho ran\n").unwrap();
-        std::fs::set_permissions(&root_only, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let root = not_a_program_in(&s);
+        program(&root.join("root-only"), b"#!/bin/sh\necho ran\n", 0o700);
         let out = ctd.run_config_detached(rt, &id, &spec::write(&ctd, &id, &s));
         assert_eq!(out.code, Some(0), "{rt}: {out}");
-        let started = ctd.exec(&id, "e1", &["/not-a-program"], &[]);
-        let refused = ctd.exec(&id, "e2", &["/etc"], &[]);
-        // Looked up as the exec's user: root's own program is not its.
-        let not_its = ctd.exec(&id, "e3", &["/root-only"], &["--user", "1000"]);
+        let refused =
+            "ctr: OCI runtime exec failed: exec failed: unable to start container process: ";
+        let execs = [
+            (
+                "e1",
+                "/not-a-program",
+                &[][..],
+                255,
+                "exec /not-a-program: exec format error".to_string(),
+            ),
+            (
+                "e2",
+                "/etc",
+                &[],
+                1,
+                format!("{refused}exec: \"/etc\": is a directory"),
+            ),
+            // Looked up as the exec's user: root's own program is not its.
+            (
+                "e3",
+                "/root-only",
+                &["--user", "1000"],
+                1,
+                format!("{refused}exec: \"/root-only\": permission denied"),
+            ),
+        ];
+        let outs: Vec<_> = execs
+            .iter()
+            .map(|(exec_id, program, flags, _, _)| ctd.exec(&id, exec_id, &[program], flags))
+            .collect();
         ctd.remove(&id);
-        assert_eq!(
-            (started.code, said(&started)),
-            (
-                Some(255),
-                "exec /not-a-program: exec format error".to_string()
-            ),
-            "{rt}: {started}"
-        );
-        assert_eq!(
-            (refused.code, said(&refused)),
-            (
-                Some(1),
-                "ctr: OCI runtime exec failed: exec failed: unable to start container \
-                 process: exec: \"/etc\": is a directory"
-                    .to_string()
-            ),
-            "{rt}: {refused}"
-        );
-        assert_eq!(
-            (not_its.code, said(&not_its)),
-            (
-                Some(1),
-                "ctr: OCI runtime exec failed: exec failed: unable to start container \
-                 process: exec: \"/root-only\": permission denied"
-                    .to_string()
-            ),
-            "{rt}: {not_its}"
-        );
-        seen.push(said(&started));
-        seen.push(said(&refused));
-        seen.push(said(&not_its));
+        for ((_, _, _, code, words), out) in execs.into_iter().zip(&outs) {
+            assert_eq!((out.code, said(out)), (Some(code), words), "{rt}: {out}");
+            seen.push(said(out));
+        }
         results.push((rt, seen));
     }
     assert_same("programs that cannot run", &results);
+}
+
+/// Writes `/not-a-program` (executable, but no format the kernel runs)
+/// into the rootfs of `spec`; returns that rootfs.
+fn not_a_program_in(spec: &serde_json::Value) -> &Path {
+    let root = Path::new(spec["root"]["path"].as_str().expect("root.path"));
+    program(
+        &root.join("not-a-program"),
+        &[0, 1, 2, 3, 4, 5, 6, 7],
+        0o755,
+    );
+    root
+}
+
+fn program(path: &Path, body: &[u8], mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, body).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 /// The image has `/escape -> ../../../../../../tmp`: a mount destination
