@@ -141,20 +141,18 @@ pub struct InitSpec {
     /// is left as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub symlinks: Vec<Symlink>,
-    /// Per-mount flags the init sets once LXC has mounted everything:
-    /// writable binds' `nosuid`, `nodev`, `noexec` (LXC skips the remount
-    /// that would set them unless the bind is read-only or its source has
-    /// them: lxc 5.0.2 src/lxc/conf.c `mount_entry`), and a read-only
-    /// tmpfs's `ro` (mounted writable, as runc mounts it, so the
-    /// filesystem stays `rw` and only the mount is read-only).
+    /// Binds LXC made whose options name a per-mount flag, set or cleared
+    /// ([`BindFlags`]): runc 1.2+ remounts such a bind with exactly the
+    /// spec's flags, where LXC keeps what the source has (lxc 5.0.2
+    /// src/lxc/conf.c `mount_entry`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub remount_flags: Vec<RemountFlags>,
-    /// Spec tmpfs mounts over a directory of the image, and that
-    /// directory's mode: runc `chmod`s the tmpfs's root back to it after
-    /// the mount (libcontainer/rootfs_linux.go `mountToRootfs`), whatever
-    /// `mode=` said; the init does the same.
+    pub bind_flags: Vec<BindFlags>,
+    /// The spec's read-only tmpfs mounts (absolute, in the container):
+    /// mounted writable, as runc mounts them, and made read-only per mount
+    /// last (runc's `finalizeRootfs`), so the filesystem stays `rw` and
+    /// mount points inside it can be made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tmpfs_modes: Vec<TmpfsMode>,
+    pub readonly_tmpfs: Vec<String>,
     /// Binds LXC made whose options ask for recursive mount attributes
     /// (`rro`, `rnosuid`, ...): the init sets them on the bind and every
     /// mount below it before the shim's own binds go in, so a volume bound
@@ -189,14 +187,19 @@ pub struct Symlink {
     pub target: String,
 }
 
-/// Per-mount flags for the mount at `destination` (absolute, in the
-/// container), set with a bind remount: `MS_NOSUID`, `MS_NODEV`,
-/// `MS_NOEXEC`, `MS_RDONLY` bits.
+/// The per-mount flags of the bind at `destination` (absolute, in the
+/// container) as runc 1.2+ sets them (libcontainer/rootfs_linux.go
+/// `mountToRootfs`, case "bind"): a bind remount with exactly `flags`
+/// (`MS_*` bits), dropping what the source had; where the kernel refuses
+/// (flags locked in a user namespace) again with the locked ones kept,
+/// unless `cleared` (what the spec turns off: `rw`, `suid`, ...) names one
+/// of them or `flags` asks for another atime than the locked one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RemountFlags {
+pub struct BindFlags {
     pub destination: String,
     pub flags: u64,
+    pub cleared: u64,
 }
 
 /// `mount_setattr(2)` attributes (`MOUNT_ATTR_*` bits) to set and to
@@ -216,15 +219,6 @@ pub struct MountAttrs {
 pub struct RecursiveAttrs {
     pub destination: String,
     pub attrs: MountAttrs,
-}
-
-/// The mode for the root of the tmpfs at `destination` (absolute, in the
-/// container): permission bits with setuid, setgid and sticky.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TmpfsMode {
-    pub destination: String,
-    pub mode: u32,
 }
 
 /// A device node to make in the container.
@@ -260,11 +254,10 @@ pub struct DevTmpfs {
     pub flags: u64,
     /// tmpfs options (`size=65536k`, `mode=755`, `nr_inodes=...`).
     pub options: Vec<String>,
-    /// The mode `/dev` ends with: runc chmods a tmpfs mount point back to
-    /// the mode the image's directory had, over `mode=`; without one in
-    /// the image, `mode=`'s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<u32>,
+    /// The mode of `/dev`'s root: `mode=`'s, else that of the image's
+    /// `/dev` directory (runc 1.2+ gives a tmpfs over a directory its
+    /// mode), else a new tmpfs's 1777. LXC made the tmpfs with its own.
+    pub mode: u32,
 }
 
 /// How `/dev/pts` is mounted: per-mount flags and devpts options, both
@@ -349,7 +342,12 @@ pub struct SharedMount {
     /// a volume it lies in resolve there too: the helper is in the
     /// container's mount namespace, whose root is the container's).
     pub destination: String,
-    pub readonly: bool,
+    /// The per-mount flags (`MS_*` bits) the bind is remounted with,
+    /// exactly, as runc 1.2+ does when its options name a flag, set or
+    /// cleared (`rw` too); `None`: they name none and the source's stay.
+    /// The helper is the host's root, so no flag is locked to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flags: Option<u64>,
     /// The spec's propagation; `None` is a slave of the host's mount, as
     /// LXC makes its binds. `shared` makes a peer.
     #[serde(default)]
@@ -365,12 +363,6 @@ pub struct SharedMount {
     /// or the `idmap`/`ridmap` options).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idmap: Option<MountIdmap>,
-    #[serde(default)]
-    pub nosuid: bool,
-    #[serde(default)]
-    pub nodev: bool,
-    #[serde(default)]
-    pub noexec: bool,
     /// Recursive attributes, set after the flags above (runc's order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recursive: Option<MountAttrs>,

@@ -49,7 +49,7 @@ const PTMX: &str = "/dev/ptmx";
 pub fn setup(dev: Option<&DevTmpfs>, pts: Option<&DevPts>, devices: &[DeviceNode]) -> Result<()> {
     host_boot_id()?;
     ptmx_symlink()?;
-    let flags = dev.map_or(MsFlags::empty(), |d| MsFlags::from_bits_truncate(d.flags));
+    let flags = dev.map_or(MsFlags::empty(), |d| MsFlags::from_bits_retain(d.flags));
     if let Some(dev) = dev {
         // Writable until the nodes are made, as runc's finalizeRootfs.
         remount_dev(dev, flags - MsFlags::MS_RDONLY)?;
@@ -69,7 +69,7 @@ fn remount_dev_pts(pts: &DevPts) -> Result<()> {
         None::<&str>,
         "/dev/pts",
         None::<&str>,
-        MsFlags::MS_REMOUNT | MsFlags::from_bits_truncate(pts.flags),
+        MsFlags::MS_REMOUNT | MsFlags::from_bits_retain(pts.flags),
         (!options.is_empty()).then_some(options.as_str()),
     )
     .map_err(|source| DevSetupError::RemountPts { options, source })
@@ -98,7 +98,7 @@ pub fn console_mount_point() -> Result<()> {
 pub fn finish(dev: Option<&DevTmpfs>) -> Result<()> {
     match dev {
         Some(dev) if dev.flags & libc::MS_RDONLY != 0 => {
-            remount_dev(dev, MsFlags::from_bits_truncate(dev.flags))
+            remount_dev(dev, MsFlags::from_bits_retain(dev.flags))
         }
         _ => Ok(()),
     }
@@ -119,9 +119,7 @@ fn own_dev(dev: &DevTmpfs) -> Result<()> {
             source,
         }
     };
-    if let Some(mode) = dev.mode {
-        fs::set_permissions("/dev", fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
-    }
+    fs::set_permissions("/dev", fs::Permissions::from_mode(dev.mode)).map_err(fail("chmod"))?;
     let uid = value("uid").and_then(|u| u.parse().ok()).map(Uid::from_raw);
     let gid = value("gid").and_then(|g| g.parse().ok()).map(Gid::from_raw);
     if uid.is_some() || gid.is_some() {

@@ -19,6 +19,7 @@
 //!   not executable, 127 = not found.
 //! * 2 = bad command line.
 
+mod bind_flags;
 mod dev_setup;
 mod errno_text;
 mod exec;

@@ -8,23 +8,26 @@
 use crate::path_lookup::{self, LookupError};
 use lxcri_init_spec::{InitSpec, Propagation, PropagationKind};
 use nix::errno::Errno;
+use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
 use nix::sys::statvfs::{statvfs, FsFlags};
 use std::fs;
 use std::io::ErrorKind;
-use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::{symlink, DirBuilderExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("masked path {path}: {source}")]
     Mask { path: String, source: Errno },
-    #[error("chmod {path} (the image's mode for the spec's tmpfs, as runc): {source}")]
-    TmpfsMode { path: String, source: Errno },
     #[error("readonly path {path}: {source}")]
     Readonly { path: String, source: Errno },
-    #[error("mount {path}: setting its flags (the spec's nosuid/nodev/noexec/ro): {source}")]
-    RemountFlags { path: String, source: Errno },
+    #[error("mount {path}: making the read-only tmpfs read-only: {source}")]
+    ReadonlyTmpfs { path: String, source: Errno },
+    #[error(transparent)]
+    BindFlags(#[from] crate::bind_flags::BindFlagsError),
     #[error("mount {path}: setting the recursive attributes of its options (rro, rnosuid, ...) with mount_setattr: {source}")]
     RecursiveAttrs { path: String, source: Errno },
     #[error("create symlink {link} -> {target}: {source}")]
@@ -64,7 +67,8 @@ const DEV_SYMLINKS: [(&str, &str); 4] = [
 ];
 
 /// The container's mounts as runc has them when it runs its create
-/// hooks: `/dev`, symlinks, tmpfs modes, mount propagation.
+/// hooks: `/dev`, symlinks, binds' flags and attributes, mount
+/// propagation.
 pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
     // First: the masks below bind /dev/null, and the read-only paths bind
     // /proc/sys with whatever is mounted in it.
@@ -76,16 +80,12 @@ pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
     for l in &spec.symlinks {
         make_symlink(&l.path, &l.target)?;
     }
-    for t in &spec.tmpfs_modes {
-        fs::set_permissions(&t.destination, fs::Permissions::from_mode(t.mode)).map_err(|e| {
-            PrepareError::TmpfsMode {
-                path: t.destination.clone(),
-                source: io_errno(&e),
-            }
-        })?;
+    // As runc sets them right after each bind, flags first: before the
+    // shim's binds go into these ones, and before masks and read-only
+    // paths.
+    for b in &spec.bind_flags {
+        crate::bind_flags::set(b)?;
     }
-    // As runc sets them right after each bind: before the shim's binds go
-    // into these ones, and before masks and read-only paths.
     for r in &spec.recursive_attrs {
         crate::mount_tree::set_recursive(&r.destination, r.attrs).map_err(|source| {
             PrepareError::RecursiveAttrs {
@@ -113,9 +113,7 @@ pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
     for path in &spec.readonly_paths {
         readonly_path(path)?;
     }
-    for path in &spec.masked_paths {
-        mask_path(path)?;
-    }
+    mask_paths(&spec.masked_paths)?;
     if spec.process.terminal {
         crate::dev_setup::console_mount_point()?;
     }
@@ -123,12 +121,10 @@ pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
     let cwd = ensure_cwd(&spec.process.cwd)?;
     // Last, as runc's finalizeRootfs: a read-only tmpfs could not take a
     // directory made above.
-    for r in &spec.remount_flags {
-        bind_remount(&r.destination, MsFlags::from_bits_truncate(r.flags)).map_err(|source| {
-            PrepareError::RemountFlags {
-                path: r.destination.clone(),
-                source,
-            }
+    for path in &spec.readonly_tmpfs {
+        bind_remount(path, MsFlags::MS_RDONLY).map_err(|source| PrepareError::ReadonlyTmpfs {
+            path: path.clone(),
+            source,
         })?;
     }
     let name = spec.process.args.first().map(String::as_str).unwrap_or("");
@@ -164,37 +160,74 @@ fn propagate(path: &str, p: Propagation) -> Result<()> {
     })
 }
 
-/// A file gets /dev/null bound over it, a directory an empty read-only tmpfs.
-fn mask_path(path: &str) -> Result<()> {
-    let err = |source| PrepareError::Mask {
-        path: path.into(),
-        source,
-    };
-    let meta = match fs::metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(err(io_errno(&e))),
-    };
-    if meta.is_dir() {
-        // runc's maskPath: read-only, nothing else.
-        mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            MsFlags::MS_RDONLY,
-            None::<&str>,
-        )
-        .map_err(err)
-    } else {
-        mount(
-            Some("/dev/null"),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(err)
+/// Masks as runc's `maskPaths` (1.3.6+ libcontainer/rootfs_linux.go): a
+/// file gets /dev/null bound over it; the first directory an empty
+/// read-only tmpfs with room for nothing (`nr_blocks=1,nr_inodes=1`), each
+/// later one a bind of that tmpfs (one superblock for all), or a tmpfs of
+/// its own once a bind failed.
+fn mask_paths(paths: &[String]) -> Result<()> {
+    let mut shared: Option<OwnedFd> = None;
+    let mut bind_failed = false;
+    for path in paths {
+        let err = |source| PrepareError::Mask {
+            path: path.clone(),
+            source,
+        };
+        let meta = match fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
+            Err(e) => return Err(err(io_errno(&e))),
+        };
+        if !meta.is_dir() {
+            mount(
+                Some("/dev/null"),
+                path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(err)?;
+            continue;
+        }
+        if let Some(fd) = shared.as_ref().filter(|_| !bind_failed) {
+            let source = format!("/proc/thread-self/fd/{}", fd.as_raw_fd());
+            let bound = mount(
+                Some(source.as_str()),
+                path.as_str(),
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            );
+            if bound.is_ok() {
+                continue;
+            }
+            bind_failed = true;
+        }
+        // A kernel of Ubuntu 20.04 refuses fewer than two inodes (runc
+        // 1.5's `maskDir` tries again with two).
+        let tmpfs = |data: &str| {
+            mount(
+                Some("tmpfs"),
+                path.as_str(),
+                Some("tmpfs"),
+                MsFlags::MS_RDONLY,
+                Some(data),
+            )
+        };
+        tmpfs("nr_blocks=1,nr_inodes=1")
+            .or_else(|_| tmpfs("nr_blocks=1,nr_inodes=2"))
+            .map_err(err)?;
+        if shared.is_none() {
+            let fd = open(
+                path.as_str(),
+                OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(err)?;
+            shared = Some(fd);
+        }
     }
+    Ok(())
 }
 
 /// Bind the path onto itself and make that bind read-only.

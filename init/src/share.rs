@@ -103,23 +103,14 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
             None::<&str>,
         )
         .map_err(sys("set the propagation of", dest))?;
-        let mut remount = MsFlags::empty();
-        for (set, flag) in [
-            (m.readonly, MsFlags::MS_RDONLY),
-            (m.nosuid, MsFlags::MS_NOSUID),
-            (m.nodev, MsFlags::MS_NODEV),
-            (m.noexec, MsFlags::MS_NOEXEC),
-        ] {
-            if set {
-                remount |= flag;
-            }
-        }
-        if !remount.is_empty() {
+        // Exactly the spec's flags, as runc 1.2+ sets a bind's: the host's
+        // root, no flag is locked to the helper.
+        if let Some(flags) = m.flags {
             mount(
                 None::<&str>,
                 dest,
                 None::<&str>,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | remount,
+                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::from_bits_retain(flags),
                 None::<&str>,
             )
             .map_err(sys("remount", dest))?;

@@ -78,10 +78,13 @@ pub(super) fn dev_tmpfs(
         .iter()
         .find_map(|o| o.strip_prefix("mode="))
         .and_then(|m| u32::from_str_radix(m, 8).ok());
+    // As runc 1.2+ mounts a tmpfs: the image's mode goes first in the
+    // options, so `mode=` wins over it, and without either the tmpfs's
+    // root is 1777.
     Ok(DevTmpfs {
         flags,
         options: data,
-        mode: image_mode.or(option_mode),
+        mode: option_mode.or(image_mode).unwrap_or(0o1777),
     })
 }
 
@@ -103,7 +106,7 @@ mod tests {
         .unwrap();
         assert_eq!(dev.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
         assert_eq!(dev.options, ["mode=755", "size=65536k"]);
-        assert_eq!(dev.mode, Some(0o755));
+        assert_eq!(dev.mode, 0o755);
     }
 
     #[test]
@@ -165,13 +168,12 @@ mod tests {
     }
 
     #[test]
-    fn the_images_dev_mode_wins_over_mode_as_runcs_chmod() {
+    fn mode_wins_over_the_images_dev_mode_as_in_runc_1_2() {
         let with_mode = opts(&["mode=711"]);
-        assert_eq!(dev_tmpfs("m", &with_mode, None).unwrap().mode, Some(0o711));
-        assert_eq!(
-            dev_tmpfs("m", &with_mode, Some(0o755)).unwrap().mode,
-            Some(0o755)
-        );
-        assert_eq!(dev_tmpfs("m", &opts(&["nosuid"]), None).unwrap().mode, None);
+        assert_eq!(dev_tmpfs("m", &with_mode, None).unwrap().mode, 0o711);
+        assert_eq!(dev_tmpfs("m", &with_mode, Some(0o755)).unwrap().mode, 0o711);
+        let without = opts(&["nosuid"]);
+        assert_eq!(dev_tmpfs("m", &without, Some(0o750)).unwrap().mode, 0o750);
+        assert_eq!(dev_tmpfs("m", &without, None).unwrap().mode, 0o1777);
     }
 }

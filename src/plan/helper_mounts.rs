@@ -11,7 +11,7 @@ use lxcri_init_spec::{
     SharedMount,
 };
 
-use super::mount_flags::{is_bind_entry, is_readonly, requested_flags};
+use super::mount_flags::{bind_remount, is_bind_entry};
 use super::namespaces::idmap_list;
 use super::{invalid, unsupported, Result};
 use crate::lxc::{IdKind, MountEntry};
@@ -154,18 +154,14 @@ fn shared_mount(
     create: bool,
     origin: &Origin,
 ) -> SharedMount {
-    let flags = requested_flags(&entry.options);
     SharedMount {
         source: entry.source.clone(),
         destination: format!("/{}", entry.destination),
-        readonly: is_readonly(&entry.options),
+        flags: bind_remount(&entry.options).map(|(flags, _)| flags),
         propagation,
         create,
         rbind: entry.options.iter().any(|o| o == "rbind"),
         idmap: origin.idmap.clone(),
-        nosuid: flags & libc::MS_NOSUID != 0,
-        nodev: flags & libc::MS_NODEV != 0,
-        noexec: flags & libc::MS_NOEXEC != 0,
         recursive: origin.recursive,
     }
 }

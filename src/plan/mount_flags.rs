@@ -9,8 +9,10 @@ use lxcri_init_spec::MountAttrs;
 
 use crate::lxc::MountEntry;
 
-/// Flag options: what each sets, and what it clears.
-const FLAGS: [(&str, u64, u64); 17] = [
+/// Flag options: what each sets, and what it clears. One that sets nothing
+/// turns its bit off (runc's `clear` options: libcontainer/specconv
+/// `mountFlags`).
+const FLAGS: [(&str, u64, u64); 21] = [
     ("ro", libc::MS_RDONLY, 0),
     ("rw", 0, libc::MS_RDONLY),
     ("nosuid", libc::MS_NOSUID, 0),
@@ -28,6 +30,10 @@ const FLAGS: [(&str, u64, u64); 17] = [
     ("noatime", libc::MS_NOATIME, ATIME),
     ("relatime", libc::MS_RELATIME, ATIME),
     ("norelatime", 0, libc::MS_RELATIME),
+    ("atime", 0, libc::MS_NOATIME),
+    ("nostrictatime", 0, libc::MS_STRICTATIME),
+    ("nosymfollow", libc::MS_NOSYMFOLLOW, 0),
+    ("symfollow", 0, libc::MS_NOSYMFOLLOW),
 ];
 
 const ATIME: u64 = libc::MS_STRICTATIME | libc::MS_NOATIME | libc::MS_RELATIME;
@@ -44,9 +50,24 @@ const PROPAGATION: [&str; 8] = [
     "runbindable",
 ];
 
-/// The `MS_NOSUID`/`MS_NODEV`/`MS_NOEXEC` bits `options` ask for.
-pub(super) fn requested_flags(options: &[String]) -> u64 {
-    split(options).0 & (libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC)
+/// What a bind remount takes from a bind's `options`, as runc 1.2+ reads
+/// them: the `MS_*` bits to set and the ones turned off (`rw`, `suid`,
+/// ...); `None` when they name no flag, set or cleared, and runc leaves
+/// the bind with its source's flags (libcontainer/rootfs_linux.go
+/// `mountToRootfs`, case "bind").
+pub(super) fn bind_remount(options: &[String]) -> Option<(u64, u64)> {
+    let mut cleared = 0;
+    for opt in options {
+        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
+            if *set == 0 {
+                cleared |= clear;
+            } else {
+                cleared &= !set;
+            }
+        }
+    }
+    let flags = split(options).0;
+    (flags != 0 || cleared != 0).then_some((flags, cleared))
 }
 
 /// The last of `ro`/`rw` wins.

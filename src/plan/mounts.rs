@@ -11,12 +11,12 @@ use std::path::{Component, Path, PathBuf};
 use oci_spec::runtime::Mount;
 
 use lxcri_init_spec::{
-    DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, RecursiveAttrs, RemountFlags,
-    SharedMount, TmpfsMode,
+    BindFlags, DevPts, DevTmpfs, MountPropagation, Propagation, PropagationKind, RecursiveAttrs,
+    SharedMount,
 };
 
 use super::helper_mounts::{defer_to_helper, mount_idmap, Origin, IDMAP_OPTIONS};
-use super::mount_flags::{is_readonly, requested_flags};
+use super::mount_flags::{bind_remount, is_bind_entry, is_readonly};
 use super::process::{check_selinux_label, lsm_error};
 use super::resolve::{resolve_in_root, ResolveError};
 use super::{invalid, mount_flags, unsupported, PlanError, Result};
@@ -46,10 +46,10 @@ pub(super) struct MountPlan {
     pub dev_tmpfs: Option<DevTmpfs>,
     /// The spec's `/dev/pts` devpts, likewise.
     pub dev_pts: Option<DevPts>,
-    /// The per-mount flags the init sets ([`RemountFlags`]).
-    pub remount_flags: Vec<RemountFlags>,
-    /// The modes the init gives tmpfs roots ([`TmpfsMode`]).
-    pub tmpfs_modes: Vec<TmpfsMode>,
+    /// The per-mount flags the init sets on LXC's binds ([`BindFlags`]).
+    pub bind_flags: Vec<BindFlags>,
+    /// Read-only tmpfs mounts, which the init makes read-only last.
+    pub readonly_tmpfs: Vec<String>,
     /// Recursive attributes of binds LXC makes ([`RecursiveAttrs`]).
     pub recursive_attrs: Vec<RecursiveAttrs>,
 }
@@ -101,8 +101,8 @@ pub(super) fn plan_mounts(
         shared: Vec::new(),
         dev_tmpfs: None,
         dev_pts: None,
-        remount_flags: Vec::new(),
-        tmpfs_modes: Vec::new(),
+        bind_flags: Vec::new(),
+        readonly_tmpfs: Vec::new(),
         recursive_attrs: Vec::new(),
     };
     let mut origins: Vec<Origin> = Vec::new();
@@ -153,7 +153,7 @@ pub(super) fn plan_mounts(
 
         if clean == Path::new("/dev") {
             if typ == "tmpfs" && !is_bind {
-                // runc chmods the mount point back to the image's directory.
+                // runc 1.2+ gives a tmpfs the mode of the directory under it.
                 let image_mode = resolve_in_root(rootfs, dest)
                     .ok()
                     .and_then(|rel| std::fs::metadata(rootfs.join(rel)).ok())
@@ -271,15 +271,20 @@ pub(super) fn plan_mounts(
     plan.entries = split.entries;
     plan.shared = split.shared;
     plan.recursive_attrs.extend(split.recursive_attrs);
-    let binds: Vec<_> = plan.entries.iter().filter_map(bind_flags).collect();
-    plan.remount_flags.extend(binds);
+    // A bind the helper makes again over LXC's gets its flags there.
+    let shared = &plan.shared;
+    plan.bind_flags = plan
+        .entries
+        .iter()
+        .filter_map(bind_flags)
+        .filter(|b| !shared.iter().any(|m| m.destination == b.destination))
+        .collect();
     // The init works on the finished tree, where runc worked on each mount
     // as it made it: a mount a later one covers is out of its reach.
     let entries = &plan.entries;
-    plan.remount_flags
+    plan.bind_flags
         .retain(|r| !covered_later(entries, &r.destination));
-    plan.tmpfs_modes
-        .retain(|t| !covered_later(entries, &t.destination));
+    plan.readonly_tmpfs.retain(|t| !covered_later(entries, t));
     plan.recursive_attrs
         .retain(|r| !covered_later(entries, &r.destination));
     Ok(plan)
@@ -300,27 +305,28 @@ fn covered_later(entries: &[MountEntry], destination: &str) -> bool {
         .any(|e| dest.starts_with(&e.destination))
 }
 
-/// The `nosuid`/`nodev`/`noexec` a writable bind asks for (the last of
-/// each pair wins, as in mount(8)); `None` when it asks for none, or is
-/// read-only, which LXC remounts with all of them.
-fn bind_flags(entry: &MountEntry) -> Option<RemountFlags> {
-    let bind = entry.options.iter().any(|o| o == "bind" || o == "rbind");
-    if !bind || is_readonly(&entry.options) {
+/// The flags LXC's bind `entry` gets from the init ([`BindFlags`]); `None`
+/// when its options name none, or it is not a bind.
+fn bind_flags(entry: &MountEntry) -> Option<BindFlags> {
+    if !is_bind_entry(entry) {
         return None;
     }
-    let flags = requested_flags(&entry.options);
-    (flags != 0).then(|| RemountFlags {
+    let (flags, cleared) = bind_remount(&entry.options)?;
+    Some(BindFlags {
         destination: format!("/{}", entry.destination),
         flags,
+        cleared,
     })
 }
 
-/// A tmpfs as runc mounts it (libcontainer/rootfs_linux.go
-/// `mountToRootfs`): over a directory the image has (`rootfs` is `None`
-/// when an earlier mount covers the destination: runc makes it there), its
-/// root gets that directory's mode, which runc `chmod`s back after the
-/// mount, whatever `mode=` said; a read-only one is mounted writable and
-/// made read-only per mount afterwards (runc's `finalizeRootfs`), so the
+/// A tmpfs as runc 1.2+ mounts it (libcontainer/rootfs_linux.go
+/// `createOpenMountpoint`): over a directory the image has (`rootfs` is
+/// `None` when an earlier mount covers the destination: runc makes it
+/// there), `mode=` of that directory goes first in the options, so a
+/// `mode=` the spec states wins and the image's mode stands in for a
+/// missing one (runc 1.1 `chmod`ed the root back to the image's mode
+/// whatever `mode=` said); a read-only one is mounted writable and made
+/// read-only per mount afterwards (runc's `finalizeRootfs`), so the
 /// filesystem itself stays `rw`, and mount points inside it can be made.
 fn tmpfs_as_runc(
     options: &mut Vec<String>,
@@ -333,17 +339,11 @@ fn tmpfs_as_runc(
         .filter(|m| m.is_dir())
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
     if let Some(mode) = image_mode {
-        plan.tmpfs_modes.push(TmpfsMode {
-            destination: format!("/{destination}"),
-            mode,
-        });
+        options.insert(0, format!("mode={mode:04o}"));
     }
     if is_readonly(options) {
         options.retain(|o| o != "ro" && o != "rw");
-        plan.remount_flags.push(RemountFlags {
-            destination: format!("/{destination}"),
-            flags: libc::MS_RDONLY,
-        });
+        plan.readonly_tmpfs.push(format!("/{destination}"));
     }
 }
 

@@ -194,7 +194,7 @@ fn on_cgroup_v1_the_cgroup_mount_binds_the_containers_own_as_runc() {
             "lxc.mount.entry = tmpfs sys/fs/cgroup tmpfs nosuid,nodev,noexec,mode=755,create=dir 0 0",
             "lxc.mount.entry = /sys/fs/cgroup/cpu,cpuacct/k8s.io/c1 sys/fs/cgroup/cpu,cpuacct none bind,ro,nosuid,nodev,noexec,create=dir 0 0",
             "lxc.mount.entry = /sys/fs/cgroup/memory/k8s.io/c1 sys/fs/cgroup/memory none bind,ro,nosuid,nodev,noexec,create=dir 0 0",
-            "lxc.mount.entry = tmpfs tmp tmpfs create=dir 0 0",
+            "lxc.mount.entry = tmpfs tmp tmpfs mode=1777,create=dir 0 0",
         ],
         "{out}"
     );

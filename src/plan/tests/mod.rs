@@ -1,6 +1,7 @@
 //! Tests of the translation: golden fixtures (`golden.rs`), error paths
 //! (`errors.rs`) and cgroup resources (`resources.rs`).
 
+mod bind_flags;
 mod cgroup;
 mod errors;
 mod golden;
@@ -11,7 +12,6 @@ mod network;
 mod node_userns;
 mod pve;
 mod recursive_attrs;
-mod remount_flags;
 mod resources;
 
 use std::fs;

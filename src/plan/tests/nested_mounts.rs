@@ -69,9 +69,11 @@ fn binds_inside_binds_are_made_inside_the_container_by_the_helper() {
         .collect();
     assert_eq!(helper, ["/data/evil/x", "/data/f"]);
     let x = &plan.shared_mounts[0];
-    assert!(x.create && x.readonly && x.nosuid && !x.nodev);
+    assert!(x.create);
+    assert_eq!(x.flags, Some(libc::MS_RDONLY | libc::MS_NOSUID));
     assert_eq!(x.propagation.map(|p| p.recursive), Some(true));
-    assert!(plan.shared_mounts[1].create && !plan.shared_mounts[1].readonly);
+    // No flag named: the source's stay.
+    assert!(plan.shared_mounts[1].create && plan.shared_mounts[1].flags.is_none());
     // The init does not look for their propagation: they are not there yet.
     assert!(!plan
         .init

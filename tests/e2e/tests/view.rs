@@ -5,8 +5,40 @@
 //! runc's (the spec's `/dev` options, `ptmx` a symlink, the host's boot
 //! id).
 
-use lxcri_e2e::{assert_same, runtimes, spec, Containerd};
+use lxcri_e2e::{
+    assert_same, runc_is_1_2_or_later, runc_version, runtimes, spec, Containerd, Runtime,
+};
 use serde_json::json;
+
+/// A masked directory as lxcri and runc 1.3.6, 1.4.3 and 1.5 mount it: a
+/// read-only tmpfs with room for nothing; runc before them mounts a plain
+/// read-only tmpfs.
+const MASKED_DIR: &str = " tmpfs ro,relatime ro,size=4k,nr_inodes=1 root=";
+const OLD_MASKED_DIR: &str = " tmpfs ro,relatime ro root=";
+
+fn runc_masks_with_one_inode() -> bool {
+    let v = runc_version();
+    v >= (1, 4, 3) || ((1, 3, 6)..(1, 4, 0)).contains(&v)
+}
+
+/// `results` with lxcri's told as the runc on `PATH` tells it where
+/// `newer` (what runc 1.2+ does) says that runc is older, and lxcri's
+/// checked against `expected` (what lxcri gives whatever the runc).
+fn as_runc_on_path(
+    results: &mut [(Runtime, String)],
+    expected: impl Fn(&str) -> bool,
+    newer: bool,
+    old_form: impl Fn(&str) -> String,
+) {
+    for (rt, out) in results.iter_mut() {
+        if *rt == Runtime::Lxcri {
+            assert!(expected(out), "lxcri: {out}");
+            if !newer {
+                *out = old_form(out);
+            }
+        }
+    }
+}
 
 /// Each mount as `point fstype options superoptions`, sorted: the source
 /// (LXC names its `/dev` tmpfs `none`) and the overlay's snapshot paths
@@ -47,6 +79,14 @@ fn mounts_dev_and_boot_id_are_runcs() {
             assert_eq!(parts[2], host_boot_id, "{rt}: the boot id");
             results.push((rt, out.stdout));
         }
+        // Privileged: nothing masked.
+        let firmware = format!("/sys/firmware{MASKED_DIR}/\n");
+        as_runc_on_path(
+            &mut results,
+            |out| out.contains(&firmware) != flags.contains(&"--privileged"),
+            runc_masks_with_one_inode(),
+            |out| out.replace(MASKED_DIR, OLD_MASKED_DIR),
+        );
         assert_same(&format!("mounts, /dev and the boot id {flags:?}"), &results);
     }
 }
@@ -104,9 +144,8 @@ fn the_hostname_is_runcs() {
 }
 
 /// A read-only `/dev` with `mode=711` and a device made in it: the node is
-/// there, `/dev` is read-only (runc makes it so last) and has the mode of
-/// the image's `/dev` directory, 755, not `mode=`: runc chmods a tmpfs
-/// mount point back to the directory's mode.
+/// there, `/dev` is read-only (runc makes it so last) and has `mode=`'s
+/// mode (runc 1.1 chmodded a tmpfs back to the image directory's, 755).
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn a_read_only_dev_with_a_device_is_runcs() {
@@ -128,10 +167,12 @@ fn a_read_only_dev_with_a_device_is_runcs() {
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         results.push((rt, out.stdout));
     }
-    assert_eq!(
-        results.first().map(|(_, o)| o.as_str()),
-        Some("755 0\ncrw-rw---- root root 10, 229\nro,nosuid\ndev-read-only\n"),
-        "{results:?}"
+    let expected = "711 0\ncrw-rw---- root root 10, 229\nro,nosuid\ndev-read-only\n";
+    as_runc_on_path(
+        &mut results,
+        |out| out == expected,
+        runc_is_1_2_or_later(),
+        |out| out.replacen("711 0", "755 0", 1),
     );
     assert_same("a read-only /dev with a device", &results);
 }
@@ -192,10 +233,10 @@ fn bind_flags_are_the_specs() {
     assert_same("binds' flags", &results);
 }
 
-/// Spec tmpfs mounts as runc makes them: over a directory of the image its
-/// mode (runc chmods the mount's root back to it, whatever `mode=` said),
-/// over a new one `mode=`'s; a read-only one is read-only per mount over a
-/// writable filesystem.
+/// Spec tmpfs mounts as runc 1.2+ makes them: `mode=`'s mode, or without
+/// one that of the image's directory under it (runc 1.1 chmodded the
+/// root back to the image's whatever `mode=` said); a read-only one is
+/// read-only per mount over a writable filesystem.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn tmpfs_mounts_are_runcs() {
@@ -231,11 +272,22 @@ fn tmpfs_mounts_are_runcs() {
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         results.push((rt, out.stdout));
     }
-    assert!(
-        results
-            .first()
-            .is_some_and(|(_, o)| o.contains("/home ro,relatime tmpfs rw")),
-        "{results:?}"
+    as_runc_on_path(
+        &mut results,
+        |out| {
+            out == "700 /var\n700 /root\n711 /home\n750 /newdir\n1777 /dev/shm\n\
+                    /var rw,relatime tmpfs rw,mode=700\n/root rw,relatime tmpfs rw,mode=700\n\
+                    /home ro,relatime tmpfs rw,mode=711\n\
+                    /newdir rw,relatime tmpfs rw,size=1024k,mode=750\nhome-read-only\n"
+        },
+        runc_is_1_2_or_later(),
+        |out| {
+            out.replacen("700 /var", "755 /var", 1).replacen(
+                "/root rw,relatime tmpfs rw,mode=700",
+                "/root rw,relatime tmpfs rw",
+                1,
+            )
+        },
     );
     assert_same("tmpfs mounts", &results);
 }
@@ -243,7 +295,9 @@ fn tmpfs_mounts_are_runcs() {
 /// A pod container sees the same mounts (the kubelet's and CRI's
 /// `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/dev/shm` included,
 /// and on cgroup v1 each controller's own cgroup at `/sys/fs/cgroup/<ctrl>`,
-/// so its memory limit is where an app looks) and `/dev` as on runc.
+/// so its memory limit is where an app looks) and `/dev` as on runc. CRI
+/// binds the sandbox's `/dev/shm` `rw`: runc 1.2+ remounts it with exactly
+/// that, without the `nosuid,nodev,noexec` of containerd's tmpfs.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn a_pod_container_sees_what_runc_gives() {
@@ -291,5 +345,18 @@ fn a_pod_container_sees_what_runc_gives() {
         }
         results.push((rt, out));
     }
+    const SHM: &str = "/dev/shm tmpfs rw,relatime ";
+    as_runc_on_path(
+        &mut results,
+        |out| out.contains(SHM),
+        runc_is_1_2_or_later(),
+        |out| out.replacen(SHM, "/dev/shm tmpfs rw,nosuid,nodev,noexec,relatime ", 1),
+    );
+    as_runc_on_path(
+        &mut results,
+        |out| !out.contains(OLD_MASKED_DIR),
+        runc_masks_with_one_inode(),
+        |out| out.replace(MASKED_DIR, OLD_MASKED_DIR),
+    );
     assert_same("a pod container's mounts and /dev", &results);
 }

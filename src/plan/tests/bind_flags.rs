@@ -1,61 +1,78 @@
-//! Per-mount flags the init sets (`InitSpec::remount_flags`), and tmpfs
-//! options as runc's mount gives them: `nosuid`/`nodev`/`noexec` on
-//! writable binds (LXC remounts a bind only when it is read-only or its
-//! source has flags the bind lacks), a read-only tmpfs's `ro`.
+//! Per-mount flags as runc 1.2+ gives them: a bind whose options name a
+//! flag, set or cleared (`rw` too), is remounted with exactly those by the
+//! init (`InitSpec::bind_flags`; LXC keeps the source's) or by the share
+//! helper for the binds it makes; a tmpfs gets `mode=` of the directory it
+//! covers ahead of the spec's options, and a read-only one is made
+//! read-only per mount last.
 
-use lxcri_init_spec::{RemountFlags, TmpfsMode};
+use lxcri_init_spec::BindFlags;
 use serde_json::json;
 
 use super::{env, mount, with};
 
 #[test]
-fn writable_binds_get_their_flags_from_the_init() {
+fn binds_naming_a_flag_get_exactly_their_flags_from_the_init() {
     let env = env();
     let dir = env.host.join("dir");
     std::fs::create_dir_all(&dir).unwrap();
     let spec = with(|v| {
         let bind = |dest: &str, options: &[&str]| json!({"destination": dest, "type": "bind", "source": dir, "options": options});
         mount(v, bind("/a", &["rbind", "nodev", "noexec"]));
-        // Read-only: LXC's remount sets them.
-        mount(v, bind("/b", &["rbind", "ro", "nosuid"]));
+        // Read-only binds too: LXC's remount would keep the source's.
+        mount(v, bind("/b", &["rbind", "ro", "nosuid", "noatime"]));
         // The last of a pair wins.
         mount(v, bind("/c", &["bind", "noexec", "exec", "nosuid"]));
-        mount(v, bind("/d", &["rbind", "suid"]));
+        // Only cleared: remounted with none (CRI's `rw`).
+        mount(v, bind("/d", &["rbind", "rprivate", "rw"]));
+        // No flag: the source's stay.
+        mount(v, bind("/e", &["rbind", "rprivate"]));
         // Not a bind: LXC mounts it with its flags.
         mount(
             v,
-            json!({"destination": "/e", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]}),
+            json!({"destination": "/f", "type": "tmpfs", "source": "tmpfs", "options": ["noexec"]}),
         );
     });
     let plan = env.plan(&spec).unwrap();
+    let flags = |destination: &str, flags, cleared| BindFlags {
+        destination: destination.into(),
+        flags,
+        cleared,
+    };
     assert_eq!(
-        plan.init.remount_flags,
+        plan.init.bind_flags,
         [
-            RemountFlags {
-                destination: "/a".into(),
-                flags: libc::MS_NODEV | libc::MS_NOEXEC,
-            },
-            RemountFlags {
-                destination: "/c".into(),
-                flags: libc::MS_NOSUID,
-            },
+            flags("/a", libc::MS_NODEV | libc::MS_NOEXEC, 0),
+            flags(
+                "/b",
+                libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NOATIME,
+                0
+            ),
+            flags("/c", libc::MS_NOSUID, libc::MS_NOEXEC),
+            flags("/d", 0, libc::MS_RDONLY),
         ]
     );
 }
 
-/// A tmpfs as runc mounts it: over an image directory its root gets that
-/// directory's mode (runc chmods it back after the mount), elsewhere
-/// `mode=`'s; a read-only one is mounted writable and made read-only per
-/// mount.
+/// A tmpfs as runc 1.2+ mounts it: over an image directory `mode=` of that
+/// directory goes first, so the spec's `mode=` wins and stands in for a
+/// missing one; a read-only one is mounted writable and made read-only
+/// per mount.
 #[test]
-fn a_tmpfs_gets_the_images_mode_and_a_read_only_mount() {
+fn a_tmpfs_takes_the_images_mode_unless_it_states_one() {
     let env = env();
+    std::fs::create_dir_all(env.rootfs.join("srv")).unwrap();
+    std::fs::set_permissions(
+        env.rootfs.join("srv"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o2750),
+    )
+    .unwrap();
     let tmpfs = |dest: &str, options: &[&str]| json!({"destination": dest, "type": "tmpfs", "source": "tmpfs", "options": options});
     let spec = with(|v| {
         mount(v, tmpfs("/root", &["mode=0755", "size=1m"]));
+        mount(v, tmpfs("/srv", &[]));
         mount(v, tmpfs("/new", &["mode=0750"]));
         mount(v, tmpfs("/app", &["ro", "nosuid"]));
-        // Inside an earlier mount: runc makes the directory, no chmod.
+        // Inside an earlier mount: runc makes the directory there.
         mount(v, tmpfs("/app/cache", &["mode=0700"]));
     });
     let plan = env.plan(&spec).unwrap();
@@ -67,36 +84,20 @@ fn a_tmpfs_gets_the_images_mode_and_a_read_only_mount() {
             .map(|m| m.options.join(","))
             .unwrap()
     };
-    // The spec's options go to the mount; the init chmods the root.
-    assert_eq!(options("root"), "mode=0755,size=1m,create=dir");
-    assert_eq!(options("app"), "nosuid,create=dir");
-    assert_eq!(
-        plan.init.tmpfs_modes,
-        [
-            TmpfsMode {
-                destination: "/root".into(),
-                mode: 0o700,
-            },
-            TmpfsMode {
-                destination: "/app".into(),
-                mode: 0o755,
-            },
-        ]
-    );
-    assert_eq!(
-        plan.init.remount_flags,
-        [RemountFlags {
-            destination: "/app".into(),
-            flags: libc::MS_RDONLY,
-        }]
-    );
+    assert_eq!(options("root"), "mode=0700,mode=0755,size=1m,create=dir");
+    assert_eq!(options("srv"), "mode=2750,create=dir");
+    assert_eq!(options("new"), "mode=0750,create=dir");
+    assert_eq!(options("app"), "mode=0755,nosuid,create=dir");
+    assert_eq!(options("app/cache"), "mode=0700,create=dir");
+    assert_eq!(plan.init.readonly_tmpfs, ["/app"]);
+    assert_eq!(plan.init.bind_flags, []);
 }
 
 /// `/dev` is a new tmpfs (LXC's autodev, the spec's on runc): a tmpfs below
 /// it keeps `mode=`, whatever the image's `/dev/shm` was; a mount a later
 /// one covers gets nothing from the init (runc worked on it before it was
 /// covered); an `rshared` bind, which the share helper makes again over
-/// LXC's, carries its flags there.
+/// LXC's, gets its flags there.
 #[test]
 fn dev_tmpfs_covered_mounts_and_shared_binds() {
     let env = env();
@@ -125,21 +126,25 @@ fn dev_tmpfs_covered_mounts_and_shared_binds() {
         );
     });
     let plan = env.plan(&spec).unwrap();
-    assert_eq!(plan.init.tmpfs_modes, []);
+    let shm = plan
+        .lxc
+        .mounts
+        .iter()
+        .find(|m| m.destination == "dev/shm")
+        .unwrap();
+    assert_eq!(shm.options.join(","), "nosuid,mode=1777,create=dir");
+    assert_eq!(plan.init.readonly_tmpfs, Vec::<String>::new());
     let flagged: Vec<&str> = plan
         .init
-        .remount_flags
+        .bind_flags
         .iter()
         .map(|r| r.destination.as_str())
         .collect();
-    assert_eq!(flagged, ["/srv", "/shared"]);
+    assert_eq!(flagged, ["/srv"]);
     let shared = plan
         .shared_mounts
         .iter()
         .find(|m| m.destination == "/shared")
         .unwrap();
-    assert!(
-        shared.nosuid && !shared.noexec && !shared.nodev,
-        "{shared:?}"
-    );
+    assert_eq!(shared.flags, Some(libc::MS_NOSUID), "{shared:?}");
 }
