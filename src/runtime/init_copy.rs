@@ -25,6 +25,8 @@ const COPIES_DIR: &str = ".init";
 const COPY_PREFIX: &str = "lxcri-init-";
 /// A copy being written is `.tmp-<pid of the shim writing it>`.
 const TMP_PREFIX: &str = ".tmp-";
+/// How many times one create makes the copy its link keeps losing.
+const MAX_COPIES: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitCopyError {
@@ -75,18 +77,24 @@ pub fn link_init_copy(
     let dir = runtime_root.join(COPIES_DIR);
     let copy = dir.join(format!("{COPY_PREFIX}{}", version_key(&meta)));
     // Linked at once when this version's copy exists, as on every create
-    // but the first of a version.
-    match fs::hard_link(&copy, link) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            make_copy(host_binary, &meta, &dir, &copy)?;
-            fs::hard_link(&copy, link)
+    // but the first of a version. A shim of another version removes this
+    // one's copy when it makes its own (two versions create at once while
+    // a node is upgraded): made again then, a few times at most.
+    let mut copies_made = 0;
+    loop {
+        match fs::hard_link(&copy, link) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && copies_made < MAX_COPIES => {
+                make_copy(host_binary, &meta, &dir, &copy)?;
+                copies_made += 1;
+            }
+            linked => {
+                return linked.map_err(|source| InitCopyError::Link {
+                    path: link.to_path_buf(),
+                    source,
+                })
+            }
         }
-        linked => linked,
     }
-    .map_err(|source| InitCopyError::Link {
-        path: link.to_path_buf(),
-        source,
-    })
 }
 
 fn source_metadata(host_binary: &Path) -> Result<fs::Metadata, InitCopyError> {
