@@ -32,6 +32,8 @@ enum Pid1Error {
     #[error("process: {0}")]
     Spec(#[from] crate::process::SpecError),
     #[error(transparent)]
+    Setup(#[from] crate::process::SetupError),
+    #[error(transparent)]
     Stdio(#[from] StdioError),
     #[error("{what}: {source}")]
     Sys { what: String, source: Errno },
@@ -112,8 +114,12 @@ fn run_inner() -> Result<i32> {
                 });
             }
         }
-        let exe = prepare::prepare_rest(&spec)?;
-        let command = Command::new(&spec.process, &exe)?.with_start_hooks(spec.start_hooks.clone());
+        prepare::prepare_rest(&spec)?;
+        // The program is looked up as the process's user, below.
+        let name = Path::new(spec.process.args.first().map_or("", String::as_str));
+        let mut command =
+            Command::new(&spec.process, name)?.with_start_hooks(spec.start_hooks.clone());
+        command.look_up_before_start()?;
         prepare::finish_rootfs(&spec)?;
         Ok((gate, (spec, command)))
     });

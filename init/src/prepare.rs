@@ -5,7 +5,6 @@
 //! Doing this inside the container's mount namespace and root means paths
 //! and symlinks resolve within the container and cannot escape it.
 
-use crate::path_lookup::{self, LookupError};
 use lxcri_init_spec::{InitSpec, Propagation, PropagationKind};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
@@ -45,8 +44,6 @@ pub enum PrepareError {
     CwdNotDir(String),
     #[error("cwd {0:?} is not an absolute path")]
     CwdRelative(String),
-    #[error(transparent)]
-    Lookup(#[from] LookupError),
     #[error("remount / read-only: {0}")]
     RootfsReadonly(#[source] Errno),
     #[error("mount propagation of {path}: {source}")]
@@ -107,8 +104,8 @@ pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
 
 /// The rest, after the create hooks (as runc's masks and read-only remounts
 /// follow its hooks): masked and read-only paths, `/dev`'s last touches,
-/// the cwd and per-mount flags. Returns the resolved executable.
-pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
+/// the cwd and read-only tmpfs mounts.
+pub fn prepare_rest(spec: &InitSpec) -> Result<()> {
     // runc's order: read-only paths first, then masks.
     for path in &spec.readonly_paths {
         readonly_path(path)?;
@@ -118,7 +115,7 @@ pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
         crate::dev_setup::console_mount_point()?;
     }
     crate::dev_setup::finish(spec.dev_tmpfs.as_ref())?;
-    let cwd = ensure_cwd(&spec.process.cwd)?;
+    ensure_cwd(&spec.process.cwd)?;
     // Last, as runc's finalizeRootfs: a read-only tmpfs could not take a
     // directory made above.
     for path in &spec.readonly_tmpfs {
@@ -127,9 +124,7 @@ pub fn prepare_rest(spec: &InitSpec) -> Result<PathBuf> {
             source,
         })?;
     }
-    let name = spec.process.args.first().map(String::as_str).unwrap_or("");
-    let exe = path_lookup::lookup(name, path_lookup::path_from_env(&spec.process.env), &cwd)?;
-    Ok(exe)
+    Ok(())
 }
 
 /// The rootfs read-only, last, as runc's `finalizeRootfs`: only the mount

@@ -7,6 +7,7 @@
 //! CAP_SYS_ADMIN is still held unless no_new_privs allows loading it last).
 
 mod caps;
+mod lookup_before_start;
 mod scheduling;
 mod seccomp;
 #[cfg(test)]
@@ -67,6 +68,9 @@ pub enum SetupError {
     Hook(#[from] crate::hooks::HookError),
     #[error("signal {0} before the process ran")]
     Signalled(i32),
+    /// What a child that made a step for the process said.
+    #[error("{0}")]
+    Reported(String),
 }
 
 pub(super) fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
@@ -121,8 +125,8 @@ pub enum Runner {
 /// A validated process, ready to be run in a forked child.
 pub struct Command {
     exe: CString,
-    /// `process.args[0]` and the process's PATH, for an exec's lookup as
-    /// its user.
+    /// `process.args[0]` and the process's PATH, for the lookup as its
+    /// user.
     name: String,
     path_var: Option<String>,
     argv: Vec<CString>,
@@ -328,11 +332,7 @@ impl Command {
             // load now; the profile must then allow the rest of the setup.
             load_seccomp(seccomp)?;
         }
-        self.set_identity()?;
-        nix::unistd::chdir(self.cwd.as_c_str()).map_err(sys(format!(
-            "chdir to cwd ({:?}) set in config.json failed",
-            self.cwd.to_string_lossy()
-        )))?;
+        self.set_identity_and_cwd(true)?;
         set_caps(&self.caps)?;
         // runc sets an exec's personality here, before the filter loaded
         // with no_new_privs (setns_init_linux.go), the first process's
@@ -390,13 +390,40 @@ impl Command {
         })
     }
 
+    /// runc's finalizeNamespace: the cwd entered as root first (a
+    /// directory root may enter and the user may not is still the
+    /// process's cwd), again once the identity is the user's where root was
+    /// refused (a volume only the user may enter, root squashed).
+    fn set_identity_and_cwd(&self, own_stdio: bool) -> Result<(), SetupError> {
+        let chdir = || nix::unistd::chdir(self.cwd.as_c_str());
+        let failed = |e| {
+            sys(format!(
+                "chdir to cwd ({:?}) set in config.json failed",
+                self.cwd.to_string_lossy()
+            ))(e)
+        };
+        let entered = match chdir() {
+            Ok(()) => true,
+            Err(Errno::EACCES | Errno::EPERM) => false,
+            Err(e) => return Err(failed(e)),
+        };
+        self.set_identity(own_stdio)?;
+        if !entered {
+            chdir().map_err(failed)?;
+        }
+        Ok(())
+    }
+
     /// runc's finalizeNamespace order: shrink the bounding set while we
     /// still have CAP_SETPCAP, keep permitted caps across setuid, switch
     /// identity, then set the exact sets.
-    fn set_identity(&self) -> Result<(), SetupError> {
+    /// `own_stdio`: the process's stdio becomes its user's.
+    fn set_identity(&self, own_stdio: bool) -> Result<(), SetupError> {
         drop_bounding(self.caps.bounding)?;
         nix::sys::prctl::set_keepcaps(true).map_err(sys("set keepcaps"))?;
-        give_stdio_to(self.uid)?;
+        if own_stdio {
+            give_stdio_to(self.uid)?;
+        }
         let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() != "deny")
             .unwrap_or(true);

@@ -111,9 +111,11 @@ fn missing_binary() {
 /// and executable, so create passed): the container exits as runc 1.2+'s
 /// init does, 255, with runc's words on its stderr; an exec of it starts
 /// and exits so too. A directory as the program fails create, and an
-/// exec's start, in the words of runc 1.2+ (built with Go 1.21+). runc
-/// 1.1.5 (Debian's) exits 1 and says `permission denied`: lxcri runs alone
-/// against the expected values there.
+/// exec's start, in the words of runc 1.2+ (built with Go 1.21+); so does
+/// a program the process's user (1000, no capabilities) may not run, as
+/// the lookup is its user's; a cwd only root may enter is entered as root.
+/// runc 1.1.5 (Debian's) exits 1 and says `permission denied` for the
+/// first: lxcri runs alone against the expected values there.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn programs_that_cannot_run_fail_as_with_runc_1_2() {
@@ -134,23 +136,50 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
             continue;
         }
         let mut seen = Vec::new();
-        for (program, code, words) in [
+        let create_failed = "ctr: failed to create shim task: OCI runtime create failed: \
+                             unable to start container process: error during container init: ";
+        // The container's process looks its program up, and enters its
+        // cwd, as its user without capabilities, before the create is done.
+        let as_user = |s: &mut serde_json::Value, cwd: &str| {
+            s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000});
+            s["process"]["capabilities"] = serde_json::json!({});
+            s["process"]["cwd"] = serde_json::json!(cwd);
+        };
+        for (program, cwd, code, words) in [
             (
                 "/not-a-program",
+                None,
                 255,
                 "exec /not-a-program: exec format error".to_string(),
             ),
             (
                 "/etc",
+                None,
                 1,
-                "ctr: failed to create shim task: OCI runtime create failed: unable to start \
-                 container process: error during container init: exec: \"/etc\": is a directory"
-                    .to_string(),
+                format!("{create_failed}exec: \"/etc\": is a directory"),
             ),
+            (
+                "/root-only",
+                Some("/"),
+                1,
+                format!("{create_failed}exec: \"/root-only\": permission denied"),
+            ),
+            // A cwd root may enter and the user may not: entered as root.
+            ("true", Some("/root"), 0, String::new()),
         ] {
             let id = ctd.new_id("cannotrun");
-            let s = spec::busybox_spec(&ctd, &id, &[program]);
-            not_a_program_in(&s);
+            let mut s = spec::busybox_spec(&ctd, &id, &[program]);
+            let root = not_a_program_in(&s).to_path_buf();
+            program_file(&root.join("root-only"), b"#!/bin/sh\necho ran\n", 0o700);
+            std::fs::create_dir_all(root.join("root")).unwrap();
+            std::fs::set_permissions(
+                root.join("root"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o700),
+            )
+            .unwrap();
+            if let Some(cwd) = cwd {
+                as_user(&mut s, cwd);
+            }
             let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
             ctd.remove(&id);
             assert_eq!((out.code, said(&out)), (Some(code), words), "{rt}: {out}");
@@ -164,7 +193,7 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
         let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "1000"]);
         s["process"]["capabilities"] = serde_json::json!({});
         let root = not_a_program_in(&s);
-        program(&root.join("root-only"), b"#!/bin/sh\necho ran\n", 0o700);
+        program_file(&root.join("root-only"), b"#!/bin/sh\necho ran\n", 0o700);
         let out = ctd.run_config_detached(rt, &id, &spec::write(&ctd, &id, &s));
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         let refused =
@@ -211,7 +240,7 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
 /// into the rootfs of `spec`; returns that rootfs.
 fn not_a_program_in(spec: &serde_json::Value) -> &Path {
     let root = Path::new(spec["root"]["path"].as_str().expect("root.path"));
-    program(
+    program_file(
         &root.join("not-a-program"),
         &[0, 1, 2, 3, 4, 5, 6, 7],
         0o755,
@@ -219,7 +248,7 @@ fn not_a_program_in(spec: &serde_json::Value) -> &Path {
     root
 }
 
-fn program(path: &Path, body: &[u8], mode: u32) {
+fn program_file(path: &Path, body: &[u8], mode: u32) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, body).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
