@@ -59,6 +59,7 @@
 use serde::{Deserialize, Serialize};
 
 mod hooks;
+pub mod legacy;
 pub use hooks::{
     hooks_time, ContainerView, Hook, HookRun, HookState, HostView, HostViewStep, StartHooks,
     DEFAULT_HOOK_TIMEOUT_SECS,
@@ -153,6 +154,12 @@ pub struct InitSpec {
     /// mount points inside it can be made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub readonly_tmpfs: Vec<String>,
+    /// An older shim's ([`legacy`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub remount_flags: Vec<legacy::RemountFlags>,
+    /// An older shim's ([`legacy`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs_modes: Vec<legacy::TmpfsMode>,
     /// Binds LXC made whose options ask for recursive mount attributes
     /// (`rro`, `rnosuid`, ...): the init sets them on the bind and every
     /// mount below it before the shim's own binds go in, so a volume bound
@@ -257,7 +264,10 @@ pub struct DevTmpfs {
     /// The mode of `/dev`'s root: `mode=`'s, else that of the image's
     /// `/dev` directory (runc 1.2+ gives a tmpfs over a directory its
     /// mode), else a new tmpfs's 1777. LXC made the tmpfs with its own.
-    pub mode: u32,
+    /// Always written; an older shim ([`legacy`]) left it out to keep
+    /// LXC's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
 /// How `/dev/pts` is mounted: per-mount flags and devpts options, both
@@ -344,10 +354,21 @@ pub struct SharedMount {
     pub destination: String,
     /// The per-mount flags (`MS_*` bits) the bind is remounted with,
     /// exactly, as runc 1.2+ does when its options name a flag, set or
-    /// cleared (`rw` too); `None`: they name none and the source's stay.
-    /// The helper is the host's root, so no flag is locked to it.
+    /// cleared (`rw` too), and the ones cleared (see [`BindFlags`]: a
+    /// helper in a user namespace may find flags locked); `None`: they
+    /// name none and the source's stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<u64>,
+    pub flags: Option<(u64, u64)>,
+    /// An older shim's flags ([`legacy`]): the bind remounted with those
+    /// of them that are set.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub readonly: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nosuid: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nodev: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub noexec: bool,
     /// The spec's propagation; `None` is a slave of the host's mount, as
     /// LXC makes its binds. `shared` makes a peer.
     #[serde(default)]

@@ -107,9 +107,11 @@ pub fn finish(dev: Option<&DevTmpfs>) -> Result<()> {
 /// The mode and `uid=`/`gid=` of the spec's `/dev`: a remount ignores them
 /// (they belong to the tmpfs's root at mount time), so they are set here.
 fn own_dev(dev: &DevTmpfs) -> Result<()> {
+    // The last one, as the kernel takes it.
     let value = |key: &str| {
         dev.options
             .iter()
+            .rev()
             .find_map(|o| o.strip_prefix(key)?.strip_prefix('='))
     };
     let fail = |what| {
@@ -119,7 +121,9 @@ fn own_dev(dev: &DevTmpfs) -> Result<()> {
             source,
         }
     };
-    fs::set_permissions("/dev", fs::Permissions::from_mode(dev.mode)).map_err(fail("chmod"))?;
+    if let Some(mode) = dev.mode {
+        fs::set_permissions("/dev", fs::Permissions::from_mode(mode)).map_err(fail("chmod"))?;
+    }
     let uid = value("uid").and_then(|u| u.parse().ok()).map(Uid::from_raw);
     let gid = value("gid").and_then(|g| g.parse().ok()).map(Gid::from_raw);
     if uid.is_some() || gid.is_some() {

@@ -14,7 +14,7 @@ use nix::sys::statvfs::{statvfs, FsFlags};
 use std::fs;
 use std::io::ErrorKind;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::{symlink, DirBuilderExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,10 @@ pub enum PrepareError {
     Readonly { path: String, source: Errno },
     #[error("mount {path}: making the read-only tmpfs read-only: {source}")]
     ReadonlyTmpfs { path: String, source: Errno },
+    #[error("mount {path}: setting its flags: {source}")]
+    RemountFlags { path: String, source: Errno },
+    #[error("chmod {path} (the image's mode for the spec's tmpfs, as runc 1.1): {source}")]
+    TmpfsMode { path: String, source: Errno },
     #[error(transparent)]
     BindFlags(#[from] crate::bind_flags::BindFlagsError),
     #[error("mount {path}: setting the recursive attributes of its options (rro, rnosuid, ...) with mount_setattr: {source}")]
@@ -77,6 +81,15 @@ pub fn prepare_mounts(spec: &InitSpec) -> Result<()> {
     for l in &spec.symlinks {
         make_symlink(&l.path, &l.target)?;
     }
+    // An older shim's spec (lxcri_init_spec::legacy), as its init did.
+    for t in &spec.tmpfs_modes {
+        fs::set_permissions(&t.destination, fs::Permissions::from_mode(t.mode)).map_err(|e| {
+            PrepareError::TmpfsMode {
+                path: t.destination.clone(),
+                source: io_errno(&e),
+            }
+        })?;
+    }
     // As runc sets them right after each bind, flags first: before the
     // shim's binds go into these ones, and before masks and read-only
     // paths.
@@ -122,6 +135,14 @@ pub fn prepare_rest(spec: &InitSpec) -> Result<()> {
         bind_remount(path, MsFlags::MS_RDONLY).map_err(|source| PrepareError::ReadonlyTmpfs {
             path: path.clone(),
             source,
+        })?;
+    }
+    for r in &spec.remount_flags {
+        bind_remount(&r.destination, MsFlags::from_bits_retain(r.flags)).map_err(|source| {
+            PrepareError::RemountFlags {
+                path: r.destination.clone(),
+                source,
+            }
         })?;
     }
     Ok(())

@@ -17,7 +17,9 @@ use std::path::Path;
 
 use std::os::fd::OwnedFd;
 
-use lxcri_init_spec::{IdmapSource, Propagation, PropagationKind, ShareSpec};
+use lxcri_init_spec::{
+    BindFlags, IdmapSource, Propagation, PropagationKind, ShareSpec, SharedMount,
+};
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
 use nix::mount::{mount, MsFlags};
@@ -37,6 +39,8 @@ enum ShareError {
     Caps(String),
     #[error("the id mapping of {path}: {source}")]
     Mapping { path: String, source: MappingError },
+    #[error(transparent)]
+    Flags(#[from] crate::bind_flags::BindFlagsError),
     #[error("{what} {path}: {source}{hint}")]
     Sys {
         what: &'static str,
@@ -103,17 +107,12 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
             None::<&str>,
         )
         .map_err(sys("set the propagation of", dest))?;
-        // Exactly the spec's flags, as runc 1.2+ sets a bind's: the host's
-        // root, no flag is locked to the helper.
-        if let Some(flags) = m.flags {
-            mount(
-                None::<&str>,
-                dest,
-                None::<&str>,
-                MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::from_bits_retain(flags),
-                None::<&str>,
-            )
-            .map_err(sys("remount", dest))?;
+        if let Some((flags, cleared)) = bind_flags_of(m) {
+            crate::bind_flags::set(&BindFlags {
+                destination: dest.to_string(),
+                flags,
+                cleared,
+            })?;
         }
         if let Some(attrs) = m.recursive {
             mount_tree::set_recursive(dest, attrs).map_err(sys(
@@ -123,6 +122,24 @@ fn share(spec_path: &Path) -> Result<(), ShareError> {
         }
     }
     Ok(())
+}
+
+/// The flags to set on `m`: the spec's exactly, as runc 1.2+; an older
+/// shim's (see [`lxcri_init_spec::legacy`]) those of its four that are set.
+fn bind_flags_of(m: &SharedMount) -> Option<(u64, u64)> {
+    if m.flags.is_some() {
+        return m.flags;
+    }
+    let legacy = [
+        (m.readonly, libc::MS_RDONLY),
+        (m.nosuid, libc::MS_NOSUID),
+        (m.nodev, libc::MS_NODEV),
+        (m.noexec, libc::MS_NOEXEC),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .fold(0, |acc, (_, bit)| acc | bit);
+    (legacy != 0).then_some((legacy, 0))
 }
 
 /// The copy of each mount's source, id-mapped where it asks.
@@ -240,4 +257,42 @@ fn make_mount_point(dest: &str, is_dir: bool) -> Result<(), ShareError> {
             .map_err(io(target))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mount(flags: Option<(u64, u64)>) -> SharedMount {
+        SharedMount {
+            source: "/v".into(),
+            destination: "/v".into(),
+            flags,
+            readonly: false,
+            nosuid: false,
+            nodev: false,
+            noexec: false,
+            propagation: None,
+            create: false,
+            rbind: true,
+            idmap: None,
+            recursive: None,
+        }
+    }
+
+    #[test]
+    fn the_spec_flags_or_an_older_shims_four() {
+        assert_eq!(bind_flags_of(&mount(None)), None);
+        let cleared_only = Some((0, libc::MS_RDONLY));
+        assert_eq!(bind_flags_of(&mount(cleared_only)), cleared_only);
+        let older = SharedMount {
+            readonly: true,
+            noexec: true,
+            ..mount(None)
+        };
+        assert_eq!(
+            bind_flags_of(&older),
+            Some((libc::MS_RDONLY | libc::MS_NOEXEC, 0))
+        );
+    }
 }

@@ -74,8 +74,10 @@ pub(super) fn dev_tmpfs(
         }
         data.push(opt.clone());
     }
+    // The last one, as the kernel takes it.
     let option_mode = data
         .iter()
+        .rev()
         .find_map(|o| o.strip_prefix("mode="))
         .and_then(|m| u32::from_str_radix(m, 8).ok());
     // As runc 1.2+ mounts a tmpfs: the image's mode goes first in the
@@ -84,7 +86,7 @@ pub(super) fn dev_tmpfs(
     Ok(DevTmpfs {
         flags,
         options: data,
-        mode: option_mode.or(image_mode).unwrap_or(0o1777),
+        mode: Some(option_mode.or(image_mode).unwrap_or(0o1777)),
     })
 }
 
@@ -106,18 +108,21 @@ mod tests {
         .unwrap();
         assert_eq!(dev.flags, libc::MS_NOSUID | libc::MS_STRICTATIME);
         assert_eq!(dev.options, ["mode=755", "size=65536k"]);
-        assert_eq!(dev.mode, 0o755);
+        assert_eq!(dev.mode, Some(0o755));
     }
 
     #[test]
-    fn later_flags_win_as_in_mount8() {
+    fn the_last_option_naming_a_flag_wins_as_in_runc() {
         let dev = dev_tmpfs(
             "m",
             &opts(&["ro", "noatime", "rw", "relatime", "nosuid", "suid"]),
             None,
         )
         .unwrap();
-        assert_eq!(dev.flags, libc::MS_RELATIME);
+        // The atime options are bits of their own, as runc reads them.
+        assert_eq!(dev.flags, libc::MS_NOATIME | libc::MS_RELATIME);
+        let dev = dev_tmpfs("m", &opts(&["noatime", "atime", "lazytime"]), None).unwrap();
+        assert_eq!(dev.flags, libc::MS_LAZYTIME);
     }
 
     #[test]
@@ -169,11 +174,17 @@ mod tests {
 
     #[test]
     fn mode_wins_over_the_images_dev_mode_as_in_runc_1_2() {
-        let with_mode = opts(&["mode=711"]);
-        assert_eq!(dev_tmpfs("m", &with_mode, None).unwrap().mode, 0o711);
-        assert_eq!(dev_tmpfs("m", &with_mode, Some(0o755)).unwrap().mode, 0o711);
+        let with_mode = opts(&["mode=755", "mode=711"]);
+        assert_eq!(dev_tmpfs("m", &with_mode, None).unwrap().mode, Some(0o711));
+        assert_eq!(
+            dev_tmpfs("m", &with_mode, Some(0o755)).unwrap().mode,
+            Some(0o711)
+        );
         let without = opts(&["nosuid"]);
-        assert_eq!(dev_tmpfs("m", &without, Some(0o750)).unwrap().mode, 0o750);
-        assert_eq!(dev_tmpfs("m", &without, None).unwrap().mode, 0o1777);
+        assert_eq!(
+            dev_tmpfs("m", &without, Some(0o750)).unwrap().mode,
+            Some(0o750)
+        );
+        assert_eq!(dev_tmpfs("m", &without, None).unwrap().mode, Some(0o1777));
     }
 }

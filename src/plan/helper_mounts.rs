@@ -39,8 +39,11 @@ pub(super) struct HelperSplit {
     pub entries: Vec<MountEntry>,
     /// What the helper binds, in the spec's order.
     pub shared: Vec<SharedMount>,
-    /// The init's: recursive attributes of binds LXC makes.
-    pub recursive_attrs: Vec<RecursiveAttrs>,
+    /// The init's: recursive attributes of binds LXC makes, with the
+    /// place of each bind in `entries`.
+    pub recursive_attrs: Vec<(usize, RecursiveAttrs)>,
+    /// Per entry: the helper's copy covers it (an `rshared` bind).
+    pub helper_covers: Vec<bool>,
 }
 
 /// Takes the binds the share helper makes out of LXC's `entries` (made
@@ -68,6 +71,7 @@ pub(super) fn defer_to_helper(
         entries: Vec::new(),
         shared: Vec::new(),
         recursive_attrs: Vec::new(),
+        helper_covers: Vec::new(),
     };
     let mut binds: Vec<String> = Vec::new();
     // With their place in the spec and field, to tell what covers what.
@@ -100,8 +104,9 @@ pub(super) fn defer_to_helper(
             } else if let Some(attrs) = origin.recursive {
                 split
                     .recursive_attrs
-                    .push(RecursiveAttrs { destination, attrs });
+                    .push((kept.len(), RecursiveAttrs { destination, attrs }));
             }
+            split.helper_covers.push(origin.shared);
             kept.push((i, origin.field, entry));
             continue;
         }
@@ -157,7 +162,11 @@ fn shared_mount(
     SharedMount {
         source: entry.source.clone(),
         destination: format!("/{}", entry.destination),
-        flags: bind_remount(&entry.options).map(|(flags, _)| flags),
+        flags: bind_remount(&entry.options),
+        readonly: false,
+        nosuid: false,
+        nodev: false,
+        noexec: false,
         propagation,
         create,
         rbind: entry.options.iter().any(|o| o == "rbind"),

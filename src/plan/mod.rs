@@ -331,6 +331,9 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         dev_pts: mount_plan.dev_pts,
         bind_flags: mount_plan.bind_flags,
         readonly_tmpfs: mount_plan.readonly_tmpfs,
+        // An older shim's; this one says the same in the fields above.
+        remount_flags: Vec::new(),
+        tmpfs_modes: Vec::new(),
         recursive_attrs: mount_plan.recursive_attrs,
         own_rootfs: ctx.rootfs_mounted,
         devices: device_plan.nodes,

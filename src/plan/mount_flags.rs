@@ -9,34 +9,41 @@ use lxcri_init_spec::MountAttrs;
 
 use crate::lxc::MountEntry;
 
-/// Flag options: what each sets, and what it clears. One that sets nothing
-/// turns its bit off (runc's `clear` options: libcontainer/specconv
-/// `mountFlags`).
-const FLAGS: [(&str, u64, u64); 21] = [
-    ("ro", libc::MS_RDONLY, 0),
-    ("rw", 0, libc::MS_RDONLY),
-    ("nosuid", libc::MS_NOSUID, 0),
-    ("suid", 0, libc::MS_NOSUID),
-    ("nodev", libc::MS_NODEV, 0),
-    ("dev", 0, libc::MS_NODEV),
-    ("noexec", libc::MS_NOEXEC, 0),
-    ("exec", 0, libc::MS_NOEXEC),
-    ("sync", libc::MS_SYNCHRONOUS, 0),
-    ("async", 0, libc::MS_SYNCHRONOUS),
-    ("dirsync", libc::MS_DIRSYNC, 0),
-    ("nodiratime", libc::MS_NODIRATIME, 0),
-    ("diratime", 0, libc::MS_NODIRATIME),
-    ("strictatime", libc::MS_STRICTATIME, ATIME),
-    ("noatime", libc::MS_NOATIME, ATIME),
-    ("relatime", libc::MS_RELATIME, ATIME),
-    ("norelatime", 0, libc::MS_RELATIME),
-    ("atime", 0, libc::MS_NOATIME),
-    ("nostrictatime", 0, libc::MS_STRICTATIME),
-    ("nosymfollow", libc::MS_NOSYMFOLLOW, 0),
-    ("symfollow", 0, libc::MS_NOSYMFOLLOW),
+/// Flag options as runc reads them (libcontainer/specconv `mountFlags`):
+/// each sets its bit, or with `true` clears it; the last one naming a bit
+/// wins. The atime ones are bits of their own there too: `noatime` after
+/// `strictatime` leaves both set, and the kernel picks (`path_mount`).
+const FLAGS: [(&str, bool, u64); 29] = [
+    ("async", true, libc::MS_SYNCHRONOUS),
+    ("atime", true, libc::MS_NOATIME),
+    ("dev", true, libc::MS_NODEV),
+    ("diratime", true, libc::MS_NODIRATIME),
+    ("dirsync", false, libc::MS_DIRSYNC),
+    ("exec", true, libc::MS_NOEXEC),
+    ("iversion", false, libc::MS_I_VERSION),
+    ("lazytime", false, libc::MS_LAZYTIME),
+    ("loud", true, libc::MS_SILENT),
+    ("mand", false, libc::MS_MANDLOCK),
+    ("noatime", false, libc::MS_NOATIME),
+    ("nodev", false, libc::MS_NODEV),
+    ("nodiratime", false, libc::MS_NODIRATIME),
+    ("noexec", false, libc::MS_NOEXEC),
+    ("noiversion", true, libc::MS_I_VERSION),
+    ("nolazytime", true, libc::MS_LAZYTIME),
+    ("nomand", true, libc::MS_MANDLOCK),
+    ("norelatime", true, libc::MS_RELATIME),
+    ("nostrictatime", true, libc::MS_STRICTATIME),
+    ("nosuid", false, libc::MS_NOSUID),
+    ("nosymfollow", false, libc::MS_NOSYMFOLLOW),
+    ("relatime", false, libc::MS_RELATIME),
+    ("ro", false, libc::MS_RDONLY),
+    ("rw", true, libc::MS_RDONLY),
+    ("silent", false, libc::MS_SILENT),
+    ("strictatime", false, libc::MS_STRICTATIME),
+    ("suid", true, libc::MS_NOSUID),
+    ("symfollow", true, libc::MS_NOSYMFOLLOW),
+    ("sync", false, libc::MS_SYNCHRONOUS),
 ];
-
-const ATIME: u64 = libc::MS_STRICTATIME | libc::MS_NOATIME | libc::MS_RELATIME;
 
 /// Propagation options: the mount plan's, not a filesystem's.
 const PROPAGATION: [&str; 8] = [
@@ -56,18 +63,25 @@ const PROPAGATION: [&str; 8] = [
 /// the bind with its source's flags (libcontainer/rootfs_linux.go
 /// `mountToRootfs`, case "bind").
 pub(super) fn bind_remount(options: &[String]) -> Option<(u64, u64)> {
-    let mut cleared = 0;
+    let (flags, cleared) = flags_of(options);
+    (flags != 0 || cleared != 0).then_some((flags, cleared))
+}
+
+/// The bits `options` set, and those they clear.
+fn flags_of(options: &[String]) -> (u64, u64) {
+    let (mut flags, mut cleared) = (0, 0);
     for opt in options {
-        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
-            if *set == 0 {
-                cleared |= clear;
+        if let Some((_, clear, bit)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
+            if *clear {
+                flags &= !bit;
+                cleared |= bit;
             } else {
-                cleared &= !set;
+                flags |= bit;
+                cleared &= !bit;
             }
         }
     }
-    let flags = split(options).0;
-    (flags != 0 || cleared != 0).then_some((flags, cleared))
+    (flags, cleared)
 }
 
 /// The last of `ro`/`rw` wins.
@@ -83,16 +97,14 @@ pub(super) fn is_bind_entry(e: &MountEntry) -> bool {
 /// The `MS_*` bits of `options`' flag options, and the others with their
 /// index (propagation left out): what the filesystem itself is given.
 pub(super) fn split(options: &[String]) -> (u64, Vec<(usize, &String)>) {
-    let mut flags = 0;
-    let mut rest = Vec::new();
-    for (k, opt) in options.iter().enumerate() {
-        if let Some((_, set, clear)) = FLAGS.iter().find(|(name, _, _)| name == opt) {
-            flags = (flags & !clear) | set;
-        } else if !PROPAGATION.contains(&opt.as_str()) {
-            rest.push((k, opt));
-        }
-    }
-    (flags, rest)
+    let rest = options
+        .iter()
+        .enumerate()
+        .filter(|(_, opt)| {
+            !FLAGS.iter().any(|(name, _, _)| name == opt) && !PROPAGATION.contains(&opt.as_str())
+        })
+        .collect();
+    (flags_of(options).0, rest)
 }
 
 /// runc's recursive options and the `MOUNT_ATTR_*` bit each sets (`true`)
@@ -225,6 +237,26 @@ mod tests {
                 "{off}"
             );
         }
+    }
+
+    #[test]
+    fn a_bind_is_remounted_when_its_options_name_a_flag_as_runc_reads_them() {
+        let remount = |v: &[&str]| {
+            let options: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+            bind_remount(&options)
+        };
+        assert_eq!(remount(&["rbind", "rprivate"]), None);
+        assert_eq!(remount(&["rbind", "rro"]), None, "recursive, not flags");
+        assert_eq!(remount(&["rbind", "rw"]), Some((0, libc::MS_RDONLY)));
+        assert_eq!(
+            remount(&["bind", "suid", "nosuid"]),
+            Some((libc::MS_NOSUID, 0))
+        );
+        assert_eq!(
+            remount(&["bind", "strictatime", "relatime"]),
+            Some((libc::MS_STRICTATIME | libc::MS_RELATIME, 0))
+        );
+        assert_eq!(remount(&["bind", "nomand"]), Some((0, libc::MS_MANDLOCK)));
     }
 
     #[test]

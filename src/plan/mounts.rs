@@ -243,12 +243,7 @@ pub(super) fn plan_mounts(
                         .entries
                         .iter()
                         .any(|e| Path::new(&destination).starts_with(&e.destination));
-                tmpfs_as_runc(
-                    &mut options,
-                    &destination,
-                    (!nested).then_some(rootfs),
-                    &mut plan,
-                );
+                tmpfs_mode_as_runc(&mut options, &destination, (!nested).then_some(rootfs));
             }
             options.push("create=dir".into());
             MountEntry {
@@ -270,36 +265,41 @@ pub(super) fn plan_mounts(
     let split = defer_to_helper(entries, origins, &mut plan.propagation, &mut plan.cgroup_at)?;
     plan.entries = split.entries;
     plan.shared = split.shared;
-    plan.recursive_attrs.extend(split.recursive_attrs);
-    // A bind the helper makes again over LXC's gets its flags there.
-    let shared = &plan.shared;
-    plan.bind_flags = plan
-        .entries
-        .iter()
-        .filter_map(bind_flags)
-        .filter(|b| !shared.iter().any(|m| m.destination == b.destination))
-        .collect();
     // The init works on the finished tree, where runc worked on each mount
     // as it made it: a mount a later one covers is out of its reach.
     let entries = &plan.entries;
-    plan.bind_flags
-        .retain(|r| !covered_later(entries, &r.destination));
-    plan.readonly_tmpfs.retain(|t| !covered_later(entries, t));
-    plan.recursive_attrs
-        .retain(|r| !covered_later(entries, &r.destination));
+    plan.recursive_attrs = split
+        .recursive_attrs
+        .into_iter()
+        .filter(|(at, _)| !covered_after(entries, *at))
+        .map(|(_, attrs)| attrs)
+        .collect();
+    // A bind the helper makes again over LXC's gets its flags there.
+    plan.bind_flags = entries
+        .iter()
+        .enumerate()
+        .filter(|(at, _)| !split.helper_covers[*at] && !covered_after(entries, *at))
+        .filter_map(|(_, e)| bind_flags(e))
+        .collect();
+    // A read-only tmpfs is mounted writable and made read-only last, as
+    // runc's `finalizeRootfs`, so the filesystem itself stays `rw`, and
+    // mount points inside it can be made.
+    for at in 0..plan.entries.len() {
+        let e = &plan.entries[at];
+        if e.fstype != "tmpfs" || !is_readonly(&e.options) {
+            continue;
+        }
+        if !covered_after(&plan.entries, at) {
+            plan.readonly_tmpfs.push(format!("/{}", e.destination));
+        }
+        plan.entries[at].options.retain(|o| o != "ro" && o != "rw");
+    }
     Ok(plan)
 }
 
-/// Whether a mount after the (last) one at `destination` (absolute) is at
-/// or above it.
-fn covered_later(entries: &[MountEntry], destination: &str) -> bool {
-    let dest = Path::new(destination.trim_start_matches('/'));
-    let Some(at) = entries
-        .iter()
-        .rposition(|e| Path::new(&e.destination) == dest)
-    else {
-        return false;
-    };
+/// Whether a mount after the one at `at` is at or above it.
+fn covered_after(entries: &[MountEntry], at: usize) -> bool {
+    let dest = Path::new(&entries[at].destination);
     entries[at + 1..]
         .iter()
         .any(|e| dest.starts_with(&e.destination))
@@ -319,31 +319,20 @@ fn bind_flags(entry: &MountEntry) -> Option<BindFlags> {
     })
 }
 
-/// A tmpfs as runc 1.2+ mounts it (libcontainer/rootfs_linux.go
+/// A tmpfs's mode as runc 1.2+ gives it (libcontainer/rootfs_linux.go
 /// `createOpenMountpoint`): over a directory the image has (`rootfs` is
 /// `None` when an earlier mount covers the destination: runc makes it
 /// there), `mode=` of that directory goes first in the options, so a
 /// `mode=` the spec states wins and the image's mode stands in for a
 /// missing one (runc 1.1 `chmod`ed the root back to the image's mode
-/// whatever `mode=` said); a read-only one is mounted writable and made
-/// read-only per mount afterwards (runc's `finalizeRootfs`), so the
-/// filesystem itself stays `rw`, and mount points inside it can be made.
-fn tmpfs_as_runc(
-    options: &mut Vec<String>,
-    destination: &str,
-    rootfs: Option<&Path>,
-    plan: &mut MountPlan,
-) {
+/// whatever `mode=` said).
+fn tmpfs_mode_as_runc(options: &mut Vec<String>, destination: &str, rootfs: Option<&Path>) {
     let image_mode = rootfs
         .and_then(|r| std::fs::symlink_metadata(r.join(destination)).ok())
         .filter(|m| m.is_dir())
         .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o7777);
     if let Some(mode) = image_mode {
         options.insert(0, format!("mode={mode:04o}"));
-    }
-    if is_readonly(options) {
-        options.retain(|o| o != "ro" && o != "rw");
-        plan.readonly_tmpfs.push(format!("/{destination}"));
     }
 }
 

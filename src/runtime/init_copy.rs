@@ -25,8 +25,6 @@ const COPIES_DIR: &str = ".init";
 const COPY_PREFIX: &str = "lxcri-init-";
 /// A copy being written is `.tmp-<pid of the shim writing it>`.
 const TMP_PREFIX: &str = ".tmp-";
-/// How many times one create makes the copy its link keeps losing.
-const MAX_COPIES: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitCopyError {
@@ -77,23 +75,15 @@ pub fn link_init_copy(
     let dir = runtime_root.join(COPIES_DIR);
     let copy = dir.join(format!("{COPY_PREFIX}{}", version_key(&meta)));
     // Linked at once when this version's copy exists, as on every create
-    // but the first of a version. A shim of another version removes this
-    // one's copy when it makes its own (two versions create at once while
-    // a node is upgraded): made again then, a few times at most.
-    let mut copies_made = 0;
-    loop {
-        match fs::hard_link(&copy, link) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && copies_made < MAX_COPIES => {
-                make_copy(host_binary, &meta, &dir, &copy)?;
-                copies_made += 1;
-            }
-            linked => {
-                return linked.map_err(|source| InitCopyError::Link {
-                    path: link.to_path_buf(),
-                    source,
-                })
-            }
+    // but the first of a version.
+    match fs::hard_link(&copy, link) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            make_copy(host_binary, &meta, &dir, &copy, link)
         }
+        linked => linked.map_err(|source| InitCopyError::Link {
+            path: link.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -105,13 +95,16 @@ fn source_metadata(host_binary: &Path) -> Result<fs::Metadata, InitCopyError> {
 }
 
 /// Copies `host_binary` to `copy` (under a temporary name first, so a copy
-/// is whole or absent), then removes the copies of other versions: each
-/// container started from one holds its own link.
+/// is whole or absent) and links it at `link` before it takes the shared
+/// name: a shim of another version may remove the shared copy at any time
+/// (below), the link holds its own. Then removes the copies of other
+/// versions: each container started from one holds its own link.
 fn make_copy(
     host_binary: &Path,
     meta: &fs::Metadata,
     dir: &Path,
     copy: &Path,
+    link: &Path,
 ) -> Result<(), InitCopyError> {
     let copy_err = |path: &Path| {
         let path = path.to_path_buf();
@@ -142,12 +135,18 @@ fn make_copy(
         let _ = fs::remove_file(&tmp);
         return Err(InitCopyError::SourceChanged(host_binary.to_path_buf()));
     }
-    if let Err(source) = fs::rename(&tmp, copy) {
+    if let Err(source) = fs::hard_link(&tmp, link) {
         let _ = fs::remove_file(&tmp);
-        return Err(InitCopyError::Copy {
-            path: copy.to_path_buf(),
+        return Err(InitCopyError::Link {
+            path: link.to_path_buf(),
             source,
         });
+    }
+    // The container has its init; the shared name only spares the next
+    // create a copy.
+    if let Err(e) = fs::rename(&tmp, copy) {
+        tracing::debug!(path = %copy.display(), error = %e, "naming the node's init copy");
+        let _ = fs::remove_file(&tmp);
     }
     remove_stale(dir, copy, Path::new("/proc"));
     Ok(())

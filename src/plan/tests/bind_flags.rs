@@ -95,9 +95,11 @@ fn a_tmpfs_takes_the_images_mode_unless_it_states_one() {
 
 /// `/dev` is a new tmpfs (LXC's autodev, the spec's on runc): a tmpfs below
 /// it keeps `mode=`, whatever the image's `/dev/shm` was; a mount a later
-/// one covers gets nothing from the init (runc worked on it before it was
-/// covered); an `rshared` bind, which the share helper makes again over
-/// LXC's, gets its flags there.
+/// one covers gets nothing from the init (runc set a bind's flags before
+/// it was covered; its `finalizeRootfs` remounts a read-only tmpfs by path,
+/// which would make the mount on top read-only: lxcri leaves that one); an
+/// `rshared` bind, which the share helper makes again over LXC's, gets its
+/// flags there.
 #[test]
 fn dev_tmpfs_covered_mounts_and_shared_binds() {
     let env = env();
@@ -146,5 +148,51 @@ fn dev_tmpfs_covered_mounts_and_shared_binds() {
         .iter()
         .find(|m| m.destination == "/shared")
         .unwrap();
-    assert_eq!(shared.flags, Some(libc::MS_NOSUID), "{shared:?}");
+    assert_eq!(
+        shared.flags,
+        Some((libc::MS_NOSUID, libc::MS_NOEXEC)),
+        "{shared:?}"
+    );
+}
+
+/// A bind covered by a later one at the same destination gives the later
+/// one nothing: its flags and recursive attributes were runc's to set
+/// before it was covered, and the one on top keeps its source's.
+#[test]
+fn a_bind_covered_at_the_same_destination_lends_nothing_to_the_one_on_top() {
+    let env = env();
+    let dir = env.host.join("dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = with(|v| {
+        let bind = |dest: &str, options: &[&str]| json!({"destination": dest, "type": "bind", "source": dir, "options": options});
+        mount(v, bind("/x", &["rbind", "ro", "nosuid"]));
+        mount(v, bind("/x", &["rbind"]));
+        mount(v, bind("/y", &["rbind", "rro"]));
+        mount(v, bind("/y", &["rbind", "rw"]));
+        mount(
+            v,
+            json!({"destination": "/z", "type": "tmpfs", "source": "tmpfs", "options": ["ro"]}),
+        );
+        mount(v, bind("/z", &["rbind"]));
+    });
+    let plan = env.plan(&spec).unwrap();
+    assert_eq!(
+        plan.init.bind_flags,
+        [BindFlags {
+            destination: "/y".into(),
+            flags: 0,
+            cleared: libc::MS_RDONLY,
+        }]
+    );
+    assert_eq!(plan.init.recursive_attrs, []);
+    assert_eq!(plan.init.readonly_tmpfs, Vec::<String>::new());
+    let z = plan
+        .lxc
+        .mounts
+        .iter()
+        .find(|m| m.fstype == "tmpfs" && m.destination == "z");
+    assert_eq!(
+        z.map(|m| m.options.join(",")),
+        Some("create=dir".to_string())
+    );
 }

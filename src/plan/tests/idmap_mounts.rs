@@ -78,7 +78,7 @@ fn mapped_binds_are_the_helpers_with_their_mapping_and_recursion() {
     let data = &plan.shared_mounts[0];
     // `rw`: remounted without the source's flags, as runc 1.2+.
     assert!(data.create && data.rbind);
-    assert_eq!(data.flags, Some(0));
+    assert_eq!(data.flags, Some((0, libc::MS_RDONLY)));
     let idmap = data.idmap.as_ref().unwrap();
     assert!(!idmap.recursive, "runc's default: the bind's own mount");
     assert_eq!(
@@ -90,7 +90,7 @@ fn mapped_binds_are_the_helpers_with_their_mapping_and_recursion() {
     );
     let hosts = &plan.shared_mounts[1];
     assert!(hosts.create && !hosts.rbind);
-    assert_eq!(hosts.flags, Some(libc::MS_RDONLY));
+    assert_eq!(hosts.flags, Some((libc::MS_RDONLY, 0)));
     let idmap = hosts.idmap.as_ref().unwrap();
     assert!(idmap.recursive, "the last of idmap/ridmap");
     assert_eq!(idmap.mapping, IdmapSource::Container);

@@ -70,7 +70,7 @@ fn binds_inside_binds_are_made_inside_the_container_by_the_helper() {
     assert_eq!(helper, ["/data/evil/x", "/data/f"]);
     let x = &plan.shared_mounts[0];
     assert!(x.create);
-    assert_eq!(x.flags, Some(libc::MS_RDONLY | libc::MS_NOSUID));
+    assert_eq!(x.flags, Some((libc::MS_RDONLY | libc::MS_NOSUID, 0)));
     assert_eq!(x.propagation.map(|p| p.recursive), Some(true));
     // No flag named: the source's stay.
     assert!(plan.shared_mounts[1].create && plan.shared_mounts[1].flags.is_none());
