@@ -124,8 +124,12 @@ impl Channels {
                 Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => {
                     return Ok(Received::Closed)
                 }
+                // The server's close came first: what it sent after it is
+                // not part of the stream (containerd's streaming server
+                // does this now and then, on runc's execs as on lxcri's).
                 Err(WsError::Protocol(
-                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+                    | tungstenite::error::ProtocolError::ReceivedAfterClosing,
                 )) => return Ok(Received::Closed),
                 Err(WsError::Io(e))
                     if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
