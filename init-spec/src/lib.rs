@@ -21,8 +21,9 @@
 //!    volumes and runs the create hooks meanwhile: runc's hooks run before
 //!    masked paths and a read-only rootfs too), and checks that its root
 //!    is the one it had before (the hooks' [`HostView`] lifted); then makes masked and
-//!    read-only paths, the per-mount flags and a read-only rootfs, resolves
-//!    the executable and sends [`InitMessage::Ready`] (or
+//!    read-only paths, a read-only tmpfs read-only, looks the program up
+//!    as the process's user (a child with its identity, cwd and
+//!    capabilities), makes a read-only rootfs and sends [`InitMessage::Ready`] (or
 //!    [`InitMessage::Failed`] and exits 255, at either step); an init that
 //!    fails before it could connect writes the cause to
 //!    [`INIT_ERROR_FILE`] instead; the shim learns the init's host pid from

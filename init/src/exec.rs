@@ -6,7 +6,6 @@
 //! forwards signals to it and ends the way it ended.
 
 use crate::errno_text::errno_text;
-use crate::path_lookup::{self, LookupError};
 use crate::process::{Command, Runner, SpecError, Stdio};
 use crate::signals::{self, Signals};
 use crate::spec_file::{self, SpecFileError};
@@ -48,8 +47,6 @@ enum ExecError {
     /// The child could not set the process up; its own words.
     #[error("{message}")]
     Child { message: String, code: i32 },
-    #[error(transparent)]
-    Lookup(#[from] LookupError),
     #[error("process: {0}")]
     Spec(#[from] SpecError),
     #[error(transparent)]
@@ -61,7 +58,6 @@ enum ExecError {
 impl ExecError {
     fn exit_code(&self) -> i32 {
         match self {
-            ExecError::Lookup(e) => e.exit_code(),
             ExecError::Child { code, .. } => *code,
             _ => EXIT_SETUP_FAILED,
         }
@@ -233,12 +229,10 @@ fn start(spec_path: &Path) -> Result<Started, ExecError> {
         source,
     })?;
 
-    let exe = path_lookup::lookup(
-        spec.process.args.first().map(String::as_str).unwrap_or(""),
-        path_lookup::path_from_env(&spec.process.env),
-        Path::new(&spec.process.cwd),
-    )?;
-    let command = Command::new(&spec.process, &exe)?;
+    // The child looks the program up as the process's user, once in its
+    // cwd, as runc's exec (setns_init_linux.go after finalizeNamespace).
+    let name = Path::new(spec.process.args.first().map_or("", String::as_str));
+    let command = Command::new(&spec.process, name)?;
     let (child_stdio, pty_master) = if spec.process.terminal {
         // Opened after setns(mnt): the pty belongs to the container's devpts.
         let pty = stdio::open_pty(spec.process.console_size)?;

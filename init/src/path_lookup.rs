@@ -59,20 +59,14 @@ pub fn path_from_env(env: &[String]) -> Option<&str> {
     env.iter().find_map(|kv| kv.strip_prefix("PATH="))
 }
 
-/// Resolve `name`: a name with a slash is used as given (relative to `cwd`),
-/// anything else is searched in `path_var` (or [`DEFAULT_PATH`]). Empty and
-/// relative PATH entries are searched relative to `cwd`, but what they
-/// find is refused, as Go's `LookPath` in runc refuses it.
-/// By the execute bits, as root with every capability sees them.
-pub fn lookup(name: &str, path_var: Option<&str>, cwd: &Path) -> Result<PathBuf, LookupError> {
-    lookup_with(name, path_var, cwd, |_, _| Ok(()))
-}
-
-/// [`lookup`] as the calling process may run what it finds (its user,
+/// Resolve `name` as the calling process may run what it finds (its user,
 /// groups and capabilities, and `noexec` mounts), as Go's `LookPath`
-/// (`findExecutable`: `faccessat` with `AT_EACCESS`) does in runc's exec
-/// once the process's identity is set: a candidate of PATH the caller may
-/// not run is skipped.
+/// (`findExecutable`: `faccessat` with `AT_EACCESS`) does in runc's init
+/// once the process's identity is set: a name with a slash is used as
+/// given (relative to `cwd`), anything else is searched in `path_var` (or
+/// [`DEFAULT_PATH`]), a candidate the caller may not run skipped. Empty
+/// and relative PATH entries are searched relative to `cwd`, but what they
+/// find is refused, as Go's `LookPath` in runc refuses it.
 pub fn lookup_as_caller(
     name: &str,
     path_var: Option<&str>,
@@ -181,7 +175,7 @@ mod tests {
         let want = file(&b, "tool", 0o755);
         let path_var = format!("{}:{}", a.display(), b.display());
         assert_eq!(
-            lookup("tool", Some(&path_var), Path::new("/")).unwrap(),
+            lookup_as_caller("tool", Some(&path_var), Path::new("/")).unwrap(),
             want
         );
     }
@@ -189,7 +183,8 @@ mod tests {
     #[test]
     fn not_found_has_runc_wording() {
         let tmp = tempfile::tempdir().unwrap();
-        let err = lookup("nope", Some(tmp.path().to_str().unwrap()), Path::new("/")).unwrap_err();
+        let err = lookup_as_caller("nope", Some(tmp.path().to_str().unwrap()), Path::new("/"))
+            .unwrap_err();
         assert_eq!(
             err.to_string(),
             r#"exec: "nope": executable file not found in $PATH"#
@@ -217,8 +212,7 @@ mod tests {
                     && lookup_as_caller("tool", Some(&path_var), Path::new("/")).ok()
                         == Some(everyone.clone())
                     && lookup_as_caller(own.to_str().unwrap(), None, Path::new("/"))
-                        .is_err_and(|e| e.to_string().ends_with(": permission denied"))
-                    && lookup("tool", Some(&path_var), Path::new("/")).ok() == Some(own.clone());
+                        .is_err_and(|e| e.to_string().ends_with(": permission denied"));
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
             nix::unistd::ForkResult::Parent { child } => {
@@ -232,7 +226,8 @@ mod tests {
     fn directories_are_not_executables() {
         let tmp = tempfile::tempdir().unwrap();
         fs::create_dir_all(tmp.path().join("sh")).unwrap();
-        let err = lookup("sh", Some(tmp.path().to_str().unwrap()), Path::new("/")).unwrap_err();
+        let err =
+            lookup_as_caller("sh", Some(tmp.path().to_str().unwrap()), Path::new("/")).unwrap_err();
         assert!(matches!(err, LookupError::NotInPath(_)));
     }
 
@@ -242,15 +237,15 @@ mod tests {
         fs::create_dir_all(tmp.path().join("bin")).unwrap();
         let want = file(&tmp.path().join("bin"), "app", 0o700);
         assert_eq!(
-            lookup("bin/app", Some(""), tmp.path()).unwrap(),
+            lookup_as_caller("bin/app", Some(""), tmp.path()).unwrap(),
             Path::new("bin/app")
         );
         assert_eq!(
-            lookup(want.to_str().unwrap(), None, Path::new("/x")).unwrap(),
+            lookup_as_caller(want.to_str().unwrap(), None, Path::new("/x")).unwrap(),
             want
         );
 
-        let err = lookup("./missing", None, tmp.path()).unwrap_err();
+        let err = lookup_as_caller("./missing", None, tmp.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "exec: \"./missing\": stat ./missing: no such file or directory"
@@ -258,10 +253,10 @@ mod tests {
         assert_eq!(err.exit_code(), 127);
 
         file(tmp.path(), "data", 0o644);
-        let err = lookup("./data", None, tmp.path()).unwrap_err();
+        let err = lookup_as_caller("./data", None, tmp.path()).unwrap_err();
         assert_eq!(err.to_string(), "exec: \"./data\": permission denied");
         assert_eq!(err.exit_code(), 126);
-        let err = lookup("./bin", None, tmp.path()).unwrap_err();
+        let err = lookup_as_caller("./bin", None, tmp.path()).unwrap_err();
         assert_eq!(err.to_string(), "exec: \"./bin\": is a directory");
         assert_eq!(err.exit_code(), 126);
     }
@@ -274,18 +269,18 @@ mod tests {
         symlink(&target, tmp.path().join("bin/sh")).unwrap();
         // An empty entry means the current directory, "bin" is cwd/bin:
         // what they find is refused, as Go's LookPath refuses it (ErrDot).
-        let err = lookup("busybox", Some(":bin"), tmp.path()).unwrap_err();
+        let err = lookup_as_caller("busybox", Some(":bin"), tmp.path()).unwrap_err();
         assert_eq!(
             err.to_string(),
             "exec: \"busybox\": cannot run executable found relative to current directory"
         );
         assert!(matches!(
-            lookup("sh", Some(":bin"), tmp.path()),
+            lookup_as_caller("sh", Some(":bin"), tmp.path()),
             Err(LookupError::RelativeToCwd(_))
         ));
         let bin = tmp.path().join("bin");
         assert_eq!(
-            lookup(
+            lookup_as_caller(
                 "sh",
                 Some(&format!("/nonexistent:{}", bin.display())),
                 tmp.path()
@@ -295,7 +290,7 @@ mod tests {
         );
         // A dangling symlink is not found.
         symlink("/does/not/exist", tmp.path().join("bin/gone")).unwrap();
-        assert!(lookup("gone", Some("bin"), tmp.path()).is_err());
+        assert!(lookup_as_caller("gone", Some("bin"), tmp.path()).is_err());
     }
 
     #[test]

@@ -1,6 +1,6 @@
-//! Preparing the container from inside (PID 1, before `Ready`): mount
-//! propagation, masked and read-only paths, symlinks, the cwd, the
-//! executable, and finally a read-only rootfs.
+//! Preparing the container from inside (PID 1, before `Ready`): `/dev`,
+//! binds' flags and attributes, mount propagation, masked and read-only
+//! paths, symlinks, the cwd, and finally a read-only rootfs.
 //!
 //! Doing this inside the container's mount namespace and root means paths
 //! and symlinks resolve within the container and cannot escape it.

@@ -283,13 +283,19 @@ pub(super) fn plan_mounts(
         .collect();
     // A read-only tmpfs is mounted writable and made read-only last, as
     // runc's `finalizeRootfs`, so the filesystem itself stays `rw`, and
-    // mount points inside it can be made.
+    // mount points inside it can be made. runc remounts its path: a later
+    // mount at the same destination becomes read-only, one above it hides
+    // the path.
     for at in 0..plan.entries.len() {
         let e = &plan.entries[at];
         if e.fstype != "tmpfs" || !is_readonly(&e.options) {
             continue;
         }
-        if !covered_after(&plan.entries, at) {
+        let dest = Path::new(&e.destination);
+        let hidden = plan.entries[at + 1..].iter().any(|later| {
+            dest.starts_with(&later.destination) && dest != Path::new(&later.destination)
+        });
+        if !hidden {
             plan.readonly_tmpfs.push(format!("/{}", e.destination));
         }
         plan.entries[at].options.retain(|o| o != "ro" && o != "rw");

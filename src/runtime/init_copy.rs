@@ -18,13 +18,16 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Under the runtime root; a dot name is never a containerd namespace.
 const COPIES_DIR: &str = ".init";
 /// Copies are `lxcri-init-<key>`.
 const COPY_PREFIX: &str = "lxcri-init-";
-/// A copy being written is `.tmp-<pid of the shim writing it>`.
+/// A copy being written is `.tmp-<pid of the shim writing it>-<n>`.
 const TMP_PREFIX: &str = ".tmp-";
+/// This process's copies so far, for their temporary names.
+static COPIES_STARTED: AtomicU32 = AtomicU32::new(0);
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitCopyError {
@@ -115,8 +118,12 @@ fn make_copy(
         .mode(0o711)
         .create(dir)
         .map_err(copy_err(dir))?;
-    let tmp = dir.join(format!("{TMP_PREFIX}{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
+    // Its own name: a pod's shim may make two at once.
+    let tmp = dir.join(format!(
+        "{TMP_PREFIX}{}-{}",
+        std::process::id(),
+        COPIES_STARTED.fetch_add(1, Ordering::Relaxed)
+    ));
     let written = (|| {
         let mut from = fs::File::open(host_binary)?;
         let mut to = fs::OpenOptions::new()
@@ -168,7 +175,7 @@ fn remove_stale(dir: &Path, keep: &Path, proc: &Path) {
         let older = path != keep && name.starts_with(COPY_PREFIX);
         let dead_copier = name
             .strip_prefix(TMP_PREFIX)
-            .and_then(|pid| pid.parse::<u32>().ok())
+            .and_then(|rest| rest.split('-').next()?.parse::<u32>().ok())
             .is_some_and(|pid| !proc.join(pid.to_string()).exists());
         if older || dead_copier {
             if let Err(e) = fs::remove_file(&path) {
@@ -223,7 +230,9 @@ mod tests {
         fs::create_dir_all(proc.join("7")).unwrap();
         fs::create_dir_all(&dir).unwrap();
         for name in [
-            ".tmp-7",
+            ".tmp-7-0",
+            ".tmp-8-3",
+            // An older shim's name for it.
             ".tmp-8",
             ".tmp-x",
             "lxcri-init-old",
@@ -238,7 +247,7 @@ mod tests {
             .collect();
         left.sort();
         // 7 runs (its copy may be under way), 8 does not; not ours: kept.
-        assert_eq!(left, [".tmp-7", ".tmp-x", "lxcri-init-new"]);
+        assert_eq!(left, [".tmp-7-0", ".tmp-x", "lxcri-init-new"]);
     }
 
     #[test]

@@ -10,18 +10,20 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 
 use nix::errno::Errno;
-use nix::sys::wait::waitpid;
+use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 
 use super::caps::set_caps;
 use super::{sys, Command, SetupError};
 
-/// What the child wrote first: the path found, or why there is none.
+/// What the child writes first: the path found, or why there is none; a
+/// NUL ends a whole report (no path or message has one).
 const FOUND: u8 = b'+';
 const FAILED: u8 = b'-';
+const END: u8 = 0;
 
 impl Command {
     /// Looks the program up as the process's user and keeps the path that
@@ -33,33 +35,48 @@ impl Command {
         match unsafe { fork() }.map_err(sys("fork the lookup as the process's user"))? {
             ForkResult::Child => {
                 drop(read);
-                let (tag, body) = match self.look_up_as_the_process_user() {
-                    Ok(found) => (FOUND, found.into_bytes()),
-                    Err(e) => (FAILED, e.to_string().into_bytes()),
+                // Nothing of PID 1's (the shim's socket, the runtime
+                // directory, the start FIFO) goes along into the identity.
+                let report =
+                    keep_only(write.as_raw_fd()).and_then(|()| self.look_up_as_the_process_user());
+                let (tag, body, code) = match report {
+                    Ok(found) => (FOUND, found.into_bytes(), 0),
+                    Err(e) => (FAILED, e.to_string().into_bytes(), 1),
                 };
-                let report = [&[tag][..], &body].concat();
+                let report = [&[tag][..], &body, &[END]].concat();
                 // SAFETY: write(2) and _exit(2) on the pipe we hold.
                 unsafe {
                     libc::write(write.as_raw_fd(), report.as_ptr().cast(), report.len());
-                    libc::_exit(0);
+                    libc::_exit(code);
                 }
             }
             ForkResult::Parent { child } => {
                 drop(write);
                 let mut report = Vec::new();
                 let read_result = std::fs::File::from(read).read_to_end(&mut report);
-                waitpid(child, None).map_err(sys("wait for the lookup as the process's user"))?;
+                // A PID 1 that inherited SIGCHLD ignored has no child to
+                // wait for (ECHILD): the report, whole, says it all.
+                let exited = match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => code == 0 || code == 1,
+                    Err(Errno::ECHILD) => true,
+                    Ok(_) | Err(_) => false,
+                };
                 read_result.map_err(|source| SetupError::Io {
                     what: "read the lookup as the process's user".into(),
                     source,
                 })?;
-                self.take_report(&report)
+                self.take_report(&report, exited)
             }
         }
     }
 
-    fn take_report(&mut self, report: &[u8]) -> Result<(), SetupError> {
-        match report.split_first() {
+    /// `exited`: the child ended by itself (not killed part way).
+    fn take_report(&mut self, report: &[u8], exited: bool) -> Result<(), SetupError> {
+        let whole = report
+            .strip_suffix(&[END])
+            .filter(|_| exited)
+            .and_then(|r| r.split_first());
+        match whole {
             Some((&FOUND, path)) => {
                 self.exe = CString::new(path).map_err(|_| SetupError::Sys {
                     what: "the path the lookup found".into(),
@@ -71,7 +88,7 @@ impl Command {
                 String::from_utf8_lossy(message).into_owned(),
             )),
             _ => Err(SetupError::Sys {
-                what: "the lookup as the process's user died without a word".into(),
+                what: "the lookup as the process's user ended without a whole report".into(),
                 source: Errno::EIO,
             }),
         }
@@ -84,6 +101,32 @@ impl Command {
         set_caps(&self.caps)?;
         self.look_up_as_the_process()
     }
+}
+
+/// Closes every fd but 0, 1, 2 and `keep` (above 2).
+fn keep_only(keep: RawFd) -> Result<(), SetupError> {
+    let close_range = |first: RawFd, last: RawFd| {
+        // SAFETY: closes fds this child inherited and does not use.
+        first > last || unsafe { libc::syscall(libc::SYS_close_range, first, last, 0) } == 0
+    };
+    if close_range(3, keep - 1) && close_range(keep + 1, RawFd::MAX) {
+        return Ok(());
+    }
+    // Kernels before 5.9: walk /proc/self/fd.
+    let entries = std::fs::read_dir("/proc/self/fd").map_err(|source| SetupError::Io {
+        what: "list /proc/self/fd".into(),
+        source,
+    })?;
+    let fds: Vec<RawFd> = entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2 && fd != keep)
+        .collect();
+    for fd in fds {
+        // SAFETY: closing fds this child inherited and does not use (the
+        // directory listing's own is gone by now: EBADF, ignored).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -104,12 +147,24 @@ mod tests {
     #[test]
     fn a_report_gives_the_path_or_the_childs_words() {
         let mut c = command();
-        c.take_report(b"+/usr/bin/sh").unwrap();
+        c.take_report(b"+/usr/bin/sh\0", true).unwrap();
         assert_eq!(c.exe.as_bytes(), b"/usr/bin/sh");
         let err = c
-            .take_report(b"-exec: \"sh\": permission denied")
+            .take_report(b"-exec: \"sh\": permission denied\0", true)
             .unwrap_err();
         assert_eq!(err.to_string(), "exec: \"sh\": permission denied");
-        assert!(c.take_report(b"").is_err(), "a child that died");
+        // A child killed before, while or after it wrote.
+        for (report, exited) in [
+            (&b""[..], true),
+            (b"+/usr/bi", true),
+            (b"+/usr/bin/sh\0", false),
+        ] {
+            let err = c.take_report(report, exited).unwrap_err();
+            assert!(
+                err.to_string().contains("whole report"),
+                "{report:?}: {err}"
+            );
+        }
+        assert_eq!(c.exe.as_bytes(), b"/usr/bin/sh");
     }
 }

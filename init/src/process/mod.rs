@@ -55,13 +55,10 @@ pub enum SetupError {
         what: String,
         source: std::io::Error,
     },
-    #[error(
-        "setgroups is denied in this user namespace, but additional gids {0:?} were requested"
-    )]
-    SetgroupsDenied(Vec<u32>),
     #[error("exec {path}: {}", errno_text(*source))]
     Exec { path: String, source: Errno },
-    /// What the process's user may not run (an exec's start fails).
+    /// What the process's user may not run or cannot find (the create,
+    /// or an exec's start, fails).
     #[error(transparent)]
     NotRunnable(crate::path_lookup::LookupError),
     #[error(transparent)]
@@ -151,7 +148,9 @@ pub struct Command {
 }
 
 impl Command {
-    /// `exe` is `args[0]` already resolved in the container (see path_lookup).
+    /// `exe`: `args[0]` as given; the lookup as the process's user
+    /// resolves it (for the container's process before the create is
+    /// done, [`Command::look_up_before_start`]; for an exec in its child).
     pub fn new(spec: &ProcessSpec, exe: &Path) -> Result<Self, SpecError> {
         if spec.args.is_empty() {
             return Err(SpecError::NoArgs);
@@ -239,6 +238,10 @@ impl Command {
             ),
             (Runner::Pid1, _) | (Runner::ExecChild(_), SetupError::Exec { .. }) => {
                 (2, format!("{err}\n"), status::EXIT_INIT_FAILED)
+            }
+            // 126 or 127, as a shell says a program it cannot run.
+            (Runner::ExecChild(pipe), SetupError::NotRunnable(e)) => {
+                (pipe.as_raw_fd(), err.to_string(), e.exit_code())
             }
             (Runner::ExecChild(pipe), _) => {
                 (pipe.as_raw_fd(), err.to_string(), status::EXIT_SETUP_FAILED)
@@ -427,11 +430,11 @@ impl Command {
         let setgroups_allowed = std::fs::read_to_string("/proc/self/setgroups")
             .map(|s| s.trim() != "deny")
             .unwrap_or(true);
+        // Where the user namespace denies setgroups, runc leaves the
+        // supplementary groups as they are (init_linux.go `setupUser`).
         if setgroups_allowed {
             let groups: Vec<Gid> = self.groups.iter().map(|&g| Gid::from_raw(g)).collect();
             nix::unistd::setgroups(&groups).map_err(sys(format!("setgroups {:?}", self.groups)))?;
-        } else if !self.groups.is_empty() {
-            return Err(SetupError::SetgroupsDenied(self.groups.clone()));
         }
         nix::unistd::setresgid(self.gid, self.gid, self.gid)
             .map_err(sys(format!("setgid {}", self.gid)))?;

@@ -95,11 +95,10 @@ fn a_tmpfs_takes_the_images_mode_unless_it_states_one() {
 
 /// `/dev` is a new tmpfs (LXC's autodev, the spec's on runc): a tmpfs below
 /// it keeps `mode=`, whatever the image's `/dev/shm` was; a mount a later
-/// one covers gets nothing from the init (runc set a bind's flags before
-/// it was covered; its `finalizeRootfs` remounts a read-only tmpfs by path,
-/// which would make the mount on top read-only: lxcri leaves that one); an
-/// `rshared` bind, which the share helper makes again over LXC's, gets its
-/// flags there.
+/// one covers from above gets nothing from the init (runc set a bind's
+/// flags before it was covered, and the path of a read-only tmpfs is gone);
+/// an `rshared` bind, which the share helper makes again over LXC's, gets
+/// its flags there.
 #[test]
 fn dev_tmpfs_covered_mounts_and_shared_binds() {
     let env = env();
@@ -157,7 +156,8 @@ fn dev_tmpfs_covered_mounts_and_shared_binds() {
 
 /// A bind covered by a later one at the same destination gives the later
 /// one nothing: its flags and recursive attributes were runc's to set
-/// before it was covered, and the one on top keeps its source's.
+/// before it was covered, and the one on top keeps its source's; a
+/// read-only tmpfs does (runc makes its path read-only last).
 #[test]
 fn a_bind_covered_at_the_same_destination_lends_nothing_to_the_one_on_top() {
     let env = env();
@@ -185,7 +185,9 @@ fn a_bind_covered_at_the_same_destination_lends_nothing_to_the_one_on_top() {
         }]
     );
     assert_eq!(plan.init.recursive_attrs, []);
-    assert_eq!(plan.init.readonly_tmpfs, Vec::<String>::new());
+    // runc's finalizeRootfs remounts a read-only tmpfs's path: the bind on
+    // top of it becomes read-only there.
+    assert_eq!(plan.init.readonly_tmpfs, ["/z"]);
     let z = plan
         .lxc
         .mounts
