@@ -221,6 +221,16 @@ fn programs_that_cannot_run_fail_as_with_runc_1_2() {
                 1,
                 format!("{refused}exec: \"/root-only\": permission denied"),
             ),
+            // The cwd first, then the lookup: the cwd is what is wrong.
+            (
+                "e4",
+                "nosuchcmd",
+                &["--cwd", "/nope"],
+                1,
+                format!(
+                    "{refused}chdir to cwd (\"/nope\") set in config.json failed: no such file or directory"
+                ),
+            ),
         ];
         let outs: Vec<_> = execs
             .iter()
