@@ -82,7 +82,7 @@ pub fn set(b: &BindFlags) -> Result<(), BindFlagsError> {
         return Ok(());
     };
     let current = statvfs(path)
-        .map(|st| mount_flags(st.flags().bits()))
+        .map(|st| statvfs_mount_flags(st.flags().bits()))
         .map_err(|source| BindFlagsError::Remount {
             path: path.into(),
             source,
@@ -143,7 +143,7 @@ fn retry_flags(flags: u64, cleared: u64, current: u64) -> Result<u64, Refusal> {
 /// The `MS_*` flags of a mount from `statvfs`'s `f_flag` (runc's
 /// `statfsToMountFlags`): without another atime flag the mount is
 /// `strictatime`, which `statvfs` has no bit for.
-fn mount_flags(st_flags: u64) -> u64 {
+pub fn statvfs_mount_flags(st_flags: u64) -> u64 {
     let flags = ST_TO_MS
         .iter()
         .filter(|(st, _)| st_flags & st != 0)
@@ -173,15 +173,15 @@ mod tests {
     #[test]
     fn statvfs_flags_become_mount_flags_strictatime_without_an_atime() {
         assert_eq!(
-            mount_flags(libc::ST_NOSUID | libc::ST_NODEV | libc::ST_RELATIME),
+            statvfs_mount_flags(libc::ST_NOSUID | libc::ST_NODEV | libc::ST_RELATIME),
             RELATIME_NOSUID_NODEV
         );
         assert_eq!(
-            mount_flags(libc::ST_RDONLY),
+            statvfs_mount_flags(libc::ST_RDONLY),
             libc::MS_RDONLY | libc::MS_STRICTATIME
         );
         assert_eq!(
-            mount_flags(libc::ST_NOATIME | libc::ST_NODIRATIME | 0x2000),
+            statvfs_mount_flags(libc::ST_NOATIME | libc::ST_NODIRATIME | 0x2000),
             libc::MS_NOATIME | libc::MS_NODIRATIME | libc::MS_NOSYMFOLLOW
         );
     }

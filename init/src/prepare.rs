@@ -280,18 +280,13 @@ fn bind_remount(path: &str, add: MsFlags) -> std::result::Result<(), Errno> {
 
 /// The per-mount flags of `statvfs` that a bind remount must repeat.
 fn kept_flags(current: FsFlags) -> MsFlags {
-    let pairs = [
-        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-    ];
-    pairs
-        .iter()
-        .filter(|(st, _)| current.contains(*st))
-        .fold(MsFlags::empty(), |acc, (_, ms)| acc | *ms)
+    const KEPT: u64 = libc::MS_NOSUID
+        | libc::MS_NODEV
+        | libc::MS_NOEXEC
+        | libc::MS_NOATIME
+        | libc::MS_NODIRATIME
+        | libc::MS_RELATIME;
+    MsFlags::from_bits_retain(crate::bind_flags::statvfs_mount_flags(current.bits()) & KEPT)
 }
 
 fn dev_symlinks() -> Result<()> {

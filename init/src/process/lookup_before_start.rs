@@ -16,8 +16,7 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 
-use super::caps::set_caps;
-use super::{sys, Command, SetupError};
+use super::{open_fds_from, sys, Command, SetupError};
 
 /// What the child writes first: the path found, or why there is none; a
 /// NUL ends a whole report (no path or message has one).
@@ -97,8 +96,7 @@ impl Command {
     /// In the child: the identity, cwd and capabilities the process gets
     /// (its stdio is the shim's, not yet here: left alone), then the lookup.
     fn look_up_as_the_process_user(&self) -> Result<CString, SetupError> {
-        self.set_identity_and_cwd(false)?;
-        set_caps(&self.caps)?;
+        self.become_the_process_user(false)?;
         self.look_up_as_the_process()
     }
 }
@@ -113,17 +111,9 @@ fn keep_only(keep: RawFd) -> Result<(), SetupError> {
         return Ok(());
     }
     // Kernels before 5.9: walk /proc/self/fd.
-    let entries = std::fs::read_dir("/proc/self/fd").map_err(|source| SetupError::Io {
-        what: "list /proc/self/fd".into(),
-        source,
-    })?;
-    let fds: Vec<RawFd> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd > 2 && fd != keep)
-        .collect();
-    for fd in fds {
+    for fd in open_fds_from(3)?.into_iter().filter(|&fd| fd != keep) {
         // SAFETY: closing fds this child inherited and does not use (the
-        // directory listing's own is gone by now: EBADF, ignored).
+        // listing's own is gone by now: EBADF, ignored).
         unsafe { libc::close(fd) };
     }
     Ok(())

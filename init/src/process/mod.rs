@@ -335,8 +335,7 @@ impl Command {
             // load now; the profile must then allow the rest of the setup.
             load_seccomp(seccomp)?;
         }
-        self.set_identity_and_cwd(true)?;
-        set_caps(&self.caps)?;
+        self.become_the_process_user(true)?;
         // runc sets an exec's personality here, before the filter loaded
         // with no_new_privs (setns_init_linux.go), the first process's
         // after it (standard_init_linux.go).
@@ -397,7 +396,8 @@ impl Command {
     /// directory root may enter and the user may not is still the
     /// process's cwd), again once the identity is the user's where root was
     /// refused (a volume only the user may enter, root squashed).
-    fn set_identity_and_cwd(&self, own_stdio: bool) -> Result<(), SetupError> {
+    /// Capabilities last: the process's exact sets.
+    fn become_the_process_user(&self, own_stdio: bool) -> Result<(), SetupError> {
         let chdir = || nix::unistd::chdir(self.cwd.as_c_str());
         let failed = |e| {
             sys(format!(
@@ -414,7 +414,7 @@ impl Command {
         if !entered {
             chdir().map_err(failed)?;
         }
-        Ok(())
+        set_caps(&self.caps)
     }
 
     /// runc's finalizeNamespace order: shrink the bounding set while we
@@ -578,19 +578,25 @@ fn cloexec_from(first: u32) -> Result<(), SetupError> {
         return Ok(());
     }
     // Kernels before 5.11: walk /proc/self/fd.
-    let entries = std::fs::read_dir("/proc/self/fd").map_err(|source| SetupError::Io {
-        what: "list /proc/self/fd".into(),
-        source,
-    })?;
-    let fds: Vec<RawFd> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&fd| fd >= first as RawFd)
-        .collect();
-    for fd in fds {
+    for fd in open_fds_from(first as RawFd)? {
         // SAFETY: F_SETFD on a possibly stale fd just fails with EBADF.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
+}
+
+/// This process's open fds from `first` up, from `/proc/self/fd` (where
+/// `close_range` is missing); the listing's own is among them, closed by
+/// the time they are returned.
+fn open_fds_from(first: RawFd) -> Result<Vec<RawFd>, SetupError> {
+    let entries = std::fs::read_dir("/proc/self/fd").map_err(|source| SetupError::Io {
+        what: "list /proc/self/fd".into(),
+        source,
+    })?;
+    Ok(entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= first)
+        .collect())
 }
 
 /// Ask AppArmor to switch to `profile` at the next execve. Whether the
