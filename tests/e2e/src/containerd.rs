@@ -64,7 +64,14 @@ pub fn bin_dir() -> PathBuf {
 /// 1.7 and 2.x builds put first on `PATH` (docs/testing.md), and a few
 /// expectations follow what containerd itself changed between them.
 pub fn containerd_version() -> (u32, u32) {
-    static VERSION: OnceLock<(u32, u32)> = OnceLock::new();
+    let (major, minor, _) = containerd_release();
+    (major, minor)
+}
+
+/// The (major, minor, patch) release of the `containerd` on `PATH`, for the
+/// few fixes containerd backported into patch releases.
+pub fn containerd_release() -> (u32, u32, u32) {
+    static VERSION: OnceLock<(u32, u32, u32)> = OnceLock::new();
     *VERSION.get_or_init(|| {
         let out = Command::new("containerd")
             .arg("--version")
@@ -102,12 +109,16 @@ pub fn runc_version() -> (u32, u32, u32) {
     (next(), next(), next())
 }
 
-/// `containerd github.com/containerd/containerd 1.6.20~ds1 ...` -> (1, 6):
-/// the third field's first two numbers.
-fn parse_version(text: &str) -> Option<(u32, u32)> {
+/// `containerd github.com/containerd/containerd 1.6.20~ds1 ...` -> (1, 6,
+/// 20): the third field's first three numbers (a missing patch is 0).
+fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
     let version = text.split_whitespace().nth(2)?;
+    let version = version.strip_prefix('v').unwrap_or(version);
     let mut numbers = version.split(|c: char| !c.is_ascii_digit());
-    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+    let major = numbers.next()?.parse().ok()?;
+    let minor = numbers.next()?.parse().ok()?;
+    let patch = numbers.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
 }
 
 impl Containerd {
@@ -513,9 +524,13 @@ mod tests {
     fn versions_of_debian_and_upstream_builds() {
         let debian =
             "containerd github.com/containerd/containerd 1.6.20~ds1 1.6.20~ds1-1+deb12u3\n";
-        assert_eq!(parse_version(debian), Some((1, 6)));
+        assert_eq!(parse_version(debian), Some((1, 6, 20)));
         let v2 = "containerd github.com/containerd/containerd/v2 2.1.5+unknown \n";
-        assert_eq!(parse_version(v2), Some((2, 1)));
+        assert_eq!(parse_version(v2), Some((2, 1, 5)));
+        let release = "containerd github.com/containerd/containerd v1.7.21 472731909f\n";
+        assert_eq!(parse_version(release), Some((1, 7, 21)));
+        let no_patch = "containerd github.com/containerd/containerd 2.0 x\n";
+        assert_eq!(parse_version(no_patch), Some((2, 0, 0)));
         assert_eq!(parse_version("containerd\n"), None);
     }
 }

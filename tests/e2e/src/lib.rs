@@ -39,7 +39,9 @@ pub mod zfs;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub use cmd::CmdOutput;
-pub use containerd::{containerd_version, runc_is_1_2_or_later, runc_version, Containerd};
+pub use containerd::{
+    containerd_release, containerd_version, runc_is_1_2_or_later, runc_version, Containerd,
+};
 
 /// Where the lxcri shim keeps its LXC containers (`lxc.lxcpath`). LXC names
 /// are `<containerd namespace>_<container id>`.

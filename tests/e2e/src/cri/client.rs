@@ -316,7 +316,16 @@ impl CriClient {
     }
 
     pub fn list_pod_sandbox(&self) -> Result<Vec<api::PodSandbox>, CriError> {
-        let req = api::ListPodSandboxRequest { filter: None };
+        self.list_pod_sandbox_filtered(None)
+    }
+
+    /// ListPodSandbox with `filter` (id, state, labels), as cri-tools'
+    /// `listPodSandbox`.
+    pub fn list_pod_sandbox_filtered(
+        &self,
+        filter: Option<api::PodSandboxFilter>,
+    ) -> Result<Vec<api::PodSandbox>, CriError> {
+        let req = api::ListPodSandboxRequest { filter };
         self.rt_call("ListPodSandbox", |mut c| async move {
             c.list_pod_sandbox(req).await
         })
@@ -394,7 +403,16 @@ impl CriClient {
     }
 
     pub fn list_containers(&self) -> Result<Vec<api::Container>, CriError> {
-        let req = api::ListContainersRequest { filter: None };
+        self.list_containers_filtered(None)
+    }
+
+    /// ListContainers with `filter` (id, state, pod, labels), as cri-tools'
+    /// `listContainerForID`.
+    pub fn list_containers_filtered(
+        &self,
+        filter: Option<api::ContainerFilter>,
+    ) -> Result<Vec<api::Container>, CriError> {
+        let req = api::ListContainersRequest { filter };
         self.rt_call("ListContainers", |mut c| async move {
             c.list_containers(req).await
         })
@@ -541,6 +559,19 @@ impl CriClient {
             |mut c| async move { c.image_status(req).await },
         )
         .map(|r| r.image)
+    }
+
+    /// RemoveImage of `image_ref`; CRI answers success for an image it
+    /// does not have.
+    pub fn remove_image(&self, image_ref: &str) -> Result<(), CriError> {
+        let req = api::RemoveImageRequest {
+            image: Some(super::config::image_spec(image_ref)),
+        };
+        self.img_call(
+            "RemoveImage",
+            |mut c| async move { c.remove_image(req).await },
+        )
+        .map(drop)
     }
 
     /// The images in containerd's CRI namespace (`k8s.io`).
