@@ -214,13 +214,24 @@ fn idmaps(linux: &Linux, user: Mode) -> Result<Vec<IdMap>> {
     both_maps(uids, gids)
 }
 
+/// A user namespace's two lists. Each must map the container's root: runc
+/// refuses the create otherwise (`HostRootUID`/`HostRootGID`,
+/// libcontainer/configs/config_linux.go, in its words), where LXC would
+/// fail deep in its start (chowning the cgroup to a root it cannot name).
 fn both_maps(uids: &[LinuxIdMapping], gids: &[LinuxIdMapping]) -> Result<Vec<IdMap>> {
     let mut out = Vec::new();
-    for (field, kind, list) in [
-        ("linux.uidMappings", IdKind::User, uids),
-        ("linux.gidMappings", IdKind::Group, gids),
+    for (field, kind, list, id) in [
+        ("linux.uidMappings", IdKind::User, uids, "uid"),
+        ("linux.gidMappings", IdKind::Group, gids, "gid"),
     ] {
-        out.extend(idmap_list(field, kind, list)?);
+        let maps = idmap_list(field, kind, list)?;
+        if !maps.iter().any(|m| m.container_id == 0) {
+            return Err(invalid(
+                field,
+                &format!("user namespaces enabled, but no mapping found for {id} 0"),
+            ));
+        }
+        out.extend(maps);
     }
     Ok(out)
 }
@@ -419,6 +430,29 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(idmaps(&linux, Mode::New).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn the_containers_root_must_be_mapped() {
+        // cri-tools' "runtime should fail if container ID 0 is not mapped".
+        assert_eq!(
+            refused(vec![map(1, 1000, 100_000)]),
+            "linux.uidMappings: user namespaces enabled, but no mapping found for uid 0"
+        );
+        // Anywhere in the list.
+        plan(vec![map(1, 200_000, 10), map(0, 100_000, 1)]).unwrap();
+        for user in [Mode::New, Mode::Joined] {
+            let linux: Linux = serde_json::from_value(json!({
+                "uidMappings": [map(0, 100_000, 65536)],
+                "gidMappings": [map(5, 100_000, 65536)],
+            }))
+            .unwrap();
+            assert_eq!(
+                idmaps(&linux, user).unwrap_err().to_string(),
+                "linux.gidMappings: user namespaces enabled, but no mapping found for gid 0",
+                "{user:?}"
+            );
+        }
     }
 
     #[test]

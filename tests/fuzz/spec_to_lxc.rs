@@ -57,8 +57,14 @@ fn rlimit_type() -> impl Strategy<Value = String> {
     ]
 }
 
+/// One mapping; mostly from the container's root, which a user namespace
+/// must map (others are refused before anything is rendered).
 fn idmap() -> impl Strategy<Value = Value> {
-    (0u32..70_000, 0u32..300_000, 1u32..70_000)
+    (
+        prop_oneof![3 => Just(0u32), 1 => 0u32..70_000],
+        0u32..300_000,
+        1u32..70_000,
+    )
         .prop_map(|(c, h, s)| json!({"containerID": c, "hostID": h, "size": s}))
 }
 

@@ -340,7 +340,9 @@ fn malformed_config_json() {
 }
 
 /// Valid JSON with values no runtime can honour reaches the shim, whose
-/// create must fail naming the value.
+/// create must fail naming the value: an unknown rlimit, a relative cwd, a
+/// tmpfs option the kernel does not know, a user namespace without the
+/// container's root.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn invalid_spec_fields() {
@@ -366,6 +368,27 @@ fn invalid_spec_fields() {
         let cause = match rt {
             Runtime::Runc => "invalid argument",
             Runtime::Lxcri => "tmpfs option \"bogus\"",
+        };
+        assert_failed_clean(&ctd, rt, &id, &out, cause);
+
+        // A user namespace that does not map the container's root (cri-tools'
+        // "container ID 0 is not mapped"): runc refuses it in its create
+        // (1.1's words `no user mapping found`, 1.2's `no mapping found for
+        // uid 0`); lxcri as 1.2+, naming the field, before LXC starts.
+        let id = ctd.new_id("noroot");
+        let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+        s["linux"]["uidMappings"] = json!([{"containerID": 1, "hostID": 100000, "size": 65536}]);
+        s["linux"]["gidMappings"] = json!([{"containerID": 0, "hostID": 100000, "size": 65536}]);
+        s["linux"]["namespaces"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"type": "user"}));
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        let cause = match rt {
+            Runtime::Runc => "user namespaces enabled, but no",
+            Runtime::Lxcri => {
+                "linux.uidMappings: user namespaces enabled, but no mapping found for uid 0"
+            }
         };
         assert_failed_clean(&ctd, rt, &id, &out, cause);
     }

@@ -484,7 +484,7 @@ fn calls_on_what_is_not_there_and_the_runtime_conditions() {
     assert_eq!(
         calls,
         [
-            ("StopPodSandbox", stop.clone()),
+            ("StopPodSandbox", stop),
             ("RemovePodSandbox", Ok(())),
             ("StopContainer", stop),
             ("RemoveContainer", Ok(())),

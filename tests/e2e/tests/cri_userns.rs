@@ -305,3 +305,127 @@ fn a_host_users_false_pod_sees_its_volume_through_its_mapping() {
     }
     assert_same("a hostUsers: false pod's volume", &results);
 }
+
+/// A pod with `userns_options`, as cri-tools' `runUserNamespacePodWithError`
+/// and `createNamespacePodSandbox` make one.
+fn userns_pod_config(
+    ctd: &Containerd,
+    prefix: &str,
+    userns: api::UserNamespace,
+) -> api::PodSandboxConfig {
+    let mut config = base_pod_config(ctd, &lxcri_e2e::unique_name(prefix), false);
+    config
+        .linux
+        .as_mut()
+        .and_then(|l| l.security_context.as_mut())
+        .and_then(|s| s.namespace_options.as_mut())
+        .expect("namespace options")
+        .userns_options = Some(userns);
+    config
+}
+
+/// cri-tools' user namespace cases that need no id-mapped mounts
+/// (security_context_linux.go, "UserNamespaces", "Host idmap mount support
+/// is not needed"): "runtime should support NamespaceMode_NODE" (a
+/// container of a pod in the node's user namespace prints the host's
+/// `/proc/self/uid_map`), and RunPodSandbox fails "if more than one mapping
+/// provided", "if container ID 0 is not mapped", "with
+/// NamespaceMode_CONTAINER" and "with NamespaceMode_TARGET", leaving
+/// nothing. cri-tools runs them where CRI's Status says the handler has
+/// user namespaces (containerd 2.0 on); a pod in mode POD runs lxcri on the
+/// handler without options, as `a_host_users_false_pod_sees_its_volume_through_its_mapping`.
+#[test]
+#[ignore = "needs root, containerd (CRI) and LXC: run by scripts/test"]
+fn cri_tools_user_namespace_modes() {
+    let (major, minor) = containerd_version();
+    if major < 2 {
+        eprintln!("skipped: containerd {major}.{minor} has no user namespaces in CRI (2.0+)");
+        return;
+    }
+    let ctd = Containerd::start_cri();
+    let map = |container_id, host_id| api::IdMapping {
+        container_id,
+        host_id,
+        length: 100000,
+    };
+    let pod_mode = |ids: Vec<api::IdMapping>| api::UserNamespace {
+        mode: api::NamespaceMode::Pod as i32,
+        uids: ids.clone(),
+        gids: ids,
+    };
+    let only_mode = |mode: api::NamespaceMode| api::UserNamespace {
+        mode: mode as i32,
+        ..Default::default()
+    };
+    let host_map = fs::read_to_string("/proc/self/uid_map").unwrap();
+    let host_map: Vec<Vec<String>> = host_map
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let config = userns_pod_config(&ctd, "userns-node", only_mode(api::NamespaceMode::Node));
+        let pod = Pod::run(&ctd, rt, config)
+            .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
+        let id = pod.start(pod.container("c", &["cat", "/proc/self/uid_map"]));
+        pod.wait_state(&id, ContainerState::ContainerExited, LONG);
+        let log = lxcri_e2e::cri::pod::stream_text(&pod.log("c"), "stdout");
+        let node_map: Vec<Vec<String>> = log
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_owned).collect())
+            .collect();
+        pod.remove().unwrap();
+        assert_eq!(node_map, host_map, "{rt}: NamespaceMode_NODE's uid_map");
+
+        let on = if rt == Runtime::Lxcri {
+            PLAIN_HANDLER
+        } else {
+            handler(rt)
+        };
+        // Each must fail; the one containerd passes on, the unmapped root,
+        // in the runtime's create, in runc's words (1.1's and 1.2's share
+        // this much).
+        let refused: Vec<(&str, bool)> = [
+            (
+                "more than one mapping",
+                pod_mode(vec![map(0, 1000), map(0, 2000)]),
+                "",
+            ),
+            (
+                "container ID 0 not mapped",
+                pod_mode(vec![map(1, 1000)]),
+                "user namespaces enabled, but no",
+            ),
+            (
+                "mode CONTAINER",
+                only_mode(api::NamespaceMode::Container),
+                "",
+            ),
+            ("mode TARGET", only_mode(api::NamespaceMode::Target), ""),
+        ]
+        .into_iter()
+        .map(|(case, userns, words)| {
+            let config = userns_pod_config(&ctd, "userns-bad", userns);
+            match Pod::run_on(&ctd, on, config) {
+                Ok(pod) => {
+                    pod.remove().unwrap();
+                    (case, false)
+                }
+                Err(e) => {
+                    let said = e.to_string().to_lowercase().contains(words);
+                    assert!(said, "{rt}: {case}: the error does not say {words:?}: {e}");
+                    (case, true)
+                }
+            }
+        })
+        .collect();
+        lxcri_e2e::cri::inspect::assert_nothing_left(&ctd);
+        assert!(
+            refused.iter().all(|(_, failed)| *failed),
+            "{rt}: RunPodSandbox should fail: {refused:?}\n{}",
+            ctd.log_tail(40)
+        );
+        results.push((rt, (node_map, refused)));
+    }
+    assert_same("cri-tools' user namespace modes", &results);
+}
