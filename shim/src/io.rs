@@ -15,6 +15,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use crate::error::{Result, ShimError};
+use crate::log_binary::{self, LoggedProcess, Logger, LoggerCommand};
 
 /// The stdio paths containerd asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,24 +26,44 @@ pub struct StdioPaths {
     pub terminal: bool,
 }
 
-/// Opens one output (stdout/stderr) target: a FIFO path, `file://` path,
+/// Opens one output (stdout/stderr) target: a FIFO path, a `file://` URI,
 /// or nothing (`/dev/null`). FIFOs are opened read-write so the open never
-/// blocks and writes never hit EPIPE while containerd reattaches.
+/// blocks and writes never hit EPIPE while containerd reattaches. A
+/// `binary://` stdout is a logger ([`crate::log_binary`]), not a target.
 pub fn open_output(uri: &str) -> Result<File> {
     if uri.is_empty() {
         return open_path("/dev/null", OpenOptions::new().write(true), "stdio");
     }
-    if let Some(path) = uri.strip_prefix("file://") {
+    if let Some(path) = file_uri_path(uri)? {
+        // As runc's shim (`createIO`, case "file"): the directory made,
+        // the file appended to, 0644 before the umask.
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                ShimError::Failed(format!(
+                    "creating the log file's directory {}: {e}",
+                    dir.display()
+                ))
+            })?;
+        }
         return open_path(
-            path,
-            OpenOptions::new().create(true).append(true).mode(0o640),
+            &path.to_string_lossy(),
+            OpenOptions::new().create(true).append(true).mode(0o644),
             "log file",
         );
     }
-    if uri.starts_with("binary://") {
-        return Err(ShimError::Unimplemented(format!(
-            "stdio {uri}: binary:// logging drivers are not supported by lxcri"
-        )));
+    match uri.split_once("://").map(|(scheme, _)| scheme) {
+        Some("binary") => {
+            return Err(ShimError::InvalidArgument(format!(
+                "stdio {uri}: a logging binary is named by the stdout URI (stderr goes to it too)"
+            )))
+        }
+        // runc's shim knows fifo, binary and file (`unknown STDIO scheme`).
+        Some(scheme) if scheme != "fifo" => {
+            return Err(ShimError::InvalidArgument(format!(
+                "stdio {uri}: unknown STDIO scheme {scheme}"
+            )))
+        }
+        _ => {}
     }
     let path = uri.strip_prefix("fifo://").unwrap_or(uri);
     open_path(
@@ -53,6 +74,23 @@ pub fn open_output(uri: &str) -> Result<File> {
             .custom_flags(libc::O_CLOEXEC),
         "stdio fifo",
     )
+}
+
+/// The path of a `file://` URI, percent-decoded as Go's url package reads
+/// it; `None` for another URI.
+fn file_uri_path(uri: &str) -> Result<Option<std::path::PathBuf>> {
+    if !uri.starts_with("file:") {
+        return Ok(None);
+    }
+    let bad = |why: String| ShimError::InvalidArgument(format!("stdio {uri}: {why}"));
+    let parsed = url::Url::parse(uri).map_err(|e| bad(e.to_string()))?;
+    let path = percent_encoding::percent_decode_str(parsed.path())
+        .decode_utf8()
+        .map_err(|e| bad(format!("the path is not UTF-8: {e}")))?;
+    if path.is_empty() || path == "/" {
+        return Err(bad("names no file".into()));
+    }
+    Ok(Some(path.into_owned().into()))
 }
 
 /// Opens containerd's stdin FIFO for the shim's copier, read-only (a
@@ -135,6 +173,8 @@ pub struct ProcessIo {
     stdin_writer: Option<File>,
     /// One message per output copier when it has copied everything.
     drained: Vec<mpsc::Receiver<()>>,
+    /// The logging binary of a `binary://` stdout, stopped at delete.
+    logger: Option<Logger>,
 }
 
 /// The process's ends of its relayed stdio.
@@ -172,11 +212,38 @@ impl ProcessIo {
     /// stdin too is a pipe the shim feeds from containerd's FIFO, as with
     /// runc's shim: the process never holds a host path (`/proc/self/fd/0`
     /// is `pipe:[...]`), and its EOF comes when the copier ends.
-    pub fn relay(paths: &StdioPaths, owner: PipeOwner) -> Result<(Self, ProcessStdio)> {
+    /// A `binary://` stdout gets a logger reading both outputs from their
+    /// pipes, and stdin `/dev/null` (runc's shim gives such a process no
+    /// stdin); a `file://` one takes stderr too, as runc's shim does.
+    pub fn relay(
+        paths: &StdioPaths,
+        owner: PipeOwner,
+        process: LoggedProcess<'_>,
+    ) -> Result<(Self, ProcessStdio)> {
         let mut io = ProcessIo::default();
+        if let Some(cmd) = LoggerCommand::parse(&paths.stdout) {
+            let (logger, ends) =
+                Logger::start(&cmd?, process, &|| pipe(owner), log_binary::READY_TIMEOUT).map_err(
+                    |e| ShimError::Failed(format!("failed to create init process I/O: {e}")),
+                )?;
+            io.logger = Some(logger);
+            let stdin = open_input("").map(OwnedFd::from)?;
+            return Ok((
+                io,
+                ProcessStdio {
+                    stdin,
+                    stdout: ends.stdout,
+                    stderr: ends.stderr,
+                },
+            ));
+        }
         let stdin = io.input(&paths.stdin, owner)?;
         let stdout = io.output(&paths.stdout, owner)?;
-        let stderr = io.output(&paths.stderr, owner)?;
+        let stderr_uri = match file_uri_path(&paths.stdout)? {
+            Some(_) => &paths.stdout,
+            None => &paths.stderr,
+        };
+        let stderr = io.output(stderr_uri, owner)?;
         Ok((
             io,
             ProcessStdio {
@@ -222,10 +289,28 @@ impl ProcessIo {
         std::mem::take(&mut self.drained)
     }
 
-    /// Starts copying between a pty master and containerd's FIFOs.
-    pub fn console(master: OwnedFd, paths: &StdioPaths) -> Result<Self> {
+    /// Starts copying between a pty master and containerd's FIFOs; with a
+    /// `binary://` stdout, from the master into the logger's stdout pipe
+    /// (its stderr pipe gets nothing), as runc's shim (`CopyConsole`).
+    pub fn console(
+        master: OwnedFd,
+        paths: &StdioPaths,
+        process: LoggedProcess<'_>,
+    ) -> Result<Self> {
         let master = Arc::new(master);
-        let out = open_output(&paths.stdout)?;
+        let mut logger = None;
+        let out = match LoggerCommand::parse(&paths.stdout) {
+            Some(cmd) => {
+                let (started, ends) =
+                    Logger::start(&cmd?, process, &|| pipe(None), log_binary::READY_TIMEOUT)
+                        .map_err(|e| {
+                            ShimError::Failed(format!("failed to start console copy: {e}"))
+                        })?;
+                logger = Some(started.without_held_ends());
+                File::from(ends.stdout)
+            }
+            None => open_output(&paths.stdout)?,
+        };
         let reader = File::from(
             master
                 .try_clone()
@@ -252,7 +337,13 @@ impl ProcessIo {
             console: Some(master),
             stdin_writer,
             drained: vec![drained],
+            logger,
         })
+    }
+
+    /// The logger of a `binary://` stdout, for the delete to stop.
+    pub fn take_logger(&mut self) -> Option<Logger> {
+        self.logger.take()
     }
 
     /// A process without a terminal has nothing to resize: fine, as with
@@ -361,15 +452,16 @@ pub fn wait_drained(drained: Vec<mpsc::Receiver<()>>, timeout: Duration) {
 pub fn hand_over_stdio(
     created: &lxcri::runtime::CreatedContainer,
     stdio: &StdioPaths,
+    process: LoggedProcess<'_>,
 ) -> Result<ProcessIo> {
     if stdio.terminal {
         let master = created
             .init
             .recv_pty()
             .map_err(|e| ShimError::failed("create: terminal", &e))?;
-        return ProcessIo::console(master, stdio);
+        return ProcessIo::console(master, stdio, process);
     }
-    let (io, ends) = ProcessIo::relay(stdio, created.root_ids)?;
+    let (io, ends) = ProcessIo::relay(stdio, created.root_ids, process)?;
     created
         .init
         .send_stdio(
@@ -387,13 +479,57 @@ pub fn hand_over_stdio(
 mod tests {
     use super::*;
 
+    const TEST_PROCESS: LoggedProcess<'static> = LoggedProcess {
+        namespace: "n",
+        id: "c",
+    };
+
     #[test]
-    fn empty_output_is_dev_null_and_binary_is_unimplemented() {
+    fn output_uris_as_runcs_shim_reads_them() {
         open_output("").unwrap();
-        assert!(matches!(
-            open_output("binary:///usr/bin/logger?x=y"),
-            Err(ShimError::Unimplemented(_))
-        ));
+        for (uri, want) in [
+            (
+                "binary:///usr/bin/logger?x=y",
+                "a logging binary is named by the stdout URI",
+            ),
+            ("tcp://127.0.0.1:1", "unknown STDIO scheme tcp"),
+            ("file://", "names no file"),
+        ] {
+            let e = open_output(uri).unwrap_err();
+            assert!(matches!(e, ShimError::InvalidArgument(_)), "{uri}: {e}");
+            assert!(e.to_string().contains(want), "{uri}: {e}");
+        }
+        // A file URI: percent-decoded, its directory made, appended to.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new dir/c.log");
+        let uri = format!("file://{}", dir.path().join("new%20dir/c.log").display());
+        open_output(&uri).unwrap().write_all(b"a\n").unwrap();
+        open_output(&uri).unwrap().write_all(b"b\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn a_file_uri_takes_stderr_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("c.log");
+        let paths = StdioPaths {
+            stdout: format!("file://{}", log.display()),
+            stderr: format!("file://{}", dir.path().join("elsewhere.log").display()),
+            ..Default::default()
+        };
+        let (mut io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
+        File::from(ends.stdout).write_all(b"out\n").unwrap();
+        File::from(ends.stderr).write_all(b"err\n").unwrap();
+        drop(ends.stdin);
+        wait_drained(io.take_drained(), Duration::from_secs(5));
+        let mut lines: Vec<String> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        assert_eq!(lines, ["err", "out"]);
+        assert!(!dir.path().join("elsewhere.log").exists());
     }
 
     #[test]
@@ -444,7 +580,7 @@ mod tests {
             stdout: out,
             ..Default::default()
         };
-        let (mut io, ends) = ProcessIo::relay(&paths, None).unwrap();
+        let (mut io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
         let reader_thread = std::thread::spawn(move || {
             // Blocking from here on: read until every writer is gone.
             set_blocking(&reader);
@@ -505,7 +641,7 @@ mod tests {
             stdin: input.clone(),
             ..Default::default()
         };
-        let (io, ends) = ProcessIo::relay(&paths, None).unwrap();
+        let (io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
         (input, io, ends)
     }
 
@@ -557,7 +693,7 @@ mod tests {
             terminal: true,
             ..Default::default()
         };
-        let io = ProcessIo::console(pty.master, &paths).unwrap();
+        let io = ProcessIo::console(pty.master, &paths, TEST_PROCESS).unwrap();
         io.resize(100, 40).unwrap();
         let slave = File::from(pty.slave);
         let wait = Duration::from_secs(5);

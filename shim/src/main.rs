@@ -9,6 +9,7 @@ mod footprint;
 mod info;
 mod io;
 mod listen_socket;
+mod log_binary;
 mod logging;
 mod metrics;
 mod oom;

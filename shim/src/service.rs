@@ -28,6 +28,7 @@ use crate::exec;
 use crate::exits::{watch_exec, watch_init, Shared};
 use crate::io::{hand_over_stdio, pipe_owner, ProcessIo, StdioPaths};
 use crate::listen_socket::ListenSocket;
+use crate::log_binary::{LoggedProcess, Logger, STOP_TIMEOUT};
 use crate::oom::OomMonitor;
 use crate::op_metrics;
 use crate::options;
@@ -56,6 +57,22 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 }
 
 /// A runtime failure as containerd should see it.
+/// Stops the logging binaries of deleted processes, as runc's shim does in
+/// its delete: each gets SIGTERM and up to [`STOP_TIMEOUT`] to end.
+async fn stop_loggers(loggers: Vec<Logger>) {
+    if loggers.is_empty() {
+        return;
+    }
+    let _ = blocking(move || {
+        std::thread::scope(|s| {
+            for logger in loggers {
+                s.spawn(move || logger.stop(STOP_TIMEOUT));
+            }
+        })
+    })
+    .await;
+}
+
 fn runtime_error(op: &str, e: RuntimeError) -> ShimError {
     match e {
         RuntimeError::ProcessGone { .. } => ShimError::NotFound(format!("{op}: {}", chain(&e))),
@@ -165,6 +182,7 @@ impl Service {
         };
         let rt = runtime.clone();
         let io_paths = stdio.clone();
+        let namespace = self.namespace.clone();
         let watch = exits.clone();
         let began = std::time::Instant::now();
         let created = blocking(move || {
@@ -183,7 +201,11 @@ impl Service {
                     created.terminal, io_paths.terminal
                 )))
             } else {
-                hand_over_stdio(&created, &io_paths)
+                let process = LoggedProcess {
+                    namespace: &namespace,
+                    id: &create.id,
+                };
+                hand_over_stdio(&created, &io_paths, process)
             };
             match handoff {
                 Ok(io) => Ok((created, io)),
@@ -323,7 +345,11 @@ impl Service {
                 Some(pid) => pipe_owner(pid)?,
                 None => None,
             };
-            let (io, ends) = ProcessIo::relay(&stdio, owner)?;
+            let process = LoggedProcess {
+                namespace: &self.namespace,
+                id: &req.exec_id,
+            };
+            let (io, ends) = ProcessIo::relay(&stdio, owner, process)?;
             (Some(io), Some(ends))
         };
         let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {
@@ -338,7 +364,14 @@ impl Service {
         let pid = spawned.pid as u32;
         let io = match (relayed_io, spawned.console.take()) {
             (Some(io), _) => io,
-            (None, Some(master)) => match ProcessIo::console(master, &stdio) {
+            (None, Some(master)) => match ProcessIo::console(
+                master,
+                &stdio,
+                LoggedProcess {
+                    namespace: &self.namespace,
+                    id: &req.exec_id,
+                },
+            ) {
                 Ok(io) => io,
                 Err(e) => {
                     spawned.kill();
@@ -469,12 +502,17 @@ impl Service {
             p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
             let pid = p.pid as u32;
-            c.execs.remove(&req.exec_id);
+            let logger = c
+                .execs
+                .remove(&req.exec_id)
+                .and_then(|mut p| p.io.take_logger());
             let _ = std::fs::remove_file(
                 c.container
                     .run_dir
                     .with_file_name(format!("exec-{}.json", req.exec_id)),
             );
+            drop(c);
+            stop_loggers(logger.into_iter().collect()).await;
             return Ok(DeleteResponse {
                 pid,
                 exit_status: exit.status,
@@ -521,7 +559,18 @@ impl Service {
         );
         destroyed.map_err(|e| ShimError::failed("delete", &e))?;
         options::remove_config_snapshot(&bundle);
-        self.tasks.lock().await.remove(&req.id);
+        let task = self.tasks.lock().await.remove(&req.id);
+        if let Some(task) = task {
+            let loggers: Vec<Logger> = {
+                let mut guard = task.lock().await;
+                let c = &mut *guard;
+                std::iter::once(&mut c.init)
+                    .chain(c.execs.values_mut())
+                    .filter_map(|p| p.io.take_logger())
+                    .collect()
+            };
+            stop_loggers(loggers).await;
+        }
         self.events.delete(TaskDelete {
             container_id: req.id.clone(),
             pid: pid as u32,

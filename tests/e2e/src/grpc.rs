@@ -80,8 +80,19 @@ pub fn parse_mount_command(line: &str) -> Option<RootfsMount> {
     }
 }
 
-/// `CreateTaskRequest{container_id = 1, rootfs = 3}`: no stdio (null IO).
-fn create_request(id: &str, rootfs: &[RootfsMount]) -> Vec<u8> {
+/// The stdio of a task's init as containerd passes it to the shim: URIs
+/// (a FIFO path, `file://`, `binary://`) and whether it has a terminal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskIo {
+    pub stdin: String,
+    pub stdout: String,
+    pub stderr: String,
+    pub terminal: bool,
+}
+
+/// `CreateTaskRequest{container_id = 1, rootfs = 3, stdin = 4, stdout = 5,
+/// stderr = 6, terminal = 7}`; empty stdio is null IO.
+fn create_request(id: &str, rootfs: &[RootfsMount], io: &TaskIo) -> Vec<u8> {
     let mut msg = Vec::new();
     field(1, id.as_bytes(), &mut msg);
     for m in rootfs {
@@ -92,6 +103,15 @@ fn create_request(id: &str, rootfs: &[RootfsMount]) -> Vec<u8> {
             field(4, o.as_bytes(), &mut mount);
         }
         field(3, &mount, &mut msg);
+    }
+    for (number, uri) in [(4, &io.stdin), (5, &io.stdout), (6, &io.stderr)] {
+        if !uri.is_empty() {
+            field(number, uri.as_bytes(), &mut msg);
+        }
+    }
+    if io.terminal {
+        // Field 7, varint: true.
+        msg.extend_from_slice(&[7 << 3, 1]);
     }
     frame(&msg)
 }
@@ -181,14 +201,16 @@ pub fn update_task(
     )
 }
 
-/// `Tasks.Create` for container `id` on `rootfs`, without starting it.
+/// `Tasks.Create` for container `id` on `rootfs` with stdio `io`, without
+/// starting it.
 pub fn create_task(
     socket: &Path,
     namespace: &str,
     id: &str,
     rootfs: &[RootfsMount],
+    io: &TaskIo,
 ) -> Result<(), String> {
-    call(socket, namespace, "Create", &create_request(id, rootfs))
+    call(socket, namespace, "Create", &create_request(id, rootfs, io))
 }
 
 /// `Tasks.Start` of a created task.
@@ -229,10 +251,20 @@ mod tests {
         assert_eq!(m.kind, "overlay");
         assert_eq!(m.options, ["lowerdir=/a:/b", "upperdir=/u"]);
         assert!(parse_mount_command("umount /x").is_none());
-        let f = create_request("c", std::slice::from_ref(&m));
-        // container_id, then one rootfs mount (field 3)
+        let f = create_request("c", std::slice::from_ref(&m), &TaskIo::default());
+        // container_id, then one rootfs mount (field 3), no stdio
         assert_eq!(&f[5..8], &[0x0a, 1, b'c']);
         assert_eq!(f[8], 0x1a);
+        assert!(f.ends_with(b"upperdir=/u"));
+        let io = TaskIo {
+            stdout: "binary:///l".into(),
+            terminal: true,
+            ..Default::default()
+        };
+        let f = create_request("c", &[], &io);
+        // stdout (field 5), then terminal (field 7) true
+        assert_eq!(&f[8..10], &[0x2a, 11]);
+        assert!(f.ends_with(b"binary:///l\x38\x01"));
     }
 
     #[test]

@@ -138,7 +138,22 @@ impl Containerd {
     /// `Tasks.Create` on the mounts of its snapshot (ctr has no create-only
     /// command). Start it with [`crate::grpc::start_task`].
     pub fn create_task_only(&self, rt: Runtime, id: &str, args: &[&str]) -> Result<(), String> {
+        self.create_task_with_io(rt, id, args, &crate::grpc::TaskIo::default())
+    }
+
+    /// [`Containerd::create_task_only`] with stdio `io` (a terminal one
+    /// gets a spec with `process.terminal`, `ctr containers create --tty`).
+    pub fn create_task_with_io(
+        &self,
+        rt: Runtime,
+        id: &str,
+        args: &[&str],
+        io: &crate::grpc::TaskIo,
+    ) -> Result<(), String> {
         let mut argv = vec!["containers", "create", "--runtime", rt.containerd_name()];
+        if io.terminal {
+            argv.push("--tty");
+        }
         argv.extend([image::BUSYBOX_REF, id]);
         argv.extend_from_slice(args);
         self.ctr(&argv).ok();
@@ -148,7 +163,7 @@ impl Containerd {
             .lines()
             .map(|l| crate::grpc::parse_mount_command(l).ok_or(format!("mount line {l:?}")))
             .collect::<Result<Vec<_>, _>>()?;
-        crate::grpc::create_task(&self.socket(), &self.namespace, id, &rootfs)
+        crate::grpc::create_task(&self.socket(), &self.namespace, id, &rootfs, io)
     }
 
     /// `ctr run -d`: creates and starts the task, then returns; waits until
