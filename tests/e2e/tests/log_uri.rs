@@ -166,6 +166,50 @@ fn a_logging_binary_takes_the_containers_output() {
     assert_same("a logging binary's view", &results);
 }
 
+/// The shim keeps its own write ends of the logger's pipes until the
+/// delete, as runc's shim does: after the process exited (`ctr run -d`)
+/// the logger has its output but no EOF yet; `ctr task rm` brings it, and
+/// the logger has ended when the delete answers.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_logger_reads_eof_at_the_delete() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = ctd.new_id("logeof");
+        let (dir, uri) = log_dir_and_uri(&ctd, &id);
+        let run = ctd.ctr(&[
+            "run",
+            "-d",
+            "--runtime",
+            rt.containerd_name(),
+            "--log-uri",
+            &uri,
+            lxcri_e2e::image::BUSYBOX_REF,
+            &id,
+            "echo",
+            "out",
+        ]);
+        assert!(run.success(), "{rt}: {run}");
+        ctd.wait_status(&id, "STOPPED");
+        let out_read = cmd::poll(Duration::from_secs(5), || {
+            (fs::read_to_string(dir.join("stdout")).unwrap_or_default() == "out\n").then_some(())
+        });
+        // A moment for a logger that would end at the process's exit.
+        std::thread::sleep(Duration::from_millis(300));
+        let before = dir.join("done").exists();
+        let deleted = ctd.ctr(&["task", "rm", &id]);
+        let after = dir.join("done").exists();
+        ctd.remove(&id);
+        assert_nothing_left(&ctd, rt, &id, &dir);
+        let seen = (out_read.is_some(), before, deleted.success(), after);
+        assert_eq!(seen, (true, false, true, true), "{rt}: {deleted}");
+        results.push((rt, seen));
+    }
+    assert_same("a logger's EOF", &results);
+}
+
 /// `ctr task exec --log-uri binary://...`: the exec's logger has the
 /// exec's id as `CONTAINER_ID`, its output, and has ended when the exec is
 /// deleted; the container runs on.
