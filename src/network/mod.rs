@@ -3,6 +3,7 @@
 //! filtering, Open vSwitch ports through its database ([`ovsdb`]).
 
 pub mod host;
+pub mod net_device;
 pub mod netlink;
 pub mod nic;
 pub mod ovsdb;

@@ -63,6 +63,50 @@ impl fmt::Display for IfName {
     }
 }
 
+/// A link name as the kernel takes one (`dev_valid_name`, net/core/dev.c):
+/// 1 to 15 bytes, not `.` or `..`, without `/`, `:` or whitespace. Wider
+/// than [`IfName`]: a host's own devices (`linux.netDevices`) may be named
+/// so.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LinkName(String);
+
+impl LinkName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for LinkName {
+    type Err = ValueError;
+
+    fn from_str(s: &str) -> Result<Self, ValueError> {
+        if s.is_empty() {
+            return Err(bad("is empty"));
+        }
+        if s.len() > IFNAME_MAX {
+            return Err(bad(format!(
+                "{s:?} is longer than {IFNAME_MAX} bytes (Linux IFNAMSIZ)"
+            )));
+        }
+        if s == "." || s == ".." {
+            return Err(bad(format!("{s:?} is not an interface name")));
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| *c == '/' || *c == ':' || *c == '\0' || c.is_whitespace())
+        {
+            return Err(bad(format!("{s:?} has {c:?}, which a link name cannot")));
+        }
+        Ok(Self(s.to_string()))
+    }
+}
+
+impl fmt::Display for LinkName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// An 802.1Q VLAN id, 1-4094 (0 and 4095 are reserved).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VlanId(u16);

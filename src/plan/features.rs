@@ -177,8 +177,9 @@ pub fn runtime_features() -> Features {
     idmap.set_enabled(Some(true));
     let mut mount_extensions = MountExtensions::default();
     mount_extensions.set_idmap(Some(idmap));
+    // Moved into the container's network namespace at create (plan/net_devices.rs).
     let mut net_devices = NetDevices::default();
-    net_devices.set_enabled(Some(false));
+    net_devices.set_enabled(Some(true));
 
     let mut linux = LinuxFeature::default();
     linux
@@ -447,10 +448,6 @@ mod tests {
         .is_err());
         assert!(super::super::unsupported_linux_fields(&linux(json!({
             "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}
-        })))
-        .is_err());
-        assert!(super::super::unsupported_linux_fields(&linux(json!({
-            "netDevices": {"eth1": {}}
         })))
         .is_err());
         let spec: Spec = serde_json::from_value(json!({

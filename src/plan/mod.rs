@@ -27,6 +27,7 @@ mod mount_flags;
 mod mounts;
 mod mqueue;
 mod namespaces;
+mod net_devices;
 mod network;
 mod process;
 pub mod pve;
@@ -49,6 +50,7 @@ use oci_spec::runtime::{Linux, Spec};
 
 use crate::cgroup::{CgroupPath, CgroupPlacement, CgroupVersion, OwnCgroup};
 use crate::lxc::{CgroupDirs, LxcAppArmor, LxcConfig, LxcConfigError, MountEntry, Prlimit};
+use crate::network::net_device::NetDevice;
 use crate::network::nic::NicSpec;
 use crate::security::lsm::HostLsm;
 use crate::security::{rlimits, CapabilityError, RlimitError, SeccompError};
@@ -125,6 +127,9 @@ pub struct ContainerPlan {
     pub limits: Limits,
     /// NICs lxcri plugs once the container's network namespace exists.
     pub network: Option<NetworkPlan>,
+    /// Host devices moved into the container's network namespace then
+    /// (`linux.netDevices`).
+    pub net_devices: Vec<NetDevice>,
     /// What the node's root sets up in a network namespace the container's
     /// user namespace does not own.
     pub host_netns: Option<HostNetnsSetup>,
@@ -215,6 +220,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
             .map(|(_, p)| p.clone())
             .or_else(|| ns.namespaces.inherit_net.clone()),
     })?;
+
+    let net_devices = net_devices::plan_net_devices(linux, ns.net)?;
 
     let reserved = Path::new(RUNTIME_DIR);
     let mut lxc = LxcConfig::new(
@@ -366,6 +373,7 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
         shared_mounts: mount_plan.shared,
         limits,
         network,
+        net_devices,
         host_netns,
         cgroup,
         hooks,
@@ -455,12 +463,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
         return Err(unsupported(
             "linux.intelRdt",
             "Intel RDT is not implemented",
-        ));
-    }
-    if linux.net_devices().as_ref().is_some_and(|d| !d.is_empty()) {
-        return Err(unsupported(
-            "linux.netDevices",
-            "moving host network devices is not implemented",
         ));
     }
     if linux.memory_policy().is_some() {

@@ -31,7 +31,7 @@ use super::error::Result;
 use super::hooks::{run_create_hooks, HookTarget};
 use super::lifecycle::Runtime;
 use super::mqueue_owner::give_mqueue;
-use super::nics::{plug, unplug_nics};
+use super::nics::{move_devices, plug, unplug_nics};
 use super::rendezvous::InitRendezvous;
 use super::shared_mounts::bind_shared_mounts;
 use crate::network::plug::PluggedNic;
@@ -107,6 +107,7 @@ impl Create<'_> {
         let shared = bundle.plan.shared_mounts.clone();
         let mqueue_owner = bundle.plan.mqueue_owner.clone();
         let network = bundle.plan.network.clone();
+        let net_devices = bundle.plan.net_devices.clone();
         let hooks = bundle.plan.hooks.clone();
         let root_path = bundle.rootfs.clone();
         let dir = rt.store.container_dir(&self.req.namespace, &self.req.id)?;
@@ -132,6 +133,7 @@ impl Create<'_> {
             created.container.record.nics = plugged;
             rt.store.save(&created.container.record)?;
         }
+        move_devices(&net_devices, created.init.pid())?;
         if let Some(inner) = steps.cgroup_inner_dir() {
             let cgroup = created.container.cgroup.take();
             created.container.cgroup = cgroup.map(|cg| cg.with_inner(inner));

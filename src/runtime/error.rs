@@ -80,6 +80,8 @@ pub enum RuntimeError {
     #[error(transparent)]
     Plug(Box<crate::network::plug::PlugError>),
     #[error(transparent)]
+    NetDevice(Box<crate::network::net_device::NetDeviceError>),
+    #[error(transparent)]
     UsernsSlot(#[from] crate::userns::SlotError),
     #[error("userns.unprivileged does not cover Kubernetes pods on the pve backend: PVE starts a CT's lxc-start itself, in the node's network namespace, and LXC joins the sandbox's user namespace before the pod's network namespace (lxc 5.0.2 start.c do_share_ns), which a process inside a user namespace may no longer join; run pods on the lxc backend or set userns.unprivileged = false")]
     UsernsPodOnPve,
@@ -112,7 +114,11 @@ impl RuntimeError {
             }
             E::Cgroup(_) | E::HostCgroup(_) | E::NoCgroup(_) => "cgroup",
             E::Pve(_) => "pve",
-            E::Netns { .. } | E::HostNetns(_) | E::HostNetwork(_) | E::Plug(_) => "network",
+            E::Netns { .. }
+            | E::HostNetns(_)
+            | E::HostNetwork(_)
+            | E::Plug(_)
+            | E::NetDevice(_) => "network",
             E::StagedBind(_) | E::MqueueOwner(_) => "mounts",
             E::Hook { .. } => "hook",
             E::UsernsSlot(_) | E::UsernsPodOnPve | E::UsernsSandbox { .. } => "userns",

@@ -1,13 +1,16 @@
 //! The NICs lxcri plugs itself (see [`crate::network::plug`]): into the
 //! container's new network namespace once its init runs, or into the
 //! pod's. Unplugged on delete and when a create fails after plugging.
+//! Host devices a spec moves in (`linux.netDevices`) go then too.
 
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 
 use super::error::{Result, RuntimeError};
 use crate::config::Config;
 use crate::network::host::KernelNetwork;
+use crate::network::net_device::{move_net_devices, NetDevice};
 use crate::network::plug::{plug_all, unplug, PluggedNic};
 use crate::plan::{NetnsTarget, NetworkPlan};
 
@@ -46,4 +49,15 @@ pub(super) fn unplug_nics(config: &Config, nics: &[PluggedNic], owner: &str) -> 
     let mut host = KernelNetwork::open(&config.network.ovsdb)
         .map_err(|e| RuntimeError::HostNetwork(Box::new(e)))?;
     Ok(unplug(&mut host, nics, owner)?)
+}
+
+/// Moves the spec's host devices into the network namespace the init of
+/// the container runs in (its own or the pod's it joined).
+pub(super) fn move_devices(devices: &[NetDevice], init_pid: i32) -> Result<()> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    let path = PathBuf::from(format!("/proc/{init_pid}/ns/net"));
+    let netns = File::open(&path).map_err(|source| RuntimeError::Netns { path, source })?;
+    move_net_devices(devices, netns.as_fd()).map_err(|e| RuntimeError::NetDevice(Box::new(e)))
 }

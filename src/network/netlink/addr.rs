@@ -4,7 +4,9 @@
 use std::net::IpAddr;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+};
 use netlink_packet_route::route::{
     RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -89,7 +91,50 @@ pub(super) fn link_route_message(dest: IpAddr) -> RouteMessage {
     msg
 }
 
+/// Whether an address is one an administrator set for anyone to use:
+/// permanent (not from DHCP or SLAAC, no lifetime) and of global scope
+/// (not the link's or the host's own). runc moves only those with a
+/// device (`devChangeNetNamespace`); the kernel drops all of them when a
+/// link changes namespace.
+pub(super) fn is_permanent_global(msg: &AddressMessage) -> bool {
+    let permanent = msg.header.flags.contains(AddressHeaderFlags::Permanent)
+        || msg.attributes.iter().any(
+            |a| matches!(a, AddressAttribute::Flags(f) if f.contains(AddressFlags::Permanent)),
+        );
+    permanent && msg.header.scope == AddressScope::Universe
+}
+
+/// The address of `msg` as `ip` shows it: `IFA_LOCAL` (an IPv4 link's
+/// own, which differs from `IFA_ADDRESS` on a point-to-point link), else
+/// `IFA_ADDRESS`.
+pub(super) fn local_address(msg: &AddressMessage) -> Option<IpAddr> {
+    let find = |local: bool| {
+        msg.attributes.iter().find_map(|a| match a {
+            AddressAttribute::Local(ip) if local => Some(*ip),
+            AddressAttribute::Address(ip) if !local => Some(*ip),
+            _ => None,
+        })
+    };
+    find(true).or_else(|| find(false))
+}
+
 impl Netlink {
+    /// The permanent addresses of global scope on link `index` (see
+    /// [`is_permanent_global`]), with their prefix lengths.
+    pub fn permanent_global_addresses(&mut self, index: u32) -> Result<Vec<(IpAddr, u8)>> {
+        let op = format!("listing the addresses of link {index}");
+        let mut found = Vec::new();
+        let request = RouteNetlinkMessage::GetAddress(AddressMessage::default());
+        for reply in self.dump(&op, request)? {
+            if let RouteNetlinkMessage::NewAddress(m) = reply {
+                if m.header.index == index && is_permanent_global(&m) {
+                    found.extend(local_address(&m).map(|ip| (ip, m.header.prefix_len)));
+                }
+            }
+        }
+        Ok(found)
+    }
+
     pub fn add_address(&mut self, name: &str, addr: IpAddr, prefix_len: u8) -> Result<()> {
         let op = format!("adding address {addr}/{prefix_len} to {name}");
         check_prefix(&addr, prefix_len).map_err(|reason| NetlinkError::Invalid {

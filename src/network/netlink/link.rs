@@ -202,6 +202,32 @@ impl Netlink {
         self.set_link(&format!("setting {name} up"), name, msg)
     }
 
+    pub fn set_down(&mut self, name: &str) -> Result<()> {
+        let mut msg = by_name(name);
+        msg.header.change_mask = LinkFlags::Up;
+        self.set_link(&format!("setting {name} down"), name, msg)
+    }
+
+    /// Moves link `index` into the network namespace `netns` as `new_name`,
+    /// in one request, so the name is never taken twice in either
+    /// namespace (runc's `devChangeNetNamespace` does the same).
+    pub fn move_to_netns(
+        &mut self,
+        index: u32,
+        new_name: &str,
+        netns: BorrowedFd<'_>,
+    ) -> Result<()> {
+        let op =
+            format!("moving link {index} into the container's network namespace as {new_name}");
+        check_name(&op, new_name)?;
+        self.request(
+            &op,
+            RouteNetlinkMessage::SetLink(move_message(index, new_name, netns.as_raw_fd())),
+            0,
+        )?;
+        Ok(())
+    }
+
     pub fn set_mtu(&mut self, name: &str, mtu: u32) -> Result<()> {
         let mut msg = by_name(name);
         msg.attributes.push(LinkAttribute::Mtu(mtu));
@@ -262,6 +288,16 @@ impl Netlink {
 fn by_name(name: &str) -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    msg
+}
+
+/// `RTM_SETLINK` of link `index` (named by index: its name changes) to
+/// `name` in the namespace of fd `netns`.
+pub(super) fn move_message(index: u32, name: &str, netns: RawFd) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.header.index = index;
+    msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
+    msg.attributes.push(LinkAttribute::NetNsFd(netns));
     msg
 }
 

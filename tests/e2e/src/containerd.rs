@@ -310,6 +310,34 @@ impl Containerd {
         self.dir.join("config.toml")
     }
 
+    /// The environment containerd runs with, which its shims inherit: our
+    /// binaries first on `PATH`, pve-sim's, the lxcri config of the CRI
+    /// handler without options (cri::node::PLAIN_HANDLER), the test's own.
+    pub fn shim_env(&self) -> Vec<(String, String)> {
+        let path = format!(
+            "{}:{}",
+            self.bin_dir.display(),
+            std::env::var("PATH").unwrap_or_else(|_| {
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
+            })
+        );
+        let mut env = vec![("PATH".to_string(), path)];
+        let pve_env = self.pve.as_ref().map(PveSim::env).unwrap_or_default();
+        env.extend(
+            pve_env
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        if self.cri.is_some() {
+            env.push((
+                lxcri::config::CONFIG_ENV.to_string(),
+                self.lxcri_config_path().display().to_string(),
+            ));
+        }
+        env.extend(self.env.iter().cloned());
+        env
+    }
+
     /// The lxcri config file the CRI runtime handler passes as `ConfigPath`
     /// (a test may write settings into it before it runs pods).
     pub fn lxcri_config_path(&self) -> PathBuf {
@@ -379,14 +407,6 @@ state = "{d}/state"
             .append(true)
             .open(self.log_path())
             .expect("containerd log file");
-        let path = format!(
-            "{}:{}",
-            self.bin_dir.display(),
-            std::env::var("PATH").unwrap_or_else(|_| {
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()
-            })
-        );
-        let pve_env = self.pve.as_ref().map(PveSim::env).unwrap_or_default();
         let child = Command::new("containerd")
             .arg("--config")
             .arg(self.config_path())
@@ -396,15 +416,7 @@ state = "{d}/state"
             .arg(self.state())
             .arg("--address")
             .arg(self.socket())
-            .env("PATH", path)
-            .envs(pve_env)
-            // For the CRI handler without options (cri::node::PLAIN_HANDLER).
-            .envs(
-                self.cri
-                    .is_some()
-                    .then(|| (lxcri::config::CONFIG_ENV, self.lxcri_config_path())),
-            )
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .envs(self.shim_env())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

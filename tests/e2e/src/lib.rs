@@ -33,6 +33,7 @@ pub mod prometheus;
 pub mod pve;
 pub mod pve_acl;
 pub mod pve_pool;
+pub mod shim_task;
 pub mod spec;
 pub mod zfs;
 

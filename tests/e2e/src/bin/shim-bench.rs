@@ -15,15 +15,12 @@
 //! Markdown table.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use containerd_shim_protos::api;
-use containerd_shim_protos::ttrpc::context;
-use containerd_shim_protos::{Client, TaskClient};
 use lxcri_e2e::bench::median;
+use lxcri_e2e::shim_task::{ctx, ShimTask};
 use lxcri_e2e::{image, Containerd, Runtime};
 
 /// The timed steps of one round, in order.
@@ -76,29 +73,11 @@ fn bundle(dir: &Path, namespace: &str, id: &str) -> PathBuf {
 /// One container through `rt`'s shim; the duration of each of [`STEPS`].
 fn round(ctd: &Containerd, rt: Runtime, dir: &Path, namespace: &str, id: &str) -> Vec<Duration> {
     let bundle = bundle(dir, namespace, id);
-    let stop_log = Arc::new(AtomicBool::new(false));
-    let log = open_log(&bundle, stop_log.clone());
-    let shim = ctd_bin(rt);
-    let socket = ctd.socket();
     let mut took = Vec::new();
     let t = Instant::now();
-    let out = Command::new(&shim)
-        .args(["-namespace", namespace, "-address"])
-        .arg(&socket)
-        .args(["-publish-binary", "containerd", "-id", id, "start"])
-        .current_dir(&bundle)
-        .env("TTRPC_ADDRESS", format!("{}.ttrpc", socket.display()))
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("{}: {e}", shim.display()));
+    let shim = ShimTask::start(ctd, rt, id, &bundle).unwrap_or_else(|e| panic!("{e}"));
     took.push(t.elapsed());
-    assert!(out.status.success(), "{rt}: shim start failed");
-    let address = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let client = TaskClient::new(
-        Client::connect(&address).unwrap_or_else(|e| panic!("{rt}: connect {address}: {e}")),
-    );
-    let ctx = || context::with_duration(Duration::from_secs(60));
+    let client = &shim.client;
     let timed = |took: &mut Vec<Duration>, f: &dyn Fn() -> Result<(), String>| {
         let t = Instant::now();
         f().unwrap_or_else(|e| panic!("{rt} {id}: {e}"));
@@ -146,70 +125,16 @@ fn round(ctd: &Containerd, rt: Runtime, dir: &Path, namespace: &str, id: &str) -
             .map(|_| ())
             .map_err(|e| format!("Delete: {e}"))
     });
-    timed(&mut took, &|| {
-        let req = api::ShutdownRequest {
-            id: id.into(),
-            ..Default::default()
-        };
-        // The shim exits while it answers: a closed connection is success.
-        let _ = client.shutdown(ctx(), &req);
-        Ok(())
-    });
-    stop_log.store(true, Ordering::SeqCst);
-    let log = log.join().unwrap_or_default();
+    let t = Instant::now();
+    shim.shutdown();
+    took.push(t.elapsed());
+    let mut shim = shim;
+    let log = shim.stop_log();
     if log.contains("level=error") || log.contains(" ERROR ") {
         eprintln!("{rt} {id}: the shim logged errors:\n{log}");
     }
     let _ = std::fs::remove_dir_all(&bundle);
     took
-}
-
-/// The `log` FIFO in the bundle that containerd makes before it starts a
-/// shim, where the shim writes its log. Read (opened read-write, so it
-/// never reads as ended between writers) until `stop` is set and it is
-/// quiet.
-fn open_log(bundle: &Path, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<String> {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let path = bundle.join("log");
-    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
-        .expect("mkfifo log");
-    let mut fifo = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .expect("open log FIFO");
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let mut pfd = libc::pollfd {
-                fd: fifo.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
-            if ready <= 0 {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                continue;
-            }
-            match fifo.read(&mut buf) {
-                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
-                _ => break,
-            }
-        }
-        text
-    })
-}
-
-fn ctd_bin(rt: Runtime) -> PathBuf {
-    match rt {
-        Runtime::Lxcri => lxcri_e2e::containerd::bin_dir().join(rt.shim_binary()),
-        Runtime::Runc => PathBuf::from(rt.shim_binary()),
-    }
 }
 
 /// Removes the cgroup `/namespace` the containers were put under, in

@@ -1,0 +1,184 @@
+//! Playing containerd's part towards a shim over its own ttrpc socket:
+//! `SHIM start`, then the task calls. For what a containerd here cannot
+//! pass on (containerd 1.6 to 2.1 copy the spec through runtime-spec Go
+//! types that drop `linux.netDevices`; 2.2 and later keep it) and for
+//! timing the shims alone (`shim-bench`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use containerd_shim_protos::api;
+use containerd_shim_protos::ttrpc::context;
+use containerd_shim_protos::{Client, TaskClient};
+
+use crate::{Containerd, Runtime};
+
+/// The shim binary of `rt` as containerd would run it.
+pub fn shim_binary(rt: Runtime) -> PathBuf {
+    match rt {
+        Runtime::Lxcri => crate::containerd::bin_dir().join(rt.shim_binary()),
+        Runtime::Runc => PathBuf::from(rt.shim_binary()),
+    }
+}
+
+/// A shim started for task `id` of `bundle`, and a client of its socket.
+pub struct ShimTask {
+    pub id: String,
+    pub client: TaskClient,
+    log: Option<(Arc<AtomicBool>, std::thread::JoinHandle<String>)>,
+}
+
+/// A deadline for one call.
+pub fn ctx() -> context::Context {
+    context::with_duration(Duration::from_secs(60))
+}
+
+impl ShimTask {
+    /// `SHIM -namespace NS -address SOCKET -id ID start` in `bundle` (as
+    /// containerd runs it, with the bundle's `log` FIFO read), connected.
+    pub fn start(ctd: &Containerd, rt: Runtime, id: &str, bundle: &Path) -> Result<Self, String> {
+        let log = open_log(bundle)?;
+        let socket = ctd.socket();
+        let shim = shim_binary(rt);
+        let out = Command::new(&shim)
+            .args(["-namespace", ctd.namespace(), "-address"])
+            .arg(&socket)
+            .args(["-publish-binary", "containerd", "-id", id, "start"])
+            .current_dir(bundle)
+            .envs(ctd.shim_env())
+            .env("TTRPC_ADDRESS", format!("{}.ttrpc", socket.display()))
+            .stdin(Stdio::null())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("{}: {e}", shim.display()))?;
+        if !out.status.success() {
+            return Err(format!("{rt}: shim start failed: {:?}", out.status));
+        }
+        let address = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let client = TaskClient::new(
+            Client::connect(&address).map_err(|e| format!("{rt}: connect {address}: {e}"))?,
+        );
+        Ok(Self {
+            id: id.to_string(),
+            client,
+            log: Some(log),
+        })
+    }
+
+    /// Create (stdout and stderr to `output`, a file), Start, Wait:
+    /// the exit status, or the first call's error.
+    pub fn run(&self, bundle: &Path, output: &Path) -> Result<u32, String> {
+        let file = format!("file://{}", output.display());
+        let req = api::CreateTaskRequest {
+            id: self.id.clone(),
+            bundle: bundle.display().to_string(),
+            stdout: file.clone(),
+            stderr: file,
+            ..Default::default()
+        };
+        self.client
+            .create(ctx(), &req)
+            .map_err(|e| format!("Create: {e}"))?;
+        let req = api::StartRequest {
+            id: self.id.clone(),
+            ..Default::default()
+        };
+        self.client
+            .start(ctx(), &req)
+            .map_err(|e| format!("Start: {e}"))?;
+        let req = api::WaitRequest {
+            id: self.id.clone(),
+            ..Default::default()
+        };
+        let waited = self
+            .client
+            .wait(ctx(), &req)
+            .map_err(|e| format!("Wait: {e}"))?;
+        Ok(waited.exit_status)
+    }
+
+    /// Delete (ignoring a task that is not there), then Shutdown; returns
+    /// what the shim logged.
+    pub fn finish(mut self) -> String {
+        let req = api::DeleteRequest {
+            id: self.id.clone(),
+            ..Default::default()
+        };
+        let _ = self.client.delete(ctx(), &req);
+        self.shutdown();
+        self.stop_log()
+    }
+
+    /// Shutdown: the shim exits while it answers, so a closed connection
+    /// is success.
+    pub fn shutdown(&self) {
+        let req = api::ShutdownRequest {
+            id: self.id.clone(),
+            ..Default::default()
+        };
+        let _ = self.client.shutdown(ctx(), &req);
+    }
+
+    /// Stops reading the shim's log; what it logged.
+    pub fn stop_log(&mut self) -> String {
+        match self.log.take() {
+            Some((stop, reader)) => {
+                stop.store(true, Ordering::SeqCst);
+                reader.join().unwrap_or_default()
+            }
+            None => String::new(),
+        }
+    }
+}
+
+impl Drop for ShimTask {
+    fn drop(&mut self) {
+        self.stop_log();
+    }
+}
+
+/// The `log` FIFO in the bundle that containerd makes before it starts a
+/// shim, where the shim writes its log. Read (opened read-write, so it
+/// never reads as ended between writers) until told to stop and quiet.
+fn open_log(bundle: &Path) -> Result<(Arc<AtomicBool>, std::thread::JoinHandle<String>), String> {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    let path = bundle.join("log");
+    nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600))
+        .map_err(|e| format!("mkfifo {}: {e}", path.display()))?;
+    let mut fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("open {}: {e}", path.display()))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let mut pfd = libc::pollfd {
+                fd: fifo.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            let ready = unsafe { libc::poll(&mut pfd, 1, 100) };
+            if ready <= 0 {
+                if stopped.load(Ordering::SeqCst) {
+                    break;
+                }
+                continue;
+            }
+            match fifo.read(&mut buf) {
+                Ok(n) if n > 0 => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+                _ => break,
+            }
+        }
+        text
+    });
+    Ok((stop, reader))
+}
