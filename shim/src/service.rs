@@ -345,11 +345,17 @@ impl Service {
                 Some(pid) => pipe_owner(pid)?,
                 None => None,
             };
-            let process = LoggedProcess {
-                namespace: &self.namespace,
-                id: &req.exec_id,
-            };
-            let (io, ends) = ProcessIo::relay(&stdio, owner, process)?;
+            // Off the runtime's one thread: a logging binary is waited for.
+            let (paths, namespace, exec_id) =
+                (stdio.clone(), self.namespace.clone(), req.exec_id.clone());
+            let (io, ends) = blocking(move || {
+                let process = LoggedProcess {
+                    namespace: &namespace,
+                    id: &exec_id,
+                };
+                ProcessIo::relay(&paths, owner, process)
+            })
+            .await??;
             (Some(io), Some(ends))
         };
         let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {
@@ -364,20 +370,26 @@ impl Service {
         let pid = spawned.pid as u32;
         let io = match (relayed_io, spawned.console.take()) {
             (Some(io), _) => io,
-            (None, Some(master)) => match ProcessIo::console(
-                master,
-                &stdio,
-                LoggedProcess {
-                    namespace: &self.namespace,
-                    id: &req.exec_id,
-                },
-            ) {
-                Ok(io) => io,
-                Err(e) => {
-                    spawned.kill();
-                    return Err(e);
+            (None, Some(master)) => {
+                let (paths, namespace, exec_id) =
+                    (stdio.clone(), self.namespace.clone(), req.exec_id.clone());
+                let console = blocking(move || {
+                    let process = LoggedProcess {
+                        namespace: &namespace,
+                        id: &exec_id,
+                    };
+                    ProcessIo::console(master, &paths, process)
+                })
+                .await
+                .and_then(|io| io);
+                match console {
+                    Ok(io) => io,
+                    Err(e) => {
+                        spawned.kill();
+                        return Err(e);
+                    }
                 }
-            },
+            }
             (None, None) => {
                 spawned.kill();
                 return Err(ShimError::Failed(
