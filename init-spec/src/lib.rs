@@ -472,12 +472,30 @@ pub struct ProcessSpec {
     /// `personality(2)` domain, set last before exec (`linux.personality`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub personality: Option<u32>,
+    /// `set_mempolicy(2)` for the process (`linux.memoryPolicy`), the
+    /// container's first process and every exec alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_policy: Option<MemoryPolicy>,
     /// The CPUs an exec process runs on (`process.execCPUAffinity`; not
     /// for the container's own process, as runc). Without it every process
     /// gets all the CPUs its cgroup allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_cpu_affinity: Option<ExecCpuAffinity>,
 }
+
+/// A NUMA memory policy as `set_mempolicy(2)` takes it: the mode with its
+/// flags (include/uapi/linux/mempolicy.h), and the nodes of its mask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPolicy {
+    pub mode: u32,
+    #[serde(default)]
+    pub nodes: Vec<u32>,
+}
+
+/// The bits of the node mask the init hands to `set_mempolicy(2)` (runc's
+/// `unix.CPUSet`, 1024).
+pub const MEMORY_POLICY_MAX_NODES: u32 = 1024;
 
 /// `process.execCPUAffinity` as CPU numbers. runc starts an exec process on
 /// `initial` before it joins the container's cgroup (which masks it) and

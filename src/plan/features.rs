@@ -129,6 +129,22 @@ const SECCOMP_FLAGS: [LinuxSeccompFilterFlag; 3] = [
 const SECCOMP_FLAGS_REFUSED: [LinuxSeccompFilterFlag; 1] =
     [LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv];
 
+/// The modes and flags `linux.memoryPolicy` takes (all the spec names).
+const MEMORY_POLICY_MODES: [&str; 7] = [
+    "MPOL_BIND",
+    "MPOL_DEFAULT",
+    "MPOL_INTERLEAVE",
+    "MPOL_LOCAL",
+    "MPOL_PREFERRED",
+    "MPOL_PREFERRED_MANY",
+    "MPOL_WEIGHTED_INTERLEAVE",
+];
+const MEMORY_POLICY_FLAGS: [&str; 3] = [
+    "MPOL_F_NUMA_BALANCING",
+    "MPOL_F_RELATIVE_NODES",
+    "MPOL_F_STATIC_NODES",
+];
+
 fn strings<T: ToString>(items: &[T]) -> Vec<String> {
     items.iter().map(T::to_string).collect()
 }
@@ -167,10 +183,11 @@ pub fn runtime_features() -> Features {
     let mut intel_rdt = IntelRdt::default();
     intel_rdt.set_enabled(Some(false));
     // `linux.memoryPolicy` is refused: no mode, no flag.
+    // set_mempolicy(2) in the init (plan/memory_policy.rs).
     let mut memory_policy = MemoryPolicy::default();
     memory_policy
-        .set_modes(Some(Vec::new()))
-        .set_flags(Some(Vec::new()));
+        .set_modes(Some(strings(&MEMORY_POLICY_MODES)))
+        .set_flags(Some(strings(&MEMORY_POLICY_FLAGS)));
     // Per-mount uidMappings/gidMappings and the `idmap`/`ridmap` options:
     // binds the share helper id-maps (plan/mounts.rs).
     let mut idmap = IDMap::default();
@@ -444,10 +461,6 @@ mod tests {
         let linux = |v: Value| -> Linux { serde_json::from_value(v).unwrap() };
         assert!(super::super::unsupported_linux_fields(&linux(json!({
             "intelRdt": {"closID": "x"}
-        })))
-        .is_err());
-        assert!(super::super::unsupported_linux_fields(&linux(json!({
-            "memoryPolicy": {"mode": "MPOL_BIND", "nodes": "0"}
         })))
         .is_err());
         let spec: Spec = serde_json::from_value(json!({

@@ -23,6 +23,7 @@ mod helper_mounts;
 mod hooks;
 mod host_netns;
 mod limits;
+mod memory_policy;
 mod mount_flags;
 mod mounts;
 mod mqueue;
@@ -463,12 +464,6 @@ fn unsupported_linux_fields(linux: &Linux) -> Result<()> {
         return Err(unsupported(
             "linux.intelRdt",
             "Intel RDT is not implemented",
-        ));
-    }
-    if linux.memory_policy().is_some() {
-        return Err(unsupported(
-            "linux.memoryPolicy",
-            "NUMA memory policies are not implemented",
         ));
     }
     Ok(())

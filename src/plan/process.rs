@@ -118,6 +118,7 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
         scheduler: scheduling::sched_attr(scheduler_from)?,
         io_priority: scheduling::io_priority(io_priority_from)?,
         personality: scheduling::personality(spec)?,
+        memory_policy: super::memory_policy::memory_policy(spec)?,
         exec_cpu_affinity: scheduling::exec_cpu_affinity(affinity_from)?,
     })
 }

@@ -153,16 +153,27 @@ const CPU_SETSIZE: u32 = 1024;
 
 /// `0-3,7` -> [0, 1, 2, 3, 7]; absent or empty means none given.
 fn cpu_list(field: &str, list: Option<&str>) -> Result<Option<Vec<u32>>> {
+    id_list(field, "CPU", CPU_SETSIZE, list)
+}
+
+/// A list of `what` ids below `limit` as runc's `toCPUSet` reads one (the
+/// CPUs of an affinity, the nodes of a memory policy).
+pub(super) fn id_list(
+    field: &str,
+    what: &str,
+    limit: u32,
+    list: Option<&str>,
+) -> Result<Option<Vec<u32>>> {
     let Some(list) = list.filter(|l| !l.is_empty()) else {
         return Ok(None);
     };
     let cpu = |v: &str| match v.parse::<u32>() {
-        Ok(n) if n < CPU_SETSIZE => Ok(n),
+        Ok(n) if n < limit => Ok(n),
         Ok(n) => Err(invalid(
             field,
-            &format!("CPU {n} is above {}", CPU_SETSIZE - 1),
+            &format!("{what} {n} is above {}", limit - 1),
         )),
-        Err(_) => Err(invalid(field, &format!("{v:?} is no CPU number"))),
+        Err(_) => Err(invalid(field, &format!("{v:?} is no {what} number"))),
     };
     let mut cpus = Vec::new();
     for part in list.split(',') {

@@ -4,7 +4,8 @@
 //! after `finalizeNamespace`), so a program that user may not run, a cwd
 //! neither root nor it may enter, or an identity the kernel refuses fail
 //! the create, and PATH's next entry is taken past one it may not run
-//! (lxcri ran the first and exited 255 at the start). PID 1 here stays
+//! (lxcri ran the first and exited 255 at the start); so do a scheduler,
+//! I/O priority or memory policy the kernel refuses. PID 1 here stays
 //! root until the start (it still execs hooks and waits for the shim), so
 //! a child takes the identity, looks, reports on a pipe and exits.
 
@@ -93,9 +94,13 @@ impl Command {
         }
     }
 
-    /// In the child: the identity, cwd and capabilities the process gets
-    /// (its stdio is the shim's, not yet here: left alone), then the lookup.
+    /// In the child: the scheduling the process gets (so a policy, class
+    /// or memory policy the kernel refuses fails the create, where runc's
+    /// init sets them), its identity, cwd and capabilities (its stdio is
+    /// the shim's, not yet here: left alone), then the lookup. All of it
+    /// ends with the child.
     fn look_up_as_the_process_user(&self) -> Result<CString, SetupError> {
+        self.set_scheduling()?;
         self.become_the_process_user(false)?;
         self.look_up_as_the_process()
     }

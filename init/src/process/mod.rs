@@ -17,7 +17,7 @@ use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::errno_text::errno_text;
 use crate::status;
-use lxcri_init_spec::{ExecCpuAffinity, ProcessSpec, SchedAttr, StartHooks};
+use lxcri_init_spec::{ExecCpuAffinity, MemoryPolicy, ProcessSpec, SchedAttr, StartHooks};
 use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
@@ -143,6 +143,7 @@ pub struct Command {
     scheduler: Option<SchedAttr>,
     io_priority: Option<u16>,
     personality: Option<u32>,
+    memory_policy: Option<MemoryPolicy>,
     exec_cpu_affinity: Option<ExecCpuAffinity>,
     start_hooks: Option<StartHooks>,
 }
@@ -208,6 +209,7 @@ impl Command {
             scheduler: spec.scheduler,
             io_priority: spec.io_priority,
             personality: spec.personality,
+            memory_policy: spec.memory_policy.clone(),
             exec_cpu_affinity: spec.exec_cpu_affinity.clone(),
             start_hooks: None,
         })
@@ -322,14 +324,7 @@ impl Command {
         if self.no_new_privileges {
             nix::sys::prctl::set_no_new_privs().map_err(sys("set no_new_privs"))?;
         }
-        // runc's order: with every capability still held (a real-time
-        // policy or class needs CAP_SYS_NICE or CAP_SYS_ADMIN).
-        if let Some(attr) = &self.scheduler {
-            scheduling::set_scheduler(attr)?;
-        }
-        if let Some(value) = self.io_priority {
-            scheduling::set_io_priority(value)?;
-        }
+        self.set_scheduling()?;
         if let Some(seccomp) = self.seccomp.as_ref().filter(|_| !self.no_new_privileges) {
             // Without no_new_privs the kernel requires CAP_SYS_ADMIN, so
             // load now; the profile must then allow the rest of the setup.
@@ -397,6 +392,23 @@ impl Command {
     /// process's cwd), again once the identity is the user's where root was
     /// refused (a volume only the user may enter, root squashed).
     /// Capabilities last: the process's exact sets.
+    /// The scheduler, I/O priority and memory policy, in runc's order:
+    /// with every capability still held (a real-time policy or class needs
+    /// CAP_SYS_NICE or CAP_SYS_ADMIN) and before any filter (Docker's
+    /// default allows `set_mempolicy` with CAP_SYS_NICE only).
+    fn set_scheduling(&self) -> Result<(), SetupError> {
+        if let Some(attr) = &self.scheduler {
+            scheduling::set_scheduler(attr)?;
+        }
+        if let Some(value) = self.io_priority {
+            scheduling::set_io_priority(value)?;
+        }
+        if let Some(policy) = &self.memory_policy {
+            scheduling::set_memory_policy(policy)?;
+        }
+        Ok(())
+    }
+
     fn become_the_process_user(&self, own_stdio: bool) -> Result<(), SetupError> {
         let chdir = || nix::unistd::chdir(self.cwd.as_c_str());
         let failed = |e| {

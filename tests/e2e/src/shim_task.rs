@@ -16,6 +16,32 @@ use containerd_shim_protos::{Client, TaskClient};
 
 use crate::{Containerd, Runtime};
 
+/// Runs `spec` as task `id` through `rt`'s shim in a bundle of its own
+/// (stdout and stderr to a file); the exit status, or the failed call's
+/// error (the shim's log then printed), and the task's output.
+pub fn run_spec(
+    ctd: &Containerd,
+    rt: Runtime,
+    id: &str,
+    spec: &serde_json::Value,
+) -> (Result<u32, String>, String) {
+    let bundle = ctd.dir().join(format!("bundle-{id}"));
+    std::fs::create_dir_all(&bundle).expect("bundle dir");
+    std::fs::write(
+        bundle.join("config.json"),
+        serde_json::to_vec_pretty(spec).expect("spec JSON"),
+    )
+    .expect("config.json");
+    let output = bundle.join("output");
+    let task = ShimTask::start(ctd, rt, id, &bundle).unwrap_or_else(|e| panic!("{e}"));
+    let result = task.run(&bundle, &output);
+    let log = task.finish();
+    if result.is_err() {
+        eprintln!("{rt} {id}: the shim's log:\n{log}");
+    }
+    (result, std::fs::read_to_string(&output).unwrap_or_default())
+}
+
 /// The shim binary of `rt` as containerd would run it.
 pub fn shim_binary(rt: Runtime) -> PathBuf {
     match rt {

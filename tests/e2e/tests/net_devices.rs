@@ -11,29 +11,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use lxcri_e2e::shim_task::ShimTask;
+use lxcri_e2e::shim_task::run_spec;
 use lxcri_e2e::{cmd, random_u32, spec, CmdOutput, Containerd, Runtime};
-use serde_json::{json, Value};
-
-/// What running `spec` as task `id` through lxcri's shim gave: the exit
-/// status (or the failed call's error) and the task's output.
-fn run_direct(ctd: &Containerd, id: &str, spec: &Value) -> (Result<u32, String>, String) {
-    let bundle = ctd.dir().join(format!("bundle-{id}"));
-    std::fs::create_dir_all(&bundle).unwrap();
-    std::fs::write(
-        bundle.join("config.json"),
-        serde_json::to_vec_pretty(spec).unwrap(),
-    )
-    .unwrap();
-    let output = bundle.join("output");
-    let task = ShimTask::start(ctd, Runtime::Lxcri, id, &bundle).unwrap_or_else(|e| panic!("{e}"));
-    let result = task.run(&bundle, &output);
-    let log = task.finish();
-    if result.is_err() {
-        eprintln!("{id}: the shim's log:\n{log}");
-    }
-    (result, std::fs::read_to_string(&output).unwrap_or_default())
-}
+use serde_json::json;
 
 /// A veth pair on the host (this kernel has no dummy links): `name` is
 /// the device a test moves, `peer` stays on the host, up, so the moved
@@ -118,7 +98,7 @@ fn a_host_device_is_moved_in_renamed_with_its_global_addresses() {
     let id = ctd.new_id("netdev");
     let mut s = spec::busybox_spec(&ctd, &id, &["sh", "-c", SHOW]);
     s["linux"]["netDevices"] = json!({ &device.name: { "name": "moved0" } });
-    let (status, out) = run_direct(&ctd, &id, &s);
+    let (status, out) = run_spec(&ctd, Runtime::Lxcri, &id, &s);
     assert_eq!(status, Ok(0), "{out}");
     assert_eq!(out, format!("up\ninet 10.231.{octet}.1/24\n"));
     let gone = cmd::poll(Duration::from_secs(10), || {
@@ -152,7 +132,7 @@ fn a_device_moved_into_a_joined_namespace_stays_there() {
         }
     }
     s["linux"]["netDevices"] = json!({ &device.name: { "name": "moved0" } });
-    let (status, out) = run_direct(&ctd, &id, &s);
+    let (status, out) = run_spec(&ctd, Runtime::Lxcri, &id, &s);
     assert_eq!((status, out.as_str()), (Ok(0), "1\n"));
     let inside = ip(&["-n", &netns, "-o", "link", "show", "moved0"]);
     assert!(inside.stdout.contains("moved0"), "{inside}");
@@ -196,7 +176,7 @@ fn devices_that_cannot_be_moved_fail_the_create() {
                 .retain(|ns| ns["type"] != "network");
         }
         s["linux"]["netDevices"] = json!({ device: {} });
-        let (status, out) = run_direct(&ctd, &id, &s);
+        let (status, out) = run_spec(&ctd, Runtime::Lxcri, &id, &s);
         let error = status.expect_err(what);
         assert!(error.contains(&cause), "{what}: {error}\n{out}");
         let mut left = Vec::new();
