@@ -11,6 +11,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim_protos::api;
+use containerd_shim_protos::protobuf::well_known_types::any::Any;
+use containerd_shim_protos::protobuf::MessageField;
 use containerd_shim_protos::ttrpc::context;
 use containerd_shim_protos::{Client, TaskClient};
 
@@ -97,6 +99,13 @@ impl ShimTask {
     /// Create (stdout and stderr to `output`, a file), Start, Wait:
     /// the exit status, or the first call's error.
     pub fn run(&self, bundle: &Path, output: &Path) -> Result<u32, String> {
+        self.create(bundle, output)?;
+        self.start_process("")?;
+        self.wait("")
+    }
+
+    /// Create, stdout and stderr to the file `output`.
+    pub fn create(&self, bundle: &Path, output: &Path) -> Result<(), String> {
         let file = format!("file://{}", output.display());
         let req = api::CreateTaskRequest {
             id: self.id.clone(),
@@ -107,23 +116,85 @@ impl ShimTask {
         };
         self.client
             .create(ctx(), &req)
-            .map_err(|e| format!("Create: {e}"))?;
+            .map(drop)
+            .map_err(|e| format!("Create: {e}"))
+    }
+
+    /// Start of the task's process (`exec_id` ""), or of an exec.
+    pub fn start_process(&self, exec_id: &str) -> Result<(), String> {
         let req = api::StartRequest {
             id: self.id.clone(),
+            exec_id: exec_id.into(),
             ..Default::default()
         };
         self.client
             .start(ctx(), &req)
-            .map_err(|e| format!("Start: {e}"))?;
+            .map(drop)
+            .map_err(|e| format!("Start {exec_id}: {e}"))
+    }
+
+    /// Wait: the exit status of the task's process or an exec.
+    pub fn wait(&self, exec_id: &str) -> Result<u32, String> {
         let req = api::WaitRequest {
             id: self.id.clone(),
+            exec_id: exec_id.into(),
             ..Default::default()
         };
-        let waited = self
-            .client
+        self.client
             .wait(ctx(), &req)
-            .map_err(|e| format!("Wait: {e}"))?;
-        Ok(waited.exit_status)
+            .map(|w| w.exit_status)
+            .map_err(|e| format!("Wait {exec_id}: {e}"))
+    }
+
+    /// An exec of `process` (an OCI process, as JSON) with its output to
+    /// the file `output`: Exec, Start, Wait, Delete; its exit status.
+    pub fn exec(
+        &self,
+        exec_id: &str,
+        process: &serde_json::Value,
+        output: &Path,
+    ) -> Result<u32, String> {
+        let file = format!("file://{}", output.display());
+        let req = api::ExecProcessRequest {
+            id: self.id.clone(),
+            exec_id: exec_id.into(),
+            stdout: file.clone(),
+            stderr: file,
+            spec: MessageField::some(Any {
+                type_url: "types.containerd.io/opencontainers/runtime-spec/1/Process".into(),
+                value: serde_json::to_vec(process).expect("process JSON"),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.client
+            .exec(ctx(), &req)
+            .map_err(|e| format!("Exec {exec_id}: {e}"))?;
+        self.start_process(exec_id)?;
+        let status = self.wait(exec_id)?;
+        let req = api::DeleteRequest {
+            id: self.id.clone(),
+            exec_id: exec_id.into(),
+            ..Default::default()
+        };
+        self.client
+            .delete(ctx(), &req)
+            .map_err(|e| format!("Delete {exec_id}: {e}"))?;
+        Ok(status)
+    }
+
+    /// Kill of the task's process with `signal` (all its processes).
+    pub fn kill(&self, signal: u32) -> Result<(), String> {
+        let req = api::KillRequest {
+            id: self.id.clone(),
+            signal,
+            all: true,
+            ..Default::default()
+        };
+        self.client
+            .kill(ctx(), &req)
+            .map(drop)
+            .map_err(|e| format!("Kill: {e}"))
     }
 
     /// Delete (ignoring a task that is not there), then Shutdown; returns

@@ -6,7 +6,7 @@
 //! ([`lxcri_e2e::shim_task`]), against the kernel's own view of the policy
 //! (`/proc/self/numa_maps`).
 
-use lxcri_e2e::shim_task::run_spec;
+use lxcri_e2e::shim_task::{run_spec, ShimTask};
 use lxcri_e2e::{spec, Containerd, Runtime};
 use serde_json::json;
 
@@ -61,4 +61,33 @@ fn a_policy_that_cannot_be_set_fails_the_create() {
         let left = ctd.leftovers(&id);
         assert!(left.is_empty(), "{policy}: left behind: {left:#?}");
     }
+}
+
+/// An exec runs under the container's memory policy too, as runc's
+/// `setns` init sets it.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_exec_runs_under_the_memory_policy() {
+    let ctd = Containerd::start();
+    let id = ctd.new_id("mpolexec");
+    let mut s = spec::busybox_spec(&ctd, &id, &["sleep", "1000"]);
+    s["linux"]["memoryPolicy"] = json!({"mode": "MPOL_BIND", "nodes": "0"});
+    let bundle = ctd.dir().join(format!("bundle-{id}"));
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("config.json"), serde_json::to_vec(&s).unwrap()).unwrap();
+    let task = ShimTask::start(&ctd, Runtime::Lxcri, &id, &bundle).unwrap();
+    task.create(&bundle, &bundle.join("output")).unwrap();
+    task.start_process("").unwrap();
+    let mut process = s["process"].clone();
+    process["args"] = json!(["sh", "-c", POLICY]);
+    let exec_output = bundle.join("exec-output");
+    let exec = task.exec("policy", &process, &exec_output);
+    let killed = task.kill(9);
+    let status = task.wait("");
+    task.finish();
+    let seen = std::fs::read_to_string(&exec_output).unwrap_or_default();
+    assert_eq!((exec, seen.as_str()), (Ok(0), "bind:0\n"));
+    assert_eq!((killed, status), (Ok(()), Ok(137)));
+    let left = ctd.leftovers(&id);
+    assert!(left.is_empty(), "left behind: {left:#?}");
 }
