@@ -405,9 +405,14 @@ fn copy_until_eof(mut from: File, to: File) {
 /// A process that exits at once must not have its exit reported while its
 /// output still sits in the FIFO: containerd's CRI plugin, handling the
 /// exit, may close its reader before it read anything, and the output
-/// would be lost. Other targets (files, /dev/null) answer FIONREAD with an
-/// error or 0 and return at once.
+/// would be lost. Other targets (files, /dev/null) return at once: on a
+/// file FIONREAD counts what lies past this fd's own position, which the
+/// other stream's appends to a shared log file, or what it held before,
+/// keep above 0.
 fn wait_read_by_containerd(fifo: &File, timeout: Duration) {
+    if !is_fifo(fifo) {
+        return;
+    }
     let deadline = Instant::now() + timeout;
     loop {
         let mut unread: libc::c_int = 0;
@@ -418,6 +423,11 @@ fn wait_read_by_containerd(fifo: &File, timeout: Duration) {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+fn is_fifo(f: &File) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    f.metadata().is_ok_and(|m| m.file_type().is_fifo())
 }
 
 /// Forwards containerd's stdin until its EOF (every writer gone: the
@@ -506,6 +516,17 @@ mod tests {
         open_output(&uri).unwrap().write_all(b"a\n").unwrap();
         open_output(&uri).unwrap().write_all(b"b\n").unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "a\nb\n");
+    }
+
+    #[test]
+    fn only_a_fifo_is_waited_on_until_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(is_fifo(&open_output(fifo.to_str().unwrap()).unwrap()));
+        let log = format!("file://{}", dir.path().join("c.log").display());
+        assert!(!is_fifo(&open_output(&log).unwrap()));
+        assert!(!is_fifo(&open_output("").unwrap()));
     }
 
     #[test]

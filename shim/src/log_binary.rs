@@ -323,9 +323,14 @@ mod tests {
         let (logger, ends) = Logger::start(&c, process, &pipe, READY_TIMEOUT).unwrap();
         File::from(ends.stdout).write_all(b"to stdout\n").unwrap();
         File::from(ends.stderr).write_all(b"to stderr\n").unwrap();
-        // The shim's copies still hold the pipes open: no EOF yet.
-        std::thread::sleep(Duration::from_millis(50));
-        assert!(logger.child.as_ref().unwrap().id() > 0);
+        // The shim's copies still hold the pipes open: no EOF yet, the
+        // logger (which ignores SIGTERM and ends at EOF) still runs.
+        std::thread::sleep(Duration::from_millis(100));
+        let mut logger = logger;
+        assert!(matches!(
+            logger.child.as_mut().unwrap().try_wait(),
+            Ok(None)
+        ));
         logger.stop(STOP_TIMEOUT);
         assert_eq!(read(dir.path(), "out"), "to stdout\n");
         assert_eq!(read(dir.path(), "err"), "to stderr\n");

@@ -386,6 +386,8 @@ impl Service {
                     Ok(io) => io,
                     Err(e) => {
                         spawned.kill();
+                        // Over, as an exec whose helper failed: not again.
+                        c.process_mut(&req.exec_id)?.set_start_failed();
                         return Err(e);
                     }
                 }

@@ -56,7 +56,7 @@ pub(super) fn memory_policy(spec: &Spec) -> Result<Option<MemoryPolicy>> {
             return Err(invalid(
                 &format!("{FIELD}.nodes"),
                 &format!(
-                    "memory policy mode {mode} requires 0 nodes but got {}",
+                    "memory policy mode requires 0 nodes but got {}",
                     nodes.len()
                 ),
             ))
@@ -69,7 +69,7 @@ pub(super) fn memory_policy(spec: &Spec) -> Result<Option<MemoryPolicy>> {
         {
             return Err(invalid(
                 &format!("{FIELD}.nodes"),
-                &format!("memory policy mode {mode} requires at least one node but got 0"),
+                "memory policy mode requires at least one node but got 0",
             ))
         }
         _ => {}
@@ -133,11 +133,11 @@ mod tests {
         for (policy, want) in [
             (
                 json!({"mode": "MPOL_BIND"}),
-                "linux.memoryPolicy.nodes: memory policy mode MPOL_BIND requires at least one node but got 0",
+                "linux.memoryPolicy.nodes: memory policy mode requires at least one node but got 0",
             ),
             (
                 json!({"mode": "MPOL_DEFAULT", "nodes": "0"}),
-                "linux.memoryPolicy.nodes: memory policy mode MPOL_DEFAULT requires 0 nodes but got 1",
+                "linux.memoryPolicy.nodes: memory policy mode requires 0 nodes but got 1",
             ),
             (
                 json!({"mode": "MPOL_INTERLEAVE", "nodes": "1024"}),

@@ -57,15 +57,27 @@ fn rlimit_type() -> impl Strategy<Value = String> {
     ]
 }
 
-/// One mapping; mostly from the container's root, which a user namespace
-/// must map (others are refused before anything is rendered).
 fn idmap() -> impl Strategy<Value = Value> {
-    (
-        prop_oneof![3 => Just(0u32), 1 => 0u32..70_000],
-        0u32..300_000,
-        1u32..70_000,
-    )
+    (0u32..70_000, 0u32..300_000, 1u32..70_000)
         .prop_map(|(c, h, s)| json!({"containerID": c, "hostID": h, "size": s}))
+}
+
+/// A mapping list: mostly ranges one after the other from the container's
+/// root (which a user namespace must map), now and then any ranges (most
+/// of which the plan refuses: overlaps, no root).
+fn idmaps() -> impl Strategy<Value = Vec<Value>> {
+    let contiguous = vec(1u32..70_000, 1..3).prop_map(|sizes| {
+        let mut start = 0u32;
+        sizes
+            .into_iter()
+            .map(|size| {
+                let map = json!({"containerID": start, "hostID": 100_000 + start, "size": size});
+                start += size;
+                map
+            })
+            .collect()
+    });
+    prop_oneof![3 => contiguous, 1 => vec(idmap(), 1..3)]
 }
 
 fn spec() -> impl Strategy<Value = Value> {
@@ -94,7 +106,7 @@ fn spec() -> impl Strategy<Value = Value> {
             mostly_plain("[0-9a-z]{1,5}( [0-9a-z]{1,3})?", 8),
             0..3,
         ),
-        proptest::option::of((vec(idmap(), 1..3), vec(idmap(), 1..3))),
+        proptest::option::of((idmaps(), idmaps())),
         vec(
             (
                 any::<bool>(),

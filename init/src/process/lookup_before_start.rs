@@ -94,12 +94,14 @@ impl Command {
         }
     }
 
-    /// In the child: the scheduling the process gets (so a policy, class
-    /// or memory policy the kernel refuses fails the create, where runc's
-    /// init sets them), its identity, cwd and capabilities (its stdio is
+    /// In the child: the affinity, rlimits and scheduling the process gets
+    /// (so a policy, class or memory policy the kernel refuses fails the
+    /// create, where runc's init sets them), its identity, cwd and
+    /// capabilities (its stdio is
     /// the shim's, not yet here: left alone), then the lookup. All of it
     /// ends with the child.
     fn look_up_as_the_process_user(&self) -> Result<CString, SetupError> {
+        self.set_affinity_and_rlimits(false)?;
         self.set_scheduling()?;
         self.become_the_process_user(false)?;
         self.look_up_as_the_process()

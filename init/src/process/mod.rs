@@ -292,17 +292,7 @@ impl Command {
             reopen_dev_null()?;
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(self.umask));
-        // As runc's, once in the cgroup and before the scheduler (a
-        // deadline policy needs the whole root domain).
-        match self.exec_cpu_affinity.as_ref().filter(|_| exec_child) {
-            Some(a) => scheduling::set_exec_cpu_affinity(a)?,
-            None => scheduling::reset_cpu_affinity(),
-        }
-        // While still root with every capability (raising a hard limit
-        // needs CAP_SYS_RESOURCE, so does lowering oom_score_adj).
-        for &(res, soft, hard) in &self.rlimits {
-            setrlimit(res, soft, hard).map_err(sys(format!("setrlimit {res:?}")))?;
-        }
+        self.set_affinity_and_rlimits(exec_child)?;
         if let Some(adj) = self.oom_score_adj {
             std::fs::write("/proc/self/oom_score_adj", adj.to_string()).map_err(|source| {
                 SetupError::Io {
@@ -392,6 +382,22 @@ impl Command {
     /// process's cwd), again once the identity is the user's where root was
     /// refused (a volume only the user may enter, root squashed).
     /// Capabilities last: the process's exact sets.
+    /// The CPU affinity and rlimits: as runc's, once in the cgroup and
+    /// before the scheduler (a deadline policy needs the whole root domain,
+    /// a real-time one in a user namespace `RLIMIT_RTPRIO`), while still
+    /// root with every capability (raising a hard limit needs
+    /// CAP_SYS_RESOURCE).
+    fn set_affinity_and_rlimits(&self, exec_child: bool) -> Result<(), SetupError> {
+        match self.exec_cpu_affinity.as_ref().filter(|_| exec_child) {
+            Some(a) => scheduling::set_exec_cpu_affinity(a)?,
+            None => scheduling::reset_cpu_affinity(),
+        }
+        for &(res, soft, hard) in &self.rlimits {
+            setrlimit(res, soft, hard).map_err(sys(format!("setrlimit {res:?}")))?;
+        }
+        Ok(())
+    }
+
     /// The scheduler, I/O priority and memory policy, in runc's order:
     /// with every capability still held (a real-time policy or class needs
     /// CAP_SYS_NICE or CAP_SYS_ADMIN) and before any filter (Docker's

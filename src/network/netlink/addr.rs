@@ -1,7 +1,7 @@
 //! IP addresses on links, routes via a gateway, and host routes on a link
 //! (to reach a gateway outside the link's prefixes).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::address::{
@@ -31,14 +31,22 @@ fn check_prefix(addr: &IpAddr, prefix_len: u8) -> std::result::Result<(), String
 
 /// `RTM_NEWADDR` of `addr/prefix_len` on the link with index `index`. An
 /// IPv4 address is both `IFA_LOCAL` and `IFA_ADDRESS`, as `ip addr add`
-/// sends it (the peer address of a point-to-point link, else the same).
+/// sends it (the peer address of a point-to-point link, else the same),
+/// with the subnet's broadcast address below /31, as LXC sets a NIC's
+/// (confile.c `set_config_net_ipv4_address`) and runc's netlink library a
+/// moved device's (vishvananda/netlink `AddrAdd`).
 pub(super) fn address_message(index: u32, addr: IpAddr, prefix_len: u8) -> AddressMessage {
     let mut msg = AddressMessage::default();
     msg.header.family = family(&addr);
     msg.header.prefix_len = prefix_len;
     msg.header.index = index;
-    if addr.is_ipv4() {
+    if let IpAddr::V4(v4) = addr {
         msg.attributes.push(AddressAttribute::Local(addr));
+        if prefix_len < 31 {
+            let host_bits = u32::MAX >> prefix_len;
+            let broadcast = Ipv4Addr::from(u32::from(v4) | host_bits);
+            msg.attributes.push(AddressAttribute::Broadcast(broadcast));
+        }
     }
     msg.attributes.push(AddressAttribute::Address(addr));
     msg

@@ -168,9 +168,24 @@ fn addresses_as_ip_addr_add_sends_them() {
         v4.attributes,
         [
             AddressAttribute::Local(ip("10.0.0.2")),
+            AddressAttribute::Broadcast("10.0.0.255".parse().unwrap()),
             AddressAttribute::Address(ip("10.0.0.2"))
         ]
     );
+    // None for a point-to-point /31 or a single /32 address.
+    for prefix in [31, 32] {
+        let m = address_message(4, ip("10.0.0.2"), prefix);
+        assert!(
+            !m.attributes
+                .iter()
+                .any(|a| matches!(a, AddressAttribute::Broadcast(_))),
+            "/{prefix}"
+        );
+    }
+    let wide = address_message(4, ip("10.1.2.3"), 8);
+    assert!(wide.attributes.contains(&AddressAttribute::Broadcast(
+        "10.255.255.255".parse().unwrap()
+    )));
     let v6 = address_message(4, ip("fd00::2"), 64);
     assert_eq!(v6.header.family, AddressFamily::Inet6);
     assert_eq!(v6.attributes, [AddressAttribute::Address(ip("fd00::2"))]);

@@ -49,7 +49,7 @@ fn a_policy_that_cannot_be_set_fails_the_create() {
         ),
         (
             json!({"mode": "MPOL_BIND"}),
-            "linux.memoryPolicy.nodes: memory policy mode MPOL_BIND requires at least one node but got 0",
+            "linux.memoryPolicy.nodes: memory policy mode requires at least one node but got 0",
         ),
     ] {
         let id = ctd.new_id("mpolbad");
