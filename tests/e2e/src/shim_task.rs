@@ -57,6 +57,9 @@ pub struct ShimTask {
     pub id: String,
     pub client: TaskClient,
     log: Option<(Arc<AtomicBool>, std::thread::JoinHandle<String>)>,
+    /// Shut down: a test that panics before does not leave the shim and
+    /// its container running (see `Drop`).
+    done: bool,
 }
 
 /// A deadline for one call.
@@ -93,6 +96,7 @@ impl ShimTask {
             id: id.to_string(),
             client,
             log: Some(log),
+            done: false,
         })
     }
 
@@ -211,12 +215,13 @@ impl ShimTask {
 
     /// Shutdown: the shim exits while it answers, so a closed connection
     /// is success.
-    pub fn shutdown(&self) {
+    pub fn shutdown(&mut self) {
         let req = api::ShutdownRequest {
             id: self.id.clone(),
             ..Default::default()
         };
         let _ = self.client.shutdown(ctx(), &req);
+        self.done = true;
     }
 
     /// Stops reading the shim's log; what it logged.
@@ -232,7 +237,19 @@ impl ShimTask {
 }
 
 impl Drop for ShimTask {
+    /// A task not finished (a test that panicked part way): its process
+    /// killed, the task deleted and the shim shut down, errors ignored.
     fn drop(&mut self) {
+        if !self.done {
+            let _ = self.kill(9);
+            let _ = self.wait("");
+            let req = api::DeleteRequest {
+                id: self.id.clone(),
+                ..Default::default()
+            };
+            let _ = self.client.delete(ctx(), &req);
+            self.shutdown();
+        }
         self.stop_log();
     }
 }

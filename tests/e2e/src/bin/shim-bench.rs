@@ -125,10 +125,10 @@ fn round(ctd: &Containerd, rt: Runtime, dir: &Path, namespace: &str, id: &str) -
             .map(|_| ())
             .map_err(|e| format!("Delete: {e}"))
     });
+    let mut shim = shim;
     let t = Instant::now();
     shim.shutdown();
     took.push(t.elapsed());
-    let mut shim = shim;
     let log = shim.stop_log();
     if log.contains("level=error") || log.contains(" ERROR ") {
         eprintln!("{rt} {id}: the shim logged errors:\n{log}");
