@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Result, ShimError};
 use crate::log_binary::{self, LoggedProcess, Logger, LoggerCommand};
+use crate::stdio_uri;
 
 /// The stdio paths containerd asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,21 +77,16 @@ pub fn open_output(uri: &str) -> Result<File> {
     )
 }
 
-/// The path of a `file://` URI, percent-decoded as Go's url package reads
-/// it; `None` for another URI.
+/// The path of a `file://` URI; `None` for another URI.
 fn file_uri_path(uri: &str) -> Result<Option<std::path::PathBuf>> {
     if !uri.starts_with("file:") {
         return Ok(None);
     }
-    let bad = |why: String| ShimError::InvalidArgument(format!("stdio {uri}: {why}"));
-    let parsed = url::Url::parse(uri).map_err(|e| bad(e.to_string()))?;
-    let path = percent_encoding::percent_decode_str(parsed.path())
-        .decode_utf8()
-        .map_err(|e| bad(format!("the path is not UTF-8: {e}")))?;
+    let (_, path) = stdio_uri::parse(uri)?;
     if path.is_empty() || path == "/" {
-        return Err(bad("names no file".into()));
+        return Err(stdio_uri::invalid(uri, "names no file"));
     }
-    Ok(Some(path.into_owned().into()))
+    Ok(Some(path.into()))
 }
 
 /// Opens containerd's stdin FIFO for the shim's copier, read-only (a
@@ -218,7 +214,7 @@ impl ProcessIo {
     pub fn relay(
         paths: &StdioPaths,
         owner: PipeOwner,
-        process: LoggedProcess<'_>,
+        process: &LoggedProcess,
     ) -> Result<(Self, ProcessStdio)> {
         let mut io = ProcessIo::default();
         if let Some(cmd) = LoggerCommand::parse(&paths.stdout) {
@@ -292,11 +288,7 @@ impl ProcessIo {
     /// Starts copying between a pty master and containerd's FIFOs; with a
     /// `binary://` stdout, from the master into the logger's stdout pipe
     /// (its stderr pipe gets nothing), as runc's shim (`CopyConsole`).
-    pub fn console(
-        master: OwnedFd,
-        paths: &StdioPaths,
-        process: LoggedProcess<'_>,
-    ) -> Result<Self> {
+    pub fn console(master: OwnedFd, paths: &StdioPaths, process: &LoggedProcess) -> Result<Self> {
         let master = Arc::new(master);
         let mut logger = None;
         let out = match LoggerCommand::parse(&paths.stdout) {
@@ -462,7 +454,7 @@ pub fn wait_drained(drained: Vec<mpsc::Receiver<()>>, timeout: Duration) {
 pub fn hand_over_stdio(
     created: &lxcri::runtime::CreatedContainer,
     stdio: &StdioPaths,
-    process: LoggedProcess<'_>,
+    process: &LoggedProcess,
 ) -> Result<ProcessIo> {
     if stdio.terminal {
         let master = created
@@ -489,10 +481,9 @@ pub fn hand_over_stdio(
 mod tests {
     use super::*;
 
-    const TEST_PROCESS: LoggedProcess<'static> = LoggedProcess {
-        namespace: "n",
-        id: "c",
-    };
+    fn test_process() -> LoggedProcess {
+        LoggedProcess::new("n", "c")
+    }
 
     #[test]
     fn output_uris_as_runcs_shim_reads_them() {
@@ -538,7 +529,7 @@ mod tests {
             stderr: format!("file://{}", dir.path().join("elsewhere.log").display()),
             ..Default::default()
         };
-        let (mut io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
+        let (mut io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
         File::from(ends.stdout).write_all(b"out\n").unwrap();
         File::from(ends.stderr).write_all(b"err\n").unwrap();
         drop(ends.stdin);
@@ -601,7 +592,7 @@ mod tests {
             stdout: out,
             ..Default::default()
         };
-        let (mut io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
+        let (mut io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
         let reader_thread = std::thread::spawn(move || {
             // Blocking from here on: read until every writer is gone.
             set_blocking(&reader);
@@ -662,7 +653,7 @@ mod tests {
             stdin: input.clone(),
             ..Default::default()
         };
-        let (io, ends) = ProcessIo::relay(&paths, None, TEST_PROCESS).unwrap();
+        let (io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
         (input, io, ends)
     }
 
@@ -714,7 +705,7 @@ mod tests {
             terminal: true,
             ..Default::default()
         };
-        let io = ProcessIo::console(pty.master, &paths, TEST_PROCESS).unwrap();
+        let io = ProcessIo::console(pty.master, &paths, &test_process()).unwrap();
         io.resize(100, 40).unwrap();
         let slave = File::from(pty.slave);
         let wait = Duration::from_secs(5);

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Result, ShimError};
+use crate::stdio_uri;
 
 /// How long a logger may take to say it is ready (runc's shim waits
 /// without a bound; a create must end).
@@ -57,13 +58,12 @@ impl LoggerCommand {
     }
 
     fn parse_binary(uri: &str) -> Result<Self> {
-        let bad = |why: &str| ShimError::InvalidArgument(format!("stdio {uri}: {why}"));
-        let parsed = url::Url::parse(uri).map_err(|e| bad(&e.to_string()))?;
-        let path = percent_encoding::percent_decode_str(parsed.path())
-            .decode_utf8()
-            .map_err(|e| bad(&format!("the path is not UTF-8: {e}")))?;
+        let (parsed, path) = stdio_uri::parse(uri)?;
         if path.is_empty() {
-            return Err(bad("names no logging binary (binary:///PATH?ARGS)"));
+            return Err(stdio_uri::invalid(
+                uri,
+                "names no logging binary (binary:///PATH?ARGS)",
+            ));
         }
         let mut args: Vec<(String, String)> = Vec::new();
         for (key, value) in parsed.query_pairs() {
@@ -72,7 +72,7 @@ impl LoggerCommand {
             }
         }
         Ok(Self {
-            program: PathBuf::from(path.into_owned()),
+            program: PathBuf::from(path),
             args: args.into_iter().flat_map(|(k, v)| [k, v]).collect(),
         })
     }
@@ -80,10 +80,19 @@ impl LoggerCommand {
 
 /// Whose output a logger takes: CRI and `ctr` name the namespace and the
 /// process (the container's id, or the exec's).
-#[derive(Debug, Clone, Copy)]
-pub struct LoggedProcess<'a> {
-    pub namespace: &'a str,
-    pub id: &'a str,
+#[derive(Debug, Clone)]
+pub struct LoggedProcess {
+    pub namespace: String,
+    pub id: String,
+}
+
+impl LoggedProcess {
+    pub fn new(namespace: &str, id: &str) -> Self {
+        Self {
+            namespace: namespace.to_string(),
+            id: id.to_string(),
+        }
+    }
 }
 
 /// A running logging binary.
@@ -105,7 +114,7 @@ impl Logger {
     /// it is ready. `pipe` makes each of the two pipes (read end first).
     pub fn start(
         cmd: &LoggerCommand,
-        process: LoggedProcess<'_>,
+        process: &LoggedProcess,
         pipe: &dyn Fn() -> Result<(OwnedFd, OwnedFd)>,
         ready_timeout: Duration,
     ) -> Result<(Self, LoggerEnds)> {
@@ -124,8 +133,8 @@ impl Logger {
         command
             .args(&cmd.args)
             .env_clear()
-            .env("CONTAINER_ID", process.id)
-            .env("CONTAINER_NAMESPACE", process.namespace)
+            .env("CONTAINER_ID", &process.id)
+            .env("CONTAINER_NAMESPACE", &process.namespace)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -316,11 +325,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Ignoring SIGTERM, the script ends when both copies reach EOF.
         let c = sh_logger(dir.path(), "trap '' TERM; wait");
-        let process = LoggedProcess {
-            namespace: "k8s.io",
-            id: "c1",
-        };
-        let (logger, ends) = Logger::start(&c, process, &pipe, READY_TIMEOUT).unwrap();
+        let process = LoggedProcess::new("k8s.io", "c1");
+        let (logger, ends) = Logger::start(&c, &process, &pipe, READY_TIMEOUT).unwrap();
         File::from(ends.stdout).write_all(b"to stdout\n").unwrap();
         File::from(ends.stderr).write_all(b"to stderr\n").unwrap();
         // The shim's copies still hold the pipes open: no EOF yet, the
@@ -372,11 +378,8 @@ mod tests {
     fn a_logger_that_ignores_sigterm_is_killed_after_the_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let c = sh_logger(dir.path(), "trap '' TERM; while :; do sleep 1; done");
-        let process = LoggedProcess {
-            namespace: "n",
-            id: "c",
-        };
-        let (logger, _ends) = Logger::start(&c, process, &pipe, READY_TIMEOUT).unwrap();
+        let process = LoggedProcess::new("n", "c");
+        let (logger, _ends) = Logger::start(&c, &process, &pipe, READY_TIMEOUT).unwrap();
         let pid = logger.child.as_ref().unwrap().id() as i32;
         let began = Instant::now();
         logger.stop(Duration::from_millis(200));
@@ -391,12 +394,9 @@ mod tests {
             program: "/bin/sleep".into(),
             args: vec!["1000".into()],
         };
-        let process = LoggedProcess {
-            namespace: "n",
-            id: "c",
-        };
+        let process = LoggedProcess::new("n", "c");
         let began = Instant::now();
-        let Err(e) = Logger::start(&c, process, &pipe, Duration::from_millis(100)) else {
+        let Err(e) = Logger::start(&c, &process, &pipe, Duration::from_millis(100)) else {
             panic!("started");
         };
         assert!(e.to_string().contains("not ready within"), "{e}");
@@ -405,7 +405,7 @@ mod tests {
             program: "/nonexistent/logger".into(),
             args: vec![],
         };
-        let Err(e) = Logger::start(&missing, process, &pipe, READY_TIMEOUT) else {
+        let Err(e) = Logger::start(&missing, &process, &pipe, READY_TIMEOUT) else {
             panic!("started");
         };
         assert!(

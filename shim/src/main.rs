@@ -18,6 +18,7 @@ mod options;
 mod process;
 mod service;
 mod shim;
+mod stdio_uri;
 mod task;
 mod task_service;
 

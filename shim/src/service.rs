@@ -56,7 +56,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| ShimError::Failed(format!("internal task failed: {e}")))
 }
 
-/// A runtime failure as containerd should see it.
 /// Stops the logging binaries of deleted processes, as runc's shim does in
 /// its delete: each gets SIGTERM and up to [`STOP_TIMEOUT`] to end.
 async fn stop_loggers(loggers: Vec<Logger>) {
@@ -73,6 +72,7 @@ async fn stop_loggers(loggers: Vec<Logger>) {
     .await;
 }
 
+/// A runtime failure as containerd should see it.
 fn runtime_error(op: &str, e: RuntimeError) -> ShimError {
     match e {
         RuntimeError::ProcessGone { .. } => ShimError::NotFound(format!("{op}: {}", chain(&e))),
@@ -182,7 +182,7 @@ impl Service {
         };
         let rt = runtime.clone();
         let io_paths = stdio.clone();
-        let namespace = self.namespace.clone();
+        let process = LoggedProcess::new(&self.namespace, &req.id);
         let watch = exits.clone();
         let began = std::time::Instant::now();
         let created = blocking(move || {
@@ -201,11 +201,7 @@ impl Service {
                     created.terminal, io_paths.terminal
                 )))
             } else {
-                let process = LoggedProcess {
-                    namespace: &namespace,
-                    id: &create.id,
-                };
-                hand_over_stdio(&created, &io_paths, process)
+                hand_over_stdio(&created, &io_paths, &process)
             };
             match handoff {
                 Ok(io) => Ok((created, io)),
@@ -338,6 +334,7 @@ impl Service {
             .container
             .run_dir
             .with_file_name(format!("exec-{}.json", req.exec_id));
+        let logged = LoggedProcess::new(&self.namespace, &req.exec_id);
         let (relayed_io, ends) = if stdio.terminal {
             (None, None)
         } else {
@@ -346,16 +343,8 @@ impl Service {
                 None => None,
             };
             // Off the runtime's one thread: a logging binary is waited for.
-            let (paths, namespace, exec_id) =
-                (stdio.clone(), self.namespace.clone(), req.exec_id.clone());
-            let (io, ends) = blocking(move || {
-                let process = LoggedProcess {
-                    namespace: &namespace,
-                    id: &exec_id,
-                };
-                ProcessIo::relay(&paths, owner, process)
-            })
-            .await??;
+            let (paths, process) = (stdio.clone(), logged.clone());
+            let (io, ends) = blocking(move || ProcessIo::relay(&paths, owner, &process)).await??;
             (Some(io), Some(ends))
         };
         let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {
@@ -371,17 +360,10 @@ impl Service {
         let io = match (relayed_io, spawned.console.take()) {
             (Some(io), _) => io,
             (None, Some(master)) => {
-                let (paths, namespace, exec_id) =
-                    (stdio.clone(), self.namespace.clone(), req.exec_id.clone());
-                let console = blocking(move || {
-                    let process = LoggedProcess {
-                        namespace: &namespace,
-                        id: &exec_id,
-                    };
-                    ProcessIo::console(master, &paths, process)
-                })
-                .await
-                .and_then(|io| io);
+                let paths = stdio.clone();
+                let console = blocking(move || ProcessIo::console(master, &paths, &logged))
+                    .await
+                    .and_then(|io| io);
                 match console {
                     Ok(io) => io,
                     Err(e) => {

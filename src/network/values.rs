@@ -34,17 +34,8 @@ impl FromStr for IfName {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, ValueError> {
-        if s.is_empty() {
-            return Err(bad("is empty"));
-        }
-        if s.len() > IFNAME_MAX {
-            return Err(bad(format!(
-                "{s:?} is longer than {IFNAME_MAX} characters (Linux IFNAMSIZ)"
-            )));
-        }
-        if s == "." || s == ".." {
-            return Err(bad(format!("{s:?} is not an interface name")));
-        }
+        // The kernel's rules first, then PVE's narrower characters.
+        let LinkName(name) = s.parse()?;
         if let Some(c) = s
             .chars()
             .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
@@ -53,7 +44,7 @@ impl FromStr for IfName {
                 "{s:?} has {c:?}: only letters, digits, '-', '_' and '.' are allowed"
             )));
         }
-        Ok(Self(s.to_string()))
+        Ok(Self(name))
     }
 }
 

@@ -167,7 +167,7 @@ pub(super) fn id_list(
     let Some(list) = list.filter(|l| !l.is_empty()) else {
         return Ok(None);
     };
-    let cpu = |v: &str| match v.parse::<u32>() {
+    let id = |v: &str| match v.parse::<u32>() {
         Ok(n) if n < limit => Ok(n),
         Ok(n) => Err(invalid(
             field,
@@ -175,20 +175,20 @@ pub(super) fn id_list(
         )),
         Err(_) => Err(invalid(field, &format!("{v:?} is no {what} number"))),
     };
-    let mut cpus = Vec::new();
+    let mut ids = Vec::new();
     for part in list.split(',') {
         let (first, last) = match part.split_once('-') {
-            Some((a, b)) => (cpu(a)?, cpu(b)?),
-            None => (cpu(part)?, cpu(part)?),
+            Some((a, b)) => (id(a)?, id(b)?),
+            None => (id(part)?, id(part)?),
         };
         if first > last {
             return Err(invalid(field, &format!("{part:?} is a backward range")));
         }
-        cpus.extend(first..=last);
+        ids.extend(first..=last);
     }
-    cpus.sort_unstable();
-    cpus.dedup();
-    Ok(Some(cpus))
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(Some(ids))
 }
 
 /// `personality(2)`'s domain (`PER_LINUX`, `PER_LINUX32`).

@@ -11,9 +11,8 @@ use netlink_packet_route::link::{
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{Netlink, NetlinkError, Result};
+use crate::network::values::LinkName;
 
-/// `IFNAMSIZ`, the terminating NUL included.
-const IFNAMSIZ: usize = 16;
 /// `IFALIASZ`, the terminating NUL included.
 const IFALIASZ: usize = 256;
 
@@ -314,27 +313,15 @@ pub(super) fn veth_message(host: &str, peer: &str, peer_netns: RawFd) -> LinkMes
     msg
 }
 
-/// The kernel's rules for a link name (`dev_valid_name`), checked first so
-/// a bad name is reported as such rather than as a bare EINVAL.
+/// The kernel's rules for a link name ([`LinkName`]), checked first so a
+/// bad name is reported as such rather than as a bare EINVAL.
 pub(super) fn check_name(op: &str, name: &str) -> Result<()> {
-    let reason = if name.is_empty() {
-        "an empty link name".to_owned()
-    } else if name.len() >= IFNAMSIZ {
-        format!("link name {name:?} is longer than {} bytes", IFNAMSIZ - 1)
-    } else if name == "." || name == ".." {
-        format!("{name:?} is not a link name")
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
-    {
-        format!("link name {name:?} contains '/', ':', NUL or whitespace")
-    } else {
-        return Ok(());
-    };
-    Err(NetlinkError::Invalid {
-        op: op.to_owned(),
-        reason,
-    })
+    name.parse::<LinkName>()
+        .map(drop)
+        .map_err(|e| NetlinkError::Invalid {
+            op: op.to_owned(),
+            reason: format!("link name {e}"),
+        })
 }
 
 fn check_alias(op: &str, alias: &str) -> Result<()> {

@@ -204,13 +204,17 @@ impl ShimTask {
     /// Delete (ignoring a task that is not there), then Shutdown; returns
     /// what the shim logged.
     pub fn finish(mut self) -> String {
+        self.delete_and_shut_down();
+        self.stop_log()
+    }
+
+    fn delete_and_shut_down(&mut self) {
         let req = api::DeleteRequest {
             id: self.id.clone(),
             ..Default::default()
         };
         let _ = self.client.delete(ctx(), &req);
         self.shutdown();
-        self.stop_log()
     }
 
     /// Shutdown: the shim exits while it answers, so a closed connection
@@ -243,12 +247,7 @@ impl Drop for ShimTask {
         if !self.done {
             let _ = self.kill(9);
             let _ = self.wait("");
-            let req = api::DeleteRequest {
-                id: self.id.clone(),
-                ..Default::default()
-            };
-            let _ = self.client.delete(ctx(), &req);
-            self.shutdown();
+            self.delete_and_shut_down();
         }
         self.stop_log();
     }

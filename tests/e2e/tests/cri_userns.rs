@@ -243,28 +243,21 @@ fn a_host_users_false_pod_sees_its_volume_through_its_mapping() {
         fs::write(vol.join("root-file"), "").unwrap();
         fs::write(vol.join("user-file"), "").unwrap();
         std::os::unix::fs::chown(vol.join("user-file"), Some(1000), Some(1000)).unwrap();
-        let mut config = base_pod_config(&ctd, &lxcri_e2e::unique_name("hostusers"), false);
         let map = api::IdMapping {
             host_id: POD_HOST_IDS,
             container_id: 0,
             length: 65536,
         };
-        config
-            .linux
-            .as_mut()
-            .and_then(|l| l.security_context.as_mut())
-            .and_then(|s| s.namespace_options.as_mut())
-            .expect("namespace options")
-            .userns_options = Some(api::UserNamespace {
-            mode: api::NamespaceMode::Pod as i32,
-            uids: vec![map],
-            gids: vec![map],
-        });
-        let on = if rt == Runtime::Lxcri {
-            PLAIN_HANDLER
-        } else {
-            handler(rt)
-        };
+        let config = userns_pod_config(
+            &ctd,
+            "hostusers",
+            api::UserNamespace {
+                mode: api::NamespaceMode::Pod as i32,
+                uids: vec![map],
+                gids: vec![map],
+            },
+        );
+        let on = userns_handler(rt);
         let pod = Pod::run_on(&ctd, on, config)
             .unwrap_or_else(|e| panic!("{rt}: RunPodSandbox: {e}\n{}", ctd.log_tail(40)));
         let mut c = pod.container("c", &["sleep", "1000"]);
@@ -304,6 +297,17 @@ fn a_host_users_false_pod_sees_its_volume_through_its_mapping() {
         pod.remove().unwrap();
     }
     assert_same("a hostUsers: false pod's volume", &results);
+}
+
+/// The handler a pod with a user namespace of containerd's runs on: lxcri
+/// on the one without options (containerd gives such a pod's containers
+/// runc's task options, `IoUid`, which it cannot merge into another
+/// runtime's options).
+fn userns_handler(rt: Runtime) -> &'static str {
+    match rt {
+        Runtime::Lxcri => PLAIN_HANDLER,
+        Runtime::Runc => handler(rt),
+    }
 }
 
 /// A pod with `userns_options`, as cri-tools' `runUserNamespacePodWithError`
@@ -377,11 +381,7 @@ fn cri_tools_user_namespace_modes() {
         pod.remove().unwrap();
         assert_eq!(node_map, host_map, "{rt}: NamespaceMode_NODE's uid_map");
 
-        let on = if rt == Runtime::Lxcri {
-            PLAIN_HANDLER
-        } else {
-            handler(rt)
-        };
+        let on = userns_handler(rt);
         // Each must fail; the one containerd passes on, the unmapped root,
         // in the runtime's create, in runc's words (1.1's and 1.2's share
         // this much).
