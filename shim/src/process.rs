@@ -2,13 +2,14 @@
 //! lifecycle: Created -> Running (<-> Paused) -> Stopped.
 
 use std::os::fd::OwnedFd;
+use std::sync::Arc;
 
 use lxcri::state::now_ns;
 use lxcri_init_spec::ProcessSpec;
 
 use containerd_shim_protos::api::Status;
 use containerd_shim_protos::protobuf::well_known_types::timestamp::Timestamp;
-use tokio::sync::watch;
+use tokio::sync::{watch, Mutex};
 
 use crate::error::{Result, ShimError};
 use crate::io::{ProcessIo, StdioPaths};
@@ -82,6 +83,9 @@ pub struct Process {
     /// For a started exec: a pidfd on its process, which Kill signals
     /// through, so a pid the kernel handed on is never hit.
     pub pidfd: Option<OwnedFd>,
+    /// For an exec: held by its start, and by every call on it that must
+    /// see the start's outcome (see `service::exec_process`).
+    pub exec_lock: Arc<Mutex<()>>,
     /// Reaped, its exit not recorded yet (that waits for its output): the
     /// pid may name another process by now.
     reaped: bool,
@@ -99,6 +103,7 @@ impl Process {
             io,
             exec_spec: None,
             pidfd: None,
+            exec_lock: Arc::default(),
             reaped: false,
             exit_tx,
         }

@@ -8,25 +8,21 @@ use std::sync::Arc;
 
 use containerd_shim::ExitSignal;
 use containerd_shim_protos::api::{
-    CreateTaskRequest, DeleteRequest, DeleteResponse, ExecProcessRequest, KillRequest,
-    StartRequest, StartResponse, StateRequest, StateResponse, WaitRequest, WaitResponse,
+    CreateTaskRequest, DeleteRequest, DeleteResponse, KillRequest, StartRequest, StartResponse,
+    StateRequest, StateResponse, WaitRequest, WaitResponse,
 };
-use containerd_shim_protos::events::task::{
-    TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskIO, TaskStart,
-};
+use containerd_shim_protos::events::task::{TaskCreate, TaskDelete, TaskIO, TaskStart};
 use containerd_shim_protos::protobuf::MessageField;
 use lxcri::config::Config;
 use lxcri::proc_events::ExitMonitor;
 use lxcri::rootfs::RootfsMount;
 use lxcri::runtime::{Container, CreateRequest, Runtime, RuntimeError, SignalNumber};
-use lxcri_init_spec::ProcessSpec;
 use tokio::sync::Mutex;
 
 use crate::error::{chain, Result, ShimError};
 use crate::events::EventSender;
-use crate::exec;
-use crate::exits::{watch_exec, watch_init, Shared};
-use crate::io::{hand_over_stdio, pipe_owner, ProcessIo, StdioPaths};
+use crate::exits::{watch_init, Shared};
+use crate::io::{hand_over_stdio, StdioPaths};
 use crate::listen_socket::ListenSocket;
 use crate::log_binary::{LoggedProcess, Logger, STOP_TIMEOUT};
 use crate::oom::OomMonitor;
@@ -36,6 +32,9 @@ use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
 use crate::task::Task;
 
 mod control;
+mod exec_process;
+
+use exec_process::lock_exec;
 
 pub struct Service {
     namespace: String,
@@ -272,182 +271,48 @@ impl Service {
 
     pub async fn start(&self, req: StartRequest) -> Result<StartResponse> {
         let shared = self.get(&req.id).await?;
+        if !req.exec_id.is_empty() {
+            return self.start_exec(&shared, &req).await;
+        }
         let mut c = shared.lock().await;
-        if req.exec_id.is_empty() {
-            c.init.ensure(&[ProcessStatus::Created], "start")?;
-            let began = std::time::Instant::now();
-            let released = c.release_init();
-            if released.is_err() {
-                op_metrics::record(&c.runtime, "start", began, Some("init"));
-            }
-            released?;
-            c.init.status = ProcessStatus::Running;
-            let (rt, container) = (c.runtime.clone(), c.container.clone());
-            let hooks = if container.has_poststart_hooks() {
-                blocking(move || {
-                    rt.poststart(&container).inspect_err(|_| {
-                        // As runc: a failed poststart hook stops the container.
-                        let _ = rt.kill(&container, SignalNumber::KILL, false);
-                    })
-                })
-                .await?
-            } else {
-                Ok(())
-            };
-            let failed = hooks.as_ref().err().map(|e| e.cause());
-            op_metrics::record(&c.runtime, "start", began, failed);
-            hooks.map_err(|e| ShimError::failed("start", &e))?;
-            let pid = c.init.pid as u32;
-            self.events.start(TaskStart {
-                container_id: req.id.clone(),
-                pid,
-                ..Default::default()
-            });
-            return Ok(StartResponse {
-                pid,
-                ..Default::default()
-            });
+        c.init.ensure(&[ProcessStatus::Created], "start")?;
+        let began = std::time::Instant::now();
+        let released = c.release_init();
+        if released.is_err() {
+            op_metrics::record(&c.runtime, "start", began, Some("init"));
         }
-        c.init.ensure_exec_allowed()?;
-        let exec = c.process(&req.exec_id)?;
-        exec.ensure(&[ProcessStatus::Created], "start")?;
-        if exec.has_ended() {
-            return Err(ShimError::FailedPrecondition(format!(
-                "cannot start exec {}: it failed to start already",
-                req.exec_id
-            )));
-        }
-        let stdio = exec.stdio.clone();
-        let spec = exec.exec_spec.clone().ok_or_else(|| {
-            ShimError::FailedPrecondition(format!("exec {} has no process spec", req.exec_id))
-        })?;
+        released?;
+        c.init.status = ProcessStatus::Running;
         let (rt, container) = (c.runtime.clone(), c.container.clone());
-        let exec_spec = blocking(move || rt.exec_spec(&container, spec))
+        let hooks = if container.has_poststart_hooks() {
+            blocking(move || {
+                rt.poststart(&container).inspect_err(|_| {
+                    // As runc: a failed poststart hook stops the container.
+                    let _ = rt.kill(&container, SignalNumber::KILL, false);
+                })
+            })
             .await?
-            .map_err(|e| runtime_error("exec", e))?;
-        let init_binary = c
-            .runtime
-            .config()
-            .init_binary()
-            .map_err(|e| ShimError::failed("exec", &e))?;
-        let spec_path = c
-            .container
-            .run_dir
-            .with_file_name(format!("exec-{}.json", req.exec_id));
-        let logged = LoggedProcess::new(&self.namespace, &req.exec_id);
-        let (relayed_io, ends) = if stdio.terminal {
-            (None, None)
         } else {
-            let owner = match c.container.record.pid {
-                Some(pid) => pipe_owner(pid)?,
-                None => None,
-            };
-            // Off the runtime's one thread: a logging binary is waited for.
-            let (paths, process) = (stdio.clone(), logged.clone());
-            let (io, ends) = blocking(move || ProcessIo::relay(&paths, owner, &process)).await??;
-            (Some(io), Some(ends))
+            Ok(())
         };
-        let mut spawned = match exec::spawn(&init_binary, spec_path, &exec_spec, ends).await {
-            Ok(spawned) => spawned,
-            Err(e) => {
-                // As runc's shim: no event, and the exec stays created but
-                // over (see `set_start_failed`).
-                c.process_mut(&req.exec_id)?.set_start_failed();
-                return Err(e);
-            }
-        };
-        let pid = spawned.pid as u32;
-        let io = match (relayed_io, spawned.console.take()) {
-            (Some(io), _) => io,
-            (None, Some(master)) => {
-                let paths = stdio.clone();
-                let console = blocking(move || ProcessIo::console(master, &paths, &logged))
-                    .await
-                    .and_then(|io| io);
-                match console {
-                    Ok(io) => io,
-                    Err(e) => {
-                        spawned.kill();
-                        // Over, as an exec whose helper failed: not again.
-                        c.process_mut(&req.exec_id)?.set_start_failed();
-                        return Err(e);
-                    }
-                }
-            }
-            (None, None) => {
-                spawned.kill();
-                return Err(ShimError::Failed(
-                    "exec: the exec helper sent no terminal".into(),
-                ));
-            }
-        };
-        let p = c.process_mut(&req.exec_id)?;
-        p.pid = spawned.pid;
-        p.pidfd = Some(spawned.pidfd);
-        p.status = ProcessStatus::Running;
-        p.io = io;
-        self.events.exec_started(TaskExecStarted {
+        let failed = hooks.as_ref().err().map(|e| e.cause());
+        op_metrics::record(&c.runtime, "start", began, failed);
+        hooks.map_err(|e| ShimError::failed("start", &e))?;
+        let pid = c.init.pid as u32;
+        self.events.start(TaskStart {
             container_id: req.id.clone(),
-            exec_id: req.exec_id.clone(),
             pid,
             ..Default::default()
         });
-        tokio::spawn(watch_exec(
-            shared.clone(),
-            req.id.clone(),
-            req.exec_id.clone(),
-            spawned.child,
-            self.events.clone(),
-        ));
         Ok(StartResponse {
             pid,
             ..Default::default()
         })
     }
 
-    pub async fn exec(&self, req: ExecProcessRequest) -> Result<()> {
-        let shared = self.get(&req.id).await?;
-        let mut c = shared.lock().await;
-        lxcri::state::validate_name("exec id", &req.exec_id)
-            .map_err(|e| ShimError::InvalidArgument(format!("exec: {e}")))?;
-        if c.execs.contains_key(&req.exec_id) {
-            return Err(ShimError::AlreadyExists(format!(
-                "exec {:?} already exists in {}",
-                req.exec_id, req.id
-            )));
-        }
-        c.init.ensure_exec_allowed()?;
-        let any = req.spec.as_ref().ok_or_else(|| {
-            ShimError::InvalidArgument("exec: the request has no process spec".into())
-        })?;
-        let mut process = lxcri::spec::parse_process("exec process spec", &any.value)
-            .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
-        process.set_terminal(Some(req.terminal));
-        let spec: ProcessSpec = lxcri::plan::plan_process(
-            &process,
-            &c.container.spec,
-            &lxcri::security::lsm::HostLsm::host(),
-        )
-        .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
-        let stdio = StdioPaths {
-            stdin: req.stdin,
-            stdout: req.stdout,
-            stderr: req.stderr,
-            terminal: req.terminal,
-        };
-        let mut exec = Process::new(req.exec_id.clone(), 0, stdio, ProcessIo::default());
-        exec.exec_spec = Some(spec);
-        c.execs.insert(req.exec_id.clone(), exec);
-        self.events.exec_added(TaskExecAdded {
-            container_id: req.id,
-            exec_id: req.exec_id,
-            ..Default::default()
-        });
-        Ok(())
-    }
-
     pub async fn kill(&self, req: KillRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
+        let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let c = shared.lock().await;
         let signal = kill_signal(req.signal)?;
         let p = c.process(&req.exec_id)?;
@@ -493,6 +358,7 @@ impl Service {
     pub async fn delete(&self, req: DeleteRequest) -> Result<DeleteResponse> {
         let shared = self.get(&req.id).await?;
         if !req.exec_id.is_empty() {
+            let _exec_lock = lock_exec(&shared, &req.exec_id).await;
             let mut c = shared.lock().await;
             let p = c.process_mut(&req.exec_id)?;
             p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
@@ -599,6 +465,7 @@ impl Service {
 
     pub async fn state(&self, req: StateRequest) -> Result<StateResponse> {
         let shared = self.get(&req.id).await?;
+        let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let c = shared.lock().await;
         let p = c.process(&req.exec_id)?;
         let exit = p.exit();

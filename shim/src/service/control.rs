@@ -15,7 +15,7 @@ use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::oci::ProcessDetails;
 use containerd_shim_protos::types::task::ProcessInfo;
 
-use super::{blocking, runtime_error, Service};
+use super::{blocking, lock_exec, runtime_error, Service};
 use crate::error::{Result, ShimError};
 use crate::process::ProcessStatus;
 
@@ -96,12 +96,15 @@ impl Service {
     /// A process without a terminal answers Ok (see `ProcessIo::resize`).
     pub async fn resize_pty(&self, req: ResizePtyRequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
+        let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let c = shared.lock().await;
         c.process(&req.exec_id)?.io.resize(req.width, req.height)
     }
 
+    /// An exec's stdin is closed once its start has opened it.
     pub async fn close_io(&self, req: CloseIORequest) -> Result<()> {
         let shared = self.get(&req.id).await?;
+        let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let mut c = shared.lock().await;
         if req.stdin {
             c.process_mut(&req.exec_id)?.io.close_stdin();
