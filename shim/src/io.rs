@@ -1,18 +1,22 @@
 //! A process's stdio, relayed the way containerd-shim-runc-v2 does it: the
 //! process gets pipes (or, with a terminal, a pty whose master the shim
 //! holds), and the shim copies between them and containerd's FIFOs. The
-//! shim owns the FIFO ends and closes an output FIFO only once the
-//! process's side reached EOF, so containerd reads every byte before EOF
-//! whatever the process and its children do (containerd's client relies on
-//! exactly that: the shim's side closes the pipes).
+//! shim owns the FIFO ends and closes an output FIFO once the process's
+//! side reached EOF, so containerd reads every byte before EOF (containerd's
+//! client relies on exactly that: the shim's side closes the pipes), or at
+//! the process's delete, as runc's shim closes a process's IO then: a child
+//! that keeps the output open (`sleep 60 &`) does not hold the client past
+//! the delete.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Result, ShimError};
 use crate::log_binary::{self, LoggedProcess, Logger, LoggerCommand};
@@ -171,6 +175,9 @@ pub struct ProcessIo {
     drained: Vec<mpsc::Receiver<()>>,
     /// The logging binary of a `binary://` stdout, stopped at delete.
     logger: Option<Logger>,
+    /// One per output copier, held until the delete: dropping it hangs up
+    /// the copier's stop pipe (see [`ProcessIo::stop_copiers`]).
+    copier_stops: Vec<OwnedFd>,
 }
 
 /// The process's ends of its relayed stdio.
@@ -271,13 +278,31 @@ impl ProcessIo {
         }
         let target = open_output(uri)?;
         let (read, write) = pipe(owner)?;
+        let stop = self.copier_stop()?;
         let (done, drained) = mpsc::channel();
         self.drained.push(drained);
         std::thread::spawn(move || {
-            copy_until_eof(File::from(read), target);
+            copy_until_eof(File::from(read), target, stop);
             let _ = done.send(());
         });
         Ok(write)
+    }
+
+    /// The read end of a new stop pipe for one copier; its write end stays
+    /// here until [`ProcessIo::stop_copiers`].
+    fn copier_stop(&mut self) -> Result<OwnedFd> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| ShimError::Failed(format!("creating a copier's stop pipe: {e}")))?;
+        self.copier_stops.push(write);
+        Ok(read)
+    }
+
+    /// At the process's delete: the output copiers end now, closing
+    /// containerd's FIFOs, even if a child still holds the process's side
+    /// open; what it writes from now on is dropped, as with runc's shim
+    /// (whose delete waits up to 2 s for the copy, as the exit here did).
+    pub fn stop_copiers(&mut self) {
+        self.copier_stops.clear();
     }
 
     /// Takes the drain notifications, to wait on without holding the process.
@@ -290,6 +315,8 @@ impl ProcessIo {
     /// (its stderr pipe gets nothing), as runc's shim (`CopyConsole`).
     pub fn console(master: OwnedFd, paths: &StdioPaths, process: &LoggedProcess) -> Result<Self> {
         let master = Arc::new(master);
+        let mut io = ProcessIo::default();
+        let stop = io.copier_stop()?;
         let mut logger = None;
         let out = match LoggerCommand::parse(&paths.stdout) {
             Some(cmd) => {
@@ -310,14 +337,13 @@ impl ProcessIo {
         );
         let (done, drained) = mpsc::channel();
         std::thread::spawn(move || {
-            copy_until_eof(reader, out);
+            copy_until_eof(reader, out, stop);
             let _ = done.send(());
         });
-        let mut stdin_writer = None;
         if !paths.stdin.is_empty() {
             let input = open_input(&paths.stdin)?;
             // The copier reads until CloseIO, whoever attaches meanwhile.
-            stdin_writer = hold_stdin_open(&paths.stdin)?;
+            io.stdin_writer = hold_stdin_open(&paths.stdin)?;
             let writer = File::from(
                 master
                     .try_clone()
@@ -325,12 +351,10 @@ impl ProcessIo {
             );
             std::thread::spawn(move || copy_stdin(input, writer));
         }
-        Ok(Self {
-            console: Some(master),
-            stdin_writer,
-            drained: vec![drained],
-            logger,
-        })
+        io.console = Some(master);
+        io.drained = vec![drained];
+        io.logger = logger;
+        Ok(io)
     }
 
     /// The logger of a `binary://` stdout, for the delete to stop.
@@ -375,10 +399,25 @@ impl ProcessIo {
 /// (containerd-shim-runc-v2 waits 2 s too).
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn copy_until_eof(mut from: File, to: File) {
+/// Copies until EOF on `from` (or EIO on a pty master), then waits for
+/// containerd to read what it got; or, once `stop`'s writer is gone (the
+/// delete), ends at once.
+fn copy_until_eof(mut from: File, to: File, stop: OwnedFd) {
     let mut buf = [0u8; 32 * 1024];
     let mut out = &to;
     loop {
+        let mut fds = [
+            PollFd::new(from.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) => {}
+            Err(nix::Error::EINTR) => continue,
+            Err(_) => break,
+        }
+        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            return;
+        }
         match from.read(&mut buf) {
             // EIO: every slave fd is closed, the terminal is done.
             Ok(0) | Err(_) => break,
@@ -610,6 +649,41 @@ mod tests {
         assert_eq!(reader_thread.join().unwrap().len(), 1 << 20);
     }
 
+    /// A background child of the process keeps its stdout open: the FIFO
+    /// still closes at the delete, and what the child writes after it is
+    /// dropped, as runc's shim closes a process's IO at its delete.
+    #[test]
+    fn the_delete_closes_an_output_fifo_a_child_holds_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = fifo(tmp.path(), "out");
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
+        let paths = StdioPaths {
+            stdout: out,
+            ..Default::default()
+        };
+        let (mut io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
+        let mut child_out = File::from(ends.stdout);
+        child_out.write_all(b"early\n").unwrap();
+        assert_eq!(
+            read_within(&reader, Duration::from_secs(10)).as_deref(),
+            Some(&b"early\n"[..])
+        );
+        assert_eq!(read_within(&reader, Duration::from_millis(100)), None);
+        io.stop_copiers();
+        // EOF: a readable FIFO that reads nothing.
+        assert_eq!(
+            read_within(&reader, Duration::from_secs(10)).as_deref(),
+            Some(&b""[..])
+        );
+        // The copier's read end went with it: the child's next write
+        // fails (a shell child would get SIGPIPE), as with runc's shim.
+        assert!(child_out.write_all(b"late\n").is_err());
+    }
+
     #[test]
     fn stdin_fifo_opens_without_a_writer_and_reads_blocking() {
         let tmp = tempfile::tempdir().unwrap();
@@ -624,8 +698,6 @@ mod tests {
     /// What `f` has to read within `timeout`: `None` when it has nothing
     /// (and no EOF) by then, `Some(empty)` at EOF.
     fn read_within(f: &File, timeout: Duration) -> Option<Vec<u8>> {
-        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use std::os::fd::AsFd;
         let mut fds = [PollFd::new(f.as_fd(), PollFlags::POLLIN)];
         let ms = PollTimeout::try_from(timeout.as_millis() as i32).unwrap();
         if poll(&mut fds, ms).unwrap() == 0 {

@@ -364,10 +364,10 @@ impl Service {
             p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
             let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
             let pid = p.pid as u32;
-            let logger = c
-                .execs
-                .remove(&req.exec_id)
-                .and_then(|mut p| p.io.take_logger());
+            let logger = c.execs.remove(&req.exec_id).and_then(|mut p| {
+                p.io.stop_copiers();
+                p.io.take_logger()
+            });
             let _ = std::fs::remove_file(
                 c.container
                     .run_dir
@@ -428,7 +428,10 @@ impl Service {
                 let c = &mut *guard;
                 std::iter::once(&mut c.init)
                     .chain(c.execs.values_mut())
-                    .filter_map(|p| p.io.take_logger())
+                    .filter_map(|p| {
+                        p.io.stop_copiers();
+                        p.io.take_logger()
+                    })
                     .collect()
             };
             stop_loggers(loggers).await;

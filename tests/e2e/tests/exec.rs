@@ -640,3 +640,37 @@ fn a_held_exec_start_holds_up_nothing_else() {
     }
     assert_same("calls while an exec's start is held", &results);
 }
+
+/// An exec whose background child keeps its stdout open ends with the
+/// exec, as on runc: the exit comes after the shim's bounded wait for the
+/// output, the delete closes containerd's FIFO, and what the child writes
+/// later is lost (before, lxcri's `ctr task exec` waited for the child).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn an_exec_ends_though_its_background_child_holds_stdout() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let id = running(&ctd, rt, "execbg");
+        // Well below the child's 60 s: a client held by it times out.
+        let out = ctd.ctr_timeout(
+            &[
+                "task",
+                "exec",
+                "--exec-id",
+                "bg",
+                &id,
+                "sh",
+                "-c",
+                "(sleep 60; echo late) & echo early",
+            ],
+            Duration::from_secs(30),
+        );
+        ctd.remove(&id);
+        let seen = (out.code, out.stdout.clone());
+        assert_eq!(seen, (Some(0), "early\n".to_string()), "{rt}: {out}");
+        results.push((rt, seen));
+    }
+    assert_same("an exec whose child holds its stdout", &results);
+}
