@@ -481,6 +481,57 @@ pub struct ProcessSpec {
     /// gets all the CPUs its cgroup allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_cpu_affinity: Option<ExecCpuAffinity>,
+    /// The session keyring the process joins before anything else, as
+    /// runc's init and exec do; `None` keeps the one it was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_keyring: Option<SessionKeyring>,
+}
+
+/// A named session keyring (`keyctl(KEYCTL_JOIN_SESSION_KEYRING)`): made
+/// by the container's first process (runc's `_ses.<container id>`) and
+/// joined by its execs, so no process of the container shares the
+/// session keyring of the host processes that started it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionKeyring {
+    pub name: String,
+    /// Permission bits added once joined (runc's init makes the keyring
+    /// searchable for its execs: `KEY_USR_SEARCH`, or `KEY_OTH_SEARCH` in
+    /// a user namespace); 0 for an exec, which leaves them.
+    #[serde(default)]
+    pub add_permissions: u32,
+}
+
+impl SessionKeyring {
+    /// `KEY_USR_SEARCH` (include/uapi/linux/keyctl.h: user bits << 16).
+    pub const USER_SEARCH: u32 = 0x0008_0000;
+    /// `KEY_OTH_SEARCH`.
+    pub const OTHER_SEARCH: u32 = 0x0000_0008;
+
+    /// runc's name for a container's session keyring.
+    pub fn name_for(container_id: &str) -> String {
+        format!("_ses.{container_id}")
+    }
+
+    /// The container's first process: makes it, searchable by its execs.
+    pub fn for_first_process(container_id: &str, user_namespace: bool) -> Self {
+        Self {
+            name: Self::name_for(container_id),
+            add_permissions: if user_namespace {
+                Self::OTHER_SEARCH
+            } else {
+                Self::USER_SEARCH
+            },
+        }
+    }
+
+    /// An exec process: joins the container's.
+    pub fn for_exec(container_id: &str) -> Self {
+        Self {
+            name: Self::name_for(container_id),
+            add_permissions: 0,
+        }
+    }
 }
 
 /// A NUMA memory policy as `set_mempolicy(2)` takes it: the mode with its

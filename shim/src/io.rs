@@ -416,6 +416,9 @@ fn copy_until_eof(mut from: File, to: File, stop: OwnedFd) {
             Err(_) => break,
         }
         if fds[1].revents().is_some_and(|r| !r.is_empty()) {
+            // The pipe first: a writer left gets EPIPE by the time
+            // containerd sees EOF.
+            drop(from);
             return;
         }
         match from.read(&mut buf) {

@@ -45,7 +45,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 
 use lxcri_init_spec::{
-    InitSpec, Propagation, PropagationKind, SharedMount, INIT_BINARY, RUNTIME_DIR,
+    InitSpec, Propagation, PropagationKind, SessionKeyring, SharedMount, INIT_BINARY, RUNTIME_DIR,
 };
 use oci_spec::runtime::{Linux, Spec};
 
@@ -206,8 +206,16 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     unsupported_linux_fields(linux)?;
 
     let cgroup = cgroup_placement(linux)?;
-    let init_process = process::plan_process(process, spec, &ctx.lsm)?;
+    let mut init_process = process::plan_process(process, spec, &ctx.lsm)?;
     let ns = namespaces::plan_namespaces(spec, linux, ctx.userns.as_ref())?;
+    // The init leaves the keyring LXC made (`_ses`, unreferenced then)
+    // for runc's. `lxc.keyring.session` cannot turn LXC's off reliably:
+    // lxc 5.0.2 confile.c stores its value as the "disable" flag, so `0`
+    // keeps creating one, against its manual.
+    init_process.session_keyring = Some(SessionKeyring::for_first_process(
+        &ctx.id,
+        ns.user != namespaces::Mode::Host,
+    ));
     let network = network::plan_network(&network::NetworkInputs {
         spec,
         cri: ctx.cri,

@@ -120,6 +120,8 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
         personality: scheduling::personality(spec)?,
         memory_policy: super::memory_policy::memory_policy(spec)?,
         exec_cpu_affinity: scheduling::exec_cpu_affinity(affinity_from)?,
+        // Named after the container, which the caller knows.
+        session_keyring: None,
     })
 }
 

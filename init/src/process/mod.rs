@@ -7,6 +7,7 @@
 //! CAP_SYS_ADMIN is still held unless no_new_privs allows loading it last).
 
 mod caps;
+mod keyring;
 mod lookup_before_start;
 mod scheduling;
 mod seccomp;
@@ -145,6 +146,8 @@ pub struct Command {
     personality: Option<u32>,
     memory_policy: Option<MemoryPolicy>,
     exec_cpu_affinity: Option<ExecCpuAffinity>,
+    /// The keyring's name and the permission bits added once joined.
+    session_keyring: Option<(CString, u32)>,
     start_hooks: Option<StartHooks>,
 }
 
@@ -211,6 +214,13 @@ impl Command {
             personality: spec.personality,
             memory_policy: spec.memory_policy.clone(),
             exec_cpu_affinity: spec.exec_cpu_affinity.clone(),
+            session_keyring: match &spec.session_keyring {
+                Some(k) => Some((
+                    CString::new(k.name.as_str()).map_err(nul("session keyring"))?,
+                    k.add_permissions,
+                )),
+                None => None,
+            },
             start_hooks: None,
         })
     }
@@ -284,6 +294,10 @@ impl Command {
             Ok(_) => {}
             Err(Errno::EPERM) if nix::unistd::getsid(None) == Ok(nix::unistd::getpid()) => {}
             Err(e) => return Err(sys("setsid")(e)),
+        }
+        // First, as runc's init and exec: before any filter or identity.
+        if let Some((name, add)) = &self.session_keyring {
+            keyring::join(name, *add)?;
         }
         setup_stdio(stdio)?;
         // The container's first process only: an exec keeps the stdio it

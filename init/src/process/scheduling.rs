@@ -154,6 +154,7 @@ pub(super) fn set_memory_policy(policy: &MemoryPolicy) -> Result<(), SetupError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::process::tests::in_child;
 
     /// `get_mempolicy(2)`'s mode for this thread.
     fn memory_policy_mode() -> i64 {
@@ -228,21 +229,6 @@ mod tests {
                     && unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) } == 7
                     && unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) } == 3 << 13
                     && unsafe { libc::personality(0xffff_ffff) } == 8;
-                unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-            }
-            nix::unistd::ForkResult::Parent { child } => {
-                let status = nix::sys::wait::waitpid(child, None).unwrap();
-                assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
-            }
-        }
-    }
-
-    /// In a forked child, so this test keeps its own affinity.
-    fn in_child(check: impl FnOnce() -> bool) {
-        // SAFETY: the child only makes syscalls and exits.
-        match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let ok = check();
                 unsafe { libc::_exit(if ok { 0 } else { 1 }) };
             }
             nix::unistd::ForkResult::Parent { child } => {

@@ -66,3 +66,19 @@ fn command_validates_the_spec() {
         Some(SpecError::NoArgs)
     );
 }
+
+/// Runs `check` in a forked child, so this test process keeps what the
+/// check changes (its affinity, its session keyring); asserts it held.
+pub(super) fn in_child(check: impl FnOnce() -> bool) {
+    // SAFETY: the child only makes syscalls and exits.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => {
+            let ok = check();
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = nix::sys::wait::waitpid(child, None).unwrap();
+            assert_eq!(status, nix::sys::wait::WaitStatus::Exited(child, 0));
+        }
+    }
+}

@@ -7,7 +7,7 @@
 
 use containerd_shim_protos::api::{ExecProcessRequest, StartRequest, StartResponse};
 use containerd_shim_protos::events::task::{TaskExecAdded, TaskExecStarted};
-use lxcri_init_spec::ProcessSpec;
+use lxcri_init_spec::{ProcessSpec, SessionKeyring};
 use tokio::sync::OwnedMutexGuard;
 
 use super::{blocking, runtime_error, Service};
@@ -48,12 +48,14 @@ impl Service {
         let mut process = lxcri::spec::parse_process("exec process spec", &any.value)
             .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
         process.set_terminal(Some(req.terminal));
-        let spec: ProcessSpec = lxcri::plan::plan_process(
+        let mut spec: ProcessSpec = lxcri::plan::plan_process(
             &process,
             &c.container.spec,
             &lxcri::security::lsm::HostLsm::host(),
         )
         .map_err(|e| ShimError::InvalidArgument(format!("exec: {}", chain(&e))))?;
+        // The container's session keyring, not the shim's (as runc's exec).
+        spec.session_keyring = Some(SessionKeyring::for_exec(c.container.id()));
         let stdio = StdioPaths {
             stdin: req.stdin,
             stdout: req.stdout,

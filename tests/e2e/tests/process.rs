@@ -564,3 +564,114 @@ fn time_namespace_offsets_are_runcs() {
     }
     assert_same("time namespace offsets", &results);
 }
+
+/// Prints the calling process's session keyring: its serial, then its
+/// description (`type;uid;gid;perm;name`). Built static: the image has no
+/// libc.
+const KEYRING_PROBE: &str = r#"#include <stdio.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#include <linux/keyctl.h>
+int main(void) {
+    long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_SESSION_KEYRING, 0);
+    char desc[256] = {0};
+    if (id < 0 || syscall(SYS_keyctl, KEYCTL_DESCRIBE, id, desc, sizeof desc - 1) < 0)
+        return 1;
+    printf("%ld %s\n", id, desc);
+    return 0;
+}
+"#;
+
+/// `dir/keyring`, the probe above.
+fn keyring_probe(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let src = dir.join("keyring.c");
+    std::fs::write(&src, KEYRING_PROBE).unwrap();
+    let out = std::process::Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(dir.join("keyring"))
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    assert!(out.status.success(), "cc -static: {out:?}");
+}
+
+/// The session keyrings, as runc's: the container's process has one of
+/// its own, `_ses.<id>`, searchable by its user (runc adds
+/// `KEY_USR_SEARCH`, or `KEY_OTH_SEARCH` in a user namespace), which every
+/// exec joins while still root, whatever user it runs as; in a user
+/// namespace an exec does not find it so (the root's user bits lack search)
+/// and makes one of that name. None is the session keyring of the host
+/// processes that started them (before, an exec had the node's root's).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn session_keyrings_are_the_containers_own() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let probe = ctd.dir().join("keyring-probe");
+    keyring_probe(&probe);
+    let bind = format!(
+        "type=bind,src={},dst=/probe,options=rbind:ro",
+        probe.display()
+    );
+    let mapping = "0:100000:65536";
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let mut modes = Vec::new();
+        for userns in [false, true] {
+            let id = ctd.new_id("keyring");
+            let mut flags = vec!["--mount", &bind];
+            if userns {
+                flags.extend(["--uidmap", mapping, "--gidmap", mapping]);
+            }
+            ctd.run_detached(
+                rt,
+                &id,
+                &["sh", "-c", "/probe/keyring > /tmp/pid1; exec sleep 1000"],
+                &flags,
+            );
+            let probed = |exec_id: &str, flags: &[&str]| {
+                let out = ctd.exec(&id, exec_id, &["/probe/keyring"], flags);
+                assert_eq!(out.code, Some(0), "{rt}: {out}");
+                out.stdout.trim().to_string()
+            };
+            let root = probed("root", &[]);
+            let user = probed("user", &["--user", "1000"]);
+            let pid1 = ctd.exec(&id, "pid1", &["cat", "/tmp/pid1"], &[]);
+            ctd.remove(&id);
+            let pid1 = pid1.stdout.trim().to_string();
+            // Serials differ per run: keep which ones are the same.
+            let serial = |line: &str| line.split(' ').next().unwrap_or("").to_string();
+            let named = |line: &str| {
+                line.split_once(' ')
+                    .map_or("", |(_, desc)| desc)
+                    .replace(&id, "ID")
+            };
+            let seen = (
+                userns,
+                named(&pid1),
+                named(&root),
+                named(&user),
+                serial(&root) == serial(&pid1),
+                serial(&user) == serial(&pid1),
+            );
+            if !userns {
+                assert_eq!(
+                    seen,
+                    (
+                        false,
+                        "keyring;0;0;3f1b0000;_ses.ID".to_string(),
+                        "keyring;0;0;3f1b0000;_ses.ID".to_string(),
+                        "keyring;0;0;3f1b0000;_ses.ID".to_string(),
+                        true,
+                        true,
+                    ),
+                    "{rt}: pid1 {pid1}, root exec {root}, user exec {user}"
+                );
+            }
+            modes.push(seen);
+        }
+        results.push((rt, modes));
+    }
+    assert_same("session keyrings", &results);
+}
