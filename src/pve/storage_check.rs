@@ -1,14 +1,23 @@
-//! Whether `pve.storage` is the ZFS pool lxcri clones containers into: in
-//! zfs mode PVE finds a CT's volume `subvol-VMID-disk-0` at the storage's
+//! Whether `pve.storage` can hold lxcri's CTs.
+//!
+//! Outside zfs mode a CT's root volume is one PVE insists on allocating and
+//! lxcri leaves unused, `rootfs=<storage>:0`: pve-container src/PVE/LXC.pm
+//! `alloc_disk` makes size 0 an empty subvolume only on a `rootdir`
+//! storage with a `path` (dir, nfs, cifs, cephfs, btrfs) or a zfspool;
+//! on any other (lvmthin, lvm, rbd...) it allocates a raw image of size 0,
+//! which fails there ([`check_empty_volume_storage`]).
+//!
+//! In zfs mode it must be the ZFS pool lxcri clones containers into: PVE
+//! finds a CT's volume `subvol-VMID-disk-0` at the storage's
 //! `mountpoint` (default `/<pool>`, pve-storage
 //! src/PVE/Storage/ZFSPoolPlugin.pm, `path`), and destroys it in the
 //! storage's `pool`, while lxcri clones it into `zfs.pool`. Both must be
 //! the same dataset, or PVE starts the CT on a directory that is not the
-//! clone and destroys nothing (or something else).
+//! clone and destroys nothing (or something else) ([`check_zfs_storage`]).
 
 use std::path::{Path, PathBuf};
 
-use super::storage_cfg::StorageCfg;
+use super::storage_cfg::{StorageCfg, StorageEntry};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StorageMismatch {
@@ -34,6 +43,51 @@ pub enum StorageMismatch {
     NotOnNode { storage: String, node: String },
     #[error("pve.storage {storage:?} does not hold container directories (add `rootdir` to its content)")]
     NoRootdir { storage: String },
+    #[error("pve.storage {storage:?} is a {kind} storage without a path: PVE makes a CT's root volume there a raw image, which at size 0 (the unused volume lxcri asks for outside zfs mode) it cannot allocate (pve-container LXC.pm alloc_disk); use a directory or ZFS storage with content rootdir")]
+    NoEmptyVolume { storage: String, kind: String },
+}
+
+/// The storage `storage`, defined, enabled on `node` and holding `rootdir`.
+fn rootdir_storage<'c>(
+    cfg: &'c StorageCfg,
+    cfg_path: &Path,
+    storage: &str,
+    node: &str,
+) -> Result<&'c StorageEntry, StorageMismatch> {
+    let entry = cfg.get(storage).ok_or_else(|| StorageMismatch::Missing {
+        storage: storage.into(),
+        cfg: cfg_path.into(),
+    })?;
+    if entry.is_disabled() || !entry.serves_node(node) {
+        return Err(StorageMismatch::NotOnNode {
+            storage: storage.into(),
+            node: node.into(),
+        });
+    }
+    if !entry.has_content("rootdir") {
+        return Err(StorageMismatch::NoRootdir {
+            storage: storage.into(),
+        });
+    }
+    Ok(entry)
+}
+
+/// Outside zfs mode: `pve.storage` turns `rootfs=<storage>:0` into an
+/// empty subvolume (see the module's comment).
+pub fn check_empty_volume_storage(
+    cfg: &StorageCfg,
+    cfg_path: &Path,
+    storage: &str,
+    node: &str,
+) -> Result<(), StorageMismatch> {
+    let entry = rootdir_storage(cfg, cfg_path, storage, node)?;
+    if entry.option("path").is_some() || entry.kind == "zfspool" {
+        return Ok(());
+    }
+    Err(StorageMismatch::NoEmptyVolume {
+        storage: storage.into(),
+        kind: entry.kind.clone(),
+    })
 }
 
 /// What lxcri knows of its pool, to compare with storage.cfg.
@@ -61,17 +115,7 @@ pub fn check_zfs_storage(
             kind: entry.kind.clone(),
         });
     }
-    if entry.is_disabled() || !entry.serves_node(node) {
-        return Err(StorageMismatch::NotOnNode {
-            storage: storage.into(),
-            node: node.into(),
-        });
-    }
-    if !entry.has_content("rootdir") {
-        return Err(StorageMismatch::NoRootdir {
-            storage: storage.into(),
-        });
-    }
+    let entry = rootdir_storage(cfg, cfg_path, storage, node)?;
     let pool = entry.option("pool").unwrap_or_default();
     if pool != ours.pool {
         return Err(StorageMismatch::OtherPool {
@@ -130,6 +174,42 @@ mod tests {
         assert!(err.to_string().contains("/srv/data"), "{err}");
         let err = check(ZFS, "rpool/data", None).unwrap_err();
         assert!(err.to_string().contains("mounted at nowhere"), "{err}");
+    }
+
+    /// A default ext4 install's `local-lvm` cannot take `<storage>:0`;
+    /// `local` (a directory) and a zfspool can, given content rootdir.
+    #[test]
+    fn an_empty_root_volume_needs_a_path_or_a_zfspool() {
+        let check = |cfg: &str, storage: &str| {
+            check_empty_volume_storage(
+                &StorageCfg::parse(cfg),
+                Path::new("/etc/pve/storage.cfg"),
+                storage,
+                "pve1",
+            )
+        };
+        let installed = "dir: local\n\tpath /var/lib/vz\n\tcontent iso,vztmpl,backup\n\n\
+                         lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
+                         nfs: shared\n\texport /ct\n\tpath /mnt/pve/shared\n\tserver 10.0.0.9\n\tcontent rootdir\n";
+        let err = check(installed, "local-lvm").unwrap_err();
+        assert_eq!(
+            err,
+            StorageMismatch::NoEmptyVolume {
+                storage: "local-lvm".into(),
+                kind: "lvmthin".into()
+            }
+        );
+        assert!(err.to_string().contains("alloc_disk"), "{err}");
+        assert!(matches!(
+            check(installed, "local"),
+            Err(StorageMismatch::NoRootdir { .. })
+        ));
+        check(installed, "shared").unwrap();
+        check(ZFS, "local-zfs").unwrap();
+        assert!(matches!(
+            check(installed, "nope"),
+            Err(StorageMismatch::Missing { .. })
+        ));
     }
 
     #[test]

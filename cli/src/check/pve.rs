@@ -20,7 +20,7 @@ use lxcri::pve::client::{
     ClientOptions, NetworkIface, Permissions, PveClient, PveError, StorageInfo, TlsTrust, Version,
 };
 use lxcri::pve::storage_cfg::StorageCfg;
-use lxcri::pve::storage_check::{check_zfs_storage, OurPool};
+use lxcri::pve::storage_check::{check_empty_volume_storage, check_zfs_storage, OurPool};
 use lxcri::rootfs::zfs::ZfsRootfs;
 
 use super::{finding, Finding, Status};
@@ -70,6 +70,8 @@ pub fn checks(config: &Config) -> Vec<Finding> {
         out.extend(backend_checks(settings));
         if config.rootfs.mode == RootfsMode::Zfs {
             out.push(zfs_storage(config));
+        } else {
+            out.push(empty_volume_storage(config));
         }
     }
     out
@@ -111,6 +113,28 @@ pub fn zfs_storage(config: &Config) -> Finding {
             ),
         ),
         Err(e) => finding("pve-zfs-storage", Status::Fail, e.to_string()),
+    }
+}
+
+/// Outside zfs mode each CT gets an unused root volume of size 0, which
+/// only a storage with a path or a zfspool can allocate.
+pub fn empty_volume_storage(config: &Config) -> Finding {
+    let path = config.pve.config_dir.join("storage.cfg");
+    let cfg = match StorageCfg::read(&path) {
+        Ok(cfg) => cfg,
+        Err(e) => return finding("pve-storage-volume", Status::Fail, chain(&e)),
+    };
+    let node = config.pve.node.as_deref().unwrap_or("");
+    match check_empty_volume_storage(&cfg, &path, &config.pve.storage, node) {
+        Ok(()) => finding(
+            "pve-storage-volume",
+            Status::Ok,
+            format!(
+                "storage {} can hold each CT's empty root volume",
+                config.pve.storage
+            ),
+        ),
+        Err(e) => finding("pve-storage-volume", Status::Fail, e.to_string()),
     }
 }
 

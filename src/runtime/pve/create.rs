@@ -61,8 +61,9 @@ pub(super) struct PveCreate<'a> {
 
 impl<'a> PveCreate<'a> {
     /// Starts a create. In zfs mode `pve.storage` must be `zfs.pool` (see
-    /// [`PveBackend::check_zfs_storage`]); that is checked first, before
-    /// the image is filled into the pool or PVE hears of the CT.
+    /// [`PveBackend::check_zfs_storage`]), otherwise a storage that can
+    /// allocate an empty root volume; that is checked first, before the
+    /// image is filled into the pool or PVE hears of the CT.
     pub(super) fn new(pve: &'a PveBackend, req: &'a CreateRequest) -> Result<Self> {
         let create = Self {
             pve,
@@ -75,8 +76,9 @@ impl<'a> PveCreate<'a> {
             vmid: None,
             started: None,
         };
-        if let Some(zfs) = create.zfs() {
-            pve.check_zfs_storage(zfs)?;
+        match create.zfs() {
+            Some(zfs) => pve.check_zfs_storage(zfs)?,
+            None => pve.check_empty_volume_storage()?,
         }
         Ok(create)
     }

@@ -41,7 +41,7 @@ use crate::pve::config::{
     PveConfigFile, PveVersion,
 };
 use crate::pve::storage_cfg::StorageCfg;
-use crate::pve::storage_check::{check_zfs_storage, OurPool};
+use crate::pve::storage_check::{check_empty_volume_storage, check_zfs_storage, OurPool};
 use crate::pve::vmid::VmidAllocator;
 use crate::rootfs::zfs::{volume_leaf, ZfsRootfs};
 use crate::rootfs::RootfsProvider;
@@ -217,6 +217,15 @@ impl PveBackend {
             },
         )
         .map_err(|e| PveBackendError::Storage(e).into())
+    }
+
+    /// Outside zfs mode: `pve.storage` can allocate the CT's unused root
+    /// volume, `<storage>:0` (see [`check_empty_volume_storage`]).
+    pub fn check_empty_volume_storage(&self) -> Result<()> {
+        let path = self.paths.config_dir.join("storage.cfg");
+        let cfg = StorageCfg::read(&path).map_err(PveBackendError::StorageCfg)?;
+        check_empty_volume_storage(&cfg, &path, &self.config.pve.storage, &self.node)
+            .map_err(|e| PveBackendError::Storage(e).into())
     }
 
     /// The PVE node this backend runs CTs on.

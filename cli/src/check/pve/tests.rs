@@ -350,3 +350,29 @@ fn backend_node_checks() {
         "{f:?}"
     );
 }
+
+/// Outside zfs mode: a default ext4 install's `local-lvm` fails the check
+/// (a CT's unused root volume of size 0 cannot be allocated there), a
+/// directory storage passes, a missing storage.cfg fails naming it.
+#[test]
+fn the_storage_must_hold_an_empty_root_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut config = Config::default();
+    config.pve.config_dir = tmp.path().to_path_buf();
+    config.pve.node = Some("pve1".into());
+    config.pve.storage = "local-lvm".into();
+    let f = empty_volume_storage(&config);
+    assert_eq!(f.status, Status::Fail);
+    assert!(f.detail.contains("storage.cfg"), "{}", f.detail);
+    std::fs::write(
+        tmp.path().join("storage.cfg"),
+        "lvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n\n\
+         dir: ct\n\tpath /srv/ct\n\tcontent rootdir\n",
+    )
+    .unwrap();
+    let f = empty_volume_storage(&config);
+    assert_eq!((f.name, f.status), ("pve-storage-volume", Status::Fail));
+    assert!(f.detail.contains("lvmthin storage without a path"), "{}", f.detail);
+    config.pve.storage = "ct".into();
+    assert_eq!(empty_volume_storage(&config).status, Status::Ok);
+}
