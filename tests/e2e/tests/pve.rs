@@ -244,6 +244,50 @@ fn create_fails_cleanly(fault: &str, expect: &str) {
     assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new(), "fault {fault}");
 }
 
+/// `pve.storage` a default ext4 install's `local-lvm` (LVM-thin: no
+/// `path`): outside zfs mode PVE would make the CT's unused root volume a
+/// raw image of size 0, which it cannot allocate. The create fails first,
+/// naming `pve.storage` and why, PVE never hears of the CT, and nothing is
+/// left.
+#[test]
+#[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
+fn a_storage_that_cannot_hold_an_empty_root_volume_fails_the_create_first() {
+    if !require(
+        Runtime::Lxcri,
+        "a_storage_that_cannot_hold_an_empty_root_volume",
+    ) {
+        return;
+    }
+    let mut pve = PveSim::start();
+    // lxcri reads the node's storage.cfg; the stand-in never allocates there.
+    let cfg = pve.dir().join("etc/pve/storage.cfg");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\nlvmthin: local-lvm\n\tthinpool data\n\tvgname pve\n\tcontent rootdir,images\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    pve.env_overrides
+        .push(("LXCRI_PVE_STORAGE".into(), "local-lvm".into()));
+    let ctd = started(pve);
+    let id = ctd.new_id("lvm");
+    let out = ctd.run(Runtime::Lxcri, &id, &["echo", "never"], &[]);
+    assert!(
+        !out.success()
+            && out
+                .all_output()
+                .contains("pve.storage \"local-lvm\" is a lvmthin storage without a path"),
+        "{out}"
+    );
+    ctd.ctr(&["containers", "rm", &id]);
+    assert_eq!(ctd.leftovers(&id), Vec::<String>::new());
+    assert_eq!(sim(&ctd).leftovers(), Vec::<String>::new());
+    let calls = api_calls(&sim(&ctd).requests());
+    assert!(
+        !calls.iter().any(|c| c.starts_with("POST")),
+        "PVE heard of the CT: {calls:?}"
+    );
+}
+
 #[test]
 #[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
 fn a_failure_at_each_create_step_leaves_nothing() {

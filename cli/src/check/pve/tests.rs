@@ -372,7 +372,11 @@ fn the_storage_must_hold_an_empty_root_volume() {
     .unwrap();
     let f = empty_volume_storage(&config);
     assert_eq!((f.name, f.status), ("pve-storage-volume", Status::Fail));
-    assert!(f.detail.contains("lvmthin storage without a path"), "{}", f.detail);
+    assert!(
+        f.detail.contains("lvmthin storage without a path"),
+        "{}",
+        f.detail
+    );
     config.pve.storage = "ct".into();
     assert_eq!(empty_volume_storage(&config).status, Status::Ok);
 }
