@@ -3,9 +3,12 @@
 //! pve-container@VMID unit does, with PVE's hooks (`hooks`, run by LXC as `pve-sim hook`)
 //! mounting the volumes, and wait for LXC's state messages (`monitor`). The CT is an
 //! ordinary LXC container that `lxc-info -n VMID -P LXCPATH` and `lxc-attach` find.
+//! A config update of a running CT writes into its cgroup as PVE's hotplug does
+//! (`hotplug`).
 
 mod hooks;
 mod host;
+pub mod hotplug;
 mod lxc7;
 mod monitor;
 mod mounts;
@@ -17,6 +20,7 @@ mod start;
 
 pub use hooks::main as hook_main;
 pub use host::Host;
+pub use render::clamp_cpu_shares;
 
 use crate::zfs_storage::ZfsStorageArg;
 use std::collections::HashMap;

@@ -172,6 +172,21 @@ fn create_config_nextid_and_destroy() {
         .clone();
     assert_eq!(data["cores"], 2);
     assert!(data.get("swap").is_none());
+    // update_vm clamps cpuunits to the booted cgroup version (pve-common CGroup.pm
+    // `clamp_cpu_shares`): at least 2 on v1, at most 10000 on v2.
+    let unified = nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+    for (units, v1, v2) in [(1, 2, 1), (20000, 20000, 10000)] {
+        let put = sim.call(
+            "PUT",
+            &format!("/nodes/{n}/lxc/100/config"),
+            &format!("cpuunits={units}"),
+        );
+        assert_eq!(put.status, 200, "{:?}", put.body);
+        let data = sim.call("GET", &format!("/nodes/{n}/lxc/100/config"), "");
+        let want = if unified { v2 } else { v1 };
+        assert_eq!(data.body["data"]["cpuunits"], want, "cpuunits={units}");
+    }
 
     let cur = sim.call("GET", &format!("/nodes/{n}/lxc/100/status/current"), "");
     assert_eq!(cur.body["data"]["status"], "stopped");

@@ -3,6 +3,7 @@
 
 use super::ct_perms::Change;
 use super::{ApiError, ApiResult, State};
+use crate::lxc::hotplug::{CGroup, Pending, SysFiles};
 use crate::lxc::Stop;
 use crate::schema::{formats, validate, Params};
 use crate::storage::Storage;
@@ -170,6 +171,7 @@ const NOT_KEYS: &[&str] = &["node", "vmid", "delete", "digest", "revert"];
 /// `unprivileged`; tags are checked against the old ones.
 pub fn put_config(s: &State, p: &Params) -> ApiResult {
     let id = vmid(p);
+    let p = &clamp_cpuunits(s, p);
     if !p
         .0
         .keys()
@@ -210,20 +212,22 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
         change.check(s, &set, &[])?;
     }
     check_read_only(p)?;
-    if let Some(list) = p.str("delete") {
-        for key in formats::split_list(list) {
-            if p.0.contains_key(key) {
-                return Err(ApiError::param(
-                    "delete",
-                    format!("can't set and delete '{key}' at the same time"),
-                ));
-            }
-            match key {
-                "description" => cfg.description = None,
-                "env" => cfg.lxc.retain(|(k, _)| k != "lxc.environment.runtime"),
-                _ => {
-                    cfg.options.remove(key);
-                }
+    let deletes: Vec<&str> = p.str("delete").map(formats::split_list).unwrap_or_default();
+    if let Some(key) = deletes.iter().find(|k| p.0.contains_key(**k)) {
+        return Err(ApiError::param(
+            "delete",
+            format!("can't set and delete '{key}' at the same time"),
+        ));
+    }
+    if s.lxc.running(id) {
+        hotplug(s, id, &cfg, p, &deletes)?;
+    }
+    for key in deletes {
+        match key {
+            "description" => cfg.description = None,
+            "env" => cfg.lxc.retain(|(k, _)| k != "lxc.environment.runtime"),
+            _ => {
+                cfg.options.remove(key);
             }
         }
     }
@@ -232,11 +236,75 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
     allocate(&s.storage, id, &mut cfg, &mut made).map_err(ApiError::fail)?;
     crate::timing::pause(s.timing, |t| t.config_write);
     // A stopped CT takes every change at once (update_pct_config ->
-    // vmconfig_apply_pending); nothing is left pending.
+    // vmconfig_apply_pending); so does a running one whose changes `hotplug` took.
     s.store
         .write(id, &cfg)
         .map_err(|e| ApiError::fail(e.to_string()))?;
     Ok(Value::Null)
+}
+
+/// `update_vm` clamps `cpuunits` to what the booted cgroup version takes (pve-common
+/// src/PVE/CGroup.pm `clamp_cpu_shares`: at most 10000 on cgroup v2, at least 2 on v1)
+/// before anything else sees it.
+fn clamp_cpuunits(s: &State, p: &Params) -> Params {
+    let mut p = Params(p.0.clone());
+    if let Some(units) = p.0.get("cpuunits").map(text) {
+        let units = units.parse::<f64>().ok();
+        let clamped = crate::lxc::clamp_cpu_shares(units, s.host.unified);
+        p.0.insert("cpuunits".into(), Value::String(clamped.to_string()));
+    }
+    p
+}
+
+/// A running CT (pve-container src/PVE/API2/LXC/Config.pm `update_vm`: `check_running`,
+/// then `update_pct_config` -> `vmconfig_hotplug_pending`): the changes that differ from
+/// the config are hotplugged into its cgroup (`crate::lxc::hotplug`). Any hotplug error
+/// is raised as a parameter error before the config is written; what PVE would keep
+/// pending, pve-sim refuses.
+fn hotplug(
+    s: &State,
+    id: u32,
+    cfg: &CtConfig,
+    p: &Params,
+    deletes: &[&str],
+) -> Result<(), ApiError> {
+    let sets: BTreeMap<String, String> =
+        p.0.iter()
+            .filter(|(k, _)| !NOT_KEYS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), text(v)))
+            .collect();
+    let pending = Pending::new(|k| current(cfg, k), &sets, deletes);
+    pending.check_modelled().map_err(ApiError::fail)?;
+    // LXC.pm `find_lxc_pid`, which vmconfig_hotplug_pending calls first.
+    let pid =
+        s.lxc.info(id).pid.ok_or_else(|| {
+            ApiError::fail(format!("unable to get PID for CT {id} (not running?)"))
+        })?;
+    let proc_cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    let errors = pending.hotplug(&CGroup::new(&s.host, &proc_cgroup, &SysFiles));
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::params(errors))
+    }
+}
+
+/// A key's value in the config as PVE's `$conf` holds it: the description, `env` as the
+/// NUL-joined `lxc.environment.runtime` lines (Config.pm `parse_pct_config`), an option.
+fn current(cfg: &CtConfig, key: &str) -> Option<String> {
+    match key {
+        "description" => cfg.description.clone(),
+        "env" => {
+            let vars: Vec<&str> = cfg
+                .lxc
+                .iter()
+                .filter(|(k, _)| k == "lxc.environment.runtime")
+                .map(|(_, v)| v.as_str())
+                .collect();
+            (!vars.is_empty()).then(|| vars.join("\0"))
+        }
+        _ => cfg.options.get(key).cloned(),
+    }
 }
 
 /// pve-container src/PVE/LXC/Config.pm `update_pct_config`: `unprivileged` is fixed at

@@ -281,7 +281,7 @@ pub fn calculate_memory_constraints(memory_mib: f64) -> (u64, u64) {
 
 /// pve-common CGroup.pm `clamp_cpu_shares`: defaults 100 (v2) / 1024 (v1); v2 caps at
 /// 10000, v1 has a floor of 2.
-fn clamp_cpu_shares(shares: Option<f64>, unified: bool) -> u64 {
+pub fn clamp_cpu_shares(shares: Option<f64>, unified: bool) -> u64 {
     match (shares, unified) {
         (None, true) => 100,
         (None, false) => 1024,
