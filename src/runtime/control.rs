@@ -92,6 +92,11 @@ impl<'a> CgroupUpdate<'a> {
         Ok(Self { cgroup, settings })
     }
 
+    /// Whether this update writes the cgroup file `file`.
+    pub fn sets(&self, file: &str) -> bool {
+        self.settings.iter().any(|s| s.file == file)
+    }
+
     pub fn apply(self) -> Result<()> {
         let pairs = self.settings.iter();
         Ok(self

@@ -176,6 +176,18 @@ pub enum PveBackendError {
         #[source]
         source: PveConfigError,
     },
+    /// A cgroup file PVE's hotplug writes and an update does not set
+    /// (`pve/hotplug.rs`) could not be read before the `PUT` or written
+    /// back after it.
+    #[error("CT {vmid}: {step} {file}, which PVE's hotplug writes and the update does not set")]
+    Hotplug {
+        vmid: u32,
+        /// "reading" or "putting back".
+        step: &'static str,
+        file: &'static str,
+        #[source]
+        source: crate::cgroup::CgroupError,
+    },
     #[error("CT {vmid} stopped before its init was ready{lxc_start_said}")]
     CtStopped { vmid: u32, lxc_start_said: String },
     #[error("PVE API: starting CT {vmid}{lxc_start_said}")]

@@ -11,6 +11,7 @@
 mod api;
 mod create;
 mod gc;
+mod hotplug;
 mod node_config;
 mod start_watch;
 mod stderr_file;
@@ -441,26 +442,37 @@ impl Backend for PveBackend {
     /// Keeps PVE's view true: the CT's `memory`, `swap`, `cores`,
     /// `cpulimit` and `cpuunits` change through the API, then the cgroup
     /// gets the exact OCI values (PVE counts whole MiB and its own CPU
-    /// units), as on the lxc backend.
+    /// units), as on the lxc backend. What PVE's hotplug writes besides
+    /// (v2 `memory.high`; see `hotplug`) is put back as it was.
     fn update(&self, c: &Container, resources: &LinuxResources) -> Result<()> {
         // Everything checked before PVE hears of it.
-        let cgroup = CgroupUpdate::check(c, resources)?;
-        let version = c.cgroup()?.version();
+        let update = CgroupUpdate::check(c, resources)?;
+        let cgroup = c.cgroup()?;
+        let version = cgroup.version();
         let limits = Limits::from_oci(resources)?;
         let ct = pve_resources(&limits, version)?;
         let params = ct.to_update_params().map_err(PveBackendError::CtConfig)?;
-        if let Some(vmid) = c.record.vmid {
-            if !params.is_empty() {
-                self.api()?
-                    .update_config(&self.node, vmid, &params)
-                    .map_err(api_err(format!("updating the resources of CT {vmid}")))?;
-            }
-            // The raw line keeps PVE and pvestatd off the new set too.
-            if let Some(cpus) = &limits.cpu.cpus {
-                update_node_config(&self.paths, vmid, |file| file.set_raw_cpuset(version, cpus))
-                    .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+        let Some(vmid) = c.record.vmid else {
+            return update.apply();
+        };
+        let pve_only = hotplug::left_to_pve(&params, version, |f| update.sets(f));
+        let kept = hotplug::Kept::read(vmid, cgroup, &pve_only)?;
+        if !params.is_empty() {
+            let put = self.api()?.update_config(&self.node, vmid, &params);
+            if let Err(e) = put {
+                // PVE may have written some files before the one that failed.
+                if let Err(undo) = kept.put_back(cgroup) {
+                    tracing::warn!(vmid, error = %undo, "after a failed update");
+                }
+                return Err(api_err(format!("updating the resources of CT {vmid}"))(e));
             }
         }
-        cgroup.apply()
+        // The raw line keeps PVE and pvestatd off the new set too.
+        if let Some(cpus) = &limits.cpu.cpus {
+            update_node_config(&self.paths, vmid, |file| file.set_raw_cpuset(version, cpus))
+                .map_err(|source| PveBackendError::NodeConfig { vmid, source })?;
+        }
+        update.apply()?;
+        kept.put_back(cgroup)
     }
 }

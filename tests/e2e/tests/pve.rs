@@ -132,7 +132,8 @@ fn ct_config_has_the_keys_tags_and_notes_and_delete_removes_it() {
 
 /// An OCI update keeps PVE's view true: the CT's `memory` changes through
 /// the API (PVE counts MiB), and the cgroup gets the exact value, as on the
-/// lxc backend.
+/// lxc backend. What PVE's hotplug writes besides (v2 `memory.high`, v1
+/// `memory.memsw.limit_in_bytes`) is as before the update, as on runc.
 #[test]
 #[ignore = "needs root, containerd, LXC and pve-sim: run by scripts/test"]
 fn an_update_changes_the_ct_and_the_cgroup() {
@@ -149,6 +150,24 @@ fn an_update_changes_the_ct_and_the_cgroup() {
     );
     let (vmid, text) = sim(&ctd).ct_of(ctd.namespace(), &id).expect("CT");
     assert!(text.lines().any(|l| l == "memory: 256"), "{text}");
+    let (pid, _) = ctd.task(&id).expect("task");
+    // PVE's processes are in lxc/VMID/ns, its limits on lxc/VMID.
+    let ct = own_dir(pid, "memory").expect("the CT's memory cgroup");
+    assert!(ct.ends_with(format!("lxc/{vmid}")), "{}", ct.display());
+    // What PVE's hotplug of a new memory writes besides the limit, which
+    // the update (no swap, no memory.high) leaves as runc would.
+    let untouched = |ct: &std::path::Path| {
+        ["memory.high", "memory.memsw.limit_in_bytes"]
+            .iter()
+            .filter_map(|f| Some((*f, std::fs::read_to_string(ct.join(f)).ok()?)))
+            .collect::<Vec<_>>()
+    };
+    let before = untouched(&ct);
+    assert!(
+        !before.is_empty(),
+        "no memory.high or memsw in {}",
+        ct.display()
+    );
     ctd.update_memory_limit(&id, (64 << 20) + 4096)
         .unwrap_or_else(|e| panic!("update: {e}"));
     let text = std::fs::read_to_string(sim(&ctd).config_file(vmid)).unwrap();
@@ -156,10 +175,7 @@ fn an_update_changes_the_ct_and_the_cgroup() {
         text.lines().any(|l| l == "memory: 65"),
         "MiB, rounded up:\n{text}"
     );
-    let (pid, _) = ctd.task(&id).expect("task");
-    // PVE's processes are in lxc/VMID/ns, its limits on lxc/VMID.
-    let ct = own_dir(pid, "memory").expect("the CT's memory cgroup");
-    assert!(ct.ends_with(format!("lxc/{vmid}")), "{}", ct.display());
+    assert_eq!(untouched(&ct), before, "as before the update");
     let limit = ["memory.max", "memory.limit_in_bytes"]
         .iter()
         .find_map(|f| std::fs::read_to_string(ct.join(f)).ok())
