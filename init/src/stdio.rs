@@ -155,31 +155,15 @@ pub fn open_pty(size: Option<ConsoleSize>) -> Result<Pty> {
     Ok(Pty { master, slave })
 }
 
-/// The kernel's `O_LARGEFILE`, which open(2) adds on 64-bit (libc's
-/// constant is 0 there).
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
-const KERNEL_O_LARGEFILE: libc::c_int = 0o400000;
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
-const KERNEL_O_LARGEFILE: libc::c_int = 0o100000;
-
 /// TIOCGPTPEER opens the slave through the master itself, so a path in the
 /// container's /dev cannot redirect it; older kernels fall back to the
-/// /dev/pts/N name. The ioctl keeps its flags in the file's status flags
-/// as given, so they are what open(2) of /dev/pts/N leaves there (runc's
-/// way): `O_LARGEFILE`, and close-on-exec set on the fd, not in the file.
+/// /dev/pts/N name.
 fn open_peer(master: &OwnedFd) -> nix::Result<OwnedFd> {
-    let flags = libc::O_RDWR | libc::O_NOCTTY | KERNEL_O_LARGEFILE;
+    let flags = libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC;
     // SAFETY: TIOCGPTPEER takes open flags and returns a new fd.
     match Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, flags) }) {
-        Ok(fd) => {
-            // SAFETY: the kernel returned a fresh fd.
-            let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-            nix::fcntl::fcntl(
-                &fd,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )?;
-            Ok(fd)
-        }
+        // SAFETY: the kernel returned a fresh fd.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
         Err(Errno::EINVAL | Errno::ENOTTY) => {
             let mut n: libc::c_uint = 0;
             // SAFETY: TIOCGPTN writes one unsigned int.
