@@ -137,9 +137,19 @@ fn exec_with_tty() {
     }
 }
 
+/// The open flags runc 1.2+ leaves on a terminal's fds: it opens the pty's
+/// peer with TIOCGPTPEER and `O_RDWR | O_NOCTTY | O_CLOEXEC`, which the
+/// file keeps as given (runc 1.1 opened `/dev/pts/N`: `0100002`).
+const TERMINAL_FLAGS: &str = "flags:\t02000002";
+
+/// Whether the runc here opens terminals as the reference does.
+fn runc_opens_terminals_by_peer(rt: Runtime) -> bool {
+    rt == Runtime::Lxcri || lxcri_e2e::runc_is_1_2_or_later()
+}
+
 /// `ctr run --tty`: the process's terminal is also `/dev/console` (runc
 /// binds the pty there), with the same devpts node, owner and mode, and
-/// stdio on it, as on runc.
+/// stdio on it with runc 1.2+'s open flags, as on runc.
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn a_terminal_run_has_its_console_as_on_runc() {
@@ -147,13 +157,22 @@ fn a_terminal_run_has_its_console_as_on_runc() {
     ctd.import_busybox();
     let script = "tty; ls -l /dev/console | awk '{print $1,$3,$4,$5,$6}'; \
                   grep ' /dev/console ' /proc/self/mountinfo | cut -d' ' -f4,5,6,9-; \
-                  ls -l /proc/self/fd/0 | awk '{print $NF}'; ls /dev/pts";
+                  ls -l /proc/self/fd/0 | awk '{print $NF}'; ls /dev/pts; \
+                  grep flags /proc/self/fdinfo/0 /proc/self/fdinfo/1 /proc/self/fdinfo/2";
     let mut results = Vec::new();
     for rt in runtimes() {
         let id = ctd.new_id("ttyrun");
         let out = ctd.run_tty(rt, &id, &["sh", "-c", script]);
         assert_eq!(out.code, Some(0), "{rt}: {out}");
-        results.push((rt, out.stdout));
+        let (flags, console): (Vec<&str>, Vec<&str>) =
+            out.stdout.lines().partition(|l| l.contains("/fdinfo/"));
+        if runc_opens_terminals_by_peer(rt) {
+            assert!(
+                flags.len() == 3 && flags.iter().all(|l| l.contains(TERMINAL_FLAGS)),
+                "{rt}: {flags:?}"
+            );
+        }
+        results.push((rt, console.join("\n")));
     }
     assert!(
         results
@@ -179,6 +198,10 @@ fn tty_exec_output_is_byte_identical() {
         // Two terminals (the container's, and script's for ctr) each turn
         // "\n" into "\r\n".
         assert_eq!(out.stdout, "tty\r\r\n", "{rt}: {:?}", out.stdout);
+        if runc_opens_terminals_by_peer(rt) {
+            let flags = ctd.exec_tty(&id, "t2", &["grep", "flags", "/proc/self/fdinfo/0"]);
+            assert!(flags.stdout.contains(TERMINAL_FLAGS), "{rt}: {flags}");
+        }
         results.push((rt, out.stdout));
         ctd.remove(&id);
     }
