@@ -181,8 +181,10 @@ fn encode_comment(line: &str) -> String {
 }
 
 impl CtConfig {
-    /// Parses like `PVE::LXC::Config::parse_pct_config`: bad raw keys are fatal, bad or
-    /// unknown options are dropped with a warning.
+    /// Parses like `PVE::LXC::Config::parse_pct_config`, stricter: what a node only warns
+    /// about (`$handle_error` without `$strict`: a bad raw key, dropped; an option with a
+    /// bad value or an unknown one, kept as written) fails the read with that warning, so a
+    /// line lxcri wrote wrong surfaces here instead of changing what the node does.
     pub fn parse(
         vmid: u32,
         text: &str,
@@ -228,18 +230,18 @@ impl CtConfig {
                 descr.push(value.to_string());
                 continue;
             }
+            // Config.pm `check_type` dies "unknown setting" for a key its schema lacks.
             let Some(prop) = props.and_then(|p| validate::property(p, key)) else {
-                warnings.push(format!("vm {vmid} - unknown option '{key}'"));
-                continue;
+                return Err(format!(
+                    "vm {vmid} - unable to parse value of '{key}' - unknown setting '{key}'"
+                ));
             };
-            match validate::check_value(prop, &Value::String(value.to_string()), key) {
-                Ok(_) => {
-                    cfg.options.insert(key.to_string(), value.to_string());
-                }
-                Err(e) => warnings.push(format!(
+            if let Err(e) = validate::check_value(prop, &Value::String(value.to_string()), key) {
+                return Err(format!(
                     "vm {vmid} - unable to parse value of '{key}' - {e}"
-                )),
+                ));
             }
+            cfg.options.insert(key.to_string(), value.to_string());
         }
         if !descr.is_empty() {
             cfg.description = Some(descr.join("\n"));
@@ -460,8 +462,23 @@ mod tests {
         }
         let (_, w) = CtConfig::parse(1, "lxc.cgroup.memory.limit_in_bytes: 1\n", &s).unwrap();
         assert_eq!(w.len(), 1);
-        let (c, w) = CtConfig::parse(1, "memory: lots\nfoo: 1\n", &s).unwrap();
-        assert!(c.options.is_empty());
-        assert_eq!(w.len(), 2);
+    }
+
+    /// A node keeps an option with a bad value, or an unknown one, with a warning; the
+    /// stand-in fails the read with that warning.
+    #[test]
+    fn bad_or_unknown_options_fail_the_read() {
+        let s = test_schema();
+        let bad = CtConfig::parse(1, "memory: lots\n", &s).unwrap_err();
+        assert!(
+            bad.starts_with("vm 1 - unable to parse value of 'memory' - "),
+            "{bad}"
+        );
+        assert_eq!(
+            CtConfig::parse(1, "foo: 1\n", &s).unwrap_err(),
+            "vm 1 - unable to parse value of 'foo' - unknown setting 'foo'"
+        );
+        let (c, w) = CtConfig::parse(1, "memory: 512\n", &s).unwrap();
+        assert!(w.is_empty() && c.options["memory"] == "512", "{w:?}");
     }
 }
