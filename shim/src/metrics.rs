@@ -103,9 +103,25 @@ pub fn to_any(s: &CgroupStats) -> Any {
                     active_file: stat("active_file"),
                     unevictable: stat("unevictable"),
                     hierarchical_memory_limit: stat("hierarchical_memory_limit"),
+                    hierarchical_swap_limit: stat("hierarchical_memsw_limit"),
+                    // The hierarchy's sums, which containerd's CRI reads
+                    // (page faults from `total_pgfault`), as runc's shim
+                    // fills them from memory.stat.
                     total_cache: stat("total_cache"),
                     total_rss: stat("total_rss"),
+                    total_rss_huge: stat("total_rss_huge"),
+                    total_mapped_file: stat("total_mapped_file"),
+                    total_dirty: stat("total_dirty"),
+                    total_writeback: stat("total_writeback"),
+                    total_pg_pg_in: stat("total_pgpgin"),
+                    total_pg_pg_out: stat("total_pgpgout"),
+                    total_pg_fault: stat("total_pgfault"),
+                    total_pg_maj_fault: stat("total_pgmajfault"),
+                    total_inactive_anon: stat("total_inactive_anon"),
+                    total_active_anon: stat("total_active_anon"),
                     total_inactive_file: stat("total_inactive_file"),
+                    total_active_file: stat("total_active_file"),
+                    total_unevictable: stat("total_unevictable"),
                     usage: MessageField::some(v1::MemoryEntry {
                         limit: s.memory_limit.unwrap_or(u64::MAX),
                         usage: s.memory_usage.unwrap_or(0),
@@ -143,11 +159,19 @@ mod tests {
             ..Default::default()
         };
         s.memory_stat.insert("rss".into(), 11);
+        for (k, v) in [("total_pgfault", 1178), ("total_pgmajfault", 3)] {
+            s.memory_stat.insert(k.into(), v);
+        }
         let any = to_any(&s);
         assert_eq!(any.type_url, "io.containerd.cgroups.v1.Metrics");
         let m = v1::Metrics::parse_from_bytes(&any.value).unwrap();
         assert_eq!(m.memory.usage.usage, 4096);
         assert_eq!(m.memory.rss, 11);
+        // containerd's CRI reports page faults from the hierarchy's sums.
+        assert_eq!(
+            (m.memory.total_pg_fault, m.memory.total_pg_maj_fault),
+            (1178, 3)
+        );
         assert_eq!(m.cpu.usage.total, 7);
         // Every nested message containerd's v1 collector dereferences.
         for (name, present) in [

@@ -398,6 +398,16 @@ fn ps_and_metrics() {
             m["pids"]["current"].as_u64().unwrap_or(0) >= 1,
             "{rt}: pids: {m}"
         );
+        // cgroup v1: the hierarchy's sums, which containerd's CRI reports
+        // page faults from (ContainerStats), as runc's shim fills them.
+        if m["memory"]["usage"].is_object() {
+            for key in ["total_pg_fault", "total_rss", "total_active_anon"] {
+                assert!(
+                    m["memory"][key].as_u64().unwrap_or(0) > 0,
+                    "{rt}: memory.{key}: {m}"
+                );
+            }
+        }
         // The table form prints the same, one metric per line.
         let table = ctd.ctr(&["task", "metrics", &id]).ok();
         assert!(table.stdout.contains("memory."), "{rt}: {table}");
