@@ -84,6 +84,7 @@ fn run_inner() -> Result<i32> {
     // Steps 1-2; the outcome is reported on the socket either way.
     let loaded = gate.and_then(|gate| {
         let spec = load_spec(runtime)?;
+        crate::process::join_session_keyring(&spec.process)?;
         prepare::prepare_mounts(&spec)?;
         Ok((gate, spec))
     });
@@ -117,8 +118,9 @@ fn run_inner() -> Result<i32> {
         prepare::prepare_rest(&spec)?;
         // The program is looked up as the process's user, below.
         let name = Path::new(spec.process.args.first().map_or("", String::as_str));
-        let mut command =
-            Command::new(&spec.process, name)?.with_start_hooks(spec.start_hooks.clone());
+        let mut command = Command::new(&spec.process, name)?
+            .session_keyring_joined()
+            .with_start_hooks(spec.start_hooks.clone());
         command.look_up_before_start()?;
         prepare::finish_rootfs(&spec)?;
         Ok((gate, (spec, command)))

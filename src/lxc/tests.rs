@@ -28,6 +28,7 @@ fn renders_fixed_settings() {
          lxc.tty.max = 0\n\
          lxc.pty.max = 1024\n\
          lxc.autodev = 1\n\
+         lxc.keyring.session = 1\n\
          lxc.apparmor.profile = unconfined\n\
          lxc.mount.auto =\n"
     );

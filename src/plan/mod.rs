@@ -208,10 +208,8 @@ pub fn plan_container(spec: &Spec, ctx: &PlanContext) -> Result<ContainerPlan> {
     let cgroup = cgroup_placement(linux)?;
     let mut init_process = process::plan_process(process, spec, &ctx.lsm)?;
     let ns = namespaces::plan_namespaces(spec, linux, ctx.userns.as_ref())?;
-    // The init leaves the keyring LXC made (`_ses`, unreferenced then)
-    // for runc's. `lxc.keyring.session` cannot turn LXC's off reliably:
-    // lxc 5.0.2 confile.c stores its value as the "disable" flag, so `0`
-    // keeps creating one, against its manual.
+    // runc's keyring, joined by the init first thing (LXC makes none, see
+    // `lxc.keyring.session` in the rendered config).
     init_process.session_keyring = Some(SessionKeyring::for_first_process(
         &ctx.id,
         ns.user != namespaces::Mode::Host,

@@ -202,6 +202,8 @@ pub fn read_config(text: &str, version: CgroupVersion) -> Result<LxcConfig, Stri
                     .into()
             }
             "lxc.rootfs.managed" if v == "0" => {}
+            // LXC's own session keyring off (the init joins runc's).
+            "lxc.keyring.session" if v == "1" => {}
             "lxc.init.cmd" => c.init_cmd = v,
             "lxc.init.uid" => c.init_uid = number(k, &v)?,
             "lxc.init.gid" => c.init_gid = number(k, &v)?,

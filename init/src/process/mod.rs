@@ -71,6 +71,21 @@ pub enum SetupError {
     Reported(String),
 }
 
+/// Joins `spec`'s session keyring now: the container's first process does
+/// it as soon as the init has read its spec, as runc's init does before
+/// anything else, so nothing the init runs has the keyring of the host's
+/// processes that started it.
+pub fn join_session_keyring(spec: &ProcessSpec) -> Result<(), SetupError> {
+    let Some(k) = &spec.session_keyring else {
+        return Ok(());
+    };
+    let name = CString::new(k.name.as_str()).map_err(|_| SetupError::Sys {
+        what: format!("session keyring name {:?}", k.name),
+        source: Errno::EINVAL,
+    })?;
+    keyring::join(&name, k.add_permissions)
+}
+
 pub(super) fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
     let what = what.into();
     move |source| SetupError::Sys { what, source }
@@ -223,6 +238,13 @@ impl Command {
             },
             start_hooks: None,
         })
+    }
+
+    /// For the container's first process, which joined its session keyring
+    /// before anything else of the init ran ([`join_session_keyring`]).
+    pub fn session_keyring_joined(mut self) -> Self {
+        self.session_keyring = None;
+        self
     }
 
     /// `startContainer` hooks, run last before `execve`: as runc's, with
