@@ -640,7 +640,7 @@ fn a_shutdown_kills_only_with_force_stop() {
 #[ignore = "needs root and LXC: run by scripts/test"]
 fn a_locked_ct_is_not_stopped_and_skiplock_is_root_only() {
     let sim = Sim::start(&[]);
-    let (ct, _cleanup) = create_like_lxcri(&sim, 8, "/bin/sleep 999", None);
+    let (ct, _cleanup) = create_like_lxcri(&sim, 11, "/bin/sleep 999", None);
     let vmid = ct.vmid;
     let (status_, log) = start_task(&sim, vmid, "");
     assert_eq!(status_, "OK", "{log:?}");
@@ -683,7 +683,7 @@ fn a_locked_ct_is_not_stopped_and_skiplock_is_root_only() {
 #[ignore = "needs root and LXC: run by scripts/test"]
 fn a_running_cts_resources_are_hotplugged_into_its_cgroup() {
     let sim = Sim::start(&[]);
-    let (ct, _cleanup) = create_like_lxcri(&sim, 9, "/bin/sleep 999", None);
+    let (ct, _cleanup) = create_like_lxcri(&sim, 12, "/bin/sleep 999", None);
     let vmid = ct.vmid;
     let (status_, log) = start_task(&sim, vmid, "");
     assert_eq!(status_, "OK", "{log:?}");

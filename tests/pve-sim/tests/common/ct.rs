@@ -26,9 +26,14 @@ impl Drop for Cleanup {
 }
 
 /// Cgroup and veth names (`lxc/VMID`, `vethVMIDi0`) are host-wide: the test binary's pid
-/// keeps parallel runs and test files apart, and `k` a file's tests.
+/// keeps parallel runs and test files apart, and `k` (below 100, one per CT of a file's
+/// tests, which run in parallel) a file's tests.
 pub fn vmid(k: u32) -> u32 {
-    100_000 + (std::process::id() % 90_000) * 10 + k
+    assert!(
+        k < 100,
+        "CT number {k} would reach another test binary's VMIDs"
+    );
+    100_000 + (std::process::id() % 90_000) * 100 + k
 }
 
 pub fn busybox_rootfs(dir: &Path) {
