@@ -509,7 +509,7 @@ impl SessionKeyring {
     pub const OTHER_SEARCH: u32 = 0x0000_0008;
 
     /// runc's name for a container's session keyring.
-    pub fn name_for(container_id: &str) -> String {
+    fn name_for(container_id: &str) -> String {
         format!("_ses.{container_id}")
     }
 

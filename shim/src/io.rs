@@ -623,18 +623,7 @@ mod tests {
     #[test]
     fn relayed_output_arrives_whole_before_eof() {
         let tmp = tempfile::tempdir().unwrap();
-        let out = fifo(tmp.path(), "out");
-        // containerd's reader, opened first as containerd does.
-        let mut reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&out)
-            .unwrap();
-        let paths = StdioPaths {
-            stdout: out,
-            ..Default::default()
-        };
-        let (mut io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
+        let (mut reader, mut io, ends) = relayed_stdout(tmp.path());
         let reader_thread = std::thread::spawn(move || {
             // Blocking from here on: read until every writer is gone.
             set_blocking(&reader);
@@ -658,17 +647,7 @@ mod tests {
     #[test]
     fn the_delete_closes_an_output_fifo_a_child_holds_open() {
         let tmp = tempfile::tempdir().unwrap();
-        let out = fifo(tmp.path(), "out");
-        let reader = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&out)
-            .unwrap();
-        let paths = StdioPaths {
-            stdout: out,
-            ..Default::default()
-        };
-        let (mut io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
+        let (reader, mut io, ends) = relayed_stdout(tmp.path());
         let mut child_out = File::from(ends.stdout);
         child_out.write_all(b"early\n").unwrap();
         assert_eq!(
@@ -722,6 +701,23 @@ mod tests {
     }
 
     /// A relayed process with a stdin FIFO in `dir`; the FIFO's path.
+    /// A process's relayed stdout FIFO in `dir` with containerd's reader,
+    /// opened first (non-blocking) as containerd does.
+    fn relayed_stdout(dir: &std::path::Path) -> (File, ProcessIo, ProcessStdio) {
+        let out = fifo(dir, "out");
+        let reader = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&out)
+            .unwrap();
+        let paths = StdioPaths {
+            stdout: out,
+            ..Default::default()
+        };
+        let (io, ends) = ProcessIo::relay(&paths, None, &test_process()).unwrap();
+        (reader, io, ends)
+    }
+
     fn relayed_stdin(dir: &std::path::Path) -> (String, ProcessIo, ProcessStdio) {
         let input = fifo(dir, "in");
         let paths = StdioPaths {

@@ -87,10 +87,9 @@ pub fn zfs_storage(config: &Config) -> Finding {
             "rootfs.mode = \"zfs\" without zfs.pool",
         );
     };
-    let path = config.pve.config_dir.join("storage.cfg");
-    let cfg = match StorageCfg::read(&path) {
-        Ok(cfg) => cfg,
-        Err(e) => return finding("pve-zfs-storage", Status::Fail, chain(&e)),
+    let (cfg, path) = match storage_cfg(config) {
+        Ok(read) => read,
+        Err(e) => return finding("pve-zfs-storage", Status::Fail, e),
     };
     let mountpoint = match zfs.pool_mountpoint() {
         Ok(m) => m,
@@ -119,10 +118,9 @@ pub fn zfs_storage(config: &Config) -> Finding {
 /// Outside zfs mode each CT gets an unused root volume of size 0, which
 /// only a storage with a path or a zfspool can allocate.
 pub fn empty_volume_storage(config: &Config) -> Finding {
-    let path = config.pve.config_dir.join("storage.cfg");
-    let cfg = match StorageCfg::read(&path) {
-        Ok(cfg) => cfg,
-        Err(e) => return finding("pve-storage-volume", Status::Fail, chain(&e)),
+    let (cfg, path) = match storage_cfg(config) {
+        Ok(read) => read,
+        Err(e) => return finding("pve-storage-volume", Status::Fail, e),
     };
     let node = config.pve.node.as_deref().unwrap_or("");
     match check_empty_volume_storage(&cfg, &path, &config.pve.storage, node) {
@@ -136,6 +134,14 @@ pub fn empty_volume_storage(config: &Config) -> Finding {
         ),
         Err(e) => finding("pve-storage-volume", Status::Fail, e.to_string()),
     }
+}
+
+/// The node's storage.cfg and its path, or why it cannot be read.
+fn storage_cfg(config: &Config) -> Result<(StorageCfg, std::path::PathBuf), String> {
+    let path = config.pve.config_dir.join("storage.cfg");
+    StorageCfg::read(&path)
+        .map(|cfg| (cfg, path))
+        .map_err(|e| chain(&e))
 }
 
 /// What creates need on the node besides the API.

@@ -3,9 +3,10 @@
 //! session keyring of the host processes the init or the exec helper came
 //! from, whose keys a process sharing it could read and add to.
 
-use std::ffi::CStr;
+use std::ffi::CString;
 
 use libc::c_long;
+use lxcri_init_spec::SessionKeyring;
 use nix::errno::Errno;
 
 use super::{sys, SetupError};
@@ -15,10 +16,15 @@ const KEYCTL_JOIN_SESSION_KEYRING: c_long = 1;
 const KEYCTL_SETPERM: c_long = 5;
 const KEYCTL_DESCRIBE: c_long = 6;
 
-/// Joins (or makes) the session keyring `name` and adds `add_permissions`
-/// to its permissions when not 0. A kernel without keyrings, or a filter
-/// answering ENOSYS, leaves the keyring the process has, as runc does.
-pub(super) fn join(name: &CStr, add_permissions: u32) -> Result<(), SetupError> {
+/// Joins (or makes) the session keyring `k.name` and adds
+/// `k.add_permissions` to its permissions when not 0. A kernel without
+/// keyrings, or a filter answering ENOSYS, leaves the keyring the process
+/// has, as runc does.
+pub(super) fn join(k: &SessionKeyring) -> Result<(), SetupError> {
+    let name = CString::new(k.name.as_str()).map_err(|_| SetupError::Sys {
+        what: format!("session keyring name {:?}", k.name),
+        source: Errno::EINVAL,
+    })?;
     // SAFETY: keyctl(2) with a NUL-terminated name that outlives the call.
     let id = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
     if id < 0 {
@@ -34,10 +40,10 @@ pub(super) fn join(name: &CStr, add_permissions: u32) -> Result<(), SetupError> 
             e => Err(sys("unable to join session keyring")(e)),
         };
     }
-    if add_permissions == 0 {
+    if k.add_permissions == 0 {
         return Ok(());
     }
-    let perm = permissions(id)? | add_permissions;
+    let perm = permissions(id)? | k.add_permissions;
     // SAFETY: keyctl(2) on the keyring just joined, with plain integers.
     let rc = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_SETPERM, id, perm) };
     if rc < 0 {
@@ -48,7 +54,17 @@ pub(super) fn join(name: &CStr, add_permissions: u32) -> Result<(), SetupError> 
 
 /// The permission mask of keyring `id`, from its description.
 fn permissions(id: c_long) -> Result<u32, SetupError> {
-    let mut buf = [0u8; 256];
+    let desc = describe(id).map_err(sys("describe the session keyring"))?;
+    description_permissions(&desc).ok_or_else(|| SetupError::Sys {
+        what: "read the session keyring's permissions".into(),
+        source: Errno::EINVAL,
+    })
+}
+
+/// `KEYCTL_DESCRIBE` of keyring `id`: its description, a long one cut at
+/// 256 bytes.
+fn describe(id: c_long) -> Result<Vec<u8>, Errno> {
+    let mut buf = vec![0u8; 256];
     // SAFETY: keyctl(2) writes at most `buf.len()` bytes into `buf`.
     let n = unsafe {
         libc::syscall(
@@ -60,14 +76,11 @@ fn permissions(id: c_long) -> Result<u32, SetupError> {
         )
     };
     if n < 0 {
-        return Err(sys("describe the session keyring")(Errno::last()));
+        return Err(Errno::last());
     }
-    // `n` counts the whole description; a long one is cut at the buffer.
-    let len = usize::try_from(n).unwrap_or(0).min(buf.len());
-    description_permissions(&buf[..len]).ok_or_else(|| SetupError::Sys {
-        what: "read the session keyring's permissions".into(),
-        source: Errno::EINVAL,
-    })
+    // `n` counts the whole description.
+    buf.truncate(usize::try_from(n).unwrap_or(0));
+    Ok(buf)
 }
 
 /// `KEYCTL_DESCRIBE` gives `type;uid;gid;perm;description`, `perm` in hex.
@@ -98,9 +111,12 @@ mod tests {
         const KEY_SPEC_SESSION_KEYRING: c_long = -3;
         const KEYCTL_GET_KEYRING_ID: c_long = 0;
         let name = format!("_ses.lxcri-test-{}", std::process::id());
-        let cname = std::ffi::CString::new(name.clone()).unwrap();
+        let k = SessionKeyring {
+            name: name.clone(),
+            add_permissions: 0x0008_0000,
+        };
         in_child(|| {
-            if join(&cname, 0x0008_0000).is_err() {
+            if join(&k).is_err() {
                 return false;
             }
             // SAFETY: keyctl(2) with integers only.
@@ -112,19 +128,8 @@ mod tests {
                     0,
                 )
             };
-            let mut buf = [0u8; 256];
-            // SAFETY: as in `permissions`.
-            let n = unsafe {
-                libc::syscall(
-                    libc::SYS_keyctl,
-                    KEYCTL_DESCRIBE,
-                    id,
-                    buf.as_mut_ptr(),
-                    buf.len(),
-                )
-            };
-            let desc = &buf[..usize::try_from(n).unwrap_or(0).min(buf.len())];
-            let perm = description_permissions(desc).unwrap_or(0);
+            let desc = describe(id).unwrap_or_default();
+            let perm = description_permissions(&desc).unwrap_or(0);
             desc.ends_with(format!(";{name}\0").as_bytes()) && perm & 0x0008_0000 != 0
         });
     }

@@ -18,7 +18,9 @@ use self::caps::{cap_mask, drop_bounding, set_caps, CapMasks};
 use self::seccomp::{bpf_to_filters, load_seccomp, Seccomp};
 use crate::errno_text::errno_text;
 use crate::status;
-use lxcri_init_spec::{ExecCpuAffinity, MemoryPolicy, ProcessSpec, SchedAttr, StartHooks};
+use lxcri_init_spec::{
+    ExecCpuAffinity, MemoryPolicy, ProcessSpec, SchedAttr, SessionKeyring, StartHooks,
+};
 use nix::errno::Errno;
 use nix::sys::resource::{setrlimit, Resource};
 use nix::sys::signal::Signal;
@@ -76,14 +78,7 @@ pub enum SetupError {
 /// anything else, so nothing the init runs has the keyring of the host's
 /// processes that started it.
 pub fn join_session_keyring(spec: &ProcessSpec) -> Result<(), SetupError> {
-    let Some(k) = &spec.session_keyring else {
-        return Ok(());
-    };
-    let name = CString::new(k.name.as_str()).map_err(|_| SetupError::Sys {
-        what: format!("session keyring name {:?}", k.name),
-        source: Errno::EINVAL,
-    })?;
-    keyring::join(&name, k.add_permissions)
+    spec.session_keyring.as_ref().map_or(Ok(()), keyring::join)
 }
 
 pub(super) fn sys(what: impl Into<String>) -> impl FnOnce(Errno) -> SetupError {
@@ -161,8 +156,7 @@ pub struct Command {
     personality: Option<u32>,
     memory_policy: Option<MemoryPolicy>,
     exec_cpu_affinity: Option<ExecCpuAffinity>,
-    /// The keyring's name and the permission bits added once joined.
-    session_keyring: Option<(CString, u32)>,
+    session_keyring: Option<SessionKeyring>,
     start_hooks: Option<StartHooks>,
 }
 
@@ -229,13 +223,7 @@ impl Command {
             personality: spec.personality,
             memory_policy: spec.memory_policy.clone(),
             exec_cpu_affinity: spec.exec_cpu_affinity.clone(),
-            session_keyring: match &spec.session_keyring {
-                Some(k) => Some((
-                    CString::new(k.name.as_str()).map_err(nul("session keyring"))?,
-                    k.add_permissions,
-                )),
-                None => None,
-            },
+            session_keyring: spec.session_keyring.clone(),
             start_hooks: None,
         })
     }
@@ -318,8 +306,8 @@ impl Command {
             Err(e) => return Err(sys("setsid")(e)),
         }
         // First, as runc's init and exec: before any filter or identity.
-        if let Some((name, add)) = &self.session_keyring {
-            keyring::join(name, *add)?;
+        if let Some(k) = &self.session_keyring {
+            keyring::join(k)?;
         }
         setup_stdio(stdio)?;
         // The container's first process only: an exec keeps the stdio it
@@ -413,11 +401,6 @@ impl Command {
         })
     }
 
-    /// runc's finalizeNamespace: the cwd entered as root first (a
-    /// directory root may enter and the user may not is still the
-    /// process's cwd), again once the identity is the user's where root was
-    /// refused (a volume only the user may enter, root squashed).
-    /// Capabilities last: the process's exact sets.
     /// The CPU affinity and rlimits: as runc's, once in the cgroup and
     /// before the scheduler (a deadline policy needs the whole root domain,
     /// a real-time one in a user namespace `RLIMIT_RTPRIO`), while still
@@ -451,6 +434,11 @@ impl Command {
         Ok(())
     }
 
+    /// runc's finalizeNamespace: the cwd entered as root first (a
+    /// directory root may enter and the user may not is still the
+    /// process's cwd), again once the identity is the user's where root was
+    /// refused (a volume only the user may enter, root squashed).
+    /// Capabilities last: the process's exact sets.
     fn become_the_process_user(&self, own_stdio: bool) -> Result<(), SetupError> {
         let chdir = || nix::unistd::chdir(self.cwd.as_c_str());
         let failed = |e| {

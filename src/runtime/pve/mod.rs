@@ -202,8 +202,7 @@ impl PveBackend {
     /// Checks that `pve.storage` is `zfs.pool` as storage.cfg describes
     /// it (see [`check_zfs_storage`]).
     pub fn check_zfs_storage(&self, zfs: &ZfsRootfs) -> Result<()> {
-        let path = self.paths.config_dir.join("storage.cfg");
-        let cfg = StorageCfg::read(&path).map_err(PveBackendError::StorageCfg)?;
+        let (cfg, path) = self.storage_cfg()?;
         let mountpoint = zfs
             .pool_mountpoint()
             .map_err(crate::rootfs::RootfsError::from)?;
@@ -223,10 +222,16 @@ impl PveBackend {
     /// Outside zfs mode: `pve.storage` can allocate the CT's unused root
     /// volume, `<storage>:0` (see [`check_empty_volume_storage`]).
     pub fn check_empty_volume_storage(&self) -> Result<()> {
-        let path = self.paths.config_dir.join("storage.cfg");
-        let cfg = StorageCfg::read(&path).map_err(PveBackendError::StorageCfg)?;
+        let (cfg, path) = self.storage_cfg()?;
         check_empty_volume_storage(&cfg, &path, &self.config.pve.storage, &self.node)
             .map_err(|e| PveBackendError::Storage(e).into())
+    }
+
+    /// The node's storage.cfg and its path.
+    fn storage_cfg(&self) -> Result<(StorageCfg, std::path::PathBuf)> {
+        let path = self.paths.config_dir.join("storage.cfg");
+        let cfg = StorageCfg::read(&path).map_err(PveBackendError::StorageCfg)?;
+        Ok((cfg, path))
     }
 
     /// The PVE node this backend runs CTs on.

@@ -230,6 +230,24 @@ impl Drop for Background {
     }
 }
 
+/// `dir/NAME`: the C program `source` (`dir/NAME.c`), linked static so it
+/// runs in an image without a libc (the busybox test image). Panics when
+/// `cc` fails.
+pub fn compile_static_c(dir: &std::path::Path, name: &str, source: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).expect("program dir");
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).expect("write the C source");
+    let bin = dir.join(name);
+    let out = Command::new("cc")
+        .args(["-static", "-O2", "-o"])
+        .arg(&bin)
+        .arg(&src)
+        .output()
+        .expect("run cc");
+    assert!(out.status.success(), "cc -static: {out:?}");
+    bin
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, or gives up after
 /// `timeout` with `None`.
 pub fn poll<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {

@@ -16,10 +16,8 @@
 //! Not covered: AppArmor and SELinux (this kernel enforces no LSM).
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
 use lxcri_e2e::cri::api;
 use lxcri_e2e::cri::pod::{mount, stream_text, volume_dir};
@@ -567,23 +565,12 @@ fn capabilities_added_and_dropped() {
 /// cri-tools' `nonewprivs` image: a setuid-root program that prints its
 /// effective uid, built static (the image has no libc) into `dir`.
 fn setuid_program(dir: &Path) -> String {
-    let src = dir.join("nnp.c");
-    fs::File::create(&src)
-        .and_then(|mut f| {
-            f.write_all(
-                b"#include <stdio.h>\n#include <unistd.h>\n\
-                  int main(void) { printf(\"Effective uid: %d\\n\", (int)geteuid()); return 0; }\n",
-            )
-        })
-        .expect("write nnp.c");
-    let bin = dir.join("nnp");
-    let out = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    assert!(out.status.success(), "cc -static: {out:?}");
+    let bin = lxcri_e2e::cmd::compile_static_c(
+        dir,
+        "nnp",
+        "#include <stdio.h>\n#include <unistd.h>\n\
+         int main(void) { printf(\"Effective uid: %d\\n\", (int)geteuid()); return 0; }\n",
+    );
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o4755)).expect("chmod u+s");
     "/opt/nnp/nnp".into()
 }

@@ -582,20 +582,6 @@ int main(void) {
 }
 "#;
 
-/// `dir/keyring`, the probe above.
-fn keyring_probe(dir: &std::path::Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let src = dir.join("keyring.c");
-    std::fs::write(&src, KEYRING_PROBE).unwrap();
-    let out = std::process::Command::new("cc")
-        .args(["-static", "-O2", "-o"])
-        .arg(dir.join("keyring"))
-        .arg(&src)
-        .output()
-        .expect("run cc");
-    assert!(out.status.success(), "cc -static: {out:?}");
-}
-
 /// The session keyrings, as runc's: the container's process has one of
 /// its own, `_ses.<id>`, searchable by its user (runc adds
 /// `KEY_USR_SEARCH`, or `KEY_OTH_SEARCH` in a user namespace), which every
@@ -609,7 +595,7 @@ fn session_keyrings_are_the_containers_own() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     let probe = ctd.dir().join("keyring-probe");
-    keyring_probe(&probe);
+    lxcri_e2e::cmd::compile_static_c(&probe, "keyring", KEYRING_PROBE);
     let bind = format!(
         "type=bind,src={},dst=/probe,options=rbind:ro",
         probe.display()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::ct::{create_like_lxcri, create_with, ok_task, status, vmid, Ct, Extra};
+use common::ct::{create_like_lxcri, create_with, ok_task, status, vmid, Cleanup, Ct, Extra};
 use common::Sim;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -283,6 +283,14 @@ fn task_log(sim: &Sim, upid: &str) -> Vec<String> {
 fn start_task(sim: &Sim, vmid: u32, form: &str) -> (String, Vec<String>) {
     let upid = start_upid(sim, vmid, form);
     (sim.wait_task(&upid), task_log(sim, &upid))
+}
+
+/// CT number `k` made as lxcri makes one, its init sleeping, started.
+fn started_sleeper(sim: &Sim, k: u32) -> (Ct, Cleanup) {
+    let (ct, cleanup) = create_like_lxcri(sim, k, "/bin/sleep 999", None);
+    let (status_, log) = start_task(sim, ct.vmid, "");
+    assert_eq!(status_, "OK", "{log:?}");
+    (ct, cleanup)
 }
 
 fn start_upid(sim: &Sim, vmid: u32, form: &str) -> String {
@@ -617,10 +625,8 @@ fn lxc7_refuses_v1_keys_raw_and_included() {
 fn a_shutdown_kills_only_with_force_stop() {
     let sim = Sim::start(&[]);
     // As PID 1 without a handler, sleep ignores SIGPWR, LXC's halt signal.
-    let (ct, _cleanup) = create_like_lxcri(&sim, 20, "/bin/sleep 999", None);
+    let (ct, _cleanup) = started_sleeper(&sim, 20);
     let vmid = ct.vmid;
-    let (status_, log) = start_task(&sim, vmid, "");
-    assert_eq!(status_, "OK", "{log:?}");
     let path = format!("/nodes/{}/lxc/{vmid}/status/shutdown", sim.node);
     let a = sim.call("POST", &path, "timeout=1");
     assert_eq!(a.status, 200, "{:?}", a.body);
@@ -640,10 +646,8 @@ fn a_shutdown_kills_only_with_force_stop() {
 #[ignore = "needs root and LXC: run by scripts/test"]
 fn a_locked_ct_is_not_stopped_and_skiplock_is_root_only() {
     let sim = Sim::start(&[]);
-    let (ct, _cleanup) = create_like_lxcri(&sim, 11, "/bin/sleep 999", None);
+    let (ct, _cleanup) = started_sleeper(&sim, 11);
     let vmid = ct.vmid;
-    let (status_, log) = start_task(&sim, vmid, "");
-    assert_eq!(status_, "OK", "{log:?}");
     let conf = ct.conf.clone();
     let text = std::fs::read_to_string(&conf).unwrap();
     assert!(text.contains("\narch:"), "{text}");
@@ -683,10 +687,8 @@ fn a_locked_ct_is_not_stopped_and_skiplock_is_root_only() {
 #[ignore = "needs root and LXC: run by scripts/test"]
 fn a_running_cts_resources_are_hotplugged_into_its_cgroup() {
     let sim = Sim::start(&[]);
-    let (ct, _cleanup) = create_like_lxcri(&sim, 12, "/bin/sleep 999", None);
+    let (ct, _cleanup) = started_sleeper(&sim, 12);
     let vmid = ct.vmid;
-    let (status_, log) = start_task(&sim, vmid, "");
-    assert_eq!(status_, "OK", "{log:?}");
     let path = format!("/nodes/{}/lxc/{vmid}/config", sim.node);
     let a = sim.call("PUT", &path, "memory=128&swap=32&cpulimit=0.5&cpuunits=50");
     assert_eq!(a.status, 200, "{:?}", a.body);

@@ -179,22 +179,28 @@ impl Host {
         self.cgroup_v1.iter().any(|x| x == c)
     }
 
-    /// CGroup.pm `find_cgroup_controller('cpuset')` (v2 first), then CpuSet.pm
-    /// `new_from_path("$path/lxc", 1)`: `cpuset.effective_cpus` (v1) or
-    /// `cpuset.cpus.effective` (v2).
-    fn read_cpuset(&self) -> Option<Cpuset> {
-        let (path, version) = if self.v2_has("cpuset") {
+    /// CGroup.pm `find_cgroup_controller`: the controller's hierarchy and its version,
+    /// v2 first (at `cgroupv2_base_path`), else `/sys/fs/cgroup/CONTROLLER` of v1.
+    pub fn find_cgroup_controller(&self, controller: &str) -> Option<(PathBuf, u8)> {
+        if self.v2_has(controller) {
             let base = if self.unified {
                 "/sys/fs/cgroup"
             } else {
                 "/sys/fs/cgroup/unified"
             };
-            (PathBuf::from(base), 2)
-        } else if self.v1_has("cpuset") {
-            (PathBuf::from("/sys/fs/cgroup/cpuset"), 1)
+            Some((PathBuf::from(base), 2))
+        } else if self.v1_has(controller) {
+            Some((Path::new("/sys/fs/cgroup").join(controller), 1))
         } else {
-            return None;
-        };
+            None
+        }
+    }
+
+    /// CGroup.pm `find_cgroup_controller('cpuset')`, then CpuSet.pm
+    /// `new_from_path("$path/lxc", 1)`: `cpuset.effective_cpus` (v1) or
+    /// `cpuset.cpus.effective` (v2).
+    fn read_cpuset(&self) -> Option<Cpuset> {
+        let (path, version) = self.find_cgroup_controller("cpuset")?;
         let lxc = path.join("lxc");
         let file = if lxc.join("cpuset.effective_cpus").exists() {
             lxc.join("cpuset.effective_cpus")

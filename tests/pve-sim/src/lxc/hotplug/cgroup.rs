@@ -101,23 +101,6 @@ impl<'a> CGroup<'a> {
         }
     }
 
-    /// CGroup.pm `find_cgroup_controller`: v2 first (LXC sets the unified hierarchy up
-    /// first), at `cgroupv2_base_path`; else `/sys/fs/cgroup/CONTROLLER` of v1.
-    fn find_controller(&self, controller: &str) -> Option<(PathBuf, u8)> {
-        if self.host.v2_has(controller) {
-            let base = if self.host.unified {
-                "/sys/fs/cgroup"
-            } else {
-                "/sys/fs/cgroup/unified"
-            };
-            Some((PathBuf::from(base), 2))
-        } else if self.host.v1_has(controller) {
-            Some((Path::new("/sys/fs/cgroup").join(controller), 1))
-        } else {
-            None
-        }
-    }
-
     /// The limiting cgroup below the hierarchy's mount: the v2 line, or the v1 line
     /// naming the controller, without the inner `ns`.
     fn subdir(&self, controller: &str, version: u8) -> Option<String> {
@@ -135,7 +118,7 @@ impl<'a> CGroup<'a> {
 
     /// CGroup.pm `get_path($controller, 1)`.
     pub fn get_path(&self, controller: &str) -> Option<(PathBuf, u8)> {
-        let (base, version) = self.find_controller(controller)?;
+        let (base, version) = self.host.find_cgroup_controller(controller)?;
         let sub = self.subdir(controller, version)?;
         Some((base.join(sub), version))
     }

@@ -125,6 +125,16 @@ fn run(host: &Host, proc_cgroup: &str, files: &FakeFiles, p: &Pending) -> BTreeM
     p.hotplug(&CGroup::new(host, proc_cgroup, files))
 }
 
+/// [`run`] on a PVE 9 node; the errors.
+fn on_v2(files: &FakeFiles, p: &Pending) -> BTreeMap<String, String> {
+    run(&v2_host(), V2_CGROUP, files, p)
+}
+
+/// [`run`] on this hybrid machine kind (memory and cpu on v1); the errors.
+fn on_v1(files: &FakeFiles, p: &Pending) -> BTreeMap<String, String> {
+    run(&hybrid_host(), V1_CGROUP, files, p)
+}
+
 #[test]
 fn cleanup_pending_drops_what_equals_the_config_and_deletes_of_unset_keys() {
     let p = pending(
@@ -170,12 +180,7 @@ fn what_pve_would_keep_pending_or_hotplug_otherwise_is_refused_by_key() {
 #[test]
 fn v2_memory_writes_high_then_max_and_swap_first() {
     let files = FakeFiles::default();
-    let errors = run(
-        &v2_host(),
-        V2_CGROUP,
-        &files,
-        &pending(&[("memory", "256")], &[]),
-    );
+    let errors = on_v2(&files, &pending(&[("memory", "256")], &[]));
     assert!(errors.is_empty(), "{errors:?}");
     // 1016/1024 of max below 16 GiB.
     assert_eq!(
@@ -187,7 +192,7 @@ fn v2_memory_writes_high_then_max_and_swap_first() {
     );
     let files = FakeFiles::default();
     let p = pending(&[("memory", "16384"), ("swap", "64")], &[]);
-    assert!(run(&v2_host(), V2_CGROUP, &files, &p).is_empty());
+    assert!(on_v2(&files, &p).is_empty());
     // From 16 GiB: max - 128 MiB; swap first, once for both keys.
     assert_eq!(
         files.writes(),
@@ -202,13 +207,7 @@ fn v2_memory_writes_high_then_max_and_swap_first() {
     );
     // Swap alone leaves memory and memory.high alone.
     let files = FakeFiles::default();
-    assert!(run(
-        &v2_host(),
-        V2_CGROUP,
-        &files,
-        &pending(&[("swap", "0")], &[])
-    )
-    .is_empty());
+    assert!(on_v2(&files, &pending(&[("swap", "0")], &[])).is_empty());
     assert_eq!(
         files.writes(),
         ["/sys/fs/cgroup/lxc/100/memory.swap.max = 0"]
@@ -220,13 +219,7 @@ fn v1_memory_and_memsw_change_together_in_the_order_the_kernel_takes() {
     let old = [(V1_MEM, "268435456"), (V1_MEMSW, "536870912")];
     // Growing: memsw first, keeping the old 256 MiB of swap.
     let files = FakeFiles::with(&old);
-    assert!(run(
-        &hybrid_host(),
-        V1_CGROUP,
-        &files,
-        &pending(&[("memory", "1024")], &[])
-    )
-    .is_empty());
+    assert!(on_v1(&files, &pending(&[("memory", "1024")], &[])).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -237,7 +230,7 @@ fn v1_memory_and_memsw_change_together_in_the_order_the_kernel_takes() {
     // Shrinking: memory first.
     let files = FakeFiles::with(&old);
     let p = pending(&[("memory", "128"), ("swap", "0")], &[]);
-    assert!(run(&hybrid_host(), V1_CGROUP, &files, &p).is_empty());
+    assert!(on_v1(&files, &p).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -247,13 +240,7 @@ fn v1_memory_and_memsw_change_together_in_the_order_the_kernel_takes() {
     );
     // Unlimited before: the "old swap" is 0, so memsw comes down to the memory.
     let files = FakeFiles::with(&[(V1_MEM, V1_UNLIMITED), (V1_MEMSW, V1_UNLIMITED)]);
-    assert!(run(
-        &hybrid_host(),
-        V1_CGROUP,
-        &files,
-        &pending(&[("memory", "64")], &[])
-    )
-    .is_empty());
+    assert!(on_v1(&files, &pending(&[("memory", "64")], &[])).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -263,25 +250,14 @@ fn v1_memory_and_memsw_change_together_in_the_order_the_kernel_takes() {
     );
     // Unlimited swap, memory growing: the sum passes i64 but stays exact (a Perl UV).
     let files = FakeFiles::with(&[(V1_MEM, "67108864"), (V1_MEMSW, V1_UNLIMITED)]);
-    assert!(run(
-        &hybrid_host(),
-        V1_CGROUP,
-        &files,
-        &pending(&[("memory", "256")], &[])
-    )
-    .is_empty());
+    assert!(on_v1(&files, &pending(&[("memory", "256")], &[])).is_empty());
     assert_eq!(
         files.writes()[0],
         format!("{V1_MEMSW} = 9223372037056098304")
     );
     // Without swap accounting PVE dies reading memsw: nothing is written.
     let files = FakeFiles::with(&[(V1_MEM, "67108864")]);
-    let errors = run(
-        &hybrid_host(),
-        V1_CGROUP,
-        &files,
-        &pending(&[("memory", "256")], &[]),
-    );
+    let errors = on_v1(&files, &pending(&[("memory", "256")], &[]));
     assert_eq!(
         errors["memory"],
         format!("unable to hotplug memory: can't open '{V1_MEMSW}' - No such file or directory\n")
@@ -293,14 +269,14 @@ fn v1_memory_and_memsw_change_together_in_the_order_the_kernel_takes() {
 fn a_deleted_swap_sets_the_flag_so_a_new_memory_is_not_written() {
     let files = FakeFiles::default();
     let p = pending(&[("memory", "256")], &["swap"]);
-    assert!(run(&v2_host(), V2_CGROUP, &files, &p).is_empty());
+    assert!(on_v2(&files, &p).is_empty());
     assert_eq!(
         files.writes(),
         ["/sys/fs/cgroup/lxc/100/memory.swap.max = 0"]
     );
     // v1: the old memory stays, memsw comes down to it.
     let files = FakeFiles::with(&[(V1_MEM, "536870912"), (V1_MEMSW, "1073741824")]);
-    assert!(run(&hybrid_host(), V1_CGROUP, &files, &p).is_empty());
+    assert!(on_v1(&files, &p).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -319,7 +295,7 @@ fn a_refused_write_is_a_hotplug_error_and_the_writes_before_it_stay() {
         &[("memory", "64"), ("swap", "128"), ("cpuunits", "200")],
         &[],
     );
-    let errors = run(&v2_host(), V2_CGROUP, &files, &p);
+    let errors = on_v2(&files, &p);
     let want = |opt: &str| {
         format!(
             "unable to hotplug {opt}: {}\n",
@@ -351,13 +327,13 @@ fn a_refused_write_is_a_hotplug_error_and_the_writes_before_it_stay() {
 fn cpulimit_is_a_truncated_float_product_over_a_period_of_100000() {
     let p = pending(&[("cpulimit", "0.29")], &[]);
     let files = FakeFiles::default();
-    assert!(run(&v2_host(), V2_CGROUP, &files, &p).is_empty());
+    assert!(on_v2(&files, &p).is_empty());
     assert_eq!(
         files.writes(),
         ["/sys/fs/cgroup/lxc/100/cpu.max = 28999 100000"]
     );
     let files = FakeFiles::default();
-    assert!(run(&hybrid_host(), V1_CGROUP, &files, &p).is_empty());
+    assert!(on_v1(&files, &p).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -369,10 +345,10 @@ fn cpulimit_is_a_truncated_float_product_over_a_period_of_100000() {
     let current = sets(&[("cpulimit", "1")]);
     let del = Pending::new(|k| current.get(k).cloned(), &BTreeMap::new(), &["cpulimit"]);
     let files = FakeFiles::default();
-    assert!(run(&v2_host(), V2_CGROUP, &files, &del).is_empty());
+    assert!(on_v2(&files, &del).is_empty());
     assert_eq!(files.writes(), ["/sys/fs/cgroup/lxc/100/cpu.max = max"]);
     let files = FakeFiles::default();
-    assert!(run(&hybrid_host(), V1_CGROUP, &files, &del).is_empty());
+    assert!(on_v1(&files, &del).is_empty());
     assert_eq!(
         files.writes(),
         [
@@ -385,12 +361,7 @@ fn cpulimit_is_a_truncated_float_product_over_a_period_of_100000() {
 #[test]
 fn cpuunits_is_checked_against_v2_weights_only() {
     let files = FakeFiles::default();
-    let errors = run(
-        &v2_host(),
-        V2_CGROUP,
-        &files,
-        &pending(&[("cpuunits", "0")], &[]),
-    );
+    let errors = on_v2(&files, &pending(&[("cpuunits", "0")], &[]));
     assert_eq!(
         errors["cpuunits"],
         "unable to hotplug cpuunits: cpu weight (shares) must be in range [1, 10000]\n"
@@ -409,13 +380,7 @@ fn cpuunits_is_checked_against_v2_weights_only() {
     );
     assert!(errors["cpuunits"].contains("[1, 10000]"), "{errors:?}");
     let files = FakeFiles::default();
-    assert!(run(
-        &hybrid_host(),
-        V1_CGROUP,
-        &files,
-        &pending(&[("cpuunits", "20000")], &[])
-    )
-    .is_empty());
+    assert!(on_v1(&files, &pending(&[("cpuunits", "20000")], &[])).is_empty());
     assert_eq!(
         files.writes(),
         ["/sys/fs/cgroup/cpu/lxc/100/cpu.shares = 20000"]
@@ -423,8 +388,8 @@ fn cpuunits_is_checked_against_v2_weights_only() {
     // Deleted: the version's default.
     let del = pending(&[], &["cpuunits"]);
     let files = FakeFiles::default();
-    assert!(run(&v2_host(), V2_CGROUP, &files, &del).is_empty());
-    assert!(run(&hybrid_host(), V1_CGROUP, &files, &del).is_empty());
+    assert!(on_v2(&files, &del).is_empty());
+    assert!(on_v1(&files, &del).is_empty());
     assert_eq!(
         files.writes(),
         [
