@@ -130,6 +130,7 @@ impl Shim for LxcriShim {
             // grace period its `lxc-start` would wait for starts now.
             lxcri::cgroup::attach_lock::prime();
         }
+        exit_on_termination(self.socket.clone(), self.exit.clone());
         let runtime = self.config.clone().map(|c| Arc::new(Runtime::new(c)));
         let events = EventSender::spawn(publisher, self.namespace.clone());
         TaskService::new(Service::new(
@@ -140,4 +141,33 @@ impl Shim for LxcriShim {
             self.exit.clone(),
         ))
     }
+}
+
+/// Ends serving on SIGTERM or SIGINT (a node's shutdown, an operator's
+/// `kill`), as runc's shim does (containerd `pkg/shim/shim_unix.go`
+/// `handleExitSignals`): the socket goes, the process exits, and its
+/// containers are left to containerd, which sees the connection close and
+/// runs the `delete` action for each. The shim library only logs them.
+fn exit_on_termination(socket: ListenSocket, exit: Arc<ExitSignal>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (term, int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "listening for SIGTERM and SIGINT");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        let (mut term, mut int) = (term, int);
+        let signal = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!(signal, "asked to end: the shim stops serving");
+        socket.remove();
+        exit.signal();
+    });
 }

@@ -219,3 +219,65 @@ fn output_reader_going_away_does_not_kill_the_task() {
         ctd.remove(&id);
     }
 }
+
+/// A shim asked to end (SIGTERM, as systemd's stop of a node does) stops
+/// serving, removes its socket and exits, leaving its container to
+/// containerd's cleanup of a dead shim, as runc's shim does
+/// (containerd `pkg/shim/shim_unix.go` `handleExitSignals`).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn shim_terminated_exits_and_containerd_cleans_up() {
+    require(
+        Runtime::Lxcri,
+        "shim_terminated_exits_and_containerd_cleans_up",
+    );
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    for rt in runtimes() {
+        let id = ctd.new_id("shimterm");
+        ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+        let (pid, _) = ctd.task(&id).expect("task listed");
+        let shims = cleanup::shim_pids(ctd.namespace(), rt, &id);
+        assert!(!shims.is_empty(), "{rt}: no shim process found");
+        let socket = cleanup::shim_socket(&ctd.socket(), ctd.namespace(), &id);
+        assert!(socket.exists(), "{rt}: no socket {}", socket.display());
+        for p in &shims {
+            let _ = kill(Pid::from_raw(*p), Signal::SIGTERM);
+        }
+        let exited = cmd::poll(Duration::from_secs(10), || {
+            shims
+                .iter()
+                .all(|p| !std::path::Path::new(&format!("/proc/{p}")).exists())
+                .then_some(())
+        });
+        assert!(exited.is_some(), "{rt}: the shim ignored SIGTERM");
+        let gone = cmd::poll(Duration::from_secs(30), || {
+            ctd.task(&id)
+                .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
+                .then_some(())
+        });
+        assert!(
+            gone.is_some(),
+            "{rt}: task after shim SIGTERM: {:?}",
+            ctd.task(&id)
+        );
+        let dead = cmd::poll(Duration::from_secs(10), || {
+            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+        });
+        assert!(
+            dead.is_some(),
+            "{rt}: container init {pid} survived its shim"
+        );
+        assert!(!socket.exists(), "{rt}: left {}", socket.display());
+        ctd.ctr(&["task", "rm", "-f", &id]);
+        ctd.ctr(&["containers", "rm", &id]).ok();
+        let clean = cmd::poll(Duration::from_secs(20), || {
+            ctd.leftovers(&id).is_empty().then_some(())
+        });
+        assert!(
+            clean.is_some(),
+            "{rt}: left behind: {:#?}",
+            ctd.leftovers(&id)
+        );
+    }
+}
