@@ -17,7 +17,8 @@ use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult};
 
-use super::{open_fds_from, sys, Command, SetupError};
+use super::fds::open_fds_from;
+use super::{sys, Command, SetupError};
 
 /// What the child writes first: the path found, or why there is none; a
 /// NUL ends a whole report (no path or message has one).
