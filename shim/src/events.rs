@@ -6,6 +6,8 @@
 //! its descriptor, which builds the whole event proto file's descriptor
 //! (about 350 KiB of heap, kept for the shim's life) just to read a name.
 
+use std::time::Duration;
+
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim_protos::events::task::{
     TaskCreate, TaskDelete, TaskExecAdded, TaskExecStarted, TaskExit, TaskOOM, TaskPaused,
@@ -15,9 +17,9 @@ use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
 use containerd_shim_protos::shim::event::Envelope;
 use containerd_shim_protos::shim::events::ForwardRequest;
-use containerd_shim_protos::shim_async::Events;
+use containerd_shim_protos::shim_async::{Client, EventsClient};
 use containerd_shim_protos::topics;
-use containerd_shim_protos::ttrpc::r#async::TtrpcContext;
+use containerd_shim_protos::ttrpc;
 use lxcri::state::now_ns;
 use tokio::sync::mpsc;
 
@@ -35,12 +37,27 @@ pub struct EventSender {
     tx: mpsc::UnboundedSender<Event>,
 }
 
-/// The publisher queues a forwarded envelope and sends it with retries.
+/// How long containerd may take to take one event (runc's shim: 5 s).
 const PUBLISH_TIMEOUT_NANOS: i64 = 5_000_000_000;
 
+/// Sends of one event before it is dropped; the waits between them grow
+/// by a second each (1 to 5 s, runc's shim's requeue delays).
+const PUBLISH_ATTEMPTS: u64 = 6;
+
 impl EventSender {
-    /// Starts the forwarder that publishes queued events to containerd.
+    /// Starts the forwarder that publishes queued events to containerd,
+    /// on its own connection to containerd's ttrpc address: the shim
+    /// library's publisher sends an event that failed again a second later
+    /// while the later ones go first, so after a containerd restart the
+    /// first event came a second late, after those queued behind it (see
+    /// [`Forwarder`]).
     pub fn spawn(publisher: RemotePublisher, namespace: String) -> Self {
+        let mut forwarder = Forwarder {
+            address: publisher.address.clone(),
+            client: None,
+        };
+        // Its queue and connection end with it.
+        drop(publisher);
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
@@ -55,13 +72,8 @@ impl EventSender {
                     envelope: MessageField::some(envelope),
                     ..Default::default()
                 };
-                let ctx = TtrpcContext {
-                    mh: Default::default(),
-                    metadata: Default::default(),
-                    timeout_nano: PUBLISH_TIMEOUT_NANOS,
-                };
-                if let Err(e) = publisher.forward(&ctx, req).await {
-                    tracing::warn!(topic = ev.topic, error = %e, "publishing event failed");
+                if let Err(e) = forwarder.forward(&req).await {
+                    tracing::warn!(topic = ev.topic, error = %e, "publishing event failed: dropped");
                 }
             }
         });
@@ -159,6 +171,61 @@ impl EventSender {
     }
 }
 
+/// Sends events to containerd one at a time, in order. A send that fails
+/// (containerd restarted and closed the connection) is tried again at
+/// once on a new connection, as runc's shim does
+/// (`RemoteEventsPublisher.forwardRequest` reconnects on
+/// `ttrpc.ErrClosed`); after that, after 1, 2, ... 5 s, holding the later
+/// events back so that containerd still sees them in order.
+struct Forwarder {
+    address: String,
+    client: Option<EventsClient>,
+}
+
+impl Forwarder {
+    async fn forward(&mut self, req: &ForwardRequest) -> Result<(), String> {
+        let mut last = String::new();
+        let mut wait = Duration::ZERO;
+        for attempt in 1..=PUBLISH_ATTEMPTS {
+            tokio::time::sleep(wait).await;
+            wait = Duration::from_secs(attempt);
+            let client = match &self.client {
+                Some(c) => c,
+                None => match connect(&self.address).await {
+                    Ok(c) => self.client.insert(c),
+                    Err(e) => {
+                        last = e;
+                        continue;
+                    }
+                },
+            };
+            let ctx = ttrpc::context::with_timeout(PUBLISH_TIMEOUT_NANOS);
+            match client.forward(ctx, req).await {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    self.client = None;
+                    if attempt == 1 {
+                        wait = Duration::ZERO;
+                    }
+                    last = e.to_string();
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+async fn connect(address: &str) -> Result<EventsClient, String> {
+    let addr = address.to_string();
+    let fd = tokio::task::spawn_blocking(move || containerd_shim::util::connect(addr))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("connecting to {address}: {e}"))?;
+    // SAFETY: a connected unix socket this process just made and owns.
+    let client = unsafe { Client::from_raw_unix_socket_fd(fd) };
+    Ok(EventsClient::new(client))
+}
+
 #[cfg(test)]
 impl Event {
     pub fn topic(&self) -> &'static str {
@@ -173,6 +240,67 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use containerd_shim_protos::api::Empty;
+    use containerd_shim_protos::shim_async::{create_events, Events};
+    use containerd_shim_protos::ttrpc::r#async::{Server, TtrpcContext};
+    use std::sync::{Arc, Mutex};
+
+    /// containerd's side: the topics it was sent.
+    struct Received(Arc<Mutex<Vec<String>>>);
+
+    #[async_trait::async_trait]
+    impl Events for Received {
+        async fn forward(&self, _: &TtrpcContext, req: ForwardRequest) -> ttrpc::Result<Empty> {
+            self.0.lock().unwrap().push(req.envelope.topic.clone());
+            Ok(Empty::default())
+        }
+    }
+
+    async fn containerd(path: &std::path::Path, received: &Arc<Mutex<Vec<String>>>) -> Server {
+        let _ = std::fs::remove_file(path);
+        let service = create_events(Arc::new(Received(received.clone())));
+        let mut server = Server::new()
+            .bind(&format!("unix://{}", path.display()))
+            .unwrap()
+            .register_service(service);
+        server.start().await.unwrap();
+        server
+    }
+
+    fn event(topic: &str) -> ForwardRequest {
+        ForwardRequest {
+            envelope: MessageField::some(Envelope {
+                topic: topic.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_restarted_containerd_gets_the_next_event_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("containerd.sock.ttrpc");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let mut server = containerd(&path, &received).await;
+        let mut forwarder = Forwarder {
+            address: path.to_string_lossy().into_owned(),
+            client: None,
+        };
+        forwarder.forward(&event("/one")).await.unwrap();
+        // containerd restarts: the forwarder's connection is a dead one.
+        server.shutdown().await.unwrap();
+        let _server = containerd(&path, &received).await;
+        let started = tokio::time::Instant::now();
+        forwarder.forward(&event("/two")).await.unwrap();
+        // Not after the second the retries wait.
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(*received.lock().unwrap(), ["/one", "/two"]);
+    }
 
     #[test]
     fn events_leave_in_the_order_they_were_queued() {
