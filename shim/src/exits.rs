@@ -16,8 +16,8 @@ use tokio::sync::Mutex;
 use crate::error::chain;
 use crate::events::EventSender;
 use crate::exec;
-use crate::io::{wait_drained, DRAIN_TIMEOUT};
-use crate::process::ExitInfo;
+use crate::output_copier::{wait_settled, Progress, SETTLE_TIMEOUT};
+use crate::process::{ExitInfo, ProcessStatus};
 use crate::task::Task;
 
 pub type Shared = Arc<Mutex<Task>>;
@@ -52,7 +52,10 @@ pub async fn watch_init(
         oom.look();
     }
     let (runtime, container) = {
-        let c = shared.lock().await;
+        let mut c = shared.lock().await;
+        // Gone, though its exit is reported only after its output and its
+        // execs' exits: Kill and Pids answer as for a finished process.
+        c.init.set_reaped();
         (c.runtime.clone(), c.container.clone())
     };
     let rt = runtime.clone();
@@ -71,27 +74,48 @@ pub async fn watch_init(
             tracing::warn!(pid, error = %chain(&e), "killing the container's remaining processes");
         }
     }
-    let drained = shared.lock().await.init.io.take_drained();
-    hand_over_output(drained).await;
-    let mut c = shared.lock().await;
-    if c.init.set_exited(info) {
-        events.exit(TaskExit {
-            container_id: c.id().to_string(),
-            id: c.id().to_string(),
-            pid: pid as u32,
-            exit_status: info.status,
-            exited_at: MessageField::some(info.timestamp()),
-            ..Default::default()
-        });
+    let progress = shared.lock().await.init.io.progress();
+    hand_over_output(progress).await;
+    // The init's exit comes last, after those of the execs that were
+    // running (they die with it), as runc's shim publishes it since
+    // containerd 1.6.29, 1.7.14 and 2.0 (containerd#9719: a client that tidies up
+    // the execs at the container's exit would see their exits afterwards).
+    loop {
+        let mut c = shared.lock().await;
+        let running: Vec<_> = c
+            .execs
+            .values()
+            .filter(|p| p.status != ProcessStatus::Created && p.exit().is_none())
+            .map(|p| p.exit_watch())
+            .collect();
+        if running.is_empty() {
+            if c.init.set_exited(info) {
+                events.exit(TaskExit {
+                    container_id: c.id().to_string(),
+                    id: c.id().to_string(),
+                    pid: pid as u32,
+                    exit_status: info.status,
+                    exited_at: MessageField::some(info.timestamp()),
+                    ..Default::default()
+                });
+            }
+            return;
+        }
+        drop(c);
+        for mut rx in running {
+            // An exec's exit is recorded and published under the task's
+            // lock in one go: once it shows here, its TaskExit is queued.
+            let _ = rx.wait_for(Option::is_some).await;
+        }
     }
 }
 
-/// The output first, then the exit: waits (bounded) until the process's
-/// output was copied and containerd read it. containerd may close its side
-/// of the FIFOs as soon as it handles the exit, and `delete` (which follows
-/// the exit) relies on the output being complete.
-async fn hand_over_output(drained: Vec<std::sync::mpsc::Receiver<()>>) {
-    let _ = tokio::task::spawn_blocking(move || wait_drained(drained, DRAIN_TIMEOUT)).await;
+/// What the process wrote first, then its exit: waits (bounded) until the
+/// output written so far was copied and containerd read it (see
+/// [`wait_settled`]), but not for a child that keeps the output open: the
+/// delete waits for that, as runc's shim.
+async fn hand_over_output(progress: Vec<Arc<Progress>>) {
+    let _ = tokio::task::spawn_blocking(move || wait_settled(&progress, SETTLE_TIMEOUT)).await;
 }
 
 /// How long the exit status may trail the pidfd's readiness (the
@@ -141,16 +165,16 @@ pub async fn watch_exec(
     // Marked at once, in the poll that reaped: Kill answers NotFound from
     // now on, as runc's shim does for a finished process, even while the
     // exit waits for the output below.
-    let drained = shared
+    let progress = shared
         .lock()
         .await
         .process_mut(&exec_id)
         .map(|p| {
             p.set_reaped();
-            p.io.take_drained()
+            p.io.progress()
         })
         .unwrap_or_default();
-    hand_over_output(drained).await;
+    hand_over_output(progress).await;
     let mut c = shared.lock().await;
     if let Ok(p) = c.process_mut(&exec_id) {
         let pid = p.pid as u32;

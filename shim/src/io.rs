@@ -1,25 +1,23 @@
 //! A process's stdio, relayed the way containerd-shim-runc-v2 does it: the
 //! process gets pipes (or, with a terminal, a pty whose master the shim
-//! holds), and the shim copies between them and containerd's FIFOs. The
-//! shim owns the FIFO ends and closes an output FIFO once the process's
-//! side reached EOF, so containerd reads every byte before EOF (containerd's
-//! client relies on exactly that: the shim's side closes the pipes), or at
-//! the process's delete, as runc's shim closes a process's IO then: a child
-//! that keeps the output open (`sleep 60 &`) does not hold the client past
-//! the delete.
+//! holds), and the shim copies between them and containerd's FIFOs
+//! ([`crate::output_copier`]). The shim owns the FIFO ends and closes an
+//! output FIFO once the process's side reached EOF, so containerd reads
+//! every byte before EOF (containerd's client relies on exactly that: the
+//! shim's side closes the pipes), or at the process's delete, as runc's
+//! shim closes a process's IO then: a child that keeps the output open
+//! (`sleep 60 &`) does not hold the client past the delete's bounded wait.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
-use std::time::{Duration, Instant};
-
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::{Result, ShimError};
 use crate::log_binary::{self, LoggedProcess, Logger, LoggerCommand};
+use crate::output_copier::{Copier, Progress};
 use crate::stdio_uri;
 
 /// The stdio paths containerd asked for.
@@ -171,13 +169,10 @@ pub struct ProcessIo {
     console: Option<Arc<OwnedFd>>,
     /// See [`hold_stdin_open`]; dropped by CloseIO and at the exit.
     stdin_writer: Option<File>,
-    /// One message per output copier when it has copied everything.
-    drained: Vec<mpsc::Receiver<()>>,
     /// The logging binary of a `binary://` stdout, stopped at delete.
     logger: Option<Logger>,
-    /// One per output copier, held until the delete: dropping it hangs up
-    /// the copier's stop pipe (see [`ProcessIo::stop_copiers`]).
-    copier_stops: Vec<OwnedFd>,
+    /// The output copiers, until the delete stops them.
+    copiers: Vec<Copier>,
 }
 
 /// The process's ends of its relayed stdio.
@@ -278,36 +273,30 @@ impl ProcessIo {
         }
         let target = open_output(uri)?;
         let (read, write) = pipe(owner)?;
-        let stop = self.copier_stop()?;
-        let (done, drained) = mpsc::channel();
-        self.drained.push(drained);
-        std::thread::spawn(move || {
-            copy_until_eof(File::from(read), target, stop);
-            let _ = done.send(());
-        });
+        self.copiers.push(Copier::spawn(File::from(read), target)?);
         Ok(write)
     }
 
-    /// The read end of a new stop pipe for one copier; its write end stays
-    /// here until [`ProcessIo::stop_copiers`].
-    fn copier_stop(&mut self) -> Result<OwnedFd> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| ShimError::Failed(format!("creating a copier's stop pipe: {e}")))?;
-        self.copier_stops.push(write);
-        Ok(read)
-    }
-
-    /// At the process's delete: the output copiers end now, closing
-    /// containerd's FIFOs, even if a child still holds the process's side
-    /// open; what it writes from now on is dropped, as with runc's shim
-    /// (whose delete waits up to 2 s for the copy, as the exit here did).
+    /// At the process's delete, after its bounded wait for the copy to
+    /// end: the output copiers end now, closing containerd's FIFOs, even
+    /// if a child still holds the process's side open; what it writes from
+    /// now on is dropped, as with runc's shim.
     pub fn stop_copiers(&mut self) {
-        self.copier_stops.clear();
+        self.copiers.clear();
     }
 
-    /// Takes the drain notifications, to wait on without holding the process.
-    pub fn take_drained(&mut self) -> Vec<mpsc::Receiver<()>> {
-        std::mem::take(&mut self.drained)
+    /// The copiers' end-of-copy messages, for the delete to wait on
+    /// without holding the process.
+    pub fn take_done(&mut self) -> Vec<mpsc::Receiver<()>> {
+        self.copiers
+            .iter_mut()
+            .filter_map(Copier::take_done)
+            .collect()
+    }
+
+    /// What the exit's wait for the output looks at ([`wait_settled`]).
+    pub fn progress(&self) -> Vec<Arc<Progress>> {
+        self.copiers.iter().map(Copier::progress).collect()
     }
 
     /// Starts copying between a pty master and containerd's FIFOs; with a
@@ -316,7 +305,6 @@ impl ProcessIo {
     pub fn console(master: OwnedFd, paths: &StdioPaths, process: &LoggedProcess) -> Result<Self> {
         let master = Arc::new(master);
         let mut io = ProcessIo::default();
-        let stop = io.copier_stop()?;
         let mut logger = None;
         let out = match LoggerCommand::parse(&paths.stdout) {
             Some(cmd) => {
@@ -335,11 +323,7 @@ impl ProcessIo {
                 .try_clone()
                 .map_err(|e| ShimError::Failed(format!("dup pty: {e}")))?,
         );
-        let (done, drained) = mpsc::channel();
-        std::thread::spawn(move || {
-            copy_until_eof(reader, out, stop);
-            let _ = done.send(());
-        });
+        io.copiers.push(Copier::spawn(reader, out)?);
         if !paths.stdin.is_empty() {
             let input = open_input(&paths.stdin)?;
             // The copier reads until CloseIO, whoever attaches meanwhile.
@@ -352,7 +336,6 @@ impl ProcessIo {
             std::thread::spawn(move || copy_stdin(input, writer));
         }
         io.console = Some(master);
-        io.drained = vec![drained];
         io.logger = logger;
         Ok(io)
     }
@@ -395,75 +378,6 @@ impl ProcessIo {
     }
 }
 
-/// How long output may wait to reach containerd once the process is done
-/// (containerd-shim-runc-v2 waits 2 s too).
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Copies until EOF on `from` (or EIO on a pty master), then waits for
-/// containerd to read what it got; or, once `stop`'s writer is gone (the
-/// delete), ends at once.
-fn copy_until_eof(mut from: File, to: File, stop: OwnedFd) {
-    let mut buf = [0u8; 32 * 1024];
-    let mut out = &to;
-    loop {
-        let mut fds = [
-            PollFd::new(from.as_fd(), PollFlags::POLLIN),
-            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
-        ];
-        match poll(&mut fds, PollTimeout::NONE) {
-            Ok(_) => {}
-            Err(nix::Error::EINTR) => continue,
-            Err(_) => break,
-        }
-        if fds[1].revents().is_some_and(|r| !r.is_empty()) {
-            // The pipe first: a writer left gets EPIPE by the time
-            // containerd sees EOF.
-            drop(from);
-            return;
-        }
-        match from.read(&mut buf) {
-            // EIO: every slave fd is closed, the terminal is done.
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if out.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    wait_read_by_containerd(&to, DRAIN_TIMEOUT);
-}
-
-/// Waits (bounded) until containerd has read what is buffered in an output
-/// FIFO. The shim holds FIFOs read-write, so FIONREAD sees what is unread.
-/// A process that exits at once must not have its exit reported while its
-/// output still sits in the FIFO: containerd's CRI plugin, handling the
-/// exit, may close its reader before it read anything, and the output
-/// would be lost. Other targets (files, /dev/null) return at once: on a
-/// file FIONREAD counts what lies past this fd's own position, which the
-/// other stream's appends to a shared log file, or what it held before,
-/// keep above 0.
-fn wait_read_by_containerd(fifo: &File, timeout: Duration) {
-    if !is_fifo(fifo) {
-        return;
-    }
-    let deadline = Instant::now() + timeout;
-    loop {
-        let mut unread: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one c_int through a valid pointer.
-        let rc = unsafe { libc::ioctl(fifo.as_raw_fd(), libc::FIONREAD, &mut unread) };
-        if rc < 0 || unread == 0 || Instant::now() >= deadline {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn is_fifo(f: &File) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    f.metadata().is_ok_and(|m| m.file_type().is_fifo())
-}
-
 /// Forwards containerd's stdin until its EOF (every writer gone: the
 /// client's and, after CloseIO, the shim's), as runc's shim copies it:
 /// what a client wrote before CloseIO still reaches the process.
@@ -479,15 +393,6 @@ fn copy_stdin(mut from: File, mut to: File) {
                 }
             }
         }
-    }
-}
-
-/// Waits (bounded) until the output copiers have copied everything, so
-/// containerd has every byte before the task is deleted.
-pub fn wait_drained(drained: Vec<mpsc::Receiver<()>>, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    for rx in drained {
-        let _ = rx.recv_timeout(deadline.saturating_duration_since(Instant::now()));
     }
 }
 
@@ -522,6 +427,10 @@ pub fn hand_over_stdio(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output_copier::{is_fifo, wait_done};
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    use std::time::Duration;
 
     fn test_process() -> LoggedProcess {
         LoggedProcess::new("n", "c")
@@ -575,7 +484,7 @@ mod tests {
         File::from(ends.stdout).write_all(b"out\n").unwrap();
         File::from(ends.stderr).write_all(b"err\n").unwrap();
         drop(ends.stdin);
-        wait_drained(io.take_drained(), Duration::from_secs(5));
+        wait_done(io.take_done(), Duration::from_secs(5));
         let mut lines: Vec<String> = std::fs::read_to_string(&log)
             .unwrap()
             .lines()
@@ -584,34 +493,6 @@ mod tests {
         lines.sort();
         assert_eq!(lines, ["err", "out"]);
         assert!(!dir.path().join("elsewhere.log").exists());
-    }
-
-    #[test]
-    fn output_waits_until_the_fifo_is_read_or_the_timeout() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = fifo(tmp.path(), "out");
-        let out = open_output(&path).unwrap();
-        (&out).write_all(b"hello").unwrap();
-        // Nobody reads: the wait ends at its timeout.
-        let started = Instant::now();
-        wait_read_by_containerd(&out, Duration::from_millis(100));
-        assert!(started.elapsed() >= Duration::from_millis(100));
-        // A reader takes the bytes: the wait ends then.
-        let reader_path = path.clone();
-        let reader = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(50));
-            let mut f = File::open(&reader_path).unwrap();
-            let mut buf = [0u8; 5];
-            f.read_exact(&mut buf).unwrap();
-            buf
-        });
-        wait_read_by_containerd(&out, Duration::from_secs(10));
-        assert_eq!(&reader.join().unwrap(), b"hello");
-        // A regular file has nothing to wait for.
-        let file = File::create(tmp.path().join("f")).unwrap();
-        let started = Instant::now();
-        wait_read_by_containerd(&file, Duration::from_secs(10));
-        assert!(started.elapsed() < Duration::from_secs(5));
     }
 
     fn fifo(dir: &std::path::Path, name: &str) -> String {
@@ -637,7 +518,7 @@ mod tests {
         drop(process_out);
         drop(ends.stdin);
         drop(ends.stderr);
-        wait_drained(io.take_drained(), Duration::from_secs(10));
+        wait_done(io.take_done(), Duration::from_secs(10));
         assert_eq!(reader_thread.join().unwrap().len(), 1 << 20);
     }
 

@@ -15,6 +15,7 @@ mod metrics;
 mod oom;
 mod op_metrics;
 mod options;
+mod output_copier;
 mod process;
 mod service;
 mod shim;

@@ -29,6 +29,14 @@ impl ExitInfo {
         }
     }
 
+    /// What a process that has not exited reports: status 0 and Go's zero
+    /// time, as runc's shim (containerd 2.x passes an empty time on as
+    /// 1970, not as the zero time its clients test for).
+    pub const NOT_EXITED: ExitInfo = ExitInfo {
+        status: 0,
+        exited_at_ns: 0,
+    };
+
     pub fn timestamp(&self) -> Timestamp {
         if self.exited_at_ns == 0 {
             // No time: Go's zero time, which containerd's shims send then.
@@ -123,16 +131,19 @@ impl Process {
     }
 
     /// For the container's init: whether an exec may join it. A paused
-    /// container's frozen cgroup would hold the exec forever, so it is
-    /// refused with runc's shim's reason.
+    /// container's frozen cgroup would hold the exec forever, and a
+    /// stopped one (or one whose init is gone, its exit not reported yet)
+    /// has nothing to join: both refused in runc's shim's words.
     pub fn ensure_exec_allowed(&self) -> Result<()> {
-        if self.status == ProcessStatus::Paused {
-            return Err(ShimError::FailedPrecondition(format!(
-                "cannot exec in {}: cannot exec in a paused state",
-                self.id
-            )));
-        }
-        self.ensure(&[ProcessStatus::Running], "exec in")
+        let state = match self.status {
+            ProcessStatus::Paused => "paused",
+            ProcessStatus::Stopped => "stopped",
+            _ if self.reaped => "stopped",
+            _ => return self.ensure(&[ProcessStatus::Running], "exec in"),
+        };
+        Err(ShimError::FailedPrecondition(format!(
+            "cannot exec in a {state} state"
+        )))
     }
 
     /// An exec whose process could not be started stays Created, as on
@@ -231,8 +242,11 @@ mod tests {
         init.ensure_exec_allowed().unwrap();
         init.status = ProcessStatus::Paused;
         assert!(refused(&init).contains("cannot exec in a paused state"));
+        init.status = ProcessStatus::Running;
+        init.set_reaped();
+        assert_eq!(refused(&init), "cannot exec in a stopped state");
         init.status = ProcessStatus::Stopped;
-        assert!(refused(&init).contains("Stopped"));
+        assert_eq!(refused(&init), "cannot exec in a stopped state");
     }
 
     #[tokio::test]

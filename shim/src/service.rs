@@ -28,6 +28,7 @@ use crate::log_binary::{LoggedProcess, Logger, STOP_TIMEOUT};
 use crate::oom::OomMonitor;
 use crate::op_metrics;
 use crate::options;
+use crate::output_copier::{wait_done, DELETE_TIMEOUT};
 use crate::process::{wait_exit, ExitInfo, Process, ProcessStatus};
 use crate::task::Task;
 
@@ -314,8 +315,16 @@ impl Service {
         let shared = self.get(&req.id).await?;
         let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let c = shared.lock().await;
-        let signal = kill_signal(req.signal)?;
         let p = c.process(&req.exec_id)?;
+        if req.all && req.exec_id.is_empty() && p.has_ended() {
+            // Nothing left to signal, which runc's shim answers with success.
+            return Ok(());
+        }
+        // Signal 0 only asks whether the process is there, as kill(2).
+        let signal = match req.signal {
+            0 => None,
+            n => Some(kill_signal(n)?),
+        };
         // Before the end check: an exec that failed to start is over but
         // was never created, and runc's shim says so.
         if !req.exec_id.is_empty() && p.status == ProcessStatus::Created {
@@ -330,6 +339,9 @@ impl Service {
                 p.id
             )));
         }
+        let Some(signal) = signal else {
+            return Ok(());
+        };
         if !req.exec_id.is_empty() {
             let pidfd = p.pidfd.as_ref().ok_or_else(|| {
                 ShimError::FailedPrecondition(format!("exec {} is not started", p.id))
@@ -359,10 +371,19 @@ impl Service {
         let shared = self.get(&req.id).await?;
         if !req.exec_id.is_empty() {
             let _exec_lock = lock_exec(&shared, &req.exec_id).await;
+            let done = {
+                let mut c = shared.lock().await;
+                let p = c.process_mut(&req.exec_id)?;
+                p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
+                p.io.take_done()
+            };
+            // A child of the process may hold its output open: the copy
+            // may end first, bounded, as runc's shim waits at the delete.
+            wait_output_done(done).await;
             let mut c = shared.lock().await;
             let p = c.process_mut(&req.exec_id)?;
-            p.ensure(&[ProcessStatus::Created, ProcessStatus::Stopped], "delete")?;
-            let exit = p.exit().unwrap_or_else(|| ExitInfo::now(0));
+            // Never started: no exit time, as runc's shim.
+            let exit = p.exit().unwrap_or(ExitInfo::NOT_EXITED);
             let pid = p.pid as u32;
             let logger = c.execs.remove(&req.exec_id).and_then(|mut p| {
                 p.io.stop_copiers();
@@ -404,11 +425,13 @@ impl Service {
                 .await?
                 .map_err(|e| ShimError::failed("delete", &e))?;
         }
-        // The exit is recorded only once the output was handed over
-        // (see exits.rs), so containerd has it all by now.
         let exit = tokio::time::timeout(std::time::Duration::from_secs(10), wait_exit(rx))
             .await
             .unwrap_or_else(|_| ExitInfo::now(137));
+        // The exit was reported once the output written by then reached
+        // containerd (see exits.rs); the copy itself may still run.
+        let done = shared.lock().await.init.io.take_done();
+        wait_output_done(done).await;
         let ns = self.namespace.clone();
         let id = req.id.clone();
         let rt = runtime.clone();
@@ -486,10 +509,7 @@ impl Service {
             stderr: p.stdio.stderr.clone(),
             terminal: p.stdio.terminal,
             exit_status: exit.map(|e| e.status).unwrap_or(0),
-            exited_at: match exit {
-                Some(e) => MessageField::some(e.timestamp()),
-                None => MessageField::none(),
-            },
+            exited_at: MessageField::some(exit.unwrap_or(ExitInfo::NOT_EXITED).timestamp()),
             exec_id: req.exec_id,
             ..Default::default()
         })
@@ -507,6 +527,15 @@ fn send_signal(pidfd: &OwnedFd, pid: i32, signal: SignalNumber) -> Result<()> {
         Some(libc::ESRCH) => ShimError::NotFound(format!("process {pid} already finished")),
         _ => ShimError::Failed(format!("kill {pid} with signal {}: {e}", signal.number())),
     })
+}
+
+/// Waits (bounded) for a process's output copiers to reach EOF, before its
+/// delete stops them: runc's shim's delete waits for its copiers too.
+async fn wait_output_done(done: Vec<std::sync::mpsc::Receiver<()>>) {
+    if done.is_empty() {
+        return;
+    }
+    let _ = blocking(move || wait_done(done, DELETE_TIMEOUT)).await;
 }
 
 #[cfg(test)]

@@ -34,6 +34,15 @@ pub enum CgroupError {
     },
     #[error("cgroup {path} did not freeze within {timeout:?}")]
     FreezeTimeout { path: PathBuf, timeout: Duration },
+    /// A v1 memory limit below what the cgroup uses (EBUSY), in runc's
+    /// words (libcontainer/cgroups/fs/memory.go): what a Kubernetes resize
+    /// that cannot shrink the memory shows.
+    #[error("unable to set memory limit to {limit} (current usage: {usage}, peak usage: {peak})")]
+    MemoryBelowUsage {
+        limit: String,
+        usage: u64,
+        peak: u64,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, CgroupError>;
@@ -266,10 +275,31 @@ impl ContainerCgroup {
         for (file, value) in settings {
             match self.inner_cpuset_dir(file) {
                 Some(inner) => self.write_nested_cpuset(file, value, &inner)?,
-                None => self.write(file, value)?,
+                None => self
+                    .write(file, value)
+                    .map_err(|e| self.explain_busy_memory_limit(file, value, e))?,
             }
         }
         Ok(())
+    }
+
+    fn explain_busy_memory_limit(&self, file: &str, value: &str, e: CgroupError) -> CgroupError {
+        let busy = matches!(&e, CgroupError::File { source, .. }
+            if source.raw_os_error() == Some(libc::EBUSY));
+        if !busy || file != "memory.limit_in_bytes" {
+            return e;
+        }
+        let read = |name| {
+            self.read(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        CgroupError::MemoryBelowUsage {
+            limit: value.to_string(),
+            usage: read("memory.usage_in_bytes"),
+            peak: read("memory.max_usage_in_bytes"),
+        }
     }
 
     /// The processes' own cpuset cgroup below the container's, when

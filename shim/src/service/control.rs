@@ -24,6 +24,10 @@ impl Service {
         let shared = self.get(&req.id).await?;
         let (rt, container, execs) = {
             let c = shared.lock().await;
+            if c.init.has_ended() {
+                // Its cgroup may be gone with it; runc's shim lists nothing.
+                return Ok(PidsResponse::default());
+            }
             // A finished exec's pid may be another process's by now.
             let execs = c.execs.values().filter(|p| !p.has_ended());
             let execs = execs.map(|p| (p.pid, p.id.clone())).collect();

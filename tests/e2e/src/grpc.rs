@@ -132,6 +132,18 @@ fn close_stdin_request(id: &str) -> Vec<u8> {
     frame(&msg)
 }
 
+/// `KillRequest{container_id = 1, signal = 3}`: signal 0, the proto3
+/// default, is the field left out.
+fn kill_request(id: &str, signal: u8) -> Vec<u8> {
+    assert!(signal < 0x80, "one varint byte");
+    let mut msg = Vec::new();
+    field(1, id.as_bytes(), &mut msg);
+    if signal != 0 {
+        msg.extend_from_slice(&[3 << 3, signal]);
+    }
+    frame(&msg)
+}
+
 /// Calls `containerd.services.tasks.v1.Tasks/<method>` with `request`;
 /// the gRPC error message when the status is not OK.
 fn call(socket: &Path, namespace: &str, method: &str, request: &[u8]) -> Result<(), String> {
@@ -221,6 +233,12 @@ pub fn start_task(socket: &Path, namespace: &str, id: &str) -> Result<(), String
 /// `Tasks.CloseIO` of the stdin of task `id`'s init.
 pub fn close_stdin(socket: &Path, namespace: &str, id: &str) -> Result<(), String> {
     call(socket, namespace, "CloseIO", &close_stdin_request(id))
+}
+
+/// `Tasks.Kill` of task `id`'s init with `signal`, which ctr cannot send
+/// when it is 0.
+pub fn kill_task(socket: &Path, namespace: &str, id: &str, signal: u8) -> Result<(), String> {
+    call(socket, namespace, "Kill", &kill_request(id, signal))
 }
 
 #[cfg(test)]

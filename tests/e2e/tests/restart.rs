@@ -281,3 +281,53 @@ fn shim_terminated_exits_and_containerd_cleans_up() {
         );
     }
 }
+
+/// The first events after a containerd restart (the shim's connection to
+/// it is a dead one then) arrive in the order they happened: an exec
+/// killed, then its container; the exec's exit first, as with runc's shim,
+/// which connects again at once. (The shim library's publisher sent the
+/// failed event again a second later, after the container's exit.)
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn events_after_a_containerd_restart_keep_their_order() {
+    require(
+        Runtime::Lxcri,
+        "events_after_a_containerd_restart_keep_their_order",
+    );
+    let mut ctd = Containerd::start();
+    ctd.import_busybox();
+    let ids: Vec<(Runtime, String)> = runtimes()
+        .into_iter()
+        .map(|rt| {
+            let id = ctd.new_id("evorder");
+            ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
+            let out = ctd.ctr(&["task", "exec", "-d", "--exec-id", "x", &id, "sleep", "1000"]);
+            assert!(out.success(), "{rt}: {out}");
+            (rt, id)
+        })
+        .collect();
+    ctd.restart();
+    for (rt, id) in &ids {
+        let events = lxcri_e2e::cmd::Background::spawn(ctd.ctr_command().arg("events"));
+        std::thread::sleep(Duration::from_secs(1));
+        let out = ctd.ctr(&["task", "kill", "--exec-id", "x", "-s", "SIGKILL", id]);
+        assert!(out.success(), "{rt}: {out}");
+        ctd.kill(id, "SIGKILL");
+        ctd.wait_status(id, "STOPPED");
+        std::thread::sleep(Duration::from_millis(1500));
+        let seen = events.wait(Duration::from_secs(2)).stdout;
+        let exits: Vec<&str> = seen
+            .lines()
+            .filter(|l| l.contains("/tasks/exit") && l.contains(id.as_str()))
+            .map(|l| {
+                if l.contains("\"id\":\"x\"") {
+                    "x"
+                } else {
+                    "init"
+                }
+            })
+            .collect();
+        assert_eq!(exits, ["x", "init"], "{rt}: {seen}");
+        ctd.remove(id);
+    }
+}
