@@ -5,7 +5,7 @@ use containerd_shim_protos::cgroups::metrics as v1;
 use containerd_shim_protos::cgroups_v2::metrics as v2;
 use containerd_shim_protos::protobuf::well_known_types::any::Any;
 use containerd_shim_protos::protobuf::{Message, MessageField};
-use lxcri::cgroup::{CgroupStats, CgroupVersion, MemoryCounters};
+use lxcri::cgroup::{BlkioEntry, CgroupStats, CgroupVersion, MemoryCounters};
 
 /// A v1 memory entry; containerd's v1 collector reads every one of them
 /// without a nil check (containerd v1.6 metrics/cgroups/v1/memory.go: a
@@ -18,6 +18,20 @@ fn entry(c: MemoryCounters) -> MessageField<v1::MemoryEntry> {
         failcnt: c.failcnt.unwrap_or(0),
         ..Default::default()
     })
+}
+
+fn blkio_entries(entries: &[BlkioEntry]) -> Vec<v1::BlkIOEntry> {
+    entries
+        .iter()
+        .map(|e| v1::BlkIOEntry {
+            op: e.op.clone(),
+            device: e.device.clone(),
+            major: e.major,
+            minor: e.minor,
+            value: e.value,
+            ..Default::default()
+        })
+        .collect()
 }
 
 pub fn to_any(s: &CgroupStats) -> Any {
@@ -76,6 +90,7 @@ pub fn to_any(s: &CgroupStats) -> Any {
                         total: s.cpu_usage_ns.unwrap_or(0),
                         kernel: s.cpu_system_ns.unwrap_or(0),
                         user: s.cpu_user_ns.unwrap_or(0),
+                        per_cpu: s.cpu_per_cpu_ns.clone(),
                         ..Default::default()
                     }),
                     throttling: MessageField::some(v1::Throttle {
@@ -134,6 +149,37 @@ pub fn to_any(s: &CgroupStats) -> Any {
                     kernel_tcp: entry(s.memory_kernel_tcp),
                     ..Default::default()
                 }),
+                hugetlb: s
+                    .hugetlb
+                    .iter()
+                    .map(|h| v1::HugetlbStat {
+                        usage: h.usage,
+                        max: h.max,
+                        failcnt: h.failcnt,
+                        pagesize: h.page_size.clone(),
+                        ..Default::default()
+                    })
+                    .collect(),
+                blkio: MessageField::some(v1::BlkIOStat {
+                    io_service_bytes_recursive: blkio_entries(&s.blkio.io_service_bytes_recursive),
+                    io_serviced_recursive: blkio_entries(&s.blkio.io_serviced_recursive),
+                    io_queued_recursive: blkio_entries(&s.blkio.io_queued_recursive),
+                    io_service_time_recursive: blkio_entries(&s.blkio.io_service_time_recursive),
+                    io_wait_time_recursive: blkio_entries(&s.blkio.io_wait_time_recursive),
+                    io_merged_recursive: blkio_entries(&s.blkio.io_merged_recursive),
+                    io_time_recursive: blkio_entries(&s.blkio.io_time_recursive),
+                    sectors_recursive: blkio_entries(&s.blkio.sectors_recursive),
+                    ..Default::default()
+                }),
+                memory_oom_control: match s.oom_control {
+                    Some(o) => MessageField::some(v1::MemoryOomControl {
+                        oom_kill_disable: o.oom_kill_disable,
+                        under_oom: o.under_oom,
+                        oom_kill: o.oom_kill,
+                        ..Default::default()
+                    }),
+                    None => MessageField::none(),
+                },
                 ..Default::default()
             };
             ("io.containerd.cgroups.v1.Metrics", m.write_to_bytes())
@@ -159,6 +205,23 @@ mod tests {
             ..Default::default()
         };
         s.memory_stat.insert("rss".into(), 11);
+        s.cpu_per_cpu_ns = vec![5, 2];
+        s.hugetlb = vec![lxcri::cgroup::HugetlbCounters {
+            page_size: "2MB".into(),
+            usage: 4096,
+            ..Default::default()
+        }];
+        s.blkio.io_service_bytes_recursive = vec![BlkioEntry {
+            device: "/dev/sda".into(),
+            major: 8,
+            op: "Read".into(),
+            value: 512,
+            ..Default::default()
+        }];
+        s.oom_control = Some(lxcri::cgroup::OomControl {
+            oom_kill: 1,
+            ..Default::default()
+        });
         for (k, v) in [("total_pgfault", 1178), ("total_pgmajfault", 3)] {
             s.memory_stat.insert(k.into(), v);
         }
@@ -173,6 +236,17 @@ mod tests {
             (1178, 3)
         );
         assert_eq!(m.cpu.usage.total, 7);
+        assert_eq!(m.cpu.usage.per_cpu, [5, 2]);
+        assert_eq!(
+            (m.hugetlb[0].pagesize.as_str(), m.hugetlb[0].usage),
+            ("2MB", 4096)
+        );
+        let read = &m.blkio.io_service_bytes_recursive[0];
+        assert_eq!(
+            (read.device.as_str(), read.op.as_str(), read.value),
+            ("/dev/sda", "Read", 512)
+        );
+        assert_eq!(m.memory_oom_control.oom_kill, 1);
         // Every nested message containerd's v1 collector dereferences.
         for (name, present) in [
             ("memory.usage", m.memory.usage.is_some()),

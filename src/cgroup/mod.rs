@@ -81,6 +81,7 @@ mod host;
 mod oom;
 mod path;
 mod stats;
+mod stats_v1;
 
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
@@ -88,6 +89,7 @@ pub use host::{HostCgroupError, HostCgroups};
 pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
 pub use path::{CgroupPath, CgroupPathError, CgroupPlacement, OwnCgroup};
 pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};
+pub use stats_v1::{BlkioEntry, BlkioStats, HugetlbCounters, OomControl};
 
 #[cfg(test)]
 mod tests {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::container::ContainerCgroup;
+use super::stats_v1::{self, BlkioStats, HugetlbCounters, OomControl};
 use super::CgroupVersion;
 
 /// Usage counters; `None` where the host does not provide the file.
@@ -30,6 +31,11 @@ pub struct CgroupStats {
     pub memory_swap: MemoryCounters,
     pub memory_kernel: MemoryCounters,
     pub memory_kernel_tcp: MemoryCounters,
+    /// v1 only, as runc's shim reports them (see [`stats_v1`]).
+    pub cpu_per_cpu_ns: Vec<u64>,
+    pub hugetlb: Vec<HugetlbCounters>,
+    pub blkio: BlkioStats,
+    pub oom_control: Option<OomControl>,
 }
 
 /// One v1 memory counter family: `usage_in_bytes`, `limit_in_bytes`,
@@ -81,6 +87,11 @@ impl CgroupStats {
             s.memory_swap = family("memory.memsw");
             s.memory_kernel = family("memory.kmem");
             s.memory_kernel_tcp = family("memory.kmem.tcp");
+            s.cpu_per_cpu_ns = stats_v1::per_cpu_usage(cg);
+            s.hugetlb = stats_v1::hugetlb(cg);
+            let partitions = std::fs::read_to_string("/proc/partitions").unwrap_or_default();
+            s.blkio = stats_v1::blkio(cg, &partitions);
+            s.oom_control = stats_v1::oom_control(cg);
         }
         s
     }

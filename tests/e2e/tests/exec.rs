@@ -377,6 +377,7 @@ fn cmdline(pid: u32) -> String {
 fn ps_and_metrics() {
     let ctd = Containerd::start();
     ctd.import_busybox();
+    let mut v1_shapes = Vec::new();
     for rt in runtimes() {
         let id = running(&ctd, rt, "ps");
         let (pid, _) = ctd.task(&id).expect("task listed");
@@ -408,12 +409,30 @@ fn ps_and_metrics() {
                     "{rt}: memory.{key}: {m}"
                 );
             }
+            // And what runc's shim adds: per-CPU usage, each huge page
+            // size's counters, block IO, the OOM control.
+            let per_cpu = m["cpu"]["usage"]["per_cpu"].as_array().map_or(0, Vec::len);
+            let page_sizes: Vec<String> = m["hugetlb"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|h| h["pagesize"].as_str().unwrap_or_default().to_string())
+                .collect();
+            let shape = (
+                per_cpu,
+                page_sizes,
+                m["blkio"].is_object(),
+                m["memory_oom_control"].is_object(),
+            );
+            assert!(shape.0 > 0 && shape.2 && shape.3, "{rt}: {m}");
+            v1_shapes.push((rt, shape));
         }
         // The table form prints the same, one metric per line.
         let table = ctd.ctr(&["task", "metrics", &id]).ok();
         assert!(table.stdout.contains("memory."), "{rt}: {table}");
         ctd.remove(&id);
     }
+    assert_same("cgroup v1 metrics' parts", &v1_shapes);
 }
 
 #[test]
