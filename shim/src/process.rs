@@ -68,6 +68,28 @@ pub enum ProcessStatus {
     Stopped,
 }
 
+/// runc's shim's words for `op` refused in `status` (its process state
+/// machines: containerd `cmd/containerd-shim-runc-v2/process/init_state.go`
+/// and `exec_state.go`).
+fn refusal(op: &str, status: ProcessStatus) -> String {
+    let state = match status {
+        ProcessStatus::Created => "created",
+        ProcessStatus::Running => "running",
+        ProcessStatus::Paused => "paused",
+        ProcessStatus::Stopped => "stopped",
+    };
+    match (op, status) {
+        ("pause" | "resume", ProcessStatus::Created) => {
+            format!("cannot {op} task in created state")
+        }
+        ("pause" | "resume", ProcessStatus::Paused | ProcessStatus::Stopped) => {
+            format!("cannot {op} a {state} container")
+        }
+        ("exec in", _) => format!("cannot exec in a {state} state"),
+        _ => format!("cannot {op} a {state} process"),
+    }
+}
+
 impl ProcessStatus {
     pub fn to_proto(self) -> Status {
         match self {
@@ -130,16 +152,18 @@ impl Process {
         self.reaped || self.exit().is_some()
     }
 
-    /// For the container's init: whether an exec may join it. A paused
-    /// container's frozen cgroup would hold the exec forever, and a
-    /// stopped one (or one whose init is gone, its exit not reported yet)
-    /// has nothing to join: both refused in runc's shim's words.
+    /// For the container's init: whether an exec may join it. A created
+    /// container may (its init waits in the finished container, as runc's
+    /// does); a paused container's frozen cgroup would hold the exec
+    /// forever, and a stopped one (or one whose init is gone, its exit not
+    /// reported yet) has nothing to join: both refused in runc's shim's
+    /// words.
     pub fn ensure_exec_allowed(&self) -> Result<()> {
         let state = match self.status {
             ProcessStatus::Paused => "paused",
             ProcessStatus::Stopped => "stopped",
             _ if self.reaped => "stopped",
-            _ => return self.ensure(&[ProcessStatus::Running], "exec in"),
+            _ => return self.ensure(&[ProcessStatus::Created, ProcessStatus::Running], "exec in"),
         };
         Err(ShimError::FailedPrecondition(format!(
             "cannot exec in a {state} state"
@@ -177,10 +201,7 @@ impl Process {
         if want.contains(&self.status) {
             Ok(())
         } else {
-            Err(ShimError::FailedPrecondition(format!(
-                "cannot {op} process {}: it is {:?}",
-                self.id, self.status
-            )))
+            Err(ShimError::FailedPrecondition(refusal(op, self.status)))
         }
     }
 }
@@ -231,13 +252,33 @@ mod tests {
     }
 
     #[test]
-    fn exec_needs_a_running_init_and_not_a_paused_one() {
+    fn refusals_are_in_runcs_words() {
+        use ProcessStatus::*;
+        for (op, status, words) in [
+            ("pause", Created, "cannot pause task in created state"),
+            ("pause", Paused, "cannot pause a paused container"),
+            ("pause", Stopped, "cannot pause a stopped container"),
+            ("resume", Created, "cannot resume task in created state"),
+            ("resume", Running, "cannot resume a running process"),
+            ("resume", Stopped, "cannot resume a stopped container"),
+            ("start", Running, "cannot start a running process"),
+            ("start", Paused, "cannot start a paused process"),
+            ("start", Stopped, "cannot start a stopped process"),
+            ("delete", Running, "cannot delete a running process"),
+            ("delete", Paused, "cannot delete a paused process"),
+        ] {
+            assert_eq!(refusal(op, status), words);
+        }
+    }
+
+    #[test]
+    fn exec_needs_a_live_init_and_not_a_paused_one() {
         let mut init = Process::new("c".into(), 1, StdioPaths::default(), ProcessIo::default());
         let refused = |p: &Process| match p.ensure_exec_allowed() {
             Err(ShimError::FailedPrecondition(m)) => m,
             other => panic!("{other:?}"),
         };
-        assert!(refused(&init).contains("Created"));
+        init.ensure_exec_allowed().unwrap();
         init.status = ProcessStatus::Running;
         init.ensure_exec_allowed().unwrap();
         init.status = ProcessStatus::Paused;

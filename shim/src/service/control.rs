@@ -54,7 +54,17 @@ impl Service {
     }
 
     pub async fn update(&self, req: UpdateTaskRequest) -> Result<()> {
-        let (rt, container) = self.runtime_of(&req.id).await?;
+        let (rt, container) = {
+            let shared = self.get(&req.id).await?;
+            let c = shared.lock().await;
+            if c.init.has_ended() {
+                // Its cgroup may be gone; runc's shim's words.
+                return Err(ShimError::FailedPrecondition(
+                    "cannot update a stopped container".into(),
+                ));
+            }
+            (c.runtime.clone(), c.container.clone())
+        };
         let any = req.resources.as_ref().ok_or_else(|| {
             ShimError::InvalidArgument("update: no resources in the request".into())
         })?;
@@ -102,7 +112,13 @@ impl Service {
         let shared = self.get(&req.id).await?;
         let _exec_lock = lock_exec(&shared, &req.exec_id).await;
         let c = shared.lock().await;
-        c.process(&req.exec_id)?.io.resize(req.width, req.height)
+        let p = c.process(&req.exec_id)?;
+        if !req.exec_id.is_empty() && p.has_ended() {
+            return Err(ShimError::FailedPrecondition(
+                "cannot resize a stopped container".into(),
+            ));
+        }
+        p.io.resize(req.width, req.height)
     }
 
     /// An exec's stdin is closed once its start has opened it.

@@ -1,8 +1,7 @@
 //! How a process's end reaches containerd, side by side with runc's shim:
 //! the init's exit after its execs', the exit without waiting for a child
 //! that keeps the output open (the delete waits for that, bounded, and
-//! what the child writes meanwhile reaches the client), and what a
-//! stopped task answers (ps, kill --all, signal 0, exec).
+//! what the child writes meanwhile reaches the client).
 
 use std::time::Duration;
 
@@ -131,46 +130,4 @@ fn a_background_childs_later_output_reaches_the_client_as_on_runc() {
         );
     }
     assert_same("an exec whose child writes after its exit", &results);
-}
-
-/// A stopped task, not deleted yet: `ps` lists nothing (its cgroup may be
-/// gone), `kill --all` has nothing to do and succeeds, an exec is refused
-/// in runc's shim's words; and signal 0 to a running task only asks
-/// whether it is there.
-#[test]
-#[ignore = "needs root, containerd and LXC: run by scripts/test"]
-fn a_stopped_task_answers_as_runcs() {
-    let ctd = Containerd::start();
-    ctd.import_busybox();
-    let mut results = Vec::new();
-    for rt in runtimes() {
-        let id = running(&ctd, rt, "stopped");
-        ctd.kill(&id, "SIGKILL");
-        ctd.wait_status(&id, "STOPPED");
-        let ps = ctd.ctr(&["task", "ps", &id]);
-        let kill_all = ctd.ctr(&["task", "kill", "--all", "-s", "SIGKILL", &id]);
-        let exec = ctd.exec(&id, "late", &["true"], &[]);
-        ctd.remove(&id);
-        let running_id = running(&ctd, rt, "probe");
-        // Signal 0 asks whether the process is there, as kill(2).
-        let probe = lxcri_e2e::grpc::kill_task(&ctd.socket(), ctd.namespace(), &running_id, 0);
-        let (pid, status) = ctd.task(&running_id).expect("task listed");
-        ctd.remove(&running_id);
-        assert!(ps.success(), "{rt}: {ps}");
-        assert_eq!(
-            ps.stdout.lines().skip(1).count(),
-            0,
-            "{rt}: a stopped task lists no process: {ps}"
-        );
-        assert!(kill_all.success(), "{rt}: {kill_all}");
-        assert!(!exec.success(), "{rt}: {exec}");
-        assert!(
-            exec.all_output().contains("cannot exec in a stopped state"),
-            "{rt}: {exec}"
-        );
-        assert_eq!(probe, Ok(()), "{rt}: signal 0");
-        assert!(pid > 0 && status == "RUNNING", "{rt}: {pid} {status}");
-        results.push((rt, (ps.success(), kill_all.success(), probe)));
-    }
-    assert_same("a stopped task's answers", &results);
 }
