@@ -77,6 +77,7 @@ impl CgroupSetting {
 pub mod attach_lock;
 mod container;
 mod cpuset;
+mod flat_keyed;
 mod host;
 mod oom;
 mod path;
@@ -85,10 +86,11 @@ mod stats_v1;
 
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
+pub use flat_keyed::parse_flat_keyed;
 pub use host::{HostCgroupError, HostCgroups};
 pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
 pub use path::{CgroupPath, CgroupPathError, CgroupPlacement, OwnCgroup};
-pub use stats::{parse_flat_keyed, CgroupStats, MemoryCounters};
+pub use stats::{CgroupStats, MemoryCounters};
 pub use stats_v1::{BlkioEntry, BlkioStats, HugetlbCounters, OomControl};
 
 #[cfg(test)]

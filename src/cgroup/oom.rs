@@ -29,7 +29,7 @@ use nix::errno::Errno;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
-use super::stats::parse_flat_keyed;
+use super::flat_keyed::parse_flat_keyed;
 use super::{CgroupVersion, ContainerCgroup};
 
 #[derive(Debug, thiserror::Error)]

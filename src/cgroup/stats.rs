@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::container::ContainerCgroup;
+use super::flat_keyed::parse_flat_keyed;
 use super::stats_v1::{self, BlkioStats, HugetlbCounters, OomControl};
 use super::CgroupVersion;
 
@@ -46,16 +47,6 @@ pub struct MemoryCounters {
     pub limit: Option<u64>,
     pub max: Option<u64>,
     pub failcnt: Option<u64>,
-}
-
-/// Parses `key value` lines (memory.stat, cpu.stat, cpuacct.stat).
-pub fn parse_flat_keyed(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .filter_map(|l| {
-            let mut it = l.split_whitespace();
-            Some((it.next()?.to_string(), it.next()?.parse().ok()?))
-        })
-        .collect()
 }
 
 /// A single number, with `max` meaning unlimited (`None`).

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::container::ContainerCgroup;
-use super::stats::parse_flat_keyed;
+use super::flat_keyed::parse_flat_keyed;
 
 /// One huge page size's counters (`hugetlb.<size>.*`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
