@@ -56,7 +56,8 @@ impl EventSender {
             address: publisher.address.clone(),
             client: None,
         };
-        // Its queue and connection end with it.
+        // Unused from here: the library's queue task keeps a sender of its
+        // own, so it and its connection stay, idle.
         drop(publisher);
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
         tokio::spawn(async move {
