@@ -390,9 +390,24 @@ fn ps_and_metrics() {
             pids.iter().any(|&p| cmdline(p) == "sleep 1000"),
             "{rt}: the container's process is not in ps {pids:?}"
         );
-        let out = ctd.ctr(&["task", "metrics", "--format", "json", &id]).ok();
-        let m: serde_json::Value = serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("{rt}: metrics are not JSON ({e}): {out}"));
+        let metrics = || {
+            let out = ctd.ctr(&["task", "metrics", "--format", "json", &id]).ok();
+            let m: serde_json::Value = serde_json::from_str(&out.stdout)
+                .unwrap_or_else(|e| panic!("{rt}: metrics are not JSON ({e}): {out}"));
+            m
+        };
+        // The kernel folds a memory cgroup's per-CPU event counts into
+        // memory.stat lazily (every 2 s, or after enough of them): a
+        // container just started may show none yet, with runc too.
+        let mut m = metrics();
+        let deadline = std::time::Instant::now() + Duration::from_secs(6);
+        while m["memory"]["usage"].is_object()
+            && m["memory"]["total_pg_fault"].as_u64().unwrap_or(0) == 0
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(200));
+            m = metrics();
+        }
         // cgroup v1 and v2 metrics both have these.
         assert!(m["memory"].is_object(), "{rt}: no memory metrics: {m}");
         assert!(m["cpu"].is_object(), "{rt}: no cpu metrics: {m}");
