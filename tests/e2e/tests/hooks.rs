@@ -580,7 +580,7 @@ fn a_kill_during_start_hooks_ends_the_container() {
         s["hooks"] = json!({"startContainer": [{"path": "/bin/sh",
             "args": ["sh", "-c", script]}]});
         let spec_path = spec::write(&ctd, &id, &s);
-        let run = cmd::Background::spawn(ctd.ctr_command().args([
+        let run = cmd::Background::spawn(&mut ctd.ctr_args(&[
             "run",
             "--rm",
             "--runtime",

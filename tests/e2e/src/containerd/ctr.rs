@@ -23,13 +23,35 @@ impl Containerd {
         c
     }
 
+    /// `ctr ... args`, the IO FIFOs of a `run`, `task start` or `task
+    /// exec` in this containerd's directory, which goes with it: ctr makes
+    /// them in /run/containerd/fifo by default and leaves a detached task's
+    /// there for good. (An output to `--log-uri` has none, and ctr's exec
+    /// refuses both.)
+    pub fn ctr_args(&self, args: &[&str]) -> Command {
+        let mut c = self.ctr_command();
+        let log_uri = args.iter().any(|a| a.starts_with("--log-uri"));
+        let subcommand = match args {
+            _ if log_uri => 0,
+            ["run", ..] => 1,
+            ["task" | "tasks" | "t", "start" | "exec", ..] => 2,
+            _ => 0,
+        };
+        c.args(&args[..subcommand]);
+        if subcommand > 0 {
+            c.arg("--fifo-dir").arg(self.dir.join("fifo"));
+        }
+        c.args(&args[subcommand..]);
+        c
+    }
+
     /// Runs `ctr ... args` with the default deadline.
     pub fn ctr(&self, args: &[&str]) -> CmdOutput {
         self.ctr_timeout(args, DEFAULT_TIMEOUT)
     }
 
     pub fn ctr_timeout(&self, args: &[&str], timeout: Duration) -> CmdOutput {
-        cmd::run(self.ctr_command().args(args), timeout)
+        cmd::run(&mut self.ctr_args(args), timeout)
     }
 
     /// Imports an image archive (`ctr images import`).
@@ -101,7 +123,7 @@ impl Containerd {
     /// A foreground `ctr run --rm` left running in the background.
     pub fn spawn_run(&self, rt: Runtime, id: &str, args: &[&str], flags: &[&str]) -> Background {
         let argv = Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags);
-        Background::spawn(self.ctr_command().args(argv))
+        Background::spawn(&mut self.ctr_args(&argv))
     }
 
     /// Like [`Containerd::spawn_run`] with ctr's stdin a pipe the test
@@ -116,14 +138,14 @@ impl Containerd {
         flags: &[&str],
     ) -> Background {
         let argv = Self::run_args(rt, "--rm", image::BUSYBOX_REF, id, args, flags);
-        Background::spawn_piped_stdin(self.ctr_command().args(argv))
+        Background::spawn_piped_stdin(&mut self.ctr_args(&argv))
     }
 
     /// `ctr run -d` left running in the background (for a create the test
     /// interrupts).
     pub fn spawn_run_detached(&self, rt: Runtime, id: &str, args: &[&str]) -> Background {
         let argv = Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, &[]);
-        Background::spawn(self.ctr_command().args(argv))
+        Background::spawn(&mut self.ctr_args(&argv))
     }
 
     /// [`Containerd::spawn_run_detached`] with ctr's stdin a pipe held open
@@ -131,7 +153,7 @@ impl Containerd {
     /// without reaching EOF, so it sends no CloseIO.
     pub fn spawn_run_detached_stdin(&self, rt: Runtime, id: &str, args: &[&str]) -> Background {
         let argv = Self::run_args(rt, "-d", image::BUSYBOX_REF, id, args, &[]);
-        Background::spawn_piped_stdin(self.ctr_command().args(argv))
+        Background::spawn_piped_stdin(&mut self.ctr_args(&argv))
     }
 
     /// A task created and not started: `ctr containers create`, then
@@ -242,10 +264,9 @@ impl Containerd {
     }
 
     fn ctr_with_terminal(&self, ctr_args: &[&str]) -> CmdOutput {
-        let ctr = self.ctr_command();
+        let ctr = self.ctr_args(ctr_args);
         let mut argv: Vec<String> = vec![ctr.get_program().to_string_lossy().into_owned()];
         argv.extend(ctr.get_args().map(|a| a.to_string_lossy().into_owned()));
-        argv.extend(ctr_args.iter().map(|a| a.to_string()));
         let refs: Vec<&str> = argv.iter().map(String::as_str).collect();
         // -e: script exits with the child's code; -q: no banner. Its stdin
         // stays open until the end: at EOF script would type a character
