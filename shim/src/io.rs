@@ -581,7 +581,6 @@ mod tests {
             .unwrap()
     }
 
-    /// A relayed process with a stdin FIFO in `dir`; the FIFO's path.
     /// A process's relayed stdout FIFO in `dir` with containerd's reader,
     /// opened first (non-blocking) as containerd does.
     fn relayed_stdout(dir: &std::path::Path) -> (File, ProcessIo, ProcessStdio) {
@@ -599,6 +598,7 @@ mod tests {
         (reader, io, ends)
     }
 
+    /// A relayed process with a stdin FIFO in `dir`; the FIFO's path.
     fn relayed_stdin(dir: &std::path::Path) -> (String, ProcessIo, ProcessStdio) {
         let input = fifo(dir, "in");
         let paths = StdioPaths {

@@ -159,15 +159,12 @@ impl Process {
     /// reported yet) has nothing to join: both refused in runc's shim's
     /// words.
     pub fn ensure_exec_allowed(&self) -> Result<()> {
-        let state = match self.status {
-            ProcessStatus::Paused => "paused",
-            ProcessStatus::Stopped => "stopped",
-            _ if self.reaped => "stopped",
-            _ => return self.ensure(&[ProcessStatus::Created, ProcessStatus::Running], "exec in"),
-        };
-        Err(ShimError::FailedPrecondition(format!(
-            "cannot exec in a {state} state"
-        )))
+        match self.status {
+            ProcessStatus::Created | ProcessStatus::Running if self.reaped => Err(
+                ShimError::FailedPrecondition(refusal("exec in", ProcessStatus::Stopped)),
+            ),
+            _ => self.ensure(&[ProcessStatus::Created, ProcessStatus::Running], "exec in"),
+        }
     }
 
     /// An exec whose process could not be started stays Created, as on

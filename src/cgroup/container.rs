@@ -214,6 +214,12 @@ impl ContainerCgroup {
         })
     }
 
+    /// A file holding one number; `None` when it is missing or holds
+    /// something else (`max`: unlimited).
+    pub fn read_u64(&self, name: &str) -> Option<u64> {
+        self.read(name).ok()?.trim().parse().ok()
+    }
+
     /// Every pid in the container's cgroup, nested cgroups included.
     pub fn procs(&self) -> Result<Vec<i32>> {
         let dir = match self.version {
@@ -289,16 +295,10 @@ impl ContainerCgroup {
         if !busy || file != "memory.limit_in_bytes" {
             return e;
         }
-        let read = |name| {
-            self.read(name)
-                .ok()
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(0)
-        };
         CgroupError::MemoryBelowUsage {
             limit: value.to_string(),
-            usage: read("memory.usage_in_bytes"),
-            peak: read("memory.max_usage_in_bytes"),
+            usage: self.read_u64("memory.usage_in_bytes").unwrap_or(0),
+            peak: self.read_u64("memory.max_usage_in_bytes").unwrap_or(0),
         }
     }
 

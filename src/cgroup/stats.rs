@@ -49,16 +49,11 @@ pub struct MemoryCounters {
     pub failcnt: Option<u64>,
 }
 
-/// A single number, with `max` meaning unlimited (`None`).
-pub fn parse_single(text: &str) -> Option<u64> {
-    text.trim().parse().ok()
-}
-
 impl CgroupStats {
     /// Everything containerd's `Stats` carries.
     pub fn read(cg: &ContainerCgroup) -> Self {
         let mut s = Self::read_usage(cg);
-        let num = |f: &str| cg.read(f).ok().and_then(|t| parse_single(&t));
+        let num = |f: &str| cg.read_u64(f);
         s.pids_current = num("pids.current");
         s.pids_limit = num("pids.max");
         s.memory_failcnt = match cg.version() {
@@ -90,7 +85,7 @@ impl CgroupStats {
     /// CPU and memory use and the memory limit only: what a metrics scrape
     /// reports, in a third of the file reads.
     pub fn read_usage(cg: &ContainerCgroup) -> Self {
-        let num = |f: &str| cg.read(f).ok().and_then(|t| parse_single(&t));
+        let num = |f: &str| cg.read_u64(f);
         let keyed = |f: &str| cg.read(f).map(|t| parse_flat_keyed(&t)).unwrap_or_default();
         let mut s = CgroupStats {
             version: Some(cg.version()),

@@ -84,12 +84,7 @@ pub fn hugetlb(cg: &ContainerCgroup) -> Vec<HugetlbCounters> {
         })
         .collect();
     sizes.sort();
-    let num = |f: String| {
-        cg.read(&f)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
-    };
+    let num = |f: String| cg.read_u64(&f).unwrap_or(0);
     sizes
         .into_iter()
         .map(|size| HugetlbCounters {
@@ -124,10 +119,10 @@ pub fn blkio(cg: &ContainerCgroup, partitions: &str) -> BlkioStats {
             .unwrap_or_default()
     };
     let mut s = BlkioStats::default();
-    if cg.read("blkio.io_serviced_recursive").is_ok() {
+    if let Ok(serviced) = cg.read("blkio.io_serviced_recursive") {
+        s.io_serviced_recursive = parse_blkio(&serviced, &devices);
         s.sectors_recursive = read("sectors_recursive");
         s.io_service_bytes_recursive = read("io_service_bytes_recursive");
-        s.io_serviced_recursive = read("io_serviced_recursive");
         s.io_queued_recursive = read("io_queued_recursive");
         s.io_service_time_recursive = read("io_service_time_recursive");
         s.io_wait_time_recursive = read("io_wait_time_recursive");

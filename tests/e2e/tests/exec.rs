@@ -8,12 +8,6 @@ use lxcri_e2e::cmd::Background;
 use lxcri_e2e::pve::BackendKind;
 use lxcri_e2e::{assert_same, containerd_version, runtimes, CmdOutput, Containerd, Runtime};
 
-fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
-    let id = ctd.new_id(prefix);
-    ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
-    id
-}
-
 #[test]
 #[ignore = "needs root, containerd and LXC: run by scripts/test"]
 fn exec_streams_and_exit_codes() {
@@ -21,7 +15,7 @@ fn exec_streams_and_exit_codes() {
     ctd.import_busybox();
     let mut refusals = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "exec");
+        let id = ctd.run_sleeper(rt, "exec");
         let out = ctd.exec(
             &id,
             "e1",
@@ -105,7 +99,7 @@ fn exec_with_tty() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "tty");
+        let id = ctd.run_sleeper(rt, "tty");
         let out = ctd.exec_tty(
             &id,
             "t1",
@@ -193,7 +187,7 @@ fn tty_exec_output_is_byte_identical() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "ttybytes");
+        let id = ctd.run_sleeper(rt, "ttybytes");
         let out = ctd.exec_tty(&id, "t1", &["sh", "-c", "test -t 0 && echo tty"]);
         assert_eq!(out.code, Some(0), "{rt}: {out}");
         // Two terminals (the container's, and script's for ctr) each turn
@@ -226,7 +220,7 @@ fn killing_an_exec_kills_its_process() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "execkill");
+        let id = ctd.run_sleeper(rt, "execkill");
         let out = ctd.exec(&id, "long", &["sleep", "1234"], &["--detach"]);
         assert!(out.success(), "{rt}: {out}");
         let started = lxcri_e2e::cmd::poll(Duration::from_secs(10), || {
@@ -275,7 +269,7 @@ fn an_exec_is_its_own_pid() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "execpid");
+        let id = ctd.run_sleeper(rt, "execpid");
         let out = ctd.exec(&id, "pidprobe", &["sleep", "1235"], &["--detach"]);
         assert!(out.success(), "{rt}: {out}");
         let pid = lxcri_e2e::cmd::poll(Duration::from_secs(10), || exec_pid(&ctd, &id, "pidprobe"));
@@ -379,7 +373,7 @@ fn ps_and_metrics() {
     ctd.import_busybox();
     let mut v1_shapes = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "ps");
+        let id = ctd.run_sleeper(rt, "ps");
         let (pid, _) = ctd.task(&id).expect("task listed");
         let pids = ps(&ctd, &id);
         assert!(
@@ -456,7 +450,7 @@ fn pause_and_resume() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "pause");
+        let id = ctd.run_sleeper(rt, "pause");
         ctd.ctr(&["task", "pause", &id]).ok();
         ctd.wait_status(&id, "PAUSED");
         let (pid, _) = ctd.task(&id).expect("task listed");
@@ -481,7 +475,7 @@ fn exec_in_a_paused_task_is_refused() {
     let ctd = Containerd::start();
     ctd.import_busybox();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "pausedexec");
+        let id = ctd.run_sleeper(rt, "pausedexec");
         ctd.ctr(&["task", "pause", &id]).ok();
         ctd.wait_status(&id, "PAUSED");
         let out = ctd.exec(&id, "while-paused", &["echo", "alive"], &[]);
@@ -555,7 +549,7 @@ fn a_lifecycles_events_are_runcs() {
     for rt in runtimes() {
         let events = Background::spawn(ctd.ctr_command().arg("events"));
         std::thread::sleep(Duration::from_secs(1));
-        let id = running(&ctd, rt, "events");
+        let id = ctd.run_sleeper(rt, "events");
         let exec = ctd.exec(&id, "x1", &["sh", "-c", "exit 3"], &[]);
         assert_eq!(exec.code, Some(3), "{rt}: {exec}");
         for step in [&["task", "pause", &id][..], &["task", "resume", &id][..]] {
@@ -665,7 +659,7 @@ fn a_held_exec_start_holds_up_nothing_else() {
     std::fs::set_permissions(&logger, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "execheld");
+        let id = ctd.run_sleeper(rt, "execheld");
         let dir = ctd.dir().join(format!("held-{id}"));
         std::fs::create_dir_all(&dir).unwrap();
         let uri = format!("binary://{}?dir={}", logger.display(), dir.display());
@@ -733,7 +727,7 @@ fn an_exec_ends_though_its_background_child_holds_stdout() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "execbg");
+        let id = ctd.run_sleeper(rt, "execbg");
         // Well below the child's 60 s: a client held by it times out.
         let out = ctd.ctr_timeout(
             &[

@@ -8,12 +8,6 @@ use std::time::Duration;
 use lxcri_e2e::cmd::Background;
 use lxcri_e2e::{assert_same, containerd_release, runtimes, Containerd, Runtime};
 
-fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
-    let id = ctd.new_id(prefix);
-    ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
-    id
-}
-
 /// Whether containerd's runc shim publishes a container's exit after its
 /// execs': containerd#9719, fixed in 1.6.29, 1.7.14 and 2.0.
 fn runc_shim_orders_exits() -> bool {
@@ -43,7 +37,7 @@ fn an_inits_exit_comes_after_its_execs_exits() {
         for round in 0..3 {
             let events = Background::spawn(ctd.ctr_command().arg("events"));
             std::thread::sleep(Duration::from_secs(1));
-            let id = running(&ctd, rt, "exitorder");
+            let id = ctd.run_sleeper(rt, "exitorder");
             for exec_id in ["x", "y"] {
                 let out = ctd.ctr(&[
                     "task",
@@ -98,7 +92,7 @@ fn a_background_childs_later_output_reaches_the_client_as_on_runc() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "bglate");
+        let id = ctd.run_sleeper(rt, "bglate");
         let out = ctd.ctr_timeout(
             &[
                 "task",

@@ -147,23 +147,7 @@ fn shim_killed_then_containerd_cleans_up() {
         }
         // containerd sees the shim die and runs `<shim> delete` on the
         // bundle, which must take the container down with it.
-        let gone = cmd::poll(Duration::from_secs(30), || {
-            ctd.task(&id)
-                .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
-                .then_some(())
-        });
-        assert!(
-            gone.is_some(),
-            "{rt}: task after shim kill: {:?}",
-            ctd.task(&id)
-        );
-        let dead = cmd::poll(Duration::from_secs(10), || {
-            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-        });
-        assert!(
-            dead.is_some(),
-            "{rt}: container init {pid} survived its shim"
-        );
+        assert_taken_down_with_its_shim(&ctd, rt, &id, pid, "shim kill");
         ctd.ctr(&["task", "rm", "-f", &id]);
         ctd.ctr(&["containers", "rm", &id]).ok();
         if rt == Runtime::Lxcri {
@@ -180,6 +164,29 @@ fn shim_killed_then_containerd_cleans_up() {
             assert!(!socket.exists(), "{rt}: left {}", socket.display());
         }
     }
+}
+
+/// The task of `id` (its init `pid`) is gone or stopped once its shim
+/// died, and the init with it: containerd's cleanup of a dead shim.
+#[track_caller]
+fn assert_taken_down_with_its_shim(ctd: &Containerd, rt: Runtime, id: &str, pid: u32, after: &str) {
+    let gone = cmd::poll(Duration::from_secs(30), || {
+        ctd.task(id)
+            .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "{rt}: task after {after}: {:?}",
+        ctd.task(id)
+    );
+    let dead = cmd::poll(Duration::from_secs(10), || {
+        (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
+    });
+    assert!(
+        dead.is_some(),
+        "{rt}: container init {pid} survived its shim"
+    );
 }
 
 /// The client reading a task's output (here `ctr` itself; for CRI,
@@ -251,23 +258,7 @@ fn shim_terminated_exits_and_containerd_cleans_up() {
                 .then_some(())
         });
         assert!(exited.is_some(), "{rt}: the shim ignored SIGTERM");
-        let gone = cmd::poll(Duration::from_secs(30), || {
-            ctd.task(&id)
-                .is_none_or(|(_, s)| s == "STOPPED" || s == "UNKNOWN")
-                .then_some(())
-        });
-        assert!(
-            gone.is_some(),
-            "{rt}: task after shim SIGTERM: {:?}",
-            ctd.task(&id)
-        );
-        let dead = cmd::poll(Duration::from_secs(10), || {
-            (!std::path::Path::new(&format!("/proc/{pid}")).exists()).then_some(())
-        });
-        assert!(
-            dead.is_some(),
-            "{rt}: container init {pid} survived its shim"
-        );
+        assert_taken_down_with_its_shim(&ctd, rt, &id, pid, "shim SIGTERM");
         assert!(!socket.exists(), "{rt}: left {}", socket.display());
         ctd.ctr(&["task", "rm", "-f", &id]);
         ctd.ctr(&["containers", "rm", &id]).ok();

@@ -3,13 +3,7 @@
 //! stopped one lists no process, has nothing for `kill --all`, refuses an
 //! exec, pause and update; signal 0 probes a running one.
 
-use lxcri_e2e::{assert_same, runtimes, CmdOutput, Containerd, Runtime};
-
-fn running(ctd: &Containerd, rt: Runtime, prefix: &str) -> String {
-    let id = ctd.new_id(prefix);
-    ctd.run_detached(rt, &id, &["sleep", "1000"], &[]);
-    id
-}
+use lxcri_e2e::{assert_same, runtimes, CmdOutput, Containerd};
 
 /// The message of a refused ctr command, without ctr's `ctr: ` and the
 /// gRPC code containerd 1.6 appends (runc's shim answers Unknown where
@@ -72,7 +66,7 @@ fn a_stopped_task_answers_as_runcs() {
     ctd.import_busybox();
     let mut results = Vec::new();
     for rt in runtimes() {
-        let id = running(&ctd, rt, "stopped");
+        let id = ctd.run_sleeper(rt, "stopped");
         ctd.kill(&id, "SIGKILL");
         ctd.wait_status(&id, "STOPPED");
         let ps = ctd.ctr(&["task", "ps", &id]);
@@ -81,7 +75,7 @@ fn a_stopped_task_answers_as_runcs() {
         let pause = ctd.ctr(&["task", "pause", &id]);
         let update = ctd.update_memory_limit(&id, 64 << 20);
         ctd.remove(&id);
-        let running_id = running(&ctd, rt, "probe");
+        let running_id = ctd.run_sleeper(rt, "probe");
         // Signal 0 asks whether the process is there, as kill(2).
         let probe = lxcri_e2e::grpc::kill_task(&ctd.socket(), ctd.namespace(), &running_id, 0);
         let (pid, status) = ctd.task(&running_id).expect("task listed");

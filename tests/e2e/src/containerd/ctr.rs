@@ -156,6 +156,13 @@ impl Containerd {
         Background::spawn_piped_stdin(&mut self.ctr_args(&argv))
     }
 
+    /// A new id, running `sleep 1000` detached on `rt`.
+    pub fn run_sleeper(&self, rt: Runtime, prefix: &str) -> String {
+        let id = self.new_id(prefix);
+        self.run_detached(rt, &id, &["sleep", "1000"], &[]);
+        id
+    }
+
     /// A task created and not started: `ctr containers create`, then
     /// `Tasks.Create` on the mounts of its snapshot (ctr has no create-only
     /// command). Start it with [`crate::grpc::start_task`].
