@@ -70,8 +70,10 @@ fn host_has(link: &str) -> bool {
 
 /// The moved device's state and IPv4 addresses, as the container sees
 /// them (the kernel adds an IPv6 link-local one of its own once it is up).
-const SHOW: &str =
-    "cat /sys/class/net/moved0/operstate; ip -o -4 addr show moved0 | awk '{print $3, $4, $5, $6}'";
+/// The kernel's link watch updates a veth's operstate a moment after its
+/// peer comes up (`lowerlayerdown` until then): read it once settled.
+const SHOW: &str = "i=0; while [ \"$(cat /sys/class/net/moved0/operstate)\" = lowerlayerdown ] && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done; \
+     cat /sys/class/net/moved0/operstate; ip -o -4 addr show moved0 | awk '{print $3, $4, $5, $6}'";
 
 /// A device with a permanent global address and a link-scope one, moved
 /// in as `moved0`: inside it is up with the global address only; the
