@@ -6,6 +6,8 @@
 //! its descriptor, which builds the whole event proto file's descriptor
 //! (about 350 KiB of heap, kept for the shim's life) just to read a name.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim::publisher::RemotePublisher;
@@ -21,7 +23,7 @@ use containerd_shim_protos::shim_async::{Client, EventsClient};
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc;
 use lxcri::state::now_ns;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::process::timestamp;
 
@@ -35,6 +37,10 @@ pub struct Event {
 #[derive(Clone)]
 pub struct EventSender {
     tx: mpsc::UnboundedSender<Event>,
+    /// Events queued so far, and those the forwarder is done with (sent
+    /// or dropped): what [`EventSender::drain`] waits on.
+    queued: Arc<AtomicU64>,
+    done: watch::Receiver<u64>,
 }
 
 /// How long containerd may take to take one event (runc's shim: 5 s).
@@ -52,14 +58,21 @@ impl EventSender {
     /// first event came a second late, after those queued behind it (see
     /// [`Forwarder`]).
     pub fn spawn(publisher: RemotePublisher, namespace: String) -> Self {
-        let mut forwarder = Forwarder {
-            address: publisher.address.clone(),
-            client: None,
-        };
+        let address = publisher.address.clone();
         // Unused from here: the library's queue task keeps a sender of its
         // own, so it and its connection stay, idle.
         drop(publisher);
+        Self::forwarding_to(address, namespace)
+    }
+
+    /// Starts the forwarder to containerd's ttrpc socket at `address`.
+    fn forwarding_to(address: String, namespace: String) -> Self {
+        let mut forwarder = Forwarder {
+            address,
+            client: None,
+        };
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (done_tx, done) = watch::channel(0u64);
         tokio::spawn(async move {
             while let Some(ev) = rx.recv().await {
                 let envelope = Envelope {
@@ -76,16 +89,37 @@ impl EventSender {
                 if let Err(e) = forwarder.forward(&req).await {
                     tracing::warn!(topic = ev.topic, error = %e, "publishing event failed: dropped");
                 }
+                done_tx.send_modify(|n| *n += 1);
             }
         });
-        Self { tx }
+        Self {
+            tx,
+            queued: Arc::new(AtomicU64::new(0)),
+            done,
+        }
     }
 
     /// A sender whose events are collected by the returned receiver (tests).
     #[cfg(test)]
     pub fn collecting() -> (Self, mpsc::UnboundedReceiver<Event>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Self { tx }, rx)
+        let (_, done) = watch::channel(0);
+        let queued = Arc::new(AtomicU64::new(0));
+        (Self { tx, queued, done }, rx)
+    }
+
+    /// Waits until every event queued so far was sent (or dropped after
+    /// its attempts), at most `deadline`: the shim exits right after the
+    /// Shutdown that follows a Delete, and the TaskDelete queued by that
+    /// Delete must reach containerd first (runc's shim loses it then;
+    /// `ctr events` and anything watching for it never see it). Returns
+    /// whether they were.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        let target = self.queued.load(Ordering::SeqCst);
+        let mut done = self.done.clone();
+        tokio::time::timeout(deadline, done.wait_for(|n| *n >= target))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Queues `body` as the protobuf message `type_name` (its full name,
@@ -103,6 +137,8 @@ impl EventSender {
             value,
             ..Default::default()
         };
+        // Counted first: a drain that reads the count waits for this one.
+        self.queued.fetch_add(1, Ordering::SeqCst);
         // The receiver only goes away when the shim exits.
         let _ = self.tx.send(Event { topic, body });
     }
@@ -301,6 +337,36 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(*received.lock().unwrap(), ["/one", "/two"]);
+    }
+
+    #[tokio::test]
+    async fn a_drain_returns_once_containerd_has_every_queued_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("containerd.sock.ttrpc");
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let _server = containerd(&path, &received).await;
+        let events =
+            EventSender::forwarding_to(path.to_string_lossy().into_owned(), "default".into());
+        events.exit(TaskExit::default());
+        events.delete(TaskDelete::default());
+        assert!(events.drain(Duration::from_secs(5)).await);
+        assert_eq!(*received.lock().unwrap(), ["/tasks/exit", "/tasks/delete"]);
+    }
+
+    #[tokio::test]
+    async fn a_drain_gives_up_at_its_deadline_without_containerd() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.sock.ttrpc");
+        let events =
+            EventSender::forwarding_to(path.to_string_lossy().into_owned(), "default".into());
+        assert!(
+            events.drain(Duration::from_millis(50)).await,
+            "nothing queued"
+        );
+        events.delete(TaskDelete::default());
+        let started = tokio::time::Instant::now();
+        assert!(!events.drain(Duration::from_millis(300)).await);
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]

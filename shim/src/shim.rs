@@ -3,7 +3,8 @@
 //! and serving the task API.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use containerd_shim::api::DeleteResponse;
@@ -32,7 +33,14 @@ pub struct LxcriShim {
     containerd_address: String,
     exit: Arc<ExitSignal>,
     config: Result<Config, String>,
+    /// The serving shim's event queue, drained before it exits.
+    events: OnceLock<EventSender>,
 }
+
+/// How long an exiting shim waits for its last events to reach
+/// containerd: a live containerd takes one in a millisecond; a gone one
+/// (the shim was sent SIGTERM at a node's shutdown) must not hold it up.
+const EXIT_DRAIN: Duration = Duration::from_secs(2);
 
 fn other(msg: String) -> containerd_shim::Error {
     containerd_shim::Error::Other(msg)
@@ -70,6 +78,7 @@ impl Shim for LxcriShim {
             containerd_address: flags.address.clone(),
             exit: Arc::new(ExitSignal::default()),
             config,
+            events: OnceLock::new(),
         }
     }
 
@@ -118,6 +127,11 @@ impl Shim for LxcriShim {
 
     async fn wait(&mut self) {
         self.exit.wait().await;
+        if let Some(events) = self.events.get() {
+            if !events.drain(EXIT_DRAIN).await {
+                tracing::warn!("exiting with events containerd did not take");
+            }
+        }
     }
 
     async fn create_task_service(&self, publisher: RemotePublisher) -> TaskService {
@@ -133,6 +147,7 @@ impl Shim for LxcriShim {
         exit_on_termination(self.socket.clone(), self.exit.clone());
         let runtime = self.config.clone().map(|c| Arc::new(Runtime::new(c)));
         let events = EventSender::spawn(publisher, self.namespace.clone());
+        let _ = self.events.set(events.clone());
         TaskService::new(Service::new(
             self.namespace.clone(),
             runtime,

@@ -569,7 +569,7 @@ fn a_lifecycles_events_are_runcs() {
         // and exits at the Shutdown that follows the Delete, often before
         // the event is out (cmd/containerd-shim-runc-v2/task/service.go,
         // pkg/shim/publisher.go): the reference lacks it then. lxcri's shim
-        // publishes it before answering the Delete, on every version.
+        // exits once containerd took its queued events, on every version.
         if rt == Runtime::Runc
             && containerd_version() >= (2, 0)
             && lines.len() == 8
