@@ -162,6 +162,21 @@ fn unknown_enum_values_are_named() {
     }
 }
 
+/// runc reads a missing `user` as Go's zero value: root.
+#[test]
+fn a_process_without_user_runs_as_root_as_on_runc() {
+    let exec = parse_process("exec e1", br#"{"args": ["id"], "cwd": "/"}"#).unwrap();
+    assert_eq!((exec.user().uid(), exec.user().gid()), (0, 0));
+    let body = MINIMAL.replace(r#", "user": {"uid": 0, "gid": 0}"#, "");
+    assert!(!body.contains("user"));
+    let spec = parse_spec(Path::new("c"), body.as_bytes()).unwrap();
+    let user = spec.process().as_ref().unwrap().user();
+    assert_eq!(
+        (user.uid(), user.gid(), user.additional_gids()),
+        (0, 0, &None)
+    );
+}
+
 #[test]
 fn exec_process_gets_the_same_checks() {
     let ok = r#"{"args": ["ls"], "cwd": "/", "user": {"uid": 1, "gid": 1}}"#;

@@ -101,10 +101,18 @@ const SCHED_FLAGS: [(&str, LinuxSchedulerFlag); 7] = [
 /// [`process`]) from the runtime-spec's names to oci-spec's, and the CPU
 /// lists of `process.execCPUAffinity` without the spaces around elements
 /// and the empty elements runc's `toCPUSet` skips (an empty list is none),
-/// which oci-spec's pattern refuses. Whether anything changed: only then
+/// which oci-spec's pattern refuses; a process without `user` gets Go's
+/// zero value, uid and gid 0, as runc's (its `specs.User` is no pointer;
+/// oci-spec requires the field). Whether anything changed: only then
 /// does the typed parse need the rewritten value.
 pub(super) fn to_oci_spec_forms(process: &mut Value) -> bool {
     let mut changed = false;
+    if let Some(fields) = process.as_object_mut() {
+        if !fields.contains_key("user") {
+            fields.insert("user".into(), serde_json::json!({"uid": 0, "gid": 0}));
+            changed = true;
+        }
+    }
     if let Some(flags) = process
         .get_mut("scheduler")
         .and_then(|s| s.get_mut("flags"))
