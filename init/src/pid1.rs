@@ -148,9 +148,8 @@ fn run_inner() -> Result<i32> {
     drop(sock);
 
     // Step 5.
-    if let Some(signo) = wait_for_start(&fifo, &signals)? {
-        // Killed while created: end the container like the process would have.
-        let code = lxcri_init_spec::exit_code_from_signal(signo);
+    if let Some(code) = wait_for_start(&fifo, &signals)? {
+        // Ended while created, as runc's would have been.
         write_exit(&dir, code)?;
         return Ok(code as i32);
     }
@@ -212,13 +211,18 @@ fn load_spec(runtime: &Path) -> Result<InitSpec> {
     serde_json::from_slice(&text).map_err(Pid1Error::ParseSpec)
 }
 
-/// Block until the shim writes the start byte. Returns the signal number
-/// if a signal that would end a process by default arrives first.
-fn wait_for_start(fifo: &OwnedFd, signals: &Signals) -> Result<Option<i32>> {
+/// Block until the shim writes the start byte. Returns the exit status
+/// if a signal that ends a created container arrives first
+/// ([`signals::ends_before_start`]); others are dropped, as runc's init
+/// drops them.
+fn wait_for_start(fifo: &OwnedFd, signals: &Signals) -> Result<Option<u32>> {
+    let faults = Signals::block_faults().map_err(sys("block the fault signals"))?;
+    let pid1 = signals::is_pid1();
     loop {
         let mut fds = [
             PollFd::new(fifo.as_fd(), PollFlags::POLLIN),
             PollFd::new(signals.fd(), PollFlags::POLLIN),
+            PollFd::new(faults.fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) => {}
@@ -226,11 +230,12 @@ fn wait_for_start(fifo: &OwnedFd, signals: &Signals) -> Result<Option<i32>> {
             Err(e) => return Err(sys("wait for start")(e)),
         }
         let fifo_ready = fds[0].any().unwrap_or(false);
-        let signal_ready = fds[1].any().unwrap_or(false);
-        if signal_ready {
-            let signo = signals.next().map_err(sys("read signal"))?;
-            if signals::default_terminates(signo) {
-                return Ok(Some(signo));
+        for (ready, set) in [(fds[1].any(), signals), (fds[2].any(), &faults)] {
+            if ready.unwrap_or(false) {
+                let signo = set.next().map_err(sys("read signal"))?;
+                if let Some(code) = signals::ends_before_start(signo, pid1) {
+                    return Ok(Some(code));
+                }
             }
         }
         if fifo_ready {

@@ -69,8 +69,8 @@ pub enum SetupError {
     NotRunnable(crate::path_lookup::LookupError),
     #[error(transparent)]
     Hook(#[from] crate::hooks::HookError),
-    #[error("signal {0} before the process ran")]
-    Signalled(i32),
+    #[error("signal {signo} before the process ran")]
+    Signalled { signo: i32, exit_status: u32 },
     /// What a child that made a step for the process said.
     #[error("{0}")]
     Reported(String),
@@ -246,11 +246,9 @@ impl Command {
         let err = self.setup_and_exec(stdio, matches!(runner, Runner::ExecChild(_)));
         let (fd, msg, code) = match (&runner, &err) {
             // Killed: nothing to say, as a process killed says nothing.
-            (_, SetupError::Signalled(signo)) => (
-                2,
-                String::new(),
-                lxcri_init_spec::exit_code_from_signal(*signo) as i32,
-            ),
+            (_, SetupError::Signalled { exit_status, .. }) => {
+                (2, String::new(), *exit_status as i32)
+            }
             (Runner::Pid1, _) | (Runner::ExecChild(_), SetupError::Exec { .. }) => {
                 (2, format!("{err}\n"), status::EXIT_INIT_FAILED)
             }
@@ -481,13 +479,15 @@ impl Command {
 }
 
 /// The signal mask the setup kept, emptied. A signal that arrived
-/// meanwhile and would end a process ends the container's PID 1 instead of
-/// being dropped (the kernel drops default-disposition signals to it); the
-/// exec helper's child simply receives it.
+/// meanwhile ends the container's init as it would end runc's before its
+/// process ran (the kernel would drop one to PID 1 with the default
+/// disposition); the exec helper's child simply receives it.
 fn unblock_signals(exec_child: bool) -> Result<(), SetupError> {
     if !exec_child {
-        if let Some(signo) = crate::signals::pending_terminating() {
-            return Err(SetupError::Signalled(signo));
+        if let Some((signo, exit_status)) =
+            crate::signals::pending_ending(crate::signals::is_pid1())
+        {
+            return Err(SetupError::Signalled { signo, exit_status });
         }
     }
     crate::signals::unblock_all();

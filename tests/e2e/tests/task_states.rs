@@ -55,6 +55,66 @@ fn a_created_task_answers_as_runcs() {
     assert_same("a created task's answers", &results);
 }
 
+/// The exit status `ctr task delete` warns of ("task ID exit with
+/// non-zero exit code N"), 0 without the warning.
+fn exit_status_warned(delete: &CmdOutput) -> u32 {
+    let marker = "non-zero exit code ";
+    delete.stderr.find(marker).map_or(0, |at| {
+        let digits: String = delete.stderr[at + marker.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap_or(u32::MAX)
+    })
+}
+
+/// A signal to a created task does what it does to runc's, whose init is
+/// `runc init`, a Go program, until start: SIGUSR1 and SIGALRM are
+/// dropped (the task stays created), SIGTERM, SIGQUIT and SIGSEGV end it
+/// with exit status 2 (PID 1 of its PID namespace: Go's runtime exits 2
+/// when the signal it raises at itself is dropped), SIGKILL with 137.
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn a_signal_to_a_created_task_does_what_it_does_on_runc() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let mut ends = Vec::new();
+        for signal in ["SIGTERM", "SIGQUIT", "SIGSEGV", "SIGKILL"] {
+            let id = ctd.new_id("created-signal");
+            ctd.create_task_only(rt, &id, &["sleep", "1000"])
+                .unwrap_or_else(|e| panic!("{rt}: {e}"));
+            for dropped in ["SIGUSR1", "SIGALRM"] {
+                let out = ctd.kill(&id, dropped);
+                assert!(out.success(), "{rt} {dropped}: {out}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            let after_dropped = ctd.task(&id).map(|(_, s)| s);
+            let out = ctd.kill(&id, signal);
+            assert!(out.success(), "{rt} {signal}: {out}");
+            ctd.wait_status(&id, "STOPPED");
+            let delete = ctd.ctr(&["task", "delete", &id]);
+            ctd.remove(&id);
+            assert!(delete.success(), "{rt}: {delete}");
+            assert_eq!(after_dropped.as_deref(), Some("CREATED"), "{rt}");
+            ends.push((signal, exit_status_warned(&delete)));
+        }
+        assert_eq!(
+            ends,
+            [
+                ("SIGTERM", 2),
+                ("SIGQUIT", 2),
+                ("SIGSEGV", 2),
+                ("SIGKILL", 137)
+            ],
+            "{rt}"
+        );
+        results.push((rt, ends));
+    }
+    assert_same("what a signal does to a created task", &results);
+}
+
 /// A stopped task, not deleted yet: `ps` lists nothing (its cgroup may be
 /// gone), `kill --all` has nothing to do and succeeds, an exec, a pause
 /// and an update are refused in runc's shim's words; and signal 0 to a
