@@ -113,15 +113,45 @@ pub fn pending_ending(pid1: bool) -> Option<(i32, u32)> {
         .find_map(|sig| ends_before_start(sig, pid1).map(|code| (sig, code)))
 }
 
+/// Drops the pending signals that do not end a created container
+/// ([`ends_before_start`]): unblocked, they would reach the process (or
+/// end an init that is not PID 1), where runc's Go init took them in.
+/// Setting a signal's disposition to SIG_IGN discards it (signal(7)).
+pub fn drop_pending_others(pid1: bool) {
+    // SAFETY: sigpending fills the zeroed set we own.
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sigpending(&mut set) } != 0 {
+        return;
+    }
+    for sig in 1..=MAX_SIGNAL {
+        // SAFETY: a valid set and signal number.
+        let pending = unsafe { libc::sigismember(&set, sig) } == 1;
+        if pending && ends_before_start(sig, pid1).is_none() {
+            set_disposition(sig, IGNORE);
+            set_disposition(sig, DEFAULT);
+        }
+    }
+}
+
+/// The kernel's handler values SIG_DFL and SIG_IGN.
+const DEFAULT: u64 = 0;
+const IGNORE: u64 = 1;
+
 /// SIG_DFL for `sig` through the system call: glibc's wrappers refuse its
 /// internal signals (32, 33) with EINVAL, and one the init inherited as
 /// ignored would stay ignored in the process (LXC's chain passed 33 so).
 fn default_disposition(sig: i32) {
-    // The kernel's struct sigaction: handler (SIG_DFL = 0), flags,
-    // restorer and mask, all zero; larger than any architecture's layout.
-    let action = [0u64; 4];
-    // SAFETY: rt_sigaction reads a zeroed kernel sigaction (SIG_DFL, no
-    // flags, empty mask) and writes nothing (no old action asked for).
+    set_disposition(sig, DEFAULT);
+}
+
+/// `handler` (SIG_DFL or SIG_IGN) for `sig`, through the system call.
+fn set_disposition(sig: i32, handler: u64) {
+    // The kernel's struct sigaction: handler, flags, restorer and mask,
+    // the rest zero; larger than any architecture's layout.
+    let action = [handler, 0, 0, 0];
+    // SAFETY: rt_sigaction reads a kernel sigaction with a SIG_DFL or
+    // SIG_IGN handler, no flags and an empty mask, and writes nothing (no
+    // old action asked for).
     unsafe {
         libc::syscall(
             libc::SYS_rt_sigaction,
@@ -225,6 +255,35 @@ pub fn die_like(signo: i32) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// This test thread's own mask holds the signals, which raise() sends
+    /// to this thread; only SIGUSR2's and SIGHUP's dispositions change.
+    #[test]
+    fn pending_signals_that_do_not_end_a_created_container_are_dropped() {
+        let mut set = SigSet::empty();
+        set.add(Signal::SIGUSR2);
+        set.add(Signal::SIGHUP);
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).unwrap();
+        nix::sys::signal::raise(Signal::SIGUSR2).unwrap();
+        nix::sys::signal::raise(Signal::SIGHUP).unwrap();
+        drop_pending_others(true);
+        assert_eq!(pending_ending(true), Some((libc::SIGHUP, 2)));
+        let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: sigpending fills the zeroed set we own.
+        assert_eq!(unsafe { libc::sigpending(&mut now) }, 0);
+        // SAFETY: a valid set and signal numbers.
+        let (usr2, hup) = unsafe {
+            (
+                libc::sigismember(&now, libc::SIGUSR2),
+                libc::sigismember(&now, libc::SIGHUP),
+            )
+        };
+        // Discard SIGHUP too before unblocking.
+        set_disposition(libc::SIGHUP, IGNORE);
+        set_disposition(libc::SIGHUP, DEFAULT);
+        nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).unwrap();
+        assert_eq!((usr2, hup), (0, 1));
+    }
 
     /// Measured with `runc create` then `runc kill ID SIG` (1.1.5, 1.3.6).
     #[test]

@@ -484,11 +484,11 @@ impl Command {
 /// disposition); the exec helper's child simply receives it.
 fn unblock_signals(exec_child: bool) -> Result<(), SetupError> {
     if !exec_child {
-        if let Some((signo, exit_status)) =
-            crate::signals::pending_ending(crate::signals::is_pid1())
-        {
+        let pid1 = crate::signals::is_pid1();
+        if let Some((signo, exit_status)) = crate::signals::pending_ending(pid1) {
             return Err(SetupError::Signalled { signo, exit_status });
         }
+        crate::signals::drop_pending_others(pid1);
     }
     crate::signals::unblock_all();
     Ok(())
