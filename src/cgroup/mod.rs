@@ -83,6 +83,7 @@ mod oom;
 mod path;
 mod stats;
 mod stats_v1;
+mod stats_v2;
 
 pub use container::{CgroupError, ContainerCgroup};
 pub use cpuset::{CpuSet, CpuSetError};
@@ -92,6 +93,7 @@ pub use oom::{oom_kill_count, OomCheck, OomWatch, OomWatchError};
 pub use path::{CgroupPath, CgroupPathError, CgroupPlacement, OwnCgroup};
 pub use stats::{CgroupStats, MemoryCounters};
 pub use stats_v1::{BlkioEntry, BlkioStats, HugetlbCounters, OomControl};
+pub use stats_v2::{IoEntry, MemoryEvents, Psi, PsiData, RdmaEntry, V2Counters};
 
 #[cfg(test)]
 mod tests {

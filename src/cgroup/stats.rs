@@ -6,10 +6,11 @@ use std::collections::BTreeMap;
 use super::container::ContainerCgroup;
 use super::flat_keyed::parse_flat_keyed;
 use super::stats_v1::{self, BlkioStats, HugetlbCounters, OomControl};
+use super::stats_v2::{self, V2Counters};
 use super::CgroupVersion;
 
 /// Usage counters; `None` where the host does not provide the file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct CgroupStats {
     pub version: Option<CgroupVersion>,
     pub cpu_usage_ns: Option<u64>,
@@ -37,7 +38,12 @@ pub struct CgroupStats {
     pub hugetlb: Vec<HugetlbCounters>,
     pub blkio: BlkioStats,
     pub oom_control: Option<OomControl>,
+    /// v2 only, as runc's shim reports them (see [`stats_v2`]).
+    pub v2: V2Counters,
 }
+
+/// Where the host lists its huge page sizes.
+const HOST_PAGE_SIZES: &str = "/sys/kernel/mm/hugepages";
 
 /// One v1 memory counter family: `usage_in_bytes`, `limit_in_bytes`,
 /// `max_usage_in_bytes`, `failcnt`.
@@ -55,7 +61,11 @@ impl CgroupStats {
         let mut s = Self::read_usage(cg);
         let num = |f: &str| cg.read_u64(f);
         s.pids_current = num("pids.current");
-        s.pids_limit = num("pids.max");
+        // containerd reads v2's "max" as u64::MAX, v1's as 0.
+        s.pids_limit = match cg.version() {
+            CgroupVersion::V1 => num("pids.max"),
+            CgroupVersion::V2 => stats_v2::number_or_max(cg, "pids.max"),
+        };
         s.memory_failcnt = match cg.version() {
             CgroupVersion::V1 => num("memory.failcnt"),
             CgroupVersion::V2 => cg
@@ -78,6 +88,9 @@ impl CgroupStats {
             let partitions = std::fs::read_to_string("/proc/partitions").unwrap_or_default();
             s.blkio = stats_v1::blkio(cg, &partitions);
             s.oom_control = stats_v1::oom_control(cg);
+        } else {
+            let sizes = stats_v2::host_page_sizes(std::path::Path::new(HOST_PAGE_SIZES));
+            s.v2 = stats_v2::read(cg, &sizes);
         }
         s
     }
