@@ -89,8 +89,11 @@ impl CgroupStats {
             s.blkio = stats_v1::blkio(cg, &partitions);
             s.oom_control = stats_v1::oom_control(cg);
         } else {
-            let sizes = stats_v2::host_page_sizes(std::path::Path::new(HOST_PAGE_SIZES));
-            s.v2 = stats_v2::read(cg, &sizes);
+            // The host's sizes do not change: listed once per process.
+            static SIZES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+            let sizes = SIZES
+                .get_or_init(|| stats_v2::host_page_sizes(std::path::Path::new(HOST_PAGE_SIZES)));
+            s.v2 = stats_v2::read(cg, sizes);
         }
         s
     }
