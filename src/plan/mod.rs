@@ -30,6 +30,7 @@ mod mqueue;
 mod namespaces;
 mod net_devices;
 mod network;
+mod proc_mount;
 mod process;
 pub mod pve;
 mod pve_nics;

@@ -108,13 +108,9 @@ pub(super) fn plan_mounts(
     let mut origins: Vec<Origin> = Vec::new();
     for (i, m) in mounts.iter().enumerate() {
         let field = format!("mounts[{i}]");
-        let dest = m.destination();
-        if !dest.is_absolute() {
-            return Err(invalid(
-                &format!("{field}.destination"),
-                &format!("{dest:?} must be an absolute path"),
-            ));
-        }
+        // A relative destination is read from the root, as runc reads it
+        // (with a deprecation warning in its log).
+        let dest = &Path::new("/").join(m.destination());
         let mut options = m.options().clone().unwrap_or_default();
         check_options(&field, &options)?;
         let typ = m.typ().as_deref().unwrap_or("");
@@ -202,6 +198,8 @@ pub(super) fn plan_mounts(
         }
 
         let destination = relative_destination(&format!("{field}.destination"), rootfs, dest)?;
+        let bind_source = is_bind.then(|| m.source().as_deref()).flatten();
+        super::proc_mount::check(&field, &destination, typ, bind_source)?;
         // The last propagation option wins, as in runc.
         let propagation = options.iter().rev().find_map(|o| Propagation::parse(o));
         if let Some(propagation) = propagation {

@@ -134,14 +134,33 @@ fn sysctl_errors() {
 #[test]
 fn mount_destination_errors() {
     let env = env();
+    // Relative: read from the root, as runc reads it.
+    let plan = env
+        .plan(&with(|v| {
+            mount(
+                v,
+                json!({"destination": "data", "type": "tmpfs", "source": "tmpfs"}),
+            )
+        }))
+        .unwrap();
+    let out = plan.lxc.render().unwrap();
+    assert!(out.contains("lxc.mount.entry = tmpfs data tmpfs "), "{out}");
+    // At or under /proc as runc allows (src/plan/proc_mount.rs).
     let err = env.err(&with(|v| {
         mount(
             v,
-            json!({"destination": "data", "type": "tmpfs", "source": "tmpfs"}),
+            json!({"destination": "/proc", "type": "bind", "source": "/tmp"}),
         )
     }));
     assert!(
-        err.starts_with("mounts[2].destination:") && err.contains("absolute"),
+        err.starts_with("mounts[2].destination:") && err.contains("not of type proc"),
+        "{err}"
+    );
+    let err = env.err(&with(|v| {
+        mount(v, json!({"destination": "/proc/x/../foo", "type": "tmpfs"}))
+    }));
+    assert!(
+        err.contains(r#""/proc/foo" cannot be mounted because it is inside /proc"#),
         "{err}"
     );
     let err = env.err(&with(|v| {

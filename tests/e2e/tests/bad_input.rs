@@ -264,6 +264,58 @@ fn program_file(path: &Path, body: &[u8], mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// Mounts at or under `/proc` as runc allows them (rootfs_linux.go
+/// `checkProcMount`): a bind of a directory over `/proc`, or one under it
+/// other than the files lxcfs binds, fails the create in runc's words and
+/// leaves nothing; a bind at `/proc/meminfo` shows there. A relative
+/// destination is read from the root, as runc reads it (with a warning).
+#[test]
+#[ignore = "needs root, containerd and LXC: run by scripts/test"]
+fn mounts_at_or_under_proc_and_relative_ones_are_runcs() {
+    let ctd = Containerd::start();
+    ctd.import_busybox();
+    let dir = ctd.dir().join("proc-src");
+    std::fs::create_dir_all(&dir).unwrap();
+    let meminfo = ctd.dir().join("meminfo");
+    std::fs::write(&meminfo, "MemTotal: 4 kB\n").unwrap();
+    let mut results = Vec::new();
+    for rt in runtimes() {
+        let mut seen = Vec::new();
+        for (src, dst, args, refusal) in [
+            (
+                &dir,
+                "/proc",
+                &["true"][..],
+                Some("cannot be mounted because it is not of type proc"),
+            ),
+            (
+                &dir,
+                "/proc/foo",
+                &["true"][..],
+                Some("cannot be mounted because it is inside /proc"),
+            ),
+            (
+                &meminfo,
+                "/proc/meminfo",
+                &["cat", "/proc/meminfo"][..],
+                None,
+            ),
+            (&dir, "rel/dir", &["ls", "-d", "/rel/dir"][..], None),
+        ] {
+            let id = ctd.new_id("procmount");
+            let mount = format!("type=bind,src={},dst={dst},options=rbind", src.display());
+            let out = ctd.run(rt, &id, args, &["--mount", &mount]);
+            match refusal {
+                Some(words) => assert_failed_clean(&ctd, rt, &id, &out, words),
+                None => assert!(out.success(), "{rt} {dst}: {out}"),
+            }
+            seen.push((dst, out.success(), out.stdout));
+        }
+        results.push((rt, seen));
+    }
+    assert_same("mounts at or under /proc", &results);
+}
+
 /// The image has `/escape -> ../../../../../../tmp`: a mount destination
 /// through it resolves outside the rootfs and must be rejected. runc
 /// resolves it inside the rootfs instead (securejoin) and succeeds, so
