@@ -140,10 +140,32 @@ impl CpuLimits {
         Ok(Self {
             quota: Limit::from_oci(&format!("{CPU}.quota"), c.quota())?,
             period: c.period().filter(|p| *p != 0),
-            shares: c.shares().filter(|s| *s != 0),
+            shares: shares(c.shares())?,
             cpus: cpuset(&format!("{CPU}.cpus"), c.cpus().as_deref())?,
             mems: cpuset(&format!("{CPU}.mems"), c.mems().as_deref())?,
         })
+    }
+}
+
+/// The kernel's range of v1 `cpu.shares` (kernel/sched `MIN_SHARES`,
+/// `MAX_SHARES`), which v2's `cpu.weight` is converted from.
+const SHARES: std::ops::RangeInclusive<u64> = 2..=262_144;
+
+/// `None` for none or 0; outside the kernel's range refused in runc's
+/// words (its v1 cpu controller reads the value back and names the
+/// bound; on v2 the converted weight is out of `cpu.weight`'s range), not
+/// clamped by the kernel.
+fn shares(shares: Option<u64>) -> Result<Option<u64>> {
+    match shares.filter(|s| *s != 0) {
+        Some(s) if s < *SHARES.start() => Err(invalid(
+            &format!("{CPU}.shares"),
+            &format!("{s}: the minimum allowed cpu-shares is {}", SHARES.start()),
+        )),
+        Some(s) if s > *SHARES.end() => Err(invalid(
+            &format!("{CPU}.shares"),
+            &format!("{s}: the maximum allowed cpu-shares is {}", SHARES.end()),
+        )),
+        s => Ok(s),
     }
 }
 
@@ -162,6 +184,22 @@ mod tests {
         assert_eq!(cpuset("f", Some("0-1")).unwrap().unwrap().count(), 2);
         let err = cpuset("f", Some("3-1")).unwrap_err().to_string();
         assert_eq!(err, "f: \"3-1\" is not a list like 0-3,6");
+    }
+
+    #[test]
+    fn cpu_shares_outside_the_kernels_range_are_refused() {
+        assert_eq!(shares(None).unwrap(), None);
+        assert_eq!(shares(Some(0)).unwrap(), None);
+        assert_eq!(shares(Some(2)).unwrap(), Some(2));
+        assert_eq!(shares(Some(262_144)).unwrap(), Some(262_144));
+        assert_eq!(
+            shares(Some(1)).unwrap_err().to_string(),
+            "linux.resources.cpu.shares: 1: the minimum allowed cpu-shares is 2"
+        );
+        assert_eq!(
+            shares(Some(262_145)).unwrap_err().to_string(),
+            "linux.resources.cpu.shares: 262145: the maximum allowed cpu-shares is 262144"
+        );
     }
 
     #[test]

@@ -443,6 +443,19 @@ fn invalid_spec_fields() {
             }
         };
         assert_failed_clean(&ctd, rt, &id, &out, cause);
+
+        // CPU shares outside the kernel's 2..=262144: runc's v1 cpu
+        // controller reads the value back and names the bound.
+        for (shares, cause) in [
+            (1, "the minimum allowed cpu-shares is 2"),
+            (300_000, "the maximum allowed cpu-shares is 262144"),
+        ] {
+            let id = ctd.new_id("badshares");
+            let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+            s["linux"]["resources"]["cpu"] = json!({ "shares": shares });
+            let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+            assert_failed_clean(&ctd, rt, &id, &out, cause);
+        }
     }
 }
 
