@@ -288,26 +288,32 @@ impl<R: CommandRunner> LxcTools<R> {
             .collect()
     }
 
-    /// The error lines of the LXC log (the useful part of a failed start).
+    /// The error lines of the LXC log, the useful part of a failed start,
+    /// with the system error LXC names before its message kept
+    /// (`Numerical result out of range - Failed to set "cpuset.cpus" to
+    /// "99"`); lxc-start's own stderr (`The container failed to start`,
+    /// `To get more details, run the container in foreground mode`) only
+    /// when the log has none.
     pub fn failure_detail(&self, name: &str, stderr: &[u8]) -> String {
         let log = fs::read_to_string(self.container_dir(name).join(LOG_FILE)).unwrap_or_default();
         // The first errors are the cause; later ones are LXC unwinding.
-        let lines: Vec<&str> = log
+        let causes: Vec<&str> = log
             .lines()
             .filter(|l| l.contains(" ERROR "))
+            .map(log_message)
             .take(4)
             .collect();
-        let mut detail = String::from_utf8_lossy(stderr).trim().to_string();
-        for l in lines {
-            // LXC lines: "lxc-start NAME TIMESTAMP ERROR file - file:line:func - message"
-            let msg = l.rsplit(" - ").next().unwrap_or(l);
-            if !detail.is_empty() {
-                detail.push_str("; ");
-            }
-            detail.push_str(msg.trim());
+        if causes.is_empty() {
+            return String::from_utf8_lossy(stderr).trim().to_string();
         }
-        detail
+        causes.join("; ")
     }
+}
+
+/// An LXC log line's message: `lxc-start NAME TIMESTAMP ERROR module -
+/// file:line:function - [system error - ]message`.
+fn log_message(line: &str) -> &str {
+    line.splitn(3, " - ").nth(2).unwrap_or(line).trim()
 }
 
 /// Waits until no process is left in `cgroup` and every process seen in
@@ -517,8 +523,15 @@ mod tests {
         )
         .unwrap();
         let err = b.start("ns_c1").unwrap_err().to_string();
+        assert!(
+            err.ends_with(": No such file or directory - Failed to mount \"/nope\""),
+            "{err}"
+        );
+        assert!(!err.contains("The container failed to start"), "{err}");
+        // Without errors in the log, lxc-start's own words.
+        fs::write(b.container_dir("ns_c1").join(LOG_FILE), "").unwrap();
+        let err = b.start("ns_c1").unwrap_err().to_string();
         assert!(err.contains("The container failed to start"), "{err}");
-        assert!(err.contains("Failed to mount \"/nope\""), "{err}");
         let calls = b.runner.calls.lock().unwrap();
         assert!(calls[0].starts_with(&format!(
             "lxc-start -n ns_c1 -P {} -d -o",

@@ -456,6 +456,15 @@ fn invalid_spec_fields() {
             let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
             assert_failed_clean(&ctd, rt, &id, &out, cause);
         }
+
+        // A CPU the node does not have: the kernel's error, as runc
+        // reports it (lxcri from LXC's log, with the file named).
+        let id = ctd.new_id("badcpus");
+        let mut s = spec::busybox_spec(&ctd, &id, &["true"]);
+        s["linux"]["resources"]["cpu"] = json!({ "cpus": "99" });
+        let out = ctd.run_config(rt, &id, &spec::write(&ctd, &id, &s));
+        assert_failed_clean(&ctd, rt, &id, &out, "numerical result out of range");
+        assert!(out.stderr.contains("cpuset.cpus"), "{rt}: {out}");
     }
 }
 
