@@ -31,7 +31,8 @@ pub fn plan_process(process: &Process, spec: &Spec, lsm: &HostLsm) -> Result<Pro
     let affinity_from = or_base(process.exec_cpu_affinity().is_some());
     let args = process.args().clone().unwrap_or_default();
     if args.is_empty() {
-        return Err(invalid("process.args", "must name the program to run"));
+        // runc's words (validateProcessSpec).
+        return Err(invalid("process.args", "args must not be empty"));
     }
     for (i, a) in args.iter().enumerate() {
         if a.contains('\0') {

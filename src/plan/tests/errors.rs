@@ -285,7 +285,10 @@ fn cgroup_mount_becomes_mount_auto() {
 fn process_errors() {
     let env = env();
     let cases: Vec<(Value, &str)> = vec![
-        (with(|v| v["process"]["args"] = json!([])), "process.args:"),
+        (
+            with(|v| v["process"]["args"] = json!([])),
+            "process.args: args must not be empty",
+        ),
         (
             with(|v| v["process"]["cwd"] = json!("work")),
             "process.cwd:",
