@@ -72,7 +72,8 @@ pub(super) fn cgroup_settings_within(
         if v == CgroupVersion::V1 {
             return Err(unsupported(
                 "linux.resources.unified",
-                "needs cgroup v2, and this host's controllers are on cgroup v1",
+                // runc's words; the host's controllers are on v1.
+                "cannot use unified on cgroup v1",
             ));
         }
         let mut keys: Vec<_> = unified.iter().collect();

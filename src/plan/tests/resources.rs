@@ -96,7 +96,8 @@ fn cgroup_v1_files_and_v1_only_errors() {
     let err =
         cgroup_settings(&resources(json!({"unified": {"memory.high": "1"}})), v1).unwrap_err();
     assert!(
-        err.to_string().starts_with("linux.resources.unified:"),
+        err.to_string().starts_with("linux.resources.unified:")
+            && err.to_string().contains("cannot use unified on cgroup v1"),
         "{err}"
     );
     let err = cgroup_settings(&resources(json!({"cpu": {"idle": 1}})), v1).unwrap_err();
