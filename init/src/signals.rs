@@ -99,17 +99,24 @@ pub fn unblock_all() {
     let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
-/// A pending (blocked) signal that ends the container before its
-/// process runs, and the exit status it gives it (see [`ends_before_start`]).
-pub fn pending_ending(pid1: bool) -> Option<(i32, u32)> {
+/// The signals pending (blocked) for this thread or the process.
+fn pending() -> Vec<i32> {
     // SAFETY: sigpending fills the zeroed set we own.
     let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
     if unsafe { libc::sigpending(&mut set) } != 0 {
-        return None;
+        return Vec::new();
     }
     (1..=MAX_SIGNAL)
         // SAFETY: a valid set and signal number.
         .filter(|&sig| unsafe { libc::sigismember(&set, sig) } == 1)
+        .collect()
+}
+
+/// A pending signal that ends the container before its process runs,
+/// and the exit status it gives it (see [`ends_before_start`]).
+pub fn pending_ending(pid1: bool) -> Option<(i32, u32)> {
+    pending()
+        .into_iter()
         .find_map(|sig| ends_before_start(sig, pid1).map(|code| (sig, code)))
 }
 
@@ -118,15 +125,8 @@ pub fn pending_ending(pid1: bool) -> Option<(i32, u32)> {
 /// end an init that is not PID 1), where runc's Go init took them in.
 /// Setting a signal's disposition to SIG_IGN discards it (signal(7)).
 pub fn drop_pending_others(pid1: bool) {
-    // SAFETY: sigpending fills the zeroed set we own.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    if unsafe { libc::sigpending(&mut set) } != 0 {
-        return;
-    }
-    for sig in 1..=MAX_SIGNAL {
-        // SAFETY: a valid set and signal number.
-        let pending = unsafe { libc::sigismember(&set, sig) } == 1;
-        if pending && ends_before_start(sig, pid1).is_none() {
+    for sig in pending() {
+        if ends_before_start(sig, pid1).is_none() {
             set_disposition(sig, IGNORE);
             set_disposition(sig, DEFAULT);
         }
@@ -268,21 +268,13 @@ mod tests {
         nix::sys::signal::raise(Signal::SIGHUP).unwrap();
         drop_pending_others(true);
         assert_eq!(pending_ending(true), Some((libc::SIGHUP, 2)));
-        let mut now: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: sigpending fills the zeroed set we own.
-        assert_eq!(unsafe { libc::sigpending(&mut now) }, 0);
-        // SAFETY: a valid set and signal numbers.
-        let (usr2, hup) = unsafe {
-            (
-                libc::sigismember(&now, libc::SIGUSR2),
-                libc::sigismember(&now, libc::SIGHUP),
-            )
-        };
+        let now = pending();
+        let (usr2, hup) = (now.contains(&libc::SIGUSR2), now.contains(&libc::SIGHUP));
         // Discard SIGHUP too before unblocking.
         set_disposition(libc::SIGHUP, IGNORE);
         set_disposition(libc::SIGHUP, DEFAULT);
         nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None).unwrap();
-        assert_eq!((usr2, hup), (0, 1));
+        assert_eq!((usr2, hup), (false, true));
     }
 
     /// Measured with `runc create` then `runc kill ID SIG` (1.1.5, 1.3.6).

@@ -6,8 +6,6 @@
 //! its descriptor, which builds the whole event proto file's descriptor
 //! (about 350 KiB of heap, kept for the shim's life) just to read a name.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use containerd_shim::publisher::RemotePublisher;
@@ -23,7 +21,7 @@ use containerd_shim_protos::shim_async::{Client, EventsClient};
 use containerd_shim_protos::topics;
 use containerd_shim_protos::ttrpc;
 use lxcri::state::now_ns;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::process::timestamp;
 
@@ -33,14 +31,17 @@ pub struct Event {
     body: Any,
 }
 
+/// What the forwarder takes from its queue, in order: an event, or a
+/// drain's mark, answered once the events queued before it are done with.
+pub enum Queued {
+    Event(Event),
+    Drained(oneshot::Sender<()>),
+}
+
 /// Queues events; cheap to clone.
 #[derive(Clone)]
 pub struct EventSender {
-    tx: mpsc::UnboundedSender<Event>,
-    /// Events queued so far, and those the forwarder is done with (sent
-    /// or dropped): what [`EventSender::drain`] waits on.
-    queued: Arc<AtomicU64>,
-    done: watch::Receiver<u64>,
+    tx: mpsc::UnboundedSender<Queued>,
 }
 
 /// How long containerd may take to take one event (runc's shim: 5 s).
@@ -71,10 +72,16 @@ impl EventSender {
             address,
             client: None,
         };
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-        let (done_tx, done) = watch::channel(0u64);
+        let (tx, mut rx) = mpsc::unbounded_channel::<Queued>();
         tokio::spawn(async move {
-            while let Some(ev) = rx.recv().await {
+            while let Some(queued) = rx.recv().await {
+                let ev = match queued {
+                    Queued::Event(ev) => ev,
+                    Queued::Drained(mark) => {
+                        let _ = mark.send(());
+                        continue;
+                    }
+                };
                 let envelope = Envelope {
                     timestamp: MessageField::some(timestamp(now_ns())),
                     namespace: namespace.clone(),
@@ -89,23 +96,16 @@ impl EventSender {
                 if let Err(e) = forwarder.forward(&req).await {
                     tracing::warn!(topic = ev.topic, error = %e, "publishing event failed: dropped");
                 }
-                done_tx.send_modify(|n| *n += 1);
             }
         });
-        Self {
-            tx,
-            queued: Arc::new(AtomicU64::new(0)),
-            done,
-        }
+        Self { tx }
     }
 
     /// A sender whose events are collected by the returned receiver (tests).
     #[cfg(test)]
-    pub fn collecting() -> (Self, mpsc::UnboundedReceiver<Event>) {
+    pub fn collecting() -> (Self, mpsc::UnboundedReceiver<Queued>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let (_, done) = watch::channel(0);
-        let queued = Arc::new(AtomicU64::new(0));
-        (Self { tx, queued, done }, rx)
+        (Self { tx }, rx)
     }
 
     /// Waits until every event queued so far was sent (or dropped after
@@ -115,9 +115,11 @@ impl EventSender {
     /// `ctr events` and anything watching for it never see it). Returns
     /// whether they were.
     pub async fn drain(&self, deadline: Duration) -> bool {
-        let target = self.queued.load(Ordering::SeqCst);
-        let mut done = self.done.clone();
-        tokio::time::timeout(deadline, done.wait_for(|n| *n >= target))
+        let (mark, drained) = oneshot::channel();
+        if self.tx.send(Queued::Drained(mark)).is_err() {
+            return true;
+        }
+        tokio::time::timeout(deadline, drained)
             .await
             .is_ok_and(|r| r.is_ok())
     }
@@ -137,10 +139,8 @@ impl EventSender {
             value,
             ..Default::default()
         };
-        // Counted first: a drain that reads the count waits for this one.
-        self.queued.fetch_add(1, Ordering::SeqCst);
         // The receiver only goes away when the shim exits.
-        let _ = self.tx.send(Event { topic, body });
+        let _ = self.tx.send(Queued::Event(Event { topic, body }));
     }
 
     pub fn create(&self, ev: TaskCreate) {
@@ -264,13 +264,20 @@ async fn connect(address: &str) -> Result<EventsClient, String> {
 }
 
 #[cfg(test)]
-impl Event {
+impl Queued {
+    fn event(&self) -> &Event {
+        match self {
+            Queued::Event(ev) => ev,
+            Queued::Drained(_) => panic!("a drain mark, not an event"),
+        }
+    }
+
     pub fn topic(&self) -> &'static str {
-        self.topic
+        self.event().topic
     }
 
     pub fn type_url(&self) -> &str {
-        &self.body.type_url
+        &self.event().body.type_url
     }
 }
 

@@ -220,6 +220,15 @@ impl ContainerCgroup {
         self.read(name).ok()?.trim().parse().ok()
     }
 
+    /// [`Self::read_u64`] where `max` (no limit) reads as u64::MAX, as
+    /// containerd reads v2's files.
+    pub fn read_u64_or_max(&self, name: &str) -> Option<u64> {
+        match self.read(name).ok()?.trim() {
+            "max" => Some(u64::MAX),
+            n => n.parse().ok(),
+        }
+    }
+
     /// Every pid in the container's cgroup, nested cgroups included.
     pub fn procs(&self) -> Result<Vec<i32>> {
         let dir = match self.version {

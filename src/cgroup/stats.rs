@@ -22,6 +22,8 @@ pub struct CgroupStats {
     pub memory_usage: Option<u64>,
     pub memory_limit: Option<u64>,
     pub memory_max_usage: Option<u64>,
+    /// v1 only (`memory.failcnt`); v2 counts it in `memory.events`'
+    /// `max` ([`V2Counters::memory_events`]).
     pub memory_failcnt: Option<u64>,
     /// `memory.stat` key/value pairs as the kernel names them.
     pub memory_stat: BTreeMap<String, u64>,
@@ -64,16 +66,10 @@ impl CgroupStats {
         // containerd reads v2's "max" as u64::MAX, v1's as 0.
         s.pids_limit = match cg.version() {
             CgroupVersion::V1 => num("pids.max"),
-            CgroupVersion::V2 => stats_v2::number_or_max(cg, "pids.max"),
-        };
-        s.memory_failcnt = match cg.version() {
-            CgroupVersion::V1 => num("memory.failcnt"),
-            CgroupVersion::V2 => cg
-                .read("memory.events")
-                .ok()
-                .and_then(|t| parse_flat_keyed(&t).get("max").copied()),
+            CgroupVersion::V2 => cg.read_u64_or_max("pids.max"),
         };
         if cg.version() == CgroupVersion::V1 {
+            s.memory_failcnt = num("memory.failcnt");
             let family = |prefix: &str| MemoryCounters {
                 usage: num(&format!("{prefix}.usage_in_bytes")),
                 limit: num(&format!("{prefix}.limit_in_bytes")),

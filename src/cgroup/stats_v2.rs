@@ -96,9 +96,9 @@ pub fn read(cg: &ContainerCgroup, page_sizes: &[String]) -> V2Counters {
         cpu_nr_bursts: cpu.get("nr_bursts").copied().unwrap_or(0),
         cpu_burst_ns: cpu.get("burst_usec").map_or(0, |u| u * 1000),
         memory_psi: psi("memory.pressure"),
-        swap_usage: number_or_max(cg, "memory.swap.current"),
-        swap_limit: number_or_max(cg, "memory.swap.max"),
-        swap_max_usage: number_or_max(cg, "memory.swap.peak"),
+        swap_usage: cg.read_u64_or_max("memory.swap.current"),
+        swap_limit: cg.read_u64_or_max("memory.swap.max"),
+        swap_max_usage: cg.read_u64_or_max("memory.swap.peak"),
         memory_events: cg
             .read("memory.events")
             .ok()
@@ -119,8 +119,12 @@ pub fn read(cg: &ContainerCgroup, page_sizes: &[String]) -> V2Counters {
         hugetlb: page_sizes
             .iter()
             .map(|size| HugetlbCounters {
-                usage: number_or_max(cg, &format!("hugetlb.{size}.current")).unwrap_or(0),
-                max: number_or_max(cg, &format!("hugetlb.{size}.max")).unwrap_or(0),
+                usage: cg
+                    .read_u64_or_max(&format!("hugetlb.{size}.current"))
+                    .unwrap_or(0),
+                max: cg
+                    .read_u64_or_max(&format!("hugetlb.{size}.max"))
+                    .unwrap_or(0),
                 failcnt: cg
                     .read(&format!("hugetlb.{size}.events"))
                     .ok()
@@ -129,16 +133,6 @@ pub fn read(cg: &ContainerCgroup, page_sizes: &[String]) -> V2Counters {
                 page_size: size.clone(),
             })
             .collect(),
-    }
-}
-
-/// A single-value file where `max` stands for no limit: u64::MAX then,
-/// as containerd reads it.
-pub fn number_or_max(cg: &ContainerCgroup, file: &str) -> Option<u64> {
-    let text = cg.read(file).ok()?;
-    match text.trim() {
-        "max" => Some(u64::MAX),
-        n => n.parse().ok(),
     }
 }
 

@@ -149,7 +149,7 @@ impl CpuLimits {
 
 /// The kernel's range of v1 `cpu.shares` (kernel/sched `MIN_SHARES`,
 /// `MAX_SHARES`), which v2's `cpu.weight` is converted from.
-const SHARES: std::ops::RangeInclusive<u64> = 2..=262_144;
+pub(super) const SHARES: std::ops::RangeInclusive<u64> = 2..=262_144;
 
 /// `None` for none or 0; outside the kernel's range refused in runc's
 /// words (its v1 cpu controller reads the value back and names the

@@ -9,7 +9,7 @@ use oci_spec::runtime::{
     LinuxThrottleDevice,
 };
 
-use super::limits::{CpuLimits, Limit, Limits, MemoryLimits};
+use super::limits::{CpuLimits, Limit, Limits, MemoryLimits, SHARES};
 use super::{invalid, unsupported, Result};
 use crate::cgroup::CgroupSetting;
 use crate::cgroup::CgroupVersion;
@@ -236,8 +236,8 @@ fn swap_v2(swap: Limit, mem: Option<Limit>) -> Result<String> {
 
 /// cgroup v1 `cpu.shares` (2..=262144) -> v2 `cpu.weight` (1..=10000).
 pub fn shares_to_weight(shares: u64) -> u64 {
-    let shares = shares.clamp(2, 262_144);
-    1 + ((shares - 2) * 9999) / 262_142
+    let (min, max) = (*SHARES.start(), *SHARES.end());
+    1 + ((shares.clamp(min, max) - min) * 9999) / (max - min)
 }
 
 /// cgroup v1 `blkio.weight` (10..=1000) -> v2 `io.weight` (1..=10000).
