@@ -129,6 +129,8 @@ impl Node {
         config.pve.lock_dir = tmp.path().join("run/lock/lxc");
         config.pve.lxcpath = tmp.path().join("var/lib/lxc");
         fs::create_dir_all(config.pve.config_dir.join("lxc")).unwrap();
+        // pmxcfs's `local` of a quorate node: lxcri's own config edits read it.
+        fs::create_dir(config.pve.config_dir.join("local")).unwrap();
         Node { _tmp: tmp, config }
     }
 

@@ -11,7 +11,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -50,6 +50,20 @@ impl NodePaths {
 
     pub fn lock_file(&self, vmid: u32) -> PathBuf {
         self.lock_dir.join(format!("pve-config-{vmid}.lock"))
+    }
+
+    /// `config_dir/local`, whose own mode says whether the node is quorate.
+    pub fn quorum_file(&self) -> PathBuf {
+        self.config_dir.join("local")
+    }
+
+    /// Whether pmxcfs takes writes: it shows `local` (a symlink) as mode
+    /// 0777 with quorum and 0555 without (pve-cluster
+    /// src/pmxcfs/cfs-plug-link.c), and PVE's `check_cfs_quorum` reads
+    /// that with `lstat`, since root may write anything by mode
+    /// (src/PVE/Cluster.pm). Missing (pmxcfs not mounted) is no quorum too.
+    pub fn quorate(&self) -> bool {
+        fs::symlink_metadata(self.quorum_file()).is_ok_and(|m| m.mode() & 0o200 != 0)
     }
 }
 
@@ -106,7 +120,19 @@ fn open_lock_file(path: &Path) -> Result<File> {
 
 /// Replaces `path` with `content` through a temporary file in the same
 /// directory and `rename(2)`. The caller holds the [`ConfigLock`].
-pub(super) fn write_atomic(path: &Path, content: &str, _lock: &ConfigLock) -> Result<()> {
+pub(super) fn write_atomic(
+    paths: &NodePaths,
+    path: &Path,
+    content: &str,
+    _lock: &ConfigLock,
+) -> Result<()> {
+    // pmxcfs would refuse it with EACCES; this names why.
+    if !paths.quorate() {
+        return Err(PveConfigError::NoQuorum {
+            path: path.into(),
+            local: paths.quorum_file(),
+        });
+    }
     let dir = path.parent().ok_or_else(|| PveConfigError::File {
         path: path.into(),
         message: "has no parent directory".into(),
@@ -164,6 +190,6 @@ where
     if !edit(&mut file)? {
         return Ok(false);
     }
-    write_atomic(&path, &file.render(), &lock)?;
+    write_atomic(paths, &path, &file.render(), &lock)?;
     Ok(true)
 }

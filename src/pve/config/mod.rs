@@ -86,6 +86,13 @@ pub enum PveConfigError {
     },
     #[error("timed out after {waited_ms} ms waiting for PVE config lock {path}")]
     LockTimeout { path: PathBuf, waited_ms: u64 },
+    /// pmxcfs refuses every write under `/etc/pve` while the node has no
+    /// quorum (root's too, with EACCES).
+    #[error(
+        "cannot write PVE config file {path}: the PVE cluster has no quorum \
+         ({local} is read-only or missing; pmxcfs refuses writes until quorum returns)"
+    )]
+    NoQuorum { path: PathBuf, local: PathBuf },
 }
 
 impl PveConfigError {

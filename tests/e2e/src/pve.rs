@@ -238,6 +238,14 @@ impl PveSim {
         fs::rename(&tmp, self.dir.join("etc/pve/user.cfg")).expect("user.cfg");
     }
 
+    /// Takes the node's cluster quorum away until the guard is dropped: the
+    /// stand-in's `etc/pve/local` gets mode 0555, as pmxcfs shows it
+    /// without quorum (see docs/pve-sim.md).
+    pub fn lose_quorum(&self) -> QuorumLoss<'_> {
+        set_mode(&self.dir.join("etc/pve/local"), 0o555);
+        QuorumLoss { sim: self }
+    }
+
     /// Sets (`Some`) or clears PVE's `lock` of CT `vmid`, as vzdump or
     /// `pct snapshot` do: the `lock:` line of its config.
     pub fn set_lock(&self, vmid: u32, lock: Option<&str>) {
@@ -540,4 +548,22 @@ impl Drop for PveSim {
             );
         }
     }
+}
+
+/// A node without quorum; dropping it gives the quorum back, also when a
+/// test fails, so the cleanup can destroy CTs.
+pub struct QuorumLoss<'a> {
+    sim: &'a PveSim,
+}
+
+impl Drop for QuorumLoss<'_> {
+    fn drop(&mut self) {
+        set_mode(&self.sim.dir.join("etc/pve/local"), 0o755);
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }

@@ -4,9 +4,11 @@ mod acl;
 mod api;
 mod cli;
 mod datacenter;
+mod errno_text;
 mod faults;
 mod log;
 mod lxc;
+mod quorum;
 mod schema;
 mod server;
 mod storage;
@@ -47,6 +49,7 @@ fn main() -> Result<()> {
         storage::Storage::new(&data_dir, &args.zfs_storage).map_err(anyhow::Error::msg)?;
     let etc_pve = data_dir.join("etc/pve");
     std::fs::create_dir_all(&etc_pve).context("creating etc/pve")?;
+    quorum::init(&etc_pve).context("creating etc/pve/local")?;
     storage
         .write_cfg(&etc_pve.join("storage.cfg"))
         .context("writing etc/pve/storage.cfg")?;

@@ -2,6 +2,7 @@
 //! flock PVE takes (`DATA_DIR/run/lock/lxc/pve-config-VMID.lock`), so lxcri's node-local
 //! edits and the API's edits serialise exactly as on a node.
 
+use crate::errno_text::strerror;
 use crate::schema::{validate, Schema};
 use anyhow::{anyhow, Context, Result};
 use nix::fcntl::{Flock, FlockArg};
@@ -351,6 +352,7 @@ impl Store {
     /// Creates the config only if no file exists: the one atomic step that decides which
     /// of many concurrent creates of the same VMID wins.
     pub fn create_exclusive(&self, vmid: u32, cfg: &CtConfig) -> std::io::Result<()> {
+        crate::quorum::check_write(&self.etc_pve())?;
         let mut f = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -363,15 +365,26 @@ impl Store {
     }
 
     /// Writes through a temp file and rename, as pmxcfs makes writes appear atomically.
+    /// Without quorum pmxcfs refuses the temp file, and PVE says so in pve-common
+    /// src/PVE/File.pm `file_set_contents`'s words.
     pub fn write(&self, vmid: u32, cfg: &CtConfig) -> Result<()> {
         let path = self.conf_path(vmid);
-        let tmp = path.with_extension("conf.tmp");
-        fs::write(&tmp, cfg.render()).with_context(|| format!("writing {}", tmp.display()))?;
+        let tmp = path.with_extension(format!("conf.tmp.{}", std::process::id()));
+        crate::quorum::check_write(&self.etc_pve())
+            .and_then(|()| fs::write(&tmp, cfg.render()))
+            .map_err(|e| anyhow!("unable to open file '{}' - {}", tmp.display(), strerror(&e)))?;
         fs::rename(&tmp, &path).with_context(|| format!("renaming to {}", path.display()))
     }
 
+    /// pve-guest-common src/PVE/AbstractConfig.pm `destroy_config`.
     pub fn remove(&self, vmid: u32) -> Result<()> {
-        fs::remove_file(self.conf_path(vmid)).context("removing config")
+        crate::quorum::check_write(&self.etc_pve())
+            .and_then(|()| fs::remove_file(self.conf_path(vmid)))
+            .map_err(|e| anyhow!("failed to remove config file: {}", strerror(&e)))
+    }
+
+    fn etc_pve(&self) -> PathBuf {
+        self.root.join("etc/pve")
     }
 
     pub fn list(&self) -> Vec<u32> {

@@ -648,3 +648,57 @@ fn pve_timing_makes_tasks_take_pve_like_time() {
     let task = upid(&sim.call("DELETE", &format!("/nodes/{n}/lxc/100"), ""));
     assert_eq!(sim.wait_task(&task), "OK");
 }
+
+/// A node without cluster quorum (pmxcfs shows `/etc/pve/local` as mode 0555): create
+/// and start refuse as pve-container's API does (`check_cfs_quorum`), every write under
+/// `/etc/pve` meets pmxcfs's EACCES (a config update; a destroy, which has freed the
+/// volumes by then, keeps the config), reads still work; with quorum back all goes on.
+#[test]
+fn without_quorum_creates_starts_and_config_writes_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar.gz");
+    let create = |vmid: u32| {
+        sim.call(
+            "POST",
+            "/nodes/simnode/lxc",
+            &format!("vmid={vmid}&ostemplate=local%3Avztmpl%2Fx.tar.gz&rootfs=local%3A1"),
+        )
+    };
+    assert_eq!(sim.wait_task(&upid(&create(140))), "OK");
+    let conf = sim.dir.path().join("etc/pve/lxc/140.conf");
+    let before = std::fs::read_to_string(&conf).unwrap();
+    let local = sim.dir.path().join("etc/pve/local");
+    let set_quorum = |mode: u32| {
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_quorum(0o555);
+
+    let no_quorum = (500, "cluster not ready - no quorum?".to_string());
+    let a = create(141);
+    assert_eq!((a.status, a.reason.clone()), no_quorum);
+    assert!(!sim.dir.path().join("etc/pve/lxc/141.conf").exists());
+    let a = sim.call("POST", "/nodes/simnode/lxc/140/status/start", "");
+    assert_eq!((a.status, a.reason.clone()), no_quorum);
+    let a = sim.call("PUT", "/nodes/simnode/lxc/140/config", "hostname=other");
+    assert_eq!(a.status, 500, "{}", a.reason);
+    assert!(
+        a.reason.starts_with("unable to open file '")
+            && a.reason.contains("/etc/pve/lxc/140.conf.tmp.")
+            && a.reason.ends_with("' - Permission denied"),
+        "{}",
+        a.reason
+    );
+    let a = sim.call("GET", "/nodes/simnode/lxc/140/config", "");
+    assert_eq!(a.status, 200, "reads need no quorum: {}", a.reason);
+    let task = upid(&sim.call("DELETE", "/nodes/simnode/lxc/140", "purge=1"));
+    let status = sim.wait_task(&task);
+    assert!(status.ends_with("' - Permission denied"), "{status}");
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
+
+    set_quorum(0o755);
+    let task = upid(&sim.call("DELETE", "/nodes/simnode/lxc/140", "purge=1"));
+    assert_eq!(sim.wait_task(&task), "OK");
+    assert!(!conf.exists());
+    assert_eq!(sim.wait_task(&upid(&create(141))), "OK");
+}

@@ -505,6 +505,41 @@ fn symlinked_or_file_rootfs_is_refused_like_pve() {
     assert_nothing_left(&ct, "after a refused start", false);
 }
 
+/// A start task under way when the node loses quorum fails in PVE's pre-start hook
+/// ("only start if we have quorum": pve-container src/lxc-pve-prestart-hook), leaving
+/// nothing running; with quorum back the CT starts.
+#[test]
+#[ignore = "needs root and LXC: run by scripts/test"]
+fn a_start_under_way_fails_in_the_hook_without_quorum() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = Sim::start(&[]);
+    let (ct, _cleanup) = create_like_lxcri(&sim, 7, "/bin/sleep 999", None);
+    let vmid = ct.vmid;
+    let fault = format!(
+        r#"{{"path_regex": "^/nodes/[^/]+/lxc/{vmid}/status/start$", "task_delay_ms": 1000}}"#
+    );
+    assert_eq!(sim.admin("POST", &fault), 200);
+    let upid = start_upid(&sim, vmid, "debug=1");
+    let local = sim.dir.path().join("etc/pve/local");
+    let set_quorum = |mode: u32| {
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    set_quorum(0o555);
+    let status_ = sim.wait_task(&upid);
+    set_quorum(0o755);
+    let log = task_log(&sim, &upid);
+    assert_eq!(status_, format!("startup for container '{vmid}' failed"));
+    assert!(
+        log.iter()
+            .any(|l| l.contains("cluster not ready - no quorum?")),
+        "{log:#?}"
+    );
+    assert_nothing_left(&ct, "after a start without quorum", false);
+    let (status_, log) = start_task(&sim, vmid, "");
+    assert_eq!(status_, "OK", "{log:#?}");
+    stop_ct(&sim, vmid);
+}
+
 /// A config LXC cannot load: lxc-start exits before STARTING, so PVE's monitor wait
 /// times out after 10 s with only a warning, and vm_start's `lxc-info -n VMID -p` then
 /// fails. The stderr file holds lxc-start's errors, and the next start truncates it.

@@ -7,7 +7,47 @@ fn node() -> (tempfile::TempDir, NodePaths) {
     let dir = tempfile::tempdir().unwrap();
     let paths = NodePaths::under(dir.path());
     std::fs::create_dir_all(paths.config_dir.join("lxc")).unwrap();
+    // pmxcfs's `local` of a quorate node.
+    std::fs::create_dir(paths.quorum_file()).unwrap();
     (dir, paths)
+}
+
+#[test]
+fn without_quorum_nothing_is_written_and_the_error_says_why() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, paths) = node();
+    let conf = paths.config_file(101);
+    let before = fixture("101-snapshots-pending.conf");
+    std::fs::write(&conf, &before).unwrap();
+    let edit = |f: &mut PveConfigFile| f.set_key("hostname", "other");
+    let local = paths.quorum_file();
+    // As pmxcfs shows `local` without quorum.
+    std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let err = update_node_config(&paths, 101, edit).unwrap_err();
+    assert!(matches!(err, PveConfigError::NoQuorum { .. }), "{err}");
+    assert!(
+        err.to_string().contains("the PVE cluster has no quorum"),
+        "{err}"
+    );
+    // A read-modify-write that changes nothing needs no quorum, as reads do not.
+    assert!(!update_node_config(&paths, 101, |_| Ok(false)).unwrap());
+    std::fs::remove_dir(&local).unwrap();
+    let err = update_node_config(&paths, 101, edit).unwrap_err();
+    assert!(
+        matches!(err, PveConfigError::NoQuorum { .. }),
+        "pmxcfs not mounted: {err}"
+    );
+    assert_eq!(std::fs::read_to_string(&conf).unwrap(), before);
+    let names: Vec<_> = std::fs::read_dir(paths.config_dir.join("lxc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["101.conf"], "no temporary file left");
+    std::fs::create_dir(&local).unwrap();
+    assert!(
+        update_node_config(&paths, 101, edit).unwrap(),
+        "quorum is back"
+    );
 }
 
 #[test]

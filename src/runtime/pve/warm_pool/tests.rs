@@ -109,6 +109,8 @@ fn node(size: u32) -> Node {
     config.pve.lock_dir = tmp.path().join("run/lock/lxc");
     config.pve.lxcpath = tmp.path().join("var/lib/lxc");
     config.pve.warm_pool_size = size;
+    // pmxcfs's `local` of a quorate node.
+    std::fs::create_dir_all(config.pve.config_dir.join("local")).unwrap();
     let api = Arc::new(FakeApi {
         paths: NodePaths {
             config_dir: config.pve.config_dir.clone(),

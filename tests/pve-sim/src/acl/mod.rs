@@ -129,6 +129,13 @@ impl Access {
     /// says it changed something. Without a file there is nothing to change.
     pub fn update(&self, change: impl FnOnce(&mut UserCfg) -> bool) -> Result<(), String> {
         let _guard = self.writing.lock().unwrap_or_else(|e| e.into_inner());
+        // pve-access-control `lock_user_config` takes pmxcfs's `file-user_cfg` lock, a
+        // directory it cannot make without quorum (pve-cluster src/PVE/Cluster.pm
+        // `cfs_lock`).
+        let etc_pve = self.file.parent().unwrap_or(Path::new("/"));
+        if !crate::quorum::quorate(etc_pve) {
+            return Err("cfs-lock 'file-user_cfg' error: no quorum!".into());
+        }
         let raw = match std::fs::read_to_string(&self.file) {
             Ok(r) => r,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -54,6 +54,8 @@ fn check_storage(s: &State, sid: &str) -> Result<(), ApiError> {
 }
 
 pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
+    // pve-container src/PVE/API2/LXC.pm `create_vm`: the first thing its code does.
+    crate::quorum::check(&s.etc_pve).map_err(ApiError::fail)?;
     let id = vmid(p);
     // PVE 9 creates unprivileged CTs unless told otherwise; a privileged one needs
     // Sys.Modify on `/`, checked before anything else.

@@ -53,6 +53,8 @@ pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     if s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} already running")));
     }
+    // pve-container src/PVE/API2/LXC/Status.pm `vm_start`, right after that check.
+    crate::quorum::check(&s.etc_pve).map_err(ApiError::fail)?;
     let state = s.me();
     let debug = p.flag("debug");
     let work = move |log: &TaskLog| start_with(&state, id, log, debug);

@@ -179,8 +179,8 @@ fn run(args: &HookArgs) -> Result<(), String> {
 }
 
 /// pve-container src/lxc-pve-prestart-hook, the parts that shape what the CT sees.
-/// Not modelled: the quorum check, the skiplock flag file and lock check (the API has
-/// checked the lock), the warnings file, device passthrough nodes, the OS setup plugin's
+/// Not modelled: the skiplock flag file and lock check (the API has checked the lock),
+/// the warnings file, device passthrough nodes, the OS setup plugin's
 /// `pre_start_hook`, SDN DHCP mappings.
 fn pre_start(
     args: &HookArgs,
@@ -189,6 +189,8 @@ fn pre_start(
     props: &serde_json::Map<String, serde_json::Value>,
     rootdir: &Path,
 ) -> Result<(), String> {
+    // "only start if we have quorum": a start whose task began before the loss.
+    crate::quorum::check(&args.data_dir.join("etc/pve"))?;
     cleanup_cgroups(vmid)?;
     let owner = root_ids(cfg)?;
     // "Unmount first when the user mounted the container with "pct mount"", errors ignored.

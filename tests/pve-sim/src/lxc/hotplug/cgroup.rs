@@ -3,6 +3,7 @@
 //! `change_cpu_shares` writing them. Files are read and written through [`Files`], so the
 //! rules are tested without root against a fake.
 
+use crate::errno_text::strerror;
 use crate::lxc::Host;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,14 +18,6 @@ pub trait Files {
 
 /// The host's cgroup files.
 pub struct SysFiles;
-
-/// Perl's `$!`: the C library's text of the errno, without Rust's "(os error N)".
-fn strerror(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_string(),
-        None => e.to_string(),
-    }
-}
 
 impl Files for SysFiles {
     fn read(&self, path: &Path) -> Result<String, String> {
