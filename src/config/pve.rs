@@ -314,19 +314,21 @@ fn https_url(value: &str) -> Result<String, String> {
     Ok(value.trim_end_matches('/').to_string())
 }
 
-/// `STORAGE:vztmpl/NAME.tar.{gz,xz,zst,bz2}`, the form PVE's `ostemplate`
-/// takes for a template volume.
+/// `STORAGE:vztmpl/NAME.tar[.gz|.xz|.zst|.bz2]`, the template volumes a
+/// directory storage takes (pve-storage src/PVE/Storage.pm
+/// `$VZTMPL_EXT_RE_1`, case-insensitive, read by Plugin.pm `parse_volname`).
 fn template(value: &str) -> Result<String, String> {
     let bad = || {
-        "not a template volume like local:vztmpl/lxcri-empty.tar.gz (STORAGE:vztmpl/NAME.tar.gz|xz|zst|bz2)"
+        "not a template volume like local:vztmpl/lxcri-empty.tar.gz (STORAGE:vztmpl/NAME.tar, .tar.gz, .tar.xz, .tar.zst or .tar.bz2)"
             .to_string()
     };
     let (storage, file) = value.split_once(':').ok_or_else(bad)?;
     name(storage, "storage id")?;
     let file = file.strip_prefix("vztmpl/").ok_or_else(bad)?;
-    let ok_ext = [".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2"]
+    let lower = file.to_ascii_lowercase();
+    let ok_ext = [".tar", ".tar.gz", ".tar.xz", ".tar.zst", ".tar.bz2"]
         .iter()
-        .any(|e| file.ends_with(e) && file.len() > e.len());
+        .any(|e| lower.ends_with(e) && file.len() > e.len());
     let ok_chars = file
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'+'));

@@ -454,7 +454,12 @@ fn pve_template_must_be_a_template_volume() {
         ("local:vztmpl/lxcri-empty.tar.gz", true),
         ("nfs1:vztmpl/base-1.0.tar.zst", true),
         ("local:iso/x.iso", false),
-        ("local:vztmpl/x.tar", false),
+        // PVE's `$VZTMPL_EXT_RE_1`: a plain .tar (PVE 9.1's OCI archives), any case.
+        ("local:vztmpl/x.tar", true),
+        ("local:vztmpl/X.TAR.XZ", true),
+        ("local:vztmpl/x.tgz", false),
+        ("local:vztmpl/x.tar.lzo", false),
+        ("local:vztmpl/.tar", false),
         ("local:vztmpl/../x.tar.gz", false),
         ("local:vztmpl/a\nb.tar.gz", false),
         ("vztmpl/x.tar.gz", false),

@@ -44,21 +44,22 @@ fn net_config(nic: &NicSpec, plugged_by_pve: bool, version: PveVersion) -> Resul
     let static_ip = matches!(nic.ip, Some(Ipv4Config::Static(_)))
         || matches!(nic.ip6, Some(Ipv6Config::Static(_)));
     let host_managed = nic.host_managed || (plugged_by_pve && static_ip);
-    if plugged_by_pve && host_managed {
-        if !version.has_entrypoint() {
-            return Err(invalid(
-                &nic.source,
-                &format!("static addresses on the pve backend are set by PVE 9.1's host-managed NICs; this node runs PVE {version} (use ip=manual and set them in the container)"),
-            ));
-        }
-        // pve-container src/PVE/LXC.pm, update_lxc_config: "SLAAC is not
-        // supported for host-managed network configuration".
-        if nic.ip6 == Some(Ipv6Config::Auto) {
-            return Err(invalid(
-                &nic.source,
-                "ip6=auto cannot go with host-managed addresses on the pve backend (PVE does no SLAAC for them); give ip6=ADDR/LEN or manual",
-            ));
-        }
+    if host_managed && !version.has_entrypoint() {
+        let why = if nic.host_managed {
+            format!("host-managed=1 is a PVE 9.1 NIC option; this node runs PVE {version}")
+        } else {
+            format!("static addresses on the pve backend are set by PVE 9.1's host-managed NICs; this node runs PVE {version} (use ip=manual and set them in the container)")
+        };
+        return Err(invalid(&nic.source, &why));
+    }
+    // pve-container src/PVE/LXC/Config.pm `update_pct_config` (create and
+    // config updates alike, whoever plugs the NIC): "SLAAC is not supported
+    // for host-managed network configuration", unless the link is down.
+    if host_managed && nic.ip6 == Some(Ipv6Config::Auto) && !nic.link_down {
+        return Err(invalid(
+            &nic.source,
+            "ip6=auto cannot go with host-managed addresses on the pve backend (PVE does no SLAAC for them); give ip6=ADDR/LEN or manual",
+        ));
     }
     let v4 = |a: IpAddr| match a {
         IpAddr::V4(a) => Some(a),

@@ -419,6 +419,33 @@ mod nics {
             nets(&p, PveVersion::new(8, 4)).unwrap()[0].1,
             "name=eth1,bridge=vmbr1,ip6=auto,type=veth"
         );
+        // A pod's NIC asking for host-managed: PVE refuses SLAAC with it at
+        // create too (Config.pm `update_pct_config`), unless the link is down;
+        // and only PVE 9.1 has the key.
+        let pod = NetnsTarget::Pod("/run/netns/cni-1".into());
+        let p = plan(
+            pod.clone(),
+            &["name=net1,bridge=vmbr1,host-managed=1,ip6=auto"],
+        );
+        let e = nets(&p, PveVersion::new(9, 1)).unwrap_err();
+        assert!(
+            e.starts_with("io.lxcri.net0: ") && e.contains("ip6=auto"),
+            "{e}"
+        );
+        let p = plan(
+            pod.clone(),
+            &["name=net1,bridge=vmbr1,host-managed=1,ip6=auto,link_down=1"],
+        );
+        assert!(nets(&p, PveVersion::new(9, 1)).is_ok());
+        let p = plan(
+            pod,
+            &["name=net1,bridge=vmbr1,host-managed=1,ip=10.0.0.2/24"],
+        );
+        let e = nets(&p, PveVersion::new(8, 4)).unwrap_err();
+        assert!(
+            e.contains("host-managed=1 is a PVE 9.1 NIC option") && e.contains("8.4"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -283,6 +283,70 @@ fn clones_of_one_image_dataset_isolate_writes_and_go_with_their_containers() {
     );
 }
 
+/// An admin's clone of a container's volume keeps `zfs destroy -r` from
+/// destroying it: the delete fails and says why (on pve PVE's destroy task
+/// fails there, pve-storage `ZFSPoolPlugin.pm` `zfs_delete_zvol`, and the CT
+/// stays), and goes through once the clone is gone, leaving nothing.
+#[test]
+#[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
+fn a_volume_with_a_dependent_clone_fails_the_delete_until_it_is_gone() {
+    if !require(Runtime::Lxcri, "zfs dependent clone") {
+        return;
+    }
+    let node = ZfsNode::start("");
+    let id = node.ctd.new_id("zdep");
+    node.run(&id);
+    let (volume, _) = node.volume(&id);
+    let vmids = node
+        .ctd
+        .pve()
+        .map(|sim| sim.vmids_of(node.ctd.namespace(), &id));
+    let kill = node.ctd.kill(&id, "SIGKILL");
+    assert!(kill.success(), "{kill}");
+    node.ctd.wait_status(&id, "STOPPED");
+    let snapshot = format!("{volume}@admin");
+    let copy = node.pool.dataset("data/admin-copy");
+    for args in [
+        vec!["snapshot", snapshot.as_str()],
+        // Not mounted: zfs-fuse holds a mounted clone busy for a while.
+        vec![
+            "clone",
+            "-o",
+            "canmount=off",
+            snapshot.as_str(),
+            copy.as_str(),
+        ],
+    ] {
+        let out = node.pool.zfs(&args);
+        assert!(out.success(), "{out}");
+    }
+
+    let rm = node.ctd.ctr(&["task", "rm", &id]);
+    assert!(!rm.success(), "deleted with a dependent clone: {rm}");
+    assert!(
+        rm.stderr.contains("dependent clone"),
+        "the error does not say why: {rm}"
+    );
+    assert!(node.pool.datasets().contains(&volume), "{volume} went");
+    if let (Some(sim), Some(vmids)) = (node.ctd.pve(), &vmids) {
+        assert!(!vmids.is_empty());
+        for vmid in vmids {
+            assert!(sim.config_file(*vmid).exists(), "CT {vmid} went: {rm}");
+        }
+    }
+
+    let out = node.pool.zfs(&["destroy", "-r", &copy]);
+    assert!(out.success(), "{out}");
+    let rm = node.ctd.ctr(&["task", "rm", &id]);
+    assert!(rm.success(), "{rm}\n{}", node.ctd.log_tail(30));
+    node.ctd.ctr(&["containers", "rm", &id]);
+    assert_eq!(node.ctd.leftovers(&id), Vec::<String>::new());
+    assert!(node.volumes().is_empty(), "{:?}", node.volumes());
+    if let Some(sim) = node.ctd.pve() {
+        assert_eq!(sim.leftovers(), Vec::<String>::new(), "CTs left in PVE");
+    }
+}
+
 #[test]
 #[ignore = "needs root, containerd, LXC and zfs-fuse: run by scripts/test"]
 fn containers_of_a_new_image_started_at_once_fill_it_once() {

@@ -20,6 +20,7 @@ mod start;
 
 pub use hooks::main as hook_main;
 pub use host::Host;
+pub use nets::check_update as check_net_update;
 pub use render::clamp_cpu_shares;
 
 use crate::zfs_storage::ZfsStorageArg;

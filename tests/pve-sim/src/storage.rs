@@ -238,22 +238,23 @@ impl Storage {
         unreachable!()
     }
 
-    /// Frees a volume if it is one of ours and belongs to `vmid` (never a bind path).
-    pub fn free_owned(&self, vmid: u32, volume: &str) {
+    /// Frees a volume if it is one of ours and belongs to `vmid` (never a bind path). A
+    /// ZFS volume that cannot be destroyed is an error, as pve-storage
+    /// src/PVE/Storage/ZFSPoolPlugin.pm `zfs_delete_zvol` dies; a directory volume's
+    /// removal errors are only warnings there (DirPlugin `free_image`: `remove_tree`).
+    pub fn free_owned(&self, vmid: u32, volume: &str) -> Result<(), String> {
         if volume.starts_with('/') || !volume.contains(&format!("-{vmid}-disk-")) {
-            return;
+            return Ok(());
         }
         if let Some((id, name)) = volume.split_once(':') {
             if let Some(pool) = self.zfs.get(id) {
-                if let Err(e) = pool.free(name) {
-                    eprintln!("pve-sim: freeing {volume}: {e}");
-                }
-                return;
+                return pool.free(name);
             }
         }
         if let Ok(p) = self.resolve(volume) {
             let _ = fs::remove_dir_all(&p).or_else(|_| fs::remove_file(&p));
         }
+        Ok(())
     }
 
     /// Every volume of `vmid` on every storage (for `destroy-unreferenced-disks`).

@@ -169,16 +169,19 @@ fn raw_key_check(key: &str) -> Result<Option<String>, Option<String>> {
     Err(None)
 }
 
-/// `#` lines hold the description; `%` and control characters are escaped so any text
-/// round-trips through a line-based file.
+/// `#` lines hold the description, escaped as pve-common src/PVE/ParseUtils.pm
+/// `encode_text` escapes it ("all control and hi-bit characters, ':' and '%'", each byte
+/// of the UTF-8 as `%XX`), which pve-container src/PVE/LXC/Config.pm `write_pct_config`
+/// writes: `container: web` is `#container%3A web` in the file.
 fn encode_comment(line: &str) -> String {
-    line.chars()
-        .map(|c| match c {
-            '%' => "%25".to_string(),
-            c if (c as u32) < 0x20 => format!("%{:02X}", c as u32),
-            c => c.to_string(),
-        })
-        .collect()
+    let mut out = String::with_capacity(line.len());
+    for b in line.bytes() {
+        match b {
+            0x20..=0x24 | 0x26..=0x39 | 0x3b..=0x7e => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 impl CtConfig {
@@ -426,6 +429,19 @@ mod tests {
             .unwrap()
             .0;
         assert_eq!(again, cfg);
+    }
+
+    #[test]
+    fn the_description_is_escaped_as_pve_writes_it() {
+        let cfg = CtConfig {
+            description: Some("- container: web 100%\ncafé\tx".into()),
+            ..CtConfig::default()
+        };
+        assert_eq!(cfg.render(), "#- container%3A web 100%25\n#caf%C3%A9%09x\n");
+        let again = CtConfig::parse(100, &cfg.render(), &test_schema())
+            .unwrap()
+            .0;
+        assert_eq!(again.description, cfg.description);
     }
 
     #[test]

@@ -80,7 +80,7 @@ fn create_config_nextid_and_destroy() {
     sim.put_template("local", "none.tar.gz");
     assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
     let form = "vmid=100&ostemplate=local%3Avztmpl%2Fnone.tar.gz&hostname=web-1&memory=256&swap=0\
-                &tags=lxcri%3Bdefault&net0=name%3Deth0%2Cbridge%3Dvmbr0%2Cip%3Ddhcp\
+                &tags=lxcri%3Bdefault&net0=name%3Deth0%2Cbridge%3Dlo%2Cip%3Ddhcp\
                 &description=container%20abc%0Apod%20web&rootfs=local-zfs%3A0";
     let task = upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form));
     assert!(
@@ -187,6 +187,14 @@ fn create_config_nextid_and_destroy() {
         let want = if unified { v2 } else { v1 };
         assert_eq!(data.body["data"]["cpuunits"], want, "cpuunits={units}");
     }
+    // So does create_vm.
+    let form = "vmid=102&ostemplate=local%3Avztmpl%2Fnone.tar.gz&cpuunits=1&rootfs=local%3A0";
+    assert_eq!(
+        sim.wait_task(&upid(&sim.call("POST", &format!("/nodes/{n}/lxc"), form))),
+        "OK"
+    );
+    let data = sim.call("GET", &format!("/nodes/{n}/lxc/102/config"), "");
+    assert_eq!(data.body["data"]["cpuunits"], if unified { 1 } else { 2 });
 
     let cur = sim.call("GET", &format!("/nodes/{n}/lxc/100/status/current"), "");
     assert_eq!(cur.body["data"]["status"], "stopped");
@@ -234,6 +242,21 @@ fn missing_template_fails_before_any_task_and_leaves_nothing() {
     let tasks = sim.call("GET", "/nodes/simnode/tasks", "");
     assert_eq!(tasks.body["data"], serde_json::json!([]), "no task ran");
     assert_eq!(sim.call("GET", "/cluster/nextid", "").body["data"], "100");
+    // A template name a directory storage does not take (pve-storage Plugin.pm
+    // `parse_volname`: `.tar`, `.tar.gz|xz|zst|bz2`), even when the file is there.
+    sim.put_template("local", "lxcri-empty.tgz");
+    let a = sim.call(
+        "POST",
+        "/nodes/simnode/lxc",
+        "vmid=100&ostemplate=local%3Avztmpl%2Flxcri-empty.tgz&rootfs=local-zfs%3A0",
+    );
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (
+            500,
+            "unable to parse directory volume name 'vztmpl/lxcri-empty.tgz'"
+        )
+    );
 
     // The same create works once the template is where PVE keeps it.
     let volid = sim.put_template("local", "lxcri-empty.tar.gz");
@@ -284,7 +307,9 @@ fn power_calls_on_a_stopped_ct_fail_at_once() {
 }
 
 /// pve-guest-common src/PVE/AbstractConfig.pm `check_lock`: a locked CT (here by a
-/// backup) is neither started nor destroyed; the API says which lock.
+/// backup) is neither started nor destroyed, and the error says which lock: the destroy's
+/// API call checks it, the start's worker does (src/PVE/API2/LXC/Status.pm `vm_start`:
+/// the call answers a UPID, the task fails).
 #[test]
 fn a_locked_ct_is_not_started_or_destroyed() {
     let sim = Sim::start(&[]);
@@ -298,11 +323,8 @@ fn a_locked_ct_is_not_started_or_destroyed() {
     let path = sim.dir.path().join("etc/pve/lxc/130.conf");
     let conf = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, format!("lock: backup\n{conf}")).unwrap();
-    let start = sim.call("POST", "/nodes/simnode/lxc/130/status/start", "");
-    assert_eq!(
-        (start.status, start.reason.as_str()),
-        (500, "CT is locked (backup)")
-    );
+    let start = upid(&sim.call("POST", "/nodes/simnode/lxc/130/status/start", ""));
+    assert_eq!(sim.wait_task(&start), "CT is locked (backup)");
     let destroy = sim.call("DELETE", "/nodes/simnode/lxc/130", "purge=1&force=1");
     assert_eq!(
         (destroy.status, destroy.reason.as_str()),
@@ -701,4 +723,55 @@ fn without_quorum_creates_starts_and_config_writes_are_refused() {
     assert_eq!(sim.wait_task(&task), "OK");
     assert!(!conf.exists());
     assert_eq!(sim.wait_task(&upid(&create(141))), "OK");
+}
+
+/// pve-container src/PVE/LXC/Config.pm `update_pct_config` checks each `netN` a create
+/// or a config update sets before anything is written (an MTU against its bridge, SLAAC
+/// with host-managed); a config update then regenerates the LXC config
+/// (src/PVE/API2/LXC/Config.pm `update_vm` -> `update_lxc_config`), and a NIC whose
+/// bridge does not exist fails the call with the new config already written.
+#[test]
+fn nics_are_checked_at_create_and_update_as_on_a_node() {
+    let sim = Sim::start(&[]);
+    sim.put_template("local", "x.tar.gz");
+    let create = |vmid: u32, net: &str| {
+        sim.call(
+            "POST",
+            "/nodes/simnode/lxc",
+            &format!(
+                "vmid={vmid}&ostemplate=local%3Avztmpl%2Fx.tar.gz&rootfs=local%3A0&net0={}",
+                form_urlencoded::byte_serialize(net.as_bytes()).collect::<String>()
+            ),
+        )
+    };
+    for (net, reason) in [
+        (
+            "name=eth0,bridge=nosuchbr0,mtu=1400",
+            "bridge 'nosuchbr0' does not exist",
+        ),
+        (
+            "name=eth0,bridge=nosuchbr0,host-managed=1,ip6=auto",
+            "net0: SLAAC is not supported for host-managed network configuration.",
+        ),
+    ] {
+        let a = create(150, net);
+        assert_eq!((a.status, a.reason.as_str()), (500, reason), "{net}");
+        assert!(!sim.dir.path().join("etc/pve/lxc/150.conf").exists());
+    }
+    // No MTU asked for: the bridge is only read when the LXC config is made.
+    assert_eq!(
+        sim.wait_task(&upid(&create(150, "name=eth0,bridge=nosuchbr0"))),
+        "OK"
+    );
+    let a = sim.call(
+        "PUT",
+        "/nodes/simnode/lxc/150/config",
+        "net0=name%3Deth1%2Cbridge%3Dnosuchbr1",
+    );
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (500, "bridge 'nosuchbr1' does not exist")
+    );
+    let conf = std::fs::read_to_string(sim.dir.path().join("etc/pve/lxc/150.conf")).unwrap();
+    assert!(conf.contains("bridge=nosuchbr1"), "written before: {conf}");
 }

@@ -90,7 +90,9 @@ fn a_nic_needs_vm_config_network_and_sdn_use_on_its_bridge_or_vlans() {
     assert_eq!(sim.wait_task(a.body["data"].as_str().unwrap()), "OK");
     // The documented grant covers every bridge and VLAN of the zone.
     sim.write_etc("user.cfg", &user_cfg(true, SDN_ALL));
-    let net0 = "name=eth1,bridge=ovsbr0,tag=30,trunks=40;50,mtu=1400,ip=10.30.0.5/24,\
+    // An MTU is checked against the bridge's at create (pve-common Network.pm
+    // `read_bridge_mtu` reads any link): `lo` is one every host has.
+    let net0 = "name=eth1,bridge=lo,tag=30,trunks=40;50,mtu=1400,ip=10.30.0.5/24,\
                 gw=10.30.0.1,ip6=fd00::5/64,host-managed=1";
     let a = create(&sim, 102, net0);
     assert_eq!(sim.wait_task(a.body["data"].as_str().unwrap()), "OK");
@@ -129,12 +131,23 @@ fn an_update_checks_the_old_nic_and_the_new_one() {
         ),
         "Permission check failed (/sdn/zones/localnetwork/vmbr2, SDN.Use)",
     );
+    // Allowed: the config is written, then PVE's `update_lxc_config` fails the call, as
+    // on a node that has no vmbr0 (this host has no bridges).
     let a = sim.call(
         "PUT",
         &path,
         &format!("net1={}", enc("name=eth1,bridge=vmbr1")),
     );
-    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (500, "bridge 'vmbr0' does not exist"),
+        "{:?}",
+        a.body
+    );
+    let cfg = sim.call("GET", &path, "");
+    assert!(cfg.body["data"]["net1"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("name=eth1,bridge=vmbr1")));
 }
 
 #[test]

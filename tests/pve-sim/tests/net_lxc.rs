@@ -112,12 +112,30 @@ fn a_nic_on_a_linux_bridge_is_plugged_as_pve_plugs_it() {
 fn what_pve_refuses_on_a_linux_bridge_fails_the_start() {
     let br = Bridge::new(1400);
     let sim = Sim::start(&[]);
-    // update_lxc_config refuses before lxc-start runs.
+    // The create refuses an MTU above the bridge's (Config.pm `update_pct_config`)...
     let big = format!("name=eth0,bridge={},mtu=1450", br.0);
-    let (ct, _cleanup) = ct_with_nets(&sim, 1, &[("net0", &big)], None);
+    sim.put_template("local", "lxcri-empty.tar.gz");
+    let form = format!(
+        "vmid={}&ostemplate=local%3Avztmpl%2Flxcri-empty.tar.gz&rootfs=local%3A0&net0={}",
+        common::ct::vmid(1),
+        enc(&big)
+    );
+    let a = sim.call("POST", &format!("/nodes/{}/lxc", sim.node), &form);
+    assert_eq!(
+        (a.status, a.reason.as_str()),
+        (
+            500,
+            "net0: MTU size '1450' is bigger than bridge MTU '1400'"
+        )
+    );
+    // ... and update_lxc_config at start, before lxc-start runs, once the bridge's MTU
+    // went down.
+    let fits = format!("name=eth0,bridge={},mtu=1400", br.0);
+    let (ct, _cleanup) = ct_with_nets(&sim, 1, &[("net0", &fits)], None);
+    must(&["ip", "link", "set", &br.0, "mtu", "1300"]);
     assert_eq!(
         start(&sim, ct.vmid),
-        "net0: MTU size '1450' is bigger than bridge MTU '1400'"
+        "net0: MTU size '1400' is bigger than bridge MTU '1300'"
     );
     // lxcnetaddbr refuses in LXC's network setup; LXC deletes the veth again.
     let n = &sim.node;

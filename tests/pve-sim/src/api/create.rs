@@ -56,6 +56,8 @@ fn check_storage(s: &State, sid: &str) -> Result<(), ApiError> {
 pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     // pve-container src/PVE/API2/LXC.pm `create_vm`: the first thing its code does.
     crate::quorum::check(&s.etc_pve).map_err(ApiError::fail)?;
+    // API2/LXC.pm `create_vm`: "clamp value depending on cgroup version".
+    let p = &super::ct::clamp_cpuunits(s, p);
     let id = vmid(p);
     // PVE 9 creates unprivileged CTs unless told otherwise; a privileged one needs
     // Sys.Modify on `/`, checked before anything else.
@@ -140,6 +142,8 @@ pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
         // pve-container: without rootfs the CT gets 4 GiB on the default storage.
         cfg.options.insert("rootfs".into(), format!("{storage}:4"));
     }
+    // API2/LXC.pm `create_vm`: `update_pct_config` once the storages are checked.
+    super::ct::check_nets(s, p)?;
     cfg.options.entry("arch".into()).or_insert("amd64".into());
     if unprivileged {
         // PVE stores `unprivileged: 1`, and nothing for a privileged CT.
@@ -250,8 +254,12 @@ fn create_task(
     })();
     if let Err(e) = result {
         // PVE's create worker destroys what it made when any step fails.
+        // pve-container src/PVE/LXC.pm `destroy_disks`: a volume it cannot free is a
+        // warning.
         for v in &made {
-            s.storage.free_owned(id, v);
+            if let Err(e) = s.storage.free_owned(id, v) {
+                log.line(format!("WARN: {e}"));
+            }
         }
         let _ = s.store.remove(id);
         return Err(format!("unable to create CT {id} - {e}"));

@@ -219,6 +219,7 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
             format!("can't set and delete '{key}' at the same time"),
         ));
     }
+    check_nets(s, p)?;
     if s.lxc.running(id) {
         hotplug(s, id, &cfg, p, &deletes)?;
     }
@@ -240,13 +241,48 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
     s.store
         .write(id, &cfg)
         .map_err(|e| ApiError::fail(e.to_string()))?;
+    // `update_vm` then regenerates the LXC config, and what fails there fails the call
+    // with the new config already written (a NIC whose bridge is gone, ...).
+    let props = s
+        .schema
+        .config_properties()
+        .ok_or_else(|| ApiError::fail("schema has no config properties"))?;
+    s.lxc
+        .update_config(id, &cfg, props, &s.host.at_start())
+        .map_err(ApiError::fail)?;
     Ok(Value::Null)
 }
 
-/// `update_vm` clamps `cpuunits` to what the booted cgroup version takes (pve-common
-/// src/PVE/CGroup.pm `clamp_cpu_shares`: at most 10000 on cgroup v2, at least 2 on v1)
-/// before anything else sees it.
-fn clamp_cpuunits(s: &State, p: &Params) -> Params {
+/// pve-container src/PVE/LXC/Config.pm `update_pct_config`'s checks of each `netN` a
+/// create or a config update sets (see `crate::lxc::check_net_update`).
+pub(super) fn check_nets(s: &State, p: &Params) -> Result<(), ApiError> {
+    let is_net = |k: &str| {
+        k.strip_prefix("net")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let nets: Vec<(&String, String)> =
+        p.0.iter()
+            .filter(|(k, _)| is_net(k))
+            .map(|(k, v)| (k, text(v)))
+            .collect();
+    if nets.is_empty() {
+        return Ok(());
+    }
+    let props = s
+        .schema
+        .config_properties()
+        .ok_or_else(|| ApiError::fail("schema has no config properties"))?;
+    let host = s.host.at_start();
+    for (key, value) in nets {
+        crate::lxc::check_net_update(props, key, &value, &host.mtus).map_err(ApiError::fail)?;
+    }
+    Ok(())
+}
+
+/// `update_vm` and `create_vm` clamp `cpuunits` to what the booted cgroup version takes
+/// (pve-common src/PVE/CGroup.pm `clamp_cpu_shares`: at most 10000 on cgroup v2, at least
+/// 2 on v1) before anything else sees it.
+pub(super) fn clamp_cpuunits(s: &State, p: &Params) -> Params {
     let mut p = Params(p.0.clone());
     if let Some(units) = p.0.get("cpuunits").map(text) {
         let units = units.parse::<f64>().ok();
@@ -394,13 +430,18 @@ fn destroy_task(
             let first = v.split(',').next().unwrap_or("");
             let vol = first.strip_prefix("volume=").unwrap_or(first);
             log.line(format!("destroying volume '{vol}'"));
-            s.storage.free_owned(id, vol);
+            // LXC.pm `delete_mountpoint_volume`: a volume that cannot be freed fails the
+            // task here, before the config is touched: the CT stays as it was.
+            s.storage.free_owned(id, vol)?;
         }
     }
     if unreferenced {
         for vol in s.storage.owned_by(id) {
             log.line(format!("destroying unreferenced volume '{vol}'"));
-            s.storage.free_owned(id, &vol);
+            // `destroy_lxc_container`: "eval { vdisk_free }; warn $@ if $@".
+            if let Err(e) = s.storage.free_owned(id, &vol) {
+                log.line(format!("WARN: {e}"));
+            }
         }
     }
     // pve-container src/PVE/LXC.pm `destroy_lxc_container`: the LXC directory goes, and the

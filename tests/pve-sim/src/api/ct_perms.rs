@@ -22,6 +22,18 @@ static ZFS_VOLNAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(((base|basevol)-(\d+)-\S+)/)?((base|basevol|vm|subvol)-(\d+)-\S+)$").unwrap()
 });
 /// The stand-in's directory volumes are named like ZFS subvolumes.
+/// pve-storage src/PVE/Storage/Plugin.pm `parse_volname`: the names a directory storage
+/// takes under `vztmpl/`, `iso/` and `snippets/` (src/PVE/Storage.pm `$VZTMPL_EXT_RE_1`,
+/// `$ISO_EXT_RE_0`); anything else there is "unable to parse directory volume name".
+static FILE_VOLNAMES: LazyLock<[(&str, Regex); 3]> = LazyLock::new(|| {
+    [
+        ("vztmpl", r"(?i)^vztmpl/[^/]+\.(tar|tar\.(gz|xz|zst|bz2))$"),
+        ("iso", r"(?i)^iso/[^/]+\.(iso|img)$"),
+        ("snippets", r"^snippets/[^/]+$"),
+    ]
+    .map(|(vtype, re)| (vtype, Regex::new(re).unwrap()))
+});
+
 static DIR_VOLNAME: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^(subvol|vm|base|basevol)-(\d+)-\S+$").unwrap());
 
@@ -76,7 +88,15 @@ fn parse_volname(s: &State, sid: &str, name: &str) -> Result<(&'static str, Opti
         };
         return Ok((vtype, owner(c.get(7))));
     }
-    for vtype in ["vztmpl", "iso", "backup", "snippets", "import"] {
+    for (vtype, re) in FILE_VOLNAMES.iter() {
+        if name.starts_with(&format!("{vtype}/")) {
+            return match re.is_match(name) {
+                true => Ok((vtype, None)),
+                false => Err(format!("unable to parse directory volume name '{name}'")),
+            };
+        }
+    }
+    for vtype in ["backup", "import"] {
         if name.strip_prefix(vtype).is_some_and(|r| r.starts_with('/')) {
             return Ok((vtype, None));
         }

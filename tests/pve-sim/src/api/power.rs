@@ -4,6 +4,7 @@ use super::ct::{check_lock, load, missing, vmid};
 use super::{ApiError, ApiResult, State};
 use crate::lxc::Stop;
 use crate::schema::Params;
+use crate::store::CtConfig;
 use crate::tasks::{TaskFault, TaskLog};
 use serde_json::{json, Value};
 use std::fs;
@@ -14,10 +15,11 @@ pub fn start_now(s: &State, id: u32, log: &TaskLog) -> Result<(), String> {
 }
 
 /// The start worker of pve-container src/PVE/API2/LXC/Status.pm `vm_start`: under the
-/// config lock, `PVE::LXC::vm_start` (see lxc/start.rs); `debug` is the API's `debug`.
+/// config lock, the lock check (only the worker makes it: the API call answers a UPID for
+/// a locked CT too), then `PVE::LXC::vm_start` (see lxc/start.rs); `debug` is the API's
+/// `debug`.
 pub fn start_with(s: &State, id: u32, log: &TaskLog, debug: bool) -> Result<(), String> {
-    let _lock = s.store.lock(id).map_err(|e| e.to_string())?;
-    let (cfg, _) = load(s, id).map_err(|e| e.message)?;
+    let (_lock, cfg) = locked_unless_mounted(s, id)?;
     let props = s
         .schema
         .config_properties()
@@ -48,8 +50,6 @@ fn existing(s: &State, p: &Params, privilege: &str) -> Result<u32, ApiError> {
 
 pub fn start(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let id = existing(s, p, "VM.PowerMgmt")?;
-    let (cfg, _) = load(s, id)?;
-    check_lock(&cfg, false)?;
     if s.lxc.running(id) {
         return Err(ApiError::fail(format!("CT {id} already running")));
     }
@@ -75,7 +75,7 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     }
     let state = s.me();
     let work = move |log: &TaskLog| {
-        let _lock = locked_for_stop(&state, id)?;
+        let _lock = locked_unless_mounted(&state, id)?;
         state.lxc.stop(id, Stop::Kill, &|l| log.line(l))
     };
     Ok(json!(s.tasks.spawn(
@@ -88,17 +88,17 @@ pub fn stop(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     )))
 }
 
-/// The stop and shutdown workers take the config lock and refuse a CT
+/// The start, stop and shutdown workers take the config lock and refuse a CT
 /// locked by anything but `mounted` (pve-container
-/// src/PVE/API2/LXC/Status.pm, vm_stop/vm_shutdown: `check_lock` unless
-/// `has_lock($conf, 'mounted')`); a backup's lock holds a stop back.
-fn locked_for_stop(s: &State, id: u32) -> Result<impl Drop, String> {
+/// src/PVE/API2/LXC/Status.pm, vm_start/vm_stop/vm_shutdown: `check_lock` unless
+/// `has_lock($conf, 'mounted')`); a backup's lock holds a start or a stop back.
+fn locked_unless_mounted(s: &State, id: u32) -> Result<(impl Drop, CtConfig), String> {
     let lock = s.store.lock(id).map_err(|e| e.to_string())?;
     let (cfg, _) = load(s, id).map_err(|e| e.message)?;
     if cfg.options.get("lock").map(String::as_str) != Some("mounted") {
         check_lock(&cfg, false).map_err(|e| e.message)?;
     }
-    Ok(lock)
+    Ok((lock, cfg))
 }
 
 pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
@@ -110,7 +110,7 @@ pub fn shutdown(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
     let force = p.flag("forceStop");
     let state = s.me();
     let work = move |log: &TaskLog| {
-        let _lock = locked_for_stop(&state, id)?;
+        let _lock = locked_unless_mounted(&state, id)?;
         // Status.pm `vm_shutdown`: `vm_stop($vmid, 0, $timeout, $param->{forceStop})`.
         state.lxc.stop(
             id,
@@ -190,7 +190,7 @@ fn uptime_of(pid: u32) -> u64 {
 
 fn summary(s: &State, id: u32) -> Option<Value> {
     let raw = s.store.read_raw(id)?;
-    let cfg = crate::store::CtConfig::parse(id, &raw, &s.schema).ok()?.0;
+    let cfg = CtConfig::parse(id, &raw, &s.schema).ok()?.0;
     let opt = |k: &str| cfg.options.get(k);
     let mib = |k: &str, d: u64| opt(k).and_then(|v| v.parse::<u64>().ok()).unwrap_or(d) << 20;
     // PVE's check_running: the CT runs while its lxc-start (the monitor) is there.

@@ -28,6 +28,44 @@ pub fn parse_lxc_network(props: Formats<'_>, value: &str) -> Result<Net, String>
     Ok(net)
 }
 
+/// pve-container src/PVE/LXC/Config.pm `update_pct_config` for a `netN` that a create or
+/// a config update sets, before anything is written: an `mtu` must fit the bridge's
+/// (pve-common src/PVE/Network.pm `read_bridge_mtu` dies for a link that does not exist),
+/// and a host-managed NIC takes no SLAAC unless its link is down. `mtus` are the links'.
+pub fn check_update(
+    props: Formats<'_>,
+    key: &str,
+    value: &str,
+    mtus: &BTreeMap<String, u32>,
+) -> Result<(), String> {
+    let d = parse_lxc_network(props, value)?;
+    // `if (my $mtu = $res->{mtu})`: 0 is no MTU.
+    if let Some(mtu) = d
+        .get("mtu")
+        .and_then(|m| m.parse::<u32>().ok())
+        .filter(|m| *m > 0)
+    {
+        let bridge = d.get("bridge").map(String::as_str).unwrap_or("");
+        let bridge_mtu = *mtus
+            .get(bridge)
+            .ok_or(format!("bridge '{bridge}' does not exist"))?;
+        if mtu > bridge_mtu {
+            return Err(format!(
+                "{key}: MTU size '{mtu}' is bigger than bridge MTU '{bridge_mtu}'"
+            ));
+        }
+    }
+    if !truthy(d.get("link_down"))
+        && truthy(d.get("host-managed"))
+        && d.get("ip6").is_some_and(|ip6| ip6 == "auto")
+    {
+        return Err(format!(
+            "{key}: SLAAC is not supported for host-managed network configuration."
+        ));
+    }
+    Ok(())
+}
+
 /// The CT's `netN` keys, as update_lxc_config walks them: `sort keys`, a string order
 /// (`net0`, `net1`, `net10`, `net2`), which the config's sorted map already has.
 pub fn nets(cfg: &CtConfig) -> impl Iterator<Item = (&str, &String)> {
@@ -69,6 +107,18 @@ fn unmodelled(key: &str, net: &Net) -> Option<String> {
     None
 }
 
+/// At start, before LXC plugs anything: a NIC the stand-in would plug differently from
+/// PVE fails the start (see `unmodelled`); the config itself renders as on a node.
+pub fn check_modelled(cfg: &CtConfig, props: Formats<'_>) -> Result<(), String> {
+    for (ind, value) in nets(cfg) {
+        let d = parse_lxc_network(props, value)?;
+        if let Some(why) = unmodelled(&format!("net{ind}"), &d) {
+            return Err(why);
+        }
+    }
+    Ok(())
+}
+
 /// update_lxc_config's lines for every `netN`. `mtus` are the links' MTUs
 /// (/sys/class/net/LINK/mtu, pve-common Network.pm `read_bridge_mtu`); `script_up` is what
 /// stands in for `/usr/share/lxc/lxcnetaddbr` (written for LXC >= 4, as every LXC here).
@@ -108,9 +158,6 @@ pub fn render(
         }
         l("mtu", &mtu.to_string());
         l("script.up", script_up);
-        if let Some(why) = unmodelled(&key, &d) {
-            return Err(why);
-        }
         if !truthy(d.get("link_down")) && truthy(d.get("host-managed")) {
             let configured = |ip: &String| ip != "dhcp" && ip != "manual";
             if let Some(ip) = d.get("ip").filter(|ip| configured(ip)) {

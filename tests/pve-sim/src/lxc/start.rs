@@ -58,6 +58,20 @@ impl Lxc {
     }
 
     /// The stand-in's `common.conf.d/01-pve.conf`.
+    /// The hooks' include and the NICs' `script.up` command, for [`Paths`].
+    fn render_inputs(&self) -> (PathBuf, String) {
+        let script_up = format!("{} --lxcnetaddbr", self.hook_command());
+        (self.pve_include(), script_up)
+    }
+
+    fn paths<'a>(&'a self, include: &'a Path, script_up: &'a str) -> Paths<'a> {
+        Paths {
+            lxcpath: &self.lxcpath,
+            pve_include: include,
+            script_up,
+        }
+    }
+
     fn pve_include(&self) -> PathBuf {
         self.opts
             .data_dir
@@ -97,6 +111,32 @@ impl Lxc {
         fs::rename(&tmp, &path).map_err(|e| format!("writing {}: {e}", path.display()))
     }
 
+    /// LXC.pm `update_lxc_config`: `LXCPATH/VMID/config` (and the seccomp rules) made
+    /// from the CT's config, at each start and after each config update
+    /// (src/PVE/API2/LXC/Config.pm `update_vm`). It fails for what LXC could not be given
+    /// (a NIC's bridge that does not exist, an MTU above the bridge's, ...).
+    pub fn update_config(
+        &self,
+        vmid: u32,
+        cfg: &CtConfig,
+        props: Formats<'_>,
+        host: &Host,
+    ) -> Result<(), String> {
+        let (include, script_up) = self.render_inputs();
+        let paths = self.paths(&include, &script_up);
+        let rendered = render::render(vmid, cfg, props, host, &paths, &mut random_below)?;
+        let dir = self.lxcpath.join(vmid.to_string());
+        // update_lxc_config: mkpath "$dir/rootfs", then the config.
+        fs::create_dir_all(dir.join("rootfs"))
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        fs::write(dir.join("config"), &rendered.config)
+            .map_err(|e| format!("writing LXC config: {e}"))?;
+        if let Some((file, rules)) = &rendered.seccomp_rules {
+            fs::write(file, rules).map_err(|e| format!("writing {}: {e}", file.display()))?;
+        }
+        Ok(())
+    }
+
     /// LXC.pm `vm_start` from `update_lxc_config` on; `log` gets the task log lines.
     pub fn start(
         &self,
@@ -109,23 +149,8 @@ impl Lxc {
     ) -> Result<(), String> {
         // The previous run's lxc-start may still be finishing.
         self.wait_exited(vmid)?;
-        let include = self.pve_include();
-        let script_up = format!("{} --lxcnetaddbr", self.hook_command());
-        let paths = Paths {
-            lxcpath: &self.lxcpath,
-            pve_include: &include,
-            script_up: &script_up,
-        };
-        let rendered = render::render(vmid, cfg, props, host, &paths, &mut random_below)?;
-        let dir = self.lxcpath.join(vmid.to_string());
-        // update_lxc_config: mkpath "$dir/rootfs", then the config.
-        fs::create_dir_all(dir.join("rootfs"))
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        fs::write(dir.join("config"), &rendered.config)
-            .map_err(|e| format!("writing LXC config: {e}"))?;
-        if let Some((file, rules)) = &rendered.seccomp_rules {
-            fs::write(file, rules).map_err(|e| format!("writing {}: {e}", file.display()))?;
-        }
+        self.update_config(vmid, cfg, props, host)?;
+        super::nets::check_modelled(cfg, props)?;
         self.write_include()?;
         // vm_start: `unlink "/run/pve/ct-$vmid.stderr"; # systemd does not truncate`.
         let stderr_path = self.stderr_file(vmid);
@@ -138,6 +163,8 @@ impl Lxc {
             .append(true)
             .open(&stderr_path)
             .map_err(|e| format!("opening {}: {e}", stderr_path.display()))?;
+        let (include, script_up) = self.render_inputs();
+        let paths = self.paths(&include, &script_up);
         let refused = self.lxc7_refusal(vmid, cfg, props, host, &paths)?;
         let watch = self.states.watch(&vmid.to_string())?;
         let (outcome, monitor) = match &refused {

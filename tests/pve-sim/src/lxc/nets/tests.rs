@@ -3,23 +3,57 @@ use crate::schema::test_schema;
 
 const UP: &str = "/usr/share/lxc/lxcnetaddbr";
 
+fn mtus() -> BTreeMap<String, u32> {
+    [("vmbr0".to_string(), 1500), ("ovsbr0".to_string(), 9000)].into()
+}
+
 /// update_lxc_config's net lines for `text` (a config's option lines), on a host with the
-/// bridges `vmbr0` (MTU 1500) and `ovsbr0` (MTU 9000).
+/// bridges `vmbr0` (MTU 1500) and `ovsbr0` (MTU 9000), then the start's check of what the
+/// stand-in does not plug as PVE does.
 fn lines(text: &str) -> Result<String, String> {
     let s = test_schema();
     let full = format!("arch: amd64\nostype: unmanaged\nrootfs: /r\n{text}");
     let cfg = CtConfig::parse(104, &full, &s).unwrap().0;
-    let mtus = [("vmbr0".to_string(), 1500), ("ovsbr0".to_string(), 9000)].into();
+    let props = s.config_properties().unwrap();
     let mut out = String::new();
-    render(
-        104,
-        &cfg,
-        s.config_properties().unwrap(),
-        &mtus,
-        UP,
-        &mut |k, v| out.push_str(&format!("{k} = {v}\n")),
-    )?;
+    render(104, &cfg, props, &mtus(), UP, &mut |k, v| {
+        out.push_str(&format!("{k} = {v}\n"))
+    })?;
+    check_modelled(&cfg, props)?;
     Ok(out)
+}
+
+/// Config.pm `update_pct_config` at create and update: the MTU against an existing
+/// bridge only when one is asked for, SLAAC with host-managed only with the link up; the
+/// stand-in's unmodelled plumbing (firewall=1) is no concern before a start.
+#[test]
+fn updates_are_checked_as_update_pct_config_checks_them() {
+    let s = test_schema();
+    let props = s.config_properties().unwrap();
+    let check = |v: &str| check_update(props, "net3", v, &mtus());
+    assert_eq!(
+        check("name=eth0,bridge=nosuchbr"),
+        Ok(()),
+        "no MTU, no bridge read"
+    );
+    assert_eq!(
+        check("name=eth0,bridge=nosuchbr,mtu=1400"),
+        Err("bridge 'nosuchbr' does not exist".into())
+    );
+    assert_eq!(
+        check("name=eth0,bridge=vmbr0,mtu=9000"),
+        Err("net3: MTU size '9000' is bigger than bridge MTU '1500'".into())
+    );
+    assert_eq!(check("name=eth0,bridge=ovsbr0,mtu=9000"), Ok(()));
+    assert_eq!(
+        check("name=eth0,bridge=vmbr0,host-managed=1,ip6=auto"),
+        Err("net3: SLAAC is not supported for host-managed network configuration.".into())
+    );
+    assert_eq!(
+        check("name=eth0,bridge=vmbr0,host-managed=1,ip6=auto,link_down=1"),
+        Ok(())
+    );
+    assert_eq!(check("name=eth0,bridge=vmbr0,firewall=1"), Ok(()));
 }
 
 /// What PVE writes for lxcri's NICs: a host-managed one with both address families on an
