@@ -64,7 +64,8 @@ pub trait CtApi: Send + Sync + Debug {
     /// `POST .../status/stop` (`lxc-stop --kill`), then its task.
     fn stop(&self, node: &str, vmid: u32) -> Result<(), PveError>;
     /// `DELETE .../lxc/{vmid}?purge=1&force=1&destroy-unreferenced-disks=1`,
-    /// then its task.
+    /// then its task; again without `destroy-unreferenced-disks` when PVE
+    /// could not activate a storage to look for unreferenced volumes.
     fn destroy(&self, node: &str, vmid: u32) -> Result<(), PveError>;
     /// `GET /nodes/{node}/lxc`.
     fn list(&self, node: &str) -> Result<Vec<NodeCt>, PveError>;
@@ -129,15 +130,33 @@ impl CtApi for ClientApi {
     }
 
     fn destroy(&self, node: &str, vmid: u32) -> Result<(), PveError> {
-        let options = DeleteOptions {
-            purge: true,
-            force: true,
-            destroy_unreferenced_disks: true,
+        let destroy = |unreferenced: bool| {
+            let options = DeleteOptions {
+                purge: true,
+                force: true,
+                destroy_unreferenced_disks: unreferenced,
+            };
+            let upid = self.client.delete_lxc(node, vmid, &options)?;
+            self.client
+                .wait_task(&upid, self.timeouts.destroy)
+                .map(drop)
         };
-        let upid = self.client.delete_lxc(node, vmid, &options)?;
-        self.client
-            .wait_task(&upid, self.timeouts.destroy)
-            .map(drop)
+        match destroy(true) {
+            // For unreferenced volumes PVE lists every storage of the node
+            // that holds CT volumes, and one it cannot activate (an NFS
+            // share that is down) fails the whole destroy, after the CT's
+            // own volumes went and before its config does. The CT is not
+            // left for that: once more without the listing.
+            Err(e) if names_unavailable_storage(&e) => {
+                tracing::warn!(
+                    vmid,
+                    error = %e,
+                    "a storage PVE looks for the CT's unreferenced volumes on is unavailable; destroying the CT without that look"
+                );
+                destroy(false)
+            }
+            other => other,
+        }
     }
 
     fn list(&self, node: &str) -> Result<Vec<NodeCt>, PveError> {
@@ -153,6 +172,20 @@ pub fn failure_text(e: &PveError) -> Option<&str> {
         PveError::TaskFailed { exitstatus, .. } => Some(exitstatus),
         _ => None,
     }
+}
+
+/// Whether a PVE error says a storage could not be activated (pve-storage
+/// src/PVE/Storage.pm `activate_storage`: "storage 'X' is not online",
+/// "connection check for storage 'X' failed"; the plugins' "unable to
+/// activate storage 'X'" and ZFSPoolPlugin's "could not activate storage
+/// 'X'").
+pub fn names_unavailable_storage(e: &PveError) -> bool {
+    failure_text(e).is_some_and(|t| {
+        (t.contains("storage '") && t.contains("' is not online"))
+            || t.contains("connection check for storage '")
+            || t.contains("unable to activate storage '")
+            || t.contains("could not activate storage '")
+    })
 }
 
 /// Whether a PVE error says the CT is gone: "Configuration file
@@ -228,5 +261,29 @@ mod tests {
         assert!(!is_config_lock_timeout(&task));
         assert!(is_ct_busy(&busy) && is_ct_busy(&server("CT is locked (backup)")));
         assert!(!is_ct_busy(&task));
+    }
+
+    #[test]
+    fn storages_pve_could_not_activate_are_recognised() {
+        let failed = |status: &str| PveError::TaskFailed {
+            upid: "UPID:n:1:2:3:vzdestroy:100:u:".into(),
+            exitstatus: status.into(),
+            log: vec![],
+        };
+        for status in [
+            "storage 'nfs1' is not online",
+            "connection check for storage 'cifs1' failed - timeout",
+            "unable to activate storage 'backup' - directory is expected to be a mount point but is not mounted: '/mnt/b'",
+            "could not activate storage 'tank', zfs error: cannot import 'tank': no such pool available",
+        ] {
+            assert!(names_unavailable_storage(&failed(status)), "{status}");
+        }
+        for status in [
+            "storage 'tank' does not exist",
+            "CT is locked (backup)",
+            "zfs error: cannot destroy 'tank/subvol-100-disk-0': dataset is busy",
+        ] {
+            assert!(!names_unavailable_storage(&failed(status)), "{status}");
+        }
     }
 }
