@@ -143,7 +143,7 @@ pub fn create(s: &State, p: &Params, tf: TaskFault) -> ApiResult {
         cfg.options.insert("rootfs".into(), format!("{storage}:4"));
     }
     // API2/LXC.pm `create_vm`: `update_pct_config` once the storages are checked.
-    super::ct::check_nets(s, p)?;
+    super::ct::check_nets(s, p, &s.host.at_start())?;
     cfg.options.entry("arch".into()).or_insert("amd64".into());
     if unprivileged {
         // PVE stores `unprivileged: 1`, and nothing for a privileged CT.

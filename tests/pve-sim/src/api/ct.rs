@@ -4,7 +4,7 @@
 use super::ct_perms::Change;
 use super::{ApiError, ApiResult, State};
 use crate::lxc::hotplug::{CGroup, Pending, SysFiles};
-use crate::lxc::Stop;
+use crate::lxc::{Host, Stop};
 use crate::schema::{formats, validate, Params};
 use crate::storage::Storage;
 use crate::store::{self, CtConfig};
@@ -219,7 +219,8 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
             format!("can't set and delete '{key}' at the same time"),
         ));
     }
-    check_nets(s, p)?;
+    let host = s.host.at_start();
+    check_nets(s, p, &host)?;
     if s.lxc.running(id) {
         hotplug(s, id, &cfg, p, &deletes)?;
     }
@@ -243,40 +244,32 @@ pub fn put_config(s: &State, p: &Params) -> ApiResult {
         .map_err(|e| ApiError::fail(e.to_string()))?;
     // `update_vm` then regenerates the LXC config, and what fails there fails the call
     // with the new config already written (a NIC whose bridge is gone, ...).
-    let props = s
-        .schema
-        .config_properties()
-        .ok_or_else(|| ApiError::fail("schema has no config properties"))?;
     s.lxc
-        .update_config(id, &cfg, props, &s.host.at_start())
+        .update_config(id, &cfg, config_properties(s)?, &host)
         .map_err(ApiError::fail)?;
     Ok(Value::Null)
 }
 
 /// pve-container src/PVE/LXC/Config.pm `update_pct_config`'s checks of each `netN` a
 /// create or a config update sets (see `crate::lxc::check_net_update`).
-pub(super) fn check_nets(s: &State, p: &Params) -> Result<(), ApiError> {
+/// `host` is the node as it is now (its links' MTUs).
+pub(super) fn check_nets(s: &State, p: &Params, host: &Host) -> Result<(), ApiError> {
     let is_net = |k: &str| {
         k.strip_prefix("net")
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    let nets: Vec<(&String, String)> =
-        p.0.iter()
-            .filter(|(k, _)| is_net(k))
-            .map(|(k, v)| (k, text(v)))
-            .collect();
-    if nets.is_empty() {
-        return Ok(());
-    }
-    let props = s
-        .schema
-        .config_properties()
-        .ok_or_else(|| ApiError::fail("schema has no config properties"))?;
-    let host = s.host.at_start();
-    for (key, value) in nets {
-        crate::lxc::check_net_update(props, key, &value, &host.mtus).map_err(ApiError::fail)?;
+    let props = config_properties(s)?;
+    for (key, value) in p.0.iter().filter(|(k, _)| is_net(k)) {
+        crate::lxc::check_net_update(props, key, &text(value), &host.mtus)
+            .map_err(ApiError::fail)?;
     }
     Ok(())
+}
+
+fn config_properties(s: &State) -> Result<&serde_json::Map<String, Value>, ApiError> {
+    s.schema
+        .config_properties()
+        .ok_or_else(|| ApiError::fail("schema has no config properties"))
 }
 
 /// `update_vm` and `create_vm` clamp `cpuunits` to what the booted cgroup version takes

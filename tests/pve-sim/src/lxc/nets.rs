@@ -45,15 +45,7 @@ pub fn check_update(
         .and_then(|m| m.parse::<u32>().ok())
         .filter(|m| *m > 0)
     {
-        let bridge = d.get("bridge").map(String::as_str).unwrap_or("");
-        let bridge_mtu = *mtus
-            .get(bridge)
-            .ok_or(format!("bridge '{bridge}' does not exist"))?;
-        if mtu > bridge_mtu {
-            return Err(format!(
-                "{key}: MTU size '{mtu}' is bigger than bridge MTU '{bridge_mtu}'"
-            ));
-        }
+        check_mtu(key, mtu, read_bridge_mtu(&d, mtus)?)?;
     }
     if !truthy(d.get("link_down"))
         && truthy(d.get("host-managed"))
@@ -61,6 +53,25 @@ pub fn check_update(
     {
         return Err(format!(
             "{key}: SLAAC is not supported for host-managed network configuration."
+        ));
+    }
+    Ok(())
+}
+
+/// pve-common src/PVE/Network.pm `read_bridge_mtu` of the NIC's bridge; for a NIC without
+/// bridge it reads /sys/class/net//mtu: no such bridge either.
+fn read_bridge_mtu(d: &Net, mtus: &BTreeMap<String, u32>) -> Result<u32, String> {
+    let bridge = d.get("bridge").map(String::as_str).unwrap_or("");
+    mtus.get(bridge)
+        .copied()
+        .ok_or(format!("bridge '{bridge}' does not exist"))
+}
+
+/// The MTU check PVE makes at create, config update and start alike.
+fn check_mtu(key: &str, mtu: u32, bridge_mtu: u32) -> Result<(), String> {
+    if mtu > bridge_mtu {
+        return Err(format!(
+            "{key}: MTU size '{mtu}' is bigger than bridge MTU '{bridge_mtu}'"
         ));
     }
     Ok(())
@@ -140,22 +151,13 @@ pub fn render(
         if let Some(name) = d.get("name") {
             l("name", name);
         }
-        // read_bridge_mtu("") for a NIC without bridge reads /sys/class/net//mtu: no such
-        // bridge either.
-        let bridge = d.get("bridge").map(String::as_str).unwrap_or("");
-        let bridge_mtu = *mtus
-            .get(bridge)
-            .ok_or(format!("bridge '{bridge}' does not exist"))?;
+        let bridge_mtu = read_bridge_mtu(&d, mtus)?;
         // `$d->{mtu} || $bridge_mtu`, and "Keep container from starting with invalid mtu".
         let mtu = d
             .get("mtu")
             .and_then(|m| m.parse().ok())
             .unwrap_or(bridge_mtu);
-        if mtu > bridge_mtu {
-            return Err(format!(
-                "{key}: MTU size '{mtu}' is bigger than bridge MTU '{bridge_mtu}'"
-            ));
-        }
+        check_mtu(&key, mtu, bridge_mtu)?;
         l("mtu", &mtu.to_string());
         l("script.up", script_up);
         if !truthy(d.get("link_down")) && truthy(d.get("host-managed")) {
